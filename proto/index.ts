@@ -1,0 +1,10 @@
+// The AMP contract: pure TypeScript, no I/O. Imported by the server, client SDK, bench and tests.
+export * from './address.js';
+export * from './canonical.js';
+export * from './close-codes.js';
+export * from './errors.js';
+export * from './ids.js';
+export * from './limits.js';
+export * from './register-body.js';
+export * from './route-body.js';
+export * from './wire.js';
