@@ -8,3 +8,4 @@ export * from './limits.js';
 export * from './register-body.js';
 export * from './route-body.js';
 export * from './wire.js';
+export * from './json.js';

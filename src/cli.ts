@@ -1,0 +1,120 @@
+// amp-relay serve | print-env | check-config | keygen | version | help
+
+import { generateKeyPairSync } from 'node:crypto';
+import { ConfigError, describeEnv, describeFlags, flagKey, loadConfig, optionType, type Config } from './config/schema.js';
+import { startServer } from './server.js';
+import { VERSION } from './version.js';
+
+const USAGE = `amp-relay ${VERSION}: Agent Messaging Protocol provider
+
+Usage:
+  amp-relay serve [options]      Run the server (HTTP + WebSocket, LMDB store under --data-dir)
+  amp-relay print-env [options]  Print every setting as AMP_* environment variables
+  amp-relay check-config [opts]  Validate the configuration and exit (0 = valid)
+  amp-relay keygen               Print a new Ed25519 private key and its public key (PEM)
+  amp-relay version              Print the version
+  amp-relay help                 Show this help
+
+Every option can also be set by its environment variable; flags win over the environment.
+Options:
+${describeFlags().join('\n')}
+
+Examples:
+  amp-relay serve                                   # port 23000, data in ./data
+  AMP_PORT=8080 amp-relay serve --data-dir /var/lib/amp-relay
+  amp-relay serve --host 127.0.0.1 --signatures required
+`;
+
+class UsageError extends Error {}
+
+function parseFlags(args: string[]): Record<string, string | boolean> {
+  const flags: Record<string, string | boolean> = {};
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (!arg.startsWith('--')) throw new UsageError(`unexpected argument '${arg}'`);
+    const eq = arg.indexOf('=');
+    const name = eq >= 0 ? arg.slice(0, eq) : arg;
+    const key = flagKey(name);
+    if (!key) throw new UsageError(`unknown option '${name}'`);
+    if (eq >= 0) flags[key] = arg.slice(eq + 1);
+    else if (optionType(key) === 'bool') flags[key] = true;
+    else if (i + 1 < args.length && !args[i + 1].startsWith('--')) flags[key] = args[++i];
+    else throw new UsageError(`option '${name}' needs a value`);
+  }
+  return flags;
+}
+
+function config(args: string[]): Config {
+  return loadConfig({ env: process.env, flags: parseFlags(args) });
+}
+
+async function serve(args: string[]): Promise<void> {
+  const cfg = config(args);
+  const server = await startServer({ ...cfg });
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      server.logger.warn({ signal }, 'second signal: exiting at once');
+      process.exit(1);
+    }
+    stopping = true;
+    server.logger.info({ signal }, 'shutting down');
+    server.close().then(
+      () => process.exit(0),
+      (e) => {
+        server.logger.error({ err: e }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd = 'help', ...rest] = argv;
+  try {
+    switch (cmd) {
+      case 'serve':
+        if (rest.includes('--help') || rest.includes('-h')) break;
+        await serve(rest);
+        return -1; // keep running
+      case 'print-env':
+        process.stdout.write(describeEnv(config(rest)).join('\n') + '\n');
+        return 0;
+      case 'check-config':
+        config(rest);
+        process.stdout.write('configuration is valid\n');
+        return 0;
+      case 'keygen': {
+        const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+        process.stdout.write(privateKey.export({ format: 'pem', type: 'pkcs8' }) as string);
+        process.stdout.write(publicKey.export({ format: 'pem', type: 'spki' }) as string);
+        return 0;
+      }
+      case 'version':
+      case '--version':
+        process.stdout.write(VERSION + '\n');
+        return 0;
+      case 'help':
+      case '--help':
+      case '-h':
+        break;
+      default:
+        throw new UsageError(`unknown command '${cmd}'`);
+    }
+    process.stdout.write(USAGE);
+    return 0;
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`amp-relay: ${e.message}\nRun 'amp-relay --help' for usage.\n`);
+      return 2;
+    }
+    if (e instanceof ConfigError) {
+      process.stderr.write(`amp-relay: ${e.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`amp-relay: ${e instanceof Error ? e.message : String(e)}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,155 @@
+// One config schema: each option's default, AMP_* environment name, --flag, validation and doc.
+// Precedence: defaults < environment < flags (< explicit overrides from code, e.g. tests).
+// Every problem is reported at once; the result is frozen.
+
+export type OptionType = 'string' | 'int' | 'bool' | 'enum' | 'list';
+
+interface OptionSpec {
+  env: string;
+  flag: string;
+  type: OptionType;
+  default: unknown;
+  doc: string;
+  values?: readonly string[];
+  min?: number;
+  max?: number;
+}
+
+export const OPTIONS = {
+  host: { env: 'AMP_HOST', flag: '--host', type: 'string', default: '0.0.0.0', doc: 'Interface to listen on (127.0.0.1 for this machine only)' },
+  port: { env: 'AMP_PORT', flag: '--port', type: 'int', default: 23000, min: 0, max: 65535, doc: 'TCP port for HTTP and WebSocket (0 = any free port)' },
+  dataDir: { env: 'AMP_DATA_DIR', flag: '--data-dir', type: 'string', default: './data', doc: 'Directory of the LMDB store and the provider key' },
+  publicUrl: { env: 'AMP_PUBLIC_URL', flag: '--public-url', type: 'string', default: '', doc: 'Base URL that discovery documents advertise (default: from the request Host)' },
+  providerDomain: { env: 'AMP_PROVIDER_DOMAIN', flag: '--provider-domain', type: 'string', default: 'aimaestro.local', doc: 'Provider domain of the addresses this server owns' },
+  providerAliases: { env: 'AMP_PROVIDER_ALIASES', flag: '--provider-aliases', type: 'list', default: [], doc: 'Other domains treated as this provider (comma-separated)' },
+  defaultTenant: { env: 'AMP_DEFAULT_TENANT', flag: '--default-tenant', type: 'string', default: 'default', doc: 'Tenant of registrations that name none' },
+  registrationMode: { env: 'AMP_REGISTRATION_MODE', flag: '--registration-mode', type: 'enum', values: ['open', 'allowlist'], default: 'open', doc: 'open: any tenant; allowlist: only AMP_REGISTRATION_TENANTS' },
+  registrationTenants: { env: 'AMP_REGISTRATION_TENANTS', flag: '--registration-tenants', type: 'list', default: [], doc: 'Tenants allowed to register in allowlist mode (comma-separated)' },
+  signatures: { env: 'AMP_SIGNATURES', flag: '--signatures', type: 'enum', values: ['optional', 'required'], default: 'optional', doc: 'optional: unsigned messages accepted as untrusted; required: refused (422)' },
+  crossTenant: { env: 'AMP_CROSS_TENANT', flag: '--cross-tenant', type: 'enum', values: ['allow', 'deny'], default: 'allow', doc: 'Whether agents may message agents of other tenants' },
+  maxQueue: { env: 'AMP_MAX_QUEUE', flag: '--max-queue', type: 'int', default: 1000, min: 1, max: 10_000_000, doc: 'Unacked messages per agent before new ones are refused (429 queue_full)' },
+  relayTtl: { env: 'AMP_RELAY_TTL', flag: '--relay-ttl', type: 'int', default: 604_800, min: 1, max: 31_536_000, doc: 'Seconds a queued message is kept before it expires' },
+  corsOrigin: { env: 'AMP_CORS_ORIGIN', flag: '--cors-origin', type: 'string', default: '*', doc: 'Access-Control-Allow-Origin value' },
+  contact: { env: 'AMP_CONTACT', flag: '--contact', type: 'string', default: '', doc: 'Contact address shown in discovery (omitted when empty)' },
+  logLevel: { env: 'AMP_LOG_LEVEL', flag: '--log-level', type: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', doc: 'Log level (JSON lines on stdout)' },
+  allowUwsFallback: { env: 'AMP_ALLOW_UWS_FALLBACK', flag: '--allow-uws-fallback', type: 'bool', default: false, doc: 'Run even if the native uWebSockets.js binary cannot load (slow pure-JS fallback)' },
+} as const satisfies Record<string, OptionSpec>;
+
+type Opts = typeof OPTIONS;
+type ValueOf<S extends OptionSpec> = S['type'] extends 'int'
+  ? number
+  : S['type'] extends 'bool'
+    ? boolean
+    : S['type'] extends 'list'
+      ? string[]
+      : S extends { values: readonly (infer V)[] }
+        ? V
+        : string;
+
+export type Config = { readonly [K in keyof Opts]: ValueOf<Opts[K]> };
+export type ConfigInput = Partial<{ -readonly [K in keyof Config]: Config[K] }>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super('Invalid configuration:\n  ' + problems.join('\n  '));
+    this.name = 'ConfigError';
+  }
+}
+
+function parseValue(key: string, spec: OptionSpec, raw: unknown, source: string, problems: string[]): unknown {
+  const where = `${source}: ${key}`;
+  switch (spec.type) {
+    case 'int': {
+      const n = typeof raw === 'number' ? raw : /^-?\d+$/.test(String(raw).trim()) ? Number(String(raw).trim()) : NaN;
+      if (!Number.isSafeInteger(n)) return void problems.push(`${where} must be a whole number (got '${raw}')`);
+      if ((spec.min !== undefined && n < spec.min) || (spec.max !== undefined && n > spec.max)) {
+        return void problems.push(`${where} must be between ${spec.min} and ${spec.max} (got ${n})`);
+      }
+      return n;
+    }
+    case 'bool': {
+      if (typeof raw === 'boolean') return raw;
+      const s = String(raw).trim().toLowerCase();
+      if (['1', 'true', 'yes', 'on'].includes(s)) return true;
+      if (['0', 'false', 'no', 'off', ''].includes(s)) return false;
+      return void problems.push(`${where} must be true or false (got '${raw}')`);
+    }
+    case 'enum': {
+      const s = String(raw).trim().toLowerCase();
+      if (!spec.values!.includes(s)) return void problems.push(`${where} must be one of ${spec.values!.join(', ')} (got '${raw}')`);
+      return s;
+    }
+    case 'list':
+      if (Array.isArray(raw)) return raw.map(String);
+      return String(raw).split(',').map((s) => s.trim()).filter(Boolean);
+    default:
+      return String(raw);
+  }
+}
+
+export interface ConfigSources {
+  env?: Record<string, string | undefined>;
+  /** Flag values by option key, as parsed from the command line. */
+  flags?: Record<string, string | boolean>;
+  overrides?: ConfigInput;
+}
+
+export function loadConfig(src: ConfigSources = {}): Config {
+  const problems: string[] = [];
+  const out: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(OPTIONS) as [string, OptionSpec][]) {
+    let value = spec.default;
+    const envRaw = src.env?.[spec.env];
+    if (envRaw !== undefined && envRaw !== '') value = parseValue(key, spec, envRaw, spec.env, problems) ?? value;
+    const flagRaw = src.flags?.[key];
+    if (flagRaw !== undefined) value = parseValue(key, spec, flagRaw, spec.flag, problems) ?? value;
+    const o = (src.overrides as Record<string, unknown> | undefined)?.[key];
+    if (o !== undefined) value = parseValue(key, spec, o, 'option', problems) ?? value;
+    out[key] = value;
+  }
+  crossCheck(out as Config, problems);
+  if (problems.length) throw new ConfigError(problems);
+  return Object.freeze(out) as Config;
+}
+
+function crossCheck(c: Config, problems: string[]): void {
+  if (!/^[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(c.providerDomain)) problems.push(`AMP_PROVIDER_DOMAIN must be a domain of two or more labels (got '${c.providerDomain}')`);
+  if (!/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(c.defaultTenant)) problems.push(`AMP_DEFAULT_TENANT must be a lowercase label (got '${c.defaultTenant}')`);
+  if (c.registrationMode === 'allowlist' && c.registrationTenants.length === 0) problems.push('AMP_REGISTRATION_MODE=allowlist needs AMP_REGISTRATION_TENANTS');
+  if (c.publicUrl) {
+    try {
+      const u = new URL(c.publicUrl);
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error();
+    } catch {
+      problems.push(`AMP_PUBLIC_URL must be an http(s) URL (got '${c.publicUrl}')`);
+    }
+  }
+}
+
+/** Lines of `NAME=value  # doc` for `amp-relay print-env`. */
+export function describeEnv(c: Config): string[] {
+  return (Object.entries(OPTIONS) as [keyof Config, OptionSpec][]).map(([key, spec]) => {
+    const v = c[key];
+    const shown = Array.isArray(v) ? v.join(',') : String(v);
+    return `${spec.env}=${shown}\t# ${spec.doc}`;
+  });
+}
+
+/** Option table for `--help`. */
+export function describeFlags(): string[] {
+  return (Object.values(OPTIONS) as OptionSpec[]).map((spec) => {
+    const def = Array.isArray(spec.default) ? spec.default.join(',') : String(spec.default);
+    const arg = spec.type === 'bool' ? '' : ' <value>';
+    return `  ${(spec.flag + arg).padEnd(30)} ${spec.doc}\n  ${''.padEnd(30)} env ${spec.env}, default '${def}'`;
+  });
+}
+
+/** Map `--data-dir` style flags back to option keys. */
+export function flagKey(flag: string): keyof Config | undefined {
+  for (const [key, spec] of Object.entries(OPTIONS) as [keyof Config, OptionSpec][]) if (spec.flag === flag) return key;
+  return undefined;
+}
+
+export function optionType(key: keyof Config): OptionType {
+  return (OPTIONS[key] as OptionSpec).type;
+}

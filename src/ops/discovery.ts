@@ -1,0 +1,68 @@
+// Discovery (`/.well-known/agent-messaging.json`), `info` and `health` documents (spec §3).
+
+import { AMP_VERSION, DISCOVERY_VERSION, MAX_CONTEXT_BYTES, MAX_MESSAGE_BYTES, MAX_REQUEST_BYTES, MAX_STORED_MESSAGE_BYTES, MAX_SUBJECT_CHARS } from '../../proto/index.js';
+import { providerUrls, type RelayContext } from '../relay/context.js';
+import { VERSION } from '../version.js';
+
+const CAPABILITIES = ['registration', 'local-delivery', 'relay-queue', 'websockets'];
+
+export function wellKnown(ctx: RelayContext, host: string, proto: string): Record<string, unknown> {
+  const doc: Record<string, unknown> = {
+    version: DISCOVERY_VERSION,
+    endpoint: providerUrls(ctx.config, host, proto).endpoint,
+    provider: ctx.config.providerDomain,
+    public_key: ctx.providerKey.publicKey.pem,
+    fingerprint: ctx.providerKey.publicKey.fingerprint,
+    capabilities: CAPABILITIES,
+  };
+  if (ctx.config.contact) doc.contact = ctx.config.contact;
+  return doc;
+}
+
+export function info(ctx: RelayContext, host: string, proto: string): Record<string, unknown> {
+  const { config } = ctx;
+  return {
+    provider: config.providerDomain,
+    version: AMP_VERSION,
+    public_key: ctx.providerKey.publicKey.pem,
+    fingerprint: ctx.providerKey.publicKey.fingerprint,
+    capabilities: CAPABILITIES,
+    registration_modes: [config.registrationMode],
+    // The `local` rate-limit profile (spec §20).
+    rate_limits: { messages_per_minute: 6000, api_requests_per_minute: 1200 },
+    endpoint: providerUrls(config, host, proto).endpoint,
+    implementation: { name: 'amp-relay', version: VERSION },
+    key_algorithms: ['Ed25519'],
+    signatures: config.signatures,
+    limits: {
+      max_subject_chars: MAX_SUBJECT_CHARS,
+      max_message_bytes: MAX_MESSAGE_BYTES,
+      max_context_bytes: MAX_CONTEXT_BYTES,
+      max_stored_message_bytes: MAX_STORED_MESSAGE_BYTES,
+      max_request_bytes: MAX_REQUEST_BYTES,
+      max_queue_per_agent: config.maxQueue,
+      relay_ttl_seconds: config.relayTtl,
+    },
+    websocket: {
+      paths: ['/v1/ws', '/api/v1/ws'],
+      subprotocols: ['amp.v1', 'amp.v1+msgpack'],
+      auth_timeout_seconds: 10,
+      idle_timeout_seconds: 300,
+    },
+  };
+}
+
+export function health(ctx: RelayContext, shuttingDown: boolean): { status: number; body: Record<string, unknown> } {
+  const ok = !shuttingDown && ctx.store.healthy();
+  return {
+    status: ok ? 200 : 503,
+    body: {
+      status: ok ? 'healthy' : 'unhealthy',
+      version: VERSION,
+      provider: ctx.config.providerDomain,
+      federation: false,
+      agents_online: ctx.presence.onlineAgents(),
+      uptime_seconds: Math.floor((Date.now() - ctx.startedAt) / 1000),
+    },
+  };
+}

@@ -1,0 +1,252 @@
+// Agents: registration (§4), key recovery (§4.3), API-key authentication (§1, §6), self view (§7.1)
+// and resolving addresses on our own provider (§2).
+
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import {
+  AmpError,
+  API_KEY_RE,
+  REGISTER_PROOF_CACHE_S,
+  REGISTER_PROOF_WINDOW_S,
+  decodeRegisterBody,
+  expandAddress,
+  formatAddress,
+  invalidField,
+  isoTime,
+  localParts,
+  newAgentId,
+  newApiKey,
+  parseAddress,
+  registerProofString,
+  decodeSignature,
+} from '../../proto/index.js';
+import { hashApiKey, parsePublicKeyPem, verifyEd25519 } from '../crypto/keys.js';
+import type { AgentRecord } from '../store/types.js';
+import { providerUrls, type RelayContext } from './context.js';
+import { nameSuggestions } from './suggestions.js';
+
+const LAST_USED_WRITE_INTERVAL_MS = 60_000;
+
+export interface RegisterOutcome {
+  status: 200 | 201;
+  body: Record<string, unknown>;
+}
+
+export class Agents {
+  /** Names and fingerprints being registered right now (between the checks and the commit). */
+  private readonly reserved = new Set<string>();
+  /** Key-recovery proofs already used, by signature, with their expiry (ms). */
+  private readonly usedProofs = new Map<string, number>();
+  private readonly keyObjects = new Map<string, { fingerprint: string; key: KeyObject }>();
+
+  constructor(private readonly ctx: RelayContext) {}
+
+  /** The agent behind an `Authorization` (or `X-API-Key`) header value, or 401. */
+  authenticate(authorization: string, xApiKey = ''): AgentRecord {
+    const key = extractApiKey(authorization) ?? (API_KEY_RE.test(xApiKey.trim()) ? xApiKey.trim() : undefined);
+    if (!key) throw new AmpError('unauthorized', 'Missing API key: send Authorization: Bearer <api_key>');
+    const hash = hashApiKey(key);
+    const rec = this.ctx.store.getApiKey(hash);
+    const now = Date.now();
+    if (!rec || rec.revoked_at !== null || (rec.expires_at !== null && rec.expires_at <= now)) {
+      throw new AmpError('unauthorized', 'Invalid or expired API key');
+    }
+    const agent = this.ctx.store.getAgent(rec.agent_id);
+    if (!agent) throw new AmpError('unauthorized', 'Invalid or expired API key');
+    if (rec.last_used_at === null || now - rec.last_used_at > LAST_USED_WRITE_INTERVAL_MS) {
+      void this.ctx.store.putApiKey(hash, { ...rec, last_used_at: now });
+    }
+    return agent;
+  }
+
+  /** A cached node:crypto KeyObject for the agent's registered key (PEM is parsed once per key). */
+  keyObject(agent: AgentRecord): KeyObject {
+    const cached = this.keyObjects.get(agent.id);
+    if (cached && cached.fingerprint === agent.fingerprint) return cached.key;
+    const key = createPublicKey(agent.public_key_pem);
+    this.keyObjects.set(agent.id, { fingerprint: agent.fingerprint, key });
+    return key;
+  }
+
+  async register(body: unknown, host: string, forwardedProto: string): Promise<RegisterOutcome> {
+    const { config, store } = this.ctx;
+    const req = decodeRegisterBody(body, config.defaultTenant);
+    if (config.registrationMode === 'allowlist' && !config.registrationTenants.includes(req.tenant)) {
+      throw new AmpError('tenant_access_denied', `Registration is not open in tenant '${req.tenant}'`, { field: 'tenant' });
+    }
+    const key = parsePublicKeyPem(req.public_key);
+    if (key === 'private_key') {
+      throw invalidField('public_key', 'This is a private key. Never send it: send the public key instead (openssl pkey -in private.pem -pubout)');
+    }
+    if (typeof key === 'string') throw invalidField('public_key', 'Invalid public key format');
+
+    const address = formatAddress(req.name, req.tenant, config.providerDomain, req.scope);
+    const shortAddress = formatAddress(req.name, req.tenant, config.providerDomain);
+    const urls = providerUrls(config, host, forwardedProto);
+
+    const existing = store.findAgentByName(req.tenant, req.name);
+    if (existing) {
+      if (req.proof && existing.fingerprint === key.fingerprint) return this.recover(existing, req.proof, urls);
+      throw this.nameTaken(req.name, req.tenant);
+    }
+    const nameKey = `name:${req.tenant}/${req.name}`;
+    const fpKey = `fp:${key.fingerprint}`;
+    if (this.reserved.has(nameKey)) throw this.nameTaken(req.name, req.tenant);
+    if (store.findAgentByFingerprint(key.fingerprint) || this.reserved.has(fpKey)) {
+      throw new AmpError('key_already_registered', 'This public key is already registered to another agent', {
+        field: 'public_key',
+        details: { fingerprint: key.fingerprint },
+      });
+    }
+
+    this.reserved.add(nameKey).add(fpKey);
+    try {
+      const now = Date.now();
+      const agent: AgentRecord = {
+        id: newAgentId(),
+        name: req.name,
+        tenant: req.tenant,
+        address,
+        short_address: shortAddress,
+        public_key_pem: key.pem,
+        public_key_hex: key.raw.toString('hex'),
+        fingerprint: key.fingerprint,
+        fingerprint_raw: key.fingerprintRaw,
+        prefer_websocket: req.prefer_websocket,
+        metadata: req.metadata,
+        capabilities: req.capabilities,
+        status: 'active',
+        key_hashes: [],
+        registered_at: now,
+      };
+      if (req.scope) {
+        agent.platform = req.scope.platform;
+        agent.repo = req.scope.repo;
+      }
+      if (req.alias !== undefined) agent.alias = req.alias;
+      if (req.client_agent_id !== undefined) agent.client_agent_id = req.client_agent_id;
+      const apiKey = await this.issueKey(agent, now);
+      this.ctx.logger.info({ agent: agent.id, address: agent.address }, 'agent registered');
+      return { status: 201, body: this.registrationBody(agent, apiKey, urls) };
+    } finally {
+      this.reserved.delete(nameKey);
+      this.reserved.delete(fpKey);
+    }
+  }
+
+  /** §4.3: a signed re-registration re-issues the API key and revokes all earlier ones. */
+  private async recover(agent: AgentRecord, proof: { timestamp: string; signature: string }, urls: ReturnType<typeof providerUrls>): Promise<RegisterOutcome> {
+    const now = Date.now();
+    const fail = (why: string) => {
+      this.ctx.logger.warn({ agent: agent.id, why }, 'key recovery refused');
+      return new AmpError('signature_invalid', `Key recovery proof refused: ${why}`, { field: 'proof' });
+    };
+    if (Math.abs(now / 1000 - Number(proof.timestamp)) > REGISTER_PROOF_WINDOW_S) throw fail('timestamp outside the 300 s window');
+    const sig = decodeSignature(proof.signature);
+    if (!sig) throw fail('signature is not a 64-byte base64 Ed25519 signature');
+    for (const [s, exp] of this.usedProofs) if (exp <= now) this.usedProofs.delete(s);
+    const sigKey = sig.toString('base64');
+    if (this.usedProofs.has(sigKey)) throw fail('proof already used');
+    const ok = await verifyEd25519(this.keyObject(agent), Buffer.from(registerProofString(proof.timestamp, agent.address)), sig);
+    if (!ok) throw fail('signature does not verify with the registered key');
+    this.usedProofs.set(sigKey, now + REGISTER_PROOF_CACHE_S * 1000);
+
+    for (const h of agent.key_hashes) {
+      const rec = this.ctx.store.getApiKey(h);
+      if (rec && rec.revoked_at === null) await this.ctx.store.putApiKey(h, { ...rec, revoked_at: now });
+    }
+    const apiKey = await this.issueKey(agent, now);
+    this.ctx.logger.info({ agent: agent.id }, 'api key recovered with a signed proof; earlier keys revoked');
+    return { status: 200, body: this.registrationBody(agent, apiKey, urls) };
+  }
+
+  private async issueKey(agent: AgentRecord, now: number): Promise<string> {
+    const apiKey = newApiKey();
+    const hash = hashApiKey(apiKey);
+    agent.key_hashes = [...agent.key_hashes, hash];
+    void this.ctx.store.putApiKey(hash, { agent_id: agent.id, created_at: now, expires_at: null, revoked_at: null, last_used_at: null });
+    await this.ctx.store.putAgent(agent);
+    return apiKey;
+  }
+
+  private nameTaken(name: string, tenant: string): AmpError {
+    const suggestions = nameSuggestions(name, (n) => !this.ctx.store.findAgentByName(tenant, n) && !this.reserved.has(`name:${tenant}/${n}`));
+    return new AmpError('name_taken', `Agent name '${name}' is already registered in tenant '${tenant}'`, {
+      field: 'name',
+      suggestions,
+      details: { suggestions },
+    });
+  }
+
+  private registrationBody(agent: AgentRecord, apiKey: string, urls: ReturnType<typeof providerUrls>): Record<string, unknown> {
+    return {
+      address: agent.address,
+      short_address: agent.short_address,
+      local_name: agent.name,
+      agent_id: agent.id,
+      tenant_id: agent.tenant,
+      tenant: agent.tenant,
+      api_key: apiKey,
+      provider: { name: this.ctx.config.providerDomain, endpoint: urls.endpoint, route_url: urls.route_url },
+      fingerprint: agent.fingerprint,
+      registered_at: isoTime(agent.registered_at),
+    };
+  }
+
+  /** §7.1 `GET agents/me`. */
+  self(agent: AgentRecord): Record<string, unknown> {
+    const body: Record<string, unknown> = {
+      agent_id: agent.id,
+      address: agent.address,
+      short_address: agent.short_address,
+      tenant: agent.tenant,
+      alias: agent.alias ?? null,
+      status: agent.status,
+      delivery: { webhook_url: null, webhook_secret_set: false, prefer_websocket: agent.prefer_websocket },
+      key_algorithm: 'Ed25519',
+      fingerprint: agent.fingerprint,
+      capabilities: agent.capabilities,
+      metadata: agent.metadata,
+      online: this.ctx.presence.isOnline(agent.id),
+      registered_at: isoTime(agent.registered_at),
+      last_seen_at: agent.last_seen_at !== undefined ? isoTime(agent.last_seen_at) : null,
+    };
+    return body;
+  }
+
+  /**
+   * Expand and resolve a recipient address written by `sender`. Own-domain addresses resolve by
+   * (tenant, name); extra scope labels must equal the agent's platform/repo.
+   */
+  resolveRecipient(raw: string, sender: AgentRecord): { agent: AgentRecord; address: string } {
+    const { config, store } = this.ctx;
+    const exp = expandAddress(raw, { senderTenant: sender.tenant, domain: config.providerDomain });
+    if (!exp.ok) {
+      throw exp.problem === 'no_tenant'
+        ? invalidField('to', `Address '${raw}' has no tenant; write name@tenant.${config.providerDomain}`)
+        : invalidField('to', `'${raw}' is not a valid AMP address (name@tenant.provider)`);
+    }
+    const parsed = parseAddress(exp.address, this.ctx.knownProviders);
+    const provider = parsed.provider!;
+    if (!this.ctx.knownProviders.includes(provider)) {
+      throw new AmpError('external_provider', `Recipient is on provider '${provider}', and federation is not enabled here; send it to that provider's route_url`, {
+        field: 'to',
+        details: { provider },
+      });
+    }
+    const parts = localParts(exp.address, provider);
+    const agent = parts && store.findAgentByName(parts.tenant, parts.name);
+    if (!parts || !agent || (parts.platform !== undefined && (parts.platform !== agent.platform || parts.repo !== agent.repo))) {
+      throw new AmpError('not_found', 'Agent not found', { field: 'to', details: { address: exp.address } });
+    }
+    return { agent, address: exp.address };
+  }
+}
+
+/** `Bearer <key>` (scheme case-insensitive) or a bare key in the §6 format. */
+export function extractApiKey(header: string): string | undefined {
+  const h = header.trim();
+  if (!h) return undefined;
+  const m = /^bearer\s+(\S+)$/i.exec(h);
+  if (m) return m[1];
+  return API_KEY_RE.test(h) ? h : undefined;
+}

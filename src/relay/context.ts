@@ -1,0 +1,39 @@
+// What every part of the relay core shares: configuration, the store, logging, live sessions.
+
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import type { ProviderKey } from '../crypto/provider-key.js';
+import type { Store } from '../store/types.js';
+import type { Presence } from './presence.js';
+
+export interface RelayContext {
+  readonly config: Config;
+  readonly store: Store;
+  readonly logger: Logger;
+  readonly presence: Presence;
+  readonly providerKey: ProviderKey;
+  /** Our domain first, then its aliases. */
+  readonly knownProviders: readonly string[];
+  readonly startedAt: number;
+}
+
+export interface ProviderUrls {
+  /** `<base>/api/v1` */
+  endpoint: string;
+  route_url: string;
+}
+
+/**
+ * Absolute URLs come from AMP_PUBLIC_URL, else from the request's scheme and Host when the Host is
+ * well formed. They carry no security weight.
+ */
+export function providerUrls(config: Config, host: string, forwardedProto: string): ProviderUrls {
+  let base = config.publicUrl.replace(/\/+$/, '');
+  if (!base) {
+    const validHost = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/.test(host) ? host : `localhost:${config.port}`;
+    const scheme = forwardedProto === 'https' ? 'https' : 'http';
+    base = `${scheme}://${validHost}`;
+  }
+  const endpoint = `${base}/api/v1`;
+  return { endpoint, route_url: `${endpoint}/route` };
+}

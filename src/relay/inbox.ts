@@ -1,0 +1,57 @@
+// The recipient's side of the relay queue over REST (spec §15): peek the pending list, ack one,
+// ack a batch. Another agent's message id is indistinguishable from an unknown one (404).
+
+import {
+  AmpError,
+  DEFAULT_PENDING_LIMIT,
+  MAX_BATCH_ACK_IDS,
+  MAX_PENDING_LIMIT,
+  invalidField,
+  isAcceptedMessageId,
+  missingField,
+  type QueuedMessage,
+} from '../../proto/index.js';
+import type { AgentRecord } from '../store/types.js';
+import type { RelayContext } from './context.js';
+
+function assertActive(agent: AgentRecord): void {
+  if (agent.status !== 'active') throw new AmpError('agent_suspended', 'This agent is suspended');
+}
+
+/** `limit` query value: default 10, clamped to 100; < 1 or not a number is 400. */
+export function parseLimit(raw: string | null): number {
+  if (raw === null || raw === '') return DEFAULT_PENDING_LIMIT;
+  if (!/^\d+$/.test(raw.trim())) throw invalidField('limit', 'limit must be a positive whole number');
+  const n = Number(raw.trim());
+  if (n < 1) throw invalidField('limit', 'limit must be at least 1');
+  return Math.min(n, MAX_PENDING_LIMIT);
+}
+
+export class Inbox {
+  constructor(private readonly ctx: RelayContext) {}
+
+  list(agent: AgentRecord, limit: number): { messages: QueuedMessage[]; count: number; remaining: number } {
+    assertActive(agent);
+    const page = this.ctx.store.listPending(agent.id, limit, Date.now());
+    return { messages: page.messages, count: page.messages.length, remaining: page.remaining };
+  }
+
+  async ackOne(agent: AgentRecord, id: string | null | undefined): Promise<{ acknowledged: true; already_acked?: true }> {
+    assertActive(agent);
+    if (id === null || id === undefined || id === '') throw missingField('id');
+    if (!isAcceptedMessageId(id)) throw invalidField('id', 'id is not a valid message id');
+    const [outcome] = await this.ctx.store.ack(agent.id, [id], Date.now());
+    if (outcome === 'unknown') throw new AmpError('not_found', 'Message not found', { field: 'id' });
+    return outcome === 'already_acked' ? { acknowledged: true, already_acked: true } : { acknowledged: true };
+  }
+
+  async ackBatch(agent: AgentRecord, body: Record<string, unknown>): Promise<{ acknowledged: number }> {
+    assertActive(agent);
+    const ids = body.ids;
+    if (!Array.isArray(ids) || ids.length === 0) throw missingField('ids');
+    if (ids.length > MAX_BATCH_ACK_IDS) throw invalidField('ids', `at most ${MAX_BATCH_ACK_IDS} ids per batch`);
+    for (const id of ids) if (!isAcceptedMessageId(id)) throw invalidField('ids', `'${String(id).slice(0, 64)}' is not a valid message id`);
+    const outcomes = await this.ctx.store.ack(agent.id, ids as string[], Date.now());
+    return { acknowledged: outcomes.filter((o) => o === 'acked').length };
+  }
+}

@@ -1,0 +1,88 @@
+// The one composition root: startServer(config) wires config, store, relay core and transport,
+// and returns a handle whose close() undoes it. The CLI and every test start the server here.
+
+import type { Logger } from 'pino';
+import { loadConfig, type Config, type ConfigInput } from './config/schema.js';
+import { loadOrCreateProviderKey } from './crypto/provider-key.js';
+import { createLogger } from './ops/logger.js';
+import { Agents } from './relay/agents.js';
+import type { RelayContext } from './relay/context.js';
+import { Presence } from './relay/presence.js';
+import { MessageRouter } from './relay/route.js';
+import { LmdbStore } from './store/lmdb.js';
+import { buildApi } from './transport/http/api.js';
+import { attachHttp } from './transport/http/respond.js';
+import { loadUws } from './transport/uws.js';
+import { CLOSE } from '../proto/index.js';
+
+export interface ServerHandle {
+  /** e.g. `http://127.0.0.1:23000` */
+  readonly url: string;
+  /** e.g. `ws://127.0.0.1:23000/v1/ws` */
+  readonly wsUrl: string;
+  readonly port: number;
+  readonly config: Config;
+  readonly logger: Logger;
+  /** Stop accepting, close sessions with the reconnect code, flush the store. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface StartOptions extends ConfigInput {
+  logger?: Logger;
+  /** Environment to read AMP_* variables from; tests pass {} to stay hermetic. Default: none. */
+  env?: Record<string, string | undefined>;
+}
+
+export async function startServer(options: StartOptions = {}): Promise<ServerHandle> {
+  const { logger: givenLogger, env, ...overrides } = options;
+  const config = loadConfig({ env, overrides });
+  const logger = givenLogger ?? createLogger(config.logLevel);
+  const { uws, native } = loadUws(config.allowUwsFallback);
+  if (!native) logger.warn('running on the pure-JS uWebSockets.js fallback: performance is degraded');
+
+  const store = new LmdbStore({ dataDir: config.dataDir });
+  const presence = new Presence();
+  const ctx: RelayContext = {
+    config,
+    store,
+    logger,
+    presence,
+    providerKey: loadOrCreateProviderKey(config.dataDir),
+    knownProviders: [config.providerDomain, ...config.providerAliases],
+    startedAt: Date.now(),
+  };
+  const agents = new Agents(ctx);
+  const router = new MessageRouter(ctx, agents);
+  let shuttingDown = false;
+
+  const app = uws.App();
+  attachHttp(app, buildApi({ ctx, agents, router, isShuttingDown: () => shuttingDown }), { corsOrigin: config.corsOrigin, logger });
+
+  const listenSocket = await new Promise<unknown>((resolve, reject) => {
+    app.listen(config.host, config.port, (token) => {
+      if (token) resolve(token);
+      else reject(new Error(`cannot listen on ${config.host}:${config.port} (address in use or not available)`));
+    });
+  }).catch(async (e) => {
+    await store.close();
+    throw e;
+  });
+  const port = uws.us_socket_local_port(listenSocket as never);
+  const shownHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host.includes(':') ? `[${config.host}]` : config.host;
+  const url = `http://${shownHost}:${port}`;
+  logger.info({ url, dataDir: config.dataDir, provider: config.providerDomain }, 'listening');
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      shuttingDown = true;
+      uws.us_listen_socket_close(listenSocket as never);
+      presence.closeAll(CLOSE.SERVER_SHUTDOWN, 'server_shutdown');
+      // close() ends the listen socket and every open connection; it is missing from the typings.
+      (app as unknown as { close(): void }).close();
+      await store.close();
+      logger.info('stopped');
+    })());
+
+  return { url, wsUrl: `ws://${shownHost}:${port}/v1/ws`, port, config, logger, close };
+}

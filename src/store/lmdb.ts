@@ -1,0 +1,208 @@
+// The embedded store: one LMDB environment under the data dir, named databases, msgpackr values.
+// The only module that imports lmdb.
+//
+// Durability: the environment is opened with overlappingSync off, so LMDB fsyncs inside the
+// commit and a write promise resolves only once its transaction is on disk. lmdb-js batches all
+// writes issued in one event-loop turn into one transaction, which amortises the fsync.
+
+import { open, type Database, type RootDatabase } from 'lmdb';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { QueuedMessage } from '../../proto/index.js';
+import type { AckOutcome, AgentRecord, ApiKeyRecord, MessageIndexEntry, PendingPage, Store } from './types.js';
+
+type QueueKey = [string, number];
+
+interface QueueValue {
+  /** relay expiry, ms */
+  e: number;
+  m: QueuedMessage;
+}
+
+/** In-memory view of one recipient's queue: insertion order of the Map is queue order. */
+interface RecipientIndex {
+  entries: Map<string, { seq: number; exp: number }>;
+  lastSeq: number;
+  /** Earliest expiry among entries; Infinity when empty. Lets counts skip a scan. */
+  minExp: number;
+}
+
+const SEQ_MAX = Number.MAX_SAFE_INTEGER;
+
+export interface LmdbStoreOptions {
+  dataDir: string;
+  /** Defaults to false: a resolved write is flushed to disk. Benchmarks may trade that away. */
+  noSync?: boolean;
+}
+
+export class LmdbStore implements Store {
+  private readonly root: RootDatabase;
+  private readonly agents: Database<AgentRecord, string>;
+  private readonly names: Database<string, string>;
+  private readonly fingerprints: Database<string, string>;
+  private readonly apikeys: Database<ApiKeyRecord, string>;
+  private readonly queue: Database<QueueValue, QueueKey>;
+  private readonly msgindex: Database<MessageIndexEntry, string>;
+  private readonly meta: Database<unknown, string>;
+  private readonly recipients = new Map<string, RecipientIndex>();
+  /** Sequence numbers grow with wall-clock microseconds, so they keep growing across restarts. */
+  private nextSeq = Date.now() * 1000;
+  private closed = false;
+
+  constructor(opts: LmdbStoreOptions) {
+    mkdirSync(opts.dataDir, { recursive: true });
+    this.root = open({
+      path: join(opts.dataDir, 'amp.lmdb'),
+      maxDbs: 16,
+      overlappingSync: false,
+      noSync: opts.noSync ?? false,
+      compression: false,
+    });
+    this.agents = this.root.openDB({ name: 'agents', cache: true });
+    this.names = this.root.openDB({ name: 'names' });
+    this.fingerprints = this.root.openDB({ name: 'fingerprints' });
+    this.apikeys = this.root.openDB({ name: 'apikeys', cache: true });
+    this.queue = this.root.openDB({ name: 'queue' });
+    // Cached so a put is visible to the next get before its commit (acks racing each other).
+    this.msgindex = this.root.openDB({ name: 'msgindex', cache: true });
+    this.meta = this.root.openDB({ name: 'meta' });
+  }
+
+  getAgent(id: string): AgentRecord | undefined {
+    return this.agents.get(id);
+  }
+
+  findAgentByName(tenant: string, name: string): AgentRecord | undefined {
+    const id = this.names.get(`${tenant}/${name}`);
+    return id === undefined ? undefined : this.agents.get(id);
+  }
+
+  findAgentByFingerprint(fingerprint: string): AgentRecord | undefined {
+    const id = this.fingerprints.get(fingerprint);
+    return id === undefined ? undefined : this.agents.get(id);
+  }
+
+  async putAgent(agent: AgentRecord): Promise<void> {
+    this.agents.put(agent.id, agent);
+    this.names.put(`${agent.tenant}/${agent.name}`, agent.id);
+    this.fingerprints.put(agent.fingerprint, agent.id);
+    await this.fingerprints.put(agent.fingerprint_raw, agent.id);
+  }
+
+  getApiKey(hash: string): ApiKeyRecord | undefined {
+    return this.apikeys.get(hash);
+  }
+
+  async putApiKey(hash: string, rec: ApiKeyRecord): Promise<void> {
+    await this.apikeys.put(hash, rec);
+  }
+
+  private index(agentId: string): RecipientIndex {
+    let ri = this.recipients.get(agentId);
+    if (ri) return ri;
+    ri = { entries: new Map(), lastSeq: 0, minExp: Infinity };
+    for (const { key, value } of this.queue.getRange({ start: [agentId, 0], end: [agentId, SEQ_MAX] })) {
+      const seq = key[1];
+      ri.entries.set(value.m.id, { seq, exp: value.e });
+      ri.lastSeq = seq;
+      if (value.e < ri.minExp) ri.minExp = value.e;
+    }
+    this.recipients.set(agentId, ri);
+    return ri;
+  }
+
+  /** Drop expired entries from the in-memory index and, lazily, from LMDB. */
+  private prune(agentId: string, ri: RecipientIndex, nowMs: number): void {
+    if (ri.minExp > nowMs) return;
+    let minExp = Infinity;
+    for (const [id, ent] of ri.entries) {
+      if (ent.exp <= nowMs) {
+        ri.entries.delete(id);
+        this.queue.remove([agentId, ent.seq]);
+      } else if (ent.exp < minExp) {
+        minExp = ent.exp;
+      }
+    }
+    ri.minExp = minExp;
+  }
+
+  pendingCount(agentId: string, nowMs: number): number {
+    const ri = this.index(agentId);
+    this.prune(agentId, ri, nowMs);
+    return ri.entries.size;
+  }
+
+  async append(agentId: string, msg: QueuedMessage, expiresAtMs: number): Promise<void> {
+    const ri = this.index(agentId);
+    const seq = Math.max(this.nextSeq++, ri.lastSeq + 1);
+    ri.lastSeq = seq;
+    ri.entries.set(msg.id, { seq, exp: expiresAtMs });
+    if (expiresAtMs < ri.minExp) ri.minExp = expiresAtMs;
+    this.queue.put([agentId, seq], { e: expiresAtMs, m: msg });
+    await this.msgindex.put(msg.id, { r: agentId, s: seq, t: msg.envelope.thread_id, e: expiresAtMs });
+  }
+
+  listPending(agentId: string, limit: number, nowMs: number): PendingPage {
+    const ri = this.index(agentId);
+    this.prune(agentId, ri, nowMs);
+    const messages: QueuedMessage[] = [];
+    for (const ent of ri.entries.values()) {
+      if (messages.length >= limit) break;
+      const v = this.queue.get([agentId, ent.seq]);
+      if (v) messages.push(v.m);
+    }
+    return { messages, remaining: ri.entries.size - messages.length };
+  }
+
+  async ack(agentId: string, ids: readonly string[], nowMs: number): Promise<AckOutcome[]> {
+    const ri = this.index(agentId);
+    const outcomes: AckOutcome[] = [];
+    const seen = new Set<string>();
+    let last: Promise<unknown> | undefined;
+    for (const id of ids) {
+      const idx = this.msgindex.get(id);
+      if (!idx || idx.r !== agentId) {
+        outcomes.push('unknown');
+      } else if (idx.a !== undefined || seen.has(id)) {
+        outcomes.push('already_acked');
+      } else {
+        seen.add(id);
+        ri.entries.delete(id);
+        this.queue.remove([agentId, idx.s]);
+        last = this.msgindex.put(id, { ...idx, a: nowMs });
+        outcomes.push('acked');
+      }
+    }
+    if (last) await last;
+    return outcomes;
+  }
+
+  getMessageIndex(id: string): MessageIndexEntry | undefined {
+    return this.msgindex.get(id);
+  }
+
+  getMeta<T>(key: string): T | undefined {
+    return this.meta.get(key) as T | undefined;
+  }
+
+  async putMeta(key: string, value: unknown): Promise<void> {
+    await this.meta.put(key, value);
+  }
+
+  healthy(): boolean {
+    if (this.closed) return false;
+    try {
+      this.meta.get('health');
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.root.committed;
+    await this.root.close();
+  }
+}

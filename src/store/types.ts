@@ -1,0 +1,87 @@
+// What the relay core needs from storage. LMDB (lmdb.ts) is the embedded implementation; a NATS
+// JetStream one for clusters would implement the same interface.
+
+import type { QueuedMessage } from '../../proto/index.js';
+
+export interface AgentRecord {
+  id: string;
+  name: string;
+  tenant: string;
+  platform?: string;
+  repo?: string;
+  /** Full address (with scope labels when registered with a scope). */
+  address: string;
+  /** `name@tenant.<domain>`. */
+  short_address: string;
+  alias?: string;
+  public_key_pem: string;
+  /** 64 lowercase hex. */
+  public_key_hex: string;
+  fingerprint: string;
+  fingerprint_raw: string;
+  prefer_websocket: boolean;
+  metadata: Record<string, unknown>;
+  capabilities: string[];
+  client_agent_id?: string;
+  status: 'active' | 'suspended';
+  /** SHA-256 hex of every API key issued to the agent (for revocation). */
+  key_hashes: string[];
+  registered_at: number;
+  last_seen_at?: number;
+}
+
+export interface ApiKeyRecord {
+  agent_id: string;
+  created_at: number;
+  expires_at: number | null;
+  revoked_at: number | null;
+  last_used_at: number | null;
+}
+
+/** Where a message id lives, kept after the ack so repeats and read receipts can be answered. */
+export interface MessageIndexEntry {
+  /** recipient agent id */
+  r: string;
+  /** queue sequence number */
+  s: number;
+  /** thread id */
+  t: string;
+  /** relay expiry (ms) */
+  e: number;
+  /** acked at (ms) */
+  a?: number;
+}
+
+export type AckOutcome = 'acked' | 'already_acked' | 'unknown';
+
+export interface PendingPage {
+  messages: QueuedMessage[];
+  /** Unacked, unexpired messages after this page. */
+  remaining: number;
+}
+
+export interface Store {
+  getAgent(id: string): AgentRecord | undefined;
+  findAgentByName(tenant: string, name: string): AgentRecord | undefined;
+  findAgentByFingerprint(fingerprint: string): AgentRecord | undefined;
+  /** Insert or update; keeps the name and fingerprint indexes in step. Resolves once durable. */
+  putAgent(agent: AgentRecord): Promise<void>;
+  getApiKey(hash: string): ApiKeyRecord | undefined;
+  putApiKey(hash: string, rec: ApiKeyRecord): Promise<void>;
+
+  /** Unacked, unexpired messages queued for the agent. */
+  pendingCount(agentId: string, nowMs: number): number;
+  /** Append to the agent's queue; resolves once committed and flushed (a 2xx may then be sent). */
+  append(agentId: string, msg: QueuedMessage, expiresAtMs: number): Promise<void>;
+  /** Oldest first; a peek. */
+  listPending(agentId: string, limit: number, nowMs: number): PendingPage;
+  /** Resolves once the removals are durable. */
+  ack(agentId: string, ids: readonly string[], nowMs: number): Promise<AckOutcome[]>;
+  getMessageIndex(id: string): MessageIndexEntry | undefined;
+
+  getMeta<T>(key: string): T | undefined;
+  putMeta(key: string, value: unknown): Promise<void>;
+  /** True while the store answers reads. */
+  healthy(): boolean;
+  close(): Promise<void>;
+}

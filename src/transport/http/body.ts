@@ -1,0 +1,79 @@
+// Reading a request body from uWebSockets.js with a hard limit enforced while streaming.
+//
+// uWS lifetimes: `onData` must be attached before the handler returns (data that arrives with no
+// handler attached is lost), and each chunk's ArrayBuffer is neutered when the callback returns,
+// so chunks are copied. The reader starts at once; a handler that never asks for the body simply
+// lets it drain.
+
+import type { HttpResponse } from 'uWebSockets.js';
+import { AmpError, MAX_REQUEST_BYTES, parseJsonBody } from '../../../proto/index.js';
+
+export function tooLargeError(limit: number, actual: number): AmpError {
+  return new AmpError('request_too_large', `Request body exceeds the limit of ${limit} bytes`, { details: { limit, actual } });
+}
+
+export class BodyReader {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private result: Promise<Buffer>;
+  private resolve!: (b: Buffer) => void;
+  private reject!: (e: AmpError) => void;
+  private settled = false;
+
+  constructor(res: HttpResponse, contentLength: string, limit: number = MAX_REQUEST_BYTES) {
+    this.result = new Promise<Buffer>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+    // Nobody may await the body (e.g. the request was refused first); never leave a rejection unhandled.
+    this.result.catch(() => {});
+    const announced = contentLength === '' ? NaN : Number(contentLength);
+    if (announced > limit) {
+      this.fail(tooLargeError(limit, announced));
+      return;
+    }
+    res.onData((chunk, isLast) => {
+      if (this.settled) return;
+      this.size += chunk.byteLength;
+      if (this.size > limit) {
+        this.chunks = [];
+        this.fail(tooLargeError(limit, this.size));
+        return;
+      }
+      this.chunks.push(Buffer.from(chunk.slice(0)));
+      if (isLast) {
+        this.settled = true;
+        const body = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.size);
+        this.chunks = [];
+        this.resolve(body);
+      }
+    });
+  }
+
+  private fail(e: AmpError): void {
+    this.settled = true;
+    this.reject(e);
+  }
+
+  /** Called when the request was aborted by the client. */
+  abort(): void {
+    if (!this.settled) this.fail(new AmpError('invalid_request', 'Request aborted by the client'));
+  }
+
+  buffer(): Promise<Buffer> {
+    return this.result;
+  }
+
+  /** The body as a JSON object. Invalid JSON or a non-object is 400 `invalid_request`, never `{}`. */
+  async json(): Promise<Record<string, unknown>> {
+    const buf = await this.result;
+    if (buf.length === 0) throw new AmpError('invalid_request', 'Request body is empty; a JSON object is required');
+    const parsed = parseJsonBody(buf.toString('utf8'));
+    if (!parsed.ok) throw new AmpError('invalid_request', `Request body is not valid JSON: ${parsed.error}`);
+    const value = parsed.value;
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      throw new AmpError('invalid_request', 'Request body must be a JSON object');
+    }
+    return value as Record<string, unknown>;
+  }
+}

@@ -1,0 +1,121 @@
+// Writing responses to uWS, and the catch-all that dispatches every REST request.
+//
+// uWS lifetimes: `onAborted` is attached before anything can await; request headers are copied
+// synchronously (the HttpRequest object is invalid after the handler returns); every write after
+// an await is wrapped in `res.cork`; nothing touches `res` once it is aborted or answered.
+
+import { STATUS_CODES } from 'node:http';
+import type { HttpRequest as UwsRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
+import type { Logger } from 'pino';
+import { AmpError, isAmpError } from '../../../proto/index.js';
+import { BodyReader } from './body.js';
+import type { HttpReply, HttpRequest, Router } from './router.js';
+
+export interface HttpOptions {
+  corsOrigin: string;
+  logger: Logger;
+}
+
+interface ResState {
+  aborted: boolean;
+  done: boolean;
+}
+
+const CORS_ALLOW_HEADERS = 'Authorization, Content-Type, X-API-Key, Idempotency-Key';
+const CORS_ALLOW_METHODS = 'GET, POST, PATCH, DELETE, OPTIONS';
+const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+function statusLine(status: number): string {
+  return `${status} ${STATUS_CODES[status] ?? ''}`;
+}
+
+export function errorReply(e: AmpError): HttpReply {
+  const headers: Record<string, string> = { ...e.headers };
+  if (e.retryAfter !== undefined) headers['Retry-After'] = String(e.retryAfter);
+  return { status: e.status, body: e.toBody(), headers };
+}
+
+function write(res: HttpResponse, state: ResState, reply: HttpReply, opts: HttpOptions, closeConnection = false): void {
+  if (state.aborted || state.done) return;
+  state.done = true;
+  res.cork(() => {
+    res.writeStatus(statusLine(reply.status));
+    res.writeHeader('Access-Control-Allow-Origin', opts.corsOrigin);
+    let cacheSet = false;
+    for (const [k, v] of Object.entries(reply.headers ?? {})) {
+      res.writeHeader(k, v);
+      if (k === 'Cache-Control') cacheSet = true;
+    }
+    if (!cacheSet) res.writeHeader('Cache-Control', 'no-store');
+    if (reply.body === undefined) {
+      res.end(undefined, closeConnection);
+    } else {
+      res.writeHeader('Content-Type', 'application/json; charset=utf-8');
+      res.end(JSON.stringify(reply.body), closeConnection);
+    }
+  });
+}
+
+function readHeaders(req: UwsRequest) {
+  return {
+    authorization: req.getHeader('authorization'),
+    contentType: req.getHeader('content-type'),
+    contentLength: req.getHeader('content-length'),
+    host: req.getHeader('host'),
+    xApiKey: req.getHeader('x-api-key'),
+    idempotencyKey: req.getHeader('idempotency-key'),
+    forwardedProto: req.getHeader('x-forwarded-proto'),
+  };
+}
+
+/** Route every HTTP request on `app` through `router`. */
+export function attachHttp(app: TemplatedApp, router: Router, opts: HttpOptions): void {
+  app.any('/*', (res, ureq) => {
+    const state: ResState = { aborted: false, done: false };
+    let body: BodyReader | undefined;
+    res.onAborted(() => {
+      state.aborted = true;
+      body?.abort();
+    });
+    const method = ureq.getMethod().toUpperCase();
+    const path = ureq.getUrl();
+    const headers = readHeaders(ureq);
+    const rawQuery = ureq.getQuery() ?? '';
+    const ip = Buffer.from(res.getRemoteAddressAsText()).toString('utf8');
+
+    if (method === 'OPTIONS') {
+      return write(res, state, { status: 204, headers: {
+        'Access-Control-Allow-Methods': CORS_ALLOW_METHODS,
+        'Access-Control-Allow-Headers': CORS_ALLOW_HEADERS,
+        'Access-Control-Max-Age': '600',
+      } }, opts);
+    }
+    const m = router.match(method, path);
+    if (m.kind === 'not_found') {
+      return write(res, state, errorReply(new AmpError('not_found', `No such endpoint: ${method} ${path}`)), opts);
+    }
+    if (m.kind === 'method_not_allowed') {
+      const reply = errorReply(new AmpError('method_not_allowed', `Method ${method} is not allowed on ${path}; allowed: ${m.allow.join(', ')}`));
+      reply.headers!['Allow'] = m.allow.join(', ');
+      return write(res, state, reply, opts);
+    }
+    body = new BodyReader(res, BODY_METHODS.has(method) ? headers.contentLength : '0');
+    const request: HttpRequest = { method, path, query: new URLSearchParams(rawQuery), params: m.params, headers, ip, body };
+    const fail = (e: unknown) => {
+      if (isAmpError(e)) {
+        // A body refused mid-stream: answer now and drop the connection rather than read the rest.
+        write(res, state, errorReply(e), opts, e.code === 'request_too_large');
+      } else {
+        opts.logger.error({ err: e, method, path }, 'request handler failed');
+        write(res, state, errorReply(new AmpError('internal_error', 'Internal server error')), opts);
+      }
+    };
+    try {
+      const out = m.handler(request);
+      if (out instanceof Promise) out.then((reply) => write(res, state, reply, opts), fail);
+      else write(res, state, out, opts);
+    } catch (e) {
+      fail(e);
+    }
+  });
+}

@@ -1,0 +1,111 @@
+// The REST route table. One uWS catch-all hands every request to `match`, so 404, 405 (+ Allow)
+// and the /v1 + /api/v1 double mount are decided here, in one place, rather than by uWS pattern
+// precedence.
+
+import type { BodyReader } from './body.js';
+
+export interface RequestHeaders {
+  authorization: string;
+  contentType: string;
+  contentLength: string;
+  host: string;
+  xApiKey: string;
+  idempotencyKey: string;
+  forwardedProto: string;
+}
+
+export interface HttpRequest {
+  method: string;
+  path: string;
+  query: URLSearchParams;
+  params: Record<string, string>;
+  headers: RequestHeaders;
+  ip: string;
+  body: BodyReader;
+}
+
+export interface HttpReply {
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+export type Handler = (req: HttpRequest) => HttpReply | Promise<HttpReply>;
+
+interface PathEntry {
+  segments: string[];
+  handlers: Map<string, Handler>;
+}
+
+export type Match =
+  | { kind: 'handler'; handler: Handler; params: Record<string, string> }
+  | { kind: 'method_not_allowed'; allow: string[] }
+  | { kind: 'not_found' };
+
+export const API_MOUNTS = ['/v1', '/api/v1'] as const;
+
+export class Router {
+  private readonly exact = new Map<string, PathEntry>();
+  private readonly patterns: PathEntry[] = [];
+
+  /** Register `handler` for `method` on `path` (`:name` segments are parameters). */
+  add(method: string, path: string, handler: Handler): this {
+    const hasParams = path.includes('/:');
+    let entry = hasParams ? this.patterns.find((p) => p.segments.join('/') === path.slice(1)) : this.exact.get(path);
+    if (!entry) {
+      entry = { segments: path.slice(1).split('/'), handlers: new Map() };
+      if (hasParams) this.patterns.push(entry);
+      else this.exact.set(path, entry);
+    }
+    entry.handlers.set(method, handler);
+    return this;
+  }
+
+  /** Register under both API mounts (`/v1/...` and `/api/v1/...`). */
+  api(method: string, path: string, handler: Handler): this {
+    for (const mount of API_MOUNTS) this.add(method, mount + path, handler);
+    return this;
+  }
+
+  match(method: string, rawPath: string): Match {
+    const path = rawPath.length > 1 && rawPath.endsWith('/') ? rawPath.slice(0, -1) : rawPath;
+    let params: Record<string, string> = {};
+    let entry = this.exact.get(path);
+    if (!entry) {
+      const segs = path.slice(1).split('/');
+      for (const p of this.patterns) {
+        const m = matchSegments(p.segments, segs);
+        if (m) {
+          entry = p;
+          params = m;
+          break;
+        }
+      }
+    }
+    if (!entry) return { kind: 'not_found' };
+    const handler = entry.handlers.get(method) ?? (method === 'HEAD' ? entry.handlers.get('GET') : undefined);
+    if (!handler) return { kind: 'method_not_allowed', allow: [...entry.handlers.keys()] };
+    return { kind: 'handler', handler, params };
+  }
+}
+
+function matchSegments(pattern: string[], segs: string[]): Record<string, string> | null {
+  if (pattern.length !== segs.length) return null;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < pattern.length; i++) {
+    const p = pattern[i];
+    if (p.startsWith(':')) {
+      if (segs[i] === '') return null;
+      let v: string;
+      try {
+        v = decodeURIComponent(segs[i]);
+      } catch {
+        v = segs[i];
+      }
+      params[p.slice(1)] = v;
+    } else if (p !== segs[i]) {
+      return null;
+    }
+  }
+  return params;
+}
