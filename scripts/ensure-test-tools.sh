@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The end-to-end tests drive the server with the tools the brief's users have: curl, openssl 3,
+# jq and Python 3 with `requests`. Install what is missing from Debian's packages when we may
+# (root with apt-get); otherwise say exactly what to install.
+set -euo pipefail
+
+missing=()
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v jq >/dev/null 2>&1 || missing+=(jq)
+has_requests=no
+for py in python3 /usr/bin/python3; do
+  if command -v "$py" >/dev/null 2>&1 && "$py" -c 'import requests' >/dev/null 2>&1; then has_requests=yes; break; fi
+done
+[ "$has_requests" = yes ] || missing+=(python3 python3-requests)
+
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "amp-relay tests: installing ${missing[*]} (apt-get)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+else
+  echo "amp-relay tests need: ${missing[*]}. Install them (Debian: sudo apt-get install ${missing[*]}) and run again." >&2
+  exit 1
+fi
