@@ -26,9 +26,26 @@ export function escapeControlCharsInStrings(text: string): string {
   return from === 0 ? text : out + text.slice(from);
 }
 
-export type JsonParseResult = { ok: true; value: unknown } | { ok: false; error: string };
+/** Deepest nesting a request may have. Hashing and size checks recurse; this bounds them. */
+export const MAX_JSON_DEPTH = 64;
 
-export function parseJsonBody(text: string): JsonParseResult {
+/** True when arrays/objects nest deeper than `max` levels (checked without recursion). */
+export function nestsDeeperThan(value: unknown, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (depth > max) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) {
+      if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+    }
+  }
+  return false;
+}
+
+export type JsonParseResult = { ok: true; value: unknown } | { ok: false; error: string; tooDeep?: true };
+
+function parseLenient(text: string): JsonParseResult {
   try {
     return { ok: true, value: JSON.parse(text) };
   } catch (first) {
@@ -42,4 +59,11 @@ export function parseJsonBody(text: string): JsonParseResult {
     }
     return { ok: false, error: first instanceof SyntaxError ? first.message : 'nesting too deep' };
   }
+}
+
+/** Parse a request body; also refuses values nested deeper than MAX_JSON_DEPTH. */
+export function parseJsonBody(text: string): JsonParseResult {
+  const r = parseLenient(text);
+  if (r.ok && nestsDeeperThan(r.value, MAX_JSON_DEPTH)) return { ok: false, error: `JSON nests deeper than ${MAX_JSON_DEPTH} levels`, tooDeep: true };
+  return r;
 }

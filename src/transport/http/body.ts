@@ -69,7 +69,9 @@ export class BodyReader {
     const buf = await this.result;
     if (buf.length === 0) throw new AmpError('invalid_request', 'Request body is empty; a JSON object is required');
     const parsed = parseJsonBody(buf.toString('utf8'));
-    if (!parsed.ok) throw new AmpError('invalid_request', `Request body is not valid JSON: ${parsed.error}`);
+    if (!parsed.ok) {
+      throw new AmpError('invalid_request', parsed.tooDeep ? `Request body refused: ${parsed.error}` : `Request body is not valid JSON: ${parsed.error}`);
+    }
     const value = parsed.value;
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
       throw new AmpError('invalid_request', 'Request body must be a JSON object');
