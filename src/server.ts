@@ -37,8 +37,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
   const { logger: givenLogger, env, ...overrides } = options;
   const config = loadConfig({ env, overrides });
   const logger = givenLogger ?? createLogger(config.logLevel);
-  const { uws, native } = loadUws(config.allowUwsFallback);
-  if (!native) logger.warn('running on the pure-JS uWebSockets.js fallback: performance is degraded');
+  const uws = loadUws();
 
   const store = new LmdbStore({ dataDir: config.dataDir });
   const presence = new Presence();

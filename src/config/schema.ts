@@ -32,7 +32,6 @@ export const OPTIONS = {
   corsOrigin: { env: 'AMP_CORS_ORIGIN', flag: '--cors-origin', type: 'string', default: '*', doc: 'Access-Control-Allow-Origin value' },
   contact: { env: 'AMP_CONTACT', flag: '--contact', type: 'string', default: '', doc: 'Contact address shown in discovery (omitted when empty)' },
   logLevel: { env: 'AMP_LOG_LEVEL', flag: '--log-level', type: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', doc: 'Log level (JSON lines on stdout)' },
-  allowUwsFallback: { env: 'AMP_ALLOW_UWS_FALLBACK', flag: '--allow-uws-fallback', type: 'bool', default: false, doc: 'Run even if the native uWebSockets.js binary cannot load (slow pure-JS fallback)' },
 } as const satisfies Record<string, OptionSpec>;
 
 type Opts = typeof OPTIONS;

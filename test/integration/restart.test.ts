@@ -92,4 +92,13 @@ describe('startup refusals', () => {
       rmSync(dataDir, { recursive: true, force: true });
     }
   });
+
+  it('refuses to run on the pure-JS uWebSockets.js fallback', async () => {
+    const dataDir = tempDir('amp-fallback-');
+    try {
+      await expect(spawnServer(dataDir, [], { UWS_USE_FALLBACK: '1' })).rejects.toThrow(/Refusing to start on the fallback/);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
 });
