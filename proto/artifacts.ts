@@ -1,0 +1,27 @@
+// Generated artifacts: the error catalog and the body JSON Schemas as files, for clients in other
+// languages. `npm run gen` writes them to proto/generated/; a test fails when they drift.
+
+import { CLOSE } from './close-codes.js';
+import { ERROR_ALIASES, ERROR_CATALOG } from './errors.js';
+import { BatchAckSchema, PayloadSchema, RegisterBodySchema, RouteBodySchema } from './schemas.js';
+
+const json = (v: unknown) => JSON.stringify(v, null, 2) + '\n';
+
+export function generatedArtifacts(): Record<string, string> {
+  return {
+    'errors.json': json({
+      errors: Object.fromEntries(
+        Object.entries(ERROR_CATALOG).map(([code, e]) => [code, { http_status: e.status, ws_close: e.wsClose, retry: e.retry, used_for: e.doc }]),
+      ),
+      aliases: ERROR_ALIASES,
+      ws_close_codes: CLOSE,
+    }),
+    'schemas.json': json({
+      $comment: 'Shapes only; grammar, size and policy rules are in spec/amp-provider.md',
+      route_body: RouteBodySchema,
+      payload: PayloadSchema,
+      register_body: RegisterBodySchema,
+      batch_ack_body: BatchAckSchema,
+    }),
+  };
+}
