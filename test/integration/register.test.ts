@@ -59,7 +59,8 @@ describe('register', () => {
 
   it('accepts the key as Bearer (any case), bare, or X-API-Key', async () => {
     const a = await register(t.api, 'auth-forms', 'acme');
-    for (const headers of [{ Authorization: `Bearer ${a.api_key}` }, { Authorization: `bearer ${a.api_key}` }, { Authorization: a.api_key }, { 'X-API-Key': a.api_key }]) {
+    const forms: Record<string, string>[] = [{ Authorization: `Bearer ${a.api_key}` }, { Authorization: `bearer ${a.api_key}` }, { Authorization: a.api_key }, { 'X-API-Key': a.api_key }];
+    for (const headers of forms) {
       const r = await call('GET', `${t.api}/agents/me`, { headers });
       expect(r.status).toBe(200);
       expect(r.body.agent_id).toBe(a.agent_id);
