@@ -10,6 +10,7 @@ export const MAX_ADDRESS_CHARS = 254;
 export const DEFAULT_PROVIDER_DOMAIN = 'aimaestro.local';
 
 const AGENT_NAME_RE = /^[a-z0-9_-]{1,63}$/;
+const PRINTABLE_ASCII_RE = /^[\x21-\x7e]*$/;
 const LABEL_RE = /^[a-z0-9-]{1,63}$/;
 
 /** Stricter rules for the names we create at registration. */
@@ -83,6 +84,8 @@ export interface ExpandContext {
  * Returns the full address, or the reason it is not one.
  */
 export function expandAddress(raw: string, ctx: ExpandContext): { ok: true; address: string } | { ok: false; problem: AddressProblem } {
+  // ASCII only, checked before lowercasing: some non-ASCII letters lowercase to ASCII (U+212A -> k).
+  if (!PRINTABLE_ASCII_RE.test(raw)) return { ok: false, problem: 'grammar' };
   const s = raw.toLowerCase();
   const at = s.indexOf('@');
   let full: string;

@@ -3,7 +3,7 @@
 
 import { AmpError, invalidField } from './errors.js';
 import { REGISTERED_LABEL_RE, REGISTERED_NAME_RE, RESERVED_TENANTS } from './address.js';
-import { MAX_ALIAS_CHARS, MAX_CAPABILITIES, MAX_CAPABILITY_CHARS, MAX_METADATA_BYTES, codePointLength } from './limits.js';
+import { IDEMPOTENCY_KEY_RE, MAX_ALIAS_CHARS, MAX_CAPABILITIES, MAX_CAPABILITY_CHARS, MAX_METADATA_BYTES, codePointLength } from './limits.js';
 import { RegisterBodySchema, assertShape, compile } from './schemas.js';
 
 const checkRegisterBody = compile(RegisterBodySchema);
@@ -21,8 +21,13 @@ export interface RegisterRequest {
   proof?: { timestamp: string; signature: string };
 }
 
+/** Lowercase after checking the input is ASCII (some non-ASCII letters lowercase to ASCII). */
+function lower(value: string): string {
+  return /^[\x21-\x7e]*$/.test(value) ? value.toLowerCase() : '\u0000';
+}
+
 function label(field: string, value: string): string {
-  const v = value.toLowerCase();
+  const v = lower(value);
   if (!REGISTERED_LABEL_RE.test(v)) {
     throw invalidField(field, `${field} must be 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'`);
   }
@@ -35,7 +40,7 @@ export function decodeRegisterBody(body: unknown, defaultTenant: string): Regist
   }
   assertShape(checkRegisterBody, body);
 
-  const name = body.name.toLowerCase();
+  const name = lower(body.name);
   if (!REGISTERED_NAME_RE.test(name)) {
     throw invalidField('name', "name must be 1-63 characters of a-z, 0-9, '-' and '_', starting with a letter or digit");
   }
@@ -79,7 +84,7 @@ export function decodeRegisterBody(body: unknown, defaultTenant: string): Regist
     throw invalidField('capabilities', `capabilities: at most ${MAX_CAPABILITIES} strings of at most ${MAX_CAPABILITY_CHARS} characters`);
   }
   if (body.agent_id != null) {
-    if (!/^[A-Za-z0-9_.:-]{1,128}$/.test(body.agent_id)) throw invalidField('agent_id', 'agent_id must be a UUID or similar identifier');
+    if (!IDEMPOTENCY_KEY_RE.test(body.agent_id)) throw invalidField('agent_id', 'agent_id must be a UUID or similar identifier');
     req.client_agent_id = body.agent_id;
   }
   if (body.proof != null) {

@@ -8,6 +8,7 @@ import {
   IDEMPOTENCY_KEY_RE,
   MAX_CONTEXT_BYTES,
   MAX_MESSAGE_BYTES,
+  MAX_STORED_MESSAGE_BYTES,
   MAX_SUBJECT_CHARS,
   PAYLOAD_TYPE_RE,
   PRIORITIES,
@@ -41,15 +42,23 @@ export interface RouteRequest {
 
 const ENVELOPE_FIELDS = ['to', 'subject', 'priority', 'in_reply_to', 'thread_id', 'expires_at', 'signature', 'idempotency_key', 'from', 'options'] as const;
 
-/** The envelope form carries its signed fields in `envelope`; fold it into the flat form. */
+/**
+ * The envelope form carries its signed fields in `envelope`; fold it into the flat form, where
+ * the envelope's values win. In both forms a top-level `null` means absent (§12.1).
+ */
 function flatten(body: Record<string, unknown>): Record<string, unknown> {
+  const flat: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(body)) if (v !== null && k !== 'envelope') flat[k] = v;
   const env = body.envelope;
-  if (env === null || typeof env !== 'object' || Array.isArray(env)) return body;
-  const flat: Record<string, unknown> = { payload: body.payload, options: body.options, idempotency_key: body.idempotency_key };
-  const e = env as Record<string, unknown>;
-  for (const k of ENVELOPE_FIELDS) if (e[k] !== undefined && e[k] !== null) flat[k] = e[k];
+  if (env !== null && typeof env === 'object' && !Array.isArray(env)) {
+    const e = env as Record<string, unknown>;
+    for (const k of ENVELOPE_FIELDS) if (e[k] !== undefined && e[k] !== null) flat[k] = e[k];
+  }
   return flat;
 }
+
+/** Upper bound of what the server adds to the stored JSON: id, timestamp, version, from, keys. */
+const ENVELOPE_RESERVE_BYTES = 1024;
 
 /** Standard or URL-safe base64, padding optional; exactly 64 bytes. */
 export function decodeSignature(sig: string): Buffer | null {
@@ -88,6 +97,13 @@ export function decodeRouteBody(body: unknown, opts: { nowMs: number; headerIdem
   }
   if (payload.attachments !== undefined) {
     throw new AmpError('attachments_not_supported', 'This provider does not support attachments', { field: 'payload.attachments' });
+  }
+
+  // §8.3 stored-message limit, checked with the parse (§12.3 step 4) on an upper bound of the
+  // envelope the server will build; route() checks the exact size once it is built.
+  const storedEstimate = Buffer.byteLength(JSON.stringify(flat), 'utf8') + ENVELOPE_RESERVE_BYTES;
+  if (storedEstimate > MAX_STORED_MESSAGE_BYTES) {
+    throw tooLarge('payload', 'The stored message', MAX_STORED_MESSAGE_BYTES, storedEstimate, 'bytes');
   }
 
   const req: RouteRequest = { to: flat.to, subject: flat.subject, priority: priority as Priority, receipt: flat.options?.receipt === true, payload };

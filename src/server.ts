@@ -11,9 +11,11 @@ import { Presence } from './relay/presence.js';
 import { MessageRouter } from './relay/route.js';
 import { LmdbStore } from './store/lmdb.js';
 import { buildApi } from './transport/http/api.js';
-import { attachHttp } from './transport/http/respond.js';
+import { InFlight, attachHttp } from './transport/http/respond.js';
 import { loadUws } from './transport/uws.js';
 import { CLOSE } from '../proto/index.js';
+
+const SHUTDOWN_DRAIN_MS = 10_000;
 
 export interface ServerHandle {
   /** e.g. `http://127.0.0.1:23000` */
@@ -55,7 +57,13 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
   let shuttingDown = false;
 
   const app = uws.App();
-  attachHttp(app, buildApi({ ctx, agents, router, isShuttingDown: () => shuttingDown }), { corsOrigin: config.corsOrigin, logger });
+  const inFlight = new InFlight();
+  attachHttp(app, buildApi({ ctx, agents, router, isShuttingDown: () => shuttingDown }), {
+    corsOrigin: config.corsOrigin,
+    logger,
+    inFlight,
+    isClosing: () => shuttingDown,
+  });
 
   const listenSocket = await new Promise<unknown>((resolve, reject) => {
     app.listen(config.host, config.port, (token) => {
@@ -76,6 +84,8 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
     (closing ??= (async () => {
       shuttingDown = true;
       uws.us_listen_socket_close(listenSocket as never);
+      // Requests already in the relay finish (their writes commit) before the store closes.
+      await inFlight.drain(SHUTDOWN_DRAIN_MS);
       presence.closeAll(CLOSE.SERVER_SHUTDOWN, 'server_shutdown');
       // close() ends the listen socket and every open connection; it is missing from the typings.
       (app as unknown as { close(): void }).close();

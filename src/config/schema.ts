@@ -2,6 +2,8 @@
 // Precedence: defaults < environment < flags (< explicit overrides from code, e.g. tests).
 // Every problem is reported at once; the result is frozen.
 
+import { REGISTERED_LABEL_RE, RESERVED_TENANTS } from '../../proto/index.js';
+
 export type OptionType = 'string' | 'int' | 'bool' | 'enum' | 'list';
 
 interface OptionSpec {
@@ -113,7 +115,9 @@ export function loadConfig(src: ConfigSources = {}): Config {
 
 function crossCheck(c: Config, problems: string[]): void {
   if (!/^[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(c.providerDomain)) problems.push(`AMP_PROVIDER_DOMAIN must be a domain of two or more labels (got '${c.providerDomain}')`);
-  if (!/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(c.defaultTenant)) problems.push(`AMP_DEFAULT_TENANT must be a lowercase label (got '${c.defaultTenant}')`);
+  if (!REGISTERED_LABEL_RE.test(c.defaultTenant) || RESERVED_TENANTS.has(c.defaultTenant)) {
+    problems.push(`AMP_DEFAULT_TENANT must be a lowercase label that is not reserved (got '${c.defaultTenant}')`);
+  }
   if (c.registrationMode === 'allowlist' && c.registrationTenants.length === 0) problems.push('AMP_REGISTRATION_MODE=allowlist needs AMP_REGISTRATION_TENANTS');
   if (c.publicUrl) {
     try {

@@ -32,11 +32,6 @@ export function parsePublicKeyPem(pem: string): ParsedPublicKey | KeyProblem {
   return fromKeyObject(keyObject);
 }
 
-export function fromRawPublicKey(raw: Uint8Array): ParsedPublicKey {
-  const der = Buffer.concat([ED25519_SPKI_PREFIX, Buffer.from(raw)]);
-  return fromKeyObject(createPublicKey({ key: der, format: 'der', type: 'spki' }));
-}
-
 function fromKeyObject(keyObject: KeyObject): ParsedPublicKey {
   const spkiDer = keyObject.export({ format: 'der', type: 'spki' });
   const raw = spkiDer.subarray(ED25519_SPKI_PREFIX.length);
@@ -62,12 +57,4 @@ export function verifyEd25519(key: KeyObject, data: Buffer, signature: Buffer): 
   return new Promise((resolve) => {
     cryptoVerify(null, data, key, signature, (err, ok) => resolve(!err && ok));
   });
-}
-
-export function verifyEd25519Sync(key: KeyObject, data: Buffer, signature: Buffer): boolean {
-  try {
-    return cryptoVerify(null, data, key, signature);
-  } catch {
-    return false;
-  }
 }

@@ -4,7 +4,8 @@ import { AMP_VERSION, DISCOVERY_VERSION, MAX_CONTEXT_BYTES, MAX_MESSAGE_BYTES, M
 import { providerUrls, type RelayContext } from '../relay/context.js';
 import { VERSION } from '../version.js';
 
-const CAPABILITIES = ['registration', 'local-delivery', 'relay-queue', 'websockets'];
+// Only what is built is advertised: `websockets` and rate limits arrive with their features.
+const CAPABILITIES = ['registration', 'local-delivery', 'relay-queue'];
 
 export function wellKnown(ctx: RelayContext, host: string, proto: string): Record<string, unknown> {
   const doc: Record<string, unknown> = {
@@ -28,8 +29,6 @@ export function info(ctx: RelayContext, host: string, proto: string): Record<str
     fingerprint: ctx.providerKey.publicKey.fingerprint,
     capabilities: CAPABILITIES,
     registration_modes: [config.registrationMode],
-    // The `local` rate-limit profile (spec §20).
-    rate_limits: { messages_per_minute: 6000, api_requests_per_minute: 1200 },
     endpoint: providerUrls(config, host, proto).endpoint,
     implementation: { name: 'amp-relay', version: VERSION },
     key_algorithms: ['Ed25519'],
@@ -42,12 +41,6 @@ export function info(ctx: RelayContext, host: string, proto: string): Record<str
       max_request_bytes: MAX_REQUEST_BYTES,
       max_queue_per_agent: config.maxQueue,
       relay_ttl_seconds: config.relayTtl,
-    },
-    websocket: {
-      paths: ['/v1/ws', '/api/v1/ws'],
-      subprotocols: ['amp.v1', 'amp.v1+msgpack'],
-      auth_timeout_seconds: 10,
-      idle_timeout_seconds: 300,
     },
   };
 }

@@ -5,6 +5,7 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import {
   AmpError,
   API_KEY_RE,
+  MAX_ADDRESS_CHARS,
   REGISTER_PROOF_CACHE_S,
   REGISTER_PROOF_WINDOW_S,
   decodeRegisterBody,
@@ -37,6 +38,7 @@ export class Agents {
   /** Key-recovery proofs already used, by signature, with their expiry (ms). */
   private readonly usedProofs = new Map<string, number>();
   private readonly keyObjects = new Map<string, { fingerprint: string; key: KeyObject }>();
+  private readonly agentLocks = new Map<string, Promise<void>>();
 
   constructor(private readonly ctx: RelayContext) {}
 
@@ -53,7 +55,8 @@ export class Agents {
     const agent = this.ctx.store.getAgent(rec.agent_id);
     if (!agent) throw new AmpError('unauthorized', 'Invalid or expired API key');
     if (rec.last_used_at === null || now - rec.last_used_at > LAST_USED_WRITE_INTERVAL_MS) {
-      void this.ctx.store.putApiKey(hash, { ...rec, last_used_at: now });
+      // Bookkeeping only: a lost last_used_at write must not fail the request.
+      this.ctx.store.putApiKey(hash, { ...rec, last_used_at: now }).catch(() => {});
     }
     return agent;
   }
@@ -80,6 +83,9 @@ export class Agents {
     if (typeof key === 'string') throw invalidField('public_key', 'Invalid public key format');
 
     const address = formatAddress(req.name, req.tenant, config.providerDomain, req.scope);
+    if (address.length > MAX_ADDRESS_CHARS) {
+      throw invalidField(req.scope ? 'scope' : 'name', `The address would be ${address.length} characters long; at most ${MAX_ADDRESS_CHARS} are allowed`);
+    }
     const shortAddress = formatAddress(req.name, req.tenant, config.providerDomain);
     const urls = providerUrls(config, host, forwardedProto);
 
@@ -112,7 +118,7 @@ export class Agents {
         fingerprint: key.fingerprint,
         fingerprint_raw: key.fingerprintRaw,
         prefer_websocket: req.prefer_websocket,
-        metadata: req.metadata,
+        metadata_json: JSON.stringify(req.metadata),
         capabilities: req.capabilities,
         status: 'active',
         key_hashes: [],
@@ -133,11 +139,15 @@ export class Agents {
     }
   }
 
-  /** §4.3: a signed re-registration re-issues the API key and revokes all earlier ones. */
-  private async recover(agent: AgentRecord, proof: { timestamp: string; signature: string }, urls: ReturnType<typeof providerUrls>): Promise<RegisterOutcome> {
+  /**
+   * §4.3: a signed re-registration re-issues the API key and revokes all earlier ones. The proof
+   * is claimed before the signature check awaits, and recoveries of one agent run one at a time,
+   * so a proof works once and at most one key survives concurrent recoveries.
+   */
+  private async recover(stale: AgentRecord, proof: { timestamp: string; signature: string }, urls: ReturnType<typeof providerUrls>): Promise<RegisterOutcome> {
     const now = Date.now();
     const fail = (why: string) => {
-      this.ctx.logger.warn({ agent: agent.id, why }, 'key recovery refused');
+      this.ctx.logger.warn({ agent: stale.id, why }, 'key recovery refused');
       return new AmpError('signature_invalid', `Key recovery proof refused: ${why}`, { field: 'proof' });
     };
     if (Math.abs(now / 1000 - Number(proof.timestamp)) > REGISTER_PROOF_WINDOW_S) throw fail('timestamp outside the 300 s window');
@@ -146,25 +156,47 @@ export class Agents {
     for (const [s, exp] of this.usedProofs) if (exp <= now) this.usedProofs.delete(s);
     const sigKey = sig.toString('base64');
     if (this.usedProofs.has(sigKey)) throw fail('proof already used');
-    const ok = await verifyEd25519(this.keyObject(agent), Buffer.from(registerProofString(proof.timestamp, agent.address)), sig);
-    if (!ok) throw fail('signature does not verify with the registered key');
     this.usedProofs.set(sigKey, now + REGISTER_PROOF_CACHE_S * 1000);
 
-    for (const h of agent.key_hashes) {
-      const rec = this.ctx.store.getApiKey(h);
-      if (rec && rec.revoked_at === null) await this.ctx.store.putApiKey(h, { ...rec, revoked_at: now });
-    }
-    const apiKey = await this.issueKey(agent, now);
-    this.ctx.logger.info({ agent: agent.id }, 'api key recovered with a signed proof; earlier keys revoked');
-    return { status: 200, body: this.registrationBody(agent, apiKey, urls) };
+    const ok = await verifyEd25519(this.keyObject(stale), Buffer.from(registerProofString(proof.timestamp, stale.address)), sig);
+    if (!ok) throw fail('signature does not verify with the registered key');
+
+    return this.serialized(stale.id, async () => {
+      // A copy: records from the store's cache must not be mutated before their write commits.
+      const agent = { ...(this.ctx.store.getAgent(stale.id) ?? stale) };
+      const at = Date.now();
+      const revokes: Promise<void>[] = [];
+      for (const h of agent.key_hashes) {
+        const rec = this.ctx.store.getApiKey(h);
+        if (rec && rec.revoked_at === null) revokes.push(this.ctx.store.putApiKey(h, { ...rec, revoked_at: at }));
+      }
+      const apiKey = await this.issueKey(agent, at);
+      await Promise.all(revokes);
+      this.ctx.logger.info({ agent: agent.id }, 'api key recovered with a signed proof; earlier keys revoked');
+      return { status: 200 as const, body: this.registrationBody(agent, apiKey, urls) };
+    });
+  }
+
+  /** Run `fn` after every earlier call for the same agent has settled. */
+  private serialized<T>(agentId: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.agentLocks.get(agentId) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const tail = next.then(() => {}, () => {});
+    this.agentLocks.set(agentId, tail);
+    void tail.then(() => {
+      if (this.agentLocks.get(agentId) === tail) this.agentLocks.delete(agentId);
+    });
+    return next;
   }
 
   private async issueKey(agent: AgentRecord, now: number): Promise<string> {
     const apiKey = newApiKey();
     const hash = hashApiKey(apiKey);
     agent.key_hashes = [...agent.key_hashes, hash];
-    void this.ctx.store.putApiKey(hash, { agent_id: agent.id, created_at: now, expires_at: null, revoked_at: null, last_used_at: null });
-    await this.ctx.store.putAgent(agent);
+    await Promise.all([
+      this.ctx.store.putApiKey(hash, { agent_id: agent.id, created_at: now, expires_at: null, revoked_at: null, last_used_at: null }),
+      this.ctx.store.putAgent(agent),
+    ]);
     return apiKey;
   }
 
@@ -205,7 +237,7 @@ export class Agents {
       key_algorithm: 'Ed25519',
       fingerprint: agent.fingerprint,
       capabilities: agent.capabilities,
-      metadata: agent.metadata,
+      metadata: JSON.parse(agent.metadata_json) as unknown,
       online: this.ctx.presence.isOnline(agent.id),
       registered_at: isoTime(agent.registered_at),
       last_seen_at: agent.last_seen_at !== undefined ? isoTime(agent.last_seen_at) : null,

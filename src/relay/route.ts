@@ -72,7 +72,7 @@ export class MessageRouter {
       priority: req.priority,
       timestamp: isoTime(nowMs),
       signature: req.signature ?? '',
-      thread_id: this.threadId(req, id),
+      thread_id: this.threadId(req, id, sender),
     };
     if (req.in_reply_to !== undefined) envelope.in_reply_to = req.in_reply_to;
     if (req.expires_at !== undefined) envelope.expires_at = req.expires_at;
@@ -99,7 +99,7 @@ export class MessageRouter {
     };
 
     // Issue the write, push to live sessions, then answer only once the write is durable.
-    const committed = store.append(recipient.id, msg, relayExpiry);
+    const committed = store.append(recipient.id, msg, relayExpiry, sender.id);
     const pushed = this.ctx.presence.push(recipient.id, msg);
     await committed;
     const result: RouteResult = pushed
@@ -108,10 +108,16 @@ export class MessageRouter {
     return result;
   }
 
-  /** §12.4 */
-  private threadId(req: RouteRequest, id: string): string {
+  /**
+   * §12.4. A replied-to message lends its thread only if the sender took part in it (sent or
+   * received it): another agent's message ids must reveal nothing.
+   */
+  private threadId(req: RouteRequest, id: string, sender: AgentRecord): string {
     if (req.thread_id !== undefined) return req.thread_id;
-    if (req.in_reply_to !== undefined) return this.ctx.store.getMessageIndex(req.in_reply_to)?.t ?? req.in_reply_to;
+    if (req.in_reply_to !== undefined) {
+      const idx = this.ctx.store.getMessageIndex(req.in_reply_to);
+      return idx && (idx.r === sender.id || idx.f === sender.id) ? idx.t : req.in_reply_to;
+    }
     return id;
   }
 

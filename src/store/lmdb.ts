@@ -8,7 +8,7 @@
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { QueuedMessage } from '../../proto/index.js';
+import { AmpError, type QueuedMessage } from '../../proto/index.js';
 import type { AckOutcome, AgentRecord, ApiKeyRecord, MessageIndexEntry, PendingPage, Store } from './types.js';
 
 type QueueKey = [string, number];
@@ -16,7 +16,13 @@ type QueueKey = [string, number];
 interface QueueValue {
   /** relay expiry, ms */
   e: number;
-  m: QueuedMessage;
+  /** message id */
+  i: string;
+  /**
+   * The queued message as JSON text. Not a msgpack map: msgpackr renames a `__proto__` key and
+   * turns lone surrogates into U+FFFD, and a payload must come back exactly as signed (§8.2).
+   */
+  j: string;
 }
 
 /** In-memory view of one recipient's queue: insertion order of the Map is queue order. */
@@ -82,7 +88,13 @@ export class LmdbStore implements Store {
     return id === undefined ? undefined : this.agents.get(id);
   }
 
+  /** Writes after close() would throw inside lmdb-js's write scheduler, outside any request. */
+  private assertOpen(): void {
+    if (this.closed) throw new AmpError('service_unavailable', 'The server is shutting down; retry shortly', { retryAfter: 1 });
+  }
+
   async putAgent(agent: AgentRecord): Promise<void> {
+    this.assertOpen();
     this.agents.put(agent.id, agent);
     this.names.put(`${agent.tenant}/${agent.name}`, agent.id);
     this.fingerprints.put(agent.fingerprint, agent.id);
@@ -94,6 +106,7 @@ export class LmdbStore implements Store {
   }
 
   async putApiKey(hash: string, rec: ApiKeyRecord): Promise<void> {
+    this.assertOpen();
     await this.apikeys.put(hash, rec);
   }
 
@@ -103,7 +116,7 @@ export class LmdbStore implements Store {
     ri = { entries: new Map(), lastSeq: 0, minExp: Infinity };
     for (const { key, value } of this.queue.getRange({ start: [agentId, 0], end: [agentId, SEQ_MAX] })) {
       const seq = key[1];
-      ri.entries.set(value.m.id, { seq, exp: value.e });
+      ri.entries.set(value.i, { seq, exp: value.e });
       ri.lastSeq = seq;
       if (value.e < ri.minExp) ri.minExp = value.e;
     }
@@ -118,7 +131,8 @@ export class LmdbStore implements Store {
     for (const [id, ent] of ri.entries) {
       if (ent.exp <= nowMs) {
         ri.entries.delete(id);
-        this.queue.remove([agentId, ent.seq]);
+        // Best effort: a failed removal is retried by the next prune after a restart.
+        this.queue.remove([agentId, ent.seq]).catch(() => {});
       } else if (ent.exp < minExp) {
         minExp = ent.exp;
       }
@@ -132,14 +146,15 @@ export class LmdbStore implements Store {
     return ri.entries.size;
   }
 
-  async append(agentId: string, msg: QueuedMessage, expiresAtMs: number): Promise<void> {
+  async append(agentId: string, msg: QueuedMessage, expiresAtMs: number, senderId: string): Promise<void> {
+    this.assertOpen();
     const ri = this.index(agentId);
     const seq = Math.max(this.nextSeq++, ri.lastSeq + 1);
     ri.lastSeq = seq;
     ri.entries.set(msg.id, { seq, exp: expiresAtMs });
     if (expiresAtMs < ri.minExp) ri.minExp = expiresAtMs;
-    this.queue.put([agentId, seq], { e: expiresAtMs, m: msg });
-    await this.msgindex.put(msg.id, { r: agentId, s: seq, t: msg.envelope.thread_id, e: expiresAtMs });
+    this.queue.put([agentId, seq], { e: expiresAtMs, i: msg.id, j: JSON.stringify(msg) });
+    await this.msgindex.put(msg.id, { r: agentId, f: senderId, s: seq, t: msg.envelope.thread_id, e: expiresAtMs });
   }
 
   listPending(agentId: string, limit: number, nowMs: number): PendingPage {
@@ -149,12 +164,13 @@ export class LmdbStore implements Store {
     for (const ent of ri.entries.values()) {
       if (messages.length >= limit) break;
       const v = this.queue.get([agentId, ent.seq]);
-      if (v) messages.push(v.m);
+      if (v) messages.push(JSON.parse(v.j) as QueuedMessage);
     }
     return { messages, remaining: ri.entries.size - messages.length };
   }
 
   async ack(agentId: string, ids: readonly string[], nowMs: number): Promise<AckOutcome[]> {
+    this.assertOpen();
     const ri = this.index(agentId);
     const outcomes: AckOutcome[] = [];
     const seen = new Set<string>();
@@ -186,6 +202,7 @@ export class LmdbStore implements Store {
   }
 
   async putMeta(key: string, value: unknown): Promise<void> {
+    this.assertOpen();
     await this.meta.put(key, value);
   }
 

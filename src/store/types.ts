@@ -20,7 +20,8 @@ export interface AgentRecord {
   fingerprint: string;
   fingerprint_raw: string;
   prefer_websocket: boolean;
-  metadata: Record<string, unknown>;
+  /** JSON text, kept exactly as registered (a msgpack map would rename a `__proto__` key). */
+  metadata_json: string;
   capabilities: string[];
   client_agent_id?: string;
   status: 'active' | 'suspended';
@@ -42,6 +43,8 @@ export interface ApiKeyRecord {
 export interface MessageIndexEntry {
   /** recipient agent id */
   r: string;
+  /** sender agent id */
+  f: string;
   /** queue sequence number */
   s: number;
   /** thread id */
@@ -72,7 +75,7 @@ export interface Store {
   /** Unacked, unexpired messages queued for the agent. */
   pendingCount(agentId: string, nowMs: number): number;
   /** Append to the agent's queue; resolves once committed and flushed (a 2xx may then be sent). */
-  append(agentId: string, msg: QueuedMessage, expiresAtMs: number): Promise<void>;
+  append(agentId: string, msg: QueuedMessage, expiresAtMs: number, senderId: string): Promise<void>;
   /** Oldest first; a peek. */
   listPending(agentId: string, limit: number, nowMs: number): PendingPage;
   /** Resolves once the removals are durable. */

@@ -19,7 +19,7 @@ describe('discovery documents', () => {
       version: 'AMP1',
       endpoint: 'https://amp.example.com/api/v1',
       provider: 'aimaestro.local',
-      capabilities: ['registration', 'local-delivery', 'relay-queue', 'websockets'],
+      capabilities: ['registration', 'local-delivery', 'relay-queue'],
       contact: 'ops@example.com',
     });
     expect(r.body.public_key).toMatch(/^-----BEGIN PUBLIC KEY-----\n[A-Za-z0-9+/=]+\n-----END PUBLIC KEY-----$/);
@@ -48,7 +48,8 @@ describe('discovery documents', () => {
         relay_ttl_seconds: 604800,
       },
     });
-    expect(Object.keys(r.body).slice(0, 7)).toEqual(['provider', 'version', 'public_key', 'fingerprint', 'capabilities', 'registration_modes', 'rate_limits']);
+    expect(Object.keys(r.body).slice(0, 6)).toEqual(['provider', 'version', 'public_key', 'fingerprint', 'capabilities', 'registration_modes']);
+    expect(r.body.capabilities).not.toContain('websockets');
   });
 
   it.each(['/v1', '/api/v1'])('reports health under %s', async (mount) => {

@@ -83,6 +83,56 @@ describe.each(['SIGTERM', 'SIGKILL'] as const)('restart after %s', (signal) => {
   });
 });
 
+describe('shutdown under load', () => {
+  it('answers or refuses every request in flight, exits 0, and keeps every message it answered 200', async () => {
+    const dataDir = tempDir('amp-drain-');
+    let server = await spawnServer(dataDir);
+    try {
+      const a = await register(server.api, 'a', 't');
+      const b = await register(server.api, 'b', 't');
+      const ok: string[] = [];
+      const statuses = new Set<number | string>();
+      let stop = false;
+      const MAX_PER_WORKER = 2000;
+      const workers = Array.from({ length: 32 }, async () => {
+        for (let i = 0; i < MAX_PER_WORKER && !stop; i++) {
+          try {
+            const r = await call('POST', `${server.api}/route`, { key: a.api_key, json: { to: 'b', subject: 's', payload: { type: 'notification', message: 'x' } } });
+            statuses.add(r.status);
+            if (r.status === 200) ok.push(r.body.id);
+          } catch {
+            statuses.add('connection closed');
+            return;
+          }
+        }
+      });
+      // Stop the server once it has answered a good number of routes.
+      const sigterm = (async () => {
+        while (ok.length < 200 && statuses.size < 3) await new Promise((r) => setImmediate(r));
+        return server.stop('SIGTERM');
+      })();
+      expect(await sigterm).toBe(0);
+      stop = true;
+      await Promise.all(workers);
+      for (const s of statuses) expect([200, 503, 'connection closed']).toContain(s);
+
+      server = await spawnServer(dataDir, ['--max-queue', '100000']);
+      const ids = new Set<string>();
+      for (let page = 0; page < 1000; page++) {
+        const list = await call('GET', `${server.api}/messages/pending?limit=100`, { key: b.api_key });
+        for (const m of list.body.messages) ids.add(m.id);
+        if (list.body.remaining === 0) break;
+        await call('POST', `${server.api}/messages/pending/ack`, { key: b.api_key, json: { ids: list.body.messages.map((m: { id: string }) => m.id) } });
+      }
+      expect(ok.length).toBeGreaterThanOrEqual(200);
+      for (const id of ok) expect(ids.has(id)).toBe(true);
+    } finally {
+      await server.stop('SIGKILL');
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('startup refusals', () => {
   it('exits non-zero with a clear message on a bad configuration', async () => {
     const dataDir = tempDir('amp-badcfg-');

@@ -24,7 +24,7 @@ export function buildApi(deps: ApiDeps): Router {
   const r = new Router();
 
   r.add('GET', '/.well-known/agent-messaging.json', (req) =>
-    ok(wellKnown(ctx, req.headers.host, req.headers.forwardedProto), 200, { 'Cache-Control': 'public, max-age=3600' }),
+    ok(wellKnown(ctx, req.headers.host, req.headers.forwardedProto), 200, { 'Cache-Control': 'public, max-age=3600', 'Access-Control-Allow-Origin': '*' }),
   );
   r.add('GET', '/api/organization', () => ok({ organization: ctx.config.defaultTenant }));
   r.api('GET', '/info', (req) => ok(info(ctx, req.headers.host, req.headers.forwardedProto), 200, { 'Cache-Control': 'public, max-age=300' }));

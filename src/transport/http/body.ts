@@ -60,10 +60,6 @@ export class BodyReader {
     if (!this.settled) this.fail(new AmpError('invalid_request', 'Request aborted by the client'));
   }
 
-  buffer(): Promise<Buffer> {
-    return this.result;
-  }
-
   /** The body as a JSON object. Invalid JSON or a non-object is 400 `invalid_request`, never `{}`. */
   async json(): Promise<Record<string, unknown>> {
     const buf = await this.result;

@@ -14,11 +14,41 @@ import type { HttpReply, HttpRequest, Router } from './router.js';
 export interface HttpOptions {
   corsOrigin: string;
   logger: Logger;
+  /** Counts requests being handled, so shutdown can wait for them before closing the store. */
+  inFlight: InFlight;
+  /** True once shutdown began: new requests get 503 and touch nothing. */
+  isClosing: () => boolean;
+}
+
+export class InFlight {
+  private count = 0;
+  private waiters: Array<() => void> = [];
+
+  begin(): void {
+    this.count++;
+  }
+
+  end(): void {
+    if (--this.count === 0) for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** Resolves when no request is in flight, or after `timeoutMs`. */
+  drain(timeoutMs: number): Promise<void> {
+    if (this.count === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.waiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
 }
 
 interface ResState {
   aborted: boolean;
   done: boolean;
+  head: boolean;
 }
 
 const CORS_ALLOW_HEADERS = 'Authorization, Content-Type, X-API-Key, Idempotency-Key';
@@ -38,28 +68,23 @@ export function errorReply(e: AmpError): HttpReply {
 function write(res: HttpResponse, state: ResState, reply: HttpReply, opts: HttpOptions, closeConnection = false): void {
   if (state.aborted || state.done) return;
   state.done = true;
+  const headers = reply.headers ?? {};
+  const text = reply.body === undefined ? undefined : JSON.stringify(reply.body);
   res.cork(() => {
     res.writeStatus(statusLine(reply.status));
-    res.writeHeader('Access-Control-Allow-Origin', opts.corsOrigin);
-    let cacheSet = false;
-    for (const [k, v] of Object.entries(reply.headers ?? {})) {
-      res.writeHeader(k, v);
-      if (k === 'Cache-Control') cacheSet = true;
-    }
-    if (!cacheSet) res.writeHeader('Cache-Control', 'no-store');
-    if (reply.body === undefined) {
-      res.end(undefined, closeConnection);
-    } else {
-      res.writeHeader('Content-Type', 'application/json; charset=utf-8');
-      res.end(JSON.stringify(reply.body), closeConnection);
-    }
+    if (headers['Access-Control-Allow-Origin'] === undefined) res.writeHeader('Access-Control-Allow-Origin', opts.corsOrigin);
+    if (headers['Cache-Control'] === undefined) res.writeHeader('Cache-Control', 'no-store');
+    for (const [k, v] of Object.entries(headers)) res.writeHeader(k, v);
+    if (text !== undefined) res.writeHeader('Content-Type', 'application/json; charset=utf-8');
+    // HEAD: headers only, framed as an empty body (Content-Length: 0). This uWS build stalls the
+    // connection after endWithoutBody(), and writing the GET body would desynchronise keep-alive.
+    res.end(state.head ? undefined : text, closeConnection);
   });
 }
 
 function readHeaders(req: UwsRequest) {
   return {
     authorization: req.getHeader('authorization'),
-    contentType: req.getHeader('content-type'),
     contentLength: req.getHeader('content-length'),
     host: req.getHeader('host'),
     xApiKey: req.getHeader('x-api-key'),
@@ -71,13 +96,14 @@ function readHeaders(req: UwsRequest) {
 /** Route every HTTP request on `app` through `router`. */
 export function attachHttp(app: TemplatedApp, router: Router, opts: HttpOptions): void {
   app.any('/*', (res, ureq) => {
-    const state: ResState = { aborted: false, done: false };
+    const state: ResState = { aborted: false, done: false, head: false };
     let body: BodyReader | undefined;
     res.onAborted(() => {
       state.aborted = true;
       body?.abort();
     });
     const method = ureq.getMethod().toUpperCase();
+    state.head = method === 'HEAD';
     const path = ureq.getUrl();
     const headers = readHeaders(ureq);
     const rawQuery = ureq.getQuery() ?? '';
@@ -89,6 +115,9 @@ export function attachHttp(app: TemplatedApp, router: Router, opts: HttpOptions)
         'Access-Control-Allow-Headers': CORS_ALLOW_HEADERS,
         'Access-Control-Max-Age': '600',
       } }, opts);
+    }
+    if (opts.isClosing()) {
+      return write(res, state, errorReply(new AmpError('service_unavailable', 'The server is shutting down; retry shortly', { retryAfter: 1 })), opts, true);
     }
     const m = router.match(method, path);
     if (m.kind === 'not_found') {
@@ -110,12 +139,17 @@ export function attachHttp(app: TemplatedApp, router: Router, opts: HttpOptions)
         write(res, state, errorReply(new AmpError('internal_error', 'Internal server error')), opts);
       }
     };
+    opts.inFlight.begin();
     try {
       const out = m.handler(request);
-      if (out instanceof Promise) out.then((reply) => write(res, state, reply, opts), fail);
-      else write(res, state, out, opts);
+      if (out instanceof Promise) {
+        out.then((reply) => write(res, state, reply, opts), fail).finally(() => opts.inFlight.end());
+        return;
+      }
+      write(res, state, out, opts);
     } catch (e) {
       fail(e);
     }
+    opts.inFlight.end();
   });
 }

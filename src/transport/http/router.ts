@@ -6,7 +6,6 @@ import type { BodyReader } from './body.js';
 
 export interface RequestHeaders {
   authorization: string;
-  contentType: string;
   contentLength: string;
   host: string;
   xApiKey: string;
