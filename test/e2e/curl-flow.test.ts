@@ -6,8 +6,9 @@ import { createHash, createPublicKey } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { call, startTestServer, tempDir, type TestServer } from '../helpers/server.js';
+import { setupOrFailEveryTest } from '../helpers/setup.js';
 
 const run = promisify(execFile);
 const SCRIPT = fileURLToPath(new URL('./fixtures/curl-flow.sh', import.meta.url));
@@ -18,19 +19,7 @@ const MSG_ID = /^msg_[0-9]+_[a-f0-9]{16}$/;
 let t: TestServer;
 let work: string;
 let out: any;
-// A missing tool or a failed run must fail every test (a throwing beforeAll only marks them skipped).
-let setupError: unknown;
-
-beforeAll(async () => {
-  try {
-    await setup();
-  } catch (e) {
-    setupError = e;
-  }
-});
-beforeEach(() => {
-  if (setupError) throw setupError;
-});
+setupOrFailEveryTest(setup);
 
 async function setup() {
   t = await startTestServer();

@@ -8,9 +8,10 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { payloadHash } from '../../proto/index.js';
 import { call, register, startTestServer, tempDir, type Registered, type TestServer } from '../helpers/server.js';
+import { setupOrFailEveryTest } from '../helpers/setup.js';
 
 const run = promisify(execFile);
 const SCRIPT = fileURLToPath(new URL('./fixtures/openssl-sign.sh', import.meta.url));
@@ -77,19 +78,7 @@ async function pending(): Promise<any[]> {
   return r.body.messages;
 }
 
-// A missing tool must fail every test (a throwing beforeAll only marks them skipped).
-let setupError: unknown;
-
-beforeAll(async () => {
-  try {
-    await setup();
-  } catch (e) {
-    setupError = e;
-  }
-});
-beforeEach(() => {
-  if (setupError) throw setupError;
-});
+setupOrFailEveryTest(setup);
 
 async function setup() {
   t = await startTestServer();

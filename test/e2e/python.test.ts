@@ -4,8 +4,9 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { call, register, startTestServer, type Registered, type TestServer } from '../helpers/server.js';
+import { setupOrFailEveryTest } from '../helpers/setup.js';
 
 const run = promisify(execFile);
 const SCRIPT = fileURLToPath(new URL('./fixtures/amp_agent_example.py', import.meta.url));
@@ -39,19 +40,7 @@ let recipient: Registered;
 let seededId: string;
 let stdoutLines: string[];
 let summary: any;
-// A missing tool or a failed run must fail every test (a throwing beforeAll only marks them skipped).
-let setupError: unknown;
-
-beforeAll(async () => {
-  try {
-    await setup();
-  } catch (e) {
-    setupError = e;
-  }
-});
-beforeEach(() => {
-  if (setupError) throw setupError;
-});
+setupOrFailEveryTest(setup);
 
 async function setup() {
   const python = await findPython();
