@@ -9,3 +9,4 @@ export * from './register-body.js';
 export * from './route-body.js';
 export * from './wire.js';
 export * from './json.js';
+export * from './frames.js';

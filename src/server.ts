@@ -8,7 +8,10 @@ import { createLogger } from './ops/logger.js';
 import { Agents } from './relay/agents.js';
 import type { RelayContext } from './relay/context.js';
 import { Presence } from './relay/presence.js';
+import { Inbox } from './relay/inbox.js';
+import { Receipts } from './relay/receipts.js';
 import { MessageRouter } from './relay/route.js';
+import { attachWebSockets } from './transport/ws/attach.js';
 import { LmdbStore } from './store/lmdb.js';
 import { buildApi } from './transport/http/api.js';
 import { InFlight, attachHttp } from './transport/http/respond.js';
@@ -16,6 +19,8 @@ import { loadUws } from './transport/uws.js';
 import { CLOSE } from '../proto/index.js';
 
 const SHUTDOWN_DRAIN_MS = 10_000;
+/** How often sockets are checked for idleness, slow consumption and protocol pings. */
+const SWEEP_INTERVAL_MS = 1000;
 
 export interface ServerHandle {
   /** e.g. `http://127.0.0.1:23000` */
@@ -42,7 +47,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
   const uws = loadUws();
 
   const store = new LmdbStore({ dataDir: config.dataDir });
-  const presence = new Presence();
+  const presence = new Presence(store, config);
   const ctx: RelayContext = {
     config,
     store,
@@ -54,16 +59,24 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
   };
   const agents = new Agents(ctx);
   const router = new MessageRouter(ctx, agents);
+  const receipts = new Receipts(ctx);
+  const inbox = new Inbox(ctx, receipts);
+  presence.onHandOver = (id, method) => receipts.handedOver(id, method);
+  presence.onConnected = (session) => receipts.flush(session);
   let shuttingDown = false;
+  const isClosing = () => shuttingDown;
 
   const app = uws.App();
   const inFlight = new InFlight();
-  attachHttp(app, buildApi({ ctx, agents, router, isShuttingDown: () => shuttingDown }), {
+  attachWebSockets(app, { config, logger, store, agents, router, inbox, presence, inFlight, isClosing });
+  attachHttp(app, buildApi({ ctx, agents, router, inbox, receipts, isShuttingDown: isClosing }), {
     corsOrigin: config.corsOrigin,
     logger,
     inFlight,
-    isClosing: () => shuttingDown,
+    isClosing,
   });
+  const sweeper = setInterval(() => presence.sweep(), SWEEP_INTERVAL_MS);
+  sweeper.unref();
 
   const listenSocket = await new Promise<unknown>((resolve, reject) => {
     app.listen(config.host, config.port, (token) => {
@@ -83,6 +96,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
   const close = () =>
     (closing ??= (async () => {
       shuttingDown = true;
+      clearInterval(sweeper);
       uws.us_listen_socket_close(listenSocket as never);
       // Requests already in the relay finish (their writes commit) before the store closes.
       await inFlight.drain(SHUTDOWN_DRAIN_MS);

@@ -33,6 +33,12 @@ export const OPTIONS = {
   relayTtl: { env: 'AMP_RELAY_TTL', flag: '--relay-ttl', type: 'int', default: 604_800, min: 1, max: 31_536_000, doc: 'Seconds a queued message is kept before it expires' },
   corsOrigin: { env: 'AMP_CORS_ORIGIN', flag: '--cors-origin', type: 'string', default: '*', doc: 'Access-Control-Allow-Origin value' },
   contact: { env: 'AMP_CONTACT', flag: '--contact', type: 'string', default: '', doc: 'Contact address shown in discovery (omitted when empty)' },
+  wsAuthTimeout: { env: 'AMP_WS_AUTH_TIMEOUT', flag: '--ws-auth-timeout', type: 'int', default: 10, min: 1, max: 300, doc: 'Seconds a WebSocket may wait before its auth frame (then close 4001)' },
+  wsIdleTimeout: { env: 'AMP_WS_IDLE_TIMEOUT', flag: '--ws-idle-timeout', type: 'int', default: 300, min: 2, max: 86_400, doc: 'Seconds without inbound traffic before a WebSocket is closed (4502)' },
+  wsSoftBuffer: { env: 'AMP_WS_SOFT_BUFFER', flag: '--ws-soft-buffer', type: 'int', default: 1_048_576, min: 1024, max: 1_073_741_824, doc: 'Unsent bytes on a socket above which message pushes pause (they stay queued)' },
+  wsHardBuffer: { env: 'AMP_WS_HARD_BUFFER', flag: '--ws-hard-buffer', type: 'int', default: 16_777_216, min: 2048, max: 4_294_967_295, doc: 'Unsent bytes on a socket above which it is closed as a slow consumer (4501)' },
+  wsSlowConsumerSeconds: { env: 'AMP_WS_SLOW_CONSUMER_SECONDS', flag: '--ws-slow-consumer-seconds', type: 'int', default: 30, min: 1, max: 3600, doc: 'Seconds a socket may stay above the soft buffer before it is closed (4501)' },
+  wsMaxSessions: { env: 'AMP_WS_MAX_SESSIONS', flag: '--ws-max-sessions', type: 'int', default: 8, min: 1, max: 1024, doc: 'WebSocket sessions per agent; a new one over the limit closes the oldest (4009)' },
   logLevel: { env: 'AMP_LOG_LEVEL', flag: '--log-level', type: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', doc: 'Log level (JSON lines on stdout)' },
 } as const satisfies Record<string, OptionSpec>;
 
@@ -119,6 +125,7 @@ function crossCheck(c: Config, problems: string[]): void {
     problems.push(`AMP_DEFAULT_TENANT must be a lowercase label that is not reserved (got '${c.defaultTenant}')`);
   }
   if (c.registrationMode === 'allowlist' && c.registrationTenants.length === 0) problems.push('AMP_REGISTRATION_MODE=allowlist needs AMP_REGISTRATION_TENANTS');
+  if (c.wsHardBuffer <= c.wsSoftBuffer) problems.push('AMP_WS_HARD_BUFFER must be larger than AMP_WS_SOFT_BUFFER');
   if (c.publicUrl) {
     try {
       const u = new URL(c.publicUrl);

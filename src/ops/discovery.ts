@@ -1,11 +1,11 @@
 // Discovery (`/.well-known/agent-messaging.json`), `info` and `health` documents (spec §3).
 
-import { AMP_VERSION, DISCOVERY_VERSION, MAX_CONTEXT_BYTES, MAX_MESSAGE_BYTES, MAX_REQUEST_BYTES, MAX_STORED_MESSAGE_BYTES, MAX_SUBJECT_CHARS } from '../../proto/index.js';
+import { AMP_VERSION, DISCOVERY_VERSION, SUBPROTOCOLS, WS_PATHS, MAX_CONTEXT_BYTES, MAX_MESSAGE_BYTES, MAX_REQUEST_BYTES, MAX_STORED_MESSAGE_BYTES, MAX_SUBJECT_CHARS } from '../../proto/index.js';
 import { providerUrls, type RelayContext } from '../relay/context.js';
 import { VERSION } from '../version.js';
 
-// Only what is built is advertised: `websockets` and rate limits arrive with their features.
-const CAPABILITIES = ['registration', 'local-delivery', 'relay-queue'];
+// Only what is built is advertised: rate limits arrive with their feature.
+const CAPABILITIES = ['registration', 'local-delivery', 'relay-queue', 'websockets'];
 
 export function wellKnown(ctx: RelayContext, host: string, proto: string): Record<string, unknown> {
   const doc: Record<string, unknown> = {
@@ -41,6 +41,12 @@ export function info(ctx: RelayContext, host: string, proto: string): Record<str
       max_request_bytes: MAX_REQUEST_BYTES,
       max_queue_per_agent: config.maxQueue,
       relay_ttl_seconds: config.relayTtl,
+    },
+    websocket: {
+      paths: [...WS_PATHS],
+      subprotocols: [...SUBPROTOCOLS],
+      auth_timeout_seconds: config.wsAuthTimeout,
+      idle_timeout_seconds: config.wsIdleTimeout,
     },
   };
 }

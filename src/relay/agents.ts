@@ -18,6 +18,7 @@ import {
   newApiKey,
   parseAddress,
   registerProofString,
+  wsAuthString,
   decodeSignature,
 } from '../../proto/index.js';
 import { hashApiKey, parsePublicKeyPem, verifyEd25519 } from '../crypto/keys.js';
@@ -26,6 +27,10 @@ import { providerUrls, type RelayContext } from './context.js';
 import { nameSuggestions } from './suggestions.js';
 
 const LAST_USED_WRITE_INTERVAL_MS = 60_000;
+const WS_AUTH_WINDOW_S = 60;
+const WS_AUTH_REPLAY_CACHE_S = 120;
+
+export type SignedAuthFailure = 'invalid_token' | 'signature_invalid' | 'timestamp_out_of_window' | 'replay_detected';
 
 export interface RegisterOutcome {
   status: 200 | 201;
@@ -39,11 +44,18 @@ export class Agents {
   private readonly usedProofs = new Map<string, number>();
   private readonly keyObjects = new Map<string, { fingerprint: string; key: KeyObject }>();
   private readonly agentLocks = new Map<string, Promise<void>>();
+  /** Signed WebSocket auth frames already used, with their expiry (ms). */
+  private readonly usedWsAuth = new Map<string, number>();
 
   constructor(private readonly ctx: RelayContext) {}
 
   /** The agent behind an `Authorization` (or `X-API-Key`) header value, or 401. */
   authenticate(authorization: string, xApiKey = ''): AgentRecord {
+    return this.authenticateKey(authorization, xApiKey).agent;
+  }
+
+  /** Like authenticate(), also naming the key (sessions remember it for revocation). */
+  authenticateKey(authorization: string, xApiKey = ''): { agent: AgentRecord; keyHash: string } {
     const key = extractApiKey(authorization) ?? (API_KEY_RE.test(xApiKey.trim()) ? xApiKey.trim() : undefined);
     if (!key) throw new AmpError('unauthorized', 'Missing API key: send Authorization: Bearer <api_key>');
     const hash = hashApiKey(key);
@@ -58,7 +70,38 @@ export class Agents {
       // Bookkeeping only: a lost last_used_at write must not fail the request.
       this.ctx.store.putApiKey(hash, { ...rec, last_used_at: now }).catch(() => {});
     }
-    return agent;
+    return { agent, keyHash: hash };
+  }
+
+  /**
+   * §17.1 signed session: Ed25519 by the agent's key over `amp-ws-auth\n{timestamp}\n{address}`,
+   * `{address}` exactly as sent (full or short), |now - t| <= 60 s, each (address, t, signature)
+   * accepted once. Resolves to the agent or to the close reason.
+   */
+  async authenticateSigned(address: string, timestamp: string, signature: string): Promise<AgentRecord | SignedAuthFailure> {
+    const now = Date.now();
+    for (const [k, exp] of this.usedWsAuth) if (exp <= now) this.usedWsAuth.delete(k);
+    const agent = this.findByAddress(address);
+    if (!agent) return 'invalid_token';
+    if (Math.abs(now / 1000 - Number(timestamp)) > WS_AUTH_WINDOW_S) return 'timestamp_out_of_window';
+    const sig = decodeSignature(signature);
+    if (!sig) return 'signature_invalid';
+    const replayKey = `${address}\n${timestamp}\n${sig.toString('base64')}`;
+    if (this.usedWsAuth.has(replayKey)) return 'replay_detected';
+    this.usedWsAuth.set(replayKey, now + WS_AUTH_REPLAY_CACHE_S * 1000);
+    const ok = await verifyEd25519(this.keyObject(agent), Buffer.from(wsAuthString(timestamp, address), 'utf8'), sig);
+    return ok ? agent : 'signature_invalid';
+  }
+
+  /** The agent whose full or short address this is (case-insensitive), if it lives here. */
+  findByAddress(raw: string): AgentRecord | undefined {
+    const address = raw.toLowerCase();
+    if (!/^[\x21-\x7e]+$/.test(raw)) return undefined;
+    const parsed = parseAddress(address, this.ctx.knownProviders);
+    if (!parsed.provider || !this.ctx.knownProviders.includes(parsed.provider)) return undefined;
+    const parts = localParts(address, parsed.provider);
+    const agent = parts && this.ctx.store.findAgentByName(parts.tenant, parts.name);
+    return agent && (agent.address === address || agent.short_address === address) ? agent : undefined;
   }
 
   /** A cached node:crypto KeyObject for the agent's registered key (PEM is parsed once per key). */

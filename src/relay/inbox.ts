@@ -11,8 +11,9 @@ import {
   missingField,
   type QueuedMessage,
 } from '../../proto/index.js';
-import type { AgentRecord } from '../store/types.js';
+import type { AckOutcome, AgentRecord } from '../store/types.js';
 import type { RelayContext } from './context.js';
+import type { Receipts } from './receipts.js';
 
 function assertActive(agent: AgentRecord): void {
   if (agent.status !== 'active') throw new AmpError('agent_suspended', 'This agent is suspended');
@@ -28,30 +29,42 @@ export function parseLimit(raw: string | null): number {
 }
 
 export class Inbox {
-  constructor(private readonly ctx: RelayContext) {}
+  constructor(
+    private readonly ctx: RelayContext,
+    private readonly receipts: Receipts,
+  ) {}
 
   list(agent: AgentRecord, limit: number): { messages: QueuedMessage[]; count: number; remaining: number } {
     assertActive(agent);
     const page = this.ctx.store.listPending(agent.id, limit, Date.now());
+    for (const m of page.messages) this.receipts.handedOver(m.id, 'relay');
     return { messages: page.messages, count: page.messages.length, remaining: page.remaining };
   }
 
-  async ackOne(agent: AgentRecord, id: string | null | undefined): Promise<{ acknowledged: true; already_acked?: true }> {
+  /** Ack ids for the agent (REST or WebSocket); returns how many were newly acknowledged. */
+  async ack(agent: AgentRecord, ids: readonly string[]): Promise<AckOutcome[]> {
     assertActive(agent);
+    const outcomes = await this.ctx.store.ack(agent.id, ids, Date.now());
+    outcomes.forEach((o, i) => {
+      if (o === 'acked') this.receipts.handedOver(ids[i], 'relay');
+    });
+    return outcomes;
+  }
+
+  async ackOne(agent: AgentRecord, id: string | null | undefined): Promise<{ acknowledged: true; already_acked?: true }> {
     if (id === null || id === undefined || id === '') throw missingField('id');
     if (!isAcceptedMessageId(id)) throw invalidField('id', 'id is not a valid message id');
-    const [outcome] = await this.ctx.store.ack(agent.id, [id], Date.now());
+    const [outcome] = await this.ack(agent, [id]);
     if (outcome === 'unknown') throw new AmpError('not_found', 'Message not found', { field: 'id' });
     return outcome === 'already_acked' ? { acknowledged: true, already_acked: true } : { acknowledged: true };
   }
 
   async ackBatch(agent: AgentRecord, body: Record<string, unknown>): Promise<{ acknowledged: number }> {
-    assertActive(agent);
     const ids = body.ids;
     if (!Array.isArray(ids) || ids.length === 0) throw missingField('ids');
     if (ids.length > MAX_BATCH_ACK_IDS) throw invalidField('ids', `at most ${MAX_BATCH_ACK_IDS} ids per batch`);
     for (const id of ids) if (!isAcceptedMessageId(id)) throw invalidField('ids', `'${String(id).slice(0, 64)}' is not a valid message id`);
-    const outcomes = await this.ctx.store.ack(agent.id, ids as string[], Date.now());
+    const outcomes = await this.ack(agent, ids as string[]);
     return { acknowledged: outcomes.filter((o) => o === 'acked').length };
   }
 }

@@ -99,9 +99,11 @@ export class MessageRouter {
     };
 
     // Issue the write, push to live sessions, then answer only once the write is durable.
-    const committed = store.append(recipient.id, msg, relayExpiry, sender.id);
-    const pushed = this.ctx.presence.push(recipient.id, msg);
+    const json = JSON.stringify(msg);
+    const { seq, committed } = store.append(recipient.id, { msg, json, expiresAtMs: relayExpiry, senderId: sender.id, receipt: req.receipt });
+    const pushed = this.ctx.presence.pushLive(recipient.id, seq, id, json);
     await committed;
+    this.ctx.presence.afterCommit(recipient.id);
     const result: RouteResult = pushed
       ? { id, status: 'delivered', method: 'websocket', delivered_at: isoTime(Date.now()), thread_id: envelope.thread_id }
       : { id, status: 'queued', method: 'relay', queued_at: msg.queued_at, thread_id: envelope.thread_id };

@@ -9,7 +9,7 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { AmpError, type QueuedMessage } from '../../proto/index.js';
-import type { AckOutcome, AgentRecord, ApiKeyRecord, MessageIndexEntry, PendingPage, Store } from './types.js';
+import type { AckOutcome, AgentRecord, ApiKeyRecord, AppendInput, Appended, MessageIndexEntry, PendingPage, QueueEntry, Store } from './types.js';
 
 type QueueKey = [string, number];
 
@@ -29,6 +29,7 @@ interface QueueValue {
 interface RecipientIndex {
   entries: Map<string, { seq: number; exp: number }>;
   lastSeq: number;
+  committedSeq: number;
   /** Earliest expiry among entries; Infinity when empty. Lets counts skip a scan. */
   minExp: number;
 }
@@ -50,6 +51,8 @@ export class LmdbStore implements Store {
   private readonly queue: Database<QueueValue, QueueKey>;
   private readonly msgindex: Database<MessageIndexEntry, string>;
   private readonly meta: Database<unknown, string>;
+  /** Receipts kept for senders that were offline: [agent id, seq] -> frame JSON. */
+  private readonly outbox: Database<{ e: number; j: string }, QueueKey>;
   private readonly recipients = new Map<string, RecipientIndex>();
   /** Sequence numbers grow with wall-clock microseconds, so they keep growing across restarts. */
   private nextSeq = Date.now() * 1000;
@@ -72,6 +75,7 @@ export class LmdbStore implements Store {
     // Cached so a put is visible to the next get before its commit (acks racing each other).
     this.msgindex = this.root.openDB({ name: 'msgindex', cache: true });
     this.meta = this.root.openDB({ name: 'meta' });
+    this.outbox = this.root.openDB({ name: 'outbox' });
   }
 
   getAgent(id: string): AgentRecord | undefined {
@@ -113,13 +117,14 @@ export class LmdbStore implements Store {
   private index(agentId: string): RecipientIndex {
     let ri = this.recipients.get(agentId);
     if (ri) return ri;
-    ri = { entries: new Map(), lastSeq: 0, minExp: Infinity };
+    ri = { entries: new Map(), lastSeq: 0, committedSeq: 0, minExp: Infinity };
     for (const { key, value } of this.queue.getRange({ start: [agentId, 0], end: [agentId, SEQ_MAX] })) {
       const seq = key[1];
       ri.entries.set(value.i, { seq, exp: value.e });
       ri.lastSeq = seq;
       if (value.e < ri.minExp) ri.minExp = value.e;
     }
+    ri.committedSeq = ri.lastSeq;
     this.recipients.set(agentId, ri);
     return ri;
   }
@@ -146,15 +151,39 @@ export class LmdbStore implements Store {
     return ri.entries.size;
   }
 
-  async append(agentId: string, msg: QueuedMessage, expiresAtMs: number, senderId: string): Promise<void> {
+  append(agentId: string, input: AppendInput): Appended {
     this.assertOpen();
+    const { msg, expiresAtMs } = input;
     const ri = this.index(agentId);
     const seq = Math.max(this.nextSeq++, ri.lastSeq + 1);
     ri.lastSeq = seq;
     ri.entries.set(msg.id, { seq, exp: expiresAtMs });
     if (expiresAtMs < ri.minExp) ri.minExp = expiresAtMs;
-    this.queue.put([agentId, seq], { e: expiresAtMs, i: msg.id, j: JSON.stringify(msg) });
-    await this.msgindex.put(msg.id, { r: agentId, f: senderId, s: seq, t: msg.envelope.thread_id, e: expiresAtMs });
+    this.queue.put([agentId, seq], { e: expiresAtMs, i: msg.id, j: input.json });
+    const idx: MessageIndexEntry = { r: agentId, f: input.senderId, s: seq, t: msg.envelope.thread_id, e: expiresAtMs };
+    if (input.receipt) idx.rc = 1;
+    // Commits complete in order, so committedSeq only grows. It is updated before the caller's
+    // continuation runs, which then sees this entry as committed.
+    const committed = this.msgindex.put(msg.id, idx).then(() => {
+      if (seq > ri.committedSeq) ri.committedSeq = seq;
+    });
+    return { seq, committed };
+  }
+
+  readFrom(agentId: string, afterSeq: number, limit: number, nowMs: number): QueueEntry[] {
+    const out: QueueEntry[] = [];
+    for (const { key, value } of this.queue.getRange({ start: [agentId, afterSeq + 1], end: [agentId, SEQ_MAX], limit })) {
+      if (value.e > nowMs) out.push({ seq: key[1], id: value.i, json: value.j });
+    }
+    return out;
+  }
+
+  lastSeq(agentId: string): number {
+    return this.index(agentId).lastSeq;
+  }
+
+  committedSeq(agentId: string): number {
+    return this.index(agentId).committedSeq;
   }
 
   listPending(agentId: string, limit: number, nowMs: number): PendingPage {
@@ -197,6 +226,35 @@ export class LmdbStore implements Store {
     return this.msgindex.get(id);
   }
 
+  markReceipt(id: string, flag: 'rd' | 'rr'): boolean {
+    const idx = this.msgindex.get(id);
+    if (!idx || idx[flag] === 1 || this.closed) return false;
+    // Visible at once through the cache; losing it in a crash only means a repeated receipt.
+    this.msgindex.put(id, { ...idx, [flag]: 1 }).catch(() => {});
+    return true;
+  }
+
+  pushOutbox(agentId: string, frameJson: string, expiresAtMs: number, cap: number): number {
+    this.assertOpen();
+    const keys = [...this.outbox.getKeys({ start: [agentId, 0], end: [agentId, SEQ_MAX] })];
+    let dropped = 0;
+    for (let i = 0; i <= keys.length - cap; i++) {
+      this.outbox.remove(keys[i]).catch(() => {});
+      dropped++;
+    }
+    this.outbox.put([agentId, this.nextSeq++], { e: expiresAtMs, j: frameJson }).catch(() => {});
+    return dropped;
+  }
+
+  takeOutbox(agentId: string, nowMs: number): string[] {
+    const frames: string[] = [];
+    for (const { key, value } of this.outbox.getRange({ start: [agentId, 0], end: [agentId, SEQ_MAX] })) {
+      if (value.e > nowMs) frames.push(value.j);
+      if (!this.closed) this.outbox.remove(key).catch(() => {});
+    }
+    return frames;
+  }
+
   getMeta<T>(key: string): T | undefined {
     return this.meta.get(key) as T | undefined;
   }
@@ -204,6 +262,10 @@ export class LmdbStore implements Store {
   async putMeta(key: string, value: unknown): Promise<void> {
     this.assertOpen();
     await this.meta.put(key, value);
+  }
+
+  async settled(): Promise<void> {
+    await this.root.committed;
   }
 
   healthy(): boolean {

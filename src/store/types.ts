@@ -53,6 +53,35 @@ export interface MessageIndexEntry {
   e: number;
   /** acked at (ms) */
   a?: number;
+  /** the sender asked for a delivery receipt */
+  rc?: 1;
+  /** delivery receipt sent */
+  rd?: 1;
+  /** read receipt sent */
+  rr?: 1;
+}
+
+export interface AppendInput {
+  msg: QueuedMessage;
+  /** `JSON.stringify(msg)`, computed once by the caller and reused for pushes. */
+  json: string;
+  expiresAtMs: number;
+  senderId: string;
+  receipt: boolean;
+}
+
+export interface Appended {
+  /** Queue position; grows with every append, across restarts too. */
+  seq: number;
+  /** Resolves once the append is committed and flushed. */
+  committed: Promise<void>;
+}
+
+/** A committed queue entry as catch-up reads it. */
+export interface QueueEntry {
+  seq: number;
+  id: string;
+  json: string;
 }
 
 export type AckOutcome = 'acked' | 'already_acked' | 'unknown';
@@ -74,16 +103,30 @@ export interface Store {
 
   /** Unacked, unexpired messages queued for the agent. */
   pendingCount(agentId: string, nowMs: number): number;
-  /** Append to the agent's queue; resolves once committed and flushed (a 2xx may then be sent). */
-  append(agentId: string, msg: QueuedMessage, expiresAtMs: number, senderId: string): Promise<void>;
+  /** Append to the agent's queue; `committed` resolves once durable (a 2xx may then be sent). */
+  append(agentId: string, input: AppendInput): Appended;
+  /** Committed, unexpired entries with seq > afterSeq, oldest first. */
+  readFrom(agentId: string, afterSeq: number, limit: number, nowMs: number): QueueEntry[];
+  /** Highest seq ever assigned to the agent's queue (0 if none). */
+  lastSeq(agentId: string): number;
+  /** Highest seq of the agent's queue known to be committed (0 if none). */
+  committedSeq(agentId: string): number;
   /** Oldest first; a peek. */
   listPending(agentId: string, limit: number, nowMs: number): PendingPage;
   /** Resolves once the removals are durable. */
   ack(agentId: string, ids: readonly string[], nowMs: number): Promise<AckOutcome[]>;
   getMessageIndex(id: string): MessageIndexEntry | undefined;
+  /** Set a receipt flag on a message; true if it was not set before (so the receipt goes once). */
+  markReceipt(id: string, flag: 'rd' | 'rr'): boolean;
+  /** Keep a frame for an offline agent (≤ cap, oldest dropped); returns how many were dropped. */
+  pushOutbox(agentId: string, frameJson: string, expiresAtMs: number, cap: number): number;
+  /** Take (and remove) the agent's kept frames, oldest first. */
+  takeOutbox(agentId: string, nowMs: number): string[];
 
   getMeta<T>(key: string): T | undefined;
   putMeta(key: string, value: unknown): Promise<void>;
+  /** Resolves once every write issued so far is committed (range reads then see it). */
+  settled(): Promise<void>;
   /** True while the store answers reads. */
   healthy(): boolean;
   close(): Promise<void>;

@@ -19,7 +19,7 @@ describe('discovery documents', () => {
       version: 'AMP1',
       endpoint: 'https://amp.example.com/api/v1',
       provider: 'aimaestro.local',
-      capabilities: ['registration', 'local-delivery', 'relay-queue'],
+      capabilities: ['registration', 'local-delivery', 'relay-queue', 'websockets'],
       contact: 'ops@example.com',
     });
     expect(r.body.public_key).toMatch(/^-----BEGIN PUBLIC KEY-----\n[A-Za-z0-9+/=]+\n-----END PUBLIC KEY-----$/);
@@ -49,7 +49,13 @@ describe('discovery documents', () => {
       },
     });
     expect(Object.keys(r.body).slice(0, 6)).toEqual(['provider', 'version', 'public_key', 'fingerprint', 'capabilities', 'registration_modes']);
-    expect(r.body.capabilities).not.toContain('websockets');
+    expect(r.body.websocket).toEqual({
+      paths: ['/v1/ws', '/api/v1/ws'],
+      subprotocols: ['amp.v1', 'amp.v1+msgpack'],
+      auth_timeout_seconds: 10,
+      idle_timeout_seconds: 300,
+    });
+    expect(r.body.rate_limits).toBeUndefined();
   });
 
   it.each(['/v1', '/api/v1'])('reports health under %s', async (mount) => {

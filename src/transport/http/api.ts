@@ -3,23 +3,26 @@
 
 import type { Agents } from '../../relay/agents.js';
 import type { RelayContext } from '../../relay/context.js';
-import { Inbox, parseLimit } from '../../relay/inbox.js';
+import { parseLimit, type Inbox } from '../../relay/inbox.js';
+import type { Receipts } from '../../relay/receipts.js';
 import type { MessageRouter } from '../../relay/route.js';
 import { health, info, wellKnown } from '../../ops/discovery.js';
 import { Router, type HttpReply, type HttpRequest } from './router.js';
+import { invalidField, isAcceptedMessageId } from '../../../proto/index.js';
 
 export interface ApiDeps {
   ctx: RelayContext;
   agents: Agents;
   router: MessageRouter;
+  inbox: Inbox;
+  receipts: Receipts;
   isShuttingDown: () => boolean;
 }
 
 const ok = (body: unknown, status = 200, headers?: Record<string, string>): HttpReply => ({ status, body, headers });
 
 export function buildApi(deps: ApiDeps): Router {
-  const { ctx, agents, router } = deps;
-  const inbox = new Inbox(ctx);
+  const { ctx, agents, router, inbox, receipts } = deps;
   const auth = (req: HttpRequest) => agents.authenticate(req.headers.authorization, req.headers.xApiKey);
   const r = new Router();
 
@@ -65,6 +68,12 @@ export function buildApi(deps: ApiDeps): Router {
   r.api('POST', '/messages/pending', ackBatch);
   r.api('POST', '/messages/pending/ack', ackBatch);
   r.api('POST', '/inbox/ack', ackBatch);
+
+  r.api('POST', '/messages/:id/read', (req) => {
+    const agent = auth(req);
+    if (!isAcceptedMessageId(req.params.id)) throw invalidField('id', 'id is not a valid message id');
+    return ok(receipts.read(agent, req.params.id));
+  });
 
   r.api('GET', '/agents/me', (req) => ok(agents.self(auth(req))));
   return r;

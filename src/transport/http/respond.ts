@@ -55,7 +55,7 @@ const CORS_ALLOW_HEADERS = 'Authorization, Content-Type, X-API-Key, Idempotency-
 const CORS_ALLOW_METHODS = 'GET, POST, PATCH, DELETE, OPTIONS';
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
-function statusLine(status: number): string {
+export function statusLine(status: number): string {
   return `${status} ${STATUS_CODES[status] ?? ''}`;
 }
 

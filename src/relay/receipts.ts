@@ -1,0 +1,65 @@
+// Receipts (spec §16). A delivery receipt goes once, at the first hand-over of a message whose
+// sender asked for one: a WebSocket push, the first pending list that contains it, or an ack
+// that came first. A read receipt goes when the recipient says so. Both reach the sender's live
+// sessions, or wait in a per-sender outbox (≤ 1000, 7 days) flushed after its next `connected`.
+
+import { AmpError, isoTime } from '../../proto/index.js';
+import type { AgentRecord } from '../store/types.js';
+import type { RelayContext } from './context.js';
+import { Frame } from './frames.js';
+import type { AgentSession } from './presence.js';
+
+const OUTBOX_CAP = 1000;
+const OUTBOX_TTL_MS = 7 * 24 * 3600 * 1000;
+
+export type HandOverMethod = 'websocket' | 'relay';
+
+export class Receipts {
+  /** Receipts dropped because a sender's outbox was full. */
+  outboxDropped = 0;
+
+  constructor(private readonly ctx: RelayContext) {}
+
+  /** A message reached its recipient; send the delivery receipt if one is owed. */
+  handedOver(messageId: string, method: HandOverMethod): void {
+    const { store } = this.ctx;
+    const idx = store.getMessageIndex(messageId);
+    if (!idx || idx.rc !== 1 || idx.rd === 1) return;
+    if (!store.markReceipt(messageId, 'rd')) return;
+    const recipient = store.getAgent(idx.r);
+    this.toAgent(idx.f, {
+      type: 'message.delivered',
+      data: { id: messageId, to: recipient?.address ?? '', delivered_at: isoTime(Date.now()), method },
+    });
+  }
+
+  /** `POST messages/{id}/read` by the recipient. */
+  read(reader: AgentRecord, messageId: string): { read_receipt_sent: true; already_read?: true } {
+    const { store } = this.ctx;
+    const idx = store.getMessageIndex(messageId);
+    if (!idx || idx.r !== reader.id || idx.e <= Date.now()) throw new AmpError('not_found', 'Message not found', { field: 'id' });
+    if (!store.markReceipt(messageId, 'rr')) return { read_receipt_sent: true, already_read: true };
+    this.toAgent(idx.f, { type: 'message.read', data: { id: messageId, read_at: isoTime(Date.now()), reader: reader.address } });
+    return { read_receipt_sent: true };
+  }
+
+  private toAgent(agentId: string, frame: Record<string, unknown>): void {
+    const f = new Frame(frame);
+    if (this.ctx.presence.control(agentId, f)) return;
+    this.outboxDropped += this.ctx.store.pushOutbox(agentId, f.json, Date.now() + OUTBOX_TTL_MS, OUTBOX_CAP);
+  }
+
+  /**
+   * After `connected`: hand over what was kept while the agent was offline, once every outbox
+   * write issued so far has committed (a receipt kept a moment ago is then included).
+   */
+  flush(s: AgentSession): void {
+    this.ctx.store.settled().then(
+      () => {
+        if (s.closed) return;
+        for (const json of this.ctx.store.takeOutbox(s.agent.id, Date.now())) s.conn.send(new Frame(undefined, json));
+      },
+      (e) => this.ctx.logger.warn({ err: e }, 'receipt outbox flush failed'),
+    );
+  }
+}

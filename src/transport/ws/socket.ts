@@ -1,0 +1,261 @@
+// One WebSocket connection: authentication state machine (spec §17.1), frame handling (§17.3,
+// §17.5) and the `Connection` the relay pushes through.
+//
+// uWS lifetimes: the ArrayBuffer of a message is only valid during the callback, so frames are
+// decoded synchronously before anything awaits; after `close` the ws object must not be touched,
+// so every write checks `closed` first.
+
+import { Packr } from 'msgpackr';
+import type { WebSocket } from 'uWebSockets.js';
+import {
+  AmpError,
+  CLOSE,
+  SUBPROTOCOL_MSGPACK,
+  checkBinaryFrame,
+  decodeClientFrame,
+  errorFrame,
+  isAmpError,
+  newSessionId,
+  parseTextFrame,
+  type ClientFrame,
+  type Subprotocol,
+} from '../../../proto/index.js';
+import { AgentSession, Presence, type Connection, type SendOutcome } from '../../relay/presence.js';
+import { Frame } from '../../relay/frames.js';
+import type { AgentRecord } from '../../store/types.js';
+import type { WsDeps } from './attach.js';
+
+/** Frames that may queue while a signed auth is being verified. */
+const MAX_FRAMES_WHILE_AUTHENTICATING = 32;
+
+// Plain MessagePack maps (no record extension), so any MessagePack client can read them.
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
+
+export interface UserData {
+  protocol: Subprotocol;
+  /** Set when the upgrade carried a valid Authorization header. */
+  pre?: { agent: AgentRecord; keyHash: string };
+  socket?: WsSocket;
+}
+
+type State = 'auth' | 'authenticating' | 'open' | 'closed';
+
+export class WsSocket implements Connection {
+  private state: State = 'auth';
+  private session?: AgentSession;
+  private authTimer?: NodeJS.Timeout;
+  private waiting: Record<string, unknown>[] = [];
+  private lastInbound = Date.now();
+
+  constructor(
+    private readonly ws: WebSocket<UserData>,
+    private readonly deps: WsDeps,
+    private readonly protocol: Subprotocol,
+  ) {}
+
+  // --- Connection (what the relay sees) ---
+
+  send(frame: Frame): SendOutcome {
+    if (this.state === 'closed') return 'dropped';
+    const r = this.protocol === SUBPROTOCOL_MSGPACK ? this.ws.send(packr.pack(frame.object), true) : this.ws.send(frame.json, false);
+    return r === 1 ? 'sent' : r === 0 ? 'buffered' : 'dropped';
+  }
+
+  bufferedBytes(): number {
+    return this.state === 'closed' ? 0 : this.ws.getBufferedAmount();
+  }
+
+  batch(fn: () => void): void {
+    if (this.state === 'closed') fn();
+    else this.ws.cork(fn);
+  }
+
+  ping(): void {
+    if (this.state !== 'closed') this.ws.ping();
+  }
+
+  close(code: number, reason: string): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    clearTimeout(this.authTimer);
+    this.ws.end(code, reason);
+  }
+
+  // --- uWS events ---
+
+  onOpen(pre: UserData['pre']): void {
+    if (pre) return this.establish(pre.agent, pre.keyHash);
+    this.authTimer = setTimeout(() => {
+      if (this.state === 'auth' || this.state === 'authenticating') {
+        this.sendError(new AmpError('unauthorized', `No auth frame within ${this.deps.config.wsAuthTimeout} s`));
+        this.close(CLOSE.AUTH_TIMEOUT, 'auth_timeout');
+      }
+    }, this.deps.config.wsAuthTimeout * 1000);
+  }
+
+  onMessage(message: ArrayBuffer, isBinary: boolean): void {
+    if (this.state === 'closed') return;
+    this.lastInbound = Date.now();
+    if (this.session) this.session.lastInbound = this.lastInbound;
+    let obj: Record<string, unknown>;
+    try {
+      obj = isBinary ? checkBinaryFrame(unpack(message)) : parseTextFrame(Buffer.from(message).toString('utf8'));
+    } catch (e) {
+      const err = isAmpError(e) ? e : new AmpError('invalid_request', 'Undecodable frame');
+      this.sendError(err);
+      if (this.state === 'auth') this.close(CLOSE.AUTH_REQUIRED, 'auth_required');
+      return;
+    }
+    if (this.state === 'auth') return this.onAuthFrame(obj);
+    if (this.state === 'authenticating') {
+      if (this.waiting.length < MAX_FRAMES_WHILE_AUTHENTICATING) this.waiting.push(obj);
+      else this.sendError(new AmpError('rate_limited', 'Too many frames before authentication completed; frame dropped'));
+      return;
+    }
+    this.onFrame(obj);
+  }
+
+  onDrain(): void {
+    if (this.session) this.deps.presence.onDrain(this.session);
+  }
+
+  onPong(): void {
+    this.lastInbound = Date.now();
+    if (this.session) this.session.lastInbound = this.lastInbound;
+  }
+
+  /** The socket is gone (closed by either side). */
+  onClose(): void {
+    this.state = 'closed';
+    clearTimeout(this.authTimer);
+    if (this.session) this.deps.presence.remove(this.session);
+  }
+
+  // --- authentication ---
+
+  private onAuthFrame(obj: Record<string, unknown>): void {
+    let f: ClientFrame;
+    try {
+      f = decodeClientFrame(obj);
+    } catch (e) {
+      this.sendError(isAmpError(e) ? e : new AmpError('invalid_request', 'Malformed frame'));
+      return this.close(CLOSE.AUTH_REQUIRED, 'auth_required');
+    }
+    if (f.type !== 'auth') {
+      this.sendError(new AmpError('invalid_request', `The first frame must be {"type": "auth", ...}, not '${f.type}'`));
+      return this.close(CLOSE.AUTH_REQUIRED, 'auth_required');
+    }
+    if ('token' in f) {
+      let auth: { agent: AgentRecord; keyHash: string };
+      try {
+        auth = this.deps.agents.authenticateKey(`Bearer ${f.token}`);
+      } catch {
+        return this.refuse('unauthorized', 'Invalid or expired API key', 'invalid_token');
+      }
+      return this.establish(auth.agent, auth.keyHash);
+    }
+    this.state = 'authenticating';
+    this.deps.agents.authenticateSigned(f.address, f.timestamp, f.signature).then(
+      (r) => {
+        if (this.state !== 'authenticating') return;
+        if (typeof r !== 'string') return this.establish(r, undefined);
+        const message = r === 'invalid_token' ? 'Unknown agent address' : r === 'replay_detected' ? 'This signed auth frame was already used' : r === 'timestamp_out_of_window' ? 'timestamp is more than 60 s from the server clock' : 'Signature does not verify with the registered key';
+        this.refuse(r === 'invalid_token' ? 'unauthorized' : 'signature_invalid', message, r);
+      },
+      (e) => this.fail(e),
+    );
+  }
+
+  private refuse(code: 'unauthorized' | 'signature_invalid' | 'agent_suspended', message: string, reason: string): void {
+    this.deps.logger.info({ reason }, 'websocket authentication refused');
+    this.sendError(new AmpError(code, message));
+    this.close(CLOSE.AUTH_FAILED, reason);
+  }
+
+  private establish(agent: AgentRecord, keyHash: string | undefined): void {
+    if (agent.status !== 'active') return this.refuse('agent_suspended', 'This agent is suspended', 'agent_suspended');
+    clearTimeout(this.authTimer);
+    this.state = 'open';
+    this.session = new AgentSession(newSessionId(), agent, this, this.protocol, keyHash);
+    this.session.lastInbound = this.lastInbound;
+    this.deps.presence.open(this.session);
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const obj of waiting) if (this.state === 'open') this.onFrame(obj);
+  }
+
+  // --- frames after authentication ---
+
+  private onFrame(obj: Record<string, unknown>): void {
+    const rid = typeof obj.request_id === 'string' ? obj.request_id : undefined;
+    let f: ClientFrame;
+    try {
+      f = decodeClientFrame(obj);
+    } catch (e) {
+      return this.sendError(isAmpError(e) ? e : new AmpError('invalid_request', 'Malformed frame'), rid);
+    }
+    switch (f.type) {
+      case 'auth':
+        return this.sendError(new AmpError('invalid_request', 'already authenticated'), f.request_id);
+      case 'ping':
+        this.send(Presence.pong(f.request_id));
+        return;
+      case 'route':
+        return this.track(this.route(f.data, f.request_id));
+      case 'ack':
+        return this.track(this.ack(f.ids, f.request_id));
+    }
+  }
+
+  private track(p: Promise<void>): void {
+    this.deps.inFlight.begin();
+    p.catch((e) => this.fail(e)).finally(() => this.deps.inFlight.end());
+  }
+
+  private async route(data: Record<string, unknown>, request_id: string | undefined): Promise<void> {
+    const s = this.session!;
+    try {
+      const sender = this.deps.store.getAgent(s.agent.id) ?? s.agent;
+      const result = await this.deps.router.route(sender, data);
+      const frame: Record<string, unknown> = { type: 'route.result', data: result };
+      if (request_id !== undefined) frame.request_id = request_id;
+      this.send(new Frame(frame));
+    } catch (e) {
+      if (!isAmpError(e)) throw e;
+      if (request_id === undefined) return this.sendError(e);
+      const frame = errorFrame(e, request_id);
+      frame.type = 'route.result';
+      this.send(new Frame(frame));
+    }
+  }
+
+  private async ack(ids: string[], request_id: string | undefined): Promise<void> {
+    try {
+      const outcomes = await this.deps.inbox.ack(this.session!.agent, ids);
+      if (request_id !== undefined) {
+        this.send(new Frame({ type: 'ack.result', request_id, data: { acknowledged: outcomes.filter((o) => o === 'acked').length } }));
+      }
+    } catch (e) {
+      if (!isAmpError(e)) throw e;
+      this.sendError(e, request_id);
+    }
+  }
+
+  private sendError(e: AmpError, request_id?: string): void {
+    this.send(new Frame(errorFrame(e, request_id)));
+  }
+
+  /** A bug: log it, tell the client, keep the server up. */
+  private fail(e: unknown): void {
+    this.deps.logger.error({ err: e }, 'websocket frame handler failed');
+    if (this.state !== 'closed') this.sendError(new AmpError('internal_error', 'Internal server error'));
+  }
+}
+
+function unpack(message: ArrayBuffer): unknown {
+  try {
+    return packr.unpack(Buffer.from(message));
+  } catch {
+    throw new AmpError('invalid_request', 'Binary frame is not valid MessagePack');
+  }
+}
