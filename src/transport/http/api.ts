@@ -8,7 +8,7 @@ import type { Receipts } from '../../relay/receipts.js';
 import type { MessageRouter } from '../../relay/route.js';
 import { health, info, wellKnown } from '../../ops/discovery.js';
 import { Router, type HttpReply, type HttpRequest } from './router.js';
-import { invalidField, isAcceptedMessageId } from '../../../proto/index.js';
+import { AmpError, invalidField, isAcceptedMessageId } from '../../../proto/index.js';
 
 export interface ApiDeps {
   ctx: RelayContext;
@@ -76,5 +76,10 @@ export function buildApi(deps: ApiDeps): Router {
   });
 
   r.api('GET', '/agents/me', (req) => ok(agents.self(auth(req))));
+
+  // A plain GET on the WebSocket path (no Upgrade header) says what the path is for.
+  r.api('GET', '/ws', () => {
+    throw new AmpError('invalid_request', 'This is the WebSocket endpoint: connect with a WebSocket client (Upgrade: websocket)');
+  });
   return r;
 }

@@ -1,0 +1,148 @@
+// AmpClient: the REST half of the TypeScript SDK. Every non-2xx answer becomes an AmpApiError
+// carrying the wire code, so callers switch on `e.code`, never on message text.
+
+import type { QueuedMessage, RouteResult } from '../../proto/index.js';
+import { AmpSocket, type SocketOptions } from './socket.js';
+
+export class AmpApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly field?: string,
+    readonly details: Record<string, unknown> = {},
+    readonly body?: unknown,
+  ) {
+    super(message);
+    this.name = 'AmpApiError';
+  }
+
+  static from(status: number, body: unknown): AmpApiError {
+    const b = (body && typeof body === 'object' ? body : {}) as Record<string, unknown>;
+    return new AmpApiError(
+      status,
+      typeof b.error === 'string' ? b.error : `http_${status}`,
+      typeof b.message === 'string' ? b.message : `HTTP ${status}`,
+      typeof b.field === 'string' ? b.field : undefined,
+      (b.details as Record<string, unknown>) ?? {},
+      body,
+    );
+  }
+}
+
+export interface RegisterRequestBody {
+  name: string;
+  public_key: string;
+  tenant?: string;
+  key_algorithm?: string;
+  alias?: string;
+  scope?: { platform: string; repo: string };
+  metadata?: Record<string, unknown>;
+  capabilities?: string[];
+  proof?: { timestamp: number | string; signature: string };
+}
+
+export interface Registration {
+  address: string;
+  short_address: string;
+  local_name: string;
+  agent_id: string;
+  tenant: string;
+  api_key: string;
+  provider: { name: string; endpoint: string; route_url: string };
+  fingerprint: string;
+  registered_at: string;
+}
+
+export interface RouteBody {
+  to: string;
+  subject: string;
+  payload: { type: string; message: string; context?: Record<string, unknown> | null; [k: string]: unknown };
+  priority?: 'urgent' | 'high' | 'normal' | 'low';
+  in_reply_to?: string;
+  thread_id?: string;
+  expires_at?: string;
+  signature?: string;
+  options?: { receipt?: boolean };
+  idempotency_key?: string;
+}
+
+export interface PendingList {
+  messages: QueuedMessage[];
+  count: number;
+  remaining: number;
+}
+
+export interface ClientOptions {
+  /** e.g. `http://127.0.0.1:23000` (the `/api/v1` prefix is added). */
+  baseUrl: string;
+  apiKey?: string;
+}
+
+export class AmpClient {
+  readonly baseUrl: string;
+  readonly api: string;
+  apiKey?: string;
+
+  constructor(opts: ClientOptions) {
+    this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
+    this.api = `${this.baseUrl}/api/v1`;
+    this.apiKey = opts.apiKey;
+  }
+
+  /** Register an agent; the returned client is authenticated with the new API key. */
+  static async register(baseUrl: string, body: RegisterRequestBody): Promise<{ client: AmpClient; registration: Registration }> {
+    const anon = new AmpClient({ baseUrl });
+    const registration = await anon.request<Registration>('POST', '/register', body);
+    return { client: new AmpClient({ baseUrl, apiKey: registration.api_key }), registration };
+  }
+
+  async request<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
+    const h: Record<string, string> = { ...headers };
+    if (this.apiKey) h.Authorization = `Bearer ${this.apiKey}`;
+    if (body !== undefined) h['Content-Type'] = 'application/json';
+    const res = await fetch(this.api + path, { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await res.text();
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = text;
+    }
+    if (!res.ok) throw AmpApiError.from(res.status, parsed);
+    return parsed as T;
+  }
+
+  route(body: RouteBody): Promise<RouteResult> {
+    return this.request('POST', '/route', body);
+  }
+
+  pending(limit?: number): Promise<PendingList> {
+    return this.request('GET', `/messages/pending${limit === undefined ? '' : `?limit=${limit}`}`);
+  }
+
+  ack(id: string): Promise<{ acknowledged: true; already_acked?: true }> {
+    return this.request('DELETE', `/messages/pending?id=${encodeURIComponent(id)}`);
+  }
+
+  ackBatch(ids: string[]): Promise<{ acknowledged: number }> {
+    return this.request('POST', '/messages/pending/ack', { ids });
+  }
+
+  read(id: string): Promise<{ read_receipt_sent: true; already_read?: true }> {
+    return this.request('POST', `/messages/${encodeURIComponent(id)}/read`);
+  }
+
+  me(): Promise<Record<string, unknown>> {
+    return this.request('GET', '/agents/me');
+  }
+
+  health(): Promise<Record<string, unknown>> {
+    return this.request('GET', '/health');
+  }
+
+  /** Open a WebSocket session (authenticated with this client's API key unless told otherwise). */
+  connect(opts: Omit<SocketOptions, 'url'> = {}): AmpSocket {
+    return new AmpSocket({ url: `${this.baseUrl.replace(/^http/, 'ws')}/api/v1/ws`, apiKey: this.apiKey, ...opts });
+  }
+}
