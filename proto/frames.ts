@@ -4,7 +4,7 @@
 import { AmpError, invalidField } from './errors.js';
 import { MAX_BATCH_ACK_IDS } from './limits.js';
 import { isAcceptedMessageId } from './ids.js';
-import { MAX_JSON_DEPTH, nestsDeeperThan, parseJsonBody } from './json.js';
+import { MAX_JSON_DEPTH, parseJsonBody } from './json.js';
 
 export const WS_PATHS = ['/v1/ws', '/api/v1/ws'] as const;
 export const SUBPROTOCOL_JSON = 'amp.v1';
@@ -50,15 +50,37 @@ export function parseTextFrame(text: string): Record<string, unknown> {
   return r.value as Record<string, unknown>;
 }
 
-/** Check a decoded MessagePack frame; throws `invalid_request`. */
+const MSGPACK_TYPES_ERROR = 'Binary frame may hold only string-keyed maps, arrays, strings, booleans, nil, safe integers and floats';
+
+/**
+ * Turn a decoded MessagePack value (maps decoded as `Map`) into a JSON value, refusing what JSON
+ * cannot hold: non-string map keys, binary, extension types, unsafe integers, deep nesting.
+ */
+export function msgpackToJson(v: unknown, depth = 1): unknown {
+  if (depth > MAX_JSON_DEPTH) throw new AmpError('invalid_request', `Frame nests deeper than ${MAX_JSON_DEPTH} levels`);
+  if (v instanceof Map) {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of v) {
+      if (typeof k !== 'string') throw new AmpError('invalid_request', MSGPACK_TYPES_ERROR);
+      // defineProperty keeps a `__proto__` key an ordinary own property.
+      Object.defineProperty(out, k, { value: msgpackToJson(x, depth + 1), enumerable: true, writable: true, configurable: true });
+    }
+    return out;
+  }
+  if (Array.isArray(v)) return v.map((x) => msgpackToJson(x, depth + 1));
+  if (!isJsonLike(v) || (v !== null && typeof v === 'object')) throw new AmpError('invalid_request', MSGPACK_TYPES_ERROR);
+  return v;
+}
+
+/** Check a decoded MessagePack frame (maps as `Map`) and return it as a JSON object. */
 export function checkBinaryFrame(value: unknown): Record<string, unknown> {
-  if (value === null || typeof value !== 'object' || Array.isArray(value) || Object.getPrototypeOf(value) !== Object.prototype) {
-    throw new AmpError('invalid_request', 'Binary frame must be one MessagePack map');
-  }
-  if (nestsDeeperThan(value, MAX_JSON_DEPTH) || !isJsonLike(value)) {
-    throw new AmpError('invalid_request', 'Binary frame may hold only maps, arrays, strings, booleans, nil, safe integers and floats');
-  }
-  return value as Record<string, unknown>;
+  if (!(value instanceof Map)) throw new AmpError('invalid_request', 'Binary frame must be one MessagePack map');
+  return msgpackToJson(value) as Record<string, unknown>;
+}
+
+/** A client's request_id, when it is one we may echo (1-64 characters). */
+export function echoableRequestId(v: unknown): string | undefined {
+  return typeof v === 'string' && REQUEST_ID_RE.test(v) ? v : undefined;
 }
 
 function requestId(f: Record<string, unknown>): string | undefined {

@@ -69,11 +69,25 @@ describe('frame bodies', () => {
     [{ a: Number.NaN }, false],
   ])('isJsonLike(%o) = %s', (v, want) => expect(isJsonLike(v)).toBe(want));
 
-  it('checks binary frames are one JSON-like map', () => {
-    expect(checkBinaryFrame({ type: 'ping' })).toEqual({ type: 'ping' });
-    for (const bad of [[1], 'x', null, { a: Buffer.from('x') }, new Map([['type', 'ping']])]) {
-      expect(codeOf(() => checkBinaryFrame(bad))).toEqual(['invalid_request', undefined]);
-    }
+  it('turns a decoded MessagePack map into a JSON object', () => {
+    const frame = new Map<unknown, unknown>([['type', 'route'], ['data', new Map<unknown, unknown>([['to', 'b'], ['list', [1, new Map([['k', null]])]]])]]);
+    expect(checkBinaryFrame(frame)).toEqual({ type: 'route', data: { to: 'b', list: [1, { k: null }] } });
+    const proto = checkBinaryFrame(new Map([['__proto__', 'x']]));
+    expect(Object.keys(proto)).toEqual(['__proto__']);
+  });
+
+  it.each([
+    ['a plain object (not decoded as a map)', { type: 'ping' }],
+    ['an array', [1]],
+    ['a string', 'x'],
+    ['nil', null],
+    ['an integer key', new Map<unknown, unknown>([['type', 'ping'], [1, 'x']])],
+    ['binary', new Map<unknown, unknown>([['a', Buffer.from('x')]])],
+    ['a timestamp', new Map<unknown, unknown>([['a', new Date(0)]])],
+    ['an unsafe integer', new Map<unknown, unknown>([['a', 2 ** 60]])],
+    ['a nested integer key', new Map<unknown, unknown>([['a', new Map([[2, 'x']])]])],
+  ])('refuses a binary frame holding %s', (_label, bad) => {
+    expect(codeOf(() => checkBinaryFrame(bad))).toEqual(['invalid_request', undefined]);
   });
 
   it('builds flat error frames', () => {

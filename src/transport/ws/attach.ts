@@ -42,7 +42,9 @@ export function attachWebSockets(app: TemplatedApp, deps: WsDeps): void {
   for (const path of WS_PATHS) {
     app.ws<UserData>(path, {
       compression: 0,
-      maxPayloadLength: MAX_WS_FRAME_BYTES,
+      // uWS drops an oversized frame's connection without a close frame; with headroom here the
+      // socket sees the frame and closes with 1009 itself (§8.3). Beyond this, uWS drops it.
+      maxPayloadLength: 2 * MAX_WS_FRAME_BYTES,
       // uWS drops sends above this; the relay pauses pushes long before (soft limit) and closes
       // slow consumers at this hard limit, so only control frames could ever reach it.
       maxBackpressure: deps.config.wsHardBuffer,

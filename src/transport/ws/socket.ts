@@ -10,7 +10,9 @@ import type { WebSocket } from 'uWebSockets.js';
 import {
   AmpError,
   CLOSE,
+  MAX_WS_FRAME_BYTES,
   SUBPROTOCOL_MSGPACK,
+  echoableRequestId,
   checkBinaryFrame,
   decodeClientFrame,
   errorFrame,
@@ -28,8 +30,9 @@ import type { WsDeps } from './attach.js';
 /** Frames that may queue while a signed auth is being verified. */
 const MAX_FRAMES_WHILE_AUTHENTICATING = 32;
 
-// Plain MessagePack maps (no record extension), so any MessagePack client can read them.
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
+// Plain MessagePack maps (no record extension), so any MessagePack client can read them. Maps
+// decode as Map so that non-string keys can be refused (§17.8) rather than silently stringified.
+const packr = new Packr({ useRecords: false, mapsAsObjects: false, moreTypes: false });
 
 export interface UserData {
   protocol: Subprotocol;
@@ -95,6 +98,7 @@ export class WsSocket implements Connection {
 
   onMessage(message: ArrayBuffer, isBinary: boolean): void {
     if (this.state === 'closed') return;
+    if (message.byteLength > MAX_WS_FRAME_BYTES) return this.close(CLOSE.MESSAGE_TOO_BIG, 'message_too_big');
     this.lastInbound = Date.now();
     if (this.session) this.session.lastInbound = this.lastInbound;
     let obj: Record<string, unknown>;
@@ -187,12 +191,15 @@ export class WsSocket implements Connection {
   // --- frames after authentication ---
 
   private onFrame(obj: Record<string, unknown>): void {
-    const rid = typeof obj.request_id === 'string' ? obj.request_id : undefined;
+    const rid = echoableRequestId(obj.request_id);
     let f: ClientFrame;
     try {
       f = decodeClientFrame(obj);
     } catch (e) {
-      return this.sendError(isAmpError(e) ? e : new AmpError('invalid_request', 'Malformed frame'), rid);
+      const err = isAmpError(e) ? e : new AmpError('invalid_request', 'Malformed frame');
+      // A route with a request_id is always answered by a route.result (§17.5).
+      if (obj.type === 'route' && rid !== undefined) return this.routeError(err, rid);
+      return this.sendError(err, rid);
     }
     switch (f.type) {
       case 'auth':
@@ -223,10 +230,15 @@ export class WsSocket implements Connection {
     } catch (e) {
       if (!isAmpError(e)) throw e;
       if (request_id === undefined) return this.sendError(e);
-      const frame = errorFrame(e, request_id);
-      frame.type = 'route.result';
-      this.send(new Frame(frame));
+      this.routeError(e, request_id);
     }
+  }
+
+  /** A failed route.result is flat, like an error frame (§17.2). */
+  private routeError(e: AmpError, request_id: string): void {
+    const frame = errorFrame(e, request_id);
+    frame.type = 'route.result';
+    this.send(new Frame(frame));
   }
 
   private async ack(ids: string[], request_id: string | undefined): Promise<void> {

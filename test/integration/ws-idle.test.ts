@@ -1,0 +1,168 @@
+// Idle sockets (spec §17.6, §17.7): no inbound traffic (frames or pongs) for the idle timeout →
+// close 4502 `idle_timeout`. With wsIdleTimeout 2 s and the server's sweep once a second, a silent
+// socket is closed between 2 and ~3 s after its last inbound byte; the server's own protocol pings
+// only start after 30 s of silence, so a client's automatic pong never rescues it here. A client
+// that keeps sending `ping` frames (or protocol pongs) stays open.
+
+import WebSocket from 'ws';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { call, register, startTestServer, type Registered, type TestServer } from '../helpers/server.js';
+
+const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+type Frame = Record<string, any>;
+
+class Peer {
+  readonly frames: Frame[] = [];
+  closed?: { code: number; reason: string; at: number };
+  openedAt = 0;
+  private wake = new Set<() => void>();
+
+  constructor(readonly ws: WebSocket) {
+    peers.push(this);
+    ws.on('open', () => {
+      this.openedAt = Date.now();
+      for (const w of this.wake) w();
+    });
+    ws.on('message', (d) => {
+      this.frames.push(JSON.parse(String(d)) as Frame);
+      for (const w of this.wake) w();
+    });
+    ws.on('close', (code, reason) => {
+      this.closed = { code, reason: reason.toString(), at: Date.now() };
+      for (const w of this.wake) w();
+    });
+    ws.on('error', () => {});
+  }
+
+  until(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+    if (cond()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (!cond()) return;
+        this.wake.delete(check);
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.wake.delete(check);
+        reject(new Error(`no ${what} within ${timeoutMs} ms (close: ${JSON.stringify(this.closed)})`));
+      }, timeoutMs);
+      this.wake.add(check);
+    });
+  }
+
+  connectedFrame(): Promise<Frame> {
+    return this.until(() => this.frames.some((f) => f.type === 'connected'), 'connected').then(() => this.frames.find((f) => f.type === 'connected')!);
+  }
+
+  async close(): Promise<void> {
+    if (this.ws.readyState === WebSocket.CLOSED) return;
+    (this.ws as any)._socket?.resume();
+    const done = this.until(() => this.closed !== undefined, 'close', 3000).catch(() => this.ws.terminate());
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.close(1000);
+    else this.ws.terminate();
+    await done;
+  }
+}
+
+let t: TestServer;
+const peers: Peer[] = [];
+let n = 0;
+
+beforeAll(async () => {
+  t = await startTestServer({ wsIdleTimeout: 2 });
+});
+afterEach(async () => {
+  for (const p of peers.splice(0)) await p.close();
+});
+afterAll(() => t.close());
+
+async function agent(): Promise<Registered> {
+  return register(t.api, `idle-${++n}`, 'acme');
+}
+
+const withHeader = (who: Registered) => new Peer(new WebSocket(t.server.wsUrl, ['amp.v1'], { headers: { Authorization: `Bearer ${who.api_key}` } }));
+
+/** Closed with the documented code and reason, 2–4 s after `since` (the last inbound traffic). */
+function expectIdleClose(p: Peer, since: number): void {
+  expect(p.closed).toMatchObject({ code: 4502, reason: 'idle_timeout' });
+  const after = p.closed!.at - since;
+  expect(after).toBeGreaterThanOrEqual(1900);
+  expect(after).toBeLessThanOrEqual(4000);
+}
+
+describe('idle timeout (§17.6)', () => {
+  it('a header-authenticated socket that sends nothing is closed with 4502 idle_timeout after ~2 s', async () => {
+    const p = withHeader(await agent());
+    const connected = await p.connectedFrame();
+    expect(connected.data.idle_timeout_seconds).toBe(2);
+    await p.until(() => p.closed !== undefined, 'the idle close', 6000);
+    expectIdleClose(p, p.openedAt);
+    // Nothing but `connected` was sent before the close.
+    expect(p.frames.map((f) => f.type)).toEqual(['connected']);
+  });
+
+  it('the auth frame counts as traffic; after it, silence closes the socket with 4502', async () => {
+    const who = await agent();
+    const p = new Peer(new WebSocket(t.server.wsUrl, ['amp.v1']));
+    await p.until(() => p.openedAt > 0, 'open');
+    const authAt = Date.now();
+    p.ws.send(JSON.stringify({ type: 'auth', token: who.api_key }));
+    expect((await p.connectedFrame()).data.address).toBe(who.address);
+    await p.until(() => p.closed !== undefined, 'the idle close', 6000);
+    expectIdleClose(p, authAt);
+  });
+
+  it('a client that stops reading (paused TCP) is closed with 4502 too, seen once it reads again', async () => {
+    const p = withHeader(await agent());
+    await p.connectedFrame();
+    (p.ws as any)._socket.pause();
+    // Bounded poll: the agent leaves agents_online when the server closes its only session.
+    const deadline = Date.now() + 6000;
+    let online = 1;
+    for (let i = 0; i < 1000 && online !== 0 && Date.now() < deadline; i++) {
+      online = (await call('GET', `${t.api}/health`)).body.agents_online;
+      if (online !== 0) await new Promise((r) => setTimeout(r, 25));
+    }
+    expect(online).toBe(0);
+    const serverClosedBy = Date.now() - p.openedAt;
+    expect(serverClosedBy).toBeGreaterThanOrEqual(1900);
+    expect(serverClosedBy).toBeLessThanOrEqual(4000 + 500);
+    (p.ws as any)._socket.resume();
+    await p.until(() => p.closed !== undefined, 'the close frame', 5000);
+    expect(p.closed).toMatchObject({ code: 4502, reason: 'idle_timeout' });
+  });
+
+  it('a socket sending a ping frame every ~500 ms stays open past 3 s; each ping gets a pong', async () => {
+    const p = withHeader(await agent());
+    await p.connectedFrame();
+    for (let i = 0; i < 8; i++) {
+      const request_id = `k${i}`;
+      p.ws.send(JSON.stringify({ type: 'ping', request_id }));
+      await p.until(() => p.frames.some((f) => f.type === 'pong' && f.request_id === request_id), `pong ${request_id}`, 2000);
+      // Pacing, bounded in count: keep traffic flowing, well inside the 2 s timeout.
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(Date.now() - p.openedAt).toBeGreaterThan(3000);
+    expect(p.closed).toBeUndefined();
+    expect(p.ws.readyState).toBe(WebSocket.OPEN);
+    const pongs = p.frames.filter((f) => f.type === 'pong');
+    expect(pongs).toHaveLength(8);
+    for (const [i, f] of pongs.entries()) expect(f).toEqual({ type: 'pong', request_id: `k${i}`, timestamp: expect.stringMatching(ISO_MS) });
+  });
+
+  it('protocol pongs from the client count as inbound traffic (stays open past 3 s)', async () => {
+    const p = withHeader(await agent());
+    await p.connectedFrame();
+    for (let i = 0; i < 8; i++) {
+      p.ws.pong();
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(Date.now() - p.openedAt).toBeGreaterThan(3000);
+    expect(p.closed).toBeUndefined();
+    // Still usable: a ping frame is answered.
+    p.ws.send(JSON.stringify({ type: 'ping', request_id: 'last' }));
+    await p.until(() => p.frames.some((f) => f.type === 'pong' && f.request_id === 'last'), 'the last pong');
+  });
+});
