@@ -175,7 +175,7 @@ export class Presence {
     let full = false;
     s.conn.batch(() => {
       for (;;) {
-        const entries = this.store.readFrom(agentId, s.cursor, CATCH_UP_BATCH, now);
+        const { entries, scannedTo, more } = this.store.readFrom(agentId, s.cursor, CATCH_UP_BATCH, now);
         for (const e of entries) {
           if (s.conn.bufferedBytes() > this.config.wsSoftBuffer) {
             full = true;
@@ -189,7 +189,9 @@ export class Presence {
           this.counters.pushes++;
           this.onHandOver(e.id, 'websocket');
         }
-        if (entries.length < CATCH_UP_BATCH) return;
+        // Expired entries at the end of the batch are skipped too.
+        s.cursor = Math.max(s.cursor, scannedTo);
+        if (!more) return;
       }
     });
     if (full) {

@@ -170,12 +170,16 @@ export class LmdbStore implements Store {
     return { seq, committed };
   }
 
-  readFrom(agentId: string, afterSeq: number, limit: number, nowMs: number): QueueEntry[] {
-    const out: QueueEntry[] = [];
+  readFrom(agentId: string, afterSeq: number, limit: number, nowMs: number): { entries: QueueEntry[]; scannedTo: number; more: boolean } {
+    const entries: QueueEntry[] = [];
+    let scanned = 0;
+    let scannedTo = afterSeq;
     for (const { key, value } of this.queue.getRange({ start: [agentId, afterSeq + 1], end: [agentId, SEQ_MAX], limit })) {
-      if (value.e > nowMs) out.push({ seq: key[1], id: value.i, json: value.j });
+      scanned++;
+      scannedTo = key[1];
+      if (value.e > nowMs) entries.push({ seq: key[1], id: value.i, json: value.j });
     }
-    return out;
+    return { entries, scannedTo, more: scanned === limit };
   }
 
   lastSeq(agentId: string): number {

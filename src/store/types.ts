@@ -105,8 +105,11 @@ export interface Store {
   pendingCount(agentId: string, nowMs: number): number;
   /** Append to the agent's queue; `committed` resolves once durable (a 2xx may then be sent). */
   append(agentId: string, input: AppendInput): Appended;
-  /** Committed, unexpired entries with seq > afterSeq, oldest first. */
-  readFrom(agentId: string, afterSeq: number, limit: number, nowMs: number): QueueEntry[];
+  /**
+   * Committed entries with seq > afterSeq, oldest first: up to `limit` scanned, expired ones left
+   * out. `scannedTo` is the last seq scanned; `more` says the scan stopped at the limit.
+   */
+  readFrom(agentId: string, afterSeq: number, limit: number, nowMs: number): { entries: QueueEntry[]; scannedTo: number; more: boolean };
   /** Highest seq ever assigned to the agent's queue (0 if none). */
   lastSeq(agentId: string): number;
   /** Highest seq of the agent's queue known to be committed (0 if none). */

@@ -288,25 +288,34 @@ describe('catch-up (§17.4)', () => {
     const t = await server(60);
     const sender = await register(t.api, 'cu-sender', 'acme');
     const rcpt = await register(t.api, 'cu-rcpt', 'acme');
-    const expiresAt = Date.now() + 1500;
+    // 255 long-lived, then one that expires in 2 s (the last of the first batch of 256), then 45
+    // more. Routes prune expired entries, so all must be routed before it expires.
+    const keep = (from: number, count: number) =>
+      lane(
+        Array.from({ length: count }, (_, i) => `keep ${from + i}`),
+        async (s) => (await route(t, sender, rcpt, s, s)).id,
+      );
+    const ids = await keep(0, 255);
+    const expiresAt = Date.now() + 2000;
     const short = await route(t, sender, rcpt, 'short-lived', 'x', { expires_at: new Date(expiresAt).toISOString() });
     expect(short.status).toBe('queued');
-    const ids = await lane(
-      Array.from({ length: 300 }, (_, i) => `keep ${i}`),
-      async (s) => (await route(t, sender, rcpt, s, s)).id,
-    );
+    ids.push(...(await keep(255, 45)));
+    if (Date.now() >= expiresAt) throw new Error('precondition: routing took longer than the 2 s expiry; the expired entry was already pruned');
     // Wait (bounded) until the short-lived one has expired, without touching the recipient's queue.
     expect(await poll(async () => Date.now() > expiresAt + 20, 5000)).toBe(true);
 
     const peer = await Peer.connect(t.server.wsUrl, rcpt.api_key);
     expect(peer.connected.data.pending_count).toBe(300);
     await peer.until(() => peer.seen.size >= 300, 5000, 'the replay of 300 messages').catch(() => {});
-    const missing = ids.filter((id) => !peer.seen.has(id));
-    expect({ received: peer.seen.size, firstMissingIndex: ids.findIndex((id) => !peer.seen.has(id)), missing: missing.length }).toEqual({
-      received: 300,
-      firstMissingIndex: -1,
-      missing: 0,
-    });
-    expect(peer.firstSeen).toEqual(ids);
+    // A message routed now must come after all 300 (queue order), not in place of the missing ones.
+    const live = await route(t, sender, rcpt, 'live', 'live');
+    await peer.until(() => peer.seen.has(live.id), 5000, 'the live message');
+    expect({
+      received: peer.seen.size,
+      firstMissingIndex: ids.findIndex((id) => !peer.seen.has(id)),
+      missing: ids.filter((id) => !peer.seen.has(id)).length,
+      livePosition: peer.firstSeen.indexOf(live.id),
+    }).toEqual({ received: 301, firstMissingIndex: -1, missing: 0, livePosition: 300 });
+    expect(peer.firstSeen).toEqual([...ids, live.id]);
   }, 30_000);
 });

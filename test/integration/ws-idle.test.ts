@@ -165,4 +165,17 @@ describe('idle timeout (§17.6)', () => {
     p.ws.send(JSON.stringify({ type: 'ping', request_id: 'last' }));
     await p.until(() => p.frames.some((f) => f.type === 'pong' && f.request_id === 'last'), 'the last pong');
   });
+
+  it('protocol pings from the client count as inbound traffic too (stays open past 3 s)', async () => {
+    const p = withHeader(await agent());
+    await p.connectedFrame();
+    for (let i = 0; i < 8; i++) {
+      p.ws.ping();
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(Date.now() - p.openedAt).toBeGreaterThan(3000);
+    expect(p.closed).toBeUndefined();
+    p.ws.send(JSON.stringify({ type: 'ping', request_id: 'after-pings' }));
+    await p.until(() => p.frames.some((f) => f.type === 'pong' && f.request_id === 'after-pings'), 'the pong after pings');
+  });
 });

@@ -92,6 +92,8 @@ export function attachWebSockets(app: TemplatedApp, deps: WsDeps): void {
         }
       },
       drain: (ws) => ws.getUserData().socket?.onDrain(),
+      // Protocol pings and pongs both count as inbound traffic for the idle timeout.
+      ping: (ws) => ws.getUserData().socket?.onPong(),
       pong: (ws) => ws.getUserData().socket?.onPong(),
       close: (ws) => ws.getUserData().socket?.onClose(),
     });
