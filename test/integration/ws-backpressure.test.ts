@@ -262,6 +262,10 @@ describe('slow consumer (§17.6)', () => {
     slow.resumeReading();
     await slow.until(() => slow.closed !== undefined, 10_000, 'the close');
     expect(slow.closed).toEqual({ code: 4501, reason: 'slow_consumer' });
+    // The operator sees it: both counters moved (GET /metrics, Prometheus text).
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    expect(Number(/^amp_ws_slow_consumer_closes_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
+    expect(Number(/^amp_ws_slow_consumer_pauses_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
     // What it did get was a prefix of the queue, in order.
     expect(slow.firstSeen).toEqual(routed.slice(0, slow.firstSeen.length));
 

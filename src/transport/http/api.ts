@@ -7,6 +7,7 @@ import { parseLimit, type Inbox } from '../../relay/inbox.js';
 import type { Receipts } from '../../relay/receipts.js';
 import type { MessageRouter } from '../../relay/route.js';
 import { health, info, wellKnown } from '../../ops/discovery.js';
+import { renderMetrics } from '../../ops/metrics.js';
 import { Router, type HttpReply, type HttpRequest } from './router.js';
 import { AmpError, invalidField, isAcceptedMessageId } from '../../../proto/index.js';
 
@@ -35,6 +36,8 @@ export function buildApi(deps: ApiDeps): Router {
     const h = health(ctx, deps.isShuttingDown());
     return ok(h.body, h.status);
   });
+
+  r.add('GET', '/metrics', () => ok(renderMetrics({ presence: ctx.presence, receipts, startedAt: ctx.startedAt }), 200, { 'Content-Type': 'text/plain; version=0.0.4' }));
 
   r.api('POST', '/register', async (req) => {
     const out = await agents.register(await req.body.json(), req.headers.host, req.headers.forwardedProto);

@@ -69,13 +69,14 @@ function write(res: HttpResponse, state: ResState, reply: HttpReply, opts: HttpO
   if (state.aborted || state.done) return;
   state.done = true;
   const headers = reply.headers ?? {};
-  const text = reply.body === undefined ? undefined : JSON.stringify(reply.body);
+  const raw = typeof reply.body === 'string';
+  const text = reply.body === undefined ? undefined : raw ? (reply.body as string) : JSON.stringify(reply.body);
   res.cork(() => {
     res.writeStatus(statusLine(reply.status));
     if (headers['Access-Control-Allow-Origin'] === undefined) res.writeHeader('Access-Control-Allow-Origin', opts.corsOrigin);
     if (headers['Cache-Control'] === undefined) res.writeHeader('Cache-Control', 'no-store');
     for (const [k, v] of Object.entries(headers)) res.writeHeader(k, v);
-    if (text !== undefined) res.writeHeader('Content-Type', 'application/json; charset=utf-8');
+    if (text !== undefined && !raw) res.writeHeader('Content-Type', 'application/json; charset=utf-8');
     // HEAD: headers only, framed as an empty body (Content-Length: 0). This uWS build stalls the
     // connection after endWithoutBody(), and writing the GET body would desynchronise keep-alive.
     res.end(state.head ? undefined : text, closeConnection);

@@ -25,6 +25,7 @@ export interface HttpRequest {
 
 export interface HttpReply {
   status: number;
+  /** Written as JSON, unless it is a string (written as-is, with its own Content-Type header). */
   body?: unknown;
   headers?: Record<string, string>;
 }
