@@ -12,6 +12,8 @@ import { AmpApiError, type RouteBody } from './rest.js';
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 const REQUEST_TIMEOUT_MS = 30_000;
+/** §17.7: after 4503 (overloaded) wait at least 5 s. */
+const OVERLOADED_MIN_BACKOFF_MS = 5000;
 
 export interface SocketOptions {
   url: string;
@@ -43,8 +45,11 @@ export interface AmpSocketEvents {
   message: [QueuedMessage, { replay: boolean }];
   delivered: [{ id: string; to: string; delivered_at: string; method: string }];
   read: [{ id: string; read_at: string; reader: string }];
-  /** An `error` frame from the server. */
-  error: [{ error: string; message: string; field?: string; request_id?: string }];
+  /**
+   * An `error` frame from the server that answers no pending request. (Not 'error': an
+   * EventEmitter throws on an unheard 'error' event, and a server's words must not crash a client.)
+   */
+  'server-error': [{ error: string; message: string; field?: string; request_id?: string }];
   close: [number, string];
   reconnecting: [number];
 }
@@ -56,6 +61,10 @@ export class AmpSocket extends EventEmitter<AmpSocketEvents> {
   private attempt = 0;
   private stopped = false;
   private retryTimer?: NodeJS.Timeout;
+  /** Last unix second signed for a signed session: the server accepts each auth frame once. */
+  private lastSignedSecond = 0;
+  /** A close that must not be followed by a reconnect (refused upgrade, 40xx). */
+  private terminal = false;
   connected?: ConnectedInfo;
 
   constructor(private readonly opts: SocketOptions) {
@@ -72,13 +81,21 @@ export class AmpSocket extends EventEmitter<AmpSocketEvents> {
       const auth = this.opts.auth ?? 'frame';
       if (auth === 'frame') this.sendRaw({ type: 'auth', token: this.opts.apiKey });
       else if (typeof auth === 'object') {
-        const timestamp = Math.floor(Date.now() / 1000);
+        // Never the same second twice: an identical signed frame would be refused as a replay.
+        const timestamp = Math.max(Math.floor(Date.now() / 1000), this.lastSignedSecond + 1);
+        this.lastSignedSecond = timestamp;
         const signature = sign(null, Buffer.from(wsAuthString(String(timestamp), auth.address)), auth.privateKey).toString('base64');
         this.sendRaw({ type: 'auth', address: auth.address, timestamp, signature });
       }
     });
     ws.on('message', (data, isBinary) => this.onFrame(isBinary ? (packr.unpack(data as Buffer) as Record<string, unknown>) : JSON.parse(String(data))));
     ws.on('close', (code, reason) => this.onClose(code, reason.toString()));
+    // A refused upgrade (400/401/403) is final: reconnecting with the same credentials cannot
+    // help. 5xx (e.g. 503 while the server shuts down) is worth retrying.
+    ws.on('unexpected-response', (_req, res) => {
+      if ((res.statusCode ?? 0) < 500) this.terminal = true;
+      ws.terminate();
+    });
     // Errors surface as a close (code 1006); nothing else to do here.
     ws.on('error', () => {});
   }
@@ -106,7 +123,7 @@ export class AmpSocket extends EventEmitter<AmpSocketEvents> {
         return this.settle(f);
       case 'error':
         if (typeof f.request_id === 'string' && this.requests.has(f.request_id)) return this.settle(f);
-        this.emit('error', f as never);
+        this.emit('server-error', f as never);
         return;
       default:
       // Unknown frame types are ignored (spec §17.2).
@@ -132,11 +149,14 @@ export class AmpSocket extends EventEmitter<AmpSocketEvents> {
     }
     this.requests.clear();
     this.emit('close', code, reason);
-    if (this.stopped || this.opts.reconnect === false || !shouldReconnect(code)) return;
+    if (!this.willReconnect(code)) return;
+    const backoff = Math.min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2 ** this.attempt) * (0.5 + Math.random() / 2);
     const delay =
       code === CLOSE.SERVER_SHUTDOWN
         ? 1000 + Math.random() * 4000
-        : Math.min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2 ** this.attempt) * (0.5 + Math.random() / 2);
+        : code === CLOSE.OVERLOADED
+          ? Math.max(OVERLOADED_MIN_BACKOFF_MS, backoff)
+          : backoff;
     this.attempt++;
     this.emit('reconnecting', delay);
     this.retryTimer = setTimeout(() => this.open(), delay);
@@ -166,23 +186,33 @@ export class AmpSocket extends EventEmitter<AmpSocketEvents> {
     });
   }
 
-  /** Resolves with the next `connected` (at once if already connected). */
+  private willReconnect(code: number): boolean {
+    return !this.stopped && !this.terminal && this.opts.reconnect !== false && shouldReconnect(code);
+  }
+
+  /** Resolves with the next `connected` (at once if connected); rejects once no reconnect will follow. */
   ready(): Promise<ConnectedInfo> {
     if (this.connected) return Promise.resolve(this.connected);
+    if (this.ended) return Promise.reject(new Error('socket is closed for good'));
     return new Promise((resolve, reject) => {
       const onConnected = (c: ConnectedInfo) => {
         this.off('close', onClose);
         resolve(c);
       };
       const onClose = (code: number, reason: string) => {
-        if (this.stopped || this.opts.reconnect === false || !shouldReconnect(code)) {
-          this.off('connected', onConnected);
-          reject(new Error(`socket closed before connected (${code} ${reason})`));
-        }
+        if (this.willReconnect(code)) return;
+        this.off('connected', onConnected);
+        this.off('close', onClose);
+        reject(new Error(`socket closed before connected (${code} ${reason})`));
       };
       this.once('connected', onConnected);
       this.on('close', onClose);
     });
+  }
+
+  /** True once the socket closed with no reconnect to follow. */
+  private get ended(): boolean {
+    return this.ws?.readyState === WebSocket.CLOSED && !this.retryTimer && !this.willReconnect(CLOSE.GOING_AWAY);
   }
 
   route(body: RouteBody): Promise<RouteResult> {

@@ -5,6 +5,7 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import {
   AmpError,
   API_KEY_RE,
+  CLOSE,
   MAX_ADDRESS_CHARS,
   REGISTER_PROOF_CACHE_S,
   REGISTER_PROOF_WINDOW_S,
@@ -88,8 +89,10 @@ export class Agents {
     if (!sig) return 'signature_invalid';
     const replayKey = `${address}\n${timestamp}\n${sig.toString('base64')}`;
     if (this.usedWsAuth.has(replayKey)) return 'replay_detected';
+    // Claimed before the await so two concurrent uses cannot both pass; released if it fails.
     this.usedWsAuth.set(replayKey, now + WS_AUTH_REPLAY_CACHE_S * 1000);
     const ok = await verifyEd25519(this.keyObject(agent), Buffer.from(wsAuthString(timestamp, address), 'utf8'), sig);
+    if (!ok) this.usedWsAuth.delete(replayKey);
     return ok ? agent : 'signature_invalid';
   }
 
@@ -215,9 +218,15 @@ export class Agents {
       }
       const apiKey = await this.issueKey(agent, at);
       await Promise.all(revokes);
-      this.ctx.logger.info({ agent: agent.id }, 'api key recovered with a signed proof; earlier keys revoked');
+      this.closeSessionsOfKeys(agent.id, new Set(agent.key_hashes.slice(0, -1)), 'key_revoked');
+      this.ctx.logger.info({ agent: agent.id, event: 'api_key_recovered' }, 'api key recovered with a signed proof; earlier keys revoked');
       return { status: 200 as const, body: this.registrationBody(agent, apiKey, urls) };
     });
+  }
+
+  /** Close the agent's sessions that were opened with one of these (now revoked) API keys. */
+  closeSessionsOfKeys(agentId: string, keyHashes: ReadonlySet<string>, reason: string): void {
+    this.ctx.presence.closeAgent(agentId, CLOSE.AUTH_FAILED, reason, (s) => s.keyHash !== undefined && keyHashes.has(s.keyHash));
   }
 
   /** Run `fn` after every earlier call for the same agent has settled. */

@@ -131,7 +131,7 @@ export class Presence {
    * Push a just-appended (not yet committed) message to every live session that is caught up.
    * True when at least one session accepted the bytes.
    */
-  pushLive(agentId: string, seq: number, messageId: string, json: string): boolean {
+  pushLive(agentId: string, seq: number, json: string): boolean {
     const set = this.byAgent.get(agentId);
     if (!set) return false;
     let delivered = false;
@@ -153,10 +153,8 @@ export class Presence {
       s.cursor = seq;
       delivered = true;
     }
-    if (delivered) {
-      this.counters.pushes++;
-      this.onHandOver(messageId, 'websocket');
-    }
+    // The delivery receipt, if owed, is sent by the router once the message is committed.
+    if (delivered) this.counters.pushes++;
     return delivered;
   }
 
@@ -187,7 +185,7 @@ export class Presence {
           }
           s.cursor = e.seq;
           this.counters.pushes++;
-          this.onHandOver(e.id, 'websocket');
+          if (e.receipt) this.onHandOver(e.id, 'websocket');
         }
         // Expired entries at the end of the batch are skipped too.
         s.cursor = Math.max(s.cursor, scannedTo);

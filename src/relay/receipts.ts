@@ -54,12 +54,12 @@ export class Receipts {
    * write issued so far has committed (a receipt kept a moment ago is then included).
    */
   flush(s: AgentSession): void {
-    this.ctx.store.settled().then(
-      () => {
+    this.ctx.store
+      .settled()
+      .then(() => {
         if (s.closed) return;
         for (const json of this.ctx.store.takeOutbox(s.agent.id, Date.now())) s.conn.send(new Frame(undefined, json));
-      },
-      (e) => this.ctx.logger.warn({ err: e }, 'receipt outbox flush failed'),
-    );
+      })
+      .catch((e: unknown) => this.ctx.logger.warn({ err: e }, 'receipt outbox flush failed'));
   }
 }

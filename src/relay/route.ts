@@ -101,8 +101,9 @@ export class MessageRouter {
     // Issue the write, push to live sessions, then answer only once the write is durable.
     const json = JSON.stringify(msg);
     const { seq, committed } = store.append(recipient.id, { msg, json, expiresAtMs: relayExpiry, senderId: sender.id, receipt: req.receipt });
-    const pushed = this.ctx.presence.pushLive(recipient.id, seq, id, json);
+    const pushed = this.ctx.presence.pushLive(recipient.id, seq, json);
     await committed;
+    if (pushed && req.receipt) this.ctx.presence.onHandOver(id, 'websocket');
     this.ctx.presence.afterCommit(recipient.id);
     const result: RouteResult = pushed
       ? { id, status: 'delivered', method: 'websocket', delivered_at: isoTime(Date.now()), thread_id: envelope.thread_id }

@@ -18,6 +18,8 @@ interface QueueValue {
   e: number;
   /** message id */
   i: string;
+  /** delivery receipt requested */
+  rc?: 1;
   /**
    * The queued message as JSON text. Not a msgpack map: msgpackr renames a `__proto__` key and
    * turns lone surrogates into U+FFFD, and a payload must come back exactly as signed (§8.2).
@@ -53,6 +55,7 @@ export class LmdbStore implements Store {
   private readonly meta: Database<unknown, string>;
   /** Receipts kept for senders that were offline: [agent id, seq] -> frame JSON. */
   private readonly outbox: Database<{ e: number; j: string }, QueueKey>;
+  private readonly outboxIndex = new Map<string, number[]>();
   private readonly recipients = new Map<string, RecipientIndex>();
   /** Sequence numbers grow with wall-clock microseconds, so they keep growing across restarts. */
   private nextSeq = Date.now() * 1000;
@@ -159,7 +162,9 @@ export class LmdbStore implements Store {
     ri.lastSeq = seq;
     ri.entries.set(msg.id, { seq, exp: expiresAtMs });
     if (expiresAtMs < ri.minExp) ri.minExp = expiresAtMs;
-    this.queue.put([agentId, seq], { e: expiresAtMs, i: msg.id, j: input.json });
+    const qv: QueueValue = { e: expiresAtMs, i: msg.id, j: input.json };
+    if (input.receipt) qv.rc = 1;
+    this.queue.put([agentId, seq], qv);
     const idx: MessageIndexEntry = { r: agentId, f: input.senderId, s: seq, t: msg.envelope.thread_id, e: expiresAtMs };
     if (input.receipt) idx.rc = 1;
     // Commits complete in order, so committedSeq only grows. It is updated before the caller's
@@ -177,7 +182,7 @@ export class LmdbStore implements Store {
     for (const { key, value } of this.queue.getRange({ start: [agentId, afterSeq + 1], end: [agentId, SEQ_MAX], limit })) {
       scanned++;
       scannedTo = key[1];
-      if (value.e > nowMs) entries.push({ seq: key[1], id: value.i, json: value.j });
+      if (value.e > nowMs) entries.push({ seq: key[1], id: value.i, json: value.j, receipt: value.rc === 1 });
     }
     return { entries, scannedTo, more: scanned === limit };
   }
@@ -238,24 +243,40 @@ export class LmdbStore implements Store {
     return true;
   }
 
+  /** Outbox keys (seq) per agent in order, loaded on first use; eviction and counts are exact. */
+  private outboxKeys(agentId: string): number[] {
+    let keys = this.outboxIndex.get(agentId);
+    if (!keys) {
+      keys = [...this.outbox.getKeys({ start: [agentId, 0], end: [agentId, SEQ_MAX] })].map((k) => k[1]);
+      this.outboxIndex.set(agentId, keys);
+    }
+    return keys;
+  }
+
   pushOutbox(agentId: string, frameJson: string, expiresAtMs: number, cap: number): number {
     this.assertOpen();
-    const keys = [...this.outbox.getKeys({ start: [agentId, 0], end: [agentId, SEQ_MAX] })];
+    const keys = this.outboxKeys(agentId);
     let dropped = 0;
-    for (let i = 0; i <= keys.length - cap; i++) {
-      this.outbox.remove(keys[i]).catch(() => {});
+    while (keys.length >= cap) {
+      this.outbox.remove([agentId, keys.shift()!]).catch(() => {});
       dropped++;
     }
-    this.outbox.put([agentId, this.nextSeq++], { e: expiresAtMs, j: frameJson }).catch(() => {});
+    const seq = this.nextSeq++;
+    keys.push(seq);
+    this.outbox.put([agentId, seq], { e: expiresAtMs, j: frameJson }).catch(() => {});
     return dropped;
   }
 
   takeOutbox(agentId: string, nowMs: number): string[] {
     const frames: string[] = [];
+    const taken = new Set<number>();
     for (const { key, value } of this.outbox.getRange({ start: [agentId, 0], end: [agentId, SEQ_MAX] })) {
       if (value.e > nowMs) frames.push(value.j);
+      taken.add(key[1]);
       if (!this.closed) this.outbox.remove(key).catch(() => {});
     }
+    const keys = this.outboxIndex.get(agentId);
+    if (keys) this.outboxIndex.set(agentId, keys.filter((k) => !taken.has(k)));
     return frames;
   }
 

@@ -82,6 +82,8 @@ export interface QueueEntry {
   seq: number;
   id: string;
   json: string;
+  /** The sender asked for a delivery receipt. */
+  receipt: boolean;
 }
 
 export type AckOutcome = 'acked' | 'already_acked' | 'unknown';

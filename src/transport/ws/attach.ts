@@ -91,7 +91,12 @@ export function attachWebSockets(app: TemplatedApp, deps: WsDeps): void {
           deps.logger.error({ err: e }, 'websocket message handler failed');
         }
       },
-      drain: (ws) => ws.getUserData().socket?.onDrain(),
+      // Writing from inside uWS's drain callback can leave large frames stuck in its buffer with
+      // no further drain event; resume pushes on the next turn instead.
+      drain: (ws) => {
+        const socket = ws.getUserData().socket;
+        if (socket) setImmediate(() => socket.onDrain());
+      },
       // Protocol pings and pongs both count as inbound traffic for the idle timeout.
       ping: (ws) => ws.getUserData().socket?.onPong(),
       pong: (ws) => ws.getUserData().socket?.onPong(),

@@ -120,7 +120,7 @@ export class WsSocket implements Connection {
   }
 
   onDrain(): void {
-    if (this.session) this.deps.presence.onDrain(this.session);
+    if (this.session && this.state === 'open') this.deps.presence.onDrain(this.session);
   }
 
   onPong(): void {
@@ -142,7 +142,8 @@ export class WsSocket implements Connection {
     try {
       f = decodeClientFrame(obj);
     } catch (e) {
-      this.sendError(isAmpError(e) ? e : new AmpError('invalid_request', 'Malformed frame'));
+      // Any malformed first frame is `invalid_request` (§17.1); the field, if known, is kept.
+      this.sendError(new AmpError('invalid_request', isAmpError(e) ? e.message : 'Malformed frame', { field: isAmpError(e) ? e.field : undefined }));
       return this.close(CLOSE.AUTH_REQUIRED, 'auth_required');
     }
     if (f.type !== 'auth') {
