@@ -6,6 +6,7 @@ import { AmpError, invalidField, tooLarge } from './errors.js';
 import { isAcceptedMessageId } from './ids.js';
 import {
   IDEMPOTENCY_KEY_RE,
+  MAX_FUTURE_SKEW_S,
   MAX_CONTEXT_BYTES,
   MAX_MESSAGE_BYTES,
   MAX_STORED_MESSAGE_BYTES,
@@ -52,10 +53,14 @@ function flatten(body: Record<string, unknown>): Record<string, unknown> {
   const env = body.envelope;
   if (env !== null && typeof env === 'object' && !Array.isArray(env)) {
     const e = env as Record<string, unknown>;
+    if (typeof e.timestamp === 'string') flat[ENVELOPE_TIMESTAMP] = e.timestamp;
     for (const k of ENVELOPE_FIELDS) if (e[k] !== undefined && e[k] !== null) flat[k] = e[k];
   }
   return flat;
 }
+
+/** The client's envelope timestamp: ignored (the server assigns its own) unless far in the future. */
+const ENVELOPE_TIMESTAMP = '\u0000envelope_timestamp';
 
 /** Upper bound of what the server adds to the stored JSON: id, timestamp, version, from, keys. */
 const ENVELOPE_RESERVE_BYTES = 1024;
@@ -74,6 +79,14 @@ export function decodeRouteBody(body: unknown, opts: { nowMs: number; headerIdem
     throw new AmpError('invalid_request', 'Request body must be a JSON object');
   }
   const flat = flatten(body as Record<string, unknown>);
+  const sentAt = flat[ENVELOPE_TIMESTAMP];
+  delete flat[ENVELOPE_TIMESTAMP];
+  if (typeof sentAt === 'string') {
+    const ms = parseIsoDateTime(sentAt);
+    if (ms !== null && ms > opts.nowMs + MAX_FUTURE_SKEW_S * 1000) {
+      throw new AmpError('timestamp_future', `envelope.timestamp is more than ${MAX_FUTURE_SKEW_S} s ahead of the server clock`, { field: 'envelope.timestamp' });
+    }
+  }
   assertShape(checkRouteBody, flat);
 
   const subjectChars = codePointLength(flat.subject);

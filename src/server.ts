@@ -8,11 +8,15 @@ import { createLogger } from './ops/logger.js';
 import { Agents } from './relay/agents.js';
 import type { RelayContext } from './relay/context.js';
 import { Presence } from './relay/presence.js';
+import { Directory } from './relay/directory.js';
 import { Inbox } from './relay/inbox.js';
+import { Keys } from './relay/keys.js';
+import { RateLimits } from './relay/ratelimit.js';
 import { Receipts } from './relay/receipts.js';
 import { MessageRouter } from './relay/route.js';
 import { attachWebSockets } from './transport/ws/attach.js';
 import { LmdbStore } from './store/lmdb.js';
+import { startTtlSweeper } from './store/sweeper.js';
 import { buildApi } from './transport/http/api.js';
 import { InFlight, attachHttp } from './transport/http/respond.js';
 import { loadUws } from './transport/uws.js';
@@ -55,11 +59,14 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
     presence,
     providerKey: loadOrCreateProviderKey(config.dataDir),
     knownProviders: [config.providerDomain, ...config.providerAliases],
+    limits: new RateLimits(config),
     startedAt: Date.now(),
   };
   const agents = new Agents(ctx);
   const router = new MessageRouter(ctx, agents);
   const receipts = new Receipts(ctx);
+  const keys = new Keys(ctx, agents);
+  const directory = new Directory(ctx, agents);
   const inbox = new Inbox(ctx, receipts);
   presence.onHandOver = (id, method) => receipts.handedOver(id, method);
   presence.onConnected = (session) => receipts.flush(session);
@@ -68,8 +75,8 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
 
   const app = uws.App();
   const inFlight = new InFlight();
-  attachWebSockets(app, { config, logger, store, agents, router, inbox, presence, inFlight, isClosing });
-  attachHttp(app, buildApi({ ctx, agents, router, inbox, receipts, isShuttingDown: isClosing }), {
+  attachWebSockets(app, { config, logger, store, agents, router, inbox, presence, inFlight, isClosing, limits: ctx.limits });
+  attachHttp(app, buildApi({ ctx, agents, router, inbox, receipts, keys, directory, isShuttingDown: isClosing }), {
     corsOrigin: config.corsOrigin,
     logger,
     inFlight,
@@ -77,6 +84,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
   });
   const sweeper = setInterval(() => presence.sweep(), SWEEP_INTERVAL_MS);
   sweeper.unref();
+  const ttlSweeper = startTtlSweeper(store, logger);
 
   const listenSocket = await new Promise<unknown>((resolve, reject) => {
     app.listen(config.host, config.port, (token) => {
@@ -97,6 +105,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
     (closing ??= (async () => {
       shuttingDown = true;
       clearInterval(sweeper);
+      ttlSweeper.stop();
       uws.us_listen_socket_close(listenSocket as never);
       // Requests already in the relay finish (their writes commit) before the store closes.
       await inFlight.drain(SHUTDOWN_DRAIN_MS);

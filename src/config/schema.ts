@@ -25,8 +25,14 @@ export const OPTIONS = {
   providerDomain: { env: 'AMP_PROVIDER_DOMAIN', flag: '--provider-domain', type: 'string', default: 'aimaestro.local', doc: 'Provider domain of the addresses this server owns' },
   providerAliases: { env: 'AMP_PROVIDER_ALIASES', flag: '--provider-aliases', type: 'list', default: [], doc: 'Other domains treated as this provider (comma-separated)' },
   defaultTenant: { env: 'AMP_DEFAULT_TENANT', flag: '--default-tenant', type: 'string', default: 'default', doc: 'Tenant of registrations that name none' },
-  registrationMode: { env: 'AMP_REGISTRATION_MODE', flag: '--registration-mode', type: 'enum', values: ['open', 'allowlist'], default: 'open', doc: 'open: any tenant; allowlist: only AMP_REGISTRATION_TENANTS' },
-  registrationTenants: { env: 'AMP_REGISTRATION_TENANTS', flag: '--registration-tenants', type: 'list', default: [], doc: 'Tenants allowed to register in allowlist mode (comma-separated)' },
+  registrationMode: { env: 'AMP_REGISTRATION_MODE', flag: '--registration-mode', type: 'enum', values: ['open', 'allowlist', 'key'], default: 'open', doc: 'open: anyone; allowlist: only AMP_REGISTRATION_TENANTS; key: a tenant registration key (X-Registration-Key) is required' },
+  registrationTenants: { env: 'AMP_REGISTRATION_TENANTS', flag: '--registration-tenants', type: 'list', default: [], doc: 'If set, only these tenants may register, in any mode (comma-separated)' },
+  registrationKeys: { env: 'AMP_REGISTRATION_KEYS', flag: '--registration-keys', type: 'list', default: [], doc: "Registration keys for mode 'key': tenant:key pairs, '*:key' for every tenant (comma-separated)" },
+  deregistrationHoldDays: { env: 'AMP_DEREGISTRATION_HOLD_DAYS', flag: '--deregistration-hold-days', type: 'int', default: 30, min: 0, max: 3650, doc: 'Days a deregistered name stays taken (0 = free at once)' },
+  idempotencyTtl: { env: 'AMP_IDEMPOTENCY_TTL', flag: '--idempotency-ttl', type: 'int', default: 86_400, min: 60, max: 604_800, doc: 'Seconds an idempotency key (or a signed message) is remembered for replays' },
+  rateLimits: { env: 'AMP_RATE_LIMITS', flag: '--rate-limits', type: 'enum', values: ['on', 'off'], default: 'on', doc: 'off disables every rate limit (benchmarks only)' },
+  rateLimitProfile: { env: 'AMP_RATE_LIMIT_PROFILE', flag: '--rate-limit-profile', type: 'enum', values: ['local', 'public'], default: 'local', doc: 'local: sized for agent swarms on one host; public: an Internet-facing provider' },
+  rateLimitOverrides: { env: 'AMP_RATE_LIMIT_OVERRIDES', flag: '--rate-limit-overrides', type: 'list', default: [], doc: 'Per-bucket limits, e.g. route=100/min,register=5/min (buckets: register, route, route_hour, receive, pending, api, ws_connect, ws_frames)' },
   signatures: { env: 'AMP_SIGNATURES', flag: '--signatures', type: 'enum', values: ['optional', 'required'], default: 'optional', doc: 'optional: unsigned messages accepted as untrusted; required: refused (422)' },
   crossTenant: { env: 'AMP_CROSS_TENANT', flag: '--cross-tenant', type: 'enum', values: ['allow', 'deny'], default: 'allow', doc: 'Whether agents may message agents of other tenants' },
   maxQueue: { env: 'AMP_MAX_QUEUE', flag: '--max-queue', type: 'int', default: 1000, min: 1, max: 10_000_000, doc: 'Unacked messages per agent before new ones are refused (429 queue_full)' },
@@ -125,6 +131,9 @@ function crossCheck(c: Config, problems: string[]): void {
     problems.push(`AMP_DEFAULT_TENANT must be a lowercase label that is not reserved (got '${c.defaultTenant}')`);
   }
   if (c.registrationMode === 'allowlist' && c.registrationTenants.length === 0) problems.push('AMP_REGISTRATION_MODE=allowlist needs AMP_REGISTRATION_TENANTS');
+  if (c.registrationMode === 'key' && c.registrationKeys.length === 0) problems.push('AMP_REGISTRATION_MODE=key needs AMP_REGISTRATION_KEYS (tenant:key pairs)');
+  for (const k of c.registrationKeys) if (!/^[^:]+:.{16,}$/.test(k)) problems.push(`AMP_REGISTRATION_KEYS entries are tenant:key with a key of at least 16 characters (got '${k.split(':')[0]}:…')`);
+  for (const o of c.rateLimitOverrides) if (!/^[a-z_]+=\d+\/(s|min|h)$/.test(o)) problems.push(`AMP_RATE_LIMIT_OVERRIDES entries look like route=100/min (got '${o}')`);
   if (c.wsHardBuffer <= c.wsSoftBuffer) problems.push('AMP_WS_HARD_BUFFER must be larger than AMP_WS_SOFT_BUFFER');
   if (c.publicUrl) {
     try {

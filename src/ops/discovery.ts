@@ -4,7 +4,7 @@ import { AMP_VERSION, DISCOVERY_VERSION, SUBPROTOCOLS, WS_PATHS, MAX_CONTEXT_BYT
 import { providerUrls, type RelayContext } from '../relay/context.js';
 import { VERSION } from '../version.js';
 
-// Only what is built is advertised: rate limits arrive with their feature.
+// Only what is built is advertised.
 const CAPABILITIES = ['registration', 'local-delivery', 'relay-queue', 'websockets'];
 
 export function wellKnown(ctx: RelayContext, host: string, proto: string): Record<string, unknown> {
@@ -29,6 +29,9 @@ export function info(ctx: RelayContext, host: string, proto: string): Record<str
     fingerprint: ctx.providerKey.publicKey.fingerprint,
     capabilities: CAPABILITIES,
     registration_modes: [config.registrationMode],
+    ...(ctx.limits.enabled
+      ? { rate_limits: { messages_per_minute: ctx.limits.perMinute('route'), api_requests_per_minute: ctx.limits.perMinute('api') } }
+      : {}),
     endpoint: providerUrls(config, host, proto).endpoint,
     implementation: { name: 'amp-relay', version: VERSION },
     key_algorithms: ['Ed25519'],

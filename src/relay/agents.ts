@@ -1,12 +1,13 @@
 // Agents: registration (§4), key recovery (§4.3), API-key authentication (§1, §6), self view (§7.1)
 // and resolving addresses on our own provider (§2).
 
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createPublicKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import {
   AmpError,
   API_KEY_RE,
   CLOSE,
   MAX_ADDRESS_CHARS,
+  MAX_FUTURE_SKEW_S,
   REGISTER_PROOF_CACHE_S,
   REGISTER_PROOF_WINDOW_S,
   decodeRegisterBody,
@@ -116,17 +117,19 @@ export class Agents {
     return key;
   }
 
-  async register(body: unknown, host: string, forwardedProto: string): Promise<RegisterOutcome> {
+  async register(body: unknown, host: string, forwardedProto: string, registrationKey = ''): Promise<RegisterOutcome> {
     const { config, store } = this.ctx;
     const req = decodeRegisterBody(body, config.defaultTenant);
-    if (config.registrationMode === 'allowlist' && !config.registrationTenants.includes(req.tenant)) {
-      throw new AmpError('tenant_access_denied', `Registration is not open in tenant '${req.tenant}'`, { field: 'tenant' });
-    }
+    const keyFromBody = (body as Record<string, unknown>).registration_key;
+    this.checkRegistrationPolicy(req.tenant, registrationKey || (typeof keyFromBody === 'string' ? keyFromBody : ''));
     const key = parsePublicKeyPem(req.public_key);
     if (key === 'private_key') {
       throw invalidField('public_key', 'This is a private key. Never send it: send the public key instead (openssl pkey -in private.pem -pubout)');
     }
     if (typeof key === 'string') throw invalidField('public_key', 'Invalid public key format');
+    if (store.findRevokedKey(key.fingerprint)) {
+      throw new AmpError('key_revoked', 'This key has been revoked and cannot be registered; generate a new keypair', { field: 'public_key' });
+    }
 
     const address = formatAddress(req.name, req.tenant, config.providerDomain, req.scope);
     if (address.length > MAX_ADDRESS_CHARS) {
@@ -140,6 +143,7 @@ export class Agents {
       if (req.proof && existing.fingerprint === key.fingerprint) return this.recover(existing, req.proof, urls);
       throw this.nameTaken(req.name, req.tenant);
     }
+    if (store.nameHeldUntil(req.tenant, req.name, Date.now()) !== undefined) throw this.nameTaken(req.name, req.tenant);
     const nameKey = `name:${req.tenant}/${req.name}`;
     const fpKey = `fp:${key.fingerprint}`;
     if (this.reserved.has(nameKey)) throw this.nameTaken(req.name, req.tenant);
@@ -196,7 +200,10 @@ export class Agents {
       this.ctx.logger.warn({ agent: stale.id, why }, 'key recovery refused');
       return new AmpError('signature_invalid', `Key recovery proof refused: ${why}`, { field: 'proof' });
     };
-    if (Math.abs(now / 1000 - Number(proof.timestamp)) > REGISTER_PROOF_WINDOW_S) throw fail('timestamp outside the 300 s window');
+    if (Number(proof.timestamp) > now / 1000 + MAX_FUTURE_SKEW_S) {
+      throw new AmpError('timestamp_future', `proof.timestamp is more than ${MAX_FUTURE_SKEW_S} s ahead of the server clock`, { field: 'proof.timestamp' });
+    }
+    if (now / 1000 - Number(proof.timestamp) > REGISTER_PROOF_WINDOW_S) throw fail('timestamp older than 300 s');
     const sig = decodeSignature(proof.signature);
     if (!sig) throw fail('signature is not a 64-byte base64 Ed25519 signature');
     for (const [s, exp] of this.usedProofs) if (exp <= now) this.usedProofs.delete(s);
@@ -230,7 +237,7 @@ export class Agents {
   }
 
   /** Run `fn` after every earlier call for the same agent has settled. */
-  private serialized<T>(agentId: string, fn: () => Promise<T>): Promise<T> {
+  serialized<T>(agentId: string, fn: () => Promise<T>): Promise<T> {
     const prev = this.agentLocks.get(agentId) ?? Promise.resolve();
     const next = prev.then(fn, fn);
     const tail = next.then(() => {}, () => {});
@@ -241,7 +248,7 @@ export class Agents {
     return next;
   }
 
-  private async issueKey(agent: AgentRecord, now: number): Promise<string> {
+  async issueKey(agent: AgentRecord, now: number): Promise<string> {
     const apiKey = newApiKey();
     const hash = hashApiKey(apiKey);
     agent.key_hashes = [...agent.key_hashes, hash];
@@ -252,8 +259,32 @@ export class Agents {
     return apiKey;
   }
 
+  /** Tenant allow-list (any mode), and the tenant registration key in mode `key`. */
+  private checkRegistrationPolicy(tenant: string, presentedKey: string): void {
+    const { config } = this.ctx;
+    if (config.registrationTenants.length > 0 && !config.registrationTenants.includes(tenant)) {
+      throw new AmpError('tenant_access_denied', `Registration is not open in tenant '${tenant}'`, { field: 'tenant' });
+    }
+    if (config.registrationMode !== 'key') return;
+    const valid = config.registrationKeys.some((entry) => {
+      const i = entry.indexOf(':');
+      const t = entry.slice(0, i);
+      const k = Buffer.from(entry.slice(i + 1));
+      const p = Buffer.from(presentedKey);
+      return (t === '*' || t === tenant) && p.length === k.length && timingSafeEqual(p, k);
+    });
+    if (!valid) {
+      this.ctx.logger.warn({ event: 'registration_key_refused', tenant }, 'registration refused: missing or wrong registration key');
+      throw new AmpError('tenant_access_denied', `Registration in tenant '${tenant}' needs a valid registration key (X-Registration-Key header)`, { field: 'registration_key' });
+    }
+  }
+
   private nameTaken(name: string, tenant: string): AmpError {
-    const suggestions = nameSuggestions(name, (n) => !this.ctx.store.findAgentByName(tenant, n) && !this.reserved.has(`name:${tenant}/${n}`));
+    const now = Date.now();
+    const suggestions = nameSuggestions(
+      name,
+      (n) => !this.ctx.store.findAgentByName(tenant, n) && !this.reserved.has(`name:${tenant}/${n}`) && this.ctx.store.nameHeldUntil(tenant, n, now) === undefined,
+    );
     return new AmpError('name_taken', `Agent name '${name}' is already registered in tenant '${tenant}'`, {
       field: 'name',
       suggestions,
@@ -301,26 +332,26 @@ export class Agents {
    * Expand and resolve a recipient address written by `sender`. Own-domain addresses resolve by
    * (tenant, name); extra scope labels must equal the agent's platform/repo.
    */
-  resolveRecipient(raw: string, sender: AgentRecord): { agent: AgentRecord; address: string } {
+  resolveRecipient(raw: string, sender: AgentRecord, field = 'to'): { agent: AgentRecord; address: string } {
     const { config, store } = this.ctx;
     const exp = expandAddress(raw, { senderTenant: sender.tenant, domain: config.providerDomain });
     if (!exp.ok) {
       throw exp.problem === 'no_tenant'
-        ? invalidField('to', `Address '${raw}' has no tenant; write name@tenant.${config.providerDomain}`)
-        : invalidField('to', `'${raw}' is not a valid AMP address (name@tenant.provider)`);
+        ? invalidField(field, `Address '${raw}' has no tenant; write name@tenant.${config.providerDomain}`)
+        : invalidField(field, `'${raw}' is not a valid AMP address (name@tenant.provider)`);
     }
     const parsed = parseAddress(exp.address, this.ctx.knownProviders);
     const provider = parsed.provider!;
     if (!this.ctx.knownProviders.includes(provider)) {
       throw new AmpError('external_provider', `Recipient is on provider '${provider}', and federation is not enabled here; send it to that provider's route_url`, {
-        field: 'to',
+        field,
         details: { provider },
       });
     }
     const parts = localParts(exp.address, provider);
     const agent = parts && store.findAgentByName(parts.tenant, parts.name);
     if (!parts || !agent || (parts.platform !== undefined && (parts.platform !== agent.platform || parts.repo !== agent.repo))) {
-      throw new AmpError('not_found', 'Agent not found', { field: 'to', details: { address: exp.address } });
+      throw new AmpError('not_found', 'Agent not found', { field, details: { address: exp.address } });
     }
     return { agent, address: exp.address };
   }

@@ -5,12 +5,14 @@ import type { Config } from '../config/schema.js';
 import type { ProviderKey } from '../crypto/provider-key.js';
 import type { Store } from '../store/types.js';
 import type { Presence } from './presence.js';
+import type { RateLimits } from './ratelimit.js';
 
 export interface RelayContext {
   readonly config: Config;
   readonly store: Store;
   readonly logger: Logger;
   readonly presence: Presence;
+  readonly limits: RateLimits;
   readonly providerKey: ProviderKey;
   /** Our domain first, then its aliases. */
   readonly knownProviders: readonly string[];

@@ -17,7 +17,9 @@ import {
   type RouteResult,
   type Security,
 } from '../../proto/index.js';
+import { createHash } from 'node:crypto';
 import { verifyEd25519 } from '../crypto/keys.js';
+import { enforce } from './ratelimit.js';
 import type { AgentRecord } from '../store/types.js';
 import type { Agents } from './agents.js';
 import type { RelayContext } from './context.js';
@@ -28,13 +30,33 @@ export interface RouteOptions {
   headerIdempotencyKey?: string;
 }
 
+export interface RouteOutcome {
+  result: RouteResult;
+  /** The answer of an earlier, identical request (same idempotency key, or the same signed message). */
+  replayed: boolean;
+}
+
+/** Digest of what makes two route requests the same (§12.5). */
+function requestDigest(req: RouteRequest, toExpanded: string): string {
+  const fields = [toExpanded, req.subject, req.priority, req.in_reply_to ?? '', req.thread_id ?? '', req.expires_at ?? '', payloadHash(req.payload), req.receipt ? '1' : '0'];
+  return createHash('sha256').update(fields.join('\n')).digest('base64');
+}
+
 export class MessageRouter {
+  /** Requests with an idempotency key being processed now: concurrent repeats wait for them. */
+  private readonly inFlightIdem = new Map<string, Promise<{ d: string; r: RouteResult }>>();
+
   constructor(
     private readonly ctx: RelayContext,
     private readonly agents: Agents,
   ) {}
 
-  async route(sender: AgentRecord, body: unknown, opts: RouteOptions = {}): Promise<RouteResult> {
+  /** Spec §12.3 step 2, before the body is read: the sender's route buckets. */
+  senderRateLimit(sender: AgentRecord): Record<string, string> {
+    return enforce(this.ctx.limits.take([['route', sender.id], ['route_hour', sender.id]]), 'sender');
+  }
+
+  async route(sender: AgentRecord, body: unknown, opts: RouteOptions = {}): Promise<RouteOutcome> {
     const { config, store } = this.ctx;
     const nowMs = Date.now();
     const req = decodeRouteBody(body, { nowMs, headerIdempotencyKey: opts.headerIdempotencyKey || undefined });
@@ -53,7 +75,49 @@ export class MessageRouter {
       throw new AmpError('forbidden', 'Messages to other tenants are not allowed on this provider', { field: 'to' });
     }
 
+    enforce(this.ctx.limits.take([['receive', recipient.id]]), 'recipient');
+
     const signed = await this.verify(sender, req, toExpanded);
+    if (signed && store.findRevokedKey(sender.fingerprint)) {
+      throw new AmpError('key_revoked', "The sender's key has been revoked", { field: 'signature' });
+    }
+
+    // §12.5: an idempotency key, or else the signature itself, names the request; a repeat within
+    // the window gets the first answer and creates nothing.
+    const idemKey = req.idempotency_key ?? (req.signature !== undefined ? `sig:${req.signature}` : undefined);
+    if (idemKey === undefined) return { result: await this.deliver(sender, recipient, req, toExpanded, signed, nowMs), replayed: false };
+    const digest = requestDigest(req, toExpanded);
+    const slot = `${sender.id}\n${idemKey}`;
+    const replay = (rec: { d: string; r: unknown }): RouteOutcome => {
+      if (rec.d !== digest && req.idempotency_key !== undefined) {
+        throw new AmpError('duplicate_idempotency_key', 'This idempotency_key was used for a different request', { field: 'idempotency_key' });
+      }
+      return { result: rec.r as RouteResult, replayed: true };
+    };
+    const inFlight = this.inFlightIdem.get(slot);
+    if (inFlight) return replay(await inFlight);
+    const stored = store.getIdempotency(sender.id, idemKey, nowMs);
+    if (stored) return replay(stored);
+    const work = this.deliver(sender, recipient, req, toExpanded, signed, nowMs, { key: idemKey, digest }).then((r) => ({ d: digest, r }));
+    this.inFlightIdem.set(slot, work);
+    try {
+      return { result: (await work).r, replayed: false };
+    } finally {
+      this.inFlightIdem.delete(slot);
+    }
+  }
+
+  /** Steps 9-12: queue cap, build, append + push, commit, answer. */
+  private async deliver(
+    sender: AgentRecord,
+    recipient: AgentRecord,
+    req: RouteRequest,
+    toExpanded: string,
+    signed: { from: string; to: string } | undefined,
+    nowMs: number,
+    idem?: { key: string; digest: string },
+  ): Promise<RouteResult> {
+    const { config, store } = this.ctx;
 
     if (store.pendingCount(recipient.id, nowMs) >= config.maxQueue) {
       throw new AmpError('queue_full', `Recipient's queue is full (${config.maxQueue} messages); retry later`, {
@@ -102,12 +166,15 @@ export class MessageRouter {
     const json = JSON.stringify(msg);
     const { seq, committed } = store.append(recipient.id, { msg, json, expiresAtMs: relayExpiry, senderId: sender.id, receipt: req.receipt });
     const pushed = this.ctx.presence.pushLive(recipient.id, seq, json);
-    await committed;
-    if (pushed && req.receipt) this.ctx.presence.onHandOver(id, 'websocket');
-    this.ctx.presence.afterCommit(recipient.id);
     const result: RouteResult = pushed
       ? { id, status: 'delivered', method: 'websocket', delivered_at: isoTime(Date.now()), thread_id: envelope.thread_id }
       : { id, status: 'queued', method: 'relay', queued_at: msg.queued_at, thread_id: envelope.thread_id };
+    // The idempotency record commits in the same transaction as the message.
+    const remembered = idem ? store.putIdempotency(sender.id, idem.key, { d: idem.digest, r: { ...result }, e: nowMs + config.idempotencyTtl * 1000 }) : undefined;
+    await committed;
+    await remembered;
+    if (pushed && req.receipt) this.ctx.presence.onHandOver(id, 'websocket');
+    this.ctx.presence.afterCommit(recipient.id);
     return result;
   }
 

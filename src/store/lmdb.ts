@@ -9,7 +9,20 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { AmpError, type QueuedMessage } from '../../proto/index.js';
-import type { AckOutcome, AgentRecord, ApiKeyRecord, AppendInput, Appended, MessageIndexEntry, PendingPage, QueueEntry, Store } from './types.js';
+import type {
+  AckOutcome,
+  AgentRecord,
+  ApiKeyRecord,
+  AppendInput,
+  Appended,
+  IdempotencyRecord,
+  MessageIndexEntry,
+  PendingPage,
+  QueueEntry,
+  RevokedKey,
+  Store,
+  SweepCounts,
+} from './types.js';
 
 type QueueKey = [string, number];
 
@@ -56,6 +69,11 @@ export class LmdbStore implements Store {
   /** Receipts kept for senders that were offline: [agent id, seq] -> frame JSON. */
   private readonly outbox: Database<{ e: number; j: string }, QueueKey>;
   private readonly outboxIndex = new Map<string, number[]>();
+  private readonly revoked: Database<RevokedKey, string>;
+  private readonly holds: Database<number, string>;
+  private readonly idem: Database<IdempotencyRecord, string>;
+  /** Where each sweep left off, per database: sweeps walk the keys in slices. */
+  private readonly sweepCursors = new Map<string, unknown>();
   private readonly recipients = new Map<string, RecipientIndex>();
   /** Sequence numbers grow with wall-clock microseconds, so they keep growing across restarts. */
   private nextSeq = Date.now() * 1000;
@@ -79,6 +97,9 @@ export class LmdbStore implements Store {
     this.msgindex = this.root.openDB({ name: 'msgindex', cache: true });
     this.meta = this.root.openDB({ name: 'meta' });
     this.outbox = this.root.openDB({ name: 'outbox' });
+    this.revoked = this.root.openDB({ name: 'revoked', cache: true });
+    this.holds = this.root.openDB({ name: 'holds' });
+    this.idem = this.root.openDB({ name: 'idempotency', cache: true });
   }
 
   getAgent(id: string): AgentRecord | undefined {
@@ -106,6 +127,104 @@ export class LmdbStore implements Store {
     this.names.put(`${agent.tenant}/${agent.name}`, agent.id);
     this.fingerprints.put(agent.fingerprint, agent.id);
     await this.fingerprints.put(agent.fingerprint_raw, agent.id);
+  }
+
+  async replaceAgentKey(old: AgentRecord, updated: AgentRecord): Promise<void> {
+    this.assertOpen();
+    this.fingerprints.remove(old.fingerprint);
+    this.fingerprints.remove(old.fingerprint_raw);
+    await this.putAgent(updated);
+  }
+
+  listAgents(tenant: string): AgentRecord[] {
+    const out: AgentRecord[] = [];
+    // Keys are `tenant/name`; '0' is the character after '/', so this is exactly the tenant.
+    for (const { value: id } of this.names.getRange({ start: `${tenant}/`, end: `${tenant}0` })) {
+      const a = this.agents.get(id);
+      if (a) out.push(a);
+    }
+    return out;
+  }
+
+  async deleteAgent(agent: AgentRecord, holdUntil: number): Promise<void> {
+    this.assertOpen();
+    this.agents.remove(agent.id);
+    this.names.remove(`${agent.tenant}/${agent.name}`);
+    this.fingerprints.remove(agent.fingerprint);
+    this.fingerprints.remove(agent.fingerprint_raw);
+    for (const key of this.queue.getKeys({ start: [agent.id, 0], end: [agent.id, SEQ_MAX] })) this.queue.remove(key);
+    for (const key of this.outbox.getKeys({ start: [agent.id, 0], end: [agent.id, SEQ_MAX] })) this.outbox.remove(key);
+    this.recipients.delete(agent.id);
+    this.outboxIndex.delete(agent.id);
+    if (holdUntil > 0) this.holds.put(`${agent.tenant}/${agent.name}`, holdUntil);
+    await this.root.committed;
+  }
+
+  nameHeldUntil(tenant: string, name: string, nowMs: number): number | undefined {
+    const until = this.holds.get(`${tenant}/${name}`);
+    return until !== undefined && until > nowMs ? until : undefined;
+  }
+
+  async revokeKey(entry: RevokedKey): Promise<void> {
+    this.assertOpen();
+    this.revoked.put(entry.fingerprint, entry);
+    await this.revoked.put(entry.fingerprint_raw, entry);
+  }
+
+  findRevokedKey(fingerprint: string): RevokedKey | undefined {
+    return this.revoked.get(fingerprint);
+  }
+
+  getIdempotency(senderId: string, key: string, nowMs: number): IdempotencyRecord | undefined {
+    const rec = this.idem.get(`${senderId}\n${key}`);
+    return rec && rec.e > nowMs ? rec : undefined;
+  }
+
+  async putIdempotency(senderId: string, key: string, rec: IdempotencyRecord): Promise<void> {
+    this.assertOpen();
+    await this.idem.put(`${senderId}\n${key}`, rec);
+  }
+
+  /** Walk up to `budget` keys of `db` from where the last sweep stopped, removing expired ones. */
+  private sweepSlice<K extends string | QueueKey, V>(name: string, db: Database<V, K>, budget: number, expired: (key: K, value: V) => boolean): number {
+    const start = this.sweepCursors.get(name) as K | undefined;
+    let removed = 0;
+    let seen = 0;
+    let last: K | undefined;
+    for (const { key, value } of db.getRange({ start, limit: budget })) {
+      seen++;
+      last = key;
+      if (expired(key, value)) {
+        db.remove(key).catch(() => {});
+        removed++;
+      }
+    }
+    // A short slice means the end was reached: start over next time.
+    if (seen < budget || last === undefined) this.sweepCursors.delete(name);
+    else this.sweepCursors.set(name, Array.isArray(last) ? [last[0], last[1] + 1] : `${String(last)}\u0000`);
+    return removed;
+  }
+
+  sweep(nowMs: number, budget: number): SweepCounts {
+    if (this.closed) return { expiredMessages: 0, forgottenIndexEntries: 0, idempotencyRecords: 0, outboxFrames: 0, more: false };
+    const ACK_MEMORY_MS = 24 * 3600 * 1000;
+    const REVOCATION_MEMORY_MS = 90 * 24 * 3600 * 1000;
+    const expiredMessages = this.sweepSlice('queue', this.queue, budget, (key, v) => {
+      if (v.e > nowMs) return false;
+      this.recipients.get(key[0])?.entries.delete(v.i);
+      return true;
+    });
+    const forgottenIndexEntries = this.sweepSlice('msgindex', this.msgindex, budget, (_k, v) => v.e <= nowMs && (v.a === undefined || v.a + ACK_MEMORY_MS <= nowMs));
+    const idempotencyRecords = this.sweepSlice('idem', this.idem, budget, (_k, v) => v.e <= nowMs);
+    const outboxFrames = this.sweepSlice('outbox', this.outbox, budget, (key, v) => {
+      if (v.e > nowMs) return false;
+      const keys = this.outboxIndex.get(key[0]);
+      if (keys) this.outboxIndex.set(key[0], keys.filter((k) => k !== key[1]));
+      return true;
+    });
+    this.sweepSlice('holds', this.holds, budget, (_k, until) => until <= nowMs);
+    this.sweepSlice('revoked', this.revoked, budget, (_k, v) => v.revoked_at + REVOCATION_MEMORY_MS <= nowMs);
+    return { expiredMessages, forgottenIndexEntries, idempotencyRecords, outboxFrames, more: this.sweepCursors.size > 0 };
   }
 
   getApiKey(hash: string): ApiKeyRecord | undefined {

@@ -86,6 +86,37 @@ export interface QueueEntry {
   receipt: boolean;
 }
 
+export type RevocationReason = 'key_compromise' | 'key_rotation' | 'agent_deregistered' | 'admin_action';
+
+/** An entry of the key revocation list (§20), kept >= 90 days, found by either fingerprint form. */
+export interface RevokedKey {
+  fingerprint: string;
+  fingerprint_raw: string;
+  agent_address: string;
+  revoked_at: number;
+  reason: RevocationReason;
+  superseded_by?: string;
+}
+
+/** What a route answered, kept for an idempotency key (§12.5). */
+export interface IdempotencyRecord {
+  /** digest of the request's meaningful fields */
+  d: string;
+  /** the original answer */
+  r: Record<string, unknown>;
+  /** expiry, ms */
+  e: number;
+}
+
+export interface SweepCounts {
+  expiredMessages: number;
+  forgottenIndexEntries: number;
+  idempotencyRecords: number;
+  outboxFrames: number;
+  /** Some database was not walked to its end yet: call again. */
+  more: boolean;
+}
+
 export type AckOutcome = 'acked' | 'already_acked' | 'unknown';
 
 export interface PendingPage {
@@ -100,6 +131,21 @@ export interface Store {
   findAgentByFingerprint(fingerprint: string): AgentRecord | undefined;
   /** Insert or update; keeps the name and fingerprint indexes in step. Resolves once durable. */
   putAgent(agent: AgentRecord): Promise<void>;
+  /** Swap an agent's key: the fingerprint index follows. */
+  replaceAgentKey(old: AgentRecord, updated: AgentRecord): Promise<void>;
+  /** Agents of a tenant, ordered by name. */
+  listAgents(tenant: string): AgentRecord[];
+  /** Remove an agent, its indexes, queue and outbox; hold its name until `holdUntil` (ms, 0 = no hold). */
+  deleteAgent(agent: AgentRecord, holdUntil: number): Promise<void>;
+  /** Until when (ms) a deregistered name stays taken; undefined when it is free. */
+  nameHeldUntil(tenant: string, name: string, nowMs: number): number | undefined;
+  revokeKey(entry: RevokedKey): Promise<void>;
+  /** The revocation entry for either fingerprint form. */
+  findRevokedKey(fingerprint: string): RevokedKey | undefined;
+  getIdempotency(senderId: string, key: string, nowMs: number): IdempotencyRecord | undefined;
+  putIdempotency(senderId: string, key: string, rec: IdempotencyRecord): Promise<void>;
+  /** Remove what has expired, at most `budget` entries of each kind per call. */
+  sweep(nowMs: number, budget: number): SweepCounts;
   getApiKey(hash: string): ApiKeyRecord | undefined;
   putApiKey(hash: string, rec: ApiKeyRecord): Promise<void>;
 

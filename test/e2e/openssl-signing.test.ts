@@ -154,12 +154,18 @@ describe('tampering after signing → 403 signature_invalid, nothing queued', ()
     expect((await pending()).length).toBe(before);
   });
 
-  it('the untampered body with the same signature still goes through (control)', async () => {
-    const m = base();
+  it('the untampered body with its signature still goes through (control)', async () => {
+    const m = { ...base(), subject: 'Hello (control)' };
     const { signature } = await opensslSign(m);
     const before = (await pending()).length;
     const r = await route(flatBody(m, signature));
     expect(r.status).toBe(200);
+    expect((await pending()).length).toBe(before + 1);
+    // Sending the same signed message again is a replay: the first answer, nothing new queued.
+    const again = await route(flatBody(m, signature));
+    expect(again.status).toBe(200);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(again.body.id).toBe(r.body.id);
     expect((await pending()).length).toBe(before + 1);
   });
 

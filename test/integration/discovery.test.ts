@@ -48,14 +48,14 @@ describe('discovery documents', () => {
         relay_ttl_seconds: 604800,
       },
     });
-    expect(Object.keys(r.body).slice(0, 6)).toEqual(['provider', 'version', 'public_key', 'fingerprint', 'capabilities', 'registration_modes']);
+    expect(Object.keys(r.body).slice(0, 7)).toEqual(['provider', 'version', 'public_key', 'fingerprint', 'capabilities', 'registration_modes', 'rate_limits']);
     expect(r.body.websocket).toEqual({
       paths: ['/v1/ws', '/api/v1/ws'],
       subprotocols: ['amp.v1', 'amp.v1+msgpack'],
       auth_timeout_seconds: 10,
       idle_timeout_seconds: 300,
     });
-    expect(r.body.rate_limits).toBeUndefined();
+    expect(r.body.rate_limits).toEqual({ messages_per_minute: 6000, api_requests_per_minute: 1200 });
   });
 
   it.each(['/v1', '/api/v1'])('reports health under %s', async (mount) => {

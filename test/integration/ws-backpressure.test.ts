@@ -103,7 +103,7 @@ afterEach(async () => {
 });
 
 async function server(slowSeconds: number): Promise<TestServer> {
-  const t = await startTestServer({ wsSoftBuffer: SOFT, wsHardBuffer: HARD, wsSlowConsumerSeconds: slowSeconds, maxQueue: 100_000 });
+  const t = await startTestServer({ wsSoftBuffer: SOFT, wsHardBuffer: HARD, wsSlowConsumerSeconds: slowSeconds, maxQueue: 100_000, rateLimits: 'off' });
   servers.push(t);
   return t;
 }

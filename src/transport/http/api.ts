@@ -5,6 +5,9 @@ import type { Agents } from '../../relay/agents.js';
 import type { RelayContext } from '../../relay/context.js';
 import { parseLimit, type Inbox } from '../../relay/inbox.js';
 import type { Receipts } from '../../relay/receipts.js';
+import type { Directory } from '../../relay/directory.js';
+import type { Keys } from '../../relay/keys.js';
+import { enforce } from '../../relay/ratelimit.js';
 import type { MessageRouter } from '../../relay/route.js';
 import { health, info, wellKnown } from '../../ops/discovery.js';
 import { renderMetrics } from '../../ops/metrics.js';
@@ -17,14 +20,22 @@ export interface ApiDeps {
   router: MessageRouter;
   inbox: Inbox;
   receipts: Receipts;
+  keys: Keys;
+  directory: Directory;
   isShuttingDown: () => boolean;
 }
 
 const ok = (body: unknown, status = 200, headers?: Record<string, string>): HttpReply => ({ status, body, headers });
 
 export function buildApi(deps: ApiDeps): Router {
-  const { ctx, agents, router, inbox, receipts } = deps;
-  const auth = (req: HttpRequest) => agents.authenticate(req.headers.authorization, req.headers.xApiKey);
+  const { ctx, agents, router, inbox, receipts, keys, directory } = deps;
+  const authKey = (req: HttpRequest) => agents.authenticateKey(req.headers.authorization, req.headers.xApiKey);
+  const auth = (req: HttpRequest) => authKey(req).agent;
+  /** Authenticated, then the agent's bucket for this kind of call (§20); headers for the reply. */
+  const limited = (req: HttpRequest, bucket: 'api' | 'pending') => {
+    const a = authKey(req);
+    return { ...a, headers: enforce(ctx.limits.take([[bucket, a.agent.id]]), bucket === 'api' ? 'agent' : 'pending') };
+  };
   const r = new Router();
 
   r.add('GET', '/.well-known/agent-messaging.json', (req) =>
@@ -40,24 +51,34 @@ export function buildApi(deps: ApiDeps): Router {
   r.add('GET', '/metrics', () => ok(renderMetrics({ presence: ctx.presence, receipts, startedAt: ctx.startedAt }), 200, { 'Content-Type': 'text/plain; version=0.0.4' }));
 
   r.api('POST', '/register', async (req) => {
-    const out = await agents.register(await req.body.json(), req.headers.host, req.headers.forwardedProto);
-    return ok(out.body, out.status);
+    const headers = enforce(ctx.limits.takeForIp('register', req.ip), 'ip');
+    const out = await agents.register(await req.body.json(), req.headers.host, req.headers.forwardedProto, req.headers.registrationKey);
+    return ok(out.body, out.status, headers);
   });
 
   r.api('POST', '/route', async (req) => {
     const sender = auth(req);
-    return ok(await router.route(sender, await req.body.json(), { headerIdempotencyKey: req.headers.idempotencyKey }));
+    const headers = router.senderRateLimit(sender);
+    const out = await router.route(sender, await req.body.json(), { headerIdempotencyKey: req.headers.idempotencyKey });
+    if (out.replayed) headers['Idempotent-Replayed'] = 'true';
+    return ok(out.result, 200, headers);
   });
 
   const list = (req: HttpRequest) => {
-    const agent = auth(req);
-    return ok(inbox.list(agent, parseLimit(req.query.get('limit'))));
+    const { agent, headers } = limited(req, 'pending');
+    return ok(inbox.list(agent, parseLimit(req.query.get('limit'))), 200, headers);
   };
-  const ackQuery = async (req: HttpRequest) => ok(await inbox.ackOne(auth(req), req.query.get('id')));
-  const ackParam = async (req: HttpRequest) => ok(await inbox.ackOne(auth(req), req.params.id));
+  const ackQuery = async (req: HttpRequest) => {
+    const { agent, headers } = limited(req, 'api');
+    return ok(await inbox.ackOne(agent, req.query.get('id')), 200, headers);
+  };
+  const ackParam = async (req: HttpRequest) => {
+    const { agent, headers } = limited(req, 'api');
+    return ok(await inbox.ackOne(agent, req.params.id), 200, headers);
+  };
   const ackBatch = async (req: HttpRequest) => {
-    const agent = auth(req);
-    return ok(await inbox.ackBatch(agent, await req.body.json()));
+    const { agent, headers } = limited(req, 'api');
+    return ok(await inbox.ackBatch(agent, await req.body.json()), 200, headers);
   };
 
   // §15 and the reference-CLI aliases of §24.
@@ -73,12 +94,57 @@ export function buildApi(deps: ApiDeps): Router {
   r.api('POST', '/inbox/ack', ackBatch);
 
   r.api('POST', '/messages/:id/read', (req) => {
-    const agent = auth(req);
+    const { agent, headers } = limited(req, 'api');
     if (!isAcceptedMessageId(req.params.id)) throw invalidField('id', 'id is not a valid message id');
-    return ok(receipts.read(agent, req.params.id));
+    return ok(receipts.read(agent, req.params.id), 200, headers);
   });
 
-  r.api('GET', '/agents/me', (req) => ok(agents.self(auth(req))));
+  // §7 agents: self, card, listing, resolve.
+  r.api('GET', '/agents/me', (req) => {
+    const { agent, headers } = limited(req, 'api');
+    return ok(agents.self(agent), 200, headers);
+  });
+  r.api('PATCH', '/agents/me', async (req) => {
+    const { agent, headers } = limited(req, 'api');
+    return ok(await directory.update(agent, await req.body.json()), 200, headers);
+  });
+  r.api('DELETE', '/agents/me', async (req) => {
+    const { agent, headers } = limited(req, 'api');
+    return ok(await directory.deregister(agent), 200, headers);
+  });
+  r.api('GET', '/agents/me/card', (req) => {
+    const { agent, headers } = limited(req, 'api');
+    return ok(directory.card(agent, req.headers.host, req.headers.forwardedProto), 200, headers);
+  });
+  r.api('GET', '/agents', (req) => {
+    const { agent, headers } = limited(req, 'api');
+    return ok(directory.list(agent, req.query), 200, headers);
+  });
+  r.api('GET', '/agents/resolve/:address', (req) => {
+    const { agent, headers } = limited(req, 'api');
+    return ok(directory.resolve(agent, req.params.address), 200, headers);
+  });
+  // Legacy form: GET agents/{address} when the segment holds an '@'.
+  r.api('GET', '/agents/:address', (req) => {
+    const { agent, headers } = limited(req, 'api');
+    if (!req.params.address.includes('@')) throw new AmpError('not_found', 'No such endpoint; resolve with agents/resolve/{address}');
+    return ok(directory.resolve(agent, req.params.address), 200, headers);
+  });
+
+  // §6 keys.
+  r.api('POST', '/auth/rotate-key', async (req) => {
+    const { agent, keyHash } = authKey(req);
+    const headers = enforce(ctx.limits.take([['api', agent.id]]), 'agent');
+    return ok(await keys.rotateApiKey(agent, keyHash), 200, headers);
+  });
+  r.api('DELETE', '/auth/revoke-key', async (req) => {
+    const { agent, headers } = limited(req, 'api');
+    return ok(await keys.revokeApiKeys(agent), 200, headers);
+  });
+  r.api('POST', '/auth/rotate-keys', async (req) => {
+    const { agent, headers } = limited(req, 'api');
+    return ok(await keys.rotateKeypair(agent, await req.body.json()), 200, headers);
+  });
 
   // A plain GET on the WebSocket path (no Upgrade header) says what the path is for.
   r.api('GET', '/ws', () => {

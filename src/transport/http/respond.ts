@@ -90,6 +90,7 @@ function readHeaders(req: UwsRequest) {
     host: req.getHeader('host'),
     xApiKey: req.getHeader('x-api-key'),
     idempotencyKey: req.getHeader('idempotency-key'),
+    registrationKey: req.getHeader('x-registration-key'),
     forwardedProto: req.getHeader('x-forwarded-proto'),
   };
 }
@@ -133,6 +134,9 @@ export function attachHttp(app: TemplatedApp, router: Router, opts: HttpOptions)
     const request: HttpRequest = { method, path, query: new URLSearchParams(rawQuery), params: m.params, headers, ip, body };
     const fail = (e: unknown) => {
       if (isAmpError(e)) {
+        // Security events are logged (never with the credential itself).
+        if (e.code === 'unauthorized') opts.logger.info({ event: 'auth_failed', ip, method, path }, 'authentication failed');
+        else if (e.code === 'rate_limited') opts.logger.info({ event: 'rate_limited', ip, path, scope: e.details.scope }, 'rate limited');
         // A body refused mid-stream: answer now and drop the connection rather than read the rest.
         write(res, state, errorReply(e), opts, e.code === 'request_too_large');
       } else {

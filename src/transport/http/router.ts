@@ -10,6 +10,7 @@ export interface RequestHeaders {
   host: string;
   xApiKey: string;
   idempotencyKey: string;
+  registrationKey: string;
   forwardedProto: string;
 }
 

@@ -12,6 +12,7 @@ import type { Presence } from '../../relay/presence.js';
 import type { MessageRouter } from '../../relay/route.js';
 import type { Store } from '../../store/types.js';
 import { errorReply, statusLine, type InFlight } from '../http/respond.js';
+import { enforce, type RateLimits } from '../../relay/ratelimit.js';
 import { WsSocket, type UserData } from './socket.js';
 
 export interface WsDeps {
@@ -24,6 +25,7 @@ export interface WsDeps {
   presence: Presence;
   inFlight: InFlight;
   isClosing: () => boolean;
+  limits: RateLimits;
 }
 
 const URL_CREDENTIALS_RE = /(?:^|&)(?:token|api_key|key)=/i;
@@ -60,7 +62,9 @@ export function attachWebSockets(app: TemplatedApp, deps: WsDeps): void {
         const extensions = req.getHeader('sec-websocket-extensions');
         const authorization = req.getHeader('authorization');
         const xApiKey = req.getHeader('x-api-key');
+        const ip = Buffer.from(res.getRemoteAddressAsText()).toString('utf8');
         try {
+          enforce(deps.limits.takeForIp('ws_connect', ip), 'ip');
           if (deps.isClosing()) throw new AmpError('service_unavailable', 'The server is shutting down; reconnect shortly', { retryAfter: 1 });
           if (URL_CREDENTIALS_RE.test(query)) {
             throw new AmpError('invalid_request', 'Credentials in the URL are refused; send Authorization: Bearer or an auth frame');

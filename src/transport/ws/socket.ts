@@ -202,6 +202,11 @@ export class WsSocket implements Connection {
       if (obj.type === 'route' && rid !== undefined) return this.routeError(err, rid);
       return this.sendError(err, rid);
     }
+    if (f.type !== 'route') {
+      // Non-route frames have a per-session bucket (§17.6); route frames use the sender's (§20).
+      const take = this.deps.limits.take([['ws_frames', this.session!.id]]);
+      if (take && !take.ok) return this.sendError(new AmpError('rate_limited', `Too many frames; frame dropped, retry in ${take.retryAfter} s`, { retryAfter: take.retryAfter }), f.request_id);
+    }
     switch (f.type) {
       case 'auth':
         return this.sendError(new AmpError('invalid_request', 'already authenticated'), f.request_id);
@@ -224,7 +229,8 @@ export class WsSocket implements Connection {
     const s = this.session!;
     try {
       const sender = this.deps.store.getAgent(s.agent.id) ?? s.agent;
-      const result = await this.deps.router.route(sender, data);
+      this.deps.router.senderRateLimit(sender);
+      const { result } = await this.deps.router.route(sender, data);
       const frame: Record<string, unknown> = { type: 'route.result', data: result };
       if (request_id !== undefined) frame.request_id = request_id;
       this.send(new Frame(frame));

@@ -1,0 +1,155 @@
+// Agents looking at themselves and each other (spec §7): PATCH/DELETE agents/me, the Agent Card,
+// the tenant-scoped listing, and resolve. Nothing here changes an address, name, tenant or key.
+
+import { AmpError, CLOSE, MAX_ALIAS_CHARS, MAX_CAPABILITIES, MAX_CAPABILITY_CHARS, MAX_METADATA_BYTES, codePointLength, invalidField, isoTime } from '../../proto/index.js';
+import type { AgentRecord } from '../store/types.js';
+import type { Agents } from './agents.js';
+import { providerUrls, type RelayContext } from './context.js';
+
+const IMMUTABLE_FIELDS = ['name', 'tenant', 'scope', 'address', 'short_address', 'public_key', 'key_algorithm', 'agent_id', 'fingerprint'];
+const CARD_LIFETIME_MS = 182 * 24 * 3600 * 1000;
+const DEFAULT_LIST_LIMIT = 50;
+const MAX_LIST_LIMIT = 200;
+
+export class Directory {
+  constructor(
+    private readonly ctx: RelayContext,
+    private readonly agents: Agents,
+  ) {}
+
+  /** PATCH agents/me: alias, delivery.prefer_websocket, metadata, capabilities. */
+  update(agent: AgentRecord, body: Record<string, unknown>): Promise<Record<string, unknown>> {
+    for (const f of IMMUTABLE_FIELDS) if (body[f] !== undefined) throw invalidField(f, `'${f}' cannot be changed`);
+    const patch: Partial<AgentRecord> = {};
+    if (body.alias !== undefined) {
+      if (body.alias !== null && (typeof body.alias !== 'string' || codePointLength(body.alias) > MAX_ALIAS_CHARS)) {
+        throw invalidField('alias', `alias must be a string of at most ${MAX_ALIAS_CHARS} characters`);
+      }
+      patch.alias = (body.alias as string | null) ?? undefined;
+    }
+    if (body.delivery !== undefined) {
+      const d = body.delivery as Record<string, unknown> | null;
+      if (d === null || typeof d !== 'object' || Array.isArray(d)) throw invalidField('delivery', 'delivery must be an object');
+      if (d.webhook_url != null || d.webhook_secret != null) throw invalidField('delivery.webhook_url', 'webhook delivery is not enabled on this provider');
+      if (d.prefer_websocket !== undefined) {
+        if (typeof d.prefer_websocket !== 'boolean') throw invalidField('delivery.prefer_websocket', 'prefer_websocket must be true or false');
+        patch.prefer_websocket = d.prefer_websocket;
+      }
+    }
+    if (body.metadata !== undefined) {
+      const m = body.metadata;
+      if (m === null || typeof m !== 'object' || Array.isArray(m)) throw invalidField('metadata', 'metadata must be an object');
+      const json = JSON.stringify(m);
+      if (Buffer.byteLength(json) > MAX_METADATA_BYTES) throw invalidField('metadata', `metadata must be at most ${MAX_METADATA_BYTES} bytes of JSON`);
+      patch.metadata_json = json;
+    }
+    if (body.capabilities !== undefined) {
+      const c = body.capabilities;
+      if (!Array.isArray(c) || c.length > MAX_CAPABILITIES || c.some((x) => typeof x !== 'string' || x.length > MAX_CAPABILITY_CHARS)) {
+        throw invalidField('capabilities', `capabilities: at most ${MAX_CAPABILITIES} strings of at most ${MAX_CAPABILITY_CHARS} characters`);
+      }
+      patch.capabilities = c as string[];
+    }
+    return this.agents.serialized(agent.id, async () => {
+      const fresh = this.ctx.store.getAgent(agent.id) ?? agent;
+      const updated: AgentRecord = { ...fresh, ...patch };
+      if ('alias' in patch && patch.alias === undefined) delete updated.alias;
+      await this.ctx.store.putAgent(updated);
+      return { updated: true, address: updated.address };
+    });
+  }
+
+  /**
+   * DELETE agents/me: API keys and the key fingerprint revoked, sessions closed, queue deleted,
+   * the name held for AMP_DEREGISTRATION_HOLD_DAYS.
+   */
+  deregister(agent: AgentRecord): Promise<Record<string, unknown>> {
+    return this.agents.serialized(agent.id, async () => {
+      const { store, config } = this.ctx;
+      const now = Date.now();
+      const fresh = store.getAgent(agent.id) ?? agent;
+      const writes: Promise<void>[] = [];
+      for (const h of fresh.key_hashes) {
+        const rec = store.getApiKey(h);
+        if (rec && rec.revoked_at === null) writes.push(store.putApiKey(h, { ...rec, revoked_at: now }));
+      }
+      writes.push(store.revokeKey({ fingerprint: fresh.fingerprint, fingerprint_raw: fresh.fingerprint_raw, agent_address: fresh.address, revoked_at: now, reason: 'agent_deregistered' }));
+      await Promise.all(writes);
+      this.ctx.presence.closeAgent(fresh.id, CLOSE.AUTH_FAILED, 'agent_deregistered');
+      const holdUntil = config.deregistrationHoldDays > 0 ? now + config.deregistrationHoldDays * 24 * 3600 * 1000 : 0;
+      await store.deleteAgent(fresh, holdUntil);
+      this.ctx.logger.warn({ event: 'agent_deregistered', agent: fresh.id, address: fresh.address }, 'agent deregistered');
+      return { deregistered: true, address: fresh.address, deregistered_at: isoTime(now) };
+    });
+  }
+
+  /** GET agents/me/card (§7.2): unsigned, provider-asserted. */
+  card(agent: AgentRecord, host: string, proto: string): Record<string, unknown> {
+    const now = Date.now();
+    return {
+      amp_agent_card: '1.0',
+      id: agent.client_agent_id ?? agent.id,
+      address: agent.address,
+      alias: agent.alias ?? null,
+      public_key: agent.public_key_pem,
+      key_algorithm: 'Ed25519',
+      fingerprint: agent.fingerprint,
+      provider_endpoint: providerUrls(this.ctx.config, host, proto).endpoint,
+      capabilities: agent.capabilities,
+      issued_at: isoTime(now),
+      expires_at: isoTime(now + CARD_LIFETIME_MS),
+      signature: null,
+      provider_asserted: true,
+    };
+  }
+
+  /** GET agents (§7.4): the caller's tenant only, by address, with an opaque cursor. */
+  list(caller: AgentRecord, q: URLSearchParams): Record<string, unknown> {
+    const tenant = q.get('tenant');
+    if (tenant !== null && tenant !== '' && tenant.toLowerCase() !== caller.tenant) {
+      throw new AmpError('forbidden', 'Agents of other tenants cannot be listed', { field: 'tenant' });
+    }
+    const limitRaw = q.get('limit');
+    let limit = DEFAULT_LIST_LIMIT;
+    if (limitRaw !== null && limitRaw !== '') {
+      if (!/^\d+$/.test(limitRaw) || Number(limitRaw) < 1) throw invalidField('limit', 'limit must be a positive whole number');
+      limit = Math.min(Number(limitRaw), MAX_LIST_LIMIT);
+    }
+    let after = '';
+    const cursor = q.get('cursor');
+    if (cursor) {
+      after = Buffer.from(cursor, 'base64url').toString('utf8');
+      if (!after.includes('@')) throw invalidField('cursor', 'cursor is not one this server gave out');
+    }
+    const search = (q.get('search') ?? '').toLowerCase();
+    const matches = this.ctx.store
+      .listAgents(caller.tenant)
+      .filter((a) => !search || a.name.includes(search) || a.address.includes(search) || (a.alias ?? '').toLowerCase().includes(search))
+      .sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+    const rest = matches.filter((a) => a.address > after);
+    const page = rest.slice(0, limit);
+    const hasMore = rest.length > page.length;
+    return {
+      agents: page.map((a) => ({ address: a.address, alias: a.alias ?? null, online: this.ctx.presence.isOnline(a.id) })),
+      total: matches.length,
+      cursor: hasMore ? Buffer.from(page[page.length - 1].address, 'utf8').toString('base64url') : null,
+      has_more: hasMore,
+    };
+  }
+
+  /** GET agents/resolve/{address} (§7.5): any agent on this provider, by full or short address. */
+  resolve(caller: AgentRecord, raw: string): Record<string, unknown> {
+    const { agent } = this.agents.resolveRecipient(raw, caller, 'address');
+    return {
+      address: agent.address,
+      short_address: agent.short_address,
+      alias: agent.alias ?? null,
+      public_key: agent.public_key_pem,
+      key_algorithm: 'Ed25519',
+      fingerprint: agent.fingerprint,
+      fingerprint_raw: agent.fingerprint_raw,
+      online: this.ctx.presence.isOnline(agent.id),
+      capabilities: agent.capabilities,
+    };
+  }
+}

@@ -1,0 +1,106 @@
+// Key management (spec §6, §23 item 3): API key rotation with a 24 h grace period, revocation of
+// every API key, and Ed25519 keypair rotation proven by the current key. Every change closes the
+// sessions it invalidates and leaves an audit log line (never a secret).
+
+import { AmpError, CLOSE, decodeSignature, invalidField, isoTime, missingField } from '../../proto/index.js';
+import { parsePublicKeyPem, verifyEd25519 } from '../crypto/keys.js';
+import type { AgentRecord } from '../store/types.js';
+import type { Agents } from './agents.js';
+import type { RelayContext } from './context.js';
+
+const GRACE_MS = 24 * 3600 * 1000;
+
+export class Keys {
+  constructor(
+    private readonly ctx: RelayContext,
+    private readonly agents: Agents,
+  ) {}
+
+  /** POST auth/rotate-key: a new API key; the calling key stays valid 24 h; at most two valid keys. */
+  rotateApiKey(agent: AgentRecord, callerKeyHash: string): Promise<Record<string, unknown>> {
+    return this.agents.serialized(agent.id, async () => {
+      const { store } = this.ctx;
+      const now = Date.now();
+      const current = store.getApiKey(callerKeyHash);
+      if (!current || current.expires_at !== null) {
+        throw new AmpError('forbidden', 'Only the current API key can rotate; this one is in its grace period', { field: 'authorization' });
+      }
+      const fresh = { ...(store.getAgent(agent.id) ?? agent) };
+      const writes: Promise<void>[] = [];
+      for (const h of fresh.key_hashes) {
+        const rec = store.getApiKey(h);
+        if (!rec || rec.revoked_at !== null) continue;
+        if (h === callerKeyHash) writes.push(store.putApiKey(h, { ...rec, expires_at: now + GRACE_MS }));
+        else writes.push(store.putApiKey(h, { ...rec, revoked_at: now })); // an older key still in grace
+      }
+      const olderKeys = new Set(fresh.key_hashes.filter((h) => h !== callerKeyHash));
+      const apiKey = await this.agents.issueKey(fresh, now);
+      await Promise.all(writes);
+      this.agents.closeSessionsOfKeys(agent.id, olderKeys, 'key_revoked');
+      this.ctx.logger.info({ event: 'api_key_rotated', agent: agent.id }, 'api key rotated');
+      return { api_key: apiKey, expires_at: null, previous_key_valid_until: isoTime(now + GRACE_MS) };
+    });
+  }
+
+  /** DELETE auth/revoke-key: every API key of the agent stops working now; its sessions close. */
+  revokeApiKeys(agent: AgentRecord): Promise<Record<string, unknown>> {
+    return this.agents.serialized(agent.id, async () => {
+      const { store } = this.ctx;
+      const now = Date.now();
+      const fresh = store.getAgent(agent.id) ?? agent;
+      const writes: Promise<void>[] = [];
+      for (const h of fresh.key_hashes) {
+        const rec = store.getApiKey(h);
+        if (rec && rec.revoked_at === null) writes.push(store.putApiKey(h, { ...rec, revoked_at: now }));
+      }
+      await Promise.all(writes);
+      this.agents.closeSessionsOfKeys(agent.id, new Set(fresh.key_hashes), 'key_revoked');
+      this.ctx.logger.warn({ event: 'api_keys_revoked', agent: agent.id }, 'all api keys revoked');
+      return { revoked: true, revoked_at: isoTime(now) };
+    });
+  }
+
+  /**
+   * POST auth/rotate-keys: replace the Ed25519 key. The proof is the current key's signature over
+   * the new PEM exactly as sent, its raw 32 bytes, or their lowercase hex.
+   */
+  async rotateKeypair(agent: AgentRecord, body: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const { store } = this.ctx;
+    const pem = body.new_public_key;
+    if (pem === undefined || pem === null) throw missingField('new_public_key');
+    if (typeof pem !== 'string') throw invalidField('new_public_key', 'new_public_key must be a PEM string');
+    const algorithm = body.key_algorithm ?? 'Ed25519';
+    if (typeof algorithm !== 'string' || algorithm.toLowerCase() !== 'ed25519') {
+      throw new AmpError('invalid_field', `key_algorithm '${String(algorithm)}' is not supported by this provider; only Ed25519 is accepted`, { field: 'key_algorithm', details: { supported: ['Ed25519'] } });
+    }
+    if (body.proof === undefined || body.proof === null) throw missingField('proof');
+    const sig = typeof body.proof === 'string' ? decodeSignature(body.proof) : null;
+    if (!sig) throw invalidField('proof', 'proof must be a base64 Ed25519 signature of 64 bytes');
+    const next = parsePublicKeyPem(pem);
+    if (typeof next === 'string') throw invalidField('new_public_key', next === 'private_key' ? 'This is a private key. Send the public key' : 'Invalid public key format');
+    if (next.fingerprint === agent.fingerprint) throw invalidField('new_public_key', 'new_public_key is the current key');
+    if (store.findRevokedKey(next.fingerprint)) throw new AmpError('key_revoked', 'This key has been revoked and cannot be used', { field: 'new_public_key' });
+    if (store.findAgentByFingerprint(next.fingerprint)) {
+      throw new AmpError('key_already_registered', 'This public key is already registered to another agent', { field: 'new_public_key', details: { fingerprint: next.fingerprint } });
+    }
+    const current = this.agents.keyObject(agent);
+    const candidates = [Buffer.from(pem, 'utf8'), next.raw, Buffer.from(next.raw.toString('hex'), 'utf8')];
+    let proven = false;
+    for (const c of candidates) if (!proven) proven = await verifyEd25519(current, c, sig);
+    if (!proven) {
+      this.ctx.logger.warn({ event: 'keypair_rotation_refused', agent: agent.id }, 'keypair rotation proof did not verify');
+      throw new AmpError('signature_invalid', 'proof does not verify with the current key', { field: 'proof' });
+    }
+    return this.agents.serialized(agent.id, async () => {
+      const old = store.getAgent(agent.id) ?? agent;
+      const now = Date.now();
+      await store.revokeKey({ fingerprint: old.fingerprint, fingerprint_raw: old.fingerprint_raw, agent_address: old.address, revoked_at: now, reason: 'key_rotation', superseded_by: next.fingerprint });
+      const updated: AgentRecord = { ...old, public_key_pem: next.pem, public_key_hex: next.raw.toString('hex'), fingerprint: next.fingerprint, fingerprint_raw: next.fingerprintRaw };
+      await store.replaceAgentKey(old, updated);
+      // Sessions proven by the old key end; API-key sessions were not proven by it and stay.
+      this.ctx.presence.closeAgent(agent.id, CLOSE.AUTH_FAILED, 'key_rotated', (s) => s.keyHash === undefined);
+      this.ctx.logger.info({ event: 'keypair_rotated', agent: agent.id, old: old.fingerprint, new: next.fingerprint }, 'keypair rotated');
+      return { rotated: true, fingerprint: next.fingerprint };
+    });
+  }
+}
