@@ -215,8 +215,8 @@ export class Agents {
     if (!ok) throw fail('signature does not verify with the registered key');
 
     return this.serialized(stale.id, async () => {
-      // A copy: records from the store's cache must not be mutated before their write commits.
-      const agent = { ...(this.ctx.store.getAgent(stale.id) ?? stale) };
+      const agent = this.current(stale.id);
+      if (agent.fingerprint !== stale.fingerprint) throw fail('the key changed while the proof was checked');
       const at = Date.now();
       const revokes: Promise<void>[] = [];
       for (const h of agent.key_hashes) {
@@ -231,9 +231,24 @@ export class Agents {
     });
   }
 
+  /** A fingerprint a registration is claiming right now. */
+  isReserved(fingerprint: string): boolean {
+    return this.reserved.has(`fp:${fingerprint}`);
+  }
+
   /** Close the agent's sessions that were opened with one of these (now revoked) API keys. */
   closeSessionsOfKeys(agentId: string, keyHashes: ReadonlySet<string>, reason: string): void {
     this.ctx.presence.closeAgent(agentId, CLOSE.AUTH_FAILED, reason, (s) => s.keyHash !== undefined && keyHashes.has(s.keyHash));
+  }
+
+  /**
+   * The agent's record as stored now, for use inside `serialized`: a deregistered agent is gone
+   * (401), never written back from a stale copy.
+   */
+  current(agentId: string): AgentRecord {
+    const a = this.ctx.store.getAgent(agentId);
+    if (!a) throw new AmpError('unauthorized', 'This agent no longer exists');
+    return { ...a };
   }
 
   /** Run `fn` after every earlier call for the same agent has settled. */

@@ -51,7 +51,7 @@ export class Directory {
       patch.capabilities = c as string[];
     }
     return this.agents.serialized(agent.id, async () => {
-      const fresh = this.ctx.store.getAgent(agent.id) ?? agent;
+      const fresh = this.agents.current(agent.id);
       const updated: AgentRecord = { ...fresh, ...patch };
       if ('alias' in patch && patch.alias === undefined) delete updated.alias;
       await this.ctx.store.putAgent(updated);
@@ -67,7 +67,7 @@ export class Directory {
     return this.agents.serialized(agent.id, async () => {
       const { store, config } = this.ctx;
       const now = Date.now();
-      const fresh = store.getAgent(agent.id) ?? agent;
+      const fresh = this.agents.current(agent.id);
       const writes: Promise<void>[] = [];
       for (const h of fresh.key_hashes) {
         const rec = store.getApiKey(h);

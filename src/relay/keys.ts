@@ -21,11 +21,13 @@ export class Keys {
     return this.agents.serialized(agent.id, async () => {
       const { store } = this.ctx;
       const now = Date.now();
+      const fresh = this.agents.current(agent.id);
       const current = store.getApiKey(callerKeyHash);
-      if (!current || current.expires_at !== null) {
+      // Checked again under the lock: a revoke or rotation queued before us has run by now.
+      if (!current || current.agent_id !== agent.id || current.revoked_at !== null) throw new AmpError('unauthorized', 'Invalid or expired API key');
+      if (current.expires_at !== null) {
         throw new AmpError('forbidden', 'Only the current API key can rotate; this one is in its grace period', { field: 'authorization' });
       }
-      const fresh = { ...(store.getAgent(agent.id) ?? agent) };
       const writes: Promise<void>[] = [];
       for (const h of fresh.key_hashes) {
         const rec = store.getApiKey(h);
@@ -47,7 +49,7 @@ export class Keys {
     return this.agents.serialized(agent.id, async () => {
       const { store } = this.ctx;
       const now = Date.now();
-      const fresh = store.getAgent(agent.id) ?? agent;
+      const fresh = this.agents.current(agent.id);
       const writes: Promise<void>[] = [];
       for (const h of fresh.key_hashes) {
         const rec = store.getApiKey(h);
@@ -78,21 +80,23 @@ export class Keys {
     if (!sig) throw invalidField('proof', 'proof must be a base64 Ed25519 signature of 64 bytes');
     const next = parsePublicKeyPem(pem);
     if (typeof next === 'string') throw invalidField('new_public_key', next === 'private_key' ? 'This is a private key. Send the public key' : 'Invalid public key format');
-    if (next.fingerprint === agent.fingerprint) throw invalidField('new_public_key', 'new_public_key is the current key');
-    if (store.findRevokedKey(next.fingerprint)) throw new AmpError('key_revoked', 'This key has been revoked and cannot be used', { field: 'new_public_key' });
-    if (store.findAgentByFingerprint(next.fingerprint)) {
-      throw new AmpError('key_already_registered', 'This public key is already registered to another agent', { field: 'new_public_key', details: { fingerprint: next.fingerprint } });
-    }
-    const current = this.agents.keyObject(agent);
-    const candidates = [Buffer.from(pem, 'utf8'), next.raw, Buffer.from(next.raw.toString('hex'), 'utf8')];
-    let proven = false;
-    for (const c of candidates) if (!proven) proven = await verifyEd25519(current, c, sig);
-    if (!proven) {
-      this.ctx.logger.warn({ event: 'keypair_rotation_refused', agent: agent.id }, 'keypair rotation proof did not verify');
-      throw new AmpError('signature_invalid', 'proof does not verify with the current key', { field: 'proof' });
-    }
+    // Every check runs under the agent's lock against the record as it is now, so two rotations
+    // cannot both be proven by the same (by then revoked) key.
     return this.agents.serialized(agent.id, async () => {
-      const old = store.getAgent(agent.id) ?? agent;
+      const old = this.agents.current(agent.id);
+      if (next.fingerprint === old.fingerprint) throw invalidField('new_public_key', 'new_public_key is the current key');
+      if (store.findRevokedKey(next.fingerprint)) throw new AmpError('key_revoked', 'This key has been revoked and cannot be used', { field: 'new_public_key' });
+      if (store.findAgentByFingerprint(next.fingerprint) || this.agents.isReserved(next.fingerprint)) {
+        throw new AmpError('key_already_registered', 'This public key is already registered to another agent', { field: 'new_public_key', details: { fingerprint: next.fingerprint } });
+      }
+      const currentKey = this.agents.keyObject(old);
+      const candidates = [Buffer.from(pem, 'utf8'), next.raw, Buffer.from(next.raw.toString('hex'), 'utf8')];
+      let proven = false;
+      for (const c of candidates) if (!proven) proven = await verifyEd25519(currentKey, c, sig);
+      if (!proven) {
+        this.ctx.logger.warn({ event: 'keypair_rotation_refused', agent: agent.id }, 'keypair rotation proof did not verify');
+        throw new AmpError('signature_invalid', 'proof does not verify with the current key', { field: 'proof' });
+      }
       const now = Date.now();
       await store.revokeKey({ fingerprint: old.fingerprint, fingerprint_raw: old.fingerprint_raw, agent_address: old.address, revoked_at: now, reason: 'key_rotation', superseded_by: next.fingerprint });
       const updated: AgentRecord = { ...old, public_key_pem: next.pem, public_key_hex: next.raw.toString('hex'), fingerprint: next.fingerprint, fingerprint_raw: next.fingerprintRaw };

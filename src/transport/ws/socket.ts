@@ -228,7 +228,8 @@ export class WsSocket implements Connection {
   private async route(data: Record<string, unknown>, request_id: string | undefined): Promise<void> {
     const s = this.session!;
     try {
-      const sender = this.deps.store.getAgent(s.agent.id) ?? s.agent;
+      const sender = this.deps.store.getAgent(s.agent.id);
+      if (!sender) throw new AmpError('unauthorized', 'This agent no longer exists');
       this.deps.router.senderRateLimit(sender);
       const { result } = await this.deps.router.route(sender, data);
       const frame: Record<string, unknown> = { type: 'route.result', data: result };
