@@ -218,17 +218,24 @@ export class Agents {
       const agent = this.current(stale.id);
       if (agent.fingerprint !== stale.fingerprint) throw fail('the key changed while the proof was checked');
       const at = Date.now();
-      const revokes: Promise<void>[] = [];
-      for (const h of agent.key_hashes) {
-        const rec = this.ctx.store.getApiKey(h);
-        if (rec && rec.revoked_at === null) revokes.push(this.ctx.store.putApiKey(h, { ...rec, revoked_at: at }));
-      }
+      const revoked = this.revokeApiKeys(agent, at);
       const apiKey = await this.issueKey(agent, at);
-      await Promise.all(revokes);
+      await revoked;
       this.closeSessionsOfKeys(agent.id, new Set(agent.key_hashes.slice(0, -1)), 'key_revoked');
       this.ctx.logger.info({ agent: agent.id, event: 'api_key_recovered' }, 'api key recovered with a signed proof; earlier keys revoked');
       return { status: 200 as const, body: this.registrationBody(agent, apiKey, urls) };
     });
+  }
+
+  /** Revoke every API key of the agent that is still valid; resolves once durable. */
+  async revokeApiKeys(agent: AgentRecord, at: number): Promise<void> {
+    const { store } = this.ctx;
+    const writes: Promise<void>[] = [];
+    for (const h of agent.key_hashes) {
+      const rec = store.getApiKey(h);
+      if (rec && rec.revoked_at === null) writes.push(store.putApiKey(h, { ...rec, revoked_at: at }));
+    }
+    await Promise.all(writes);
   }
 
   /** A fingerprint a registration is claiming right now. */

@@ -68,13 +68,10 @@ export class Directory {
       const { store, config } = this.ctx;
       const now = Date.now();
       const fresh = this.agents.current(agent.id);
-      const writes: Promise<void>[] = [];
-      for (const h of fresh.key_hashes) {
-        const rec = store.getApiKey(h);
-        if (rec && rec.revoked_at === null) writes.push(store.putApiKey(h, { ...rec, revoked_at: now }));
-      }
-      writes.push(store.revokeKey({ fingerprint: fresh.fingerprint, fingerprint_raw: fresh.fingerprint_raw, agent_address: fresh.address, revoked_at: now, reason: 'agent_deregistered' }));
-      await Promise.all(writes);
+      await Promise.all([
+        this.agents.revokeApiKeys(fresh, now),
+        store.revokeKey({ fingerprint: fresh.fingerprint, fingerprint_raw: fresh.fingerprint_raw, agent_address: fresh.address, revoked_at: now, reason: 'agent_deregistered' }),
+      ]);
       this.ctx.presence.closeAgent(fresh.id, CLOSE.AUTH_FAILED, 'agent_deregistered');
       const holdUntil = config.deregistrationHoldDays > 0 ? now + config.deregistrationHoldDays * 24 * 3600 * 1000 : 0;
       await store.deleteAgent(fresh, holdUntil);

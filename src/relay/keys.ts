@@ -47,15 +47,9 @@ export class Keys {
   /** DELETE auth/revoke-key: every API key of the agent stops working now; its sessions close. */
   revokeApiKeys(agent: AgentRecord): Promise<Record<string, unknown>> {
     return this.agents.serialized(agent.id, async () => {
-      const { store } = this.ctx;
       const now = Date.now();
       const fresh = this.agents.current(agent.id);
-      const writes: Promise<void>[] = [];
-      for (const h of fresh.key_hashes) {
-        const rec = store.getApiKey(h);
-        if (rec && rec.revoked_at === null) writes.push(store.putApiKey(h, { ...rec, revoked_at: now }));
-      }
-      await Promise.all(writes);
+      await this.agents.revokeApiKeys(fresh, now);
       this.agents.closeSessionsOfKeys(agent.id, new Set(fresh.key_hashes), 'key_revoked');
       this.ctx.logger.warn({ event: 'api_keys_revoked', agent: agent.id }, 'all api keys revoked');
       return { revoked: true, revoked_at: isoTime(now) };
