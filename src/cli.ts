@@ -2,6 +2,8 @@
 
 import { generateKeyPairSync } from 'node:crypto';
 import { ConfigError, describeEnv, describeFlags, flagKey, loadConfig, optionType, type Config } from './config/schema.js';
+import { issuerOf, mintAdminToken } from './identity/admin-tokens.js';
+import { SigningKeys } from './identity/signing-keys.js';
 import { startServer } from './server.js';
 import { VERSION } from './version.js';
 
@@ -12,6 +14,10 @@ Usage:
   amp-relay print-env [options]  Print every setting as AMP_* environment variables
   amp-relay check-config [opts]  Validate the configuration and exit (0 = valid)
   amp-relay keygen               Print a new Ed25519 private key and its public key (PEM)
+  amp-relay admin-token --email E --tenant T --scopes "S ..." [--ttl SECONDS] [options]
+                                 Mint an AID admin JWT (scopes: agent_registrations:read,
+                                 agent_registrations:write, aid:introspect, amp:admin) signed with
+                                 the key set in --data-dir; its issuer is --public-url/<tenant>
   amp-relay version              Print the version
   amp-relay help                 Show this help
 
@@ -86,6 +92,34 @@ export async function main(argv: string[]): Promise<number> {
         config(rest);
         process.stdout.write('configuration is valid\n');
         return 0;
+      case 'admin-token': {
+        const own: Record<string, string> = {};
+        const rest2: string[] = [];
+        for (let i = 0; i < rest.length; i++) {
+          const m = /^--(email|tenant|scopes|ttl)(?:=(.*))?$/.exec(rest[i]);
+          if (!m) rest2.push(rest[i]);
+          else if (m[2] !== undefined) own[m[1]] = m[2];
+          else if (i + 1 < rest.length) own[m[1]] = rest[++i];
+          else throw new UsageError(`option '--${m[1]}' needs a value`);
+        }
+        for (const need of ['email', 'tenant', 'scopes']) if (!own[need]) throw new UsageError(`admin-token needs --${need}`);
+        const cfg = config(rest2);
+        const keys = await SigningKeys.load(cfg.dataDir, cfg.aidJwtAlg);
+        const issuer = issuerOf(cfg.publicUrl || `http://localhost:${cfg.port}`, own.tenant.toLowerCase());
+        try {
+          const token = await mintAdminToken(keys, {
+            issuer,
+            tenant: own.tenant.toLowerCase(),
+            email: own.email,
+            scopes: own.scopes.split(/[\s,]+/).filter(Boolean),
+            ttlSeconds: own.ttl === undefined ? undefined : Number(own.ttl),
+          });
+          process.stdout.write(token + '\n');
+        } catch (e) {
+          throw new UsageError((e as Error).message);
+        }
+        return 0;
+      }
       case 'keygen': {
         const { privateKey, publicKey } = generateKeyPairSync('ed25519');
         process.stdout.write(privateKey.export({ format: 'pem', type: 'pkcs8' }) as string);

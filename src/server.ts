@@ -8,6 +8,8 @@ import { createLogger } from './ops/logger.js';
 import { Agents } from './relay/agents.js';
 import type { RelayContext } from './relay/context.js';
 import { Presence } from './relay/presence.js';
+import { IdentityRoutes } from './identity/routes.js';
+import { SigningKeys } from './identity/signing-keys.js';
 import { Directory } from './relay/directory.js';
 import { Inbox } from './relay/inbox.js';
 import { Keys } from './relay/keys.js';
@@ -73,10 +75,14 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
   let shuttingDown = false;
   const isClosing = () => shuttingDown;
 
+  const signingKeys = await SigningKeys.load(config.dataDir, config.aidJwtAlg);
+  let listeningPort = config.port;
+  const identity = new IdentityRoutes(signingKeys, store, () => config.publicUrl || `http://localhost:${listeningPort}`);
+
   const app = uws.App();
   const inFlight = new InFlight();
   attachWebSockets(app, { config, logger, store, agents, router, inbox, presence, inFlight, isClosing, limits: ctx.limits });
-  attachHttp(app, buildApi({ ctx, agents, router, inbox, receipts, keys, directory, isShuttingDown: isClosing }), {
+  attachHttp(app, buildApi({ ctx, agents, router, inbox, receipts, keys, directory, identity, isShuttingDown: isClosing }), {
     corsOrigin: config.corsOrigin,
     logger,
     inFlight,
@@ -96,6 +102,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
     throw e;
   });
   const port = uws.us_socket_local_port(listenSocket as never);
+  listeningPort = port;
   const shownHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${shownHost}:${port}`;
   logger.info({ url, dataDir: config.dataDir, provider: config.providerDomain }, 'listening');

@@ -45,6 +45,7 @@ export const OPTIONS = {
   wsHardBuffer: { env: 'AMP_WS_HARD_BUFFER', flag: '--ws-hard-buffer', type: 'int', default: 16_777_216, min: 2048, max: 4_294_967_295, doc: 'Unsent bytes on a socket above which it is closed as a slow consumer (4501)' },
   wsSlowConsumerSeconds: { env: 'AMP_WS_SLOW_CONSUMER_SECONDS', flag: '--ws-slow-consumer-seconds', type: 'int', default: 30, min: 1, max: 3600, doc: 'Seconds a socket may stay above the soft buffer before it is closed (4501)' },
   wsMaxSessions: { env: 'AMP_WS_MAX_SESSIONS', flag: '--ws-max-sessions', type: 'int', default: 8, min: 1, max: 1024, doc: 'WebSocket sessions per agent; a new one over the limit closes the oldest (4009)' },
+  aidJwtAlg: { env: 'AID_JWT_ALG', flag: '--aid-jwt-alg', type: 'enum', values: ['RS256', 'EdDSA'], default: 'RS256', doc: 'Algorithm of AID tokens: RS256 (RSA 2048) or EdDSA (Ed25519)' },
   logLevel: { env: 'AMP_LOG_LEVEL', flag: '--log-level', type: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', doc: 'Log level (JSON lines on stdout)' },
 } as const satisfies Record<string, OptionSpec>;
 
@@ -89,8 +90,9 @@ function parseValue(key: string, spec: OptionSpec, raw: unknown, source: string,
     }
     case 'enum': {
       const s = String(raw).trim().toLowerCase();
-      if (!spec.values!.includes(s)) return void problems.push(`${where} must be one of ${spec.values!.join(', ')} (got '${raw}')`);
-      return s;
+      const match = spec.values!.find((v) => v.toLowerCase() === s);
+      if (match === undefined) return void problems.push(`${where} must be one of ${spec.values!.join(', ')} (got '${raw}')`);
+      return match;
     }
     case 'list':
       if (Array.isArray(raw)) return raw.map(String);

@@ -136,6 +136,11 @@ export class LmdbStore implements Store {
     await this.putAgent(updated);
   }
 
+  hasTenant(tenant: string): boolean {
+    for (const _ of this.names.getKeys({ start: `${tenant}/`, end: `${tenant}0`, limit: 1 })) return true;
+    return false;
+  }
+
   listAgents(tenant: string): AgentRecord[] {
     const out: AgentRecord[] = [];
     // Keys are `tenant/name`; '0' is the character after '/', so this is exactly the tenant.

@@ -133,6 +133,8 @@ export interface Store {
   putAgent(agent: AgentRecord): Promise<void>;
   /** Swap an agent's key: the fingerprint index follows. */
   replaceAgentKey(old: AgentRecord, updated: AgentRecord): Promise<void>;
+  /** True once any agent registered in the tenant. */
+  hasTenant(tenant: string): boolean;
   /** Agents of a tenant, ordered by name. */
   listAgents(tenant: string): AgentRecord[];
   /** Remove an agent, its indexes, queue and outbox; hold its name until `holdUntil` (ms, 0 = no hold). */

@@ -11,6 +11,7 @@ import { enforce } from '../../relay/ratelimit.js';
 import type { MessageRouter } from '../../relay/route.js';
 import { health, info, wellKnown } from '../../ops/discovery.js';
 import { renderMetrics } from '../../ops/metrics.js';
+import type { IdentityRoutes } from '../../identity/routes.js';
 import { Router, type HttpReply, type HttpRequest } from './router.js';
 import { AmpError, invalidField, isAcceptedMessageId } from '../../../proto/index.js';
 
@@ -22,13 +23,14 @@ export interface ApiDeps {
   receipts: Receipts;
   keys: Keys;
   directory: Directory;
+  identity: IdentityRoutes;
   isShuttingDown: () => boolean;
 }
 
 const ok = (body: unknown, status = 200, headers?: Record<string, string>): HttpReply => ({ status, body, headers });
 
 export function buildApi(deps: ApiDeps): Router {
-  const { ctx, agents, router, inbox, receipts, keys, directory } = deps;
+  const { ctx, agents, router, inbox, receipts, keys, directory, identity } = deps;
   const authKey = (req: HttpRequest) => agents.authenticateKey(req.headers.authorization, req.headers.xApiKey);
   const auth = (req: HttpRequest) => authKey(req).agent;
   /** Authenticated, then the agent's bucket for this kind of call (§20); headers for the reply. */
@@ -145,6 +147,15 @@ export function buildApi(deps: ApiDeps): Router {
     const { agent, headers } = limited(req, 'api');
     return ok(await keys.rotateKeypair(agent, await req.body.json()), 200, headers);
   });
+
+  // AID discovery (agent-identity §7, §12), per tenant and in the RFC 8414 suffix form.
+  const cachedDoc = (body: Record<string, unknown>) => ok(body, 200, { 'Cache-Control': 'public, max-age=300', 'Access-Control-Allow-Origin': '*' });
+  r.add('GET', '/.well-known/jwks.json', () => cachedDoc(identity.jwks()));
+  r.add('GET', '/:tenant/.well-known/jwks.json', (req) => cachedDoc(identity.jwks(req.params.tenant)));
+  for (const doc of ['oauth-authorization-server', 'openid-configuration', 'oauth-protected-resource'] as const) {
+    r.add('GET', `/:tenant/.well-known/${doc}`, (req) => cachedDoc(identity.discovery(doc, req.params.tenant)));
+    r.add('GET', `/.well-known/${doc}/:tenant`, (req) => cachedDoc(identity.discovery(doc, req.params.tenant)));
+  }
 
   // A plain GET on the WebSocket path (no Upgrade header) says what the path is for.
   r.api('GET', '/ws', () => {
