@@ -8,6 +8,8 @@ import { createLogger } from './ops/logger.js';
 import { Agents } from './relay/agents.js';
 import type { RelayContext } from './relay/context.js';
 import { Presence } from './relay/presence.js';
+import { AuditTrail } from './identity/audit.js';
+import { Registrations } from './identity/registrations.js';
 import { IdentityRoutes } from './identity/routes.js';
 import { SigningKeys } from './identity/signing-keys.js';
 import { Directory } from './relay/directory.js';
@@ -77,12 +79,15 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
 
   const signingKeys = await SigningKeys.load(config.dataDir, config.aidJwtAlg);
   let listeningPort = config.port;
-  const identity = new IdentityRoutes(signingKeys, store, () => config.publicUrl || `http://localhost:${listeningPort}`);
+  const publicBase = () => config.publicUrl.replace(/\/+$/, '') || `http://localhost:${listeningPort}`;
+  const identity = new IdentityRoutes(signingKeys, store, publicBase);
+  const audit = new AuditTrail(store);
+  const registrations = new Registrations(store, audit, (t) => identity.issuer(t), publicBase);
 
   const app = uws.App();
   const inFlight = new InFlight();
   attachWebSockets(app, { config, logger, store, agents, router, inbox, presence, inFlight, isClosing, limits: ctx.limits });
-  attachHttp(app, buildApi({ ctx, agents, router, inbox, receipts, keys, directory, identity, isShuttingDown: isClosing }), {
+  attachHttp(app, buildApi({ ctx, agents, router, inbox, receipts, keys, directory, identity, aid: { identity, registrations, audit, agents }, isShuttingDown: isClosing }), {
     corsOrigin: config.corsOrigin,
     logger,
     inFlight,

@@ -3,7 +3,9 @@
 
 import { AmpError, REGISTERED_LABEL_RE, RESERVED_TENANTS } from '../../proto/index.js';
 import type { Store } from '../store/types.js';
-import { issuerOf } from './admin-tokens.js';
+import { checkAdminToken, issuerOf } from './admin-tokens.js';
+import type { Actor } from './audit.js';
+import { AidError } from './errors.js';
 import { authorizationServerMetadata, openidConfiguration, protectedResourceMetadata } from './discovery.js';
 import type { SigningKeys } from './signing-keys.js';
 
@@ -18,7 +20,7 @@ export class IdentityRoutes {
   ) {}
 
   /** A tenant exists once an AMP agent registered in it; an unknown one is 404 (§1). */
-  private tenant(raw: string): string {
+  tenant(raw: string): string {
     const t = raw.toLowerCase();
     if (!REGISTERED_LABEL_RE.test(t) || RESERVED_TENANTS.has(t) || !this.store.hasTenant(t)) throw new AmpError('not_found', `Unknown organisation '${raw}'`);
     return t;
@@ -26,6 +28,15 @@ export class IdentityRoutes {
 
   issuer(tenant: string): string {
     return issuerOf(this.publicBase(), tenant);
+  }
+
+  /** §10: an admin JWT of this tenant with `scope`; the actor for the audit trail. */
+  async admin(authorization: string, tenant: string, scope: string, ip: string, userAgent: string): Promise<Actor> {
+    const m = /^bearer\s+(\S+)$/i.exec(authorization.trim());
+    if (!m) throw new AidError(401, 'invalid_token', 'An admin bearer token is required', { 'WWW-Authenticate': 'Bearer error="invalid_token"' });
+    const r = await checkAdminToken(this.keys, m[1], this.issuer(tenant), tenant, scope);
+    if (!r.ok) throw new AidError(r.status, r.error, r.description, { 'WWW-Authenticate': `Bearer error="${r.error}"` });
+    return { type: 'admin', id: String(r.claims.sub), email: r.claims.email, address: null, ip, userAgent };
   }
 
   jwks(tenant?: string): Record<string, unknown> {

@@ -19,6 +19,7 @@ import type {
   MessageIndexEntry,
   PendingPage,
   QueueEntry,
+  RecordKind,
   RevokedKey,
   Store,
   SweepCounts,
@@ -72,6 +73,7 @@ export class LmdbStore implements Store {
   private readonly revoked: Database<RevokedKey, string>;
   private readonly holds: Database<number, string>;
   private readonly idem: Database<IdempotencyRecord, string>;
+  private readonly records: Record<RecordKind, Database<string, string>>;
   /** Where each sweep left off, per database: sweeps walk the keys in slices. */
   private readonly sweepCursors = new Map<string, unknown>();
   private readonly recipients = new Map<string, RecipientIndex>();
@@ -100,6 +102,10 @@ export class LmdbStore implements Store {
     this.revoked = this.root.openDB({ name: 'revoked', cache: true });
     this.holds = this.root.openDB({ name: 'holds' });
     this.idem = this.root.openDB({ name: 'idempotency', cache: true });
+    this.records = {
+      registrations: this.root.openDB({ name: 'aid_registrations', cache: true }),
+      audit: this.root.openDB({ name: 'aid_audit' }),
+    };
   }
 
   getAgent(id: string): AgentRecord | undefined {
@@ -134,6 +140,23 @@ export class LmdbStore implements Store {
     this.fingerprints.remove(old.fingerprint);
     this.fingerprints.remove(old.fingerprint_raw);
     await this.putAgent(updated);
+  }
+
+  async putRecord(kind: RecordKind, key: string, value: unknown): Promise<void> {
+    this.assertOpen();
+    // JSON text, like queued messages: exact round trips, whatever the keys.
+    await this.records[kind].put(key, JSON.stringify(value));
+  }
+
+  getRecord<T>(kind: RecordKind, key: string): T | undefined {
+    const v = this.records[kind].get(key);
+    return v === undefined ? undefined : (JSON.parse(v) as T);
+  }
+
+  recordsWithPrefix<T>(kind: RecordKind, prefix: string): T[] {
+    const out: T[] = [];
+    for (const { value } of this.records[kind].getRange({ start: prefix, end: `${prefix}\uffff` })) out.push(JSON.parse(value) as T);
+    return out;
   }
 
   hasTenant(tenant: string): boolean {

@@ -117,6 +117,9 @@ export interface SweepCounts {
   more: boolean;
 }
 
+/** Collections of the identity service, stored as JSON text keyed by `tenant/...`. */
+export type RecordKind = 'registrations' | 'audit';
+
 export type AckOutcome = 'acked' | 'already_acked' | 'unknown';
 
 export interface PendingPage {
@@ -133,6 +136,11 @@ export interface Store {
   putAgent(agent: AgentRecord): Promise<void>;
   /** Swap an agent's key: the fingerprint index follows. */
   replaceAgentKey(old: AgentRecord, updated: AgentRecord): Promise<void>;
+  /** Identity records (registrations, audit events): JSON values by key; durable once resolved. */
+  putRecord(kind: RecordKind, key: string, value: unknown): Promise<void>;
+  getRecord<T>(kind: RecordKind, key: string): T | undefined;
+  /** Records whose key starts with `prefix`, in key order. */
+  recordsWithPrefix<T>(kind: RecordKind, prefix: string): T[];
   /** True once any agent registered in the tenant. */
   hasTenant(tenant: string): boolean;
   /** Agents of a tenant, ordered by name. */

@@ -12,6 +12,7 @@ import type { MessageRouter } from '../../relay/route.js';
 import { health, info, wellKnown } from '../../ops/discovery.js';
 import { renderMetrics } from '../../ops/metrics.js';
 import type { IdentityRoutes } from '../../identity/routes.js';
+import { addAidRoutes, type AidDeps } from './aid-api.js';
 import { Router, type HttpReply, type HttpRequest } from './router.js';
 import { AmpError, invalidField, isAcceptedMessageId } from '../../../proto/index.js';
 
@@ -24,6 +25,7 @@ export interface ApiDeps {
   keys: Keys;
   directory: Directory;
   identity: IdentityRoutes;
+  aid: AidDeps;
   isShuttingDown: () => boolean;
 }
 
@@ -156,6 +158,8 @@ export function buildApi(deps: ApiDeps): Router {
     r.add('GET', `/:tenant/.well-known/${doc}`, (req) => cachedDoc(identity.discovery(doc, req.params.tenant)));
     r.add('GET', `/.well-known/${doc}/:tenant`, (req) => cachedDoc(identity.discovery(doc, req.params.tenant)));
   }
+
+  addAidRoutes(r, deps.aid);
 
   // A plain GET on the WebSocket path (no Upgrade header) says what the path is for.
   r.api('GET', '/ws', () => {

@@ -60,6 +60,11 @@ export class BodyReader {
     if (!this.settled) this.fail(new AmpError('invalid_request', 'Request aborted by the client'));
   }
 
+  /** The body as UTF-8 text. */
+  async text(): Promise<string> {
+    return (await this.result).toString('utf8');
+  }
+
   /** The body as a JSON object. Invalid JSON or a non-object is 400 `invalid_request`, never `{}`. */
   async json(): Promise<Record<string, unknown>> {
     const buf = await this.result;

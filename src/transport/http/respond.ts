@@ -91,6 +91,8 @@ function readHeaders(req: UwsRequest) {
     xApiKey: req.getHeader('x-api-key'),
     idempotencyKey: req.getHeader('idempotency-key'),
     registrationKey: req.getHeader('x-registration-key'),
+    contentType: req.getHeader('content-type'),
+    userAgent: req.getHeader('user-agent'),
     forwardedProto: req.getHeader('x-forwarded-proto'),
   };
 }

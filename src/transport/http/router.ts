@@ -11,6 +11,8 @@ export interface RequestHeaders {
   xApiKey: string;
   idempotencyKey: string;
   registrationKey: string;
+  contentType: string;
+  userAgent: string;
   forwardedProto: string;
 }
 

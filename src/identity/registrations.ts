@@ -1,0 +1,275 @@
+// Agent registrations (agent-identity §3, §4): the state machine and its JSON:API resource.
+// T1 request (agent, AMP API key) -> pending; T3 approve, T4 reject, T5 suspend, T6 reactivate,
+// T7 delete (admin). Every transition is audited with actor, IP and statuses.
+
+import { createHash, randomBytes, randomInt, randomUUID } from 'node:crypto';
+import { isFullAddress, isoTime } from '../../proto/index.js';
+import { parsePublicKeyPem } from '../crypto/keys.js';
+import type { AgentRecord, Store } from '../store/types.js';
+import type { Actor, AuditTrail } from './audit.js';
+import { paginate } from './audit.js';
+import { AidError } from './errors.js';
+
+export type RegistrationStatus = 'pending' | 'active' | 'rejected' | 'suspended' | 'deleted';
+
+export interface Role {
+  id: number;
+  name: string;
+  scopes: string[];
+}
+
+export const DEFAULT_ROLES: Role[] = [{ id: 1, name: 'agent', scopes: ['agent:identity'] }];
+const CODE_TTL_MS = 24 * 3600 * 1000;
+const USER_CODE_ALPHABET = 'ABCDEFGHJKMNPQRSTUVWXYZ23456789';
+const DEFAULT_TOKEN_LIFETIME_S = 3600;
+const STATUS_ALIASES: Record<string, RegistrationStatus> = { approved: 'active', pending_approval: 'pending', revoked: 'deleted' };
+
+export interface Registration {
+  id: string;
+  tenant: string;
+  name: string;
+  description: string | null;
+  address: string;
+  fingerprint: string;
+  fingerprint_raw: string;
+  public_key: string;
+  status: RegistrationStatus;
+  registration_method: 'agent_initiated' | 'admin_initiated';
+  role_id: number;
+  token_lifetime: number;
+  amp_agent_id: string | null;
+  address_verified: boolean;
+  rejection_reason: string | null;
+  suspension_reason: string | null;
+  approved_at: string | null;
+  created_at: string;
+  updated_at: string;
+  /** Unix seconds; tokens issued at or before it are inactive (§9). */
+  tokens_valid_after: number;
+  code_hash: string | null;
+  user_code_hash: string | null;
+  code_expires_at: number | null;
+}
+
+const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+const normUserCode = (s: string) => s.toUpperCase().replace(/[\s-]/g, '');
+
+function newUserCode(): string {
+  let s = '';
+  for (let i = 0; i < 8; i++) s += USER_CODE_ALPHABET[randomInt(USER_CODE_ALPHABET.length)];
+  return `${s.slice(0, 4)}-${s.slice(4)}`;
+}
+
+export class Registrations {
+  constructor(
+    private readonly store: Store,
+    private readonly audit: AuditTrail,
+    private readonly issuerOf: (tenant: string) => string,
+    private readonly publicBase: () => string,
+    readonly roles: Role[] = DEFAULT_ROLES,
+  ) {}
+
+  private role(id: number): Role {
+    const r = this.roles.find((x) => x.id === id);
+    if (!r) throw new AidError(422, 'validation_failed', `Unknown role_id: ${id}`);
+    return r;
+  }
+
+  get(tenant: string, id: string): Registration {
+    const r = this.store.getRecord<Registration>('registrations', `${tenant}/${id}`);
+    if (!r) throw new AidError(404, 'not_found', 'Registration not found');
+    return r;
+  }
+
+  private all(tenant: string): Registration[] {
+    return this.store.recordsWithPrefix<Registration>('registrations', `${tenant}/`);
+  }
+
+  private async save(r: Registration): Promise<void> {
+    r.updated_at = isoTime(Date.now());
+    await this.store.putRecord('registrations', `${r.tenant}/${r.id}`, r);
+  }
+
+  /** The JSON:API resource (§4.1): both spellings of address, fingerprint and key. */
+  resource(r: Registration): Record<string, unknown> {
+    const issuer = this.issuerOf(r.tenant);
+    const role = this.roles.find((x) => x.id === r.role_id);
+    return {
+      id: r.id,
+      type: 'agent_registration',
+      attributes: {
+        unique_id: r.id,
+        name: r.name,
+        description: r.description,
+        address: r.address,
+        amp_address: r.address,
+        fingerprint: r.fingerprint,
+        amp_fingerprint: r.fingerprint,
+        public_key: r.public_key,
+        amp_public_key: r.public_key,
+        key_algorithm: 'Ed25519',
+        status: r.status,
+        approved: r.status === 'active',
+        address_verified: r.address_verified,
+        registration_method: r.registration_method,
+        role_id: r.role_id,
+        role_name: role?.name ?? null,
+        token_lifetime: r.token_lifetime,
+        token_endpoint: `${issuer}/oauth/token`,
+        oidc_issuer: issuer,
+        company_url_id: r.tenant,
+        company_name: r.tenant,
+        amp_agent_id: r.amp_agent_id,
+        rejection_reason: r.rejection_reason,
+        suspension_reason: r.suspension_reason,
+        approved_at: r.approved_at,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+      },
+    };
+  }
+
+  /** T1: the agent asks, authenticated by its AMP API key (which binds the address). */
+  async request(tenant: string, agent: AgentRecord, body: Record<string, unknown>, actor: Actor): Promise<Record<string, unknown>> {
+    if (agent.tenant !== tenant) throw new AidError(403, 'forbidden', 'This API key belongs to another organisation');
+    const b = (body.agent_registration && typeof body.agent_registration === 'object' ? body.agent_registration : body) as Record<string, unknown>;
+    const str = (...names: string[]) => names.map((n) => b[n]).find((v) => typeof v === 'string') as string | undefined;
+    const name = str('name');
+    const address = str('address', 'amp_address')?.toLowerCase();
+    const fingerprint = str('fingerprint', 'amp_fingerprint');
+    const pem = str('public_key', 'amp_public_key');
+    const description = str('description') ?? null;
+    const invalid = (d: string) => new AidError(422, 'validation_failed', d);
+    if ((str('key_algorithm') ?? 'Ed25519').toLowerCase() !== 'ed25519') throw invalid('key_algorithm must be Ed25519');
+    if (!name || name.length > 255) throw invalid('name is required (1-255 characters)');
+    if (description !== null && description.length > 2000) throw invalid('description is at most 2000 characters');
+    if (!pem) throw invalid('public_key is required');
+    const key = parsePublicKeyPem(pem);
+    if (typeof key === 'string') throw invalid('public_key must be an Ed25519 public key (SPKI PEM)');
+    if (!fingerprint || (fingerprint !== key.fingerprint && fingerprint !== key.fingerprintRaw)) throw invalid('fingerprint does not match public_key');
+    if (!address || !isFullAddress(address)) throw invalid('address must be a full AMP address');
+    if (key.fingerprint !== agent.fingerprint || (address !== agent.address && address !== agent.short_address)) {
+      throw invalid("address and key must be this AMP agent's own");
+    }
+    const now = Date.now();
+    const live = this.all(tenant).filter((r) => r.fingerprint === key.fingerprint && ['pending', 'active', 'suspended'].includes(r.status));
+    if (live.some((r) => r.status !== 'pending')) throw new AidError(422, 'already_registered', 'Fingerprint has already been registered');
+    const reg: Registration = live[0] ?? {
+      id: randomUUID(),
+      tenant,
+      name,
+      description,
+      address,
+      fingerprint: key.fingerprint,
+      fingerprint_raw: key.fingerprintRaw,
+      public_key: key.pem,
+      status: 'pending',
+      registration_method: 'agent_initiated',
+      role_id: this.roles[0].id,
+      token_lifetime: DEFAULT_TOKEN_LIFETIME_S,
+      amp_agent_id: agent.id,
+      address_verified: true,
+      rejection_reason: null,
+      suspension_reason: null,
+      approved_at: null,
+      created_at: isoTime(now),
+      updated_at: isoTime(now),
+      tokens_valid_after: 0,
+      code_hash: null,
+      user_code_hash: null,
+      code_expires_at: null,
+    };
+    // A fresh authorization code on every (re-)request; only hashes are kept.
+    const code = `${tenant}.${randomBytes(32).toString('base64url')}`;
+    const userCode = newUserCode();
+    reg.code_hash = sha256(code);
+    reg.user_code_hash = sha256(normUserCode(userCode));
+    reg.code_expires_at = now + CODE_TTL_MS;
+    await this.save(reg);
+    await this.audit.record(tenant, reg.id, 'registration_requested', { ...actor, id: `agent:${reg.id}` }, { previous_status: live[0] ? 'pending' : null, new_status: 'pending' });
+    const flow = { authorization_url: `${this.publicBase()}/agents/authorize?code=${code}`, user_code: userCode, expires_in: CODE_TTL_MS / 1000, interval: 5, token_endpoint: `${this.issuerOf(tenant)}/oauth/token` };
+    const res = this.resource(reg);
+    const attrs = res.attributes as Record<string, unknown>;
+    return { data: { ...res, attributes: { status: attrs.status, name: attrs.name, address: attrs.address, fingerprint: attrs.fingerprint, registration_method: attrs.registration_method, ...flow, oidc_issuer: attrs.oidc_issuer } }, ...flow };
+  }
+
+  list(tenant: string, q: URLSearchParams): Record<string, unknown> {
+    const rawStatus = q.get('status');
+    const status = rawStatus ? (STATUS_ALIASES[rawStatus] ?? rawStatus) : undefined;
+    const items = this.all(tenant)
+      .filter((r) => !status || r.status === status)
+      .sort((a, b) => (a.created_at < b.created_at ? 1 : a.created_at > b.created_at ? -1 : 0))
+      .map((r) => this.resource(r));
+    return paginate(items, q);
+  }
+
+  /** T3-T7 (and their guards). */
+  async transition(
+    tenant: string,
+    id: string,
+    action: 'approve' | 'reject' | 'suspend' | 'reactivate' | 'delete',
+    body: Record<string, unknown>,
+    actor: Actor,
+  ): Promise<Record<string, unknown>> {
+    const r = this.get(tenant, id);
+    const from = r.status;
+    const allowed: Record<typeof action, RegistrationStatus[]> = {
+      approve: ['pending'],
+      reject: ['pending'],
+      suspend: ['active'],
+      reactivate: ['suspended'],
+      delete: ['pending', 'active', 'rejected', 'suspended'],
+    };
+    if (!allowed[action].includes(from)) throw new AidError(422, 'invalid_transition', `Cannot ${action} a registration in status ${from}`);
+    const reason = typeof body.reason === 'string' ? body.reason.slice(0, 2000) : null;
+    const nowS = Math.floor(Date.now() / 1000);
+    const previousRole = this.role(r.role_id);
+    let event: 'registration_approved' | 'registration_rejected' | 'registration_suspended' | 'registration_reactivated' | 'registration_deleted';
+    switch (action) {
+      case 'approve': {
+        const roleId = body.role_id === undefined || body.role_id === null ? this.roles[0].id : Number(body.role_id);
+        this.role(roleId);
+        r.status = 'active';
+        r.role_id = roleId;
+        r.approved_at = isoTime(Date.now());
+        r.code_hash = r.user_code_hash = null;
+        r.code_expires_at = null;
+        event = 'registration_approved';
+        break;
+      }
+      case 'reject':
+        r.status = 'rejected';
+        r.rejection_reason = reason;
+        r.code_hash = r.user_code_hash = null;
+        event = 'registration_rejected';
+        break;
+      case 'suspend':
+        r.status = 'suspended';
+        r.suspension_reason = reason;
+        r.tokens_valid_after = nowS;
+        event = 'registration_suspended';
+        break;
+      case 'reactivate':
+        r.status = 'active';
+        r.suspension_reason = null;
+        event = 'registration_reactivated';
+        break;
+      case 'delete':
+        r.status = 'deleted';
+        r.tokens_valid_after = nowS;
+        r.code_hash = r.user_code_hash = null;
+        event = 'registration_deleted';
+        break;
+    }
+    await this.save(r);
+    const newRole = this.role(r.role_id);
+    await this.audit.record(tenant, r.id, event, actor, {
+      previous_status: from,
+      new_status: r.status,
+      previous_role: action === 'approve' ? null : previousRole,
+      new_role: action === 'approve' ? newRole : null,
+      reason,
+    });
+    return { data: this.resource(r) };
+  }
+}

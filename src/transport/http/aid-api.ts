@@ -1,0 +1,94 @@
+// The AID HTTP surface under /{tenant}/... (agent-identity §4). AID errors have their own body
+// shape (§15), so these handlers answer AidError themselves.
+
+import { isAmpError } from '../../../proto/index.js';
+import type { Agents } from '../../relay/agents.js';
+import { AidError } from '../../identity/errors.js';
+import type { AuditTrail } from '../../identity/audit.js';
+import type { Registrations } from '../../identity/registrations.js';
+import type { IdentityRoutes } from '../../identity/routes.js';
+import type { Handler, HttpReply, HttpRequest, Router } from './router.js';
+
+export interface AidDeps {
+  identity: IdentityRoutes;
+  registrations: Registrations;
+  audit: AuditTrail;
+  agents: Agents;
+}
+
+const NO_STORE = { 'Cache-Control': 'no-store', Pragma: 'no-cache' };
+
+function aid(fn: (req: HttpRequest) => Promise<HttpReply>): Handler {
+  return async (req) => {
+    try {
+      return await fn(req);
+    } catch (e) {
+      if (e instanceof AidError) return { status: e.status, body: e.body(), headers: { ...NO_STORE, ...e.headers } };
+      // Body problems (size, JSON) keep their AMP codes but take the AID shape.
+      if (isAmpError(e)) return { status: e.status, body: new AidError(e.status, e.code === 'request_too_large' ? 'invalid_request' : e.code, e.message).body(), headers: NO_STORE };
+      throw e;
+    }
+  };
+}
+
+/** AID bodies are JSON or form-urlencoded; an empty body is `{}`. */
+async function formOrJson(req: HttpRequest): Promise<Record<string, unknown>> {
+  if (/application\/x-www-form-urlencoded/i.test(req.headers.contentType)) {
+    return Object.fromEntries(new URLSearchParams((await req.body.text()).trim()));
+  }
+  if ((await req.body.text()).trim() === '') return {};
+  return req.body.json();
+}
+
+export function addAidRoutes(r: Router, d: AidDeps): void {
+  const { identity, registrations, audit, agents } = d;
+  const admin = (req: HttpRequest, scope: 'agent_registrations:read' | 'agent_registrations:write') =>
+    identity.admin(req.headers.authorization, identity.tenant(req.params.t), scope, req.ip, req.headers.userAgent);
+  const ok = (body: unknown, status = 200): HttpReply => ({ status, body, headers: NO_STORE });
+
+  // Literal segments first: a pattern route wins for every method once its path matches.
+  r.add('POST', '/:t/agent_registrations/request', aid(async (req) => {
+    const tenant = identity.tenant(req.params.t);
+    let agent;
+    try {
+      agent = agents.authenticateKey('', req.headers.xApiKey).agent;
+    } catch {
+      throw new AidError(401, 'invalid_client', 'A valid X-API-Key (the agent\'s AMP API key) is required');
+    }
+    const actor = { type: 'agent' as const, id: `agent:${agent.id}`, email: null, address: agent.address, ip: req.ip, userAgent: req.headers.userAgent || null };
+    return ok(await registrations.request(tenant, agent, await formOrJson(req), actor), 202);
+  }));
+  r.add('GET', '/:t/agent_registrations/activity_logs', aid(async (req) => {
+    await admin(req, 'agent_registrations:read');
+    return ok(audit.list(req.params.t.toLowerCase(), req.query));
+  }));
+  r.add('GET', '/:t/agent_registrations', aid(async (req) => {
+    await admin(req, 'agent_registrations:read');
+    return ok(registrations.list(req.params.t.toLowerCase(), req.query));
+  }));
+  r.add('GET', '/:t/agent_registrations/:id', aid(async (req) => {
+    await admin(req, 'agent_registrations:read');
+    return ok({ data: registrations.resource(registrations.get(req.params.t.toLowerCase(), req.params.id)) });
+  }));
+  r.add('GET', '/:t/agent_registrations/:id/activity_logs', aid(async (req) => {
+    await admin(req, 'agent_registrations:read');
+    const tenant = req.params.t.toLowerCase();
+    registrations.get(tenant, req.params.id);
+    return ok(audit.list(tenant, req.query, req.params.id));
+  }));
+
+  const transition = (action: 'approve' | 'reject' | 'suspend' | 'reactivate' | 'delete') =>
+    aid(async (req) => {
+      const actor = await admin(req, 'agent_registrations:write');
+      return ok(await registrations.transition(req.params.t.toLowerCase(), req.params.id, action, await formOrJson(req), { ...actor, userAgent: actor.userAgent || null }));
+    });
+  r.add('POST', '/:t/agent_registrations/:id/approve', transition('approve'));
+  r.add('POST', '/:t/agent_registrations/:id/reject', transition('reject'));
+  for (const m of ['POST', 'PUT']) {
+    r.add(m, '/:t/agent_registrations/:id/suspend', transition('suspend'));
+    r.add(m, '/:t/agent_registrations/:id/reactivate', transition('reactivate'));
+  }
+  r.add('DELETE', '/:t/agent_registrations/:id', transition('delete'));
+  r.add('POST', '/:t/agent_registrations/:id/revoke', transition('delete'));
+}
+

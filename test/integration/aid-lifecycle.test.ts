@@ -1,0 +1,154 @@
+// AID registration lifecycle (agent-identity §3, §4, §10, §11): request with the agent's AMP key,
+// admin approve / suspend / reactivate / reject / delete with scoped admin JWTs, and the audit trail
+// each transition leaves, with its filters.
+
+import { createServer } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mintAdminToken } from '../../src/identity/admin-tokens.js';
+import { SigningKeys } from '../../src/identity/signing-keys.js';
+import { call, register, startTestServer, tempDir, type Registered, type TestServer } from '../helpers/server.js';
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+let t: TestServer;
+let base: string;
+let writeToken: string;
+let readToken: string;
+let otherTenantToken: string;
+let alice: Registered;
+let bob: Registered;
+let outsider: Registered;
+const dataDir = tempDir('amp-aid-life-');
+
+beforeAll(async () => {
+  const port = await freePort();
+  t = await startTestServer({ port, publicUrl: `http://127.0.0.1:${port}`, dataDir });
+  base = `${t.url}/acme`;
+  alice = await register(t.api, 'alice', 'acme');
+  bob = await register(t.api, 'bob', 'acme');
+  outsider = await register(t.api, 'mallory', 'globex');
+  const keys = await SigningKeys.load(dataDir, 'RS256');
+  const mint = (tenant: string, scopes: string[]) => mintAdminToken(keys, { issuer: `${t.url}/${tenant}`, tenant, email: 'ops@acme.com', scopes });
+  writeToken = await mint('acme', ['agent_registrations:write']);
+  readToken = await mint('acme', ['agent_registrations:read']);
+  otherTenantToken = await mint('globex', ['agent_registrations:write']);
+});
+afterAll(() => t.close());
+
+const requestBody = (a: Registered) => ({
+  agent_registration: { name: a.name, address: a.address, fingerprint: a.body.fingerprint, public_key: a.keys.publicPem, key_algorithm: 'Ed25519', description: 'test agent' },
+});
+const request = (a: Registered, key = a.api_key, tenant = 'acme') => call('POST', `${t.url}/${tenant}/agent_registrations/request`, { headers: { 'X-Api-Key': key }, json: requestBody(a) });
+const asAdmin = (method: string, path: string, token = writeToken, json?: unknown) => call(method, `${base}/agent_registrations${path}`, { headers: { Authorization: `Bearer ${token}` }, json });
+
+describe('registration lifecycle', () => {
+  let id: string;
+
+  it('T1: the agent asks with its AMP key and gets a pending registration with codes', async () => {
+    const r = await request(alice);
+    expect(r.status).toBe(202);
+    expect(r.headers.get('cache-control')).toBe('no-store');
+    id = r.body.data.id;
+    expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(r.body.data.attributes).toMatchObject({ status: 'pending', name: 'alice', address: alice.address, fingerprint: alice.body.fingerprint, registration_method: 'agent_initiated', expires_in: 86400, interval: 5, token_endpoint: `${base}/oauth/token`, oidc_issuer: base });
+    expect(r.body.user_code).toMatch(/^[ABCDEFGHJKMNPQRSTUVWXYZ23456789]{4}-[ABCDEFGHJKMNPQRSTUVWXYZ23456789]{4}$/);
+    expect(r.body.authorization_url).toMatch(new RegExp(`^${t.url}/agents/authorize\\?code=acme\\.[A-Za-z0-9_-]{43}$`));
+    // A repeat while pending: same registration, new codes.
+    const again = await request(alice);
+    expect(again.status).toBe(202);
+    expect(again.body.data.id).toBe(id);
+    expect(again.body.user_code).not.toBe(r.body.user_code);
+  });
+
+  it('T1 refusals: no key, another tenant, somebody else\'s key material', async () => {
+    const none = await call('POST', `${base}/agent_registrations/request`, { json: requestBody(bob) });
+    expect(none.status).toBe(401);
+    expect(none.body).toMatchObject({ error: 'invalid_client', errors: [{ status: '401', code: 'invalid_client' }] });
+    expect((await request(outsider, outsider.api_key, 'acme')).status).toBe(403);
+    const foreign = await call('POST', `${base}/agent_registrations/request`, { headers: { 'X-Api-Key': bob.api_key }, json: requestBody(alice) });
+    expect(foreign.status).toBe(422);
+    expect(foreign.body.error).toBe('validation_failed');
+  });
+
+  it('admin scopes: read cannot approve, another tenant\'s admin cannot read, no token is 401', async () => {
+    const ro = await asAdmin('POST', `/${id}/approve`, readToken);
+    expect(ro.status).toBe(403);
+    expect(ro.body.error).toBe('insufficient_scope');
+    expect((await asAdmin('GET', `/${id}`, otherTenantToken)).status).toBe(401);
+    const anon = await call('GET', `${base}/agent_registrations`);
+    expect(anon.status).toBe(401);
+    expect(anon.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
+    const listed = await asAdmin('GET', '?status=pending_approval', readToken);
+    expect(listed.body.data.map((d: { id: string }) => d.id)).toEqual([id]);
+    expect(listed.body.meta).toEqual({ total_count: 1, page: 1, records: 25, total_pages: 1 });
+  });
+
+  it('T3 approve, T5 suspend, T6 reactivate; invalid transitions are 422', async () => {
+    const wrong = await asAdmin('POST', `/${id}/suspend`);
+    expect(wrong.status).toBe(422);
+    expect(wrong.body).toEqual({
+      error: 'invalid_transition',
+      error_description: 'Cannot suspend a registration in status pending',
+      errors: [{ status: '422', code: 'invalid_transition', detail: 'Cannot suspend a registration in status pending' }],
+    });
+    const ok = await asAdmin('POST', `/${id}/approve`, writeToken, { role_id: 1 });
+    expect(ok.status).toBe(200);
+    expect(ok.body.data.attributes).toMatchObject({ status: 'active', approved: true, role_id: 1, role_name: 'agent', address_verified: true, amp_agent_id: alice.agent_id });
+    expect((await request(alice)).body).toMatchObject({ error: 'already_registered', error_description: 'Fingerprint has already been registered' });
+    const sus = await asAdmin('PUT', `/${id}/suspend`, writeToken, { reason: 'suspicious_activity' });
+    expect(sus.body.data.attributes).toMatchObject({ status: 'suspended', suspension_reason: 'suspicious_activity' });
+    const re = await asAdmin('POST', `/${id}/reactivate`);
+    expect(re.body.data.attributes.status).toBe('active');
+    expect((await asAdmin('POST', `/${id}/approve`, writeToken, { role_id: 99 })).status).toBe(422);
+  });
+
+  it('T4 reject and T7 delete', async () => {
+    const r = await request(bob);
+    const bid = r.body.data.id;
+    const rej = await asAdmin('POST', `/${bid}/reject`, writeToken, { reason: 'unknown agent' });
+    expect(rej.body.data.attributes).toMatchObject({ status: 'rejected', rejection_reason: 'unknown agent' });
+    // After a rejection a new request is allowed.
+    const again = await request(bob);
+    expect(again.status).toBe(202);
+    expect(again.body.data.id).not.toBe(bid);
+    const del = await asAdmin('DELETE', `/${again.body.data.id}`);
+    expect(del.body.data.attributes.status).toBe('deleted');
+    expect((await asAdmin('POST', `/${again.body.data.id}/revoke`)).status).toBe(422);
+    expect((await asAdmin('GET', '/not-a-registration')).status).toBe(404);
+  });
+
+  it('leaves an audit event per transition with actor, IP and statuses, filterable', async () => {
+    const logs = await asAdmin('GET', `/${id}/activity_logs`, readToken);
+    expect(logs.status).toBe(200);
+    const events = logs.body.data.map((e: { attributes: Record<string, unknown> }) => e.attributes);
+    expect(events.map((e: { event_type: string }) => e.event_type)).toEqual([
+      'registration_reactivated',
+      'registration_suspended',
+      'registration_approved',
+      'registration_requested',
+      'registration_requested',
+    ]);
+    expect(events[2]).toMatchObject({ actor_type: 'admin', actor_id: 'admin:ops@acme.com', actor_email: 'ops@acme.com', previous_status: 'pending', new_status: 'active', new_role_id: 1, new_role_name: 'agent', ip_address: expect.any(String) });
+    expect(events[1]).toMatchObject({ previous_status: 'active', new_status: 'suspended', reason: 'suspicious_activity' });
+    expect(events[4]).toMatchObject({ actor_type: 'agent', actor_id: `agent:${id}`, actor_email: null, actor_address: alice.address, previous_status: null, new_status: 'pending' });
+    const only = await asAdmin('GET', `/${id}/activity_logs?event_type=registration_suspended,registration_approved`, readToken);
+    expect(only.body.data.map((e: { attributes: { event_type: string } }) => e.attributes.event_type)).toEqual(['registration_suspended', 'registration_approved']);
+    const approvedAt = Date.parse(events[2].created_at);
+    const window = await asAdmin('GET', `/${id}/activity_logs?since=${new Date(approvedAt).toISOString()}&before=${new Date(approvedAt + 1).toISOString()}`, readToken);
+    expect(window.body.data.map((e: { attributes: { event_type: string } }) => e.attributes.event_type)).toEqual(['registration_approved']);
+    const bad = await asAdmin('GET', `/${id}/activity_logs?event_type=foo`, readToken);
+    expect(bad.status).toBe(422);
+    expect(bad.body.error_description).toBe('Unknown event_type: foo');
+    const tenantWide = await asAdmin('GET', '/activity_logs?event_type=registration_rejected', readToken);
+    expect(tenantWide.body.meta.total_count).toBe(1);
+  });
+});
