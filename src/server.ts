@@ -11,6 +11,7 @@ import { Presence } from './relay/presence.js';
 import { AuditTrail } from './identity/audit.js';
 import { Registrations } from './identity/registrations.js';
 import { IdentityRoutes } from './identity/routes.js';
+import { Tokens } from './identity/tokens.js';
 import { SigningKeys } from './identity/signing-keys.js';
 import { Directory } from './relay/directory.js';
 import { Inbox } from './relay/inbox.js';
@@ -83,11 +84,12 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
   const identity = new IdentityRoutes(signingKeys, store, publicBase);
   const audit = new AuditTrail(store);
   const registrations = new Registrations(store, audit, (t) => identity.issuer(t), publicBase);
+  const tokens = new Tokens(signingKeys, store, registrations, audit);
 
   const app = uws.App();
   const inFlight = new InFlight();
   attachWebSockets(app, { config, logger, store, agents, router, inbox, presence, inFlight, isClosing, limits: ctx.limits });
-  attachHttp(app, buildApi({ ctx, agents, router, inbox, receipts, keys, directory, identity, aid: { identity, registrations, audit, agents }, isShuttingDown: isClosing }), {
+  attachHttp(app, buildApi({ ctx, agents, router, inbox, receipts, keys, directory, identity, aid: { identity, registrations, audit, agents, tokens }, isShuttingDown: isClosing }), {
     corsOrigin: config.corsOrigin,
     logger,
     inFlight,

@@ -81,6 +81,10 @@ export class Registrations {
     return r;
   }
 
+  allInTenant(tenant: string): Registration[] {
+    return this.all(tenant);
+  }
+
   private all(tenant: string): Registration[] {
     return this.store.recordsWithPrefix<Registration>('registrations', `${tenant}/`);
   }

@@ -7,11 +7,13 @@ import { AidError } from '../../identity/errors.js';
 import type { AuditTrail } from '../../identity/audit.js';
 import type { Registrations } from '../../identity/registrations.js';
 import type { IdentityRoutes } from '../../identity/routes.js';
+import type { Tokens } from '../../identity/tokens.js';
 import type { Handler, HttpReply, HttpRequest, Router } from './router.js';
 
 export interface AidDeps {
   identity: IdentityRoutes;
   registrations: Registrations;
+  tokens: Tokens;
   audit: AuditTrail;
   agents: Agents;
 }
@@ -41,10 +43,47 @@ async function formOrJson(req: HttpRequest): Promise<Record<string, unknown>> {
 }
 
 export function addAidRoutes(r: Router, d: AidDeps): void {
-  const { identity, registrations, audit, agents } = d;
+  const { identity, registrations, audit, agents, tokens } = d;
   const admin = (req: HttpRequest, scope: 'agent_registrations:read' | 'agent_registrations:write') =>
     identity.admin(req.headers.authorization, identity.tenant(req.params.t), scope, req.ip, req.headers.userAgent);
   const ok = (body: unknown, status = 200): HttpReply => ({ status, body, headers: NO_STORE });
+
+  // §5: the proof is the credential; an X-API-Key, if sent, must be valid for this tenant.
+  r.add('POST', '/:t/oauth/token', aid(async (req) => {
+    const tenant = identity.tenant(req.params.t);
+    if (req.headers.xApiKey) {
+      let agentTenant: string | undefined;
+      try {
+        agentTenant = agents.authenticateKey('', req.headers.xApiKey).agent.tenant;
+      } catch {
+        agentTenant = undefined;
+      }
+      if (agentTenant !== tenant) throw new AidError(401, 'invalid_client', 'The X-API-Key is not valid for this organisation');
+    }
+    return ok(await tokens.exchange(tenant, identity.issuer(tenant), await formOrJson(req), req.ip, req.headers.userAgent || null));
+  }));
+
+  // §8: callers are an admin/service JWT of the tenant (read or aid:introspect) or an AMP key of it.
+  r.add('POST', '/:t/oauth/introspect', aid(async (req) => {
+    const tenant = identity.tenant(req.params.t);
+    let allowed = false;
+    if (req.headers.xApiKey) {
+      try {
+        allowed = agents.authenticateKey('', req.headers.xApiKey).agent.tenant === tenant;
+      } catch {
+        allowed = false;
+      }
+    } else if (req.headers.authorization) {
+      for (const scope of ['agent_registrations:read', 'aid:introspect']) {
+        if (allowed) break;
+        allowed = await identity.admin(req.headers.authorization, tenant, scope, req.ip, '').then(() => true, () => false);
+      }
+    }
+    if (!allowed) throw new AidError(401, 'invalid_client', 'Introspection needs an admin or service token of this organisation, or an agent API key');
+    const body = await formOrJson(req);
+    if (typeof body.token !== 'string' || body.token === '') throw new AidError(400, 'invalid_request', 'token is required');
+    return ok(await tokens.introspect(tenant, identity.issuer(tenant), body.token));
+  }));
 
   // Literal segments first: a pattern route wins for every method once its path matches.
   r.add('POST', '/:t/agent_registrations/request', aid(async (req) => {

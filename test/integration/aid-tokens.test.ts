@@ -1,0 +1,156 @@
+// AID token exchange and introspection (agent-identity §5-§9): the brief's form request with a
+// proof made by openssl, verification by a standard library against the JWKS, introspection with
+// agent fields, the suspension cutoff, and the refusals with their OAuth errors.
+
+import { execFile } from 'node:child_process';
+import { sign } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mintAdminToken } from '../../src/identity/admin-tokens.js';
+import { SigningKeys } from '../../src/identity/signing-keys.js';
+import { call, newKeypair, register, startTestServer, tempDir, type Registered, type TestServer } from '../helpers/server.js';
+
+const run = promisify(execFile);
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+let t: TestServer;
+let issuer: string;
+let admin: string;
+let agent: Registered;
+let regId: string;
+const dataDir = tempDir('amp-aid-tok-');
+const work = tempDir('amp-aid-openssl-');
+
+/** base64url(Ed25519(`aid-token-exchange\n{ts}\n{issuer}`) || ts), made by node:crypto. */
+function proofFor(a: Registered, ts: number, iss = issuer): string {
+  const sig = sign(null, Buffer.from(`aid-token-exchange\n${ts}\n${iss}`), a.keys.privateKey);
+  return Buffer.concat([sig, Buffer.from(String(ts))]).toString('base64url');
+}
+
+/** The same proof made with `openssl pkeyutl -sign -rawin`, as a shell agent would. */
+async function opensslProof(a: Registered, ts: number): Promise<string> {
+  const key = join(work, 'private.pem');
+  writeFileSync(key, a.keys.privatePem, { mode: 0o600 });
+  writeFileSync(join(work, 'input'), `aid-token-exchange\n${ts}\n${issuer}`);
+  await run('openssl', ['pkeyutl', '-sign', '-inkey', key, '-rawin', '-in', join(work, 'input'), '-out', join(work, 'sig')], { timeout: 10_000 });
+  return Buffer.concat([readFileSync(join(work, 'sig')), Buffer.from(String(ts))]).toString('base64url');
+}
+
+const formToken = (fields: Record<string, string>) =>
+  call('POST', `${issuer}/oauth/token`, { raw: new URLSearchParams({ grant_type: 'urn:aid:agent-identity', ...fields }).toString(), headers: { 'Content-Type': 'application/x-www-form-urlencoded' } });
+const introspect = (token: string) => call('POST', `${issuer}/oauth/introspect`, { headers: { Authorization: `Bearer ${admin}` }, json: { token } });
+const adminCall = (method: string, path: string, json?: unknown) => call(method, `${issuer}/agent_registrations${path}`, { headers: { Authorization: `Bearer ${admin}` }, json });
+const now = () => Math.floor(Date.now() / 1000);
+
+beforeAll(async () => {
+  const port = await freePort();
+  t = await startTestServer({ port, publicUrl: `http://127.0.0.1:${port}`, dataDir });
+  issuer = `${t.url}/acme`;
+  agent = await register(t.api, 'my-agent', 'acme');
+  const keys = await SigningKeys.load(dataDir, 'RS256');
+  admin = await mintAdminToken(keys, { issuer, tenant: 'acme', email: 'ops@acme.com', scopes: ['agent_registrations:write'] });
+  const req = await call('POST', `${issuer}/agent_registrations/request`, {
+    headers: { 'X-Api-Key': agent.api_key },
+    json: { name: 'my-agent', address: agent.address, fingerprint: agent.body.fingerprint, public_key: agent.keys.publicPem },
+  });
+  regId = req.body.data.id;
+});
+afterAll(() => t.close());
+
+describe('token exchange', () => {
+  it('refuses a pending registration only after a valid proof', async () => {
+    const bad = await formToken({ fingerprint: agent.body.fingerprint, proof: proofFor({ ...agent, keys: newKeypair() } as Registered, now()) });
+    expect(bad.body.error).toBe('invalid_proof');
+    const r = await formToken({ fingerprint: agent.body.fingerprint, proof: proofFor(agent, now()) });
+    expect(r.status).toBe(403);
+    expect(r.body.error).toBe('registration_pending');
+  });
+
+  it('issues a token for the brief\'s form request with an openssl-made proof; jose verifies it against the JWKS', async () => {
+    expect((await adminCall('POST', `/${regId}/approve`)).status).toBe(200);
+    const r = await formToken({ agent_address: agent.address, fingerprint: agent.body.fingerprint, proof: await opensslProof(agent, now() - 2) });
+    expect(r.status).toBe(200);
+    expect(r.headers.get('cache-control')).toBe('no-store');
+    expect(r.body).toMatchObject({ token_type: 'Bearer', expires_in: 3600, scope: 'agent:identity', agent_address: agent.address, agent_id: regId, credential_type: 'access_token' });
+    const { payload } = await jwtVerify(r.body.access_token, createRemoteJWKSet(new URL(`${issuer}/.well-known/jwks.json`)), { issuer, audience: issuer, algorithms: ['RS256'] });
+    expect(decodeProtectedHeader(r.body.access_token)).toMatchObject({ alg: 'RS256', typ: 'at+jwt' });
+    expect(payload).toMatchObject({ sub: `agent:${regId}`, client_id: `agent:${regId}`, token_type: 'agent', agent_name: 'my-agent', agent_role: 'agent', role_id: 1, agent_fingerprint: agent.body.fingerprint, company_url_id: 'acme', scopes: ['agent:identity'] });
+    expect(payload.iat).toBe(payload.nbf);
+    expect((payload.exp as number) - (payload.iat as number)).toBe(3600);
+    const info = await introspect(r.body.access_token);
+    expect(info.body).toMatchObject({ active: true, agent_id: regId, agent_address: agent.address, agent_name: 'my-agent', agent_role: 'agent', agent_status: 'active', scope: 'agent:identity' });
+  });
+
+  it.each([
+    ['a replayed proof', () => 'replay'],
+    ['a stale proof', () => proofFor(agent, now() - 400)],
+    ['a proof for another issuer', () => proofFor(agent, now(), `${t.url}/other`)],
+    ['a proof by another key', () => proofFor({ ...agent, keys: newKeypair() } as Registered, now())],
+    ['garbage', () => 'not-a-proof'],
+  ])('refuses %s with 400 invalid_proof', async (_label, make) => {
+    let proof = make();
+    if (proof === 'replay') {
+      proof = proofFor(agent, now() - 5);
+      expect((await formToken({ fingerprint: agent.body.fingerprint, proof })).status).toBe(200);
+    }
+    const r = await formToken({ fingerprint: agent.body.fingerprint, proof });
+    expect(r.status).toBe(400);
+    expect(r.body).toMatchObject({ error: 'invalid_proof', errors: [{ status: '400', code: 'invalid_proof' }] });
+  });
+
+  it('refuses other grants, missing fields, foreign scopes, wrong addresses', async () => {
+    expect((await call('POST', `${issuer}/oauth/token`, { json: { grant_type: 'password' } })).body.error).toBe('unsupported_grant_type');
+    expect((await formToken({ fingerprint: agent.body.fingerprint })).body.error).toBe('invalid_request');
+    expect((await formToken({ fingerprint: agent.body.fingerprint, proof: proofFor(agent, now() - 10), scope: 'agent:identity admin' })).body.error).toBe('invalid_scope');
+    expect((await formToken({ fingerprint: agent.body.fingerprint, proof: proofFor(agent, now() - 11), agent_address: 'x@acme.aimaestro.local' })).body.error).toBe('invalid_grant');
+    const unknown = await formToken({ fingerprint: 'SHA256:AAAA', proof: proofFor(agent, now()) });
+    expect(unknown.status).toBe(403);
+    expect(unknown.body.error).toBe('agent_not_registered');
+  });
+
+  it('suspension cuts off earlier tokens for good; reactivation needs a new token; deletion ends it', async () => {
+    const before = await call('POST', `${issuer}/oauth/token`, { json: { grant_type: 'urn:aid:agent-identity', fingerprint: agent.body.fingerprint, proof: proofFor(agent, now() - 20) } });
+    expect(before.status).toBe(200);
+    await adminCall('POST', `/${regId}/suspend`, { reason: 'audit' });
+    expect((await introspect(before.body.access_token)).body).toEqual({ active: false, reason: 'agent_suspended' });
+    const denied = await formToken({ fingerprint: agent.body.fingerprint, proof: proofFor(agent, now() - 21) });
+    expect(denied.body.error).toBe('agent_suspended');
+    await adminCall('POST', `/${regId}/reactivate`);
+    expect((await introspect(before.body.access_token)).body).toEqual({ active: false, reason: 'token_revoked' });
+    const fresh = await formToken({ fingerprint: agent.body.fingerprint, proof: proofFor(agent, now() - 22) });
+    expect(fresh.status).toBe(200);
+    expect((await introspect(fresh.body.access_token)).body.active).toBe(true);
+    await adminCall('DELETE', `/${regId}`);
+    expect((await introspect(fresh.body.access_token)).body).toEqual({ active: false, reason: 'agent_not_found' });
+    expect((await formToken({ fingerprint: agent.body.fingerprint, proof: proofFor(agent, now() - 23) })).body.error).toBe('agent_not_registered');
+  });
+
+  it('audits issued and denied tokens, and guards introspection', async () => {
+    const logs = await call('GET', `${issuer}/agent_registrations/${regId}/activity_logs?event_type=token_issued,token_denied`, { headers: { Authorization: `Bearer ${admin}` } });
+    const types = logs.body.data.map((e: { attributes: { event_type: string } }) => e.attributes.event_type);
+    expect(types).toContain('token_issued');
+    expect(types).toContain('token_denied');
+    const issued = logs.body.data.find((e: { attributes: { event_type: string } }) => e.attributes.event_type === 'token_issued').attributes;
+    expect(issued.metadata).toMatchObject({ scopes_granted: ['agent:identity'], credential_type: 'access_token', proof_mode: 'timestamp' });
+    expect(JSON.stringify(logs.body)).not.toMatch(/eyJ[A-Za-z0-9_-]{20,}\./);
+    const anon = await call('POST', `${issuer}/oauth/introspect`, { json: { token: 'x' } });
+    expect(anon.status).toBe(401);
+    expect(anon.body.error).toBe('invalid_client');
+    const byAgentKey = await call('POST', `${issuer}/oauth/introspect`, { headers: { 'X-API-Key': agent.api_key }, json: { token: 'x.y.z' } });
+    expect(byAgentKey.body).toEqual({ active: false, reason: 'invalid_token' });
+  });
+});
