@@ -85,6 +85,18 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
   const audit = new AuditTrail(store);
   const registrations = new Registrations(store, audit, (t) => identity.issuer(t), publicBase);
   const tokens = new Tokens(signingKeys, store, registrations, audit);
+  // The issue's coupling: approval lets a pending AMP agent route; suspension stops its messaging.
+  registrations.onTransition = async (reg, action) => {
+    const agentId = reg.amp_agent_id;
+    const a = agentId ? store.getAgent(agentId) : undefined;
+    if (!a) return;
+    const next =
+      action === 'approve' && a.status === 'pending' ? 'active' : action === 'suspend' ? 'suspended' : action === 'reactivate' && a.status === 'suspended' ? 'active' : a.status;
+    if (next === a.status) return;
+    await agents.serialized(a.id, async () => store.putAgent({ ...agents.current(a.id), status: next }));
+    if (next === 'suspended') presence.closeAgent(a.id, CLOSE.AUTH_FAILED, 'agent_suspended');
+    logger.info({ event: 'amp_agent_status', agent: a.id, status: next, cause: `aid_${action}` }, 'agent status follows its identity registration');
+  };
 
   const app = uws.App();
   const inFlight = new InFlight();

@@ -60,7 +60,12 @@ function newUserCode(): string {
   return `${s.slice(0, 4)}-${s.slice(4)}`;
 }
 
+export type TransitionAction = 'approve' | 'reject' | 'suspend' | 'reactivate' | 'delete';
+
 export class Registrations {
+  /** Called after each committed transition (the AMP side follows approvals and suspensions). */
+  onTransition: (reg: Registration, action: TransitionAction) => Promise<void> = async () => {};
+
   constructor(
     private readonly store: Store,
     private readonly audit: AuditTrail,
@@ -266,6 +271,7 @@ export class Registrations {
         break;
     }
     await this.save(r);
+    await this.onTransition(r, action);
     const newRole = this.role(r.role_id);
     await this.audit.record(tenant, r.id, event, actor, {
       previous_status: from,

@@ -170,7 +170,7 @@ export class Agents {
         prefer_websocket: req.prefer_websocket,
         metadata_json: JSON.stringify(req.metadata),
         capabilities: req.capabilities,
-        status: 'active',
+        status: config.registrationMode === 'approval' ? 'pending' : 'active',
         key_hashes: [],
         registered_at: now,
       };

@@ -16,7 +16,7 @@ import type { RelayContext } from './context.js';
 import type { Receipts } from './receipts.js';
 
 function assertActive(agent: AgentRecord): void {
-  if (agent.status !== 'active') throw new AmpError('agent_suspended', 'This agent is suspended');
+  if (agent.status === 'suspended') throw new AmpError('agent_suspended', 'This agent is suspended');
 }
 
 /** `limit` query value: default 10, clamped to 100; < 1 or not a number is 400. */

@@ -61,7 +61,8 @@ export class MessageRouter {
     const nowMs = Date.now();
     const req = decodeRouteBody(body, { nowMs, headerIdempotencyKey: opts.headerIdempotencyKey || undefined });
 
-    if (sender.status !== 'active') throw new AmpError('agent_suspended', 'This agent is suspended and cannot send messages');
+    if (sender.status === 'suspended') throw new AmpError('agent_suspended', 'This agent is suspended and cannot send messages');
+    if (sender.status === 'pending') throw new AmpError('forbidden', 'This agent awaits approval of its Agent Identity registration and cannot send messages yet');
     if (req.from !== undefined) {
       const from = req.from.toLowerCase();
       if (from !== sender.address && from !== sender.short_address) {
@@ -70,7 +71,7 @@ export class MessageRouter {
     }
 
     const { agent: recipient, address: toExpanded } = this.agents.resolveRecipient(req.to, sender);
-    if (recipient.status !== 'active') throw new AmpError('recipient_suspended', 'The recipient agent is suspended', { field: 'to' });
+    if (recipient.status === 'suspended') throw new AmpError('recipient_suspended', 'The recipient agent is suspended', { field: 'to' });
     if (config.crossTenant === 'deny' && recipient.tenant !== sender.tenant) {
       throw new AmpError('forbidden', 'Messages to other tenants are not allowed on this provider', { field: 'to' });
     }

@@ -24,7 +24,8 @@ export interface AgentRecord {
   metadata_json: string;
   capabilities: string[];
   client_agent_id?: string;
-  status: 'active' | 'suspended';
+  /** `pending`: registered under the `approval` mode, may not route until its AID approval. */
+  status: 'active' | 'suspended' | 'pending';
   /** SHA-256 hex of every API key issued to the agent (for revocation). */
   key_hashes: string[];
   registered_at: number;

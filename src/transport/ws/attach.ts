@@ -72,7 +72,7 @@ export function attachWebSockets(app: TemplatedApp, deps: WsDeps): void {
           let pre: UserData['pre'];
           if (authorization || xApiKey) {
             pre = deps.agents.authenticateKey(authorization, xApiKey);
-            if (pre.agent.status !== 'active') throw new AmpError('agent_suspended', 'This agent is suspended');
+            if (pre.agent.status === 'suspended') throw new AmpError('agent_suspended', 'This agent is suspended');
           }
           const protocol = pickSubprotocol(offered);
           res.upgrade<UserData>({ protocol: protocol ?? SUBPROTOCOL_JSON, pre }, key, protocol ?? '', extensions, context);

@@ -178,7 +178,7 @@ export class WsSocket implements Connection {
   }
 
   private establish(agent: AgentRecord, keyHash: string | undefined): void {
-    if (agent.status !== 'active') return this.refuse('agent_suspended', 'This agent is suspended', 'agent_suspended');
+    if (agent.status === 'suspended') return this.refuse('agent_suspended', 'This agent is suspended', 'agent_suspended');
     clearTimeout(this.authTimer);
     this.state = 'open';
     this.session = new AgentSession(newSessionId(), agent, this, this.protocol, keyHash);
