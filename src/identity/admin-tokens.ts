@@ -58,11 +58,15 @@ export async function checkAdminToken(keys: SigningKeys, token: string, issuer: 
   } catch {
     return { ok: false, status: 401, error: 'invalid_token', description: 'The access token is invalid or expired' };
   }
-  if (payload.company_url_id !== tenant || typeof payload.email !== 'string') {
+  if (payload.company_url_id !== tenant) {
     return { ok: false, status: 401, error: 'invalid_token', description: 'The access token is not valid for this organisation' };
   }
+  // Before the e-mail check: an agent token has none, and must be told it is the wrong kind.
   if (payload.token_type !== 'admin') {
     return { ok: false, status: 403, error: 'insufficient_scope', description: 'agent tokens are not accepted on admin endpoints' };
+  }
+  if (typeof payload.email !== 'string') {
+    return { ok: false, status: 401, error: 'invalid_token', description: 'The admin token has no email claim' };
   }
   const scopes = Array.isArray(payload.scopes) ? (payload.scopes as string[]) : String(payload.scope ?? '').split(' ');
   const has = scopes.includes(scope) || (scope === 'agent_registrations:read' && scopes.includes('agent_registrations:write'));

@@ -95,6 +95,14 @@ describe('token exchange', () => {
     expect(info.body).toMatchObject({ active: true, agent_id: regId, agent_address: agent.address, agent_name: 'my-agent', agent_role: 'agent', agent_status: 'active', scope: 'agent:identity' });
   });
 
+  it('refuses an agent token on admin routes, even over HTTP', async () => {
+    const tok = await formToken({ fingerprint: agent.body.fingerprint, proof: proofFor(agent, now() - 3) });
+    expect(tok.status).toBe(200);
+    const r = await call('GET', `${issuer}/agent_registrations`, { headers: { Authorization: `Bearer ${tok.body.access_token}` } });
+    expect(r.status).toBe(403);
+    expect(r.body).toMatchObject({ error: 'insufficient_scope', error_description: 'agent tokens are not accepted on admin endpoints' });
+  });
+
   it.each([
     ['a replayed proof', () => 'replay'],
     ['a stale proof', () => proofFor(agent, now() - 400)],
