@@ -13,6 +13,19 @@ import { startServer, type ServerHandle, type StartOptions } from '../../src/ser
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
+/** A free loopback port, so a public URL (and so an AID issuer) can be known before the server starts. */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
 export function tempDir(prefix = 'amp-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }

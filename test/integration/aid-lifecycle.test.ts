@@ -2,22 +2,11 @@
 // admin approve / suspend / reactivate / reject / delete with scoped admin JWTs, and the audit trail
 // each transition leaves, with its filters.
 
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintAdminToken } from '../../src/identity/admin-tokens.js';
 import { SigningKeys } from '../../src/identity/signing-keys.js';
-import { call, register, startTestServer, tempDir, type Registered, type TestServer } from '../helpers/server.js';
+import { call, register, startTestServer, tempDir, type Registered, type TestServer, freePort } from '../helpers/server.js';
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 let t: TestServer;
 let base: string;

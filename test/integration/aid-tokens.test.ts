@@ -5,27 +5,16 @@
 import { execFile } from 'node:child_process';
 import { sign } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintAdminToken } from '../../src/identity/admin-tokens.js';
 import { SigningKeys } from '../../src/identity/signing-keys.js';
-import { call, newKeypair, register, startTestServer, tempDir, type Registered, type TestServer } from '../helpers/server.js';
+import { call, newKeypair, register, startTestServer, tempDir, type Registered, type TestServer, freePort } from '../helpers/server.js';
 
 const run = promisify(execFile);
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 let t: TestServer;
 let issuer: string;
@@ -55,6 +44,10 @@ const formToken = (fields: Record<string, string>) =>
 const introspect = (token: string) => call('POST', `${issuer}/oauth/introspect`, { headers: { Authorization: `Bearer ${admin}` }, json: { token } });
 const adminCall = (method: string, path: string, json?: unknown) => call(method, `${issuer}/agent_registrations${path}`, { headers: { Authorization: `Bearer ${admin}` }, json });
 const now = () => Math.floor(Date.now() / 1000);
+// Ed25519 is deterministic: the same timestamp gives the same proof, which the server refuses as a
+// replay. Every valid proof here gets its own second, counting down inside the 300 s window.
+let nextTs = 0;
+const uniqueTs = () => (nextTs = nextTs === 0 ? now() - 1 : nextTs - 1);
 
 beforeAll(async () => {
   const port = await freePort();
@@ -75,14 +68,14 @@ describe('token exchange', () => {
   it('refuses a pending registration only after a valid proof', async () => {
     const bad = await formToken({ fingerprint: agent.body.fingerprint, proof: proofFor({ ...agent, keys: newKeypair() } as Registered, now()) });
     expect(bad.body.error).toBe('invalid_proof');
-    const r = await formToken({ fingerprint: agent.body.fingerprint, proof: proofFor(agent, now()) });
+    const r = await formToken({ fingerprint: agent.body.fingerprint, proof: proofFor(agent, uniqueTs()) });
     expect(r.status).toBe(403);
     expect(r.body.error).toBe('registration_pending');
   });
 
   it('issues a token for the brief\'s form request with an openssl-made proof; jose verifies it against the JWKS', async () => {
     expect((await adminCall('POST', `/${regId}/approve`)).status).toBe(200);
-    const r = await formToken({ agent_address: agent.address, fingerprint: agent.body.fingerprint, proof: await opensslProof(agent, now() - 2) });
+    const r = await formToken({ agent_address: agent.address, fingerprint: agent.body.fingerprint, proof: await opensslProof(agent, uniqueTs()) });
     expect(r.status).toBe(200);
     expect(r.headers.get('cache-control')).toBe('no-store');
     expect(r.body).toMatchObject({ token_type: 'Bearer', expires_in: 3600, scope: 'agent:identity', agent_address: agent.address, agent_id: regId, credential_type: 'access_token' });
@@ -96,7 +89,7 @@ describe('token exchange', () => {
   });
 
   it('refuses an agent token on admin routes, even over HTTP', async () => {
-    const tok = await formToken({ fingerprint: agent.body.fingerprint, proof: proofFor(agent, now() - 3) });
+    const tok = await formToken({ fingerprint: agent.body.fingerprint, proof: proofFor(agent, uniqueTs()) });
     expect(tok.status).toBe(200);
     const r = await call('GET', `${issuer}/agent_registrations`, { headers: { Authorization: `Bearer ${tok.body.access_token}` } });
     expect(r.status).toBe(403);
@@ -112,7 +105,7 @@ describe('token exchange', () => {
   ])('refuses %s with 400 invalid_proof', async (_label, make) => {
     let proof = make();
     if (proof === 'replay') {
-      proof = proofFor(agent, now() - 5);
+      proof = proofFor(agent, uniqueTs());
       expect((await formToken({ fingerprint: agent.body.fingerprint, proof })).status).toBe(200);
     }
     const r = await formToken({ fingerprint: agent.body.fingerprint, proof });
@@ -123,28 +116,28 @@ describe('token exchange', () => {
   it('refuses other grants, missing fields, foreign scopes, wrong addresses', async () => {
     expect((await call('POST', `${issuer}/oauth/token`, { json: { grant_type: 'password' } })).body.error).toBe('unsupported_grant_type');
     expect((await formToken({ fingerprint: agent.body.fingerprint })).body.error).toBe('invalid_request');
-    expect((await formToken({ fingerprint: agent.body.fingerprint, proof: proofFor(agent, now() - 10), scope: 'agent:identity admin' })).body.error).toBe('invalid_scope');
-    expect((await formToken({ fingerprint: agent.body.fingerprint, proof: proofFor(agent, now() - 11), agent_address: 'x@acme.aimaestro.local' })).body.error).toBe('invalid_grant');
+    expect((await formToken({ fingerprint: agent.body.fingerprint, proof: proofFor(agent, uniqueTs()), scope: 'agent:identity admin' })).body.error).toBe('invalid_scope');
+    expect((await formToken({ fingerprint: agent.body.fingerprint, proof: proofFor(agent, uniqueTs()), agent_address: 'x@acme.aimaestro.local' })).body.error).toBe('invalid_grant');
     const unknown = await formToken({ fingerprint: 'SHA256:AAAA', proof: proofFor(agent, now()) });
     expect(unknown.status).toBe(403);
     expect(unknown.body.error).toBe('agent_not_registered');
   });
 
   it('suspension cuts off earlier tokens for good; reactivation needs a new token; deletion ends it', async () => {
-    const before = await call('POST', `${issuer}/oauth/token`, { json: { grant_type: 'urn:aid:agent-identity', fingerprint: agent.body.fingerprint, proof: proofFor(agent, now() - 20) } });
+    const before = await call('POST', `${issuer}/oauth/token`, { json: { grant_type: 'urn:aid:agent-identity', fingerprint: agent.body.fingerprint, proof: proofFor(agent, uniqueTs()) } });
     expect(before.status).toBe(200);
     await adminCall('POST', `/${regId}/suspend`, { reason: 'audit' });
     expect((await introspect(before.body.access_token)).body).toEqual({ active: false, reason: 'agent_suspended' });
-    const denied = await formToken({ fingerprint: agent.body.fingerprint, proof: proofFor(agent, now() - 21) });
+    const denied = await formToken({ fingerprint: agent.body.fingerprint, proof: proofFor(agent, uniqueTs()) });
     expect(denied.body.error).toBe('agent_suspended');
     await adminCall('POST', `/${regId}/reactivate`);
     expect((await introspect(before.body.access_token)).body).toEqual({ active: false, reason: 'token_revoked' });
-    const fresh = await formToken({ fingerprint: agent.body.fingerprint, proof: proofFor(agent, now() - 22) });
+    const fresh = await formToken({ fingerprint: agent.body.fingerprint, proof: proofFor(agent, uniqueTs()) });
     expect(fresh.status).toBe(200);
     expect((await introspect(fresh.body.access_token)).body.active).toBe(true);
     await adminCall('DELETE', `/${regId}`);
     expect((await introspect(fresh.body.access_token)).body).toEqual({ active: false, reason: 'agent_not_found' });
-    expect((await formToken({ fingerprint: agent.body.fingerprint, proof: proofFor(agent, now() - 23) })).body.error).toBe('agent_not_registered');
+    expect((await formToken({ fingerprint: agent.body.fingerprint, proof: proofFor(agent, uniqueTs()) })).body.error).toBe('agent_not_registered');
   });
 
   it('audits issued and denied tokens, and guards introspection', async () => {

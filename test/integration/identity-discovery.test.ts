@@ -3,7 +3,6 @@
 // standard library (jose) against the served JWKS and discovered by openid-client.
 
 import { execFile } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { SignJWT, calculateJwkThumbprint, createRemoteJWKSet, jwtVerify, type JWK } from 'jose';
@@ -11,21 +10,10 @@ import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkAdminToken, mintAdminToken } from '../../src/identity/admin-tokens.js';
 import { SigningKeys } from '../../src/identity/signing-keys.js';
-import { ROOT, call, register, startTestServer, tempDir, type TestServer } from '../helpers/server.js';
+import { ROOT, call, register, startTestServer, tempDir, type TestServer, freePort } from '../helpers/server.js';
 
 const run = promisify(execFile);
 
-/** A free loopback port, so the public URL (and so the issuer) is known before the server starts. */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 let t: TestServer;
 let issuer: string;
