@@ -2,7 +2,7 @@
 // T1 request (agent, AMP API key) -> pending; T3 approve, T4 reject, T5 suspend, T6 reactivate,
 // T7 delete (admin). Every transition is audited with actor, IP and statuses.
 
-import { createHash, randomBytes, randomInt, randomUUID } from 'node:crypto';
+import { createHash, createPublicKey, randomBytes, randomInt, randomUUID, timingSafeEqual, verify as cryptoVerify } from 'node:crypto';
 import { isFullAddress, isoTime } from '../../proto/index.js';
 import { parsePublicKeyPem } from '../crypto/keys.js';
 import type { AgentRecord, Store } from '../store/types.js';
@@ -61,6 +61,30 @@ function newUserCode(): string {
 }
 
 export type TransitionAction = 'approve' | 'reject' | 'suspend' | 'reactivate' | 'delete';
+
+const STATUS_PROOF_WINDOW_S = 300;
+
+/**
+ * §6.2: Ed25519 over `aid-registration-status\n{ts}\n{issuer}`; the raw form is
+ * base64url(signature || ts), the CLI's text form base64url(ASCII(base64(signature) + ts)).
+ */
+export function verifyStatusProof(r: Registration, issuer: string, proof: string): boolean {
+  const bytes = Buffer.from(proof.replace(/[\r\n]/g, '').replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+  const text = bytes.toString('latin1');
+  let sig: Buffer;
+  let ts: string;
+  const m = /^([A-Za-z0-9+/]{86}==)(\d{1,12})$/.exec(text);
+  if (m) {
+    sig = Buffer.from(m[1], 'base64');
+    ts = m[2];
+  } else {
+    sig = bytes.subarray(0, 64);
+    ts = bytes.subarray(64).toString('ascii');
+  }
+  if (sig.length !== 64 || !/^\d{1,12}$/.test(ts) || Math.abs(Date.now() / 1000 - Number(ts)) > STATUS_PROOF_WINDOW_S) return false;
+  const key = createPublicKey(r.public_key);
+  return [issuer, `${issuer}/`].some((iss) => cryptoVerify(null, Buffer.from(`aid-registration-status\n${ts}\n${iss}`), key, sig));
+}
 
 export class Registrations {
   /** Called after each committed transition (the AMP side follows approvals and suspensions). */
@@ -200,6 +224,46 @@ export class Registrations {
     const res = this.resource(reg);
     const attrs = res.attributes as Record<string, unknown>;
     return { data: { ...res, attributes: { status: attrs.status, name: attrs.name, address: attrs.address, fingerprint: attrs.fingerprint, registration_method: attrs.registration_method, ...flow, oidc_issuer: attrs.oidc_issuer } }, ...flow };
+  }
+
+  /** Per registration: when it was last polled, and the interval now asked of it (§4.2). */
+  private readonly polls = new Map<string, { at: number; interval: number }>();
+
+  /**
+   * Status poll (§4.2): by id with the registration's fingerprint (and an optional §6.2 proof), or
+   * by user code. Polling faster than the interval answers 429 slow_down and lengthens it by 5 s.
+   */
+  pollStatus(tenant: string, by: { id: string; fingerprint: unknown; proof: unknown } | { code: string }): { status: number; body: Record<string, unknown> } {
+    let r: Registration | undefined;
+    if ('code' in by) {
+      const h = sha256(normUserCode(by.code));
+      const full = sha256(by.code);
+      r = this.all(tenant).find((x) => x.user_code_hash === h || x.code_hash === full);
+      if (!r) throw new AidError(404, 'not_found', 'Unknown or expired code');
+    } else {
+      r = this.get(tenant, by.id);
+      const fp = typeof by.fingerprint === 'string' ? by.fingerprint : '';
+      const matches = [r.fingerprint, r.fingerprint_raw].some((x) => x.length === fp.length && timingSafeEqual(Buffer.from(x), Buffer.from(fp)));
+      if (!matches) throw new AidError(401, 'invalid_proof', 'fingerprint does not match the registration');
+      if (by.proof !== undefined && by.proof !== null && by.proof !== '' && !verifyStatusProof(r, this.issuerOf(tenant), String(by.proof))) {
+        throw new AidError(401, 'invalid_proof', 'status proof does not verify');
+      }
+    }
+    const now = Date.now();
+    const poll = this.polls.get(r.id);
+    if (poll && now - poll.at < poll.interval * 1000) {
+      poll.interval += 5;
+      poll.at = now;
+      return { status: 429, body: { error: 'slow_down', error_description: `Polling too frequently. Increase interval to ${poll.interval} seconds.`, interval: poll.interval } };
+    }
+    this.polls.set(r.id, { at: now, interval: poll?.interval ?? 5 });
+    if (r.status === 'pending') {
+      if (r.code_expires_at !== null && r.code_expires_at <= now) return { status: 410, body: { error: 'expired_token', error_description: 'The registration request expired; request again' } };
+      return { status: 200, body: { error: 'authorization_pending', status: 'pending', interval: poll?.interval ?? 5, data: this.resource(r) } };
+    }
+    const body: Record<string, unknown> = { data: this.resource(r) };
+    if (r.status === 'rejected') body.error = 'access_denied';
+    return { status: 200, body };
   }
 
   list(tenant: string, q: URLSearchParams): Record<string, unknown> {

@@ -97,6 +97,18 @@ export function addAidRoutes(r: Router, d: AidDeps): void {
     const actor = { type: 'agent' as const, id: `agent:${agent.id}`, email: null, address: agent.address, ip: req.ip, userAgent: req.headers.userAgent || null };
     return ok(await registrations.request(tenant, agent, await formOrJson(req), actor), 202);
   }));
+  // Status polls need no token: the fingerprint (and an optional proof) or the user code is the key.
+  r.add('GET', '/:t/agent_registrations/status', aid(async (req) => {
+    const code = req.query.get('code');
+    if (!code) throw new AidError(400, 'invalid_request', 'code is required');
+    const out = registrations.pollStatus(identity.tenant(req.params.t), { code });
+    return ok(out.body, out.status);
+  }));
+  r.add('POST', '/:t/agent_registrations/:id/status', aid(async (req) => {
+    const body = await formOrJson(req);
+    const out = registrations.pollStatus(identity.tenant(req.params.t), { id: req.params.id, fingerprint: body.fingerprint, proof: body.proof });
+    return ok(out.body, out.status);
+  }));
   r.add('GET', '/:t/agent_registrations/activity_logs', aid(async (req) => {
     await admin(req, 'agent_registrations:read');
     return ok(audit.list(req.params.t.toLowerCase(), req.query));
