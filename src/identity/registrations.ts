@@ -51,6 +51,7 @@ export interface Registration {
   code_expires_at: number | null;
 }
 
+const clampLifetime = (s: number) => Math.min(86_400, Math.max(300, Math.round(s)));
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 const normUserCode = (s: string) => s.toUpperCase().replace(/[\s-]/g, '');
 
@@ -162,9 +163,8 @@ export class Registrations {
     };
   }
 
-  /** T1: the agent asks, authenticated by its AMP API key (which binds the address). */
-  async request(tenant: string, agent: AgentRecord, body: Record<string, unknown>, actor: Actor): Promise<Record<string, unknown>> {
-    if (agent.tenant !== tenant) throw new AidError(403, 'forbidden', 'This API key belongs to another organisation');
+  /** The §4.2 field checks shared by T1 and T2 (422 validation_failed). */
+  private validate(body: Record<string, unknown>) {
     const b = (body.agent_registration && typeof body.agent_registration === 'object' ? body.agent_registration : body) as Record<string, unknown>;
     const str = (...names: string[]) => names.map((n) => b[n]).find((v) => typeof v === 'string') as string | undefined;
     const name = str('name');
@@ -181,37 +181,25 @@ export class Registrations {
     if (typeof key === 'string') throw invalid('public_key must be an Ed25519 public key (SPKI PEM)');
     if (!fingerprint || (fingerprint !== key.fingerprint && fingerprint !== key.fingerprintRaw)) throw invalid('fingerprint does not match public_key');
     if (!address || !isFullAddress(address)) throw invalid('address must be a full AMP address');
+    return { b, name, address, description, key };
+  }
+
+  private live(tenant: string, fingerprint: string): Registration[] {
+    return this.all(tenant).filter((r) => r.fingerprint === fingerprint && ['pending', 'active', 'suspended'].includes(r.status));
+  }
+
+  /** T1: the agent asks, authenticated by its AMP API key (which binds the address). */
+  async request(tenant: string, agent: AgentRecord, body: Record<string, unknown>, actor: Actor): Promise<Record<string, unknown>> {
+    if (agent.tenant !== tenant) throw new AidError(403, 'forbidden', 'This API key belongs to another organisation');
+    const { name, address, description, key } = this.validate(body);
+    const invalid = (d: string) => new AidError(422, 'validation_failed', d);
     if (key.fingerprint !== agent.fingerprint || (address !== agent.address && address !== agent.short_address)) {
       throw invalid("address and key must be this AMP agent's own");
     }
     const now = Date.now();
-    const live = this.all(tenant).filter((r) => r.fingerprint === key.fingerprint && ['pending', 'active', 'suspended'].includes(r.status));
+    const live = this.live(tenant, key.fingerprint);
     if (live.some((r) => r.status !== 'pending')) throw new AidError(422, 'already_registered', 'Fingerprint has already been registered');
-    const reg: Registration = live[0] ?? {
-      id: randomUUID(),
-      tenant,
-      name,
-      description,
-      address,
-      fingerprint: key.fingerprint,
-      fingerprint_raw: key.fingerprintRaw,
-      public_key: key.pem,
-      status: 'pending',
-      registration_method: 'agent_initiated',
-      role_id: this.roles[0].id,
-      token_lifetime: DEFAULT_TOKEN_LIFETIME_S,
-      amp_agent_id: agent.id,
-      address_verified: true,
-      rejection_reason: null,
-      suspension_reason: null,
-      approved_at: null,
-      created_at: isoTime(now),
-      updated_at: isoTime(now),
-      tokens_valid_after: 0,
-      code_hash: null,
-      user_code_hash: null,
-      code_expires_at: null,
-    };
+    const reg: Registration = live[0] ?? this.fresh(tenant, { name, description, address, key, status: 'pending', method: 'agent_initiated', roleId: this.roles[0].id, ampAgentId: agent.id });
     // A fresh authorization code on every (re-)request; only hashes are kept.
     const code = `${tenant}.${randomBytes(32).toString('base64url')}`;
     const userCode = newUserCode();
@@ -264,6 +252,105 @@ export class Registrations {
     const body: Record<string, unknown> = { data: this.resource(r) };
     if (r.status === 'rejected') body.error = 'access_denied';
     return { status: 200, body };
+  }
+
+  private fresh(
+    tenant: string,
+    f: { name: string; description: string | null; address: string; key: { fingerprint: string; fingerprintRaw: string; pem: string }; status: RegistrationStatus; method: Registration['registration_method']; roleId: number; ampAgentId: string | null; lifetime?: number },
+  ): Registration {
+    const now = isoTime(Date.now());
+    return {
+      id: randomUUID(),
+      tenant,
+      name: f.name,
+      description: f.description,
+      address: f.address,
+      fingerprint: f.key.fingerprint,
+      fingerprint_raw: f.key.fingerprintRaw,
+      public_key: f.key.pem,
+      status: f.status,
+      registration_method: f.method,
+      role_id: f.roleId,
+      token_lifetime: clampLifetime(f.lifetime ?? DEFAULT_TOKEN_LIFETIME_S),
+      amp_agent_id: f.ampAgentId,
+      address_verified: f.ampAgentId !== null,
+      rejection_reason: null,
+      suspension_reason: null,
+      approved_at: f.status === 'active' ? now : null,
+      created_at: now,
+      updated_at: now,
+      tokens_valid_after: 0,
+      code_hash: null,
+      user_code_hash: null,
+      code_expires_at: null,
+    };
+  }
+
+  /** T2: an admin creates an active registration; bound to the AMP agent with that key, if any. */
+  async create(tenant: string, body: Record<string, unknown>, actor: Actor): Promise<Record<string, unknown>> {
+    const { b, name, address, description, key } = this.validate(body);
+    // role_id and token_lifetime may sit inside `agent_registration` or beside it.
+    const roleId = b.role_id ?? body.role_id;
+    const lifetime = b.token_lifetime ?? body.token_lifetime;
+    if (typeof roleId !== 'number') throw new AidError(422, 'validation_failed', 'role_id (a number) is required');
+    const role = this.role(roleId);
+    if (this.live(tenant, key.fingerprint).length) throw new AidError(422, 'already_registered', 'Fingerprint has already been registered');
+    const amp = this.store.findAgentByFingerprint(key.fingerprint);
+    const bound = amp && amp.tenant === tenant && (amp.address === address || amp.short_address === address) ? amp.id : null;
+    const reg = this.fresh(tenant, { name, description, address, key, status: 'active', method: 'admin_initiated', roleId: role.id, ampAgentId: bound, lifetime: typeof lifetime === 'number' ? lifetime : undefined });
+    await this.save(reg);
+    await this.audit.record(tenant, reg.id, 'registration_created', actor, { previous_status: null, new_status: 'active', new_role: role });
+    return { data: this.resource(reg) };
+  }
+
+  /** T8: role, token lifetime, name, description; a role change ends earlier tokens (§9). */
+  async update(tenant: string, id: string, body: Record<string, unknown>, actor: Actor): Promise<Record<string, unknown>> {
+    const r = this.get(tenant, id);
+    if (r.status === 'deleted') throw new AidError(422, 'invalid_transition', 'Cannot update a registration in status deleted');
+    const b = (body.agent_registration && typeof body.agent_registration === 'object' ? body.agent_registration : body) as Record<string, unknown>;
+    const changes: Record<string, unknown> = {};
+    const previousRole = this.role(r.role_id);
+    let newRole: Role | null = null;
+    if (b.role_id !== undefined) {
+      newRole = this.role(Number(b.role_id));
+      if (newRole.id !== r.role_id) {
+        changes.role_id = { from: r.role_id, to: newRole.id };
+        r.role_id = newRole.id;
+        r.tokens_valid_after = Math.floor(Date.now() / 1000);
+      }
+    }
+    if (typeof b.token_lifetime === 'number') {
+      changes.token_lifetime = { from: r.token_lifetime, to: clampLifetime(b.token_lifetime) };
+      r.token_lifetime = clampLifetime(b.token_lifetime);
+    }
+    if (typeof b.name === 'string' && b.name.length >= 1 && b.name.length <= 255) {
+      changes.name = { from: r.name, to: b.name };
+      r.name = b.name;
+    }
+    if (typeof b.description === 'string' && b.description.length <= 2000) {
+      changes.description = { from: r.description, to: b.description };
+      r.description = b.description;
+    }
+    await this.save(r);
+    await this.audit.record(tenant, r.id, 'registration_updated', actor, {
+      previous_status: r.status,
+      new_status: r.status,
+      previous_role: changes.role_id ? previousRole : null,
+      new_role: changes.role_id ? newRole : null,
+      metadata: { changes },
+    });
+    return { data: this.resource(r) };
+  }
+
+  /** resolve?code=: an admin looks up a pending request by its authorization or user code. */
+  async resolve(tenant: string, code: string, actor: Actor): Promise<Record<string, unknown>> {
+    const h = sha256(normUserCode(code));
+    const full = sha256(code);
+    const now = Date.now();
+    const r = this.all(tenant).find((x) => (x.user_code_hash === h || x.code_hash === full) && x.code_expires_at !== null && x.code_expires_at > now);
+    if (!r) throw new AidError(404, 'not_found', 'Unknown or expired code');
+    await this.audit.record(tenant, r.id, 'authorization_code_resolved', actor, { previous_status: r.status, new_status: r.status });
+    return { data: this.resource(r), company_url_id: tenant, company_name: tenant };
   }
 
   list(tenant: string, q: URLSearchParams): Record<string, unknown> {

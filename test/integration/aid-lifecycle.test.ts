@@ -141,3 +141,39 @@ describe('registration lifecycle', () => {
     expect(tenantWide.body.meta.total_count).toBe(1);
   });
 });
+
+describe('admin create, update, resolve', () => {
+  it('T2 creates an active registration bound to the AMP agent with that key', async () => {
+    const carol = await register(t.api, 'carol', 'acme');
+    const r = await asAdmin('POST', '', writeToken, { agent_registration: { name: 'carol', address: carol.address, fingerprint: carol.body.fingerprint, public_key: carol.keys.publicPem }, role_id: 1, token_lifetime: 100 });
+    expect(r.status).toBe(201);
+    expect(r.body.data.attributes).toMatchObject({ status: 'active', registration_method: 'admin_initiated', amp_agent_id: carol.agent_id, address_verified: true, token_lifetime: 300 });
+    expect((await asAdmin('POST', '', writeToken, { agent_registration: { name: 'carol', address: carol.address, fingerprint: carol.body.fingerprint, public_key: carol.keys.publicPem }, role_id: 1 })).body.error).toBe('already_registered');
+    expect((await asAdmin('POST', '', writeToken, { name: 'x', address: carol.address, fingerprint: carol.body.fingerprint, public_key: carol.keys.publicPem })).body.error).toBe('validation_failed');
+    const logs = await asAdmin('GET', `/${r.body.data.id}/activity_logs`, readToken);
+    expect(logs.body.data[0].attributes).toMatchObject({ event_type: 'registration_created', previous_status: null, new_status: 'active', new_role_id: 1 });
+  });
+
+  it('T8 updates name and lifetime with an audited change list; not on deleted registrations', async () => {
+    const dave = await register(t.api, 'dave', 'acme');
+    const created = await asAdmin('POST', '', writeToken, { name: 'dave', address: dave.address, fingerprint: dave.body.fingerprint, public_key: dave.keys.publicPem, role_id: 1 });
+    const id = created.body.data.id;
+    const up = await asAdmin('PATCH', `/${id}`, writeToken, { agent_registration: { name: 'dave the second', token_lifetime: 999_999 } });
+    expect(up.body.data.attributes).toMatchObject({ name: 'dave the second', token_lifetime: 86400, status: 'active' });
+    const logs = await asAdmin('GET', `/${id}/activity_logs?event_type=registration_updated`, readToken);
+    expect(logs.body.data[0].attributes.metadata.changes).toEqual({ name: { from: 'dave', to: 'dave the second' }, token_lifetime: { from: 3600, to: 86400 } });
+    await asAdmin('DELETE', `/${id}`);
+    expect((await asAdmin('PUT', `/${id}`, writeToken, { name: 'z' })).body.error).toBe('invalid_transition');
+  });
+
+  it('resolves a pending request by user code, audited; unknown codes are 404', async () => {
+    const erin = await register(t.api, 'erin', 'acme');
+    const req = await request(erin);
+    const r = await asAdmin('GET', `/resolve?code=${encodeURIComponent(req.body.user_code.toLowerCase())}`, readToken);
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ data: { id: req.body.data.id, attributes: { status: 'pending' } }, company_url_id: 'acme', company_name: 'acme' });
+    expect((await asAdmin('GET', '/resolve?code=AAAA-AAAA', readToken)).status).toBe(404);
+    const logs = await asAdmin('GET', `/${req.body.data.id}/activity_logs?event_type=authorization_code_resolved`, readToken);
+    expect(logs.body.meta.total_count).toBe(1);
+  });
+});

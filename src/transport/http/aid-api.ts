@@ -109,6 +109,16 @@ export function addAidRoutes(r: Router, d: AidDeps): void {
     const out = registrations.pollStatus(identity.tenant(req.params.t), { id: req.params.id, fingerprint: body.fingerprint, proof: body.proof });
     return ok(out.body, out.status);
   }));
+  r.add('GET', '/:t/agent_registrations/resolve', aid(async (req) => {
+    const actor = await admin(req, 'agent_registrations:read');
+    const code = req.query.get('code');
+    if (!code) throw new AidError(400, 'invalid_request', 'code is required');
+    return ok(await registrations.resolve(req.params.t.toLowerCase(), code, actor));
+  }));
+  r.add('POST', '/:t/agent_registrations', aid(async (req) => {
+    const actor = await admin(req, 'agent_registrations:write');
+    return ok(await registrations.create(req.params.t.toLowerCase(), await formOrJson(req), actor), 201);
+  }));
   r.add('GET', '/:t/agent_registrations/activity_logs', aid(async (req) => {
     await admin(req, 'agent_registrations:read');
     return ok(audit.list(req.params.t.toLowerCase(), req.query));
@@ -140,6 +150,12 @@ export function addAidRoutes(r: Router, d: AidDeps): void {
     r.add(m, '/:t/agent_registrations/:id/reactivate', transition('reactivate'));
   }
   r.add('DELETE', '/:t/agent_registrations/:id', transition('delete'));
+  for (const m of ['PUT', 'PATCH']) {
+    r.add(m, '/:t/agent_registrations/:id', aid(async (req) => {
+      const actor = await admin(req, 'agent_registrations:write');
+      return ok(await registrations.update(req.params.t.toLowerCase(), req.params.id, await formOrJson(req), actor));
+    }));
+  }
   r.add('POST', '/:t/agent_registrations/:id/revoke', transition('delete'));
 }
 
