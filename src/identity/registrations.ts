@@ -188,6 +188,13 @@ export class Registrations {
     return this.all(tenant).filter((r) => r.fingerprint === fingerprint && ['pending', 'active', 'suspended'].includes(r.status));
   }
 
+  /** §3: an address is unique among live registrations of a tenant (other than `except`). */
+  private assertAddressFree(tenant: string, address: string, except?: string): void {
+    if (this.all(tenant).some((r) => r.address === address && r.id !== except && ['pending', 'active', 'suspended'].includes(r.status))) {
+      throw new AidError(422, 'already_registered', 'Address has already been registered');
+    }
+  }
+
   /** T1: the agent asks, authenticated by its AMP API key (which binds the address). */
   async request(tenant: string, agent: AgentRecord, body: Record<string, unknown>, actor: Actor): Promise<Record<string, unknown>> {
     if (agent.tenant !== tenant) throw new AidError(403, 'forbidden', 'This API key belongs to another organisation');
@@ -199,6 +206,7 @@ export class Registrations {
     const now = Date.now();
     const live = this.live(tenant, key.fingerprint);
     if (live.some((r) => r.status !== 'pending')) throw new AidError(422, 'already_registered', 'Fingerprint has already been registered');
+    this.assertAddressFree(tenant, address, live[0]?.id);
     const reg: Registration = live[0] ?? this.fresh(tenant, { name, description, address, key, status: 'pending', method: 'agent_initiated', roleId: this.roles[0].id, ampAgentId: agent.id });
     // A fresh authorization code on every (re-)request; only hashes are kept.
     const code = `${tenant}.${randomBytes(32).toString('base64url')}`;
@@ -295,6 +303,7 @@ export class Registrations {
     if (typeof roleId !== 'number') throw new AidError(422, 'validation_failed', 'role_id (a number) is required');
     const role = this.role(roleId);
     if (this.live(tenant, key.fingerprint).length) throw new AidError(422, 'already_registered', 'Fingerprint has already been registered');
+    this.assertAddressFree(tenant, address);
     const amp = this.store.findAgentByFingerprint(key.fingerprint);
     const bound = amp && amp.tenant === tenant && (amp.address === address || amp.short_address === address) ? amp.id : null;
     const reg = this.fresh(tenant, { name, description, address, key, status: 'active', method: 'admin_initiated', roleId: role.id, ampAgentId: bound, lifetime: typeof lifetime === 'number' ? lifetime : undefined });

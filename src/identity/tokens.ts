@@ -166,8 +166,15 @@ export class Tokens {
     if (!sig || sig.length !== 64) throw bad('signature missing or malformed');
     const { signature: _omit, ...fields } = doc;
     const key = createPublicKey(reg.public_key);
-    const forms = [canonicalJson(fields), JSON.stringify(fields, null, 2)];
-    if (!forms.some((f) => cryptoVerify(null, Buffer.from(f, 'utf8'), key, sig))) throw bad('signature does not verify');
+    let verified = false;
+    try {
+      // canonicalJson refuses what JSON cannot hold (e.g. 1e400 parsed as Infinity): not a 500.
+      const forms = [canonicalJson(fields), JSON.stringify(fields, null, 2)];
+      verified = forms.some((f) => cryptoVerify(null, Buffer.from(f, 'utf8'), key, sig));
+    } catch {
+      verified = false;
+    }
+    if (!verified) throw bad('signature does not verify');
   }
 
   /** §8: RFC 7662 introspection of an agent token of this tenant. */

@@ -2,10 +2,11 @@
 // admin approve / suspend / reactivate / reject / delete with scoped admin JWTs, and the audit trail
 // each transition leaves, with its filters.
 
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintAdminToken } from '../../src/identity/admin-tokens.js';
 import { SigningKeys } from '../../src/identity/signing-keys.js';
-import { call, register, startTestServer, tempDir, type Registered, type TestServer, freePort } from '../helpers/server.js';
+import { call, newKeypair, register, startTestServer, tempDir, type Registered, type TestServer, freePort } from '../helpers/server.js';
 
 
 let t: TestServer;
@@ -175,5 +176,18 @@ describe('admin create, update, resolve', () => {
     expect((await asAdmin('GET', '/resolve?code=AAAA-AAAA', readToken)).status).toBe(404);
     const logs = await asAdmin('GET', `/${req.body.data.id}/activity_logs?event_type=authorization_code_resolved`, readToken);
     expect(logs.body.meta.total_count).toBe(1);
+  });
+});
+
+describe('review regressions', () => {
+  it('refuses a second live registration for the same address (§3)', async () => {
+    const body = (pem: string, fp: string) => ({ name: 'dup', address: 'dup@acme.aimaestro.local', public_key: pem, fingerprint: fp, role_id: 1 });
+    const k1 = newKeypair();
+    const k2 = newKeypair();
+    const fp = (k: typeof k1) => 'SHA256:' + createHash('sha256').update(k.publicKey.export({ format: 'der', type: 'spki' })).digest('base64');
+    expect((await asAdmin('POST', '', writeToken, body(k1.publicPem, fp(k1)))).status).toBe(201);
+    const second = await asAdmin('POST', '', writeToken, body(k2.publicPem, fp(k2)));
+    expect(second.status).toBe(422);
+    expect(second.body).toMatchObject({ error: 'already_registered', error_description: 'Address has already been registered' });
   });
 });

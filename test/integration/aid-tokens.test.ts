@@ -113,6 +113,13 @@ describe('token exchange', () => {
     expect(r.body).toMatchObject({ error: 'invalid_proof', errors: [{ status: '400', code: 'invalid_proof' }] });
   });
 
+  it('answers an identity document holding a non-finite number with 400 invalid_grant, not a 500', async () => {
+    const doc = `{"aid_version":"1.0","address":"${agent.address}","public_key":${JSON.stringify(agent.keys.publicPem.trim())},"key_algorithm":"Ed25519","fingerprint":"${agent.body.fingerprint}","issued_at":"${new Date(Date.now() - 1000).toISOString()}","expires_at":"${new Date(Date.now() + 86_400_000).toISOString()}","x":1e400,"signature":"${Buffer.alloc(64).toString('base64')}"}`;
+    const r = await call('POST', `${issuer}/oauth/token`, { json: { grant_type: 'urn:aid:agent-identity', proof: 'AAAA', agent_identity: Buffer.from(doc).toString('base64url') } });
+    expect(r.status).toBe(400);
+    expect(r.body).toMatchObject({ error: 'invalid_grant', error_description: 'agent_identity: signature does not verify' });
+  });
+
   it('refuses other grants, missing fields, foreign scopes, wrong addresses', async () => {
     expect((await call('POST', `${issuer}/oauth/token`, { json: { grant_type: 'password' } })).body.error).toBe('unsupported_grant_type');
     expect((await formToken({ fingerprint: agent.body.fingerprint })).body.error).toBe('invalid_request');
