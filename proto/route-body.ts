@@ -62,7 +62,11 @@ function flatten(body: Record<string, unknown>): Record<string, unknown> {
 /** The client's envelope timestamp: ignored (the server assigns its own) unless far in the future. */
 const ENVELOPE_TIMESTAMP = '\u0000envelope_timestamp';
 
-/** Upper bound of what the server adds to the stored JSON: id, timestamp, version, from, keys. */
+/**
+ * Upper bound of what the server adds to the stored `{envelope, payload}` beyond the request's own
+ * fields: version, id, timestamp, from (≤ 254), the expanded to (≤ 254), thread_id (≤ 128), keys.
+ * Under 850 bytes, so the estimate below is never smaller than the stored size.
+ */
 const ENVELOPE_RESERVE_BYTES = 1024;
 
 /** Standard or URL-safe base64, padding optional; exactly 64 bytes. */
@@ -113,7 +117,7 @@ export function decodeRouteBody(body: unknown, opts: { nowMs: number; headerIdem
   }
 
   // §8.3 stored-message limit, checked with the parse (§12.3 step 4) on an upper bound of the
-  // envelope the server will build; route() checks the exact size once it is built.
+  // envelope the server will build (it is the only check: the estimate is never below the truth).
   const storedEstimate = Buffer.byteLength(JSON.stringify(flat), 'utf8') + ENVELOPE_RESERVE_BYTES;
   if (storedEstimate > MAX_STORED_MESSAGE_BYTES) {
     throw tooLarge('payload', 'The stored message', MAX_STORED_MESSAGE_BYTES, storedEstimate, 'bytes');

@@ -4,13 +4,11 @@
 import {
   AmpError,
   AMP_VERSION,
-  MAX_STORED_MESSAGE_BYTES,
   canonicalString,
   decodeRouteBody,
   isoTime,
   newMessageId,
   payloadHash,
-  tooLarge,
   type Envelope,
   type QueuedMessage,
   type RouteRequest,
@@ -143,8 +141,8 @@ export class MessageRouter {
     if (req.expires_at !== undefined) envelope.expires_at = req.expires_at;
     if (req.idempotency_key !== undefined) envelope.idempotency_key = req.idempotency_key;
 
-    const storedBytes = Buffer.byteLength(JSON.stringify({ envelope, payload: req.payload }), 'utf8');
-    if (storedBytes > MAX_STORED_MESSAGE_BYTES) throw tooLarge('payload', 'The stored message', MAX_STORED_MESSAGE_BYTES, storedBytes, 'bytes');
+    // The §8.3 stored-message limit was enforced by decodeRouteBody on an upper bound of this
+    // envelope; measuring it again here would serialise every payload once more.
 
     const relayExpiry = Math.min(req.expiresAtMs ?? Infinity, nowMs + config.relayTtl * 1000);
     const security: Security = {

@@ -10,6 +10,7 @@
 import WebSocket from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
 import { call, register, startTestServer, type Registered, type TestServer } from '../helpers/server.js';
+import { waitUntil } from '../helpers/events.js';
 
 const SOFT = 64 * 1024;
 const HARD = 4 * 1024 * 1024;
@@ -60,20 +61,7 @@ class Peer {
 
   /** Resolves when `cond` holds (checked on every frame and on close); rejects on timeout. */
   until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-    if (cond()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        if (!cond()) return;
-        this.wake.delete(check);
-        clearTimeout(timer);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        this.wake.delete(check);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what} (${this.firstSeen.length} ids, close ${JSON.stringify(this.closed)})`));
-      }, timeoutMs);
-      this.wake.add(check);
-    });
+    return waitUntil(this.wake, cond, timeoutMs, () => `timed out after ${timeoutMs} ms waiting for ${what} (${this.firstSeen.length} ids, close ${JSON.stringify(this.closed)})`);
   }
 
   /** Stop reading: the server's writes pile up in the kernel and then in its own buffer. */

@@ -7,6 +7,7 @@
 import WebSocket from 'ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { call, register, startTestServer, type Registered, type TestServer } from '../helpers/server.js';
+import { waitUntil } from '../helpers/events.js';
 
 const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
@@ -36,20 +37,7 @@ class Peer {
   }
 
   until(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-    if (cond()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        if (!cond()) return;
-        this.wake.delete(check);
-        clearTimeout(timer);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        this.wake.delete(check);
-        reject(new Error(`no ${what} within ${timeoutMs} ms (close: ${JSON.stringify(this.closed)})`));
-      }, timeoutMs);
-      this.wake.add(check);
-    });
+    return waitUntil(this.wake, cond, timeoutMs, () => `no ${what} within ${timeoutMs} ms (close: ${JSON.stringify(this.closed)})`);
   }
 
   connectedFrame(): Promise<Frame> {
