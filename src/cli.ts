@@ -1,4 +1,4 @@
-// amp-relay serve | print-env | check-config | keygen | version | help
+// amp-relay serve | print-env | check-config | keygen | admin-token | signing-keys | rotate-signing-key | version | help
 
 import { generateKeyPairSync } from 'node:crypto';
 import { ConfigError, describeEnv, describeFlags, flagKey, loadConfig, optionType, type Config } from './config/schema.js';
@@ -18,6 +18,11 @@ Usage:
                                  Mint an AID admin JWT (scopes: agent_registrations:read,
                                  agent_registrations:write, aid:introspect, amp:admin) signed with
                                  the key set in --data-dir; its issuer is --public-url/<tenant>
+  amp-relay signing-keys [opts]  List the AID token-signing keys in --data-dir (signing, next, retired)
+  amp-relay rotate-signing-key [--immediate] [options]
+                                 Publish a new token-signing key; it signs 10 min later (at once
+                                 with --immediate, for a compromised key). The old key stays in
+                                 the JWKS 24 h after its last token. A running server picks it up.
   amp-relay version              Print the version
   amp-relay help                 Show this help
 
@@ -104,7 +109,7 @@ export async function main(argv: string[]): Promise<number> {
         }
         for (const need of ['email', 'tenant', 'scopes']) if (!own[need]) throw new UsageError(`admin-token needs --${need}`);
         const cfg = config(rest2);
-        const keys = await SigningKeys.load(cfg.dataDir, cfg.aidJwtAlg);
+        const keys = await SigningKeys.load(cfg.dataDir, cfg.aidJwtAlg, { rotationDays: cfg.aidKeyRotationDays });
         const issuer = issuerOf(cfg.publicUrl || `http://localhost:${cfg.port}`, own.tenant.toLowerCase());
         try {
           const token = await mintAdminToken(keys, {
@@ -118,6 +123,19 @@ export async function main(argv: string[]): Promise<number> {
         } catch (e) {
           throw new UsageError((e as Error).message);
         }
+        return 0;
+      }
+      case 'signing-keys':
+      case 'rotate-signing-key': {
+        const immediate = rest.includes('--immediate');
+        if (immediate && cmd === 'signing-keys') throw new UsageError("--immediate belongs to 'rotate-signing-key'");
+        const cfg = config(rest.filter((a) => a !== '--immediate'));
+        const keys = await SigningKeys.load(cfg.dataDir, cfg.aidJwtAlg, { rotationDays: cfg.aidKeyRotationDays });
+        if (cmd === 'rotate-signing-key') {
+          const k = await keys.rotate({ immediate });
+          process.stderr.write(immediate ? `new key ${k.kid} signs now\n` : `new key ${k.kid} is published now and signs from ${k.activates_at}\n`);
+        }
+        process.stdout.write(JSON.stringify({ keys: keys.status() }, null, 2) + '\n');
         return 0;
       }
       case 'keygen': {

@@ -9,7 +9,7 @@ import { Agents } from './relay/agents.js';
 import type { RelayContext } from './relay/context.js';
 import { Presence } from './relay/presence.js';
 import { AuditTrail } from './identity/audit.js';
-import { Registrations } from './identity/registrations.js';
+import { MAX_PENDING_PER_TENANT, Registrations } from './identity/registrations.js';
 import { IdentityRoutes } from './identity/routes.js';
 import { Tokens } from './identity/tokens.js';
 import { SigningKeys } from './identity/signing-keys.js';
@@ -66,6 +66,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
     knownProviders: [config.providerDomain, ...config.providerAliases],
     limits: new RateLimits(config),
     startedAt: Date.now(),
+    lifecycle: { agentDeregistered: async () => {}, keypairRotated: async () => {} },
   };
   const agents = new Agents(ctx);
   const router = new MessageRouter(ctx, agents);
@@ -78,13 +79,13 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
   let shuttingDown = false;
   const isClosing = () => shuttingDown;
 
-  const signingKeys = await SigningKeys.load(config.dataDir, config.aidJwtAlg);
+  const signingKeys = await SigningKeys.load(config.dataDir, config.aidJwtAlg, { rotationDays: config.aidKeyRotationDays });
   let listeningPort = config.port;
   const publicBase = () => config.publicUrl.replace(/\/+$/, '') || `http://localhost:${listeningPort}`;
-  const identity = new IdentityRoutes(signingKeys, store, publicBase);
+  const identity = new IdentityRoutes(signingKeys, store, publicBase, config.aidIssuerAliases);
   const audit = new AuditTrail(store);
-  const registrations = new Registrations(store, audit, (t) => identity.issuer(t), publicBase);
-  const tokens = new Tokens(signingKeys, store, registrations, audit);
+  const registrations = new Registrations(store, audit, (t) => identity.issuer(t), publicBase, ctx.limits.enabled ? MAX_PENDING_PER_TENANT : Infinity);
+  const tokens = new Tokens(signingKeys, store, registrations, audit, ctx.limits);
   // The issue's coupling: approval lets a pending AMP agent route; suspension stops its messaging.
   registrations.onTransition = async (reg, action) => {
     const agentId = reg.amp_agent_id;
@@ -98,10 +99,13 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
     logger.info({ event: 'amp_agent_status', agent: a.id, status: next, cause: `aid_${action}` }, 'agent status follows its identity registration');
   };
 
+  ctx.lifecycle.agentDeregistered = (agent) => registrations.followAmpDeregistration(agent);
+  ctx.lifecycle.keypairRotated = (before, after) => registrations.followAmpKeyRotation(before, after);
+
   const app = uws.App();
   const inFlight = new InFlight();
   attachWebSockets(app, { config, logger, store, agents, router, inbox, presence, inFlight, isClosing, limits: ctx.limits });
-  attachHttp(app, buildApi({ ctx, agents, router, inbox, receipts, keys, directory, identity, aid: { identity, registrations, audit, agents, tokens }, isShuttingDown: isClosing }), {
+  attachHttp(app, buildApi({ ctx, agents, router, inbox, receipts, keys, directory, identity, aid: { identity, registrations, audit, agents, tokens, limits: ctx.limits }, isShuttingDown: isClosing }), {
     corsOrigin: config.corsOrigin,
     logger,
     inFlight,

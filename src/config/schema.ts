@@ -32,7 +32,7 @@ export const OPTIONS = {
   idempotencyTtl: { env: 'AMP_IDEMPOTENCY_TTL', flag: '--idempotency-ttl', type: 'int', default: 86_400, min: 60, max: 604_800, doc: 'Seconds an idempotency key (or a signed message) is remembered for replays' },
   rateLimits: { env: 'AMP_RATE_LIMITS', flag: '--rate-limits', type: 'enum', values: ['on', 'off'], default: 'on', doc: 'off disables every rate limit (benchmarks only)' },
   rateLimitProfile: { env: 'AMP_RATE_LIMIT_PROFILE', flag: '--rate-limit-profile', type: 'enum', values: ['local', 'public'], default: 'local', doc: 'local: sized for agent swarms on one host; public: an Internet-facing provider' },
-  rateLimitOverrides: { env: 'AMP_RATE_LIMIT_OVERRIDES', flag: '--rate-limit-overrides', type: 'list', default: [], doc: 'Per-bucket limits, e.g. route=100/min,register=5/min (buckets: register, route, route_hour, receive, pending, api, ws_connect, ws_frames)' },
+  rateLimitOverrides: { env: 'AMP_RATE_LIMIT_OVERRIDES', flag: '--rate-limit-overrides', type: 'list', default: [], doc: 'Per-bucket limits, e.g. route=100/min,register=5/min (units s, min, h, d; buckets: register, route, route_hour, receive, pending, api, ws_connect, ws_frames, aid_token, aid_token_key, aid_request, aid_request_key, aid_lookup_failures, aid_introspect)' },
   signatures: { env: 'AMP_SIGNATURES', flag: '--signatures', type: 'enum', values: ['optional', 'required'], default: 'optional', doc: 'optional: unsigned messages accepted as untrusted; required: refused (422)' },
   crossTenant: { env: 'AMP_CROSS_TENANT', flag: '--cross-tenant', type: 'enum', values: ['allow', 'deny'], default: 'allow', doc: 'Whether agents may message agents of other tenants' },
   maxQueue: { env: 'AMP_MAX_QUEUE', flag: '--max-queue', type: 'int', default: 1000, min: 1, max: 10_000_000, doc: 'Unacked messages per agent before new ones are refused (429 queue_full)' },
@@ -46,6 +46,8 @@ export const OPTIONS = {
   wsSlowConsumerSeconds: { env: 'AMP_WS_SLOW_CONSUMER_SECONDS', flag: '--ws-slow-consumer-seconds', type: 'int', default: 30, min: 1, max: 3600, doc: 'Seconds a socket may stay above the soft buffer before it is closed (4501)' },
   wsMaxSessions: { env: 'AMP_WS_MAX_SESSIONS', flag: '--ws-max-sessions', type: 'int', default: 8, min: 1, max: 1024, doc: 'WebSocket sessions per agent; a new one over the limit closes the oldest (4009)' },
   aidJwtAlg: { env: 'AID_JWT_ALG', flag: '--aid-jwt-alg', type: 'enum', values: ['RS256', 'EdDSA'], default: 'RS256', doc: 'Algorithm of AID tokens: RS256 (RSA 2048) or EdDSA (Ed25519)' },
+  aidIssuerAliases: { env: 'AID_ISSUER_ALIASES', flag: '--aid-issuer-aliases', type: 'list', default: [], doc: 'Other base URLs agents reach this server by (e.g. http://127.0.0.1:23000); AID proofs may name <alias>/<tenant> as the issuer. Tokens are always issued by AMP_PUBLIC_URL/<tenant>' },
+  aidKeyRotationDays: { env: 'AID_KEY_ROTATION_DAYS', flag: '--aid-key-rotation-days', type: 'int', default: 90, min: 0, max: 3650, doc: 'Days a token-signing key signs before a successor is published (it signs 10 min later; the old key stays in the JWKS 24 h more). 0 = rotate only with amp-relay rotate-signing-key' },
   logLevel: { env: 'AMP_LOG_LEVEL', flag: '--log-level', type: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', doc: 'Log level (JSON lines on stdout)' },
 } as const satisfies Record<string, OptionSpec>;
 
@@ -135,7 +137,17 @@ function crossCheck(c: Config, problems: string[]): void {
   if (c.registrationMode === 'allowlist' && c.registrationTenants.length === 0) problems.push('AMP_REGISTRATION_MODE=allowlist needs AMP_REGISTRATION_TENANTS');
   if (c.registrationMode === 'key' && c.registrationKeys.length === 0) problems.push('AMP_REGISTRATION_MODE=key needs AMP_REGISTRATION_KEYS (tenant:key pairs)');
   for (const k of c.registrationKeys) if (!/^[^:]+:.{16,}$/.test(k)) problems.push(`AMP_REGISTRATION_KEYS entries are tenant:key with a key of at least 16 characters (got '${k.split(':')[0]}:…')`);
-  for (const o of c.rateLimitOverrides) if (!/^[a-z_]+=\d+\/(s|min|h)$/.test(o)) problems.push(`AMP_RATE_LIMIT_OVERRIDES entries look like route=100/min (got '${o}')`);
+  for (const o of c.rateLimitOverrides) if (!/^[a-z_]+=\d+\/(s|min|h|d)$/.test(o)) problems.push(`AMP_RATE_LIMIT_OVERRIDES entries look like route=100/min (got '${o}')`);
+  for (const a of c.aidIssuerAliases) {
+    let ok = false;
+    try {
+      const u = new URL(a);
+      ok = (u.protocol === 'http:' || u.protocol === 'https:') && u.search === '' && u.hash === '';
+    } catch {
+      ok = false;
+    }
+    if (!ok) problems.push(`AID_ISSUER_ALIASES entries are http(s) base URLs without query (got '${a}')`);
+  }
   if (c.wsHardBuffer <= c.wsSoftBuffer) problems.push('AMP_WS_HARD_BUFFER must be larger than AMP_WS_SOFT_BUFFER');
   if (c.publicUrl) {
     try {

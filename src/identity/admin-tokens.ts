@@ -2,7 +2,7 @@
 // with the platform key set, checked on admin endpoints. Agent tokens are never admin tokens.
 
 import { randomUUID } from 'node:crypto';
-import { SignJWT, createLocalJWKSet, jwtVerify, type JWTPayload } from 'jose';
+import { SignJWT, jwtVerify, type JWTPayload } from 'jose';
 import type { SigningKeys } from './signing-keys.js';
 
 export const ADMIN_SCOPES = ['agent_registrations:read', 'agent_registrations:write', 'aid:introspect', 'amp:admin'] as const;
@@ -29,7 +29,7 @@ export async function mintAdminToken(keys: SigningKeys, r: AdminTokenRequest): P
   if (!/^[^@\s]+@[^@\s]+$/.test(r.email)) throw new Error('--email must be an e-mail address');
   const unknown = r.scopes.filter((s) => !(ADMIN_SCOPES as readonly string[]).includes(s));
   if (unknown.length) throw new Error(`unknown scope(s): ${unknown.join(', ')}; known: ${ADMIN_SCOPES.join(', ')}`);
-  const key = keys.current();
+  const key = await keys.current();
   const now = Math.floor(Date.now() / 1000);
   return new SignJWT({
     scope: r.scopes.join(' '),
@@ -54,7 +54,7 @@ export type AdminCheck = { ok: true; claims: JWTPayload & { email: string; scope
 export async function checkAdminToken(keys: SigningKeys, token: string, issuer: string, tenant: string, scope: string): Promise<AdminCheck> {
   let payload: JWTPayload;
   try {
-    ({ payload } = await jwtVerify(token, createLocalJWKSet(keys.jwks()), { issuer, audience: issuer, algorithms: keys.algorithms(), clockTolerance: CLOCK_TOLERANCE_S }));
+    ({ payload } = await jwtVerify(token, await keys.verifier(), { issuer, audience: issuer, algorithms: await keys.algorithms(), clockTolerance: CLOCK_TOLERANCE_S }));
   } catch {
     return { ok: false, status: 401, error: 'invalid_token', description: 'The access token is invalid or expired' };
   }

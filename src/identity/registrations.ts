@@ -20,6 +20,7 @@ export interface Role {
 
 export const DEFAULT_ROLES: Role[] = [{ id: 1, name: 'agent', scopes: ['agent:identity'] }];
 const CODE_TTL_MS = 24 * 3600 * 1000;
+export const MAX_PENDING_PER_TENANT = 200;
 const USER_CODE_ALPHABET = 'ABCDEFGHJKMNPQRSTUVWXYZ23456789';
 const DEFAULT_TOKEN_LIFETIME_S = 3600;
 const STATUS_ALIASES: Record<string, RegistrationStatus> = { approved: 'active', pending_approval: 'pending', revoked: 'deleted' };
@@ -69,7 +70,7 @@ const STATUS_PROOF_WINDOW_S = 300;
  * §6.2: Ed25519 over `aid-registration-status\n{ts}\n{issuer}`; the raw form is
  * base64url(signature || ts), the CLI's text form base64url(ASCII(base64(signature) + ts)).
  */
-export function verifyStatusProof(r: Registration, issuer: string, proof: string): boolean {
+export function verifyStatusProof(r: Registration, issuers: readonly string[], proof: string): boolean {
   const bytes = Buffer.from(proof.replace(/[\r\n]/g, '').replace(/-/g, '+').replace(/_/g, '/'), 'base64');
   const text = bytes.toString('latin1');
   let sig: Buffer;
@@ -84,7 +85,7 @@ export function verifyStatusProof(r: Registration, issuer: string, proof: string
   }
   if (sig.length !== 64 || !/^\d{1,12}$/.test(ts) || Math.abs(Date.now() / 1000 - Number(ts)) > STATUS_PROOF_WINDOW_S) return false;
   const key = createPublicKey(r.public_key);
-  return [issuer, `${issuer}/`].some((iss) => cryptoVerify(null, Buffer.from(`aid-registration-status\n${ts}\n${iss}`), key, sig));
+  return issuers.flatMap((i) => [i, `${i}/`]).some((iss) => cryptoVerify(null, Buffer.from(`aid-registration-status\n${ts}\n${iss}`), key, sig));
 }
 
 export class Registrations {
@@ -96,8 +97,27 @@ export class Registrations {
     private readonly audit: AuditTrail,
     private readonly issuerOf: (tenant: string) => string,
     private readonly publicBase: () => string,
+    /** §14: live pending registrations per tenant (over → 429). */
+    private readonly maxPending: number = MAX_PENDING_PER_TENANT,
     readonly roles: Role[] = DEFAULT_ROLES,
   ) {}
+
+  private readonly tenantLocks = new Map<string, Promise<void>>();
+
+  /**
+   * Run `fn` after every earlier write in the tenant settled: each write reads the registration
+   * as stored now, so two admins (or an admin and the AMP side) cannot both act on one state.
+   */
+  private locked<T>(tenant: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.tenantLocks.get(tenant) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const tail = next.then(() => {}, () => {});
+    this.tenantLocks.set(tenant, tail);
+    void tail.then(() => {
+      if (this.tenantLocks.get(tenant) === tail) this.tenantLocks.delete(tenant);
+    });
+    return next;
+  }
 
   private role(id: number): Role {
     const r = this.roles.find((x) => x.id === id);
@@ -198,7 +218,12 @@ export class Registrations {
   /** T1: the agent asks, authenticated by its AMP API key (which binds the address). */
   async request(tenant: string, agent: AgentRecord, body: Record<string, unknown>, actor: Actor): Promise<Record<string, unknown>> {
     if (agent.tenant !== tenant) throw new AidError(403, 'forbidden', 'This API key belongs to another organisation');
-    const { name, address, description, key } = this.validate(body);
+    const v = this.validate(body);
+    return this.locked(tenant, () => this.requestLocked(tenant, agent, v, actor));
+  }
+
+  private async requestLocked(tenant: string, agent: AgentRecord, v: ReturnType<Registrations['validate']>, actor: Actor): Promise<Record<string, unknown>> {
+    const { name, address, description, key } = v;
     const invalid = (d: string) => new AidError(422, 'validation_failed', d);
     if (key.fingerprint !== agent.fingerprint || (address !== agent.address && address !== agent.short_address)) {
       throw invalid("address and key must be this AMP agent's own");
@@ -207,6 +232,9 @@ export class Registrations {
     const live = this.live(tenant, key.fingerprint);
     if (live.some((r) => r.status !== 'pending')) throw new AidError(422, 'already_registered', 'Fingerprint has already been registered');
     this.assertAddressFree(tenant, address, live[0]?.id);
+    if (!live[0] && this.all(tenant).filter((r) => r.status === 'pending' && (r.code_expires_at === null || r.code_expires_at > now)).length >= this.maxPending) {
+      throw new AidError(429, 'rate_limited', `This organisation has ${this.maxPending} pending registrations; approve or reject some first`, { 'Retry-After': '60' });
+    }
     const reg: Registration = live[0] ?? this.fresh(tenant, { name, description, address, key, status: 'pending', method: 'agent_initiated', roleId: this.roles[0].id, ampAgentId: agent.id });
     // A fresh authorization code on every (re-)request; only hashes are kept.
     const code = `${tenant}.${randomBytes(32).toString('base64url')}`;
@@ -229,7 +257,7 @@ export class Registrations {
    * Status poll (§4.2): by id with the registration's fingerprint (and an optional §6.2 proof), or
    * by user code. Polling faster than the interval answers 429 slow_down and lengthens it by 5 s.
    */
-  pollStatus(tenant: string, by: { id: string; fingerprint: unknown; proof: unknown } | { code: string }): { status: number; body: Record<string, unknown> } {
+  pollStatus(tenant: string, by: { id: string; fingerprint: unknown; proof: unknown; aliases?: readonly string[] } | { code: string }): { status: number; body: Record<string, unknown> } {
     let r: Registration | undefined;
     if ('code' in by) {
       const h = sha256(normUserCode(by.code));
@@ -241,7 +269,7 @@ export class Registrations {
       const fp = typeof by.fingerprint === 'string' ? by.fingerprint : '';
       const matches = [r.fingerprint, r.fingerprint_raw].some((x) => x.length === fp.length && timingSafeEqual(Buffer.from(x), Buffer.from(fp)));
       if (!matches) throw new AidError(401, 'invalid_proof', 'fingerprint does not match the registration');
-      if (by.proof !== undefined && by.proof !== null && by.proof !== '' && !verifyStatusProof(r, this.issuerOf(tenant), String(by.proof))) {
+      if (by.proof !== undefined && by.proof !== null && by.proof !== '' && !verifyStatusProof(r, [this.issuerOf(tenant), ...(by.aliases ?? [])], String(by.proof))) {
         throw new AidError(401, 'invalid_proof', 'status proof does not verify');
       }
     }
@@ -295,7 +323,11 @@ export class Registrations {
   }
 
   /** T2: an admin creates an active registration; bound to the AMP agent with that key, if any. */
-  async create(tenant: string, body: Record<string, unknown>, actor: Actor): Promise<Record<string, unknown>> {
+  create(tenant: string, body: Record<string, unknown>, actor: Actor): Promise<Record<string, unknown>> {
+    return this.locked(tenant, () => this.createLocked(tenant, body, actor));
+  }
+
+  private async createLocked(tenant: string, body: Record<string, unknown>, actor: Actor): Promise<Record<string, unknown>> {
     const { b, name, address, description, key } = this.validate(body);
     // role_id and token_lifetime may sit inside `agent_registration` or beside it.
     const roleId = b.role_id ?? body.role_id;
@@ -313,7 +345,11 @@ export class Registrations {
   }
 
   /** T8: role, token lifetime, name, description; a role change ends earlier tokens (§9). */
-  async update(tenant: string, id: string, body: Record<string, unknown>, actor: Actor): Promise<Record<string, unknown>> {
+  update(tenant: string, id: string, body: Record<string, unknown>, actor: Actor): Promise<Record<string, unknown>> {
+    return this.locked(tenant, () => this.updateLocked(tenant, id, body, actor));
+  }
+
+  private async updateLocked(tenant: string, id: string, body: Record<string, unknown>, actor: Actor): Promise<Record<string, unknown>> {
     const r = this.get(tenant, id);
     if (r.status === 'deleted') throw new AidError(422, 'invalid_transition', 'Cannot update a registration in status deleted');
     const b = (body.agent_registration && typeof body.agent_registration === 'object' ? body.agent_registration : body) as Record<string, unknown>;
@@ -373,13 +409,47 @@ export class Registrations {
   }
 
   /** T3-T7 (and their guards). */
-  async transition(
-    tenant: string,
-    id: string,
-    action: 'approve' | 'reject' | 'suspend' | 'reactivate' | 'delete',
-    body: Record<string, unknown>,
-    actor: Actor,
-  ): Promise<Record<string, unknown>> {
+  transition(tenant: string, id: string, action: TransitionAction, body: Record<string, unknown>, actor: Actor): Promise<Record<string, unknown>> {
+    return this.locked(tenant, () => this.transitionLocked(tenant, id, action, body, actor));
+  }
+
+  /**
+   * §13: the AMP agent behind registrations was deregistered: an active one is suspended and a
+   * pending one rejected, by the system, reason `amp_agent_deregistered`.
+   */
+  async followAmpDeregistration(agent: AgentRecord): Promise<void> {
+    const system: Actor = { type: 'system', id: 'system', email: null, address: null, ip: null, userAgent: null };
+    await this.locked(agent.tenant, async () => {
+      for (const r of this.all(agent.tenant).filter((x) => x.amp_agent_id === agent.id)) {
+        const action = r.status === 'active' ? 'suspend' : r.status === 'pending' ? 'reject' : null;
+        if (action) await this.transitionLocked(agent.tenant, r.id, action, { reason: 'amp_agent_deregistered' }, system);
+      }
+    });
+  }
+
+  /**
+   * §13: the AMP agent rotated its keypair: its registrations take the new key and fingerprints,
+   * tokens issued until now stop being valid (the cutoff), and `registration_updated` records it.
+   */
+  async followAmpKeyRotation(before: AgentRecord, after: AgentRecord): Promise<void> {
+    const actor: Actor = { type: 'agent', id: `agent:${after.id}`, email: null, address: after.address, ip: null, userAgent: null };
+    await this.locked(after.tenant, async () => {
+      for (const r of this.all(after.tenant).filter((x) => x.amp_agent_id === after.id && x.status !== 'deleted' && x.status !== 'rejected')) {
+        r.public_key = after.public_key_pem;
+        r.fingerprint = after.fingerprint;
+        r.fingerprint_raw = after.fingerprint_raw;
+        r.tokens_valid_after = Math.floor(Date.now() / 1000);
+        await this.save(r);
+        await this.audit.record(after.tenant, r.id, 'registration_updated', actor, {
+          previous_status: r.status,
+          new_status: r.status,
+          metadata: { key_rotated: true, previous_fingerprint: before.fingerprint, new_fingerprint: after.fingerprint },
+        });
+      }
+    });
+  }
+
+  private async transitionLocked(tenant: string, id: string, action: TransitionAction, body: Record<string, unknown>, actor: Actor): Promise<Record<string, unknown>> {
     const r = this.get(tenant, id);
     const from = r.status;
     const allowed: Record<typeof action, RegistrationStatus[]> = {

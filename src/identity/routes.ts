@@ -17,6 +17,8 @@ export class IdentityRoutes {
     private readonly store: Store,
     /** `AMP_PUBLIC_URL`, else the listening origin: the issuer never comes from a request. */
     private readonly publicBase: () => string,
+    /** AID_ISSUER_ALIASES: other base URLs agents reach us by; proofs may name them (§16). */
+    private readonly issuerAliases: readonly string[] = [],
   ) {}
 
   /** A tenant exists once an AMP agent registered in it; an unknown one is 404 (§1). */
@@ -30,6 +32,11 @@ export class IdentityRoutes {
     return issuerOf(this.publicBase(), tenant);
   }
 
+  /** The tenant's issuer under each alias base URL (tokens are always issued by `issuer`). */
+  proofAliases(tenant: string): string[] {
+    return this.issuerAliases.map((base) => issuerOf(base.replace(/\/+$/, ''), tenant));
+  }
+
   /** §10: an admin JWT of this tenant with `scope`; the actor for the audit trail. */
   async admin(authorization: string, tenant: string, scope: string, ip: string, userAgent: string): Promise<Actor> {
     const m = /^bearer\s+(\S+)$/i.exec(authorization.trim());
@@ -39,7 +46,7 @@ export class IdentityRoutes {
     return { type: 'admin', id: String(r.claims.sub), email: r.claims.email, address: null, ip, userAgent };
   }
 
-  jwks(tenant?: string): Record<string, unknown> {
+  async jwks(tenant?: string): Promise<Record<string, unknown>> {
     if (tenant !== undefined) this.tenant(tenant);
     return this.keys.jwks();
   }

@@ -1,19 +1,36 @@
 // The platform's token-signing key set (spec agent-identity §7): created on first start in the
 // data dir, RS256 (RSA 2048) by default or EdDSA (Ed25519), `kid` = RFC 7638 thumbprint. The only
 // module family that imports jose is src/identity/.
+//
+// Rotation with overlap: a new key is published PUBLISH_AHEAD_MS before it signs (so verifiers
+// with a cached JWKS already know it), and a retired key stays published RETAIN_MS after its
+// last use (so every token it signed still verifies until it expires). A key retires when a
+// newer key of the configured algorithm starts signing, or when the configured algorithm changes.
+// The key file is re-read when it changes on disk, so `amp-relay rotate-signing-key` works while
+// the server runs.
 
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
+import { calculateJwkThumbprint, createLocalJWKSet, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
 
 export type JwtAlg = 'RS256' | 'EdDSA';
 
-const FILE = 'aid-signing-keys.json';
+export const KEY_FILE = 'aid-signing-keys.json';
+/** §7: a new key is published at least 10 min before it signs. */
+export const PUBLISH_AHEAD_MS = 10 * 60_000;
+/** §7: a retired key stays published at least 24 h + 60 s after its last use (max token TTL + clock tolerance). */
+export const RETAIN_MS = 24 * 3600_000 + 60_000;
+/** How often, at most, the key file's mtime is checked. */
+const RECHECK_MS = 1000;
 
 interface StoredKey {
   kid: string;
   alg: JwtAlg;
   created_at: number;
+  /** When it starts signing (ms). Absent in files written before rotation existed: = created_at. */
+  activates_at?: number;
+  /** When it stopped signing because the configured algorithm changed (ms). */
+  retired_at?: number;
   /** Private JWK (includes the public members). */
   jwk: JWK;
 }
@@ -21,8 +38,25 @@ interface StoredKey {
 export interface SigningKey {
   kid: string;
   alg: JwtAlg;
+  activatesAt: number;
   privateKey: Awaited<ReturnType<typeof importJWK>>;
   publicJwk: JWK;
+}
+
+export interface SigningKeyOptions {
+  /** Start a successor when the signing key is this old (days); 0 = only by hand. */
+  rotationDays?: number;
+  /** Clock (ms); tests inject one. */
+  now?: () => number;
+}
+
+export interface KeyStatus {
+  kid: string;
+  alg: JwtAlg;
+  state: 'signing' | 'next' | 'retired';
+  activates_at: string;
+  /** For retired keys: when it leaves the JWKS. */
+  unpublish_at: string | null;
 }
 
 /** Public members only, for the JWKS. */
@@ -31,47 +65,198 @@ function publicJwk(jwk: JWK, alg: JwtAlg, kid: string): JWK {
   return { ...pub, kid, alg, use: 'sig' };
 }
 
-async function createKey(alg: JwtAlg): Promise<StoredKey> {
+async function createKey(alg: JwtAlg, now: number, activatesAt: number): Promise<StoredKey> {
   const { privateKey } = await generateKeyPair(alg, alg === 'RS256' ? { modulusLength: 2048, extractable: true } : { crv: 'Ed25519', extractable: true });
   const jwk = await exportJWK(privateKey);
   const kid = await calculateJwkThumbprint(jwk, 'sha256');
-  return { kid, alg, created_at: Date.now(), jwk };
+  return { kid, alg, created_at: now, activates_at: activatesAt, jwk };
+}
+
+function fileVersion(path: string): string {
+  if (!existsSync(path)) return 'none';
+  const st = statSync(path);
+  return `${st.ino}:${st.mtimeMs}:${st.size}`;
+}
+
+const activatesAt = (k: StoredKey): number => k.activates_at ?? k.created_at;
+
+function readStored(path: string): StoredKey[] {
+  if (!existsSync(path)) return [];
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new Error(`${path} is not valid JSON (${(e as Error).message}); restore it from a backup or move it away to start a new key set`);
+  }
+  const keys = (parsed as { keys?: unknown })?.keys;
+  if (!Array.isArray(keys) || keys.some((k) => typeof k?.kid !== 'string' || (k.alg !== 'RS256' && k.alg !== 'EdDSA') || typeof k.jwk !== 'object')) {
+    throw new Error(`${path} is not an amp-relay signing key set`);
+  }
+  return keys as StoredKey[];
+}
+
+/** Write the file whole or not at all (temp file + rename), private to the owner. */
+function writeStored(path: string, keys: StoredKey[]): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify({ keys }, null, 2), { mode: 0o600 });
+  renameSync(tmp, path);
+}
+
+/**
+ * The signing key at `now`, and for each stored key when it stopped signing (Infinity while it
+ * still signs or has not started).
+ */
+function schedule(stored: StoredKey[], alg: JwtAlg, now: number): { signing: StoredKey | undefined; retiredAt: Map<string, number> } {
+  const ofAlg = stored.filter((k) => k.alg === alg).sort((a, b) => activatesAt(a) - activatesAt(b));
+  const started = ofAlg.filter((k) => activatesAt(k) <= now);
+  const signing = started[started.length - 1];
+  const retiredAt = new Map<string, number>();
+  for (const k of stored) {
+    if (k.alg !== alg) retiredAt.set(k.kid, k.retired_at ?? now);
+    else if (k === signing || activatesAt(k) > now) retiredAt.set(k.kid, Infinity);
+    else retiredAt.set(k.kid, activatesAt(started[started.indexOf(k) + 1]));
+  }
+  return { signing, retiredAt };
 }
 
 export class SigningKeys {
+  private keys: SigningKey[] = [];
+  private stored: StoredKey[] = [];
+  /** Identity of the file last read (inode + mtime: every write is a rename). */
+  private version = '';
+  private checkedAt = -Infinity;
+  private readonly path: string;
+  private readonly now: () => number;
+  private readonly rotationMs: number;
+  private refreshing: Promise<void> | null = null;
+  private localSet: ReturnType<typeof createLocalJWKSet> | null = null;
+
   private constructor(
-    private readonly keys: SigningKey[],
+    dataDir: string,
     readonly alg: JwtAlg,
-  ) {}
+    opts: SigningKeyOptions,
+  ) {
+    this.path = join(dataDir, KEY_FILE);
+    this.now = opts.now ?? Date.now;
+    this.rotationMs = (opts.rotationDays ?? 0) * 86_400_000;
+  }
 
   /** Load the key set from the data dir, creating a key for `alg` when there is none yet. */
-  static async load(dataDir: string, alg: JwtAlg): Promise<SigningKeys> {
+  static async load(dataDir: string, alg: JwtAlg, opts: SigningKeyOptions = {}): Promise<SigningKeys> {
     mkdirSync(dataDir, { recursive: true });
-    const path = join(dataDir, FILE);
-    let stored: StoredKey[] = existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as { keys: StoredKey[] }).keys : [];
-    if (!stored.some((k) => k.alg === alg)) {
-      stored = [...stored, await createKey(alg)];
-      writeFileSync(path, JSON.stringify({ keys: stored }, null, 2), { mode: 0o600 });
-    }
-    const keys: SigningKey[] = [];
-    for (const k of stored) {
-      keys.push({ kid: k.kid, alg: k.alg, privateKey: await importJWK(k.jwk, k.alg), publicJwk: publicJwk(k.jwk, k.alg, k.kid) });
-    }
-    return new SigningKeys(keys, alg);
+    const ks = new SigningKeys(dataDir, alg, opts);
+    await ks.sync(true);
+    return ks;
   }
 
-  /** The key that signs new tokens: the newest of the configured algorithm. */
-  current(): SigningKey {
-    const ofAlg = this.keys.filter((k) => k.alg === this.alg);
-    return ofAlg[ofAlg.length - 1];
+  /**
+   * Schedule a successor for the configured algorithm: it is published at once and signs from
+   * `now + PUBLISH_AHEAD_MS`, or at once with `immediate` (a compromised key: verifiers holding a
+   * cached JWKS refetch it on the unknown kid). Returns the new key's status.
+   */
+  async rotate(opts: { immediate?: boolean } = {}): Promise<KeyStatus> {
+    await this.sync(true);
+    const now = this.now();
+    const key = await createKey(this.alg, now, opts.immediate ? now : now + PUBLISH_AHEAD_MS);
+    // An immediate rotation also cancels successors scheduled later than it.
+    const kept = opts.immediate ? this.stored.filter((k) => !(k.alg === this.alg && activatesAt(k) > now)) : this.stored;
+    writeStored(this.path, [...kept, key]);
+    await this.sync(true);
+    return this.status().find((s) => s.kid === key.kid)!;
   }
 
-  /** Every published key (all algorithms kept in the data dir, so old tokens still verify). */
-  jwks(): { keys: JWK[] } {
+  /** The key that signs new tokens now. */
+  async current(): Promise<SigningKey> {
+    await this.sync(false);
+    const { signing } = schedule(this.stored, this.alg, this.now());
+    return this.keys.find((k) => k.kid === signing!.kid)!;
+  }
+
+  /** Every published key: the signing one, scheduled successors, and retired ones still in overlap. */
+  async jwks(): Promise<{ keys: JWK[] }> {
+    await this.sync(false);
     return { keys: this.keys.map((k) => k.publicJwk) };
   }
 
-  algorithms(): JwtAlg[] {
+  /** A jose key resolver over the published keys (rebuilt when the set changes). */
+  async verifier(): Promise<ReturnType<typeof createLocalJWKSet>> {
+    await this.sync(false);
+    return (this.localSet ??= createLocalJWKSet({ keys: this.keys.map((k) => k.publicJwk) }));
+  }
+
+  async algorithms(): Promise<JwtAlg[]> {
+    await this.sync(false);
     return [...new Set(this.keys.map((k) => k.alg))];
+  }
+
+  status(): KeyStatus[] {
+    const now = this.now();
+    const { signing, retiredAt } = schedule(this.stored, this.alg, now);
+    return this.stored.map((k) => {
+      const r = retiredAt.get(k.kid)!;
+      return {
+        kid: k.kid,
+        alg: k.alg,
+        state: k === signing ? 'signing' : r === Infinity ? 'next' : 'retired',
+        activates_at: new Date(activatesAt(k)).toISOString(),
+        unpublish_at: r === Infinity ? null : new Date(r + RETAIN_MS).toISOString(),
+      };
+    });
+  }
+
+  /**
+   * Bring the in-memory set up to date: re-read the file when it changed, create the first key or
+   * an automatic successor, record an algorithm switch, and drop keys past their overlap.
+   */
+  private sync(force: boolean): Promise<void> {
+    const now = this.now();
+    if (!force && now - this.checkedAt < RECHECK_MS) return Promise.resolve();
+    this.checkedAt = now;
+    // One refresh at a time: callers arriving meanwhile wait for it; a forced one runs after it.
+    if (this.refreshing && !force) return this.refreshing;
+    const p: Promise<void> = (this.refreshing ?? Promise.resolve()).then(() => this.doSync()).finally(() => {
+      if (this.refreshing === p) this.refreshing = null;
+    });
+    this.refreshing = p;
+    return p;
+  }
+
+  private async doSync(): Promise<void> {
+    let stored = fileVersion(this.path) === this.version ? this.stored : readStored(this.path);
+    const now = this.now();
+    let changed = false;
+    const ofAlg = stored.filter((k) => k.alg === this.alg);
+    if (!ofAlg.some((k) => activatesAt(k) <= now)) {
+      // No key of this algorithm signs yet (first start, or a switch of AID_JWT_ALG): one now.
+      stored = [...stored, await createKey(this.alg, now, now)];
+      changed = true;
+    } else if (this.rotationMs > 0) {
+      const { signing } = schedule(stored, this.alg, now);
+      const successor = ofAlg.some((k) => activatesAt(k) > now);
+      if (signing && !successor && now - activatesAt(signing) >= this.rotationMs) {
+        stored = [...stored, await createKey(this.alg, now, now + PUBLISH_AHEAD_MS)];
+        changed = true;
+      }
+    }
+    // Keys of another algorithm stopped signing when the configuration changed: remember when.
+    stored = stored.map((k) => {
+      if (k.alg === this.alg || k.retired_at !== undefined) return k;
+      changed = true;
+      return { ...k, retired_at: now };
+    });
+    const { retiredAt } = schedule(stored, this.alg, now);
+    const live = stored.filter((k) => retiredAt.get(k.kid)! + RETAIN_MS > now);
+    if (live.length !== stored.length) changed = true;
+    stored = live;
+    if (changed) writeStored(this.path, stored);
+    const byKid = new Map(this.keys.map((k) => [k.kid, k]));
+    const keys: SigningKey[] = [];
+    for (const k of stored) {
+      keys.push(byKid.get(k.kid) ?? { kid: k.kid, alg: k.alg, activatesAt: activatesAt(k), privateKey: await importJWK(k.jwk, k.alg), publicJwk: publicJwk(k.jwk, k.alg, k.kid) });
+    }
+    if (keys.length !== this.keys.length || keys.some((k, i) => k !== this.keys[i])) this.localSet = null;
+    this.stored = stored;
+    this.keys = keys;
+    this.version = fileVersion(this.path);
   }
 }

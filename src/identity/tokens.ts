@@ -3,13 +3,14 @@
 // the cutoff so that earlier tokens stay invalid for good.
 
 import { createHash, createPublicKey, randomUUID, verify as cryptoVerify } from 'node:crypto';
-import { SignJWT, createLocalJWKSet, jwtVerify, type JWTPayload } from 'jose';
+import { SignJWT, jwtVerify, type JWTPayload } from 'jose';
 import { canonicalJson } from '../../proto/index.js';
 import type { Store } from '../store/types.js';
 import type { Actor, AuditTrail } from './audit.js';
 import { AidError } from './errors.js';
 import type { Registration, Registrations } from './registrations.js';
 import type { SigningKeys } from './signing-keys.js';
+import type { RateLimits, Take } from '../relay/ratelimit.js';
 
 export const GRANT_TYPE = 'urn:aid:agent-identity';
 const PROOF_WINDOW_S = 300;
@@ -29,6 +30,11 @@ function decodeB64(s: string): Buffer | null {
   return Buffer.from(s.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
 }
 
+/** §14: a refused take is 429 `rate_limited` with Retry-After. */
+export function rateLimited(take: Take | undefined, what: string): void {
+  if (take && !take.ok) throw new AidError(429, 'rate_limited', `Too many ${what}; retry in ${take.retryAfter} s`, { 'Retry-After': String(take.retryAfter) });
+}
+
 export class Tokens {
   /** Proofs already used: key -> expiry (ms). */
   private readonly usedProofs = new Map<string, number>();
@@ -38,9 +44,14 @@ export class Tokens {
     private readonly store: Store,
     private readonly registrations: Registrations,
     private readonly audit: AuditTrail,
+    private readonly limits?: RateLimits,
   ) {}
 
-  async exchange(tenant: string, issuer: string, p: Record<string, unknown>, ip: string, userAgent: string | null): Promise<Record<string, unknown>> {
+  /**
+   * §5 token exchange. `issuer` signs the token; a proof may name it or one of `aliases` (§16:
+   * the URLs agents reach us by, AID_ISSUER_ALIASES).
+   */
+  async exchange(tenant: string, issuer: string, p: Record<string, unknown>, ip: string, userAgent: string | null, aliases: readonly string[] = []): Promise<Record<string, unknown>> {
     const str = (k: string) => (typeof p[k] === 'string' && p[k] !== '' ? (p[k] as string) : undefined);
     if (str('grant_type') !== GRANT_TYPE) throw new AidError(400, 'unsupported_grant_type', `grant_type must be ${GRANT_TYPE}`);
     const proof = str('proof');
@@ -60,6 +71,8 @@ export class Tokens {
       if (!doc || typeof doc !== 'object') throw new AidError(400, 'invalid_grant', 'agent_identity is not a base64url JSON identity document');
     }
     const fingerprint = str('fingerprint') ?? (typeof doc?.fingerprint === 'string' ? doc.fingerprint : '');
+    // §14: 200/min per tenant, 30/min per fingerprint (refilled by a success).
+    rateLimited(this.limits?.take([['aid_token', tenant], ['aid_token_key', `${tenant}|${fingerprint}`]]), 'token requests');
 
     const reg = this.registrations
       .allInTenant(tenant)
@@ -67,7 +80,9 @@ export class Tokens {
     if (!reg) throw new AidError(403, 'agent_not_registered', 'No registration for this key in this organisation');
     const actor: Actor = { type: 'agent', id: `agent:${reg.id}`, email: null, address: reg.address, ip, userAgent };
     try {
-      return await this.issueFor(reg, issuer, p, proof, doc, credentialType, actor);
+      const out = await this.issueFor(reg, issuer, aliases, p, proof, doc, credentialType, actor);
+      this.limits?.reset('aid_token_key', `${tenant}|${fingerprint}`);
+      return out;
     } catch (e) {
       if (e instanceof AidError) {
         await this.audit.record(tenant, reg.id, 'token_denied', actor, { previous_status: reg.status, new_status: reg.status, metadata: { error: e.code, error_description: e.description } });
@@ -76,13 +91,13 @@ export class Tokens {
     }
   }
 
-  private async issueFor(reg: Registration, issuer: string, p: Record<string, unknown>, proof: string, doc: Record<string, unknown> | undefined, credentialType: string, actor: Actor): Promise<Record<string, unknown>> {
+  private async issueFor(reg: Registration, issuer: string, aliases: readonly string[], p: Record<string, unknown>, proof: string, doc: Record<string, unknown> | undefined, credentialType: string, actor: Actor): Promise<Record<string, unknown>> {
     const address = typeof p.agent_address === 'string' ? p.agent_address.toLowerCase() : undefined;
     if (address !== undefined && address !== reg.address) throw new AidError(400, 'invalid_grant', 'agent_address does not match the registration');
     if (doc) this.checkIdentityDocument(doc, reg);
 
     const scopeParam = typeof p.scope === 'string' ? p.scope : '';
-    this.checkProof(reg, issuer, proof, `${scopeParam}|${credentialType}`);
+    this.checkProof(reg, [issuer, ...aliases], proof, `${scopeParam}|${credentialType}`);
 
     if (reg.status === 'pending') throw new AidError(403, 'registration_pending', 'The registration is waiting for approval');
     if (reg.status === 'suspended') throw new AidError(403, 'agent_suspended', 'The agent is suspended');
@@ -100,7 +115,7 @@ export class Tokens {
     const iat = Math.max(now, reg.tokens_valid_after + 1);
     const lifetime = Math.min(LIFETIME_MAX_S, Math.max(LIFETIME_MIN_S, reg.token_lifetime));
     const jti = randomUUID();
-    const key = this.keys.current();
+    const key = await this.keys.current();
     const sub = `agent:${reg.id}`;
     const token = await new SignJWT({
       client_id: sub,
@@ -132,8 +147,8 @@ export class Tokens {
     return { access_token: token, token_type: 'Bearer', expires_in: lifetime, scope: scopes.join(' '), agent_address: reg.address, agent_id: reg.id, credential_type: 'access_token' };
   }
 
-  /** §6.1: base64url(signature[64] || ASCII ts); window ±300 s; issuer or issuer + '/'; once. */
-  private checkProof(reg: Registration, issuer: string, proof: string, context: string): void {
+  /** §6.1: base64url(signature[64] || ASCII ts); window ±300 s; an issuer, or it + '/'; once. */
+  private checkProof(reg: Registration, issuers: readonly string[], proof: string, context: string): void {
     const bytes = proof.length <= (MAX_PROOF_BYTES * 4) / 3 + 4 ? decodeB64(proof) : null;
     if (!bytes || bytes.length < 65 || bytes.length > MAX_PROOF_BYTES) throw new AidError(400, 'invalid_proof', 'proof is not base64url(signature || timestamp)');
     const ts = bytes.subarray(64).toString('ascii');
@@ -142,10 +157,14 @@ export class Tokens {
     if (Math.abs(drift) > PROOF_WINDOW_S) throw new AidError(400, 'invalid_proof', `proof timestamp is ${Math.abs(drift)} s ${drift > 0 ? 'old' : 'in the future'}; the window is ${PROOF_WINDOW_S} s (check the clock)`);
     const key = createPublicKey(reg.public_key);
     const sig = bytes.subarray(0, 64);
-    const ok = [issuer, `${issuer}/`].some((iss) => cryptoVerify(null, Buffer.from(tokenProofInput(ts, iss)), key, sig));
+    const ok = issuers.flatMap((i) => [i, `${i}/`]).some((iss) => cryptoVerify(null, Buffer.from(tokenProofInput(ts, iss)), key, sig));
     if (!ok) throw new AidError(400, 'invalid_proof', 'proof does not verify with the registered key for this issuer');
     const now = Date.now();
-    for (const [k, exp] of this.usedProofs) if (exp <= now) this.usedProofs.delete(k);
+    // Every entry lives REPLAY_TTL_MS, so insertion order is expiry order: stop at the first live one.
+    for (const [k, exp] of this.usedProofs) {
+      if (exp > now) break;
+      this.usedProofs.delete(k);
+    }
     const replayKey = `${reg.tenant}|` + createHash('sha256').update(bytes).update(`|${context}`).digest('base64');
     if (this.usedProofs.has(replayKey)) throw new AidError(400, 'invalid_proof', 'proof already used');
     this.usedProofs.set(replayKey, now + REPLAY_TTL_MS);
@@ -182,7 +201,7 @@ export class Tokens {
     const inactive = (reason: string) => ({ active: false, reason });
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, createLocalJWKSet(this.keys.jwks()), { issuer, algorithms: this.keys.algorithms(), clockTolerance: 60 }));
+      ({ payload } = await jwtVerify(token, await this.keys.verifier(), { issuer, algorithms: await this.keys.algorithms(), clockTolerance: 60 }));
     } catch (e) {
       return inactive((e as { code?: string }).code === 'ERR_JWT_EXPIRED' ? 'token_expired' : 'invalid_token');
     }

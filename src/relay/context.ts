@@ -3,7 +3,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { ProviderKey } from '../crypto/provider-key.js';
-import type { Store } from '../store/types.js';
+import type { AgentRecord, Store } from '../store/types.js';
 import type { Presence } from './presence.js';
 import type { RateLimits } from './ratelimit.js';
 
@@ -17,6 +17,16 @@ export interface RelayContext {
   /** Our domain first, then its aliases. */
   readonly knownProviders: readonly string[];
   readonly startedAt: number;
+  /** What the identity service (AID) follows on the AMP side; set by the composition root. */
+  readonly lifecycle: AmpLifecycleHooks;
+}
+
+/** AMP agent changes that AID registrations bound to the agent follow (agent-identity §13). */
+export interface AmpLifecycleHooks {
+  /** After the agent was deregistered and its record removed. */
+  agentDeregistered: (agent: AgentRecord) => Promise<void>;
+  /** After a keypair rotation committed. */
+  keypairRotated: (before: AgentRecord, after: AgentRecord) => Promise<void>;
 }
 
 export interface ProviderUrls {

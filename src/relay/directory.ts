@@ -63,8 +63,9 @@ export class Directory {
    * DELETE agents/me: API keys and the key fingerprint revoked, sessions closed, queue deleted,
    * the name held for AMP_DEREGISTRATION_HOLD_DAYS.
    */
-  deregister(agent: AgentRecord): Promise<Record<string, unknown>> {
-    return this.agents.serialized(agent.id, async () => {
+  async deregister(agent: AgentRecord): Promise<Record<string, unknown>> {
+    let gone: AgentRecord | undefined;
+    const out = await this.agents.serialized(agent.id, async () => {
       const { store, config } = this.ctx;
       const now = Date.now();
       const fresh = this.agents.current(agent.id);
@@ -76,8 +77,12 @@ export class Directory {
       const holdUntil = config.deregistrationHoldDays > 0 ? now + config.deregistrationHoldDays * 24 * 3600 * 1000 : 0;
       await store.deleteAgent(fresh, holdUntil);
       this.ctx.logger.warn({ event: 'agent_deregistered', agent: fresh.id, address: fresh.address }, 'agent deregistered');
+      gone = fresh;
       return { deregistered: true, address: fresh.address, deregistered_at: isoTime(now) };
     });
+    // Outside the agent's lock: the AID side may take it to follow the change.
+    if (gone) await this.ctx.lifecycle.agentDeregistered(gone);
+    return out;
   }
 
   /** GET agents/me/card (§7.2): unsigned, provider-asserted. */

@@ -76,7 +76,8 @@ export class Keys {
     if (typeof next === 'string') throw invalidField('new_public_key', next === 'private_key' ? 'This is a private key. Send the public key' : 'Invalid public key format');
     // Every check runs under the agent's lock against the record as it is now, so two rotations
     // cannot both be proven by the same (by then revoked) key.
-    return this.agents.serialized(agent.id, async () => {
+    let change: [AgentRecord, AgentRecord] | undefined;
+    const out = await this.agents.serialized(agent.id, async () => {
       const old = this.agents.current(agent.id);
       if (next.fingerprint === old.fingerprint) throw invalidField('new_public_key', 'new_public_key is the current key');
       if (store.findRevokedKey(next.fingerprint)) throw new AmpError('key_revoked', 'This key has been revoked and cannot be used', { field: 'new_public_key' });
@@ -98,7 +99,10 @@ export class Keys {
       // Sessions proven by the old key end; API-key sessions were not proven by it and stay.
       this.ctx.presence.closeAgent(agent.id, CLOSE.AUTH_FAILED, 'key_rotated', (s) => s.keyHash === undefined);
       this.ctx.logger.info({ event: 'keypair_rotated', agent: agent.id, old: old.fingerprint, new: next.fingerprint }, 'keypair rotated');
+      change = [old, updated];
       return { rotated: true, fingerprint: next.fingerprint };
     });
+    if (change) await this.ctx.lifecycle.keypairRotated(...change);
+    return out;
   }
 }

@@ -65,6 +65,25 @@ export class Limiter {
     };
   }
 
+  /** Would a take for `key` succeed now? Takes nothing (for buckets that count failures only). */
+  peek(key: string, now: number = Date.now()): Take {
+    const b = this.buckets.get(key);
+    const tokens = b ? Math.min(this.capacity, b.tokens + (now - b.at) * this.perMs) : this.capacity;
+    const ok = tokens >= 1;
+    return {
+      ok,
+      limit: this.capacity,
+      remaining: Math.floor(tokens),
+      resetAt: Math.ceil((now + (this.capacity - tokens) / this.perMs) / 1000),
+      retryAfter: ok ? 0 : Math.max(1, Math.ceil((1 - tokens) / this.perMs / 1000)),
+    };
+  }
+
+  /** Refill `key` completely (e.g. the per-fingerprint token bucket after a success). */
+  reset(key: string): void {
+    this.buckets.delete(key);
+  }
+
   /** Forget buckets that have refilled completely (they behave like new ones). */
   private sweep(now: number): void {
     for (const [k, b] of this.buckets) if (b.tokens + (now - b.at) * this.perMs >= this.capacity) this.buckets.delete(k);
@@ -90,10 +109,36 @@ export function rateLimitHeaders(t: Take): Record<string, string> {
   return h;
 }
 
-export type BucketName = 'register' | 'route' | 'route_hour' | 'receive' | 'pending' | 'api' | 'ws_connect' | 'ws_frames';
+export type BucketName =
+  | 'register'
+  | 'route'
+  | 'route_hour'
+  | 'receive'
+  | 'pending'
+  | 'api'
+  | 'ws_connect'
+  | 'ws_frames'
+  // Agent identity (agent-identity §14), the same in both profiles.
+  | 'aid_token'
+  | 'aid_token_key'
+  | 'aid_request'
+  | 'aid_request_key'
+  | 'aid_lookup_failures'
+  | 'aid_introspect';
 
 const MIN = 60_000;
 const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+
+/** agent-identity §14: token exchange per tenant and per fingerprint, /request per IP and per key, failed code lookups per IP, introspection per caller. */
+const AID_BUCKETS: Partial<Record<BucketName, BucketSpec>> = {
+  aid_token: { limit: 200, windowMs: MIN },
+  aid_token_key: { limit: 30, windowMs: MIN },
+  aid_request: { limit: 10, windowMs: HOUR },
+  aid_request_key: { limit: 100, windowMs: DAY },
+  aid_lookup_failures: { limit: 20, windowMs: 10 * MIN },
+  aid_introspect: { limit: 600, windowMs: MIN },
+};
 
 /** Spec §20: `local` (the default, agent swarms on one host) and `public` (Internet-facing). */
 export const PROFILES: Record<'local' | 'public', Partial<Record<BucketName, BucketSpec>>> = {
@@ -105,6 +150,7 @@ export const PROFILES: Record<'local' | 'public', Partial<Record<BucketName, Buc
     api: { limit: 1200, windowMs: MIN },
     ws_connect: { limit: 600, windowMs: MIN },
     ws_frames: { limit: 6000, windowMs: MIN },
+    ...AID_BUCKETS,
   },
   public: {
     register: { limit: 10, windowMs: MIN },
@@ -115,16 +161,17 @@ export const PROFILES: Record<'local' | 'public', Partial<Record<BucketName, Buc
     api: { limit: 100, windowMs: MIN },
     ws_connect: { limit: 30, windowMs: MIN },
     ws_frames: { limit: 1200, windowMs: MIN },
+    ...AID_BUCKETS,
   },
 };
 
-const UNIT_MS: Record<string, number> = { s: 1000, min: MIN, h: HOUR };
+const UNIT_MS: Record<string, number> = { s: 1000, min: MIN, h: HOUR, d: DAY };
 
 /** `route=100/min` entries (validated by the config schema). */
 export function parseOverrides(entries: readonly string[]): Partial<Record<BucketName, BucketSpec>> {
   const out: Partial<Record<BucketName, BucketSpec>> = {};
   for (const e of entries) {
-    const m = /^([a-z_]+)=(\d+)\/(s|min|h)$/.exec(e);
+    const m = /^([a-z_]+)=(\d+)\/(s|min|h|d)$/.exec(e);
     if (m) out[m[1] as BucketName] = { limit: Number(m[2]), windowMs: UNIT_MS[m[3]] };
   }
   return out;
@@ -174,6 +221,15 @@ export class RateLimits {
   takeForIp(name: BucketName, ip: string): Take | undefined {
     if (this.exemptLoopback && isLoopback(ip)) return undefined;
     return this.take([[name, ip]]);
+  }
+
+  /** A failure-counting bucket: is there room for one more failure? Takes nothing. */
+  peek(name: BucketName, key: string, now: number = Date.now()): Take | undefined {
+    return this.enabled ? this.limiters.get(name)?.peek(key, now) : undefined;
+  }
+
+  reset(name: BucketName, key: string): void {
+    this.limiters.get(name)?.reset(key);
   }
 
   /** Limits in force, per minute, for /v1/info. */

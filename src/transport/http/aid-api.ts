@@ -7,7 +7,8 @@ import { AidError } from '../../identity/errors.js';
 import type { AuditTrail } from '../../identity/audit.js';
 import type { Registrations } from '../../identity/registrations.js';
 import type { IdentityRoutes } from '../../identity/routes.js';
-import type { Tokens } from '../../identity/tokens.js';
+import { rateLimited, type Tokens } from '../../identity/tokens.js';
+import type { RateLimits } from '../../relay/ratelimit.js';
 import type { Handler, HttpReply, HttpRequest, Router } from './router.js';
 
 export interface AidDeps {
@@ -16,6 +17,7 @@ export interface AidDeps {
   tokens: Tokens;
   audit: AuditTrail;
   agents: Agents;
+  limits: RateLimits;
 }
 
 const NO_STORE = { 'Cache-Control': 'no-store', Pragma: 'no-cache' };
@@ -43,7 +45,17 @@ async function formOrJson(req: HttpRequest): Promise<Record<string, unknown>> {
 }
 
 export function addAidRoutes(r: Router, d: AidDeps): void {
-  const { identity, registrations, audit, agents, tokens } = d;
+  const { identity, registrations, audit, agents, tokens, limits } = d;
+  /** §14: failed code lookups per IP or admin; only failures count, so check before and take after. */
+  const lookup = async <T>(who: string, fn: () => Promise<T> | T): Promise<T> => {
+    rateLimited(limits.peek('aid_lookup_failures', who), 'failed code lookups');
+    try {
+      return await fn();
+    } catch (e) {
+      if (e instanceof AidError && e.status === 404) limits.take([['aid_lookup_failures', who]]);
+      throw e;
+    }
+  };
   const admin = (req: HttpRequest, scope: 'agent_registrations:read' | 'agent_registrations:write') =>
     identity.admin(req.headers.authorization, identity.tenant(req.params.t), scope, req.ip, req.headers.userAgent);
   const ok = (body: unknown, status = 200): HttpReply => ({ status, body, headers: NO_STORE });
@@ -60,26 +72,28 @@ export function addAidRoutes(r: Router, d: AidDeps): void {
       }
       if (agentTenant !== tenant) throw new AidError(401, 'invalid_client', 'The X-API-Key is not valid for this organisation');
     }
-    return ok(await tokens.exchange(tenant, identity.issuer(tenant), await formOrJson(req), req.ip, req.headers.userAgent || null));
+    return ok(await tokens.exchange(tenant, identity.issuer(tenant), await formOrJson(req), req.ip, req.headers.userAgent || null, identity.proofAliases(tenant)));
   }));
 
   // §8: callers are an admin/service JWT of the tenant (read or aid:introspect) or an AMP key of it.
   r.add('POST', '/:t/oauth/introspect', aid(async (req) => {
     const tenant = identity.tenant(req.params.t);
-    let allowed = false;
+    let caller: string | null = null;
     if (req.headers.xApiKey) {
       try {
-        allowed = agents.authenticateKey('', req.headers.xApiKey).agent.tenant === tenant;
+        const { agent } = agents.authenticateKey('', req.headers.xApiKey);
+        if (agent.tenant === tenant) caller = `agent:${agent.id}`;
       } catch {
-        allowed = false;
+        caller = null;
       }
     } else if (req.headers.authorization) {
       for (const scope of ['agent_registrations:read', 'aid:introspect']) {
-        if (allowed) break;
-        allowed = await identity.admin(req.headers.authorization, tenant, scope, req.ip, '').then(() => true, () => false);
+        if (caller) break;
+        caller = await identity.admin(req.headers.authorization, tenant, scope, req.ip, '').then((a) => a.id, () => null);
       }
     }
-    if (!allowed) throw new AidError(401, 'invalid_client', 'Introspection needs an admin or service token of this organisation, or an agent API key');
+    if (!caller) throw new AidError(401, 'invalid_client', 'Introspection needs an admin or service token of this organisation, or an agent API key');
+    rateLimited(limits.take([['aid_introspect', `${tenant}|${caller}`]]), 'introspection requests');
     const body = await formOrJson(req);
     if (typeof body.token !== 'string' || body.token === '') throw new AidError(400, 'invalid_request', 'token is required');
     return ok(await tokens.introspect(tenant, identity.issuer(tenant), body.token));
@@ -94,6 +108,9 @@ export function addAidRoutes(r: Router, d: AidDeps): void {
     } catch {
       throw new AidError(401, 'invalid_client', 'A valid X-API-Key (the agent\'s AMP API key) is required');
     }
+    // §14: 10/h per client IP (loopback exempt in the local profile), 100/day per API key.
+    rateLimited(limits.takeForIp('aid_request', req.ip), 'registration requests from this address');
+    rateLimited(limits.take([['aid_request_key', agent.id]]), 'registration requests for this agent');
     const actor = { type: 'agent' as const, id: `agent:${agent.id}`, email: null, address: agent.address, ip: req.ip, userAgent: req.headers.userAgent || null };
     return ok(await registrations.request(tenant, agent, await formOrJson(req), actor), 202);
   }));
@@ -101,19 +118,21 @@ export function addAidRoutes(r: Router, d: AidDeps): void {
   r.add('GET', '/:t/agent_registrations/status', aid(async (req) => {
     const code = req.query.get('code');
     if (!code) throw new AidError(400, 'invalid_request', 'code is required');
-    const out = registrations.pollStatus(identity.tenant(req.params.t), { code });
+    const tenant = identity.tenant(req.params.t);
+    const out = await lookup(`ip:${req.ip}`, () => registrations.pollStatus(tenant, { code }));
     return ok(out.body, out.status);
   }));
   r.add('POST', '/:t/agent_registrations/:id/status', aid(async (req) => {
+    const tenant = identity.tenant(req.params.t);
     const body = await formOrJson(req);
-    const out = registrations.pollStatus(identity.tenant(req.params.t), { id: req.params.id, fingerprint: body.fingerprint, proof: body.proof });
+    const out = registrations.pollStatus(tenant, { id: req.params.id, fingerprint: body.fingerprint, proof: body.proof, aliases: identity.proofAliases(tenant) });
     return ok(out.body, out.status);
   }));
   r.add('GET', '/:t/agent_registrations/resolve', aid(async (req) => {
     const actor = await admin(req, 'agent_registrations:read');
     const code = req.query.get('code');
     if (!code) throw new AidError(400, 'invalid_request', 'code is required');
-    return ok(await registrations.resolve(req.params.t.toLowerCase(), code, actor));
+    return ok(await lookup(`admin:${actor.id}`, () => registrations.resolve(req.params.t.toLowerCase(), code, actor)));
   }));
   r.add('POST', '/:t/agent_registrations', aid(async (req) => {
     const actor = await admin(req, 'agent_registrations:write');

@@ -152,8 +152,8 @@ export function buildApi(deps: ApiDeps): Router {
 
   // AID discovery (agent-identity §7, §12), per tenant and in the RFC 8414 suffix form.
   const cachedDoc = (body: Record<string, unknown>) => ok(body, 200, { 'Cache-Control': 'public, max-age=300', 'Access-Control-Allow-Origin': '*' });
-  r.add('GET', '/.well-known/jwks.json', () => cachedDoc(identity.jwks()));
-  r.add('GET', '/:tenant/.well-known/jwks.json', (req) => cachedDoc(identity.jwks(req.params.tenant)));
+  r.add('GET', '/.well-known/jwks.json', async () => cachedDoc(await identity.jwks()));
+  r.add('GET', '/:tenant/.well-known/jwks.json', async (req) => cachedDoc(await identity.jwks(req.params.tenant)));
   for (const doc of ['oauth-authorization-server', 'openid-configuration', 'oauth-protected-resource'] as const) {
     r.add('GET', `/:tenant/.well-known/${doc}`, (req) => cachedDoc(identity.discovery(doc, req.params.tenant)));
     r.add('GET', `/.well-known/${doc}/:tenant`, (req) => cachedDoc(identity.discovery(doc, req.params.tenant)));
