@@ -66,7 +66,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
     knownProviders: [config.providerDomain, ...config.providerAliases],
     limits: new RateLimits(config),
     startedAt: Date.now(),
-    lifecycle: { agentDeregistered: async () => {}, keypairRotated: async () => {} },
+    lifecycle: { agentDeregistered: async () => {}, keypairRotated: async () => {}, keyClaimedByOther: () => false },
   };
   const agents = new Agents(ctx);
   const router = new MessageRouter(ctx, agents);
@@ -101,6 +101,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
 
   ctx.lifecycle.agentDeregistered = (agent) => registrations.followAmpDeregistration(agent);
   ctx.lifecycle.keypairRotated = (before, after) => registrations.followAmpKeyRotation(before, after);
+  ctx.lifecycle.keyClaimedByOther = (agent, fingerprint) => registrations.keyClaimedByOther(agent, fingerprint);
 
   const app = uws.App();
   const inFlight = new InFlight();

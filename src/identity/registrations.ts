@@ -9,6 +9,7 @@ import type { AgentRecord, Store } from '../store/types.js';
 import type { Actor, AuditTrail } from './audit.js';
 import { paginate } from './audit.js';
 import { AidError } from './errors.js';
+import { ReplayCache } from './replay.js';
 
 export type RegistrationStatus = 'pending' | 'active' | 'rejected' | 'suspended' | 'deleted';
 
@@ -70,8 +71,12 @@ const STATUS_PROOF_WINDOW_S = 300;
  * §6.2: Ed25519 over `aid-registration-status\n{ts}\n{issuer}`; the raw form is
  * base64url(signature || ts), the CLI's text form base64url(ASCII(base64(signature) + ts)).
  */
+function proofBytes(proof: string): Buffer {
+  return Buffer.from(proof.replace(/[\r\n]/g, '').replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+}
+
 export function verifyStatusProof(r: Registration, issuers: readonly string[], proof: string): boolean {
-  const bytes = Buffer.from(proof.replace(/[\r\n]/g, '').replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+  const bytes = proofBytes(proof);
   const text = bytes.toString('latin1');
   let sig: Buffer;
   let ts: string;
@@ -101,6 +106,9 @@ export class Registrations {
     private readonly maxPending: number = MAX_PENDING_PER_TENANT,
     readonly roles: Role[] = DEFAULT_ROLES,
   ) {}
+
+  /** §6: proofs seen in the last 600 s, token and status proofs alike. */
+  readonly replay = new ReplayCache(600_000);
 
   private readonly tenantLocks = new Map<string, Promise<void>>();
 
@@ -272,6 +280,9 @@ export class Registrations {
       if (by.proof !== undefined && by.proof !== null && by.proof !== '' && !verifyStatusProof(r, [this.issuerOf(tenant), ...(by.aliases ?? [])], String(by.proof))) {
         throw new AidError(401, 'invalid_proof', 'status proof does not verify');
       }
+      if (by.proof !== undefined && by.proof !== null && by.proof !== '' && !this.replay.firstUse([tenant, proofBytes(String(by.proof)), '|status'])) {
+        throw new AidError(401, 'invalid_proof', 'status proof already used; sign a new one');
+      }
     }
     const now = Date.now();
     const poll = this.polls.get(r.id);
@@ -427,14 +438,19 @@ export class Registrations {
     });
   }
 
+  /** §3: a fingerprint belongs to one live registration; may `agent` rotate its key to it? */
+  keyClaimedByOther(agent: AgentRecord, fingerprint: string): boolean {
+    return this.all(agent.tenant).some((r) => r.fingerprint === fingerprint && r.amp_agent_id !== agent.id && r.status !== 'rejected' && r.status !== 'deleted');
+  }
+
   /**
    * §13: the AMP agent rotated its keypair: its registrations take the new key and fingerprints,
    * tokens issued until now stop being valid (the cutoff), and `registration_updated` records it.
    */
   async followAmpKeyRotation(before: AgentRecord, after: AgentRecord): Promise<void> {
-    const actor: Actor = { type: 'agent', id: `agent:${after.id}`, email: null, address: after.address, ip: null, userAgent: null };
     await this.locked(after.tenant, async () => {
       for (const r of this.all(after.tenant).filter((x) => x.amp_agent_id === after.id && x.status !== 'deleted' && x.status !== 'rejected')) {
+        const actor: Actor = { type: 'agent', id: `agent:${r.id}`, email: null, address: after.address, ip: null, userAgent: null };
         r.public_key = after.public_key_pem;
         r.fingerprint = after.fingerprint;
         r.fingerprint_raw = after.fingerprint_raw;

@@ -2,7 +2,7 @@
 // proves possession of its registered Ed25519 key and gets a short-lived JWT; a suspension moves
 // the cutoff so that earlier tokens stay invalid for good.
 
-import { createHash, createPublicKey, randomUUID, verify as cryptoVerify } from 'node:crypto';
+import { createPublicKey, randomUUID, verify as cryptoVerify } from 'node:crypto';
 import { SignJWT, jwtVerify, type JWTPayload } from 'jose';
 import { canonicalJson } from '../../proto/index.js';
 import type { Store } from '../store/types.js';
@@ -14,7 +14,6 @@ import type { RateLimits, Take } from '../relay/ratelimit.js';
 
 export const GRANT_TYPE = 'urn:aid:agent-identity';
 const PROOF_WINDOW_S = 300;
-const REPLAY_TTL_MS = 600_000;
 const MAX_IDENTITY_DOC_BYTES = 8192;
 const MAX_PROOF_BYTES = 256;
 const LIFETIME_MIN_S = 300;
@@ -36,8 +35,6 @@ export function rateLimited(take: Take | undefined, what: string): void {
 }
 
 export class Tokens {
-  /** Proofs already used: key -> expiry (ms). */
-  private readonly usedProofs = new Map<string, number>();
 
   constructor(
     private readonly keys: SigningKeys,
@@ -71,17 +68,19 @@ export class Tokens {
       if (!doc || typeof doc !== 'object') throw new AidError(400, 'invalid_grant', 'agent_identity is not a base64url JSON identity document');
     }
     const fingerprint = str('fingerprint') ?? (typeof doc?.fingerprint === 'string' ? doc.fingerprint : '');
-    // §14: 200/min per tenant, 30/min per fingerprint (refilled by a success).
-    rateLimited(this.limits?.take([['aid_token', tenant], ['aid_token_key', `${tenant}|${fingerprint}`]]), 'token requests');
-
+    // §14: 200/min per tenant, 30/min per key (refilled by a success). A known key's bucket is its
+    // registration's, whichever fingerprint form names it.
+    rateLimited(this.limits?.take([['aid_token', tenant]]), 'token requests for this organisation');
     const reg = this.registrations
       .allInTenant(tenant)
       .find((r) => (r.fingerprint === fingerprint || r.fingerprint_raw === fingerprint) && r.status !== 'rejected' && r.status !== 'deleted');
+    const keyBucket = `${tenant}|${reg ? `reg:${reg.id}` : `fp:${fingerprint}`}`;
+    rateLimited(this.limits?.take([['aid_token_key', keyBucket]]), 'token requests for this key');
     if (!reg) throw new AidError(403, 'agent_not_registered', 'No registration for this key in this organisation');
     const actor: Actor = { type: 'agent', id: `agent:${reg.id}`, email: null, address: reg.address, ip, userAgent };
     try {
       const out = await this.issueFor(reg, issuer, aliases, p, proof, doc, credentialType, actor);
-      this.limits?.reset('aid_token_key', `${tenant}|${fingerprint}`);
+      this.limits?.reset('aid_token_key', keyBucket);
       return out;
     } catch (e) {
       if (e instanceof AidError) {
@@ -159,15 +158,8 @@ export class Tokens {
     const sig = bytes.subarray(0, 64);
     const ok = issuers.flatMap((i) => [i, `${i}/`]).some((iss) => cryptoVerify(null, Buffer.from(tokenProofInput(ts, iss)), key, sig));
     if (!ok) throw new AidError(400, 'invalid_proof', 'proof does not verify with the registered key for this issuer');
-    const now = Date.now();
-    // Every entry lives REPLAY_TTL_MS, so insertion order is expiry order: stop at the first live one.
-    for (const [k, exp] of this.usedProofs) {
-      if (exp > now) break;
-      this.usedProofs.delete(k);
-    }
-    const replayKey = `${reg.tenant}|` + createHash('sha256').update(bytes).update(`|${context}`).digest('base64');
-    if (this.usedProofs.has(replayKey)) throw new AidError(400, 'invalid_proof', 'proof already used');
-    this.usedProofs.set(replayKey, now + REPLAY_TTL_MS);
+    // §6.1 replay key: SHA-256(proof bytes | scope | credential type), per tenant.
+    if (!this.registrations.replay.firstUse([reg.tenant, Buffer.concat([bytes, Buffer.from(`|${context}`)])])) throw new AidError(400, 'invalid_proof', 'proof already used');
   }
 
   /** §2 identity document: signed by the registered key, matching the registration. */

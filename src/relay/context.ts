@@ -25,6 +25,8 @@ export interface RelayContext {
 export interface AmpLifecycleHooks {
   /** After the agent was deregistered and its record removed. */
   agentDeregistered: (agent: AgentRecord) => Promise<void>;
+  /** Is the key already an identity of something else in the agent's tenant? (checked before rotating to it) */
+  keyClaimedByOther: (agent: AgentRecord, fingerprint: string) => boolean;
   /** After a keypair rotation committed. */
   keypairRotated: (before: AgentRecord, after: AgentRecord) => Promise<void>;
 }

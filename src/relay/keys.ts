@@ -81,7 +81,7 @@ export class Keys {
       const old = this.agents.current(agent.id);
       if (next.fingerprint === old.fingerprint) throw invalidField('new_public_key', 'new_public_key is the current key');
       if (store.findRevokedKey(next.fingerprint)) throw new AmpError('key_revoked', 'This key has been revoked and cannot be used', { field: 'new_public_key' });
-      if (store.findAgentByFingerprint(next.fingerprint) || this.agents.isReserved(next.fingerprint)) {
+      if (store.findAgentByFingerprint(next.fingerprint) || this.agents.isReserved(next.fingerprint) || this.ctx.lifecycle.keyClaimedByOther(old, next.fingerprint)) {
         throw new AmpError('key_already_registered', 'This public key is already registered to another agent', { field: 'new_public_key', details: { fingerprint: next.fingerprint } });
       }
       const currentKey = this.agents.keyObject(old);

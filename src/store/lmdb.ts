@@ -161,6 +161,8 @@ export class LmdbStore implements Store {
 
   hasTenant(tenant: string): boolean {
     for (const _ of this.names.getKeys({ start: `${tenant}/`, end: `${tenant}0`, limit: 1 })) return true;
+    // A tenant whose agents all left still has its identity registrations and audit trail.
+    for (const _ of this.records.registrations.getKeys({ start: `${tenant}/`, end: `${tenant}0`, limit: 1 })) return true;
     return false;
   }
 

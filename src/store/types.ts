@@ -142,7 +142,7 @@ export interface Store {
   getRecord<T>(kind: RecordKind, key: string): T | undefined;
   /** Records whose key starts with `prefix`, in key order. */
   recordsWithPrefix<T>(kind: RecordKind, prefix: string): T[];
-  /** True once any agent registered in the tenant. */
+  /** A tenant exists while it has an agent or an identity registration. */
   hasTenant(tenant: string): boolean;
   /** Agents of a tenant, ordered by name. */
   listAgents(tenant: string): AgentRecord[];
