@@ -156,13 +156,15 @@ export class SigningKeys {
    */
   async rotate(opts: { immediate?: boolean } = {}): Promise<KeyStatus> {
     await this.sync(true);
-    const now = this.now();
-    const key = await createKey(this.alg, now, opts.immediate ? now : now + PUBLISH_AHEAD_MS);
-    // An immediate rotation also cancels successors scheduled later than it.
-    const kept = opts.immediate ? this.stored.filter((k) => !(k.alg === this.alg && activatesAt(k) > now)) : this.stored;
-    writeStored(this.path, [...kept, key]);
-    await this.sync(true);
-    return this.status().find((s) => s.kid === key.kid)!;
+    let kid = '';
+    await this.update((stored, fresh, now) => {
+      const key = { ...fresh!, created_at: now, activates_at: opts.immediate ? now : now + PUBLISH_AHEAD_MS };
+      kid = key.kid;
+      // An immediate rotation also cancels successors scheduled later than it.
+      const kept = opts.immediate ? stored.filter((k) => !(k.alg === this.alg && activatesAt(k) > now)) : stored;
+      return [...kept, key];
+    }, true);
+    return this.status().find((s) => s.kid === kid)!;
   }
 
   /** The key that signs new tokens now. */
@@ -221,34 +223,46 @@ export class SigningKeys {
     return p;
   }
 
-  private async doSync(): Promise<void> {
-    let stored = fileVersion(this.path) === this.version ? this.stored : readStored(this.path);
-    const now = this.now();
-    let changed = false;
+  /** The file as it is now (re-parsed only when it changed), with its version. */
+  private readNow(): { stored: StoredKey[]; version: string } {
+    const version = fileVersion(this.path);
+    return { stored: version === this.version ? this.stored : readStored(this.path), version };
+  }
+
+  /** Which key this set needs now: the first one / a replacement after a switch, an automatic successor, or none. */
+  private needed(stored: StoredKey[], now: number): 'now' | 'successor' | null {
     const ofAlg = stored.filter((k) => k.alg === this.alg);
-    if (!ofAlg.some((k) => activatesAt(k) <= now)) {
-      // No key of this algorithm signs yet (first start, or a switch of AID_JWT_ALG): one now.
-      stored = [...stored, await createKey(this.alg, now, now)];
-      changed = true;
-    } else if (this.rotationMs > 0) {
-      const { signing } = schedule(stored, this.alg, now);
-      const successor = ofAlg.some((k) => activatesAt(k) > now);
-      if (signing && !successor && now - activatesAt(signing) >= this.rotationMs) {
-        stored = [...stored, await createKey(this.alg, now, now + PUBLISH_AHEAD_MS)];
-        changed = true;
-      }
-    }
-    // Keys of another algorithm stopped signing when the configuration changed: remember when.
+    if (!ofAlg.some((k) => activatesAt(k) <= now)) return 'now';
+    if (this.rotationMs <= 0 || ofAlg.some((k) => activatesAt(k) > now)) return null;
+    const { signing } = schedule(stored, this.alg, now);
+    return signing && now - activatesAt(signing) >= this.rotationMs ? 'successor' : null;
+  }
+
+  /**
+   * Apply a change to the file without losing a concurrent writer's (the CLI's, or another
+   * instance's): slow key generation happens first, then the file is re-read, changed and
+   * written in one synchronous step.
+   */
+  private async update(change: (stored: StoredKey[], fresh: StoredKey | undefined, now: number) => StoredKey[] | null, generate: boolean): Promise<void> {
+    const fresh = generate ? await createKey(this.alg, this.now(), this.now()) : undefined;
+    const now = this.now();
+    const { stored: before, version } = this.readNow();
+    let stored = change(before, fresh, now) ?? before;
+    let changed = stored !== before;
+    // The configured algorithm signs; keys of another stopped when the configuration changed.
     stored = stored.map((k) => {
-      if (k.alg === this.alg || k.retired_at !== undefined) return k;
+      if (k.alg === this.alg ? k.retired_at === undefined : k.retired_at !== undefined) return k;
       changed = true;
-      return { ...k, retired_at: now };
+      if (k.alg !== this.alg) return { ...k, retired_at: now };
+      const { retired_at: _dropped, ...signingAgain } = k;
+      return signingAgain;
     });
     const { retiredAt } = schedule(stored, this.alg, now);
     const live = stored.filter((k) => retiredAt.get(k.kid)! + RETAIN_MS > now);
     if (live.length !== stored.length) changed = true;
     stored = live;
     if (changed) writeStored(this.path, stored);
+    const newVersion = changed ? fileVersion(this.path) : version;
     const byKid = new Map(this.keys.map((k) => [k.kid, k]));
     const keys: SigningKey[] = [];
     for (const k of stored) {
@@ -257,6 +271,15 @@ export class SigningKeys {
     if (keys.length !== this.keys.length || keys.some((k, i) => k !== this.keys[i])) this.localSet = null;
     this.stored = stored;
     this.keys = keys;
-    this.version = fileVersion(this.path);
+    this.version = newVersion;
+  }
+
+  private async doSync(): Promise<void> {
+    const generate = this.needed(this.readNow().stored, this.now()) !== null;
+    await this.update((stored, fresh, now) => {
+      const need = this.needed(stored, now);
+      if (!need || !fresh) return null;
+      return [...stored, { ...fresh, created_at: now, activates_at: need === 'now' ? now : now + PUBLISH_AHEAD_MS }];
+    }, generate);
   }
 }

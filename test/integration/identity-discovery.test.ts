@@ -96,7 +96,7 @@ describe('signing keys and admin tokens', () => {
     expect(await checkAdminToken(keys, await mint('acme', ['agent_registrations:read']), issuer, 'acme', 'agent_registrations:write')).toMatchObject({ ok: false, status: 403, error: 'insufficient_scope' });
     expect(await checkAdminToken(keys, await mint('other', ['agent_registrations:write']), issuer, 'acme', 'agent_registrations:read')).toMatchObject({ ok: false, status: 401, error: 'invalid_token' });
     expect(await checkAdminToken(keys, write + 'x', issuer, 'acme', 'agent_registrations:read')).toMatchObject({ ok: false, status: 401 });
-    const key = keys.current();
+    const key = await keys.current();
     const agentToken = await new SignJWT({ token_type: 'agent', email: 'a@b.c', company_url_id: 'acme', scopes: ['agent_registrations:write'] })
       .setProtectedHeader({ alg: key.alg, kid: key.kid })
       .setIssuer(issuer)
