@@ -22,7 +22,7 @@ Usage:
   amp-relay rotate-signing-key [--immediate] [options]
                                  Publish a new token-signing key; it signs 10 min later (at once
                                  with --immediate, for a compromised key). The old key stays in
-                                 the JWKS 24 h after its last token. A running server picks it up.
+                                 the JWKS 30 days after its last token. A running server picks it up.
   amp-relay version              Print the version
   amp-relay help                 Show this help
 

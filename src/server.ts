@@ -87,16 +87,21 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
   const registrations = new Registrations(store, audit, (t) => identity.issuer(t), publicBase, ctx.limits.enabled ? MAX_PENDING_PER_TENANT : Infinity);
   const tokens = new Tokens(signingKeys, store, registrations, audit, ctx.limits);
   // The issue's coupling: approval lets a pending AMP agent route; suspension stops its messaging.
+  // An approval or reactivation lifts a pending or AID-imposed suspended status; deleting a
+  // registration leaves the agent as it is (a suspended one stays so until a new approval).
   registrations.onTransition = async (reg, action) => {
     const agentId = reg.amp_agent_id;
-    const a = agentId ? store.getAgent(agentId) : undefined;
-    if (!a) return;
-    const next =
-      action === 'approve' && a.status === 'pending' ? 'active' : action === 'suspend' ? 'suspended' : action === 'reactivate' && a.status === 'suspended' ? 'active' : a.status;
-    if (next === a.status) return;
-    await agents.serialized(a.id, async () => store.putAgent({ ...agents.current(a.id), status: next }));
-    if (next === 'suspended') presence.closeAgent(a.id, CLOSE.AUTH_FAILED, 'agent_suspended');
-    logger.info({ event: 'amp_agent_status', agent: a.id, status: next, cause: `aid_${action}` }, 'agent status follows its identity registration');
+    if (!agentId || !store.getAgent(agentId)) return;
+    await agents.serialized(agentId, async () => {
+      const a = store.getAgent(agentId);
+      if (!a) return; // deregistered meanwhile: nothing to follow
+      const lift = (action === 'approve' || action === 'reactivate') && (a.status === 'pending' || a.status === 'suspended');
+      const next = lift ? 'active' : action === 'suspend' ? 'suspended' : a.status;
+      if (next === a.status) return;
+      await store.putAgent({ ...a, status: next });
+      if (next === 'suspended') presence.closeAgent(a.id, CLOSE.AUTH_FAILED, 'agent_suspended');
+      logger.info({ event: 'amp_agent_status', agent: a.id, status: next, cause: `aid_${action}` }, 'agent status follows its identity registration');
+    });
   };
 
   ctx.lifecycle.agentDeregistered = (agent) => registrations.followAmpDeregistration(agent);

@@ -47,7 +47,7 @@ export const OPTIONS = {
   wsMaxSessions: { env: 'AMP_WS_MAX_SESSIONS', flag: '--ws-max-sessions', type: 'int', default: 8, min: 1, max: 1024, doc: 'WebSocket sessions per agent; a new one over the limit closes the oldest (4009)' },
   aidJwtAlg: { env: 'AID_JWT_ALG', flag: '--aid-jwt-alg', type: 'enum', values: ['RS256', 'EdDSA'], default: 'RS256', doc: 'Algorithm of AID tokens: RS256 (RSA 2048) or EdDSA (Ed25519)' },
   aidIssuerAliases: { env: 'AID_ISSUER_ALIASES', flag: '--aid-issuer-aliases', type: 'list', default: [], doc: 'Other base URLs agents reach this server by (e.g. http://127.0.0.1:23000); AID proofs may name <alias>/<tenant> as the issuer. Tokens are always issued by AMP_PUBLIC_URL/<tenant>' },
-  aidKeyRotationDays: { env: 'AID_KEY_ROTATION_DAYS', flag: '--aid-key-rotation-days', type: 'int', default: 90, min: 0, max: 3650, doc: 'Days a token-signing key signs before a successor is published (it signs 10 min later; the old key stays in the JWKS 24 h more). 0 = rotate only with amp-relay rotate-signing-key' },
+  aidKeyRotationDays: { env: 'AID_KEY_ROTATION_DAYS', flag: '--aid-key-rotation-days', type: 'int', default: 90, min: 0, max: 3650, doc: 'Days a token-signing key signs before a successor is published (it signs 10 min later; the old key stays in the JWKS 30 days more). 0 = rotate only with amp-relay rotate-signing-key' },
   logLevel: { env: 'AMP_LOG_LEVEL', flag: '--log-level', type: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', doc: 'Log level (JSON lines on stdout)' },
 } as const satisfies Record<string, OptionSpec>;
 

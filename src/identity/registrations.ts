@@ -71,11 +71,24 @@ const STATUS_PROOF_WINDOW_S = 300;
  * §6.2: Ed25519 over `aid-registration-status\n{ts}\n{issuer}`; the raw form is
  * base64url(signature || ts), the CLI's text form base64url(ASCII(base64(signature) + ts)).
  */
+/**
+ * §9: move the cutoff past every token issued so far. Tokens get `iat = max(now, cutoff + 1)`, so
+ * one issued in this same second may carry `cutoff + 1`: the new cutoff is at least that.
+ */
+function bumpCutoff(r: Registration): void {
+  r.tokens_valid_after = Math.max(Math.floor(Date.now() / 1000), r.tokens_valid_after + 1);
+}
+
 function proofBytes(proof: string): Buffer {
   return Buffer.from(proof.replace(/[\r\n]/g, '').replace(/-/g, '+').replace(/_/g, '/'), 'base64');
 }
 
 export function verifyStatusProof(r: Registration, issuers: readonly string[], proof: string): boolean {
+  return statusProofParts(r, issuers, proof) !== null;
+}
+
+/** The verified proof's signature and timestamp (the same whichever encoding carried them), or null. */
+function statusProofParts(r: Registration, issuers: readonly string[], proof: string): { sig: Buffer; ts: string } | null {
   const bytes = proofBytes(proof);
   const text = bytes.toString('latin1');
   let sig: Buffer;
@@ -88,9 +101,10 @@ export function verifyStatusProof(r: Registration, issuers: readonly string[], p
     sig = bytes.subarray(0, 64);
     ts = bytes.subarray(64).toString('ascii');
   }
-  if (sig.length !== 64 || !/^\d{1,12}$/.test(ts) || Math.abs(Date.now() / 1000 - Number(ts)) > STATUS_PROOF_WINDOW_S) return false;
+  if (sig.length !== 64 || !/^\d{1,12}$/.test(ts) || Math.abs(Date.now() / 1000 - Number(ts)) > STATUS_PROOF_WINDOW_S) return null;
   const key = createPublicKey(r.public_key);
-  return issuers.flatMap((i) => [i, `${i}/`]).some((iss) => cryptoVerify(null, Buffer.from(`aid-registration-status\n${ts}\n${iss}`), key, sig));
+  const ok = issuers.flatMap((i) => [i, `${i}/`]).some((iss) => cryptoVerify(null, Buffer.from(`aid-registration-status\n${ts}\n${iss}`), key, sig));
+  return ok ? { sig, ts } : null;
 }
 
 export class Registrations {
@@ -134,6 +148,8 @@ export class Registrations {
   }
 
   get(tenant: string, id: string): Registration {
+    // Ids are UUIDs; anything else (e.g. longer than a store key may be) is simply not found.
+    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) throw new AidError(404, 'not_found', 'Registration not found');
     const r = this.store.getRecord<Registration>('registrations', `${tenant}/${id}`);
     if (!r) throw new AidError(404, 'not_found', 'Registration not found');
     return r;
@@ -230,8 +246,11 @@ export class Registrations {
     return this.locked(tenant, () => this.requestLocked(tenant, agent, v, actor));
   }
 
-  private async requestLocked(tenant: string, agent: AgentRecord, v: ReturnType<Registrations['validate']>, actor: Actor): Promise<Record<string, unknown>> {
+  private async requestLocked(tenant: string, authenticated: AgentRecord, v: ReturnType<Registrations['validate']>, actor: Actor): Promise<Record<string, unknown>> {
     const { name, address, description, key } = v;
+    // The agent as it is now: it may have deregistered or rotated its key since its API key was checked.
+    const agent = this.store.getAgent(authenticated.id);
+    if (!agent || agent.fingerprint !== authenticated.fingerprint) throw new AidError(401, 'invalid_client', 'The agent changed while the request was read; send it again');
     const invalid = (d: string) => new AidError(422, 'validation_failed', d);
     if (key.fingerprint !== agent.fingerprint || (address !== agent.address && address !== agent.short_address)) {
       throw invalid("address and key must be this AMP agent's own");
@@ -277,11 +296,10 @@ export class Registrations {
       const fp = typeof by.fingerprint === 'string' ? by.fingerprint : '';
       const matches = [r.fingerprint, r.fingerprint_raw].some((x) => x.length === fp.length && timingSafeEqual(Buffer.from(x), Buffer.from(fp)));
       if (!matches) throw new AidError(401, 'invalid_proof', 'fingerprint does not match the registration');
-      if (by.proof !== undefined && by.proof !== null && by.proof !== '' && !verifyStatusProof(r, [this.issuerOf(tenant), ...(by.aliases ?? [])], String(by.proof))) {
-        throw new AidError(401, 'invalid_proof', 'status proof does not verify');
-      }
-      if (by.proof !== undefined && by.proof !== null && by.proof !== '' && !this.replay.firstUse([tenant, proofBytes(String(by.proof)), '|status'])) {
-        throw new AidError(401, 'invalid_proof', 'status proof already used; sign a new one');
+      if (by.proof !== undefined && by.proof !== null && by.proof !== '') {
+        const parts = statusProofParts(r, [this.issuerOf(tenant), ...(by.aliases ?? [])], String(by.proof));
+        if (!parts) throw new AidError(401, 'invalid_proof', 'status proof does not verify');
+        if (!this.replay.firstUse([tenant, parts.sig, parts.ts, '|status'])) throw new AidError(401, 'invalid_proof', 'status proof already used; sign a new one');
       }
     }
     const now = Date.now();
@@ -372,7 +390,7 @@ export class Registrations {
       if (newRole.id !== r.role_id) {
         changes.role_id = { from: r.role_id, to: newRole.id };
         r.role_id = newRole.id;
-        r.tokens_valid_after = Math.floor(Date.now() / 1000);
+        bumpCutoff(r);
       }
     }
     if (typeof b.token_lifetime === 'number') {
@@ -450,16 +468,17 @@ export class Registrations {
   async followAmpKeyRotation(before: AgentRecord, after: AgentRecord): Promise<void> {
     await this.locked(after.tenant, async () => {
       for (const r of this.all(after.tenant).filter((x) => x.amp_agent_id === after.id && x.status !== 'deleted' && x.status !== 'rejected')) {
-        const actor: Actor = { type: 'agent', id: `agent:${r.id}`, email: null, address: after.address, ip: null, userAgent: null };
+        const actor: Actor = { type: 'system', id: 'system', email: null, address: after.address, ip: null, userAgent: null };
         r.public_key = after.public_key_pem;
         r.fingerprint = after.fingerprint;
         r.fingerprint_raw = after.fingerprint_raw;
-        r.tokens_valid_after = Math.floor(Date.now() / 1000);
+        bumpCutoff(r);
         await this.save(r);
         await this.audit.record(after.tenant, r.id, 'registration_updated', actor, {
           previous_status: r.status,
           new_status: r.status,
-          metadata: { key_rotated: true, previous_fingerprint: before.fingerprint, new_fingerprint: after.fingerprint },
+          reason: 'amp_key_rotated',
+          metadata: { key_rotated: { old_fingerprint: before.fingerprint, new_fingerprint: after.fingerprint } },
         });
       }
     });
@@ -477,7 +496,6 @@ export class Registrations {
     };
     if (!allowed[action].includes(from)) throw new AidError(422, 'invalid_transition', `Cannot ${action} a registration in status ${from}`);
     const reason = typeof body.reason === 'string' ? body.reason.slice(0, 2000) : null;
-    const nowS = Math.floor(Date.now() / 1000);
     const previousRole = this.role(r.role_id);
     let event: 'registration_approved' | 'registration_rejected' | 'registration_suspended' | 'registration_reactivated' | 'registration_deleted';
     switch (action) {
@@ -501,7 +519,7 @@ export class Registrations {
       case 'suspend':
         r.status = 'suspended';
         r.suspension_reason = reason;
-        r.tokens_valid_after = nowS;
+        bumpCutoff(r);
         event = 'registration_suspended';
         break;
       case 'reactivate':
@@ -511,13 +529,12 @@ export class Registrations {
         break;
       case 'delete':
         r.status = 'deleted';
-        r.tokens_valid_after = nowS;
+        bumpCutoff(r);
         r.code_hash = r.user_code_hash = null;
         event = 'registration_deleted';
         break;
     }
     await this.save(r);
-    await this.onTransition(r, action);
     const newRole = this.role(r.role_id);
     await this.audit.record(tenant, r.id, event, actor, {
       previous_status: from,
@@ -526,6 +543,8 @@ export class Registrations {
       new_role: action === 'approve' ? newRole : null,
       reason,
     });
+    // The AMP side follows; the transition is committed and audited whatever happens there.
+    await this.onTransition(r, action);
     return { data: this.resource(r) };
   }
 }

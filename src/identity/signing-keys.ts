@@ -18,8 +18,11 @@ export type JwtAlg = 'RS256' | 'EdDSA';
 export const KEY_FILE = 'aid-signing-keys.json';
 /** §7: a new key is published at least 10 min before it signs. */
 export const PUBLISH_AHEAD_MS = 10 * 60_000;
-/** §7: a retired key stays published at least 24 h + 60 s after its last use (max token TTL + clock tolerance). */
-export const RETAIN_MS = 24 * 3600_000 + 60_000;
+/**
+ * §7: a retired key stays published at least 24 h + 60 s after its last use (the longest agent
+ * token + clock tolerance). Admin tokens live up to 30 days (§10), so keys stay that long + 60 s.
+ */
+export const RETAIN_MS = 30 * 24 * 3600_000 + 60_000;
 /** How often, at most, the key file's mtime is checked. */
 const RECHECK_MS = 1000;
 

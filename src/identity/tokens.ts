@@ -95,14 +95,14 @@ export class Tokens {
     if (address !== undefined && address !== reg.address) throw new AidError(400, 'invalid_grant', 'agent_address does not match the registration');
     if (doc) this.checkIdentityDocument(doc, reg);
 
-    const scopeParam = typeof p.scope === 'string' ? p.scope : '';
-    this.checkProof(reg, [issuer, ...aliases], proof, `${scopeParam}|${credentialType}`);
+    // Scopes as a set: spacing, order and repeats neither change the grant nor dodge the replay cache.
+    const requested = [...new Set((typeof p.scope === 'string' ? p.scope : '').split(/\s+/).filter(Boolean))].sort();
+    this.checkProof(reg, [issuer, ...aliases], proof, `${requested.join(' ')}|${credentialType}`);
 
     if (reg.status === 'pending') throw new AidError(403, 'registration_pending', 'The registration is waiting for approval');
     if (reg.status === 'suspended') throw new AidError(403, 'agent_suspended', 'The agent is suspended');
 
     const role = this.registrations.roles.find((r) => r.id === reg.role_id) ?? this.registrations.roles[0];
-    const requested = scopeParam.split(' ').filter(Boolean);
     const outside = requested.filter((s) => !role.scopes.includes(s));
     if (outside.length) throw new AidError(400, 'invalid_scope', `Scopes not granted to role ${role.name}: ${outside.join(' ')}`);
     const scopes = requested.length ? requested : role.scopes;
@@ -180,7 +180,8 @@ export class Tokens {
     let verified = false;
     try {
       // canonicalJson refuses what JSON cannot hold (e.g. 1e400 parsed as Infinity): not a 500.
-      const forms = [canonicalJson(fields), JSON.stringify(fields, null, 2)];
+      const canonical = canonicalJson(fields);
+      const forms = [canonical, JSON.stringify(fields, null, 2), `amp-agent-card-v1\n${canonical}`];
       verified = forms.some((f) => cryptoVerify(null, Buffer.from(f, 'utf8'), key, sig));
     } catch {
       verified = false;

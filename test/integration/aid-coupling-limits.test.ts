@@ -210,7 +210,7 @@ describe('§13 AMP keypair rotation', () => {
     expect(samePublicKey(attrs.amp_public_key, nk.publicPem)).toBe(true);
     const updated = await events(s, id, '?event_type=registration_updated');
     expect(updated).toHaveLength(1);
-    expect(updated[0]).toMatchObject({ actor_type: 'agent', previous_status: 'active', new_status: 'active', metadata: { key_rotated: true, previous_fingerprint: oldFp, new_fingerprint: newFp } });
+    expect(updated[0]).toMatchObject({ actor_type: 'system', reason: 'amp_key_rotated', previous_status: 'active', new_status: 'active', metadata: { key_rotated: { old_fingerprint: oldFp, new_fingerprint: newFp } } });
     expect((await asAdmin(s, 'GET', `/${rejectedId}`)).body.data.attributes).toMatchObject({ status: 'rejected', fingerprint: oldFp });
     expect(await events(s, rejectedId, '?event_type=registration_updated')).toEqual([]);
 

@@ -22,7 +22,7 @@ export interface AidDeps {
 
 const NO_STORE = { 'Cache-Control': 'no-store', Pragma: 'no-cache' };
 
-function aid(fn: (req: HttpRequest) => Promise<HttpReply>): Handler {
+export function aid(fn: (req: HttpRequest) => Promise<HttpReply> | HttpReply): Handler {
   return async (req) => {
     try {
       return await fn(req);
@@ -35,12 +35,17 @@ function aid(fn: (req: HttpRequest) => Promise<HttpReply>): Handler {
   };
 }
 
+/** §1: AID request bodies are at most 16 KiB. */
+const MAX_AID_BODY = 16 * 1024;
+
 /** AID bodies are JSON or form-urlencoded; an empty body is `{}`. */
 async function formOrJson(req: HttpRequest): Promise<Record<string, unknown>> {
+  const text = await req.body.text();
+  if (Buffer.byteLength(text, 'utf8') > MAX_AID_BODY) throw new AidError(413, 'invalid_request', `The request body exceeds ${MAX_AID_BODY} bytes`);
   if (/application\/x-www-form-urlencoded/i.test(req.headers.contentType)) {
-    return Object.fromEntries(new URLSearchParams((await req.body.text()).trim()));
+    return Object.fromEntries(new URLSearchParams(text.trim()));
   }
-  if ((await req.body.text()).trim() === '') return {};
+  if (text.trim() === '') return {};
   return req.body.json();
 }
 

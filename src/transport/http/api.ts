@@ -12,7 +12,7 @@ import type { MessageRouter } from '../../relay/route.js';
 import { health, info, wellKnown } from '../../ops/discovery.js';
 import { renderMetrics } from '../../ops/metrics.js';
 import type { IdentityRoutes } from '../../identity/routes.js';
-import { addAidRoutes, type AidDeps } from './aid-api.js';
+import { addAidRoutes, aid, type AidDeps } from './aid-api.js';
 import { Router, type HttpReply, type HttpRequest } from './router.js';
 import { AmpError, invalidField, isAcceptedMessageId } from '../../../proto/index.js';
 
@@ -152,11 +152,12 @@ export function buildApi(deps: ApiDeps): Router {
 
   // AID discovery (agent-identity §7, §12), per tenant and in the RFC 8414 suffix form.
   const cachedDoc = (body: Record<string, unknown>) => ok(body, 200, { 'Cache-Control': 'public, max-age=300', 'Access-Control-Allow-Origin': '*' });
-  r.add('GET', '/.well-known/jwks.json', async () => cachedDoc(await identity.jwks()));
-  r.add('GET', '/:tenant/.well-known/jwks.json', async (req) => cachedDoc(await identity.jwks(req.params.tenant)));
+  // AID documents answer errors in the AID shape (agent-identity §15).
+  r.add('GET', '/.well-known/jwks.json', aid(async () => cachedDoc(await identity.jwks())));
+  r.add('GET', '/:tenant/.well-known/jwks.json', aid(async (req) => cachedDoc(await identity.jwks(req.params.tenant))));
   for (const doc of ['oauth-authorization-server', 'openid-configuration', 'oauth-protected-resource'] as const) {
-    r.add('GET', `/:tenant/.well-known/${doc}`, (req) => cachedDoc(identity.discovery(doc, req.params.tenant)));
-    r.add('GET', `/.well-known/${doc}/:tenant`, (req) => cachedDoc(identity.discovery(doc, req.params.tenant)));
+    r.add('GET', `/:tenant/.well-known/${doc}`, aid((req) => cachedDoc(identity.discovery(doc, req.params.tenant))));
+    r.add('GET', `/.well-known/${doc}/:tenant`, aid((req) => cachedDoc(identity.discovery(doc, req.params.tenant))));
   }
 
   addAidRoutes(r, deps.aid);
