@@ -97,12 +97,14 @@ export class Tokens {
 
     // Scopes as a set: spacing, order and repeats neither change the grant nor dodge the replay cache.
     const requested = [...new Set((typeof p.scope === 'string' ? p.scope : '').split(/\s+/).filter(Boolean))].sort();
-    this.checkProof(reg, [issuer, ...aliases], proof, `${requested.join(' ')}|${credentialType}`);
+    const role = this.registrations.roles.find((r) => r.id === reg.role_id) ?? this.registrations.roles[0];
+    // The replay key names the grant: no scope means the role's, the same as naming them.
+    const effective = requested.length ? requested : [...role.scopes].sort();
+    this.checkProof(reg, [issuer, ...aliases], proof, `${effective.join(' ')}|${credentialType}`);
 
     if (reg.status === 'pending') throw new AidError(403, 'registration_pending', 'The registration is waiting for approval');
     if (reg.status === 'suspended') throw new AidError(403, 'agent_suspended', 'The agent is suspended');
 
-    const role = this.registrations.roles.find((r) => r.id === reg.role_id) ?? this.registrations.roles[0];
     const outside = requested.filter((s) => !role.scopes.includes(s));
     if (outside.length) throw new AidError(400, 'invalid_scope', `Scopes not granted to role ${role.name}: ${outside.join(' ')}`);
     const scopes = requested.length ? requested : role.scopes;
