@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The end-to-end tests drive the server with the tools the brief's users have: curl, openssl 3,
-# jq and Python 3 with `requests`. Install what is missing from Debian's packages when we may
-# (root with apt-get); otherwise say exactly what to install.
+# jq and Python 3 with `requests`; the agent CLI's tests also run shellcheck. Install what is
+# missing from Debian's packages when we may (root with apt-get); otherwise say what to install.
 set -euo pipefail
 
 missing=()
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v jq >/dev/null 2>&1 || missing+=(jq)
+command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 has_requests=no
 for py in python3 /usr/bin/python3; do
   if command -v "$py" >/dev/null 2>&1 && "$py" -c 'import requests' >/dev/null 2>&1; then has_requests=yes; break; fi

@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# Shared by the amp-*.sh agent CLI (sourced, not run): agent directories, the provider's HTTP API,
+# message signing and the errors of the brief's troubleshooting section.
+#
+# Layout (the brief's "Configuration Files"): ${AMP_DIR:-~/.agent-messaging}/agents/<name>/
+#   config.json  name, address, agent_id, tenant, provider_url, endpoint, fingerprint, registered_at
+#   api_key      the API key (0600)        keys/private.pem (0600), keys/public.pem
+#
+# Exit codes of every command:
+#   0 ok · 1 refused by the provider or failed · 2 usage error · 3 provider not found (unreachable)
+#   4 unauthorized (bad or revoked API key) · 5 not found (recipient, message) · 6 no such local agent
+#   7 signature did not verify (amp-inbox.sh read)
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # the variables set here are read by the scripts that source it
+
+readonly AMP_EXIT_FAILED=1 AMP_EXIT_USAGE=2 AMP_EXIT_UNREACHABLE=3 AMP_EXIT_UNAUTHORIZED=4
+readonly AMP_EXIT_NOT_FOUND=5 AMP_EXIT_NO_AGENT=6 AMP_EXIT_BAD_SIGNATURE=7
+readonly AMP_DEFAULT_PROVIDER="http://localhost:23000"
+
+AMP_PROG=$(basename "$0")
+AMP_JSON=0 # --json: data on stdout as JSON
+
+# Human text goes to stderr; stdout is for data.
+amp_say() { printf '%s\n' "$@" >&2; }
+amp_die() {
+  local code=$1
+  shift
+  printf '%s: %s\n' "$AMP_PROG" "$*" >&2
+  exit "$code"
+}
+amp_usage_error() { amp_die "$AMP_EXIT_USAGE" "$* (see $AMP_PROG --help)"; }
+
+amp_require_tools() {
+  local t
+  for t in curl jq openssl; do
+    command -v "$t" >/dev/null 2>&1 || amp_die "$AMP_EXIT_FAILED" "$t is required (Debian: sudo apt-get install $t)"
+  done
+}
+
+amp_root() { printf '%s' "${AMP_DIR:-$HOME/.agent-messaging}"; }
+
+# A valid agent name is also a safe directory name.
+amp_valid_name() { [[ $1 =~ ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$ ]]; }
+
+# The agent chosen with -a, else the first registered (earliest registered_at).
+# Sets AGENT_NAME AGENT_DIR AGENT_ADDRESS AGENT_ENDPOINT PROVIDER_URL.
+amp_load_agent() {
+  local wanted=$1 root config
+  root=$(amp_root)
+  if [ -n "$wanted" ]; then
+    config="$root/agents/$wanted/config.json"
+    if [ ! -f "$config" ]; then
+      local known
+      known=$(amp_agent_names | paste -sd, - | sed 's/,/, /g')
+      amp_die "$AMP_EXIT_NO_AGENT" "unknown agent '$wanted': no $config${known:+ (registered here: $known)}. Register it with: amp-register.sh --name $wanted"
+    fi
+  else
+    wanted=$(amp_first_agent)
+    [ -n "$wanted" ] || amp_die "$AMP_EXIT_NO_AGENT" "no agent registered in $root. Register one with: amp-register.sh --name my-agent"
+    config="$root/agents/$wanted/config.json"
+  fi
+  AGENT_NAME=$wanted
+  AGENT_DIR="$root/agents/$wanted"
+  AGENT_ADDRESS=$(jq -er '.address' "$config") || amp_die "$AMP_EXIT_NO_AGENT" "$config has no address; register the agent again"
+  PROVIDER_URL=$(jq -er '.provider_url' "$config") || amp_die "$AMP_EXIT_NO_AGENT" "$config has no provider_url; register the agent again"
+  AGENT_ENDPOINT=$(jq -r --arg p "$PROVIDER_URL" '.endpoint // ($p + "/api/v1")' "$config")
+  [ -r "$AGENT_DIR/api_key" ] || amp_die "$AMP_EXIT_NO_AGENT" "$AGENT_DIR/api_key is missing; register the agent again"
+}
+
+amp_agent_names() {
+  local root c
+  root=$(amp_root)
+  for c in "$root"/agents/*/config.json; do
+    [ -f "$c" ] && basename "$(dirname "$c")"
+  done
+  return 0
+}
+
+amp_first_agent() {
+  local root c
+  root=$(amp_root)
+  for c in "$root"/agents/*/config.json; do
+    [ -f "$c" ] && jq -r --arg d "$(basename "$(dirname "$c")")" '[(.registered_at // ""), $d] | @tsv' "$c"
+  done | sort | head -n1 | cut -f2
+}
+
+# amp_http METHOD URL [BODY_FILE] [auth]: the answer in AMP_BODY, the status in AMP_STATUS.
+# The API key goes in a header read from a file descriptor, never on a command line.
+amp_http() {
+  local method=$1 url=$2 body=${3:-} auth=${4:-} out="$AMP_TMP/answer" rc
+  local args=(-sS --max-time "${AMP_TIMEOUT:-30}" -X "$method" -o "$out" -w '%{http_code}' -H 'Accept: application/json')
+  [ -n "$body" ] && args+=(-H 'Content-Type: application/json' --data-binary "@$body")
+  set +e
+  if [ "$auth" = auth ]; then
+    AMP_STATUS=$(curl "${args[@]}" -H @<(printf 'Authorization: Bearer %s\n' "$(<"$AGENT_DIR/api_key")") "$url" 2>"$out.err")
+  else
+    AMP_STATUS=$(curl "${args[@]}" "$url" 2>"$out.err")
+  fi
+  rc=$?
+  set -e
+  AMP_BODY=$(cat "$out" 2>/dev/null || true)
+  local err
+  err=$(sed -E 's/^curl: \([0-9]+\) //' "$out.err" 2>/dev/null || true)
+  rm -f "$out" "$out.err"
+  if [ "$rc" -ne 0 ]; then
+    local base=${url%%/api/*}
+    base=${base%%/.well-known/*}
+    amp_die "$AMP_EXIT_UNREACHABLE" "Provider not found: cannot reach $base ($err). Make sure the provider is running: curl $base/api/v1/info"
+  fi
+}
+
+# The provider's error message, or the raw body.
+amp_error_text() { jq -r '(.message // .error_description // .error // empty) | tostring' <<<"$AMP_BODY" 2>/dev/null || printf '%s' "$AMP_BODY"; }
+
+# Map a failed answer to the brief's troubleshooting messages and an exit code.
+amp_fail() {
+  local what=$1 msg code
+  msg=$(amp_error_text)
+  code=$(jq -r '.error // empty' <<<"$AMP_BODY" 2>/dev/null || true)
+  if [ "$AMP_STATUS" = 401 ] || { [ "$AMP_STATUS" = 403 ] && [[ $code =~ ^(unauthorized|key_revoked|invalid_api_key)$ ]]; }; then
+    amp_die "$AMP_EXIT_UNAUTHORIZED" "Unauthorized: the provider refused the API key of agent '$AGENT_NAME' ($msg). Check that your API key is correct: cat $AGENT_DIR/api_key"
+  fi
+  case "$AMP_STATUS" in
+    404) amp_die "$AMP_EXIT_NOT_FOUND" "$what: not found ($msg)" ;;
+    *) amp_die "$AMP_EXIT_FAILED" "$what refused (HTTP $AMP_STATUS${code:+ $code}): $msg" ;;
+  esac
+}
+
+amp_ok() { [[ $AMP_STATUS =~ ^2 ]]; }
+
+# Canonical JSON of a payload (spec §10: sorted keys, compact, no trailing newline) and its hash.
+amp_payload_hash() { jq -cS . | tr -d '\n' | openssl dgst -sha256 -binary | base64 | tr -d '\n'; }
+
+# amp_sign_fields FROM TO SUBJECT PRIORITY IN_REPLY_TO PAYLOAD_JSON -> base64 Ed25519 signature
+# over from|to|subject|priority|in_reply_to|payload_hash, with the agent's private key.
+amp_sign_fields() {
+  local hash
+  hash=$(printf '%s' "$6" | amp_payload_hash)
+  printf '%s' "$1|$2|$3|$4|$5|$hash" >"$AMP_TMP/signed.txt"
+  openssl pkeyutl -sign -inkey "$AGENT_DIR/keys/private.pem" -rawin -in "$AMP_TMP/signed.txt" | base64 | tr -d '\n' 
+}
+
+# amp_verify_fields PUBLIC_PEM SIGNATURE FROM TO SUBJECT PRIORITY IN_REPLY_TO PAYLOAD_JSON
+amp_verify_fields() {
+  local dir="$AMP_TMP/verify" hash ok=1
+  mkdir -p "$dir"
+  printf '%s\n' "$1" >"$dir/public.pem"
+  printf '%s' "$2" | tr '_-' '/+' | base64 -d >"$dir/sig.bin" 2>/dev/null || ok=0
+  hash=$(printf '%s' "$8" | amp_payload_hash)
+  printf '%s' "$3|$4|$5|$6|$7|$hash" >"$dir/msg.txt"
+  if [ "$ok" = 1 ] && openssl pkeyutl -verify -pubin -inkey "$dir/public.pem" -rawin -in "$dir/msg.txt" -sigfile "$dir/sig.bin" >/dev/null 2>&1; then
+    ok=1
+  else
+    ok=0
+  fi
+  [ "$ok" = 1 ]
+}
+
+# Scratch files of this run, removed on exit.
+AMP_TMP=$(mktemp -d)
+trap 'rm -rf "$AMP_TMP"' EXIT
+
+# A message id as the provider makes them (spec §7); anything else is refused before any request.
+amp_valid_id() { [[ $1 =~ ^msg[_-][0-9]+[_-][a-zA-Z0-9]+$ ]]; }
+
+# amp_send TO SUBJECT MESSAGE PRIORITY TYPE IN_REPLY_TO [THREAD_ID]: sign and route one message as
+# the loaded agent; prints the id and status (delivered, queued) or fails with the provider's reason.
+amp_send() {
+  local to=$1 subject=$2 message=$3 priority=$4 type=$5 in_reply_to=$6 thread_id=${7:-} payload signature
+  payload=$(jq -cn --arg type "$type" --arg message "$message" '{type: $type, message: $message}')
+  signature=$(amp_sign_fields "$AGENT_ADDRESS" "$to" "$subject" "$priority" "$in_reply_to" "$payload")
+  jq -n --arg to "$to" --arg subject "$subject" --arg priority "$priority" --argjson payload "$payload" \
+    --arg signature "$signature" --arg in_reply_to "$in_reply_to" --arg thread_id "$thread_id" \
+    '{to: $to, subject: $subject, priority: $priority, payload: $payload, signature: $signature}
+     + (if $in_reply_to == "" then {} else {in_reply_to: $in_reply_to} end)
+     + (if $thread_id == "" then {} else {thread_id: $thread_id} end)' >"$AMP_TMP/route.json"
+  amp_http POST "$AGENT_ENDPOINT/route" "$AMP_TMP/route.json" auth
+  if ! amp_ok; then
+    if [ "$AMP_STATUS" = 404 ]; then
+      amp_die "$AMP_EXIT_NOT_FOUND" "failed: unknown recipient '$to' ($(amp_error_text)). Check the address: <agent-name>@<tenant>.<domain>"
+    fi
+    amp_fail "sending to $to"
+  fi
+  if [ "$AMP_JSON" = 1 ]; then
+    printf '%s\n' "$AMP_BODY"
+  else
+    amp_say "$(jq -r '"\(.id) \(.status)" + (if .status == "queued" then " (recipient offline, in the relay queue)" elif .status == "delivered" then " (recipient online)" else "" end)' <<<"$AMP_BODY")"
+  fi
+}
+
+# amp_find_message ID: the message as JSON, from the pending queue (first 100) or the copy that
+# `amp-inbox.sh read` keeps in the agent's messages/ directory; empty when neither has it.
+amp_find_message() {
+  local id=$1
+  amp_http GET "$AGENT_ENDPOINT/messages/pending?limit=100" "" auth
+  amp_ok || amp_fail "listing messages"
+  local found
+  found=$(jq -c --arg id "$id" '[.messages[] | select(.id == $id)][0] // empty' <<<"$AMP_BODY")
+  if [ -z "$found" ] && [ -f "$AGENT_DIR/messages/$id.json" ]; then found=$(jq -c . "$AGENT_DIR/messages/$id.json"); fi
+  printf '%s' "$found"
+}

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# amp-send.sh: send a signed message. The payload is signed per spec §10 (payload hash over
+# key-sorted compact JSON; Ed25519 over from|to|subject|priority|in_reply_to|hash with
+# openssl pkeyutl -rawin), the same bytes the provider verifies.
+set -euo pipefail
+# shellcheck source=amp-lib.sh source-path=SCRIPTDIR
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/amp-lib.sh"
+
+usage() {
+  cat <<USAGE
+Send a message to another agent.
+
+Usage: $AMP_PROG [options] <recipient> <subject> <message>
+
+Options:
+  -a, --agent NAME       Agent name (default: first registered)
+  -p, --priority LEVEL   low, normal, high, urgent (default: normal)
+  -t, --type TYPE        request, response, notification, update (default: request)
+  -r, --reply-to ID      Message ID this is a reply to (keeps its thread)
+  -d, --directory DIR    Config directory (default: \$AMP_DIR or ~/.agent-messaging)
+      --json             Print the provider's answer as JSON on stdout
+  -h, --help             Show help
+
+The recipient is a full address (name@tenant.domain) or a name in your own tenant.
+
+Example:
+  $AMP_PROG claude@macbook.aimaestro.local "Help" "Can you review my code?"
+
+Prints the message id and its status: delivered (the recipient is online), queued (in the relay
+queue until the recipient collects it) or failed.
+Exit codes: 0 sent, 1 refused or failed, 2 usage, 3 provider not found, 4 unauthorized,
+5 unknown recipient, 6 no such local agent.
+USAGE
+}
+
+agent="" priority=normal type=request reply_to="" args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -a | --agent) [ $# -ge 2 ] || amp_usage_error "$1 needs a value"; agent=$2; shift 2 ;;
+    -p | --priority) [ $# -ge 2 ] || amp_usage_error "$1 needs a value"; priority=$2; shift 2 ;;
+    -t | --type) [ $# -ge 2 ] || amp_usage_error "$1 needs a value"; type=$2; shift 2 ;;
+    -r | --reply-to) [ $# -ge 2 ] || amp_usage_error "$1 needs a value"; reply_to=$2; shift 2 ;;
+    -d | --directory) [ $# -ge 2 ] || amp_usage_error "$1 needs a value"; AMP_DIR=$2; shift 2 ;;
+    --json) AMP_JSON=1; shift ;;
+    -h | --help) usage; exit 0 ;;
+    --) shift; args+=("$@"); break ;;
+    -?*) amp_usage_error "unknown option '$1'" ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+[ ${#args[@]} -eq 3 ] || amp_usage_error "expected <recipient> <subject> <message>, got ${#args[@]} argument(s)"
+recipient=${args[0]} subject=${args[1]} message=${args[2]}
+[ -n "$recipient" ] || amp_usage_error "the recipient is empty"
+[ -n "$subject" ] || amp_usage_error "the subject is empty"
+[[ $priority =~ ^(low|normal|high|urgent)$ ]] || amp_usage_error "priority must be low, normal, high or urgent (got '$priority')"
+[[ $type =~ ^(request|response|notification|update)$ ]] || amp_usage_error "type must be request, response, notification or update (got '$type')"
+[ -z "$reply_to" ] || amp_valid_id "$reply_to" || amp_usage_error "reply-to '$reply_to' is not a message id (msg_<digits>_<letters/digits>)"
+amp_require_tools
+amp_load_agent "$agent"
+
+amp_send "$recipient" "$subject" "$message" "$priority" "$type" "$reply_to"
