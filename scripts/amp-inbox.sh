@@ -94,8 +94,7 @@ case "$cmd" in
       verified=unverified
       amp_http GET "$AGENT_ENDPOINT/agents/resolve/$(jq -rn --arg a "$from" '$a | @uri')" "" auth
       if amp_ok && key=$(jq -er '.public_key' <<<"$AMP_BODY"); then
-        mapfile -t f < <(jq -r '.envelope | .from, .to, .subject, (.priority // "normal"), (.in_reply_to // "")' <<<"$msg")
-        if amp_verify_fields "$key" "$signature" "${f[0]}" "${f[1]}" "${f[2]}" "${f[3]}" "${f[4]}" "$(jq -c '.payload' <<<"$msg")"; then verified=verified; fi
+        if amp_verify_message "$key" "$msg"; then verified=verified; fi
       fi
     fi
     if [ "$AMP_JSON" = 1 ]; then

@@ -79,9 +79,10 @@ amp_agent_names() {
 amp_first_agent() {
   local root c
   root=$(amp_root)
+  # An if, not `[ -f ] &&`: with no agent the loop must not end on a failed test (set -e, pipefail).
   for c in "$root"/agents/*/config.json; do
-    [ -f "$c" ] && jq -r --arg d "$(basename "$(dirname "$c")")" '[(.registered_at // ""), $d] | @tsv' "$c"
-  done | sort | head -n1 | cut -f2
+    if [ -f "$c" ]; then jq -r --arg d "$(basename "$(dirname "$c")")" '[(.registered_at // ""), $d] | @tsv' "$c"; fi
+  done | sort | awk -F '\t' 'NR == 1 { print $2 }'
 }
 
 # amp_http METHOD URL [BODY_FILE] [auth]: the answer in AMP_BODY, the status in AMP_STATUS.
@@ -128,8 +129,42 @@ amp_fail() {
 
 amp_ok() { [[ $AMP_STATUS =~ ^2 ]]; }
 
-# Canonical JSON of a payload (spec §10: sorted keys, compact, no trailing newline) and its hash.
-amp_payload_hash() { jq -cS . | tr -d '\n' | openssl dgst -sha256 -binary | base64 | tr -d '\n'; }
+# Canonical JSON (spec §10) as the provider writes it: JSON.stringify's strings and numbers, object
+# members sorted by code point (jq compares UTF-8 bytes: the same order), compact. jq's own -cS
+# output differs in two places, so the text is built here: jq escapes DEL (U+007F), which
+# JSON.stringify writes raw, and jq prints numbers as 1e+20 or 1e-07 where JSON.stringify prints
+# 100000000000000000000 and 1e-7 (the digits are the same shortest round-trip digits; only the
+# layout is redone, by ECMAScript's Number::toString rules).
+# shellcheck disable=SC2016 # a jq program: its $ names are jq's
+readonly AMP_JQ_CANON='
+def amp_cstr: "\"" + (split("\u007f") | map(tojson | .[1:-1]) | join("\u007f")) + "\"";
+def amp_cnum:
+  if . == 0 then "0"
+  else tostring
+    | capture("^(?<sign>-?)(?<int>[0-9]+)([.](?<frac>[0-9]+))?(e(?<exp>[-+]?[0-9]+))?$") as $m
+    | ($m.int + ($m.frac // "")) as $all
+    | ($all | sub("^0+"; "")) as $lead
+    | ($lead | sub("0+$"; "")) as $d
+    | ($d | length) as $k
+    | (($m.int | length) + (($m.exp // "0") | tonumber) - (($all | length) - ($lead | length))) as $n
+    | $m.sign + (
+        if $k <= $n and $n <= 21 then $d + ("0" * ($n - $k))
+        elif 0 < $n and $n <= 21 then $d[0:$n] + "." + $d[$n:]
+        elif -6 < $n and $n <= 0 then "0." + ("0" * (-$n)) + $d
+        else $d[0:1] + (if $k > 1 then "." + $d[1:] else "" end)
+          + "e" + (if $n > 0 then "+" else "-" end) + (($n - 1) | fabs | tostring)
+        end)
+  end;
+def amp_canon:
+  if type == "object" then "{" + (to_entries | sort_by(.key) | map((.key | amp_cstr) + ":" + (.value | amp_canon)) | join(",")) + "}"
+  elif type == "array" then "[" + (map(amp_canon) | join(",")) + "]"
+  elif type == "string" then amp_cstr
+  elif type == "number" then amp_cnum
+  else tojson end;
+'
+
+# The payload hash: padded base64 of SHA-256 over the canonical JSON read from stdin.
+amp_payload_hash() { jq -j "$AMP_JQ_CANON amp_canon" | openssl dgst -sha256 -binary | base64 | tr -d '\n'; }
 
 # amp_sign_fields FROM TO SUBJECT PRIORITY IN_REPLY_TO PAYLOAD_JSON -> base64 Ed25519 signature
 # over from|to|subject|priority|in_reply_to|payload_hash, with the agent's private key.
@@ -137,23 +172,22 @@ amp_sign_fields() {
   local hash
   hash=$(printf '%s' "$6" | amp_payload_hash)
   printf '%s' "$1|$2|$3|$4|$5|$hash" >"$AMP_TMP/signed.txt"
-  openssl pkeyutl -sign -inkey "$AGENT_DIR/keys/private.pem" -rawin -in "$AMP_TMP/signed.txt" | base64 | tr -d '\n' 
+  openssl pkeyutl -sign -inkey "$AGENT_DIR/keys/private.pem" -rawin -in "$AMP_TMP/signed.txt" | base64 | tr -d '\n'
 }
 
-# amp_verify_fields PUBLIC_PEM SIGNATURE FROM TO SUBJECT PRIORITY IN_REPLY_TO PAYLOAD_JSON
-amp_verify_fields() {
-  local dir="$AMP_TMP/verify" hash ok=1
+# amp_verify_message PUBLIC_PEM MESSAGE_JSON: does the envelope's signature verify with the key?
+# jq writes the signed fields straight to a file, so newlines and trailing blanks in a subject
+# reach openssl byte for byte (priority "" or absent is "normal", in_reply_to absent is "").
+amp_verify_message() {
+  local dir="$AMP_TMP/verify" hash
   mkdir -p "$dir"
   printf '%s\n' "$1" >"$dir/public.pem"
-  printf '%s' "$2" | tr '_-' '/+' | base64 -d >"$dir/sig.bin" 2>/dev/null || ok=0
-  hash=$(printf '%s' "$8" | amp_payload_hash)
-  printf '%s' "$3|$4|$5|$6|$7|$hash" >"$dir/msg.txt"
-  if [ "$ok" = 1 ] && openssl pkeyutl -verify -pubin -inkey "$dir/public.pem" -rawin -in "$dir/msg.txt" -sigfile "$dir/sig.bin" >/dev/null 2>&1; then
-    ok=1
-  else
-    ok=0
-  fi
-  [ "$ok" = 1 ]
+  jq -r '.envelope.signature // ""' <<<"$2" | tr '_-' '/+' | base64 -d >"$dir/sig.bin" 2>/dev/null || return 1
+  hash=$(jq '.payload' <<<"$2" | amp_payload_hash)
+  jq -j --arg hash "$hash" '.envelope
+    | [.from, .to, .subject, (if (.priority // "") == "" then "normal" else .priority end), (.in_reply_to // ""), $hash]
+    | map(tostring) | join("|")' <<<"$2" >"$dir/msg.txt"
+  openssl pkeyutl -verify -pubin -inkey "$dir/public.pem" -rawin -in "$dir/msg.txt" -sigfile "$dir/sig.bin" >/dev/null 2>&1
 }
 
 # Scratch files of this run, removed on exit.
