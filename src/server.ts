@@ -3,6 +3,7 @@
 
 import type { Logger } from 'pino';
 import { loadConfig, type Config, type ConfigInput } from './config/schema.js';
+import { useEd25519Verifier } from './crypto/keys.js';
 import { loadOrCreateProviderKey } from './crypto/provider-key.js';
 import { createLogger } from './ops/logger.js';
 import { Agents } from './relay/agents.js';
@@ -54,6 +55,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
   const config = loadConfig({ env, overrides });
   const logger = givenLogger ?? createLogger(config.logLevel);
   const uws = loadUws();
+  const ed25519 = useEd25519Verifier(config.ed25519);
 
   const store = new LmdbStore({ dataDir: config.dataDir });
   const presence = new Presence(store, config);
@@ -134,7 +136,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
   listeningPort = port;
   const shownHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${shownHost}:${port}`;
-  logger.info({ url, dataDir: config.dataDir, provider: config.providerDomain }, 'listening');
+  logger.info({ url, dataDir: config.dataDir, provider: config.providerDomain, ed25519 }, 'listening');
 
   let closing: Promise<void> | undefined;
   const close = () =>

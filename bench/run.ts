@@ -1,0 +1,183 @@
+// `npm run bench [-- --quick] [--only NAMES] [--no-pin] [--out DIR]`: calibrators, then the
+// scenarios, each against a fresh server process; one progress line a second; a JSON result and a
+// Markdown summary in bench/results/. Figures are reported, never asserted.
+
+import { spawn } from 'node:child_process';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { placement, ROOT, runJsonChild, startBenchServer, type BenchServer, type Placement } from './lib/proc.js';
+import { writeResults, summaryTable, type BenchResult, type ScenarioResult } from './lib/report.js';
+import { backlog } from './scenarios/backlog.js';
+import { fanout } from './scenarios/fanout.js';
+import { restRoute } from './scenarios/rest.js';
+import { closePairs, closedLoop, fixedRate, setupPairs } from './scenarios/routing.js';
+
+const HELP = `amp-relay bench: the real server as a child process on its own core, load from this one.
+
+Usage: npm run bench [-- options]
+
+Options:
+  --quick          about a minute: fewer sockets, shorter runs (a smoke test of the harness)
+  --only NAMES     comma-separated scenarios: signed, trusted, rest, fanout, backlog, rates
+  --no-pin         do not pin the server and the load to separate cores with taskset
+  --out DIR        where result files go (default bench/results)
+  --profile        run each server under node --cpu-prof; profiles go to DIR/profiles
+  -h, --help       this text
+
+Writes DIR/<time>-<mode>.json (every figure) and .md (the summary table, also printed).`;
+
+const SCENARIOS = ['signed', 'trusted', 'rest', 'fanout', 'backlog', 'rates'] as const;
+type Name = (typeof SCENARIOS)[number];
+
+const { values: args } = parseArgs({
+  options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, 'no-pin': { type: 'boolean', default: false }, out: { type: 'string' }, profile: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } },
+});
+if (args.help) {
+  process.stdout.write(HELP + '\n');
+  process.exit(0);
+}
+const only = new Set((args.only ?? SCENARIOS.join(',')).split(',').map((s) => s.trim()).filter(Boolean));
+for (const n of only) {
+  if (!(SCENARIOS as readonly string[]).includes(n)) {
+    process.stderr.write(`bench: unknown scenario '${n}' (${SCENARIOS.join(', ')})\n`);
+    process.exit(2);
+  }
+}
+const cores = cpus().length;
+const place: Placement = placement(!args['no-pin'], cores);
+
+// The load runs pinned too: re-run this file under taskset once.
+if (place.load !== undefined && process.env.AMP_BENCH_PINNED !== '1') {
+  const child = spawn('taskset', ['-c', place.load, process.execPath, '--import', 'tsx', join(ROOT, 'bench', 'run.ts'), ...process.argv.slice(2)], { stdio: 'inherit', env: { ...process.env, AMP_BENCH_PINNED: '1' } });
+  child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+} else {
+  await main();
+}
+
+async function main(): Promise<void> {
+  const quick = args.quick;
+  const P = quick
+    ? { cal: 2, warm: 0.5, secs: 4, pairs: 16, sockets: 1000, fanSenders: 8, backlog: 20_000, restBacklog: 5_000, pages: [100], rateSecs: 3, conns: 32 }
+    : { cal: 5, warm: 2, secs: 10, pairs: 32, sockets: 10_000, fanSenders: 16, backlog: 100_000, restBacklog: 20_000, pages: [10, 50, 100], rateSecs: 10, conns: 64 };
+  const BYTES = 1024;
+  const result: BenchResult = {
+    started_at: new Date().toISOString(),
+    mode: quick ? 'quick' : 'full',
+    machine: { cpu: cpus()[0]?.model ?? 'unknown', cores, memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version, platform: process.platform },
+    placement: place.note,
+    calibrators: {},
+    scenarios: [],
+  };
+  console.log(`amp-relay bench (${result.mode}): ${result.machine.cpu} × ${cores}; ${place.note}`);
+
+  // Calibrators: on the server's core (what the server can get) and, for verify, on all cores.
+  const calibrate = async (key: string, mode: string, where: string | undefined) => {
+    const c = await runJsonChild<{ value: number; unit: string; details: Record<string, unknown> }>(['--import', 'tsx', join(ROOT, 'bench', 'calibrate.ts'), mode, String(P.cal)], where, 120_000);
+    result.calibrators[key] = c;
+    console.log(`  calibrator ${key}: ${c.value.toLocaleString('en-US')} ${c.unit}`);
+    return c.value;
+  };
+  // The server's verifier (sodium-native where it loads) on the server's core: sync on the event
+  // loop, one core is all it can use. node:crypto is measured too, on the server's core and on all.
+  const verifyServer = await calibrate('verify_sodium_server_cores', 'verify-sodium', place.server);
+  const verifyNode = await calibrate('verify_node_server_cores', 'verify-node', place.server);
+  if (place.server !== undefined) await calibrate('verify_node_all_cores', 'verify-node', undefined);
+  const lmdb = await calibrate('lmdb_appends_server_cores', 'lmdb', place.server);
+
+  const outDir = args.out ?? join(ROOT, 'bench', 'results');
+  const ratio = (v: number, c: number) => (c > 0 ? +(v / c).toFixed(3) : undefined);
+  const withServer = async (fn: (s: BenchServer) => Promise<void>) => {
+    const s = await startBenchServer(place.server, { profileDir: args.profile ? join(outDir, 'profiles') : undefined });
+    try {
+      await fn(s);
+    } finally {
+      await s.stop();
+    }
+  };
+  const push = (r: ScenarioResult) => {
+    result.scenarios.push(r);
+    console.log(`  => ${r.title}: ${r.value.toLocaleString('en-US')} ${r.unit}${r.ratio !== undefined ? ` (${r.ratio} × ${r.calibrator})` : ''}${r.latency ? `, p50 ${r.latency.p50_ms} ms, p99 ${r.latency.p99_ms} ms, p99.9 ${r.latency.p999_ms} ms` : ''}`);
+  };
+  const run = async (name: Name, fn: () => Promise<void>) => {
+    if (!only.has(name)) return;
+    console.log(`\n${name}`);
+    await fn();
+  };
+
+  for (const signed of [true, false]) {
+    await run(signed ? 'signed' : 'trusted', () =>
+      withServer(async (s) => {
+        const p = await setupPairs(s, P.pairs);
+        const framesPerSender = signed ? Math.ceil((Math.max(verifyServer, verifyNode) * (P.secs + P.warm) * 1.2) / P.pairs) + 64 : 0;
+        const o = await closedLoop(s, p, { label: signed ? 'signed' : 'trusted', window: signed ? 16 : 32, seconds: P.secs, warmupSeconds: P.warm, bytes: BYTES, signed, framesPerSender });
+        await closePairs(p);
+        const cal = signed ? verifyServer : lmdb;
+        push({
+          name: signed ? 'ws_signed' : 'ws_trusted',
+          title: signed ? '1 WS→WS signed 1 KB' : '2 WS→WS trusted (unsigned) 1 KB',
+          value: o.rate,
+          unit: 'msg/s',
+          calibrator: signed ? 'verify_sodium_server_cores' : 'lmdb_appends_server_cores',
+          ratio: ratio(o.rate, cal),
+          target: signed ? '≥ 0.85 × verify' : '≥ 0.7 × lmdb',
+          latency: o.latency.summary(),
+          details: o.details,
+          errors: o.errors,
+          notes: o.notes,
+        });
+      }),
+    );
+  }
+
+  await run('rest', () =>
+    withServer(async (s) => {
+      const r = await restRoute(s, { label: 'rest', connections: P.conns, seconds: P.secs, bytes: BYTES });
+      const l = r.result.latency;
+      push({
+        name: 'rest_route',
+        title: '3 REST route (autocannon) 1 KB',
+        value: r.rate,
+        unit: 'req/s',
+        calibrator: 'lmdb_appends_server_cores',
+        ratio: ratio(r.rate, lmdb),
+        latency: { count: r.result['2xx'], p50_ms: l.p50, p90_ms: l.p90, p99_ms: l.p99, p999_ms: l.p99_9, max_ms: l.max, mean_ms: l.mean },
+        details: { connections: P.conns, seconds: P.secs, ok: r.result['2xx'], non2xx: r.result.non2xx, queued_after: r.queued },
+        // Requests still in flight when autocannon stops are queued but not counted: queued ≥ 2xx.
+        errors: r.result.errors + r.result.non2xx + r.result.timeouts + Math.max(0, r.result['2xx'] - r.queued),
+        notes: r.queued >= r.result['2xx'] ? [] : [`LOST: ${r.result['2xx']} answered 2xx but only ${r.queued} are queued`],
+      });
+    }),
+  );
+
+  await run('fanout', () =>
+    withServer(async (s) => {
+      const o = await fanout(s, { label: 'fanout', sockets: P.sockets, senders: P.fanSenders, window: 32, seconds: P.secs, warmupSeconds: P.warm, bytes: BYTES });
+      push({ name: 'push_fanout', title: `4 push fan-out to ${P.sockets.toLocaleString('en-US')} sockets`, value: o.rate, unit: 'msg/s', calibrator: 'lmdb_appends_server_cores', ratio: ratio(o.rate, lmdb), target: '≤ 10 KB per idle socket', latency: o.latency.summary(), details: o.details, errors: o.errors, notes: [`server memory per idle socket: ${String(o.details.rss_per_idle_socket_kb)} KB`, ...o.notes] });
+    }),
+  );
+
+  await run('backlog', () =>
+    withServer(async (s) => {
+      const b = await backlog(s, { label: 'backlog', messages: P.backlog, restMessages: P.restBacklog, pages: P.pages, bytes: BYTES });
+      const leftover = b.ws.remaining_after + b.rest.reduce((n, r) => n + r.remaining_after, 0);
+      push({ name: 'drain_ws', title: `5 backlog drain over WS (${P.backlog.toLocaleString('en-US')})`, value: b.ws.rate, unit: 'msg/s', calibrator: 'lmdb_appends_server_cores', ratio: ratio(b.ws.rate, lmdb), target: '≥ 50k msg/s', details: { ...b.ws, fill_rate: b.fillRate }, errors: leftover, notes: leftover ? [`${leftover} messages left after acking everything`] : [] });
+      for (const r of b.rest) {
+        push({ name: `drain_rest_${r.page}`, title: `5 backlog drain over REST, pages of ${r.page}`, value: r.rate, unit: 'msg/s', calibrator: 'lmdb_appends_server_cores', ratio: ratio(r.rate, lmdb), details: { ...r, per_round_trip_ms: +((r.messages / r.rate / r.round_trips) * 1000).toFixed(3) }, errors: r.remaining_after, notes: [] });
+      }
+    }),
+  );
+
+  await run('rates', async () => {
+    for (const rate of [1000, 5000, 20_000]) {
+      await withServer(async (s) => {
+        const o = await fixedRate(s, { label: `rate ${rate}`, rate, pairs: 8, seconds: P.rateSecs, warmupSeconds: P.warm, bytes: BYTES });
+        push({ name: `rate_${rate}`, title: `6 fixed rate ${rate.toLocaleString('en-US')} msg/s (trusted)`, value: o.rate, unit: 'msg/s', calibrator: 'target rate', ratio: ratio(o.rate, rate), target: rate === 5000 ? 'p99 ≤ 2 ms' : undefined, latency: o.latency.summary(), details: o.details, errors: o.errors, notes: o.notes });
+      });
+    }
+  });
+
+  const files = writeResults(outDir, result);
+  console.log('\n' + summaryTable(result));
+  console.log(`results: ${files.json}\n         ${files.md}`);
+}
