@@ -23,6 +23,8 @@ Options:
   --no-pin         do not pin the server and the load to separate cores with taskset
   --out DIR        where result files go (default bench/results)
   --profile        run each server under node --cpu-prof; profiles go to DIR/profiles
+  --server-root D  run the server from another built checkout D (a baseline to compare with)
+  --server-args S  more 'amp-relay serve' flags for every server, e.g. "--ed25519 node"
   -h, --help       this text
 
 Writes DIR/<time>-<mode>.json (every figure) and .md (the summary table, also printed).`;
@@ -31,7 +33,7 @@ const SCENARIOS = ['signed', 'trusted', 'rest', 'fanout', 'backlog', 'rates'] as
 type Name = (typeof SCENARIOS)[number];
 
 const { values: args } = parseArgs({
-  options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, 'no-pin': { type: 'boolean', default: false }, out: { type: 'string' }, profile: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } },
+  options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, 'no-pin': { type: 'boolean', default: false }, out: { type: 'string' }, profile: { type: 'boolean', default: false }, 'server-root': { type: 'string' }, 'server-args': { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } },
 });
 if (args.help) {
   process.stdout.write(HELP + '\n');
@@ -66,10 +68,11 @@ async function main(): Promise<void> {
     mode: quick ? 'quick' : 'full',
     machine: { cpu: cpus()[0]?.model ?? 'unknown', cores, memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version, platform: process.platform },
     placement: place.note,
+    server: { root: args['server-root'] ?? ROOT, args: args['server-args'] ?? '' },
     calibrators: {},
     scenarios: [],
   };
-  console.log(`amp-relay bench (${result.mode}): ${result.machine.cpu} × ${cores}; ${place.note}`);
+  console.log(`amp-relay bench (${result.mode}): ${result.machine.cpu} × ${cores}; ${place.note}; server from ${result.server.root} ${result.server.args}`);
 
   // Calibrators: on the server's core (what the server can get) and, for verify, on all cores.
   const calibrate = async (key: string, mode: string, where: string | undefined) => {
@@ -88,7 +91,11 @@ async function main(): Promise<void> {
   const outDir = args.out ?? join(ROOT, 'bench', 'results');
   const ratio = (v: number, c: number) => (c > 0 ? +(v / c).toFixed(3) : undefined);
   const withServer = async (fn: (s: BenchServer) => Promise<void>) => {
-    const s = await startBenchServer(place.server, { profileDir: args.profile ? join(outDir, 'profiles') : undefined });
+    const s = await startBenchServer(place.server, {
+      profileDir: args.profile ? join(outDir, 'profiles') : undefined,
+      serverRoot: args['server-root'],
+      extraArgs: (args['server-args'] ?? '').split(/\s+/).filter(Boolean),
+    });
     try {
       await fn(s);
     } finally {

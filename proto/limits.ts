@@ -50,7 +50,16 @@ export function parseIsoDateTime(s: string): number | null {
   return Number.isFinite(ms) ? ms : null;
 }
 
+// A route formats the same millisecond several times (timestamp, queued_at, delivered_at), and
+// messages routed in one millisecond share it: the last answer is kept.
+let lastIsoMs = NaN;
+let lastIso = '';
+
 /** ISO 8601 UTC with milliseconds, as every response writes times. */
 export function isoTime(ms: number): string {
-  return new Date(ms).toISOString();
+  if (ms !== lastIsoMs) {
+    lastIso = new Date(ms).toISOString();
+    lastIsoMs = ms;
+  }
+  return lastIso;
 }

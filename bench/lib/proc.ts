@@ -49,10 +49,19 @@ export interface BenchServer {
 }
 
 /** The server as users run it, with rate limits off and a queue cap large enough for a backlog. */
-export async function startBenchServer(cores: string | undefined, opts: { profileDir?: string; extraArgs?: string[] } = {}): Promise<BenchServer> {
+export interface ServerOptions {
+  /** Write a V8 CPU profile of the server here (node --cpu-prof). */
+  profileDir?: string;
+  /** More `amp-relay serve` flags. */
+  extraArgs?: string[];
+  /** Another built checkout to run the server from (a baseline); default this one. */
+  serverRoot?: string;
+}
+
+export async function startBenchServer(cores: string | undefined, opts: ServerOptions = {}): Promise<BenchServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'amp-bench-'));
   const nodeArgs = opts.profileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.profileDir] : [];
-  const args = [...nodeArgs, join(ROOT, 'bin', 'amp-relay.js'), 'serve', '--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir, '--log-level', 'info', '--rate-limits', 'off', '--max-queue', '1000000', ...(opts.extraArgs ?? [])];
+  const args = [...nodeArgs, join(opts.serverRoot ?? ROOT, 'bin', 'amp-relay.js'), 'serve', '--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir, '--log-level', 'info', '--rate-limits', 'off', '--max-queue', '1000000', ...(opts.extraArgs ?? [])];
   // Info level: the 'listening' line gives the port, and nothing per message is logged at info.
   const proc = spawnNode(args, cores);
   let stderr = '';

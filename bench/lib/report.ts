@@ -42,6 +42,7 @@ export interface BenchResult {
   mode: 'quick' | 'full';
   machine: Record<string, unknown>;
   placement: string;
+  server: { root: string; args: string };
   calibrators: Record<string, { value: number; unit: string; details: Record<string, unknown> }>;
   scenarios: ScenarioResult[];
 }
@@ -53,7 +54,7 @@ export function summaryTable(r: BenchResult): string {
   const lines = [
     `# amp-relay bench, ${r.mode}, ${r.started_at}`,
     '',
-    `${String(r.machine.cpu)} × ${String(r.machine.cores)}, Node ${String(r.machine.node)}; ${r.placement}.`,
+    `${String(r.machine.cpu)} × ${String(r.machine.cores)}, Node ${String(r.machine.node)}; ${r.placement}; server: ${r.server.root}${r.server.args ? ' ' + r.server.args : ''}.`,
     '',
     '| calibrator | value | unit |',
     '|---|---:|---|',

@@ -15,11 +15,10 @@ import { Frame, messageFrame } from './frames.js';
 export type SendOutcome = 'sent' | 'buffered' | 'dropped';
 
 export interface Connection {
+  /** Queue a frame; frames queued in one turn are written together, in order. */
   send(frame: Frame): SendOutcome;
-  /** Bytes written but not yet accepted by the kernel. */
+  /** Bytes queued or written but not yet accepted by the kernel. */
   bufferedBytes(): number;
-  /** Run `fn` with writes batched into as few syscalls as possible. */
-  batch(fn: () => void): void;
   ping(): void;
   close(code: number, reason: string): void;
 }
@@ -169,29 +168,7 @@ export class Presence {
   catchUp(s: AgentSession): void {
     if (s.closed || s.paused) return;
     const agentId = s.agent.id;
-    const now = Date.now();
-    let full = false;
-    s.conn.batch(() => {
-      for (;;) {
-        const { entries, scannedTo, more } = this.store.readFrom(agentId, s.cursor, CATCH_UP_BATCH, now);
-        for (const e of entries) {
-          if (s.conn.bufferedBytes() > this.config.wsSoftBuffer) {
-            full = true;
-            return;
-          }
-          if (s.conn.send(messageFrame(e.json, e.seq <= s.connectSeq)) === 'dropped') {
-            full = true;
-            return;
-          }
-          s.cursor = e.seq;
-          this.counters.pushes++;
-          if (e.receipt) this.onHandOver(e.id, 'websocket');
-        }
-        // Expired entries at the end of the batch are skipped too.
-        s.cursor = Math.max(s.cursor, scannedTo);
-        if (!more) return;
-      }
-    });
+    const full = this.sendBacklog(s, agentId, Date.now());
     if (full) {
       this.pause(s);
       return;
@@ -200,6 +177,24 @@ export class Presence {
     s.cursor = Math.max(s.cursor, this.store.committedSeq(agentId));
     s.gap = this.store.lastSeq(agentId) > s.cursor;
   }
+
+  /** Committed entries after the cursor, until caught up; true when the buffer filled first. */
+  private sendBacklog(s: AgentSession, agentId: string, now: number): boolean {
+    for (;;) {
+      const { entries, scannedTo, more } = this.store.readFrom(agentId, s.cursor, CATCH_UP_BATCH, now);
+      for (const e of entries) {
+        if (s.conn.bufferedBytes() > this.config.wsSoftBuffer) return true;
+        if (s.conn.send(messageFrame(e.json, e.seq <= s.connectSeq)) === 'dropped') return true;
+        s.cursor = e.seq;
+        this.counters.pushes++;
+        if (e.receipt) this.onHandOver(e.id, 'websocket');
+      }
+      // Expired entries at the end of the batch are skipped too.
+      s.cursor = Math.max(s.cursor, scannedTo);
+      if (!more) return false;
+    }
+  }
+
 
   private pause(s: AgentSession): void {
     s.gap = true;

@@ -35,8 +35,8 @@ export interface RouteOutcome {
 }
 
 /** Digest of what makes two route requests the same (§12.5). */
-function requestDigest(req: RouteRequest, toExpanded: string): string {
-  const fields = [toExpanded, req.subject, req.priority, req.in_reply_to ?? '', req.thread_id ?? '', req.expires_at ?? '', payloadHash(req.payload), req.receipt ? '1' : '0'];
+function requestDigest(req: RouteRequest, toExpanded: string, hash: string): string {
+  const fields = [toExpanded, req.subject, req.priority, req.in_reply_to ?? '', req.thread_id ?? '', req.expires_at ?? '', hash, req.receipt ? '1' : '0'];
   return createHash('sha256').update(fields.join('\n')).digest('base64');
 }
 
@@ -76,7 +76,10 @@ export class MessageRouter {
 
     enforce(this.ctx.limits.take([['receive', recipient.id]]), 'recipient');
 
-    const signed = await this.verify(sender, req, toExpanded);
+    // The payload hash is wanted by the signature check and the replay digest: made once.
+    let hash: string | undefined;
+    const hashOf = () => (hash ??= payloadHash(req.payload));
+    const signed = req.signatureBytes ? await this.verify(sender, req, toExpanded, hashOf()) : this.unsigned();
     if (signed && store.findRevokedKey(sender.fingerprint)) {
       throw new AmpError('key_revoked', "The sender's key has been revoked", { field: 'signature' });
     }
@@ -85,7 +88,7 @@ export class MessageRouter {
     // the window gets the first answer and creates nothing.
     const idemKey = req.idempotency_key ?? (req.signature !== undefined ? `sig:${req.signature}` : undefined);
     if (idemKey === undefined) return { result: await this.deliver(sender, recipient, req, toExpanded, signed, nowMs), replayed: false };
-    const digest = requestDigest(req, toExpanded);
+    const digest = requestDigest(req, toExpanded, hashOf());
     const slot = `${sender.id}\n${idemKey}`;
     const replay = (rec: { d: string; r: unknown }): RouteOutcome => {
       if (rec.d !== digest && req.idempotency_key !== undefined) {
@@ -190,25 +193,26 @@ export class MessageRouter {
     return id;
   }
 
+  /** An unsigned message: accepted as untrusted unless the policy requires signatures. */
+  private unsigned(): undefined {
+    if (this.ctx.config.signatures === 'required') {
+      throw new AmpError('signature_missing', 'This provider requires signed messages; sign the canonical string with your Ed25519 key', { field: 'signature' });
+    }
+    return undefined;
+  }
+
   /**
    * §11: a present signature must verify for one of (full or short `from`) x (`to` as sent or
-   * expanded). Returns the strings that verified, or undefined when unsigned and allowed.
+   * expanded). Returns the strings that verified.
    */
-  private async verify(sender: AgentRecord, req: RouteRequest, toExpanded: string): Promise<{ from: string; to: string } | undefined> {
-    if (!req.signatureBytes) {
-      if (this.ctx.config.signatures === 'required') {
-        throw new AmpError('signature_missing', 'This provider requires signed messages; sign the canonical string with your Ed25519 key', { field: 'signature' });
-      }
-      return undefined;
-    }
+  private async verify(sender: AgentRecord, req: RouteRequest, toExpanded: string, hash: string): Promise<{ from: string; to: string }> {
     const key = this.agents.keyObject(sender);
-    const hash = payloadHash(req.payload);
     const froms = sender.short_address === sender.address ? [sender.address] : [sender.address, sender.short_address];
     const tos = req.to === toExpanded ? [req.to] : [req.to, toExpanded];
     for (const from of froms) {
       for (const to of tos) {
         const data = Buffer.from(canonicalString({ from, to, subject: req.subject, priority: req.priority, in_reply_to: req.in_reply_to, payload_hash: hash }), 'utf8');
-        if (await verifyEd25519(key, data, req.signatureBytes)) return { from, to };
+        if (await verifyEd25519(key, data, req.signatureBytes!)) return { from, to };
       }
     }
     throw new AmpError('signature_invalid', 'Message signature does not verify with the sender\'s registered key', {

@@ -91,7 +91,8 @@ export class LmdbStore implements Store {
       compression: false,
     });
     this.agents = this.root.openDB({ name: 'agents', cache: true });
-    this.names = this.root.openDB({ name: 'names' });
+    // Cached: every route resolves its recipient by name.
+    this.names = this.root.openDB({ name: 'names', cache: true });
     this.fingerprints = this.root.openDB({ name: 'fingerprints' });
     this.apikeys = this.root.openDB({ name: 'apikeys', cache: true });
     this.queue = this.root.openDB({ name: 'queue' });

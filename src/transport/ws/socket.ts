@@ -58,19 +58,49 @@ export class WsSocket implements Connection {
 
   // --- Connection (what the relay sees) ---
 
+  /**
+   * Frames are not written one by one: each write is a syscall, and on loopback the kernel runs
+   * the receiver's TCP path inside it, tens of microseconds a frame. They are queued and written
+   * in one corked flush after the current microtasks, so a burst of pushes and route answers
+   * costs one syscall. bufferedBytes() counts the queue, so the relay's soft limit still stops
+   * pushes in time; uWS can only drop a frame past the hard limit (16x the soft one), and then the
+   * socket is closed as a slow consumer (4501): nothing is lost, the queue replays on reconnect.
+   */
   send(frame: Frame): SendOutcome {
     if (this.state === 'closed') return 'dropped';
-    const r = this.protocol === SUBPROTOCOL_MSGPACK ? this.ws.send(packr.pack(frame.object), true) : this.ws.send(frame.json, false);
-    return r === 1 ? 'sent' : r === 0 ? 'buffered' : 'dropped';
+    // A packed buffer may be reused by msgpackr's next pack: copied, since it is written later.
+    const data = this.protocol === SUBPROTOCOL_MSGPACK ? Buffer.from(packr.pack(frame.object)) : frame.json;
+    this.out.push(data);
+    this.outBytes += data.length;
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      queueMicrotask(this.flush);
+    }
+    return 'sent';
   }
+
+  private out: (string | Buffer)[] = [];
+  private outBytes = 0;
+  private flushQueued = false;
+
+  private readonly flush = (): void => {
+    this.flushQueued = false;
+    const out = this.out;
+    this.out = [];
+    this.outBytes = 0;
+    if (this.state === 'closed' || out.length === 0) return;
+    let dropped = false;
+    this.ws.cork(() => {
+      for (const d of out) if (this.ws.send(d, typeof d !== 'string') === 2) dropped = true;
+    });
+    if (dropped) return this.close(CLOSE.SLOW_CONSUMER, 'slow_consumer');
+    // Pushes paused on queued bytes that the kernel then took at once: uWS has no backpressure,
+    // so no drain event will come; resume on the next turn as a drain would.
+    if (this.session?.paused && this.ws.getBufferedAmount() <= this.deps.config.wsSoftBuffer) setImmediate(() => this.onDrain());
+  };
 
   bufferedBytes(): number {
-    return this.state === 'closed' ? 0 : this.ws.getBufferedAmount();
-  }
-
-  batch(fn: () => void): void {
-    if (this.state === 'closed') fn();
-    else this.ws.cork(fn);
+    return this.state === 'closed' ? 0 : this.ws.getBufferedAmount() + this.outBytes;
   }
 
   ping(): void {
@@ -79,6 +109,7 @@ export class WsSocket implements Connection {
 
   close(code: number, reason: string): void {
     if (this.state === 'closed') return;
+    this.flush(); // frames queued before the close (an error frame, say) go first
     this.state = 'closed';
     clearTimeout(this.authTimer);
     this.ws.end(code, reason);
