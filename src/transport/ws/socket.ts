@@ -61,30 +61,27 @@ export class WsSocket implements Connection {
   /**
    * Frames are not written one by one: each write is a syscall, and on loopback the kernel runs
    * the receiver's TCP path inside it, tens of microseconds a frame. They are queued and written
-   * in one corked flush after the current microtasks, so a burst of pushes and route answers
-   * costs one syscall. bufferedBytes() counts the queue, so the relay's soft limit still stops
-   * pushes in time; uWS can only drop a frame past the hard limit (16x the soft one), and then the
-   * socket is closed as a slow consumer (4501): nothing is lost, the queue replays on reconnect.
+   * in one corked flush per socket once this turn of the event loop has handled all its input
+   * (setImmediate: every frame uWS read in this poll), so a burst of pushes and route answers
+   * costs one syscall a socket. bufferedBytes() counts the queue, so the relay's soft limit still
+   * stops pushes in time; uWS can only drop a frame past the hard limit (16x the soft one), and
+   * then the socket is closed as a slow consumer (4501): nothing is lost, the queue replays on
+   * reconnect.
    */
   send(frame: Frame): SendOutcome {
     if (this.state === 'closed') return 'dropped';
     // A packed buffer may be reused by msgpackr's next pack: copied, since it is written later.
     const data = this.protocol === SUBPROTOCOL_MSGPACK ? Buffer.from(packr.pack(frame.object)) : frame.json;
-    this.out.push(data);
+    if (this.out.push(data) === 1) queueFlush(this);
     this.outBytes += data.length;
-    if (!this.flushQueued) {
-      this.flushQueued = true;
-      queueMicrotask(this.flush);
-    }
     return 'sent';
   }
 
   private out: (string | Buffer)[] = [];
   private outBytes = 0;
-  private flushQueued = false;
 
-  private readonly flush = (): void => {
-    this.flushQueued = false;
+  /** Write the queued frames (called by flushAll, and by close() before it ends the socket). */
+  flush(): void {
     const out = this.out;
     this.out = [];
     this.outBytes = 0;
@@ -97,7 +94,7 @@ export class WsSocket implements Connection {
     // Pushes paused on queued bytes that the kernel then took at once: uWS has no backpressure,
     // so no drain event will come; resume on the next turn as a drain would.
     if (this.session?.paused && this.ws.getBufferedAmount() <= this.deps.config.wsSoftBuffer) setImmediate(() => this.onDrain());
-  };
+  }
 
   bufferedBytes(): number {
     return this.state === 'closed' ? 0 : this.ws.getBufferedAmount() + this.outBytes;
@@ -301,6 +298,18 @@ export class WsSocket implements Connection {
     this.deps.logger.error({ err: e }, 'websocket frame handler failed');
     if (this.state !== 'closed') this.sendError(new AmpError('internal_error', 'Internal server error'));
   }
+}
+
+/** Sockets with queued frames, written by one setImmediate after this poll phase. */
+const dirty: WsSocket[] = [];
+
+function queueFlush(s: WsSocket): void {
+  if (dirty.push(s) === 1) setImmediate(flushAll);
+}
+
+function flushAll(): void {
+  // A flush can queue more (a resumed catch-up does so on its own setImmediate): take the list.
+  for (const s of dirty.splice(0)) s.flush();
 }
 
 function unpack(message: ArrayBuffer): unknown {
