@@ -168,7 +168,10 @@ async function main(): Promise<void> {
     withServer(async (s) => {
       const b = await backlog(s, { label: 'backlog', messages: P.backlog, restMessages: P.restBacklog, pages: P.pages, bytes: BYTES });
       const leftover = b.ws.remaining_after + b.rest.reduce((n, r) => n + r.remaining_after, 0);
-      push({ name: 'drain_ws', title: `5 backlog drain over WS (${P.backlog.toLocaleString('en-US')})`, value: b.ws.rate, unit: 'msg/s', calibrator: 'lmdb_appends_server_cores', ratio: ratio(b.ws.rate, lmdb), target: '≥ 50k msg/s', details: { ...b.ws, fill_rate: b.fillRate }, errors: leftover, notes: leftover ? [`${leftover} messages left after acking everything`] : [] });
+      const ws = `${P.backlog.toLocaleString('en-US')}`;
+      const wsNotes = leftover ? [`${leftover} messages left after acking everything`] : [];
+      push({ name: 'drain_ws', title: `5 backlog drain over WS (${ws}), received`, value: b.ws.rate, unit: 'msg/s', calibrator: 'lmdb_appends_server_cores', ratio: ratio(b.ws.rate, lmdb), target: '≥ 50k msg/s', details: { ...b.ws, fill_rate: b.fillRate }, errors: leftover, notes: wsNotes });
+      push({ name: 'drain_ws_acked', title: `5 backlog drain over WS (${ws}), received + acked`, value: b.ws.acked_rate, unit: 'msg/s', calibrator: 'lmdb_appends_server_cores', ratio: ratio(b.ws.acked_rate, lmdb), details: { messages: b.ws.messages }, errors: 0, notes: [] });
       for (const r of b.rest) {
         push({ name: `drain_rest_${r.page}`, title: `5 backlog drain over REST, pages of ${r.page}`, value: r.rate, unit: 'msg/s', calibrator: 'lmdb_appends_server_cores', ratio: ratio(r.rate, lmdb), details: { ...r, per_round_trip_ms: +((r.messages / r.rate / r.round_trips) * 1000).toFixed(3) }, errors: r.remaining_after, notes: [] });
       }

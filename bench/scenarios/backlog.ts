@@ -2,7 +2,7 @@
 // after `connected`, acked in batches) and over REST (GET pending pages + POST batch acks).
 
 import { BenchSocket, payload, registerMany, type BenchAgent } from '../lib/client.js';
-import type { BenchServer } from '../lib/proc.js';
+import { cpuMeter, type BenchServer, type CpuUse } from '../lib/proc.js';
 import { perSecond, progress } from '../lib/report.js';
 
 const FILL_WINDOW = 512;
@@ -41,7 +41,8 @@ async function pendingTotal(server: BenchServer, agent: BenchAgent): Promise<num
 
 export interface BacklogOutcome {
   fillRate: number;
-  ws: { messages: number; rate: number; remaining_after: number };
+  /** rate: received/s (connect to last message); acked_rate: until the queue is empty. */
+  ws: { messages: number; rate: number; acked_rate: number; remaining_after: number; cpu?: CpuUse };
   rest: { page: number; messages: number; rate: number; round_trips: number; remaining_after: number }[];
 }
 
@@ -52,6 +53,8 @@ export async function backlog(server: BenchServer, o: { label: string; messages:
   // Over WS: from before the upgrade to the last replayed message.
   let received = 0;
   const t0 = performance.now();
+  const cpu = cpuMeter(server);
+  let cpuUse: CpuUse | undefined;
   let tLast = t0;
   const stop = progress(`${o.label} ws`, () => `received=${received}/${o.messages}`);
   let sock: BenchSocket | undefined;
@@ -63,6 +66,7 @@ export async function backlog(server: BenchServer, o: { label: string; messages:
         s.ack(m.id);
         if (received === o.messages) {
           tLast = performance.now();
+          cpuUse = cpu();
           s.flushAcks();
           clearTimeout(timer);
           resolve();
@@ -72,7 +76,9 @@ export async function backlog(server: BenchServer, o: { label: string; messages:
   });
   stop();
   const wsRate = perSecond(o.messages, tLast - t0);
+  // Drained means acked and committed too: the queue is empty (polled, so ±10 ms).
   await waitEmpty(server, target!);
+  const ackedRate = perSecond(o.messages, performance.now() - t0);
   await sock?.close();
   const wsRemaining = await pendingTotal(server, target!);
 
@@ -99,11 +105,11 @@ export async function backlog(server: BenchServer, o: { label: string; messages:
     stopRest();
     rest.push({ page, messages: drained, rate: perSecond(drained, ms), round_trips: trips, remaining_after: await pendingTotal(server, target!) });
   }
-  return { fillRate, ws: { messages: o.messages, rate: wsRate, remaining_after: wsRemaining }, rest };
+  return { fillRate, ws: { messages: o.messages, rate: wsRate, acked_rate: ackedRate, remaining_after: wsRemaining, cpu: cpuUse }, rest };
 }
 
 /** The WS acks are in flight when the last message arrives; wait (bounded) until they land. */
 async function waitEmpty(server: BenchServer, agent: BenchAgent): Promise<void> {
   const end = performance.now() + 30_000;
-  while (performance.now() < end && (await pendingTotal(server, agent)) > 0) await new Promise((r) => setTimeout(r, 50));
+  while (performance.now() < end && (await pendingTotal(server, agent)) > 0) await new Promise((r) => setTimeout(r, 10));
 }

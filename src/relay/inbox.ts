@@ -44,10 +44,9 @@ export class Inbox {
   /** Ack ids for the agent (REST or WebSocket); returns how many were newly acknowledged. */
   async ack(agent: AgentRecord, ids: readonly string[]): Promise<AckOutcome[]> {
     assertActive(agent);
-    const outcomes = await this.ctx.store.ack(agent.id, ids, Date.now());
-    outcomes.forEach((o, i) => {
-      if (o === 'acked') this.receipts.handedOver(ids[i], 'relay');
-    });
+    const owed: string[] = [];
+    const outcomes = await this.ctx.store.ack(agent.id, ids, Date.now(), (id) => owed.push(id));
+    for (const id of owed) this.receipts.handedOver(id, 'relay');
     return outcomes;
   }
 

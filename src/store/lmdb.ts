@@ -43,7 +43,8 @@ interface QueueValue {
 
 /** In-memory view of one recipient's queue: insertion order of the Map is queue order. */
 interface RecipientIndex {
-  entries: Map<string, { seq: number; exp: number }>;
+  /** Pending messages by id; `rc` when the sender asked for a delivery receipt. */
+  entries: Map<string, { seq: number; exp: number; rc?: true }>;
   lastSeq: number;
   committedSeq: number;
   /** Earliest expiry among entries; Infinity when empty. Lets counts skip a scan. */
@@ -51,6 +52,8 @@ interface RecipientIndex {
 }
 
 const SEQ_MAX = Number.MAX_SAFE_INTEGER;
+/** How long an acked message id still answers already_acked, at least. */
+const ACK_MEMORY_MS = 24 * 3600 * 1000;
 
 export interface LmdbStoreOptions {
   dataDir: string;
@@ -238,7 +241,6 @@ export class LmdbStore implements Store {
 
   sweep(nowMs: number, budget: number): SweepCounts {
     if (this.closed) return { expiredMessages: 0, forgottenIndexEntries: 0, idempotencyRecords: 0, outboxFrames: 0, more: false };
-    const ACK_MEMORY_MS = 24 * 3600 * 1000;
     const REVOCATION_MEMORY_MS = 90 * 24 * 3600 * 1000;
     const expiredMessages = this.sweepSlice('queue', this.queue, budget, (key, v) => {
       if (v.e > nowMs) return false;
@@ -273,7 +275,7 @@ export class LmdbStore implements Store {
     ri = { entries: new Map(), lastSeq: 0, committedSeq: 0, minExp: Infinity };
     for (const { key, value } of this.queue.getRange({ start: [agentId, 0], end: [agentId, SEQ_MAX] })) {
       const seq = key[1];
-      ri.entries.set(value.i, { seq, exp: value.e });
+      ri.entries.set(value.i, value.rc ? { seq, exp: value.e, rc: true } : { seq, exp: value.e });
       ri.lastSeq = seq;
       if (value.e < ri.minExp) ri.minExp = value.e;
     }
@@ -310,7 +312,7 @@ export class LmdbStore implements Store {
     const ri = this.index(agentId);
     const seq = Math.max(this.nextSeq++, ri.lastSeq + 1);
     ri.lastSeq = seq;
-    ri.entries.set(msg.id, { seq, exp: expiresAtMs });
+    ri.entries.set(msg.id, input.receipt ? { seq, exp: expiresAtMs, rc: true } : { seq, exp: expiresAtMs });
     if (expiresAtMs < ri.minExp) ri.minExp = expiresAtMs;
     const qv: QueueValue = { e: expiresAtMs, i: msg.id, j: input.json };
     if (input.receipt) qv.rc = 1;
@@ -357,25 +359,33 @@ export class LmdbStore implements Store {
     return { messages, remaining: ri.entries.size - messages.length };
   }
 
-  async ack(agentId: string, ids: readonly string[], nowMs: number): Promise<AckOutcome[]> {
+  /**
+   * A pending message is found in the in-memory index (its seq, no read) and removed from the
+   * queue; that removal is the durable ack. An id that is not pending is looked up in msgindex:
+   * the recipient's own, not expiring within a day, is already acked. msgindex is written only
+   * for a message expiring within ACK_MEMORY_MS, whose entry must outlive its expiry to answer
+   * already_acked for a day (the sweeper keeps entries until max(expiry, ack + a day)).
+   */
+  async ack(agentId: string, ids: readonly string[], nowMs: number, owesReceipt?: (id: string) => void): Promise<AckOutcome[]> {
     this.assertOpen();
     const ri = this.index(agentId);
     const outcomes: AckOutcome[] = [];
-    const seen = new Set<string>();
     let last: Promise<unknown> | undefined;
     for (const id of ids) {
-      const idx = this.msgindex.get(id);
-      if (!idx || idx.r !== agentId) {
-        outcomes.push('unknown');
-      } else if (idx.a !== undefined || seen.has(id)) {
-        outcomes.push('already_acked');
-      } else {
-        seen.add(id);
-        ri.entries.delete(id);
-        this.queue.remove([agentId, idx.s]);
-        last = this.msgindex.put(id, { ...idx, a: nowMs });
-        outcomes.push('acked');
+      const ent = ri.entries.get(id);
+      if (!ent) {
+        const idx = this.msgindex.get(id);
+        outcomes.push(!idx || idx.r !== agentId ? 'unknown' : 'already_acked');
+        continue;
       }
+      ri.entries.delete(id);
+      last = this.queue.remove([agentId, ent.seq]);
+      if (ent.exp < nowMs + ACK_MEMORY_MS) {
+        const idx = this.msgindex.get(id);
+        if (idx) last = this.msgindex.put(id, { ...idx, a: nowMs });
+      }
+      if (ent.rc) owesReceipt?.(id);
+      outcomes.push('acked');
     }
     if (last) await last;
     return outcomes;

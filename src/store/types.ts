@@ -175,8 +175,8 @@ export interface Store {
   committedSeq(agentId: string): number;
   /** Oldest first; a peek. */
   listPending(agentId: string, limit: number, nowMs: number): PendingPage;
-  /** Resolves once the removals are durable. */
-  ack(agentId: string, ids: readonly string[], nowMs: number): Promise<AckOutcome[]>;
+  /** Resolves once the removals are durable; `owesReceipt` hears acked ids that asked for a receipt. */
+  ack(agentId: string, ids: readonly string[], nowMs: number, owesReceipt?: (id: string) => void): Promise<AckOutcome[]>;
   getMessageIndex(id: string): MessageIndexEntry | undefined;
   /** Set a receipt flag on a message; true if it was not set before (so the receipt goes once). */
   markReceipt(id: string, flag: 'rd' | 'rr'): boolean;

@@ -111,6 +111,35 @@ describe('sweepOnce on a real LMDB store', () => {
     expect(stored(store, agent)).toEqual([]);
   });
 
+  it('an ack far from expiry removes the queue entry, leaves the index as it was, and still answers already_acked', async () => {
+    const dir = tempDir('amp-ack-');
+    let store = new LmdbStore({ dataDir: dir });
+    cleanups.push(async () => {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const now = Date.now();
+    const agent = 'agt_0000000000000000000000cc';
+    const far = await append(store, agent, now + 7 * 24 * HOUR, 'expires in a week');
+    const withReceipt = input(now + 7 * 24 * HOUR, 'receipt asked');
+    withReceipt.receipt = true;
+    await store.append(agent, withReceipt).committed;
+    const before = store.getMessageIndex(far);
+    const owed: string[] = [];
+    expect(await store.ack(agent, [far, withReceipt.msg.id, far], now, (id) => owed.push(id))).toEqual(['acked', 'acked', 'already_acked']);
+    expect(owed).toEqual([withReceipt.msg.id]); // only the message that asked for a delivery receipt
+    await store.settled();
+    expect(stored(store, agent)).toEqual([]);
+    expect(store.getMessageIndex(far)).toEqual(before); // kept until expiry, no ack mark needed
+    expect(await store.ack(agent, [far], now + HOUR)).toEqual(['already_acked']);
+    expect(await store.ack('agt_0000000000000000000000dd', [far], now)).toEqual(['unknown']); // not theirs
+    // After a restart the pending index is rebuilt from the queue: still acked.
+    await store.close();
+    store = new LmdbStore({ dataDir: dir });
+    expect(await store.ack(agent, [far], now)).toEqual(['already_acked']);
+    expect(stored(store, agent)).toEqual([]);
+  });
+
   it('removes expired idempotency records and keeps live ones', async () => {
     const store = openStore();
     const now = Date.now();

@@ -27,6 +27,8 @@ import { Frame } from '../../relay/frames.js';
 import type { AgentRecord } from '../../store/types.js';
 import type { WsDeps } from './attach.js';
 
+/** Queued bytes that are written at once rather than at the end of the turn. */
+const FLUSH_AT_BYTES = 64 * 1024;
 /** Frames that may queue while a signed auth is being verified. */
 const MAX_FRAMES_WHILE_AUTHENTICATING = 32;
 
@@ -74,6 +76,9 @@ export class WsSocket implements Connection {
     const data = this.protocol === SUBPROTOCOL_MSGPACK ? Buffer.from(packr.pack(frame.object)) : frame.json;
     if (this.out.push(data) === 1) queueFlush(this);
     this.outBytes += data.length;
+    // A long burst (a catch-up) is written as it grows, so the kernel's buffer fills while the
+    // relay is still sending and backpressure shows up where the relay looks for it.
+    if (this.outBytes >= FLUSH_AT_BYTES) this.flush();
     return 'sent';
   }
 
