@@ -60,8 +60,8 @@ if (place.load !== undefined && process.env.AMP_BENCH_PINNED !== '1') {
 async function main(): Promise<void> {
   const quick = args.quick;
   const P = quick
-    ? { cal: 2, warm: 0.5, secs: 4, pairs: 16, sockets: 1000, fanSenders: 8, backlog: 20_000, restBacklog: 5_000, pages: [100], rateSecs: 3, conns: 32 }
-    : { cal: 5, warm: 2, secs: 10, pairs: 32, sockets: 10_000, fanSenders: 16, backlog: 100_000, restBacklog: 20_000, pages: [10, 50, 100], rateSecs: 10, conns: 64 };
+    ? { cal: 2, warm: 0.5, secs: 4, pairs: 16, sockets: 1000, fanSenders: 8, backlog: 20_000, restBacklog: 5_000, pages: [100], rateSecs: 3, conns: 128 }
+    : { cal: 5, warm: 2, secs: 10, pairs: 32, sockets: 10_000, fanSenders: 16, backlog: 100_000, restBacklog: 20_000, pages: [10, 50, 100], rateSecs: 10, conns: 256 };
   const BYTES = 1024;
   const result: BenchResult = {
     started_at: new Date().toISOString(),
@@ -149,7 +149,7 @@ async function main(): Promise<void> {
         calibrator: 'lmdb_appends_server_cores',
         ratio: ratio(r.rate, lmdb),
         latency: { count: r.result['2xx'], p50_ms: l.p50, p90_ms: l.p90, p99_ms: l.p99, p999_ms: l.p99_9, max_ms: l.max, mean_ms: l.mean },
-        details: { connections: P.conns, seconds: P.secs, ok: r.result['2xx'], non2xx: r.result.non2xx, queued_after: r.queued },
+        details: { connections: P.conns, seconds: P.secs, ok: r.result['2xx'], non2xx: r.result.non2xx, queued_after: r.queued, ...r.cpu },
         // Requests still in flight when autocannon stops are queued but not counted: queued ≥ 2xx.
         errors: r.result.errors + r.result.non2xx + r.result.timeouts + Math.max(0, r.result['2xx'] - r.queued),
         notes: r.queued >= r.result['2xx'] ? [] : [`LOST: ${r.result['2xx']} answered 2xx but only ${r.queued} are queued`],
