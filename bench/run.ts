@@ -32,9 +32,17 @@ Writes DIR/<time>-<mode>.json (every figure) and .md (the summary table, also pr
 const SCENARIOS = ['signed', 'trusted', 'rest', 'fanout', 'backlog', 'rates'] as const;
 type Name = (typeof SCENARIOS)[number];
 
-const { values: args } = parseArgs({
-  options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, 'no-pin': { type: 'boolean', default: false }, out: { type: 'string' }, profile: { type: 'boolean', default: false }, 'server-root': { type: 'string' }, 'server-args': { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } },
-});
+const parsed = (() => {
+  try {
+    return parseArgs({
+      options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, 'no-pin': { type: 'boolean', default: false }, out: { type: 'string' }, profile: { type: 'boolean', default: false }, 'server-root': { type: 'string' }, 'server-args': { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } },
+    });
+  } catch (e) {
+    process.stderr.write(`bench: ${(e as Error).message} (see npm run bench -- --help)\n`);
+    process.exit(2);
+  }
+})();
+const args = parsed.values;
 if (args.help) {
   process.stdout.write(HELP + '\n');
   process.exit(0);
