@@ -362,9 +362,10 @@ export class LmdbStore implements Store {
   /**
    * A pending message is found in the in-memory index (its seq, no read) and removed from the
    * queue; that removal is the durable ack. An id that is not pending is looked up in msgindex:
-   * the recipient's own, not expiring within a day, is already acked. msgindex is written only
-   * for a message expiring within ACK_MEMORY_MS, whose entry must outlive its expiry to answer
-   * already_acked for a day (the sweeper keeps entries until max(expiry, ack + a day)).
+   * the recipient's own is already acked, unless it expired unacked (unknown). msgindex is
+   * written only for a message expiring within ACK_MEMORY_MS, whose entry must outlive its
+   * expiry to answer already_acked for a day (the sweeper keeps entries until max(expiry,
+   * ack + a day)).
    */
   async ack(agentId: string, ids: readonly string[], nowMs: number, owesReceipt?: (id: string) => void): Promise<AckOutcome[]> {
     this.assertOpen();
@@ -374,8 +375,9 @@ export class LmdbStore implements Store {
     for (const id of ids) {
       const ent = ri.entries.get(id);
       if (!ent) {
+        // Not pending: acked, or expired. An expired message was acked only if it bears the mark.
         const idx = this.msgindex.get(id);
-        outcomes.push(!idx || idx.r !== agentId ? 'unknown' : 'already_acked');
+        outcomes.push(idx && idx.r === agentId && (idx.e > nowMs || idx.a !== undefined) ? 'already_acked' : 'unknown');
         continue;
       }
       ri.entries.delete(id);

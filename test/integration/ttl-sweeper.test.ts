@@ -111,7 +111,7 @@ describe('sweepOnce on a real LMDB store', () => {
     expect(stored(store, agent)).toEqual([]);
   });
 
-  it('an ack far from expiry removes the queue entry, leaves the index as it was, and still answers already_acked', async () => {
+  it('an ack far from expiry removes the queue entry, leaves the index as it was, and still answers already_acked; expired unacked is unknown', async () => {
     const dir = tempDir('amp-ack-');
     let store = new LmdbStore({ dataDir: dir });
     cleanups.push(async () => {
@@ -138,6 +138,12 @@ describe('sweepOnce on a real LMDB store', () => {
     store = new LmdbStore({ dataDir: dir });
     expect(await store.ack(agent, [far], now)).toEqual(['already_acked']);
     expect(stored(store, agent)).toEqual([]);
+
+    // Expired and never acked: once out of the pending index it is unknown, not already acked.
+    const lapsed = await append(store, agent, now - 1000, 'expired unacked');
+    expect(store.pendingCount(agent, now)).toBe(0); // prunes it from the pending index
+    expect(store.getMessageIndex(lapsed)).toMatchObject({ r: agent });
+    expect(await store.ack(agent, [lapsed], now)).toEqual(['unknown']);
   });
 
   it('removes expired idempotency records and keeps live ones', async () => {

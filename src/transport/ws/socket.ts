@@ -66,16 +66,20 @@ export class WsSocket implements Connection {
    * in one corked flush per socket once this turn of the event loop has handled all its input
    * (setImmediate: every frame uWS read in this poll), so a burst of pushes and route answers
    * costs one syscall a socket. bufferedBytes() counts the queue, so the relay's soft limit still
-   * stops pushes in time; uWS can only drop a frame past the hard limit (16x the soft one), and
-   * then the socket is closed as a slow consumer (4501): nothing is lost, the queue replays on
-   * reconnect.
+   * stops pushes in time, and a frame that would take the socket past the hard limit (where uWS
+   * drops) is refused here with 'dropped'. Should uWS drop one at the flush all the same, the
+   * socket is closed as a slow consumer (4501): the queue replays on reconnect.
    */
   send(frame: Frame): SendOutcome {
     if (this.state === 'closed') return 'dropped';
     // A packed buffer may be reused by msgpackr's next pack: copied, since it is written later.
     const data = this.protocol === SUBPROTOCOL_MSGPACK ? Buffer.from(packr.pack(frame.object)) : frame.json;
+    const bytes = typeof data === 'string' ? Buffer.byteLength(data, 'utf8') : data.length;
+    // What uWS would drop at the flush is refused now, so the caller knows (a push pauses the
+    // session, a receipt goes to the outbox) and nothing is dropped behind its back.
+    if (this.ws.getBufferedAmount() + this.outBytes + bytes > this.deps.config.wsHardBuffer) return 'dropped';
     if (this.out.push(data) === 1) queueFlush(this);
-    this.outBytes += data.length;
+    this.outBytes += bytes;
     // A long burst (a catch-up) is written as it grows, so the kernel's buffer fills while the
     // relay is still sending and backpressure shows up where the relay looks for it.
     if (this.outBytes >= FLUSH_AT_BYTES) this.flush();
@@ -112,6 +116,7 @@ export class WsSocket implements Connection {
   close(code: number, reason: string): void {
     if (this.state === 'closed') return;
     this.flush(); // frames queued before the close (an error frame, say) go first
+    if ((this.state as State) === 'closed') return; // the flush met a full buffer and closed it (4501)
     this.state = 'closed';
     clearTimeout(this.authTimer);
     this.ws.end(code, reason);
