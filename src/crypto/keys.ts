@@ -1,5 +1,6 @@
 // Ed25519 key handling: PEM parsing, fingerprints (spec §5), API key hashing (§6), and signature
-// verification through node:crypto (the server's hot path; @noble/ed25519 is the test oracle).
+// verification (the server's hot path: libsodium via sodium-native, node:crypto as the fallback;
+// @noble/ed25519 is the test oracle).
 
 import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { createRequire } from 'node:module';

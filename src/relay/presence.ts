@@ -12,7 +12,7 @@ import type { Config } from '../config/schema.js';
 import type { AgentRecord, Store } from '../store/types.js';
 import { Frame, messageFrame } from './frames.js';
 
-export type SendOutcome = 'sent' | 'buffered' | 'dropped';
+export type SendOutcome = 'sent' | 'dropped';
 
 export interface Connection {
   /** Queue a frame; frames queued in one turn are written together, in order. */
@@ -194,7 +194,6 @@ export class Presence {
       if (!more) return false;
     }
   }
-
 
   private pause(s: AgentSession): void {
     s.gap = true;

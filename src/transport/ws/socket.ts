@@ -51,6 +51,9 @@ export class WsSocket implements Connection {
   private authTimer?: NodeJS.Timeout;
   private waiting: Record<string, unknown>[] = [];
   private lastInbound = Date.now();
+  /** Frames queued for the next flush, and their size in bytes (counted by bufferedBytes()). */
+  private out: (string | Buffer)[] = [];
+  private outBytes = 0;
 
   constructor(
     private readonly ws: WebSocket<UserData>,
@@ -85,9 +88,6 @@ export class WsSocket implements Connection {
     if (this.outBytes >= FLUSH_AT_BYTES) this.flush();
     return 'sent';
   }
-
-  private out: (string | Buffer)[] = [];
-  private outBytes = 0;
 
   /** Write the queued frames (called by flushAll, and by close() before it ends the socket). */
   flush(): void {
