@@ -27,7 +27,16 @@ const RECORD_BYTES = 1024;
 function signedSample() {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
   const p = payload(0, 0, RECORD_BYTES);
-  const data = Buffer.from(canonicalString({ from: 'a@bench.aimaestro.local', to: 'b@bench.aimaestro.local', subject: 'bench', priority: 'normal', payload_hash: payloadHash(p) }), 'utf8');
+  const data = Buffer.from(
+    canonicalString({
+      from: 'a@bench.aimaestro.local',
+      to: 'b@bench.aimaestro.local',
+      subject: 'bench',
+      priority: 'normal',
+      payload_hash: payloadHash(p),
+    }),
+    'utf8',
+  );
   return { publicKey, data, signature: sign(null, data, privateKey) };
 }
 
@@ -47,8 +56,15 @@ async function verifyRate(seconds: number, choice: 'sodium' | 'node'): Promise<R
   const t0 = performance.now();
   await Promise.all(Array.from({ length: VERIFY_IN_FLIGHT }, lane));
   const ms = performance.now() - t0;
-  const how = impl === 'node:crypto' ? `node:crypto verify with a callback (libuv pool of ${process.env.UV_THREADPOOL_SIZE ?? '4'})` : 'sodium-native crypto_sign_verify_detached (on the event loop)';
-  return { value: Math.round((done * 1000) / ms), unit: 'verify/s', details: { impl: how, in_flight: VERIFY_IN_FLIGHT, bad } };
+  const how =
+    impl === 'node:crypto'
+      ? `node:crypto verify with a callback (libuv pool of ${process.env.UV_THREADPOOL_SIZE ?? '4'})`
+      : 'sodium-native crypto_sign_verify_detached (on the event loop)';
+  return {
+    value: Math.round((done * 1000) / ms),
+    unit: 'verify/s',
+    details: { impl: how, in_flight: VERIFY_IN_FLIGHT, bad },
+  };
 }
 
 async function lmdbRate(seconds: number): Promise<Record<string, unknown>> {
@@ -70,12 +86,24 @@ async function lmdbRate(seconds: number): Promise<Record<string, unknown>> {
   const ms = performance.now() - t0;
   await root.close();
   rmSync(dir, { recursive: true, force: true });
-  return { value: Math.round((committed * 1000) / ms), unit: 'appends/s', details: { record_bytes: RECORD_BYTES, outstanding: LMDB_OUTSTANDING, durable: 'fsync per commit (overlappingSync off)' } };
+  return {
+    value: Math.round((committed * 1000) / ms),
+    unit: 'appends/s',
+    details: {
+      record_bytes: RECORD_BYTES,
+      outstanding: LMDB_OUTSTANDING,
+      durable: 'fsync per commit (overlappingSync off)',
+    },
+  };
 }
 
 const [mode = '', secondsArg = '3'] = process.argv.slice(2);
 const seconds = Number(secondsArg);
-const run = { 'verify-sodium': (t: number) => verifyRate(t, 'sodium'), 'verify-node': (t: number) => verifyRate(t, 'node'), lmdb: lmdbRate }[mode];
+const run = {
+  'verify-sodium': (t: number) => verifyRate(t, 'sodium'),
+  'verify-node': (t: number) => verifyRate(t, 'node'),
+  lmdb: lmdbRate,
+}[mode];
 if (!run || !(seconds > 0)) {
   process.stderr.write('usage: calibrate.ts verify-sodium|verify-node|lmdb SECONDS\n');
   process.exit(2);

@@ -35,7 +35,16 @@ type Name = (typeof SCENARIOS)[number];
 const parsed = (() => {
   try {
     return parseArgs({
-      options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, 'no-pin': { type: 'boolean', default: false }, out: { type: 'string' }, profile: { type: 'boolean', default: false }, 'server-root': { type: 'string' }, 'server-args': { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } },
+      options: {
+        quick: { type: 'boolean', default: false },
+        only: { type: 'string' },
+        'no-pin': { type: 'boolean', default: false },
+        out: { type: 'string' },
+        profile: { type: 'boolean', default: false },
+        'server-root': { type: 'string' },
+        'server-args': { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
     });
   } catch (e) {
     process.stderr.write(`bench: ${(e as Error).message} (see npm run bench -- --help)\n`);
@@ -47,7 +56,12 @@ if (args.help) {
   process.stdout.write(HELP + '\n');
   process.exit(0);
 }
-const only = new Set((args.only ?? SCENARIOS.join(',')).split(',').map((s) => s.trim()).filter(Boolean));
+const only = new Set(
+  (args.only ?? SCENARIOS.join(','))
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean),
+);
 for (const n of only) {
   if (!(SCENARIOS as readonly string[]).includes(n)) {
     process.stderr.write(`bench: unknown scenario '${n}' (${SCENARIOS.join(', ')})\n`);
@@ -59,7 +73,11 @@ const place: Placement = placement(!args['no-pin'], cores);
 
 // The load runs pinned too: re-run this file under taskset once.
 if (place.load !== undefined && process.env.AMP_BENCH_PINNED !== '1') {
-  const child = spawn('taskset', ['-c', place.load, process.execPath, '--import', 'tsx', join(ROOT, 'bench', 'run.ts'), ...process.argv.slice(2)], { stdio: 'inherit', env: { ...process.env, AMP_BENCH_PINNED: '1' } });
+  const child = spawn(
+    'taskset',
+    ['-c', place.load, process.execPath, '--import', 'tsx', join(ROOT, 'bench', 'run.ts'), ...process.argv.slice(2)],
+    { stdio: 'inherit', env: { ...process.env, AMP_BENCH_PINNED: '1' } },
+  );
   child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
 } else {
   await main();
@@ -68,23 +86,59 @@ if (place.load !== undefined && process.env.AMP_BENCH_PINNED !== '1') {
 async function main(): Promise<void> {
   const quick = args.quick;
   const P = quick
-    ? { cal: 2, warm: 0.5, secs: 4, pairs: 16, sockets: 1000, fanSenders: 8, backlog: 20_000, restBacklog: 5_000, pages: [100], rateSecs: 3, conns: 128 }
-    : { cal: 5, warm: 2, secs: 10, pairs: 32, sockets: 10_000, fanSenders: 16, backlog: 100_000, restBacklog: 20_000, pages: [10, 50, 100], rateSecs: 10, conns: 256 };
+    ? {
+        cal: 2,
+        warm: 0.5,
+        secs: 4,
+        pairs: 16,
+        sockets: 1000,
+        fanSenders: 8,
+        backlog: 20_000,
+        restBacklog: 5_000,
+        pages: [100],
+        rateSecs: 3,
+        conns: 128,
+      }
+    : {
+        cal: 5,
+        warm: 2,
+        secs: 10,
+        pairs: 32,
+        sockets: 10_000,
+        fanSenders: 16,
+        backlog: 100_000,
+        restBacklog: 20_000,
+        pages: [10, 50, 100],
+        rateSecs: 10,
+        conns: 256,
+      };
   const BYTES = 1024;
   const result: BenchResult = {
     started_at: new Date().toISOString(),
     mode: quick ? 'quick' : 'full',
-    machine: { cpu: cpus()[0]?.model ?? 'unknown', cores, memory_gb: Math.round(totalmem() / 2 ** 30), node: process.version, platform: process.platform },
+    machine: {
+      cpu: cpus()[0]?.model ?? 'unknown',
+      cores,
+      memory_gb: Math.round(totalmem() / 2 ** 30),
+      node: process.version,
+      platform: process.platform,
+    },
     placement: place.note,
     server: { root: args['server-root'] ?? ROOT, args: args['server-args'] ?? '' },
     calibrators: {},
     scenarios: [],
   };
-  console.log(`amp-relay bench (${result.mode}): ${result.machine.cpu} × ${cores}; ${place.note}; server from ${result.server.root} ${result.server.args}`);
+  console.log(
+    `amp-relay bench (${result.mode}): ${result.machine.cpu} × ${cores}; ${place.note}; server from ${result.server.root} ${result.server.args}`,
+  );
 
   // Calibrators: on the server's core (what the server can get) and, for verify, on all cores.
   const calibrate = async (key: string, mode: string, where: string | undefined) => {
-    const c = await runJsonChild<{ value: number; unit: string; details: Record<string, unknown> }>(['--import', 'tsx', join(ROOT, 'bench', 'calibrate.ts'), mode, String(P.cal)], where, 120_000);
+    const c = await runJsonChild<{ value: number; unit: string; details: Record<string, unknown> }>(
+      ['--import', 'tsx', join(ROOT, 'bench', 'calibrate.ts'), mode, String(P.cal)],
+      where,
+      120_000,
+    );
     result.calibrators[key] = c;
     console.log(`  calibrator ${key}: ${c.value.toLocaleString('en-US')} ${c.unit}`);
     return c.value;
@@ -112,7 +166,9 @@ async function main(): Promise<void> {
   };
   const push = (r: ScenarioResult) => {
     result.scenarios.push(r);
-    console.log(`  => ${r.title}: ${r.value.toLocaleString('en-US')} ${r.unit}${r.ratio !== undefined ? ` (${r.ratio} × ${r.calibrator})` : ''}${r.latency ? `, p50 ${r.latency.p50_ms} ms, p99 ${r.latency.p99_ms} ms, p99.9 ${r.latency.p999_ms} ms` : ''}`);
+    console.log(
+      `  => ${r.title}: ${r.value.toLocaleString('en-US')} ${r.unit}${r.ratio !== undefined ? ` (${r.ratio} × ${r.calibrator})` : ''}${r.latency ? `, p50 ${r.latency.p50_ms} ms, p99 ${r.latency.p99_ms} ms, p99.9 ${r.latency.p999_ms} ms` : ''}`,
+    );
   };
   const run = async (name: Name, fn: () => Promise<void>) => {
     if (!only.has(name)) return;
@@ -124,8 +180,18 @@ async function main(): Promise<void> {
     await run(signed ? 'signed' : 'trusted', () =>
       withServer(async (s) => {
         const p = await setupPairs(s, P.pairs);
-        const framesPerSender = signed ? Math.ceil((Math.max(verifyServer, verifyNode) * (P.secs + P.warm) * 1.2) / P.pairs) + 64 : 0;
-        const o = await closedLoop(s, p, { label: signed ? 'signed' : 'trusted', window: signed ? 16 : 32, seconds: P.secs, warmupSeconds: P.warm, bytes: BYTES, signed, framesPerSender });
+        const framesPerSender = signed
+          ? Math.ceil((Math.max(verifyServer, verifyNode) * (P.secs + P.warm) * 1.2) / P.pairs) + 64
+          : 0;
+        const o = await closedLoop(s, p, {
+          label: signed ? 'signed' : 'trusted',
+          window: signed ? 16 : 32,
+          seconds: P.secs,
+          warmupSeconds: P.warm,
+          bytes: BYTES,
+          signed,
+          framesPerSender,
+        });
         await closePairs(p);
         const cal = signed ? verifyServer : lmdb;
         push({
@@ -156,32 +222,105 @@ async function main(): Promise<void> {
         unit: 'req/s',
         calibrator: 'lmdb_appends_server_cores',
         ratio: ratio(r.rate, lmdb),
-        latency: { count: r.result['2xx'], p50_ms: l.p50, p90_ms: l.p90, p99_ms: l.p99, p999_ms: l.p99_9, max_ms: l.max, mean_ms: l.mean },
-        details: { connections: P.conns, seconds: P.secs, ok: r.result['2xx'], non2xx: r.result.non2xx, queued_after: r.queued, ...r.cpu },
+        latency: {
+          count: r.result['2xx'],
+          p50_ms: l.p50,
+          p90_ms: l.p90,
+          p99_ms: l.p99,
+          p999_ms: l.p99_9,
+          max_ms: l.max,
+          mean_ms: l.mean,
+        },
+        details: {
+          connections: P.conns,
+          seconds: P.secs,
+          ok: r.result['2xx'],
+          non2xx: r.result.non2xx,
+          queued_after: r.queued,
+          ...r.cpu,
+        },
         // Requests still in flight when autocannon stops are queued but not counted: queued ≥ 2xx.
         errors: r.result.errors + r.result.non2xx + r.result.timeouts + Math.max(0, r.result['2xx'] - r.queued),
-        notes: r.queued >= r.result['2xx'] ? [] : [`LOST: ${r.result['2xx']} answered 2xx but only ${r.queued} are queued`],
+        notes:
+          r.queued >= r.result['2xx'] ? [] : [`LOST: ${r.result['2xx']} answered 2xx but only ${r.queued} are queued`],
       });
     }),
   );
 
   await run('fanout', () =>
     withServer(async (s) => {
-      const o = await fanout(s, { label: 'fanout', sockets: P.sockets, senders: P.fanSenders, window: 32, seconds: P.secs, warmupSeconds: P.warm, bytes: BYTES });
-      push({ name: 'push_fanout', title: `4 push fan-out to ${P.sockets.toLocaleString('en-US')} sockets`, value: o.rate, unit: 'msg/s', calibrator: 'lmdb_appends_server_cores', ratio: ratio(o.rate, lmdb), target: '≤ 10 KB per idle socket', latency: o.latency.summary(), details: o.details, errors: o.errors, notes: [`server memory per idle socket: ${String(o.details.rss_per_idle_socket_kb)} KB`, ...o.notes] });
+      const o = await fanout(s, {
+        label: 'fanout',
+        sockets: P.sockets,
+        senders: P.fanSenders,
+        window: 32,
+        seconds: P.secs,
+        warmupSeconds: P.warm,
+        bytes: BYTES,
+      });
+      push({
+        name: 'push_fanout',
+        title: `4 push fan-out to ${P.sockets.toLocaleString('en-US')} sockets`,
+        value: o.rate,
+        unit: 'msg/s',
+        calibrator: 'lmdb_appends_server_cores',
+        ratio: ratio(o.rate, lmdb),
+        target: '≤ 10 KB per idle socket',
+        latency: o.latency.summary(),
+        details: o.details,
+        errors: o.errors,
+        notes: [`server memory per idle socket: ${String(o.details.rss_per_idle_socket_kb)} KB`, ...o.notes],
+      });
     }),
   );
 
   await run('backlog', () =>
     withServer(async (s) => {
-      const b = await backlog(s, { label: 'backlog', messages: P.backlog, restMessages: P.restBacklog, pages: P.pages, bytes: BYTES });
+      const b = await backlog(s, {
+        label: 'backlog',
+        messages: P.backlog,
+        restMessages: P.restBacklog,
+        pages: P.pages,
+        bytes: BYTES,
+      });
       const leftover = b.ws.remaining_after + b.rest.reduce((n, r) => n + r.remaining_after, 0);
       const ws = `${P.backlog.toLocaleString('en-US')}`;
       const wsNotes = leftover ? [`${leftover} messages left after acking everything`] : [];
-      push({ name: 'drain_ws', title: `5 backlog drain over WS (${ws}), received`, value: b.ws.rate, unit: 'msg/s', calibrator: 'lmdb_appends_server_cores', ratio: ratio(b.ws.rate, lmdb), target: '≥ 50k msg/s', details: { ...b.ws, fill_rate: b.fillRate }, errors: leftover, notes: wsNotes });
-      push({ name: 'drain_ws_acked', title: `5 backlog drain over WS (${ws}), received + acked`, value: b.ws.acked_rate, unit: 'msg/s', calibrator: 'lmdb_appends_server_cores', ratio: ratio(b.ws.acked_rate, lmdb), details: { messages: b.ws.messages }, errors: 0, notes: [] });
+      push({
+        name: 'drain_ws',
+        title: `5 backlog drain over WS (${ws}), received`,
+        value: b.ws.rate,
+        unit: 'msg/s',
+        calibrator: 'lmdb_appends_server_cores',
+        ratio: ratio(b.ws.rate, lmdb),
+        target: '≥ 50k msg/s',
+        details: { ...b.ws, fill_rate: b.fillRate },
+        errors: leftover,
+        notes: wsNotes,
+      });
+      push({
+        name: 'drain_ws_acked',
+        title: `5 backlog drain over WS (${ws}), received + acked`,
+        value: b.ws.acked_rate,
+        unit: 'msg/s',
+        calibrator: 'lmdb_appends_server_cores',
+        ratio: ratio(b.ws.acked_rate, lmdb),
+        details: { messages: b.ws.messages },
+        errors: 0,
+        notes: [],
+      });
       for (const r of b.rest) {
-        push({ name: `drain_rest_${r.page}`, title: `5 backlog drain over REST, pages of ${r.page}`, value: r.rate, unit: 'msg/s', calibrator: 'lmdb_appends_server_cores', ratio: ratio(r.rate, lmdb), details: { ...r, per_round_trip_ms: +((r.messages / r.rate / r.round_trips) * 1000).toFixed(3) }, errors: r.remaining_after, notes: [] });
+        push({
+          name: `drain_rest_${r.page}`,
+          title: `5 backlog drain over REST, pages of ${r.page}`,
+          value: r.rate,
+          unit: 'msg/s',
+          calibrator: 'lmdb_appends_server_cores',
+          ratio: ratio(r.rate, lmdb),
+          details: { ...r, per_round_trip_ms: +((r.messages / r.rate / r.round_trips) * 1000).toFixed(3) },
+          errors: r.remaining_after,
+          notes: [],
+        });
       }
     }),
   );
@@ -189,8 +328,27 @@ async function main(): Promise<void> {
   await run('rates', async () => {
     for (const rate of [1000, 5000, 20_000]) {
       await withServer(async (s) => {
-        const o = await fixedRate(s, { label: `rate ${rate}`, rate, pairs: 8, seconds: P.rateSecs, warmupSeconds: P.warm, bytes: BYTES });
-        push({ name: `rate_${rate}`, title: `6 fixed rate ${rate.toLocaleString('en-US')} msg/s (trusted)`, value: o.rate, unit: 'msg/s', calibrator: 'target rate', ratio: ratio(o.rate, rate), target: rate === 5000 ? 'p99 ≤ 2 ms' : undefined, latency: o.latency.summary(), details: o.details, errors: o.errors, notes: o.notes });
+        const o = await fixedRate(s, {
+          label: `rate ${rate}`,
+          rate,
+          pairs: 8,
+          seconds: P.rateSecs,
+          warmupSeconds: P.warm,
+          bytes: BYTES,
+        });
+        push({
+          name: `rate_${rate}`,
+          title: `6 fixed rate ${rate.toLocaleString('en-US')} msg/s (trusted)`,
+          value: o.rate,
+          unit: 'msg/s',
+          calibrator: 'target rate',
+          ratio: ratio(o.rate, rate),
+          target: rate === 5000 ? 'p99 ≤ 2 ms' : undefined,
+          latency: o.latency.summary(),
+          details: o.details,
+          errors: o.errors,
+          notes: o.notes,
+        });
       });
     }
   });

@@ -19,7 +19,18 @@ export const REGISTERED_LABEL_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
 /** Tenants that double as path segments of the AID service and so cannot be registered. */
 export const RESERVED_TENANTS: ReadonlySet<string> = new Set([
-  'v1', 'api', 'agents', 'admin', 'oauth', 'health', 'metrics', 'ws', 'well-known', 'static', 'docs', 'dashboard',
+  'v1',
+  'api',
+  'agents',
+  'admin',
+  'oauth',
+  'health',
+  'metrics',
+  'ws',
+  'well-known',
+  'static',
+  'docs',
+  'dashboard',
 ]);
 
 export interface ParsedAddress {
@@ -40,7 +51,10 @@ export function isLocalProvider(provider: string): boolean {
  * the longest suffix that is a known provider domain, else the last two labels. No `@` means a
  * short form whose tenant and provider are filled in at routing time.
  */
-export function parseAddress(input: string, knownProviders: readonly string[] = [DEFAULT_PROVIDER_DOMAIN]): ParsedAddress {
+export function parseAddress(
+  input: string,
+  knownProviders: readonly string[] = [DEFAULT_PROVIDER_DOMAIN],
+): ParsedAddress {
   const at = input.indexOf('@');
   if (at < 0) return { name: input, tenant: null, provider: null, is_local: null };
   const name = input.slice(0, at);
@@ -83,7 +97,10 @@ export interface ExpandContext {
  * `name` -> `name@<sender tenant>.<domain>`; `name@x` (one label) -> `name@x.<domain>`.
  * Returns the full address, or the reason it is not one.
  */
-export function expandAddress(raw: string, ctx: ExpandContext): { ok: true; address: string } | { ok: false; problem: AddressProblem } {
+export function expandAddress(
+  raw: string,
+  ctx: ExpandContext,
+): { ok: true; address: string } | { ok: false; problem: AddressProblem } {
   // ASCII only, checked before lowercasing: some non-ASCII letters lowercase to ASCII (U+212A -> k).
   if (!PRINTABLE_ASCII_RE.test(raw)) return { ok: false, problem: 'grammar' };
   const s = raw.toLowerCase();
@@ -122,6 +139,11 @@ export function localParts(full: string, provider: string): LocalParts | null {
   return parts;
 }
 
-export function formatAddress(name: string, tenant: string, domain: string, scope?: { platform: string; repo: string }): string {
+export function formatAddress(
+  name: string,
+  tenant: string,
+  domain: string,
+  scope?: { platform: string; repo: string },
+): string {
   return scope ? `${name}@${scope.repo}.${scope.platform}.${tenant}.${domain}` : `${name}@${tenant}.${domain}`;
 }

@@ -11,7 +11,10 @@ export function generatedArtifacts(): Record<string, string> {
   return {
     'errors.json': json({
       errors: Object.fromEntries(
-        Object.entries(ERROR_CATALOG).map(([code, e]) => [code, { http_status: e.status, ws_close: e.wsClose, retry: e.retry, used_for: e.doc }]),
+        Object.entries(ERROR_CATALOG).map(([code, e]) => [
+          code,
+          { http_status: e.status, ws_close: e.wsClose, retry: e.retry, used_for: e.doc },
+        ]),
       ),
       aliases: ERROR_ALIASES,
       ws_close_codes: CLOSE,

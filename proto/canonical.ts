@@ -37,7 +37,9 @@ export function canonicalJson(value: unknown): string {
     case 'object': {
       if (Array.isArray(value)) return '[' + value.map(canonicalJson).join(',') + ']';
       const obj = value as Record<string, unknown>;
-      const keys = Object.keys(obj).filter((k) => obj[k] !== undefined).sort(compareCodePoints);
+      const keys = Object.keys(obj)
+        .filter((k) => obj[k] !== undefined)
+        .sort(compareCodePoints);
       let out = '{';
       for (let i = 0; i < keys.length; i++) {
         if (i > 0) out += ',';

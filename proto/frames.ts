@@ -45,12 +45,18 @@ export function isJsonLike(v: unknown, depth = 0): boolean {
 /** Parse a text frame into an object, or throw `invalid_request`. */
 export function parseTextFrame(text: string): Record<string, unknown> {
   const r = parseJsonBody(text);
-  if (!r.ok) throw new AmpError('invalid_request', r.tooDeep ? `Frame refused: ${r.error}` : `Frame is not valid JSON: ${r.error}`);
-  if (r.value === null || typeof r.value !== 'object' || Array.isArray(r.value)) throw new AmpError('invalid_request', 'Frame must be a JSON object');
+  if (!r.ok)
+    throw new AmpError(
+      'invalid_request',
+      r.tooDeep ? `Frame refused: ${r.error}` : `Frame is not valid JSON: ${r.error}`,
+    );
+  if (r.value === null || typeof r.value !== 'object' || Array.isArray(r.value))
+    throw new AmpError('invalid_request', 'Frame must be a JSON object');
   return r.value as Record<string, unknown>;
 }
 
-const MSGPACK_TYPES_ERROR = 'Binary frame may hold only string-keyed maps, arrays, strings, booleans, nil, safe integers and floats';
+const MSGPACK_TYPES_ERROR =
+  'Binary frame may hold only string-keyed maps, arrays, strings, booleans, nil, safe integers and floats';
 
 /**
  * Turn a decoded MessagePack value (maps decoded as `Map`) into a JSON value, refusing what JSON
@@ -63,12 +69,18 @@ export function msgpackToJson(v: unknown, depth = 1): unknown {
     for (const [k, x] of v) {
       if (typeof k !== 'string') throw new AmpError('invalid_request', MSGPACK_TYPES_ERROR);
       // defineProperty keeps a `__proto__` key an ordinary own property.
-      Object.defineProperty(out, k, { value: msgpackToJson(x, depth + 1), enumerable: true, writable: true, configurable: true });
+      Object.defineProperty(out, k, {
+        value: msgpackToJson(x, depth + 1),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
     }
     return out;
   }
   if (Array.isArray(v)) return v.map((x) => msgpackToJson(x, depth + 1));
-  if (!isJsonLike(v) || (v !== null && typeof v === 'object')) throw new AmpError('invalid_request', MSGPACK_TYPES_ERROR);
+  if (!isJsonLike(v) || (v !== null && typeof v === 'object'))
+    throw new AmpError('invalid_request', MSGPACK_TYPES_ERROR);
   return v;
 }
 
@@ -86,7 +98,8 @@ export function echoableRequestId(v: unknown): string | undefined {
 function requestId(f: Record<string, unknown>): string | undefined {
   const id = f.request_id;
   if (id === undefined || id === null) return undefined;
-  if (typeof id !== 'string' || !REQUEST_ID_RE.test(id)) throw invalidField('request_id', 'request_id must be a string of 1-64 characters');
+  if (typeof id !== 'string' || !REQUEST_ID_RE.test(id))
+    throw invalidField('request_id', 'request_id must be a string of 1-64 characters');
   return id;
 }
 
@@ -98,7 +111,11 @@ export function decodeClientFrame(f: Record<string, unknown>): ClientFrame {
   switch (type) {
     case 'auth': {
       if (typeof f.token === 'string' && f.token !== '') return { type, token: f.token, request_id };
-      if (typeof f.address === 'string' && typeof f.signature === 'string' && (typeof f.timestamp === 'string' || typeof f.timestamp === 'number')) {
+      if (
+        typeof f.address === 'string' &&
+        typeof f.signature === 'string' &&
+        (typeof f.timestamp === 'string' || typeof f.timestamp === 'number')
+      ) {
         const ts = String(f.timestamp);
         if (!/^[0-9]{1,12}$/.test(ts)) throw invalidField('timestamp', 'timestamp must be unix seconds');
         return { type, address: f.address, timestamp: ts, signature: f.signature, request_id };
@@ -109,7 +126,8 @@ export function decodeClientFrame(f: Record<string, unknown>): ClientFrame {
       return { type, request_id };
     case 'route': {
       const data = f.data;
-      if (data === null || typeof data !== 'object' || Array.isArray(data)) throw new AmpError('invalid_request', "route frame needs a 'data' object");
+      if (data === null || typeof data !== 'object' || Array.isArray(data))
+        throw new AmpError('invalid_request', "route frame needs a 'data' object");
       return { type, request_id, data: data as Record<string, unknown> };
     }
     case 'ack':
@@ -117,7 +135,9 @@ export function decodeClientFrame(f: Record<string, unknown>): ClientFrame {
       if (f.ids !== undefined) {
         if (!Array.isArray(f.ids) || f.ids.length === 0) throw invalidField('ids', 'ids must be a non-empty array');
         if (f.ids.length > MAX_BATCH_ACK_IDS) throw invalidField('ids', `at most ${MAX_BATCH_ACK_IDS} ids per ack`);
-        for (const id of f.ids) if (!isAcceptedMessageId(id)) throw invalidField('ids', `'${String(id).slice(0, 64)}' is not a valid message id`);
+        for (const id of f.ids)
+          if (!isAcceptedMessageId(id))
+            throw invalidField('ids', `'${String(id).slice(0, 64)}' is not a valid message id`);
         return { type: 'ack', request_id, ids: f.ids as string[], single: false };
       }
       if (!isAcceptedMessageId(f.id)) throw invalidField('id', 'ack needs a valid message id in id (or ids)');

@@ -3,7 +3,7 @@
 // own curl flow needs it: it pastes `$(cat public.pem)`, with its raw newlines, into a JSON string.
 // Nothing else is relaxed: other invalid JSON is still refused.
 
-const ESCAPES: Record<number, string> = { 0x08: '\\b', 0x09: '\\t', 0x0a: '\\n', 0x0c: '\\f', 0x0d: '\\r' };
+const ESCAPES: Record<number, string> = { 8: '\\b', 9: '\\t', 10: '\\n', 12: '\\f', 13: '\\r' };
 
 /** Escape raw control characters that stand inside JSON strings; everything else is kept. */
 export function escapeControlCharsInStrings(text: string): string {
@@ -13,7 +13,8 @@ export function escapeControlCharsInStrings(text: string): string {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
-      if (c === 0x5c) i++; // backslash: skip the escaped character
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
       else if (c === 0x22) inString = false;
       else if (c < 0x20) {
         out += text.slice(from, i) + (ESCAPES[c] ?? '\\u' + c.toString(16).padStart(4, '0'));
@@ -64,6 +65,7 @@ function parseLenient(text: string): JsonParseResult {
 /** Parse a request body; also refuses values nested deeper than MAX_JSON_DEPTH. */
 export function parseJsonBody(text: string): JsonParseResult {
   const r = parseLenient(text);
-  if (r.ok && nestsDeeperThan(r.value, MAX_JSON_DEPTH)) return { ok: false, error: `JSON nests deeper than ${MAX_JSON_DEPTH} levels`, tooDeep: true };
+  if (r.ok && nestsDeeperThan(r.value, MAX_JSON_DEPTH))
+    return { ok: false, error: `JSON nests deeper than ${MAX_JSON_DEPTH} levels`, tooDeep: true };
   return r;
 }

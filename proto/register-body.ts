@@ -3,7 +3,14 @@
 
 import { AmpError, invalidField } from './errors.js';
 import { REGISTERED_LABEL_RE, REGISTERED_NAME_RE, RESERVED_TENANTS } from './address.js';
-import { IDEMPOTENCY_KEY_RE, MAX_ALIAS_CHARS, MAX_CAPABILITIES, MAX_CAPABILITY_CHARS, MAX_METADATA_BYTES, codePointLength } from './limits.js';
+import {
+  IDEMPOTENCY_KEY_RE,
+  MAX_ALIAS_CHARS,
+  MAX_CAPABILITIES,
+  MAX_CAPABILITY_CHARS,
+  MAX_METADATA_BYTES,
+  codePointLength,
+} from './limits.js';
 import { RegisterBodySchema, assertShape, compile } from './schemas.js';
 
 const checkRegisterBody = compile(RegisterBodySchema);
@@ -42,17 +49,24 @@ export function decodeRegisterBody(body: unknown, defaultTenant: string): Regist
 
   const name = lower(body.name);
   if (!REGISTERED_NAME_RE.test(name)) {
-    throw invalidField('name', "name must be 1-63 characters of a-z, 0-9, '-' and '_', starting with a letter or digit");
+    throw invalidField(
+      'name',
+      "name must be 1-63 characters of a-z, 0-9, '-' and '_', starting with a letter or digit",
+    );
   }
   const tenant = label('tenant', body.tenant ?? defaultTenant);
   if (RESERVED_TENANTS.has(tenant)) throw invalidField('tenant', `tenant '${tenant}' is reserved`);
 
   const algorithm = body.key_algorithm ?? 'Ed25519';
   if (algorithm.toLowerCase() !== 'ed25519') {
-    throw new AmpError('invalid_field', `key_algorithm '${algorithm}' is not supported by this provider; only Ed25519 is accepted`, {
-      field: 'key_algorithm',
-      details: { supported: ['Ed25519'] },
-    });
+    throw new AmpError(
+      'invalid_field',
+      `key_algorithm '${algorithm}' is not supported by this provider; only Ed25519 is accepted`,
+      {
+        field: 'key_algorithm',
+        details: { supported: ['Ed25519'] },
+      },
+    );
   }
 
   const req: RegisterRequest = {
@@ -65,13 +79,16 @@ export function decodeRegisterBody(body: unknown, defaultTenant: string): Regist
   };
 
   if (body.alias != null) {
-    if (codePointLength(body.alias) > MAX_ALIAS_CHARS) throw invalidField('alias', `alias must be at most ${MAX_ALIAS_CHARS} characters`);
+    if (codePointLength(body.alias) > MAX_ALIAS_CHARS)
+      throw invalidField('alias', `alias must be at most ${MAX_ALIAS_CHARS} characters`);
     req.alias = body.alias;
   }
   if (body.scope != null) {
     const { platform, repo } = body.scope;
-    if ((platform == null) !== (repo == null)) throw invalidField('scope', 'scope needs both platform and repo, or neither');
-    if (platform != null && repo != null) req.scope = { platform: label('scope.platform', platform), repo: label('scope.repo', repo) };
+    if ((platform == null) !== (repo == null))
+      throw invalidField('scope', 'scope needs both platform and repo, or neither');
+    if (platform != null && repo != null)
+      req.scope = { platform: label('scope.platform', platform), repo: label('scope.repo', repo) };
   }
   if (body.delivery?.webhook_url != null) {
     // Webhook delivery is a later capability (§18); until it is built the field is refused.
@@ -81,10 +98,14 @@ export function decodeRegisterBody(body: unknown, defaultTenant: string): Regist
     throw invalidField('metadata', `metadata must be at most ${MAX_METADATA_BYTES} bytes of JSON`);
   }
   if (req.capabilities.length > MAX_CAPABILITIES || req.capabilities.some((c) => c.length > MAX_CAPABILITY_CHARS)) {
-    throw invalidField('capabilities', `capabilities: at most ${MAX_CAPABILITIES} strings of at most ${MAX_CAPABILITY_CHARS} characters`);
+    throw invalidField(
+      'capabilities',
+      `capabilities: at most ${MAX_CAPABILITIES} strings of at most ${MAX_CAPABILITY_CHARS} characters`,
+    );
   }
   if (body.agent_id != null) {
-    if (!IDEMPOTENCY_KEY_RE.test(body.agent_id)) throw invalidField('agent_id', 'agent_id must be a UUID or similar identifier');
+    if (!IDEMPOTENCY_KEY_RE.test(body.agent_id))
+      throw invalidField('agent_id', 'agent_id must be a UUID or similar identifier');
     req.client_agent_id = body.agent_id;
   }
   if (body.proof != null) {

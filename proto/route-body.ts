@@ -41,7 +41,18 @@ export interface RouteRequest {
   payload: Record<string, unknown>;
 }
 
-const ENVELOPE_FIELDS = ['to', 'subject', 'priority', 'in_reply_to', 'thread_id', 'expires_at', 'signature', 'idempotency_key', 'from', 'options'] as const;
+const ENVELOPE_FIELDS = [
+  'to',
+  'subject',
+  'priority',
+  'in_reply_to',
+  'thread_id',
+  'expires_at',
+  'signature',
+  'idempotency_key',
+  'from',
+  'options',
+] as const;
 
 /**
  * The envelope form carries its signed fields in `envelope`; fold it into the flat form, where
@@ -88,14 +99,19 @@ export function decodeRouteBody(body: unknown, opts: { nowMs: number; headerIdem
   if (typeof sentAt === 'string') {
     const ms = parseIsoDateTime(sentAt);
     if (ms !== null && ms > opts.nowMs + MAX_FUTURE_SKEW_S * 1000) {
-      throw new AmpError('timestamp_future', `envelope.timestamp is more than ${MAX_FUTURE_SKEW_S} s ahead of the server clock`, { field: 'envelope.timestamp' });
+      throw new AmpError(
+        'timestamp_future',
+        `envelope.timestamp is more than ${MAX_FUTURE_SKEW_S} s ahead of the server clock`,
+        { field: 'envelope.timestamp' },
+      );
     }
   }
   assertShape(checkRouteBody, flat);
 
   const subjectChars = codePointLength(flat.subject);
   if (subjectChars === 0) throw invalidField('subject', 'subject must not be empty');
-  if (subjectChars > MAX_SUBJECT_CHARS) throw tooLarge('subject', 'subject', MAX_SUBJECT_CHARS, subjectChars, 'characters');
+  if (subjectChars > MAX_SUBJECT_CHARS)
+    throw tooLarge('subject', 'subject', MAX_SUBJECT_CHARS, subjectChars, 'characters');
 
   const priority = flat.priority ?? 'normal';
   if (!(PRIORITIES as readonly string[]).includes(priority)) {
@@ -107,13 +123,17 @@ export function decodeRouteBody(body: unknown, opts: { nowMs: number; headerIdem
     throw invalidField('payload.type', 'payload.type must match ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$');
   }
   const messageBytes = Buffer.byteLength(flat.payload.message, 'utf8');
-  if (messageBytes > MAX_MESSAGE_BYTES) throw tooLarge('payload.message', 'payload.message', MAX_MESSAGE_BYTES, messageBytes, 'bytes');
+  if (messageBytes > MAX_MESSAGE_BYTES)
+    throw tooLarge('payload.message', 'payload.message', MAX_MESSAGE_BYTES, messageBytes, 'bytes');
   if (flat.payload.context != null) {
     const contextBytes = Buffer.byteLength(JSON.stringify(flat.payload.context), 'utf8');
-    if (contextBytes > MAX_CONTEXT_BYTES) throw tooLarge('payload.context', 'payload.context', MAX_CONTEXT_BYTES, contextBytes, 'bytes');
+    if (contextBytes > MAX_CONTEXT_BYTES)
+      throw tooLarge('payload.context', 'payload.context', MAX_CONTEXT_BYTES, contextBytes, 'bytes');
   }
   if (payload.attachments !== undefined) {
-    throw new AmpError('attachments_not_supported', 'This provider does not support attachments', { field: 'payload.attachments' });
+    throw new AmpError('attachments_not_supported', 'This provider does not support attachments', {
+      field: 'payload.attachments',
+    });
   }
 
   // §8.3 stored-message limit, checked with the parse (§12.3 step 4) on an upper bound of the
@@ -123,10 +143,17 @@ export function decodeRouteBody(body: unknown, opts: { nowMs: number; headerIdem
     throw tooLarge('payload', 'The stored message', MAX_STORED_MESSAGE_BYTES, storedEstimate, 'bytes');
   }
 
-  const req: RouteRequest = { to: flat.to, subject: flat.subject, priority: priority as Priority, receipt: flat.options?.receipt === true, payload };
+  const req: RouteRequest = {
+    to: flat.to,
+    subject: flat.subject,
+    priority: priority as Priority,
+    receipt: flat.options?.receipt === true,
+    payload,
+  };
 
   if (flat.in_reply_to != null && flat.in_reply_to !== '') {
-    if (!isAcceptedMessageId(flat.in_reply_to)) throw invalidField('in_reply_to', 'in_reply_to is not a valid message id');
+    if (!isAcceptedMessageId(flat.in_reply_to))
+      throw invalidField('in_reply_to', 'in_reply_to is not a valid message id');
     req.in_reply_to = flat.in_reply_to;
   }
   if (flat.thread_id != null && flat.thread_id !== '') {
@@ -150,7 +177,8 @@ export function decodeRouteBody(body: unknown, opts: { nowMs: number; headerIdem
 
   const idem = flat.idempotency_key ?? opts.headerIdempotencyKey;
   if (idem != null) {
-    if (!IDEMPOTENCY_KEY_RE.test(idem)) throw invalidField('idempotency_key', 'idempotency_key must be 1-128 characters of [A-Za-z0-9_.:-]');
+    if (!IDEMPOTENCY_KEY_RE.test(idem))
+      throw invalidField('idempotency_key', 'idempotency_key must be 1-128 characters of [A-Za-z0-9_.:-]');
     req.idempotency_key = idem;
   }
   return req;

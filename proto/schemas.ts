@@ -32,7 +32,10 @@ export const RouteBodySchema = Type.Object(
     idempotency_key: NullableString,
     options: Type.Optional(
       Type.Union([
-        Type.Object({ receipt: Type.Optional(Type.Union([Type.Boolean(), Type.Null()])) }, { additionalProperties: true }),
+        Type.Object(
+          { receipt: Type.Optional(Type.Union([Type.Boolean(), Type.Null()])) },
+          { additionalProperties: true },
+        ),
         Type.Null(),
       ]),
     ),
@@ -51,7 +54,10 @@ export const RegisterBodySchema = Type.Object(
     agent_id: NullableString,
     scope: Type.Optional(
       Type.Union([
-        Type.Object({ platform: Type.Optional(Type.String()), repo: Type.Optional(Type.String()) }, { additionalProperties: true }),
+        Type.Object(
+          { platform: Type.Optional(Type.String()), repo: Type.Optional(Type.String()) },
+          { additionalProperties: true },
+        ),
         Type.Null(),
       ]),
     ),
@@ -72,7 +78,10 @@ export const RegisterBodySchema = Type.Object(
     capabilities: Type.Optional(Type.Union([Type.Array(Type.String()), Type.Null()])),
     proof: Type.Optional(
       Type.Union([
-        Type.Object({ timestamp: Type.Union([Type.Integer(), Type.String()]), signature: Type.String() }, { additionalProperties: true }),
+        Type.Object(
+          { timestamp: Type.Union([Type.Integer(), Type.String()]), signature: Type.String() },
+          { additionalProperties: true },
+        ),
         Type.Null(),
       ]),
     ),

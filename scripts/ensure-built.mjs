@@ -18,11 +18,19 @@ function newest(dir) {
   return t;
 }
 
-const sourcesTime = Math.max(newest(join(root, 'src')), newest(join(root, 'proto')), statSync(join(root, 'tsconfig.json')).mtimeMs);
+const sourcesTime = Math.max(
+  newest(join(root, 'src')),
+  newest(join(root, 'proto')),
+  statSync(join(root, 'tsconfig.json')).mtimeMs,
+);
 if (!existsSync(marker) || statSync(marker).mtimeMs < sourcesTime) {
   process.stderr.write('amp-relay: compiling TypeScript (tsc)...\n');
   try {
-    execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json')], { stdio: 'inherit' });
+    execFileSync(
+      process.execPath,
+      [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json')],
+      { stdio: 'inherit' },
+    );
   } catch {
     process.stderr.write('amp-relay: TypeScript compilation failed (see above)\n');
     process.exit(1);

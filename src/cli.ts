@@ -1,7 +1,15 @@
 // amp-relay serve | print-env | check-config | keygen | admin-token | signing-keys | rotate-signing-key | version | help
 
 import { generateKeyPairSync } from 'node:crypto';
-import { ConfigError, describeEnv, describeFlags, flagKey, loadConfig, optionType, type Config } from './config/schema.js';
+import {
+  ConfigError,
+  describeEnv,
+  describeFlags,
+  flagKey,
+  loadConfig,
+  optionType,
+  type Config,
+} from './config/schema.js';
 import { issuerOf, mintAdminToken } from './identity/admin-tokens.js';
 import { SigningKeys } from './identity/signing-keys.js';
 import { startServer } from './server.js';
@@ -107,7 +115,8 @@ export async function main(argv: string[]): Promise<number> {
           else if (i + 1 < rest.length) own[m[1]] = rest[++i];
           else throw new UsageError(`option '--${m[1]}' needs a value`);
         }
-        for (const need of ['email', 'tenant', 'scopes']) if (!own[need]) throw new UsageError(`admin-token needs --${need}`);
+        for (const need of ['email', 'tenant', 'scopes'])
+          if (!own[need]) throw new UsageError(`admin-token needs --${need}`);
         const cfg = config(rest2);
         const keys = await SigningKeys.load(cfg.dataDir, cfg.aidJwtAlg, { rotationDays: cfg.aidKeyRotationDays });
         const issuer = issuerOf(cfg.publicUrl || `http://localhost:${cfg.port}`, own.tenant.toLowerCase());
@@ -133,7 +142,11 @@ export async function main(argv: string[]): Promise<number> {
         const keys = await SigningKeys.load(cfg.dataDir, cfg.aidJwtAlg, { rotationDays: cfg.aidKeyRotationDays });
         if (cmd === 'rotate-signing-key') {
           const k = await keys.rotate({ immediate });
-          process.stderr.write(immediate ? `new key ${k.kid} signs now\n` : `new key ${k.kid} is published now and signs from ${k.activates_at}\n`);
+          process.stderr.write(
+            immediate
+              ? `new key ${k.kid} signs now\n`
+              : `new key ${k.kid} is published now and signs from ${k.activates_at}\n`,
+          );
         }
         process.stdout.write(JSON.stringify({ keys: keys.status() }, null, 2) + '\n');
         return 0;

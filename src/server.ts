@@ -81,12 +81,20 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
   let shuttingDown = false;
   const isClosing = () => shuttingDown;
 
-  const signingKeys = await SigningKeys.load(config.dataDir, config.aidJwtAlg, { rotationDays: config.aidKeyRotationDays });
+  const signingKeys = await SigningKeys.load(config.dataDir, config.aidJwtAlg, {
+    rotationDays: config.aidKeyRotationDays,
+  });
   let listeningPort = config.port;
   const publicBase = () => config.publicUrl.replace(/\/+$/, '') || `http://localhost:${listeningPort}`;
   const identity = new IdentityRoutes(signingKeys, store, publicBase, config.aidIssuerAliases);
   const audit = new AuditTrail(store);
-  const registrations = new Registrations(store, audit, (t) => identity.issuer(t), publicBase, ctx.limits.enabled ? MAX_PENDING_PER_TENANT : Infinity);
+  const registrations = new Registrations(
+    store,
+    audit,
+    (t) => identity.issuer(t),
+    publicBase,
+    ctx.limits.enabled ? MAX_PENDING_PER_TENANT : Infinity,
+  );
   const tokens = new Tokens(signingKeys, store, registrations, audit, ctx.limits);
   // The issue's coupling: approval lets a pending AMP agent route; suspension stops its messaging.
   // An approval or reactivation lifts a pending or AID-imposed suspended status; deleting a
@@ -97,12 +105,16 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
     await agents.serialized(agentId, async () => {
       const a = store.getAgent(agentId);
       if (!a) return; // deregistered meanwhile: nothing to follow
-      const lift = (action === 'approve' || action === 'reactivate') && (a.status === 'pending' || a.status === 'suspended');
+      const lift =
+        (action === 'approve' || action === 'reactivate') && (a.status === 'pending' || a.status === 'suspended');
       const next = lift ? 'active' : action === 'suspend' ? 'suspended' : a.status;
       if (next === a.status) return;
       await store.putAgent({ ...a, status: next });
       if (next === 'suspended') presence.closeAgent(a.id, CLOSE.AUTH_FAILED, 'agent_suspended');
-      logger.info({ event: 'amp_agent_status', agent: a.id, status: next, cause: `aid_${action}` }, 'agent status follows its identity registration');
+      logger.info(
+        { event: 'amp_agent_status', agent: a.id, status: next, cause: `aid_${action}` },
+        'agent status follows its identity registration',
+      );
     });
   };
 
@@ -112,13 +124,39 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
 
   const app = uws.App();
   const inFlight = new InFlight();
-  attachWebSockets(app, { config, logger, store, agents, router, inbox, presence, inFlight, isClosing, limits: ctx.limits });
-  attachHttp(app, buildApi({ ctx, agents, router, inbox, receipts, keys, directory, identity, aid: { identity, registrations, audit, agents, tokens, limits: ctx.limits }, isShuttingDown: isClosing }), {
-    corsOrigin: config.corsOrigin,
+  attachWebSockets(app, {
+    config,
     logger,
+    store,
+    agents,
+    router,
+    inbox,
+    presence,
     inFlight,
     isClosing,
+    limits: ctx.limits,
   });
+  attachHttp(
+    app,
+    buildApi({
+      ctx,
+      agents,
+      router,
+      inbox,
+      receipts,
+      keys,
+      directory,
+      identity,
+      aid: { identity, registrations, audit, agents, tokens, limits: ctx.limits },
+      isShuttingDown: isClosing,
+    }),
+    {
+      corsOrigin: config.corsOrigin,
+      logger,
+      inFlight,
+      isClosing,
+    },
+  );
   const sweeper = setInterval(() => presence.sweep(), SWEEP_INTERVAL_MS);
   sweeper.unref();
   const ttlSweeper = startTtlSweeper(store, logger);
@@ -134,7 +172,12 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
   });
   const port = uws.us_socket_local_port(listenSocket as never);
   listeningPort = port;
-  const shownHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host.includes(':') ? `[${config.host}]` : config.host;
+  const shownHost =
+    config.host === '0.0.0.0' || config.host === '::'
+      ? '127.0.0.1'
+      : config.host.includes(':')
+        ? `[${config.host}]`
+        : config.host;
   const url = `http://${shownHost}:${port}`;
   logger.info({ url, dataDir: config.dataDir, provider: config.providerDomain, ed25519 }, 'listening');
 

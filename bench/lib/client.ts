@@ -28,7 +28,12 @@ export async function registerMany(api: string, prefix: string, n: number, concu
       const res = await fetch(`${api}/register`, {
         method: 'POST',
         headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ name, tenant: 'bench', public_key: publicKey.export({ format: 'pem', type: 'spki' }), key_algorithm: 'Ed25519' }),
+        body: JSON.stringify({
+          name,
+          tenant: 'bench',
+          public_key: publicKey.export({ format: 'pem', type: 'spki' }),
+          key_algorithm: 'Ed25519',
+        }),
       });
       const body = (await res.json()) as { address: string; api_key: string };
       if (res.status !== 201) throw new Error(`register ${name}: ${res.status} ${JSON.stringify(body)}`);
@@ -46,20 +51,33 @@ export function payload(sender: number, seq: number, bytes: number): Record<stri
 const FILLER = 'amp-relay bench payload. '.repeat(4096);
 
 /** Signed `route` frames for `count` messages from `from` (message seq goes to `toOf(seq)`), built ahead. */
-export async function buildRouteFrames(from: BenchAgent, toOf: (seq: number) => string, sender: number, count: number, bytes: number): Promise<string[]> {
+export async function buildRouteFrames(
+  from: BenchAgent,
+  toOf: (seq: number) => string,
+  sender: number,
+  count: number,
+  bytes: number,
+): Promise<string[]> {
   const frames: string[] = new Array(count);
   const subject = 'bench';
   const jobs: Promise<void>[] = [];
   for (let seq = 0; seq < count; seq++) {
     const p = payload(sender, seq, bytes);
     const to = toOf(seq);
-    const data = Buffer.from(canonicalString({ from: from.address, to, subject, priority: 'normal', payload_hash: payloadHash(p) }), 'utf8');
+    const data = Buffer.from(
+      canonicalString({ from: from.address, to, subject, priority: 'normal', payload_hash: payloadHash(p) }),
+      'utf8',
+    );
     // crypto.sign with a callback runs on the libuv pool: both cores sign while the server idles.
     jobs.push(
       new Promise<void>((resolve, reject) =>
         sign(null, data, from.privateKey, (err, sig) => {
           if (err) return reject(err);
-          frames[seq] = JSON.stringify({ type: 'route', request_id: String(seq), data: { to, subject, priority: 'normal', payload: p, signature: sig.toString('base64') } });
+          frames[seq] = JSON.stringify({
+            type: 'route',
+            request_id: String(seq),
+            data: { to, subject, priority: 'normal', payload: p, signature: sig.toString('base64') },
+          });
           resolve();
         }),
       ),
@@ -109,7 +127,14 @@ export class BenchSocket {
         reject(new Error(`${agent.name}: closed ${code} ${reason}`));
       });
       ws.on('message', (raw: Buffer) => {
-        const f = JSON.parse(raw.toString('utf8')) as { type: string; request_id?: string; replay?: boolean; data?: any; error?: string; message?: string };
+        const f = JSON.parse(raw.toString('utf8')) as {
+          type: string;
+          request_id?: string;
+          replay?: boolean;
+          data?: any;
+          error?: string;
+          message?: string;
+        };
         switch (f.type) {
           case 'connected':
             clearTimeout(timer);

@@ -17,12 +17,17 @@ export interface LatencySummary {
 }
 
 export class Latency {
-  private readonly h = hdr.build({ lowestDiscernibleValue: LOWEST_US, highestTrackableValue: HIGHEST_US, numberOfSignificantValueDigits: 3, bitBucketSize: 32 });
+  private readonly h = hdr.build({
+    lowestDiscernibleValue: LOWEST_US,
+    highestTrackableValue: HIGHEST_US,
+    numberOfSignificantValueDigits: 3,
+    bitBucketSize: 32,
+  });
 
   /** Record one latency given in milliseconds (performance.now() differences). */
   recordMs(ms: number): void {
     const us = Math.round(ms * 1000);
-    this.h.recordValue(us < LOWEST_US ? LOWEST_US : us > HIGHEST_US ? HIGHEST_US : us);
+    this.h.recordValue(Math.min(HIGHEST_US, Math.max(LOWEST_US, us)));
   }
 
   get count(): number {

@@ -24,7 +24,11 @@ export function placement(pin: boolean, cores: number): Placement {
   if (!pin) return { server: undefined, load: undefined, note: 'not pinned (--no-pin)' };
   if (cores < 2) return { server: undefined, load: undefined, note: 'one core: server and load share it' };
   if (!taskset) return { server: undefined, load: undefined, note: 'taskset not found: not pinned' };
-  return { server: String(cores - 1), load: Array.from({ length: cores - 1 }, (_, i) => i).join(','), note: `server on core ${cores - 1}, load on core(s) 0-${cores - 2}` };
+  return {
+    server: String(cores - 1),
+    load: Array.from({ length: cores - 1 }, (_, i) => i).join(','),
+    note: `server on core ${cores - 1}, load on core(s) 0-${cores - 2}`,
+  };
 }
 
 /** Spawn `node ARGS` under taskset when a core list is given. */
@@ -32,7 +36,11 @@ export function spawnNode(args: string[], cores: string | undefined, env: Record
   const full = { ...process.env, ...env };
   return cores === undefined
     ? spawn(process.execPath, args, { cwd: ROOT, env: full, stdio: ['ignore', 'pipe', 'pipe'] })
-    : spawn('taskset', ['-c', cores, process.execPath, ...args], { cwd: ROOT, env: full, stdio: ['ignore', 'pipe', 'pipe'] });
+    : spawn('taskset', ['-c', cores, process.execPath, ...args], {
+        cwd: ROOT,
+        env: full,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
 }
 
 export interface BenchServer {
@@ -61,14 +69,34 @@ export interface ServerOptions {
 export async function startBenchServer(cores: string | undefined, opts: ServerOptions = {}): Promise<BenchServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'amp-bench-'));
   const nodeArgs = opts.profileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.profileDir] : [];
-  const args = [...nodeArgs, join(opts.serverRoot ?? ROOT, 'bin', 'amp-relay.js'), 'serve', '--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir, '--log-level', 'info', '--rate-limits', 'off', '--max-queue', '1000000', ...(opts.extraArgs ?? [])];
+  const args = [
+    ...nodeArgs,
+    join(opts.serverRoot ?? ROOT, 'bin', 'amp-relay.js'),
+    'serve',
+    '--host',
+    '127.0.0.1',
+    '--port',
+    '0',
+    '--data-dir',
+    dataDir,
+    '--log-level',
+    'info',
+    '--rate-limits',
+    'off',
+    '--max-queue',
+    '1000000',
+    ...(opts.extraArgs ?? []),
+  ];
   // Info level: the 'listening' line gives the port, and nothing per message is logged at info.
   const proc = spawnNode(args, cores);
   let stderr = '';
   proc.stderr!.on('data', (d) => (stderr += d));
   const exited = new Promise<void>((resolve) => proc.on('exit', () => resolve()));
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start within ${START_TIMEOUT_MS} ms: ${stderr}`)), START_TIMEOUT_MS);
+    const timer = setTimeout(
+      () => reject(new Error(`server did not start within ${START_TIMEOUT_MS} ms: ${stderr}`)),
+      START_TIMEOUT_MS,
+    );
     createInterface({ input: proc.stdout! }).on('line', (line) => {
       try {
         const rec = JSON.parse(line) as { msg?: string; url?: string };
@@ -171,7 +199,11 @@ export function cpuMeter(server: BenchServer): () => CpuUse {
       const pct = Math.round((100 * (secs - (th0.get(name) ?? 0))) / wall);
       if (pct > 0) threads[name] = pct;
     }
-    return { server_cpu_pct: Math.round((100 * (server.cpuSeconds() - s0)) / wall), load_cpu_pct: Math.round((l.user + l.system) / 1e4 / wall), server_threads_pct: threads };
+    return {
+      server_cpu_pct: Math.round((100 * (server.cpuSeconds() - s0)) / wall),
+      load_cpu_pct: Math.round((l.user + l.system) / 1e4 / wall),
+      server_threads_pct: threads,
+    };
   };
 }
 

@@ -47,7 +47,8 @@ export interface BenchResult {
   scenarios: ScenarioResult[];
 }
 
-const fmt = (n: number | undefined, digits = 0) => (n === undefined ? '–' : n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
+const fmt = (n: number | undefined, digits = 0) =>
+  n === undefined ? '–' : n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 /** The readable summary: calibrators, then one row per scenario. */
 export function summaryTable(r: BenchResult): string {
@@ -76,7 +77,9 @@ export function summaryTable(r: BenchResult): string {
         s.target ?? '–',
         String(s.errors),
         '',
-      ].join(' | ').trim(),
+      ]
+        .join(' | ')
+        .trim(),
     ),
   ];
   const notes = r.scenarios.flatMap((s) => s.notes.map((n) => `- ${s.title}: ${n}`));

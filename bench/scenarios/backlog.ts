@@ -9,8 +9,20 @@ const FILL_WINDOW = 512;
 const DRAIN_TIMEOUT_MS = 300_000;
 
 /** Queue `n` unsigned messages for `to`, FILL_WINDOW routes in flight; returns routes/s. */
-async function fill(server: BenchServer, from: BenchAgent, to: string, n: number, bytes: number, label: string): Promise<number> {
-  const frame = (k: number) => JSON.stringify({ type: 'route', request_id: String(k), data: { to, subject: 'backlog', payload: payload(0, k, bytes) } });
+async function fill(
+  server: BenchServer,
+  from: BenchAgent,
+  to: string,
+  n: number,
+  bytes: number,
+  label: string,
+): Promise<number> {
+  const frame = (k: number) =>
+    JSON.stringify({
+      type: 'route',
+      request_id: String(k),
+      data: { to, subject: 'backlog', payload: payload(0, k, bytes) },
+    });
   let routed = 0;
   let failed = 0;
   let sent = 0;
@@ -29,12 +41,15 @@ async function fill(server: BenchServer, from: BenchAgent, to: string, n: number
   const rate = perSecond(routed, performance.now() - t0);
   stop();
   await s.close();
-  if (failed > 0) throw new Error(`${label}: ${failed} of ${n} routes failed while filling the backlog (${s.lastError})`);
+  if (failed > 0)
+    throw new Error(`${label}: ${failed} of ${n} routes failed while filling the backlog (${s.lastError})`);
   return rate;
 }
 
 async function pendingTotal(server: BenchServer, agent: BenchAgent): Promise<number> {
-  const r = await fetch(`${server.api}/messages/pending?limit=1`, { headers: { Authorization: `Bearer ${agent.apiKey}` } });
+  const r = await fetch(`${server.api}/messages/pending?limit=1`, {
+    headers: { Authorization: `Bearer ${agent.apiKey}` },
+  });
   const b = (await r.json()) as { count: number; remaining: number };
   return b.count + b.remaining;
 }
@@ -46,7 +61,10 @@ export interface BacklogOutcome {
   rest: { page: number; messages: number; rate: number; round_trips: number; remaining_after: number }[];
 }
 
-export async function backlog(server: BenchServer, o: { label: string; messages: number; restMessages: number; pages: number[]; bytes: number }): Promise<BacklogOutcome> {
+export async function backlog(
+  server: BenchServer,
+  o: { label: string; messages: number; restMessages: number; pages: number[]; bytes: number },
+): Promise<BacklogOutcome> {
   const [sender, target] = await registerMany(server.api, 'drain', 2);
   const fillRate = await fill(server, sender!, target!.address, o.messages, o.bytes, `${o.label} fill`);
 
@@ -59,7 +77,10 @@ export async function backlog(server: BenchServer, o: { label: string; messages:
   const stop = progress(`${o.label} ws`, () => `received=${received}/${o.messages}`);
   let sock: BenchSocket | undefined;
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${o.label}: WS drain timed out at ${received}/${o.messages}`)), DRAIN_TIMEOUT_MS);
+    const timer = setTimeout(
+      () => reject(new Error(`${o.label}: WS drain timed out at ${received}/${o.messages}`)),
+      DRAIN_TIMEOUT_MS,
+    );
     void BenchSocket.connect(server.wsUrl, target!, (s) => {
       s.onPush = (m) => {
         received++;
@@ -96,20 +117,35 @@ export async function backlog(server: BenchServer, o: { label: string; messages:
       const b = (await r.json()) as { messages: { id: string }[] };
       trips++;
       if (b.messages.length === 0) break;
-      const a = await fetch(`${server.api}/messages/pending`, { method: 'POST', headers, body: JSON.stringify({ ids: b.messages.map((m) => m.id) }) });
+      const a = await fetch(`${server.api}/messages/pending`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ ids: b.messages.map((m) => m.id) }),
+      });
       await a.arrayBuffer();
       if (a.status !== 200) throw new Error(`${o.label}: batch ack answered ${a.status}`);
       drained += b.messages.length;
     }
     const ms = performance.now() - t1;
     stopRest();
-    rest.push({ page, messages: drained, rate: perSecond(drained, ms), round_trips: trips, remaining_after: await pendingTotal(server, target!) });
+    rest.push({
+      page,
+      messages: drained,
+      rate: perSecond(drained, ms),
+      round_trips: trips,
+      remaining_after: await pendingTotal(server, target!),
+    });
   }
-  return { fillRate, ws: { messages: o.messages, rate: wsRate, acked_rate: ackedRate, remaining_after: wsRemaining, cpu: cpuUse }, rest };
+  return {
+    fillRate,
+    ws: { messages: o.messages, rate: wsRate, acked_rate: ackedRate, remaining_after: wsRemaining, cpu: cpuUse },
+    rest,
+  };
 }
 
 /** The WS acks are in flight when the last message arrives; wait (bounded) until they land. */
 async function waitEmpty(server: BenchServer, agent: BenchAgent): Promise<void> {
   const end = performance.now() + 30_000;
-  while (performance.now() < end && (await pendingTotal(server, agent)) > 0) await new Promise((r) => setTimeout(r, 10));
+  while (performance.now() < end && (await pendingTotal(server, agent)) > 0)
+    await new Promise((r) => setTimeout(r, 10));
 }

@@ -35,7 +35,15 @@ export async function fanout(server: BenchServer, o: FanoutOptions): Promise<Rou
   // Sender i's message seq goes to a recipient spread over all of them (a stride prime to n).
   const stride = 7919 % n || 1;
   const setup = { senders, receivers, recipients, pick: (i: number, seq: number) => (i * 104_729 + seq * stride) % n };
-  const out = await closedLoop(server, setup, { label: o.label, window: o.window, seconds: o.seconds, warmupSeconds: o.warmupSeconds, bytes: o.bytes, signed: false, framesPerSender: 0 });
+  const out = await closedLoop(server, setup, {
+    label: o.label,
+    window: o.window,
+    seconds: o.seconds,
+    warmupSeconds: o.warmupSeconds,
+    bytes: o.bytes,
+    signed: false,
+    framesPerSender: 0,
+  });
   await closePairs(setup);
   const perSocket = (rssAfter - rssBefore) / o.sockets;
   out.details = {

@@ -3,7 +3,14 @@
 // the moment the sender hands the frame to its socket (open loop: the moment it was due, so a
 // stall is not hidden) to the `message.new` at the recipient. Receivers ack in batches.
 
-import { BenchSocket, buildRouteFrames, connectMany, payload, registerMany, type BenchAgent } from '../lib/client.js';
+import {
+  type BenchSocket,
+  buildRouteFrames,
+  connectMany,
+  payload,
+  registerMany,
+  type BenchAgent,
+} from '../lib/client.js';
 import { Latency } from '../lib/hist.js';
 import { cpuMeter, type BenchServer } from '../lib/proc.js';
 import { perSecond, progress } from '../lib/report.js';
@@ -61,8 +68,19 @@ export interface RoutingOutcome {
 /** Closed loop over a set-up (closed by the caller): each sender keeps `window` routes in flight. */
 export async function closedLoop(server: BenchServer, p: PairsSetup, o: ClosedLoopOptions): Promise<RoutingOutcome> {
   const toOf = (i: number, seq: number) => p.recipients[p.pick(i, seq)]!.address;
-  const frames = o.signed ? await Promise.all(p.senders.map((s, i) => buildRouteFrames(s.agent, (seq) => toOf(i, seq), i, o.framesPerSender, o.bytes))) : undefined;
-  const frameOf = (i: number, seq: number) => (frames ? frames[i]![seq] : JSON.stringify({ type: 'route', request_id: String(seq), data: { to: toOf(i, seq), subject: 'bench', payload: payload(i, seq, o.bytes) } }));
+  const frames = o.signed
+    ? await Promise.all(
+        p.senders.map((s, i) => buildRouteFrames(s.agent, (seq) => toOf(i, seq), i, o.framesPerSender, o.bytes)),
+      )
+    : undefined;
+  const frameOf = (i: number, seq: number) =>
+    frames
+      ? frames[i]![seq]
+      : JSON.stringify({
+          type: 'route',
+          request_id: String(seq),
+          data: { to: toOf(i, seq), subject: 'bench', payload: payload(i, seq, o.bytes) },
+        });
   const limit = frames ? o.framesPerSender : Number.MAX_SAFE_INTEGER;
   const sentAt = p.senders.map(() => new Map<number, number>());
   const next = p.senders.map(() => 0);
@@ -104,7 +122,9 @@ export async function closedLoop(server: BenchServer, p: PairsSetup, o: ClosedLo
       r.ack(m.id);
     };
   });
-  const acker = setInterval(() => p.receivers.forEach((r) => r.flushAcks()), ACK_FLUSH_MS);
+  const acker = setInterval(() => {
+    for (const r of p.receivers) r.flushAcks();
+  }, ACK_FLUSH_MS);
   let last = 0;
   const stop = progress(o.label, () => {
     const line = `routed=${routed} (+${routed - last}/s) received=${received} in_flight=${inFlight} p99=${lat.count ? lat.percentileMs(99).toFixed(2) : '-'}ms`;
@@ -125,18 +145,32 @@ export async function closedLoop(server: BenchServer, p: PairsSetup, o: ClosedLo
   const drained = await until(() => inFlight === 0 && received >= routed, DRAIN_WAIT_MS);
   stop();
   clearInterval(acker);
-  p.receivers.forEach((r) => r.flushAcks());
+  for (const r of p.receivers) r.flushAcks();
   const errors = [...p.senders, ...p.receivers].reduce((n, s) => n + s.errors, 0);
   const notes: string[] = [];
-  if (exhausted) notes.push(`a sender used all ${o.framesPerSender} pre-signed frames before the end: the figure is a lower bound`);
-  if (!drained) notes.push(`not drained within ${DRAIN_WAIT_MS} ms: in_flight=${inFlight}, received ${received} of ${routed}`);
+  if (exhausted)
+    notes.push(`a sender used all ${o.framesPerSender} pre-signed frames before the end: the figure is a lower bound`);
+  if (!drained)
+    notes.push(`not drained within ${DRAIN_WAIT_MS} ms: in_flight=${inFlight}, received ${received} of ${routed}`);
   const lastError = [...p.senders, ...p.receivers].find((s) => s.lastError)?.lastError;
   if (lastError) notes.push(`last error: ${lastError}`);
   const rss = server.rss();
   return {
     rate: perSecond(measuredRouted, ms),
     latency: lat,
-    details: { senders: p.senders.length, recipients: p.receivers.length, window: o.window, in_flight: p.senders.length * o.window, seconds: o.seconds, payload_bytes: o.bytes, signed: o.signed, routed, received, ...cpuUse, server_rss_mb: Math.round(rss / 1048576) },
+    details: {
+      senders: p.senders.length,
+      recipients: p.receivers.length,
+      window: o.window,
+      in_flight: p.senders.length * o.window,
+      seconds: o.seconds,
+      payload_bytes: o.bytes,
+      signed: o.signed,
+      routed,
+      received,
+      ...cpuUse,
+      server_rss_mb: Math.round(rss / 1048576),
+    },
     errors,
     notes,
   };
@@ -181,8 +215,14 @@ export async function fixedRate(server: BenchServer, o: FixedRateOptions): Promi
       r.ack(m.id);
     };
   });
-  const acker = setInterval(() => p.receivers.forEach((r) => r.flushAcks()), ACK_FLUSH_MS);
-  const stop = progress(o.label, () => `target=${o.rate}/s sent=${sent} received=${received} p99=${lat.count ? lat.percentileMs(99).toFixed(2) : '-'}ms`);
+  const acker = setInterval(() => {
+    for (const r of p.receivers) r.flushAcks();
+  }, ACK_FLUSH_MS);
+  const stop = progress(
+    o.label,
+    () =>
+      `target=${o.rate}/s sent=${sent} received=${received} p99=${lat.count ? lat.percentileMs(99).toFixed(2) : '-'}ms`,
+  );
   const start = performance.now();
   let measureStart = 0;
   let cpu: ReturnType<typeof cpuMeter> | undefined;
@@ -202,7 +242,12 @@ export async function fixedRate(server: BenchServer, o: FixedRateOptions): Promi
         const i = sent % p.senders.length;
         const seq = next[i]!++;
         dueAt[i]!.set(seq, start + ((sent + skipped) * 1000) / o.rate);
-        p.senders[i]!.send(JSON.stringify({ type: 'route', data: { to: p.recipients[i]!.address, subject: 'bench', payload: payload(i, seq, o.bytes) } }));
+        p.senders[i]!.send(
+          JSON.stringify({
+            type: 'route',
+            data: { to: p.recipients[i]!.address, subject: 'bench', payload: payload(i, seq, o.bytes) },
+          }),
+        );
         sent++;
       }
       if (sent + skipped >= total) {
@@ -220,12 +265,22 @@ export async function fixedRate(server: BenchServer, o: FixedRateOptions): Promi
   const errors = [...p.senders, ...p.receivers].reduce((n, s) => n + s.errors, 0);
   const notes: string[] = [];
   if (!drained) notes.push(`not drained within ${DRAIN_WAIT_MS} ms: received ${received} of ${sent}`);
-  if (skipped > 0) notes.push(`saturated: ${skipped} of ${total} messages were not sent (over ${maxOutstanding} outstanding)`);
+  if (skipped > 0)
+    notes.push(`saturated: ${skipped} of ${total} messages were not sent (over ${maxOutstanding} outstanding)`);
   await closePairs(p);
   return {
     rate: perSecond(measuredReceived, ms),
     latency: lat,
-    details: { target_rate: o.rate, pairs: o.pairs, seconds: o.seconds, payload_bytes: o.bytes, sent, skipped, received, ...cpuUse },
+    details: {
+      target_rate: o.rate,
+      pairs: o.pairs,
+      seconds: o.seconds,
+      payload_bytes: o.bytes,
+      sent,
+      skipped,
+      received,
+      ...cpuUse,
+    },
     errors,
     notes,
   };

@@ -91,7 +91,10 @@ export class AmpClient {
   }
 
   /** Register an agent; the returned client is authenticated with the new API key. */
-  static async register(baseUrl: string, body: RegisterRequestBody): Promise<{ client: AmpClient; registration: Registration }> {
+  static async register(
+    baseUrl: string,
+    body: RegisterRequestBody,
+  ): Promise<{ client: AmpClient; registration: Registration }> {
     const anon = new AmpClient({ baseUrl });
     const registration = await anon.request<Registration>('POST', '/register', body);
     return { client: new AmpClient({ baseUrl, apiKey: registration.api_key }), registration };
@@ -101,7 +104,11 @@ export class AmpClient {
     const h: Record<string, string> = { ...headers };
     if (this.apiKey) h.Authorization = `Bearer ${this.apiKey}`;
     if (body !== undefined) h['Content-Type'] = 'application/json';
-    const res = await fetch(this.api + path, { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body) });
+    const res = await fetch(this.api + path, {
+      method,
+      headers: h,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
     const text = await res.text();
     let parsed: unknown;
     try {

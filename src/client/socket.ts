@@ -7,7 +7,16 @@ import { EventEmitter } from 'node:events';
 import { sign, type KeyObject } from 'node:crypto';
 import { Packr } from 'msgpackr';
 import WebSocket from 'ws';
-import { CLOSE, RECONNECT_BASE_MS, RECONNECT_MAX_MS, SUBPROTOCOL_MSGPACK, shouldReconnect, wsAuthString, type QueuedMessage, type RouteResult } from '../../proto/index.js';
+import {
+  CLOSE,
+  RECONNECT_BASE_MS,
+  RECONNECT_MAX_MS,
+  SUBPROTOCOL_MSGPACK,
+  shouldReconnect,
+  wsAuthString,
+  type QueuedMessage,
+  type RouteResult,
+} from '../../proto/index.js';
 import { AmpApiError, type RouteBody } from './rest.js';
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
@@ -84,11 +93,17 @@ export class AmpSocket extends EventEmitter<AmpSocketEvents> {
         // Never the same second twice: an identical signed frame would be refused as a replay.
         const timestamp = Math.max(Math.floor(Date.now() / 1000), this.lastSignedSecond + 1);
         this.lastSignedSecond = timestamp;
-        const signature = sign(null, Buffer.from(wsAuthString(String(timestamp), auth.address)), auth.privateKey).toString('base64');
+        const signature = sign(
+          null,
+          Buffer.from(wsAuthString(String(timestamp), auth.address)),
+          auth.privateKey,
+        ).toString('base64');
         this.sendRaw({ type: 'auth', address: auth.address, timestamp, signature });
       }
     });
-    ws.on('message', (data, isBinary) => this.onFrame(isBinary ? (packr.unpack(data as Buffer) as Record<string, unknown>) : JSON.parse(String(data))));
+    ws.on('message', (data, isBinary) =>
+      this.onFrame(isBinary ? (packr.unpack(data as Buffer) as Record<string, unknown>) : JSON.parse(String(data))),
+    );
     ws.on('close', (code, reason) => this.onClose(code, reason.toString()));
     // A refused upgrade (400/401/403) is final: reconnecting with the same credentials cannot
     // help. 5xx (e.g. 503 while the server shuts down) is worth retrying.
@@ -137,7 +152,17 @@ export class AmpSocket extends EventEmitter<AmpSocketEvents> {
     if (!p) return;
     this.requests.delete(id);
     clearTimeout(p.timer);
-    if (typeof f.error === 'string') p.reject(new AmpApiError(0, f.error, String(f.message ?? f.error), f.field as string | undefined, (f.details as Record<string, unknown>) ?? {}, f));
+    if (typeof f.error === 'string')
+      p.reject(
+        new AmpApiError(
+          0,
+          f.error,
+          String(f.message ?? f.error),
+          f.field as string | undefined,
+          (f.details as Record<string, unknown>) ?? {},
+          f,
+        ),
+      );
     else p.resolve(f.type === 'pong' ? f.timestamp : f.data);
   }
 

@@ -18,38 +18,262 @@ interface OptionSpec {
 }
 
 export const OPTIONS = {
-  host: { env: 'AMP_HOST', flag: '--host', type: 'string', default: '0.0.0.0', doc: 'Interface to listen on (127.0.0.1 for this machine only)' },
-  port: { env: 'AMP_PORT', flag: '--port', type: 'int', default: 23000, min: 0, max: 65535, doc: 'TCP port for HTTP and WebSocket (0 = any free port)' },
-  dataDir: { env: 'AMP_DATA_DIR', flag: '--data-dir', type: 'string', default: './data', doc: 'Directory of the LMDB store and the provider key' },
-  publicUrl: { env: 'AMP_PUBLIC_URL', flag: '--public-url', type: 'string', default: '', doc: 'Base URL that discovery documents advertise (default: from the request Host)' },
-  providerDomain: { env: 'AMP_PROVIDER_DOMAIN', flag: '--provider-domain', type: 'string', default: 'aimaestro.local', doc: 'Provider domain of the addresses this server owns' },
-  providerAliases: { env: 'AMP_PROVIDER_ALIASES', flag: '--provider-aliases', type: 'list', default: [], doc: 'Other domains treated as this provider (comma-separated)' },
-  defaultTenant: { env: 'AMP_DEFAULT_TENANT', flag: '--default-tenant', type: 'string', default: 'default', doc: 'Tenant of registrations that name none' },
-  registrationMode: { env: 'AMP_REGISTRATION_MODE', flag: '--registration-mode', type: 'enum', values: ['open', 'allowlist', 'key', 'approval'], default: 'open', doc: 'open: anyone; allowlist: only AMP_REGISTRATION_TENANTS; key: a tenant registration key (X-Registration-Key) is required; approval: agents may not route until an admin approves their Agent Identity registration' },
-  registrationTenants: { env: 'AMP_REGISTRATION_TENANTS', flag: '--registration-tenants', type: 'list', default: [], doc: 'If set, only these tenants may register, in any mode (comma-separated)' },
-  registrationKeys: { env: 'AMP_REGISTRATION_KEYS', flag: '--registration-keys', type: 'list', default: [], doc: "Registration keys for mode 'key': tenant:key pairs, '*:key' for every tenant (comma-separated)" },
-  deregistrationHoldDays: { env: 'AMP_DEREGISTRATION_HOLD_DAYS', flag: '--deregistration-hold-days', type: 'int', default: 30, min: 0, max: 3650, doc: 'Days a deregistered name stays taken (0 = free at once)' },
-  idempotencyTtl: { env: 'AMP_IDEMPOTENCY_TTL', flag: '--idempotency-ttl', type: 'int', default: 86_400, min: 60, max: 604_800, doc: 'Seconds an idempotency key (or a signed message) is remembered for replays' },
-  rateLimits: { env: 'AMP_RATE_LIMITS', flag: '--rate-limits', type: 'enum', values: ['on', 'off'], default: 'on', doc: 'off disables every rate limit (benchmarks only)' },
-  rateLimitProfile: { env: 'AMP_RATE_LIMIT_PROFILE', flag: '--rate-limit-profile', type: 'enum', values: ['local', 'public'], default: 'local', doc: 'local: sized for agent swarms on one host; public: an Internet-facing provider' },
-  rateLimitOverrides: { env: 'AMP_RATE_LIMIT_OVERRIDES', flag: '--rate-limit-overrides', type: 'list', default: [], doc: 'Per-bucket limits, e.g. route=100/min,register=5/min (units s, min, h, d; buckets: register, route, route_hour, receive, pending, api, ws_connect, ws_frames, aid_token, aid_token_key, aid_request, aid_request_key, aid_lookup_failures, aid_introspect)' },
-  signatures: { env: 'AMP_SIGNATURES', flag: '--signatures', type: 'enum', values: ['optional', 'required'], default: 'optional', doc: 'optional: unsigned messages accepted as untrusted; required: refused (422)' },
-  ed25519: { env: 'AMP_ED25519', flag: '--ed25519', type: 'enum', values: ['auto', 'sodium', 'node'], default: 'auto', doc: 'Ed25519 verifier: sodium (libsodium via sodium-native, the fastest here), node (node:crypto on the libuv pool), auto (sodium where its binary loads, else node)' },
-  crossTenant: { env: 'AMP_CROSS_TENANT', flag: '--cross-tenant', type: 'enum', values: ['allow', 'deny'], default: 'allow', doc: 'Whether agents may message agents of other tenants' },
-  maxQueue: { env: 'AMP_MAX_QUEUE', flag: '--max-queue', type: 'int', default: 1000, min: 1, max: 10_000_000, doc: 'Unacked messages per agent before new ones are refused (429 queue_full)' },
-  relayTtl: { env: 'AMP_RELAY_TTL', flag: '--relay-ttl', type: 'int', default: 604_800, min: 1, max: 31_536_000, doc: 'Seconds a queued message is kept before it expires' },
-  corsOrigin: { env: 'AMP_CORS_ORIGIN', flag: '--cors-origin', type: 'string', default: '*', doc: 'Access-Control-Allow-Origin value' },
-  contact: { env: 'AMP_CONTACT', flag: '--contact', type: 'string', default: '', doc: 'Contact address shown in discovery (omitted when empty)' },
-  wsAuthTimeout: { env: 'AMP_WS_AUTH_TIMEOUT', flag: '--ws-auth-timeout', type: 'int', default: 10, min: 1, max: 300, doc: 'Seconds a WebSocket may wait before its auth frame (then close 4001)' },
-  wsIdleTimeout: { env: 'AMP_WS_IDLE_TIMEOUT', flag: '--ws-idle-timeout', type: 'int', default: 300, min: 2, max: 86_400, doc: 'Seconds without inbound traffic before a WebSocket is closed (4502)' },
-  wsSoftBuffer: { env: 'AMP_WS_SOFT_BUFFER', flag: '--ws-soft-buffer', type: 'int', default: 1_048_576, min: 1024, max: 1_073_741_824, doc: 'Unsent bytes on a socket above which message pushes pause (they stay queued)' },
-  wsHardBuffer: { env: 'AMP_WS_HARD_BUFFER', flag: '--ws-hard-buffer', type: 'int', default: 16_777_216, min: 2048, max: 4_294_967_295, doc: 'Unsent bytes on a socket above which it is closed as a slow consumer (4501)' },
-  wsSlowConsumerSeconds: { env: 'AMP_WS_SLOW_CONSUMER_SECONDS', flag: '--ws-slow-consumer-seconds', type: 'int', default: 30, min: 1, max: 3600, doc: 'Seconds a socket may stay above the soft buffer before it is closed (4501)' },
-  wsMaxSessions: { env: 'AMP_WS_MAX_SESSIONS', flag: '--ws-max-sessions', type: 'int', default: 8, min: 1, max: 1024, doc: 'WebSocket sessions per agent; a new one over the limit closes the oldest (4009)' },
-  aidJwtAlg: { env: 'AID_JWT_ALG', flag: '--aid-jwt-alg', type: 'enum', values: ['RS256', 'EdDSA'], default: 'RS256', doc: 'Algorithm of AID tokens: RS256 (RSA 2048) or EdDSA (Ed25519)' },
-  aidIssuerAliases: { env: 'AID_ISSUER_ALIASES', flag: '--aid-issuer-aliases', type: 'list', default: [], doc: 'Other base URLs agents reach this server by (e.g. http://127.0.0.1:23000); AID proofs may name <alias>/<tenant> as the issuer. Tokens are always issued by AMP_PUBLIC_URL/<tenant>' },
-  aidKeyRotationDays: { env: 'AID_KEY_ROTATION_DAYS', flag: '--aid-key-rotation-days', type: 'int', default: 90, min: 0, max: 3650, doc: 'Days a token-signing key signs before a successor is published (it signs 10 min later; the old key stays in the JWKS 30 days more). 0 = rotate only with amp-relay rotate-signing-key' },
-  logLevel: { env: 'AMP_LOG_LEVEL', flag: '--log-level', type: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', doc: 'Log level (JSON lines on stdout)' },
+  host: {
+    env: 'AMP_HOST',
+    flag: '--host',
+    type: 'string',
+    default: '0.0.0.0',
+    doc: 'Interface to listen on (127.0.0.1 for this machine only)',
+  },
+  port: {
+    env: 'AMP_PORT',
+    flag: '--port',
+    type: 'int',
+    default: 23000,
+    min: 0,
+    max: 65535,
+    doc: 'TCP port for HTTP and WebSocket (0 = any free port)',
+  },
+  dataDir: {
+    env: 'AMP_DATA_DIR',
+    flag: '--data-dir',
+    type: 'string',
+    default: './data',
+    doc: 'Directory of the LMDB store and the provider key',
+  },
+  publicUrl: {
+    env: 'AMP_PUBLIC_URL',
+    flag: '--public-url',
+    type: 'string',
+    default: '',
+    doc: 'Base URL that discovery documents advertise (default: from the request Host)',
+  },
+  providerDomain: {
+    env: 'AMP_PROVIDER_DOMAIN',
+    flag: '--provider-domain',
+    type: 'string',
+    default: 'aimaestro.local',
+    doc: 'Provider domain of the addresses this server owns',
+  },
+  providerAliases: {
+    env: 'AMP_PROVIDER_ALIASES',
+    flag: '--provider-aliases',
+    type: 'list',
+    default: [],
+    doc: 'Other domains treated as this provider (comma-separated)',
+  },
+  defaultTenant: {
+    env: 'AMP_DEFAULT_TENANT',
+    flag: '--default-tenant',
+    type: 'string',
+    default: 'default',
+    doc: 'Tenant of registrations that name none',
+  },
+  registrationMode: {
+    env: 'AMP_REGISTRATION_MODE',
+    flag: '--registration-mode',
+    type: 'enum',
+    values: ['open', 'allowlist', 'key', 'approval'],
+    default: 'open',
+    doc: 'open: anyone; allowlist: only AMP_REGISTRATION_TENANTS; key: a tenant registration key (X-Registration-Key) is required; approval: agents may not route until an admin approves their Agent Identity registration',
+  },
+  registrationTenants: {
+    env: 'AMP_REGISTRATION_TENANTS',
+    flag: '--registration-tenants',
+    type: 'list',
+    default: [],
+    doc: 'If set, only these tenants may register, in any mode (comma-separated)',
+  },
+  registrationKeys: {
+    env: 'AMP_REGISTRATION_KEYS',
+    flag: '--registration-keys',
+    type: 'list',
+    default: [],
+    doc: "Registration keys for mode 'key': tenant:key pairs, '*:key' for every tenant (comma-separated)",
+  },
+  deregistrationHoldDays: {
+    env: 'AMP_DEREGISTRATION_HOLD_DAYS',
+    flag: '--deregistration-hold-days',
+    type: 'int',
+    default: 30,
+    min: 0,
+    max: 3650,
+    doc: 'Days a deregistered name stays taken (0 = free at once)',
+  },
+  idempotencyTtl: {
+    env: 'AMP_IDEMPOTENCY_TTL',
+    flag: '--idempotency-ttl',
+    type: 'int',
+    default: 86_400,
+    min: 60,
+    max: 604_800,
+    doc: 'Seconds an idempotency key (or a signed message) is remembered for replays',
+  },
+  rateLimits: {
+    env: 'AMP_RATE_LIMITS',
+    flag: '--rate-limits',
+    type: 'enum',
+    values: ['on', 'off'],
+    default: 'on',
+    doc: 'off disables every rate limit (benchmarks only)',
+  },
+  rateLimitProfile: {
+    env: 'AMP_RATE_LIMIT_PROFILE',
+    flag: '--rate-limit-profile',
+    type: 'enum',
+    values: ['local', 'public'],
+    default: 'local',
+    doc: 'local: sized for agent swarms on one host; public: an Internet-facing provider',
+  },
+  rateLimitOverrides: {
+    env: 'AMP_RATE_LIMIT_OVERRIDES',
+    flag: '--rate-limit-overrides',
+    type: 'list',
+    default: [],
+    doc: 'Per-bucket limits, e.g. route=100/min,register=5/min (units s, min, h, d; buckets: register, route, route_hour, receive, pending, api, ws_connect, ws_frames, aid_token, aid_token_key, aid_request, aid_request_key, aid_lookup_failures, aid_introspect)',
+  },
+  signatures: {
+    env: 'AMP_SIGNATURES',
+    flag: '--signatures',
+    type: 'enum',
+    values: ['optional', 'required'],
+    default: 'optional',
+    doc: 'optional: unsigned messages accepted as untrusted; required: refused (422)',
+  },
+  ed25519: {
+    env: 'AMP_ED25519',
+    flag: '--ed25519',
+    type: 'enum',
+    values: ['auto', 'sodium', 'node'],
+    default: 'auto',
+    doc: 'Ed25519 verifier: sodium (libsodium via sodium-native, the fastest here), node (node:crypto on the libuv pool), auto (sodium where its binary loads, else node)',
+  },
+  crossTenant: {
+    env: 'AMP_CROSS_TENANT',
+    flag: '--cross-tenant',
+    type: 'enum',
+    values: ['allow', 'deny'],
+    default: 'allow',
+    doc: 'Whether agents may message agents of other tenants',
+  },
+  maxQueue: {
+    env: 'AMP_MAX_QUEUE',
+    flag: '--max-queue',
+    type: 'int',
+    default: 1000,
+    min: 1,
+    max: 10_000_000,
+    doc: 'Unacked messages per agent before new ones are refused (429 queue_full)',
+  },
+  relayTtl: {
+    env: 'AMP_RELAY_TTL',
+    flag: '--relay-ttl',
+    type: 'int',
+    default: 604_800,
+    min: 1,
+    max: 31_536_000,
+    doc: 'Seconds a queued message is kept before it expires',
+  },
+  corsOrigin: {
+    env: 'AMP_CORS_ORIGIN',
+    flag: '--cors-origin',
+    type: 'string',
+    default: '*',
+    doc: 'Access-Control-Allow-Origin value',
+  },
+  contact: {
+    env: 'AMP_CONTACT',
+    flag: '--contact',
+    type: 'string',
+    default: '',
+    doc: 'Contact address shown in discovery (omitted when empty)',
+  },
+  wsAuthTimeout: {
+    env: 'AMP_WS_AUTH_TIMEOUT',
+    flag: '--ws-auth-timeout',
+    type: 'int',
+    default: 10,
+    min: 1,
+    max: 300,
+    doc: 'Seconds a WebSocket may wait before its auth frame (then close 4001)',
+  },
+  wsIdleTimeout: {
+    env: 'AMP_WS_IDLE_TIMEOUT',
+    flag: '--ws-idle-timeout',
+    type: 'int',
+    default: 300,
+    min: 2,
+    max: 86_400,
+    doc: 'Seconds without inbound traffic before a WebSocket is closed (4502)',
+  },
+  wsSoftBuffer: {
+    env: 'AMP_WS_SOFT_BUFFER',
+    flag: '--ws-soft-buffer',
+    type: 'int',
+    default: 1_048_576,
+    min: 1024,
+    max: 1_073_741_824,
+    doc: 'Unsent bytes on a socket above which message pushes pause (they stay queued)',
+  },
+  wsHardBuffer: {
+    env: 'AMP_WS_HARD_BUFFER',
+    flag: '--ws-hard-buffer',
+    type: 'int',
+    default: 16_777_216,
+    min: 2048,
+    max: 4_294_967_295,
+    doc: 'Unsent bytes on a socket above which it is closed as a slow consumer (4501)',
+  },
+  wsSlowConsumerSeconds: {
+    env: 'AMP_WS_SLOW_CONSUMER_SECONDS',
+    flag: '--ws-slow-consumer-seconds',
+    type: 'int',
+    default: 30,
+    min: 1,
+    max: 3600,
+    doc: 'Seconds a socket may stay above the soft buffer before it is closed (4501)',
+  },
+  wsMaxSessions: {
+    env: 'AMP_WS_MAX_SESSIONS',
+    flag: '--ws-max-sessions',
+    type: 'int',
+    default: 8,
+    min: 1,
+    max: 1024,
+    doc: 'WebSocket sessions per agent; a new one over the limit closes the oldest (4009)',
+  },
+  aidJwtAlg: {
+    env: 'AID_JWT_ALG',
+    flag: '--aid-jwt-alg',
+    type: 'enum',
+    values: ['RS256', 'EdDSA'],
+    default: 'RS256',
+    doc: 'Algorithm of AID tokens: RS256 (RSA 2048) or EdDSA (Ed25519)',
+  },
+  aidIssuerAliases: {
+    env: 'AID_ISSUER_ALIASES',
+    flag: '--aid-issuer-aliases',
+    type: 'list',
+    default: [],
+    doc: 'Other base URLs agents reach this server by (e.g. http://127.0.0.1:23000); AID proofs may name <alias>/<tenant> as the issuer. Tokens are always issued by AMP_PUBLIC_URL/<tenant>',
+  },
+  aidKeyRotationDays: {
+    env: 'AID_KEY_ROTATION_DAYS',
+    flag: '--aid-key-rotation-days',
+    type: 'int',
+    default: 90,
+    min: 0,
+    max: 3650,
+    doc: 'Days a token-signing key signs before a successor is published (it signs 10 min later; the old key stays in the JWKS 30 days more). 0 = rotate only with amp-relay rotate-signing-key',
+  },
+  logLevel: {
+    env: 'AMP_LOG_LEVEL',
+    flag: '--log-level',
+    type: 'enum',
+    values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+    default: 'info',
+    doc: 'Log level (JSON lines on stdout)',
+  },
 } as const satisfies Record<string, OptionSpec>;
 
 type Opts = typeof OPTIONS;
@@ -94,12 +318,16 @@ function parseValue(key: string, spec: OptionSpec, raw: unknown, source: string,
     case 'enum': {
       const s = String(raw).trim().toLowerCase();
       const match = spec.values!.find((v) => v.toLowerCase() === s);
-      if (match === undefined) return void problems.push(`${where} must be one of ${spec.values!.join(', ')} (got '${raw}')`);
+      if (match === undefined)
+        return void problems.push(`${where} must be one of ${spec.values!.join(', ')} (got '${raw}')`);
       return match;
     }
     case 'list':
       if (Array.isArray(raw)) return raw.map(String);
-      return String(raw).split(',').map((s) => s.trim()).filter(Boolean);
+      return String(raw)
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
     default:
       return String(raw);
   }
@@ -131,14 +359,23 @@ export function loadConfig(src: ConfigSources = {}): Config {
 }
 
 function crossCheck(c: Config, problems: string[]): void {
-  if (!/^[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(c.providerDomain)) problems.push(`AMP_PROVIDER_DOMAIN must be a domain of two or more labels (got '${c.providerDomain}')`);
+  if (!/^[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(c.providerDomain))
+    problems.push(`AMP_PROVIDER_DOMAIN must be a domain of two or more labels (got '${c.providerDomain}')`);
   if (!REGISTERED_LABEL_RE.test(c.defaultTenant) || RESERVED_TENANTS.has(c.defaultTenant)) {
     problems.push(`AMP_DEFAULT_TENANT must be a lowercase label that is not reserved (got '${c.defaultTenant}')`);
   }
-  if (c.registrationMode === 'allowlist' && c.registrationTenants.length === 0) problems.push('AMP_REGISTRATION_MODE=allowlist needs AMP_REGISTRATION_TENANTS');
-  if (c.registrationMode === 'key' && c.registrationKeys.length === 0) problems.push('AMP_REGISTRATION_MODE=key needs AMP_REGISTRATION_KEYS (tenant:key pairs)');
-  for (const k of c.registrationKeys) if (!/^[^:]+:.{16,}$/.test(k)) problems.push(`AMP_REGISTRATION_KEYS entries are tenant:key with a key of at least 16 characters (got '${k.split(':')[0]}:…')`);
-  for (const o of c.rateLimitOverrides) if (!/^[a-z_]+=\d+\/(s|min|h|d)$/.test(o)) problems.push(`AMP_RATE_LIMIT_OVERRIDES entries look like route=100/min (got '${o}')`);
+  if (c.registrationMode === 'allowlist' && c.registrationTenants.length === 0)
+    problems.push('AMP_REGISTRATION_MODE=allowlist needs AMP_REGISTRATION_TENANTS');
+  if (c.registrationMode === 'key' && c.registrationKeys.length === 0)
+    problems.push('AMP_REGISTRATION_MODE=key needs AMP_REGISTRATION_KEYS (tenant:key pairs)');
+  for (const k of c.registrationKeys)
+    if (!/^[^:]+:.{16,}$/.test(k))
+      problems.push(
+        `AMP_REGISTRATION_KEYS entries are tenant:key with a key of at least 16 characters (got '${k.split(':')[0]}:…')`,
+      );
+  for (const o of c.rateLimitOverrides)
+    if (!/^[a-z_]+=\d+\/(s|min|h|d)$/.test(o))
+      problems.push(`AMP_RATE_LIMIT_OVERRIDES entries look like route=100/min (got '${o}')`);
   for (const a of c.aidIssuerAliases) {
     let ok = false;
     try {

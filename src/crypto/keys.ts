@@ -73,7 +73,8 @@ export type Ed25519Verifier = 'sodium-native' | 'node:crypto';
  * use. Asking for sodium where its binary does not load is an error, not a silent fallback.
  */
 export function useEd25519Verifier(choice: 'auto' | 'sodium' | 'node'): Ed25519Verifier {
-  if (choice === 'sodium' && !sodiumNative) throw new Error('AMP_ED25519=sodium, but sodium-native cannot be loaded on this machine (use auto or node)');
+  if (choice === 'sodium' && !sodiumNative)
+    throw new Error('AMP_ED25519=sodium, but sodium-native cannot be loaded on this machine (use auto or node)');
   sodium = choice === 'node' ? undefined : sodiumNative;
   return sodium ? 'sodium-native' : 'node:crypto';
 }

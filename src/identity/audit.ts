@@ -69,7 +69,13 @@ export class AuditTrail {
 
   constructor(private readonly store: Store) {}
 
-  async record(tenant: string, registrationId: string, type: EventType, actor: Actor, change: EventChange): Promise<AuditEvent> {
+  async record(
+    tenant: string,
+    registrationId: string,
+    type: EventType,
+    actor: Actor,
+    change: EventChange,
+  ): Promise<AuditEvent> {
     // Strictly increasing times keep events of one request burst in order.
     const ms = Math.max(Date.now(), this.lastMs + 1);
     this.lastMs = ms;
@@ -100,20 +106,34 @@ export class AuditTrail {
 
   /** §11.3: filters, newest first, paginated. */
   list(tenant: string, q: URLSearchParams, registrationId?: string): Record<string, unknown> {
-    const types = [...q.getAll('event_type'), ...q.getAll('event_type[]')].flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
-    for (const t of types) if (!(EVENT_TYPES as readonly string[]).includes(t)) throw new AidError(422, 'validation_failed', `Unknown event_type: ${t}`);
+    const types = [...q.getAll('event_type'), ...q.getAll('event_type[]')]
+      .flatMap((v) => v.split(','))
+      .map((v) => v.trim())
+      .filter(Boolean);
+    for (const t of types)
+      if (!(EVENT_TYPES as readonly string[]).includes(t))
+        throw new AidError(422, 'validation_failed', `Unknown event_type: ${t}`);
     const since = timeParam(q.get('since'), 'since');
     const before = timeParam(q.get('before'), 'before');
-    if (since !== undefined && before !== undefined && since >= before) throw new AidError(422, 'validation_failed', 'since must be earlier than before');
+    if (since !== undefined && before !== undefined && since >= before)
+      throw new AidError(422, 'validation_failed', 'since must be earlier than before');
     const regFilter = registrationId ?? q.get('agent_registration_id') ?? undefined;
     const matches = this.store
       .recordsWithPrefix<AuditEvent>('audit', `${tenant}/`)
       .filter((e) => {
         const ms = Date.parse(e.created_at);
-        return (!regFilter || e.agent_registration_id === regFilter) && (!types.length || types.includes(e.event_type)) && (since === undefined || ms >= since) && (before === undefined || ms < before);
+        return (
+          (!regFilter || e.agent_registration_id === regFilter) &&
+          (!types.length || types.includes(e.event_type)) &&
+          (since === undefined || ms >= since) &&
+          (before === undefined || ms < before)
+        );
       })
       .reverse();
-    return paginate(matches.map((e) => ({ id: e.id, type: 'agent_registration_activity_log', attributes: e })), q);
+    return paginate(
+      matches.map((e) => ({ id: e.id, type: 'agent_registration_activity_log', attributes: e })),
+      q,
+    );
   }
 }
 
@@ -121,7 +141,8 @@ function timeParam(raw: string | null, name: string): number | undefined {
   if (raw === null || raw === '') return undefined;
   if (/^\d{1,12}$/.test(raw)) return Number(raw) * 1000;
   const ms = parseIsoDateTime(raw);
-  if (ms === null) throw new AidError(422, 'validation_failed', `${name} must be an ISO 8601 date-time with zone or unix seconds`);
+  if (ms === null)
+    throw new AidError(422, 'validation_failed', `${name} must be an ISO 8601 date-time with zone or unix seconds`);
   return ms;
 }
 

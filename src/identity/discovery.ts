@@ -3,7 +3,26 @@
 import type { JwtAlg } from './signing-keys.js';
 
 export const AGENT_SCOPES = ['agent:identity'];
-const ACCESS_TOKEN_CLAIMS = ['iss', 'sub', 'aud', 'client_id', 'iat', 'nbf', 'exp', 'jti', 'scope', 'scopes', 'token_type', 'agent_id', 'agent_address', 'agent_name', 'agent_role', 'role_id', 'agent_fingerprint', 'company_url_id'];
+const ACCESS_TOKEN_CLAIMS = [
+  'iss',
+  'sub',
+  'aud',
+  'client_id',
+  'iat',
+  'nbf',
+  'exp',
+  'jti',
+  'scope',
+  'scopes',
+  'token_type',
+  'agent_id',
+  'agent_address',
+  'agent_name',
+  'agent_role',
+  'role_id',
+  'agent_fingerprint',
+  'company_url_id',
+];
 
 /** Origin of the issuer (`http://host:port`), where the tenant-less endpoints live. */
 function origin(issuer: string): string {

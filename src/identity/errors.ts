@@ -13,6 +13,10 @@ export class AidError extends Error {
   }
 
   body(): Record<string, unknown> {
-    return { error: this.code, error_description: this.description, errors: [{ status: String(this.status), code: this.code, detail: this.description }] };
+    return {
+      error: this.code,
+      error_description: this.description,
+      errors: [{ status: String(this.status), code: this.code, detail: this.description }],
+    };
   }
 }

@@ -2,7 +2,15 @@
 // T1 request (agent, AMP API key) -> pending; T3 approve, T4 reject, T5 suspend, T6 reactivate,
 // T7 delete (admin). Every transition is audited with actor, IP and statuses.
 
-import { createHash, createPublicKey, randomBytes, randomInt, randomUUID, timingSafeEqual, verify as cryptoVerify } from 'node:crypto';
+import {
+  createHash,
+  createPublicKey,
+  randomBytes,
+  randomInt,
+  randomUUID,
+  timingSafeEqual,
+  verify as cryptoVerify,
+} from 'node:crypto';
 import { isFullAddress, isoTime } from '../../proto/index.js';
 import { parsePublicKeyPem } from '../crypto/keys.js';
 import type { AgentRecord, Store } from '../store/types.js';
@@ -24,7 +32,11 @@ const CODE_TTL_MS = 24 * 3600 * 1000;
 export const MAX_PENDING_PER_TENANT = 200;
 const USER_CODE_ALPHABET = 'ABCDEFGHJKMNPQRSTUVWXYZ23456789';
 const DEFAULT_TOKEN_LIFETIME_S = 3600;
-const STATUS_ALIASES: Record<string, RegistrationStatus> = { approved: 'active', pending_approval: 'pending', revoked: 'deleted' };
+const STATUS_ALIASES: Record<string, RegistrationStatus> = {
+  approved: 'active',
+  pending_approval: 'pending',
+  revoked: 'deleted',
+};
 
 export interface Registration {
   id: string;
@@ -80,7 +92,13 @@ function bumpCutoff(r: Registration): void {
 }
 
 function proofBytes(proof: string): Buffer {
-  return Buffer.from(proof.replace(/[\r\n]/g, '').replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+  return Buffer.from(
+    proof
+      .replace(/[\r\n]/g, '')
+      .replace(/-/g, '+')
+      .replace(/_/g, '/'),
+    'base64',
+  );
 }
 
 export function verifyStatusProof(r: Registration, issuers: readonly string[], proof: string): boolean {
@@ -88,7 +106,11 @@ export function verifyStatusProof(r: Registration, issuers: readonly string[], p
 }
 
 /** The verified proof's signature and timestamp (the same whichever encoding carried them), or null. */
-function statusProofParts(r: Registration, issuers: readonly string[], proof: string): { sig: Buffer; ts: string } | null {
+function statusProofParts(
+  r: Registration,
+  issuers: readonly string[],
+  proof: string,
+): { sig: Buffer; ts: string } | null {
   const bytes = proofBytes(proof);
   const text = bytes.toString('latin1');
   let sig: Buffer;
@@ -101,9 +123,12 @@ function statusProofParts(r: Registration, issuers: readonly string[], proof: st
     sig = bytes.subarray(0, 64);
     ts = bytes.subarray(64).toString('ascii');
   }
-  if (sig.length !== 64 || !/^\d{1,12}$/.test(ts) || Math.abs(Date.now() / 1000 - Number(ts)) > STATUS_PROOF_WINDOW_S) return null;
+  if (sig.length !== 64 || !/^\d{1,12}$/.test(ts) || Math.abs(Date.now() / 1000 - Number(ts)) > STATUS_PROOF_WINDOW_S)
+    return null;
   const key = createPublicKey(r.public_key);
-  const ok = issuers.flatMap((i) => [i, `${i}/`]).some((iss) => cryptoVerify(null, Buffer.from(`aid-registration-status\n${ts}\n${iss}`), key, sig));
+  const ok = issuers
+    .flatMap((i) => [i, `${i}/`])
+    .some((iss) => cryptoVerify(null, Buffer.from(`aid-registration-status\n${ts}\n${iss}`), key, sig));
   return ok ? { sig, ts } : null;
 }
 
@@ -133,7 +158,10 @@ export class Registrations {
   private locked<T>(tenant: string, fn: () => Promise<T>): Promise<T> {
     const prev = this.tenantLocks.get(tenant) ?? Promise.resolve();
     const next = prev.then(fn, fn);
-    const tail = next.then(() => {}, () => {});
+    const tail = next.then(
+      () => {},
+      () => {},
+    );
     this.tenantLocks.set(tenant, tail);
     void tail.then(() => {
       if (this.tenantLocks.get(tenant) === tail) this.tenantLocks.delete(tenant);
@@ -149,7 +177,8 @@ export class Registrations {
 
   get(tenant: string, id: string): Registration {
     // Ids are UUIDs; anything else (e.g. longer than a store key may be) is simply not found.
-    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) throw new AidError(404, 'not_found', 'Registration not found');
+    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id))
+      throw new AidError(404, 'not_found', 'Registration not found');
     const r = this.store.getRecord<Registration>('registrations', `${tenant}/${id}`);
     if (!r) throw new AidError(404, 'not_found', 'Registration not found');
     return r;
@@ -209,7 +238,9 @@ export class Registrations {
 
   /** The §4.2 field checks shared by T1 and T2 (422 validation_failed). */
   private validate(body: Record<string, unknown>) {
-    const b = (body.agent_registration && typeof body.agent_registration === 'object' ? body.agent_registration : body) as Record<string, unknown>;
+    const b = (
+      body.agent_registration && typeof body.agent_registration === 'object' ? body.agent_registration : body
+    ) as Record<string, unknown>;
     const str = (...names: string[]) => names.map((n) => b[n]).find((v) => typeof v === 'string') as string | undefined;
     const name = str('name');
     const address = str('address', 'amp_address')?.toLowerCase();
@@ -223,46 +254,85 @@ export class Registrations {
     if (!pem) throw invalid('public_key is required');
     const key = parsePublicKeyPem(pem);
     if (typeof key === 'string') throw invalid('public_key must be an Ed25519 public key (SPKI PEM)');
-    if (!fingerprint || (fingerprint !== key.fingerprint && fingerprint !== key.fingerprintRaw)) throw invalid('fingerprint does not match public_key');
+    if (!fingerprint || (fingerprint !== key.fingerprint && fingerprint !== key.fingerprintRaw))
+      throw invalid('fingerprint does not match public_key');
     if (!address || !isFullAddress(address)) throw invalid('address must be a full AMP address');
     return { b, name, address, description, key };
   }
 
   private live(tenant: string, fingerprint: string): Registration[] {
-    return this.all(tenant).filter((r) => r.fingerprint === fingerprint && ['pending', 'active', 'suspended'].includes(r.status));
+    return this.all(tenant).filter(
+      (r) => r.fingerprint === fingerprint && ['pending', 'active', 'suspended'].includes(r.status),
+    );
   }
 
   /** §3: an address is unique among live registrations of a tenant (other than `except`). */
   private assertAddressFree(tenant: string, address: string, except?: string): void {
-    if (this.all(tenant).some((r) => r.address === address && r.id !== except && ['pending', 'active', 'suspended'].includes(r.status))) {
+    if (
+      this.all(tenant).some(
+        (r) => r.address === address && r.id !== except && ['pending', 'active', 'suspended'].includes(r.status),
+      )
+    ) {
       throw new AidError(422, 'already_registered', 'Address has already been registered');
     }
   }
 
   /** T1: the agent asks, authenticated by its AMP API key (which binds the address). */
-  async request(tenant: string, agent: AgentRecord, body: Record<string, unknown>, actor: Actor): Promise<Record<string, unknown>> {
+  async request(
+    tenant: string,
+    agent: AgentRecord,
+    body: Record<string, unknown>,
+    actor: Actor,
+  ): Promise<Record<string, unknown>> {
     if (agent.tenant !== tenant) throw new AidError(403, 'forbidden', 'This API key belongs to another organisation');
     const v = this.validate(body);
     return this.locked(tenant, () => this.requestLocked(tenant, agent, v, actor));
   }
 
-  private async requestLocked(tenant: string, authenticated: AgentRecord, v: ReturnType<Registrations['validate']>, actor: Actor): Promise<Record<string, unknown>> {
+  private async requestLocked(
+    tenant: string,
+    authenticated: AgentRecord,
+    v: ReturnType<Registrations['validate']>,
+    actor: Actor,
+  ): Promise<Record<string, unknown>> {
     const { name, address, description, key } = v;
     // The agent as it is now: it may have deregistered or rotated its key since its API key was checked.
     const agent = this.store.getAgent(authenticated.id);
-    if (!agent || agent.fingerprint !== authenticated.fingerprint) throw new AidError(401, 'invalid_client', 'The agent changed while the request was read; send it again');
+    if (!agent || agent.fingerprint !== authenticated.fingerprint)
+      throw new AidError(401, 'invalid_client', 'The agent changed while the request was read; send it again');
     const invalid = (d: string) => new AidError(422, 'validation_failed', d);
     if (key.fingerprint !== agent.fingerprint || (address !== agent.address && address !== agent.short_address)) {
       throw invalid("address and key must be this AMP agent's own");
     }
     const now = Date.now();
     const live = this.live(tenant, key.fingerprint);
-    if (live.some((r) => r.status !== 'pending')) throw new AidError(422, 'already_registered', 'Fingerprint has already been registered');
+    if (live.some((r) => r.status !== 'pending'))
+      throw new AidError(422, 'already_registered', 'Fingerprint has already been registered');
     this.assertAddressFree(tenant, address, live[0]?.id);
-    if (!live[0] && this.all(tenant).filter((r) => r.status === 'pending' && (r.code_expires_at === null || r.code_expires_at > now)).length >= this.maxPending) {
-      throw new AidError(429, 'rate_limited', `This organisation has ${this.maxPending} pending registrations; approve or reject some first`, { 'Retry-After': '60' });
+    if (
+      !live[0] &&
+      this.all(tenant).filter((r) => r.status === 'pending' && (r.code_expires_at === null || r.code_expires_at > now))
+        .length >= this.maxPending
+    ) {
+      throw new AidError(
+        429,
+        'rate_limited',
+        `This organisation has ${this.maxPending} pending registrations; approve or reject some first`,
+        { 'Retry-After': '60' },
+      );
     }
-    const reg: Registration = live[0] ?? this.fresh(tenant, { name, description, address, key, status: 'pending', method: 'agent_initiated', roleId: this.roles[0].id, ampAgentId: agent.id });
+    const reg: Registration =
+      live[0] ??
+      this.fresh(tenant, {
+        name,
+        description,
+        address,
+        key,
+        status: 'pending',
+        method: 'agent_initiated',
+        roleId: this.roles[0].id,
+        ampAgentId: agent.id,
+      });
     // A fresh authorization code on every (re-)request; only hashes are kept.
     const code = `${tenant}.${randomBytes(32).toString('base64url')}`;
     const userCode = newUserCode();
@@ -270,11 +340,37 @@ export class Registrations {
     reg.user_code_hash = sha256(normUserCode(userCode));
     reg.code_expires_at = now + CODE_TTL_MS;
     await this.save(reg);
-    await this.audit.record(tenant, reg.id, 'registration_requested', { ...actor, id: `agent:${reg.id}` }, { previous_status: live[0] ? 'pending' : null, new_status: 'pending' });
-    const flow = { authorization_url: `${this.publicBase()}/agents/authorize?code=${code}`, user_code: userCode, expires_in: CODE_TTL_MS / 1000, interval: 5, token_endpoint: `${this.issuerOf(tenant)}/oauth/token` };
+    await this.audit.record(
+      tenant,
+      reg.id,
+      'registration_requested',
+      { ...actor, id: `agent:${reg.id}` },
+      { previous_status: live[0] ? 'pending' : null, new_status: 'pending' },
+    );
+    const flow = {
+      authorization_url: `${this.publicBase()}/agents/authorize?code=${code}`,
+      user_code: userCode,
+      expires_in: CODE_TTL_MS / 1000,
+      interval: 5,
+      token_endpoint: `${this.issuerOf(tenant)}/oauth/token`,
+    };
     const res = this.resource(reg);
     const attrs = res.attributes as Record<string, unknown>;
-    return { data: { ...res, attributes: { status: attrs.status, name: attrs.name, address: attrs.address, fingerprint: attrs.fingerprint, registration_method: attrs.registration_method, ...flow, oidc_issuer: attrs.oidc_issuer } }, ...flow };
+    return {
+      data: {
+        ...res,
+        attributes: {
+          status: attrs.status,
+          name: attrs.name,
+          address: attrs.address,
+          fingerprint: attrs.fingerprint,
+          registration_method: attrs.registration_method,
+          ...flow,
+          oidc_issuer: attrs.oidc_issuer,
+        },
+      },
+      ...flow,
+    };
   }
 
   /** Per registration: when it was last polled, and the interval now asked of it (§4.2). */
@@ -284,7 +380,10 @@ export class Registrations {
    * Status poll (§4.2): by id with the registration's fingerprint (and an optional §6.2 proof), or
    * by user code. Polling faster than the interval answers 429 slow_down and lengthens it by 5 s.
    */
-  pollStatus(tenant: string, by: { id: string; fingerprint: unknown; proof: unknown; aliases?: readonly string[] } | { code: string }): { status: number; body: Record<string, unknown> } {
+  pollStatus(
+    tenant: string,
+    by: { id: string; fingerprint: unknown; proof: unknown; aliases?: readonly string[] } | { code: string },
+  ): { status: number; body: Record<string, unknown> } {
     let r: Registration | undefined;
     if ('code' in by) {
       const h = sha256(normUserCode(by.code));
@@ -294,12 +393,15 @@ export class Registrations {
     } else {
       r = this.get(tenant, by.id);
       const fp = typeof by.fingerprint === 'string' ? by.fingerprint : '';
-      const matches = [r.fingerprint, r.fingerprint_raw].some((x) => x.length === fp.length && timingSafeEqual(Buffer.from(x), Buffer.from(fp)));
+      const matches = [r.fingerprint, r.fingerprint_raw].some(
+        (x) => x.length === fp.length && timingSafeEqual(Buffer.from(x), Buffer.from(fp)),
+      );
       if (!matches) throw new AidError(401, 'invalid_proof', 'fingerprint does not match the registration');
       if (by.proof !== undefined && by.proof !== null && by.proof !== '') {
         const parts = statusProofParts(r, [this.issuerOf(tenant), ...(by.aliases ?? [])], String(by.proof));
         if (!parts) throw new AidError(401, 'invalid_proof', 'status proof does not verify');
-        if (!this.replay.firstUse([tenant, parts.sig, parts.ts, '|status'])) throw new AidError(401, 'invalid_proof', 'status proof already used; sign a new one');
+        if (!this.replay.firstUse([tenant, parts.sig, parts.ts, '|status']))
+          throw new AidError(401, 'invalid_proof', 'status proof already used; sign a new one');
       }
     }
     const now = Date.now();
@@ -307,12 +409,31 @@ export class Registrations {
     if (poll && now - poll.at < poll.interval * 1000) {
       poll.interval += 5;
       poll.at = now;
-      return { status: 429, body: { error: 'slow_down', error_description: `Polling too frequently. Increase interval to ${poll.interval} seconds.`, interval: poll.interval } };
+      return {
+        status: 429,
+        body: {
+          error: 'slow_down',
+          error_description: `Polling too frequently. Increase interval to ${poll.interval} seconds.`,
+          interval: poll.interval,
+        },
+      };
     }
     this.polls.set(r.id, { at: now, interval: poll?.interval ?? 5 });
     if (r.status === 'pending') {
-      if (r.code_expires_at !== null && r.code_expires_at <= now) return { status: 410, body: { error: 'expired_token', error_description: 'The registration request expired; request again' } };
-      return { status: 200, body: { error: 'authorization_pending', status: 'pending', interval: poll?.interval ?? 5, data: this.resource(r) } };
+      if (r.code_expires_at !== null && r.code_expires_at <= now)
+        return {
+          status: 410,
+          body: { error: 'expired_token', error_description: 'The registration request expired; request again' },
+        };
+      return {
+        status: 200,
+        body: {
+          error: 'authorization_pending',
+          status: 'pending',
+          interval: poll?.interval ?? 5,
+          data: this.resource(r),
+        },
+      };
     }
     const body: Record<string, unknown> = { data: this.resource(r) };
     if (r.status === 'rejected') body.error = 'access_denied';
@@ -321,7 +442,17 @@ export class Registrations {
 
   private fresh(
     tenant: string,
-    f: { name: string; description: string | null; address: string; key: { fingerprint: string; fingerprintRaw: string; pem: string }; status: RegistrationStatus; method: Registration['registration_method']; roleId: number; ampAgentId: string | null; lifetime?: number },
+    f: {
+      name: string;
+      description: string | null;
+      address: string;
+      key: { fingerprint: string; fingerprintRaw: string; pem: string };
+      status: RegistrationStatus;
+      method: Registration['registration_method'];
+      roleId: number;
+      ampAgentId: string | null;
+      lifetime?: number;
+    },
   ): Registration {
     const now = isoTime(Date.now());
     return {
@@ -356,20 +487,40 @@ export class Registrations {
     return this.locked(tenant, () => this.createLocked(tenant, body, actor));
   }
 
-  private async createLocked(tenant: string, body: Record<string, unknown>, actor: Actor): Promise<Record<string, unknown>> {
+  private async createLocked(
+    tenant: string,
+    body: Record<string, unknown>,
+    actor: Actor,
+  ): Promise<Record<string, unknown>> {
     const { b, name, address, description, key } = this.validate(body);
     // role_id and token_lifetime may sit inside `agent_registration` or beside it.
     const roleId = b.role_id ?? body.role_id;
     const lifetime = b.token_lifetime ?? body.token_lifetime;
     if (typeof roleId !== 'number') throw new AidError(422, 'validation_failed', 'role_id (a number) is required');
     const role = this.role(roleId);
-    if (this.live(tenant, key.fingerprint).length) throw new AidError(422, 'already_registered', 'Fingerprint has already been registered');
+    if (this.live(tenant, key.fingerprint).length)
+      throw new AidError(422, 'already_registered', 'Fingerprint has already been registered');
     this.assertAddressFree(tenant, address);
     const amp = this.store.findAgentByFingerprint(key.fingerprint);
-    const bound = amp && amp.tenant === tenant && (amp.address === address || amp.short_address === address) ? amp.id : null;
-    const reg = this.fresh(tenant, { name, description, address, key, status: 'active', method: 'admin_initiated', roleId: role.id, ampAgentId: bound, lifetime: typeof lifetime === 'number' ? lifetime : undefined });
+    const bound =
+      amp && amp.tenant === tenant && (amp.address === address || amp.short_address === address) ? amp.id : null;
+    const reg = this.fresh(tenant, {
+      name,
+      description,
+      address,
+      key,
+      status: 'active',
+      method: 'admin_initiated',
+      roleId: role.id,
+      ampAgentId: bound,
+      lifetime: typeof lifetime === 'number' ? lifetime : undefined,
+    });
     await this.save(reg);
-    await this.audit.record(tenant, reg.id, 'registration_created', actor, { previous_status: null, new_status: 'active', new_role: role });
+    await this.audit.record(tenant, reg.id, 'registration_created', actor, {
+      previous_status: null,
+      new_status: 'active',
+      new_role: role,
+    });
     return { data: this.resource(reg) };
   }
 
@@ -378,10 +529,18 @@ export class Registrations {
     return this.locked(tenant, () => this.updateLocked(tenant, id, body, actor));
   }
 
-  private async updateLocked(tenant: string, id: string, body: Record<string, unknown>, actor: Actor): Promise<Record<string, unknown>> {
+  private async updateLocked(
+    tenant: string,
+    id: string,
+    body: Record<string, unknown>,
+    actor: Actor,
+  ): Promise<Record<string, unknown>> {
     const r = this.get(tenant, id);
-    if (r.status === 'deleted') throw new AidError(422, 'invalid_transition', 'Cannot update a registration in status deleted');
-    const b = (body.agent_registration && typeof body.agent_registration === 'object' ? body.agent_registration : body) as Record<string, unknown>;
+    if (r.status === 'deleted')
+      throw new AidError(422, 'invalid_transition', 'Cannot update a registration in status deleted');
+    const b = (
+      body.agent_registration && typeof body.agent_registration === 'object' ? body.agent_registration : body
+    ) as Record<string, unknown>;
     const changes: Record<string, unknown> = {};
     const previousRole = this.role(r.role_id);
     let newRole: Role | null = null;
@@ -421,9 +580,14 @@ export class Registrations {
     const h = sha256(normUserCode(code));
     const full = sha256(code);
     const now = Date.now();
-    const r = this.all(tenant).find((x) => (x.user_code_hash === h || x.code_hash === full) && x.code_expires_at !== null && x.code_expires_at > now);
+    const r = this.all(tenant).find(
+      (x) => (x.user_code_hash === h || x.code_hash === full) && x.code_expires_at !== null && x.code_expires_at > now,
+    );
     if (!r) throw new AidError(404, 'not_found', 'Unknown or expired code');
-    await this.audit.record(tenant, r.id, 'authorization_code_resolved', actor, { previous_status: r.status, new_status: r.status });
+    await this.audit.record(tenant, r.id, 'authorization_code_resolved', actor, {
+      previous_status: r.status,
+      new_status: r.status,
+    });
     return { data: this.resource(r), company_url_id: tenant, company_name: tenant };
   }
 
@@ -438,7 +602,13 @@ export class Registrations {
   }
 
   /** T3-T7 (and their guards). */
-  transition(tenant: string, id: string, action: TransitionAction, body: Record<string, unknown>, actor: Actor): Promise<Record<string, unknown>> {
+  transition(
+    tenant: string,
+    id: string,
+    action: TransitionAction,
+    body: Record<string, unknown>,
+    actor: Actor,
+  ): Promise<Record<string, unknown>> {
     return this.locked(tenant, () => this.transitionLocked(tenant, id, action, body, actor));
   }
 
@@ -451,14 +621,21 @@ export class Registrations {
     await this.locked(agent.tenant, async () => {
       for (const r of this.all(agent.tenant).filter((x) => x.amp_agent_id === agent.id)) {
         const action = r.status === 'active' ? 'suspend' : r.status === 'pending' ? 'reject' : null;
-        if (action) await this.transitionLocked(agent.tenant, r.id, action, { reason: 'amp_agent_deregistered' }, system);
+        if (action)
+          await this.transitionLocked(agent.tenant, r.id, action, { reason: 'amp_agent_deregistered' }, system);
       }
     });
   }
 
   /** §3: a fingerprint belongs to one live registration; may `agent` rotate its key to it? */
   keyClaimedByOther(agent: AgentRecord, fingerprint: string): boolean {
-    return this.all(agent.tenant).some((r) => r.fingerprint === fingerprint && r.amp_agent_id !== agent.id && r.status !== 'rejected' && r.status !== 'deleted');
+    return this.all(agent.tenant).some(
+      (r) =>
+        r.fingerprint === fingerprint &&
+        r.amp_agent_id !== agent.id &&
+        r.status !== 'rejected' &&
+        r.status !== 'deleted',
+    );
   }
 
   /**
@@ -467,8 +644,17 @@ export class Registrations {
    */
   async followAmpKeyRotation(before: AgentRecord, after: AgentRecord): Promise<void> {
     await this.locked(after.tenant, async () => {
-      for (const r of this.all(after.tenant).filter((x) => x.amp_agent_id === after.id && x.status !== 'deleted' && x.status !== 'rejected')) {
-        const actor: Actor = { type: 'system', id: 'system', email: null, address: after.address, ip: null, userAgent: null };
+      for (const r of this.all(after.tenant).filter(
+        (x) => x.amp_agent_id === after.id && x.status !== 'deleted' && x.status !== 'rejected',
+      )) {
+        const actor: Actor = {
+          type: 'system',
+          id: 'system',
+          email: null,
+          address: after.address,
+          ip: null,
+          userAgent: null,
+        };
         r.public_key = after.public_key_pem;
         r.fingerprint = after.fingerprint;
         r.fingerprint_raw = after.fingerprint_raw;
@@ -484,7 +670,13 @@ export class Registrations {
     });
   }
 
-  private async transitionLocked(tenant: string, id: string, action: TransitionAction, body: Record<string, unknown>, actor: Actor): Promise<Record<string, unknown>> {
+  private async transitionLocked(
+    tenant: string,
+    id: string,
+    action: TransitionAction,
+    body: Record<string, unknown>,
+    actor: Actor,
+  ): Promise<Record<string, unknown>> {
     const r = this.get(tenant, id);
     const from = r.status;
     const allowed: Record<typeof action, RegistrationStatus[]> = {
@@ -494,10 +686,16 @@ export class Registrations {
       reactivate: ['suspended'],
       delete: ['pending', 'active', 'rejected', 'suspended'],
     };
-    if (!allowed[action].includes(from)) throw new AidError(422, 'invalid_transition', `Cannot ${action} a registration in status ${from}`);
+    if (!allowed[action].includes(from))
+      throw new AidError(422, 'invalid_transition', `Cannot ${action} a registration in status ${from}`);
     const reason = typeof body.reason === 'string' ? body.reason.slice(0, 2000) : null;
     const previousRole = this.role(r.role_id);
-    let event: 'registration_approved' | 'registration_rejected' | 'registration_suspended' | 'registration_reactivated' | 'registration_deleted';
+    let event:
+      | 'registration_approved'
+      | 'registration_rejected'
+      | 'registration_suspended'
+      | 'registration_reactivated'
+      | 'registration_deleted';
     switch (action) {
       case 'approve': {
         const roleId = body.role_id === undefined || body.role_id === null ? this.roles[0].id : Number(body.role_id);

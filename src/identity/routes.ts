@@ -24,7 +24,8 @@ export class IdentityRoutes {
   /** A tenant exists once an AMP agent registered in it; an unknown one is 404 (§1). */
   tenant(raw: string): string {
     const t = raw.toLowerCase();
-    if (!REGISTERED_LABEL_RE.test(t) || RESERVED_TENANTS.has(t) || !this.store.hasTenant(t)) throw new AmpError('not_found', `Unknown organisation '${raw}'`);
+    if (!REGISTERED_LABEL_RE.test(t) || RESERVED_TENANTS.has(t) || !this.store.hasTenant(t))
+      throw new AmpError('not_found', `Unknown organisation '${raw}'`);
     return t;
   }
 
@@ -40,9 +41,13 @@ export class IdentityRoutes {
   /** §10: an admin JWT of this tenant with `scope`; the actor for the audit trail. */
   async admin(authorization: string, tenant: string, scope: string, ip: string, userAgent: string): Promise<Actor> {
     const m = /^bearer\s+(\S+)$/i.exec(authorization.trim());
-    if (!m) throw new AidError(401, 'invalid_token', 'An admin bearer token is required', { 'WWW-Authenticate': 'Bearer error="invalid_token"' });
+    if (!m)
+      throw new AidError(401, 'invalid_token', 'An admin bearer token is required', {
+        'WWW-Authenticate': 'Bearer error="invalid_token"',
+      });
     const r = await checkAdminToken(this.keys, m[1], this.issuer(tenant), tenant, scope);
-    if (!r.ok) throw new AidError(r.status, r.error, r.description, { 'WWW-Authenticate': `Bearer error="${r.error}"` });
+    if (!r.ok)
+      throw new AidError(r.status, r.error, r.description, { 'WWW-Authenticate': `Bearer error="${r.error}"` });
     return { type: 'admin', id: String(r.claims.sub), email: r.claims.email, address: null, ip, userAgent };
   }
 

@@ -69,7 +69,10 @@ function publicJwk(jwk: JWK, alg: JwtAlg, kid: string): JWK {
 }
 
 async function createKey(alg: JwtAlg, now: number, activatesAt: number): Promise<StoredKey> {
-  const { privateKey } = await generateKeyPair(alg, alg === 'RS256' ? { modulusLength: 2048, extractable: true } : { crv: 'Ed25519', extractable: true });
+  const { privateKey } = await generateKeyPair(
+    alg,
+    alg === 'RS256' ? { modulusLength: 2048, extractable: true } : { crv: 'Ed25519', extractable: true },
+  );
   const jwk = await exportJWK(privateKey);
   const kid = await calculateJwkThumbprint(jwk, 'sha256');
   return { kid, alg, created_at: now, activates_at: activatesAt, jwk };
@@ -89,10 +92,17 @@ function readStored(path: string): StoredKey[] {
   try {
     parsed = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
-    throw new Error(`${path} is not valid JSON (${(e as Error).message}); restore it from a backup or move it away to start a new key set`);
+    throw new Error(
+      `${path} is not valid JSON (${(e as Error).message}); restore it from a backup or move it away to start a new key set`,
+    );
   }
   const keys = (parsed as { keys?: unknown })?.keys;
-  if (!Array.isArray(keys) || keys.some((k) => typeof k?.kid !== 'string' || (k.alg !== 'RS256' && k.alg !== 'EdDSA') || typeof k.jwk !== 'object')) {
+  if (
+    !Array.isArray(keys) ||
+    keys.some(
+      (k) => typeof k?.kid !== 'string' || (k.alg !== 'RS256' && k.alg !== 'EdDSA') || typeof k.jwk !== 'object',
+    )
+  ) {
     throw new Error(`${path} is not an amp-relay signing key set`);
   }
   return keys as StoredKey[];
@@ -109,7 +119,11 @@ function writeStored(path: string, keys: StoredKey[]): void {
  * The signing key at `now`, and for each stored key when it stopped signing (Infinity while it
  * still signs or has not started).
  */
-function schedule(stored: StoredKey[], alg: JwtAlg, now: number): { signing: StoredKey | undefined; retiredAt: Map<string, number> } {
+function schedule(
+  stored: StoredKey[],
+  alg: JwtAlg,
+  now: number,
+): { signing: StoredKey | undefined; retiredAt: Map<string, number> } {
   const ofAlg = stored.filter((k) => k.alg === alg).sort((a, b) => activatesAt(a) - activatesAt(b));
   const started = ofAlg.filter((k) => activatesAt(k) <= now);
   const signing = started[started.length - 1];
@@ -219,9 +233,11 @@ export class SigningKeys {
     this.checkedAt = now;
     // One refresh at a time: callers arriving meanwhile wait for it; a forced one runs after it.
     if (this.refreshing && !force) return this.refreshing;
-    const p: Promise<void> = (this.refreshing ?? Promise.resolve()).then(() => this.doSync()).finally(() => {
-      if (this.refreshing === p) this.refreshing = null;
-    });
+    const p: Promise<void> = (this.refreshing ?? Promise.resolve())
+      .then(() => this.doSync())
+      .finally(() => {
+        if (this.refreshing === p) this.refreshing = null;
+      });
     this.refreshing = p;
     return p;
   }
@@ -246,7 +262,10 @@ export class SigningKeys {
    * instance's): slow key generation happens first, then the file is re-read, changed and
    * written in one synchronous step.
    */
-  private async update(change: (stored: StoredKey[], fresh: StoredKey | undefined, now: number) => StoredKey[] | null, generate: boolean): Promise<void> {
+  private async update(
+    change: (stored: StoredKey[], fresh: StoredKey | undefined, now: number) => StoredKey[] | null,
+    generate: boolean,
+  ): Promise<void> {
     const fresh = generate ? await createKey(this.alg, this.now(), this.now()) : undefined;
     const now = this.now();
     const { stored: before, version } = this.readNow();
@@ -269,7 +288,15 @@ export class SigningKeys {
     const byKid = new Map(this.keys.map((k) => [k.kid, k]));
     const keys: SigningKey[] = [];
     for (const k of stored) {
-      keys.push(byKid.get(k.kid) ?? { kid: k.kid, alg: k.alg, activatesAt: activatesAt(k), privateKey: await importJWK(k.jwk, k.alg), publicJwk: publicJwk(k.jwk, k.alg, k.kid) });
+      keys.push(
+        byKid.get(k.kid) ?? {
+          kid: k.kid,
+          alg: k.alg,
+          activatesAt: activatesAt(k),
+          privateKey: await importJWK(k.jwk, k.alg),
+          publicJwk: publicJwk(k.jwk, k.alg, k.kid),
+        },
+      );
     }
     if (keys.length !== this.keys.length || keys.some((k, i) => k !== this.keys[i])) this.localSet = null;
     this.stored = stored;

@@ -31,11 +31,13 @@ function decodeB64(s: string): Buffer | null {
 
 /** §14: a refused take is 429 `rate_limited` with Retry-After. */
 export function rateLimited(take: Take | undefined, what: string): void {
-  if (take && !take.ok) throw new AidError(429, 'rate_limited', `Too many ${what}; retry in ${take.retryAfter} s`, { 'Retry-After': String(take.retryAfter) });
+  if (take && !take.ok)
+    throw new AidError(429, 'rate_limited', `Too many ${what}; retry in ${take.retryAfter} s`, {
+      'Retry-After': String(take.retryAfter),
+    });
 }
 
 export class Tokens {
-
   constructor(
     private readonly keys: SigningKeys,
     private readonly store: Store,
@@ -48,24 +50,38 @@ export class Tokens {
    * §5 token exchange. `issuer` signs the token; a proof may name it or one of `aliases` (§16:
    * the URLs agents reach us by, AID_ISSUER_ALIASES).
    */
-  async exchange(tenant: string, issuer: string, p: Record<string, unknown>, ip: string, userAgent: string | null, aliases: readonly string[] = []): Promise<Record<string, unknown>> {
+  async exchange(
+    tenant: string,
+    issuer: string,
+    p: Record<string, unknown>,
+    ip: string,
+    userAgent: string | null,
+    aliases: readonly string[] = [],
+  ): Promise<Record<string, unknown>> {
     const str = (k: string) => (typeof p[k] === 'string' && p[k] !== '' ? (p[k] as string) : undefined);
-    if (str('grant_type') !== GRANT_TYPE) throw new AidError(400, 'unsupported_grant_type', `grant_type must be ${GRANT_TYPE}`);
+    if (str('grant_type') !== GRANT_TYPE)
+      throw new AidError(400, 'unsupported_grant_type', `grant_type must be ${GRANT_TYPE}`);
     const proof = str('proof');
     const identityRaw = str('agent_identity');
-    if (!proof || (!str('fingerprint') && !identityRaw)) throw new AidError(400, 'invalid_request', 'proof and fingerprint (or agent_identity) are required');
+    if (!proof || (!str('fingerprint') && !identityRaw))
+      throw new AidError(400, 'invalid_request', 'proof and fingerprint (or agent_identity) are required');
     const credentialType = str('requested_credential_type') ?? 'access_token';
-    if (credentialType !== 'access_token') throw new AidError(400, 'invalid_request', `requested_credential_type '${credentialType}' is not supported`);
+    if (credentialType !== 'access_token')
+      throw new AidError(400, 'invalid_request', `requested_credential_type '${credentialType}' is not supported`);
 
     let doc: Record<string, unknown> | undefined;
     if (identityRaw) {
       const bytes = identityRaw.length <= (MAX_IDENTITY_DOC_BYTES * 4) / 3 + 4 ? decodeB64(identityRaw) : null;
       try {
-        doc = bytes && bytes.length <= MAX_IDENTITY_DOC_BYTES ? (JSON.parse(bytes.toString('utf8')) as Record<string, unknown>) : undefined;
+        doc =
+          bytes && bytes.length <= MAX_IDENTITY_DOC_BYTES
+            ? (JSON.parse(bytes.toString('utf8')) as Record<string, unknown>)
+            : undefined;
       } catch {
         doc = undefined;
       }
-      if (!doc || typeof doc !== 'object') throw new AidError(400, 'invalid_grant', 'agent_identity is not a base64url JSON identity document');
+      if (!doc || typeof doc !== 'object')
+        throw new AidError(400, 'invalid_grant', 'agent_identity is not a base64url JSON identity document');
     }
     const fingerprint = str('fingerprint') ?? (typeof doc?.fingerprint === 'string' ? doc.fingerprint : '');
     // §14: 200/min per tenant, 30/min per key (refilled by a success). A known key's bucket is its
@@ -73,7 +89,12 @@ export class Tokens {
     rateLimited(this.limits?.take([['aid_token', tenant]]), 'token requests for this organisation');
     const reg = this.registrations
       .allInTenant(tenant)
-      .find((r) => (r.fingerprint === fingerprint || r.fingerprint_raw === fingerprint) && r.status !== 'rejected' && r.status !== 'deleted');
+      .find(
+        (r) =>
+          (r.fingerprint === fingerprint || r.fingerprint_raw === fingerprint) &&
+          r.status !== 'rejected' &&
+          r.status !== 'deleted',
+      );
     const keyBucket = `${tenant}|${reg ? `reg:${reg.id}` : `fp:${fingerprint}`}`;
     rateLimited(this.limits?.take([['aid_token_key', keyBucket]]), 'token requests for this key');
     if (!reg) throw new AidError(403, 'agent_not_registered', 'No registration for this key in this organisation');
@@ -84,15 +105,29 @@ export class Tokens {
       return out;
     } catch (e) {
       if (e instanceof AidError) {
-        await this.audit.record(tenant, reg.id, 'token_denied', actor, { previous_status: reg.status, new_status: reg.status, metadata: { error: e.code, error_description: e.description } });
+        await this.audit.record(tenant, reg.id, 'token_denied', actor, {
+          previous_status: reg.status,
+          new_status: reg.status,
+          metadata: { error: e.code, error_description: e.description },
+        });
       }
       throw e;
     }
   }
 
-  private async issueFor(reg: Registration, issuer: string, aliases: readonly string[], p: Record<string, unknown>, proof: string, doc: Record<string, unknown> | undefined, credentialType: string, actor: Actor): Promise<Record<string, unknown>> {
+  private async issueFor(
+    reg: Registration,
+    issuer: string,
+    aliases: readonly string[],
+    p: Record<string, unknown>,
+    proof: string,
+    doc: Record<string, unknown> | undefined,
+    credentialType: string,
+    actor: Actor,
+  ): Promise<Record<string, unknown>> {
     const address = typeof p.agent_address === 'string' ? p.agent_address.toLowerCase() : undefined;
-    if (address !== undefined && address !== reg.address) throw new AidError(400, 'invalid_grant', 'agent_address does not match the registration');
+    if (address !== undefined && address !== reg.address)
+      throw new AidError(400, 'invalid_grant', 'agent_address does not match the registration');
     if (doc) this.checkIdentityDocument(doc, reg);
 
     // Scopes as a set: spacing, order and repeats neither change the grant nor dodge the replay cache.
@@ -102,11 +137,13 @@ export class Tokens {
     const effective = requested.length ? requested : [...role.scopes].sort();
     this.checkProof(reg, [issuer, ...aliases], proof, `${effective.join(' ')}|${credentialType}`);
 
-    if (reg.status === 'pending') throw new AidError(403, 'registration_pending', 'The registration is waiting for approval');
+    if (reg.status === 'pending')
+      throw new AidError(403, 'registration_pending', 'The registration is waiting for approval');
     if (reg.status === 'suspended') throw new AidError(403, 'agent_suspended', 'The agent is suspended');
 
     const outside = requested.filter((s) => !role.scopes.includes(s));
-    if (outside.length) throw new AidError(400, 'invalid_scope', `Scopes not granted to role ${role.name}: ${outside.join(' ')}`);
+    if (outside.length)
+      throw new AidError(400, 'invalid_scope', `Scopes not granted to role ${role.name}: ${outside.join(' ')}`);
     const scopes = requested.length ? requested : role.scopes;
 
     const audience = typeof p.resource === 'string' ? p.resource : typeof p.audience === 'string' ? p.audience : issuer;
@@ -143,40 +180,68 @@ export class Tokens {
     await this.audit.record(reg.tenant, reg.id, 'token_issued', actor, {
       previous_status: reg.status,
       new_status: reg.status,
-      metadata: { jti, scopes_requested: requested, scopes_granted: scopes, credential_type: credentialType, expires_at: new Date((iat + lifetime) * 1000).toISOString(), proof_mode: 'timestamp' },
+      metadata: {
+        jti,
+        scopes_requested: requested,
+        scopes_granted: scopes,
+        credential_type: credentialType,
+        expires_at: new Date((iat + lifetime) * 1000).toISOString(),
+        proof_mode: 'timestamp',
+      },
     });
-    return { access_token: token, token_type: 'Bearer', expires_in: lifetime, scope: scopes.join(' '), agent_address: reg.address, agent_id: reg.id, credential_type: 'access_token' };
+    return {
+      access_token: token,
+      token_type: 'Bearer',
+      expires_in: lifetime,
+      scope: scopes.join(' '),
+      agent_address: reg.address,
+      agent_id: reg.id,
+      credential_type: 'access_token',
+    };
   }
 
   /** §6.1: base64url(signature[64] || ASCII ts); window ±300 s; an issuer, or it + '/'; once. */
   private checkProof(reg: Registration, issuers: readonly string[], proof: string, context: string): void {
     const bytes = proof.length <= (MAX_PROOF_BYTES * 4) / 3 + 4 ? decodeB64(proof) : null;
-    if (!bytes || bytes.length < 65 || bytes.length > MAX_PROOF_BYTES) throw new AidError(400, 'invalid_proof', 'proof is not base64url(signature || timestamp)');
+    if (!bytes || bytes.length < 65 || bytes.length > MAX_PROOF_BYTES)
+      throw new AidError(400, 'invalid_proof', 'proof is not base64url(signature || timestamp)');
     const ts = bytes.subarray(64).toString('ascii');
     if (!/^\d{1,12}$/.test(ts)) throw new AidError(400, 'invalid_proof', 'proof timestamp is not unix seconds');
     const drift = Math.floor(Date.now() / 1000) - Number(ts);
-    if (Math.abs(drift) > PROOF_WINDOW_S) throw new AidError(400, 'invalid_proof', `proof timestamp is ${Math.abs(drift)} s ${drift > 0 ? 'old' : 'in the future'}; the window is ${PROOF_WINDOW_S} s (check the clock)`);
+    if (Math.abs(drift) > PROOF_WINDOW_S)
+      throw new AidError(
+        400,
+        'invalid_proof',
+        `proof timestamp is ${Math.abs(drift)} s ${drift > 0 ? 'old' : 'in the future'}; the window is ${PROOF_WINDOW_S} s (check the clock)`,
+      );
     const key = createPublicKey(reg.public_key);
     const sig = bytes.subarray(0, 64);
-    const ok = issuers.flatMap((i) => [i, `${i}/`]).some((iss) => cryptoVerify(null, Buffer.from(tokenProofInput(ts, iss)), key, sig));
+    const ok = issuers
+      .flatMap((i) => [i, `${i}/`])
+      .some((iss) => cryptoVerify(null, Buffer.from(tokenProofInput(ts, iss)), key, sig));
     if (!ok) throw new AidError(400, 'invalid_proof', 'proof does not verify with the registered key for this issuer');
     // §6.1 replay key: SHA-256(proof bytes | scope | credential type), per tenant.
-    if (!this.registrations.replay.firstUse([reg.tenant, Buffer.concat([bytes, Buffer.from(`|${context}`)])])) throw new AidError(400, 'invalid_proof', 'proof already used');
+    if (!this.registrations.replay.firstUse([reg.tenant, Buffer.concat([bytes, Buffer.from(`|${context}`)])]))
+      throw new AidError(400, 'invalid_proof', 'proof already used');
   }
 
   /** §2 identity document: signed by the registered key, matching the registration. */
   private checkIdentityDocument(doc: Record<string, unknown>, reg: Registration): void {
     const bad = (why: string) => new AidError(400, 'invalid_grant', `agent_identity: ${why}`);
     if (String(doc.key_algorithm ?? '').toLowerCase() !== 'ed25519') throw bad('key_algorithm must be Ed25519');
-    if (typeof doc.public_key !== 'string' || doc.public_key.trim() !== reg.public_key.trim()) throw bad('public_key is not the registered key');
-    if (doc.fingerprint !== reg.fingerprint && doc.fingerprint !== reg.fingerprint_raw) throw bad('fingerprint does not match');
-    if (typeof doc.address !== 'string' || doc.address.toLowerCase() !== reg.address) throw bad('address does not match');
+    if (typeof doc.public_key !== 'string' || doc.public_key.trim() !== reg.public_key.trim())
+      throw bad('public_key is not the registered key');
+    if (doc.fingerprint !== reg.fingerprint && doc.fingerprint !== reg.fingerprint_raw)
+      throw bad('fingerprint does not match');
+    if (typeof doc.address !== 'string' || doc.address.toLowerCase() !== reg.address)
+      throw bad('address does not match');
     const now = Date.now();
     const exp = Date.parse(String(doc.expires_at));
     const iss = Date.parse(String(doc.issued_at));
-    if (!(exp > now - 300_000) || !(iss < now + 300_000) || exp - iss > 366 * 24 * 3600 * 1000) throw bad('outside its validity period');
+    if (!(exp > now - 300_000) || !(iss < now + 300_000) || exp - iss > 366 * 24 * 3600 * 1000)
+      throw bad('outside its validity period');
     const sig = typeof doc.signature === 'string' ? decodeB64(doc.signature) : null;
-    if (!sig || sig.length !== 64) throw bad('signature missing or malformed');
+    if (sig?.length !== 64) throw bad('signature missing or malformed');
     const { signature: _omit, ...fields } = doc;
     const key = createPublicKey(reg.public_key);
     let verified = false;
@@ -196,7 +261,11 @@ export class Tokens {
     const inactive = (reason: string) => ({ active: false, reason });
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, await this.keys.verifier(), { issuer, algorithms: await this.keys.algorithms(), clockTolerance: 60 }));
+      ({ payload } = await jwtVerify(token, await this.keys.verifier(), {
+        issuer,
+        algorithms: await this.keys.algorithms(),
+        clockTolerance: 60,
+      }));
     } catch (e) {
       return inactive((e as { code?: string }).code === 'ERR_JWT_EXPIRED' ? 'token_expired' : 'invalid_token');
     }

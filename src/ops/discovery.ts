@@ -1,6 +1,16 @@
 // Discovery (`/.well-known/agent-messaging.json`), `info` and `health` documents (spec §3).
 
-import { AMP_VERSION, DISCOVERY_VERSION, SUBPROTOCOLS, WS_PATHS, MAX_CONTEXT_BYTES, MAX_MESSAGE_BYTES, MAX_REQUEST_BYTES, MAX_STORED_MESSAGE_BYTES, MAX_SUBJECT_CHARS } from '../../proto/index.js';
+import {
+  AMP_VERSION,
+  DISCOVERY_VERSION,
+  SUBPROTOCOLS,
+  WS_PATHS,
+  MAX_CONTEXT_BYTES,
+  MAX_MESSAGE_BYTES,
+  MAX_REQUEST_BYTES,
+  MAX_STORED_MESSAGE_BYTES,
+  MAX_SUBJECT_CHARS,
+} from '../../proto/index.js';
 import { providerUrls, type RelayContext } from '../relay/context.js';
 import { VERSION } from '../version.js';
 
@@ -30,7 +40,12 @@ export function info(ctx: RelayContext, host: string, proto: string): Record<str
     capabilities: CAPABILITIES,
     registration_modes: [config.registrationMode],
     ...(ctx.limits.enabled
-      ? { rate_limits: { messages_per_minute: ctx.limits.perMinute('route'), api_requests_per_minute: ctx.limits.perMinute('api') } }
+      ? {
+          rate_limits: {
+            messages_per_minute: ctx.limits.perMinute('route'),
+            api_requests_per_minute: ctx.limits.perMinute('api'),
+          },
+        }
       : {}),
     endpoint: providerUrls(config, host, proto).endpoint,
     implementation: { name: 'amp-relay', version: VERSION },

@@ -13,12 +13,27 @@ export interface MetricSources {
 export function renderMetrics(m: MetricSources): string {
   const c = m.presence.counters;
   const rows: Array<[string, 'gauge' | 'counter', string, number]> = [
-    ['amp_agents_online', 'gauge', 'Agents with at least one authenticated WebSocket session', m.presence.onlineAgents()],
+    [
+      'amp_agents_online',
+      'gauge',
+      'Agents with at least one authenticated WebSocket session',
+      m.presence.onlineAgents(),
+    ],
     ['amp_ws_sessions', 'gauge', 'Authenticated WebSocket sessions', m.presence.sessionCount()],
     ['amp_ws_pushes_total', 'counter', 'Messages written to WebSocket sessions (live and catch-up)', c.pushes],
-    ['amp_ws_slow_consumer_pauses_total', 'counter', 'Times a session went over its soft buffer limit and pushes paused', c.slowConsumerPauses],
+    [
+      'amp_ws_slow_consumer_pauses_total',
+      'counter',
+      'Times a session went over its soft buffer limit and pushes paused',
+      c.slowConsumerPauses,
+    ],
     ['amp_ws_slow_consumer_closes_total', 'counter', 'Sessions closed as slow consumers (4501)', c.slowConsumerCloses],
-    ['amp_receipts_outbox_dropped_total', 'counter', 'Receipts dropped because an offline sender had 1000 waiting', m.receipts.outboxDropped],
+    [
+      'amp_receipts_outbox_dropped_total',
+      'counter',
+      'Receipts dropped because an offline sender had 1000 waiting',
+      m.receipts.outboxDropped,
+    ],
     ['amp_uptime_seconds', 'gauge', 'Seconds since the server started', Math.floor((Date.now() - m.startedAt) / 1000)],
   ];
   return rows.map(([name, type, help, v]) => `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${name} ${v}\n`).join('');

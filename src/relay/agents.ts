@@ -80,7 +80,11 @@ export class Agents {
    * `{address}` exactly as sent (full or short), |now - t| <= 60 s, each (address, t, signature)
    * accepted once. Resolves to the agent or to the close reason.
    */
-  async authenticateSigned(address: string, timestamp: string, signature: string): Promise<AgentRecord | SignedAuthFailure> {
+  async authenticateSigned(
+    address: string,
+    timestamp: string,
+    signature: string,
+  ): Promise<AgentRecord | SignedAuthFailure> {
     const now = Date.now();
     for (const [k, exp] of this.usedWsAuth) if (exp <= now) this.usedWsAuth.delete(k);
     const agent = this.findByAddress(address);
@@ -124,16 +128,24 @@ export class Agents {
     this.checkRegistrationPolicy(req.tenant, registrationKey || (typeof keyFromBody === 'string' ? keyFromBody : ''));
     const key = parsePublicKeyPem(req.public_key);
     if (key === 'private_key') {
-      throw invalidField('public_key', 'This is a private key. Never send it: send the public key instead (openssl pkey -in private.pem -pubout)');
+      throw invalidField(
+        'public_key',
+        'This is a private key. Never send it: send the public key instead (openssl pkey -in private.pem -pubout)',
+      );
     }
     if (typeof key === 'string') throw invalidField('public_key', 'Invalid public key format');
     if (store.findRevokedKey(key.fingerprint)) {
-      throw new AmpError('key_revoked', 'This key has been revoked and cannot be registered; generate a new keypair', { field: 'public_key' });
+      throw new AmpError('key_revoked', 'This key has been revoked and cannot be registered; generate a new keypair', {
+        field: 'public_key',
+      });
     }
 
     const address = formatAddress(req.name, req.tenant, config.providerDomain, req.scope);
     if (address.length > MAX_ADDRESS_CHARS) {
-      throw invalidField(req.scope ? 'scope' : 'name', `The address would be ${address.length} characters long; at most ${MAX_ADDRESS_CHARS} are allowed`);
+      throw invalidField(
+        req.scope ? 'scope' : 'name',
+        `The address would be ${address.length} characters long; at most ${MAX_ADDRESS_CHARS} are allowed`,
+      );
     }
     const shortAddress = formatAddress(req.name, req.tenant, config.providerDomain);
     const urls = providerUrls(config, host, forwardedProto);
@@ -194,14 +206,22 @@ export class Agents {
    * is claimed before the signature check awaits, and recoveries of one agent run one at a time,
    * so a proof works once and at most one key survives concurrent recoveries.
    */
-  private async recover(stale: AgentRecord, proof: { timestamp: string; signature: string }, urls: ReturnType<typeof providerUrls>): Promise<RegisterOutcome> {
+  private async recover(
+    stale: AgentRecord,
+    proof: { timestamp: string; signature: string },
+    urls: ReturnType<typeof providerUrls>,
+  ): Promise<RegisterOutcome> {
     const now = Date.now();
     const fail = (why: string) => {
       this.ctx.logger.warn({ agent: stale.id, why }, 'key recovery refused');
       return new AmpError('signature_invalid', `Key recovery proof refused: ${why}`, { field: 'proof' });
     };
     if (Number(proof.timestamp) > now / 1000 + MAX_FUTURE_SKEW_S) {
-      throw new AmpError('timestamp_future', `proof.timestamp is more than ${MAX_FUTURE_SKEW_S} s ahead of the server clock`, { field: 'proof.timestamp' });
+      throw new AmpError(
+        'timestamp_future',
+        `proof.timestamp is more than ${MAX_FUTURE_SKEW_S} s ahead of the server clock`,
+        { field: 'proof.timestamp' },
+      );
     }
     if (now / 1000 - Number(proof.timestamp) > REGISTER_PROOF_WINDOW_S) throw fail('timestamp older than 300 s');
     const sig = decodeSignature(proof.signature);
@@ -211,7 +231,11 @@ export class Agents {
     if (this.usedProofs.has(sigKey)) throw fail('proof already used');
     this.usedProofs.set(sigKey, now + REGISTER_PROOF_CACHE_S * 1000);
 
-    const ok = await verifyEd25519(this.keyObject(stale), Buffer.from(registerProofString(proof.timestamp, stale.address)), sig);
+    const ok = await verifyEd25519(
+      this.keyObject(stale),
+      Buffer.from(registerProofString(proof.timestamp, stale.address)),
+      sig,
+    );
     if (!ok) throw fail('signature does not verify with the registered key');
 
     return this.serialized(stale.id, async () => {
@@ -222,7 +246,10 @@ export class Agents {
       const apiKey = await this.issueKey(agent, at);
       await revoked;
       this.closeSessionsOfKeys(agent.id, new Set(agent.key_hashes.slice(0, -1)), 'key_revoked');
-      this.ctx.logger.info({ agent: agent.id, event: 'api_key_recovered' }, 'api key recovered with a signed proof; earlier keys revoked');
+      this.ctx.logger.info(
+        { agent: agent.id, event: 'api_key_recovered' },
+        'api key recovered with a signed proof; earlier keys revoked',
+      );
       return { status: 200 as const, body: this.registrationBody(agent, apiKey, urls) };
     });
   }
@@ -245,7 +272,12 @@ export class Agents {
 
   /** Close the agent's sessions that were opened with one of these (now revoked) API keys. */
   closeSessionsOfKeys(agentId: string, keyHashes: ReadonlySet<string>, reason: string): void {
-    this.ctx.presence.closeAgent(agentId, CLOSE.AUTH_FAILED, reason, (s) => s.keyHash !== undefined && keyHashes.has(s.keyHash));
+    this.ctx.presence.closeAgent(
+      agentId,
+      CLOSE.AUTH_FAILED,
+      reason,
+      (s) => s.keyHash !== undefined && keyHashes.has(s.keyHash),
+    );
   }
 
   /**
@@ -262,7 +294,10 @@ export class Agents {
   serialized<T>(agentId: string, fn: () => Promise<T>): Promise<T> {
     const prev = this.agentLocks.get(agentId) ?? Promise.resolve();
     const next = prev.then(fn, fn);
-    const tail = next.then(() => {}, () => {});
+    const tail = next.then(
+      () => {},
+      () => {},
+    );
     this.agentLocks.set(agentId, tail);
     void tail.then(() => {
       if (this.agentLocks.get(agentId) === tail) this.agentLocks.delete(agentId);
@@ -275,7 +310,13 @@ export class Agents {
     const hash = hashApiKey(apiKey);
     agent.key_hashes = [...agent.key_hashes, hash];
     await Promise.all([
-      this.ctx.store.putApiKey(hash, { agent_id: agent.id, created_at: now, expires_at: null, revoked_at: null, last_used_at: null }),
+      this.ctx.store.putApiKey(hash, {
+        agent_id: agent.id,
+        created_at: now,
+        expires_at: null,
+        revoked_at: null,
+        last_used_at: null,
+      }),
       this.ctx.store.putAgent(agent),
     ]);
     return apiKey;
@@ -296,8 +337,15 @@ export class Agents {
       return (t === '*' || t === tenant) && p.length === k.length && timingSafeEqual(p, k);
     });
     if (!valid) {
-      this.ctx.logger.warn({ event: 'registration_key_refused', tenant }, 'registration refused: missing or wrong registration key');
-      throw new AmpError('tenant_access_denied', `Registration in tenant '${tenant}' needs a valid registration key (X-Registration-Key header)`, { field: 'registration_key' });
+      this.ctx.logger.warn(
+        { event: 'registration_key_refused', tenant },
+        'registration refused: missing or wrong registration key',
+      );
+      throw new AmpError(
+        'tenant_access_denied',
+        `Registration in tenant '${tenant}' needs a valid registration key (X-Registration-Key header)`,
+        { field: 'registration_key' },
+      );
     }
   }
 
@@ -305,7 +353,10 @@ export class Agents {
     const now = Date.now();
     const suggestions = nameSuggestions(
       name,
-      (n) => !this.ctx.store.findAgentByName(tenant, n) && !this.reserved.has(`name:${tenant}/${n}`) && this.ctx.store.nameHeldUntil(tenant, n, now) === undefined,
+      (n) =>
+        !this.ctx.store.findAgentByName(tenant, n) &&
+        !this.reserved.has(`name:${tenant}/${n}`) &&
+        this.ctx.store.nameHeldUntil(tenant, n, now) === undefined,
     );
     return new AmpError('name_taken', `Agent name '${name}' is already registered in tenant '${tenant}'`, {
       field: 'name',
@@ -314,7 +365,11 @@ export class Agents {
     });
   }
 
-  private registrationBody(agent: AgentRecord, apiKey: string, urls: ReturnType<typeof providerUrls>): Record<string, unknown> {
+  private registrationBody(
+    agent: AgentRecord,
+    apiKey: string,
+    urls: ReturnType<typeof providerUrls>,
+  ): Record<string, unknown> {
     return {
       address: agent.address,
       short_address: agent.short_address,
@@ -365,14 +420,22 @@ export class Agents {
     const parsed = parseAddress(exp.address, this.ctx.knownProviders);
     const provider = parsed.provider!;
     if (!this.ctx.knownProviders.includes(provider)) {
-      throw new AmpError('external_provider', `Recipient is on provider '${provider}', and federation is not enabled here; send it to that provider's route_url`, {
-        field,
-        details: { provider },
-      });
+      throw new AmpError(
+        'external_provider',
+        `Recipient is on provider '${provider}', and federation is not enabled here; send it to that provider's route_url`,
+        {
+          field,
+          details: { provider },
+        },
+      );
     }
     const parts = localParts(exp.address, provider);
     const agent = parts && store.findAgentByName(parts.tenant, parts.name);
-    if (!parts || !agent || (parts.platform !== undefined && (parts.platform !== agent.platform || parts.repo !== agent.repo))) {
+    if (
+      !parts ||
+      !agent ||
+      (parts.platform !== undefined && (parts.platform !== agent.platform || parts.repo !== agent.repo))
+    ) {
       throw new AmpError('not_found', 'Agent not found', { field, details: { address: exp.address } });
     }
     return { agent, address: exp.address };

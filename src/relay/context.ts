@@ -44,7 +44,9 @@ export interface ProviderUrls {
 export function providerUrls(config: Config, host: string, forwardedProto: string): ProviderUrls {
   let base = config.publicUrl.replace(/\/+$/, '');
   if (!base) {
-    const validHost = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/.test(host) ? host : `localhost:${config.port}`;
+    const validHost = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/.test(host)
+      ? host
+      : `localhost:${config.port}`;
     const scheme = forwardedProto === 'https' ? 'https' : 'http';
     base = `${scheme}://${validHost}`;
   }

@@ -1,12 +1,32 @@
 // Agents looking at themselves and each other (spec §7): PATCH/DELETE agents/me, the Agent Card,
 // the tenant-scoped listing, and resolve. Nothing here changes an address, name, tenant or key.
 
-import { AmpError, CLOSE, MAX_ALIAS_CHARS, MAX_CAPABILITIES, MAX_CAPABILITY_CHARS, MAX_METADATA_BYTES, codePointLength, invalidField, isoTime } from '../../proto/index.js';
+import {
+  AmpError,
+  CLOSE,
+  MAX_ALIAS_CHARS,
+  MAX_CAPABILITIES,
+  MAX_CAPABILITY_CHARS,
+  MAX_METADATA_BYTES,
+  codePointLength,
+  invalidField,
+  isoTime,
+} from '../../proto/index.js';
 import type { AgentRecord } from '../store/types.js';
 import type { Agents } from './agents.js';
 import { providerUrls, type RelayContext } from './context.js';
 
-const IMMUTABLE_FIELDS = ['name', 'tenant', 'scope', 'address', 'short_address', 'public_key', 'key_algorithm', 'agent_id', 'fingerprint'];
+const IMMUTABLE_FIELDS = [
+  'name',
+  'tenant',
+  'scope',
+  'address',
+  'short_address',
+  'public_key',
+  'key_algorithm',
+  'agent_id',
+  'fingerprint',
+];
 const CARD_LIFETIME_MS = 182 * 24 * 3600 * 1000;
 const DEFAULT_LIST_LIMIT = 50;
 const MAX_LIST_LIMIT = 200;
@@ -29,24 +49,36 @@ export class Directory {
     }
     if (body.delivery !== undefined) {
       const d = body.delivery as Record<string, unknown> | null;
-      if (d === null || typeof d !== 'object' || Array.isArray(d)) throw invalidField('delivery', 'delivery must be an object');
-      if (d.webhook_url != null || d.webhook_secret != null) throw invalidField('delivery.webhook_url', 'webhook delivery is not enabled on this provider');
+      if (d === null || typeof d !== 'object' || Array.isArray(d))
+        throw invalidField('delivery', 'delivery must be an object');
+      if (d.webhook_url != null || d.webhook_secret != null)
+        throw invalidField('delivery.webhook_url', 'webhook delivery is not enabled on this provider');
       if (d.prefer_websocket !== undefined) {
-        if (typeof d.prefer_websocket !== 'boolean') throw invalidField('delivery.prefer_websocket', 'prefer_websocket must be true or false');
+        if (typeof d.prefer_websocket !== 'boolean')
+          throw invalidField('delivery.prefer_websocket', 'prefer_websocket must be true or false');
         patch.prefer_websocket = d.prefer_websocket;
       }
     }
     if (body.metadata !== undefined) {
       const m = body.metadata;
-      if (m === null || typeof m !== 'object' || Array.isArray(m)) throw invalidField('metadata', 'metadata must be an object');
+      if (m === null || typeof m !== 'object' || Array.isArray(m))
+        throw invalidField('metadata', 'metadata must be an object');
       const json = JSON.stringify(m);
-      if (Buffer.byteLength(json) > MAX_METADATA_BYTES) throw invalidField('metadata', `metadata must be at most ${MAX_METADATA_BYTES} bytes of JSON`);
+      if (Buffer.byteLength(json) > MAX_METADATA_BYTES)
+        throw invalidField('metadata', `metadata must be at most ${MAX_METADATA_BYTES} bytes of JSON`);
       patch.metadata_json = json;
     }
     if (body.capabilities !== undefined) {
       const c = body.capabilities;
-      if (!Array.isArray(c) || c.length > MAX_CAPABILITIES || c.some((x) => typeof x !== 'string' || x.length > MAX_CAPABILITY_CHARS)) {
-        throw invalidField('capabilities', `capabilities: at most ${MAX_CAPABILITIES} strings of at most ${MAX_CAPABILITY_CHARS} characters`);
+      if (
+        !Array.isArray(c) ||
+        c.length > MAX_CAPABILITIES ||
+        c.some((x) => typeof x !== 'string' || x.length > MAX_CAPABILITY_CHARS)
+      ) {
+        throw invalidField(
+          'capabilities',
+          `capabilities: at most ${MAX_CAPABILITIES} strings of at most ${MAX_CAPABILITY_CHARS} characters`,
+        );
       }
       patch.capabilities = c as string[];
     }
@@ -71,12 +103,21 @@ export class Directory {
       const fresh = this.agents.current(agent.id);
       await Promise.all([
         this.agents.revokeApiKeys(fresh, now),
-        store.revokeKey({ fingerprint: fresh.fingerprint, fingerprint_raw: fresh.fingerprint_raw, agent_address: fresh.address, revoked_at: now, reason: 'agent_deregistered' }),
+        store.revokeKey({
+          fingerprint: fresh.fingerprint,
+          fingerprint_raw: fresh.fingerprint_raw,
+          agent_address: fresh.address,
+          revoked_at: now,
+          reason: 'agent_deregistered',
+        }),
       ]);
       this.ctx.presence.closeAgent(fresh.id, CLOSE.AUTH_FAILED, 'agent_deregistered');
       const holdUntil = config.deregistrationHoldDays > 0 ? now + config.deregistrationHoldDays * 24 * 3600 * 1000 : 0;
       await store.deleteAgent(fresh, holdUntil);
-      this.ctx.logger.warn({ event: 'agent_deregistered', agent: fresh.id, address: fresh.address }, 'agent deregistered');
+      this.ctx.logger.warn(
+        { event: 'agent_deregistered', agent: fresh.id, address: fresh.address },
+        'agent deregistered',
+      );
       gone = fresh;
       return { deregistered: true, address: fresh.address, deregistered_at: isoTime(now) };
     });
@@ -114,7 +155,8 @@ export class Directory {
     const limitRaw = q.get('limit');
     let limit = DEFAULT_LIST_LIMIT;
     if (limitRaw !== null && limitRaw !== '') {
-      if (!/^\d+$/.test(limitRaw) || Number(limitRaw) < 1) throw invalidField('limit', 'limit must be a positive whole number');
+      if (!/^\d+$/.test(limitRaw) || Number(limitRaw) < 1)
+        throw invalidField('limit', 'limit must be a positive whole number');
       limit = Math.min(Number(limitRaw), MAX_LIST_LIMIT);
     }
     let after = '';
@@ -126,13 +168,23 @@ export class Directory {
     const search = (q.get('search') ?? '').toLowerCase();
     const matches = this.ctx.store
       .listAgents(caller.tenant)
-      .filter((a) => !search || a.name.includes(search) || a.address.includes(search) || (a.alias ?? '').toLowerCase().includes(search))
+      .filter(
+        (a) =>
+          !search ||
+          a.name.includes(search) ||
+          a.address.includes(search) ||
+          (a.alias ?? '').toLowerCase().includes(search),
+      )
       .sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
     const rest = matches.filter((a) => a.address > after);
     const page = rest.slice(0, limit);
     const hasMore = rest.length > page.length;
     return {
-      agents: page.map((a) => ({ address: a.address, alias: a.alias ?? null, online: this.ctx.presence.isOnline(a.id) })),
+      agents: page.map((a) => ({
+        address: a.address,
+        alias: a.alias ?? null,
+        online: this.ctx.presence.isOnline(a.id),
+      })),
       total: matches.length,
       cursor: hasMore ? Buffer.from(page[page.length - 1].address, 'utf8').toString('base64url') : null,
       has_more: hasMore,

@@ -22,5 +22,8 @@ export class Frame {
 
 /** `{"type":"message.new"[,"replay":true],"data":<stored message JSON>}` */
 export function messageFrame(messageJson: string, replay: boolean): Frame {
-  return new Frame(undefined, (replay ? '{"type":"message.new","replay":true,"data":' : '{"type":"message.new","data":') + messageJson + '}');
+  return new Frame(
+    undefined,
+    (replay ? '{"type":"message.new","replay":true,"data":' : '{"type":"message.new","data":') + messageJson + '}',
+  );
 }

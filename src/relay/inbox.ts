@@ -50,7 +50,10 @@ export class Inbox {
     return outcomes;
   }
 
-  async ackOne(agent: AgentRecord, id: string | null | undefined): Promise<{ acknowledged: true; already_acked?: true }> {
+  async ackOne(
+    agent: AgentRecord,
+    id: string | null | undefined,
+  ): Promise<{ acknowledged: true; already_acked?: true }> {
     if (id === null || id === undefined || id === '') throw missingField('id');
     if (!isAcceptedMessageId(id)) throw invalidField('id', 'id is not a valid message id');
     const [outcome] = await this.ack(agent, [id]);
@@ -62,7 +65,8 @@ export class Inbox {
     const ids = body.ids;
     if (!Array.isArray(ids) || ids.length === 0) throw missingField('ids');
     if (ids.length > MAX_BATCH_ACK_IDS) throw invalidField('ids', `at most ${MAX_BATCH_ACK_IDS} ids per batch`);
-    for (const id of ids) if (!isAcceptedMessageId(id)) throw invalidField('ids', `'${String(id).slice(0, 64)}' is not a valid message id`);
+    for (const id of ids)
+      if (!isAcceptedMessageId(id)) throw invalidField('ids', `'${String(id).slice(0, 64)}' is not a valid message id`);
     const outcomes = await this.ack(agent, ids as string[]);
     return { acknowledged: outcomes.filter((o) => o === 'acked').length };
   }

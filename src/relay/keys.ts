@@ -24,9 +24,12 @@ export class Keys {
       const fresh = this.agents.current(agent.id);
       const current = store.getApiKey(callerKeyHash);
       // Checked again under the lock: a revoke or rotation queued before us has run by now.
-      if (!current || current.agent_id !== agent.id || current.revoked_at !== null) throw new AmpError('unauthorized', 'Invalid or expired API key');
+      if (!current || current.agent_id !== agent.id || current.revoked_at !== null)
+        throw new AmpError('unauthorized', 'Invalid or expired API key');
       if (current.expires_at !== null) {
-        throw new AmpError('forbidden', 'Only the current API key can rotate; this one is in its grace period', { field: 'authorization' });
+        throw new AmpError('forbidden', 'Only the current API key can rotate; this one is in its grace period', {
+          field: 'authorization',
+        });
       }
       const writes: Promise<void>[] = [];
       for (const h of fresh.key_hashes) {
@@ -67,38 +70,74 @@ export class Keys {
     if (typeof pem !== 'string') throw invalidField('new_public_key', 'new_public_key must be a PEM string');
     const algorithm = body.key_algorithm ?? 'Ed25519';
     if (typeof algorithm !== 'string' || algorithm.toLowerCase() !== 'ed25519') {
-      throw new AmpError('invalid_field', `key_algorithm '${String(algorithm)}' is not supported by this provider; only Ed25519 is accepted`, { field: 'key_algorithm', details: { supported: ['Ed25519'] } });
+      throw new AmpError(
+        'invalid_field',
+        `key_algorithm '${String(algorithm)}' is not supported by this provider; only Ed25519 is accepted`,
+        { field: 'key_algorithm', details: { supported: ['Ed25519'] } },
+      );
     }
     if (body.proof === undefined || body.proof === null) throw missingField('proof');
     const sig = typeof body.proof === 'string' ? decodeSignature(body.proof) : null;
     if (!sig) throw invalidField('proof', 'proof must be a base64 Ed25519 signature of 64 bytes');
     const next = parsePublicKeyPem(pem);
-    if (typeof next === 'string') throw invalidField('new_public_key', next === 'private_key' ? 'This is a private key. Send the public key' : 'Invalid public key format');
+    if (typeof next === 'string')
+      throw invalidField(
+        'new_public_key',
+        next === 'private_key' ? 'This is a private key. Send the public key' : 'Invalid public key format',
+      );
     // Every check runs under the agent's lock against the record as it is now, so two rotations
     // cannot both be proven by the same (by then revoked) key.
     let change: [AgentRecord, AgentRecord] | undefined;
     const out = await this.agents.serialized(agent.id, async () => {
       const old = this.agents.current(agent.id);
-      if (next.fingerprint === old.fingerprint) throw invalidField('new_public_key', 'new_public_key is the current key');
-      if (store.findRevokedKey(next.fingerprint)) throw new AmpError('key_revoked', 'This key has been revoked and cannot be used', { field: 'new_public_key' });
-      if (store.findAgentByFingerprint(next.fingerprint) || this.agents.isReserved(next.fingerprint) || this.ctx.lifecycle.keyClaimedByOther(old, next.fingerprint)) {
-        throw new AmpError('key_already_registered', 'This public key is already registered to another agent', { field: 'new_public_key', details: { fingerprint: next.fingerprint } });
+      if (next.fingerprint === old.fingerprint)
+        throw invalidField('new_public_key', 'new_public_key is the current key');
+      if (store.findRevokedKey(next.fingerprint))
+        throw new AmpError('key_revoked', 'This key has been revoked and cannot be used', { field: 'new_public_key' });
+      if (
+        store.findAgentByFingerprint(next.fingerprint) ||
+        this.agents.isReserved(next.fingerprint) ||
+        this.ctx.lifecycle.keyClaimedByOther(old, next.fingerprint)
+      ) {
+        throw new AmpError('key_already_registered', 'This public key is already registered to another agent', {
+          field: 'new_public_key',
+          details: { fingerprint: next.fingerprint },
+        });
       }
       const currentKey = this.agents.keyObject(old);
       const candidates = [Buffer.from(pem, 'utf8'), next.raw, Buffer.from(next.raw.toString('hex'), 'utf8')];
       let proven = false;
       for (const c of candidates) if (!proven) proven = await verifyEd25519(currentKey, c, sig);
       if (!proven) {
-        this.ctx.logger.warn({ event: 'keypair_rotation_refused', agent: agent.id }, 'keypair rotation proof did not verify');
+        this.ctx.logger.warn(
+          { event: 'keypair_rotation_refused', agent: agent.id },
+          'keypair rotation proof did not verify',
+        );
         throw new AmpError('signature_invalid', 'proof does not verify with the current key', { field: 'proof' });
       }
       const now = Date.now();
-      await store.revokeKey({ fingerprint: old.fingerprint, fingerprint_raw: old.fingerprint_raw, agent_address: old.address, revoked_at: now, reason: 'key_rotation', superseded_by: next.fingerprint });
-      const updated: AgentRecord = { ...old, public_key_pem: next.pem, public_key_hex: next.raw.toString('hex'), fingerprint: next.fingerprint, fingerprint_raw: next.fingerprintRaw };
+      await store.revokeKey({
+        fingerprint: old.fingerprint,
+        fingerprint_raw: old.fingerprint_raw,
+        agent_address: old.address,
+        revoked_at: now,
+        reason: 'key_rotation',
+        superseded_by: next.fingerprint,
+      });
+      const updated: AgentRecord = {
+        ...old,
+        public_key_pem: next.pem,
+        public_key_hex: next.raw.toString('hex'),
+        fingerprint: next.fingerprint,
+        fingerprint_raw: next.fingerprintRaw,
+      };
       await store.replaceAgentKey(old, updated);
       // Sessions proven by the old key end; API-key sessions were not proven by it and stay.
       this.ctx.presence.closeAgent(agent.id, CLOSE.AUTH_FAILED, 'key_rotated', (s) => s.keyHash === undefined);
-      this.ctx.logger.info({ event: 'keypair_rotated', agent: agent.id, old: old.fingerprint, new: next.fingerprint }, 'keypair rotated');
+      this.ctx.logger.info(
+        { event: 'keypair_rotated', agent: agent.id, old: old.fingerprint, new: next.fingerprint },
+        'keypair rotated',
+      );
       change = [old, updated];
       return { rotated: true, fingerprint: next.fingerprint };
     });

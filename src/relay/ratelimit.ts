@@ -86,7 +86,8 @@ export class Limiter {
 
   /** Forget buckets that have refilled completely (they behave like new ones). */
   private sweep(now: number): void {
-    for (const [k, b] of this.buckets) if (b.tokens + (now - b.at) * this.perMs >= this.capacity) this.buckets.delete(k);
+    for (const [k, b] of this.buckets)
+      if (b.tokens + (now - b.at) * this.perMs >= this.capacity) this.buckets.delete(k);
   }
 
   size(): number {
@@ -180,7 +181,12 @@ export function parseOverrides(entries: readonly string[]): Partial<Record<Bucke
 /** Loopback peers (the local profile exempts them from per-IP buckets). */
 export function isLoopback(ip: string): boolean {
   const a = ip.toLowerCase();
-  return a.startsWith('127.') || a === '::1' || /^(0{1,4}:){7}0{0,3}1$/.test(a) || /^(::ffff:|(0{1,4}:){5}ffff:)(127\.|7f)/.test(a);
+  return (
+    a.startsWith('127.') ||
+    a === '::1' ||
+    /^(0{1,4}:){7}0{0,3}1$/.test(a) ||
+    /^(::ffff:|(0{1,4}:){5}ffff:)(127\.|7f)/.test(a)
+  );
 }
 
 export interface RateLimitConfig {
@@ -199,7 +205,8 @@ export class RateLimits {
     this.enabled = cfg.rateLimits === 'on';
     this.exemptLoopback = cfg.rateLimitProfile === 'local';
     const specs = { ...PROFILES[cfg.rateLimitProfile], ...parseOverrides(cfg.rateLimitOverrides) };
-    for (const [name, spec] of Object.entries(specs) as [BucketName, BucketSpec][]) this.limiters.set(name, new Limiter(name, spec));
+    for (const [name, spec] of Object.entries(specs) as [BucketName, BucketSpec][])
+      this.limiters.set(name, new Limiter(name, spec));
   }
 
   spec(name: BucketName): Limiter | undefined {

@@ -24,7 +24,7 @@ export class Receipts {
   handedOver(messageId: string, method: HandOverMethod): void {
     const { store } = this.ctx;
     const idx = store.getMessageIndex(messageId);
-    if (!idx || idx.rc !== 1 || idx.rd === 1) return;
+    if (idx?.rc !== 1 || idx.rd === 1) return;
     if (!store.markReceipt(messageId, 'rd')) return;
     const recipient = store.getAgent(idx.r);
     this.toAgent(idx.f, {
@@ -37,9 +37,13 @@ export class Receipts {
   read(reader: AgentRecord, messageId: string): { read_receipt_sent: true; already_read?: true } {
     const { store } = this.ctx;
     const idx = store.getMessageIndex(messageId);
-    if (!idx || idx.r !== reader.id || idx.e <= Date.now()) throw new AmpError('not_found', 'Message not found', { field: 'id' });
+    if (!idx || idx.r !== reader.id || idx.e <= Date.now())
+      throw new AmpError('not_found', 'Message not found', { field: 'id' });
     if (!store.markReceipt(messageId, 'rr')) return { read_receipt_sent: true, already_read: true };
-    this.toAgent(idx.f, { type: 'message.read', data: { id: messageId, read_at: isoTime(Date.now()), reader: reader.address } });
+    this.toAgent(idx.f, {
+      type: 'message.read',
+      data: { id: messageId, read_at: isoTime(Date.now()), reader: reader.address },
+    });
     return { read_receipt_sent: true };
   }
 

@@ -36,7 +36,16 @@ export interface RouteOutcome {
 
 /** Digest of what makes two route requests the same (§12.5). */
 function requestDigest(req: RouteRequest, toExpanded: string, hash: string): string {
-  const fields = [toExpanded, req.subject, req.priority, req.in_reply_to ?? '', req.thread_id ?? '', req.expires_at ?? '', hash, req.receipt ? '1' : '0'];
+  const fields = [
+    toExpanded,
+    req.subject,
+    req.priority,
+    req.in_reply_to ?? '',
+    req.thread_id ?? '',
+    req.expires_at ?? '',
+    hash,
+    req.receipt ? '1' : '0',
+  ];
   return createHash('sha256').update(fields.join('\n')).digest('base64');
 }
 
@@ -51,7 +60,13 @@ export class MessageRouter {
 
   /** Spec §12.3 step 2, before the body is read: the sender's route buckets. */
   senderRateLimit(sender: AgentRecord): Record<string, string> {
-    return enforce(this.ctx.limits.take([['route', sender.id], ['route_hour', sender.id]]), 'sender');
+    return enforce(
+      this.ctx.limits.take([
+        ['route', sender.id],
+        ['route_hour', sender.id],
+      ]),
+      'sender',
+    );
   }
 
   async route(sender: AgentRecord, body: unknown, opts: RouteOptions = {}): Promise<RouteOutcome> {
@@ -59,17 +74,25 @@ export class MessageRouter {
     const nowMs = Date.now();
     const req = decodeRouteBody(body, { nowMs, headerIdempotencyKey: opts.headerIdempotencyKey || undefined });
 
-    if (sender.status === 'suspended') throw new AmpError('agent_suspended', 'This agent is suspended and cannot send messages');
-    if (sender.status === 'pending') throw new AmpError('forbidden', 'This agent awaits approval of its Agent Identity registration and cannot send messages yet');
+    if (sender.status === 'suspended')
+      throw new AmpError('agent_suspended', 'This agent is suspended and cannot send messages');
+    if (sender.status === 'pending')
+      throw new AmpError(
+        'forbidden',
+        'This agent awaits approval of its Agent Identity registration and cannot send messages yet',
+      );
     if (req.from !== undefined) {
       const from = req.from.toLowerCase();
       if (from !== sender.address && from !== sender.short_address) {
-        throw new AmpError('forbidden', `'from' must be the authenticated agent (${sender.address})`, { field: 'from' });
+        throw new AmpError('forbidden', `'from' must be the authenticated agent (${sender.address})`, {
+          field: 'from',
+        });
       }
     }
 
     const { agent: recipient, address: toExpanded } = this.agents.resolveRecipient(req.to, sender);
-    if (recipient.status === 'suspended') throw new AmpError('recipient_suspended', 'The recipient agent is suspended', { field: 'to' });
+    if (recipient.status === 'suspended')
+      throw new AmpError('recipient_suspended', 'The recipient agent is suspended', { field: 'to' });
     if (config.crossTenant === 'deny' && recipient.tenant !== sender.tenant) {
       throw new AmpError('forbidden', 'Messages to other tenants are not allowed on this provider', { field: 'to' });
     }
@@ -87,12 +110,15 @@ export class MessageRouter {
     // §12.5: an idempotency key, or else the signature itself, names the request; a repeat within
     // the window gets the first answer and creates nothing.
     const idemKey = req.idempotency_key ?? (req.signature !== undefined ? `sig:${req.signature}` : undefined);
-    if (idemKey === undefined) return { result: await this.deliver(sender, recipient, req, toExpanded, signed, nowMs), replayed: false };
+    if (idemKey === undefined)
+      return { result: await this.deliver(sender, recipient, req, toExpanded, signed, nowMs), replayed: false };
     const digest = requestDigest(req, toExpanded, hashOf());
     const slot = `${sender.id}\n${idemKey}`;
     const replay = (rec: { d: string; r: unknown }): RouteOutcome => {
       if (rec.d !== digest && req.idempotency_key !== undefined) {
-        throw new AmpError('duplicate_idempotency_key', 'This idempotency_key was used for a different request', { field: 'idempotency_key' });
+        throw new AmpError('duplicate_idempotency_key', 'This idempotency_key was used for a different request', {
+          field: 'idempotency_key',
+        });
       }
       return { result: rec.r as RouteResult, replayed: true };
     };
@@ -100,7 +126,9 @@ export class MessageRouter {
     if (inFlight) return replay(await inFlight);
     const stored = store.getIdempotency(sender.id, idemKey, nowMs);
     if (stored) return replay(stored);
-    const work = this.deliver(sender, recipient, req, toExpanded, signed, nowMs, { key: idemKey, digest }).then((r) => ({ d: digest, r }));
+    const work = this.deliver(sender, recipient, req, toExpanded, signed, nowMs, { key: idemKey, digest }).then(
+      (r) => ({ d: digest, r }),
+    );
     this.inFlightIdem.set(slot, work);
     try {
       return { result: (await work).r, replayed: false };
@@ -166,13 +194,31 @@ export class MessageRouter {
 
     // Issue the write, push to live sessions, then answer only once the write is durable.
     const json = JSON.stringify(msg);
-    const { seq, committed } = store.append(recipient.id, { msg, json, expiresAtMs: relayExpiry, senderId: sender.id, receipt: req.receipt });
+    const { seq, committed } = store.append(recipient.id, {
+      msg,
+      json,
+      expiresAtMs: relayExpiry,
+      senderId: sender.id,
+      receipt: req.receipt,
+    });
     const pushed = this.ctx.presence.pushLive(recipient.id, seq, json);
     const result: RouteResult = pushed
-      ? { id, status: 'delivered', method: 'websocket', delivered_at: isoTime(Date.now()), thread_id: envelope.thread_id }
+      ? {
+          id,
+          status: 'delivered',
+          method: 'websocket',
+          delivered_at: isoTime(Date.now()),
+          thread_id: envelope.thread_id,
+        }
       : { id, status: 'queued', method: 'relay', queued_at: msg.queued_at, thread_id: envelope.thread_id };
     // The idempotency record commits in the same transaction as the message.
-    const remembered = idem ? store.putIdempotency(sender.id, idem.key, { d: idem.digest, r: { ...result }, e: nowMs + config.idempotencyTtl * 1000 }) : undefined;
+    const remembered = idem
+      ? store.putIdempotency(sender.id, idem.key, {
+          d: idem.digest,
+          r: { ...result },
+          e: nowMs + config.idempotencyTtl * 1000,
+        })
+      : undefined;
     await committed;
     await remembered;
     if (pushed && req.receipt) this.ctx.presence.onHandOver(id, 'websocket');
@@ -196,7 +242,11 @@ export class MessageRouter {
   /** An unsigned message: accepted as untrusted unless the policy requires signatures. */
   private unsigned(): undefined {
     if (this.ctx.config.signatures === 'required') {
-      throw new AmpError('signature_missing', 'This provider requires signed messages; sign the canonical string with your Ed25519 key', { field: 'signature' });
+      throw new AmpError(
+        'signature_missing',
+        'This provider requires signed messages; sign the canonical string with your Ed25519 key',
+        { field: 'signature' },
+      );
     }
     return undefined;
   }
@@ -205,17 +255,32 @@ export class MessageRouter {
    * §11: a present signature must verify for one of (full or short `from`) x (`to` as sent or
    * expanded). Returns the strings that verified.
    */
-  private async verify(sender: AgentRecord, req: RouteRequest, toExpanded: string, hash: string): Promise<{ from: string; to: string }> {
+  private async verify(
+    sender: AgentRecord,
+    req: RouteRequest,
+    toExpanded: string,
+    hash: string,
+  ): Promise<{ from: string; to: string }> {
     const key = this.agents.keyObject(sender);
     const froms = sender.short_address === sender.address ? [sender.address] : [sender.address, sender.short_address];
     const tos = req.to === toExpanded ? [req.to] : [req.to, toExpanded];
     for (const from of froms) {
       for (const to of tos) {
-        const data = Buffer.from(canonicalString({ from, to, subject: req.subject, priority: req.priority, in_reply_to: req.in_reply_to, payload_hash: hash }), 'utf8');
+        const data = Buffer.from(
+          canonicalString({
+            from,
+            to,
+            subject: req.subject,
+            priority: req.priority,
+            in_reply_to: req.in_reply_to,
+            payload_hash: hash,
+          }),
+          'utf8',
+        );
         if (await verifyEd25519(key, data, req.signatureBytes!)) return { from, to };
       }
     }
-    throw new AmpError('signature_invalid', 'Message signature does not verify with the sender\'s registered key', {
+    throw new AmpError('signature_invalid', "Message signature does not verify with the sender's registered key", {
       field: 'signature',
       details: { from: sender.address },
     });

@@ -6,7 +6,7 @@ const ADJECTIVES = ['cosmic', 'stellar', 'swift', 'quiet', 'bright', 'lunar', 'a
 const NOUNS = ['panda', 'wolf', 'falcon', 'otter', 'lynx', 'heron', 'comet', 'maple', 'badger', 'raven'];
 const MAX_NAME = 63;
 
-function fit(base: string, suffix: string): string {
+function fitName(base: string, suffix: string): string {
   return base.slice(0, MAX_NAME - suffix.length).replace(/[-_]+$/, '') + suffix;
 }
 
@@ -14,11 +14,11 @@ function fit(base: string, suffix: string): string {
 export function nameSuggestions(name: string, isFree: (n: string) => boolean): string[] {
   const out: string[] = [];
   for (let n = 2; n < 20 && out.length < 1; n++) {
-    const c = fit(name, `-${n}`);
+    const c = fitName(name, `-${n}`);
     if (isFree(c)) out.push(c);
   }
   for (let tries = 0; tries < 20 && out.length < 3; tries++) {
-    const c = fit(name, `-${ADJECTIVES[randomInt(ADJECTIVES.length)]}-${NOUNS[randomInt(NOUNS.length)]}`);
+    const c = fitName(name, `-${ADJECTIVES[randomInt(ADJECTIVES.length)]}-${NOUNS[randomInt(NOUNS.length)]}`);
     if (!out.includes(c) && isFree(c)) out.push(c);
   }
   return out;

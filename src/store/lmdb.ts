@@ -128,7 +128,8 @@ export class LmdbStore implements Store {
 
   /** Writes after close() would throw inside lmdb-js's write scheduler, outside any request. */
   private assertOpen(): void {
-    if (this.closed) throw new AmpError('service_unavailable', 'The server is shutting down; retry shortly', { retryAfter: 1 });
+    if (this.closed)
+      throw new AmpError('service_unavailable', 'The server is shutting down; retry shortly', { retryAfter: 1 });
   }
 
   async putAgent(agent: AgentRecord): Promise<void> {
@@ -159,14 +160,16 @@ export class LmdbStore implements Store {
 
   recordsWithPrefix<T>(kind: RecordKind, prefix: string): T[] {
     const out: T[] = [];
-    for (const { value } of this.records[kind].getRange({ start: prefix, end: `${prefix}\uffff` })) out.push(JSON.parse(value) as T);
+    for (const { value } of this.records[kind].getRange({ start: prefix, end: `${prefix}\uffff` }))
+      out.push(JSON.parse(value) as T);
     return out;
   }
 
   hasTenant(tenant: string): boolean {
     for (const _ of this.names.getKeys({ start: `${tenant}/`, end: `${tenant}0`, limit: 1 })) return true;
     // A tenant whose agents all left still has its identity registrations and audit trail.
-    for (const _ of this.records.registrations.getKeys({ start: `${tenant}/`, end: `${tenant}0`, limit: 1 })) return true;
+    for (const _ of this.records.registrations.getKeys({ start: `${tenant}/`, end: `${tenant}0`, limit: 1 }))
+      return true;
     return false;
   }
 
@@ -220,7 +223,12 @@ export class LmdbStore implements Store {
   }
 
   /** Walk up to `budget` keys of `db` from where the last sweep stopped, removing expired ones. */
-  private sweepSlice<K extends string | QueueKey, V>(name: string, db: Database<V, K>, budget: number, expired: (key: K, value: V) => boolean): number {
+  private sweepSlice<K extends string | QueueKey, V>(
+    name: string,
+    db: Database<V, K>,
+    budget: number,
+    expired: (key: K, value: V) => boolean,
+  ): number {
     const start = this.sweepCursors.get(name) as K | undefined;
     let removed = 0;
     let seen = 0;
@@ -240,24 +248,40 @@ export class LmdbStore implements Store {
   }
 
   sweep(nowMs: number, budget: number): SweepCounts {
-    if (this.closed) return { expiredMessages: 0, forgottenIndexEntries: 0, idempotencyRecords: 0, outboxFrames: 0, more: false };
+    if (this.closed)
+      return { expiredMessages: 0, forgottenIndexEntries: 0, idempotencyRecords: 0, outboxFrames: 0, more: false };
     const REVOCATION_MEMORY_MS = 90 * 24 * 3600 * 1000;
     const expiredMessages = this.sweepSlice('queue', this.queue, budget, (key, v) => {
       if (v.e > nowMs) return false;
       this.recipients.get(key[0])?.entries.delete(v.i);
       return true;
     });
-    const forgottenIndexEntries = this.sweepSlice('msgindex', this.msgindex, budget, (_k, v) => v.e <= nowMs && (v.a === undefined || v.a + ACK_MEMORY_MS <= nowMs));
+    const forgottenIndexEntries = this.sweepSlice(
+      'msgindex',
+      this.msgindex,
+      budget,
+      (_k, v) => v.e <= nowMs && (v.a === undefined || v.a + ACK_MEMORY_MS <= nowMs),
+    );
     const idempotencyRecords = this.sweepSlice('idem', this.idem, budget, (_k, v) => v.e <= nowMs);
     const outboxFrames = this.sweepSlice('outbox', this.outbox, budget, (key, v) => {
       if (v.e > nowMs) return false;
       const keys = this.outboxIndex.get(key[0]);
-      if (keys) this.outboxIndex.set(key[0], keys.filter((k) => k !== key[1]));
+      if (keys)
+        this.outboxIndex.set(
+          key[0],
+          keys.filter((k) => k !== key[1]),
+        );
       return true;
     });
     this.sweepSlice('holds', this.holds, budget, (_k, until) => until <= nowMs);
     this.sweepSlice('revoked', this.revoked, budget, (_k, v) => v.revoked_at + REVOCATION_MEMORY_MS <= nowMs);
-    return { expiredMessages, forgottenIndexEntries, idempotencyRecords, outboxFrames, more: this.sweepCursors.size > 0 };
+    return {
+      expiredMessages,
+      forgottenIndexEntries,
+      idempotencyRecords,
+      outboxFrames,
+      more: this.sweepCursors.size > 0,
+    };
   }
 
   getApiKey(hash: string): ApiKeyRecord | undefined {
@@ -327,11 +351,20 @@ export class LmdbStore implements Store {
     return { seq, committed };
   }
 
-  readFrom(agentId: string, afterSeq: number, limit: number, nowMs: number): { entries: QueueEntry[]; scannedTo: number; more: boolean } {
+  readFrom(
+    agentId: string,
+    afterSeq: number,
+    limit: number,
+    nowMs: number,
+  ): { entries: QueueEntry[]; scannedTo: number; more: boolean } {
     const entries: QueueEntry[] = [];
     let scanned = 0;
     let scannedTo = afterSeq;
-    for (const { key, value } of this.queue.getRange({ start: [agentId, afterSeq + 1], end: [agentId, SEQ_MAX], limit })) {
+    for (const { key, value } of this.queue.getRange({
+      start: [agentId, afterSeq + 1],
+      end: [agentId, SEQ_MAX],
+      limit,
+    })) {
       scanned++;
       scannedTo = key[1];
       if (value.e > nowMs) entries.push({ seq: key[1], id: value.i, json: value.j, receipt: value.rc === 1 });
@@ -367,7 +400,12 @@ export class LmdbStore implements Store {
    * expiry to answer already_acked for a day (the sweeper keeps entries until max(expiry,
    * ack + a day)).
    */
-  async ack(agentId: string, ids: readonly string[], nowMs: number, owesReceipt?: (id: string) => void): Promise<AckOutcome[]> {
+  async ack(
+    agentId: string,
+    ids: readonly string[],
+    nowMs: number,
+    owesReceipt?: (id: string) => void,
+  ): Promise<AckOutcome[]> {
     this.assertOpen();
     const ri = this.index(agentId);
     const outcomes: AckOutcome[] = [];
@@ -438,7 +476,11 @@ export class LmdbStore implements Store {
       if (!this.closed) this.outbox.remove(key).catch(() => {});
     }
     const keys = this.outboxIndex.get(agentId);
-    if (keys) this.outboxIndex.set(agentId, keys.filter((k) => !taken.has(k)));
+    if (keys)
+      this.outboxIndex.set(
+        agentId,
+        keys.filter((k) => !taken.has(k)),
+      );
     return frames;
   }
 

@@ -168,7 +168,12 @@ export interface Store {
    * Committed entries with seq > afterSeq, oldest first: up to `limit` scanned, expired ones left
    * out. `scannedTo` is the last seq scanned; `more` says the scan stopped at the limit.
    */
-  readFrom(agentId: string, afterSeq: number, limit: number, nowMs: number): { entries: QueueEntry[]; scannedTo: number; more: boolean };
+  readFrom(
+    agentId: string,
+    afterSeq: number,
+    limit: number,
+    nowMs: number,
+  ): { entries: QueueEntry[]; scannedTo: number; more: boolean };
   /** Highest seq ever assigned to the agent's queue (0 if none). */
   lastSeq(agentId: string): number;
   /** Highest seq of the agent's queue known to be committed (0 if none). */
@@ -176,7 +181,12 @@ export interface Store {
   /** Oldest first; a peek. */
   listPending(agentId: string, limit: number, nowMs: number): PendingPage;
   /** Resolves once the removals are durable; `owesReceipt` hears acked ids that asked for a receipt. */
-  ack(agentId: string, ids: readonly string[], nowMs: number, owesReceipt?: (id: string) => void): Promise<AckOutcome[]>;
+  ack(
+    agentId: string,
+    ids: readonly string[],
+    nowMs: number,
+    owesReceipt?: (id: string) => void,
+  ): Promise<AckOutcome[]>;
   getMessageIndex(id: string): MessageIndexEntry | undefined;
   /** Set a receipt flag on a message; true if it was not set before (so the receipt goes once). */
   markReceipt(id: string, flag: 'rd' | 'rr'): boolean;

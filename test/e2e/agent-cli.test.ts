@@ -10,7 +10,16 @@ import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { canonicalJson, payloadHash } from '../../proto/index.js';
-import { call, freePort, newKeypair, ROOT, signMessage, startTestServer, tempDir, type TestServer } from '../helpers/server.js';
+import {
+  call,
+  freePort,
+  newKeypair,
+  ROOT,
+  signMessage,
+  startTestServer,
+  tempDir,
+  type TestServer,
+} from '../helpers/server.js';
 import { setupOrFailEveryTest } from '../helpers/setup.js';
 
 const PROC_TIMEOUT_MS = 20_000;
@@ -31,7 +40,13 @@ function cli(home: string, script: string, args: string[] = [], opts: { cwd?: st
     execFile(
       'bash',
       [join(ROOT, 'scripts', script), ...args],
-      { env: { PATH: process.env.PATH ?? '', HOME: home }, cwd: opts.cwd ?? home, timeout: PROC_TIMEOUT_MS, killSignal: 'SIGKILL', maxBuffer: 16 * 1024 * 1024 },
+      {
+        env: { PATH: process.env.PATH ?? '', HOME: home },
+        cwd: opts.cwd ?? home,
+        timeout: PROC_TIMEOUT_MS,
+        killSignal: 'SIGKILL',
+        maxBuffer: 16 * 1024 * 1024,
+      },
       (err, stdout, stderr) => {
         const e = err as (NodeJS.ErrnoException & { code?: number | string; signal?: string | null }) | null;
         const code = e ? (typeof e.code === 'number' ? e.code : null) : 0;
@@ -44,17 +59,25 @@ function cli(home: string, script: string, args: string[] = [], opts: { cwd?: st
 /** Any command run outside the scripts (shellcheck, npx); same contract as cli(). */
 function run(cmd: string, args: string[], cwd: string): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(cmd, args, { cwd, env: { ...process.env }, timeout: 60_000, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
-      const e = err as (NodeJS.ErrnoException & { code?: number | string; signal?: string | null }) | null;
-      const code = e ? (typeof e.code === 'number' ? e.code : null) : 0;
-      resolve({ code, signal: e?.signal ?? null, stdout: String(stdout), stderr: String(stderr) });
-    });
+    execFile(
+      cmd,
+      args,
+      { cwd, env: { ...process.env }, timeout: 60_000, killSignal: 'SIGKILL' },
+      (err, stdout, stderr) => {
+        const e = err as (NodeJS.ErrnoException & { code?: number | string; signal?: string | null }) | null;
+        const code = e ? (typeof e.code === 'number' ? e.code : null) : 0;
+        resolve({ code, signal: e?.signal ?? null, stdout: String(stdout), stderr: String(stderr) });
+      },
+    );
   });
 }
 
 /** Exit code with the output in the failure message, so a wrong code shows why. */
 function expectExit(r: Run, code: number): void {
-  expect({ code: r.code, signal: r.signal, stderr: r.stderr }, `stdout: ${r.stdout}`).toMatchObject({ code, signal: null });
+  expect({ code: r.code, signal: r.signal, stderr: r.stderr }, `stdout: ${r.stdout}`).toMatchObject({
+    code,
+    signal: null,
+  });
 }
 
 const agentDir = (home: string, name: string) => join(home, '.agent-messaging', 'agents', name);
@@ -98,7 +121,11 @@ function expectVerified(item: any): void {
   expect(typeof item.envelope.signature).toBe('string');
   expect(item.envelope.signature.length).toBeGreaterThan(0);
   expect(Buffer.from(item.envelope.signature, 'base64')).toHaveLength(64);
-  expect(item.security).toMatchObject({ trust_level: 'verified', signature_verified: true, sender_authenticated: true });
+  expect(item.security).toMatchObject({
+    trust_level: 'verified',
+    signature_verified: true,
+    sender_authenticated: true,
+  });
 }
 
 setupOrFailEveryTest(async () => {
@@ -124,11 +151,22 @@ describe('amp-register.sh (brief: CLI Tools, Configuration Files)', () => {
       expect(existsSync(join(dir, f)), f).toBe(true);
       expect(mode(join(dir, f)).toString(8), f).toBe('600');
     }
-    for (const d of [dir, join(dir, 'keys'), join(homeA, '.agent-messaging'), join(homeA, '.agent-messaging', 'agents')]) {
+    for (const d of [
+      dir,
+      join(dir, 'keys'),
+      join(homeA, '.agent-messaging'),
+      join(homeA, '.agent-messaging', 'agents'),
+    ]) {
       expect(mode(d).toString(8), d).toBe('700');
     }
     const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
-    expect(config).toMatchObject({ name: 'alice', address: ALICE, tenant: TENANT, provider_url: t.url, endpoint: `${t.url}/api/v1` });
+    expect(config).toMatchObject({
+      name: 'alice',
+      address: ALICE,
+      tenant: TENANT,
+      provider_url: t.url,
+      endpoint: `${t.url}/api/v1`,
+    });
     expect(config.agent_id).toMatch(/^agt_/);
     expect(config.fingerprint).toMatch(/^SHA256:/);
 
@@ -219,11 +257,27 @@ describe('amp-send.sh: signed messages, verified by the provider', () => {
   it('bob → alice with -r and every priority/type; in_reply_to kept and signed', async () => {
     const orig = (await pendingOf(homeB, 'bob')).messages[0];
     for (const [priority, type] of combos) {
-      const ans = await sendJson(homeB, ['--priority', priority, '--type', type, '--reply-to', orig.id, ALICE, `Back ${priority}`, `reply ${type}`]);
+      const ans = await sendJson(homeB, [
+        '--priority',
+        priority,
+        '--type',
+        type,
+        '--reply-to',
+        orig.id,
+        ALICE,
+        `Back ${priority}`,
+        `reply ${type}`,
+      ]);
       expect(ans.status).toBe('queued');
       const item = await pendingItem(homeA, 'alice', ans.id);
       expectVerified(item);
-      expect(item.envelope).toMatchObject({ from: BOB, to: ALICE, subject: `Back ${priority}`, priority, in_reply_to: orig.id });
+      expect(item.envelope).toMatchObject({
+        from: BOB,
+        to: ALICE,
+        subject: `Back ${priority}`,
+        priority,
+        in_reply_to: orig.id,
+      });
       expect(item.payload).toEqual({ type, message: `reply ${type}` });
     }
   });
@@ -256,7 +310,12 @@ describe('amp-send.sh: signed messages, verified by the provider', () => {
     expect(r.stderr).toContain('Signature: verified');
     const j = await cli(homeB, 'amp-inbox.sh', ['--json', 'read', ans.id]);
     expectExit(j, 0);
-    expect(JSON.parse(j.stdout)).toMatchObject({ id: ans.id, signature_check: 'verified', payload: { message }, envelope: { subject } });
+    expect(JSON.parse(j.stdout)).toMatchObject({
+      id: ans.id,
+      signature_check: 'verified',
+      payload: { message },
+      envelope: { subject },
+    });
     expect(existsSync(canary)).toBe(false);
   });
 
@@ -324,7 +383,11 @@ describe('amp-inbox.sh: list, read (signature check), ack, ack-all', () => {
     const j = await cli(homeB, 'amp-inbox.sh', ['--json', 'read', ans.id]);
     expectExit(j, 0);
     const msg = JSON.parse(j.stdout);
-    expect(msg).toMatchObject({ id: ans.id, signature_check: 'verified', envelope: { from: ALICE, to: BOB, subject: 'Readable' } });
+    expect(msg).toMatchObject({
+      id: ans.id,
+      signature_check: 'verified',
+      envelope: { from: ALICE, to: BOB, subject: 'Readable' },
+    });
 
     const copy = join(agentDir(homeB, 'bob'), 'messages', `${ans.id}.json`);
     expect(JSON.parse(readFileSync(copy, 'utf8')).id).toBe(ans.id);
@@ -335,7 +398,10 @@ describe('amp-inbox.sh: list, read (signature check), ack, ack-all', () => {
   });
 
   it('an unsigned message (sent over REST without a signature) reads as unsigned, exit 0', async () => {
-    const sent = await call('POST', `${t.api}/route`, { key: apiKeyOf(homeA, 'alice'), json: { to: BOB, subject: 'Unsigned', payload: { type: 'request', message: 'no signature here' } } });
+    const sent = await call('POST', `${t.api}/route`, {
+      key: apiKeyOf(homeA, 'alice'),
+      json: { to: BOB, subject: 'Unsigned', payload: { type: 'request', message: 'no signature here' } },
+    });
     expect(sent.status).toBe(200);
     const item = await pendingItem(homeB, 'bob', sent.body.id);
     expect(item.envelope.signature ?? '').toBe('');
@@ -363,7 +429,10 @@ describe('amp-inbox.sh: list, read (signature check), ack, ack-all', () => {
     const current = createPrivateKey(readFileSync(join(agentDir(hc, 'carol'), 'keys/private.pem'), 'utf8'));
     const next = newKeypair();
     const proof = cryptoSign(null, Buffer.from(next.publicPem, 'utf8'), current).toString('base64');
-    const rot = await call('POST', `${t.api}/auth/rotate-keys`, { key: apiKeyOf(hc, 'carol'), json: { new_public_key: next.publicPem, key_algorithm: 'Ed25519', proof } });
+    const rot = await call('POST', `${t.api}/auth/rotate-keys`, {
+      key: apiKeyOf(hc, 'carol'),
+      json: { new_public_key: next.publicPem, key_algorithm: 'Ed25519', proof },
+    });
     expect(rot.status, JSON.stringify(rot.body)).toBe(200);
     expect(rot.body.rotated).toBe(true);
 
@@ -398,10 +467,22 @@ describe('amp-inbox.sh: list, read (signature check), ack, ack-all', () => {
     const payload = {
       type: 'request',
       message: 'del\u007fchar and a \\u007f that is text',
-      context: { n: [1e-7, 1e20, 0.000001, 12.5, 1e21, -3, 2 ** 60, 1.5e-300, 0.1 + 0.2], '10': 1, '9': 2, é: true, z: null, '😀': 'x', '\uffff': 'y', nested: { b: [], a: {} } },
+      context: {
+        n: [1e-7, 1e20, 0.000001, 12.5, 1e21, -3, 2 ** 60, 1.5e-300, 0.1 + 0.2],
+        '10': 1,
+        '9': 2,
+        é: true,
+        z: null,
+        '😀': 'x',
+        '\uffff': 'y',
+        nested: { b: [], a: {} },
+      },
     };
     const m = { from: ALICE, to: BOB, subject: 'From node', priority: 'high', payload };
-    const sent = await call('POST', `${t.api}/route`, { key: apiKeyOf(homeA, 'alice'), json: { ...m, signature: signMessage(key, m) } });
+    const sent = await call('POST', `${t.api}/route`, {
+      key: apiKeyOf(homeA, 'alice'),
+      json: { ...m, signature: signMessage(key, m) },
+    });
     expect(sent.status, JSON.stringify(sent.body)).toBe(200);
     expectVerified(await pendingItem(homeB, 'bob', sent.body.id));
     const r = await cli(homeB, 'amp-inbox.sh', ['--json', 'read', sent.body.id]);
@@ -438,7 +519,10 @@ describe('amp-inbox.sh: list, read (signature check), ack, ack-all', () => {
     const key = apiKeyOf(homeA, 'alice');
     const n = 130;
     for (let i = 0; i < n; i++) {
-      const s = await call('POST', `${t.api}/route`, { key, json: { to: BOB, subject: `bulk ${i}`, payload: { type: 'notification', message: String(i) } } });
+      const s = await call('POST', `${t.api}/route`, {
+        key,
+        json: { to: BOB, subject: `bulk ${i}`, payload: { type: 'notification', message: String(i) } },
+      });
       expect(s.status).toBe(200);
     }
     const r = await cli(homeB, 'amp-inbox.sh', ['--json', 'ack-all']);
@@ -471,7 +555,14 @@ describe('amp-reply.sh: threads', () => {
     expect(second.status).toBe('queued');
     const m2 = await pendingItem(homeA, 'alice', second.id);
     expectVerified(m2);
-    expect(m2.envelope).toMatchObject({ from: BOB, to: ALICE, subject: 'Re: Hello', in_reply_to: first.id, thread_id: thread, priority: 'urgent' });
+    expect(m2.envelope).toMatchObject({
+      from: BOB,
+      to: ALICE,
+      subject: 'Re: Hello',
+      in_reply_to: first.id,
+      thread_id: thread,
+      priority: 'urgent',
+    });
     expect(m2.payload).toEqual({ type: 'response', message: 'second: a reply' });
 
     // alice replies to the reply while it is still pending (human output).
@@ -482,7 +573,13 @@ describe('amp-reply.sh: threads', () => {
     expect(id3, r3.stderr).toBeDefined();
     const m3 = await pendingItem(homeB, 'bob', id3!);
     expectVerified(m3);
-    expect(m3.envelope).toMatchObject({ from: ALICE, to: BOB, subject: 'Re: Hello', in_reply_to: second.id, thread_id: thread });
+    expect(m3.envelope).toMatchObject({
+      from: ALICE,
+      to: BOB,
+      subject: 'Re: Hello',
+      in_reply_to: second.id,
+      thread_id: thread,
+    });
     expect(m3.envelope.subject).not.toMatch(/Re: Re:/);
     expect(m3.payload.message).toBe('third: reply to the reply');
 
@@ -533,7 +630,11 @@ describe('amp-status.sh', () => {
 
     const other = await cli(h, 'amp-status.sh', ['--json', '-a', 'amy']);
     expectExit(other, 0);
-    expect(JSON.parse(other.stdout).agent).toMatchObject({ name: 'amy', address: `amy@${TENANT}.aimaestro.local`, default: false });
+    expect(JSON.parse(other.stdout).agent).toMatchObject({
+      name: 'amy',
+      address: `amy@${TENANT}.aimaestro.local`,
+      default: false,
+    });
 
     const viaA = await sendJson(h, ['-a', 'amy', BOB, 'From amy', 'x']);
     expect((await pendingItem(homeB, 'bob', viaA.id)).envelope.from).toBe(`amy@${TENANT}.aimaestro.local`);
@@ -613,7 +714,11 @@ describe('failure paths (brief: Troubleshooting)', () => {
       ['amp-inbox.sh', ['ack'], /'ack' needs one message id/],
       ['amp-register.sh', ['-p', t.url], /--name is required/],
       ['amp-reply.sh', ['msg_1_abc'], /expected <message-id> <message>/],
-      ['amp-send.sh', ['-p', 'extreme', BOB, 's', 'm'], /priority must be low, normal, high or urgent \(got 'extreme'\)/],
+      [
+        'amp-send.sh',
+        ['-p', 'extreme', BOB, 's', 'm'],
+        /priority must be low, normal, high or urgent \(got 'extreme'\)/,
+      ],
       ['amp-send.sh', ['-t', 'gossip', BOB, 's', 'm'], /type must be request, response, notification or update/],
       ['amp-send.sh', ['-r', 'not-an-id', BOB, 's', 'm'], /reply-to 'not-an-id' is not a message id/],
       ['amp-send.sh', ['--bogus', BOB, 's', 'm'], /unknown option '--bogus'/],
@@ -662,9 +767,10 @@ describe('static checks', () => {
     expect(vectors.length).toBeGreaterThan(3);
     // Numbers over the whole double range from a fixed-seed generator, and strings jq escapes its own way.
     let seed = 42;
-    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     const numbers = Array.from({ length: 400 }, (_, i) => {
-      const x = (rand() - 0.5) * 10 ** (Math.floor(rand() * 80) - 40 + (i % 5 === 0 ? Math.floor(rand() * 500) - 250 : 0));
+      const x =
+        (rand() - 0.5) * 10 ** (Math.floor(rand() * 80) - 40 + (i % 5 === 0 ? Math.floor(rand() * 500) - 250 : 0));
       return i % 3 === 0 ? Math.round(x) : x;
     });
     const strings = ['\u007f', 'a\\u007f', '\\\u007f', '', '"\\/\b\f\n\r\t\u0000\u001f', '\u2028\u2029', 'héllo ✓ 😀'];

@@ -27,10 +27,16 @@ async function setup() {
   // No proxy may intercept 127.0.0.1; the scripts talk to the loopback server directly.
   const env = { PATH: process.env.PATH ?? '', HOME: work, NO_PROXY: '127.0.0.1', no_proxy: '127.0.0.1' };
   try {
-    const { stdout } = await run('bash', [SCRIPT, t.url, work], { env, timeout: SCRIPT_TIMEOUT_MS, killSignal: 'SIGKILL' });
+    const { stdout } = await run('bash', [SCRIPT, t.url, work], {
+      env,
+      timeout: SCRIPT_TIMEOUT_MS,
+      killSignal: 'SIGKILL',
+    });
     out = JSON.parse(stdout);
   } catch (e: any) {
-    throw new Error(`curl-flow.sh failed (code ${e.code ?? '?'}, signal ${e.signal ?? '-'}):\n${e.stderr ?? ''}\n${e.stdout ?? ''}\n${e.message}`);
+    throw new Error(
+      `curl-flow.sh failed (code ${e.code ?? '?'}, signal ${e.signal ?? '-'}):\n${e.stderr ?? ''}\n${e.stdout ?? ''}\n${e.message}`,
+    );
   }
 }
 
@@ -91,7 +97,11 @@ describe('brief curl flow (bash, openssl, curl, jq)', () => {
       signature: '',
     });
     expect(m.payload).toEqual({ type: 'request', message: 'Can you help me with something?' });
-    expect(m.security).toMatchObject({ signature_verified: false, trust_level: 'untrusted', sender_authenticated: true });
+    expect(m.security).toMatchObject({
+      signature_verified: false,
+      trust_level: 'untrusted',
+      sender_authenticated: true,
+    });
   });
 
   it('acknowledges with DELETE ?id= and the inbox is empty afterwards', () => {
@@ -105,7 +115,9 @@ describe('brief curl flow (bash, openssl, curl, jq)', () => {
     const mine = await call('GET', `${t.api}/messages/pending`, { key: out.register.sender.body.api_key });
     expect(mine.status).toBe(200);
     expect(mine.body.messages).toEqual([]);
-    const again = await call('DELETE', `${t.api}/messages/pending?id=${out.id}`, { key: out.register.recipient.body.api_key });
+    const again = await call('DELETE', `${t.api}/messages/pending?id=${out.id}`, {
+      key: out.register.recipient.body.api_key,
+    });
     expect(again.status).toBe(200);
     expect(again.body).toEqual({ acknowledged: true, already_acked: true });
   });

@@ -34,7 +34,9 @@ async function sh(...args: string[]): Promise<string> {
     });
     return stdout;
   } catch (e: any) {
-    throw new Error(`openssl-sign.sh ${args[0]} failed (code ${e.code ?? '?'}, signal ${e.signal ?? '-'}): ${e.stderr ?? ''} ${e.message}`);
+    throw new Error(
+      `openssl-sign.sh ${args[0]} failed (code ${e.code ?? '?'}, signal ${e.signal ?? '-'}): ${e.stderr ?? ''} ${e.message}`,
+    );
   }
 }
 
@@ -47,15 +49,37 @@ interface Signed {
 }
 
 /** Signature by openssl over the canonical string of `m` (to as given, from = SENDER). */
-async function opensslSign(m: Signed, signedTo = m.to): Promise<{ signature: string; payload_hash: string; canonical: string }> {
-  const out = await sh('sign', work, SENDER, signedTo, m.subject, m.priority, m.in_reply_to ?? '', JSON.stringify(m.payload));
+async function opensslSign(
+  m: Signed,
+  signedTo = m.to,
+): Promise<{ signature: string; payload_hash: string; canonical: string }> {
+  const out = await sh(
+    'sign',
+    work,
+    SENDER,
+    signedTo,
+    m.subject,
+    m.priority,
+    m.in_reply_to ?? '',
+    JSON.stringify(m.payload),
+  );
   return JSON.parse(out);
 }
 
 /** The recipient's re-verification of a stored message with openssl and the sender's public.pem. */
 async function opensslVerify(item: any): Promise<string> {
   const e = item.envelope;
-  const out = await sh('verify', work, e.from, e.to, e.subject, e.priority ?? 'normal', e.in_reply_to ?? '', JSON.stringify(item.payload), e.signature);
+  const out = await sh(
+    'verify',
+    work,
+    e.from,
+    e.to,
+    e.subject,
+    e.priority ?? 'normal',
+    e.in_reply_to ?? '',
+    JSON.stringify(item.payload),
+    e.signature,
+  );
   return out.trim();
 }
 
@@ -68,7 +92,15 @@ const base = (): Signed => ({
 });
 
 /** The CLI's flat body (spec §24 CLI-6): nulls for in_reply_to, thread_id and payload.context. */
-const flatBody = (m: Signed, signature: string) => ({ to: m.to, subject: m.subject, priority: m.priority, in_reply_to: m.in_reply_to, thread_id: null, signature, payload: m.payload });
+const flatBody = (m: Signed, signature: string) => ({
+  to: m.to,
+  subject: m.subject,
+  priority: m.priority,
+  in_reply_to: m.in_reply_to,
+  thread_id: null,
+  signature,
+  payload: m.payload,
+});
 
 const route = (json: unknown) => call('POST', `${t.api}/route`, { key: senderKey, json });
 
@@ -87,7 +119,9 @@ async function setup() {
   expect(pem).toBe(readFileSync(join(work, 'public.pem'), 'utf8'));
   const der = createPublicKey(pem).export({ format: 'der', type: 'spki' });
   senderHex = der.subarray(der.length - 32).toString('hex');
-  const reg = await call('POST', `${t.api}/register`, { json: { tenant: 'macbook', name: 'my-agent', public_key: pem, key_algorithm: 'Ed25519' } });
+  const reg = await call('POST', `${t.api}/register`, {
+    json: { tenant: 'macbook', name: 'my-agent', public_key: pem, key_algorithm: 'Ed25519' },
+  });
   expect(reg.status).toBe(201);
   expect(reg.body.address).toBe(SENDER);
   senderKey = reg.body.api_key;
@@ -117,8 +151,19 @@ describe('openssl-signed route (spec §10, §11, §24 CLI-6/CLI-8)', () => {
     expect(r.body).toMatchObject({ status: 'queued', method: 'relay' });
     const item = (await pending()).find((x) => x.id === r.body.id);
     expect(item).toBeDefined();
-    expect(item.security).toEqual({ trust_level: 'verified', signature_verified: true, sender_authenticated: true, injection_flags: [] });
-    expect(item.envelope).toMatchObject({ from: SENDER, to: RECIPIENT, subject: 'Hello', priority: 'normal', signature });
+    expect(item.security).toEqual({
+      trust_level: 'verified',
+      signature_verified: true,
+      sender_authenticated: true,
+      injection_flags: [],
+    });
+    expect(item.envelope).toMatchObject({
+      from: SENDER,
+      to: RECIPIENT,
+      subject: 'Hello',
+      priority: 'normal',
+      signature,
+    });
     expect(item.envelope).not.toHaveProperty('in_reply_to');
     expect(item.payload).toEqual(m.payload);
     expect(item.sender_public_key).toBe(senderHex);

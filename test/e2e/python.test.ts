@@ -16,7 +16,12 @@ const SCRIPT_TIMEOUT_MS = 20_000;
 const MSG_ID = /^msg_[0-9]+_[a-f0-9]{16}$/;
 
 // Keep the caller's environment (pyenv shims need it) but never route 127.0.0.1 through a proxy.
-const env = { ...process.env, NO_PROXY: '127.0.0.1,localhost', no_proxy: '127.0.0.1,localhost', PYTHONIOENCODING: 'utf-8' };
+const env = {
+  ...process.env,
+  NO_PROXY: '127.0.0.1,localhost',
+  no_proxy: '127.0.0.1,localhost',
+  PYTHONIOENCODING: 'utf-8',
+};
 
 async function findPython(): Promise<string> {
   const tried: string[] = [];
@@ -50,16 +55,26 @@ async function setup() {
   // One message already waiting, so the brief's loop has more than one item to print and ack.
   const seeded = await call('POST', `${t.api}/route`, {
     key: sender.api_key,
-    json: { to: 'claude@macbook.aimaestro.local', subject: 'Earlier', payload: { type: 'notification', message: 'First — ünïcode ✓' } },
+    json: {
+      to: 'claude@macbook.aimaestro.local',
+      subject: 'Earlier',
+      payload: { type: 'notification', message: 'First — ünïcode ✓' },
+    },
   });
   expect(seeded.status).toBe(200);
   seededId = seeded.body.id;
   try {
-    const { stdout } = await run(python, [SCRIPT, t.api, sender.api_key, recipient.api_key], { env, timeout: SCRIPT_TIMEOUT_MS, killSignal: 'SIGKILL' });
+    const { stdout } = await run(python, [SCRIPT, t.api, sender.api_key, recipient.api_key], {
+      env,
+      timeout: SCRIPT_TIMEOUT_MS,
+      killSignal: 'SIGKILL',
+    });
     stdoutLines = stdout.trimEnd().split('\n');
     summary = JSON.parse(stdoutLines.at(-1)!);
   } catch (e: any) {
-    throw new Error(`${python} amp_agent_example.py failed (code ${e.code ?? '?'}, signal ${e.signal ?? '-'}):\n${e.stderr ?? ''}\n${e.stdout ?? ''}\n${e.message}`);
+    throw new Error(
+      `${python} amp_agent_example.py failed (code ${e.code ?? '?'}, signal ${e.signal ?? '-'}):\n${e.stderr ?? ''}\n${e.stdout ?? ''}\n${e.message}`,
+    );
   }
 }
 

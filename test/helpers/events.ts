@@ -3,7 +3,12 @@ import type { EventEmitter } from 'node:events';
 import type { QueuedMessage } from '../../proto/index.js';
 import type { AmpSocket } from '../../src/client/index.js';
 
-export function waitFor<T extends unknown[]>(emitter: EventEmitter<any>, event: string, predicate: (...args: T) => boolean = () => true, timeoutMs = 5000): Promise<T> {
+export function waitFor<T extends unknown[]>(
+  emitter: EventEmitter<any>,
+  event: string,
+  predicate: (...args: T) => boolean = () => true,
+  timeoutMs = 5000,
+): Promise<T> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       emitter.off(event, on);
@@ -40,7 +45,10 @@ export class Inbox {
     const deadline = Date.now() + timeoutMs;
     while (!ids.every((id) => this.ids().includes(id))) {
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`messages not pushed within ${timeoutMs} ms: ${ids.filter((id) => !this.ids().includes(id)).join(', ')}`);
+      if (left <= 0)
+        throw new Error(
+          `messages not pushed within ${timeoutMs} ms: ${ids.filter((id) => !this.ids().includes(id)).join(', ')}`,
+        );
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);
         this.waiters.push(() => {
@@ -56,7 +64,12 @@ export class Inbox {
  * Resolves once `cond()` holds, re-checked whenever something calls the functions in `wake` (e.g.
  * on every frame and on close); rejects after `timeoutMs` with `describe()` in the message.
  */
-export function waitUntil(wake: Set<() => void>, cond: () => boolean, timeoutMs: number, describe: () => string): Promise<void> {
+export function waitUntil(
+  wake: Set<() => void>,
+  cond: () => boolean,
+  timeoutMs: number,
+  describe: () => string,
+): Promise<void> {
   if (cond()) return Promise.resolve();
   return new Promise((resolve, reject) => {
     const check = () => {

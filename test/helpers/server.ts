@@ -81,7 +81,12 @@ export interface Registered {
   body: Record<string, any>;
 }
 
-export async function register(api: string, name: string, tenant = 'default', extra: Record<string, unknown> = {}): Promise<Registered> {
+export async function register(
+  api: string,
+  name: string,
+  tenant = 'default',
+  extra: Record<string, unknown> = {},
+): Promise<Registered> {
   const keys = newKeypair();
   const res = await fetch(`${api}/register`, {
     method: 'POST',
@@ -90,7 +95,15 @@ export async function register(api: string, name: string, tenant = 'default', ex
   });
   const body = (await res.json()) as Record<string, any>;
   if (res.status !== 201) throw new Error(`register ${name}@${tenant} failed: ${res.status} ${JSON.stringify(body)}`);
-  return { address: body.address, agent_id: body.agent_id, api_key: body.api_key, tenant: body.tenant, name, keys, body };
+  return {
+    address: body.address,
+    agent_id: body.agent_id,
+    api_key: body.api_key,
+    tenant: body.tenant,
+    name,
+    keys,
+    body,
+  };
 }
 
 export interface Reply {
@@ -100,7 +113,11 @@ export interface Reply {
 }
 
 /** fetch with an optional API key; the body is parsed as JSON when there is one. */
-export async function call(method: string, url: string, opts: { key?: string; json?: unknown; raw?: string | Buffer; headers?: Record<string, string> } = {}): Promise<Reply> {
+export async function call(
+  method: string,
+  url: string,
+  opts: { key?: string; json?: unknown; raw?: string | Buffer; headers?: Record<string, string> } = {},
+): Promise<Reply> {
   const headers: Record<string, string> = { ...opts.headers };
   if (opts.key) headers.Authorization = `Bearer ${opts.key}`;
   let body: string | Buffer | undefined = opts.raw;
@@ -110,7 +127,7 @@ export async function call(method: string, url: string, opts: { key?: string; js
   }
   const res = await fetch(url, { method, headers, body });
   const text = await res.text();
-  let parsed: unknown = undefined;
+  let parsed: unknown;
   if (text) {
     try {
       parsed = JSON.parse(text);
@@ -132,7 +149,14 @@ export interface SignInput {
 
 /** Base64 Ed25519 signature over the v1.1 canonical string. */
 export function signMessage(privateKey: KeyObject, m: SignInput): string {
-  const s = canonicalString({ from: m.from, to: m.to, subject: m.subject, priority: m.priority, in_reply_to: m.in_reply_to, payload_hash: payloadHash(m.payload) });
+  const s = canonicalString({
+    from: m.from,
+    to: m.to,
+    subject: m.subject,
+    priority: m.priority,
+    in_reply_to: m.in_reply_to,
+    payload_hash: payloadHash(m.payload),
+  });
   return cryptoSign(null, Buffer.from(s, 'utf8'), privateKey).toString('base64');
 }
 
@@ -148,17 +172,42 @@ export interface ChildServer {
 const CHILD_START_TIMEOUT_MS = 20_000;
 
 /** Run `amp-relay serve` (the built CLI) as a separate process on a free loopback port. */
-export async function spawnServer(dataDir: string, extraArgs: string[] = [], env: Record<string, string> = {}): Promise<ChildServer> {
-  const proc = spawn(process.execPath, [join(ROOT, 'bin', 'amp-relay.js'), 'serve', '--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir, '--log-level', 'info', ...extraArgs], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+export async function spawnServer(
+  dataDir: string,
+  extraArgs: string[] = [],
+  env: Record<string, string> = {},
+): Promise<ChildServer> {
+  const proc = spawn(
+    process.execPath,
+    [
+      join(ROOT, 'bin', 'amp-relay.js'),
+      'serve',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--data-dir',
+      dataDir,
+      '--log-level',
+      'info',
+      ...extraArgs,
+    ],
+    {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let stderr = '';
   proc.stderr!.on('data', (d) => (stderr += d));
-  const exited = new Promise<number | string>((resolve) => proc.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  const exited = new Promise<number | string>((resolve) =>
+    proc.on('exit', (code, signal) => resolve(code ?? signal ?? -1)),
+  );
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start within ${CHILD_START_TIMEOUT_MS} ms: ${stderr}`)), CHILD_START_TIMEOUT_MS);
+    const timer = setTimeout(
+      () => reject(new Error(`server did not start within ${CHILD_START_TIMEOUT_MS} ms: ${stderr}`)),
+      CHILD_START_TIMEOUT_MS,
+    );
     const lines = createInterface({ input: proc.stdout! });
     lines.on('line', (line) => {
       try {

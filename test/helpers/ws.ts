@@ -75,7 +75,11 @@ export class FrameCollector {
       this.closeInfo = { code, reason: reason.toString('utf8') };
       for (const w of this.waiters.splice(0)) {
         clearTimeout(w.timer);
-        w.reject(new Error(`socket closed (${code} ${reason.toString('utf8')}) before a matching frame; got ${this.describe()}`));
+        w.reject(
+          new Error(
+            `socket closed (${code} ${reason.toString('utf8')}) before a matching frame; got ${this.describe()}`,
+          ),
+        );
       }
     });
   }
@@ -84,7 +88,10 @@ export class FrameCollector {
   nextEntry(pred: Predicate = () => true, timeoutMs = 5000): Promise<Received> {
     const i = this.pending.findIndex((e) => pred(e.data, e));
     if (i >= 0) return Promise.resolve(this.pending.splice(i, 1)[0]!);
-    if (this.closeInfo) return Promise.reject(new Error(`socket already closed (${this.closeInfo.code} ${this.closeInfo.reason}); got ${this.describe()}`));
+    if (this.closeInfo)
+      return Promise.reject(
+        new Error(`socket already closed (${this.closeInfo.code} ${this.closeInfo.reason}); got ${this.describe()}`),
+      );
     return new Promise<Received>((resolve, reject) => {
       const w: Waiter = {
         pred,
@@ -119,7 +126,10 @@ export class FrameCollector {
   }
 
   private describe(): string {
-    return JSON.stringify(this.all.slice(-5).map((e) => e.data ?? `<${e.raw?.length} undecodable bytes>`)).slice(0, 800);
+    return JSON.stringify(this.all.slice(-5).map((e) => e.data ?? `<${e.raw?.length} undecodable bytes>`)).slice(
+      0,
+      800,
+    );
   }
 }
 
@@ -149,7 +159,10 @@ export interface OpenOptions {
 
 /** Resolves once the socket is open; rejects with UpgradeRefused on a non-101 answer. */
 export function openWs(url: string, opts: OpenOptions = {}): Promise<WsClient> {
-  const ws = new WebSocket(url, opts.protocols ?? [], { headers: opts.headers, handshakeTimeout: opts.timeoutMs ?? 5000 });
+  const ws = new WebSocket(url, opts.protocols ?? [], {
+    headers: opts.headers,
+    handshakeTimeout: opts.timeoutMs ?? 5000,
+  });
   const frames = new FrameCollector(ws);
   collectors.set(ws, frames);
   const client: WsClient = {
@@ -206,8 +219,14 @@ export async function closeWs(ws: WebSocket, timeoutMs = 3000): Promise<void> {
 }
 
 /** The signed auth frame of §17.1: Ed25519 over `amp-ws-auth\n{timestamp}\n{address}`. */
-export function signedAuthFrame(address: string, privateKey: KeyObject, timestamp = Math.floor(Date.now() / 1000)): Record<string, unknown> {
-  const signature = cryptoSign(null, Buffer.from(`amp-ws-auth\n${timestamp}\n${address}`, 'utf8'), privateKey).toString('base64');
+export function signedAuthFrame(
+  address: string,
+  privateKey: KeyObject,
+  timestamp = Math.floor(Date.now() / 1000),
+): Record<string, unknown> {
+  const signature = cryptoSign(null, Buffer.from(`amp-ws-auth\n${timestamp}\n${address}`, 'utf8'), privateKey).toString(
+    'base64',
+  );
   return { type: 'auth', address, timestamp, signature };
 }
 

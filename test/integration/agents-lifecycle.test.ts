@@ -8,7 +8,15 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { API_KEY_RE } from '../../proto/index.js';
 import { AmpClient, type AmpSocket, type SocketOptions } from '../../src/client/index.js';
 import { Inbox, waitFor } from '../helpers/events.js';
-import { call, newKeypair, register, signMessage, startTestServer, type Registered, type TestServer } from '../helpers/server.js';
+import {
+  call,
+  newKeypair,
+  register,
+  signMessage,
+  startTestServer,
+  type Registered,
+  type TestServer,
+} from '../helpers/server.js';
 
 const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const DAY_MS = 24 * 3600 * 1000;
@@ -50,14 +58,28 @@ async function open(apiKey: string, opts: Omit<SocketOptions, 'url'> = {}, baseU
 describe('agent card and self (§7.1, §7.2)', () => {
   it('GET agents/me/card: unsigned, provider-asserted, id = client UUID, expires 182 days after issue', async () => {
     const uuid = randomUUID();
-    const a = await register(t.api, 'card-a', 'cards', { agent_id: uuid, alias: 'Card Agent', capabilities: ['threading', 'x:y'] });
+    const a = await register(t.api, 'card-a', 'cards', {
+      agent_id: uuid,
+      alias: 'Card Agent',
+      capabilities: ['threading', 'x:y'],
+    });
     const before = Date.now();
     const r = await call('GET', `${t.api}/agents/me/card`, { key: a.api_key });
     expect(r.status).toBe(200);
     expect(r.body).toEqual({
-      amp_agent_card: '1.0', id: uuid, address: 'card-a@cards.aimaestro.local', alias: 'Card Agent', public_key: canonicalPem(a.keys.publicPem),
-      key_algorithm: 'Ed25519', fingerprint: fp(a.keys.publicPem), provider_endpoint: t.api, capabilities: ['threading', 'x:y'],
-      issued_at: expect.stringMatching(ISO_MS), expires_at: expect.stringMatching(ISO_MS), signature: null, provider_asserted: true,
+      amp_agent_card: '1.0',
+      id: uuid,
+      address: 'card-a@cards.aimaestro.local',
+      alias: 'Card Agent',
+      public_key: canonicalPem(a.keys.publicPem),
+      key_algorithm: 'Ed25519',
+      fingerprint: fp(a.keys.publicPem),
+      provider_endpoint: t.api,
+      capabilities: ['threading', 'x:y'],
+      issued_at: expect.stringMatching(ISO_MS),
+      expires_at: expect.stringMatching(ISO_MS),
+      signature: null,
+      provider_asserted: true,
     });
     const issued = Date.parse(r.body.issued_at);
     expect(issued).toBeGreaterThanOrEqual(before - 1);
@@ -72,21 +94,47 @@ describe('agent card and self (§7.1, §7.2)', () => {
 
   it('PATCH agents/me: alias, prefer_websocket, metadata and capabilities (replaced); GET reflects them', async () => {
     const a = await register(t.api, 'patch-a', 'cards', { metadata: { team: 'x', keep: 1 }, capabilities: ['old'] });
-    const p1 = await call('PATCH', `${t.api}/agents/me`, { key: a.api_key, json: { alias: 'Patched', delivery: { prefer_websocket: false }, metadata: { role: 'worker' }, capabilities: ['a', 'b'] } });
+    const p1 = await call('PATCH', `${t.api}/agents/me`, {
+      key: a.api_key,
+      json: {
+        alias: 'Patched',
+        delivery: { prefer_websocket: false },
+        metadata: { role: 'worker' },
+        capabilities: ['a', 'b'],
+      },
+    });
     expect(p1.status).toBe(200);
     expect(p1.body).toEqual({ updated: true, address: a.address });
     const me1 = await call('GET', `${t.api}/agents/me`, { key: a.api_key });
     expect(me1.body).toEqual({
-      agent_id: a.agent_id, address: a.address, short_address: a.address, tenant: 'cards', alias: 'Patched', status: 'active',
-      delivery: { webhook_url: null, webhook_secret_set: false, prefer_websocket: false }, key_algorithm: 'Ed25519',
-      fingerprint: fp(a.keys.publicPem), capabilities: ['a', 'b'], metadata: { role: 'worker' }, online: false,
-      registered_at: a.body.registered_at, last_seen_at: me1.body.last_seen_at,
+      agent_id: a.agent_id,
+      address: a.address,
+      short_address: a.address,
+      tenant: 'cards',
+      alias: 'Patched',
+      status: 'active',
+      delivery: { webhook_url: null, webhook_secret_set: false, prefer_websocket: false },
+      key_algorithm: 'Ed25519',
+      fingerprint: fp(a.keys.publicPem),
+      capabilities: ['a', 'b'],
+      metadata: { role: 'worker' },
+      online: false,
+      registered_at: a.body.registered_at,
+      last_seen_at: me1.body.last_seen_at,
     });
     // A second PATCH replaces metadata and capabilities wholesale and leaves the rest alone.
-    const p2 = await call('PATCH', `${t.api}/agents/me`, { key: a.api_key, json: { metadata: { other: true }, capabilities: ['c'] } });
+    const p2 = await call('PATCH', `${t.api}/agents/me`, {
+      key: a.api_key,
+      json: { metadata: { other: true }, capabilities: ['c'] },
+    });
     expect(p2.body).toEqual({ updated: true, address: a.address });
     const me2 = await call('GET', `${t.api}/agents/me`, { key: a.api_key });
-    expect(me2.body).toMatchObject({ alias: 'Patched', metadata: { other: true }, capabilities: ['c'], delivery: { prefer_websocket: false } });
+    expect(me2.body).toMatchObject({
+      alias: 'Patched',
+      metadata: { other: true },
+      capabilities: ['c'],
+      delivery: { prefer_websocket: false },
+    });
     expect(me2.body.metadata).toEqual({ other: true });
   });
 });
@@ -105,12 +153,18 @@ describe('listing (§7.4)', () => {
     const sizes: number[] = [];
     let cursor: string | null = null;
     for (let page = 0; page < 5; page++) {
-      const r = await call('GET', `${t.api}/agents?limit=3${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, { key: me.api_key });
+      const r = await call('GET', `${t.api}/agents?limit=3${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, {
+        key: me.api_key,
+      });
       expect(r.status).toBe(200);
       expect(Object.keys(r.body).sort()).toEqual(['agents', 'cursor', 'has_more', 'total']);
       expect(r.body.total).toBe(7);
       for (const a of r.body.agents) {
-        expect(a).toEqual({ address: a.address, alias: a.address.startsWith('l-c@') ? 'Zebra Herder' : null, online: a.address.startsWith('l-d@') });
+        expect(a).toEqual({
+          address: a.address,
+          alias: a.address.startsWith('l-c@') ? 'Zebra Herder' : null,
+          online: a.address.startsWith('l-d@'),
+        });
         seen.push(a.address);
       }
       sizes.push(r.body.agents.length);
@@ -124,9 +178,17 @@ describe('listing (§7.4)', () => {
     expect(sizes).toEqual([3, 3, 1]);
     expect(seen).toEqual(sorted);
 
-    const search = async (q: string) => (await call('GET', `${t.api}/agents?search=${encodeURIComponent(q)}`, { key: me.api_key })).body;
-    expect(await search('ZEBRA')).toEqual({ agents: [{ address: 'l-c@lst.aimaestro.local', alias: 'Zebra Herder', online: false }], total: 1, cursor: null, has_more: false });
-    expect((await search('L-B')).agents.map((a: { address: string }) => a.address)).toEqual(['l-b@lst.aimaestro.local']);
+    const search = async (q: string) =>
+      (await call('GET', `${t.api}/agents?search=${encodeURIComponent(q)}`, { key: me.api_key })).body;
+    expect(await search('ZEBRA')).toEqual({
+      agents: [{ address: 'l-c@lst.aimaestro.local', alias: 'Zebra Herder', online: false }],
+      total: 1,
+      cursor: null,
+      has_more: false,
+    });
+    expect((await search('L-B')).agents.map((a: { address: string }) => a.address)).toEqual([
+      'l-b@lst.aimaestro.local',
+    ]);
     expect((await search('@LST.AIMAESTRO')).total).toBe(7);
     expect((await search('nothing-like-this')).total).toBe(0);
     expect((await call('GET', `${t.api}/agents?tenant=lst`, { key: me.api_key })).body.total).toBe(7);
@@ -138,16 +200,28 @@ describe('listing (§7.4)', () => {
 
 describe('resolve (§7.5)', () => {
   it('full, short and bare-name forms; any tenant resolves a full address; legacy path; unknown → 404', async () => {
-    const target = await register(t.api, 'tgt', 'rsv', { scope: { platform: 'github', repo: 'web' }, alias: 'Resolver', capabilities: ['c1'] });
+    const target = await register(t.api, 'tgt', 'rsv', {
+      scope: { platform: 'github', repo: 'web' },
+      alias: 'Resolver',
+      capabilities: ['c1'],
+    });
     const caller = await register(t.api, 'caller', 'rsv');
     const outsider = await register(t.api, 'outsider', 'rsv-other');
     const pem = target.keys.publicPem;
     const expected = {
-      address: 'tgt@web.github.rsv.aimaestro.local', short_address: 'tgt@rsv.aimaestro.local', alias: 'Resolver', public_key: canonicalPem(pem),
-      key_algorithm: 'Ed25519', fingerprint: fp(pem), fingerprint_raw: fpRaw(pem), online: false, capabilities: ['c1'],
+      address: 'tgt@web.github.rsv.aimaestro.local',
+      short_address: 'tgt@rsv.aimaestro.local',
+      alias: 'Resolver',
+      public_key: canonicalPem(pem),
+      key_algorithm: 'Ed25519',
+      fingerprint: fp(pem),
+      fingerprint_raw: fpRaw(pem),
+      online: false,
+      capabilities: ['c1'],
     };
     expect(target.address).toBe(expected.address);
-    const resolve = (who: Registered, addr: string) => call('GET', `${t.api}/agents/resolve/${encodeURIComponent(addr)}`, { key: who.api_key });
+    const resolve = (who: Registered, addr: string) =>
+      call('GET', `${t.api}/agents/resolve/${encodeURIComponent(addr)}`, { key: who.api_key });
     for (const form of [expected.address, expected.short_address, 'tgt', 'TGT@RSV.AIMAESTRO.LOCAL']) {
       const r = await resolve(caller, form);
       expect(r.status, form).toBe(200);
@@ -221,10 +295,19 @@ describe('API keys (§6) and key recovery (§4.3)', () => {
       expect(me.body.error).toBe('unauthorized');
     }
     const ts = Math.floor(Date.now() / 1000);
-    const signature = sign(null, Buffer.from(`amp-register\n${ts}\n${a.address}`), a.keys.privateKey).toString('base64');
-    const rec = await call('POST', `${t.api}/register`, { json: { name: 'rv-a', tenant: 'keys', public_key: a.keys.publicPem, proof: { timestamp: ts, signature } } });
+    const signature = sign(null, Buffer.from(`amp-register\n${ts}\n${a.address}`), a.keys.privateKey).toString(
+      'base64',
+    );
+    const rec = await call('POST', `${t.api}/register`, {
+      json: { name: 'rv-a', tenant: 'keys', public_key: a.keys.publicPem, proof: { timestamp: ts, signature } },
+    });
     expect(rec.status).toBe(200);
-    expect(rec.body).toMatchObject({ address: a.address, agent_id: a.agent_id, registered_at: a.body.registered_at, fingerprint: fp(a.keys.publicPem) });
+    expect(rec.body).toMatchObject({
+      address: a.address,
+      agent_id: a.agent_id,
+      registered_at: a.body.registered_at,
+      fingerprint: fp(a.keys.publicPem),
+    });
     expect(rec.body.api_key).toMatch(API_KEY_RE);
     expect([a.api_key, key2]).not.toContain(rec.body.api_key);
     const me = await call('GET', `${t.api}/agents/me`, { key: rec.body.api_key });
@@ -237,7 +320,11 @@ describe('keypair rotation (§23 item 3)', () => {
   const rotate = (a: Registered, newPem: string, signed: Buffer) =>
     call('POST', `${t.api}/auth/rotate-keys`, {
       key: a.api_key,
-      json: { new_public_key: newPem, key_algorithm: 'Ed25519', proof: sign(null, signed, a.keys.privateKey).toString('base64') },
+      json: {
+        new_public_key: newPem,
+        key_algorithm: 'Ed25519',
+        proof: sign(null, signed, a.keys.privateKey).toString('base64'),
+      },
     });
 
   it('proof over the new PEM: new fingerprint, new key signs, old key refused, signed session closed, API-key socket kept', async () => {
@@ -258,7 +345,9 @@ describe('keypair rotation (§23 item 3)', () => {
     const m1 = note(peer.address, 'signed with the new key');
     const ok = await route(a, { ...m1, signature: signMessage(nk.privateKey, { from: a.address, ...m1 }) });
     expect(ok.status).toBe(200);
-    const item = (await call('GET', `${t.api}/messages/pending?limit=100`, { key: peer.api_key })).body.messages.find((m: { id: string }) => m.id === ok.body.id);
+    const item = (await call('GET', `${t.api}/messages/pending?limit=100`, { key: peer.api_key })).body.messages.find(
+      (m: { id: string }) => m.id === ok.body.id,
+    );
     expect(item.security).toMatchObject({ trust_level: 'verified', signature_verified: true });
     expect(item.sender_public_key).toBe(spki(nk.publicPem).subarray(12).toString('hex'));
     // Signed with the OLD key: it no longer verifies against the registered key → 403
@@ -272,8 +361,14 @@ describe('keypair rotation (§23 item 3)', () => {
     const sent = await route(peer, note(a.address, 'still pushed'));
     await keySession.inbox.has([sent.body.id]);
     expect(keySession.s.connected?.address).toBe(a.address);
-    const resolved = await call('GET', `${t.api}/agents/resolve/${encodeURIComponent(a.address)}`, { key: peer.api_key });
-    expect(resolved.body).toMatchObject({ public_key: canonicalPem(nk.publicPem), fingerprint: fp(nk.publicPem), fingerprint_raw: fpRaw(nk.publicPem) });
+    const resolved = await call('GET', `${t.api}/agents/resolve/${encodeURIComponent(a.address)}`, {
+      key: peer.api_key,
+    });
+    expect(resolved.body).toMatchObject({
+      public_key: canonicalPem(nk.publicPem),
+      fingerprint: fp(nk.publicPem),
+      fingerprint_raw: fpRaw(nk.publicPem),
+    });
   });
 
   it('accepts a proof over the raw 32-byte key', async () => {
@@ -307,7 +402,11 @@ describe('deregistration (§7.3)', () => {
       const before = Date.now();
       const r = await call('DELETE', `${t0.api}/agents/me`, { key: a.api_key });
       expect(r.status).toBe(200);
-      expect(r.body).toEqual({ deregistered: true, address: a.address, deregistered_at: expect.stringMatching(ISO_MS) });
+      expect(r.body).toEqual({
+        deregistered: true,
+        address: a.address,
+        deregistered_at: expect.stringMatching(ISO_MS),
+      });
       expect(Date.parse(r.body.deregistered_at)).toBeGreaterThanOrEqual(before - 1);
       expect(await closed).toEqual([4003, 'agent_deregistered']);
       expect((await call('GET', `${t0.api}/agents/me`, { key: a.api_key })).status).toBe(401);
@@ -320,7 +419,9 @@ describe('deregistration (§7.3)', () => {
       expect(again.agent_id).not.toBe(a.agent_id);
       expect(await pendingIds(again.api_key, t0.api)).toEqual([]);
       // The old key's fingerprint is revoked (reason agent_deregistered).
-      const oldKey = await call('POST', `${t0.api}/register`, { json: { name: 'gone-2', tenant: 'dr', public_key: a.keys.publicPem } });
+      const oldKey = await call('POST', `${t0.api}/register`, {
+        json: { name: 'gone-2', tenant: 'dr', public_key: a.keys.publicPem },
+      });
       expect(oldKey.status).toBe(403);
       expect(oldKey.body.error).toBe('key_revoked');
     } finally {
@@ -331,7 +432,9 @@ describe('deregistration (§7.3)', () => {
   it('with the default hold the name stays taken (409 name_taken)', async () => {
     const a = await register(t.api, 'held', 'dr');
     expect((await call('DELETE', `${t.api}/agents/me`, { key: a.api_key })).status).toBe(200);
-    const again = await call('POST', `${t.api}/register`, { json: { name: 'held', tenant: 'dr', public_key: newKeypair().publicPem } });
+    const again = await call('POST', `${t.api}/register`, {
+      json: { name: 'held', tenant: 'dr', public_key: newKeypair().publicPem },
+    });
     expect(again.status).toBe(409);
     expect(again.body.error).toBe('name_taken');
   });
@@ -346,7 +449,10 @@ describe('idempotency (§12.5)', () => {
     b = await register(t.api, 'idem-b', 'idem');
     c = await register(t.api, 'idem-c', 'idem');
   });
-  const body = (key?: string, subject = 'once') => ({ ...note('idem-b', subject), ...(key ? { idempotency_key: key } : {}) });
+  const body = (key?: string, subject = 'once') => ({
+    ...note('idem-b', subject),
+    ...(key ? { idempotency_key: key } : {}),
+  });
   const count = async () => (await pendingIds(b.api_key)).length;
 
   it('same key and body → 200, same answer, Idempotent-Replayed: true, one message; other subject → 409', async () => {
@@ -404,8 +510,13 @@ describe('idempotency (§12.5)', () => {
 
 describe('rate limits (§20)', () => {
   const headerInts = (h: Headers) => {
-    for (const name of ['x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset']) expect(h.get(name), name).toMatch(/^\d+$/);
-    return { limit: Number(h.get('x-ratelimit-limit')), remaining: Number(h.get('x-ratelimit-remaining')), reset: Number(h.get('x-ratelimit-reset')) };
+    for (const name of ['x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset'])
+      expect(h.get(name), name).toMatch(/^\d+$/);
+    return {
+      limit: Number(h.get('x-ratelimit-limit')),
+      remaining: Number(h.get('x-ratelimit-remaining')),
+      reset: Number(h.get('x-ratelimit-reset')),
+    };
   };
 
   it('route answers carry X-RateLimit-* for the route bucket (burst 600 in the local profile)', async () => {
@@ -441,11 +552,17 @@ describe('rate limits (§20)', () => {
   });
 
   it('/v1/info rate_limits: local {6000, 1200}, public {60, 100} (route header limit 60), absent when off', async () => {
-    expect((await call('GET', `${t.api}/info`)).body.rate_limits).toEqual({ messages_per_minute: 6000, api_requests_per_minute: 1200 });
+    expect((await call('GET', `${t.api}/info`)).body.rate_limits).toEqual({
+      messages_per_minute: 6000,
+      api_requests_per_minute: 1200,
+    });
     const pub = await startTestServer({ rateLimitProfile: 'public' });
     const off = await startTestServer({ rateLimits: 'off' });
     try {
-      expect((await call('GET', `${pub.api}/info`)).body.rate_limits).toEqual({ messages_per_minute: 60, api_requests_per_minute: 100 });
+      expect((await call('GET', `${pub.api}/info`)).body.rate_limits).toEqual({
+        messages_per_minute: 60,
+        api_requests_per_minute: 100,
+      });
       const a = await register(pub.api, 'pub-a', 'rl');
       const r = await route(a, note('pub-a', 'self'), pub.api);
       expect(r.status).toBe(200);

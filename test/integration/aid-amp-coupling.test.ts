@@ -24,12 +24,22 @@ beforeAll(async () => {
   // Without AMP_PUBLIC_URL the issuer is http://localhost:<port>/acme; read it as a client would.
   const issuer = (await call('GET', `${t.url}/acme/.well-known/openid-configuration`)).body.issuer as string;
   expect(issuer).toBe(`http://localhost:${t.server.port}/acme`);
-  admin = await mintAdminToken(keys, { issuer, tenant: 'acme', email: 'ops@acme.com', scopes: ['agent_registrations:write'] });
+  admin = await mintAdminToken(keys, {
+    issuer,
+    tenant: 'acme',
+    email: 'ops@acme.com',
+    scopes: ['agent_registrations:write'],
+  });
 });
 afterAll(() => t.close());
 
-const send = (from: Registered) => call('POST', `${t.api}/route`, { key: from.api_key, json: { to: 'peer', subject: 's', payload: { type: 'notification', message: 'x' } } });
-const adminCall = (path: string) => call('POST', `${t.url}/acme/agent_registrations/${regId}/${path}`, { headers: { Authorization: `Bearer ${admin}` } });
+const send = (from: Registered) =>
+  call('POST', `${t.api}/route`, {
+    key: from.api_key,
+    json: { to: 'peer', subject: 's', payload: { type: 'notification', message: 'x' } },
+  });
+const adminCall = (path: string) =>
+  call('POST', `${t.url}/acme/agent_registrations/${regId}/${path}`, { headers: { Authorization: `Bearer ${admin}` } });
 
 describe('approval mode', () => {
   it('a new agent awaits approval: it may not route, its status says pending', async () => {
@@ -43,7 +53,12 @@ describe('approval mode', () => {
   it('after the admin approves its identity registration it routes', async () => {
     const req = await call('POST', `${t.url}/acme/agent_registrations/request`, {
       headers: { 'X-Api-Key': agent.api_key },
-      json: { name: 'newcomer', address: agent.address, fingerprint: agent.body.fingerprint, public_key: agent.keys.publicPem },
+      json: {
+        name: 'newcomer',
+        address: agent.address,
+        fingerprint: agent.body.fingerprint,
+        public_key: agent.keys.publicPem,
+      },
     });
     regId = req.body.data.id;
     expect((await adminCall('approve')).status).toBe(200);
@@ -53,7 +68,7 @@ describe('approval mode', () => {
 });
 
 describe('suspension', () => {
-  it('closes the agent\'s sockets, refuses its routes, and reactivation restores both', async () => {
+  it("closes the agent's sockets, refuses its routes, and reactivation restores both", async () => {
     const socket = new AmpClient({ baseUrl: t.url, apiKey: agent.api_key }).connect({ reconnect: false });
     await socket.ready();
     const closed = waitFor<[number, string]>(socket, 'close');

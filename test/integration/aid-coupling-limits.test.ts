@@ -14,7 +14,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintAdminToken } from '../../src/identity/admin-tokens.js';
 import { SigningKeys } from '../../src/identity/signing-keys.js';
 import type { StartOptions } from '../../src/server.js';
-import { call, freePort, newKeypair, register, ROOT, startTestServer, type Registered, type Reply, type TestServer } from '../helpers/server.js';
+import {
+  call,
+  freePort,
+  newKeypair,
+  register,
+  ROOT,
+  startTestServer,
+  type Registered,
+  type Reply,
+  type TestServer,
+} from '../helpers/server.js';
 
 const run = promisify(execFile);
 const TENANT = 'acme';
@@ -29,13 +39,26 @@ const uniqueTs = () => (nextTs = nextTs === 0 ? now() - 1 : nextTs - 1);
 
 /** §6.1: base64url(Ed25519(`aid-token-exchange\n{ts}\n{issuer}`) || ts). */
 const tokenProof = (key: KeyObject, iss: string, ts = uniqueTs()) =>
-  Buffer.concat([sign(null, Buffer.from(`aid-token-exchange\n${ts}\n${iss}`), key), Buffer.from(String(ts))]).toString('base64url');
+  Buffer.concat([sign(null, Buffer.from(`aid-token-exchange\n${ts}\n${iss}`), key), Buffer.from(String(ts))]).toString(
+    'base64url',
+  );
 /** §6.2, raw form: base64url(Ed25519(`aid-registration-status\n{ts}\n{issuer}`) || ts). */
 const statusProof = (key: KeyObject, iss: string, ts = uniqueTs()) =>
-  Buffer.concat([sign(null, Buffer.from(`aid-registration-status\n${ts}\n${iss}`), key), Buffer.from(String(ts))]).toString('base64url');
-const fingerprintOf = (pem: string) => 'SHA256:' + createHash('sha256').update(createPublicKey(pem).export({ format: 'der', type: 'spki' })).digest('base64');
-const samePublicKey = (a: string, b: string) => createPublicKey(a).export({ format: 'der', type: 'spki' }).equals(createPublicKey(b).export({ format: 'der', type: 'spki' }));
-const jwtPayload = (jwt: string) => JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString('utf8')) as Record<string, unknown>;
+  Buffer.concat([
+    sign(null, Buffer.from(`aid-registration-status\n${ts}\n${iss}`), key),
+    Buffer.from(String(ts)),
+  ]).toString('base64url');
+const fingerprintOf = (pem: string) =>
+  'SHA256:' +
+  createHash('sha256')
+    .update(createPublicKey(pem).export({ format: 'der', type: 'spki' }))
+    .digest('base64');
+const samePublicKey = (a: string, b: string) =>
+  createPublicKey(a)
+    .export({ format: 'der', type: 'spki' })
+    .equals(createPublicKey(b).export({ format: 'der', type: 'spki' }));
+const jwtPayload = (jwt: string) =>
+  JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString('utf8')) as Record<string, unknown>;
 
 /** A server whose issuer is known up front (AMP_PUBLIC_URL), with an admin of the tenant. */
 interface Aid {
@@ -50,7 +73,8 @@ async function aidServer(opts: StartOptions = {}): Promise<Aid> {
   const t = await startTestServer({ ...opts, port, publicUrl: `http://127.0.0.1:${port}` });
   const issuer = `${t.url}/${TENANT}`;
   const keys = await SigningKeys.load(t.dataDir, 'RS256');
-  const mint = (email: string) => mintAdminToken(keys, { issuer, tenant: TENANT, email, scopes: ['agent_registrations:write'] });
+  const mint = (email: string) =>
+    mintAdminToken(keys, { issuer, tenant: TENANT, email, scopes: ['agent_registrations:write'] });
   return { t, issuer, admin: await mint('ops@acme.com'), mint };
 }
 
@@ -79,10 +103,17 @@ async function activeReg(s: Aid, a: Registered): Promise<string> {
 }
 
 const tokenRequest = (s: Aid, fields: Record<string, string>) =>
-  call('POST', `${s.issuer}/oauth/token`, { raw: new URLSearchParams({ grant_type: GRANT, ...fields }).toString(), headers: { 'Content-Type': 'application/x-www-form-urlencoded' } });
+  call('POST', `${s.issuer}/oauth/token`, {
+    raw: new URLSearchParams({ grant_type: GRANT, ...fields }).toString(),
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+  });
 /** A token request for `a`'s fingerprint with a proof by `key` (a's own key unless told). */
-const tokenFor = (s: Aid, a: Registered, key: KeyObject = a.keys.privateKey, fingerprint: string = a.body.fingerprint) =>
-  tokenRequest(s, { fingerprint, proof: tokenProof(key, s.issuer) });
+const tokenFor = (
+  s: Aid,
+  a: Registered,
+  key: KeyObject = a.keys.privateKey,
+  fingerprint: string = a.body.fingerprint,
+) => tokenRequest(s, { fingerprint, proof: tokenProof(key, s.issuer) });
 const introspect = (s: Aid, token: string, headers: Record<string, string> = { Authorization: `Bearer ${s.admin}` }) =>
   call('POST', `${s.issuer}/oauth/introspect`, { headers, json: { token } });
 const events = async (s: Aid, id: string, query = '') => {
@@ -94,7 +125,11 @@ const events = async (s: Aid, id: string, query = '') => {
 /** §14: a refusal is 429 `rate_limited` with Retry-After (whole seconds) in both error shapes. */
 function expectRateLimited(r: Reply, maxRetryAfterS: number): void {
   expect(r.status).toBe(429);
-  expect(r.body).toMatchObject({ error: 'rate_limited', error_description: expect.any(String), errors: [{ status: '429', code: 'rate_limited' }] });
+  expect(r.body).toMatchObject({
+    error: 'rate_limited',
+    error_description: expect.any(String),
+    errors: [{ status: '429', code: 'rate_limited' }],
+  });
   const retryAfter = Number(r.headers.get('retry-after'));
   expect(Number.isInteger(retryAfter)).toBe(true);
   expect(retryAfter).toBeGreaterThanOrEqual(1);
@@ -122,16 +157,31 @@ describe('§13 AMP deregistration', () => {
     const id = await activeReg(s, a);
     const before = await tokenFor(s, a);
     expect(before.status).toBe(200);
-    expect((await introspect(s, before.body.access_token)).body).toMatchObject({ active: true, agent_status: 'active' });
+    expect((await introspect(s, before.body.access_token)).body).toMatchObject({
+      active: true,
+      agent_status: 'active',
+    });
 
     await deregister(a);
 
     const detail = await asAdmin(s, 'GET', `/${id}`);
     expect(detail.status).toBe(200);
-    expect(detail.body.data.attributes).toMatchObject({ status: 'suspended', approved: false, suspension_reason: 'amp_agent_deregistered' });
+    expect(detail.body.data.attributes).toMatchObject({
+      status: 'suspended',
+      approved: false,
+      suspension_reason: 'amp_agent_deregistered',
+    });
     const suspended = await events(s, id, '?event_type=registration_suspended');
     expect(suspended).toHaveLength(1);
-    expect(suspended[0]).toMatchObject({ actor_type: 'system', actor_id: 'system', actor_email: null, ip_address: null, reason: 'amp_agent_deregistered', previous_status: 'active', new_status: 'suspended' });
+    expect(suspended[0]).toMatchObject({
+      actor_type: 'system',
+      actor_id: 'system',
+      actor_email: null,
+      ip_address: null,
+      reason: 'amp_agent_deregistered',
+      previous_status: 'active',
+      new_status: 'suspended',
+    });
 
     // The key still proves possession (the proof is valid), but the registration is suspended.
     const refused = await tokenFor(s, a);
@@ -147,10 +197,19 @@ describe('§13 AMP deregistration', () => {
     await deregister(a);
 
     const detail = await asAdmin(s, 'GET', `/${id}`);
-    expect(detail.body.data.attributes).toMatchObject({ status: 'rejected', rejection_reason: 'amp_agent_deregistered' });
+    expect(detail.body.data.attributes).toMatchObject({
+      status: 'rejected',
+      rejection_reason: 'amp_agent_deregistered',
+    });
     const rejected = await events(s, id, '?event_type=registration_rejected');
     expect(rejected).toHaveLength(1);
-    expect(rejected[0]).toMatchObject({ actor_type: 'system', actor_id: 'system', reason: 'amp_agent_deregistered', previous_status: 'pending', new_status: 'rejected' });
+    expect(rejected[0]).toMatchObject({
+      actor_type: 'system',
+      actor_id: 'system',
+      reason: 'amp_agent_deregistered',
+      previous_status: 'pending',
+      new_status: 'rejected',
+    });
     // Rejected is terminal: the token endpoint no longer knows the key in this tenant.
     const refused = await tokenFor(s, a);
     expect(refused.status).toBe(403);
@@ -170,8 +229,14 @@ describe('§13 AMP deregistration', () => {
     await deregister(rej);
     await deregister(del);
 
-    expect((await asAdmin(s, 'GET', `/${rejId}`)).body.data.attributes).toMatchObject({ status: 'rejected', rejection_reason: 'unknown agent' });
-    expect((await asAdmin(s, 'GET', `/${delId}`)).body.data.attributes).toMatchObject({ status: 'deleted', suspension_reason: null });
+    expect((await asAdmin(s, 'GET', `/${rejId}`)).body.data.attributes).toMatchObject({
+      status: 'rejected',
+      rejection_reason: 'unknown agent',
+    });
+    expect((await asAdmin(s, 'GET', `/${delId}`)).body.data.attributes).toMatchObject({
+      status: 'deleted',
+      suspension_reason: null,
+    });
     expect(await events(s, rejId)).toEqual(rejBefore);
     expect(await events(s, delId)).toEqual(delBefore);
   });
@@ -199,7 +264,11 @@ describe('§13 AMP keypair rotation', () => {
     const newFp = fingerprintOf(nk.publicPem);
     const rotated = await call('POST', `${s.t.api}/auth/rotate-keys`, {
       key: a.api_key,
-      json: { new_public_key: nk.publicPem, key_algorithm: 'Ed25519', proof: sign(null, Buffer.from(nk.publicPem, 'utf8'), a.keys.privateKey).toString('base64') },
+      json: {
+        new_public_key: nk.publicPem,
+        key_algorithm: 'Ed25519',
+        proof: sign(null, Buffer.from(nk.publicPem, 'utf8'), a.keys.privateKey).toString('base64'),
+      },
     });
     expect(rotated.status).toBe(200);
     expect(rotated.body).toEqual({ rotated: true, fingerprint: newFp });
@@ -210,8 +279,17 @@ describe('§13 AMP keypair rotation', () => {
     expect(samePublicKey(attrs.amp_public_key, nk.publicPem)).toBe(true);
     const updated = await events(s, id, '?event_type=registration_updated');
     expect(updated).toHaveLength(1);
-    expect(updated[0]).toMatchObject({ actor_type: 'system', reason: 'amp_key_rotated', previous_status: 'active', new_status: 'active', metadata: { key_rotated: { old_fingerprint: oldFp, new_fingerprint: newFp } } });
-    expect((await asAdmin(s, 'GET', `/${rejectedId}`)).body.data.attributes).toMatchObject({ status: 'rejected', fingerprint: oldFp });
+    expect(updated[0]).toMatchObject({
+      actor_type: 'system',
+      reason: 'amp_key_rotated',
+      previous_status: 'active',
+      new_status: 'active',
+      metadata: { key_rotated: { old_fingerprint: oldFp, new_fingerprint: newFp } },
+    });
+    expect((await asAdmin(s, 'GET', `/${rejectedId}`)).body.data.attributes).toMatchObject({
+      status: 'rejected',
+      fingerprint: oldFp,
+    });
     expect(await events(s, rejectedId, '?event_type=registration_updated')).toEqual([]);
 
     // §9 cutoff on an active registration: the earlier token is revoked.
@@ -233,7 +311,11 @@ describe('§13 AMP keypair rotation', () => {
     expect(fresh.status).toBe(200);
     expect(fresh.body.agent_id).toBe(id);
     expect(jwtPayload(fresh.body.access_token).agent_fingerprint).toBe(newFp);
-    expect((await introspect(s, fresh.body.access_token)).body).toMatchObject({ active: true, agent_id: id, agent_status: 'active' });
+    expect((await introspect(s, fresh.body.access_token)).body).toMatchObject({
+      active: true,
+      agent_id: id,
+      agent_status: 'active',
+    });
   });
 });
 
@@ -244,7 +326,11 @@ describe('§14 token exchange per fingerprint (aid_token_key=3/min)', () => {
   let r: Registered;
   beforeAll(async () => {
     s = await aidServer({ rateLimitOverrides: ['aid_token_key=3/min'] });
-    [p, q, r] = [await register(s.t.api, 'p', TENANT), await register(s.t.api, 'q', TENANT), await register(s.t.api, 'r', TENANT)];
+    [p, q, r] = [
+      await register(s.t.api, 'p', TENANT),
+      await register(s.t.api, 'q', TENANT),
+      await register(s.t.api, 'r', TENANT),
+    ];
     for (const a of [p, q, r]) await activeReg(s, a);
   });
   afterAll(() => s.t.close());
@@ -284,9 +370,16 @@ describe('§14 token exchange per fingerprint (aid_token_key=3/min)', () => {
 
 describe('§14 /request per client IP and per agent', () => {
   it('public profile (aid_request=2/h): the third /request from 127.0.0.1 is 429', async () => {
-    const s = await aidServer({ rateLimitProfile: 'public', rateLimitOverrides: ['aid_request=2/h', 'register=100/min'] });
+    const s = await aidServer({
+      rateLimitProfile: 'public',
+      rateLimitOverrides: ['aid_request=2/h', 'register=100/min'],
+    });
     try {
-      const agents = [await register(s.t.api, 'ip-1', TENANT), await register(s.t.api, 'ip-2', TENANT), await register(s.t.api, 'ip-3', TENANT)];
+      const agents = [
+        await register(s.t.api, 'ip-1', TENANT),
+        await register(s.t.api, 'ip-2', TENANT),
+        await register(s.t.api, 'ip-3', TENANT),
+      ];
       expect((await requestReg(s, agents[0])).status).toBe(202);
       expect((await requestReg(s, agents[1])).status).toBe(202);
       const third = await requestReg(s, agents[2]);
@@ -304,7 +397,11 @@ describe('§14 /request per client IP and per agent', () => {
   it('local profile: loopback is exempt per IP, but aid_request_key=2/d limits one agent', async () => {
     const s = await aidServer({ rateLimitOverrides: ['aid_request=2/h', 'aid_request_key=2/d'] });
     try {
-      const agents = [await register(s.t.api, 'lo-1', TENANT), await register(s.t.api, 'lo-2', TENANT), await register(s.t.api, 'lo-3', TENANT)];
+      const agents = [
+        await register(s.t.api, 'lo-1', TENANT),
+        await register(s.t.api, 'lo-2', TENANT),
+        await register(s.t.api, 'lo-3', TENANT),
+      ];
       for (const a of agents) expect((await requestReg(s, a)).status).toBe(202);
       // A re-request while pending is allowed by the state machine; the per-agent bucket stops the third.
       expect((await requestReg(s, agents[0])).status).toBe(202);
@@ -327,8 +424,10 @@ describe('§14 failed code lookups (aid_lookup_failures=2/min)', () => {
   });
   afterAll(() => s.t.close());
 
-  const byCode = (code: string) => call('GET', `${s.issuer}/agent_registrations/status?code=${encodeURIComponent(code)}`);
-  const resolve = (code: string, token: string) => asAdmin(s, 'GET', `/resolve?code=${encodeURIComponent(code)}`, undefined, token);
+  const byCode = (code: string) =>
+    call('GET', `${s.issuer}/agent_registrations/status?code=${encodeURIComponent(code)}`);
+  const resolve = (code: string, token: string) =>
+    asAdmin(s, 'GET', `/resolve?code=${encodeURIComponent(code)}`, undefined, token);
 
   it('status?code=: only 404s count; once the bucket is empty even a valid code is refused', async () => {
     const found = await byCode(userCode);
@@ -369,8 +468,9 @@ describe('§14 introspection per caller (aid_introspect=2/min)', () => {
   });
   afterAll(() => s.t.close());
 
-  it('refuses a caller\'s third call; an AMP-key caller and another admin have their own buckets', async () => {
-    for (let i = 0; i < 2; i++) expect((await introspect(s, 'x.y.z')).body).toEqual({ active: false, reason: 'invalid_token' });
+  it("refuses a caller's third call; an AMP-key caller and another admin have their own buckets", async () => {
+    for (let i = 0; i < 2; i++)
+      expect((await introspect(s, 'x.y.z')).body).toEqual({ active: false, reason: 'invalid_token' });
     const limited = await introspect(s, 'x.y.z');
     expectRateLimited(limited, 30);
     expect(limited.body.error_description).toMatch(/introspection requests/);
@@ -388,7 +488,13 @@ describe('§14 with AMP_RATE_LIMITS=off', () => {
     const s = await aidServer({
       rateLimits: 'off',
       rateLimitProfile: 'public',
-      rateLimitOverrides: ['aid_token_key=1/min', 'aid_request=1/h', 'aid_request_key=1/d', 'aid_lookup_failures=1/min', 'aid_introspect=1/min'],
+      rateLimitOverrides: [
+        'aid_token_key=1/min',
+        'aid_request=1/h',
+        'aid_request_key=1/d',
+        'aid_lookup_failures=1/min',
+        'aid_introspect=1/min',
+      ],
     });
     try {
       const agents: Registered[] = [];
@@ -403,7 +509,8 @@ describe('§14 with AMP_RATE_LIMITS=off', () => {
       for (let i = 0; i < 5; i++) tokens.push((await tokenFor(s, agents[0], newKeypair().privateKey)).status);
       expect(tokens).toEqual([400, 400, 400, 400, 400]);
       const lookups: number[] = [];
-      for (let i = 0; i < 3; i++) lookups.push((await call('GET', `${s.issuer}/agent_registrations/status?code=WRONG-CODE`)).status);
+      for (let i = 0; i < 3; i++)
+        lookups.push((await call('GET', `${s.issuer}/agent_registrations/status?code=WRONG-CODE`)).status);
       expect(lookups).toEqual([404, 404, 404]);
       const introspections: number[] = [];
       for (let i = 0; i < 3; i++) introspections.push((await introspect(s, 'x.y.z')).status);
@@ -422,7 +529,11 @@ describe('§14 live pending registrations per tenant (200)', () => {
   async function crowd(s: Aid, n: number, prefix: string): Promise<Registered[]> {
     const out: Registered[] = [];
     for (let i = 0; i < n; i += BATCH) {
-      out.push(...(await Promise.all(Array.from({ length: Math.min(BATCH, n - i) }, (_, j) => register(s.t.api, `${prefix}-${i + j}`, TENANT)))));
+      out.push(
+        ...(await Promise.all(
+          Array.from({ length: Math.min(BATCH, n - i) }, (_, j) => register(s.t.api, `${prefix}-${i + j}`, TENANT)),
+        )),
+      );
     }
     return out;
   }
@@ -439,7 +550,9 @@ describe('§14 live pending registrations per tenant (200)', () => {
     return ids;
   }
 
-  it('refuses the 201st /request with 429; a pending agent may re-request; another tenant is not counted', { timeout: 120_000 }, async () => {
+  it('refuses the 201st /request with 429; a pending agent may re-request; another tenant is not counted', {
+    timeout: 120_000,
+  }, async () => {
     const s = await aidServer();
     try {
       const agents = await crowd(s, CAP + 1, 'crowd');
@@ -449,7 +562,10 @@ describe('§14 live pending registrations per tenant (200)', () => {
       const over = await requestReg(s, agents[CAP]);
       expect(over.status).toBe(429);
       expect(over.headers.get('retry-after')).toBe('60');
-      expect(over.body).toMatchObject({ error: 'rate_limited', error_description: `This organisation has ${CAP} pending registrations; approve or reject some first` });
+      expect(over.body).toMatchObject({
+        error: 'rate_limited',
+        error_description: `This organisation has ${CAP} pending registrations; approve or reject some first`,
+      });
 
       const again = await requestReg(s, agents[0]);
       expect(again.status).toBe(202);
@@ -458,7 +574,12 @@ describe('§14 live pending registrations per tenant (200)', () => {
       const elsewhere = await register(s.t.api, 'crowd-other', 'globex');
       const foreign = await call('POST', `${s.t.url}/globex/agent_registrations/request`, {
         headers: { 'X-Api-Key': elsewhere.api_key },
-        json: { name: elsewhere.name, address: elsewhere.address, fingerprint: elsewhere.body.fingerprint, public_key: elsewhere.keys.publicPem },
+        json: {
+          name: elsewhere.name,
+          address: elsewhere.address,
+          fingerprint: elsewhere.body.fingerprint,
+          public_key: elsewhere.keys.publicPem,
+        },
       });
       expect(foreign.status).toBe(202);
 
@@ -517,18 +638,29 @@ describe('§16 issuer aliases', () => {
   });
 
   it('accepts a status proof over the alias issuer and refuses one over an unlisted origin', async () => {
-    const poll = (proof: string) => call('POST', `${s.issuer}/agent_registrations/${id}/status`, { json: { fingerprint: a.body.fingerprint, proof } });
+    const poll = (proof: string) =>
+      call('POST', `${s.issuer}/agent_registrations/${id}/status`, {
+        json: { fingerprint: a.body.fingerprint, proof },
+      });
     // A refused proof never reaches the poll interval, so the good poll after it is not a slow_down.
     const bad = await poll(statusProof(a.keys.privateKey, 'http://example.invalid/acme'));
     expect(bad.status).toBe(401);
     expect(bad.body.error).toBe('invalid_proof');
     const good = await poll(statusProof(a.keys.privateKey, `${alias}/${TENANT}`));
     expect(good.status).toBe(200);
-    expect(good.body.data).toMatchObject({ id, attributes: { status: 'active', token_endpoint: `${s.issuer}/oauth/token`, oidc_issuer: s.issuer } });
+    expect(good.body.data).toMatchObject({
+      id,
+      attributes: { status: 'active', token_endpoint: `${s.issuer}/oauth/token`, oidc_issuer: s.issuer },
+    });
   });
 
   it('check-config refuses an alias that is not an http(s) base URL (exit 2), and accepts a good one', async () => {
-    const cli = (alias: string) => run(process.execPath, [join(ROOT, 'bin', 'amp-relay.js'), 'check-config', '--aid-issuer-aliases', alias], { cwd: ROOT, env: { PATH: process.env.PATH ?? '' }, timeout: 20_000 });
+    const cli = (alias: string) =>
+      run(process.execPath, [join(ROOT, 'bin', 'amp-relay.js'), 'check-config', '--aid-issuer-aliases', alias], {
+        cwd: ROOT,
+        env: { PATH: process.env.PATH ?? '' },
+        timeout: 20_000,
+      });
     const failed = await cli('ftp://x').then(
       () => ({ code: 0, stderr: '' }),
       (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
@@ -553,22 +685,39 @@ describe('review findings (regressions)', () => {
     const a = await register(s.t.api, 'only-one', solo);
     const keys = await SigningKeys.load(s.t.dataDir, 'RS256');
     const issuer = `${s.t.url}/${solo}`;
-    const admin = await mintAdminToken(keys, { issuer, tenant: solo, email: 'ops@solo.com', scopes: ['agent_registrations:write'] });
+    const admin = await mintAdminToken(keys, {
+      issuer,
+      tenant: solo,
+      email: 'ops@solo.com',
+      scopes: ['agent_registrations:write'],
+    });
     const req = await call('POST', `${issuer}/agent_registrations/request`, {
       headers: { 'X-Api-Key': a.api_key },
       json: { name: a.name, address: a.address, fingerprint: a.body.fingerprint, public_key: a.keys.publicPem },
     });
     expect(req.status).toBe(202);
     const id = req.body.data.id;
-    expect((await call('POST', `${issuer}/agent_registrations/${id}/approve`, { headers: { Authorization: `Bearer ${admin}` } })).status).toBe(200);
+    expect(
+      (
+        await call('POST', `${issuer}/agent_registrations/${id}/approve`, {
+          headers: { Authorization: `Bearer ${admin}` },
+        })
+      ).status,
+    ).toBe(200);
     expect((await call('DELETE', `${s.t.api}/agents/me`, { key: a.api_key })).status).toBe(200);
 
-    const detail = await call('GET', `${issuer}/agent_registrations/${id}`, { headers: { Authorization: `Bearer ${admin}` } });
+    const detail = await call('GET', `${issuer}/agent_registrations/${id}`, {
+      headers: { Authorization: `Bearer ${admin}` },
+    });
     expect(detail.status).toBe(200);
     expect(detail.body.data.attributes.status).toBe('suspended');
-    const logs = await call('GET', `${issuer}/agent_registrations/${id}/activity_logs`, { headers: { Authorization: `Bearer ${admin}` } });
+    const logs = await call('GET', `${issuer}/agent_registrations/${id}/activity_logs`, {
+      headers: { Authorization: `Bearer ${admin}` },
+    });
     expect(logs.status).toBe(200);
-    expect(logs.body.data.map((e: { attributes: { event_type: string } }) => e.attributes.event_type)).toContain('registration_suspended');
+    expect(logs.body.data.map((e: { attributes: { event_type: string } }) => e.attributes.event_type)).toContain(
+      'registration_suspended',
+    );
     expect((await call('GET', `${issuer}/.well-known/openid-configuration`)).status).toBe(200);
     // A tenant that never had anything is still unknown.
     expect((await call('GET', `${s.t.url}/never-seen/.well-known/openid-configuration`)).status).toBe(404);
@@ -584,20 +733,30 @@ describe('review findings (regressions)', () => {
     expect(forms[1]).toMatch(/^SHA256:/);
     expect(forms[1]).not.toBe(forms[0]);
     const codes: number[] = [];
-    for (const fp of [forms[0], forms[1], forms[0], forms[1]]) codes.push((await tokenFor(s, a, other.privateKey, fp)).status);
+    for (const fp of [forms[0], forms[1], forms[0], forms[1]])
+      codes.push((await tokenFor(s, a, other.privateKey, fp)).status);
     expect(codes).toEqual([400, 400, 400, 429]);
   });
 
   it('an AMP key rotation to a key that another live registration holds is refused', async () => {
     const holder = newKeypair();
     const created = await asAdmin(s, 'POST', '', {
-      agent_registration: { name: 'held-key', address: `held-key@${TENANT}.aimaestro.local`, fingerprint: fingerprintOf(holder.publicPem), public_key: holder.publicPem, role_id: 1 },
+      agent_registration: {
+        name: 'held-key',
+        address: `held-key@${TENANT}.aimaestro.local`,
+        fingerprint: fingerprintOf(holder.publicPem),
+        public_key: holder.publicPem,
+        role_id: 1,
+      },
     });
     expect(created.body).toMatchObject({ data: { attributes: { status: 'active' } } });
     expect(created.status).toBe(201);
     const a = await register(s.t.api, 'key-thief', TENANT);
     const proof = sign(null, Buffer.from(holder.publicPem, 'utf8'), a.keys.privateKey).toString('base64');
-    const r = await call('POST', `${s.t.api}/auth/rotate-keys`, { key: a.api_key, json: { new_public_key: holder.publicPem, proof } });
+    const r = await call('POST', `${s.t.api}/auth/rotate-keys`, {
+      key: a.api_key,
+      json: { new_public_key: holder.publicPem, proof },
+    });
     expect(r.status).toBe(409);
     expect(r.body.error).toBe('key_already_registered');
     // Nothing changed: the agent keeps its key, the registration keeps its.
@@ -609,9 +768,13 @@ describe('review findings (regressions)', () => {
     const a = await register(s.t.api, 'status-replay', TENANT);
     const { id } = await pendingReg(s, a);
     const proof = statusProof(a.keys.privateKey, s.issuer);
-    const first = await call('POST', `${s.issuer}/agent_registrations/${id}/status`, { json: { fingerprint: a.body.fingerprint, proof } });
+    const first = await call('POST', `${s.issuer}/agent_registrations/${id}/status`, {
+      json: { fingerprint: a.body.fingerprint, proof },
+    });
     expect(first.status).toBe(200);
-    const again = await call('POST', `${s.issuer}/agent_registrations/${id}/status`, { json: { fingerprint: a.body.fingerprint, proof } });
+    const again = await call('POST', `${s.issuer}/agent_registrations/${id}/status`, {
+      json: { fingerprint: a.body.fingerprint, proof },
+    });
     expect(again.status).toBe(401);
     expect(again.body.error).toBe('invalid_proof');
     expect(again.body.error_description).toMatch(/already used/);

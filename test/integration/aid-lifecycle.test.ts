@@ -6,8 +6,16 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintAdminToken } from '../../src/identity/admin-tokens.js';
 import { SigningKeys } from '../../src/identity/signing-keys.js';
-import { call, newKeypair, register, startTestServer, tempDir, type Registered, type TestServer, freePort } from '../helpers/server.js';
-
+import {
+  call,
+  newKeypair,
+  register,
+  startTestServer,
+  tempDir,
+  type Registered,
+  type TestServer,
+  freePort,
+} from '../helpers/server.js';
 
 let t: TestServer;
 let base: string;
@@ -27,7 +35,8 @@ beforeAll(async () => {
   bob = await register(t.api, 'bob', 'acme');
   outsider = await register(t.api, 'mallory', 'globex');
   const keys = await SigningKeys.load(dataDir, 'RS256');
-  const mint = (tenant: string, scopes: string[]) => mintAdminToken(keys, { issuer: `${t.url}/${tenant}`, tenant, email: 'ops@acme.com', scopes });
+  const mint = (tenant: string, scopes: string[]) =>
+    mintAdminToken(keys, { issuer: `${t.url}/${tenant}`, tenant, email: 'ops@acme.com', scopes });
   writeToken = await mint('acme', ['agent_registrations:write']);
   readToken = await mint('acme', ['agent_registrations:read']);
   otherTenantToken = await mint('globex', ['agent_registrations:write']);
@@ -35,10 +44,22 @@ beforeAll(async () => {
 afterAll(() => t.close());
 
 const requestBody = (a: Registered) => ({
-  agent_registration: { name: a.name, address: a.address, fingerprint: a.body.fingerprint, public_key: a.keys.publicPem, key_algorithm: 'Ed25519', description: 'test agent' },
+  agent_registration: {
+    name: a.name,
+    address: a.address,
+    fingerprint: a.body.fingerprint,
+    public_key: a.keys.publicPem,
+    key_algorithm: 'Ed25519',
+    description: 'test agent',
+  },
 });
-const request = (a: Registered, key = a.api_key, tenant = 'acme') => call('POST', `${t.url}/${tenant}/agent_registrations/request`, { headers: { 'X-Api-Key': key }, json: requestBody(a) });
-const asAdmin = (method: string, path: string, token = writeToken, json?: unknown) => call(method, `${base}/agent_registrations${path}`, { headers: { Authorization: `Bearer ${token}` }, json });
+const request = (a: Registered, key = a.api_key, tenant = 'acme') =>
+  call('POST', `${t.url}/${tenant}/agent_registrations/request`, {
+    headers: { 'X-Api-Key': key },
+    json: requestBody(a),
+  });
+const asAdmin = (method: string, path: string, token = writeToken, json?: unknown) =>
+  call(method, `${base}/agent_registrations${path}`, { headers: { Authorization: `Bearer ${token}` }, json });
 
 describe('registration lifecycle', () => {
   let id: string;
@@ -49,7 +70,17 @@ describe('registration lifecycle', () => {
     expect(r.headers.get('cache-control')).toBe('no-store');
     id = r.body.data.id;
     expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
-    expect(r.body.data.attributes).toMatchObject({ status: 'pending', name: 'alice', address: alice.address, fingerprint: alice.body.fingerprint, registration_method: 'agent_initiated', expires_in: 86400, interval: 5, token_endpoint: `${base}/oauth/token`, oidc_issuer: base });
+    expect(r.body.data.attributes).toMatchObject({
+      status: 'pending',
+      name: 'alice',
+      address: alice.address,
+      fingerprint: alice.body.fingerprint,
+      registration_method: 'agent_initiated',
+      expires_in: 86400,
+      interval: 5,
+      token_endpoint: `${base}/oauth/token`,
+      oidc_issuer: base,
+    });
     expect(r.body.user_code).toMatch(/^[ABCDEFGHJKMNPQRSTUVWXYZ23456789]{4}-[ABCDEFGHJKMNPQRSTUVWXYZ23456789]{4}$/);
     expect(r.body.authorization_url).toMatch(new RegExp(`^${t.url}/agents/authorize\\?code=acme\\.[A-Za-z0-9_-]{43}$`));
     // A repeat while pending: same registration, new codes.
@@ -59,17 +90,20 @@ describe('registration lifecycle', () => {
     expect(again.body.user_code).not.toBe(r.body.user_code);
   });
 
-  it('T1 refusals: no key, another tenant, somebody else\'s key material', async () => {
+  it("T1 refusals: no key, another tenant, somebody else's key material", async () => {
     const none = await call('POST', `${base}/agent_registrations/request`, { json: requestBody(bob) });
     expect(none.status).toBe(401);
     expect(none.body).toMatchObject({ error: 'invalid_client', errors: [{ status: '401', code: 'invalid_client' }] });
     expect((await request(outsider, outsider.api_key, 'acme')).status).toBe(403);
-    const foreign = await call('POST', `${base}/agent_registrations/request`, { headers: { 'X-Api-Key': bob.api_key }, json: requestBody(alice) });
+    const foreign = await call('POST', `${base}/agent_registrations/request`, {
+      headers: { 'X-Api-Key': bob.api_key },
+      json: requestBody(alice),
+    });
     expect(foreign.status).toBe(422);
     expect(foreign.body.error).toBe('validation_failed');
   });
 
-  it('admin scopes: read cannot approve, another tenant\'s admin cannot read, no token is 401', async () => {
+  it("admin scopes: read cannot approve, another tenant's admin cannot read, no token is 401", async () => {
     const ro = await asAdmin('POST', `/${id}/approve`, readToken);
     expect(ro.status).toBe(403);
     expect(ro.body.error).toBe('insufficient_scope');
@@ -88,12 +122,24 @@ describe('registration lifecycle', () => {
     expect(wrong.body).toEqual({
       error: 'invalid_transition',
       error_description: 'Cannot suspend a registration in status pending',
-      errors: [{ status: '422', code: 'invalid_transition', detail: 'Cannot suspend a registration in status pending' }],
+      errors: [
+        { status: '422', code: 'invalid_transition', detail: 'Cannot suspend a registration in status pending' },
+      ],
     });
     const ok = await asAdmin('POST', `/${id}/approve`, writeToken, { role_id: 1 });
     expect(ok.status).toBe(200);
-    expect(ok.body.data.attributes).toMatchObject({ status: 'active', approved: true, role_id: 1, role_name: 'agent', address_verified: true, amp_agent_id: alice.agent_id });
-    expect((await request(alice)).body).toMatchObject({ error: 'already_registered', error_description: 'Fingerprint has already been registered' });
+    expect(ok.body.data.attributes).toMatchObject({
+      status: 'active',
+      approved: true,
+      role_id: 1,
+      role_name: 'agent',
+      address_verified: true,
+      amp_agent_id: alice.agent_id,
+    });
+    expect((await request(alice)).body).toMatchObject({
+      error: 'already_registered',
+      error_description: 'Fingerprint has already been registered',
+    });
     const sus = await asAdmin('PUT', `/${id}/suspend`, writeToken, { reason: 'suspicious_activity' });
     expect(sus.body.data.attributes).toMatchObject({ status: 'suspended', suspension_reason: 'suspicious_activity' });
     const re = await asAdmin('POST', `/${id}/reactivate`);
@@ -127,14 +173,47 @@ describe('registration lifecycle', () => {
       'registration_requested',
       'registration_requested',
     ]);
-    expect(events[2]).toMatchObject({ actor_type: 'admin', actor_id: 'admin:ops@acme.com', actor_email: 'ops@acme.com', previous_status: 'pending', new_status: 'active', new_role_id: 1, new_role_name: 'agent', ip_address: expect.any(String) });
-    expect(events[1]).toMatchObject({ previous_status: 'active', new_status: 'suspended', reason: 'suspicious_activity' });
-    expect(events[4]).toMatchObject({ actor_type: 'agent', actor_id: `agent:${id}`, actor_email: null, actor_address: alice.address, previous_status: null, new_status: 'pending' });
-    const only = await asAdmin('GET', `/${id}/activity_logs?event_type=registration_suspended,registration_approved`, readToken);
-    expect(only.body.data.map((e: { attributes: { event_type: string } }) => e.attributes.event_type)).toEqual(['registration_suspended', 'registration_approved']);
+    expect(events[2]).toMatchObject({
+      actor_type: 'admin',
+      actor_id: 'admin:ops@acme.com',
+      actor_email: 'ops@acme.com',
+      previous_status: 'pending',
+      new_status: 'active',
+      new_role_id: 1,
+      new_role_name: 'agent',
+      ip_address: expect.any(String),
+    });
+    expect(events[1]).toMatchObject({
+      previous_status: 'active',
+      new_status: 'suspended',
+      reason: 'suspicious_activity',
+    });
+    expect(events[4]).toMatchObject({
+      actor_type: 'agent',
+      actor_id: `agent:${id}`,
+      actor_email: null,
+      actor_address: alice.address,
+      previous_status: null,
+      new_status: 'pending',
+    });
+    const only = await asAdmin(
+      'GET',
+      `/${id}/activity_logs?event_type=registration_suspended,registration_approved`,
+      readToken,
+    );
+    expect(only.body.data.map((e: { attributes: { event_type: string } }) => e.attributes.event_type)).toEqual([
+      'registration_suspended',
+      'registration_approved',
+    ]);
     const approvedAt = Date.parse(events[2].created_at);
-    const window = await asAdmin('GET', `/${id}/activity_logs?since=${new Date(approvedAt).toISOString()}&before=${new Date(approvedAt + 1).toISOString()}`, readToken);
-    expect(window.body.data.map((e: { attributes: { event_type: string } }) => e.attributes.event_type)).toEqual(['registration_approved']);
+    const window = await asAdmin(
+      'GET',
+      `/${id}/activity_logs?since=${new Date(approvedAt).toISOString()}&before=${new Date(approvedAt + 1).toISOString()}`,
+      readToken,
+    );
+    expect(window.body.data.map((e: { attributes: { event_type: string } }) => e.attributes.event_type)).toEqual([
+      'registration_approved',
+    ]);
     const bad = await asAdmin('GET', `/${id}/activity_logs?event_type=foo`, readToken);
     expect(bad.status).toBe(422);
     expect(bad.body.error_description).toBe('Unknown event_type: foo');
@@ -146,23 +225,75 @@ describe('registration lifecycle', () => {
 describe('admin create, update, resolve', () => {
   it('T2 creates an active registration bound to the AMP agent with that key', async () => {
     const carol = await register(t.api, 'carol', 'acme');
-    const r = await asAdmin('POST', '', writeToken, { agent_registration: { name: 'carol', address: carol.address, fingerprint: carol.body.fingerprint, public_key: carol.keys.publicPem }, role_id: 1, token_lifetime: 100 });
+    const r = await asAdmin('POST', '', writeToken, {
+      agent_registration: {
+        name: 'carol',
+        address: carol.address,
+        fingerprint: carol.body.fingerprint,
+        public_key: carol.keys.publicPem,
+      },
+      role_id: 1,
+      token_lifetime: 100,
+    });
     expect(r.status).toBe(201);
-    expect(r.body.data.attributes).toMatchObject({ status: 'active', registration_method: 'admin_initiated', amp_agent_id: carol.agent_id, address_verified: true, token_lifetime: 300 });
-    expect((await asAdmin('POST', '', writeToken, { agent_registration: { name: 'carol', address: carol.address, fingerprint: carol.body.fingerprint, public_key: carol.keys.publicPem }, role_id: 1 })).body.error).toBe('already_registered');
-    expect((await asAdmin('POST', '', writeToken, { name: 'x', address: carol.address, fingerprint: carol.body.fingerprint, public_key: carol.keys.publicPem })).body.error).toBe('validation_failed');
+    expect(r.body.data.attributes).toMatchObject({
+      status: 'active',
+      registration_method: 'admin_initiated',
+      amp_agent_id: carol.agent_id,
+      address_verified: true,
+      token_lifetime: 300,
+    });
+    expect(
+      (
+        await asAdmin('POST', '', writeToken, {
+          agent_registration: {
+            name: 'carol',
+            address: carol.address,
+            fingerprint: carol.body.fingerprint,
+            public_key: carol.keys.publicPem,
+          },
+          role_id: 1,
+        })
+      ).body.error,
+    ).toBe('already_registered');
+    expect(
+      (
+        await asAdmin('POST', '', writeToken, {
+          name: 'x',
+          address: carol.address,
+          fingerprint: carol.body.fingerprint,
+          public_key: carol.keys.publicPem,
+        })
+      ).body.error,
+    ).toBe('validation_failed');
     const logs = await asAdmin('GET', `/${r.body.data.id}/activity_logs`, readToken);
-    expect(logs.body.data[0].attributes).toMatchObject({ event_type: 'registration_created', previous_status: null, new_status: 'active', new_role_id: 1 });
+    expect(logs.body.data[0].attributes).toMatchObject({
+      event_type: 'registration_created',
+      previous_status: null,
+      new_status: 'active',
+      new_role_id: 1,
+    });
   });
 
   it('T8 updates name and lifetime with an audited change list; not on deleted registrations', async () => {
     const dave = await register(t.api, 'dave', 'acme');
-    const created = await asAdmin('POST', '', writeToken, { name: 'dave', address: dave.address, fingerprint: dave.body.fingerprint, public_key: dave.keys.publicPem, role_id: 1 });
+    const created = await asAdmin('POST', '', writeToken, {
+      name: 'dave',
+      address: dave.address,
+      fingerprint: dave.body.fingerprint,
+      public_key: dave.keys.publicPem,
+      role_id: 1,
+    });
     const id = created.body.data.id;
-    const up = await asAdmin('PATCH', `/${id}`, writeToken, { agent_registration: { name: 'dave the second', token_lifetime: 999_999 } });
+    const up = await asAdmin('PATCH', `/${id}`, writeToken, {
+      agent_registration: { name: 'dave the second', token_lifetime: 999_999 },
+    });
     expect(up.body.data.attributes).toMatchObject({ name: 'dave the second', token_lifetime: 86400, status: 'active' });
     const logs = await asAdmin('GET', `/${id}/activity_logs?event_type=registration_updated`, readToken);
-    expect(logs.body.data[0].attributes.metadata.changes).toEqual({ name: { from: 'dave', to: 'dave the second' }, token_lifetime: { from: 3600, to: 86400 } });
+    expect(logs.body.data[0].attributes.metadata.changes).toEqual({
+      name: { from: 'dave', to: 'dave the second' },
+      token_lifetime: { from: 3600, to: 86400 },
+    });
     await asAdmin('DELETE', `/${id}`);
     expect((await asAdmin('PUT', `/${id}`, writeToken, { name: 'z' })).body.error).toBe('invalid_transition');
   });
@@ -172,22 +303,43 @@ describe('admin create, update, resolve', () => {
     const req = await request(erin);
     const r = await asAdmin('GET', `/resolve?code=${encodeURIComponent(req.body.user_code.toLowerCase())}`, readToken);
     expect(r.status).toBe(200);
-    expect(r.body).toMatchObject({ data: { id: req.body.data.id, attributes: { status: 'pending' } }, company_url_id: 'acme', company_name: 'acme' });
+    expect(r.body).toMatchObject({
+      data: { id: req.body.data.id, attributes: { status: 'pending' } },
+      company_url_id: 'acme',
+      company_name: 'acme',
+    });
     expect((await asAdmin('GET', '/resolve?code=AAAA-AAAA', readToken)).status).toBe(404);
-    const logs = await asAdmin('GET', `/${req.body.data.id}/activity_logs?event_type=authorization_code_resolved`, readToken);
+    const logs = await asAdmin(
+      'GET',
+      `/${req.body.data.id}/activity_logs?event_type=authorization_code_resolved`,
+      readToken,
+    );
     expect(logs.body.meta.total_count).toBe(1);
   });
 });
 
 describe('review regressions', () => {
   it('refuses a second live registration for the same address (§3)', async () => {
-    const body = (pem: string, fp: string) => ({ name: 'dup', address: 'dup@acme.aimaestro.local', public_key: pem, fingerprint: fp, role_id: 1 });
+    const body = (pem: string, fp: string) => ({
+      name: 'dup',
+      address: 'dup@acme.aimaestro.local',
+      public_key: pem,
+      fingerprint: fp,
+      role_id: 1,
+    });
     const k1 = newKeypair();
     const k2 = newKeypair();
-    const fp = (k: typeof k1) => 'SHA256:' + createHash('sha256').update(k.publicKey.export({ format: 'der', type: 'spki' })).digest('base64');
+    const fp = (k: typeof k1) =>
+      'SHA256:' +
+      createHash('sha256')
+        .update(k.publicKey.export({ format: 'der', type: 'spki' }))
+        .digest('base64');
     expect((await asAdmin('POST', '', writeToken, body(k1.publicPem, fp(k1)))).status).toBe(201);
     const second = await asAdmin('POST', '', writeToken, body(k2.publicPem, fp(k2)));
     expect(second.status).toBe(422);
-    expect(second.body).toMatchObject({ error: 'already_registered', error_description: 'Address has already been registered' });
+    expect(second.body).toMatchObject({
+      error: 'already_registered',
+      error_description: 'Address has already been registered',
+    });
   });
 });

@@ -12,7 +12,17 @@ import { canonicalJson } from '../../proto/index.js';
 import { mintAdminToken } from '../../src/identity/admin-tokens.js';
 import { SigningKeys } from '../../src/identity/signing-keys.js';
 import type { StartOptions } from '../../src/server.js';
-import { call, freePort, newKeypair, register, signMessage, startTestServer, type Registered, type Reply, type TestServer } from '../helpers/server.js';
+import {
+  call,
+  freePort,
+  newKeypair,
+  register,
+  signMessage,
+  startTestServer,
+  type Registered,
+  type Reply,
+  type TestServer,
+} from '../helpers/server.js';
 
 const TENANT = 'acme';
 const GRANT = 'urn:aid:agent-identity';
@@ -25,8 +35,11 @@ const uniqueTs = () => (nextTs = nextTs === 0 ? now() - 1 : nextTs - 1);
 
 /** §6.1: base64url(Ed25519(`aid-token-exchange\n{ts}\n{issuer}`) || ts). */
 const tokenProof = (key: KeyObject, iss: string, ts = uniqueTs()) =>
-  Buffer.concat([sign(null, Buffer.from(`aid-token-exchange\n${ts}\n${iss}`), key), Buffer.from(String(ts))]).toString('base64url');
-const jwtPayload = (jwt: string) => JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString('utf8')) as Record<string, unknown>;
+  Buffer.concat([sign(null, Buffer.from(`aid-token-exchange\n${ts}\n${iss}`), key), Buffer.from(String(ts))]).toString(
+    'base64url',
+  );
+const jwtPayload = (jwt: string) =>
+  JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString('utf8')) as Record<string, unknown>;
 
 interface Aid {
   t: TestServer;
@@ -39,15 +52,28 @@ async function aidServer(opts: StartOptions = {}): Promise<Aid> {
   const t = await startTestServer({ ...opts, port, publicUrl: `http://127.0.0.1:${port}` });
   const issuer = `${t.url}/${TENANT}`;
   const keys = await SigningKeys.load(t.dataDir, 'RS256');
-  const admin = await mintAdminToken(keys, { issuer, tenant: TENANT, email: 'ops@acme.com', scopes: ['agent_registrations:write'] });
+  const admin = await mintAdminToken(keys, {
+    issuer,
+    tenant: TENANT,
+    email: 'ops@acme.com',
+    scopes: ['agent_registrations:write'],
+  });
   return { t, issuer, admin };
 }
 
 const asAdmin = (s: Aid, method: string, path: string, json?: unknown) =>
   call(method, `${s.issuer}/agent_registrations${path}`, { headers: { Authorization: `Bearer ${s.admin}` }, json });
-const requestBody = (a: Registered) => ({ name: a.name, address: a.address, fingerprint: a.body.fingerprint, public_key: a.keys.publicPem });
+const requestBody = (a: Registered) => ({
+  name: a.name,
+  address: a.address,
+  fingerprint: a.body.fingerprint,
+  public_key: a.keys.publicPem,
+});
 const requestReg = (s: Aid, a: Registered) =>
-  call('POST', `${s.issuer}/agent_registrations/request`, { headers: { 'X-Api-Key': a.api_key }, json: requestBody(a) });
+  call('POST', `${s.issuer}/agent_registrations/request`, {
+    headers: { 'X-Api-Key': a.api_key },
+    json: requestBody(a),
+  });
 
 async function activeReg(s: Aid, a: Registered): Promise<string> {
   const r = await requestReg(s, a);
@@ -59,9 +85,14 @@ async function activeReg(s: Aid, a: Registered): Promise<string> {
 }
 
 const tokenRequest = (s: Aid, fields: Record<string, string>) =>
-  call('POST', `${s.issuer}/oauth/token`, { raw: new URLSearchParams({ grant_type: GRANT, ...fields }).toString(), headers: { 'Content-Type': 'application/x-www-form-urlencoded' } });
-const tokenFor = (s: Aid, a: Registered) => tokenRequest(s, { fingerprint: a.body.fingerprint, proof: tokenProof(a.keys.privateKey, s.issuer) });
-const introspect = (s: Aid, token: string) => call('POST', `${s.issuer}/oauth/introspect`, { headers: { Authorization: `Bearer ${s.admin}` }, json: { token } });
+  call('POST', `${s.issuer}/oauth/token`, {
+    raw: new URLSearchParams({ grant_type: GRANT, ...fields }).toString(),
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+  });
+const tokenFor = (s: Aid, a: Registered) =>
+  tokenRequest(s, { fingerprint: a.body.fingerprint, proof: tokenProof(a.keys.privateKey, s.issuer) });
+const introspect = (s: Aid, token: string) =>
+  call('POST', `${s.issuer}/oauth/introspect`, { headers: { Authorization: `Bearer ${s.admin}` }, json: { token } });
 const events = async (s: Aid, id: string) => {
   const r = await asAdmin(s, 'GET', `/${id}/activity_logs`);
   expect(r.status).toBe(200);
@@ -76,7 +107,11 @@ const registrations = async (s: Aid) => {
 /** §15: an AID error answers both shapes, the OAuth one and the JSON:API one. */
 function expectAidError(r: Reply, status: number, code: string): void {
   expect(r.status).toBe(status);
-  expect(r.body).toMatchObject({ error: code, error_description: expect.any(String), errors: [{ status: String(status), code }] });
+  expect(r.body).toMatchObject({
+    error: code,
+    error_description: expect.any(String),
+    errors: [{ status: String(status), code }],
+  });
 }
 
 describe('AID review findings (regressions)', () => {
@@ -88,7 +123,9 @@ describe('AID review findings (regressions)', () => {
   });
   afterAll(() => s.t.close());
 
-  it('1. an admin suspend racing the agent\'s deregistration answers in the AID shape and is always audited', { timeout: 120_000 }, async () => {
+  it("1. an admin suspend racing the agent's deregistration answers in the AID shape and is always audited", {
+    timeout: 120_000,
+  }, async () => {
     const deadline = Date.now() + 90_000;
     // Health round trips on another connection, each one at least one turn of the server's loop.
     const turns = async (n: number) => {
@@ -133,12 +170,25 @@ describe('AID review findings (regressions)', () => {
     const u = new URL(`${s.issuer}/agent_registrations/request`);
     return new Promise<Reply>((resolve, reject) => {
       const req = http.request(
-        { host: u.hostname, port: u.port, path: u.pathname, method: 'POST', agent: false, headers: { 'X-Api-Key': a.api_key, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) } },
+        {
+          host: u.hostname,
+          port: u.port,
+          path: u.pathname,
+          method: 'POST',
+          agent: false,
+          headers: {
+            'X-Api-Key': a.api_key,
+            'Content-Type': 'application/json',
+            'Content-Length': Buffer.byteLength(body),
+          },
+        },
         (res) => {
           let d = '';
           res.setEncoding('utf8');
           res.on('data', (c: string) => (d += c));
-          res.on('end', () => resolve({ status: res.statusCode!, headers: new Headers(), body: d ? JSON.parse(d) : undefined }));
+          res.on('end', () =>
+            resolve({ status: res.statusCode!, headers: new Headers(), body: d ? JSON.parse(d) : undefined }),
+          );
         },
       );
       req.setTimeout(20_000, () => req.destroy(new Error('slow request timed out')));
@@ -146,10 +196,13 @@ describe('AID review findings (regressions)', () => {
       req.write(body.slice(0, 10), () => {
         call('GET', `${s.t.api}/health`)
           .then(between)
-          .then(() => req.end(body.slice(10)), (e) => {
-            req.destroy();
-            reject(e);
-          });
+          .then(
+            () => req.end(body.slice(10)),
+            (e) => {
+              req.destroy();
+              reject(e);
+            },
+          );
       });
     });
   }
@@ -162,7 +215,9 @@ describe('AID review findings (regressions)', () => {
     expectAidError(r, 401, 'invalid_client');
     // Refused when the body arrived (the key was good when the headers were read), not up front.
     expect(r.body.error_description).toMatch(/changed while the request was read/);
-    const mine = (await registrations(s)).filter((x) => x.address === a.address || x.fingerprint === a.body.fingerprint);
+    const mine = (await registrations(s)).filter(
+      (x) => x.address === a.address || x.fingerprint === a.body.fingerprint,
+    );
     expect(mine.filter((x) => x.status === 'pending' || x.status === 'active')).toEqual([]);
   });
 
@@ -173,7 +228,11 @@ describe('AID review findings (regressions)', () => {
     const r = await slowRequest(a, async () => {
       const rot = await call('POST', `${s.t.api}/auth/rotate-keys`, {
         key: a.api_key,
-        json: { new_public_key: nk.publicPem, key_algorithm: 'Ed25519', proof: sign(null, Buffer.from(nk.publicPem, 'utf8'), a.keys.privateKey).toString('base64') },
+        json: {
+          new_public_key: nk.publicPem,
+          key_algorithm: 'Ed25519',
+          proof: sign(null, Buffer.from(nk.publicPem, 'utf8'), a.keys.privateKey).toString('base64'),
+        },
       });
       expect(rot.status).toBe(200);
     });
@@ -213,7 +272,10 @@ describe('AID review findings (regressions)', () => {
     const b = await register(s.t.api, 'listener', TENANT);
     const send = () => {
       const m = { from: a.address, to: b.address, subject: 'hi', payload: { type: 'notification', message: 'x' } };
-      return call('POST', `${s.t.api}/route`, { key: a.api_key, json: { to: b.address, subject: 'hi', payload: m.payload, signature: signMessage(a.keys.privateKey, m) } });
+      return call('POST', `${s.t.api}/route`, {
+        key: a.api_key,
+        json: { to: b.address, subject: 'hi', payload: m.payload, signature: signMessage(a.keys.privateKey, m) },
+      });
     };
     expect((await send()).status).toBe(200);
     const id = await activeReg(s, a);
@@ -260,7 +322,10 @@ describe('AID review findings (regressions)', () => {
     const sig = sign(null, Buffer.from(`aid-registration-status\n${ts}\n${s.issuer}`), a.keys.privateKey);
     const textForm = Buffer.from(sig.toString('base64') + ts).toString('base64url');
     const rawForm = Buffer.concat([sig, Buffer.from(String(ts))]).toString('base64url');
-    const poll = (proof: string) => call('POST', `${s.issuer}/agent_registrations/${req.body.data.id}/status`, { json: { fingerprint: a.body.fingerprint, proof } });
+    const poll = (proof: string) =>
+      call('POST', `${s.issuer}/agent_registrations/${req.body.data.id}/status`, {
+        json: { fingerprint: a.body.fingerprint, proof },
+      });
     const first = await poll(textForm);
     expect(first.status).toBe(200);
     expect(first.body).toMatchObject({ error: 'authorization_pending', status: 'pending' });
@@ -273,7 +338,9 @@ describe('AID review findings (regressions)', () => {
     const a = await register(s.t.api, 'long-id', TENANT);
     const id = 'x'.repeat(6000);
     const replies = {
-      status: await call('POST', `${s.issuer}/agent_registrations/${id}/status`, { json: { fingerprint: a.body.fingerprint } }),
+      status: await call('POST', `${s.issuer}/agent_registrations/${id}/status`, {
+        json: { fingerprint: a.body.fingerprint },
+      }),
       get: await asAdmin(s, 'GET', `/${id}`),
       approve: await asAdmin(s, 'POST', `/${id}/approve`, {}),
       logs: await asAdmin(s, 'GET', `/${id}/activity_logs`),
@@ -298,13 +365,19 @@ describe('AID review findings (regressions)', () => {
     const cardSig = sign(null, Buffer.from('amp-agent-card-v1\n' + canonicalJson(fields), 'utf8'), a.keys.privateKey);
     const doc = (signature: string) => Buffer.from(JSON.stringify({ ...fields, signature })).toString('base64url');
 
-    const ok = await tokenRequest(s, { agent_identity: doc(cardSig.toString('base64')), proof: tokenProof(a.keys.privateKey, s.issuer) });
+    const ok = await tokenRequest(s, {
+      agent_identity: doc(cardSig.toString('base64')),
+      proof: tokenProof(a.keys.privateKey, s.issuer),
+    });
     expect(ok.status).toBe(200);
     expect(ok.body).toMatchObject({ token_type: 'Bearer', agent_id: id, agent_address: a.address });
 
     const broken = Buffer.from(cardSig);
     broken[0] ^= 0xff;
-    const bad = await tokenRequest(s, { agent_identity: doc(broken.toString('base64')), proof: tokenProof(a.keys.privateKey, s.issuer) });
+    const bad = await tokenRequest(s, {
+      agent_identity: doc(broken.toString('base64')),
+      proof: tokenProof(a.keys.privateKey, s.issuer),
+    });
     expectAidError(bad, 400, 'invalid_grant');
   });
 
@@ -320,7 +393,10 @@ describe('AID review findings (regressions)', () => {
       const r = await call('GET', `${s.t.url}${path}`);
       expectAidError(r, 404, 'not_found');
     }
-    const big = await call('POST', `${s.issuer}/oauth/token`, { headers: { 'Content-Type': 'application/json' }, raw: JSON.stringify({ grant_type: GRANT, pad: 'x'.repeat(40_000) }) });
+    const big = await call('POST', `${s.issuer}/oauth/token`, {
+      headers: { 'Content-Type': 'application/json' },
+      raw: JSON.stringify({ grant_type: GRANT, pad: 'x'.repeat(40_000) }),
+    });
     expect(big.status).toBe(413);
     expect(big.body.error).toBe('invalid_request');
     expectAidError(big, 413, 'invalid_request');

@@ -6,7 +6,16 @@ import { sign } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintAdminToken } from '../../src/identity/admin-tokens.js';
 import { SigningKeys } from '../../src/identity/signing-keys.js';
-import { call, freePort, newKeypair, register, startTestServer, tempDir, type Registered, type TestServer } from '../helpers/server.js';
+import {
+  call,
+  freePort,
+  newKeypair,
+  register,
+  startTestServer,
+  tempDir,
+  type Registered,
+  type TestServer,
+} from '../helpers/server.js';
 
 let t: TestServer;
 let issuer: string;
@@ -19,7 +28,12 @@ beforeAll(async () => {
   t = await startTestServer({ port, publicUrl: `http://127.0.0.1:${port}`, dataDir });
   issuer = `${t.url}/acme`;
   await register(t.api, 'seed', 'acme');
-  admin = await mintAdminToken(await SigningKeys.load(dataDir, 'RS256'), { issuer, tenant: 'acme', email: 'ops@acme.com', scopes: ['agent_registrations:write'] });
+  admin = await mintAdminToken(await SigningKeys.load(dataDir, 'RS256'), {
+    issuer,
+    tenant: 'acme',
+    email: 'ops@acme.com',
+    scopes: ['agent_registrations:write'],
+  });
 });
 afterAll(() => t.close());
 
@@ -34,18 +48,29 @@ async function pending(): Promise<{ a: Registered; id: string; userCode: string 
   return { a, id: r.body.data.id, userCode: r.body.user_code };
 }
 
-const poll = (id: string, json: Record<string, unknown>) => call('POST', `${issuer}/agent_registrations/${id}/status`, { json });
-const statusSig = (a: Registered, ts: number) => sign(null, Buffer.from(`aid-registration-status\n${ts}\n${issuer}`), a.keys.privateKey);
+const poll = (id: string, json: Record<string, unknown>) =>
+  call('POST', `${issuer}/agent_registrations/${id}/status`, { json });
+const statusSig = (a: Registered, ts: number) =>
+  sign(null, Buffer.from(`aid-registration-status\n${ts}\n${issuer}`), a.keys.privateKey);
 
 describe('status polling', () => {
   it('pending, then slow_down when polled again at once', async () => {
     const { a, id } = await pending();
     const first = await poll(id, { fingerprint: a.body.fingerprint });
     expect(first.status).toBe(200);
-    expect(first.body).toMatchObject({ error: 'authorization_pending', status: 'pending', interval: 5, data: { id, attributes: { status: 'pending' } } });
+    expect(first.body).toMatchObject({
+      error: 'authorization_pending',
+      status: 'pending',
+      interval: 5,
+      data: { id, attributes: { status: 'pending' } },
+    });
     const second = await poll(id, { fingerprint: a.body.fingerprint });
     expect(second.status).toBe(429);
-    expect(second.body).toEqual({ error: 'slow_down', error_description: 'Polling too frequently. Increase interval to 10 seconds.', interval: 10 });
+    expect(second.body).toEqual({
+      error: 'slow_down',
+      error_description: 'Polling too frequently. Increase interval to 10 seconds.',
+      interval: 10,
+    });
   });
 
   it('accepts a proof in the raw and in the CLI text form; refuses a bad proof or fingerprint', async () => {
@@ -57,7 +82,10 @@ describe('status polling', () => {
     const textProof = Buffer.from(statusSig(text.a, ts).toString('base64') + String(ts)).toString('base64url');
     expect((await poll(text.id, { fingerprint: text.a.body.fingerprint, proof: textProof })).status).toBe(200);
     const bad = await pending();
-    const wrongKey = Buffer.concat([sign(null, Buffer.from(`aid-registration-status\n${ts}\n${issuer}`), newKeypair().privateKey), Buffer.from(String(ts))]).toString('base64url');
+    const wrongKey = Buffer.concat([
+      sign(null, Buffer.from(`aid-registration-status\n${ts}\n${issuer}`), newKeypair().privateKey),
+      Buffer.from(String(ts)),
+    ]).toString('base64url');
     const refused = await poll(bad.id, { fingerprint: bad.a.body.fingerprint, proof: wrongKey });
     expect(refused.status).toBe(401);
     expect(refused.body.error).toBe('invalid_proof');
@@ -68,15 +96,29 @@ describe('status polling', () => {
 
   it('answers approved with the resource and rejected with access_denied', async () => {
     const ok = await pending();
-    await call('POST', `${issuer}/agent_registrations/${ok.id}/approve`, { headers: { Authorization: `Bearer ${admin}` } });
+    await call('POST', `${issuer}/agent_registrations/${ok.id}/approve`, {
+      headers: { Authorization: `Bearer ${admin}` },
+    });
     const approved = await poll(ok.id, { fingerprint: ok.a.body.fingerprint });
     expect(approved.status).toBe(200);
     expect(approved.body.error).toBeUndefined();
-    expect(approved.body.data.attributes).toMatchObject({ status: 'active', role_id: 1, role_name: 'agent', token_endpoint: `${issuer}/oauth/token`, oidc_issuer: issuer });
+    expect(approved.body.data.attributes).toMatchObject({
+      status: 'active',
+      role_id: 1,
+      role_name: 'agent',
+      token_endpoint: `${issuer}/oauth/token`,
+      oidc_issuer: issuer,
+    });
     const no = await pending();
-    await call('POST', `${issuer}/agent_registrations/${no.id}/reject`, { headers: { Authorization: `Bearer ${admin}` }, json: { reason: 'not ours' } });
+    await call('POST', `${issuer}/agent_registrations/${no.id}/reject`, {
+      headers: { Authorization: `Bearer ${admin}` },
+      json: { reason: 'not ours' },
+    });
     const rejected = await poll(no.id, { fingerprint: no.a.body.fingerprint });
-    expect(rejected.body).toMatchObject({ error: 'access_denied', data: { attributes: { status: 'rejected', rejection_reason: 'not ours' } } });
+    expect(rejected.body).toMatchObject({
+      error: 'access_denied',
+      data: { attributes: { status: 'rejected', rejection_reason: 'not ours' } },
+    });
   });
 
   it('polls by user code, ignoring case, spaces and dashes', async () => {

@@ -11,10 +11,18 @@ import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintAdminToken } from '../../src/identity/admin-tokens.js';
 import { SigningKeys } from '../../src/identity/signing-keys.js';
-import { call, newKeypair, register, startTestServer, tempDir, type Registered, type TestServer, freePort } from '../helpers/server.js';
+import {
+  call,
+  newKeypair,
+  register,
+  startTestServer,
+  tempDir,
+  type Registered,
+  type TestServer,
+  freePort,
+} from '../helpers/server.js';
 
 const run = promisify(execFile);
-
 
 let t: TestServer;
 let issuer: string;
@@ -35,14 +43,23 @@ async function opensslProof(a: Registered, ts: number): Promise<string> {
   const key = join(work, 'private.pem');
   writeFileSync(key, a.keys.privatePem, { mode: 0o600 });
   writeFileSync(join(work, 'input'), `aid-token-exchange\n${ts}\n${issuer}`);
-  await run('openssl', ['pkeyutl', '-sign', '-inkey', key, '-rawin', '-in', join(work, 'input'), '-out', join(work, 'sig')], { timeout: 10_000 });
+  await run(
+    'openssl',
+    ['pkeyutl', '-sign', '-inkey', key, '-rawin', '-in', join(work, 'input'), '-out', join(work, 'sig')],
+    { timeout: 10_000 },
+  );
   return Buffer.concat([readFileSync(join(work, 'sig')), Buffer.from(String(ts))]).toString('base64url');
 }
 
 const formToken = (fields: Record<string, string>) =>
-  call('POST', `${issuer}/oauth/token`, { raw: new URLSearchParams({ grant_type: 'urn:aid:agent-identity', ...fields }).toString(), headers: { 'Content-Type': 'application/x-www-form-urlencoded' } });
-const introspect = (token: string) => call('POST', `${issuer}/oauth/introspect`, { headers: { Authorization: `Bearer ${admin}` }, json: { token } });
-const adminCall = (method: string, path: string, json?: unknown) => call(method, `${issuer}/agent_registrations${path}`, { headers: { Authorization: `Bearer ${admin}` }, json });
+  call('POST', `${issuer}/oauth/token`, {
+    raw: new URLSearchParams({ grant_type: 'urn:aid:agent-identity', ...fields }).toString(),
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+  });
+const introspect = (token: string) =>
+  call('POST', `${issuer}/oauth/introspect`, { headers: { Authorization: `Bearer ${admin}` }, json: { token } });
+const adminCall = (method: string, path: string, json?: unknown) =>
+  call(method, `${issuer}/agent_registrations${path}`, { headers: { Authorization: `Bearer ${admin}` }, json });
 const now = () => Math.floor(Date.now() / 1000);
 // Ed25519 is deterministic: the same timestamp gives the same proof, which the server refuses as a
 // replay. Every valid proof here gets its own second, counting down inside the 300 s window.
@@ -55,10 +72,20 @@ beforeAll(async () => {
   issuer = `${t.url}/acme`;
   agent = await register(t.api, 'my-agent', 'acme');
   const keys = await SigningKeys.load(dataDir, 'RS256');
-  admin = await mintAdminToken(keys, { issuer, tenant: 'acme', email: 'ops@acme.com', scopes: ['agent_registrations:write'] });
+  admin = await mintAdminToken(keys, {
+    issuer,
+    tenant: 'acme',
+    email: 'ops@acme.com',
+    scopes: ['agent_registrations:write'],
+  });
   const req = await call('POST', `${issuer}/agent_registrations/request`, {
     headers: { 'X-Api-Key': agent.api_key },
-    json: { name: 'my-agent', address: agent.address, fingerprint: agent.body.fingerprint, public_key: agent.keys.publicPem },
+    json: {
+      name: 'my-agent',
+      address: agent.address,
+      fingerprint: agent.body.fingerprint,
+      public_key: agent.keys.publicPem,
+    },
   });
   regId = req.body.data.id;
 });
@@ -66,34 +93,75 @@ afterAll(() => t.close());
 
 describe('token exchange', () => {
   it('refuses a pending registration only after a valid proof', async () => {
-    const bad = await formToken({ fingerprint: agent.body.fingerprint, proof: proofFor({ ...agent, keys: newKeypair() } as Registered, now()) });
+    const bad = await formToken({
+      fingerprint: agent.body.fingerprint,
+      proof: proofFor({ ...agent, keys: newKeypair() } as Registered, now()),
+    });
     expect(bad.body.error).toBe('invalid_proof');
     const r = await formToken({ fingerprint: agent.body.fingerprint, proof: proofFor(agent, uniqueTs()) });
     expect(r.status).toBe(403);
     expect(r.body.error).toBe('registration_pending');
   });
 
-  it('issues a token for the brief\'s form request with an openssl-made proof; jose verifies it against the JWKS', async () => {
+  it("issues a token for the brief's form request with an openssl-made proof; jose verifies it against the JWKS", async () => {
     expect((await adminCall('POST', `/${regId}/approve`)).status).toBe(200);
-    const r = await formToken({ agent_address: agent.address, fingerprint: agent.body.fingerprint, proof: await opensslProof(agent, uniqueTs()) });
+    const r = await formToken({
+      agent_address: agent.address,
+      fingerprint: agent.body.fingerprint,
+      proof: await opensslProof(agent, uniqueTs()),
+    });
     expect(r.status).toBe(200);
     expect(r.headers.get('cache-control')).toBe('no-store');
-    expect(r.body).toMatchObject({ token_type: 'Bearer', expires_in: 3600, scope: 'agent:identity', agent_address: agent.address, agent_id: regId, credential_type: 'access_token' });
-    const { payload } = await jwtVerify(r.body.access_token, createRemoteJWKSet(new URL(`${issuer}/.well-known/jwks.json`)), { issuer, audience: issuer, algorithms: ['RS256'] });
+    expect(r.body).toMatchObject({
+      token_type: 'Bearer',
+      expires_in: 3600,
+      scope: 'agent:identity',
+      agent_address: agent.address,
+      agent_id: regId,
+      credential_type: 'access_token',
+    });
+    const { payload } = await jwtVerify(
+      r.body.access_token,
+      createRemoteJWKSet(new URL(`${issuer}/.well-known/jwks.json`)),
+      { issuer, audience: issuer, algorithms: ['RS256'] },
+    );
     expect(decodeProtectedHeader(r.body.access_token)).toMatchObject({ alg: 'RS256', typ: 'at+jwt' });
-    expect(payload).toMatchObject({ sub: `agent:${regId}`, client_id: `agent:${regId}`, token_type: 'agent', agent_name: 'my-agent', agent_role: 'agent', role_id: 1, agent_fingerprint: agent.body.fingerprint, company_url_id: 'acme', scopes: ['agent:identity'] });
+    expect(payload).toMatchObject({
+      sub: `agent:${regId}`,
+      client_id: `agent:${regId}`,
+      token_type: 'agent',
+      agent_name: 'my-agent',
+      agent_role: 'agent',
+      role_id: 1,
+      agent_fingerprint: agent.body.fingerprint,
+      company_url_id: 'acme',
+      scopes: ['agent:identity'],
+    });
     expect(payload.iat).toBe(payload.nbf);
     expect((payload.exp as number) - (payload.iat as number)).toBe(3600);
     const info = await introspect(r.body.access_token);
-    expect(info.body).toMatchObject({ active: true, agent_id: regId, agent_address: agent.address, agent_name: 'my-agent', agent_role: 'agent', agent_status: 'active', scope: 'agent:identity' });
+    expect(info.body).toMatchObject({
+      active: true,
+      agent_id: regId,
+      agent_address: agent.address,
+      agent_name: 'my-agent',
+      agent_role: 'agent',
+      agent_status: 'active',
+      scope: 'agent:identity',
+    });
   });
 
   it('refuses an agent token on admin routes, even over HTTP', async () => {
     const tok = await formToken({ fingerprint: agent.body.fingerprint, proof: proofFor(agent, uniqueTs()) });
     expect(tok.status).toBe(200);
-    const r = await call('GET', `${issuer}/agent_registrations`, { headers: { Authorization: `Bearer ${tok.body.access_token}` } });
+    const r = await call('GET', `${issuer}/agent_registrations`, {
+      headers: { Authorization: `Bearer ${tok.body.access_token}` },
+    });
     expect(r.status).toBe(403);
-    expect(r.body).toMatchObject({ error: 'insufficient_scope', error_description: 'agent tokens are not accepted on admin endpoints' });
+    expect(r.body).toMatchObject({
+      error: 'insufficient_scope',
+      error_description: 'agent tokens are not accepted on admin endpoints',
+    });
   });
 
   it.each([
@@ -115,23 +183,56 @@ describe('token exchange', () => {
 
   it('answers an identity document holding a non-finite number with 400 invalid_grant, not a 500', async () => {
     const doc = `{"aid_version":"1.0","address":"${agent.address}","public_key":${JSON.stringify(agent.keys.publicPem.trim())},"key_algorithm":"Ed25519","fingerprint":"${agent.body.fingerprint}","issued_at":"${new Date(Date.now() - 1000).toISOString()}","expires_at":"${new Date(Date.now() + 86_400_000).toISOString()}","x":1e400,"signature":"${Buffer.alloc(64).toString('base64')}"}`;
-    const r = await call('POST', `${issuer}/oauth/token`, { json: { grant_type: 'urn:aid:agent-identity', proof: 'AAAA', agent_identity: Buffer.from(doc).toString('base64url') } });
+    const r = await call('POST', `${issuer}/oauth/token`, {
+      json: {
+        grant_type: 'urn:aid:agent-identity',
+        proof: 'AAAA',
+        agent_identity: Buffer.from(doc).toString('base64url'),
+      },
+    });
     expect(r.status).toBe(400);
-    expect(r.body).toMatchObject({ error: 'invalid_grant', error_description: 'agent_identity: signature does not verify' });
+    expect(r.body).toMatchObject({
+      error: 'invalid_grant',
+      error_description: 'agent_identity: signature does not verify',
+    });
   });
 
   it('refuses other grants, missing fields, foreign scopes, wrong addresses', async () => {
-    expect((await call('POST', `${issuer}/oauth/token`, { json: { grant_type: 'password' } })).body.error).toBe('unsupported_grant_type');
+    expect((await call('POST', `${issuer}/oauth/token`, { json: { grant_type: 'password' } })).body.error).toBe(
+      'unsupported_grant_type',
+    );
     expect((await formToken({ fingerprint: agent.body.fingerprint })).body.error).toBe('invalid_request');
-    expect((await formToken({ fingerprint: agent.body.fingerprint, proof: proofFor(agent, uniqueTs()), scope: 'agent:identity admin' })).body.error).toBe('invalid_scope');
-    expect((await formToken({ fingerprint: agent.body.fingerprint, proof: proofFor(agent, uniqueTs()), agent_address: 'x@acme.aimaestro.local' })).body.error).toBe('invalid_grant');
+    expect(
+      (
+        await formToken({
+          fingerprint: agent.body.fingerprint,
+          proof: proofFor(agent, uniqueTs()),
+          scope: 'agent:identity admin',
+        })
+      ).body.error,
+    ).toBe('invalid_scope');
+    expect(
+      (
+        await formToken({
+          fingerprint: agent.body.fingerprint,
+          proof: proofFor(agent, uniqueTs()),
+          agent_address: 'x@acme.aimaestro.local',
+        })
+      ).body.error,
+    ).toBe('invalid_grant');
     const unknown = await formToken({ fingerprint: 'SHA256:AAAA', proof: proofFor(agent, now()) });
     expect(unknown.status).toBe(403);
     expect(unknown.body.error).toBe('agent_not_registered');
   });
 
   it('suspension cuts off earlier tokens for good; reactivation needs a new token; deletion ends it', async () => {
-    const before = await call('POST', `${issuer}/oauth/token`, { json: { grant_type: 'urn:aid:agent-identity', fingerprint: agent.body.fingerprint, proof: proofFor(agent, uniqueTs()) } });
+    const before = await call('POST', `${issuer}/oauth/token`, {
+      json: {
+        grant_type: 'urn:aid:agent-identity',
+        fingerprint: agent.body.fingerprint,
+        proof: proofFor(agent, uniqueTs()),
+      },
+    });
     expect(before.status).toBe(200);
     await adminCall('POST', `/${regId}/suspend`, { reason: 'audit' });
     expect((await introspect(before.body.access_token)).body).toEqual({ active: false, reason: 'agent_suspended' });
@@ -144,21 +245,36 @@ describe('token exchange', () => {
     expect((await introspect(fresh.body.access_token)).body.active).toBe(true);
     await adminCall('DELETE', `/${regId}`);
     expect((await introspect(fresh.body.access_token)).body).toEqual({ active: false, reason: 'agent_not_found' });
-    expect((await formToken({ fingerprint: agent.body.fingerprint, proof: proofFor(agent, uniqueTs()) })).body.error).toBe('agent_not_registered');
+    expect(
+      (await formToken({ fingerprint: agent.body.fingerprint, proof: proofFor(agent, uniqueTs()) })).body.error,
+    ).toBe('agent_not_registered');
   });
 
   it('audits issued and denied tokens, and guards introspection', async () => {
-    const logs = await call('GET', `${issuer}/agent_registrations/${regId}/activity_logs?event_type=token_issued,token_denied`, { headers: { Authorization: `Bearer ${admin}` } });
+    const logs = await call(
+      'GET',
+      `${issuer}/agent_registrations/${regId}/activity_logs?event_type=token_issued,token_denied`,
+      { headers: { Authorization: `Bearer ${admin}` } },
+    );
     const types = logs.body.data.map((e: { attributes: { event_type: string } }) => e.attributes.event_type);
     expect(types).toContain('token_issued');
     expect(types).toContain('token_denied');
-    const issued = logs.body.data.find((e: { attributes: { event_type: string } }) => e.attributes.event_type === 'token_issued').attributes;
-    expect(issued.metadata).toMatchObject({ scopes_granted: ['agent:identity'], credential_type: 'access_token', proof_mode: 'timestamp' });
+    const issued = logs.body.data.find(
+      (e: { attributes: { event_type: string } }) => e.attributes.event_type === 'token_issued',
+    ).attributes;
+    expect(issued.metadata).toMatchObject({
+      scopes_granted: ['agent:identity'],
+      credential_type: 'access_token',
+      proof_mode: 'timestamp',
+    });
     expect(JSON.stringify(logs.body)).not.toMatch(/eyJ[A-Za-z0-9_-]{20,}\./);
     const anon = await call('POST', `${issuer}/oauth/introspect`, { json: { token: 'x' } });
     expect(anon.status).toBe(401);
     expect(anon.body.error).toBe('invalid_client');
-    const byAgentKey = await call('POST', `${issuer}/oauth/introspect`, { headers: { 'X-API-Key': agent.api_key }, json: { token: 'x.y.z' } });
+    const byAgentKey = await call('POST', `${issuer}/oauth/introspect`, {
+      headers: { 'X-API-Key': agent.api_key },
+      json: { token: 'x.y.z' },
+    });
     expect(byAgentKey.body).toEqual({ active: false, reason: 'invalid_token' });
   });
 });

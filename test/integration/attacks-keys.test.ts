@@ -4,7 +4,16 @@
 
 import { createHash, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, newKeypair, register, signMessage, startTestServer, type Registered, type Reply, type TestServer } from '../helpers/server.js';
+import {
+  call,
+  newKeypair,
+  register,
+  signMessage,
+  startTestServer,
+  type Registered,
+  type Reply,
+  type TestServer,
+} from '../helpers/server.js';
 import { UpgradeRefused, openWs, signedAuthFrame, type WsClient } from '../helpers/ws.js';
 
 const DOMAIN = 'aimaestro.local';
@@ -15,7 +24,8 @@ let srv: TestServer;
 const servers: TestServer[] = [];
 const sockets: WsClient[] = [];
 let seq = 0;
-const agent = (who: string, tenant = 'acme', extra: Record<string, unknown> = {}) => register(srv.api, `${who}-${++seq}`, tenant, extra);
+const agent = (who: string, tenant = 'acme', extra: Record<string, unknown> = {}) =>
+  register(srv.api, `${who}-${++seq}`, tenant, extra);
 
 beforeAll(async () => {
   srv = await startTestServer();
@@ -63,10 +73,17 @@ function registerBody(name: string, tenant: string, publicPem: string, extra: Re
 /** §4.3 proof: Ed25519 over `amp-register\n{timestamp}\n{address}`. */
 function recoveryProof(address: string, privateKey: KeyObject) {
   const timestamp = Math.floor(Date.now() / 1000);
-  return { timestamp, signature: cryptoSign(null, Buffer.from(`amp-register\n${timestamp}\n${address}`), privateKey).toString('base64') };
+  return {
+    timestamp,
+    signature: cryptoSign(null, Buffer.from(`amp-register\n${timestamp}\n${address}`), privateKey).toString('base64'),
+  };
 }
 
-const fingerprintOf = (pk: KeyObject) => 'SHA256:' + createHash('sha256').update(pk.export({ type: 'spki', format: 'der' })).digest('base64');
+const fingerprintOf = (pk: KeyObject) =>
+  'SHA256:' +
+  createHash('sha256')
+    .update(pk.export({ type: 'spki', format: 'der' }))
+    .digest('base64');
 
 describe('API keys', () => {
   it('row 7: revoked API key → 401 on REST; its socket closes 4003 key_revoked; other sessions and the Ed25519 key survive', async () => {
@@ -81,9 +98,19 @@ describe('API keys', () => {
     expect(Date.parse(rev.body.revoked_at)).toBeGreaterThanOrEqual(before - 1000);
     expect(await byKey.closed()).toEqual({ code: 4003, reason: 'key_revoked' });
     expectError(await me(alice.api_key), 401, 'unauthorized');
-    expectError(await call('POST', `${srv.api}/route`, { key: alice.api_key, json: { to: bob.address, subject: 's', payload: { type: 'notification', message: 'm' } } }), 401, 'unauthorized');
+    expectError(
+      await call('POST', `${srv.api}/route`, {
+        key: alice.api_key,
+        json: { to: bob.address, subject: 's', payload: { type: 'notification', message: 'm' } },
+      }),
+      401,
+      'unauthorized',
+    );
     expectError(await call('DELETE', `${srv.api}/auth/revoke-key`, { key: alice.api_key }), 401, 'unauthorized');
-    const upgrade = await openWs(srv.server.wsUrl, { headers: { Authorization: `Bearer ${alice.api_key}` } }).then((c) => (sockets.push(c), undefined), (e: unknown) => e);
+    const upgrade = await openWs(srv.server.wsUrl, { headers: { Authorization: `Bearer ${alice.api_key}` } }).then(
+      (c) => (sockets.push(c), undefined),
+      (e: unknown) => e,
+    );
     expect(upgrade).toBeInstanceOf(UpgradeRefused);
     expect((upgrade as UpgradeRefused).status).toBe(401);
     // Not closed: the signed session (not opened with an API key) and another agent's session.
@@ -91,9 +118,16 @@ describe('API keys', () => {
     await alive(bobWs, 'b1');
     expect(await keyStatus(bob.api_key)).toBe(200);
     // The Ed25519 key stays valid: key recovery (§4.3) gives a fresh key to the same agent.
-    const rec = await call('POST', `${srv.api}/register`, { json: registerBody(alice.name, 'acme', alice.keys.publicPem, { proof: recoveryProof(alice.address, alice.keys.privateKey) }) });
+    const rec = await call('POST', `${srv.api}/register`, {
+      json: registerBody(alice.name, 'acme', alice.keys.publicPem, {
+        proof: recoveryProof(alice.address, alice.keys.privateKey),
+      }),
+    });
     expect(rec.status).toBe(200);
-    expect({ agent_id: rec.body.agent_id, address: rec.body.address }).toEqual({ agent_id: alice.agent_id, address: alice.address });
+    expect({ agent_id: rec.body.agent_id, address: rec.body.address }).toEqual({
+      agent_id: alice.agent_id,
+      address: alice.address,
+    });
     expect(await keyStatus(rec.body.api_key)).toBe(200);
     expect(await keyStatus(alice.api_key)).toBe(401);
   });
@@ -106,7 +140,11 @@ describe('API keys', () => {
     const r1 = await call('POST', `${srv.api}/auth/rotate-key`, { key: k1 });
     const t1 = Date.now();
     expect(r1.status).toBe(200);
-    expect(r1.body).toEqual({ api_key: expect.stringMatching(KEY_RE), expires_at: null, previous_key_valid_until: expect.stringMatching(ISO_MS_RE) });
+    expect(r1.body).toEqual({
+      api_key: expect.stringMatching(KEY_RE),
+      expires_at: null,
+      previous_key_valid_until: expect.stringMatching(ISO_MS_RE),
+    });
     const until = Date.parse(r1.body.previous_key_valid_until);
     expect(until).toBeGreaterThanOrEqual(t0 + DAY_MS - 1);
     expect(until).toBeLessThanOrEqual(t1 + DAY_MS + 1);
@@ -123,7 +161,11 @@ describe('API keys', () => {
 
     const r2 = await call('POST', `${srv.api}/auth/rotate-key`, { key: k2 });
     expect(r2.status).toBe(200);
-    expect(r2.body).toEqual({ api_key: expect.stringMatching(KEY_RE), expires_at: null, previous_key_valid_until: expect.stringMatching(ISO_MS_RE) });
+    expect(r2.body).toEqual({
+      api_key: expect.stringMatching(KEY_RE),
+      expires_at: null,
+      previous_key_valid_until: expect.stringMatching(ISO_MS_RE),
+    });
     const k3 = r2.body.api_key as string;
     expect([await keyStatus(k1), await keyStatus(k2), await keyStatus(k3)]).toEqual([401, 200, 200]);
     expect(await k1Ws.closed()).toEqual({ code: 4003, reason: 'key_revoked' });
@@ -152,7 +194,11 @@ describe('registration', () => {
       expect(r.body.details.suggestions).toEqual(r.body.suggestions);
     }
     // A proof signed by another key is refused too (§4.3), and revokes nothing.
-    const forged = await call('POST', `${srv.api}/register`, { json: registerBody(alice.name, 'acme', alice.keys.publicPem, { proof: recoveryProof(alice.address, newKeypair().privateKey) }) });
+    const forged = await call('POST', `${srv.api}/register`, {
+      json: registerBody(alice.name, 'acme', alice.keys.publicPem, {
+        proof: recoveryProof(alice.address, newKeypair().privateKey),
+      }),
+    });
     expectError(forged, 403, 'signature_invalid');
     const after = await me(alice.api_key);
     expect(after.status).toBe(200);
@@ -162,10 +208,15 @@ describe('registration', () => {
   it('row 11: registration flood from one IP (public: 10/min, loopback not exempt) → 11th 429; local profile exempts loopback', async () => {
     const pub = await start({ rateLimitProfile: 'public' });
     const first: Reply[] = [];
-    for (let i = 1; i <= 10; i++) first.push(await call('POST', `${pub.api}/register`, { json: registerBody(`flood-${i}`, 'acme', newKeypair().publicPem) }));
+    for (let i = 1; i <= 10; i++)
+      first.push(
+        await call('POST', `${pub.api}/register`, { json: registerBody(`flood-${i}`, 'acme', newKeypair().publicPem) }),
+      );
     expect(first.map((r) => r.status)).toEqual(Array(10).fill(201));
     expect(first.map((r) => r.headers.get('x-ratelimit-limit'))).toEqual(Array(10).fill('10'));
-    const r = await call('POST', `${pub.api}/register`, { json: registerBody('flood-11', 'acme', newKeypair().publicPem) });
+    const r = await call('POST', `${pub.api}/register`, {
+      json: registerBody('flood-11', 'acme', newKeypair().publicPem),
+    });
     expectError(r, 429, 'rate_limited');
     const retry = Number(r.headers.get('retry-after'));
     expect(Number.isInteger(retry) && retry >= 1).toBe(true);
@@ -173,17 +224,27 @@ describe('registration', () => {
     expect(r.headers.get('x-ratelimit-remaining')).toBe('0');
     expect(r.headers.get('x-ratelimit-limit')).toBe('10');
     expect(Number(r.headers.get('x-ratelimit-reset'))).toBeGreaterThanOrEqual(Math.floor(Date.now() / 1000) + 1);
-    const resolve = await call('GET', `${pub.api}/agents/resolve/flood-11@acme.${DOMAIN}`, { key: first[0]!.body.api_key });
+    const resolve = await call('GET', `${pub.api}/agents/resolve/flood-11@acme.${DOMAIN}`, {
+      key: first[0]!.body.api_key,
+    });
     expectError(resolve, 404, 'not_found');
 
     // Local profile with the same per-IP bucket squeezed to 3/min: loopback is exempt, so 30 pass.
     const local = await start({ rateLimitOverrides: ['register=3/min'] });
-    const burst = await Promise.all(Array.from({ length: 30 }, (_, i) => call('POST', `${local.api}/register`, { json: registerBody(`swarm-${i}`, 'acme', newKeypair().publicPem) })));
+    const burst = await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        call('POST', `${local.api}/register`, { json: registerBody(`swarm-${i}`, 'acme', newKeypair().publicPem) }),
+      ),
+    );
     expect(burst.map((x) => x.status)).toEqual(Array(30).fill(201));
     // Control: the override bites where loopback is not exempt.
     const strict = await start({ rateLimitProfile: 'public', rateLimitOverrides: ['register=3/min'] });
     const s: number[] = [];
-    for (let i = 0; i < 4; i++) s.push((await call('POST', `${strict.api}/register`, { json: registerBody(`s-${i}`, 'acme', newKeypair().publicPem) })).status);
+    for (let i = 0; i < 4; i++)
+      s.push(
+        (await call('POST', `${strict.api}/register`, { json: registerBody(`s-${i}`, 'acme', newKeypair().publicPem) }))
+          .status,
+      );
     expect(s).toEqual([201, 201, 201, 429]);
   });
 
@@ -192,19 +253,43 @@ describe('registration', () => {
     const ws = await open({ key: alice.api_key });
     const d = await call('DELETE', `${srv.api}/agents/me`, { key: alice.api_key });
     expect(d.status).toBe(200);
-    expect(d.body).toEqual({ deregistered: true, address: alice.address, deregistered_at: expect.stringMatching(ISO_MS_RE) });
+    expect(d.body).toEqual({
+      deregistered: true,
+      address: alice.address,
+      deregistered_at: expect.stringMatching(ISO_MS_RE),
+    });
     expect(await ws.closed()).toEqual({ code: 4003, reason: 'agent_deregistered' });
     expectError(await me(alice.api_key), 401, 'unauthorized');
-    const sameName = await call('POST', `${srv.api}/register`, { json: registerBody(alice.name, 'acme', newKeypair().publicPem) });
+    const sameName = await call('POST', `${srv.api}/register`, {
+      json: registerBody(alice.name, 'acme', newKeypair().publicPem),
+    });
     expectError(sameName, 409, 'name_taken', 'name');
-    const oldKey = await call('POST', `${srv.api}/register`, { json: registerBody(`fresh-${++seq}`, 'acme', alice.keys.publicPem) });
+    const oldKey = await call('POST', `${srv.api}/register`, {
+      json: registerBody(`fresh-${++seq}`, 'acme', alice.keys.publicPem),
+    });
     expectError(oldKey, 403, 'key_revoked');
-    const recovery = await call('POST', `${srv.api}/register`, { json: registerBody(alice.name, 'acme', alice.keys.publicPem, { proof: recoveryProof(alice.address, alice.keys.privateKey) }) });
+    const recovery = await call('POST', `${srv.api}/register`, {
+      json: registerBody(alice.name, 'acme', alice.keys.publicPem, {
+        proof: recoveryProof(alice.address, alice.keys.privateKey),
+      }),
+    });
     expect(recovery.body.api_key).toBeUndefined();
     expect([403, 409]).toContain(recovery.status);
     // Nothing came back: the address is gone for senders and resolvers.
-    expectError(await call('GET', `${srv.api}/agents/resolve/${alice.address}`, { key: bob.api_key }), 404, 'not_found');
-    expectError(await call('POST', `${srv.api}/route`, { key: bob.api_key, json: { to: alice.address, subject: 's', payload: { type: 'notification', message: 'm' } } }), 404, 'not_found', 'to');
+    expectError(
+      await call('GET', `${srv.api}/agents/resolve/${alice.address}`, { key: bob.api_key }),
+      404,
+      'not_found',
+    );
+    expectError(
+      await call('POST', `${srv.api}/route`, {
+        key: bob.api_key,
+        json: { to: alice.address, subject: 's', payload: { type: 'notification', message: 'm' } },
+      }),
+      404,
+      'not_found',
+      'to',
+    );
     expect(await keyStatus(bob.api_key)).toBe(200);
   });
 
@@ -212,7 +297,8 @@ describe('registration', () => {
     const SECRET = '0123456789abcdef-secret';
     const s = await start({ registrationMode: 'key', registrationKeys: [`acme:${SECRET}`] });
     const kp = newKeypair();
-    const reg = (tenant: string, headers?: Record<string, string>) => call('POST', `${s.api}/register`, { json: registerBody('keyed', tenant, kp.publicPem), headers });
+    const reg = (tenant: string, headers?: Record<string, string>) =>
+      call('POST', `${s.api}/register`, { json: registerBody('keyed', tenant, kp.publicPem), headers });
     expectError(await reg('acme'), 403, 'tenant_access_denied');
     expectError(await reg('acme', { 'X-Registration-Key': 'wrong' }), 403, 'tenant_access_denied');
     expectError(await reg('acme', { 'X-Registration-Key': SECRET.slice(0, -1) + 'T' }), 403, 'tenant_access_denied');
@@ -222,7 +308,11 @@ describe('registration', () => {
     const ok = await reg('acme', { 'X-Registration-Key': SECRET });
     expect(ok.status).toBe(201);
     expect(ok.body.address).toBe(`keyed@acme.${DOMAIN}`);
-    expectError(await call('GET', `${s.api}/agents/resolve/keyed@globex.${DOMAIN}`, { key: ok.body.api_key }), 404, 'not_found');
+    expectError(
+      await call('GET', `${s.api}/agents/resolve/keyed@globex.${DOMAIN}`, { key: ok.body.api_key }),
+      404,
+      'not_found',
+    );
   });
 });
 
@@ -232,7 +322,8 @@ describe('identity changes', () => {
     const next = newKeypair();
     const stranger = newKeypair();
     const before = (await me(alice.api_key)).body;
-    const sig = (data: string | Buffer, k: KeyObject) => cryptoSign(null, typeof data === 'string' ? Buffer.from(data) : data, k).toString('base64');
+    const sig = (data: string | Buffer, k: KeyObject) =>
+      cryptoSign(null, typeof data === 'string' ? Buffer.from(data) : data, k).toString('base64');
     const bad: Array<[string, string]> = [
       ['signed by a stranger', sig(next.publicPem, stranger.privateKey)],
       ['self-signed by the new key', sig(next.publicPem, next.privateKey)],
@@ -240,7 +331,10 @@ describe('identity changes', () => {
       ['current key over the PEM plus a byte', sig(next.publicPem + '\n', alice.keys.privateKey)],
     ];
     for (const [what, proof] of bad) {
-      const r = await call('POST', `${srv.api}/auth/rotate-keys`, { key: alice.api_key, json: { new_public_key: next.publicPem, key_algorithm: 'Ed25519', proof } });
+      const r = await call('POST', `${srv.api}/auth/rotate-keys`, {
+        key: alice.api_key,
+        json: { new_public_key: next.publicPem, key_algorithm: 'Ed25519', proof },
+      });
       expectError(r, 403, 'signature_invalid');
       expect(r.body.rotated, what).toBeUndefined();
     }
@@ -248,11 +342,35 @@ describe('identity changes', () => {
     expect(before.fingerprint).toBe(fingerprintOf(alice.keys.publicKey));
     // The old key still signs messages that verify; the candidate key does not.
     const m = { from: alice.address, to: bob.address, subject: 's', payload: { type: 'notification', message: 'm' } };
-    expect((await call('POST', `${srv.api}/route`, { key: alice.api_key, json: { ...m, signature: signMessage(alice.keys.privateKey, m) } })).status).toBe(200);
-    expectError(await call('POST', `${srv.api}/route`, { key: alice.api_key, json: { ...m, signature: signMessage(next.privateKey, m) } }), 403, 'signature_invalid');
+    expect(
+      (
+        await call('POST', `${srv.api}/route`, {
+          key: alice.api_key,
+          json: { ...m, signature: signMessage(alice.keys.privateKey, m) },
+        })
+      ).status,
+    ).toBe(200);
+    expectError(
+      await call('POST', `${srv.api}/route`, {
+        key: alice.api_key,
+        json: { ...m, signature: signMessage(next.privateKey, m) },
+      }),
+      403,
+      'signature_invalid',
+    );
     // Control: the right proof rotates.
-    const good = await call('POST', `${srv.api}/auth/rotate-keys`, { key: alice.api_key, json: { new_public_key: next.publicPem, key_algorithm: 'Ed25519', proof: sig(next.publicPem, alice.keys.privateKey) } });
-    expect({ status: good.status, body: good.body }).toEqual({ status: 200, body: { rotated: true, fingerprint: fingerprintOf(next.publicKey) } });
+    const good = await call('POST', `${srv.api}/auth/rotate-keys`, {
+      key: alice.api_key,
+      json: {
+        new_public_key: next.publicPem,
+        key_algorithm: 'Ed25519',
+        proof: sig(next.publicPem, alice.keys.privateKey),
+      },
+    });
+    expect({ status: good.status, body: good.body }).toEqual({
+      status: 200,
+      body: { rotated: true, fingerprint: fingerprintOf(next.publicKey) },
+    });
   });
 
   it('row 18: PATCH agents/me changing name / tenant / scope / address / public_key / key_algorithm → 400 invalid_field naming it; unchanged', async () => {
@@ -267,16 +385,32 @@ describe('identity changes', () => {
       ['key_algorithm', 'RSA'],
     ];
     for (const [field, value] of attempts) {
-      expectError(await call('PATCH', `${srv.api}/agents/me`, { key: alice.api_key, json: { [field]: value } }), 400, 'invalid_field', field);
+      expectError(
+        await call('PATCH', `${srv.api}/agents/me`, { key: alice.api_key, json: { [field]: value } }),
+        400,
+        'invalid_field',
+        field,
+      );
       // Mixed with a legal change: refused as a whole, the alias is not applied either.
-      expectError(await call('PATCH', `${srv.api}/agents/me`, { key: alice.api_key, json: { alias: 'Changed', [field]: value } }), 400, 'invalid_field', field);
+      expectError(
+        await call('PATCH', `${srv.api}/agents/me`, { key: alice.api_key, json: { alias: 'Changed', [field]: value } }),
+        400,
+        'invalid_field',
+        field,
+      );
     }
     expect((await me(alice.api_key)).body).toEqual(before);
     const resolved = await call('GET', `${srv.api}/agents/resolve/${alice.address}`, { key: alice.api_key });
-    expect({ address: resolved.body.address, public_key: resolved.body.public_key.trim() }).toEqual({ address: alice.address, public_key: alice.keys.publicPem.trim() });
+    expect({ address: resolved.body.address, public_key: resolved.body.public_key.trim() }).toEqual({
+      address: alice.address,
+      public_key: alice.keys.publicPem.trim(),
+    });
     // Control: a legal field alone is applied.
     const ok = await call('PATCH', `${srv.api}/agents/me`, { key: alice.api_key, json: { alias: 'Changed' } });
-    expect({ status: ok.status, body: ok.body }).toEqual({ status: 200, body: { updated: true, address: alice.address } });
+    expect({ status: ok.status, body: ok.body }).toEqual({
+      status: 200,
+      body: { updated: true, address: alice.address },
+    });
     expect((await me(alice.api_key)).body).toEqual({ ...before, alias: 'Changed' });
   });
 });

@@ -4,7 +4,15 @@
 // Key, registration and account rows are in attacks-keys.test.ts.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, register, signMessage, startTestServer, type Registered, type Reply, type TestServer } from '../helpers/server.js';
+import {
+  call,
+  register,
+  signMessage,
+  startTestServer,
+  type Registered,
+  type Reply,
+  type TestServer,
+} from '../helpers/server.js';
 import { openWs, type WsClient } from '../helpers/ws.js';
 
 const DOMAIN = 'aimaestro.local';
@@ -58,13 +66,26 @@ describe('identity and isolation', () => {
     const payload = { type: 'request', message: 'wire the money' };
     const flat = await route(mallory, { from: alice.address, to: bob.address, subject: 'from alice', payload });
     expectError(flat, 403, 'forbidden', 'from');
-    const short = await route(mallory, { from: `${alice.name}@acme.${DOMAIN}`.toUpperCase(), to: bob.address, subject: 'x', payload });
+    const short = await route(mallory, {
+      from: `${alice.name}@acme.${DOMAIN}`.toUpperCase(),
+      to: bob.address,
+      subject: 'x',
+      payload,
+    });
     expectError(short, 403, 'forbidden', 'from');
-    const env = await route(mallory, { envelope: { from: alice.address, to: bob.address, subject: 'from alice' }, payload });
+    const env = await route(mallory, {
+      envelope: { from: alice.address, to: bob.address, subject: 'from alice' },
+      payload,
+    });
     expectError(env, 403, 'forbidden', 'from');
     // Even a valid signature by the real sender does not let mallory's key speak for alice.
     const signed = { from: alice.address, to: bob.address, subject: 'signed', payload };
-    expectError(await route(mallory, { ...signed, signature: signMessage(alice.keys.privateKey, signed) }), 403, 'forbidden', 'from');
+    expectError(
+      await route(mallory, { ...signed, signature: signMessage(alice.keys.privateKey, signed) }),
+      403,
+      'forbidden',
+      'from',
+    );
     expect(await pending(bob.api_key)).toEqual([]);
   });
 
@@ -100,7 +121,11 @@ describe('identity and isolation', () => {
     }
     const ws = await open(srv.server.wsUrl, carol.api_key);
     ws.sendText({ type: 'ack', ids: [id], request_id: 'a1' });
-    expect(await ws.nextType('ack.result', 'a1')).toEqual({ type: 'ack.result', request_id: 'a1', data: { acknowledged: 0 } });
+    expect(await ws.nextType('ack.result', 'a1')).toEqual({
+      type: 'ack.result',
+      request_id: 'a1',
+      data: { acknowledged: 0 },
+    });
     expect(await pending(bob.api_key)).toEqual([id]);
     // Not silently marked acked either: the owner's ack is the first one.
     const own = await call('DELETE', `${srv.api}/messages/pending/${id}`, { key: bob.api_key });
@@ -116,7 +141,12 @@ describe('identity and isolation', () => {
       register(srv.api, 'both', 'row4b'),
     ]);
     for (const t of ['row4b', 'ROW4B', 'acme']) {
-      expectError(await call('GET', `${srv.api}/agents?tenant=${t}`, { key: alice.api_key }), 403, 'forbidden', 'tenant');
+      expectError(
+        await call('GET', `${srv.api}/agents?tenant=${t}`, { key: alice.api_key }),
+        403,
+        'forbidden',
+        'tenant',
+      );
     }
     const own = [alice, both, mate].map((a) => a.address).sort();
     for (const q of ['', '?tenant=row4a']) {
@@ -129,15 +159,26 @@ describe('identity and isolation', () => {
     expect({ agents: s.body.agents, total: s.body.total }).toEqual({ agents: [], total: 0 });
     // A bare name resolves in the caller's tenant only.
     expectError(await call('GET', `${srv.api}/agents/resolve/onlyb`, { key: alice.api_key }), 404, 'not_found');
-    expectError(await call('GET', `${srv.api}/agents/resolve/onlyb@row4a.${DOMAIN}`, { key: alice.api_key }), 404, 'not_found');
+    expectError(
+      await call('GET', `${srv.api}/agents/resolve/onlyb@row4a.${DOMAIN}`, { key: alice.api_key }),
+      404,
+      'not_found',
+    );
     const bare = await call('GET', `${srv.api}/agents/resolve/both`, { key: alice.api_key });
     expect({ status: bare.status, address: bare.body.address }).toEqual({ status: 200, address: both.address });
     expect(bare.body.fingerprint).not.toBe(bothB.body.fingerprint);
     // The other agent exists (§7.5: full addresses resolve anywhere), so the 404 above is scoping.
-    const full = await call('GET', `${srv.api}/agents/resolve/${encodeURIComponent(onlyB.address)}`, { key: alice.api_key });
+    const full = await call('GET', `${srv.api}/agents/resolve/${encodeURIComponent(onlyB.address)}`, {
+      key: alice.api_key,
+    });
     expect({ status: full.status, address: full.body.address }).toEqual({ status: 200, address: onlyB.address });
     // Routing by the bare name does not cross tenants either.
-    expectError(await route(alice, { to: 'onlyb', subject: 'x', payload: { type: 'notification', message: 'x' } }), 404, 'not_found', 'to');
+    expectError(
+      await route(alice, { to: 'onlyb', subject: 'x', payload: { type: 'notification', message: 'x' } }),
+      404,
+      'not_found',
+      'to',
+    );
     expect(await pending(onlyB.api_key)).toEqual([]);
   });
 });
@@ -160,7 +201,14 @@ describe('signatures and replay', () => {
 
   it('row 6: tampered payload / subject / priority / in_reply_to / to under a valid signature → 403 signature_invalid; nothing queued', async () => {
     const [alice, bob, carol] = await Promise.all([agent('alice'), agent('bob'), agent('carol')]);
-    const m = { from: alice.address, to: bob.address, subject: 'pay', priority: 'normal', in_reply_to: 'msg_1767225600_aaaaaaaaaaaaaaaa', payload: { type: 'request', message: 'pay 10', context: { iban: 'X1' } } };
+    const m = {
+      from: alice.address,
+      to: bob.address,
+      subject: 'pay',
+      priority: 'normal',
+      in_reply_to: 'msg_1767225600_aaaaaaaaaaaaaaaa',
+      payload: { type: 'request', message: 'pay 10', context: { iban: 'X1' } },
+    };
     const signature = signMessage(alice.keys.privateKey, m);
     const tampered: Array<[string, Record<string, unknown>]> = [
       ['payload.message', { payload: { ...m.payload, message: 'pay 10000' } }],
@@ -190,8 +238,16 @@ describe('floods', () => {
   it('row 12: the 6th route in a burst (route=5/min) → 429 rate_limited, scope sender; not queued; WS route shares the bucket', async () => {
     const s = await startTestServer({ rateLimitOverrides: ['route=5/min'] });
     servers.push(s);
-    const [alice, bob, carol] = await Promise.all([register(s.api, 'alice', 'acme'), register(s.api, 'bob', 'acme'), register(s.api, 'carol', 'acme')]);
-    const msg = (i: number) => ({ to: bob.address, subject: `n${i}`, payload: { type: 'notification', message: String(i) } });
+    const [alice, bob, carol] = await Promise.all([
+      register(s.api, 'alice', 'acme'),
+      register(s.api, 'bob', 'acme'),
+      register(s.api, 'carol', 'acme'),
+    ]);
+    const msg = (i: number) => ({
+      to: bob.address,
+      subject: `n${i}`,
+      payload: { type: 'notification', message: String(i) },
+    });
     const ids: string[] = [];
     for (let i = 1; i <= 5; i++) {
       const r = await route(alice, msg(i), s.api);
@@ -229,10 +285,16 @@ describe('floods', () => {
     const err = await ws.next((f) => f?.type === 'error' && f.request_id === 'p21');
     expect(err.error).toBe('rate_limited');
     // Route frames use the sender's bucket, not this one; their answer comes after any p21 pong would have.
-    ws.sendText({ type: 'route', request_id: 'r1', data: { to: bob.address, subject: 's', payload: { type: 'notification', message: 'm' } } });
+    ws.sendText({
+      type: 'route',
+      request_id: 'r1',
+      data: { to: bob.address, subject: 's', payload: { type: 'notification', message: 'm' } },
+    });
     const res = await ws.nextType('route.result', 'r1');
     expect(res.data?.status).toBe('queued');
-    expect(ws.frames.all.filter((e) => e.data?.type === 'pong').map((e) => e.data.request_id)).toEqual(Array.from({ length: 20 }, (_, i) => `p${i + 1}`));
+    expect(ws.frames.all.filter((e) => e.data?.type === 'pong').map((e) => e.data.request_id)).toEqual(
+      Array.from({ length: 20 }, (_, i) => `p${i + 1}`),
+    );
     expect(ws.frames.closeInfo).toBeUndefined();
     expect(ws.ws.readyState).toBe(ws.ws.OPEN);
   });
@@ -243,15 +305,31 @@ describe('malformed and oversized input', () => {
     const [alice, bob] = await Promise.all([agent('alice'), agent('bob')]);
     const LIMIT = 262_144;
     const wrap = 11; // {"blob":""}
-    const big = await route(alice, { to: bob.address, subject: 'big', payload: { type: 'notification', message: '', context: { blob: 'x'.repeat(LIMIT - wrap + 1) } } });
+    const big = await route(alice, {
+      to: bob.address,
+      subject: 'big',
+      payload: { type: 'notification', message: '', context: { blob: 'x'.repeat(LIMIT - wrap + 1) } },
+    });
     expectError(big, 413, 'payload_too_large', 'payload.context');
     expect(big.body.details).toEqual({ limit: LIMIT, actual: LIMIT + 1 });
     let deep: Record<string, unknown> = { leaf: true };
     for (let i = 1; i < 100; i++) deep = { a: deep };
-    expectError(await route(alice, { to: bob.address, subject: 'deep', payload: { type: 'notification', message: '', context: deep } }), 400, 'invalid_request');
+    expectError(
+      await route(alice, {
+        to: bob.address,
+        subject: 'deep',
+        payload: { type: 'notification', message: '', context: deep },
+      }),
+      400,
+      'invalid_request',
+    );
     expect(await pending(bob.api_key)).toEqual([]);
     // Control: a context of exactly the limit is accepted.
-    const edge = await route(alice, { to: bob.address, subject: 'edge', payload: { type: 'notification', message: '', context: { blob: 'x'.repeat(LIMIT - wrap) } } });
+    const edge = await route(alice, {
+      to: bob.address,
+      subject: 'edge',
+      payload: { type: 'notification', message: '', context: { blob: 'x'.repeat(LIMIT - wrap) } },
+    });
     expect(edge.status).toBe(200);
     expect(await pending(bob.api_key)).toEqual([edge.body.id]);
   });
@@ -259,10 +337,26 @@ describe('malformed and oversized input', () => {
   it('row 14: past expires_at → 400 invalid_field; envelope timestamp one hour ahead → 400 timestamp_future; nothing queued', async () => {
     const [alice, bob] = await Promise.all([agent('alice'), agent('bob')]);
     const payload = { type: 'notification', message: 'late' };
-    const past = await route(alice, { to: bob.address, subject: 'old', expires_at: new Date(Date.now() - 60_000).toISOString(), payload });
+    const past = await route(alice, {
+      to: bob.address,
+      subject: 'old',
+      expires_at: new Date(Date.now() - 60_000).toISOString(),
+      payload,
+    });
     expectError(past, 400, 'invalid_field', 'expires_at');
-    const envelope = { version: 'amp/0.1', id: 'msg_1767225600_0123456789abcdef', from: alice.address, to: bob.address, subject: 'future', priority: 'normal', signature: '' };
-    const future = await route(alice, { envelope: { ...envelope, timestamp: new Date(Date.now() + 3_600_000).toISOString() }, payload });
+    const envelope = {
+      version: 'amp/0.1',
+      id: 'msg_1767225600_0123456789abcdef',
+      from: alice.address,
+      to: bob.address,
+      subject: 'future',
+      priority: 'normal',
+      signature: '',
+    };
+    const future = await route(alice, {
+      envelope: { ...envelope, timestamp: new Date(Date.now() + 3_600_000).toISOString() },
+      payload,
+    });
     expectError(future, 400, 'timestamp_future');
     expect(await pending(bob.api_key)).toEqual([]);
     // Control: the same envelope with a current timestamp is accepted (and gets our own id).
@@ -291,7 +385,12 @@ describe('malformed and oversized input', () => {
     }
     for (const [method, path, json, field] of attempts) {
       const r = await call(method, srv.api + path, { key: bob.api_key, json });
-      expect({ path, status: r.status, error: r.body?.error, field: r.body?.field }).toEqual({ path, status: 400, error: 'invalid_field', field });
+      expect({ path, status: r.status, error: r.body?.error, field: r.body?.field }).toEqual({
+        path,
+        status: 400,
+        error: 'invalid_field',
+        field,
+      });
     }
     const ws = await open(srv.server.wsUrl, bob.api_key);
     await ws.next((f) => f?.type === 'message.new' && f.data?.id === id);

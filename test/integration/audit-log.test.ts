@@ -26,7 +26,12 @@ let a: Registered;
 const secrets: string[] = [REGISTRATION_KEY.split(':')[1]];
 
 beforeAll(async () => {
-  t = await startTestServer({ logger: pino({ level: 'info' }, sink), registrationMode: 'key', registrationKeys: [REGISTRATION_KEY], rateLimitOverrides: ['pending=2/min'] });
+  t = await startTestServer({
+    logger: pino({ level: 'info' }, sink),
+    registrationMode: 'key',
+    registrationKeys: [REGISTRATION_KEY],
+    rateLimitOverrides: ['pending=2/min'],
+  });
   a = await register(t.api, 'audited', 'acme', { registration_key: REGISTRATION_KEY.split(':')[1] });
 });
 afterAll(() => t.close());
@@ -42,7 +47,14 @@ describe('audit log', () => {
     // 2. rate limited
     for (let i = 0; i < 3; i++) await call('GET', `${t.api}/messages/pending`, { key: a.api_key });
     // 3. refused registration key
-    expect((await call('POST', `${t.api}/register`, { json: { name: 'x', tenant: 'acme', public_key: newKeypair().publicPem }, headers: { 'X-Registration-Key': 'wrong-key-0123456789' } })).status).toBe(403);
+    expect(
+      (
+        await call('POST', `${t.api}/register`, {
+          json: { name: 'x', tenant: 'acme', public_key: newKeypair().publicPem },
+          headers: { 'X-Registration-Key': 'wrong-key-0123456789' },
+        })
+      ).status,
+    ).toBe(403);
     secrets.push('wrong-key-0123456789');
     // 4. api key rotation, then revocation
     const rotated = await call('POST', `${t.api}/auth/rotate-key`, { key: a.api_key });
@@ -51,7 +63,9 @@ describe('audit log', () => {
     expect((await call('DELETE', `${t.api}/auth/revoke-key`, { key: rotated.body.api_key })).status).toBe(200);
     // 5. key recovery with a signed proof
     const ts = Math.floor(Date.now() / 1000);
-    const signature = sign(null, Buffer.from(`amp-register\n${ts}\n${a.address}`), a.keys.privateKey).toString('base64');
+    const signature = sign(null, Buffer.from(`amp-register\n${ts}\n${a.address}`), a.keys.privateKey).toString(
+      'base64',
+    );
     secrets.push(signature);
     const recovered = await call('POST', `${t.api}/register`, {
       json: { name: 'audited', tenant: 'acme', public_key: a.keys.publicPem, proof: { timestamp: ts, signature } },
@@ -63,12 +77,28 @@ describe('audit log', () => {
     const next = newKeypair();
     const proof = sign(null, Buffer.from(next.publicPem), a.keys.privateKey).toString('base64');
     secrets.push(proof);
-    expect((await call('POST', `${t.api}/auth/rotate-keys`, { key: recovered.body.api_key, json: { new_public_key: next.publicPem, proof } })).status).toBe(200);
+    expect(
+      (
+        await call('POST', `${t.api}/auth/rotate-keys`, {
+          key: recovered.body.api_key,
+          json: { new_public_key: next.publicPem, proof },
+        })
+      ).status,
+    ).toBe(200);
     // 7. deregistration
     expect((await call('DELETE', `${t.api}/agents/me`, { key: recovered.body.api_key })).status).toBe(200);
 
     expect(events()).toEqual(
-      expect.arrayContaining(['auth_failed', 'rate_limited', 'registration_key_refused', 'api_key_rotated', 'api_keys_revoked', 'api_key_recovered', 'keypair_rotated', 'agent_deregistered']),
+      expect.arrayContaining([
+        'auth_failed',
+        'rate_limited',
+        'registration_key_refused',
+        'api_key_rotated',
+        'api_keys_revoked',
+        'api_key_recovered',
+        'keypair_rotated',
+        'agent_deregistered',
+      ]),
     );
     const failed = lines.find((l) => l.event === 'auth_failed')!;
     expect(failed).toMatchObject({ ip: expect.any(String), path: '/api/v1/agents/me' });

@@ -3,7 +3,16 @@
 
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, newKeypair, register, signMessage, startTestServer, type Registered, type Reply, type TestServer } from '../helpers/server.js';
+import {
+  call,
+  newKeypair,
+  register,
+  signMessage,
+  startTestServer,
+  type Registered,
+  type Reply,
+  type TestServer,
+} from '../helpers/server.js';
 
 const BOB = 'bob@acme.aimaestro.local';
 const MIB = 1_048_576;
@@ -76,58 +85,285 @@ const manyIds = Array.from({ length: 1001 }, (_, i) => `msg_1767225600_${i.toStr
 
 const rows: Row[] = [
   // §1 / §4.2 bodies
-  { name: 'malformed JSON on register', path: '/register', as: 'none', raw: '{"name": "x",', headers: { 'Content-Type': 'application/json' }, status: 400, error: 'invalid_request' },
-  { name: 'malformed JSON on route', raw: '{"to": "bob"', headers: { 'Content-Type': 'application/json' }, status: 400, error: 'invalid_request' },
-  { name: 'JSON array body', raw: '[1,2,3]', headers: { 'Content-Type': 'application/json' }, status: 400, error: 'invalid_request' },
-  { name: 'JSON number body', raw: '42', headers: { 'Content-Type': 'application/json' }, status: 400, error: 'invalid_request' },
-  { name: 'JSON null body', raw: 'null', headers: { 'Content-Type': 'application/json' }, status: 400, error: 'invalid_request' },
-  { name: 'empty body', raw: '', headers: { 'Content-Type': 'application/json' }, status: 400, error: 'invalid_request' },
-  { name: 'form-urlencoded body', raw: 'a=b&c=d', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, status: 400, error: 'invalid_request' },
+  {
+    name: 'malformed JSON on register',
+    path: '/register',
+    as: 'none',
+    raw: '{"name": "x",',
+    headers: { 'Content-Type': 'application/json' },
+    status: 400,
+    error: 'invalid_request',
+  },
+  {
+    name: 'malformed JSON on route',
+    raw: '{"to": "bob"',
+    headers: { 'Content-Type': 'application/json' },
+    status: 400,
+    error: 'invalid_request',
+  },
+  {
+    name: 'JSON array body',
+    raw: '[1,2,3]',
+    headers: { 'Content-Type': 'application/json' },
+    status: 400,
+    error: 'invalid_request',
+  },
+  {
+    name: 'JSON number body',
+    raw: '42',
+    headers: { 'Content-Type': 'application/json' },
+    status: 400,
+    error: 'invalid_request',
+  },
+  {
+    name: 'JSON null body',
+    raw: 'null',
+    headers: { 'Content-Type': 'application/json' },
+    status: 400,
+    error: 'invalid_request',
+  },
+  {
+    name: 'empty body',
+    raw: '',
+    headers: { 'Content-Type': 'application/json' },
+    status: 400,
+    error: 'invalid_request',
+  },
+  {
+    name: 'form-urlencoded body',
+    raw: 'a=b&c=d',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    status: 400,
+    error: 'invalid_request',
+  },
   // §12 required fields
-  ...['to', 'subject', 'payload', 'payload.type', 'payload.message'].map((f): Row => ({ name: `missing ${f}`, json: without(f), status: 400, error: 'missing_field', field: f })),
+  ...['to', 'subject', 'payload', 'payload.type', 'payload.message'].map(
+    (f): Row => ({ name: `missing ${f}`, json: without(f), status: 400, error: 'missing_field', field: f }),
+  ),
   // §2 addresses
-  ...['bob smith', 'bob@@x', 'bob@acme..aimaestro.local', 'bob@acme.aimaestro.local\n'].map((to): Row => ({ name: `invalid to ${JSON.stringify(to)}`, json: msg({ to }), status: 400, error: 'invalid_field', field: 'to' })),
+  ...['bob smith', 'bob@@x', 'bob@acme..aimaestro.local', 'bob@acme.aimaestro.local\n'].map(
+    (to): Row => ({
+      name: `invalid to ${JSON.stringify(to)}`,
+      json: msg({ to }),
+      status: 400,
+      error: 'invalid_field',
+      field: 'to',
+    }),
+  ),
   { name: 'own domain without tenant', json: msg({ to: 'bob@aimaestro.local' }), status: 400, error: 'invalid_field' },
   // §12.3 step 6
-  { name: 'unknown recipient on our domain', json: msg({ to: 'nobody@acme.aimaestro.local' }), status: 404, error: 'not_found', field: 'to', message: 'Agent not found' },
-  // `a@b` is the one-label short form (§2): it expands to a@b.aimaestro.local, an unknown agent.
-  { name: 'short form a@b to an unknown agent', json: msg({ to: 'a@b' }), status: 404, error: 'not_found', field: 'to', message: 'Agent not found' },
-  { name: 'recipient on another provider', json: msg({ to: 'x@acme.crabmail.ai' }), status: 422, error: 'external_provider' },
-  // §1 auth
-  { name: 'wrong API key', as: 'none', json: msg(), headers: { Authorization: 'Bearer not-a-key' }, status: 401, error: 'unauthorized' },
-  { name: 'missing Authorization', as: 'none', json: msg(), status: 401, error: 'unauthorized' },
-  { name: 'Authorization: Basic', as: 'none', json: msg(), headers: { Authorization: 'Basic xyz' }, status: 401, error: 'unauthorized' },
-  { name: 'unknown key in valid format', as: 'none', json: msg(), headers: { Authorization: `Bearer ${fakeKey}` }, status: 401, error: 'unauthorized' },
-  { name: 'unknown bare key in valid format', as: 'none', json: msg(), headers: { Authorization: fakeKey }, status: 401, error: 'unauthorized' },
-  // §4 registration
-  { name: 'register without name', path: '/register', as: 'none', json: { tenant: 'acme', public_key: newKeypair().publicPem }, status: 400, error: 'missing_field', field: 'name' },
-  { name: 'register without public_key', path: '/register', as: 'none', json: { name: 'zed', tenant: 'acme' }, status: 400, error: 'missing_field', field: 'public_key' },
-  { name: 'register with a private key PEM', path: '/register', as: 'none', json: { name: 'mallory', tenant: 'acme', public_key: privatePem }, status: 400, error: 'invalid_field', field: 'public_key', messageMatch: /public key/i },
   {
-    name: 'register with key_algorithm RSA', path: '/register', as: 'none', json: { name: 'rsa-agent', tenant: 'acme', public_key: newKeypair().publicPem, key_algorithm: 'RSA' },
-    status: 400, error: 'invalid_field', field: 'key_algorithm', message: "key_algorithm 'RSA' is not supported by this provider; only Ed25519 is accepted", details: { supported: ['Ed25519'] },
+    name: 'unknown recipient on our domain',
+    json: msg({ to: 'nobody@acme.aimaestro.local' }),
+    status: 404,
+    error: 'not_found',
+    field: 'to',
+    message: 'Agent not found',
+  },
+  // `a@b` is the one-label short form (§2): it expands to a@b.aimaestro.local, an unknown agent.
+  {
+    name: 'short form a@b to an unknown agent',
+    json: msg({ to: 'a@b' }),
+    status: 404,
+    error: 'not_found',
+    field: 'to',
+    message: 'Agent not found',
+  },
+  {
+    name: 'recipient on another provider',
+    json: msg({ to: 'x@acme.crabmail.ai' }),
+    status: 422,
+    error: 'external_provider',
+  },
+  // §1 auth
+  {
+    name: 'wrong API key',
+    as: 'none',
+    json: msg(),
+    headers: { Authorization: 'Bearer not-a-key' },
+    status: 401,
+    error: 'unauthorized',
+  },
+  { name: 'missing Authorization', as: 'none', json: msg(), status: 401, error: 'unauthorized' },
+  {
+    name: 'Authorization: Basic',
+    as: 'none',
+    json: msg(),
+    headers: { Authorization: 'Basic xyz' },
+    status: 401,
+    error: 'unauthorized',
+  },
+  {
+    name: 'unknown key in valid format',
+    as: 'none',
+    json: msg(),
+    headers: { Authorization: `Bearer ${fakeKey}` },
+    status: 401,
+    error: 'unauthorized',
+  },
+  {
+    name: 'unknown bare key in valid format',
+    as: 'none',
+    json: msg(),
+    headers: { Authorization: fakeKey },
+    status: 401,
+    error: 'unauthorized',
+  },
+  // §4 registration
+  {
+    name: 'register without name',
+    path: '/register',
+    as: 'none',
+    json: { tenant: 'acme', public_key: newKeypair().publicPem },
+    status: 400,
+    error: 'missing_field',
+    field: 'name',
+  },
+  {
+    name: 'register without public_key',
+    path: '/register',
+    as: 'none',
+    json: { name: 'zed', tenant: 'acme' },
+    status: 400,
+    error: 'missing_field',
+    field: 'public_key',
+  },
+  {
+    name: 'register with a private key PEM',
+    path: '/register',
+    as: 'none',
+    json: { name: 'mallory', tenant: 'acme', public_key: privatePem },
+    status: 400,
+    error: 'invalid_field',
+    field: 'public_key',
+    messageMatch: /public key/i,
+  },
+  {
+    name: 'register with key_algorithm RSA',
+    path: '/register',
+    as: 'none',
+    json: { name: 'rsa-agent', tenant: 'acme', public_key: newKeypair().publicPem, key_algorithm: 'RSA' },
+    status: 400,
+    error: 'invalid_field',
+    field: 'key_algorithm',
+    message: "key_algorithm 'RSA' is not supported by this provider; only Ed25519 is accepted",
+    details: { supported: ['Ed25519'] },
   },
   // §8.3 limits
-  { name: 'subject of 257 chars', json: msg({ subject: 's'.repeat(257) }), status: 413, error: 'payload_too_large', field: 'subject', details: { limit: 256, actual: 257 } },
-  { name: 'message of 65537 bytes', json: msg({}, { message: 'é'.repeat(32768) + 'x' }), status: 413, error: 'payload_too_large', field: 'payload.message', details: { limit: 65536, actual: 65537 } },
+  {
+    name: 'subject of 257 chars',
+    json: msg({ subject: 's'.repeat(257) }),
+    status: 413,
+    error: 'payload_too_large',
+    field: 'subject',
+    details: { limit: 256, actual: 257 },
+  },
+  {
+    name: 'message of 65537 bytes',
+    json: msg({}, { message: 'é'.repeat(32768) + 'x' }),
+    status: 413,
+    error: 'payload_too_large',
+    field: 'payload.message',
+    details: { limit: 65536, actual: 65537 },
+  },
   // compact {"s":"…"} = 8 bytes + the string
-  { name: 'context of 262145 bytes', json: msg({}, { context: { s: 'c'.repeat(262_137) } }), status: 413, error: 'payload_too_large', field: 'payload.context', details: { limit: 262144, actual: 262145 } },
+  {
+    name: 'context of 262145 bytes',
+    json: msg({}, { context: { s: 'c'.repeat(262_137) } }),
+    status: 413,
+    error: 'payload_too_large',
+    field: 'payload.context',
+    details: { limit: 262144, actual: 262145 },
+  },
   // §8.1, §9, §12.2
   { name: 'priority critical', json: msg({ priority: 'critical' }), status: 400, error: 'invalid_field' },
-  { name: 'expires_at in the past', json: msg({ expires_at: '2020-01-01T00:00:00Z' }), status: 400, error: 'invalid_field' },
+  {
+    name: 'expires_at in the past',
+    json: msg({ expires_at: '2020-01-01T00:00:00Z' }),
+    status: 400,
+    error: 'invalid_field',
+  },
   { name: 'from of another agent', json: msg({ from: BOB }), status: 403, error: 'forbidden', field: 'from' },
-  { name: 'in_reply_to with path characters', json: msg({ in_reply_to: '../../etc/passwd' }), status: 400, error: 'invalid_field' },
+  {
+    name: 'in_reply_to with path characters',
+    json: msg({ in_reply_to: '../../etc/passwd' }),
+    status: 400,
+    error: 'invalid_field',
+  },
   // §15 acks and listing
-  { name: 'ack ?id= with path characters', method: 'DELETE', path: '/messages/pending?id=../../etc/passwd', as: 'bob', status: 400, error: 'invalid_field' },
-  { name: 'ack path id with encoded slashes', method: 'DELETE', path: '/messages/pending/..%2F..%2Fetc%2Fpasswd', as: 'bob', status: 400, error: 'invalid_field' },
-  { name: 'ack without id', method: 'DELETE', path: '/messages/pending', as: 'bob', status: 400, error: 'missing_field' },
-  { name: 'pending limit=0', method: 'GET', path: '/messages/pending?limit=0', as: 'bob', status: 400, error: 'invalid_field' },
-  { name: 'pending limit=abc', method: 'GET', path: '/messages/pending?limit=abc', as: 'bob', status: 400, error: 'invalid_field' },
+  {
+    name: 'ack ?id= with path characters',
+    method: 'DELETE',
+    path: '/messages/pending?id=../../etc/passwd',
+    as: 'bob',
+    status: 400,
+    error: 'invalid_field',
+  },
+  {
+    name: 'ack path id with encoded slashes',
+    method: 'DELETE',
+    path: '/messages/pending/..%2F..%2Fetc%2Fpasswd',
+    as: 'bob',
+    status: 400,
+    error: 'invalid_field',
+  },
+  {
+    name: 'ack without id',
+    method: 'DELETE',
+    path: '/messages/pending',
+    as: 'bob',
+    status: 400,
+    error: 'missing_field',
+  },
+  {
+    name: 'pending limit=0',
+    method: 'GET',
+    path: '/messages/pending?limit=0',
+    as: 'bob',
+    status: 400,
+    error: 'invalid_field',
+  },
+  {
+    name: 'pending limit=abc',
+    method: 'GET',
+    path: '/messages/pending?limit=abc',
+    as: 'bob',
+    status: 400,
+    error: 'invalid_field',
+  },
   { name: 'batch ack {}', path: '/messages/pending/ack', as: 'bob', json: {}, status: 400, error: 'missing_field' },
-  { name: 'batch ack ids not an array', path: '/messages/pending/ack', as: 'bob', json: { ids: manyIds[0] }, status: 400, error: 'missing_field' },
-  { name: 'batch ack empty ids', path: '/messages/pending/ack', as: 'bob', json: { ids: [] }, status: 400, error: 'missing_field' },
-  { name: 'batch ack 1001 ids', path: '/messages/pending/ack', as: 'bob', json: { ids: manyIds }, status: 400, error: 'invalid_field' },
-  { name: 'batch ack with a malformed id', path: '/messages/pending/ack', as: 'bob', json: { ids: [manyIds[0], '../../etc/passwd'] }, status: 400, error: 'invalid_field' },
+  {
+    name: 'batch ack ids not an array',
+    path: '/messages/pending/ack',
+    as: 'bob',
+    json: { ids: manyIds[0] },
+    status: 400,
+    error: 'missing_field',
+  },
+  {
+    name: 'batch ack empty ids',
+    path: '/messages/pending/ack',
+    as: 'bob',
+    json: { ids: [] },
+    status: 400,
+    error: 'missing_field',
+  },
+  {
+    name: 'batch ack 1001 ids',
+    path: '/messages/pending/ack',
+    as: 'bob',
+    json: { ids: manyIds },
+    status: 400,
+    error: 'invalid_field',
+  },
+  {
+    name: 'batch ack with a malformed id',
+    path: '/messages/pending/ack',
+    as: 'bob',
+    json: { ids: [manyIds[0], '../../etc/passwd'] },
+    status: 400,
+    error: 'invalid_field',
+  },
   // §1 paths and methods
   { name: 'unknown API path', method: 'GET', path: '/no-such-thing', status: 404, error: 'not_found' },
   { name: 'unknown root path', method: 'GET', path: '!/no/such/thing', as: 'none', status: 404, error: 'not_found' },
@@ -165,7 +401,9 @@ describe('refused requests', () => {
   });
 
   it('duplicate registration name -> 409 name_taken with suggestions', async () => {
-    const r = await call('POST', `${srv.api}/register`, { json: { name: 'alice', tenant: 'acme', public_key: newKeypair().publicPem } });
+    const r = await call('POST', `${srv.api}/register`, {
+      json: { name: 'alice', tenant: 'acme', public_key: newKeypair().publicPem },
+    });
     expectError(r, 409, 'name_taken', 'name');
     expect(r.body.message).toBe("Agent name 'alice' is already registered in tenant 'acme'");
     const s = r.body.suggestions;
@@ -179,7 +417,9 @@ describe('refused requests', () => {
     }
     expect(r.body.details.suggestions).toEqual(s);
     // "free at answer time": the first one can be registered.
-    const taken = await call('POST', `${srv.api}/register`, { json: { name: s[0], tenant: 'acme', public_key: newKeypair().publicPem } });
+    const taken = await call('POST', `${srv.api}/register`, {
+      json: { name: s[0], tenant: 'acme', public_key: newKeypair().publicPem },
+    });
     expect(taken.status).toBe(201);
   });
 });
@@ -188,7 +428,11 @@ describe('request body over 1 MiB -> 413 request_too_large', () => {
   it('with an announced Content-Length', async () => {
     const before = await pendingTotal(srv.api, bob.api_key);
     const big = JSON.stringify(msg({}, { filler: 'x'.repeat(1_100_000) }));
-    const r = await call('POST', `${srv.api}/route`, { key: alice.api_key, raw: big, headers: { 'Content-Type': 'application/json' } });
+    const r = await call('POST', `${srv.api}/route`, {
+      key: alice.api_key,
+      raw: big,
+      headers: { 'Content-Type': 'application/json' },
+    });
     expectError(r, 413, 'request_too_large');
     expect(r.body.details).toEqual({ limit: MIB, actual: Buffer.byteLength(big) });
     await expectHealthy(srv.url);
@@ -211,7 +455,11 @@ describe('request body over 1 MiB -> 413 request_too_large', () => {
  * Send a chunked body of filler until the server answers. At most `max` bytes are written; the
  * body is never ended, so an answer can only come from the limit being enforced while streaming.
  */
-function streamUntilAnswered(url: string, key: string, max: number): Promise<{ status: number; body: any; sent: number }> {
+function streamUntilAnswered(
+  url: string,
+  key: string,
+  max: number,
+): Promise<{ status: number; body: any; sent: number }> {
   const u = new URL(url);
   const CHUNK = Buffer.alloc(16 * 1024, 'a');
   return new Promise((resolve, reject) => {
@@ -222,7 +470,10 @@ function streamUntilAnswered(url: string, key: string, max: number): Promise<{ s
       reject(new Error(`no answer within 10 s after sending ${sent} bytes (body never ended)`));
     }, 10_000);
     const req = httpRequest({
-      host: u.hostname, port: Number(u.port), path: u.pathname, method: 'POST',
+      host: u.hostname,
+      port: Number(u.port),
+      path: u.pathname,
+      method: 'POST',
       headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' },
     });
     req.on('response', (res) => {
@@ -264,7 +515,10 @@ function streamUntilAnswered(url: string, key: string, max: number): Promise<{ s
 
 describe('accepted inputs', () => {
   it.each([
-    ['valid JSON with Content-Type text/plain', { raw: JSON.stringify(msg()), headers: { 'Content-Type': 'text/plain' } }],
+    [
+      'valid JSON with Content-Type text/plain',
+      { raw: JSON.stringify(msg()), headers: { 'Content-Type': 'text/plain' } },
+    ],
     ['valid JSON without Content-Type', { raw: JSON.stringify(msg()) }],
     ['unknown extra top-level fields', { json: msg({ zzz: 1, nested: { a: [1, 2] }, envelope_version: 'x' }) }],
     ['uppercase recipient', { json: msg({ to: 'BOB@ACME.AIMAESTRO.LOCAL' }) }],
@@ -275,7 +529,12 @@ describe('accepted inputs', () => {
     const before = await pendingTotal(srv.api, bob.api_key);
     const o = opts as { json?: unknown; raw?: string; headers?: Record<string, string>; bare?: boolean };
     const headers = o.bare ? { ...o.headers, Authorization: alice.api_key } : o.headers;
-    const r = await call('POST', `${srv.api}/route`, { key: o.bare ? undefined : alice.api_key, json: o.json, raw: o.raw, headers });
+    const r = await call('POST', `${srv.api}/route`, {
+      key: o.bare ? undefined : alice.api_key,
+      json: o.json,
+      raw: o.raw,
+      headers,
+    });
     expect(r.status).toBe(200);
     expect(r.body.status).toBe('queued');
     expect(r.body.id).toMatch(MSG_ID);
@@ -297,7 +556,11 @@ describe('random garbage bodies', () => {
       const len = 1 + ((rnd() << 4) | (rnd() & 0xf));
       const bytes = Buffer.from(Array.from({ length: len }, rnd));
       if (i % 4 === 0) bytes[0] = 0x7b; // sometimes start like an object
-      const r = await call('POST', `${srv.api}/route`, { key: alice.api_key, raw: bytes, headers: { 'Content-Type': 'application/json' } });
+      const r = await call('POST', `${srv.api}/route`, {
+        key: alice.api_key,
+        raw: bytes,
+        headers: { 'Content-Type': 'application/json' },
+      });
       statuses.add(r.status);
       expect(r.status, `body #${i}: ${bytes.toString('hex')}`).toBeGreaterThanOrEqual(400);
       expect(r.status, `body #${i}: ${bytes.toString('hex')}`).toBeLessThan(500);
@@ -355,7 +618,12 @@ describe("signatures: 'required'", () => {
       await expectHealthy(s.url);
 
       const body = msg();
-      const signature = signMessage(a.keys.privateKey, { from: a.address, to: BOB, subject: body.subject as string, payload: body.payload });
+      const signature = signMessage(a.keys.privateKey, {
+        from: a.address,
+        to: BOB,
+        subject: body.subject as string,
+        payload: body.payload,
+      });
       const signed = await call('POST', `${s.api}/route`, { key: a.api_key, json: { ...body, signature } });
       expect(signed.status).toBe(200);
       expect(await pendingTotal(s.api, b.api_key)).toBe(1);

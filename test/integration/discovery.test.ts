@@ -48,7 +48,15 @@ describe('discovery documents', () => {
         relay_ttl_seconds: 604800,
       },
     });
-    expect(Object.keys(r.body).slice(0, 7)).toEqual(['provider', 'version', 'public_key', 'fingerprint', 'capabilities', 'registration_modes', 'rate_limits']);
+    expect(Object.keys(r.body).slice(0, 7)).toEqual([
+      'provider',
+      'version',
+      'public_key',
+      'fingerprint',
+      'capabilities',
+      'registration_modes',
+      'rate_limits',
+    ]);
     expect(r.body.websocket).toEqual({
       paths: ['/v1/ws', '/api/v1/ws'],
       subprotocols: ['amp.v1', 'amp.v1+msgpack'],
@@ -62,7 +70,13 @@ describe('discovery documents', () => {
     const r = await call('GET', `${t.url}${mount}/health`);
     expect(r.status).toBe(200);
     expect(r.headers.get('cache-control')).toBe('no-store');
-    expect(r.body).toMatchObject({ status: 'healthy', version: '0.1.0', provider: 'aimaestro.local', federation: false, agents_online: 0 });
+    expect(r.body).toMatchObject({
+      status: 'healthy',
+      version: '0.1.0',
+      provider: 'aimaestro.local',
+      federation: false,
+      agents_online: 0,
+    });
     expect(Number.isInteger(r.body.uptime_seconds)).toBe(true);
   });
 
@@ -76,7 +90,9 @@ describe('HTTP conventions', () => {
   it('answers OPTIONS preflight with 204 and the allowed headers', async () => {
     const r = await call('OPTIONS', `${t.api}/route`);
     expect(r.status).toBe(204);
-    expect(r.headers.get('access-control-allow-headers')).toBe('Authorization, Content-Type, X-API-Key, Idempotency-Key');
+    expect(r.headers.get('access-control-allow-headers')).toBe(
+      'Authorization, Content-Type, X-API-Key, Idempotency-Key',
+    );
     expect(r.headers.get('access-control-allow-origin')).toBe('*');
   });
 
@@ -98,7 +114,9 @@ describe('HTTP conventions', () => {
     try {
       const r = await call('GET', `${t2.url}/.well-known/agent-messaging.json`);
       expect(r.body.endpoint).toBe(`${t2.url}/api/v1`);
-      const fwd = await call('GET', `${t2.url}/.well-known/agent-messaging.json`, { headers: { 'X-Forwarded-Proto': 'https' } });
+      const fwd = await call('GET', `${t2.url}/.well-known/agent-messaging.json`, {
+        headers: { 'X-Forwarded-Proto': 'https' },
+      });
       expect(fwd.body.endpoint).toBe(`${t2.url.replace('http:', 'https:')}/api/v1`);
     } finally {
       await t2.close();

@@ -14,7 +14,6 @@ import { ROOT, call, register, startTestServer, tempDir, type TestServer, freePo
 
 const run = promisify(execFile);
 
-
 let t: TestServer;
 let issuer: string;
 const dataDir = tempDir('amp-aid-');
@@ -29,7 +28,10 @@ afterAll(() => t.close());
 
 describe('discovery', () => {
   it('serves the authorization-server metadata with the issuer from the public URL', async () => {
-    for (const url of [`${t.url}/acme/.well-known/oauth-authorization-server`, `${t.url}/.well-known/oauth-authorization-server/acme`]) {
+    for (const url of [
+      `${t.url}/acme/.well-known/oauth-authorization-server`,
+      `${t.url}/.well-known/oauth-authorization-server/acme`,
+    ]) {
       const r = await call('GET', url);
       expect(r.status).toBe(200);
       expect(r.headers.get('cache-control')).toBe('public, max-age=300');
@@ -39,18 +41,34 @@ describe('discovery', () => {
         introspection_endpoint: `${issuer}/oauth/introspect`,
         jwks_uri: `${issuer}/.well-known/jwks.json`,
         grant_types_supported: ['urn:aid:agent-identity'],
-        aid_grant: { aid_version: '1.0', registration_request_endpoint: `${issuer}/agent_registrations/request`, proof_window_seconds: 300 },
+        aid_grant: {
+          aid_version: '1.0',
+          registration_request_endpoint: `${issuer}/agent_registrations/request`,
+          proof_window_seconds: 300,
+        },
       });
     }
   });
 
   it('serves openid-configuration and the protected-resource document; never uses the Host header', async () => {
-    const oc = await call('GET', `${t.url}/acme/.well-known/openid-configuration`, { headers: { Host: 'evil.example' } });
-    expect(oc.body).toMatchObject({ issuer, subject_types_supported: ['public'], id_token_signing_alg_values_supported: ['RS256'] });
+    const oc = await call('GET', `${t.url}/acme/.well-known/openid-configuration`, {
+      headers: { Host: 'evil.example' },
+    });
+    expect(oc.body).toMatchObject({
+      issuer,
+      subject_types_supported: ['public'],
+      id_token_signing_alg_values_supported: ['RS256'],
+    });
     expect(oc.body.claims_supported).toContain('agent_address');
     expect(oc.body.authorization_endpoint).toBeUndefined();
     const pr = await call('GET', `${t.url}/acme/.well-known/oauth-protected-resource`);
-    expect(pr.body).toEqual({ resource: issuer, resource_name: 'acme AMP provider', authorization_servers: [issuer], scopes_supported: ['agent:identity'], bearer_methods_supported: ['header'] });
+    expect(pr.body).toEqual({
+      resource: issuer,
+      resource_name: 'acme AMP provider',
+      authorization_servers: [issuer],
+      scopes_supported: ['agent:identity'],
+      bearer_methods_supported: ['header'],
+    });
   });
 
   it('answers 404 for an organisation nobody registered in', async () => {
@@ -60,7 +78,9 @@ describe('discovery', () => {
   });
 
   it('is discovered by a standard OIDC client library', async () => {
-    const config = await oidc.discovery(new URL(issuer), 'agent', undefined, undefined, { execute: [oidc.allowInsecureRequests] });
+    const config = await oidc.discovery(new URL(issuer), 'agent', undefined, undefined, {
+      execute: [oidc.allowInsecureRequests],
+    });
     const meta = config.serverMetadata();
     expect(meta.issuer).toBe(issuer);
     expect(meta.jwks_uri).toBe(`${issuer}/.well-known/jwks.json`);
@@ -80,24 +100,76 @@ describe('signing keys and admin tokens', () => {
   });
 
   it('mints an admin JWT with the CLI that jose verifies against the served JWKS', async () => {
-    const { stdout } = await run(process.execPath, [join(ROOT, 'bin', 'amp-relay.js'), 'admin-token', '--email', 'ops@acme.com', '--tenant', 'acme', '--scopes', 'agent_registrations:read agent_registrations:write', '--data-dir', dataDir, '--public-url', t.url], { timeout: 20_000 });
+    const { stdout } = await run(
+      process.execPath,
+      [
+        join(ROOT, 'bin', 'amp-relay.js'),
+        'admin-token',
+        '--email',
+        'ops@acme.com',
+        '--tenant',
+        'acme',
+        '--scopes',
+        'agent_registrations:read agent_registrations:write',
+        '--data-dir',
+        dataDir,
+        '--public-url',
+        t.url,
+      ],
+      { timeout: 20_000 },
+    );
     const token = stdout.trim();
-    const { payload, protectedHeader } = await jwtVerify(token, createRemoteJWKSet(new URL(`${issuer}/.well-known/jwks.json`)), { issuer, audience: issuer });
+    const { payload, protectedHeader } = await jwtVerify(
+      token,
+      createRemoteJWKSet(new URL(`${issuer}/.well-known/jwks.json`)),
+      { issuer, audience: issuer },
+    );
     expect(protectedHeader.alg).toBe('RS256');
-    expect(payload).toMatchObject({ sub: 'admin:ops@acme.com', token_type: 'admin', email: 'ops@acme.com', company_url_id: 'acme', scopes: ['agent_registrations:read', 'agent_registrations:write'] });
+    expect(payload).toMatchObject({
+      sub: 'admin:ops@acme.com',
+      token_type: 'admin',
+      email: 'ops@acme.com',
+      company_url_id: 'acme',
+      scopes: ['agent_registrations:read', 'agent_registrations:write'],
+    });
     expect((payload.exp as number) - (payload.iat as number)).toBe(3600);
   });
 
   it('checks admin tokens: tenant, type, scope (write implies read)', async () => {
     const keys = await SigningKeys.load(dataDir, 'RS256');
-    const mint = (tenant: string, scopes: string[]) => mintAdminToken(keys, { issuer: `${t.url}/${tenant}`, tenant, email: 'a@b.c', scopes });
+    const mint = (tenant: string, scopes: string[]) =>
+      mintAdminToken(keys, { issuer: `${t.url}/${tenant}`, tenant, email: 'a@b.c', scopes });
     const write = await mint('acme', ['agent_registrations:write']);
     expect((await checkAdminToken(keys, write, issuer, 'acme', 'agent_registrations:read')).ok).toBe(true);
-    expect(await checkAdminToken(keys, await mint('acme', ['agent_registrations:read']), issuer, 'acme', 'agent_registrations:write')).toMatchObject({ ok: false, status: 403, error: 'insufficient_scope' });
-    expect(await checkAdminToken(keys, await mint('other', ['agent_registrations:write']), issuer, 'acme', 'agent_registrations:read')).toMatchObject({ ok: false, status: 401, error: 'invalid_token' });
-    expect(await checkAdminToken(keys, write + 'x', issuer, 'acme', 'agent_registrations:read')).toMatchObject({ ok: false, status: 401 });
+    expect(
+      await checkAdminToken(
+        keys,
+        await mint('acme', ['agent_registrations:read']),
+        issuer,
+        'acme',
+        'agent_registrations:write',
+      ),
+    ).toMatchObject({ ok: false, status: 403, error: 'insufficient_scope' });
+    expect(
+      await checkAdminToken(
+        keys,
+        await mint('other', ['agent_registrations:write']),
+        issuer,
+        'acme',
+        'agent_registrations:read',
+      ),
+    ).toMatchObject({ ok: false, status: 401, error: 'invalid_token' });
+    expect(await checkAdminToken(keys, write + 'x', issuer, 'acme', 'agent_registrations:read')).toMatchObject({
+      ok: false,
+      status: 401,
+    });
     const key = await keys.current();
-    const agentToken = await new SignJWT({ token_type: 'agent', email: 'a@b.c', company_url_id: 'acme', scopes: ['agent_registrations:write'] })
+    const agentToken = await new SignJWT({
+      token_type: 'agent',
+      email: 'a@b.c',
+      company_url_id: 'acme',
+      scopes: ['agent_registrations:write'],
+    })
       .setProtectedHeader({ alg: key.alg, kid: key.kid })
       .setIssuer(issuer)
       .setAudience(issuer)
@@ -114,8 +186,12 @@ describe('signing keys and admin tokens', () => {
 
   it('refuses unknown scopes and bad e-mails at minting', async () => {
     const keys = await SigningKeys.load(dataDir, 'RS256');
-    await expect(mintAdminToken(keys, { issuer, tenant: 'acme', email: 'a@b.c', scopes: ['root'] })).rejects.toThrow(/unknown scope/);
-    await expect(mintAdminToken(keys, { issuer, tenant: 'acme', email: 'nobody', scopes: ['amp:admin'] })).rejects.toThrow(/e-mail/);
+    await expect(mintAdminToken(keys, { issuer, tenant: 'acme', email: 'a@b.c', scopes: ['root'] })).rejects.toThrow(
+      /unknown scope/,
+    );
+    await expect(
+      mintAdminToken(keys, { issuer, tenant: 'acme', email: 'nobody', scopes: ['amp:admin'] }),
+    ).rejects.toThrow(/e-mail/);
   });
 
   it('selects EdDSA signing keys with AID_JWT_ALG', async () => {
@@ -124,7 +200,10 @@ describe('signing keys and admin tokens', () => {
       await register(t2.api, 'x', 'acme');
       const jwks = (await call('GET', `${t2.url}/acme/.well-known/jwks.json`)).body.keys as JWK[];
       expect(jwks).toEqual([expect.objectContaining({ kty: 'OKP', crv: 'Ed25519', alg: 'EdDSA', use: 'sig' })]);
-      expect((await call('GET', `${t2.url}/acme/.well-known/openid-configuration`)).body.id_token_signing_alg_values_supported).toEqual(['EdDSA']);
+      expect(
+        (await call('GET', `${t2.url}/acme/.well-known/openid-configuration`)).body
+          .id_token_signing_alg_values_supported,
+      ).toEqual(['EdDSA']);
     } finally {
       await t2.close();
     }

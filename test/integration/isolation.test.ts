@@ -27,7 +27,11 @@ beforeAll(async () => {
   for (const [i, who] of order.entries()) {
     const r = await call('POST', `${srv.api}/route`, {
       key: alice.api_key,
-      json: { to: agents[who].address, subject: `${who} #${i}`, payload: { type: 'notification', message: `for ${who}` } },
+      json: {
+        to: agents[who].address,
+        subject: `${who} #${i}`,
+        payload: { type: 'notification', message: `for ${who}` },
+      },
     });
     expect(r.status).toBe(200);
     sent[who].push(r.body.id);
@@ -42,7 +46,11 @@ const keyOf = (who: Who | 'alice') => (who === 'alice' ? alice.api_key : agents[
 async function list(who: Who, path = '/api/v1/messages/pending?limit=100') {
   const r = await call('GET', srv.url + path, { key: keyOf(who) });
   expect(r.status).toBe(200);
-  return r.body as { messages: Array<{ id: string; envelope: Record<string, any>; payload: Record<string, any> }>; count: number; remaining: number };
+  return r.body as {
+    messages: Array<{ id: string; envelope: Record<string, any>; payload: Record<string, any> }>;
+    count: number;
+    remaining: number;
+  };
 }
 const ids = async (who: Who, path?: string) => (await list(who, path)).messages.map((m) => m.id);
 
@@ -115,7 +123,9 @@ const batchPaths = ['/messages/pending/ack', '/messages/pending', '/inbox/ack'];
 const attackers = ['carol', 'dave'] as const;
 
 describe("acking another agent's message", () => {
-  const cases = singleForms.flatMap(([name, method, path]) => MOUNTS.flatMap((mount) => attackers.map((who) => ({ name, method, path, mount, who }))));
+  const cases = singleForms.flatMap(([name, method, path]) =>
+    MOUNTS.flatMap((mount) => attackers.map((who) => ({ name, method, path, mount, who }))),
+  );
 
   it.each(cases)('$who via $name on $mount -> 404 not_found, bob keeps it', async ({ method, path, mount, who }) => {
     for (const id of [sent.bob[0], sent.bob[4]]) {
@@ -128,14 +138,19 @@ describe("acking another agent's message", () => {
     expect(await ids('bob')).toEqual(sent.bob);
   });
 
-  const batchCases = batchPaths.flatMap((path) => MOUNTS.flatMap((mount) => attackers.map((who) => ({ path, mount, who }))));
+  const batchCases = batchPaths.flatMap((path) =>
+    MOUNTS.flatMap((mount) => attackers.map((who) => ({ path, mount, who }))),
+  );
 
-  it.each(batchCases)('$who batch POST $mount$path -> {acknowledged: 0}, bob keeps all', async ({ path, mount, who }) => {
-    const r = await call('POST', srv.url + mount + path, { key: keyOf(who), json: { ids: sent.bob } });
-    expect(r.status).toBe(200);
-    expect(r.body).toEqual({ acknowledged: 0 });
-    expect(await ids('bob')).toEqual(sent.bob);
-  });
+  it.each(batchCases)(
+    '$who batch POST $mount$path -> {acknowledged: 0}, bob keeps all',
+    async ({ path, mount, who }) => {
+      const r = await call('POST', srv.url + mount + path, { key: keyOf(who), json: { ids: sent.bob } });
+      expect(r.status).toBe(200);
+      expect(r.body).toEqual({ acknowledged: 0 });
+      expect(await ids('bob')).toEqual(sent.bob);
+    },
+  );
 
   it("the sender cannot ack what it sent: alice's inbox is empty and bob's ids are 404 for her", async () => {
     const r = await call('DELETE', `${srv.api}/messages/pending?id=${sent.bob[1]}`, { key: alice.api_key });
@@ -164,7 +179,10 @@ describe('ack semantics (§15)', () => {
     for (const [, method, path] of singleForms) {
       for (const mount of MOUNTS) {
         const r = await call(method, srv.url + mount + path(b0), { key: keyOf('bob') });
-        expect({ status: r.status, body: r.body }).toEqual({ status: 200, body: { acknowledged: true, already_acked: true } });
+        expect({ status: r.status, body: r.body }).toEqual({
+          status: 200,
+          body: { acknowledged: true, already_acked: true },
+        });
       }
     }
     // Acked by bob is still "never queued for this agent" for carol: 404, not already_acked.
@@ -185,11 +203,18 @@ describe('ack semantics (§15)', () => {
     expect(again.body).toEqual({ acknowledged: 0 });
 
     const page = await list('bob', '/v1/inbox?limit=1');
-    expect({ ids: page.messages.map((m) => m.id), count: page.count, remaining: page.remaining }).toEqual({ ids: [b3], count: 1, remaining: 1 });
+    expect({ ids: page.messages.map((m) => m.id), count: page.count, remaining: page.remaining }).toEqual({
+      ids: [b3],
+      count: 1,
+      remaining: 1,
+    });
     expect(await ids('bob')).toEqual([b3, b4]);
 
     // Carol's mixed batch: her own id counts, bob's does not, and bob keeps his.
-    const mixed = await call('POST', `${srv.api}/messages/pending`, { key: keyOf('carol'), json: { ids: [b3, sent.carol[1]] } });
+    const mixed = await call('POST', `${srv.api}/messages/pending`, {
+      key: keyOf('carol'),
+      json: { ids: [b3, sent.carol[1]] },
+    });
     expect(mixed.body).toEqual({ acknowledged: 1 });
     expect(await ids('carol')).toEqual([sent.carol[0]]);
     expect(await ids('bob')).toEqual([b3, b4]);

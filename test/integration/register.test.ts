@@ -13,7 +13,9 @@ afterAll(() => t.close());
 describe('register', () => {
   it('answers 201 with the documented body', async () => {
     const keys = newKeypair();
-    const r = await call('POST', `${t.api}/register`, { json: { tenant: 'Local', name: 'My-Agent', public_key: keys.publicPem, key_algorithm: 'ed25519', alias: 'Mine' } });
+    const r = await call('POST', `${t.api}/register`, {
+      json: { tenant: 'Local', name: 'My-Agent', public_key: keys.publicPem, key_algorithm: 'ed25519', alias: 'Mine' },
+    });
     expect(r.status).toBe(201);
     expect(r.body).toMatchObject({
       address: 'my-agent@local.aimaestro.local',
@@ -59,7 +61,12 @@ describe('register', () => {
 
   it('accepts the key as Bearer (any case), bare, or X-API-Key', async () => {
     const a = await register(t.api, 'auth-forms', 'acme');
-    const forms: Record<string, string>[] = [{ Authorization: `Bearer ${a.api_key}` }, { Authorization: `bearer ${a.api_key}` }, { Authorization: a.api_key }, { 'X-API-Key': a.api_key }];
+    const forms: Record<string, string>[] = [
+      { Authorization: `Bearer ${a.api_key}` },
+      { Authorization: `bearer ${a.api_key}` },
+      { Authorization: a.api_key },
+      { 'X-API-Key': a.api_key },
+    ];
     for (const headers of forms) {
       const r = await call('GET', `${t.api}/agents/me`, { headers });
       expect(r.status).toBe(200);
@@ -67,15 +74,19 @@ describe('register', () => {
     }
   });
 
-  it('refuses a taken name with free suggestions, and another agent\'s key', async () => {
+  it("refuses a taken name with free suggestions, and another agent's key", async () => {
     const a = await register(t.api, 'taken', 'acme');
-    const dup = await call('POST', `${t.api}/register`, { json: { tenant: 'acme', name: 'taken', public_key: newKeypair().publicPem } });
+    const dup = await call('POST', `${t.api}/register`, {
+      json: { tenant: 'acme', name: 'taken', public_key: newKeypair().publicPem },
+    });
     expect(dup.status).toBe(409);
     expect(dup.body.message).toBe("Agent name 'taken' is already registered in tenant 'acme'");
     expect(dup.body.suggestions).toHaveLength(3);
     expect(dup.body.suggestions[0]).toBe('taken-2');
     expect(dup.body.details.suggestions).toEqual(dup.body.suggestions);
-    const sameKey = await call('POST', `${t.api}/register`, { json: { tenant: 'acme', name: 'other', public_key: a.keys.publicPem } });
+    const sameKey = await call('POST', `${t.api}/register`, {
+      json: { tenant: 'acme', name: 'other', public_key: a.keys.publicPem },
+    });
     expect(sameKey.status).toBe(409);
     expect(sameKey.body.error).toBe('key_already_registered');
     expect(sameKey.body.details.fingerprint).toBe(a.body.fingerprint);
@@ -84,7 +95,11 @@ describe('register', () => {
 
   it('lets only one of two concurrent registrations of a name win', async () => {
     const results = await Promise.all(
-      [0, 1, 2, 3].map(() => call('POST', `${t.api}/register`, { json: { tenant: 'race', name: 'racer', public_key: newKeypair().publicPem } })),
+      [0, 1, 2, 3].map(() =>
+        call('POST', `${t.api}/register`, {
+          json: { tenant: 'race', name: 'racer', public_key: newKeypair().publicPem },
+        }),
+      ),
     );
     expect(results.map((r) => r.status).sort()).toEqual([201, 409, 409, 409]);
   });
@@ -97,7 +112,12 @@ describe('key recovery (signed re-registration)', () => {
   it('re-issues the API key with a valid proof and revokes the old one', async () => {
     const a = await register(t.api, 'recover-me', 'acme');
     const ts = Math.floor(Date.now() / 1000);
-    const body = { tenant: 'acme', name: 'recover-me', public_key: a.keys.publicPem, proof: { timestamp: ts, signature: proof(a.keys, a.address, ts) } };
+    const body = {
+      tenant: 'acme',
+      name: 'recover-me',
+      public_key: a.keys.publicPem,
+      proof: { timestamp: ts, signature: proof(a.keys, a.address, ts) },
+    };
     const r = await call('POST', `${t.api}/register`, { json: body });
     expect(r.status).toBe(200);
     expect(r.body.agent_id).toBe(a.agent_id);
@@ -118,11 +138,15 @@ describe('key recovery (signed re-registration)', () => {
     expect(none.status).toBe(409);
     expect(none.body.error).toBe('name_taken');
     const old = Math.floor(Date.now() / 1000) - 301;
-    const stale = await call('POST', `${t.api}/register`, { json: { ...base, proof: { timestamp: old, signature: proof(a.keys, a.address, old) } } });
+    const stale = await call('POST', `${t.api}/register`, {
+      json: { ...base, proof: { timestamp: old, signature: proof(a.keys, a.address, old) } },
+    });
     expect(stale.status).toBe(403);
     expect(stale.body.error).toBe('signature_invalid');
     const now = Math.floor(Date.now() / 1000);
-    const wrong = await call('POST', `${t.api}/register`, { json: { ...base, proof: { timestamp: String(now), signature: proof(newKeypair(), a.address, now) } } });
+    const wrong = await call('POST', `${t.api}/register`, {
+      json: { ...base, proof: { timestamp: String(now), signature: proof(newKeypair(), a.address, now) } },
+    });
     expect(wrong.status).toBe(403);
     // The original key still works after every refusal.
     expect((await call('GET', `${t.api}/agents/me`, { key: a.api_key })).status).toBe(200);
@@ -135,7 +159,9 @@ describe('registration policy', () => {
     try {
       const ok = await register(t2.api, 'inside', 'acme');
       expect(ok.address).toBe('inside@acme.aimaestro.local');
-      const r = await call('POST', `${t2.api}/register`, { json: { tenant: 'other', name: 'outside', public_key: newKeypair().publicPem } });
+      const r = await call('POST', `${t2.api}/register`, {
+        json: { tenant: 'other', name: 'outside', public_key: newKeypair().publicPem },
+      });
       expect(r.status).toBe(403);
       expect(r.body.error).toBe('tenant_access_denied');
     } finally {

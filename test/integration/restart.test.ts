@@ -34,7 +34,10 @@ describe.each(['SIGTERM', 'SIGKILL'] as const)('restart after %s', (signal) => {
       ids.push(r.body.id);
     }
     // Ack the first five before the crash.
-    const acked = await call('POST', `${server.api}/messages/pending/ack`, { key: bob.api_key, json: { ids: ids.slice(0, 5) } });
+    const acked = await call('POST', `${server.api}/messages/pending/ack`, {
+      key: bob.api_key,
+      json: { ids: ids.slice(0, 5) },
+    });
     expect(acked.body).toEqual({ acknowledged: 5 });
 
     const code = await server.stop(signal);
@@ -77,7 +80,9 @@ describe.each(['SIGTERM', 'SIGKILL'] as const)('restart after %s', (signal) => {
     server = await spawnServer(dataDir);
     const after = await call('GET', `${server.url}/.well-known/agent-messaging.json`);
     expect(after.body.fingerprint).toBe(before.body.fingerprint);
-    const dup = await call('POST', `${server.api}/register`, { json: { name: 'bob', tenant: 'acme', public_key: alice.keys.publicPem } });
+    const dup = await call('POST', `${server.api}/register`, {
+      json: { name: 'bob', tenant: 'acme', public_key: alice.keys.publicPem },
+    });
     expect(dup.status).toBe(409);
     expect(dup.body.error).toBe('name_taken');
   });
@@ -97,7 +102,10 @@ describe('shutdown under load', () => {
       const workers = Array.from({ length: 32 }, async () => {
         for (let i = 0; i < MAX_PER_WORKER && !stop; i++) {
           try {
-            const r = await call('POST', `${server.api}/route`, { key: a.api_key, json: { to: 'b', subject: 's', payload: { type: 'notification', message: 'x' } } });
+            const r = await call('POST', `${server.api}/route`, {
+              key: a.api_key,
+              json: { to: 'b', subject: 's', payload: { type: 'notification', message: 'x' } },
+            });
             statuses.add(r.status);
             if (r.status === 200) ok.push(r.body.id);
           } catch {
@@ -122,7 +130,10 @@ describe('shutdown under load', () => {
         const list = await call('GET', `${server.api}/messages/pending?limit=100`, { key: b.api_key });
         for (const m of list.body.messages) ids.add(m.id);
         if (list.body.remaining === 0) break;
-        await call('POST', `${server.api}/messages/pending/ack`, { key: b.api_key, json: { ids: list.body.messages.map((m: { id: string }) => m.id) } });
+        await call('POST', `${server.api}/messages/pending/ack`, {
+          key: b.api_key,
+          json: { ids: list.body.messages.map((m: { id: string }) => m.id) },
+        });
       }
       expect(ok.length).toBeGreaterThanOrEqual(200);
       for (const id of ok) expect(ids.has(id)).toBe(true);
@@ -137,7 +148,9 @@ describe('startup refusals', () => {
   it('exits non-zero with a clear message on a bad configuration', async () => {
     const dataDir = tempDir('amp-badcfg-');
     try {
-      await expect(spawnServer(dataDir, [], { AMP_SIGNATURES: 'sometimes' })).rejects.toThrow(/AMP_SIGNATURES: signatures must be one of optional, required/);
+      await expect(spawnServer(dataDir, [], { AMP_SIGNATURES: 'sometimes' })).rejects.toThrow(
+        /AMP_SIGNATURES: signatures must be one of optional, required/,
+      );
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
     }
@@ -146,7 +159,9 @@ describe('startup refusals', () => {
   it('refuses to run on the pure-JS uWebSockets.js fallback', async () => {
     const dataDir = tempDir('amp-fallback-');
     try {
-      await expect(spawnServer(dataDir, [], { UWS_USE_FALLBACK: '1' })).rejects.toThrow(/Refusing to start on the fallback/);
+      await expect(spawnServer(dataDir, [], { UWS_USE_FALLBACK: '1' })).rejects.toThrow(
+        /Refusing to start on the fallback/,
+      );
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
     }

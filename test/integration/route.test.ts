@@ -24,24 +24,44 @@ const newest = async (who: Registered) => {
   const r = await call('GET', `${t.api}/messages/pending?limit=100`, { key: who.api_key });
   return r.body.messages.at(-1);
 };
-const msg = (to: string, extra: Record<string, unknown> = {}) => ({ to, subject: 'Hi', payload: { type: 'request', message: 'hello' }, ...extra });
+const msg = (to: string, extra: Record<string, unknown> = {}) => ({
+  to,
+  subject: 'Hi',
+  payload: { type: 'request', message: 'hello' },
+  ...extra,
+});
 
 describe('route: unsigned', () => {
   it('queues with server-assigned id, timestamp and thread, as untrusted', async () => {
-    const r = await route(alice, msg('bob@acme.aimaestro.local', { id: 'msg_1_evil', timestamp: '2000-01-01T00:00:00Z' }));
+    const r = await route(
+      alice,
+      msg('bob@acme.aimaestro.local', { id: 'msg_1_evil', timestamp: '2000-01-01T00:00:00Z' }),
+    );
     expect(r.status).toBe(200);
     expect(isGeneratedMessageId(r.body.id)).toBe(true);
     expect(r.body).toMatchObject({ status: 'queued', method: 'relay', thread_id: r.body.id });
     const item = await newest(bob);
     expect(item.id).toBe(r.body.id);
     expect(item.envelope).toEqual({
-      version: 'amp/0.1', id: r.body.id, from: 'alice@acme.aimaestro.local', to: 'bob@acme.aimaestro.local',
-      subject: 'Hi', priority: 'normal', timestamp: item.envelope.timestamp, signature: '', thread_id: r.body.id,
+      version: 'amp/0.1',
+      id: r.body.id,
+      from: 'alice@acme.aimaestro.local',
+      to: 'bob@acme.aimaestro.local',
+      subject: 'Hi',
+      priority: 'normal',
+      timestamp: item.envelope.timestamp,
+      signature: '',
+      thread_id: r.body.id,
     });
     expect(Math.abs(Date.parse(item.envelope.timestamp) - Date.now())).toBeLessThan(60_000);
     expect(item.queued_at).toBe(item.envelope.timestamp);
     expect(Date.parse(item.expires_at) - Date.parse(item.queued_at)).toBe(7 * 24 * 3600 * 1000);
-    expect(item.security).toEqual({ trust_level: 'untrusted', signature_verified: false, sender_authenticated: true, injection_flags: [] });
+    expect(item.security).toEqual({
+      trust_level: 'untrusted',
+      signature_verified: false,
+      sender_authenticated: true,
+      injection_flags: [],
+    });
     expect(item.sender_public_key).toBe('');
   });
 
@@ -65,7 +85,13 @@ describe('route: unsigned', () => {
   });
 
   it('accepts `from` equal to the sender, in any case; keeps payload values untouched', async () => {
-    const payload = { type: 'github:pull_request', message: '', context: null, extra: { '10': 1, '9': 2 }, list: [3, 1] };
+    const payload = {
+      type: 'github:pull_request',
+      message: '',
+      context: null,
+      extra: { '10': 1, '9': 2 },
+      list: [3, 1],
+    };
     const r = await route(alice, { ...msg('bob'), from: 'ALICE@acme.aimaestro.local', payload, priority: 'urgent' });
     expect(r.status).toBe(200);
     const item = await newest(bob);
@@ -101,13 +127,21 @@ describe('route: signed', () => {
   const payload = { type: 'request', message: 'Can you review PR 42?', context: { repo: 'agents-web', pr: 42 } };
 
   it('verifies and marks trust: verified in-tenant, external across tenants', async () => {
-    const sig = signMessage(alice.keys.privateKey, { from: alice.address, to: bob.address, subject: 'Review', priority: 'high', payload });
+    const sig = signMessage(alice.keys.privateKey, {
+      from: alice.address,
+      to: bob.address,
+      subject: 'Review',
+      priority: 'high',
+      payload,
+    });
     const r = await route(alice, { to: bob.address, subject: 'Review', priority: 'high', payload, signature: sig });
     expect(r.status).toBe(200);
     const item = await newest(bob);
     expect(item.envelope.signature).toBe(sig);
     expect(item.security).toMatchObject({ trust_level: 'verified', signature_verified: true });
-    expect(item.sender_public_key).toBe(alice.keys.publicKey.export({ format: 'der', type: 'spki' }).subarray(12).toString('hex'));
+    expect(item.sender_public_key).toBe(
+      alice.keys.publicKey.export({ format: 'der', type: 'spki' }).subarray(12).toString('hex'),
+    );
 
     const sig2 = signMessage(alice.keys.privateKey, { from: alice.address, to: eve.address, subject: 'Hi', payload });
     const x = await route(alice, { to: eve.address, subject: 'Hi', payload, signature: sig2 });
@@ -125,16 +159,36 @@ describe('route: signed', () => {
   });
 
   it('verifies a scoped sender signing with its short address', async () => {
-    const sig = signMessage(scoped.keys.privateKey, { from: 'sc@acme.aimaestro.local', to: bob.address, subject: 'S', payload });
+    const sig = signMessage(scoped.keys.privateKey, {
+      from: 'sc@acme.aimaestro.local',
+      to: bob.address,
+      subject: 'S',
+      payload,
+    });
     const r = await route(scoped, { to: bob.address, subject: 'S', payload, signature: sig });
     expect(r.status).toBe(200);
     expect((await newest(bob)).envelope.from).toBe('sc@acme.aimaestro.local');
   });
 
   it('accepts the envelope form and uses its signed fields', async () => {
-    const sig = signMessage(alice.keys.privateKey, { from: alice.address, to: bob.address, subject: 'Env', priority: 'low', payload });
+    const sig = signMessage(alice.keys.privateKey, {
+      from: alice.address,
+      to: bob.address,
+      subject: 'Env',
+      priority: 'low',
+      payload,
+    });
     const r = await route(alice, {
-      envelope: { version: 'amp/0.1', id: 'msg_1_client', timestamp: '2001-01-01T00:00:00Z', from: alice.address, to: bob.address, subject: 'Env', priority: 'low', signature: sig },
+      envelope: {
+        version: 'amp/0.1',
+        id: 'msg_1_client',
+        timestamp: '2001-01-01T00:00:00Z',
+        from: alice.address,
+        to: bob.address,
+        subject: 'Env',
+        priority: 'low',
+        signature: sig,
+      },
       payload,
     });
     expect(r.status).toBe(200);
@@ -160,7 +214,7 @@ describe('route: signed', () => {
     expect((await call('GET', `${t.api}/messages/pending?limit=100`, { key: bob.api_key })).body.count).toBe(before);
   });
 
-  it('refuses a signature made by another agent\'s key', async () => {
+  it("refuses a signature made by another agent's key", async () => {
     const sig = signMessage(eve.keys.privateKey, { from: alice.address, to: bob.address, subject: 'X', payload });
     const r = await route(alice, { to: bob.address, subject: 'X', payload, signature: sig });
     expect(r.status).toBe(403);
@@ -175,11 +229,17 @@ describe('policies', () => {
       const a = await register(t2.api, 'a', 'x');
       const b = await register(t2.api, 'b', 'x');
       const p = { type: 'notification', message: 'x' };
-      const unsigned = await call('POST', `${t2.api}/route`, { key: a.api_key, json: { to: 'b', subject: 's', payload: p } });
+      const unsigned = await call('POST', `${t2.api}/route`, {
+        key: a.api_key,
+        json: { to: 'b', subject: 's', payload: p },
+      });
       expect(unsigned.status).toBe(422);
       expect(unsigned.body.error).toBe('signature_missing');
       const sig = signMessage(a.keys.privateKey, { from: a.address, to: b.address, subject: 's', payload: p });
-      const signed = await call('POST', `${t2.api}/route`, { key: a.api_key, json: { to: b.address, subject: 's', payload: p, signature: sig } });
+      const signed = await call('POST', `${t2.api}/route`, {
+        key: a.api_key,
+        json: { to: b.address, subject: 's', payload: p, signature: sig },
+      });
       expect(signed.status).toBe(200);
       expect((await call('GET', `${t2.api}/info`)).body.signatures).toBe('required');
     } finally {
@@ -194,10 +254,15 @@ describe('policies', () => {
       await register(t2.api, 'b', 'y');
       await register(t2.api, 'c', 'x');
       const p = { type: 'notification', message: 'x' };
-      const cross = await call('POST', `${t2.api}/route`, { key: a.api_key, json: { to: 'b@y.aimaestro.local', subject: 's', payload: p } });
+      const cross = await call('POST', `${t2.api}/route`, {
+        key: a.api_key,
+        json: { to: 'b@y.aimaestro.local', subject: 's', payload: p },
+      });
       expect(cross.status).toBe(403);
       expect(cross.body.error).toBe('forbidden');
-      expect((await call('POST', `${t2.api}/route`, { key: a.api_key, json: { to: 'c', subject: 's', payload: p } })).status).toBe(200);
+      expect(
+        (await call('POST', `${t2.api}/route`, { key: a.api_key, json: { to: 'c', subject: 's', payload: p } })).status,
+      ).toBe(200);
     } finally {
       await t2.close();
     }

@@ -12,7 +12,16 @@ import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintAdminToken } from '../../src/identity/admin-tokens.js';
 import { SigningKeys, type KeyStatus } from '../../src/identity/signing-keys.js';
-import { call, freePort, register, ROOT, startTestServer, tempDir, type Registered, type TestServer } from '../helpers/server.js';
+import {
+  call,
+  freePort,
+  register,
+  ROOT,
+  startTestServer,
+  tempDir,
+  type Registered,
+  type TestServer,
+} from '../helpers/server.js';
 import { until } from '../helpers/ws.js';
 
 const run = promisify(execFile);
@@ -38,7 +47,13 @@ let nextTs = 0;
 const uniqueTs = () => (nextTs = nextTs === 0 ? now() - 1 : nextTs - 1);
 
 async function agentToken(): Promise<string> {
-  const r = await call('POST', `${issuer}/oauth/token`, { json: { grant_type: 'urn:aid:agent-identity', fingerprint: agent.body.fingerprint, proof: proofFor(agent, uniqueTs()) } });
+  const r = await call('POST', `${issuer}/oauth/token`, {
+    json: {
+      grant_type: 'urn:aid:agent-identity',
+      fingerprint: agent.body.fingerprint,
+      proof: proofFor(agent, uniqueTs()),
+    },
+  });
   expect(r.status, JSON.stringify(r.body)).toBe(200);
   return r.body.access_token as string;
 }
@@ -48,12 +63,22 @@ const servedKids = async (): Promise<string[]> => {
   expect(r.status).toBe(200);
   return (r.body.keys as { kid: string }[]).map((k) => k.kid);
 };
-const introspect = (token: string) => call('POST', `${issuer}/oauth/introspect`, { headers: { Authorization: `Bearer ${admin}` }, json: { token } });
+const introspect = (token: string) =>
+  call('POST', `${issuer}/oauth/introspect`, { headers: { Authorization: `Bearer ${admin}` }, json: { token } });
 /** Verify as a relying party would: a fresh remote JWKS (no cache from before the rotation). */
-const verifyRemote = (token: string) => jwtVerify(token, createRemoteJWKSet(new URL(`${issuer}/.well-known/jwks.json`)), { issuer, audience: issuer, algorithms: ['RS256'] });
+const verifyRemote = (token: string) =>
+  jwtVerify(token, createRemoteJWKSet(new URL(`${issuer}/.well-known/jwks.json`)), {
+    issuer,
+    audience: issuer,
+    algorithms: ['RS256'],
+  });
 
 async function cli(...args: string[]): Promise<{ stdout: string; stderr: string }> {
-  return run(process.execPath, [CLI, ...args, '--data-dir', dataDir], { cwd: ROOT, env: { PATH: process.env.PATH ?? '' }, timeout: 20_000 });
+  return run(process.execPath, [CLI, ...args, '--data-dir', dataDir], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '' },
+    timeout: 20_000,
+  });
 }
 const keysOf = (stdout: string) => (JSON.parse(stdout) as { keys: KeyStatus[] }).keys;
 
@@ -63,13 +88,25 @@ beforeAll(async () => {
   issuer = `${t.url}/acme`;
   agent = await register(t.api, 'rotating-agent', 'acme');
   const keys = await SigningKeys.load(dataDir, 'RS256');
-  admin = await mintAdminToken(keys, { issuer, tenant: 'acme', email: 'ops@acme.com', scopes: ['agent_registrations:write', 'aid:introspect'] });
+  admin = await mintAdminToken(keys, {
+    issuer,
+    tenant: 'acme',
+    email: 'ops@acme.com',
+    scopes: ['agent_registrations:write', 'aid:introspect'],
+  });
   const req = await call('POST', `${issuer}/agent_registrations/request`, {
     headers: { 'X-Api-Key': agent.api_key },
-    json: { name: 'rotating-agent', address: agent.address, fingerprint: agent.body.fingerprint, public_key: agent.keys.publicPem },
+    json: {
+      name: 'rotating-agent',
+      address: agent.address,
+      fingerprint: agent.body.fingerprint,
+      public_key: agent.keys.publicPem,
+    },
   });
   expect(req.status, JSON.stringify(req.body)).toBe(202);
-  const approved = await call('POST', `${issuer}/agent_registrations/${req.body.data.id}/approve`, { headers: { Authorization: `Bearer ${admin}` } });
+  const approved = await call('POST', `${issuer}/agent_registrations/${req.body.data.id}/approve`, {
+    headers: { Authorization: `Bearer ${admin}` },
+  });
   expect(approved.status).toBe(200);
 });
 afterAll(async () => {
@@ -99,7 +136,10 @@ describe('signing key rotation on a running server', () => {
     const activates = Date.parse(listed[1]!.activates_at);
     expect(activates - Date.now()).toBeGreaterThan(9 * 60_000);
 
-    expect(await until(async () => (await servedKids()).length === 2, PICKUP_TIMEOUT_MS), 'the server did not publish the scheduled key').toBe(true);
+    expect(
+      await until(async () => (await servedKids()).length === 2, PICKUP_TIMEOUT_MS),
+      'the server did not publish the scheduled key',
+    ).toBe(true);
     expect(await servedKids()).toEqual([kidA, kidNext]);
     expect(kidOf(await agentToken())).toBe(kidA);
   });
@@ -117,7 +157,10 @@ describe('signing key rotation on a running server', () => {
     expect(stderr).toContain(`new key ${kidNow} signs now`);
     expect(Date.parse(listed[0]!.unpublish_at!) - Date.now()).toBeGreaterThan(24 * 3600_000);
 
-    expect(await until(async () => (await servedKids()).includes(kidNow), PICKUP_TIMEOUT_MS), 'the server did not pick up the immediate rotation').toBe(true);
+    expect(
+      await until(async () => (await servedKids()).includes(kidNow), PICKUP_TIMEOUT_MS),
+      'the server did not pick up the immediate rotation',
+    ).toBe(true);
     expect(await servedKids()).toEqual([kidA, kidNow]);
     const tokenB = await agentToken();
     expect(kidOf(tokenB)).toBe(kidNow);

@@ -37,7 +37,17 @@ function input(expiresAtMs: number, subject: string, nowMs = Date.now()): Append
   const id = newMessageId(nowMs);
   const msg: QueuedMessage = {
     id,
-    envelope: { version: 'amp/0.1', id, from: 'a@ttl.aimaestro.local', to: 'b@ttl.aimaestro.local', subject, priority: 'normal', timestamp: isoTime(nowMs), signature: '', thread_id: id },
+    envelope: {
+      version: 'amp/0.1',
+      id,
+      from: 'a@ttl.aimaestro.local',
+      to: 'b@ttl.aimaestro.local',
+      subject,
+      priority: 'normal',
+      timestamp: isoTime(nowMs),
+      signature: '',
+      thread_id: id,
+    },
     payload: { type: 'notification', message: subject },
     queued_at: isoTime(nowMs),
     expires_at: isoTime(expiresAtMs),
@@ -126,7 +136,11 @@ describe('sweepOnce on a real LMDB store', () => {
     await store.append(agent, withReceipt).committed;
     const before = store.getMessageIndex(far);
     const owed: string[] = [];
-    expect(await store.ack(agent, [far, withReceipt.msg.id, far], now, (id) => owed.push(id))).toEqual(['acked', 'acked', 'already_acked']);
+    expect(await store.ack(agent, [far, withReceipt.msg.id, far], now, (id) => owed.push(id))).toEqual([
+      'acked',
+      'acked',
+      'already_acked',
+    ]);
     expect(owed).toEqual([withReceipt.msg.id]); // only the message that asked for a delivery receipt
     await store.settled();
     expect(stored(store, agent)).toEqual([]);
@@ -156,7 +170,11 @@ describe('sweepOnce on a real LMDB store', () => {
     expect(await sweepOnce(store, now)).toBe(1);
     await store.settled();
     expect(store.getIdempotency(SENDER, 'idk_gone', 0)).toBeUndefined();
-    expect(store.getIdempotency(SENDER, 'idk_kept', now)).toEqual({ d: 'digest-2', r: { id: 'msg_1_b' }, e: now + HOUR });
+    expect(store.getIdempotency(SENDER, 'idk_kept', now)).toEqual({
+      d: 'digest-2',
+      r: { id: 'msg_1_b' },
+      e: now + HOUR,
+    });
   });
 
   it('sweeps 5,000 expired entries in bounded time without holding the event loop', async ({ annotate }) => {
@@ -192,7 +210,9 @@ describe('sweepOnce on a real LMDB store', () => {
     const removed = await sweepOnce(store, now);
     const elapsed = performance.now() - started;
     running = false;
-    await annotate(`sweep of 5,000 expired queue entries (+ 5,000 index entries): ${elapsed.toFixed(1)} ms, longest event-loop gap ${maxGap.toFixed(1)} ms, ${ticks} ticks`);
+    await annotate(
+      `sweep of 5,000 expired queue entries (+ 5,000 index entries): ${elapsed.toFixed(1)} ms, longest event-loop gap ${maxGap.toFixed(1)} ms, ${ticks} ticks`,
+    );
 
     expect(removed).toBe(10_000);
     expect(elapsed).toBeLessThan(5000);
@@ -219,7 +239,12 @@ describe('end to end: an expired message is never listed or pushed', () => {
     const c = await register(t.api, 'ttl-c', 'ttl'); // never lists: only a socket ever looks at its queue
     const expMs = Date.now() + 1500;
     const expiresAt = new Date(expMs).toISOString();
-    const body = (to: string) => ({ to, subject: 'short-lived', expires_at: expiresAt, payload: { type: 'notification', message: 'soon gone' } });
+    const body = (to: string) => ({
+      to,
+      subject: 'short-lived',
+      expires_at: expiresAt,
+      payload: { type: 'notification', message: 'soon gone' },
+    });
     const toB = await call('POST', `${t.api}/route`, { key: a.api_key, json: body(b.address) });
     const toC = await call('POST', `${t.api}/route`, { key: a.api_key, json: body(c.address) });
     expect([toB.status, toC.status]).toEqual([200, 200]);
@@ -260,7 +285,10 @@ describe('end to end: an expired message is never listed or pushed', () => {
       const inbox = new Inbox(s);
       const connected = await s.ready();
       expect(connected.pending_count).toBe(0);
-      const fresh = await call('POST', `${t.api}/route`, { key: a.api_key, json: { to: who.address, subject: 'fresh', payload: { type: 'notification', message: 'x' } } });
+      const fresh = await call('POST', `${t.api}/route`, {
+        key: a.api_key,
+        json: { to: who.address, subject: 'fresh', payload: { type: 'notification', message: 'x' } },
+      });
       await inbox.has([fresh.body.id]);
       expect(inbox.ids()).toEqual([fresh.body.id]);
     }

@@ -18,13 +18,20 @@ const sockets: WsClient[] = [];
 const sec = () => Math.floor(Date.now() / 1000);
 
 beforeAll(async () => {
-  [t, limits, pres] = await Promise.all([startTestServer(), startTestServer({ wsMaxSessions: 2, wsAuthTimeout: 1 }), startTestServer()]);
+  [t, limits, pres] = await Promise.all([
+    startTestServer(),
+    startTestServer({ wsMaxSessions: 2, wsAuthTimeout: 1 }),
+    startTestServer(),
+  ]);
   alice = await register(t.api, 'alice', 'acme');
   carol = await register(t.api, 'carol', 'acme');
   dave = await register(t.api, 'dave', 'acme');
   sc = await register(t.api, 'sc', 'acme', { scope: { platform: 'github', repo: 'web' } });
   for (const subject of ['one', 'two']) {
-    const r = await call('POST', `${t.api}/route`, { key: alice.api_key, json: { to: 'carol', subject, payload: { type: 'notification', message: subject } } });
+    const r = await call('POST', `${t.api}/route`, {
+      key: alice.api_key,
+      json: { to: 'carol', subject, payload: { type: 'notification', message: subject } },
+    });
     expect(r.status).toBe(200);
   }
 });
@@ -51,7 +58,14 @@ const refused = async (p: Promise<unknown>): Promise<UpgradeRefused> => {
 function expectConnected(frame: any, who: Registered, pending = 0, subprotocol = 'amp.v1'): void {
   expect(frame).toEqual({
     type: 'connected',
-    data: { address: who.address, pending_count: pending, agent_id: who.agent_id, session_id: expect.stringMatching(/^ses_[A-Za-z0-9_-]+$/), subprotocol, idle_timeout_seconds: 300 },
+    data: {
+      address: who.address,
+      pending_count: pending,
+      agent_id: who.agent_id,
+      session_id: expect.stringMatching(/^ses_[A-Za-z0-9_-]+$/),
+      subprotocol,
+      idle_timeout_seconds: 300,
+    },
   });
   expect(who.agent_id).toMatch(/^agt_/);
 }
@@ -80,7 +94,10 @@ describe('ways in', () => {
   it('signed auth frame, by the full and by the short address', async () => {
     expect(sc.address).not.toBe(sc.body.short_address);
     const now = sec();
-    for (const [addr, ts] of [[sc.address, now], [sc.body.short_address as string, now - 1]] as const) {
+    for (const [addr, ts] of [
+      [sc.address, now],
+      [sc.body.short_address as string, now - 1],
+    ] as const) {
       const c = await open(t.server.wsUrl);
       c.sendText(signedAuthFrame(addr, sc.keys.privateKey, ts));
       expectConnected(await c.next(), sc);
@@ -117,7 +134,9 @@ describe('refusals', () => {
     const c = await open(t.server.wsUrl);
     c.sendText({ type: 'auth', token: 'amp_live_sk_nope' });
     expect(await c.closed()).toEqual({ code: 4003, reason: 'invalid_token' });
-    expect(c.frames.all.map((e) => e.data)).toEqual([{ type: 'error', error: 'unauthorized', message: 'Invalid or expired API key' }]);
+    expect(c.frames.all.map((e) => e.data)).toEqual([
+      { type: 'error', error: 'unauthorized', message: 'Invalid or expired API key' },
+    ]);
   });
 
   it('signed with the wrong key → signature_invalid error frame, close 4003 signature_invalid', async () => {
@@ -204,7 +223,11 @@ describe('refusals', () => {
 
   it('a route frame before auth is not honoured: 4002 and the recipient gets nothing', async () => {
     const c = await open(t.server.wsUrl);
-    c.sendText({ type: 'route', request_id: 'r0', data: { to: 'dave', subject: 'sneaky', payload: { type: 'notification', message: 'x' } } });
+    c.sendText({
+      type: 'route',
+      request_id: 'r0',
+      data: { to: 'dave', subject: 'sneaky', payload: { type: 'notification', message: 'x' } },
+    });
     expect((await c.closed()).code).toBe(4002);
     expect(c.frames.all.map((e) => e.data?.type)).toEqual(['error']);
     const p = await call('GET', `${t.api}/messages/pending?limit=100`, { key: dave.api_key });
@@ -265,7 +288,8 @@ describe('presence', () => {
     expect(r.status).toBe(200);
     return r.body.agents_online as number;
   };
-  const online = async (who: Registered) => (await call('GET', `${pres.api}/agents/me`, { key: who.api_key })).body.online;
+  const online = async (who: Registered) =>
+    (await call('GET', `${pres.api}/agents/me`, { key: who.api_key })).body.online;
 
   it('agents_online and agents/me online follow authenticated sockets', async () => {
     const erin = await register(pres.api, 'erin', 'acme');

@@ -61,7 +61,13 @@ class Peer {
 
   /** Resolves when `cond` holds (checked on every frame and on close); rejects on timeout. */
   until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-    return waitUntil(this.wake, cond, timeoutMs, () => `timed out after ${timeoutMs} ms waiting for ${what} (${this.firstSeen.length} ids, close ${JSON.stringify(this.closed)})`);
+    return waitUntil(
+      this.wake,
+      cond,
+      timeoutMs,
+      () =>
+        `timed out after ${timeoutMs} ms waiting for ${what} (${this.firstSeen.length} ids, close ${JSON.stringify(this.closed)})`,
+    );
   }
 
   /** Stop reading: the server's writes pile up in the kernel and then in its own buffer. */
@@ -91,7 +97,13 @@ afterEach(async () => {
 });
 
 async function server(slowSeconds: number): Promise<TestServer> {
-  const t = await startTestServer({ wsSoftBuffer: SOFT, wsHardBuffer: HARD, wsSlowConsumerSeconds: slowSeconds, maxQueue: 100_000, rateLimits: 'off' });
+  const t = await startTestServer({
+    wsSoftBuffer: SOFT,
+    wsHardBuffer: HARD,
+    wsSlowConsumerSeconds: slowSeconds,
+    maxQueue: 100_000,
+    rateLimits: 'off',
+  });
   servers.push(t);
   return t;
 }
@@ -102,14 +114,28 @@ interface Routed {
   method: string;
 }
 
-async function route(t: TestServer, from: Registered, to: Registered, subject: string, message: string, extra: Record<string, unknown> = {}): Promise<Routed> {
-  const r = await call('POST', `${t.api}/route`, { key: from.api_key, json: { to: to.address, subject, payload: { type: 'notification', message }, ...extra } });
+async function route(
+  t: TestServer,
+  from: Registered,
+  to: Registered,
+  subject: string,
+  message: string,
+  extra: Record<string, unknown> = {},
+): Promise<Routed> {
+  const r = await call('POST', `${t.api}/route`, {
+    key: from.api_key,
+    json: { to: to.address, subject, payload: { type: 'notification', message }, ...extra },
+  });
   if (r.status !== 200) throw new Error(`route ${subject} answered ${r.status} ${JSON.stringify(r.body)}`);
   return r.body as Routed;
 }
 
 /** Route large messages until one answers `queued`: the server has paused pushes to `to`. */
-async function stallRecipient(t: TestServer, from: Registered, to: Registered): Promise<{ ids: string[]; firstQueuedSentAt: number }> {
+async function stallRecipient(
+  t: TestServer,
+  from: Registered,
+  to: Registered,
+): Promise<{ ids: string[]; firstQueuedSentAt: number }> {
   const big = 'f'.repeat(60_000);
   const ids: string[] = [];
   for (let i = 0; i < 400; i++) {
@@ -186,7 +212,11 @@ describe('slow consumer (§17.6)', () => {
 
     // Reading again: pushes resume on drain and everything arrives.
     slow.resumeReading();
-    await slow.until(() => slow.seen.size >= expectedTotal, 20_000, `all ${expectedTotal} messages on the resumed socket`);
+    await slow.until(
+      () => slow.seen.size >= expectedTotal,
+      20_000,
+      `all ${expectedTotal} messages on the resumed socket`,
+    );
     expect(slow.closed).toBeUndefined();
     // Each message at most once per session (§17.4).
     expect(slow.messageFrames).toBe(expectedTotal);
@@ -266,7 +296,10 @@ describe('slow consumer (§17.6)', () => {
     expect(replayFlags.every((r) => r === true)).toBe(true);
     expect(again.messageFrames).toBe(routed.length);
     const first = again.frames.find((f) => f.type === 'message.new')!;
-    expect(first.data).toMatchObject({ id: routed[0], envelope: { subject: 'filler 0', from: sender.address, to: slowAgent.address } });
+    expect(first.data).toMatchObject({
+      id: routed[0],
+      envelope: { subject: 'filler 0', from: sender.address, to: slowAgent.address },
+    });
     expect(first.data.queued_at).toMatch(ISO_MS);
   }, 60_000);
 });
@@ -292,7 +325,8 @@ describe('catch-up (§17.4)', () => {
     const short = await route(t, sender, rcpt, 'short-lived', 'x', { expires_at: new Date(expiresAt).toISOString() });
     expect(short.status).toBe('queued');
     ids.push(...(await keep(255, 45)));
-    if (Date.now() >= expiresAt) throw new Error('precondition: routing took longer than the 2 s expiry; the expired entry was already pruned');
+    if (Date.now() >= expiresAt)
+      throw new Error('precondition: routing took longer than the 2 s expiry; the expired entry was already pruned');
     // Wait (bounded) until the short-lived one has expired, without touching the recipient's queue.
     expect(await poll(async () => Date.now() > expiresAt + 20, 5000)).toBe(true);
 

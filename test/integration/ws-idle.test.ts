@@ -37,11 +37,18 @@ class Peer {
   }
 
   until(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-    return waitUntil(this.wake, cond, timeoutMs, () => `no ${what} within ${timeoutMs} ms (close: ${JSON.stringify(this.closed)})`);
+    return waitUntil(
+      this.wake,
+      cond,
+      timeoutMs,
+      () => `no ${what} within ${timeoutMs} ms (close: ${JSON.stringify(this.closed)})`,
+    );
   }
 
   connectedFrame(): Promise<Frame> {
-    return this.until(() => this.frames.some((f) => f.type === 'connected'), 'connected').then(() => this.frames.find((f) => f.type === 'connected')!);
+    return this.until(() => this.frames.some((f) => f.type === 'connected'), 'connected').then(
+      () => this.frames.find((f) => f.type === 'connected')!,
+    );
   }
 
   async close(): Promise<void> {
@@ -70,7 +77,8 @@ async function agent(): Promise<Registered> {
   return register(t.api, `idle-${++n}`, 'acme');
 }
 
-const withHeader = (who: Registered) => new Peer(new WebSocket(t.server.wsUrl, ['amp.v1'], { headers: { Authorization: `Bearer ${who.api_key}` } }));
+const withHeader = (who: Registered) =>
+  new Peer(new WebSocket(t.server.wsUrl, ['amp.v1'], { headers: { Authorization: `Bearer ${who.api_key}` } }));
 
 /** Closed with the documented code and reason, 2–4 s after `since` (the last inbound traffic). */
 function expectIdleClose(p: Peer, since: number): void {
@@ -128,7 +136,11 @@ describe('idle timeout (§17.6)', () => {
     for (let i = 0; i < 8; i++) {
       const request_id = `k${i}`;
       p.ws.send(JSON.stringify({ type: 'ping', request_id }));
-      await p.until(() => p.frames.some((f) => f.type === 'pong' && f.request_id === request_id), `pong ${request_id}`, 2000);
+      await p.until(
+        () => p.frames.some((f) => f.type === 'pong' && f.request_id === request_id),
+        `pong ${request_id}`,
+        2000,
+      );
       // Pacing, bounded in count: keep traffic flowing, well inside the 2 s timeout.
       await new Promise((r) => setTimeout(r, 500));
     }
@@ -137,7 +149,8 @@ describe('idle timeout (§17.6)', () => {
     expect(p.ws.readyState).toBe(WebSocket.OPEN);
     const pongs = p.frames.filter((f) => f.type === 'pong');
     expect(pongs).toHaveLength(8);
-    for (const [i, f] of pongs.entries()) expect(f).toEqual({ type: 'pong', request_id: `k${i}`, timestamp: expect.stringMatching(ISO_MS) });
+    for (const [i, f] of pongs.entries())
+      expect(f).toEqual({ type: 'pong', request_id: `k${i}`, timestamp: expect.stringMatching(ISO_MS) });
   });
 
   it('protocol pongs from the client count as inbound traffic (stays open past 3 s)', async () => {
@@ -164,6 +177,9 @@ describe('idle timeout (§17.6)', () => {
     expect(Date.now() - p.openedAt).toBeGreaterThan(3000);
     expect(p.closed).toBeUndefined();
     p.ws.send(JSON.stringify({ type: 'ping', request_id: 'after-pings' }));
-    await p.until(() => p.frames.some((f) => f.type === 'pong' && f.request_id === 'after-pings'), 'the pong after pings');
+    await p.until(
+      () => p.frames.some((f) => f.type === 'pong' && f.request_id === 'after-pings'),
+      'the pong after pings',
+    );
   });
 });

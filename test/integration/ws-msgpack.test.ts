@@ -39,13 +39,25 @@ const payload = {
   type: 'request',
   message: 'héllo ✓ 𝄞 "quoted" \\ \n tab\t',
   context: {
-    zero: 0, neg: -42, max_safe: 2 ** 53 - 1, min_safe: -(2 ** 53 - 1), half: 1.5, tiny: 1e-300, pi: Math.PI,
-    yes: true, no: false, nil: null, empty: '', list: [1, 'a', [], {}, [null, [true]]], nested: { deep: { x: 'y', '10': 1, '9': 2 } },
+    zero: 0,
+    neg: -42,
+    max_safe: 2 ** 53 - 1,
+    min_safe: -(2 ** 53 - 1),
+    half: 1.5,
+    tiny: 1e-300,
+    pi: Math.PI,
+    yes: true,
+    no: false,
+    nil: null,
+    empty: '',
+    list: [1, 'a', [], {}, [null, [true]]],
+    nested: { deep: { x: 'y', '10': 1, '9': 2 } },
   },
 };
 
 const nextEntry = (c: WsClient, pred: (f: any) => boolean): Promise<Received> => c.frames.nextEntry(pred, 5000);
-const isPlainMap = (v: unknown) => v !== null && typeof v === 'object' && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype;
+const isPlainMap = (v: unknown) =>
+  v !== null && typeof v === 'object' && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype;
 
 describe('amp.v1+msgpack', () => {
   it('negotiates msgpack and writes connected as a binary map', () => {
@@ -65,8 +77,15 @@ describe('amp.v1+msgpack', () => {
     expect(res.binary).toBe(true);
     expect(isPlainMap(res.data)).toBe(true);
     expect(res.data).toEqual({
-      type: 'route.result', request_id: 'mp-1',
-      data: { id: expect.stringMatching(/^msg_\d+_[0-9a-f]{16}$/), status: 'delivered', method: 'websocket', delivered_at: expect.any(String), thread_id: res.data.data.id },
+      type: 'route.result',
+      request_id: 'mp-1',
+      data: {
+        id: expect.stringMatching(/^msg_\d+_[0-9a-f]{16}$/),
+        status: 'delivered',
+        method: 'websocket',
+        delivered_at: expect.any(String),
+        thread_id: res.data.data.id,
+      },
     });
     const id = res.data.data.id as string;
     const onJson = await nextEntry(J, (f) => f?.type === 'message.new' && f.data?.id === id);
@@ -84,7 +103,11 @@ describe('amp.v1+msgpack', () => {
   it('the same message routed to a JSON agent and a msgpack agent decodes to equal objects (except ids)', async () => {
     const ids: string[] = [];
     for (const to of ['jay', 'em']) {
-      M.sendBinary({ type: 'route', request_id: `both-${to}`, data: { to, subject: 'Twice', priority: 'high', payload } });
+      M.sendBinary({
+        type: 'route',
+        request_id: `both-${to}`,
+        data: { to, subject: 'Twice', priority: 'high', payload },
+      });
       ids.push((await M.nextType('route.result', `both-${to}`)).data.id);
     }
     const j = await nextEntry(J, (f) => f?.type === 'message.new' && f.data?.id === ids[0]);
@@ -101,7 +124,11 @@ describe('amp.v1+msgpack', () => {
   });
 
   it('ack.result comes as a msgpack map; a binary ack removes the message', async () => {
-    M.sendBinary({ type: 'route', request_id: 'for-ack', data: { to: 'em', subject: 'ack me', payload: { type: 'notification', message: 'x' } } });
+    M.sendBinary({
+      type: 'route',
+      request_id: 'for-ack',
+      data: { to: 'em', subject: 'ack me', payload: { type: 'notification', message: 'x' } },
+    });
     const id = (await M.nextType('route.result', 'for-ack')).data.id as string;
     await M.next((f) => f?.type === 'message.new' && f.data?.id === id);
     M.sendBinary({ type: 'ack', ids: [id, 'msg_1767225600_0000000000000000'], request_id: 'a1' });
@@ -118,7 +145,11 @@ describe('amp.v1+msgpack', () => {
     const pong = await nextEntry(M, (f) => f?.type === 'pong' && f.request_id === 'text-ping');
     expect(pong.binary).toBe(true);
     expect(Date.parse(pong.data.timestamp)).not.toBeNaN();
-    M.sendText({ type: 'route', request_id: 'text-route', data: { to: 'jay', subject: 'via text', payload: { type: 'notification', message: 't' } } });
+    M.sendText({
+      type: 'route',
+      request_id: 'text-route',
+      data: { to: 'jay', subject: 'via text', payload: { type: 'notification', message: 't' } },
+    });
     const r = await nextEntry(M, (f) => f?.type === 'route.result' && f.request_id === 'text-route');
     expect(r.binary).toBe(true);
     expect(r.data.data.id).toMatch(/^msg_/);
@@ -131,7 +162,8 @@ describe('amp.v1+msgpack', () => {
   });
 
   // fixmap(2) {"type": "ping", <key>: <value>} built by hand, for encodings msgpackr would not emit.
-  const rawMap = (...kv: Buffer[]) => Buffer.concat([Buffer.from([0x82, 0xa4]), Buffer.from('type'), Buffer.from([0xa4]), Buffer.from('ping'), ...kv]);
+  const rawMap = (...kv: Buffer[]) =>
+    Buffer.concat([Buffer.from([0x82, 0xa4]), Buffer.from('type'), Buffer.from([0xa4]), Buffer.from('ping'), ...kv]);
   const key = (k: string) => Buffer.concat([Buffer.from([0xa0 | k.length]), Buffer.from(k)]);
 
   it.each<[string, () => Buffer]>([

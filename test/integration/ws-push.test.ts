@@ -46,7 +46,11 @@ describe('push', () => {
     await inbox.has([r.id]);
     const [item] = inbox.items;
     expect(item.replay).toBe(false);
-    expect(item.msg).toMatchObject({ id: r.id, envelope: { from: a.registration.address, subject: 'hello' }, payload: { type: 'notification', message: 'hello' } });
+    expect(item.msg).toMatchObject({
+      id: r.id,
+      envelope: { from: a.registration.address, subject: 'hello' },
+      payload: { type: 'notification', message: 'hello' },
+    });
     // The pushed item has the fields of a pending-list item, and it is still queued (no ack yet).
     const pending = await b.client.pending();
     expect(pending.messages[0]).toEqual(item.msg);
@@ -73,11 +77,17 @@ describe('push', () => {
     const b = await agent('p-b3');
     const sender = await connect(a.client, { auth: 'header' });
     const recipient = await connect(b.client);
-    const r = await sender.socket.route({ to: 'p-b3', subject: 'ws', payload: { type: 'request', message: 'over ws' } });
+    const r = await sender.socket.route({
+      to: 'p-b3',
+      subject: 'ws',
+      payload: { type: 'request', message: 'over ws' },
+    });
     expect(r).toMatchObject({ status: 'delivered', method: 'websocket', thread_id: r.id });
     await recipient.inbox.has([r.id]);
     expect(recipient.inbox.items[0].msg.envelope.to).toBe('p-b3@acme.aimaestro.local');
-    const bad = await sender.socket.route({ to: 'nobody', subject: 's', payload: { type: 'request', message: 'x' } }).catch((e) => e);
+    const bad = await sender.socket
+      .route({ to: 'nobody', subject: 's', payload: { type: 'request', message: 'x' } })
+      .catch((e) => e);
     expect(bad).toMatchObject({ code: 'not_found', field: 'to' });
   });
 

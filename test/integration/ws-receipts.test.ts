@@ -37,7 +37,9 @@ class Peer {
   }
 
   static async connect(t: TestServer, who: Registered): Promise<Peer> {
-    const p = new Peer(new WebSocket(t.server.wsUrl, ['amp.v1'], { headers: { Authorization: `Bearer ${who.api_key}` } }));
+    const p = new Peer(
+      new WebSocket(t.server.wsUrl, ['amp.v1'], { headers: { Authorization: `Bearer ${who.api_key}` } }),
+    );
     peers.push(p);
     await p.until(() => p.frames.some((f) => f.type === 'connected'), 'connected');
     // Barriers report what came after `connected`.
@@ -61,7 +63,11 @@ class Peer {
       };
       const timer = setTimeout(() => {
         this.wake.delete(check);
-        reject(new Error(`no ${what} within ${timeoutMs} ms; frames: ${JSON.stringify(this.frames.slice(-5)).slice(0, 600)}`));
+        reject(
+          new Error(
+            `no ${what} within ${timeoutMs} ms; frames: ${JSON.stringify(this.frames.slice(-5)).slice(0, 600)}`,
+          ),
+        );
       }, timeoutMs);
       this.wake.add(check);
     });
@@ -71,7 +77,10 @@ class Peer {
   async barrier(): Promise<Frame[]> {
     const request_id = `b${++this.barriers}`;
     this.ws.send(JSON.stringify({ type: 'ping', request_id }));
-    await this.until(() => this.frames.some((f) => f.type === 'pong' && f.request_id === request_id), `pong ${request_id}`);
+    await this.until(
+      () => this.frames.some((f) => f.type === 'pong' && f.request_id === request_id),
+      `pong ${request_id}`,
+    );
     const i = this.frames.findIndex((f) => f.type === 'pong' && f.request_id === request_id);
     const since = this.frames.slice(this.mark, i).filter((f) => f.type !== 'pong');
     this.mark = i + 1;
@@ -117,10 +126,14 @@ async function route(from: Registered, to: Registered, subject: string, options?
 
 const list = (who: Registered) => call('GET', `${t.api}/messages/pending?limit=100`, { key: who.api_key });
 const ack = (who: Registered, id: string) => call('DELETE', `${t.api}/messages/pending?id=${id}`, { key: who.api_key });
-const read = (who: Registered, id: string, mount = t.api) => call('POST', `${mount}/messages/${id}/read`, { key: who.api_key });
+const read = (who: Registered, id: string, mount = t.api) =>
+  call('POST', `${mount}/messages/${id}/read`, { key: who.api_key });
 
 function delivered(id: string, to: Registered, method: string): Frame {
-  return { type: 'message.delivered', data: { id, to: to.address, delivered_at: expect.stringMatching(ISO_MS), method } };
+  return {
+    type: 'message.delivered',
+    data: { id, to: to.address, delivered_at: expect.stringMatching(ISO_MS), method },
+  };
 }
 
 function readFrame(id: string, reader: Registered): Frame {
@@ -195,7 +208,13 @@ describe('delivery receipts (§16)', () => {
     const { a, b } = await pair();
     const recipient = await Peer.connect(t, b);
     const sender = await Peer.connect(t, a);
-    sender.ws.send(JSON.stringify({ type: 'route', request_id: 'r1', data: { to: b.address, subject: 'ws', payload: { type: 'request', message: 'ws' }, options: { receipt: true } } }));
+    sender.ws.send(
+      JSON.stringify({
+        type: 'route',
+        request_id: 'r1',
+        data: { to: b.address, subject: 'ws', payload: { type: 'request', message: 'ws' }, options: { receipt: true } },
+      }),
+    );
     await sender.until(() => sender.frames.some((f) => f.type === 'route.result'), 'route.result');
     const result = sender.frames.find((f) => f.type === 'route.result')!;
     expect(result).toMatchObject({ request_id: 'r1', data: { status: 'delivered', method: 'websocket' } });
@@ -283,7 +302,10 @@ describe('receipt outbox (§16)', () => {
     expect((await read(b, r.id)).body).toEqual({ read_receipt_sent: true });
 
     const sender = await Peer.connect(t, a);
-    await sender.until(() => sender.of('message.read').length === 1 && sender.of('message.delivered').length === 1, 'the kept receipts');
+    await sender.until(
+      () => sender.of('message.read').length === 1 && sender.of('message.delivered').length === 1,
+      'the kept receipts',
+    );
     expect(sender.frames[0]!.type).toBe('connected');
     expect(await sender.barrier()).toEqual([delivered(r.id, b, 'relay'), readFrame(r.id, b)]);
 

@@ -24,7 +24,11 @@ async function server(opts: Parameters<typeof startTestServer>[0] = {}) {
 
 async function agent(t: TestServer, name: string) {
   const keys = newKeypair();
-  const { client, registration } = await AmpClient.register(t.url, { name, tenant: 'acme', public_key: keys.publicPem });
+  const { client, registration } = await AmpClient.register(t.url, {
+    name,
+    tenant: 'acme',
+    public_key: keys.publicPem,
+  });
   return { client, registration, keys };
 }
 
@@ -34,14 +38,22 @@ function track(s: AmpSocket): AmpSocket {
 }
 
 /** Route `n` messages with at most `lanes` in flight; returns ids in route order per lane. */
-async function routeMany(from: AmpClient, to: string, n: number, lanes: number, body: (i: number) => Record<string, unknown>) {
+async function routeMany(
+  from: AmpClient,
+  to: string,
+  n: number,
+  lanes: number,
+  body: (i: number) => Record<string, unknown>,
+) {
   const ids: string[] = new Array(n);
   let next = 0;
   await Promise.all(
     Array.from({ length: lanes }, async () => {
       while (next < n) {
         const i = next++;
-        ids[i] = (await from.route({ to, subject: `m${i}`, payload: { type: 'notification', message: '' }, ...body(i) })).id;
+        ids[i] = (
+          await from.route({ to, subject: `m${i}`, payload: { type: 'notification', message: '' }, ...body(i) })
+        ).id;
       }
     }),
   );
@@ -54,7 +66,9 @@ describe('push path', () => {
     const a = await agent(t, 'big-a');
     const b = await agent(t, 'big-b');
     const big = 'x'.repeat(100_000);
-    const ids = await routeMany(a.client, 'big-b', 200, 4, () => ({ payload: { type: 'notification', message: '', context: { big } } }));
+    const ids = await routeMany(a.client, 'big-b', 200, 4, () => ({
+      payload: { type: 'notification', message: '', context: { big } },
+    }));
     const socket = track(b.client.connect({ reconnect: false }));
     const inbox = new Inbox(socket);
     await socket.ready();
@@ -72,7 +86,8 @@ describe('push path', () => {
     const inbox = new Inbox(rs);
     await rs.ready();
     await inbox.has(ids, 20_000);
-    const metrics = async () => Number(/^amp_receipts_outbox_dropped_total (\d+)$/m.exec(await (await fetch(`${t.url}/metrics`)).text())?.[1]);
+    const metrics = async () =>
+      Number(/^amp_receipts_outbox_dropped_total (\d+)$/m.exec(await (await fetch(`${t.url}/metrics`)).text())?.[1]);
     expect(await metrics()).toBe(100);
     // The sender connects and gets exactly the newest 1000 receipts after `connected`.
     const ss = track(a.client.connect({ reconnect: false }));
@@ -95,10 +110,17 @@ describe('revocation', () => {
     await socket.ready();
     const closed = waitFor<[number, string]>(socket, 'close');
     const ts = Math.floor(Date.now() / 1000);
-    const proof = sign(null, Buffer.from(`amp-register\n${ts}\n${a.registration.address}`), a.keys.privateKey).toString('base64');
+    const proof = sign(null, Buffer.from(`amp-register\n${ts}\n${a.registration.address}`), a.keys.privateKey).toString(
+      'base64',
+    );
     const r = await fetch(`${t.url}/api/v1/register`, {
       method: 'POST',
-      body: JSON.stringify({ name: 'rev-a', tenant: 'acme', public_key: a.keys.publicPem, proof: { timestamp: ts, signature: proof } }),
+      body: JSON.stringify({
+        name: 'rev-a',
+        tenant: 'acme',
+        public_key: a.keys.publicPem,
+        proof: { timestamp: ts, signature: proof },
+      }),
     });
     expect(r.status).toBe(200);
     expect(await closed).toEqual([4003, 'key_revoked']);
@@ -127,10 +149,19 @@ describe('SDK', () => {
   it('a signed session that drops reconnects with a fresh timestamp, not a replayed frame', async () => {
     const t = await server();
     const a = await agent(t, 'sig-a');
-    const socket = track(new AmpClient({ baseUrl: t.url }).connect({ auth: { address: a.registration.address, privateKey: a.keys.privateKey } }));
+    const socket = track(
+      new AmpClient({ baseUrl: t.url }).connect({
+        auth: { address: a.registration.address, privateKey: a.keys.privateKey },
+      }),
+    );
     const first = await socket.ready();
     // Drop the connection abruptly (1006): the SDK reconnects and must not be refused as a replay.
-    const again = waitFor<[{ session_id: string }]>(socket, 'connected', (c) => c.session_id !== first.session_id, 10_000);
+    const again = waitFor<[{ session_id: string }]>(
+      socket,
+      'connected',
+      (c) => c.session_id !== first.session_id,
+      10_000,
+    );
     (socket as unknown as { ws: { terminate(): void } }).ws.terminate();
     const [second] = await again;
     expect(second.session_id).not.toBe(first.session_id);

@@ -25,7 +25,8 @@ async function boot(dataDir: string): Promise<ChildServer> {
 }
 
 async function pair(url: string) {
-  const reg = async (name: string) => AmpClient.register(url, { name, tenant: 'acme', public_key: newKeypair().publicPem });
+  const reg = async (name: string) =>
+    AmpClient.register(url, { name, tenant: 'acme', public_key: newKeypair().publicPem });
   return { a: await reg('alice'), b: await reg('bob') };
 }
 
@@ -39,7 +40,11 @@ describe('push across restarts', () => {
     sockets.push(socket);
     const inbox = new Inbox(socket);
     await socket.ready();
-    const r = await a.client.route({ to: 'bob', subject: 'before kill', payload: { type: 'notification', message: 'x' } });
+    const r = await a.client.route({
+      to: 'bob',
+      subject: 'before kill',
+      payload: { type: 'notification', message: 'x' },
+    });
     expect(r.status).toBe('delivered');
     await inbox.has([r.id]);
     // Pushed, not acked; the process dies.
@@ -80,7 +85,11 @@ describe('push across restarts', () => {
 
     // Same port is not guaranteed for a new process, so prove the data survived via a new socket.
     const next = await boot(dataDir);
-    const r = await new AmpClient({ baseUrl: next.url, apiKey: a.registration.api_key }).route({ to: 'bob', subject: 'after', payload: { type: 'notification', message: 'y' } });
+    const r = await new AmpClient({ baseUrl: next.url, apiKey: a.registration.api_key }).route({
+      to: 'bob',
+      subject: 'after',
+      payload: { type: 'notification', message: 'y' },
+    });
     expect(r.status).toBe('queued');
     const fresh = new AmpClient({ baseUrl: next.url, apiKey: b.registration.api_key }).connect({ reconnect: false });
     sockets.push(fresh);

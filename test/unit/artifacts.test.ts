@@ -11,7 +11,12 @@ describe('proto/generated', () => {
 
   it('lists every wire code of the spec with its HTTP status', () => {
     const errors = JSON.parse(generatedArtifacts()['errors.json']).errors;
-    expect(errors.queue_full).toEqual({ http_status: 429, ws_close: null, retry: true, used_for: 'recipient queue at maximum' });
+    expect(errors.queue_full).toEqual({
+      http_status: 429,
+      ws_close: null,
+      retry: true,
+      used_for: 'recipient queue at maximum',
+    });
     expect(errors.request_too_large.http_status).toBe(413);
     expect(Object.keys(errors)).toHaveLength(25);
   });

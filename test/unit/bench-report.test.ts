@@ -53,13 +53,26 @@ describe('report', () => {
       server: { root: '/x', args: '' },
       calibrators: { lmdb_appends_server_cores: { value: 40_000, unit: 'appends/s', details: {} } },
       scenarios: [
-        { name: 'a', title: '2 trusted', value: 8000, unit: 'msg/s', calibrator: 'lmdb_appends_server_cores', ratio: 0.2, latency: { count: 1, p50_ms: 1.5, p90_ms: 2, p99_ms: 3.25, p999_ms: 4, max_ms: 5, mean_ms: 1.6 }, details: {}, errors: 0, notes: ['saturated'] },
+        {
+          name: 'a',
+          title: '2 trusted',
+          value: 8000,
+          unit: 'msg/s',
+          calibrator: 'lmdb_appends_server_cores',
+          ratio: 0.2,
+          latency: { count: 1, p50_ms: 1.5, p90_ms: 2, p99_ms: 3.25, p999_ms: 4, max_ms: 5, mean_ms: 1.6 },
+          details: {},
+          errors: 0,
+          notes: ['saturated'],
+        },
         { name: 'b', title: '5 drain', value: 12.5, unit: 'msg/s', details: {}, errors: 2, notes: [] },
       ],
     };
     const md = summaryTable(r);
     expect(md).toContain('| lmdb_appends_server_cores | 40,000 | appends/s |');
-    expect(md).toContain('| 2 trusted | 8,000 | msg/s | 0.20 | lmdb_appends_server_cores | 1.500 | 3.250 | 4.000 | – | 0 |');
+    expect(md).toContain(
+      '| 2 trusted | 8,000 | msg/s | 0.20 | lmdb_appends_server_cores | 1.500 | 3.250 | 4.000 | – | 0 |',
+    );
     expect(md).toContain('| 5 drain | 12.50 | msg/s | – | – | – | – | – | – | 2 |');
     expect(md).toContain('- 2 trusted: saturated');
   });

@@ -3,10 +3,11 @@
 import { describe, expect, it } from 'vitest';
 import { MAX_JSON_DEPTH, escapeControlCharsInStrings, nestsDeeperThan, parseJsonBody } from '../../proto/index.js';
 
-const pem = '-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\n-----END PUBLIC KEY-----\n';
+const pem =
+  '-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\n-----END PUBLIC KEY-----\n';
 
 describe('parseJsonBody', () => {
-  it('accepts a PEM pasted with raw newlines into a string, as the brief\'s curl does', () => {
+  it("accepts a PEM pasted with raw newlines into a string, as the brief's curl does", () => {
     const text = `{"name": "my-agent", "public_key": "${pem}", "key_algorithm": "Ed25519"}`;
     expect(() => JSON.parse(text)).toThrow(SyntaxError);
     const r = parseJsonBody(text);

@@ -27,39 +27,63 @@ const SIG_B64 = 'NjHyy8eRHM3ImU72p0SFrIhXR3kCL1+kC85CHuiC5HMvdJ9KOgNHELireaTVLxn
 const SIG_URL = SIG_B64.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 
 function thrown(fn: () => unknown): AmpError {
-  try { fn(); } catch (e) { expect(isAmpError(e)).toBe(true); return e as AmpError; }
+  try {
+    fn();
+  } catch (e) {
+    expect(isAmpError(e)).toBe(true);
+    return e as AmpError;
+  }
   throw new Error('expected an AmpError, nothing was thrown');
 }
 
 const base = (): Any => ({ to: 'bob', subject: 'Hello', payload: { type: 'notification', message: 'Hi' } });
 const without = (path: string): Any => {
-  const b = base(), [a, c] = path.split('.');
-  if (c) delete b[a][c]; else delete b[a];
+  const b = base(),
+    [a, c] = path.split('.');
+  if (c) delete b[a][c];
+  else delete b[a];
   return b;
 };
-const route = (body: unknown, headerIdempotencyKey?: string) => decodeRouteBody(body, { nowMs: NOW, headerIdempotencyKey });
+const route = (body: unknown, headerIdempotencyKey?: string) =>
+  decodeRouteBody(body, { nowMs: NOW, headerIdempotencyKey });
 
 describe('decodeRouteBody: accepted bodies', () => {
   it('flat minimal body gets defaults', () => {
     expect(route(base())).toStrictEqual({
-      to: 'bob', subject: 'Hello', priority: 'normal', receipt: false,
+      to: 'bob',
+      subject: 'Hello',
+      priority: 'normal',
+      receipt: false,
       payload: { type: 'notification', message: 'Hi' },
     });
   });
 
   it('flat full body (spec §12.1 example)', () => {
     const r = route({
-      ...base(), to: 'Claude@MacBook.aimaestro.local', priority: 'urgent', in_reply_to: 'msg_1706648400_abc123',
-      thread_id: 'msg-1706648400-ABC', expires_at: '2026-01-08T00:00:00Z', signature: SIG_B64,
-      options: { receipt: true }, idempotency_key: 'idk_550e8400-e29b-41d4-a716-446655440000',
+      ...base(),
+      to: 'Claude@MacBook.aimaestro.local',
+      priority: 'urgent',
+      in_reply_to: 'msg_1706648400_abc123',
+      thread_id: 'msg-1706648400-ABC',
+      expires_at: '2026-01-08T00:00:00Z',
+      signature: SIG_B64,
+      options: { receipt: true },
+      idempotency_key: 'idk_550e8400-e29b-41d4-a716-446655440000',
       from: 'my-agent@local.aimaestro.local',
     });
     expect({ ...r, signatureBytes: r.signatureBytes?.toString('hex') }).toStrictEqual({
       to: 'Claude@MacBook.aimaestro.local', // kept as received
-      subject: 'Hello', priority: 'urgent', in_reply_to: 'msg_1706648400_abc123', thread_id: 'msg-1706648400-ABC',
-      expires_at: '2026-01-08T00:00:00.000Z', expiresAtMs: Date.UTC(2026, 0, 8), signature: SIG_B64,
-      signatureBytes: Buffer.from(SIG_B64, 'base64').toString('hex'), receipt: true,
-      idempotency_key: 'idk_550e8400-e29b-41d4-a716-446655440000', from: 'my-agent@local.aimaestro.local',
+      subject: 'Hello',
+      priority: 'urgent',
+      in_reply_to: 'msg_1706648400_abc123',
+      thread_id: 'msg-1706648400-ABC',
+      expires_at: '2026-01-08T00:00:00.000Z',
+      expiresAtMs: Date.UTC(2026, 0, 8),
+      signature: SIG_B64,
+      signatureBytes: Buffer.from(SIG_B64, 'base64').toString('hex'),
+      receipt: true,
+      idempotency_key: 'idk_550e8400-e29b-41d4-a716-446655440000',
+      from: 'my-agent@local.aimaestro.local',
       payload: { type: 'notification', message: 'Hi' },
     });
   });
@@ -67,8 +91,16 @@ describe('decodeRouteBody: accepted bodies', () => {
   it('null means absent; payload (context: null) is kept untouched', () => {
     const payload = { type: 'request', message: '', context: null, extra: [1, { z: 1 }] };
     const r = route({
-      ...base(), payload, priority: null, in_reply_to: null, thread_id: null, expires_at: null,
-      signature: null, from: null, idempotency_key: null, options: null,
+      ...base(),
+      payload,
+      priority: null,
+      in_reply_to: null,
+      thread_id: null,
+      expires_at: null,
+      signature: null,
+      from: null,
+      idempotency_key: null,
+      options: null,
     });
     expect(r).toStrictEqual({ to: 'bob', subject: 'Hello', priority: 'normal', receipt: false, payload });
   });
@@ -76,24 +108,42 @@ describe('decodeRouteBody: accepted bodies', () => {
   it('envelope form: fields come from envelope, which wins over top level; id/timestamp/version ignored', () => {
     const r = route({
       envelope: {
-        id: 'msg_1_x', timestamp: '2020-01-01T00:00:00Z', version: 'amp/0.1', to: 'alice@acme.crabmail.ai',
-        subject: 'Env', priority: 'high', in_reply_to: 'msg_1706648400_abc123', thread_id: null,
-        expires_at: '2026-02-01T00:00:00+01:00', signature: SIG_URL, idempotency_key: 'env-key',
+        id: 'msg_1_x',
+        timestamp: '2020-01-01T00:00:00Z',
+        version: 'amp/0.1',
+        to: 'alice@acme.crabmail.ai',
+        subject: 'Env',
+        priority: 'high',
+        in_reply_to: 'msg_1706648400_abc123',
+        thread_id: null,
+        expires_at: '2026-02-01T00:00:00+01:00',
+        signature: SIG_URL,
+        idempotency_key: 'env-key',
       },
       payload: { type: 'notification', message: 'Hello' },
       idempotency_key: 'top-key',
       options: { receipt: true },
     });
     expect(r).toMatchObject({
-      to: 'alice@acme.crabmail.ai', subject: 'Env', priority: 'high', in_reply_to: 'msg_1706648400_abc123',
-      expires_at: '2026-01-31T23:00:00.000Z', signature: SIG_URL, idempotency_key: 'env-key', receipt: true,
+      to: 'alice@acme.crabmail.ai',
+      subject: 'Env',
+      priority: 'high',
+      in_reply_to: 'msg_1706648400_abc123',
+      expires_at: '2026-01-31T23:00:00.000Z',
+      signature: SIG_URL,
+      idempotency_key: 'env-key',
+      receipt: true,
       payload: { type: 'notification', message: 'Hello' },
     });
     for (const k of ['thread_id', 'id', 'timestamp', 'version']) expect(r).not.toHaveProperty(k);
   });
 
   it.each([undefined, null])('envelope idempotency_key %s: the top-level one is used', (k) => {
-    const r = route({ envelope: { to: 'bob', subject: 'S', idempotency_key: k }, payload: base().payload, idempotency_key: 'top-key' });
+    const r = route({
+      envelope: { to: 'bob', subject: 'S', idempotency_key: k },
+      payload: base().payload,
+      idempotency_key: 'top-key',
+    });
     expect(r.idempotency_key).toBe('top-key');
   });
 
@@ -121,7 +171,10 @@ describe('decodeRouteBody: accepted bodies', () => {
   it.each([
     ['256 astral code points (512 UTF-16 units)', { subject: '😀'.repeat(256) }],
     ['message of exactly 65536 UTF-8 bytes (2-byte chars)', { payload: { type: 'a', message: 'é'.repeat(32768) } }],
-    ['context of exactly 262144 compact JSON bytes', { payload: { type: 'a', message: '', context: { k: 'a'.repeat(262144 - 8) } } }],
+    [
+      'context of exactly 262144 compact JSON bytes',
+      { payload: { type: 'a', message: '', context: { k: 'a'.repeat(262144 - 8) } } },
+    ],
     ['namespaced payload type', { payload: { type: 'github:pull_request', message: 'x' } }],
     ['empty message', { payload: { type: 'status', message: '' } }],
   ])('limits: %s is accepted', (_n, extra) => expect(() => route({ ...base(), ...extra })).not.toThrow());
@@ -166,15 +219,40 @@ describe('decodeRouteBody: errors', () => {
     expect([e.code, e.status, e.field]).toEqual(['invalid_field', 400, field]);
   });
 
-  it('invalid Idempotency-Key header -> invalid_field', () => expect(thrown(() => route(base(), 'bad key/')).field).toBe('idempotency_key'));
+  it('invalid Idempotency-Key header -> invalid_field', () =>
+    expect(thrown(() => route(base(), 'bad key/')).field).toBe('idempotency_key'));
 
   it.each([
     ['subject 257 astral code points', { subject: '😀'.repeat(257) }, 'subject', 256, 257],
     ['subject 257 ASCII', { subject: 's'.repeat(257) }, 'subject', 256, 257],
-    ['message 65537 ASCII bytes', { payload: { type: 'a', message: 'a'.repeat(65537) } }, 'payload.message', 65536, 65537],
-    ['message 32769 two-byte chars', { payload: { type: 'a', message: 'é'.repeat(32769) } }, 'payload.message', 65536, 65538],
-    ['context 262145 bytes', { payload: { type: 'a', message: '', context: { k: 'a'.repeat(262144 - 7) } } }, 'payload.context', 262144, 262145],
-    ['context of 2-byte chars (UTF-16 length under the limit)', { payload: { type: 'a', message: '', context: { k: 'é'.repeat(131069) } } }, 'payload.context', 262144, 262146],
+    [
+      'message 65537 ASCII bytes',
+      { payload: { type: 'a', message: 'a'.repeat(65537) } },
+      'payload.message',
+      65536,
+      65537,
+    ],
+    [
+      'message 32769 two-byte chars',
+      { payload: { type: 'a', message: 'é'.repeat(32769) } },
+      'payload.message',
+      65536,
+      65538,
+    ],
+    [
+      'context 262145 bytes',
+      { payload: { type: 'a', message: '', context: { k: 'a'.repeat(262144 - 7) } } },
+      'payload.context',
+      262144,
+      262145,
+    ],
+    [
+      'context of 2-byte chars (UTF-16 length under the limit)',
+      { payload: { type: 'a', message: '', context: { k: 'é'.repeat(131069) } } },
+      'payload.context',
+      262144,
+      262146,
+    ],
   ])('%s -> 413 payload_too_large', (_n, extra, field, limit, actual) => {
     const e = thrown(() => route({ ...base(), ...extra }));
     expect([e.code, e.status, e.field]).toEqual(['payload_too_large', 413, field]);
@@ -188,42 +266,77 @@ describe('decodeRouteBody: errors', () => {
 });
 
 describe('decodeRegisterBody', () => {
-  const PEM = '-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\n-----END PUBLIC KEY-----';
+  const PEM =
+    '-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\n-----END PUBLIC KEY-----';
   const reg = (extra: Any = {}) => decodeRegisterBody({ name: 'my-agent', public_key: PEM, ...extra }, 'default');
   const regErr = (extra: Any) => thrown(() => reg(extra));
 
   it('defaults', () => {
     expect(reg()).toStrictEqual({
-      name: 'my-agent', tenant: 'default', public_key: PEM, prefer_websocket: true, metadata: {}, capabilities: [],
+      name: 'my-agent',
+      tenant: 'default',
+      public_key: PEM,
+      prefer_websocket: true,
+      metadata: {},
+      capabilities: [],
     });
   });
 
   it('lowercases name, tenant and scope; keeps alias, capabilities, metadata exactly', () => {
     const r = reg({
-      name: 'My-Agent', tenant: 'Local', scope: { platform: 'GitHub', repo: 'Agents-Web' }, alias: 'My Agent',
-      capabilities: ['Threading'], metadata: { A: 1 }, delivery: { prefer_websocket: false }, agent_id: 'uuid-1',
+      name: 'My-Agent',
+      tenant: 'Local',
+      scope: { platform: 'GitHub', repo: 'Agents-Web' },
+      alias: 'My Agent',
+      capabilities: ['Threading'],
+      metadata: { A: 1 },
+      delivery: { prefer_websocket: false },
+      agent_id: 'uuid-1',
       proof: { timestamp: 1767225600, signature: 'c2ln' },
     });
     expect(r).toStrictEqual({
-      name: 'my-agent', tenant: 'local', public_key: PEM, alias: 'My Agent', scope: { platform: 'github', repo: 'agents-web' },
-      prefer_websocket: false, metadata: { A: 1 }, capabilities: ['Threading'], client_agent_id: 'uuid-1',
+      name: 'my-agent',
+      tenant: 'local',
+      public_key: PEM,
+      alias: 'My Agent',
+      scope: { platform: 'github', repo: 'agents-web' },
+      prefer_websocket: false,
+      metadata: { A: 1 },
+      capabilities: ['Threading'],
+      client_agent_id: 'uuid-1',
       proof: { timestamp: '1767225600', signature: 'c2ln' },
     });
   });
 
-  it.each(['v1', 'api', 'agents', 'admin', 'oauth', 'health', 'metrics', 'ws', 'well-known', 'static', 'docs', 'dashboard', 'ADMIN'])(
-    'reserved tenant %s -> invalid_field tenant',
-    (tenant) => {
-      const e = regErr({ tenant });
-      expect([e.code, e.status, e.field]).toEqual(['invalid_field', 400, 'tenant']);
+  it.each([
+    'v1',
+    'api',
+    'agents',
+    'admin',
+    'oauth',
+    'health',
+    'metrics',
+    'ws',
+    'well-known',
+    'static',
+    'docs',
+    'dashboard',
+    'ADMIN',
+  ])('reserved tenant %s -> invalid_field tenant', (tenant) => {
+    const e = regErr({ tenant });
+    expect([e.code, e.status, e.field]).toEqual(['invalid_field', 400, 'tenant']);
+  });
+
+  it.each(['-agent', '_agent', 'a b', 'agent!', 'a'.repeat(64), '', 'bob@x'])(
+    'bad name %j -> invalid_field name',
+    (name) => {
+      expect([regErr({ name }).code, regErr({ name }).field]).toEqual(['invalid_field', 'name']);
     },
   );
 
-  it.each(['-agent', '_agent', 'a b', 'agent!', 'a'.repeat(64), '', 'bob@x'])('bad name %j -> invalid_field name', (name) => {
-    expect([regErr({ name }).code, regErr({ name }).field]).toEqual(['invalid_field', 'name']);
-  });
-
-  it.each(['acme-', '-acme', 'ac_me', 'a'.repeat(64), ''])('bad tenant %j -> invalid_field tenant', (tenant) => expect(regErr({ tenant }).field).toBe('tenant'));
+  it.each(['acme-', '-acme', 'ac_me', 'a'.repeat(64), ''])('bad tenant %j -> invalid_field tenant', (tenant) =>
+    expect(regErr({ tenant }).field).toBe('tenant'),
+  );
 
   it.each([['name'], ['public_key']])('missing %s -> missing_field', (f) => {
     const body: Any = { name: 'x', public_key: PEM };
@@ -232,24 +345,33 @@ describe('decodeRegisterBody', () => {
     expect([e.code, e.field]).toEqual(['missing_field', f]);
   });
 
-  it.each([null, [], 'x'])('non-object %j -> invalid_request', (b) => expect(thrown(() => decodeRegisterBody(b, 'default')).code).toBe('invalid_request'));
+  it.each([null, [], 'x'])('non-object %j -> invalid_request', (b) =>
+    expect(thrown(() => decodeRegisterBody(b, 'default')).code).toBe('invalid_request'),
+  );
 
   it('RSA key_algorithm: exact message and details from spec §4', () => {
     const e = regErr({ key_algorithm: 'RSA' });
     expect(e.toBody()).toEqual({
-      error: 'invalid_field', field: 'key_algorithm',
+      error: 'invalid_field',
+      field: 'key_algorithm',
       message: "key_algorithm 'RSA' is not supported by this provider; only Ed25519 is accepted",
       details: { supported: ['Ed25519'] },
     });
   });
 
-  it.each(['Ed25519', 'ed25519', 'ED25519', null])('key_algorithm %j accepted', (key_algorithm) => expect(reg({ key_algorithm }).name).toBe('my-agent'));
+  it.each(['Ed25519', 'ed25519', 'ED25519', null])('key_algorithm %j accepted', (key_algorithm) =>
+    expect(reg({ key_algorithm }).name).toBe('my-agent'),
+  );
 
   it.each([
     ['platform only', { scope: { platform: 'github' } }, 'scope'],
     ['repo only', { scope: { repo: 'web' } }, 'scope'],
     ['bad platform label', { scope: { platform: 'git hub', repo: 'web' } }, 'scope.platform'],
-    ['webhook_url', { delivery: { webhook_url: 'https://hooks.example.com/amp', webhook_secret: 'whsec_0123456789abcdef' } }, 'delivery.webhook_url'],
+    [
+      'webhook_url',
+      { delivery: { webhook_url: 'https://hooks.example.com/amp', webhook_secret: 'whsec_0123456789abcdef' } },
+      'delivery.webhook_url',
+    ],
     ['33 capabilities', { capabilities: Array.from({ length: 33 }, (_, i) => `c${i}`) }, 'capabilities'],
     ['capability of 65 chars', { capabilities: ['c'.repeat(65)] }, 'capabilities'],
     ['alias of 129 code points', { alias: '😀'.repeat(129) }, 'alias'],
@@ -309,8 +431,16 @@ describe('localParts', () => {
 
 describe('compareCodePoints / codePointLength', () => {
   it.each([
-    ['a', 'b', -1], ['b', 'a', 1], ['a', 'a', 0], ['a', 'ab', -1], ['B', 'a', -1], ['10', '9', -1],
-    ['\uFB01', '😀', -1], ['😀', '\uFB01', 1], ['😀', '\uFFFF', 1], ['😀', '😁', -1],
+    ['a', 'b', -1],
+    ['b', 'a', 1],
+    ['a', 'a', 0],
+    ['a', 'ab', -1],
+    ['B', 'a', -1],
+    ['10', '9', -1],
+    ['\uFB01', '😀', -1],
+    ['😀', '\uFB01', 1],
+    ['😀', '\uFFFF', 1],
+    ['😀', '😁', -1],
   ])('%j vs %j -> sign %d', (a, b, sign) => expect(Math.sign(compareCodePoints(a, b))).toBe(sign));
 
   it('sorts by code point, unlike the default UTF-16 sort', () => {
@@ -319,10 +449,17 @@ describe('compareCodePoints / codePointLength', () => {
     expect([...keys].sort()).not.toEqual([...keys].sort(compareCodePoints));
   });
 
-  it.each([['', 0], ['abc', 3], ['😀', 1], ['😀'.repeat(257), 257], ['é', 1], ['e\u0301', 2], ['\uD83D', 1], ['\uD83Dx', 2], ['\uDE00\uD83D', 2]])(
-    'codePointLength(%j) = %d',
-    (s, n) => expect(codePointLength(s)).toBe(n),
-  );
+  it.each([
+    ['', 0],
+    ['abc', 3],
+    ['😀', 1],
+    ['😀'.repeat(257), 257],
+    ['é', 1],
+    ['e\u0301', 2],
+    ['\uD83D', 1],
+    ['\uD83Dx', 2],
+    ['\uDE00\uD83D', 2],
+  ])('codePointLength(%j) = %d', (s, n) => expect(codePointLength(s)).toBe(n));
 });
 
 describe('parseIsoDateTime', () => {
@@ -336,10 +473,15 @@ describe('parseIsoDateTime', () => {
     ['2026-01-01T00:00Z', Date.UTC(2026, 0, 1)],
   ])('%s', (s, ms) => expect(parseIsoDateTime(s)).toBe(ms));
 
-  it.each(['2026-01-01', '2026-01-01T00:00:00', 'tomorrow', '', '2026-13-01T00:00:00Z', '1767225600', '2026-01-01T00:00:00+1'])(
-    'invalid %j -> null',
-    (s) => expect(parseIsoDateTime(s)).toBeNull(),
-  );
+  it.each([
+    '2026-01-01',
+    '2026-01-01T00:00:00',
+    'tomorrow',
+    '',
+    '2026-13-01T00:00:00Z',
+    '1767225600',
+    '2026-01-01T00:00:00+1',
+  ])('invalid %j -> null', (s) => expect(parseIsoDateTime(s)).toBeNull());
 });
 
 describe('AmpError and ERROR_CATALOG (§21)', () => {
@@ -347,27 +489,61 @@ describe('AmpError and ERROR_CATALOG (§21)', () => {
     const e = new AmpError('payload_too_large', 'too big', { field: 'subject', details: { limit: 256, actual: 257 } });
     expect(e).toBeInstanceOf(Error);
     expect(e.status).toBe(413);
-    expect(e.toBody()).toStrictEqual({ error: 'payload_too_large', message: 'too big', field: 'subject', details: { limit: 256, actual: 257 } });
-    expect(new AmpError('not_found', 'Agent not found').toBody()).toStrictEqual({ error: 'not_found', message: 'Agent not found', details: {} });
+    expect(e.toBody()).toStrictEqual({
+      error: 'payload_too_large',
+      message: 'too big',
+      field: 'subject',
+      details: { limit: 256, actual: 257 },
+    });
+    expect(new AmpError('not_found', 'Agent not found').toBody()).toStrictEqual({
+      error: 'not_found',
+      message: 'Agent not found',
+      details: {},
+    });
   });
 
   it('toBody adds retry_after and suggestions', () => {
     const body = new AmpError('rate_limited', 'slow down', { retryAfter: 7 }).toBody();
     expect(body).toStrictEqual({ error: 'rate_limited', message: 'slow down', details: {}, retry_after: 7 });
     const s = ['my-agent-2'];
-    expect(new AmpError('name_taken', 'taken', { field: 'name', suggestions: s, details: { suggestions: s } }).toBody())
-      .toStrictEqual({ error: 'name_taken', message: 'taken', field: 'name', suggestions: s, details: { suggestions: s } });
+    expect(
+      new AmpError('name_taken', 'taken', { field: 'name', suggestions: s, details: { suggestions: s } }).toBody(),
+    ).toStrictEqual({
+      error: 'name_taken',
+      message: 'taken',
+      field: 'name',
+      suggestions: s,
+      details: { suggestions: s },
+    });
   });
 
   // [code, HTTP, retry] straight from the spec §21 table.
   const SPEC: Array<[string, number, boolean]> = [
-    ['invalid_request', 400, false], ['missing_field', 400, false], ['invalid_field', 400, false], ['timestamp_future', 400, false],
-    ['unauthorized', 401, false], ['forbidden', 403, false], ['tenant_access_denied', 403, false], ['agent_suspended', 403, false],
-    ['recipient_suspended', 403, false], ['key_revoked', 403, false], ['signature_invalid', 403, false], ['not_found', 404, false],
-    ['method_not_allowed', 405, false], ['name_taken', 409, false], ['key_already_registered', 409, false],
-    ['duplicate_idempotency_key', 409, false], ['request_too_large', 413, false], ['payload_too_large', 413, false],
-    ['external_provider', 422, false], ['signature_missing', 422, false], ['attachments_not_supported', 422, false],
-    ['queue_full', 429, true], ['rate_limited', 429, true], ['internal_error', 500, true], ['service_unavailable', 503, true],
+    ['invalid_request', 400, false],
+    ['missing_field', 400, false],
+    ['invalid_field', 400, false],
+    ['timestamp_future', 400, false],
+    ['unauthorized', 401, false],
+    ['forbidden', 403, false],
+    ['tenant_access_denied', 403, false],
+    ['agent_suspended', 403, false],
+    ['recipient_suspended', 403, false],
+    ['key_revoked', 403, false],
+    ['signature_invalid', 403, false],
+    ['not_found', 404, false],
+    ['method_not_allowed', 405, false],
+    ['name_taken', 409, false],
+    ['key_already_registered', 409, false],
+    ['duplicate_idempotency_key', 409, false],
+    ['request_too_large', 413, false],
+    ['payload_too_large', 413, false],
+    ['external_provider', 422, false],
+    ['signature_missing', 422, false],
+    ['attachments_not_supported', 422, false],
+    ['queue_full', 429, true],
+    ['rate_limited', 429, true],
+    ['internal_error', 500, true],
+    ['service_unavailable', 503, true],
   ];
   it.each(SPEC)('%s -> %d, retry %s', (code, status, retry) => {
     expect([(ERROR_CATALOG as Any)[code]?.status, (ERROR_CATALOG as Any)[code]?.retry]).toEqual([status, retry]);
@@ -397,8 +573,18 @@ describe('newMessageId (§9)', () => {
 
 describe('shouldReconnect (§17.7)', () => {
   it.each([
-    [1000, false], [1001, true], [1006, true], [1011, true], [1009, false],
-    [4001, false], [4002, false], [4003, false], [4009, false],
-    [4500, true], [4501, true], [4502, true], [4503, true],
+    [1000, false],
+    [1001, true],
+    [1006, true],
+    [1011, true],
+    [1009, false],
+    [4001, false],
+    [4002, false],
+    [4003, false],
+    [4009, false],
+    [4500, true],
+    [4501, true],
+    [4502, true],
+    [4503, true],
   ])('close %d -> %s', (code, expected) => expect(shouldReconnect(code)).toBe(expected));
 });

@@ -47,7 +47,11 @@ describe('headers', () => {
     const c = { ok: false, limit: 50, remaining: 0, resetAt: 300, retryAfter: 3 };
     expect(mostConstrained([a, b])).toBe(b);
     expect(mostConstrained([a, c, b])).toBe(c);
-    expect(rateLimitHeaders(b)).toEqual({ 'X-RateLimit-Limit': '100', 'X-RateLimit-Remaining': '2', 'X-RateLimit-Reset': '200' });
+    expect(rateLimitHeaders(b)).toEqual({
+      'X-RateLimit-Limit': '100',
+      'X-RateLimit-Remaining': '2',
+      'X-RateLimit-Reset': '200',
+    });
     expect(rateLimitHeaders(c)['Retry-After']).toBe('3');
   });
 });

@@ -40,14 +40,21 @@ beforeEach(() => {
 
 const load = (d: string, alg: JwtAlg = 'RS256', rotationDays = 0) => SigningKeys.load(d, alg, { rotationDays, now });
 const kids = async (ks: SigningKeys) => (await ks.jwks()).keys.map((k) => k.kid);
-const kidsOnDisk = (d: string): string[] => (JSON.parse(readFileSync(join(d, KEY_FILE), 'utf8')) as { keys: { kid: string }[] }).keys.map((k) => k.kid);
+const kidsOnDisk = (d: string): string[] =>
+  (JSON.parse(readFileSync(join(d, KEY_FILE), 'utf8')) as { keys: { kid: string }[] }).keys.map((k) => k.kid);
 
 /** A JWT signed with `key`, as the token endpoint makes them (no exp: the clock here is not the real one). */
 const signWith = (key: SigningKey, sub = 'agent:test') =>
-  new SignJWT({ token_type: 'agent' }).setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'at+jwt' }).setSubject(sub).setIssuedAt(Math.floor(clock / 1000)).sign(key.privateKey);
+  new SignJWT({ token_type: 'agent' })
+    .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'at+jwt' })
+    .setSubject(sub)
+    .setIssuedAt(Math.floor(clock / 1000))
+    .sign(key.privateKey);
 
 /** Verify `token` the way the server does: the key set's resolver and algorithm allowlist. */
-const verifyWith = async (ks: SigningKeys, token: string) => (await jwtVerify(token, await ks.verifier(), { algorithms: await ks.algorithms(), currentDate: new Date(clock) })).payload;
+const verifyWith = async (ks: SigningKeys, token: string) =>
+  (await jwtVerify(token, await ks.verifier(), { algorithms: await ks.algorithms(), currentDate: new Date(clock) }))
+    .payload;
 
 describe('SigningKeys: the first start', () => {
   it('creates exactly one signing key, persists it privately, and finds it again on reload', async () => {
@@ -59,7 +66,9 @@ describe('SigningKeys: the first start', () => {
     expect(keys[0]).toMatchObject({ kty: 'RSA', e: 'AQAB', kid: cur.kid, alg: 'RS256', use: 'sig' });
     expect(keys[0]).not.toHaveProperty('d'); // public members only
     expect(await calculateJwkThumbprint(keys[0]!, 'sha256')).toBe(cur.kid);
-    expect(ks.status()).toEqual([{ kid: cur.kid, alg: 'RS256', state: 'signing', activates_at: iso(T0), unpublish_at: null }]);
+    expect(ks.status()).toEqual([
+      { kid: cur.kid, alg: 'RS256', state: 'signing', activates_at: iso(T0), unpublish_at: null },
+    ]);
     expect(await ks.algorithms()).toEqual(['RS256']);
 
     const file = join(d, KEY_FILE);
@@ -78,7 +87,9 @@ describe('SigningKeys: the first start', () => {
     const ks = await load(dir(), 'EdDSA');
     const cur = await ks.current();
     expect(cur.alg).toBe('EdDSA');
-    expect((await ks.jwks()).keys).toEqual([{ kty: 'OKP', crv: 'Ed25519', x: expect.any(String), kid: cur.kid, alg: 'EdDSA', use: 'sig' }]);
+    expect((await ks.jwks()).keys).toEqual([
+      { kty: 'OKP', crv: 'Ed25519', x: expect.any(String), kid: cur.kid, alg: 'EdDSA', use: 'sig' },
+    ]);
     expect(await verifyWith(ks, await signWith(cur))).toMatchObject({ sub: 'agent:test' });
   });
 });
@@ -109,7 +120,13 @@ describe('SigningKeys: rotation with overlap', () => {
     const cur = await ks.current();
     expect(cur.kid).toBe(next.kid);
     expect(ks.status()).toEqual([
-      { kid: old.kid, alg: 'RS256', state: 'retired', activates_at: iso(T0), unpublish_at: iso(activation + RETAIN_MS) },
+      {
+        kid: old.kid,
+        alg: 'RS256',
+        state: 'retired',
+        activates_at: iso(T0),
+        unpublish_at: iso(activation + RETAIN_MS),
+      },
       { kid: next.kid, alg: 'RS256', state: 'signing', activates_at: iso(activation), unpublish_at: null },
     ]);
     const firstNew = await signWith(cur, 'agent:first-new');
@@ -179,7 +196,10 @@ describe('SigningKeys: rotation with overlap', () => {
     clock = Date.parse(k3.activates_at);
     expect((await ks.current()).kid).toBe(k3.kid);
     // k2 signed for one minute only; it stays published the retention (30 d + 60 s) after that minute.
-    expect(ks.status().find((s) => s.kid === k2.kid)).toMatchObject({ state: 'retired', unpublish_at: iso(Date.parse(k3.activates_at) + RETAIN_MS) });
+    expect(ks.status().find((s) => s.kid === k2.kid)).toMatchObject({
+      state: 'retired',
+      unpublish_at: iso(Date.parse(k3.activates_at) + RETAIN_MS),
+    });
   });
 });
 
@@ -248,7 +268,13 @@ describe('SigningKeys: algorithm switch', () => {
     expect(await kids(ed)).toEqual([rsKey.kid, edKey.kid]);
     expect(await ed.algorithms()).toEqual(['RS256', 'EdDSA']);
     expect(ed.status()).toEqual([
-      { kid: rsKey.kid, alg: 'RS256', state: 'retired', activates_at: iso(T0), unpublish_at: iso(switchedAt + RETAIN_MS) },
+      {
+        kid: rsKey.kid,
+        alg: 'RS256',
+        state: 'retired',
+        activates_at: iso(T0),
+        unpublish_at: iso(switchedAt + RETAIN_MS),
+      },
       { kid: edKey.kid, alg: 'EdDSA', state: 'signing', activates_at: iso(switchedAt), unpublish_at: null },
     ]);
     expect(await verifyWith(ed, rsToken)).toMatchObject({ sub: 'agent:rs' });
@@ -330,7 +356,10 @@ describe('SigningKeys: review findings (regressions)', () => {
     clock += RETAIN_MS; // past the retention counted from the first switch
     const token = await signWith(await back.current());
     const ed = await load(d, 'EdDSA');
-    expect(ed.status().find((k) => k.kid === rsa.kid)).toMatchObject({ state: 'retired', unpublish_at: iso(clock + RETAIN_MS) });
+    expect(ed.status().find((k) => k.kid === rsa.kid)).toMatchObject({
+      state: 'retired',
+      unpublish_at: iso(clock + RETAIN_MS),
+    });
     expect((await verifyWith(ed, token)).sub).toBe('agent:test');
   });
 

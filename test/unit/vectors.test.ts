@@ -26,9 +26,19 @@ const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'he
 const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest();
 const u8 = (b: Buffer) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 
-interface Keys { priv: KeyObject; pub: KeyObject; spki: Buffer; raw: Buffer; vector: Any }
+interface Keys {
+  priv: KeyObject;
+  pub: KeyObject;
+  spki: Buffer;
+  raw: Buffer;
+  vector: Any;
+}
 function keyFromSeed(seedHex: string): Omit<Keys, 'vector'> {
-  const priv = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519_PREFIX, Buffer.from(seedHex, 'hex')]), format: 'der', type: 'pkcs8' });
+  const priv = createPrivateKey({
+    key: Buffer.concat([PKCS8_ED25519_PREFIX, Buffer.from(seedHex, 'hex')]),
+    format: 'der',
+    type: 'pkcs8',
+  });
   const pub = createPublicKey(priv);
   const spki = pub.export({ format: 'der', type: 'spki' });
   return { priv, pub, spki, raw: spki.subarray(spki.length - 32) };
@@ -86,9 +96,12 @@ describe('payload_hash', () => {
   });
 
   it('covers the wrong_* traps (int keys, astral keys, ascii escaping, insertion order)', () => {
-    expect(cases.filter((c) => wrongPairs(c).length > 0).map((c) => c.id).sort()).toEqual(
-      ['hash-astral-keys', 'hash-insertion-order-negative', 'hash-int-keys', 'hash-utf8'],
-    );
+    expect(
+      cases
+        .filter((c) => wrongPairs(c).length > 0)
+        .map((c) => c.id)
+        .sort(),
+    ).toEqual(['hash-astral-keys', 'hash-insertion-order-negative', 'hash-int-keys', 'hash-utf8']);
   });
 });
 
@@ -114,7 +127,8 @@ describe('message_id_validation', () => {
     for (const bad of ['../../../etc/passwd', 'msg_1706648400_abc/123', '', 'msg_1_a.b', 'msg_1_a%2f', 'msg_x_abc']) {
       expect(isAcceptedMessageId(bad), bad).toBe(false);
     }
-    for (const good of ['msg_1706648400_ABC123', 'msg-1706648400-AbC', 'msg_1_a']) expect(isAcceptedMessageId(good), good).toBe(true);
+    for (const good of ['msg_1706648400_ABC123', 'msg-1706648400-AbC', 'msg_1_a'])
+      expect(isAcceptedMessageId(good), good).toBe(true);
     expect(isAcceptedMessageId('msg_1_' + 'a'.repeat(123))).toBe(false); // 129 chars > 128
     expect(isAcceptedMessageId('msg_1_' + 'a'.repeat(122))).toBe(true); // 128 chars
   });
@@ -171,9 +185,10 @@ describe('amp_relay_extra.signatures', () => {
       expect(canonicalString(s.input)).toBe(s.canonical_string);
       msg = Buffer.from(s.canonical_string, 'utf8');
     }
-    const expected = s.expected_signature_hex !== undefined
-      ? Buffer.from(s.expected_signature_hex, 'hex')
-      : Buffer.from(s.expected_signature_base64, 'base64');
+    const expected =
+      s.expected_signature_hex !== undefined
+        ? Buffer.from(s.expected_signature_hex, 'hex')
+        : Buffer.from(s.expected_signature_base64, 'base64');
     await checkSignature(s.key, msg, expected);
 
     if (s.route_body !== undefined) {
@@ -182,8 +197,12 @@ describe('amp_relay_extra.signatures', () => {
       const req = decodeRouteBody(s.route_body, { nowMs: Date.parse('2026-01-01T00:00:00Z') });
       expect(req.payload).toEqual(s.route_body.payload);
       const rebuilt = canonicalString({
-        from: s.input.from, to: req.to, subject: req.subject, priority: req.priority,
-        in_reply_to: req.in_reply_to, payload_hash: payloadHash(req.payload),
+        from: s.input.from,
+        to: req.to,
+        subject: req.subject,
+        priority: req.priority,
+        in_reply_to: req.in_reply_to,
+        payload_hash: payloadHash(req.payload),
       });
       expect(rebuilt).toBe(s.canonical_string);
     }
@@ -232,11 +251,16 @@ describe('amp_relay_extra.key_rotation_proof', () => {
 describe('amp_relay_extra.federation_signature', () => {
   it.each(X.federation_signature as Any[])('$id', async (c) => {
     expect(c.signed_string).toBe(`${c.timestamp}.${c.raw_body}`);
-    await checkSignature(c.provider_key, Buffer.from(c.signed_string, 'utf8'), Buffer.from(c.expected_signature_base64, 'base64'));
+    await checkSignature(
+      c.provider_key,
+      Buffer.from(c.signed_string, 'utf8'),
+      Buffer.from(c.expected_signature_base64, 'base64'),
+    );
   });
 });
 
-const hmacHeader = (secret: string, signed: string) => 'sha256=' + createHmac('sha256', secret).update(signed, 'utf8').digest('hex');
+const hmacHeader = (secret: string, signed: string) =>
+  'sha256=' + createHmac('sha256', secret).update(signed, 'utf8').digest('hex');
 
 describe('amp_relay_extra.webhook_hmac', () => {
   it.each(X.webhook_hmac as Any[])('$id', (c) => {
@@ -282,7 +306,9 @@ describe('amp_relay_extra.aid', () => {
     const signed = { ...doc, signature: c.expected_signature_base64 };
     expect(Buffer.from(JSON.stringify(signed), 'utf8').toString('base64url')).toBe(c.expected_agent_identity_base64url);
     // Verifier side: decode, drop signature, re-canonicalise.
-    const { signature, ...rest } = JSON.parse(Buffer.from(c.expected_agent_identity_base64url, 'base64url').toString('utf8'));
+    const { signature, ...rest } = JSON.parse(
+      Buffer.from(c.expected_agent_identity_base64url, 'base64url').toString('utf8'),
+    );
     expect(signature).toBe(c.expected_signature_base64);
     expect(canonicalJson(rest)).toBe(c.canonical_json);
   });

@@ -48,7 +48,11 @@ class FakeUws {
 
 function socket(): { ws: FakeUws; s: WsSocket } {
   const ws = new FakeUws();
-  const deps = { config: { wsSoftBuffer: SOFT, wsHardBuffer: HARD, wsAuthTimeout: 10 }, presence: { remove() {}, onDrain() {} }, logger: { info() {}, error() {} } } as unknown as WsDeps;
+  const deps = {
+    config: { wsSoftBuffer: SOFT, wsHardBuffer: HARD, wsAuthTimeout: 10 },
+    presence: { remove() {}, onDrain() {} },
+    logger: { info() {}, error() {} },
+  } as unknown as WsDeps;
   const s = new WsSocket(ws as unknown as WebSocket<UserData>, deps, 'amp.v1');
   ws.onEnd = () => s.onClose();
   return { ws, s };

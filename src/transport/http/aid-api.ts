@@ -3,6 +3,7 @@
 
 import { isAmpError } from '../../../proto/index.js';
 import type { Agents } from '../../relay/agents.js';
+import type { AgentRecord } from '../../store/types.js';
 import { AidError } from '../../identity/errors.js';
 import type { AuditTrail } from '../../identity/audit.js';
 import type { Registrations } from '../../identity/registrations.js';
@@ -29,7 +30,12 @@ export function aid(fn: (req: HttpRequest) => Promise<HttpReply> | HttpReply): H
     } catch (e) {
       if (e instanceof AidError) return { status: e.status, body: e.body(), headers: { ...NO_STORE, ...e.headers } };
       // Body problems (size, JSON) keep their AMP codes but take the AID shape.
-      if (isAmpError(e)) return { status: e.status, body: new AidError(e.status, e.code === 'request_too_large' ? 'invalid_request' : e.code, e.message).body(), headers: NO_STORE };
+      if (isAmpError(e))
+        return {
+          status: e.status,
+          body: new AidError(e.status, e.code === 'request_too_large' ? 'invalid_request' : e.code, e.message).body(),
+          headers: NO_STORE,
+        };
       throw e;
     }
   };
@@ -41,7 +47,8 @@ const MAX_AID_BODY = 16 * 1024;
 /** AID bodies are JSON or form-urlencoded; an empty body is `{}`. */
 async function formOrJson(req: HttpRequest): Promise<Record<string, unknown>> {
   const text = await req.body.text();
-  if (Buffer.byteLength(text, 'utf8') > MAX_AID_BODY) throw new AidError(413, 'invalid_request', `The request body exceeds ${MAX_AID_BODY} bytes`);
+  if (Buffer.byteLength(text, 'utf8') > MAX_AID_BODY)
+    throw new AidError(413, 'invalid_request', `The request body exceeds ${MAX_AID_BODY} bytes`);
   if (/application\/x-www-form-urlencoded/i.test(req.headers.contentType)) {
     return Object.fromEntries(new URLSearchParams(text.trim()));
   }
@@ -66,106 +73,188 @@ export function addAidRoutes(r: Router, d: AidDeps): void {
   const ok = (body: unknown, status = 200): HttpReply => ({ status, body, headers: NO_STORE });
 
   // §5: the proof is the credential; an X-API-Key, if sent, must be valid for this tenant.
-  r.add('POST', '/:t/oauth/token', aid(async (req) => {
-    const tenant = identity.tenant(req.params.t);
-    if (req.headers.xApiKey) {
-      let agentTenant: string | undefined;
-      try {
-        agentTenant = agents.authenticateKey('', req.headers.xApiKey).agent.tenant;
-      } catch {
-        agentTenant = undefined;
+  r.add(
+    'POST',
+    '/:t/oauth/token',
+    aid(async (req) => {
+      const tenant = identity.tenant(req.params.t);
+      if (req.headers.xApiKey) {
+        let agentTenant: string | undefined;
+        try {
+          agentTenant = agents.authenticateKey('', req.headers.xApiKey).agent.tenant;
+        } catch {
+          agentTenant = undefined;
+        }
+        if (agentTenant !== tenant)
+          throw new AidError(401, 'invalid_client', 'The X-API-Key is not valid for this organisation');
       }
-      if (agentTenant !== tenant) throw new AidError(401, 'invalid_client', 'The X-API-Key is not valid for this organisation');
-    }
-    return ok(await tokens.exchange(tenant, identity.issuer(tenant), await formOrJson(req), req.ip, req.headers.userAgent || null, identity.proofAliases(tenant)));
-  }));
+      return ok(
+        await tokens.exchange(
+          tenant,
+          identity.issuer(tenant),
+          await formOrJson(req),
+          req.ip,
+          req.headers.userAgent || null,
+          identity.proofAliases(tenant),
+        ),
+      );
+    }),
+  );
 
   // §8: callers are an admin/service JWT of the tenant (read or aid:introspect) or an AMP key of it.
-  r.add('POST', '/:t/oauth/introspect', aid(async (req) => {
-    const tenant = identity.tenant(req.params.t);
-    let caller: string | null = null;
-    if (req.headers.xApiKey) {
-      try {
-        const { agent } = agents.authenticateKey('', req.headers.xApiKey);
-        if (agent.tenant === tenant) caller = `agent:${agent.id}`;
-      } catch {
-        caller = null;
+  r.add(
+    'POST',
+    '/:t/oauth/introspect',
+    aid(async (req) => {
+      const tenant = identity.tenant(req.params.t);
+      let caller: string | null = null;
+      if (req.headers.xApiKey) {
+        try {
+          const { agent } = agents.authenticateKey('', req.headers.xApiKey);
+          if (agent.tenant === tenant) caller = `agent:${agent.id}`;
+        } catch {
+          caller = null;
+        }
+      } else if (req.headers.authorization) {
+        for (const scope of ['agent_registrations:read', 'aid:introspect']) {
+          if (caller) break;
+          caller = await identity.admin(req.headers.authorization, tenant, scope, req.ip, '').then(
+            (a) => a.id,
+            () => null,
+          );
+        }
       }
-    } else if (req.headers.authorization) {
-      for (const scope of ['agent_registrations:read', 'aid:introspect']) {
-        if (caller) break;
-        caller = await identity.admin(req.headers.authorization, tenant, scope, req.ip, '').then((a) => a.id, () => null);
-      }
-    }
-    if (!caller) throw new AidError(401, 'invalid_client', 'Introspection needs an admin or service token of this organisation, or an agent API key');
-    rateLimited(limits.take([['aid_introspect', `${tenant}|${caller}`]]), 'introspection requests');
-    const body = await formOrJson(req);
-    if (typeof body.token !== 'string' || body.token === '') throw new AidError(400, 'invalid_request', 'token is required');
-    return ok(await tokens.introspect(tenant, identity.issuer(tenant), body.token));
-  }));
+      if (!caller)
+        throw new AidError(
+          401,
+          'invalid_client',
+          'Introspection needs an admin or service token of this organisation, or an agent API key',
+        );
+      rateLimited(limits.take([['aid_introspect', `${tenant}|${caller}`]]), 'introspection requests');
+      const body = await formOrJson(req);
+      if (typeof body.token !== 'string' || body.token === '')
+        throw new AidError(400, 'invalid_request', 'token is required');
+      return ok(await tokens.introspect(tenant, identity.issuer(tenant), body.token));
+    }),
+  );
 
   // Literal segments first: a pattern route wins for every method once its path matches.
-  r.add('POST', '/:t/agent_registrations/request', aid(async (req) => {
-    const tenant = identity.tenant(req.params.t);
-    let agent;
-    try {
-      agent = agents.authenticateKey('', req.headers.xApiKey).agent;
-    } catch {
-      throw new AidError(401, 'invalid_client', 'A valid X-API-Key (the agent\'s AMP API key) is required');
-    }
-    // §14: 10/h per client IP (loopback exempt in the local profile), 100/day per API key.
-    rateLimited(limits.takeForIp('aid_request', req.ip), 'registration requests from this address');
-    rateLimited(limits.take([['aid_request_key', agent.id]]), 'registration requests for this agent');
-    const actor = { type: 'agent' as const, id: `agent:${agent.id}`, email: null, address: agent.address, ip: req.ip, userAgent: req.headers.userAgent || null };
-    return ok(await registrations.request(tenant, agent, await formOrJson(req), actor), 202);
-  }));
+  r.add(
+    'POST',
+    '/:t/agent_registrations/request',
+    aid(async (req) => {
+      const tenant = identity.tenant(req.params.t);
+      let agent: AgentRecord;
+      try {
+        agent = agents.authenticateKey('', req.headers.xApiKey).agent;
+      } catch {
+        throw new AidError(401, 'invalid_client', "A valid X-API-Key (the agent's AMP API key) is required");
+      }
+      // §14: 10/h per client IP (loopback exempt in the local profile), 100/day per API key.
+      rateLimited(limits.takeForIp('aid_request', req.ip), 'registration requests from this address');
+      rateLimited(limits.take([['aid_request_key', agent.id]]), 'registration requests for this agent');
+      const actor = {
+        type: 'agent' as const,
+        id: `agent:${agent.id}`,
+        email: null,
+        address: agent.address,
+        ip: req.ip,
+        userAgent: req.headers.userAgent || null,
+      };
+      return ok(await registrations.request(tenant, agent, await formOrJson(req), actor), 202);
+    }),
+  );
   // Status polls need no token: the fingerprint (and an optional proof) or the user code is the key.
-  r.add('GET', '/:t/agent_registrations/status', aid(async (req) => {
-    const code = req.query.get('code');
-    if (!code) throw new AidError(400, 'invalid_request', 'code is required');
-    const tenant = identity.tenant(req.params.t);
-    const out = await lookup(`ip:${req.ip}`, () => registrations.pollStatus(tenant, { code }));
-    return ok(out.body, out.status);
-  }));
-  r.add('POST', '/:t/agent_registrations/:id/status', aid(async (req) => {
-    const tenant = identity.tenant(req.params.t);
-    const body = await formOrJson(req);
-    const out = registrations.pollStatus(tenant, { id: req.params.id, fingerprint: body.fingerprint, proof: body.proof, aliases: identity.proofAliases(tenant) });
-    return ok(out.body, out.status);
-  }));
-  r.add('GET', '/:t/agent_registrations/resolve', aid(async (req) => {
-    const actor = await admin(req, 'agent_registrations:read');
-    const code = req.query.get('code');
-    if (!code) throw new AidError(400, 'invalid_request', 'code is required');
-    return ok(await lookup(`admin:${actor.id}`, () => registrations.resolve(req.params.t.toLowerCase(), code, actor)));
-  }));
-  r.add('POST', '/:t/agent_registrations', aid(async (req) => {
-    const actor = await admin(req, 'agent_registrations:write');
-    return ok(await registrations.create(req.params.t.toLowerCase(), await formOrJson(req), actor), 201);
-  }));
-  r.add('GET', '/:t/agent_registrations/activity_logs', aid(async (req) => {
-    await admin(req, 'agent_registrations:read');
-    return ok(audit.list(req.params.t.toLowerCase(), req.query));
-  }));
-  r.add('GET', '/:t/agent_registrations', aid(async (req) => {
-    await admin(req, 'agent_registrations:read');
-    return ok(registrations.list(req.params.t.toLowerCase(), req.query));
-  }));
-  r.add('GET', '/:t/agent_registrations/:id', aid(async (req) => {
-    await admin(req, 'agent_registrations:read');
-    return ok({ data: registrations.resource(registrations.get(req.params.t.toLowerCase(), req.params.id)) });
-  }));
-  r.add('GET', '/:t/agent_registrations/:id/activity_logs', aid(async (req) => {
-    await admin(req, 'agent_registrations:read');
-    const tenant = req.params.t.toLowerCase();
-    registrations.get(tenant, req.params.id);
-    return ok(audit.list(tenant, req.query, req.params.id));
-  }));
+  r.add(
+    'GET',
+    '/:t/agent_registrations/status',
+    aid(async (req) => {
+      const code = req.query.get('code');
+      if (!code) throw new AidError(400, 'invalid_request', 'code is required');
+      const tenant = identity.tenant(req.params.t);
+      const out = await lookup(`ip:${req.ip}`, () => registrations.pollStatus(tenant, { code }));
+      return ok(out.body, out.status);
+    }),
+  );
+  r.add(
+    'POST',
+    '/:t/agent_registrations/:id/status',
+    aid(async (req) => {
+      const tenant = identity.tenant(req.params.t);
+      const body = await formOrJson(req);
+      const out = registrations.pollStatus(tenant, {
+        id: req.params.id,
+        fingerprint: body.fingerprint,
+        proof: body.proof,
+        aliases: identity.proofAliases(tenant),
+      });
+      return ok(out.body, out.status);
+    }),
+  );
+  r.add(
+    'GET',
+    '/:t/agent_registrations/resolve',
+    aid(async (req) => {
+      const actor = await admin(req, 'agent_registrations:read');
+      const code = req.query.get('code');
+      if (!code) throw new AidError(400, 'invalid_request', 'code is required');
+      return ok(
+        await lookup(`admin:${actor.id}`, () => registrations.resolve(req.params.t.toLowerCase(), code, actor)),
+      );
+    }),
+  );
+  r.add(
+    'POST',
+    '/:t/agent_registrations',
+    aid(async (req) => {
+      const actor = await admin(req, 'agent_registrations:write');
+      return ok(await registrations.create(req.params.t.toLowerCase(), await formOrJson(req), actor), 201);
+    }),
+  );
+  r.add(
+    'GET',
+    '/:t/agent_registrations/activity_logs',
+    aid(async (req) => {
+      await admin(req, 'agent_registrations:read');
+      return ok(audit.list(req.params.t.toLowerCase(), req.query));
+    }),
+  );
+  r.add(
+    'GET',
+    '/:t/agent_registrations',
+    aid(async (req) => {
+      await admin(req, 'agent_registrations:read');
+      return ok(registrations.list(req.params.t.toLowerCase(), req.query));
+    }),
+  );
+  r.add(
+    'GET',
+    '/:t/agent_registrations/:id',
+    aid(async (req) => {
+      await admin(req, 'agent_registrations:read');
+      return ok({ data: registrations.resource(registrations.get(req.params.t.toLowerCase(), req.params.id)) });
+    }),
+  );
+  r.add(
+    'GET',
+    '/:t/agent_registrations/:id/activity_logs',
+    aid(async (req) => {
+      await admin(req, 'agent_registrations:read');
+      const tenant = req.params.t.toLowerCase();
+      registrations.get(tenant, req.params.id);
+      return ok(audit.list(tenant, req.query, req.params.id));
+    }),
+  );
 
   const transition = (action: 'approve' | 'reject' | 'suspend' | 'reactivate' | 'delete') =>
     aid(async (req) => {
       const actor = await admin(req, 'agent_registrations:write');
-      return ok(await registrations.transition(req.params.t.toLowerCase(), req.params.id, action, await formOrJson(req), { ...actor, userAgent: actor.userAgent || null }));
+      return ok(
+        await registrations.transition(req.params.t.toLowerCase(), req.params.id, action, await formOrJson(req), {
+          ...actor,
+          userAgent: actor.userAgent || null,
+        }),
+      );
     });
   r.add('POST', '/:t/agent_registrations/:id/approve', transition('approve'));
   r.add('POST', '/:t/agent_registrations/:id/reject', transition('reject'));
@@ -175,11 +264,14 @@ export function addAidRoutes(r: Router, d: AidDeps): void {
   }
   r.add('DELETE', '/:t/agent_registrations/:id', transition('delete'));
   for (const m of ['PUT', 'PATCH']) {
-    r.add(m, '/:t/agent_registrations/:id', aid(async (req) => {
-      const actor = await admin(req, 'agent_registrations:write');
-      return ok(await registrations.update(req.params.t.toLowerCase(), req.params.id, await formOrJson(req), actor));
-    }));
+    r.add(
+      m,
+      '/:t/agent_registrations/:id',
+      aid(async (req) => {
+        const actor = await admin(req, 'agent_registrations:write');
+        return ok(await registrations.update(req.params.t.toLowerCase(), req.params.id, await formOrJson(req), actor));
+      }),
+    );
   }
   r.add('POST', '/:t/agent_registrations/:id/revoke', transition('delete'));
 }
-

@@ -43,20 +43,34 @@ export function buildApi(deps: ApiDeps): Router {
   const r = new Router();
 
   r.add('GET', '/.well-known/agent-messaging.json', (req) =>
-    ok(wellKnown(ctx, req.headers.host, req.headers.forwardedProto), 200, { 'Cache-Control': 'public, max-age=3600', 'Access-Control-Allow-Origin': '*' }),
+    ok(wellKnown(ctx, req.headers.host, req.headers.forwardedProto), 200, {
+      'Cache-Control': 'public, max-age=3600',
+      'Access-Control-Allow-Origin': '*',
+    }),
   );
   r.add('GET', '/api/organization', () => ok({ organization: ctx.config.defaultTenant }));
-  r.api('GET', '/info', (req) => ok(info(ctx, req.headers.host, req.headers.forwardedProto), 200, { 'Cache-Control': 'public, max-age=300' }));
+  r.api('GET', '/info', (req) =>
+    ok(info(ctx, req.headers.host, req.headers.forwardedProto), 200, { 'Cache-Control': 'public, max-age=300' }),
+  );
   r.api('GET', '/health', () => {
     const h = health(ctx, deps.isShuttingDown());
     return ok(h.body, h.status);
   });
 
-  r.add('GET', '/metrics', () => ok(renderMetrics({ presence: ctx.presence, receipts, startedAt: ctx.startedAt }), 200, { 'Content-Type': 'text/plain; version=0.0.4' }));
+  r.add('GET', '/metrics', () =>
+    ok(renderMetrics({ presence: ctx.presence, receipts, startedAt: ctx.startedAt }), 200, {
+      'Content-Type': 'text/plain; version=0.0.4',
+    }),
+  );
 
   r.api('POST', '/register', async (req) => {
     const headers = enforce(ctx.limits.takeForIp('register', req.ip), 'ip');
-    const out = await agents.register(await req.body.json(), req.headers.host, req.headers.forwardedProto, req.headers.registrationKey);
+    const out = await agents.register(
+      await req.body.json(),
+      req.headers.host,
+      req.headers.forwardedProto,
+      req.headers.registrationKey,
+    );
     return ok(out.body, out.status, headers);
   });
 
@@ -131,7 +145,8 @@ export function buildApi(deps: ApiDeps): Router {
   // Legacy form: GET agents/{address} when the segment holds an '@'.
   r.api('GET', '/agents/:address', (req) => {
     const { agent, headers } = limited(req, 'api');
-    if (!req.params.address.includes('@')) throw new AmpError('not_found', 'No such endpoint; resolve with agents/resolve/{address}');
+    if (!req.params.address.includes('@'))
+      throw new AmpError('not_found', 'No such endpoint; resolve with agents/resolve/{address}');
     return ok(directory.resolve(agent, req.params.address), 200, headers);
   });
 
@@ -151,20 +166,40 @@ export function buildApi(deps: ApiDeps): Router {
   });
 
   // AID discovery (agent-identity §7, §12), per tenant and in the RFC 8414 suffix form.
-  const cachedDoc = (body: Record<string, unknown>) => ok(body, 200, { 'Cache-Control': 'public, max-age=300', 'Access-Control-Allow-Origin': '*' });
+  const cachedDoc = (body: Record<string, unknown>) =>
+    ok(body, 200, { 'Cache-Control': 'public, max-age=300', 'Access-Control-Allow-Origin': '*' });
   // AID documents answer errors in the AID shape (agent-identity §15).
-  r.add('GET', '/.well-known/jwks.json', aid(async () => cachedDoc(await identity.jwks())));
-  r.add('GET', '/:tenant/.well-known/jwks.json', aid(async (req) => cachedDoc(await identity.jwks(req.params.tenant))));
+  r.add(
+    'GET',
+    '/.well-known/jwks.json',
+    aid(async () => cachedDoc(await identity.jwks())),
+  );
+  r.add(
+    'GET',
+    '/:tenant/.well-known/jwks.json',
+    aid(async (req) => cachedDoc(await identity.jwks(req.params.tenant))),
+  );
   for (const doc of ['oauth-authorization-server', 'openid-configuration', 'oauth-protected-resource'] as const) {
-    r.add('GET', `/:tenant/.well-known/${doc}`, aid((req) => cachedDoc(identity.discovery(doc, req.params.tenant))));
-    r.add('GET', `/.well-known/${doc}/:tenant`, aid((req) => cachedDoc(identity.discovery(doc, req.params.tenant))));
+    r.add(
+      'GET',
+      `/:tenant/.well-known/${doc}`,
+      aid((req) => cachedDoc(identity.discovery(doc, req.params.tenant))),
+    );
+    r.add(
+      'GET',
+      `/.well-known/${doc}/:tenant`,
+      aid((req) => cachedDoc(identity.discovery(doc, req.params.tenant))),
+    );
   }
 
   addAidRoutes(r, deps.aid);
 
   // A plain GET on the WebSocket path (no Upgrade header) says what the path is for.
   r.api('GET', '/ws', () => {
-    throw new AmpError('invalid_request', 'This is the WebSocket endpoint: connect with a WebSocket client (Upgrade: websocket)');
+    throw new AmpError(
+      'invalid_request',
+      'This is the WebSocket endpoint: connect with a WebSocket client (Upgrade: websocket)',
+    );
   });
   return r;
 }

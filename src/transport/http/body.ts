@@ -9,7 +9,9 @@ import type { HttpResponse } from 'uWebSockets.js';
 import { AmpError, MAX_REQUEST_BYTES, parseJsonBody } from '../../../proto/index.js';
 
 export function tooLargeError(limit: number, actual: number): AmpError {
-  return new AmpError('request_too_large', `Request body exceeds the limit of ${limit} bytes`, { details: { limit, actual } });
+  return new AmpError('request_too_large', `Request body exceeds the limit of ${limit} bytes`, {
+    details: { limit, actual },
+  });
 }
 
 export class BodyReader {
@@ -71,7 +73,10 @@ export class BodyReader {
     if (buf.length === 0) throw new AmpError('invalid_request', 'Request body is empty; a JSON object is required');
     const parsed = parseJsonBody(buf.toString('utf8'));
     if (!parsed.ok) {
-      throw new AmpError('invalid_request', parsed.tooDeep ? `Request body refused: ${parsed.error}` : `Request body is not valid JSON: ${parsed.error}`);
+      throw new AmpError(
+        'invalid_request',
+        parsed.tooDeep ? `Request body refused: ${parsed.error}` : `Request body is not valid JSON: ${parsed.error}`,
+      );
     }
     const value = parsed.value;
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {

@@ -73,7 +73,8 @@ function write(res: HttpResponse, state: ResState, reply: HttpReply, opts: HttpO
   const text = reply.body === undefined ? undefined : raw ? (reply.body as string) : JSON.stringify(reply.body);
   res.cork(() => {
     res.writeStatus(statusLine(reply.status));
-    if (headers['Access-Control-Allow-Origin'] === undefined) res.writeHeader('Access-Control-Allow-Origin', opts.corsOrigin);
+    if (headers['Access-Control-Allow-Origin'] === undefined)
+      res.writeHeader('Access-Control-Allow-Origin', opts.corsOrigin);
     if (headers['Cache-Control'] === undefined) res.writeHeader('Cache-Control', 'no-store');
     for (const [k, v] of Object.entries(headers)) res.writeHeader(k, v);
     if (text !== undefined && !raw) res.writeHeader('Content-Type', 'application/json; charset=utf-8');
@@ -114,31 +115,62 @@ export function attachHttp(app: TemplatedApp, router: Router, opts: HttpOptions)
     const ip = Buffer.from(res.getRemoteAddressAsText()).toString('utf8');
 
     if (method === 'OPTIONS') {
-      return write(res, state, { status: 204, headers: {
-        'Access-Control-Allow-Methods': CORS_ALLOW_METHODS,
-        'Access-Control-Allow-Headers': CORS_ALLOW_HEADERS,
-        'Access-Control-Max-Age': '600',
-      } }, opts);
+      return write(
+        res,
+        state,
+        {
+          status: 204,
+          headers: {
+            'Access-Control-Allow-Methods': CORS_ALLOW_METHODS,
+            'Access-Control-Allow-Headers': CORS_ALLOW_HEADERS,
+            'Access-Control-Max-Age': '600',
+          },
+        },
+        opts,
+      );
     }
     if (opts.isClosing()) {
-      return write(res, state, errorReply(new AmpError('service_unavailable', 'The server is shutting down; retry shortly', { retryAfter: 1 })), opts, true);
+      return write(
+        res,
+        state,
+        errorReply(
+          new AmpError('service_unavailable', 'The server is shutting down; retry shortly', { retryAfter: 1 }),
+        ),
+        opts,
+        true,
+      );
     }
     const m = router.match(method, path);
     if (m.kind === 'not_found') {
       return write(res, state, errorReply(new AmpError('not_found', `No such endpoint: ${method} ${path}`)), opts);
     }
     if (m.kind === 'method_not_allowed') {
-      const reply = errorReply(new AmpError('method_not_allowed', `Method ${method} is not allowed on ${path}; allowed: ${m.allow.join(', ')}`));
-      reply.headers!['Allow'] = m.allow.join(', ');
+      const reply = errorReply(
+        new AmpError(
+          'method_not_allowed',
+          `Method ${method} is not allowed on ${path}; allowed: ${m.allow.join(', ')}`,
+        ),
+      );
+      reply.headers!.Allow = m.allow.join(', ');
       return write(res, state, reply, opts);
     }
     body = new BodyReader(res, BODY_METHODS.has(method) ? headers.contentLength : '0');
-    const request: HttpRequest = { method, path, query: new URLSearchParams(rawQuery), params: m.params, headers, ip, body };
+    const request: HttpRequest = {
+      method,
+      path,
+      query: new URLSearchParams(rawQuery),
+      params: m.params,
+      headers,
+      ip,
+      body,
+    };
     const fail = (e: unknown) => {
       if (isAmpError(e)) {
         // Security events are logged (never with the credential itself).
-        if (e.code === 'unauthorized') opts.logger.info({ event: 'auth_failed', ip, method, path }, 'authentication failed');
-        else if (e.code === 'rate_limited') opts.logger.info({ event: 'rate_limited', ip, path, scope: e.details.scope }, 'rate limited');
+        if (e.code === 'unauthorized')
+          opts.logger.info({ event: 'auth_failed', ip, method, path }, 'authentication failed');
+        else if (e.code === 'rate_limited')
+          opts.logger.info({ event: 'rate_limited', ip, path, scope: e.details.scope }, 'rate limited');
         // A body refused mid-stream: answer now and drop the connection rather than read the rest.
         write(res, state, errorReply(e), opts, e.code === 'request_too_large');
       } else {

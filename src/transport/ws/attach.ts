@@ -4,7 +4,14 @@
 
 import type { HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { Logger } from 'pino';
-import { AmpError, MAX_WS_FRAME_BYTES, SUBPROTOCOL_JSON, WS_PATHS, isAmpError, pickSubprotocol } from '../../../proto/index.js';
+import {
+  AmpError,
+  MAX_WS_FRAME_BYTES,
+  SUBPROTOCOL_JSON,
+  WS_PATHS,
+  isAmpError,
+  pickSubprotocol,
+} from '../../../proto/index.js';
 import type { Config } from '../../config/schema.js';
 import type { Agents } from '../../relay/agents.js';
 import type { Inbox } from '../../relay/inbox.js';
@@ -65,9 +72,15 @@ export function attachWebSockets(app: TemplatedApp, deps: WsDeps): void {
         const ip = Buffer.from(res.getRemoteAddressAsText()).toString('utf8');
         try {
           enforce(deps.limits.takeForIp('ws_connect', ip), 'ip');
-          if (deps.isClosing()) throw new AmpError('service_unavailable', 'The server is shutting down; reconnect shortly', { retryAfter: 1 });
+          if (deps.isClosing())
+            throw new AmpError('service_unavailable', 'The server is shutting down; reconnect shortly', {
+              retryAfter: 1,
+            });
           if (URL_CREDENTIALS_RE.test(query)) {
-            throw new AmpError('invalid_request', 'Credentials in the URL are refused; send Authorization: Bearer or an auth frame');
+            throw new AmpError(
+              'invalid_request',
+              'Credentials in the URL are refused; send Authorization: Bearer or an auth frame',
+            );
           }
           let pre: UserData['pre'];
           if (authorization || xApiKey) {
@@ -75,10 +88,20 @@ export function attachWebSockets(app: TemplatedApp, deps: WsDeps): void {
             if (pre.agent.status === 'suspended') throw new AmpError('agent_suspended', 'This agent is suspended');
           }
           const protocol = pickSubprotocol(offered);
-          res.upgrade<UserData>({ protocol: protocol ?? SUBPROTOCOL_JSON, pre }, key, protocol ?? '', extensions, context);
+          res.upgrade<UserData>(
+            { protocol: protocol ?? SUBPROTOCOL_JSON, pre },
+            key,
+            protocol ?? '',
+            extensions,
+            context,
+          );
         } catch (e) {
           if (!isAmpError(e)) deps.logger.error({ err: e }, 'websocket upgrade failed');
-          refuseUpgrade(res, isAmpError(e) ? e : new AmpError('internal_error', 'Internal server error'), deps.config.corsOrigin);
+          refuseUpgrade(
+            res,
+            isAmpError(e) ? e : new AmpError('internal_error', 'Internal server error'),
+            deps.config.corsOrigin,
+          );
         }
       },
 

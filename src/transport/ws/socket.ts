@@ -102,7 +102,8 @@ export class WsSocket implements Connection {
     if (dropped) return this.close(CLOSE.SLOW_CONSUMER, 'slow_consumer');
     // Pushes paused on queued bytes that the kernel then took at once: uWS has no backpressure,
     // so no drain event will come; resume on the next turn as a drain would.
-    if (this.session?.paused && this.ws.getBufferedAmount() <= this.deps.config.wsSoftBuffer) setImmediate(() => this.onDrain());
+    if (this.session?.paused && this.ws.getBufferedAmount() <= this.deps.config.wsSoftBuffer)
+      setImmediate(() => this.onDrain());
   }
 
   bufferedBytes(): number {
@@ -151,7 +152,8 @@ export class WsSocket implements Connection {
     if (this.state === 'auth') return this.onAuthFrame(obj);
     if (this.state === 'authenticating') {
       if (this.waiting.length < MAX_FRAMES_WHILE_AUTHENTICATING) this.waiting.push(obj);
-      else this.sendError(new AmpError('rate_limited', 'Too many frames before authentication completed; frame dropped'));
+      else
+        this.sendError(new AmpError('rate_limited', 'Too many frames before authentication completed; frame dropped'));
       return;
     }
     this.onFrame(obj);
@@ -181,7 +183,11 @@ export class WsSocket implements Connection {
       f = decodeClientFrame(obj);
     } catch (e) {
       // Any malformed first frame is `invalid_request` (§17.1); the field, if known, is kept.
-      this.sendError(new AmpError('invalid_request', isAmpError(e) ? e.message : 'Malformed frame', { field: isAmpError(e) ? e.field : undefined }));
+      this.sendError(
+        new AmpError('invalid_request', isAmpError(e) ? e.message : 'Malformed frame', {
+          field: isAmpError(e) ? e.field : undefined,
+        }),
+      );
       return this.close(CLOSE.AUTH_REQUIRED, 'auth_required');
     }
     if (f.type !== 'auth') {
@@ -202,21 +208,33 @@ export class WsSocket implements Connection {
       (r) => {
         if (this.state !== 'authenticating') return;
         if (typeof r !== 'string') return this.establish(r, undefined);
-        const message = r === 'invalid_token' ? 'Unknown agent address' : r === 'replay_detected' ? 'This signed auth frame was already used' : r === 'timestamp_out_of_window' ? 'timestamp is more than 60 s from the server clock' : 'Signature does not verify with the registered key';
+        const message =
+          r === 'invalid_token'
+            ? 'Unknown agent address'
+            : r === 'replay_detected'
+              ? 'This signed auth frame was already used'
+              : r === 'timestamp_out_of_window'
+                ? 'timestamp is more than 60 s from the server clock'
+                : 'Signature does not verify with the registered key';
         this.refuse(r === 'invalid_token' ? 'unauthorized' : 'signature_invalid', message, r);
       },
       (e) => this.fail(e),
     );
   }
 
-  private refuse(code: 'unauthorized' | 'signature_invalid' | 'agent_suspended', message: string, reason: string): void {
+  private refuse(
+    code: 'unauthorized' | 'signature_invalid' | 'agent_suspended',
+    message: string,
+    reason: string,
+  ): void {
     this.deps.logger.info({ reason }, 'websocket authentication refused');
     this.sendError(new AmpError(code, message));
     this.close(CLOSE.AUTH_FAILED, reason);
   }
 
   private establish(agent: AgentRecord, keyHash: string | undefined): void {
-    if (agent.status === 'suspended') return this.refuse('agent_suspended', 'This agent is suspended', 'agent_suspended');
+    if (agent.status === 'suspended')
+      return this.refuse('agent_suspended', 'This agent is suspended', 'agent_suspended');
     clearTimeout(this.authTimer);
     this.state = 'open';
     this.session = new AgentSession(newSessionId(), agent, this, this.protocol, keyHash);
@@ -243,7 +261,13 @@ export class WsSocket implements Connection {
     if (f.type !== 'route') {
       // Non-route frames have a per-session bucket (§17.6); route frames use the sender's (§20).
       const take = this.deps.limits.take([['ws_frames', this.session!.id]]);
-      if (take && !take.ok) return this.sendError(new AmpError('rate_limited', `Too many frames; frame dropped, retry in ${take.retryAfter} s`, { retryAfter: take.retryAfter }), f.request_id);
+      if (take && !take.ok)
+        return this.sendError(
+          new AmpError('rate_limited', `Too many frames; frame dropped, retry in ${take.retryAfter} s`, {
+            retryAfter: take.retryAfter,
+          }),
+          f.request_id,
+        );
     }
     switch (f.type) {
       case 'auth':
@@ -291,7 +315,13 @@ export class WsSocket implements Connection {
     try {
       const outcomes = await this.deps.inbox.ack(this.session!.agent, ids);
       if (request_id !== undefined) {
-        this.send(new Frame({ type: 'ack.result', request_id, data: { acknowledged: outcomes.filter((o) => o === 'acked').length } }));
+        this.send(
+          new Frame({
+            type: 'ack.result',
+            request_id,
+            data: { acknowledged: outcomes.filter((o) => o === 'acked').length },
+          }),
+        );
       }
     } catch (e) {
       if (!isAmpError(e)) throw e;
