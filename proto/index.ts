@@ -10,3 +10,4 @@ export * from './route-body.js';
 export * from './wire.js';
 export * from './json.js';
 export * from './frames.js';
+export * from './msgpack.js';

@@ -1,32 +1,39 @@
-// The one composition root: startServer(config) wires config, store, relay core and transport,
-// and returns a handle whose close() undoes it. The CLI and every test start the server here.
+// The one composition root: startServer(config) wires config, store, relay core, identity service
+// and transport, and returns a handle whose close() undoes it. The CLI and every test start the
+// server here. Each service gets its collaborators when it is built; nothing is filled in later.
 
 import type { Logger } from 'pino';
-import { loadConfig, type Config, type ConfigInput } from './config/schema.js';
+import { CLOSE } from '../proto/index.js';
+import { type Config, type ConfigInput, loadConfig } from './config/schema.js';
 import { useEd25519Verifier } from './crypto/keys.js';
 import { loadOrCreateProviderKey } from './crypto/provider-key.js';
-import { createLogger } from './ops/logger.js';
-import { Agents } from './relay/agents.js';
-import type { RelayContext } from './relay/context.js';
-import { Presence } from './relay/presence.js';
 import { AuditTrail } from './identity/audit.js';
 import { MAX_PENDING_PER_TENANT, Registrations } from './identity/registrations.js';
 import { IdentityRoutes } from './identity/routes.js';
-import { Tokens } from './identity/tokens.js';
 import { SigningKeys } from './identity/signing-keys.js';
+import { Tokens } from './identity/tokens.js';
+import { health } from './ops/discovery.js';
+import { createLogger } from './ops/logger.js';
+import { renderMetrics } from './ops/metrics.js';
+import { Agents } from './relay/agents.js';
+import type { RelayContext } from './relay/context.js';
 import { Directory } from './relay/directory.js';
+import { IdentityLink } from './relay/identity-link.js';
 import { Inbox } from './relay/inbox.js';
 import { Keys } from './relay/keys.js';
+import { Push } from './relay/push.js';
 import { RateLimits } from './relay/ratelimit.js';
 import { Receipts } from './relay/receipts.js';
 import { MessageRouter } from './relay/route.js';
-import { attachWebSockets } from './transport/ws/attach.js';
+import { Sessions } from './relay/sessions.js';
+import { WsGateway } from './relay/ws-gateway.js';
 import { LmdbStore } from './store/lmdb.js';
 import { startTtlSweeper } from './store/sweeper.js';
+import type { Store } from './store/types.js';
 import { buildApi } from './transport/http/api.js';
-import { InFlight, attachHttp } from './transport/http/respond.js';
-import { loadUws } from './transport/uws.js';
-import { CLOSE } from '../proto/index.js';
+import { attachHttp, InFlight } from './transport/http/respond.js';
+import { HttpServer } from './transport/listen.js';
+import { attachWebSockets } from './transport/ws/attach.js';
 
 const SHUTDOWN_DRAIN_MS = 10_000;
 /** How often sockets are checked for idleness, slow consumption and protocol pings. */
@@ -50,152 +57,112 @@ export interface StartOptions extends ConfigInput {
   env?: Record<string, string | undefined>;
 }
 
+/** The AMP relay core: sessions and push, routing, the inbox, agents. */
+function buildRelay(ctx: RelayContext, store: Store) {
+  const stores = { queue: store, directory: store, records: store };
+  const sessions = new Sessions(ctx.config);
+  const receipts = new Receipts(stores, sessions, ctx.logger);
+  const push = new Push(ctx.config, store, sessions, receipts);
+  const agents = new Agents(ctx, store, sessions);
+  const router = new MessageRouter(ctx, agents, stores, push, receipts);
+  const inbox = new Inbox(store, receipts);
+  const link = new IdentityLink(agents, store, sessions, ctx.logger);
+  return { sessions, receipts, push, agents, router, inbox, link };
+}
+
+/** The identity service (AID); its registrations tell `link` when the AMP agent must follow. */
+async function buildIdentity(ctx: RelayContext, store: Store, link: IdentityLink, publicBase: () => string) {
+  const { config } = ctx;
+  const rotationDays = config.aidKeyRotationDays;
+  const signingKeys = await SigningKeys.load(config.dataDir, config.aidJwtAlg, { rotationDays });
+  const identity = new IdentityRoutes(signingKeys, store, publicBase, config.aidIssuerAliases);
+  const audit = new AuditTrail(store);
+  const maxPending = ctx.limits.enabled ? MAX_PENDING_PER_TENANT : Number.POSITIVE_INFINITY;
+  const issuerOf = (t: string) => identity.issuer(t);
+  const registrations = new Registrations(store, audit, issuerOf, publicBase, link, maxPending);
+  const tokens = new Tokens(signingKeys, store, registrations, audit, ctx.limits);
+  return { identity, audit, registrations, tokens };
+}
+
+/** `0.0.0.0` and `::` listen everywhere; URLs we print point at loopback then. */
+function shownHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::') return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
 export async function startServer(options: StartOptions = {}): Promise<ServerHandle> {
   const { logger: givenLogger, env, ...overrides } = options;
   const config = loadConfig({ env, overrides });
   const logger = givenLogger ?? createLogger(config.logLevel);
-  const uws = loadUws();
+  const http = new HttpServer(); // refuses uWS's pure-JS fallback before anything is opened
   const ed25519 = useEd25519Verifier(config.ed25519);
-
   const store = new LmdbStore({ dataDir: config.dataDir });
-  const presence = new Presence(store, config);
-  const ctx: RelayContext = {
-    config,
-    store,
-    logger,
-    presence,
-    providerKey: loadOrCreateProviderKey(config.dataDir),
-    knownProviders: [config.providerDomain, ...config.providerAliases],
-    limits: new RateLimits(config),
-    startedAt: Date.now(),
-    lifecycle: { agentDeregistered: async () => {}, keypairRotated: async () => {}, keyClaimedByOther: () => false },
-  };
-  const agents = new Agents(ctx);
-  const router = new MessageRouter(ctx, agents);
-  const receipts = new Receipts(ctx);
-  const keys = new Keys(ctx, agents);
-  const directory = new Directory(ctx, agents);
-  const inbox = new Inbox(ctx, receipts);
-  presence.onHandOver = (id, method) => receipts.handedOver(id, method);
-  presence.onConnected = (session) => receipts.flush(session);
-  let shuttingDown = false;
-  const isClosing = () => shuttingDown;
-
-  const signingKeys = await SigningKeys.load(config.dataDir, config.aidJwtAlg, {
-    rotationDays: config.aidKeyRotationDays,
-  });
+  const limits = new RateLimits(config);
+  const providerKey = loadOrCreateProviderKey(config.dataDir);
+  const knownProviders = [config.providerDomain, ...config.providerAliases];
+  const ctx: RelayContext = { config, logger, limits, providerKey, knownProviders, startedAt: Date.now() };
   let listeningPort = config.port;
   const publicBase = () => config.publicUrl.replace(/\/+$/, '') || `http://localhost:${listeningPort}`;
-  const identity = new IdentityRoutes(signingKeys, store, publicBase, config.aidIssuerAliases);
-  const audit = new AuditTrail(store);
-  const registrations = new Registrations(
-    store,
-    audit,
-    (t) => identity.issuer(t),
-    publicBase,
-    ctx.limits.enabled ? MAX_PENDING_PER_TENANT : Infinity,
-  );
-  const tokens = new Tokens(signingKeys, store, registrations, audit, ctx.limits);
-  // The issue's coupling: approval lets a pending AMP agent route; suspension stops its messaging.
-  // An approval or reactivation lifts a pending or AID-imposed suspended status; deleting a
-  // registration leaves the agent as it is (a suspended one stays so until a new approval).
-  registrations.onTransition = async (reg, action) => {
-    const agentId = reg.amp_agent_id;
-    if (!agentId || !store.getAgent(agentId)) return;
-    await agents.serialized(agentId, async () => {
-      const a = store.getAgent(agentId);
-      if (!a) return; // deregistered meanwhile: nothing to follow
-      const lift =
-        (action === 'approve' || action === 'reactivate') && (a.status === 'pending' || a.status === 'suspended');
-      const next = lift ? 'active' : action === 'suspend' ? 'suspended' : a.status;
-      if (next === a.status) return;
-      await store.putAgent({ ...a, status: next });
-      if (next === 'suspended') presence.closeAgent(a.id, CLOSE.AUTH_FAILED, 'agent_suspended');
-      logger.info(
-        { event: 'amp_agent_status', agent: a.id, status: next, cause: `aid_${action}` },
-        'agent status follows its identity registration',
-      );
-    });
-  };
 
-  ctx.lifecycle.agentDeregistered = (agent) => registrations.followAmpDeregistration(agent);
-  ctx.lifecycle.keypairRotated = (before, after) => registrations.followAmpKeyRotation(before, after);
-  ctx.lifecycle.keyClaimedByOther = (agent, fingerprint) => registrations.keyClaimedByOther(agent, fingerprint);
+  const relay = buildRelay(ctx, store);
+  const aid = await buildIdentity(ctx, store, relay.link, publicBase);
+  const { sessions, agents } = relay;
+  const keys = new Keys(ctx, agents, store, sessions, aid.registrations);
+  const directory = new Directory(ctx, agents, store, sessions, aid.registrations);
 
-  const app = uws.App();
+  let shuttingDown = false;
+  const isClosing = () => shuttingDown;
   const inFlight = new InFlight();
-  attachWebSockets(app, {
-    config,
-    logger,
-    store,
-    agents,
-    router,
-    inbox,
-    presence,
-    inFlight,
-    isClosing,
-    limits: ctx.limits,
-  });
-  attachHttp(
-    app,
-    buildApi({
-      ctx,
-      agents,
-      router,
-      inbox,
-      receipts,
-      keys,
-      directory,
-      identity,
-      aid: { identity, registrations, audit, agents, tokens, limits: ctx.limits },
-      isShuttingDown: isClosing,
-    }),
-    {
-      corsOrigin: config.corsOrigin,
-      logger,
-      inFlight,
-      isClosing,
+  const sessionDeps = { ...relay, config, logger, limits, inFlight };
+  const buffers = { softBytes: config.wsSoftBuffer, hardBytes: config.wsHardBuffer };
+  const gateway = new WsGateway(sessionDeps, isClosing);
+  attachWebSockets(http.app, { gateway, logger, corsOrigin: config.corsOrigin, buffers });
+  const api = buildApi({
+    ctx,
+    ...relay,
+    keys,
+    directory,
+    identity: aid.identity,
+    aid: { ...aid, agents, limits },
+    health: () => {
+      const storeHealthy = store.healthy();
+      return health(ctx, { shuttingDown, storeHealthy, agentsOnline: sessions.onlineAgents() });
     },
-  );
-  const sweeper = setInterval(() => presence.sweep(), SWEEP_INTERVAL_MS);
+    metrics: () => renderMetrics({ ...relay, startedAt: ctx.startedAt }),
+  });
+  attachHttp(http.app, api, { corsOrigin: config.corsOrigin, logger, inFlight, isClosing });
+
+  const sweeper = setInterval(() => sessions.sweep(), SWEEP_INTERVAL_MS);
   sweeper.unref();
   const ttlSweeper = startTtlSweeper(store, logger);
-
-  const listenSocket = await new Promise<unknown>((resolve, reject) => {
-    app.listen(config.host, config.port, (token) => {
-      if (token) resolve(token);
-      else reject(new Error(`cannot listen on ${config.host}:${config.port} (address in use or not available)`));
-    });
-  }).catch(async (e) => {
+  const stopTimers = () => {
+    clearInterval(sweeper);
+    ttlSweeper.stop();
+  };
+  try {
+    listeningPort = await http.listen(config.host, config.port);
+  } catch (e) {
+    stopTimers();
     await store.close();
     throw e;
-  });
-  const port = uws.us_socket_local_port(listenSocket as never);
-  listeningPort = port;
-  const shownHost =
-    config.host === '0.0.0.0' || config.host === '::'
-      ? '127.0.0.1'
-      : config.host.includes(':')
-        ? `[${config.host}]`
-        : config.host;
-  const url = `http://${shownHost}:${port}`;
+  }
+  const url = `http://${shownHost(config.host)}:${listeningPort}`;
   logger.info({ url, dataDir: config.dataDir, provider: config.providerDomain, ed25519 }, 'listening');
 
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
       shuttingDown = true;
-      clearInterval(sweeper);
-      ttlSweeper.stop();
-      uws.us_listen_socket_close(listenSocket as never);
+      stopTimers();
+      http.stopAccepting();
       // Requests already in the relay finish (their writes commit) before the store closes.
       await inFlight.drain(SHUTDOWN_DRAIN_MS);
-      presence.closeAll(CLOSE.SERVER_SHUTDOWN, 'server_shutdown');
-      // close() ends the listen socket and every open connection; it is missing from the typings.
-      (app as unknown as { close(): void }).close();
+      sessions.closeAll(CLOSE.SERVER_SHUTDOWN, 'server_shutdown');
+      http.closeAll();
       await store.close();
       logger.info('stopped');
     })());
 
-  return { url, wsUrl: `ws://${shownHost}:${port}/v1/ws`, port, config, logger, close };
+  const wsUrl = `ws://${shownHost(config.host)}:${listeningPort}/v1/ws`;
+  return { url, wsUrl, port: listeningPort, config, logger, close };
 }

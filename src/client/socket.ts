@@ -5,21 +5,21 @@
 
 import { EventEmitter } from 'node:events';
 import { sign, type KeyObject } from 'node:crypto';
-import { Packr } from 'msgpackr';
 import WebSocket from 'ws';
 import {
   CLOSE,
   RECONNECT_BASE_MS,
   RECONNECT_MAX_MS,
   SUBPROTOCOL_MSGPACK,
+  packFrame,
   shouldReconnect,
+  unpackFrame,
   wsAuthString,
   type QueuedMessage,
   type RouteResult,
 } from '../../proto/index.js';
-import { AmpApiError, type RouteBody } from './rest.js';
+import { AmpApiError, type RouteBody } from './api-error.js';
 
-const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 const REQUEST_TIMEOUT_MS = 30_000;
 /** §17.7: after 4503 (overloaded) wait at least 5 s. */
 const OVERLOADED_MIN_BACKOFF_MS = 5000;
@@ -102,7 +102,7 @@ export class AmpSocket extends EventEmitter<AmpSocketEvents> {
       }
     });
     ws.on('message', (data, isBinary) =>
-      this.onFrame(isBinary ? (packr.unpack(data as Buffer) as Record<string, unknown>) : JSON.parse(String(data))),
+      this.onFrame(isBinary ? unpackFrame(data as Buffer) : JSON.parse(String(data))),
     );
     ws.on('close', (code, reason) => this.onClose(code, reason.toString()));
     // A refused upgrade (400/401/403) is final: reconnecting with the same credentials cannot
@@ -189,7 +189,7 @@ export class AmpSocket extends EventEmitter<AmpSocketEvents> {
 
   private sendRaw(frame: Record<string, unknown>): void {
     if (this.ws?.readyState !== WebSocket.OPEN) throw new Error('socket is not open');
-    if (this.opts.subprotocol === SUBPROTOCOL_MSGPACK) this.ws.send(packr.pack(frame));
+    if (this.opts.subprotocol === SUBPROTOCOL_MSGPACK) this.ws.send(packFrame(frame));
     else this.ws.send(JSON.stringify(frame));
   }
 

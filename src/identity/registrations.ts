@@ -132,15 +132,18 @@ function statusProofParts(
   return ok ? { sig, ts } : null;
 }
 
-export class Registrations {
-  /** Called after each committed transition (the AMP side follows approvals and suspensions). */
-  onTransition: (reg: Registration, action: TransitionAction) => Promise<void> = async () => {};
+/** Hears each committed transition (the AMP side follows approvals and suspensions). */
+export interface RegistrationFollower {
+  registrationChanged(reg: Registration, action: TransitionAction): Promise<void>;
+}
 
+export class Registrations {
   constructor(
     private readonly store: Store,
     private readonly audit: AuditTrail,
     private readonly issuerOf: (tenant: string) => string,
     private readonly publicBase: () => string,
+    private readonly follower: RegistrationFollower,
     /** §14: live pending registrations per tenant (over → 429). */
     private readonly maxPending: number = MAX_PENDING_PER_TENANT,
     readonly roles: Role[] = DEFAULT_ROLES,
@@ -742,7 +745,7 @@ export class Registrations {
       reason,
     });
     // The AMP side follows; the transition is committed and audited whatever happens there.
-    await this.onTransition(r, action);
+    await this.follower.registrationChanged(r, action);
     return { data: this.resource(r) };
   }
 }

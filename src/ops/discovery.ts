@@ -69,8 +69,14 @@ export function info(ctx: RelayContext, host: string, proto: string): Record<str
   };
 }
 
-export function health(ctx: RelayContext, shuttingDown: boolean): { status: number; body: Record<string, unknown> } {
-  const ok = !shuttingDown && ctx.store.healthy();
+export interface HealthInputs {
+  shuttingDown: boolean;
+  storeHealthy: boolean;
+  agentsOnline: number;
+}
+
+export function health(ctx: RelayContext, h: HealthInputs): { status: number; body: Record<string, unknown> } {
+  const ok = !h.shuttingDown && h.storeHealthy;
   return {
     status: ok ? 200 : 503,
     body: {
@@ -78,7 +84,7 @@ export function health(ctx: RelayContext, shuttingDown: boolean): { status: numb
       version: VERSION,
       provider: ctx.config.providerDomain,
       federation: false,
-      agents_online: ctx.presence.onlineAgents(),
+      agents_online: h.agentsOnline,
       uptime_seconds: Math.floor((Date.now() - ctx.startedAt) / 1000),
     },
   };

@@ -1,25 +1,27 @@
 // Prometheus text exposition of the counters an operator needs (GET /metrics). Hand-written: a few
 // gauges and counters do not justify a metrics library on the hot path.
 
-import type { Presence } from '../relay/presence.js';
+import type { Push } from '../relay/push.js';
 import type { Receipts } from '../relay/receipts.js';
+import type { Sessions } from '../relay/sessions.js';
 
 export interface MetricSources {
-  presence: Presence;
+  sessions: Sessions;
+  push: Push;
   receipts: Receipts;
   startedAt: number;
 }
 
 export function renderMetrics(m: MetricSources): string {
-  const c = m.presence.counters;
+  const c = m.push.counters;
   const rows: Array<[string, 'gauge' | 'counter', string, number]> = [
     [
       'amp_agents_online',
       'gauge',
       'Agents with at least one authenticated WebSocket session',
-      m.presence.onlineAgents(),
+      m.sessions.onlineAgents(),
     ],
-    ['amp_ws_sessions', 'gauge', 'Authenticated WebSocket sessions', m.presence.sessionCount()],
+    ['amp_ws_sessions', 'gauge', 'Authenticated WebSocket sessions', m.sessions.sessionCount()],
     ['amp_ws_pushes_total', 'counter', 'Messages written to WebSocket sessions (live and catch-up)', c.pushes],
     [
       'amp_ws_slow_consumer_pauses_total',
@@ -27,7 +29,12 @@ export function renderMetrics(m: MetricSources): string {
       'Times a session went over its soft buffer limit and pushes paused',
       c.slowConsumerPauses,
     ],
-    ['amp_ws_slow_consumer_closes_total', 'counter', 'Sessions closed as slow consumers (4501)', c.slowConsumerCloses],
+    [
+      'amp_ws_slow_consumer_closes_total',
+      'counter',
+      'Sessions closed as slow consumers (4501)',
+      m.sessions.slowConsumerCloses,
+    ],
     [
       'amp_receipts_outbox_dropped_total',
       'counter',

@@ -24,7 +24,8 @@ import {
   decodeSignature,
 } from '../../proto/index.js';
 import { hashApiKey, parsePublicKeyPem, verifyEd25519 } from '../crypto/keys.js';
-import type { AgentRecord } from '../store/types.js';
+import type { AgentRecord, DirectoryStore } from '../store/types.js';
+import type { Sessions } from './sessions.js';
 import { providerUrls, type RelayContext } from './context.js';
 import { nameSuggestions } from './suggestions.js';
 
@@ -49,7 +50,16 @@ export class Agents {
   /** Signed WebSocket auth frames already used, with their expiry (ms). */
   private readonly usedWsAuth = new Map<string, number>();
 
-  constructor(private readonly ctx: RelayContext) {}
+  constructor(
+    private readonly ctx: RelayContext,
+    private readonly store: DirectoryStore,
+    private readonly sessions: Sessions,
+  ) {}
+
+  /** The agent as stored now, if it still exists. */
+  find(id: string): AgentRecord | undefined {
+    return this.store.getAgent(id);
+  }
 
   /** The agent behind an `Authorization` (or `X-API-Key`) header value, or 401. */
   authenticate(authorization: string, xApiKey = ''): AgentRecord {
@@ -61,16 +71,16 @@ export class Agents {
     const key = extractApiKey(authorization) ?? (API_KEY_RE.test(xApiKey.trim()) ? xApiKey.trim() : undefined);
     if (!key) throw new AmpError('unauthorized', 'Missing API key: send Authorization: Bearer <api_key>');
     const hash = hashApiKey(key);
-    const rec = this.ctx.store.getApiKey(hash);
+    const rec = this.store.getApiKey(hash);
     const now = Date.now();
     if (!rec || rec.revoked_at !== null || (rec.expires_at !== null && rec.expires_at <= now)) {
       throw new AmpError('unauthorized', 'Invalid or expired API key');
     }
-    const agent = this.ctx.store.getAgent(rec.agent_id);
+    const agent = this.store.getAgent(rec.agent_id);
     if (!agent) throw new AmpError('unauthorized', 'Invalid or expired API key');
     if (rec.last_used_at === null || now - rec.last_used_at > LAST_USED_WRITE_INTERVAL_MS) {
       // Bookkeeping only: a lost last_used_at write must not fail the request.
-      this.ctx.store.putApiKey(hash, { ...rec, last_used_at: now }).catch(() => {});
+      this.store.putApiKey(hash, { ...rec, last_used_at: now }).catch(() => {});
     }
     return { agent, keyHash: hash };
   }
@@ -108,7 +118,7 @@ export class Agents {
     const parsed = parseAddress(address, this.ctx.knownProviders);
     if (!parsed.provider || !this.ctx.knownProviders.includes(parsed.provider)) return undefined;
     const parts = localParts(address, parsed.provider);
-    const agent = parts && this.ctx.store.findAgentByName(parts.tenant, parts.name);
+    const agent = parts && this.store.findAgentByName(parts.tenant, parts.name);
     return agent && (agent.address === address || agent.short_address === address) ? agent : undefined;
   }
 
@@ -122,7 +132,8 @@ export class Agents {
   }
 
   async register(body: unknown, host: string, forwardedProto: string, registrationKey = ''): Promise<RegisterOutcome> {
-    const { config, store } = this.ctx;
+    const { config } = this.ctx;
+    const store = this.store;
     const req = decodeRegisterBody(body, config.defaultTenant);
     const keyFromBody = (body as Record<string, unknown>).registration_key;
     this.checkRegistrationPolicy(req.tenant, registrationKey || (typeof keyFromBody === 'string' ? keyFromBody : ''));
@@ -256,7 +267,7 @@ export class Agents {
 
   /** Revoke every API key of the agent that is still valid; resolves once durable. */
   async revokeApiKeys(agent: AgentRecord, at: number): Promise<void> {
-    const { store } = this.ctx;
+    const store = this.store;
     const writes: Promise<void>[] = [];
     for (const h of agent.key_hashes) {
       const rec = store.getApiKey(h);
@@ -272,7 +283,7 @@ export class Agents {
 
   /** Close the agent's sessions that were opened with one of these (now revoked) API keys. */
   closeSessionsOfKeys(agentId: string, keyHashes: ReadonlySet<string>, reason: string): void {
-    this.ctx.presence.closeAgent(
+    this.sessions.closeAgent(
       agentId,
       CLOSE.AUTH_FAILED,
       reason,
@@ -285,7 +296,7 @@ export class Agents {
    * (401), never written back from a stale copy.
    */
   current(agentId: string): AgentRecord {
-    const a = this.ctx.store.getAgent(agentId);
+    const a = this.store.getAgent(agentId);
     if (!a) throw new AmpError('unauthorized', 'This agent no longer exists');
     return { ...a };
   }
@@ -310,14 +321,14 @@ export class Agents {
     const hash = hashApiKey(apiKey);
     agent.key_hashes = [...agent.key_hashes, hash];
     await Promise.all([
-      this.ctx.store.putApiKey(hash, {
+      this.store.putApiKey(hash, {
         agent_id: agent.id,
         created_at: now,
         expires_at: null,
         revoked_at: null,
         last_used_at: null,
       }),
-      this.ctx.store.putAgent(agent),
+      this.store.putAgent(agent),
     ]);
     return apiKey;
   }
@@ -354,9 +365,9 @@ export class Agents {
     const suggestions = nameSuggestions(
       name,
       (n) =>
-        !this.ctx.store.findAgentByName(tenant, n) &&
+        !this.store.findAgentByName(tenant, n) &&
         !this.reserved.has(`name:${tenant}/${n}`) &&
-        this.ctx.store.nameHeldUntil(tenant, n, now) === undefined,
+        this.store.nameHeldUntil(tenant, n, now) === undefined,
     );
     return new AmpError('name_taken', `Agent name '${name}' is already registered in tenant '${tenant}'`, {
       field: 'name',
@@ -398,7 +409,7 @@ export class Agents {
       fingerprint: agent.fingerprint,
       capabilities: agent.capabilities,
       metadata: JSON.parse(agent.metadata_json) as unknown,
-      online: this.ctx.presence.isOnline(agent.id),
+      online: this.sessions.isOnline(agent.id),
       registered_at: isoTime(agent.registered_at),
       last_seen_at: agent.last_seen_at !== undefined ? isoTime(agent.last_seen_at) : null,
     };
@@ -410,7 +421,8 @@ export class Agents {
    * (tenant, name); extra scope labels must equal the agent's platform/repo.
    */
   resolveRecipient(raw: string, sender: AgentRecord, field = 'to'): { agent: AgentRecord; address: string } {
-    const { config, store } = this.ctx;
+    const { config } = this.ctx;
+    const store = this.store;
     const exp = expandAddress(raw, { senderTenant: sender.tenant, domain: config.providerDomain });
     if (!exp.ok) {
       throw exp.problem === 'no_tenant'

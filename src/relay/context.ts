@@ -1,34 +1,29 @@
-// What every part of the relay core shares: configuration, the store, logging, live sessions.
+// What every part of the relay core shares: configuration, logging, rate limits, the provider key.
 
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { ProviderKey } from '../crypto/provider-key.js';
-import type { AgentRecord, Store } from '../store/types.js';
-import type { Presence } from './presence.js';
+import type { AgentRecord } from '../store/types.js';
 import type { RateLimits } from './ratelimit.js';
 
 export interface RelayContext {
   readonly config: Config;
-  readonly store: Store;
   readonly logger: Logger;
-  readonly presence: Presence;
   readonly limits: RateLimits;
   readonly providerKey: ProviderKey;
   /** Our domain first, then its aliases. */
   readonly knownProviders: readonly string[];
   readonly startedAt: number;
-  /** What the identity service (AID) follows on the AMP side; set by the composition root. */
-  readonly lifecycle: AmpLifecycleHooks;
 }
 
 /** AMP agent changes that AID registrations bound to the agent follow (agent-identity §13). */
 export interface AmpLifecycleHooks {
   /** After the agent was deregistered and its record removed. */
-  agentDeregistered: (agent: AgentRecord) => Promise<void>;
+  followAmpDeregistration(agent: AgentRecord): Promise<void>;
   /** Is the key already an identity of something else in the agent's tenant? (checked before rotating to it) */
-  keyClaimedByOther: (agent: AgentRecord, fingerprint: string) => boolean;
+  keyClaimedByOther(agent: AgentRecord, fingerprint: string): boolean;
   /** After a keypair rotation committed. */
-  keypairRotated: (before: AgentRecord, after: AgentRecord) => Promise<void>;
+  followAmpKeyRotation(before: AgentRecord, after: AgentRecord): Promise<void>;
 }
 
 export interface ProviderUrls {

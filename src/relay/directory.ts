@@ -12,9 +12,10 @@ import {
   invalidField,
   isoTime,
 } from '../../proto/index.js';
-import type { AgentRecord } from '../store/types.js';
+import type { AgentRecord, DirectoryStore } from '../store/types.js';
 import type { Agents } from './agents.js';
-import { providerUrls, type RelayContext } from './context.js';
+import { type AmpLifecycleHooks, providerUrls, type RelayContext } from './context.js';
+import type { Sessions } from './sessions.js';
 
 const IMMUTABLE_FIELDS = [
   'name',
@@ -35,6 +36,9 @@ export class Directory {
   constructor(
     private readonly ctx: RelayContext,
     private readonly agents: Agents,
+    private readonly store: DirectoryStore,
+    private readonly sessions: Sessions,
+    private readonly identity: AmpLifecycleHooks,
   ) {}
 
   /** PATCH agents/me: alias, delivery.prefer_websocket, metadata, capabilities. */
@@ -86,7 +90,7 @@ export class Directory {
       const fresh = this.agents.current(agent.id);
       const updated: AgentRecord = { ...fresh, ...patch };
       if ('alias' in patch && patch.alias === undefined) delete updated.alias;
-      await this.ctx.store.putAgent(updated);
+      await this.store.putAgent(updated);
       return { updated: true, address: updated.address };
     });
   }
@@ -98,7 +102,8 @@ export class Directory {
   async deregister(agent: AgentRecord): Promise<Record<string, unknown>> {
     let gone: AgentRecord | undefined;
     const out = await this.agents.serialized(agent.id, async () => {
-      const { store, config } = this.ctx;
+      const { config } = this.ctx;
+      const store = this.store;
       const now = Date.now();
       const fresh = this.agents.current(agent.id);
       await Promise.all([
@@ -111,7 +116,7 @@ export class Directory {
           reason: 'agent_deregistered',
         }),
       ]);
-      this.ctx.presence.closeAgent(fresh.id, CLOSE.AUTH_FAILED, 'agent_deregistered');
+      this.sessions.closeAgent(fresh.id, CLOSE.AUTH_FAILED, 'agent_deregistered');
       const holdUntil = config.deregistrationHoldDays > 0 ? now + config.deregistrationHoldDays * 24 * 3600 * 1000 : 0;
       await store.deleteAgent(fresh, holdUntil);
       this.ctx.logger.warn(
@@ -122,7 +127,7 @@ export class Directory {
       return { deregistered: true, address: fresh.address, deregistered_at: isoTime(now) };
     });
     // Outside the agent's lock: the AID side may take it to follow the change.
-    if (gone) await this.ctx.lifecycle.agentDeregistered(gone);
+    if (gone) await this.identity.followAmpDeregistration(gone);
     return out;
   }
 
@@ -166,7 +171,7 @@ export class Directory {
       if (!after.includes('@')) throw invalidField('cursor', 'cursor is not one this server gave out');
     }
     const search = (q.get('search') ?? '').toLowerCase();
-    const matches = this.ctx.store
+    const matches = this.store
       .listAgents(caller.tenant)
       .filter(
         (a) =>
@@ -183,7 +188,7 @@ export class Directory {
       agents: page.map((a) => ({
         address: a.address,
         alias: a.alias ?? null,
-        online: this.ctx.presence.isOnline(a.id),
+        online: this.sessions.isOnline(a.id),
       })),
       total: matches.length,
       cursor: hasMore ? Buffer.from(page[page.length - 1].address, 'utf8').toString('base64url') : null,
@@ -202,7 +207,7 @@ export class Directory {
       key_algorithm: 'Ed25519',
       fingerprint: agent.fingerprint,
       fingerprint_raw: agent.fingerprint_raw,
-      online: this.ctx.presence.isOnline(agent.id),
+      online: this.sessions.isOnline(agent.id),
       capabilities: agent.capabilities,
     };
   }

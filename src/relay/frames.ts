@@ -2,6 +2,8 @@
 // `amp.v1+msgpack`. A `message.new` frame is spliced from the stored JSON of the message, so a
 // push to many JSON sessions serialises nothing.
 
+import { isoTime, packFrame } from '../../proto/index.js';
+
 export class Frame {
   private obj?: Record<string, unknown>;
   private text?: string;
@@ -26,4 +28,16 @@ export function messageFrame(messageJson: string, replay: boolean): Frame {
     undefined,
     (replay ? '{"type":"message.new","replay":true,"data":' : '{"type":"message.new","data":') + messageJson + '}',
   );
+}
+
+/** The `pong` answer to a client `ping` frame. */
+export function pongFrame(request_id?: string): Frame {
+  const f: Record<string, unknown> = { type: 'pong', timestamp: isoTime(Date.now()) };
+  if (request_id !== undefined) f.request_id = request_id;
+  return new Frame(f);
+}
+
+/** The bytes of a frame for a session's subprotocol: JSON text, or a MessagePack buffer. */
+export function encodeFrame(frame: Frame, binary: boolean): string | Buffer {
+  return binary ? packFrame(frame.object) : frame.json;
 }

@@ -11,8 +11,7 @@ import {
   missingField,
   type QueuedMessage,
 } from '../../proto/index.js';
-import type { AckOutcome, AgentRecord } from '../store/types.js';
-import type { RelayContext } from './context.js';
+import type { AckOutcome, AgentRecord, QueueStore } from '../store/types.js';
 import type { Receipts } from './receipts.js';
 
 function assertActive(agent: AgentRecord): void {
@@ -30,13 +29,13 @@ export function parseLimit(raw: string | null): number {
 
 export class Inbox {
   constructor(
-    private readonly ctx: RelayContext,
+    private readonly queue: QueueStore,
     private readonly receipts: Receipts,
   ) {}
 
   list(agent: AgentRecord, limit: number): { messages: QueuedMessage[]; count: number; remaining: number } {
     assertActive(agent);
-    const page = this.ctx.store.listPending(agent.id, limit, Date.now());
+    const page = this.queue.listPending(agent.id, limit, Date.now());
     for (const m of page.messages) this.receipts.handedOver(m.id, 'relay');
     return { messages: page.messages, count: page.messages.length, remaining: page.remaining };
   }
@@ -45,7 +44,7 @@ export class Inbox {
   async ack(agent: AgentRecord, ids: readonly string[]): Promise<AckOutcome[]> {
     assertActive(agent);
     const owed: string[] = [];
-    const outcomes = await this.ctx.store.ack(agent.id, ids, Date.now(), (id) => owed.push(id));
+    const outcomes = await this.queue.ack(agent.id, ids, Date.now(), (id) => owed.push(id));
     for (const id of owed) this.receipts.handedOver(id, 'relay');
     return outcomes;
   }

@@ -4,9 +4,10 @@
 
 import { AmpError, CLOSE, decodeSignature, invalidField, isoTime, missingField } from '../../proto/index.js';
 import { parsePublicKeyPem, verifyEd25519 } from '../crypto/keys.js';
-import type { AgentRecord } from '../store/types.js';
+import type { AgentRecord, DirectoryStore } from '../store/types.js';
 import type { Agents } from './agents.js';
-import type { RelayContext } from './context.js';
+import type { AmpLifecycleHooks, RelayContext } from './context.js';
+import type { Sessions } from './sessions.js';
 
 const GRACE_MS = 24 * 3600 * 1000;
 
@@ -14,12 +15,15 @@ export class Keys {
   constructor(
     private readonly ctx: RelayContext,
     private readonly agents: Agents,
+    private readonly store: DirectoryStore,
+    private readonly sessions: Sessions,
+    private readonly identity: AmpLifecycleHooks,
   ) {}
 
   /** POST auth/rotate-key: a new API key; the calling key stays valid 24 h; at most two valid keys. */
   rotateApiKey(agent: AgentRecord, callerKeyHash: string): Promise<Record<string, unknown>> {
     return this.agents.serialized(agent.id, async () => {
-      const { store } = this.ctx;
+      const store = this.store;
       const now = Date.now();
       const fresh = this.agents.current(agent.id);
       const current = store.getApiKey(callerKeyHash);
@@ -64,7 +68,7 @@ export class Keys {
    * the new PEM exactly as sent, its raw 32 bytes, or their lowercase hex.
    */
   async rotateKeypair(agent: AgentRecord, body: Record<string, unknown>): Promise<Record<string, unknown>> {
-    const { store } = this.ctx;
+    const store = this.store;
     const pem = body.new_public_key;
     if (pem === undefined || pem === null) throw missingField('new_public_key');
     if (typeof pem !== 'string') throw invalidField('new_public_key', 'new_public_key must be a PEM string');
@@ -97,7 +101,7 @@ export class Keys {
       if (
         store.findAgentByFingerprint(next.fingerprint) ||
         this.agents.isReserved(next.fingerprint) ||
-        this.ctx.lifecycle.keyClaimedByOther(old, next.fingerprint)
+        this.identity.keyClaimedByOther(old, next.fingerprint)
       ) {
         throw new AmpError('key_already_registered', 'This public key is already registered to another agent', {
           field: 'new_public_key',
@@ -133,7 +137,7 @@ export class Keys {
       };
       await store.replaceAgentKey(old, updated);
       // Sessions proven by the old key end; API-key sessions were not proven by it and stay.
-      this.ctx.presence.closeAgent(agent.id, CLOSE.AUTH_FAILED, 'key_rotated', (s) => s.keyHash === undefined);
+      this.sessions.closeAgent(agent.id, CLOSE.AUTH_FAILED, 'key_rotated', (s) => s.keyHash === undefined);
       this.ctx.logger.info(
         { event: 'keypair_rotated', agent: agent.id, old: old.fingerprint, new: next.fingerprint },
         'keypair rotated',
@@ -141,7 +145,7 @@ export class Keys {
       change = [old, updated];
       return { rotated: true, fingerprint: next.fingerprint };
     });
-    if (change) await this.ctx.lifecycle.keypairRotated(...change);
+    if (change) await this.identity.followAmpKeyRotation(...change);
     return out;
   }
 }

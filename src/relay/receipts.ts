@@ -4,10 +4,10 @@
 // sessions, or wait in a per-sender outbox (≤ 1000, 7 days) flushed after its next `connected`.
 
 import { AmpError, isoTime } from '../../proto/index.js';
-import type { AgentRecord } from '../store/types.js';
-import type { RelayContext } from './context.js';
+import type { Logger } from 'pino';
+import type { AgentRecord, DirectoryStore, QueueStore, RecordsStore } from '../store/types.js';
 import { Frame } from './frames.js';
-import type { AgentSession } from './presence.js';
+import type { AgentSession, Sessions } from './sessions.js';
 
 const OUTBOX_CAP = 1000;
 const OUTBOX_TTL_MS = 7 * 24 * 3600 * 1000;
@@ -18,16 +18,20 @@ export class Receipts {
   /** Receipts dropped because a sender's outbox was full. */
   outboxDropped = 0;
 
-  constructor(private readonly ctx: RelayContext) {}
+  constructor(
+    private readonly stores: { queue: QueueStore; directory: DirectoryStore; records: RecordsStore },
+    private readonly sessions: Sessions,
+    private readonly logger: Logger,
+  ) {}
 
   /** A message reached its recipient; send the delivery receipt if one is owed. */
   handedOver(messageId: string, method: HandOverMethod): void {
-    const { store } = this.ctx;
-    const idx = store.getMessageIndex(messageId);
-    if (idx?.rc !== 1 || idx.rd === 1) return;
-    if (!store.markReceipt(messageId, 'rd')) return;
-    const recipient = store.getAgent(idx.r);
-    this.toAgent(idx.f, {
+    const { queue, directory } = this.stores;
+    const m = queue.message(messageId);
+    if (!m?.receiptRequested || m.deliveryReceiptSent) return;
+    if (!queue.markReceipt(messageId, 'delivery')) return;
+    const recipient = directory.getAgent(m.recipientId);
+    this.toAgent(m.senderId, {
       type: 'message.delivered',
       data: { id: messageId, to: recipient?.address ?? '', delivered_at: isoTime(Date.now()), method },
     });
@@ -35,12 +39,13 @@ export class Receipts {
 
   /** `POST messages/{id}/read` by the recipient. */
   read(reader: AgentRecord, messageId: string): { read_receipt_sent: true; already_read?: true } {
-    const { store } = this.ctx;
-    const idx = store.getMessageIndex(messageId);
-    if (!idx || idx.r !== reader.id || idx.e <= Date.now())
+    const { queue } = this.stores;
+    const m = queue.message(messageId);
+    if (!m || m.recipientId !== reader.id || m.expiresAt <= Date.now()) {
       throw new AmpError('not_found', 'Message not found', { field: 'id' });
-    if (!store.markReceipt(messageId, 'rr')) return { read_receipt_sent: true, already_read: true };
-    this.toAgent(idx.f, {
+    }
+    if (!queue.markReceipt(messageId, 'read')) return { read_receipt_sent: true, already_read: true };
+    this.toAgent(m.senderId, {
       type: 'message.read',
       data: { id: messageId, read_at: isoTime(Date.now()), reader: reader.address },
     });
@@ -49,8 +54,8 @@ export class Receipts {
 
   private toAgent(agentId: string, frame: Record<string, unknown>): void {
     const f = new Frame(frame);
-    if (this.ctx.presence.control(agentId, f)) return;
-    this.outboxDropped += this.ctx.store.pushOutbox(agentId, f.json, Date.now() + OUTBOX_TTL_MS, OUTBOX_CAP);
+    if (this.sessions.control(agentId, f)) return;
+    this.outboxDropped += this.stores.records.pushOutbox(agentId, f.json, Date.now() + OUTBOX_TTL_MS, OUTBOX_CAP);
   }
 
   /**
@@ -58,12 +63,13 @@ export class Receipts {
    * write issued so far has committed (a receipt kept a moment ago is then included).
    */
   flush(s: AgentSession): void {
-    this.ctx.store
+    const { records } = this.stores;
+    records
       .settled()
       .then(() => {
         if (s.closed) return;
-        for (const json of this.ctx.store.takeOutbox(s.agent.id, Date.now())) s.conn.send(new Frame(undefined, json));
+        for (const json of records.takeOutbox(s.agent.id, Date.now())) s.conn.send(new Frame(undefined, json));
       })
-      .catch((e: unknown) => this.ctx.logger.warn({ err: e }, 'receipt outbox flush failed'));
+      .catch((e: unknown) => this.logger.warn({ err: e }, 'receipt outbox flush failed'));
   }
 }

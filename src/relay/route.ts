@@ -18,7 +18,9 @@ import {
 import { createHash } from 'node:crypto';
 import { verifyEd25519 } from '../crypto/keys.js';
 import { enforce } from './ratelimit.js';
-import type { AgentRecord } from '../store/types.js';
+import type { AgentRecord, DirectoryStore, QueueStore, RecordsStore } from '../store/types.js';
+import type { Push } from './push.js';
+import type { Receipts } from './receipts.js';
 import type { Agents } from './agents.js';
 import type { RelayContext } from './context.js';
 
@@ -51,11 +53,14 @@ function requestDigest(req: RouteRequest, toExpanded: string, hash: string): str
 
 export class MessageRouter {
   /** Requests with an idempotency key being processed now: concurrent repeats wait for them. */
-  private readonly inFlightIdem = new Map<string, Promise<{ d: string; r: RouteResult }>>();
+  private readonly inFlightIdem = new Map<string, Promise<{ digest: string; result: RouteResult }>>();
 
   constructor(
     private readonly ctx: RelayContext,
     private readonly agents: Agents,
+    private readonly stores: { queue: QueueStore; directory: DirectoryStore; records: RecordsStore },
+    private readonly push: Push,
+    private readonly receipts: Receipts,
   ) {}
 
   /** Spec §12.3 step 2, before the body is read: the sender's route buckets. */
@@ -70,7 +75,8 @@ export class MessageRouter {
   }
 
   async route(sender: AgentRecord, body: unknown, opts: RouteOptions = {}): Promise<RouteOutcome> {
-    const { config, store } = this.ctx;
+    const { config } = this.ctx;
+    const { directory, records } = this.stores;
     const nowMs = Date.now();
     const req = decodeRouteBody(body, { nowMs, headerIdempotencyKey: opts.headerIdempotencyKey || undefined });
 
@@ -103,7 +109,7 @@ export class MessageRouter {
     let hash: string | undefined;
     const hashOf = () => (hash ??= payloadHash(req.payload));
     const signed = req.signatureBytes ? await this.verify(sender, req, toExpanded, hashOf()) : this.unsigned();
-    if (signed && store.findRevokedKey(sender.fingerprint)) {
+    if (signed && directory.findRevokedKey(sender.fingerprint)) {
       throw new AmpError('key_revoked', "The sender's key has been revoked", { field: 'signature' });
     }
 
@@ -114,24 +120,24 @@ export class MessageRouter {
       return { result: await this.deliver(sender, recipient, req, toExpanded, signed, nowMs), replayed: false };
     const digest = requestDigest(req, toExpanded, hashOf());
     const slot = `${sender.id}\n${idemKey}`;
-    const replay = (rec: { d: string; r: unknown }): RouteOutcome => {
-      if (rec.d !== digest && req.idempotency_key !== undefined) {
+    const replay = (rec: { digest: string; result: unknown }): RouteOutcome => {
+      if (rec.digest !== digest && req.idempotency_key !== undefined) {
         throw new AmpError('duplicate_idempotency_key', 'This idempotency_key was used for a different request', {
           field: 'idempotency_key',
         });
       }
-      return { result: rec.r as RouteResult, replayed: true };
+      return { result: rec.result as RouteResult, replayed: true };
     };
     const inFlight = this.inFlightIdem.get(slot);
     if (inFlight) return replay(await inFlight);
-    const stored = store.getIdempotency(sender.id, idemKey, nowMs);
+    const stored = records.getIdempotency(sender.id, idemKey, nowMs);
     if (stored) return replay(stored);
     const work = this.deliver(sender, recipient, req, toExpanded, signed, nowMs, { key: idemKey, digest }).then(
-      (r) => ({ d: digest, r }),
+      (result) => ({ digest, result }),
     );
     this.inFlightIdem.set(slot, work);
     try {
-      return { result: (await work).r, replayed: false };
+      return { result: (await work).result, replayed: false };
     } finally {
       this.inFlightIdem.delete(slot);
     }
@@ -147,9 +153,10 @@ export class MessageRouter {
     nowMs: number,
     idem?: { key: string; digest: string },
   ): Promise<RouteResult> {
-    const { config, store } = this.ctx;
+    const { config } = this.ctx;
+    const { queue, records } = this.stores;
 
-    if (store.pendingCount(recipient.id, nowMs) >= config.maxQueue) {
+    if (queue.pendingCount(recipient.id, nowMs) >= config.maxQueue) {
       throw new AmpError('queue_full', `Recipient's queue is full (${config.maxQueue} messages); retry later`, {
         details: { recipient: recipient.address, limit: config.maxQueue },
         retryAfter: QUEUE_FULL_RETRY_AFTER_S,
@@ -194,14 +201,14 @@ export class MessageRouter {
 
     // Issue the write, push to live sessions, then answer only once the write is durable.
     const json = JSON.stringify(msg);
-    const { seq, committed } = store.append(recipient.id, {
+    const { seq, committed } = queue.append(recipient.id, {
       msg,
       json,
       expiresAtMs: relayExpiry,
       senderId: sender.id,
       receipt: req.receipt,
     });
-    const pushed = this.ctx.presence.pushLive(recipient.id, seq, json);
+    const pushed = this.push.pushLive(recipient.id, seq, json);
     const result: RouteResult = pushed
       ? {
           id,
@@ -213,16 +220,16 @@ export class MessageRouter {
       : { id, status: 'queued', method: 'relay', queued_at: msg.queued_at, thread_id: envelope.thread_id };
     // The idempotency record commits in the same transaction as the message.
     const remembered = idem
-      ? store.putIdempotency(sender.id, idem.key, {
-          d: idem.digest,
-          r: { ...result },
-          e: nowMs + config.idempotencyTtl * 1000,
+      ? records.putIdempotency(sender.id, idem.key, {
+          digest: idem.digest,
+          result: { ...result },
+          expiresAt: nowMs + config.idempotencyTtl * 1000,
         })
       : undefined;
     await committed;
     await remembered;
-    if (pushed && req.receipt) this.ctx.presence.onHandOver(id, 'websocket');
-    this.ctx.presence.afterCommit(recipient.id);
+    if (pushed && req.receipt) this.receipts.handedOver(id, 'websocket');
+    this.push.afterCommit(recipient.id);
     return result;
   }
 
@@ -233,8 +240,9 @@ export class MessageRouter {
   private threadId(req: RouteRequest, id: string, sender: AgentRecord): string {
     if (req.thread_id !== undefined) return req.thread_id;
     if (req.in_reply_to !== undefined) {
-      const idx = this.ctx.store.getMessageIndex(req.in_reply_to);
-      return idx && (idx.r === sender.id || idx.f === sender.id) ? idx.t : req.in_reply_to;
+      const replied = this.stores.queue.message(req.in_reply_to);
+      const tookPart = replied && (replied.recipientId === sender.id || replied.senderId === sender.id);
+      return tookPart ? replied.threadId : req.in_reply_to;
     }
     return id;
   }

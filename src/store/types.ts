@@ -1,5 +1,6 @@
-// What the relay core needs from storage. LMDB (lmdb.ts) is the embedded implementation; a NATS
-// JetStream one for clusters would implement the same interface.
+// What the relay core and the identity service need from storage, as three narrow interfaces: the
+// queue, the directory of agents and keys, and the other records. LMDB (lmdb.ts) implements them
+// in one environment; a NATS JetStream implementation for clusters stands beside it.
 
 import type { QueuedMessage } from '../../proto/index.js';
 
@@ -40,27 +41,24 @@ export interface ApiKeyRecord {
   last_used_at: number | null;
 }
 
-/** Where a message id lives, kept after the ack so repeats and read receipts can be answered. */
-export interface MessageIndexEntry {
-  /** recipient agent id */
-  r: string;
-  /** sender agent id */
-  f: string;
-  /** queue sequence number */
-  s: number;
-  /** thread id */
-  t: string;
-  /** relay expiry (ms) */
-  e: number;
-  /** acked at (ms) */
-  a?: number;
-  /** the sender asked for a delivery receipt */
-  rc?: 1;
-  /** delivery receipt sent */
-  rd?: 1;
-  /** read receipt sent */
-  rr?: 1;
+/** What is remembered of a routed message, after its ack too, for repeats, receipts and threads. */
+export interface MessageRecord {
+  recipientId: string;
+  senderId: string;
+  /** Queue sequence number. */
+  seq: number;
+  threadId: string;
+  /** Relay expiry (ms). */
+  expiresAt: number;
+  /** Acked at (ms). */
+  ackedAt?: number;
+  /** The sender asked for a delivery receipt. */
+  receiptRequested: boolean;
+  deliveryReceiptSent: boolean;
+  readReceiptSent: boolean;
 }
+
+export type ReceiptKind = 'delivery' | 'read';
 
 export interface AppendInput {
   msg: QueuedMessage;
@@ -101,12 +99,12 @@ export interface RevokedKey {
 
 /** What a route answered, kept for an idempotency key (§12.5). */
 export interface IdempotencyRecord {
-  /** digest of the request's meaningful fields */
-  d: string;
-  /** the original answer */
-  r: Record<string, unknown>;
-  /** expiry, ms */
-  e: number;
+  /** Digest of the request's meaningful fields. */
+  digest: string;
+  /** The original answer. */
+  result: Record<string, unknown>;
+  /** Expiry (ms). */
+  expiresAt: number;
 }
 
 export interface SweepCounts {
@@ -129,37 +127,11 @@ export interface PendingPage {
   remaining: number;
 }
 
-export interface Store {
-  getAgent(id: string): AgentRecord | undefined;
-  findAgentByName(tenant: string, name: string): AgentRecord | undefined;
-  findAgentByFingerprint(fingerprint: string): AgentRecord | undefined;
-  /** Insert or update; keeps the name and fingerprint indexes in step. Resolves once durable. */
-  putAgent(agent: AgentRecord): Promise<void>;
-  /** Swap an agent's key: the fingerprint index follows. */
-  replaceAgentKey(old: AgentRecord, updated: AgentRecord): Promise<void>;
-  /** Identity records (registrations, audit events): JSON values by key; durable once resolved. */
-  putRecord(kind: RecordKind, key: string, value: unknown): Promise<void>;
-  getRecord<T>(kind: RecordKind, key: string): T | undefined;
-  /** Records whose key starts with `prefix`, in key order. */
-  recordsWithPrefix<T>(kind: RecordKind, prefix: string): T[];
-  /** A tenant exists while it has an agent or an identity registration. */
-  hasTenant(tenant: string): boolean;
-  /** Agents of a tenant, ordered by name. */
-  listAgents(tenant: string): AgentRecord[];
-  /** Remove an agent, its indexes, queue and outbox; hold its name until `holdUntil` (ms, 0 = no hold). */
-  deleteAgent(agent: AgentRecord, holdUntil: number): Promise<void>;
-  /** Until when (ms) a deregistered name stays taken; undefined when it is free. */
-  nameHeldUntil(tenant: string, name: string, nowMs: number): number | undefined;
-  revokeKey(entry: RevokedKey): Promise<void>;
-  /** The revocation entry for either fingerprint form. */
-  findRevokedKey(fingerprint: string): RevokedKey | undefined;
-  getIdempotency(senderId: string, key: string, nowMs: number): IdempotencyRecord | undefined;
-  putIdempotency(senderId: string, key: string, rec: IdempotencyRecord): Promise<void>;
-  /** Remove what has expired, at most `budget` entries of each kind per call. */
-  sweep(nowMs: number, budget: number): SweepCounts;
-  getApiKey(hash: string): ApiKeyRecord | undefined;
-  putApiKey(hash: string, rec: ApiKeyRecord): Promise<void>;
-
+/**
+ * The relay queue: messages per recipient in order, acks, and what is remembered of each message.
+ * Reads are synchronous: an implementation answers them from indexes it keeps in memory.
+ */
+export interface QueueStore {
   /** Unacked, unexpired messages queued for the agent. */
   pendingCount(agentId: string, nowMs: number): number;
   /** Append to the agent's queue; `committed` resolves once durable (a 2xx may then be sent). */
@@ -187,18 +159,58 @@ export interface Store {
     nowMs: number,
     owesReceipt?: (id: string) => void,
   ): Promise<AckOutcome[]>;
-  getMessageIndex(id: string): MessageIndexEntry | undefined;
-  /** Set a receipt flag on a message; true if it was not set before (so the receipt goes once). */
-  markReceipt(id: string, flag: 'rd' | 'rr'): boolean;
+  message(id: string): MessageRecord | undefined;
+  /** Mark a receipt as sent; true if it was not before (so each receipt goes once). */
+  markReceipt(id: string, kind: ReceiptKind): boolean;
+}
+
+/** Agents, their names and keys, API keys and the key revocation list. */
+export interface DirectoryStore {
+  getAgent(id: string): AgentRecord | undefined;
+  findAgentByName(tenant: string, name: string): AgentRecord | undefined;
+  findAgentByFingerprint(fingerprint: string): AgentRecord | undefined;
+  /** Insert or update; keeps the name and fingerprint indexes in step. Resolves once durable. */
+  putAgent(agent: AgentRecord): Promise<void>;
+  /** Swap an agent's key: the fingerprint index follows. */
+  replaceAgentKey(old: AgentRecord, updated: AgentRecord): Promise<void>;
+  /** A tenant exists while it has an agent or an identity registration. */
+  hasTenant(tenant: string): boolean;
+  /** Agents of a tenant, ordered by name. */
+  listAgents(tenant: string): AgentRecord[];
+  /** Remove an agent, its indexes, queue and outbox; hold its name until `holdUntil` (ms, 0 = no hold). */
+  deleteAgent(agent: AgentRecord, holdUntil: number): Promise<void>;
+  /** Until when (ms) a deregistered name stays taken; undefined when it is free. */
+  nameHeldUntil(tenant: string, name: string, nowMs: number): number | undefined;
+  revokeKey(entry: RevokedKey): Promise<void>;
+  /** The revocation entry for either fingerprint form. */
+  findRevokedKey(fingerprint: string): RevokedKey | undefined;
+  getApiKey(hash: string): ApiKeyRecord | undefined;
+  putApiKey(hash: string, rec: ApiKeyRecord): Promise<void>;
+}
+
+/** The rest that outlives a restart: idempotency, kept receipts, identity records, metadata. */
+export interface RecordsStore {
+  getIdempotency(senderId: string, key: string, nowMs: number): IdempotencyRecord | undefined;
+  putIdempotency(senderId: string, key: string, rec: IdempotencyRecord): Promise<void>;
   /** Keep a frame for an offline agent (≤ cap, oldest dropped); returns how many were dropped. */
   pushOutbox(agentId: string, frameJson: string, expiresAtMs: number, cap: number): number;
   /** Take (and remove) the agent's kept frames, oldest first. */
   takeOutbox(agentId: string, nowMs: number): string[];
-
+  /** Identity records (registrations, audit events): JSON values by key; durable once resolved. */
+  putRecord(kind: RecordKind, key: string, value: unknown): Promise<void>;
+  getRecord<T>(kind: RecordKind, key: string): T | undefined;
+  /** Records whose key starts with `prefix`, in key order. */
+  recordsWithPrefix<T>(kind: RecordKind, prefix: string): T[];
   getMeta<T>(key: string): T | undefined;
   putMeta(key: string, value: unknown): Promise<void>;
   /** Resolves once every write issued so far is committed (range reads then see it). */
   settled(): Promise<void>;
+}
+
+/** One storage engine behind the three interfaces (LMDB embedded; NATS JetStream for clusters). */
+export interface Store extends QueueStore, DirectoryStore, RecordsStore {
+  /** Remove what has expired, at most `budget` entries of each kind per call. */
+  sweep(nowMs: number, budget: number): SweepCounts;
   /** True while the store answers reads. */
   healthy(): boolean;
   close(): Promise<void>;

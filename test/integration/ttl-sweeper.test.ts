@@ -91,8 +91,8 @@ describe('sweepOnce on a real LMDB store', () => {
     const page = store.listPending(agent, 100, now);
     expect(page.messages.map((m) => m.id)).toEqual(kept);
     expect(page.remaining).toBe(0);
-    for (const id of expired) expect(store.getMessageIndex(id)).toBeUndefined();
-    for (const id of kept) expect(store.getMessageIndex(id)).toMatchObject({ r: agent, f: SENDER });
+    for (const id of expired) expect(store.message(id)).toBeUndefined();
+    for (const id of kept) expect(store.message(id)).toMatchObject({ recipientId: agent, senderId: SENDER });
     // A second sweep finds nothing more.
     expect(await sweepOnce(store, now)).toBe(0);
   });
@@ -112,10 +112,10 @@ describe('sweepOnce on a real LMDB store', () => {
     // Forgotten: oldAcked (acked 30 h ago, expired 48 h ago) and staleUnacked's queue entry + index.
     expect(await sweepOnce(store, now)).toBe(3);
     await store.settled();
-    expect(store.getMessageIndex(oldAcked)).toBeUndefined();
-    expect(store.getMessageIndex(staleUnacked)).toBeUndefined();
-    expect(store.getMessageIndex(recentAcked)).toMatchObject({ r: agent, a: now - 1000 });
-    expect(store.getMessageIndex(liveAcked)).toMatchObject({ r: agent, a: now });
+    expect(store.message(oldAcked)).toBeUndefined();
+    expect(store.message(staleUnacked)).toBeUndefined();
+    expect(store.message(recentAcked)).toMatchObject({ recipientId: agent, ackedAt: now - 1000 });
+    expect(store.message(liveAcked)).toMatchObject({ recipientId: agent, ackedAt: now });
     expect(await store.ack(agent, [recentAcked, liveAcked], now)).toEqual(['already_acked', 'already_acked']);
     expect(await store.ack(agent, [oldAcked], now)).toEqual(['unknown']);
     expect(stored(store, agent)).toEqual([]);
@@ -134,7 +134,7 @@ describe('sweepOnce on a real LMDB store', () => {
     const withReceipt = input(now + 7 * 24 * HOUR, 'receipt asked');
     withReceipt.receipt = true;
     await store.append(agent, withReceipt).committed;
-    const before = store.getMessageIndex(far);
+    const before = store.message(far);
     const owed: string[] = [];
     expect(await store.ack(agent, [far, withReceipt.msg.id, far], now, (id) => owed.push(id))).toEqual([
       'acked',
@@ -144,7 +144,7 @@ describe('sweepOnce on a real LMDB store', () => {
     expect(owed).toEqual([withReceipt.msg.id]); // only the message that asked for a delivery receipt
     await store.settled();
     expect(stored(store, agent)).toEqual([]);
-    expect(store.getMessageIndex(far)).toEqual(before); // kept until expiry, no ack mark needed
+    expect(store.message(far)).toEqual(before); // kept until expiry, no ack mark needed
     expect(await store.ack(agent, [far], now + HOUR)).toEqual(['already_acked']);
     expect(await store.ack('agt_0000000000000000000000dd', [far], now)).toEqual(['unknown']); // not theirs
     // After a restart the pending index is rebuilt from the queue: still acked.
@@ -156,24 +156,32 @@ describe('sweepOnce on a real LMDB store', () => {
     // Expired and never acked: once out of the pending index it is unknown, not already acked.
     const lapsed = await append(store, agent, now - 1000, 'expired unacked');
     expect(store.pendingCount(agent, now)).toBe(0); // prunes it from the pending index
-    expect(store.getMessageIndex(lapsed)).toMatchObject({ r: agent });
+    expect(store.message(lapsed)).toMatchObject({ recipientId: agent });
     expect(await store.ack(agent, [lapsed], now)).toEqual(['unknown']);
   });
 
   it('removes expired idempotency records and keeps live ones', async () => {
     const store = openStore();
     const now = Date.now();
-    await store.putIdempotency(SENDER, 'idk_gone', { d: 'digest-1', r: { id: 'msg_1_a' }, e: now - 1 });
-    await store.putIdempotency(SENDER, 'idk_kept', { d: 'digest-2', r: { id: 'msg_1_b' }, e: now + HOUR });
+    await store.putIdempotency(SENDER, 'idk_gone', {
+      digest: 'digest-1',
+      result: { id: 'msg_1_a' },
+      expiresAt: now - 1,
+    });
+    await store.putIdempotency(SENDER, 'idk_kept', {
+      digest: 'digest-2',
+      result: { id: 'msg_1_b' },
+      expiresAt: now + HOUR,
+    });
     expect(store.getIdempotency(SENDER, 'idk_gone', 0)).toBeDefined(); // stored until swept
     expect(store.getIdempotency(SENDER, 'idk_gone', now)).toBeUndefined(); // but never honoured once expired
     expect(await sweepOnce(store, now)).toBe(1);
     await store.settled();
     expect(store.getIdempotency(SENDER, 'idk_gone', 0)).toBeUndefined();
     expect(store.getIdempotency(SENDER, 'idk_kept', now)).toEqual({
-      d: 'digest-2',
-      r: { id: 'msg_1_b' },
-      e: now + HOUR,
+      digest: 'digest-2',
+      result: { id: 'msg_1_b' },
+      expiresAt: now + HOUR,
     });
   });
 

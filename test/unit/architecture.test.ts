@@ -21,7 +21,9 @@ function sourceFiles(dir: string): string[] {
 }
 
 const files = sourceFiles(SRC);
-const parsed = new Map(files.map((f) => [f, ts.createSourceFile(f, readFileSync(f, 'utf8'), ts.ScriptTarget.ES2022, true)]));
+const parsed = new Map(
+  files.map((f) => [f, ts.createSourceFile(f, readFileSync(f, 'utf8'), ts.ScriptTarget.ES2022, true)]),
+);
 const rel = (f: string) => relative(SRC, f);
 
 /** Module specifiers of every import and re-export, type-only ones included. */

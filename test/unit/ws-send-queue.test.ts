@@ -1,4 +1,4 @@
-// WsSocket's write queue against a stand-in for the uWS WebSocket that keeps uWS's rules: send()
+// WsConnection's write queue against a stand-in for the uWS WebSocket that keeps uWS's rules: send()
 // answers 2 (dropped) past maxBackpressure, and end() on an ended socket throws. The real
 // server's behaviour (pushes, backpressure, slow consumers) is covered by the ws-* integration
 // tests; this pins the edges they cannot reach on purpose.
@@ -6,8 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import type { WebSocket } from 'uWebSockets.js';
 import { Frame } from '../../src/relay/frames.js';
-import { WsSocket, type UserData } from '../../src/transport/ws/socket.js';
-import type { WsDeps } from '../../src/transport/ws/attach.js';
+import { type UserData, WsConnection } from '../../src/transport/ws/connection.js';
 
 const SOFT = 1024;
 const HARD = 4096;
@@ -46,22 +45,17 @@ class FakeUws {
   ping(): void {}
 }
 
-function socket(): { ws: FakeUws; s: WsSocket } {
+function socket(): { ws: FakeUws; s: WsConnection } {
   const ws = new FakeUws();
-  const deps = {
-    config: { wsSoftBuffer: SOFT, wsHardBuffer: HARD, wsAuthTimeout: 10 },
-    presence: { remove() {}, onDrain() {} },
-    logger: { info() {}, error() {} },
-  } as unknown as WsDeps;
-  const s = new WsSocket(ws as unknown as WebSocket<UserData>, deps, 'amp.v1');
-  ws.onEnd = () => s.onClose();
+  const s = new WsConnection(ws as unknown as WebSocket<UserData>, { softBytes: SOFT, hardBytes: HARD }, false);
+  ws.onEnd = () => s.ended();
   return { ws, s };
 }
 
 const frame = (text: string) => new Frame({ type: 'pong', text });
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-describe('WsSocket write queue', () => {
+describe('WsConnection write queue', () => {
   it('frames sent in one turn are written together, in order, in one corked flush', async () => {
     const { ws, s } = socket();
     for (let i = 0; i < 5; i++) expect(s.send(frame(`f${i}`))).toBe('sent');

@@ -9,8 +9,7 @@ import type { Directory } from '../../relay/directory.js';
 import type { Keys } from '../../relay/keys.js';
 import { enforce } from '../../relay/ratelimit.js';
 import type { MessageRouter } from '../../relay/route.js';
-import { health, info, wellKnown } from '../../ops/discovery.js';
-import { renderMetrics } from '../../ops/metrics.js';
+import { info, wellKnown } from '../../ops/discovery.js';
 import type { IdentityRoutes } from '../../identity/routes.js';
 import { addAidRoutes, aid, type AidDeps } from './aid-api.js';
 import { Router, type HttpReply, type HttpRequest } from './router.js';
@@ -26,7 +25,10 @@ export interface ApiDeps {
   directory: Directory;
   identity: IdentityRoutes;
   aid: AidDeps;
-  isShuttingDown: () => boolean;
+  /** The /health document and its status. */
+  health: () => { status: number; body: Record<string, unknown> };
+  /** The /metrics text. */
+  metrics: () => string;
 }
 
 const ok = (body: unknown, status = 200, headers?: Record<string, string>): HttpReply => ({ status, body, headers });
@@ -53,12 +55,12 @@ export function buildApi(deps: ApiDeps): Router {
     ok(info(ctx, req.headers.host, req.headers.forwardedProto), 200, { 'Cache-Control': 'public, max-age=300' }),
   );
   r.api('GET', '/health', () => {
-    const h = health(ctx, deps.isShuttingDown());
+    const h = deps.health();
     return ok(h.body, h.status);
   });
 
   r.add('GET', '/metrics', () =>
-    ok(renderMetrics({ presence: ctx.presence, receipts, startedAt: ctx.startedAt }), 200, {
+    ok(deps.metrics(), 200, {
       'Content-Type': 'text/plain; version=0.0.4',
     }),
   );

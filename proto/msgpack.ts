@@ -1,0 +1,25 @@
+// The one MessagePack codec (subprotocol `amp.v1+msgpack`, spec §17.8), for the server and the SDK.
+// Plain maps, no record extension, so any MessagePack client reads them. Maps decode as Map so
+// that non-string keys can be refused rather than silently stringified.
+
+import { Packr } from 'msgpackr';
+import { AmpError } from './errors.js';
+import { checkBinaryFrame } from './frames.js';
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: false, moreTypes: false });
+
+/** Encode a frame. The result is a fresh copy: msgpackr reuses its buffer on the next pack. */
+export function packFrame(frame: Record<string, unknown>): Buffer {
+  return Buffer.from(packr.pack(frame));
+}
+
+/** Decode one binary frame into a plain object; anything but one map of string keys is 400. */
+export function unpackFrame(bytes: Uint8Array): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = packr.unpack(bytes);
+  } catch {
+    throw new AmpError('invalid_request', 'Binary frame is not valid MessagePack');
+  }
+  return checkBinaryFrame(value);
+}

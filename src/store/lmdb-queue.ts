@@ -1,0 +1,263 @@
+// The relay queue in LMDB: `queue` [recipient id, seq] -> message, `msgindex` message id -> what
+// is remembered of it, and an in-memory index per recipient that answers counts and acks without
+// reading LMDB. Field names on disk are short (they are written per message); the interface has
+// the real ones.
+
+import type { Database, RootDatabase } from 'lmdb';
+import type { QueuedMessage } from '../../proto/index.js';
+import type { SliceSweeper } from './lmdb-sweep.js';
+import type {
+  AckOutcome,
+  Appended,
+  AppendInput,
+  MessageRecord,
+  PendingPage,
+  QueueEntry,
+  QueueStore,
+  ReceiptKind,
+} from './types.js';
+
+type QueueKey = [string, number];
+
+interface QueueValue {
+  /** relay expiry, ms */
+  e: number;
+  /** message id */
+  i: string;
+  /** delivery receipt requested */
+  rc?: 1;
+  /**
+   * The queued message as JSON text. Not a msgpack map: msgpackr renames a `__proto__` key and
+   * turns lone surrogates into U+FFFD, and a payload must come back exactly as signed (§8.2).
+   */
+  j: string;
+}
+
+/** A MessageRecord as stored. */
+interface StoredIndex {
+  r: string;
+  f: string;
+  s: number;
+  t: string;
+  e: number;
+  a?: number;
+  rc?: 1;
+  rd?: 1;
+  rr?: 1;
+}
+
+/** In-memory view of one recipient's queue: insertion order of the Map is queue order. */
+interface RecipientIndex {
+  /** Pending messages by id; `rc` when the sender asked for a delivery receipt. */
+  entries: Map<string, { seq: number; exp: number; rc?: true }>;
+  lastSeq: number;
+  committedSeq: number;
+  /** Earliest expiry among entries; Infinity when empty. Lets counts skip a scan. */
+  minExp: number;
+}
+
+const SEQ_MAX = Number.MAX_SAFE_INTEGER;
+/** How long an acked message id still answers already_acked, at least. */
+const ACK_MEMORY_MS = 24 * 3600 * 1000;
+const RECEIPT_FLAG: Record<ReceiptKind, 'rd' | 'rr'> = { delivery: 'rd', read: 'rr' };
+
+function toRecord(x: StoredIndex): MessageRecord {
+  const m: MessageRecord = {
+    recipientId: x.r,
+    senderId: x.f,
+    seq: x.s,
+    threadId: x.t,
+    expiresAt: x.e,
+    receiptRequested: x.rc === 1,
+    deliveryReceiptSent: x.rd === 1,
+    readReceiptSent: x.rr === 1,
+  };
+  if (x.a !== undefined) m.ackedAt = x.a;
+  return m;
+}
+
+export class LmdbQueue implements QueueStore {
+  private readonly queue: Database<QueueValue, QueueKey>;
+  private readonly msgindex: Database<StoredIndex, string>;
+  private readonly recipients = new Map<string, RecipientIndex>();
+  /** Sequence numbers grow with wall-clock microseconds, so they keep growing across restarts. */
+  private nextSeq = Date.now() * 1000;
+
+  constructor(
+    root: RootDatabase,
+    private readonly assertOpen: () => void,
+    private readonly isClosed: () => boolean,
+  ) {
+    this.queue = root.openDB({ name: 'queue' });
+    // Cached so a put is visible to the next get before its commit (acks racing each other).
+    this.msgindex = root.openDB({ name: 'msgindex', cache: true });
+  }
+
+  private index(agentId: string): RecipientIndex {
+    let ri = this.recipients.get(agentId);
+    if (ri) return ri;
+    ri = { entries: new Map(), lastSeq: 0, committedSeq: 0, minExp: Number.POSITIVE_INFINITY };
+    for (const { key, value } of this.queue.getRange({ start: [agentId, 0], end: [agentId, SEQ_MAX] })) {
+      const seq = key[1];
+      ri.entries.set(value.i, value.rc ? { seq, exp: value.e, rc: true } : { seq, exp: value.e });
+      ri.lastSeq = seq;
+      if (value.e < ri.minExp) ri.minExp = value.e;
+    }
+    ri.committedSeq = ri.lastSeq;
+    this.recipients.set(agentId, ri);
+    return ri;
+  }
+
+  /** Drop expired entries from the in-memory index and, lazily, from LMDB. */
+  private prune(agentId: string, ri: RecipientIndex, nowMs: number): void {
+    if (ri.minExp > nowMs) return;
+    let minExp = Number.POSITIVE_INFINITY;
+    for (const [id, ent] of ri.entries) {
+      if (ent.exp <= nowMs) {
+        ri.entries.delete(id);
+        // Best effort: a failed removal is retried by the next prune after a restart.
+        this.queue.remove([agentId, ent.seq]).catch(() => {});
+      } else if (ent.exp < minExp) {
+        minExp = ent.exp;
+      }
+    }
+    ri.minExp = minExp;
+  }
+
+  pendingCount(agentId: string, nowMs: number): number {
+    const ri = this.index(agentId);
+    this.prune(agentId, ri, nowMs);
+    return ri.entries.size;
+  }
+
+  append(agentId: string, input: AppendInput): Appended {
+    this.assertOpen();
+    const { msg, expiresAtMs } = input;
+    const ri = this.index(agentId);
+    const seq = Math.max(this.nextSeq++, ri.lastSeq + 1);
+    ri.lastSeq = seq;
+    ri.entries.set(msg.id, input.receipt ? { seq, exp: expiresAtMs, rc: true } : { seq, exp: expiresAtMs });
+    if (expiresAtMs < ri.minExp) ri.minExp = expiresAtMs;
+    const qv: QueueValue = { e: expiresAtMs, i: msg.id, j: input.json };
+    if (input.receipt) qv.rc = 1;
+    this.queue.put([agentId, seq], qv);
+    const idx: StoredIndex = { r: agentId, f: input.senderId, s: seq, t: msg.envelope.thread_id, e: expiresAtMs };
+    if (input.receipt) idx.rc = 1;
+    // Commits complete in order, so committedSeq only grows. It is updated before the caller's
+    // continuation runs, which then sees this entry as committed.
+    const committed = this.msgindex.put(msg.id, idx).then(() => {
+      if (seq > ri.committedSeq) ri.committedSeq = seq;
+    });
+    return { seq, committed };
+  }
+
+  readFrom(
+    agentId: string,
+    afterSeq: number,
+    limit: number,
+    nowMs: number,
+  ): { entries: QueueEntry[]; scannedTo: number; more: boolean } {
+    const entries: QueueEntry[] = [];
+    let scanned = 0;
+    let scannedTo = afterSeq;
+    const range = this.queue.getRange({ start: [agentId, afterSeq + 1], end: [agentId, SEQ_MAX], limit });
+    for (const { key, value } of range) {
+      scanned++;
+      scannedTo = key[1];
+      if (value.e > nowMs) entries.push({ seq: key[1], id: value.i, json: value.j, receipt: value.rc === 1 });
+    }
+    return { entries, scannedTo, more: scanned === limit };
+  }
+
+  lastSeq(agentId: string): number {
+    return this.index(agentId).lastSeq;
+  }
+
+  committedSeq(agentId: string): number {
+    return this.index(agentId).committedSeq;
+  }
+
+  listPending(agentId: string, limit: number, nowMs: number): PendingPage {
+    const ri = this.index(agentId);
+    this.prune(agentId, ri, nowMs);
+    const messages: QueuedMessage[] = [];
+    for (const ent of ri.entries.values()) {
+      if (messages.length >= limit) break;
+      const v = this.queue.get([agentId, ent.seq]);
+      if (v) messages.push(JSON.parse(v.j) as QueuedMessage);
+    }
+    return { messages, remaining: ri.entries.size - messages.length };
+  }
+
+  /**
+   * A pending message is found in the in-memory index (its seq, no read) and removed from the
+   * queue; that removal is the durable ack. An id that is not pending is looked up in msgindex:
+   * the recipient's own is already acked, unless it expired unacked (unknown). msgindex is
+   * written only for a message expiring within ACK_MEMORY_MS, whose entry must outlive its
+   * expiry to answer already_acked for a day (the sweeper keeps entries until max(expiry,
+   * ack + a day)).
+   */
+  async ack(
+    agentId: string,
+    ids: readonly string[],
+    nowMs: number,
+    owesReceipt?: (id: string) => void,
+  ): Promise<AckOutcome[]> {
+    this.assertOpen();
+    const ri = this.index(agentId);
+    const outcomes: AckOutcome[] = [];
+    let last: Promise<unknown> | undefined;
+    for (const id of ids) {
+      const ent = ri.entries.get(id);
+      if (!ent) {
+        // Not pending: acked, or expired. An expired message was acked only if it bears the mark.
+        const idx = this.msgindex.get(id);
+        const acked = idx && idx.r === agentId && (idx.e > nowMs || idx.a !== undefined);
+        outcomes.push(acked ? 'already_acked' : 'unknown');
+        continue;
+      }
+      ri.entries.delete(id);
+      last = this.queue.remove([agentId, ent.seq]);
+      if (ent.exp < nowMs + ACK_MEMORY_MS) {
+        const idx = this.msgindex.get(id);
+        if (idx) last = this.msgindex.put(id, { ...idx, a: nowMs });
+      }
+      if (ent.rc) owesReceipt?.(id);
+      outcomes.push('acked');
+    }
+    if (last) await last;
+    return outcomes;
+  }
+
+  message(id: string): MessageRecord | undefined {
+    const x = this.msgindex.get(id);
+    return x === undefined ? undefined : toRecord(x);
+  }
+
+  markReceipt(id: string, kind: ReceiptKind): boolean {
+    const flag = RECEIPT_FLAG[kind];
+    const idx = this.msgindex.get(id);
+    if (!idx || idx[flag] === 1 || this.isClosed()) return false;
+    // Visible at once through the cache; losing it in a crash only means a repeated receipt.
+    this.msgindex.put(id, { ...idx, [flag]: 1 }).catch(() => {});
+    return true;
+  }
+
+  /** Remove the agent's whole queue (deregistration); resolves with the store's next commit. */
+  dropAgent(agentId: string): void {
+    for (const key of this.queue.getKeys({ start: [agentId, 0], end: [agentId, SEQ_MAX] })) this.queue.remove(key);
+    this.recipients.delete(agentId);
+  }
+
+  /** Expired queue entries and forgotten message ids, a slice at a time. */
+  sweep(sweeper: SliceSweeper, nowMs: number, budget: number): { messages: number; indexEntries: number } {
+    const messages = sweeper.slice('queue', this.queue, budget, (key, v) => {
+      if (v.e > nowMs) return false;
+      this.recipients.get(key[0])?.entries.delete(v.i);
+      return true;
+    });
+    const forgotten = (v: StoredIndex) => v.e <= nowMs && (v.a === undefined || v.a + ACK_MEMORY_MS <= nowMs);
+    const indexEntries = sweeper.slice('msgindex', this.msgindex, budget, (_k, v) => forgotten(v));
+    return { messages, indexEntries };
+  }
+}
