@@ -90,86 +90,101 @@ async function serve(args: string[]): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
+/** `admin-token`: its own flags (--email, --tenant, --scopes, --ttl), the rest configure. */
+async function adminToken(rest: string[]): Promise<number> {
+  const own: Record<string, string> = {};
+  const configArgs: string[] = [];
+  for (let i = 0; i < rest.length; i++) {
+    const m = /^--(email|tenant|scopes|ttl)(?:=(.*))?$/.exec(rest[i]);
+    if (!m) configArgs.push(rest[i]);
+    else if (m[2] !== undefined) own[m[1]] = m[2];
+    else if (i + 1 < rest.length) own[m[1]] = rest[++i];
+    else throw new UsageError(`option '--${m[1]}' needs a value`);
+  }
+  for (const need of ['email', 'tenant', 'scopes']) if (!own[need]) throw new UsageError(`admin-token needs --${need}`);
+  const cfg = config(configArgs);
+  const keys = await SigningKeys.load(cfg.dataDir, cfg.aidJwtAlg, { rotationDays: cfg.aidKeyRotationDays });
+  const issuer = issuerOf(cfg.publicUrl || `http://localhost:${cfg.port}`, own.tenant.toLowerCase());
+  try {
+    const token = await mintAdminToken(keys, {
+      issuer,
+      tenant: own.tenant.toLowerCase(),
+      email: own.email,
+      scopes: own.scopes.split(/[\s,]+/).filter(Boolean),
+      ttlSeconds: own.ttl === undefined ? undefined : Number(own.ttl),
+    });
+    process.stdout.write(token + '\n');
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  return 0;
+}
+
+/** `signing-keys` lists the token-signing keys; `rotate-signing-key [--immediate]` adds one first. */
+async function signingKeys(cmd: string, rest: string[]): Promise<number> {
+  const immediate = rest.includes('--immediate');
+  if (immediate && cmd === 'signing-keys') throw new UsageError("--immediate belongs to 'rotate-signing-key'");
+  const cfg = config(rest.filter((a) => a !== '--immediate'));
+  const keys = await SigningKeys.load(cfg.dataDir, cfg.aidJwtAlg, { rotationDays: cfg.aidKeyRotationDays });
+  if (cmd === 'rotate-signing-key') {
+    const k = await keys.rotate({ immediate });
+    process.stderr.write(
+      immediate
+        ? `new key ${k.kid} signs now\n`
+        : `new key ${k.kid} is published now and signs from ${k.activates_at}\n`,
+    );
+  }
+  process.stdout.write(JSON.stringify({ keys: keys.status() }, null, 2) + '\n');
+  return 0;
+}
+
+function keygen(): number {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  process.stdout.write(privateKey.export({ format: 'pem', type: 'pkcs8' }) as string);
+  process.stdout.write(publicKey.export({ format: 'pem', type: 'spki' }) as string);
+  return 0;
+}
+
+/** Runs one command; resolves with the exit code, or -1 when the process keeps running (serve). */
+async function run(cmd: string, rest: string[]): Promise<number> {
+  switch (cmd) {
+    case 'serve':
+      if (rest.includes('--help') || rest.includes('-h')) break;
+      await serve(rest);
+      return -1;
+    case 'print-env':
+      process.stdout.write(describeEnv(config(rest)).join('\n') + '\n');
+      return 0;
+    case 'check-config':
+      config(rest);
+      process.stdout.write('configuration is valid\n');
+      return 0;
+    case 'admin-token':
+      return adminToken(rest);
+    case 'signing-keys':
+    case 'rotate-signing-key':
+      return signingKeys(cmd, rest);
+    case 'keygen':
+      return keygen();
+    case 'version':
+    case '--version':
+      process.stdout.write(VERSION + '\n');
+      return 0;
+    case 'help':
+    case '--help':
+    case '-h':
+      break;
+    default:
+      throw new UsageError(`unknown command '${cmd}'`);
+  }
+  process.stdout.write(USAGE);
+  return 0;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [cmd = 'help', ...rest] = argv;
   try {
-    switch (cmd) {
-      case 'serve':
-        if (rest.includes('--help') || rest.includes('-h')) break;
-        await serve(rest);
-        return -1; // keep running
-      case 'print-env':
-        process.stdout.write(describeEnv(config(rest)).join('\n') + '\n');
-        return 0;
-      case 'check-config':
-        config(rest);
-        process.stdout.write('configuration is valid\n');
-        return 0;
-      case 'admin-token': {
-        const own: Record<string, string> = {};
-        const rest2: string[] = [];
-        for (let i = 0; i < rest.length; i++) {
-          const m = /^--(email|tenant|scopes|ttl)(?:=(.*))?$/.exec(rest[i]);
-          if (!m) rest2.push(rest[i]);
-          else if (m[2] !== undefined) own[m[1]] = m[2];
-          else if (i + 1 < rest.length) own[m[1]] = rest[++i];
-          else throw new UsageError(`option '--${m[1]}' needs a value`);
-        }
-        for (const need of ['email', 'tenant', 'scopes'])
-          if (!own[need]) throw new UsageError(`admin-token needs --${need}`);
-        const cfg = config(rest2);
-        const keys = await SigningKeys.load(cfg.dataDir, cfg.aidJwtAlg, { rotationDays: cfg.aidKeyRotationDays });
-        const issuer = issuerOf(cfg.publicUrl || `http://localhost:${cfg.port}`, own.tenant.toLowerCase());
-        try {
-          const token = await mintAdminToken(keys, {
-            issuer,
-            tenant: own.tenant.toLowerCase(),
-            email: own.email,
-            scopes: own.scopes.split(/[\s,]+/).filter(Boolean),
-            ttlSeconds: own.ttl === undefined ? undefined : Number(own.ttl),
-          });
-          process.stdout.write(token + '\n');
-        } catch (e) {
-          throw new UsageError((e as Error).message);
-        }
-        return 0;
-      }
-      case 'signing-keys':
-      case 'rotate-signing-key': {
-        const immediate = rest.includes('--immediate');
-        if (immediate && cmd === 'signing-keys') throw new UsageError("--immediate belongs to 'rotate-signing-key'");
-        const cfg = config(rest.filter((a) => a !== '--immediate'));
-        const keys = await SigningKeys.load(cfg.dataDir, cfg.aidJwtAlg, { rotationDays: cfg.aidKeyRotationDays });
-        if (cmd === 'rotate-signing-key') {
-          const k = await keys.rotate({ immediate });
-          process.stderr.write(
-            immediate
-              ? `new key ${k.kid} signs now\n`
-              : `new key ${k.kid} is published now and signs from ${k.activates_at}\n`,
-          );
-        }
-        process.stdout.write(JSON.stringify({ keys: keys.status() }, null, 2) + '\n');
-        return 0;
-      }
-      case 'keygen': {
-        const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-        process.stdout.write(privateKey.export({ format: 'pem', type: 'pkcs8' }) as string);
-        process.stdout.write(publicKey.export({ format: 'pem', type: 'spki' }) as string);
-        return 0;
-      }
-      case 'version':
-      case '--version':
-        process.stdout.write(VERSION + '\n');
-        return 0;
-      case 'help':
-      case '--help':
-      case '-h':
-        break;
-      default:
-        throw new UsageError(`unknown command '${cmd}'`);
-    }
-    process.stdout.write(USAGE);
-    return 0;
+    return await run(cmd, rest);
   } catch (e) {
     if (e instanceof UsageError) {
       process.stderr.write(`amp-relay: ${e.message}\nRun 'amp-relay --help' for usage.\n`);

@@ -155,49 +155,9 @@ export class MessageRouter {
   ): Promise<RouteResult> {
     const { config } = this.ctx;
     const { queue, records } = this.stores;
-
-    if (queue.pendingCount(recipient.id, nowMs) >= config.maxQueue) {
-      throw new AmpError('queue_full', `Recipient's queue is full (${config.maxQueue} messages); retry later`, {
-        details: { recipient: recipient.address, limit: config.maxQueue },
-        retryAfter: QUEUE_FULL_RETRY_AFTER_S,
-      });
-    }
-
-    const id = newMessageId(nowMs);
-    const envelope: Envelope = {
-      version: AMP_VERSION,
-      id,
-      from: signed?.from ?? sender.address,
-      to: signed?.to ?? toExpanded,
-      subject: req.subject,
-      priority: req.priority,
-      timestamp: isoTime(nowMs),
-      signature: req.signature ?? '',
-      thread_id: this.threadId(req, id, sender),
-    };
-    if (req.in_reply_to !== undefined) envelope.in_reply_to = req.in_reply_to;
-    if (req.expires_at !== undefined) envelope.expires_at = req.expires_at;
-    if (req.idempotency_key !== undefined) envelope.idempotency_key = req.idempotency_key;
-
-    // The §8.3 stored-message limit was enforced by decodeRouteBody on an upper bound of this
-    // envelope; measuring it again here would serialise every payload once more.
-
-    const relayExpiry = Math.min(req.expiresAtMs ?? Infinity, nowMs + config.relayTtl * 1000);
-    const security: Security = {
-      trust_level: signed ? (recipient.tenant === sender.tenant ? 'verified' : 'external') : 'untrusted',
-      signature_verified: signed !== undefined,
-      sender_authenticated: true,
-      injection_flags: [],
-    };
-    const msg: QueuedMessage = {
-      id,
-      envelope,
-      payload: req.payload,
-      queued_at: envelope.timestamp,
-      expires_at: isoTime(relayExpiry),
-      sender_public_key: signed ? sender.public_key_hex : '',
-      security,
-    };
+    this.assertRoom(recipient, nowMs);
+    const { msg, relayExpiry } = this.buildMessage(sender, recipient, req, toExpanded, signed, nowMs);
+    const { id, envelope } = msg;
 
     // Issue the write, push to live sessions, then answer only once the write is durable.
     const json = JSON.stringify(msg);
@@ -231,6 +191,62 @@ export class MessageRouter {
     if (pushed && req.receipt) this.receipts.handedOver(id, 'websocket');
     this.push.afterCommit(recipient.id);
     return result;
+  }
+
+  /** Step 9: the recipient's queue cap (§12.3); the message is refused, never evicted. */
+  private assertRoom(recipient: AgentRecord, nowMs: number): void {
+    const { maxQueue } = this.ctx.config;
+    if (this.stores.queue.pendingCount(recipient.id, nowMs) < maxQueue) return;
+    throw new AmpError('queue_full', `Recipient's queue is full (${maxQueue} messages); retry later`, {
+      details: { recipient: recipient.address, limit: maxQueue },
+      retryAfter: QUEUE_FULL_RETRY_AFTER_S,
+    });
+  }
+
+  /** Step 10: the server's envelope (id, timestamp, thread) and the message as queued. */
+  private buildMessage(
+    sender: AgentRecord,
+    recipient: AgentRecord,
+    req: RouteRequest,
+    toExpanded: string,
+    signed: { from: string; to: string } | undefined,
+    nowMs: number,
+  ): { msg: QueuedMessage; relayExpiry: number } {
+    const { config } = this.ctx;
+    const id = newMessageId(nowMs);
+    const envelope: Envelope = {
+      version: AMP_VERSION,
+      id,
+      from: signed?.from ?? sender.address,
+      to: signed?.to ?? toExpanded,
+      subject: req.subject,
+      priority: req.priority,
+      timestamp: isoTime(nowMs),
+      signature: req.signature ?? '',
+      thread_id: this.threadId(req, id, sender),
+    };
+    if (req.in_reply_to !== undefined) envelope.in_reply_to = req.in_reply_to;
+    if (req.expires_at !== undefined) envelope.expires_at = req.expires_at;
+    if (req.idempotency_key !== undefined) envelope.idempotency_key = req.idempotency_key;
+    // The §8.3 stored-message limit was enforced by decodeRouteBody on an upper bound of this
+    // envelope; measuring it again here would serialise every payload once more.
+    const relayExpiry = Math.min(req.expiresAtMs ?? Number.POSITIVE_INFINITY, nowMs + config.relayTtl * 1000);
+    const security: Security = {
+      trust_level: signed ? (recipient.tenant === sender.tenant ? 'verified' : 'external') : 'untrusted',
+      signature_verified: signed !== undefined,
+      sender_authenticated: true,
+      injection_flags: [],
+    };
+    const msg: QueuedMessage = {
+      id,
+      envelope,
+      payload: req.payload,
+      queued_at: envelope.timestamp,
+      expires_at: isoTime(relayExpiry),
+      sender_public_key: signed ? sender.public_key_hex : '',
+      security,
+    };
+    return { msg, relayExpiry };
   }
 
   /**
