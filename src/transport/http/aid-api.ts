@@ -138,7 +138,6 @@ export function addAidRoutes(r: Router, d: AidDeps): void {
     }),
   );
 
-  // Literal segments first: a pattern route wins for every method once its path matches.
   r.add(
     'POST',
     '/:t/agent_registrations/request',
