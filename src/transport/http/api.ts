@@ -14,7 +14,14 @@ import { renderMetrics } from '../../ops/metrics.js';
 import type { IdentityRoutes } from '../../identity/routes.js';
 import { addAidRoutes, aid, type AidDeps } from './aid-api.js';
 import { Router, type HttpReply, type HttpRequest } from './router.js';
-import { AmpError, invalidField, isAcceptedMessageId } from '../../../proto/index.js';
+import {
+  AmpError,
+  decodeAgentUpdateBody,
+  decodeBatchAckBody,
+  decodeRotateKeysBody,
+  invalidField,
+  isAcceptedMessageId,
+} from '../../../proto/index.js';
 
 export interface ApiDeps {
   ctx: RelayContext;
@@ -96,7 +103,7 @@ export function buildApi(deps: ApiDeps): Router {
   };
   const ackBatch = async (req: HttpRequest) => {
     const { agent, headers } = limited(req, 'api');
-    return ok(await inbox.ackBatch(agent, await req.body.json()), 200, headers);
+    return ok(await inbox.ackBatch(agent, decodeBatchAckBody(await req.body.json())), 200, headers);
   };
 
   // §15 and the reference-CLI aliases of §24.
@@ -124,7 +131,7 @@ export function buildApi(deps: ApiDeps): Router {
   });
   r.api('PATCH', '/agents/me', async (req) => {
     const { agent, headers } = limited(req, 'api');
-    return ok(await directory.update(agent, await req.body.json()), 200, headers);
+    return ok(await directory.update(agent, decodeAgentUpdateBody(await req.body.json())), 200, headers);
   });
   r.api('DELETE', '/agents/me', async (req) => {
     const { agent, headers } = limited(req, 'api');
@@ -162,7 +169,7 @@ export function buildApi(deps: ApiDeps): Router {
   });
   r.api('POST', '/auth/rotate-keys', async (req) => {
     const { agent, headers } = limited(req, 'api');
-    return ok(await keys.rotateKeypair(agent, await req.body.json()), 200, headers);
+    return ok(await keys.rotateKeypair(agent, decodeRotateKeysBody(await req.body.json())), 200, headers);
   });
 
   // AID discovery (agent-identity §7, §12), per tenant and in the RFC 8414 suffix form.
