@@ -1,33 +1,12 @@
 // Agents looking at themselves and each other (spec §7): PATCH/DELETE agents/me, the Agent Card,
 // the tenant-scoped listing, and resolve. Nothing here changes an address, name, tenant or key.
 
-import {
-  AmpError,
-  CLOSE,
-  MAX_ALIAS_CHARS,
-  MAX_CAPABILITIES,
-  MAX_CAPABILITY_CHARS,
-  MAX_METADATA_BYTES,
-  codePointLength,
-  invalidField,
-  isoTime,
-} from '../../proto/index.js';
+import { AmpError, type AgentUpdateRequest, CLOSE, invalidField, isoTime } from '../../proto/index.js';
 import type { AgentRecord, DirectoryStore } from '../store/types.js';
 import type { Agents } from './agents.js';
 import { type AmpLifecycleHooks, providerUrls, type RelayContext } from './context.js';
 import type { Sessions } from './sessions.js';
 
-const IMMUTABLE_FIELDS = [
-  'name',
-  'tenant',
-  'scope',
-  'address',
-  'short_address',
-  'public_key',
-  'key_algorithm',
-  'agent_id',
-  'fingerprint',
-];
 const CARD_LIFETIME_MS = 182 * 24 * 3600 * 1000;
 const DEFAULT_LIST_LIMIT = 50;
 const MAX_LIST_LIMIT = 200;
@@ -41,51 +20,13 @@ export class Directory {
     private readonly identity: AmpLifecycleHooks,
   ) {}
 
-  /** PATCH agents/me: alias, delivery.prefer_websocket, metadata, capabilities. */
-  update(agent: AgentRecord, body: Record<string, unknown>): Promise<Record<string, unknown>> {
-    for (const f of IMMUTABLE_FIELDS) if (body[f] !== undefined) throw invalidField(f, `'${f}' cannot be changed`);
+  /** PATCH agents/me: alias, delivery.prefer_websocket, metadata, capabilities (checked by decodeAgentUpdateBody). */
+  update(agent: AgentRecord, req: AgentUpdateRequest): Promise<Record<string, unknown>> {
     const patch: Partial<AgentRecord> = {};
-    if (body.alias !== undefined) {
-      if (body.alias !== null && (typeof body.alias !== 'string' || codePointLength(body.alias) > MAX_ALIAS_CHARS)) {
-        throw invalidField('alias', `alias must be a string of at most ${MAX_ALIAS_CHARS} characters`);
-      }
-      patch.alias = (body.alias as string | null) ?? undefined;
-    }
-    if (body.delivery !== undefined) {
-      const d = body.delivery as Record<string, unknown> | null;
-      if (d === null || typeof d !== 'object' || Array.isArray(d))
-        throw invalidField('delivery', 'delivery must be an object');
-      if (d.webhook_url != null || d.webhook_secret != null)
-        throw invalidField('delivery.webhook_url', 'webhook delivery is not enabled on this provider');
-      if (d.prefer_websocket !== undefined) {
-        if (typeof d.prefer_websocket !== 'boolean')
-          throw invalidField('delivery.prefer_websocket', 'prefer_websocket must be true or false');
-        patch.prefer_websocket = d.prefer_websocket;
-      }
-    }
-    if (body.metadata !== undefined) {
-      const m = body.metadata;
-      if (m === null || typeof m !== 'object' || Array.isArray(m))
-        throw invalidField('metadata', 'metadata must be an object');
-      const json = JSON.stringify(m);
-      if (Buffer.byteLength(json) > MAX_METADATA_BYTES)
-        throw invalidField('metadata', `metadata must be at most ${MAX_METADATA_BYTES} bytes of JSON`);
-      patch.metadata_json = json;
-    }
-    if (body.capabilities !== undefined) {
-      const c = body.capabilities;
-      if (
-        !Array.isArray(c) ||
-        c.length > MAX_CAPABILITIES ||
-        c.some((x) => typeof x !== 'string' || x.length > MAX_CAPABILITY_CHARS)
-      ) {
-        throw invalidField(
-          'capabilities',
-          `capabilities: at most ${MAX_CAPABILITIES} strings of at most ${MAX_CAPABILITY_CHARS} characters`,
-        );
-      }
-      patch.capabilities = c as string[];
-    }
+    if (req.alias !== undefined) patch.alias = req.alias ?? undefined;
+    if (req.prefer_websocket !== undefined) patch.prefer_websocket = req.prefer_websocket;
+    if (req.metadata !== undefined) patch.metadata_json = JSON.stringify(req.metadata);
+    if (req.capabilities !== undefined) patch.capabilities = req.capabilities;
     return this.agents.serialized(agent.id, async () => {
       const fresh = this.agents.current(agent.id);
       const updated: AgentRecord = { ...fresh, ...patch };

@@ -3,8 +3,8 @@
 
 import {
   AmpError,
+  type BatchAckRequest,
   DEFAULT_PENDING_LIMIT,
-  MAX_BATCH_ACK_IDS,
   MAX_PENDING_LIMIT,
   invalidField,
   isAcceptedMessageId,
@@ -60,13 +60,9 @@ export class Inbox {
     return outcome === 'already_acked' ? { acknowledged: true, already_acked: true } : { acknowledged: true };
   }
 
-  async ackBatch(agent: AgentRecord, body: Record<string, unknown>): Promise<{ acknowledged: number }> {
-    const ids = body.ids;
-    if (!Array.isArray(ids) || ids.length === 0) throw missingField('ids');
-    if (ids.length > MAX_BATCH_ACK_IDS) throw invalidField('ids', `at most ${MAX_BATCH_ACK_IDS} ids per batch`);
-    for (const id of ids)
-      if (!isAcceptedMessageId(id)) throw invalidField('ids', `'${String(id).slice(0, 64)}' is not a valid message id`);
-    const outcomes = await this.ack(agent, ids as string[]);
+  /** The ids were checked by decodeBatchAckBody. */
+  async ackBatch(agent: AgentRecord, { ids }: BatchAckRequest): Promise<{ acknowledged: number }> {
+    const outcomes = await this.ack(agent, ids);
     return { acknowledged: outcomes.filter((o) => o === 'acked').length };
   }
 }

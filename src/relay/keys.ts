@@ -2,7 +2,7 @@
 // every API key, and Ed25519 keypair rotation proven by the current key. Every change closes the
 // sessions it invalidates and leaves an audit log line (never a secret).
 
-import { AmpError, CLOSE, decodeSignature, invalidField, isoTime, missingField } from '../../proto/index.js';
+import { AmpError, CLOSE, invalidField, isoTime, type RotateKeysRequest } from '../../proto/index.js';
 import { parsePublicKeyPem, verifyEd25519 } from '../crypto/keys.js';
 import type { AgentRecord, DirectoryStore } from '../store/types.js';
 import type { Agents } from './agents.js';
@@ -65,24 +65,12 @@ export class Keys {
 
   /**
    * POST auth/rotate-keys: replace the Ed25519 key. The proof is the current key's signature over
-   * the new PEM exactly as sent, its raw 32 bytes, or their lowercase hex.
+   * the new PEM exactly as sent, its raw 32 bytes, or their lowercase hex. The body's shape was
+   * checked by decodeRotateKeysBody; the PEM is parsed here.
    */
-  async rotateKeypair(agent: AgentRecord, body: Record<string, unknown>): Promise<Record<string, unknown>> {
+  async rotateKeypair(agent: AgentRecord, req: RotateKeysRequest): Promise<Record<string, unknown>> {
     const store = this.store;
-    const pem = body.new_public_key;
-    if (pem === undefined || pem === null) throw missingField('new_public_key');
-    if (typeof pem !== 'string') throw invalidField('new_public_key', 'new_public_key must be a PEM string');
-    const algorithm = body.key_algorithm ?? 'Ed25519';
-    if (typeof algorithm !== 'string' || algorithm.toLowerCase() !== 'ed25519') {
-      throw new AmpError(
-        'invalid_field',
-        `key_algorithm '${String(algorithm)}' is not supported by this provider; only Ed25519 is accepted`,
-        { field: 'key_algorithm', details: { supported: ['Ed25519'] } },
-      );
-    }
-    if (body.proof === undefined || body.proof === null) throw missingField('proof');
-    const sig = typeof body.proof === 'string' ? decodeSignature(body.proof) : null;
-    if (!sig) throw invalidField('proof', 'proof must be a base64 Ed25519 signature of 64 bytes');
+    const { new_public_key: pem, proof: sig } = req;
     const next = parsePublicKeyPem(pem);
     if (typeof next === 'string')
       throw invalidField(

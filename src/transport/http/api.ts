@@ -1,19 +1,26 @@
-// The REST surface: which path and method call which part of the relay core. Credentials are
-// checked from headers before any body is read (spec §12.3 step 1).
+// The REST surface: which path and method call which part of the relay core, and the guard each
+// route declares (route-table.ts checks it from headers before any body is read, §12.3 step 1).
 
+import {
+  AmpError,
+  decodeAgentUpdateBody,
+  decodeBatchAckBody,
+  decodeRotateKeysBody,
+  invalidField,
+  isAcceptedMessageId,
+} from '../../../proto/index.js';
+import type { IdentityRoutes } from '../../identity/routes.js';
+import { info, wellKnown } from '../../ops/discovery.js';
 import type { Agents } from '../../relay/agents.js';
 import type { RelayContext } from '../../relay/context.js';
-import { parseLimit, type Inbox } from '../../relay/inbox.js';
-import type { Receipts } from '../../relay/receipts.js';
 import type { Directory } from '../../relay/directory.js';
+import { type Inbox, parseLimit } from '../../relay/inbox.js';
 import type { Keys } from '../../relay/keys.js';
-import { enforce } from '../../relay/ratelimit.js';
+import type { Receipts } from '../../relay/receipts.js';
 import type { MessageRouter } from '../../relay/route.js';
-import { info, wellKnown } from '../../ops/discovery.js';
-import type { IdentityRoutes } from '../../identity/routes.js';
-import { addAidRoutes, aid, type AidDeps } from './aid-api.js';
-import { Router, type HttpReply, type HttpRequest } from './router.js';
-import { AmpError, invalidField, isAcceptedMessageId } from '../../../proto/index.js';
+import { type AidDeps, addAidRoutes } from './aid-api.js';
+import { type AgentCaller, RouteTable } from './route-table.js';
+import { type HttpReply, type HttpRequest, Router } from './router.js';
 
 export interface ApiDeps {
   ctx: RelayContext;
@@ -33,175 +40,136 @@ export interface ApiDeps {
 
 const ok = (body: unknown, status = 200, headers?: Record<string, string>): HttpReply => ({ status, body, headers });
 
-export function buildApi(deps: ApiDeps): Router {
-  const { ctx, agents, router, inbox, receipts, keys, directory, identity } = deps;
-  const authKey = (req: HttpRequest) => agents.authenticateKey(req.headers.authorization, req.headers.xApiKey);
-  const auth = (req: HttpRequest) => authKey(req).agent;
-  /** Authenticated, then the agent's bucket for this kind of call (§20); headers for the reply. */
-  const limited = (req: HttpRequest, bucket: 'api' | 'pending') => {
-    const a = authKey(req);
-    return { ...a, headers: enforce(ctx.limits.take([[bucket, a.agent.id]]), bucket === 'api' ? 'agent' : 'pending') };
-  };
-  const r = new Router();
+/** The authenticated agent, its `api` bucket taken: the guard of most agent routes. */
+const AGENT = { auth: 'agent', bucket: 'api' } as const;
+const PUBLIC = { auth: 'none' } as const;
 
-  r.add('GET', '/.well-known/agent-messaging.json', (req) =>
+export function buildApi(deps: ApiDeps): Router {
+  const { ctx, agents, router, identity } = deps;
+  const t = new RouteTable(new Router(), { agents, limits: ctx.limits, router, identity });
+  addDiscoveryRoutes(t, deps);
+  addMessageRoutes(t, deps);
+  addAgentRoutes(t, deps);
+  addKeyRoutes(t, deps);
+  addAidDiscoveryRoutes(t, identity);
+  addAidRoutes(t, deps.aid);
+  // A plain GET on the WebSocket path (no Upgrade header) says what the path is for.
+  t.api('GET', '/ws', PUBLIC, () => {
+    throw new AmpError(
+      'invalid_request',
+      'This is the WebSocket endpoint: connect with a WebSocket client (Upgrade: websocket)',
+    );
+  });
+  return t.router;
+}
+
+/** Public documents: provider discovery, info, health, metrics. */
+function addDiscoveryRoutes(t: RouteTable, { ctx, health, metrics }: ApiDeps): void {
+  t.root('GET', '/.well-known/agent-messaging.json', PUBLIC, (req) =>
     ok(wellKnown(ctx, req.headers.host, req.headers.forwardedProto), 200, {
       'Cache-Control': 'public, max-age=3600',
       'Access-Control-Allow-Origin': '*',
     }),
   );
-  r.add('GET', '/api/organization', () => ok({ organization: ctx.config.defaultTenant }));
-  r.api('GET', '/info', (req) =>
+  t.root('GET', '/api/organization', PUBLIC, () => ok({ organization: ctx.config.defaultTenant }));
+  t.api('GET', '/info', PUBLIC, (req) =>
     ok(info(ctx, req.headers.host, req.headers.forwardedProto), 200, { 'Cache-Control': 'public, max-age=300' }),
   );
-  r.api('GET', '/health', () => {
-    const h = deps.health();
+  t.api('GET', '/health', PUBLIC, () => {
+    const h = health();
     return ok(h.body, h.status);
   });
-
-  r.add('GET', '/metrics', () =>
-    ok(deps.metrics(), 200, {
+  t.root('GET', '/metrics', PUBLIC, () =>
+    ok(metrics(), 200, {
       'Content-Type': 'text/plain; version=0.0.4',
     }),
   );
+}
 
-  r.api('POST', '/register', async (req) => {
-    const headers = enforce(ctx.limits.takeForIp('register', req.ip), 'ip');
+/** §4 registration, §12 route, §15 the relay queue (and the reference-CLI aliases of §24), §16 reads. */
+function addMessageRoutes(t: RouteTable, { agents, router, inbox, receipts }: ApiDeps): void {
+  t.api('POST', '/register', { auth: 'none', bucket: 'register' }, async (req) => {
     const out = await agents.register(
       await req.body.json(),
       req.headers.host,
       req.headers.forwardedProto,
       req.headers.registrationKey,
     );
-    return ok(out.body, out.status, headers);
+    return ok(out.body, out.status);
   });
 
-  r.api('POST', '/route', async (req) => {
-    const sender = auth(req);
-    const headers = router.senderRateLimit(sender);
-    const out = await router.route(sender, await req.body.json(), { headerIdempotencyKey: req.headers.idempotencyKey });
-    if (out.replayed) headers['Idempotent-Replayed'] = 'true';
-    return ok(out.result, 200, headers);
+  t.api('POST', '/route', { auth: 'agent', bucket: 'route' }, async (req, { agent }) => {
+    const out = await router.route(agent, await req.body.json(), { headerIdempotencyKey: req.headers.idempotencyKey });
+    return ok(out.result, 200, out.replayed ? { 'Idempotent-Replayed': 'true' } : undefined);
   });
 
-  const list = (req: HttpRequest) => {
-    const { agent, headers } = limited(req, 'pending');
-    return ok(inbox.list(agent, parseLimit(req.query.get('limit'))), 200, headers);
-  };
-  const ackQuery = async (req: HttpRequest) => {
-    const { agent, headers } = limited(req, 'api');
-    return ok(await inbox.ackOne(agent, req.query.get('id')), 200, headers);
-  };
-  const ackParam = async (req: HttpRequest) => {
-    const { agent, headers } = limited(req, 'api');
-    return ok(await inbox.ackOne(agent, req.params.id), 200, headers);
-  };
-  const ackBatch = async (req: HttpRequest) => {
-    const { agent, headers } = limited(req, 'api');
-    return ok(await inbox.ackBatch(agent, await req.body.json()), 200, headers);
-  };
+  const pending = { auth: 'agent', bucket: 'pending' } as const;
+  const list = (req: HttpRequest, { agent }: AgentCaller) => ok(inbox.list(agent, parseLimit(req.query.get('limit'))));
+  const ackQuery = async (req: HttpRequest, { agent }: AgentCaller) =>
+    ok(await inbox.ackOne(agent, req.query.get('id')));
+  const ackParam = async (req: HttpRequest, { agent }: AgentCaller) => ok(await inbox.ackOne(agent, req.params.id));
+  const ackBatch = async (req: HttpRequest, { agent }: AgentCaller) =>
+    ok(await inbox.ackBatch(agent, decodeBatchAckBody(await req.body.json())));
 
-  // §15 and the reference-CLI aliases of §24.
-  r.api('GET', '/messages/pending', list);
-  r.api('GET', '/messages', list);
-  r.api('GET', '/inbox', list);
-  r.api('DELETE', '/messages/pending', ackQuery);
-  r.api('DELETE', '/messages/pending/:id', ackParam);
-  r.api('POST', '/inbox/:id/ack', ackParam);
-  r.api('DELETE', '/inbox/:id', ackParam);
-  r.api('POST', '/messages/pending', ackBatch);
-  r.api('POST', '/messages/pending/ack', ackBatch);
-  r.api('POST', '/inbox/ack', ackBatch);
+  t.api('GET', '/messages/pending', pending, list);
+  t.api('GET', '/messages', pending, list);
+  t.api('GET', '/inbox', pending, list);
+  t.api('DELETE', '/messages/pending', AGENT, ackQuery);
+  t.api('DELETE', '/messages/pending/:id', AGENT, ackParam);
+  t.api('POST', '/inbox/:id/ack', AGENT, ackParam);
+  t.api('DELETE', '/inbox/:id', AGENT, ackParam);
+  t.api('POST', '/messages/pending', AGENT, ackBatch);
+  t.api('POST', '/messages/pending/ack', AGENT, ackBatch);
+  t.api('POST', '/inbox/ack', AGENT, ackBatch);
 
-  r.api('POST', '/messages/:id/read', (req) => {
-    const { agent, headers } = limited(req, 'api');
+  t.api('POST', '/messages/:id/read', AGENT, (req, { agent }) => {
     if (!isAcceptedMessageId(req.params.id)) throw invalidField('id', 'id is not a valid message id');
-    return ok(receipts.read(agent, req.params.id), 200, headers);
+    return ok(receipts.read(agent, req.params.id));
   });
+}
 
-  // §7 agents: self, card, listing, resolve.
-  r.api('GET', '/agents/me', (req) => {
-    const { agent, headers } = limited(req, 'api');
-    return ok(agents.self(agent), 200, headers);
-  });
-  r.api('PATCH', '/agents/me', async (req) => {
-    const { agent, headers } = limited(req, 'api');
-    return ok(await directory.update(agent, await req.body.json()), 200, headers);
-  });
-  r.api('DELETE', '/agents/me', async (req) => {
-    const { agent, headers } = limited(req, 'api');
-    return ok(await directory.deregister(agent), 200, headers);
-  });
-  r.api('GET', '/agents/me/card', (req) => {
-    const { agent, headers } = limited(req, 'api');
-    return ok(directory.card(agent, req.headers.host, req.headers.forwardedProto), 200, headers);
-  });
-  r.api('GET', '/agents', (req) => {
-    const { agent, headers } = limited(req, 'api');
-    return ok(directory.list(agent, req.query), 200, headers);
-  });
-  r.api('GET', '/agents/resolve/:address', (req) => {
-    const { agent, headers } = limited(req, 'api');
-    return ok(directory.resolve(agent, req.params.address), 200, headers);
-  });
+/** §7 agents: self, card, listing, resolve. */
+function addAgentRoutes(t: RouteTable, { agents, directory }: ApiDeps): void {
+  t.api('GET', '/agents/me', AGENT, (_req, { agent }) => ok(agents.self(agent)));
+  t.api('PATCH', '/agents/me', AGENT, async (req, { agent }) =>
+    ok(await directory.update(agent, decodeAgentUpdateBody(await req.body.json()))),
+  );
+  t.api('DELETE', '/agents/me', AGENT, async (_req, { agent }) => ok(await directory.deregister(agent)));
+  t.api('GET', '/agents/me/card', AGENT, (req, { agent }) =>
+    ok(directory.card(agent, req.headers.host, req.headers.forwardedProto)),
+  );
+  t.api('GET', '/agents', AGENT, (req, { agent }) => ok(directory.list(agent, req.query)));
+  t.api('GET', '/agents/resolve/:address', AGENT, (req, { agent }) => ok(directory.resolve(agent, req.params.address)));
   // Legacy form: GET agents/{address} when the segment holds an '@'.
-  r.api('GET', '/agents/:address', (req) => {
-    const { agent, headers } = limited(req, 'api');
+  t.api('GET', '/agents/:address', AGENT, (req, { agent }) => {
     if (!req.params.address.includes('@'))
       throw new AmpError('not_found', 'No such endpoint; resolve with agents/resolve/{address}');
-    return ok(directory.resolve(agent, req.params.address), 200, headers);
+    return ok(directory.resolve(agent, req.params.address));
   });
+}
 
-  // §6 keys.
-  r.api('POST', '/auth/rotate-key', async (req) => {
-    const { agent, keyHash } = authKey(req);
-    const headers = enforce(ctx.limits.take([['api', agent.id]]), 'agent');
-    return ok(await keys.rotateApiKey(agent, keyHash), 200, headers);
-  });
-  r.api('DELETE', '/auth/revoke-key', async (req) => {
-    const { agent, headers } = limited(req, 'api');
-    return ok(await keys.revokeApiKeys(agent), 200, headers);
-  });
-  r.api('POST', '/auth/rotate-keys', async (req) => {
-    const { agent, headers } = limited(req, 'api');
-    return ok(await keys.rotateKeypair(agent, await req.body.json()), 200, headers);
-  });
+/** §6 keys. */
+function addKeyRoutes(t: RouteTable, { keys }: ApiDeps): void {
+  t.api('POST', '/auth/rotate-key', AGENT, async (_req, { agent, keyHash }) =>
+    ok(await keys.rotateApiKey(agent, keyHash)),
+  );
+  t.api('DELETE', '/auth/revoke-key', AGENT, async (_req, { agent }) => ok(await keys.revokeApiKeys(agent)));
+  t.api('POST', '/auth/rotate-keys', AGENT, async (req, { agent }) =>
+    ok(await keys.rotateKeypair(agent, decodeRotateKeysBody(await req.body.json()))),
+  );
+}
 
-  // AID discovery (agent-identity §7, §12), per tenant and in the RFC 8414 suffix form.
+/**
+ * AID discovery (agent-identity §7, §12), per tenant and in the RFC 8414 suffix form. Public, and
+ * answered in the AID error shape (§15); `identity` resolves the tenant itself.
+ */
+function addAidDiscoveryRoutes(t: RouteTable, identity: IdentityRoutes): void {
   const cachedDoc = (body: Record<string, unknown>) =>
     ok(body, 200, { 'Cache-Control': 'public, max-age=300', 'Access-Control-Allow-Origin': '*' });
-  // AID documents answer errors in the AID shape (agent-identity §15).
-  r.add(
-    'GET',
-    '/.well-known/jwks.json',
-    aid(async () => cachedDoc(await identity.jwks())),
-  );
-  r.add(
-    'GET',
-    '/:tenant/.well-known/jwks.json',
-    aid(async (req) => cachedDoc(await identity.jwks(req.params.tenant))),
-  );
+  t.aid('GET', '/.well-known/jwks.json', {}, async () => cachedDoc(await identity.jwks()));
+  t.aid('GET', '/:tenant/.well-known/jwks.json', {}, async (req) => cachedDoc(await identity.jwks(req.params.tenant)));
   for (const doc of ['oauth-authorization-server', 'openid-configuration', 'oauth-protected-resource'] as const) {
-    r.add(
-      'GET',
-      `/:tenant/.well-known/${doc}`,
-      aid((req) => cachedDoc(identity.discovery(doc, req.params.tenant))),
-    );
-    r.add(
-      'GET',
-      `/.well-known/${doc}/:tenant`,
-      aid((req) => cachedDoc(identity.discovery(doc, req.params.tenant))),
-    );
+    t.aid('GET', `/:tenant/.well-known/${doc}`, {}, (req) => cachedDoc(identity.discovery(doc, req.params.tenant)));
+    t.aid('GET', `/.well-known/${doc}/:tenant`, {}, (req) => cachedDoc(identity.discovery(doc, req.params.tenant)));
   }
-
-  addAidRoutes(r, deps.aid);
-
-  // A plain GET on the WebSocket path (no Upgrade header) says what the path is for.
-  r.api('GET', '/ws', () => {
-    throw new AmpError(
-      'invalid_request',
-      'This is the WebSocket endpoint: connect with a WebSocket client (Upgrade: websocket)',
-    );
-  });
-  return r;
 }

@@ -9,7 +9,7 @@ import type { HttpRequest as UwsRequest, HttpResponse, TemplatedApp } from 'uWeb
 import type { Logger } from 'pino';
 import { AmpError, isAmpError } from '../../../proto/index.js';
 import { BodyReader } from './body.js';
-import type { HttpReply, HttpRequest, Router } from './router.js';
+import type { HttpReply, HttpRequest, Match, Router } from './router.js';
 
 export interface HttpOptions {
   corsOrigin: string;
@@ -98,6 +98,40 @@ function readHeaders(req: UwsRequest) {
   };
 }
 
+const PREFLIGHT_REPLY: HttpReply = {
+  status: 204,
+  headers: {
+    'Access-Control-Allow-Methods': CORS_ALLOW_METHODS,
+    'Access-Control-Allow-Headers': CORS_ALLOW_HEADERS,
+    'Access-Control-Max-Age': '600',
+  },
+};
+
+/** 404 for an unknown path; 405 with Allow for a known path without this method. */
+function unroutedReply(m: Exclude<Match, { kind: 'handler' }>, method: string, path: string): HttpReply {
+  if (m.kind === 'not_found') return errorReply(new AmpError('not_found', `No such endpoint: ${method} ${path}`));
+  const allow = m.allow.join(', ');
+  const reply = errorReply(
+    new AmpError('method_not_allowed', `Method ${method} is not allowed on ${path}; allowed: ${allow}`),
+  );
+  reply.headers!.Allow = allow;
+  return reply;
+}
+
+/** The reply to a handler that threw, and whether to close the connection after it. */
+function failureReply(e: unknown, logger: Logger, ip: string, method: string, path: string): [HttpReply, boolean] {
+  if (!isAmpError(e)) {
+    logger.error({ err: e, method, path }, 'request handler failed');
+    return [errorReply(new AmpError('internal_error', 'Internal server error')), false];
+  }
+  // Security events are logged (never with the credential itself).
+  if (e.code === 'unauthorized') logger.info({ event: 'auth_failed', ip, method, path }, 'authentication failed');
+  else if (e.code === 'rate_limited')
+    logger.info({ event: 'rate_limited', ip, path, scope: e.details.scope }, 'rate limited');
+  // A body refused mid-stream: answer now and drop the connection rather than read the rest.
+  return [errorReply(e), e.code === 'request_too_large'];
+}
+
 /** Route every HTTP request on `app` through `router`. */
 export function attachHttp(app: TemplatedApp, router: Router, opts: HttpOptions): void {
   app.any('/*', (res, ureq) => {
@@ -114,46 +148,15 @@ export function attachHttp(app: TemplatedApp, router: Router, opts: HttpOptions)
     const rawQuery = ureq.getQuery() ?? '';
     const ip = Buffer.from(res.getRemoteAddressAsText()).toString('utf8');
 
-    if (method === 'OPTIONS') {
-      return write(
-        res,
-        state,
-        {
-          status: 204,
-          headers: {
-            'Access-Control-Allow-Methods': CORS_ALLOW_METHODS,
-            'Access-Control-Allow-Headers': CORS_ALLOW_HEADERS,
-            'Access-Control-Max-Age': '600',
-          },
-        },
-        opts,
-      );
-    }
+    if (method === 'OPTIONS') return write(res, state, PREFLIGHT_REPLY, opts);
     if (opts.isClosing()) {
-      return write(
-        res,
-        state,
-        errorReply(
-          new AmpError('service_unavailable', 'The server is shutting down; retry shortly', { retryAfter: 1 }),
-        ),
-        opts,
-        true,
-      );
+      const closing = new AmpError('service_unavailable', 'The server is shutting down; retry shortly', {
+        retryAfter: 1,
+      });
+      return write(res, state, errorReply(closing), opts, true);
     }
     const m = router.match(method, path);
-    if (m.kind === 'not_found') {
-      return write(res, state, errorReply(new AmpError('not_found', `No such endpoint: ${method} ${path}`)), opts);
-    }
-    if (m.kind === 'method_not_allowed') {
-      const reply = errorReply(
-        new AmpError(
-          'method_not_allowed',
-          `Method ${method} is not allowed on ${path}; allowed: ${m.allow.join(', ')}`,
-        ),
-      );
-      reply.headers!.Allow = m.allow.join(', ');
-      return write(res, state, reply, opts);
-    }
+    if (m.kind !== 'handler') return write(res, state, unroutedReply(m, method, path), opts);
     body = new BodyReader(res, BODY_METHODS.has(method) ? headers.contentLength : '0');
     const request: HttpRequest = {
       method,
@@ -165,18 +168,8 @@ export function attachHttp(app: TemplatedApp, router: Router, opts: HttpOptions)
       body,
     };
     const fail = (e: unknown) => {
-      if (isAmpError(e)) {
-        // Security events are logged (never with the credential itself).
-        if (e.code === 'unauthorized')
-          opts.logger.info({ event: 'auth_failed', ip, method, path }, 'authentication failed');
-        else if (e.code === 'rate_limited')
-          opts.logger.info({ event: 'rate_limited', ip, path, scope: e.details.scope }, 'rate limited');
-        // A body refused mid-stream: answer now and drop the connection rather than read the rest.
-        write(res, state, errorReply(e), opts, e.code === 'request_too_large');
-      } else {
-        opts.logger.error({ err: e, method, path }, 'request handler failed');
-        write(res, state, errorReply(new AmpError('internal_error', 'Internal server error')), opts);
-      }
+      const [reply, closeConnection] = failureReply(e, opts.logger, ip, method, path);
+      write(res, state, reply, opts, closeConnection);
     };
     opts.inFlight.begin();
     try {

@@ -1,6 +1,7 @@
 // The REST route table. One uWS catch-all hands every request to `match`, so 404, 405 (+ Allow)
 // and the /v1 + /api/v1 double mount are decided here, in one place, rather than by uWS pattern
-// precedence.
+// precedence. Which path wins does not depend on registration order: segment by segment, a literal
+// beats a parameter (`/:t/agent_registrations/request` over `/:t/agent_registrations/:id`).
 
 import type { BodyReader } from './body.js';
 
@@ -49,6 +50,7 @@ export const API_MOUNTS = ['/v1', '/api/v1'] as const;
 
 export class Router {
   private readonly exact = new Map<string, PathEntry>();
+  /** Most specific first (see `bySpecificity`), so the first path that matches is the one to use. */
   private readonly patterns: PathEntry[] = [];
 
   /** Register `handler` for `method` on `path` (`:name` segments are parameters). */
@@ -57,8 +59,10 @@ export class Router {
     let entry = hasParams ? this.patterns.find((p) => p.segments.join('/') === path.slice(1)) : this.exact.get(path);
     if (!entry) {
       entry = { segments: path.slice(1).split('/'), handlers: new Map() };
-      if (hasParams) this.patterns.push(entry);
-      else this.exact.set(path, entry);
+      if (hasParams) {
+        this.patterns.push(entry);
+        this.patterns.sort(bySpecificity); // stable: equally specific paths keep their order
+      } else this.exact.set(path, entry);
     }
     entry.handlers.set(method, handler);
     return this;
@@ -70,6 +74,10 @@ export class Router {
     return this;
   }
 
+  /**
+   * The path decides the entry, then the method: once a path matches, a missing method is 405 with
+   * the entry's Allow list, never a fall-through to a less specific path.
+   */
   match(method: string, rawPath: string): Match {
     const path = rawPath.length > 1 && rawPath.endsWith('/') ? rawPath.slice(0, -1) : rawPath;
     let params: Record<string, string> = {};
@@ -92,12 +100,29 @@ export class Router {
   }
 }
 
+const isParam = (segment: string) => segment.startsWith(':');
+
+/**
+ * Two paths that match the same request have the same length and agree on every literal; at the
+ * first segment where one has a literal and the other a parameter, the literal one is more
+ * specific. Ordering by that (then by length, which never decides between two matches) makes the
+ * first match in the sorted list the most specific one.
+ */
+function bySpecificity(a: PathEntry, b: PathEntry): number {
+  const n = Math.min(a.segments.length, b.segments.length);
+  for (let i = 0; i < n; i++) {
+    const pa = isParam(a.segments[i]);
+    if (pa !== isParam(b.segments[i])) return pa ? 1 : -1;
+  }
+  return a.segments.length - b.segments.length;
+}
+
 function matchSegments(pattern: string[], segs: string[]): Record<string, string> | null {
   if (pattern.length !== segs.length) return null;
   const params: Record<string, string> = {};
   for (let i = 0; i < pattern.length; i++) {
     const p = pattern[i];
-    if (p.startsWith(':')) {
+    if (isParam(p)) {
       if (segs[i] === '') return null;
       let v: string;
       try {

@@ -1,0 +1,209 @@
+// The route table with its guards. Each route declares who may call it and which §20 bucket it
+// takes; the table checks both from the request headers before the handler runs, so before any
+// body is read (spec §12.3 step 1), and hands the handler what the checks resolved. AMP routes
+// answer errors in the AMP shape, AID routes (agent-identity §15) in the AID shape.
+//
+//   t.api('GET', '/agents/me', { auth: 'agent', bucket: 'api' }, (req, { agent }) => ok(agents.self(agent)));
+//   t.aid('GET', '/:t/agent_registrations', { tenant: true, admin: 'agent_registrations:read' },
+//     (req, { tenant }) => ok(registrations.list(tenant, req.query)));
+
+import { isAmpError } from '../../../proto/index.js';
+import type { Actor } from '../../identity/audit.js';
+import { AidError } from '../../identity/errors.js';
+import type { IdentityRoutes } from '../../identity/routes.js';
+import type { Agents } from '../../relay/agents.js';
+import { enforce, type RateLimits } from '../../relay/ratelimit.js';
+import type { MessageRouter } from '../../relay/route.js';
+import type { AgentRecord } from '../../store/types.js';
+import type { Handler, HttpReply, HttpRequest, Router } from './router.js';
+
+/**
+ * An AMP route's guard. `auth: 'agent'`: an API key (Authorization: Bearer, or X-API-Key), then a
+ * token from the agent's `bucket` (`route` is the sender's route + route_hour pair). `auth: 'none'`:
+ * anyone; `bucket: 'register'` is taken per client IP. Taken buckets' headers go on the reply.
+ */
+export type AmpGuard = { auth: 'none'; bucket?: 'register' } | { auth: 'agent'; bucket: 'api' | 'pending' | 'route' };
+
+export interface AgentCaller {
+  agent: AgentRecord;
+  /** The API key used (sessions and key rotation name it). */
+  keyHash: string;
+}
+
+export type AmpContext<G extends AmpGuard> = G extends { auth: 'agent' } ? AgentCaller : unknown;
+
+export type AdminScope = 'agent_registrations:read' | 'agent_registrations:write';
+
+/**
+ * An AID route's guard; the checks run in this order, each only when declared.
+ * - `tenant`: `:t` names a known organisation (404 otherwise); the handler gets it lowercased.
+ * - `admin`: an admin JWT of that tenant with the scope (§10); the handler gets the actor.
+ * - `agentKey: 'required'`: a valid AMP API key in X-API-Key; the handler gets the agent (of any
+ *   tenant: the registration request refuses another tenant's agent itself, after its limits).
+ *   `'if_sent'`: no key is fine, but a key that is sent must be one of this tenant's agents.
+ * - `introspector` (§8): an admin or service JWT of the tenant (read or aid:introspect scope) or an
+ *   agent key of it; the handler gets the caller's id for its rate-limit bucket.
+ */
+export type AidGuard =
+  | { tenant?: false }
+  | { tenant: true; admin?: AdminScope; agentKey?: 'required' | 'if_sent'; introspector?: true };
+
+export type AidContext<G extends AidGuard> = (G extends { tenant: true } ? { tenant: string } : unknown) &
+  (G extends { admin: AdminScope } ? { actor: Actor } : unknown) &
+  (G extends { agentKey: 'required' } ? { agent: AgentRecord } : unknown) &
+  (G extends { introspector: true } ? { caller: string } : unknown);
+
+type Guarded<C> = (req: HttpRequest, ctx: C) => HttpReply | Promise<HttpReply>;
+
+export interface GuardDeps {
+  agents: Agents;
+  limits: RateLimits;
+  /** The route call's sender buckets. */
+  router: MessageRouter;
+  identity: IdentityRoutes;
+}
+
+/** How each bucket names itself in a 429 (`details.scope`). */
+const BUCKET_SCOPE = { api: 'agent', pending: 'pending', register: 'ip' } as const;
+
+export const NO_STORE = { 'Cache-Control': 'no-store', Pragma: 'no-cache' };
+
+export class RouteTable {
+  constructor(
+    readonly router: Router,
+    private readonly deps: GuardDeps,
+  ) {}
+
+  /** An AMP route under both API mounts (`/v1`, `/api/v1`). */
+  api<const G extends AmpGuard>(method: string, path: string, guard: G, handler: Guarded<AmpContext<G>>): this {
+    this.router.api(method, path, this.amp(guard, handler));
+    return this;
+  }
+
+  /** An AMP route at the root (well-known documents, metrics). */
+  root<const G extends AmpGuard>(method: string, path: string, guard: G, handler: Guarded<AmpContext<G>>): this {
+    this.router.add(method, path, this.amp(guard, handler));
+    return this;
+  }
+
+  /** An AID route at the root; the tenant parameter, when there is one, is `:t`. */
+  aid<const G extends AidGuard>(method: string, path: string, guard: G, handler: Guarded<AidContext<G>>): this {
+    this.router.add(
+      method,
+      path,
+      aidShaped(async (req) => handler(req, (await this.aidCaller(guard, req)) as AidContext<G>)),
+    );
+    return this;
+  }
+
+  /** Synchronous, so a handler that answers without awaiting still answers in the same tick. */
+  private amp<G extends AmpGuard>(guard: G, handler: Guarded<AmpContext<G>>): Handler {
+    return (req) => {
+      const [caller, headers] = this.ampCaller(guard, req);
+      const out = handler(req, caller as AmpContext<G>);
+      return out instanceof Promise ? out.then((reply) => withHeaders(reply, headers)) : withHeaders(out, headers);
+    };
+  }
+
+  private ampCaller(guard: AmpGuard, req: HttpRequest): [AgentCaller | undefined, Record<string, string>] {
+    const { agents, limits, router } = this.deps;
+    if (guard.auth === 'none') {
+      const headers = guard.bucket ? enforce(limits.takeForIp(guard.bucket, req.ip), BUCKET_SCOPE[guard.bucket]) : {};
+      return [undefined, headers];
+    }
+    const caller = agents.authenticateKey(req.headers.authorization, req.headers.xApiKey);
+    const { bucket } = guard;
+    const headers =
+      bucket === 'route'
+        ? router.senderRateLimit(caller.agent)
+        : enforce(limits.take([[bucket, caller.agent.id]]), BUCKET_SCOPE[bucket]);
+    return [caller, headers];
+  }
+
+  private async aidCaller(guard: AidGuard, req: HttpRequest): Promise<Record<string, unknown>> {
+    if (!guard.tenant) return {};
+    const { identity } = this.deps;
+    const tenant = identity.tenant(req.params.t);
+    const ctx: Record<string, unknown> = { tenant };
+    if (guard.admin)
+      ctx.actor = await identity.admin(req.headers.authorization, tenant, guard.admin, req.ip, req.headers.userAgent);
+    if (guard.agentKey === 'required') ctx.agent = this.requiredAgentKey(req);
+    if (guard.agentKey === 'if_sent') this.agentKeyIfSent(req, tenant);
+    if (guard.introspector) ctx.caller = await this.introspector(req, tenant);
+    return ctx;
+  }
+
+  private requiredAgentKey(req: HttpRequest): AgentRecord {
+    try {
+      return this.deps.agents.authenticateKey('', req.headers.xApiKey).agent;
+    } catch {
+      throw new AidError(401, 'invalid_client', "A valid X-API-Key (the agent's AMP API key) is required");
+    }
+  }
+
+  /** §5: the proof is the credential; an X-API-Key, if sent, must be valid for this tenant. */
+  private agentKeyIfSent(req: HttpRequest, tenant: string): void {
+    if (!req.headers.xApiKey) return;
+    let agentTenant: string | undefined;
+    try {
+      agentTenant = this.deps.agents.authenticateKey('', req.headers.xApiKey).agent.tenant;
+    } catch {
+      agentTenant = undefined;
+    }
+    if (agentTenant !== tenant)
+      throw new AidError(401, 'invalid_client', 'The X-API-Key is not valid for this organisation');
+  }
+
+  /** §8: an X-API-Key decides alone when sent; otherwise the bearer token may hold either scope. */
+  private async introspector(req: HttpRequest, tenant: string): Promise<string> {
+    const { agents, identity } = this.deps;
+    let caller: string | null = null;
+    if (req.headers.xApiKey) {
+      try {
+        const { agent } = agents.authenticateKey('', req.headers.xApiKey);
+        if (agent.tenant === tenant) caller = `agent:${agent.id}`;
+      } catch {
+        caller = null;
+      }
+    } else if (req.headers.authorization) {
+      for (const scope of ['agent_registrations:read', 'aid:introspect']) {
+        if (caller) break;
+        caller = await identity.admin(req.headers.authorization, tenant, scope, req.ip, '').then(
+          (a) => a.id,
+          () => null,
+        );
+      }
+    }
+    if (!caller)
+      throw new AidError(
+        401,
+        'invalid_client',
+        'Introspection needs an admin or service token of this organisation, or an agent API key',
+      );
+    return caller;
+  }
+}
+
+/** The guard's rate-limit headers under the handler's own. */
+function withHeaders(reply: HttpReply, headers: Record<string, string>): HttpReply {
+  return Object.keys(headers).length === 0 ? reply : { ...reply, headers: { ...headers, ...reply.headers } };
+}
+
+/** AID errors in the AID body shape (§15), whether thrown by a guard or by the handler. */
+export function aidShaped(fn: (req: HttpRequest) => Promise<HttpReply> | HttpReply): Handler {
+  return async (req) => {
+    try {
+      return await fn(req);
+    } catch (e) {
+      if (e instanceof AidError) return { status: e.status, body: e.body(), headers: { ...NO_STORE, ...e.headers } };
+      // Body problems (size, JSON) keep their AMP codes but take the AID shape.
+      if (isAmpError(e))
+        return {
+          status: e.status,
+          body: new AidError(e.status, e.code === 'request_too_large' ? 'invalid_request' : e.code, e.message).body(),
+          headers: NO_STORE,
+        };
+      throw e;
+    }
+  };
+}
