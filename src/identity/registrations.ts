@@ -13,6 +13,7 @@ import {
 } from 'node:crypto';
 import { isFullAddress, isoTime } from '../../proto/index.js';
 import { parsePublicKeyPem } from '../crypto/keys.js';
+import { KeyedLock } from '../store/keyed-lock.js';
 import type { AgentRecord, Store } from '../store/types.js';
 import type { Actor, AuditTrail } from './audit.js';
 import { paginate } from './audit.js';
@@ -149,24 +150,14 @@ export class Registrations {
   /** §6: proofs seen in the last 600 s, token and status proofs alike. */
   readonly replay = new ReplayCache(600_000);
 
-  private readonly tenantLocks = new Map<string, Promise<void>>();
+  private readonly tenantLocks = new KeyedLock();
 
   /**
    * Run `fn` after every earlier write in the tenant settled: each write reads the registration
    * as stored now, so two admins (or an admin and the AMP side) cannot both act on one state.
    */
   private locked<T>(tenant: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.tenantLocks.get(tenant) ?? Promise.resolve();
-    const next = prev.then(fn, fn);
-    const tail = next.then(
-      () => {},
-      () => {},
-    );
-    this.tenantLocks.set(tenant, tail);
-    void tail.then(() => {
-      if (this.tenantLocks.get(tenant) === tail) this.tenantLocks.delete(tenant);
-    });
-    return next;
+    return this.tenantLocks.run(tenant, fn);
   }
 
   private role(id: number): Role {

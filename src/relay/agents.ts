@@ -24,6 +24,7 @@ import {
   decodeSignature,
 } from '../../proto/index.js';
 import { hashApiKey, parsePublicKeyPem, verifyEd25519 } from '../crypto/keys.js';
+import { KeyedLock } from '../store/keyed-lock.js';
 import type { AgentRecord } from '../store/types.js';
 import { providerUrls, type RelayContext } from './context.js';
 import { nameSuggestions } from './suggestions.js';
@@ -45,7 +46,7 @@ export class Agents {
   /** Key-recovery proofs already used, by signature, with their expiry (ms). */
   private readonly usedProofs = new Map<string, number>();
   private readonly keyObjects = new Map<string, { fingerprint: string; key: KeyObject }>();
-  private readonly agentLocks = new Map<string, Promise<void>>();
+  private readonly agentLocks = new KeyedLock();
   /** Signed WebSocket auth frames already used, with their expiry (ms). */
   private readonly usedWsAuth = new Map<string, number>();
 
@@ -292,17 +293,7 @@ export class Agents {
 
   /** Run `fn` after every earlier call for the same agent has settled. */
   serialized<T>(agentId: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.agentLocks.get(agentId) ?? Promise.resolve();
-    const next = prev.then(fn, fn);
-    const tail = next.then(
-      () => {},
-      () => {},
-    );
-    this.agentLocks.set(agentId, tail);
-    void tail.then(() => {
-      if (this.agentLocks.get(agentId) === tail) this.agentLocks.delete(agentId);
-    });
-    return next;
+    return this.agentLocks.run(agentId, fn);
   }
 
   async issueKey(agent: AgentRecord, now: number): Promise<string> {
