@@ -11,7 +11,7 @@ import {
   timingSafeEqual,
   verify as cryptoVerify,
 } from 'node:crypto';
-import { isFullAddress, isoTime } from '../../proto/index.js';
+import { isFullAddress, isoTime, PROOF_REPLAY_TTL_S, PROOF_WINDOW_S } from '../../proto/index.js';
 import { parsePublicKeyPem } from '../crypto/keys.js';
 import { KeyedLock } from '../store/keyed-lock.js';
 import type { AgentRecord, Store } from '../store/types.js';
@@ -78,8 +78,6 @@ function newUserCode(): string {
 
 export type TransitionAction = 'approve' | 'reject' | 'suspend' | 'reactivate' | 'delete';
 
-const STATUS_PROOF_WINDOW_S = 300;
-
 /**
  * §6.2: Ed25519 over `aid-registration-status\n{ts}\n{issuer}`; the raw form is
  * base64url(signature || ts), the CLI's text form base64url(ASCII(base64(signature) + ts)).
@@ -124,7 +122,7 @@ function statusProofParts(
     sig = bytes.subarray(0, 64);
     ts = bytes.subarray(64).toString('ascii');
   }
-  if (sig.length !== 64 || !/^\d{1,12}$/.test(ts) || Math.abs(Date.now() / 1000 - Number(ts)) > STATUS_PROOF_WINDOW_S)
+  if (sig.length !== 64 || !/^\d{1,12}$/.test(ts) || Math.abs(Date.now() / 1000 - Number(ts)) > PROOF_WINDOW_S)
     return null;
   const key = createPublicKey(r.public_key);
   const ok = issuers
@@ -148,7 +146,7 @@ export class Registrations {
   ) {}
 
   /** §6: proofs seen in the last 600 s, token and status proofs alike. */
-  readonly replay = new ReplayCache(600_000);
+  readonly replay = new ReplayCache(PROOF_REPLAY_TTL_S * 1000);
 
   private readonly tenantLocks = new KeyedLock();
 

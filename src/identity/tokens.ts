@@ -4,7 +4,7 @@
 
 import { createPublicKey, randomUUID, verify as cryptoVerify } from 'node:crypto';
 import { SignJWT, jwtVerify, type JWTPayload } from 'jose';
-import { canonicalJson } from '../../proto/index.js';
+import { canonicalJson, PROOF_WINDOW_S } from '../../proto/index.js';
 import type { Store } from '../store/types.js';
 import type { Actor, AuditTrail } from './audit.js';
 import { AidError } from './errors.js';
@@ -13,7 +13,6 @@ import type { SigningKeys } from './signing-keys.js';
 import type { RateLimits, Take } from '../relay/ratelimit.js';
 
 export const GRANT_TYPE = 'urn:aid:agent-identity';
-const PROOF_WINDOW_S = 300;
 const MAX_IDENTITY_DOC_BYTES = 8192;
 const MAX_PROOF_BYTES = 256;
 const LIFETIME_MIN_S = 300;

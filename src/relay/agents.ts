@@ -8,8 +8,8 @@ import {
   CLOSE,
   MAX_ADDRESS_CHARS,
   MAX_FUTURE_SKEW_S,
-  REGISTER_PROOF_CACHE_S,
-  REGISTER_PROOF_WINDOW_S,
+  PROOF_REPLAY_TTL_S,
+  PROOF_WINDOW_S,
   decodeRegisterBody,
   expandAddress,
   formatAddress,
@@ -224,13 +224,13 @@ export class Agents {
         { field: 'proof.timestamp' },
       );
     }
-    if (now / 1000 - Number(proof.timestamp) > REGISTER_PROOF_WINDOW_S) throw fail('timestamp older than 300 s');
+    if (now / 1000 - Number(proof.timestamp) > PROOF_WINDOW_S) throw fail(`timestamp older than ${PROOF_WINDOW_S} s`);
     const sig = decodeSignature(proof.signature);
     if (!sig) throw fail('signature is not a 64-byte base64 Ed25519 signature');
     for (const [s, exp] of this.usedProofs) if (exp <= now) this.usedProofs.delete(s);
     const sigKey = sig.toString('base64');
     if (this.usedProofs.has(sigKey)) throw fail('proof already used');
-    this.usedProofs.set(sigKey, now + REGISTER_PROOF_CACHE_S * 1000);
+    this.usedProofs.set(sigKey, now + PROOF_REPLAY_TTL_S * 1000);
 
     const ok = await verifyEd25519(
       this.keyObject(stale),
