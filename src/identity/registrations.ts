@@ -13,12 +13,12 @@ import {
 } from 'node:crypto';
 import { isFullAddress, isoTime, PROOF_REPLAY_TTL_S, PROOF_WINDOW_S } from '../../proto/index.js';
 import { parsePublicKeyPem } from '../crypto/keys.js';
+import { ReplayCache } from '../crypto/replay.js';
 import { KeyedLock } from '../store/keyed-lock.js';
 import type { AgentRecord, Store } from '../store/types.js';
 import type { Actor, AuditTrail } from './audit.js';
 import { paginate } from './audit.js';
 import { AidError } from './errors.js';
-import { ReplayCache } from './replay.js';
 
 export type RegistrationStatus = 'pending' | 'active' | 'rejected' | 'suspended' | 'deleted';
 
@@ -389,7 +389,7 @@ export class Registrations {
       if (by.proof !== undefined && by.proof !== null && by.proof !== '') {
         const parts = statusProofParts(r, [this.issuerOf(tenant), ...(by.aliases ?? [])], String(by.proof));
         if (!parts) throw new AidError(401, 'invalid_proof', 'status proof does not verify');
-        if (!this.replay.firstUse([tenant, parts.sig, parts.ts, '|status']))
+        if (!this.replay.claim([tenant, parts.sig, parts.ts, '|status']))
           throw new AidError(401, 'invalid_proof', 'status proof already used; sign a new one');
       }
     }

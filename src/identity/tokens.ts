@@ -220,7 +220,7 @@ export class Tokens {
       .some((iss) => cryptoVerify(null, Buffer.from(tokenProofInput(ts, iss)), key, sig));
     if (!ok) throw new AidError(400, 'invalid_proof', 'proof does not verify with the registered key for this issuer');
     // §6.1 replay key: SHA-256(proof bytes | scope | credential type), per tenant.
-    if (!this.registrations.replay.firstUse([reg.tenant, Buffer.concat([bytes, Buffer.from(`|${context}`)])]))
+    if (!this.registrations.replay.claim([reg.tenant, Buffer.concat([bytes, Buffer.from(`|${context}`)])]))
       throw new AidError(400, 'invalid_proof', 'proof already used');
   }
 

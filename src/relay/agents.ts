@@ -24,6 +24,7 @@ import {
   decodeSignature,
 } from '../../proto/index.js';
 import { hashApiKey, parsePublicKeyPem, verifyEd25519 } from '../crypto/keys.js';
+import { ReplayCache } from '../crypto/replay.js';
 import { KeyedLock } from '../store/keyed-lock.js';
 import type { AgentRecord } from '../store/types.js';
 import { providerUrls, type RelayContext } from './context.js';
@@ -43,12 +44,12 @@ export interface RegisterOutcome {
 export class Agents {
   /** Names and fingerprints being registered right now (between the checks and the commit). */
   private readonly reserved = new Set<string>();
-  /** Key-recovery proofs already used, by signature, with their expiry (ms). */
-  private readonly usedProofs = new Map<string, number>();
+  /** Key-recovery proofs already used, by signature. */
+  private readonly usedProofs = new ReplayCache(PROOF_REPLAY_TTL_S * 1000);
   private readonly keyObjects = new Map<string, { fingerprint: string; key: KeyObject }>();
   private readonly agentLocks = new KeyedLock();
-  /** Signed WebSocket auth frames already used, with their expiry (ms). */
-  private readonly usedWsAuth = new Map<string, number>();
+  /** Signed WebSocket auth frames already used. */
+  private readonly usedWsAuth = new ReplayCache(WS_AUTH_REPLAY_CACHE_S * 1000);
 
   constructor(private readonly ctx: RelayContext) {}
 
@@ -87,18 +88,16 @@ export class Agents {
     signature: string,
   ): Promise<AgentRecord | SignedAuthFailure> {
     const now = Date.now();
-    for (const [k, exp] of this.usedWsAuth) if (exp <= now) this.usedWsAuth.delete(k);
     const agent = this.findByAddress(address);
     if (!agent) return 'invalid_token';
     if (Math.abs(now / 1000 - Number(timestamp)) > WS_AUTH_WINDOW_S) return 'timestamp_out_of_window';
     const sig = decodeSignature(signature);
     if (!sig) return 'signature_invalid';
-    const replayKey = `${address}\n${timestamp}\n${sig.toString('base64')}`;
-    if (this.usedWsAuth.has(replayKey)) return 'replay_detected';
+    const replayKey = [address, timestamp, sig];
     // Claimed before the await so two concurrent uses cannot both pass; released if it fails.
-    this.usedWsAuth.set(replayKey, now + WS_AUTH_REPLAY_CACHE_S * 1000);
+    if (!this.usedWsAuth.claim(replayKey, now)) return 'replay_detected';
     const ok = await verifyEd25519(this.keyObject(agent), Buffer.from(wsAuthString(timestamp, address), 'utf8'), sig);
-    if (!ok) this.usedWsAuth.delete(replayKey);
+    if (!ok) this.usedWsAuth.release(replayKey);
     return ok ? agent : 'signature_invalid';
   }
 
@@ -227,10 +226,7 @@ export class Agents {
     if (now / 1000 - Number(proof.timestamp) > PROOF_WINDOW_S) throw fail(`timestamp older than ${PROOF_WINDOW_S} s`);
     const sig = decodeSignature(proof.signature);
     if (!sig) throw fail('signature is not a 64-byte base64 Ed25519 signature');
-    for (const [s, exp] of this.usedProofs) if (exp <= now) this.usedProofs.delete(s);
-    const sigKey = sig.toString('base64');
-    if (this.usedProofs.has(sigKey)) throw fail('proof already used');
-    this.usedProofs.set(sigKey, now + PROOF_REPLAY_TTL_S * 1000);
+    if (!this.usedProofs.claim([sig], now)) throw fail('proof already used');
 
     const ok = await verifyEd25519(
       this.keyObject(stale),
