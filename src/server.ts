@@ -3,7 +3,7 @@
 
 import type { Logger } from 'pino';
 import { loadConfig, type Config, type ConfigInput } from './config/schema.js';
-import { useEd25519Verifier } from './crypto/keys.js';
+import { createVerifier } from './crypto/verifier.js';
 import { loadOrCreateProviderKey } from './crypto/provider-key.js';
 import { createLogger } from './ops/logger.js';
 import { Agents } from './relay/agents.js';
@@ -55,7 +55,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
   const config = loadConfig({ env, overrides });
   const logger = givenLogger ?? createLogger(config.logLevel);
   const uws = loadUws();
-  const ed25519 = useEd25519Verifier(config.ed25519);
+  const verifier = createVerifier(config.ed25519);
 
   const store = new LmdbStore({ dataDir: config.dataDir });
   const presence = new Presence(store, config);
@@ -70,7 +70,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
     startedAt: Date.now(),
     lifecycle: { agentDeregistered: async () => {}, keypairRotated: async () => {}, keyClaimedByOther: () => false },
   };
-  const agents = new Agents(ctx);
+  const agents = new Agents(ctx, verifier);
   const router = new MessageRouter(ctx, agents);
   const receipts = new Receipts(ctx);
   const keys = new Keys(ctx, agents);
@@ -91,11 +91,12 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
   const registrations = new Registrations(
     store,
     audit,
+    verifier,
     (t) => identity.issuer(t),
     publicBase,
     ctx.limits.enabled ? MAX_PENDING_PER_TENANT : Infinity,
   );
-  const tokens = new Tokens(signingKeys, store, registrations, audit, ctx.limits);
+  const tokens = new Tokens(signingKeys, store, registrations, audit, verifier, ctx.limits);
   // The issue's coupling: approval lets a pending AMP agent route; suspension stops its messaging.
   // An approval or reactivation lifts a pending or AID-imposed suspended status; deleting a
   // registration leaves the agent as it is (a suspended one stays so until a new approval).
@@ -179,7 +180,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
         ? `[${config.host}]`
         : config.host;
   const url = `http://${shownHost}:${port}`;
-  logger.info({ url, dataDir: config.dataDir, provider: config.providerDomain, ed25519 }, 'listening');
+  logger.info({ url, dataDir: config.dataDir, provider: config.providerDomain, ed25519: verifier.name }, 'listening');
 
   let closing: Promise<void> | undefined;
   const close = () =>

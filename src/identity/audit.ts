@@ -1,7 +1,7 @@
 // The AID audit trail (agent-identity §11): append-only events per tenant, listed newest first
 // with filters by type and time window. Records never hold tokens, proofs, codes or keys.
 
-import { randomUUID } from 'node:crypto';
+import { randomUUID } from '../crypto/random.js';
 import { isoTime, parseIsoDateTime } from '../../proto/index.js';
 import type { Store } from '../store/types.js';
 import { AidError } from './errors.js';

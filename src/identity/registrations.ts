@@ -2,18 +2,12 @@
 // T1 request (agent, AMP API key) -> pending; T3 approve, T4 reject, T5 suspend, T6 reactivate,
 // T7 delete (admin). Every transition is audited with actor, IP and statuses.
 
-import {
-  createHash,
-  createPublicKey,
-  randomBytes,
-  randomInt,
-  randomUUID,
-  timingSafeEqual,
-  verify as cryptoVerify,
-} from 'node:crypto';
 import { isFullAddress, isoTime, PROOF_REPLAY_TTL_S, PROOF_WINDOW_S } from '../../proto/index.js';
+import { safeEqual, sha256Hex } from '../crypto/hash.js';
 import { parsePublicKeyPem } from '../crypto/keys.js';
+import { randomInt, randomToken, randomUUID } from '../crypto/random.js';
 import { ReplayCache } from '../crypto/replay.js';
+import type { Ed25519Verifier } from '../crypto/verifier.js';
 import { KeyedLock } from '../store/keyed-lock.js';
 import type { AgentRecord, Store } from '../store/types.js';
 import type { Actor, AuditTrail } from './audit.js';
@@ -67,7 +61,6 @@ export interface Registration {
 }
 
 const clampLifetime = (s: number) => Math.min(86_400, Math.max(300, Math.round(s)));
-const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 const normUserCode = (s: string) => s.toUpperCase().replace(/[\s-]/g, '');
 
 function newUserCode(): string {
@@ -78,10 +71,6 @@ function newUserCode(): string {
 
 export type TransitionAction = 'approve' | 'reject' | 'suspend' | 'reactivate' | 'delete';
 
-/**
- * §6.2: Ed25519 over `aid-registration-status\n{ts}\n{issuer}`; the raw form is
- * base64url(signature || ts), the CLI's text form base64url(ASCII(base64(signature) + ts)).
- */
 /**
  * §9: move the cutoff past every token issued so far. Tokens get `iat = max(now, cutoff + 1)`, so
  * one issued in this same second may carry `cutoff + 1`: the new cutoff is at least that.
@@ -100,16 +89,17 @@ function proofBytes(proof: string): Buffer {
   );
 }
 
-export function verifyStatusProof(r: Registration, issuers: readonly string[], proof: string): boolean {
-  return statusProofParts(r, issuers, proof) !== null;
-}
-
-/** The verified proof's signature and timestamp (the same whichever encoding carried them), or null. */
-function statusProofParts(
+/**
+ * §6.2: Ed25519 over `aid-registration-status\n{ts}\n{issuer}`; the raw form is
+ * base64url(signature || ts), the CLI's text form base64url(ASCII(base64(signature) + ts)).
+ * The verified proof's signature and timestamp (the same whichever encoding carried them), or null.
+ */
+async function statusProofParts(
+  verifier: Ed25519Verifier,
   r: Registration,
   issuers: readonly string[],
   proof: string,
-): { sig: Buffer; ts: string } | null {
+): Promise<{ sig: Buffer; ts: string } | null> {
   const bytes = proofBytes(proof);
   const text = bytes.toString('latin1');
   let sig: Buffer;
@@ -124,11 +114,10 @@ function statusProofParts(
   }
   if (sig.length !== 64 || !/^\d{1,12}$/.test(ts) || Math.abs(Date.now() / 1000 - Number(ts)) > PROOF_WINDOW_S)
     return null;
-  const key = createPublicKey(r.public_key);
-  const ok = issuers
+  const inputs = issuers
     .flatMap((i) => [i, `${i}/`])
-    .some((iss) => cryptoVerify(null, Buffer.from(`aid-registration-status\n${ts}\n${iss}`), key, sig));
-  return ok ? { sig, ts } : null;
+    .map((iss) => Buffer.from(`aid-registration-status\n${ts}\n${iss}`));
+  return (await verifier.verifyAny(r.public_key, inputs, sig)) ? { sig, ts } : null;
 }
 
 export class Registrations {
@@ -138,6 +127,8 @@ export class Registrations {
   constructor(
     private readonly store: Store,
     private readonly audit: AuditTrail,
+    /** The server's one verifier (status proofs, §6.2). */
+    private readonly verifier: Ed25519Verifier,
     private readonly issuerOf: (tenant: string) => string,
     private readonly publicBase: () => string,
     /** §14: live pending registrations per tenant (over → 429). */
@@ -323,10 +314,10 @@ export class Registrations {
         ampAgentId: agent.id,
       });
     // A fresh authorization code on every (re-)request; only hashes are kept.
-    const code = `${tenant}.${randomBytes(32).toString('base64url')}`;
+    const code = `${tenant}.${randomToken(32)}`;
     const userCode = newUserCode();
-    reg.code_hash = sha256(code);
-    reg.user_code_hash = sha256(normUserCode(userCode));
+    reg.code_hash = sha256Hex(code);
+    reg.user_code_hash = sha256Hex(normUserCode(userCode));
     reg.code_expires_at = now + CODE_TTL_MS;
     await this.save(reg);
     await this.audit.record(
@@ -369,25 +360,24 @@ export class Registrations {
    * Status poll (§4.2): by id with the registration's fingerprint (and an optional §6.2 proof), or
    * by user code. Polling faster than the interval answers 429 slow_down and lengthens it by 5 s.
    */
-  pollStatus(
+  async pollStatus(
     tenant: string,
     by: { id: string; fingerprint: unknown; proof: unknown; aliases?: readonly string[] } | { code: string },
-  ): { status: number; body: Record<string, unknown> } {
+  ): Promise<{ status: number; body: Record<string, unknown> }> {
     let r: Registration | undefined;
     if ('code' in by) {
-      const h = sha256(normUserCode(by.code));
-      const full = sha256(by.code);
+      const h = sha256Hex(normUserCode(by.code));
+      const full = sha256Hex(by.code);
       r = this.all(tenant).find((x) => x.user_code_hash === h || x.code_hash === full);
       if (!r) throw new AidError(404, 'not_found', 'Unknown or expired code');
     } else {
       r = this.get(tenant, by.id);
       const fp = typeof by.fingerprint === 'string' ? by.fingerprint : '';
-      const matches = [r.fingerprint, r.fingerprint_raw].some(
-        (x) => x.length === fp.length && timingSafeEqual(Buffer.from(x), Buffer.from(fp)),
-      );
+      const matches = [r.fingerprint, r.fingerprint_raw].some((x) => safeEqual(x, fp));
       if (!matches) throw new AidError(401, 'invalid_proof', 'fingerprint does not match the registration');
       if (by.proof !== undefined && by.proof !== null && by.proof !== '') {
-        const parts = statusProofParts(r, [this.issuerOf(tenant), ...(by.aliases ?? [])], String(by.proof));
+        const issuers = [this.issuerOf(tenant), ...(by.aliases ?? [])];
+        const parts = await statusProofParts(this.verifier, r, issuers, String(by.proof));
         if (!parts) throw new AidError(401, 'invalid_proof', 'status proof does not verify');
         if (!this.replay.claim([tenant, parts.sig, parts.ts, '|status']))
           throw new AidError(401, 'invalid_proof', 'status proof already used; sign a new one');
@@ -566,8 +556,8 @@ export class Registrations {
 
   /** resolve?code=: an admin looks up a pending request by its authorization or user code. */
   async resolve(tenant: string, code: string, actor: Actor): Promise<Record<string, unknown>> {
-    const h = sha256(normUserCode(code));
-    const full = sha256(code);
+    const h = sha256Hex(normUserCode(code));
+    const full = sha256Hex(code);
     const now = Date.now();
     const r = this.all(tenant).find(
       (x) => (x.user_code_hash === h || x.code_hash === full) && x.code_expires_at !== null && x.code_expires_at > now,

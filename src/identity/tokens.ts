@@ -2,9 +2,10 @@
 // proves possession of its registered Ed25519 key and gets a short-lived JWT; a suspension moves
 // the cutoff so that earlier tokens stay invalid for good.
 
-import { createPublicKey, randomUUID, verify as cryptoVerify } from 'node:crypto';
 import { SignJWT, jwtVerify, type JWTPayload } from 'jose';
 import { canonicalJson, PROOF_WINDOW_S } from '../../proto/index.js';
+import { randomUUID } from '../crypto/random.js';
+import type { Ed25519Verifier } from '../crypto/verifier.js';
 import type { Store } from '../store/types.js';
 import type { Actor, AuditTrail } from './audit.js';
 import { AidError } from './errors.js';
@@ -42,6 +43,7 @@ export class Tokens {
     private readonly store: Store,
     private readonly registrations: Registrations,
     private readonly audit: AuditTrail,
+    private readonly verifier: Ed25519Verifier,
     private readonly limits?: RateLimits,
   ) {}
 
@@ -127,14 +129,14 @@ export class Tokens {
     const address = typeof p.agent_address === 'string' ? p.agent_address.toLowerCase() : undefined;
     if (address !== undefined && address !== reg.address)
       throw new AidError(400, 'invalid_grant', 'agent_address does not match the registration');
-    if (doc) this.checkIdentityDocument(doc, reg);
+    if (doc) await this.checkIdentityDocument(doc, reg);
 
     // Scopes as a set: spacing, order and repeats neither change the grant nor dodge the replay cache.
     const requested = [...new Set((typeof p.scope === 'string' ? p.scope : '').split(/\s+/).filter(Boolean))].sort();
     const role = this.registrations.roles.find((r) => r.id === reg.role_id) ?? this.registrations.roles[0];
     // The replay key names the grant: no scope means the role's, the same as naming them.
     const effective = requested.length ? requested : [...role.scopes].sort();
-    this.checkProof(reg, [issuer, ...aliases], proof, `${effective.join(' ')}|${credentialType}`);
+    await this.checkProof(reg, [issuer, ...aliases], proof, `${effective.join(' ')}|${credentialType}`);
 
     if (reg.status === 'pending')
       throw new AidError(403, 'registration_pending', 'The registration is waiting for approval');
@@ -200,7 +202,12 @@ export class Tokens {
   }
 
   /** §6.1: base64url(signature[64] || ASCII ts); window ±300 s; an issuer, or it + '/'; once. */
-  private checkProof(reg: Registration, issuers: readonly string[], proof: string, context: string): void {
+  private async checkProof(
+    reg: Registration,
+    issuers: readonly string[],
+    proof: string,
+    context: string,
+  ): Promise<void> {
     const bytes = proof.length <= (MAX_PROOF_BYTES * 4) / 3 + 4 ? decodeB64(proof) : null;
     if (!bytes || bytes.length < 65 || bytes.length > MAX_PROOF_BYTES)
       throw new AidError(400, 'invalid_proof', 'proof is not base64url(signature || timestamp)');
@@ -213,19 +220,16 @@ export class Tokens {
         'invalid_proof',
         `proof timestamp is ${Math.abs(drift)} s ${drift > 0 ? 'old' : 'in the future'}; the window is ${PROOF_WINDOW_S} s (check the clock)`,
       );
-    const key = createPublicKey(reg.public_key);
-    const sig = bytes.subarray(0, 64);
-    const ok = issuers
-      .flatMap((i) => [i, `${i}/`])
-      .some((iss) => cryptoVerify(null, Buffer.from(tokenProofInput(ts, iss)), key, sig));
-    if (!ok) throw new AidError(400, 'invalid_proof', 'proof does not verify with the registered key for this issuer');
+    const inputs = issuers.flatMap((i) => [i, `${i}/`]).map((iss) => Buffer.from(tokenProofInput(ts, iss)));
+    if (!(await this.verifier.verifyAny(reg.public_key, inputs, bytes.subarray(0, 64))))
+      throw new AidError(400, 'invalid_proof', 'proof does not verify with the registered key for this issuer');
     // §6.1 replay key: SHA-256(proof bytes | scope | credential type), per tenant.
     if (!this.registrations.replay.claim([reg.tenant, Buffer.concat([bytes, Buffer.from(`|${context}`)])]))
       throw new AidError(400, 'invalid_proof', 'proof already used');
   }
 
   /** §2 identity document: signed by the registered key, matching the registration. */
-  private checkIdentityDocument(doc: Record<string, unknown>, reg: Registration): void {
+  private async checkIdentityDocument(doc: Record<string, unknown>, reg: Registration): Promise<void> {
     const bad = (why: string) => new AidError(400, 'invalid_grant', `agent_identity: ${why}`);
     if (String(doc.key_algorithm ?? '').toLowerCase() !== 'ed25519') throw bad('key_algorithm must be Ed25519');
     if (typeof doc.public_key !== 'string' || doc.public_key.trim() !== reg.public_key.trim())
@@ -242,17 +246,16 @@ export class Tokens {
     const sig = typeof doc.signature === 'string' ? decodeB64(doc.signature) : null;
     if (sig?.length !== 64) throw bad('signature missing or malformed');
     const { signature: _omit, ...fields } = doc;
-    const key = createPublicKey(reg.public_key);
-    let verified = false;
+    let forms: string[];
     try {
       // canonicalJson refuses what JSON cannot hold (e.g. 1e400 parsed as Infinity): not a 500.
       const canonical = canonicalJson(fields);
-      const forms = [canonical, JSON.stringify(fields, null, 2), `amp-agent-card-v1\n${canonical}`];
-      verified = forms.some((f) => cryptoVerify(null, Buffer.from(f, 'utf8'), key, sig));
+      forms = [canonical, JSON.stringify(fields, null, 2), `amp-agent-card-v1\n${canonical}`];
     } catch {
-      verified = false;
+      throw bad('signature does not verify');
     }
-    if (!verified) throw bad('signature does not verify');
+    const candidates = forms.map((f) => Buffer.from(f, 'utf8'));
+    if (!(await this.verifier.verifyAny(reg.public_key, candidates, sig))) throw bad('signature does not verify');
   }
 
   /** §8: RFC 7662 introspection of an agent token of this tenant. */

@@ -1,7 +1,6 @@
 // Agents: registration (§4), key recovery (§4.3), API-key authentication (§1, §6), self view (§7.1)
 // and resolving addresses on our own provider (§2).
 
-import { createPublicKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import {
   AmpError,
   API_KEY_RE,
@@ -23,8 +22,10 @@ import {
   wsAuthString,
   decodeSignature,
 } from '../../proto/index.js';
-import { hashApiKey, parsePublicKeyPem, verifyEd25519 } from '../crypto/keys.js';
+import { safeEqual } from '../crypto/hash.js';
+import { hashApiKey, parsePublicKeyPem } from '../crypto/keys.js';
 import { ReplayCache } from '../crypto/replay.js';
+import type { Ed25519Verifier } from '../crypto/verifier.js';
 import { KeyedLock } from '../store/keyed-lock.js';
 import type { AgentRecord } from '../store/types.js';
 import { providerUrls, type RelayContext } from './context.js';
@@ -46,12 +47,15 @@ export class Agents {
   private readonly reserved = new Set<string>();
   /** Key-recovery proofs already used, by signature. */
   private readonly usedProofs = new ReplayCache(PROOF_REPLAY_TTL_S * 1000);
-  private readonly keyObjects = new Map<string, { fingerprint: string; key: KeyObject }>();
   private readonly agentLocks = new KeyedLock();
   /** Signed WebSocket auth frames already used. */
   private readonly usedWsAuth = new ReplayCache(WS_AUTH_REPLAY_CACHE_S * 1000);
 
-  constructor(private readonly ctx: RelayContext) {}
+  constructor(
+    private readonly ctx: RelayContext,
+    /** The server's one verifier; it keeps agents' keys parsed. */
+    readonly verifier: Ed25519Verifier,
+  ) {}
 
   /** The agent behind an `Authorization` (or `X-API-Key`) header value, or 401. */
   authenticate(authorization: string, xApiKey = ''): AgentRecord {
@@ -96,7 +100,11 @@ export class Agents {
     const replayKey = [address, timestamp, sig];
     // Claimed before the await so two concurrent uses cannot both pass; released if it fails.
     if (!this.usedWsAuth.claim(replayKey, now)) return 'replay_detected';
-    const ok = await verifyEd25519(this.keyObject(agent), Buffer.from(wsAuthString(timestamp, address), 'utf8'), sig);
+    const ok = await this.verifier.verify(
+      agent.public_key_pem,
+      Buffer.from(wsAuthString(timestamp, address), 'utf8'),
+      sig,
+    );
     if (!ok) this.usedWsAuth.release(replayKey);
     return ok ? agent : 'signature_invalid';
   }
@@ -110,15 +118,6 @@ export class Agents {
     const parts = localParts(address, parsed.provider);
     const agent = parts && this.ctx.store.findAgentByName(parts.tenant, parts.name);
     return agent && (agent.address === address || agent.short_address === address) ? agent : undefined;
-  }
-
-  /** A cached node:crypto KeyObject for the agent's registered key (PEM is parsed once per key). */
-  keyObject(agent: AgentRecord): KeyObject {
-    const cached = this.keyObjects.get(agent.id);
-    if (cached && cached.fingerprint === agent.fingerprint) return cached.key;
-    const key = createPublicKey(agent.public_key_pem);
-    this.keyObjects.set(agent.id, { fingerprint: agent.fingerprint, key });
-    return key;
   }
 
   async register(body: unknown, host: string, forwardedProto: string, registrationKey = ''): Promise<RegisterOutcome> {
@@ -228,8 +227,8 @@ export class Agents {
     if (!sig) throw fail('signature is not a 64-byte base64 Ed25519 signature');
     if (!this.usedProofs.claim([sig], now)) throw fail('proof already used');
 
-    const ok = await verifyEd25519(
-      this.keyObject(stale),
+    const ok = await this.verifier.verify(
+      stale.public_key_pem,
       Buffer.from(registerProofString(proof.timestamp, stale.address)),
       sig,
     );
@@ -319,9 +318,7 @@ export class Agents {
     const valid = config.registrationKeys.some((entry) => {
       const i = entry.indexOf(':');
       const t = entry.slice(0, i);
-      const k = Buffer.from(entry.slice(i + 1));
-      const p = Buffer.from(presentedKey);
-      return (t === '*' || t === tenant) && p.length === k.length && timingSafeEqual(p, k);
+      return (t === '*' || t === tenant) && safeEqual(presentedKey, entry.slice(i + 1));
     });
     if (!valid) {
       this.ctx.logger.warn(

@@ -182,7 +182,7 @@ export function addAidRoutes(r: Router, d: AidDeps): void {
     aid(async (req) => {
       const tenant = identity.tenant(req.params.t);
       const body = await formOrJson(req);
-      const out = registrations.pollStatus(tenant, {
+      const out = await registrations.pollStatus(tenant, {
         id: req.params.id,
         fingerprint: body.fingerprint,
         proof: body.proof,
