@@ -69,6 +69,9 @@ function newUserCode(): string {
   return `${s.slice(0, 4)}-${s.slice(4)}`;
 }
 
+/** §4.2: the status poll answers a wrong fingerprint or proof with 401, not the token endpoint's 400. */
+const POLL = { status: 401 } as const;
+
 export type TransitionAction = 'approve' | 'reject' | 'suspend' | 'reactivate' | 'delete';
 
 /**
@@ -151,16 +154,16 @@ export class Registrations {
 
   private role(id: number): Role {
     const r = this.roles.find((x) => x.id === id);
-    if (!r) throw new AidError(422, 'validation_failed', `Unknown role_id: ${id}`);
+    if (!r) throw new AidError('validation_failed', `Unknown role_id: ${id}`);
     return r;
   }
 
   get(tenant: string, id: string): Registration {
     // Ids are UUIDs; anything else (e.g. longer than a store key may be) is simply not found.
     if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id))
-      throw new AidError(404, 'not_found', 'Registration not found');
+      throw new AidError('not_found', 'Registration not found');
     const r = this.store.getRecord<Registration>('registrations', `${tenant}/${id}`);
-    if (!r) throw new AidError(404, 'not_found', 'Registration not found');
+    if (!r) throw new AidError('not_found', 'Registration not found');
     return r;
   }
 
@@ -227,7 +230,7 @@ export class Registrations {
     const fingerprint = str('fingerprint', 'amp_fingerprint');
     const pem = str('public_key', 'amp_public_key');
     const description = str('description') ?? null;
-    const invalid = (d: string) => new AidError(422, 'validation_failed', d);
+    const invalid = (d: string) => new AidError('validation_failed', d);
     if ((str('key_algorithm') ?? 'Ed25519').toLowerCase() !== 'ed25519') throw invalid('key_algorithm must be Ed25519');
     if (!name || name.length > 255) throw invalid('name is required (1-255 characters)');
     if (description !== null && description.length > 2000) throw invalid('description is at most 2000 characters');
@@ -253,7 +256,7 @@ export class Registrations {
         (r) => r.address === address && r.id !== except && ['pending', 'active', 'suspended'].includes(r.status),
       )
     ) {
-      throw new AidError(422, 'already_registered', 'Address has already been registered');
+      throw new AidError('already_registered', 'Address has already been registered');
     }
   }
 
@@ -264,7 +267,7 @@ export class Registrations {
     body: Record<string, unknown>,
     actor: Actor,
   ): Promise<Record<string, unknown>> {
-    if (agent.tenant !== tenant) throw new AidError(403, 'forbidden', 'This API key belongs to another organisation');
+    if (agent.tenant !== tenant) throw new AidError('forbidden', 'This API key belongs to another organisation');
     const v = this.validate(body);
     return this.locked(tenant, () => this.requestLocked(tenant, agent, v, actor));
   }
@@ -279,15 +282,15 @@ export class Registrations {
     // The agent as it is now: it may have deregistered or rotated its key since its API key was checked.
     const agent = this.store.getAgent(authenticated.id);
     if (!agent || agent.fingerprint !== authenticated.fingerprint)
-      throw new AidError(401, 'invalid_client', 'The agent changed while the request was read; send it again');
-    const invalid = (d: string) => new AidError(422, 'validation_failed', d);
+      throw new AidError('invalid_client', 'The agent changed while the request was read; send it again');
+    const invalid = (d: string) => new AidError('validation_failed', d);
     if (key.fingerprint !== agent.fingerprint || (address !== agent.address && address !== agent.short_address)) {
       throw invalid("address and key must be this AMP agent's own");
     }
     const now = Date.now();
     const live = this.live(tenant, key.fingerprint);
     if (live.some((r) => r.status !== 'pending'))
-      throw new AidError(422, 'already_registered', 'Fingerprint has already been registered');
+      throw new AidError('already_registered', 'Fingerprint has already been registered');
     this.assertAddressFree(tenant, address, live[0]?.id);
     if (
       !live[0] &&
@@ -295,10 +298,9 @@ export class Registrations {
         .length >= this.maxPending
     ) {
       throw new AidError(
-        429,
         'rate_limited',
         `This organisation has ${this.maxPending} pending registrations; approve or reject some first`,
-        { 'Retry-After': '60' },
+        { headers: { 'Retry-After': '60' } },
       );
     }
     const reg: Registration =
@@ -369,18 +371,18 @@ export class Registrations {
       const h = sha256Hex(normUserCode(by.code));
       const full = sha256Hex(by.code);
       r = this.all(tenant).find((x) => x.user_code_hash === h || x.code_hash === full);
-      if (!r) throw new AidError(404, 'not_found', 'Unknown or expired code');
+      if (!r) throw new AidError('not_found', 'Unknown or expired code');
     } else {
       r = this.get(tenant, by.id);
       const fp = typeof by.fingerprint === 'string' ? by.fingerprint : '';
       const matches = [r.fingerprint, r.fingerprint_raw].some((x) => safeEqual(x, fp));
-      if (!matches) throw new AidError(401, 'invalid_proof', 'fingerprint does not match the registration');
+      if (!matches) throw new AidError('invalid_proof', 'fingerprint does not match the registration', POLL);
       if (by.proof !== undefined && by.proof !== null && by.proof !== '') {
         const issuers = [this.issuerOf(tenant), ...(by.aliases ?? [])];
         const parts = await statusProofParts(this.verifier, r, issuers, String(by.proof));
-        if (!parts) throw new AidError(401, 'invalid_proof', 'status proof does not verify');
+        if (!parts) throw new AidError('invalid_proof', 'status proof does not verify', POLL);
         if (!this.replay.claim([tenant, parts.sig, parts.ts, '|status']))
-          throw new AidError(401, 'invalid_proof', 'status proof already used; sign a new one');
+          throw new AidError('invalid_proof', 'status proof already used; sign a new one', POLL);
       }
     }
     const now = Date.now();
@@ -475,10 +477,10 @@ export class Registrations {
     // role_id and token_lifetime may sit inside `agent_registration` or beside it.
     const roleId = b.role_id ?? body.role_id;
     const lifetime = b.token_lifetime ?? body.token_lifetime;
-    if (typeof roleId !== 'number') throw new AidError(422, 'validation_failed', 'role_id (a number) is required');
+    if (typeof roleId !== 'number') throw new AidError('validation_failed', 'role_id (a number) is required');
     const role = this.role(roleId);
     if (this.live(tenant, key.fingerprint).length)
-      throw new AidError(422, 'already_registered', 'Fingerprint has already been registered');
+      throw new AidError('already_registered', 'Fingerprint has already been registered');
     this.assertAddressFree(tenant, address);
     const amp = this.store.findAgentByFingerprint(key.fingerprint);
     const bound =
@@ -516,7 +518,7 @@ export class Registrations {
   ): Promise<Record<string, unknown>> {
     const r = this.get(tenant, id);
     if (r.status === 'deleted')
-      throw new AidError(422, 'invalid_transition', 'Cannot update a registration in status deleted');
+      throw new AidError('invalid_transition', 'Cannot update a registration in status deleted');
     const b = (
       body.agent_registration && typeof body.agent_registration === 'object' ? body.agent_registration : body
     ) as Record<string, unknown>;
@@ -562,7 +564,7 @@ export class Registrations {
     const r = this.all(tenant).find(
       (x) => (x.user_code_hash === h || x.code_hash === full) && x.code_expires_at !== null && x.code_expires_at > now,
     );
-    if (!r) throw new AidError(404, 'not_found', 'Unknown or expired code');
+    if (!r) throw new AidError('not_found', 'Unknown or expired code');
     await this.audit.record(tenant, r.id, 'authorization_code_resolved', actor, {
       previous_status: r.status,
       new_status: r.status,
@@ -666,7 +668,7 @@ export class Registrations {
       delete: ['pending', 'active', 'rejected', 'suspended'],
     };
     if (!allowed[action].includes(from))
-      throw new AidError(422, 'invalid_transition', `Cannot ${action} a registration in status ${from}`);
+      throw new AidError('invalid_transition', `Cannot ${action} a registration in status ${from}`);
     const reason = typeof body.reason === 'string' ? body.reason.slice(0, 2000) : null;
     const previousRole = this.role(r.role_id);
     let event:

@@ -32,8 +32,8 @@ function decodeB64(s: string): Buffer | null {
 /** §14: a refused take is 429 `rate_limited` with Retry-After. */
 export function rateLimited(take: Take | undefined, what: string): void {
   if (take && !take.ok)
-    throw new AidError(429, 'rate_limited', `Too many ${what}; retry in ${take.retryAfter} s`, {
-      'Retry-After': String(take.retryAfter),
+    throw new AidError('rate_limited', `Too many ${what}; retry in ${take.retryAfter} s`, {
+      headers: { 'Retry-After': String(take.retryAfter) },
     });
 }
 
@@ -61,14 +61,14 @@ export class Tokens {
   ): Promise<Record<string, unknown>> {
     const str = (k: string) => (typeof p[k] === 'string' && p[k] !== '' ? (p[k] as string) : undefined);
     if (str('grant_type') !== GRANT_TYPE)
-      throw new AidError(400, 'unsupported_grant_type', `grant_type must be ${GRANT_TYPE}`);
+      throw new AidError('unsupported_grant_type', `grant_type must be ${GRANT_TYPE}`);
     const proof = str('proof');
     const identityRaw = str('agent_identity');
     if (!proof || (!str('fingerprint') && !identityRaw))
-      throw new AidError(400, 'invalid_request', 'proof and fingerprint (or agent_identity) are required');
+      throw new AidError('invalid_request', 'proof and fingerprint (or agent_identity) are required');
     const credentialType = str('requested_credential_type') ?? 'access_token';
     if (credentialType !== 'access_token')
-      throw new AidError(400, 'invalid_request', `requested_credential_type '${credentialType}' is not supported`);
+      throw new AidError('invalid_request', `requested_credential_type '${credentialType}' is not supported`);
 
     let doc: Record<string, unknown> | undefined;
     if (identityRaw) {
@@ -82,7 +82,7 @@ export class Tokens {
         doc = undefined;
       }
       if (!doc || typeof doc !== 'object')
-        throw new AidError(400, 'invalid_grant', 'agent_identity is not a base64url JSON identity document');
+        throw new AidError('invalid_grant', 'agent_identity is not a base64url JSON identity document');
     }
     const fingerprint = str('fingerprint') ?? (typeof doc?.fingerprint === 'string' ? doc.fingerprint : '');
     // §14: 200/min per tenant, 30/min per key (refilled by a success). A known key's bucket is its
@@ -98,7 +98,7 @@ export class Tokens {
       );
     const keyBucket = `${tenant}|${reg ? `reg:${reg.id}` : `fp:${fingerprint}`}`;
     rateLimited(this.limits?.take([['aid_token_key', keyBucket]]), 'token requests for this key');
-    if (!reg) throw new AidError(403, 'agent_not_registered', 'No registration for this key in this organisation');
+    if (!reg) throw new AidError('agent_not_registered', 'No registration for this key in this organisation');
     const actor: Actor = { type: 'agent', id: `agent:${reg.id}`, email: null, address: reg.address, ip, userAgent };
     try {
       const out = await this.issueFor(reg, issuer, aliases, p, proof, doc, credentialType, actor);
@@ -128,7 +128,7 @@ export class Tokens {
   ): Promise<Record<string, unknown>> {
     const address = typeof p.agent_address === 'string' ? p.agent_address.toLowerCase() : undefined;
     if (address !== undefined && address !== reg.address)
-      throw new AidError(400, 'invalid_grant', 'agent_address does not match the registration');
+      throw new AidError('invalid_grant', 'agent_address does not match the registration');
     if (doc) await this.checkIdentityDocument(doc, reg);
 
     // Scopes as a set: spacing, order and repeats neither change the grant nor dodge the replay cache.
@@ -139,16 +139,16 @@ export class Tokens {
     await this.checkProof(reg, [issuer, ...aliases], proof, `${effective.join(' ')}|${credentialType}`);
 
     if (reg.status === 'pending')
-      throw new AidError(403, 'registration_pending', 'The registration is waiting for approval');
-    if (reg.status === 'suspended') throw new AidError(403, 'agent_suspended', 'The agent is suspended');
+      throw new AidError('registration_pending', 'The registration is waiting for approval');
+    if (reg.status === 'suspended') throw new AidError('agent_suspended', 'The agent is suspended');
 
     const outside = requested.filter((s) => !role.scopes.includes(s));
     if (outside.length)
-      throw new AidError(400, 'invalid_scope', `Scopes not granted to role ${role.name}: ${outside.join(' ')}`);
+      throw new AidError('invalid_scope', `Scopes not granted to role ${role.name}: ${outside.join(' ')}`);
     const scopes = requested.length ? requested : role.scopes;
 
     const audience = typeof p.resource === 'string' ? p.resource : typeof p.audience === 'string' ? p.audience : issuer;
-    if (audience !== issuer) throw new AidError(400, 'invalid_target', 'Unknown resource or audience');
+    if (audience !== issuer) throw new AidError('invalid_target', 'Unknown resource or audience');
 
     const now = Math.floor(Date.now() / 1000);
     const iat = Math.max(now, reg.tokens_valid_after + 1);
@@ -210,27 +210,26 @@ export class Tokens {
   ): Promise<void> {
     const bytes = proof.length <= (MAX_PROOF_BYTES * 4) / 3 + 4 ? decodeB64(proof) : null;
     if (!bytes || bytes.length < 65 || bytes.length > MAX_PROOF_BYTES)
-      throw new AidError(400, 'invalid_proof', 'proof is not base64url(signature || timestamp)');
+      throw new AidError('invalid_proof', 'proof is not base64url(signature || timestamp)');
     const ts = bytes.subarray(64).toString('ascii');
-    if (!/^\d{1,12}$/.test(ts)) throw new AidError(400, 'invalid_proof', 'proof timestamp is not unix seconds');
+    if (!/^\d{1,12}$/.test(ts)) throw new AidError('invalid_proof', 'proof timestamp is not unix seconds');
     const drift = Math.floor(Date.now() / 1000) - Number(ts);
     if (Math.abs(drift) > PROOF_WINDOW_S)
       throw new AidError(
-        400,
         'invalid_proof',
         `proof timestamp is ${Math.abs(drift)} s ${drift > 0 ? 'old' : 'in the future'}; the window is ${PROOF_WINDOW_S} s (check the clock)`,
       );
     const inputs = issuers.flatMap((i) => [i, `${i}/`]).map((iss) => Buffer.from(tokenProofInput(ts, iss)));
     if (!(await this.verifier.verifyAny(reg.public_key, inputs, bytes.subarray(0, 64))))
-      throw new AidError(400, 'invalid_proof', 'proof does not verify with the registered key for this issuer');
+      throw new AidError('invalid_proof', 'proof does not verify with the registered key for this issuer');
     // §6.1 replay key: SHA-256(proof bytes | scope | credential type), per tenant.
     if (!this.registrations.replay.claim([reg.tenant, Buffer.concat([bytes, Buffer.from(`|${context}`)])]))
-      throw new AidError(400, 'invalid_proof', 'proof already used');
+      throw new AidError('invalid_proof', 'proof already used');
   }
 
   /** §2 identity document: signed by the registered key, matching the registration. */
   private async checkIdentityDocument(doc: Record<string, unknown>, reg: Registration): Promise<void> {
-    const bad = (why: string) => new AidError(400, 'invalid_grant', `agent_identity: ${why}`);
+    const bad = (why: string) => new AidError('invalid_grant', `agent_identity: ${why}`);
     if (String(doc.key_algorithm ?? '').toLowerCase() !== 'ed25519') throw bad('key_algorithm must be Ed25519');
     if (typeof doc.public_key !== 'string' || doc.public_key.trim() !== reg.public_key.trim())
       throw bad('public_key is not the registered key');

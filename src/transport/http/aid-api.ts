@@ -1,7 +1,7 @@
 // The AID HTTP surface under /{tenant}/... (agent-identity §4). AID errors have their own body
 // shape (§15), so these handlers answer AidError themselves.
 
-import { isAmpError } from '../../../proto/index.js';
+import { aidErrorBody, isAmpError } from '../../../proto/index.js';
 import type { Agents } from '../../relay/agents.js';
 import type { AgentRecord } from '../../store/types.js';
 import { AidError } from '../../identity/errors.js';
@@ -33,7 +33,7 @@ export function aid(fn: (req: HttpRequest) => Promise<HttpReply> | HttpReply): H
       if (isAmpError(e))
         return {
           status: e.status,
-          body: new AidError(e.status, e.code === 'request_too_large' ? 'invalid_request' : e.code, e.message).body(),
+          body: aidErrorBody(e.status, e.code === 'request_too_large' ? 'invalid_request' : e.code, e.message),
           headers: NO_STORE,
         };
       throw e;
@@ -48,7 +48,7 @@ const MAX_AID_BODY = 16 * 1024;
 async function formOrJson(req: HttpRequest): Promise<Record<string, unknown>> {
   const text = await req.body.text();
   if (Buffer.byteLength(text, 'utf8') > MAX_AID_BODY)
-    throw new AidError(413, 'invalid_request', `The request body exceeds ${MAX_AID_BODY} bytes`);
+    throw new AidError('invalid_request', `The request body exceeds ${MAX_AID_BODY} bytes`, { status: 413 });
   if (/application\/x-www-form-urlencoded/i.test(req.headers.contentType)) {
     return Object.fromEntries(new URLSearchParams(text.trim()));
   }
@@ -86,7 +86,7 @@ export function addAidRoutes(r: Router, d: AidDeps): void {
           agentTenant = undefined;
         }
         if (agentTenant !== tenant)
-          throw new AidError(401, 'invalid_client', 'The X-API-Key is not valid for this organisation');
+          throw new AidError('invalid_client', 'The X-API-Key is not valid for this organisation');
       }
       return ok(
         await tokens.exchange(
@@ -126,14 +126,13 @@ export function addAidRoutes(r: Router, d: AidDeps): void {
       }
       if (!caller)
         throw new AidError(
-          401,
           'invalid_client',
           'Introspection needs an admin or service token of this organisation, or an agent API key',
         );
       rateLimited(limits.take([['aid_introspect', `${tenant}|${caller}`]]), 'introspection requests');
       const body = await formOrJson(req);
       if (typeof body.token !== 'string' || body.token === '')
-        throw new AidError(400, 'invalid_request', 'token is required');
+        throw new AidError('invalid_request', 'token is required');
       return ok(await tokens.introspect(tenant, identity.issuer(tenant), body.token));
     }),
   );
@@ -148,7 +147,7 @@ export function addAidRoutes(r: Router, d: AidDeps): void {
       try {
         agent = agents.authenticateKey('', req.headers.xApiKey).agent;
       } catch {
-        throw new AidError(401, 'invalid_client', "A valid X-API-Key (the agent's AMP API key) is required");
+        throw new AidError('invalid_client', "A valid X-API-Key (the agent's AMP API key) is required");
       }
       // §14: 10/h per client IP (loopback exempt in the local profile), 100/day per API key.
       rateLimited(limits.takeForIp('aid_request', req.ip), 'registration requests from this address');
@@ -170,7 +169,7 @@ export function addAidRoutes(r: Router, d: AidDeps): void {
     '/:t/agent_registrations/status',
     aid(async (req) => {
       const code = req.query.get('code');
-      if (!code) throw new AidError(400, 'invalid_request', 'code is required');
+      if (!code) throw new AidError('invalid_request', 'code is required');
       const tenant = identity.tenant(req.params.t);
       const out = await lookup(`ip:${req.ip}`, () => registrations.pollStatus(tenant, { code }));
       return ok(out.body, out.status);
@@ -197,7 +196,7 @@ export function addAidRoutes(r: Router, d: AidDeps): void {
     aid(async (req) => {
       const actor = await admin(req, 'agent_registrations:read');
       const code = req.query.get('code');
-      if (!code) throw new AidError(400, 'invalid_request', 'code is required');
+      if (!code) throw new AidError('invalid_request', 'code is required');
       return ok(
         await lookup(`admin:${actor.id}`, () => registrations.resolve(req.params.t.toLowerCase(), code, actor)),
       );
