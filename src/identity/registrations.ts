@@ -8,6 +8,7 @@ import { parsePublicKeyPem } from '../crypto/keys.js';
 import { randomInt, randomToken, randomUUID } from '../crypto/random.js';
 import { ReplayCache } from '../crypto/replay.js';
 import type { Ed25519Verifier } from '../crypto/verifier.js';
+import { rateLimitedFor } from '../relay/ratelimit.js';
 import { KeyedLock } from '../store/keyed-lock.js';
 import type { AgentRecord, Store } from '../store/types.js';
 import type { Actor, AuditTrail } from './audit.js';
@@ -25,6 +26,8 @@ export interface Role {
 export const DEFAULT_ROLES: Role[] = [{ id: 1, name: 'agent', scopes: ['agent:identity'] }];
 const CODE_TTL_MS = 24 * 3600 * 1000;
 export const MAX_PENDING_PER_TENANT = 200;
+/** When the tenant is at MAX_PENDING_PER_TENANT, ask again in a minute (an admin has to act first). */
+const PENDING_FULL_RETRY_AFTER_S = 60;
 const USER_CODE_ALPHABET = 'ABCDEFGHJKMNPQRSTUVWXYZ23456789';
 const DEFAULT_TOKEN_LIFETIME_S = 3600;
 const STATUS_ALIASES: Record<string, RegistrationStatus> = {
@@ -297,10 +300,9 @@ export class Registrations {
       this.all(tenant).filter((r) => r.status === 'pending' && (r.code_expires_at === null || r.code_expires_at > now))
         .length >= this.maxPending
     ) {
-      throw new AidError(
-        'rate_limited',
+      throw rateLimitedFor(
+        PENDING_FULL_RETRY_AFTER_S,
         `This organisation has ${this.maxPending} pending registrations; approve or reject some first`,
-        { headers: { 'Retry-After': '60' } },
       );
     }
     const reg: Registration =

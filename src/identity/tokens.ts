@@ -11,7 +11,7 @@ import type { Actor, AuditTrail } from './audit.js';
 import { AidError } from './errors.js';
 import type { Registration, Registrations } from './registrations.js';
 import type { SigningKeys } from './signing-keys.js';
-import type { RateLimits, Take } from '../relay/ratelimit.js';
+import { rateLimitedError, type RateLimits, type Take } from '../relay/ratelimit.js';
 
 export const GRANT_TYPE = 'urn:aid:agent-identity';
 const MAX_IDENTITY_DOC_BYTES = 8192;
@@ -29,12 +29,9 @@ function decodeB64(s: string): Buffer | null {
   return Buffer.from(s.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
 }
 
-/** §14: a refused take is 429 `rate_limited` with Retry-After. */
+/** §14: a refused take is 429 `rate_limited` with Retry-After (AID-shaped by the AID surface). */
 export function rateLimited(take: Take | undefined, what: string): void {
-  if (take && !take.ok)
-    throw new AidError('rate_limited', `Too many ${what}; retry in ${take.retryAfter} s`, {
-      headers: { 'Retry-After': String(take.retryAfter) },
-    });
+  if (take && !take.ok) throw rateLimitedError(take, `Too many ${what}; retry in ${take.retryAfter} s`);
 }
 
 export class Tokens {

@@ -10,6 +10,7 @@ import type { Registrations } from '../../identity/registrations.js';
 import type { IdentityRoutes } from '../../identity/routes.js';
 import { rateLimited, type Tokens } from '../../identity/tokens.js';
 import type { RateLimits } from '../../relay/ratelimit.js';
+import { errorReply } from './respond.js';
 import type { Handler, HttpReply, HttpRequest, Router } from './router.js';
 
 export interface AidDeps {
@@ -29,12 +30,12 @@ export function aid(fn: (req: HttpRequest) => Promise<HttpReply> | HttpReply): H
       return await fn(req);
     } catch (e) {
       if (e instanceof AidError) return { status: e.status, body: e.body(), headers: { ...NO_STORE, ...e.headers } };
-      // Body problems (size, JSON) keep their AMP codes but take the AID shape.
+      // Body problems (size, JSON) and rate limits keep their AMP codes and headers but take the AID shape.
       if (isAmpError(e))
         return {
           status: e.status,
           body: aidErrorBody(e.status, e.code === 'request_too_large' ? 'invalid_request' : e.code, e.message),
-          headers: NO_STORE,
+          headers: { ...NO_STORE, ...errorReply(e).headers },
         };
       throw e;
     }
