@@ -3,9 +3,9 @@
 // runner pins it to the server's core, or to all cores) and prints one JSON line.
 //
 //   verify-sodium, verify-node
-//           Ed25519 verifications/s through the server's own code path (verifyEd25519 in
-//           src/crypto/keys.ts, one cached KeyObject) with each verifier: libsodium on the event
-//           loop, or node:crypto with a callback on the libuv pool.
+//           Ed25519 verifications/s through the server's own code path (the verifier object of
+//           src/crypto/verifier.ts, its key cached) with each implementation: libsodium on the
+//           event loop, or node:crypto with a callback on the libuv pool.
 //   lmdb    durable appends/s: 1 KB queue records put into an LMDB environment opened as the
 //           store opens it (overlappingSync off, so each commit is fsynced), many outstanding
 //           so lmdb-js batches them into few transactions. lmdb is used raw here on purpose: the
@@ -16,7 +16,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open } from 'lmdb';
-import { useEd25519Verifier, verifyEd25519 } from '../src/crypto/keys.js';
+import { createVerifier } from '../src/crypto/verifier.js';
 import { canonicalString, payloadHash } from '../proto/index.js';
 import { payload } from './lib/client.js';
 
@@ -37,19 +37,21 @@ function signedSample() {
     }),
     'utf8',
   );
-  return { publicKey, data, signature: sign(null, data, privateKey) };
+  const publicKeyPem = publicKey.export({ format: 'pem', type: 'spki' }) as string;
+  return { publicKeyPem, data, signature: sign(null, data, privateKey) };
 }
 
-/** Verifications/s through src/crypto/keys.ts with the given verifier, VERIFY_IN_FLIGHT at a time. */
+/** Verifications/s through src/crypto/verifier.ts with the given verifier, VERIFY_IN_FLIGHT at a time. */
 async function verifyRate(seconds: number, choice: 'sodium' | 'node'): Promise<Record<string, unknown>> {
-  const impl = useEd25519Verifier(choice);
-  const { publicKey, data, signature } = signedSample();
+  const verifier = createVerifier(choice);
+  const impl = verifier.name;
+  const { publicKeyPem, data, signature } = signedSample();
   let done = 0;
   let bad = 0;
   const until = performance.now() + seconds * 1000;
   const lane = async () => {
     while (performance.now() < until) {
-      if (await verifyEd25519(publicKey, data, signature)) done++;
+      if (await verifier.verify(publicKeyPem, data, signature)) done++;
       else bad++;
     }
   };

@@ -1,6 +1,7 @@
-// Generated artifacts: the error catalog and the body JSON Schemas as files, for clients in other
-// languages. `npm run gen` writes them to proto/generated/; a test fails when they drift.
+// Generated artifacts: the AMP and AID error catalogs and the body JSON Schemas as files, for
+// clients in other languages. `npm run gen` writes them to proto/generated/; a test fails when they drift.
 
+import { AID_ERROR_ALIASES, AID_ERROR_CATALOG, type AidErrorSpec } from './aid-errors.js';
 import { CLOSE } from './close-codes.js';
 import { ERROR_ALIASES, ERROR_CATALOG } from './errors.js';
 import { BatchAckSchema, PayloadSchema, RegisterBodySchema, RouteBodySchema } from './schemas.js';
@@ -18,6 +19,16 @@ export function generatedArtifacts(): Record<string, string> {
       ),
       aliases: ERROR_ALIASES,
       ws_close_codes: CLOSE,
+    }),
+    'aid-errors.json': json({
+      $comment: 'Agent Identity errors (spec/agent-identity.md §15); bodies are {error, error_description, errors[]}',
+      errors: Object.fromEntries(
+        Object.entries(AID_ERROR_CATALOG as Record<string, AidErrorSpec>).map(([code, e]) => [
+          code,
+          { http_status: e.status, ...(e.alsoStatus && { also_http_status: e.alsoStatus }), used_for: e.doc },
+        ]),
+      ),
+      aliases: AID_ERROR_ALIASES,
     }),
     'schemas.json': json({
       $comment: 'Shapes only; grammar, size and policy rules are in spec/amp-provider.md',

@@ -2,6 +2,7 @@
 export * from './address.js';
 export * from './canonical.js';
 export * from './close-codes.js';
+export * from './aid-errors.js';
 export * from './errors.js';
 export * from './ids.js';
 export * from './limits.js';

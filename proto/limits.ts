@@ -14,8 +14,14 @@ export const MAX_BATCH_ACK_IDS = 1000;
 export const DEFAULT_PENDING_LIMIT = 10;
 export const MAX_PENDING_LIMIT = 100;
 export const MAX_FUTURE_SKEW_S = 60;
-export const REGISTER_PROOF_WINDOW_S = 300;
-export const REGISTER_PROOF_CACHE_S = 600;
+/**
+ * How old a signed proof of key possession may be: AMP key recovery (§4.3), AID token and status
+ * proofs (agent-identity §6.1, §6.2). AID applies it both ways; AMP bounds the future by
+ * MAX_FUTURE_SKEW_S.
+ */
+export const PROOF_WINDOW_S = 300;
+/** How long a used proof is remembered: past it, its timestamp is outside the window either way. */
+export const PROOF_REPLAY_TTL_S = 2 * PROOF_WINDOW_S;
 export const AMP_VERSION = 'amp/0.1';
 export const DISCOVERY_VERSION = 'AMP1';
 

@@ -1,6 +1,6 @@
 // amp-relay serve | print-env | check-config | keygen | admin-token | signing-keys | rotate-signing-key | version | help
 
-import { generateKeyPairSync } from 'node:crypto';
+import { generateEd25519Pem } from './crypto/sign.js';
 import {
   ConfigError,
   describeEnv,
@@ -139,9 +139,9 @@ async function signingKeys(cmd: string, rest: string[]): Promise<number> {
 }
 
 function keygen(): number {
-  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-  process.stdout.write(privateKey.export({ format: 'pem', type: 'pkcs8' }) as string);
-  process.stdout.write(publicKey.export({ format: 'pem', type: 'spki' }) as string);
+  const { privatePem, publicPem } = generateEd25519Pem();
+  process.stdout.write(privatePem);
+  process.stdout.write(publicPem);
   return 0;
 }
 

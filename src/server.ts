@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import { CLOSE } from '../proto/index.js';
 import { type Config, type ConfigInput, loadConfig } from './config/schema.js';
-import { useEd25519Verifier } from './crypto/keys.js';
+import { createVerifier, type Ed25519Verifier } from './crypto/verifier.js';
 import { loadOrCreateProviderKey } from './crypto/provider-key.js';
 import { AuditTrail } from './identity/audit.js';
 import { MAX_PENDING_PER_TENANT, Registrations } from './identity/registrations.js';
@@ -58,12 +58,12 @@ export interface StartOptions extends ConfigInput {
 }
 
 /** The AMP relay core: sessions and push, routing, the inbox, agents. */
-function buildRelay(ctx: RelayContext, store: Store) {
+function buildRelay(ctx: RelayContext, store: Store, verifier: Ed25519Verifier) {
   const stores = { queue: store, directory: store, records: store };
   const sessions = new Sessions(ctx.config);
   const receipts = new Receipts(stores, sessions, ctx.logger);
   const push = new Push(ctx.config, store, sessions, receipts);
-  const agents = new Agents(ctx, store, sessions);
+  const agents = new Agents(ctx, store, sessions, verifier);
   const router = new MessageRouter(ctx, agents, stores, push, receipts);
   const inbox = new Inbox(store, receipts);
   const link = new IdentityLink(agents, store, sessions, ctx.logger);
@@ -71,7 +71,13 @@ function buildRelay(ctx: RelayContext, store: Store) {
 }
 
 /** The identity service (AID); its registrations tell `link` when the AMP agent must follow. */
-async function buildIdentity(ctx: RelayContext, store: Store, link: IdentityLink, publicBase: () => string) {
+async function buildIdentity(
+  ctx: RelayContext,
+  store: Store,
+  verifier: Ed25519Verifier,
+  link: IdentityLink,
+  publicBase: () => string,
+) {
   const { config } = ctx;
   const rotationDays = config.aidKeyRotationDays;
   const signingKeys = await SigningKeys.load(config.dataDir, config.aidJwtAlg, { rotationDays });
@@ -79,8 +85,8 @@ async function buildIdentity(ctx: RelayContext, store: Store, link: IdentityLink
   const audit = new AuditTrail(store);
   const maxPending = ctx.limits.enabled ? MAX_PENDING_PER_TENANT : Number.POSITIVE_INFINITY;
   const issuerOf = (t: string) => identity.issuer(t);
-  const registrations = new Registrations(store, audit, issuerOf, publicBase, link, maxPending);
-  const tokens = new Tokens(signingKeys, store, registrations, audit, ctx.limits);
+  const registrations = new Registrations(store, audit, verifier, issuerOf, publicBase, link, maxPending);
+  const tokens = new Tokens(signingKeys, store, registrations, audit, verifier, ctx.limits);
   return { identity, audit, registrations, tokens };
 }
 
@@ -95,7 +101,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
   const config = loadConfig({ env, overrides });
   const logger = givenLogger ?? createLogger(config.logLevel);
   const http = new HttpServer(); // refuses uWS's pure-JS fallback before anything is opened
-  const ed25519 = useEd25519Verifier(config.ed25519);
+  const verifier = createVerifier(config.ed25519);
   const store = new LmdbStore({ dataDir: config.dataDir });
   const limits = new RateLimits(config);
   const providerKey = loadOrCreateProviderKey(config.dataDir);
@@ -104,8 +110,8 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
   let listeningPort = config.port;
   const publicBase = () => config.publicUrl.replace(/\/+$/, '') || `http://localhost:${listeningPort}`;
 
-  const relay = buildRelay(ctx, store);
-  const aid = await buildIdentity(ctx, store, relay.link, publicBase);
+  const relay = buildRelay(ctx, store, verifier);
+  const aid = await buildIdentity(ctx, store, verifier, relay.link, publicBase);
   const { sessions, agents } = relay;
   const keys = new Keys(ctx, agents, store, sessions, aid.registrations);
   const directory = new Directory(ctx, agents, store, sessions, aid.registrations);
@@ -147,7 +153,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
     throw e;
   }
   const url = `http://${shownHost(config.host)}:${listeningPort}`;
-  logger.info({ url, dataDir: config.dataDir, provider: config.providerDomain, ed25519 }, 'listening');
+  logger.info({ url, dataDir: config.dataDir, provider: config.providerDomain, ed25519: verifier.name }, 'listening');
 
   let closing: Promise<void> | undefined;
   const close = () =>

@@ -4,7 +4,6 @@
 // says to (spec §17.7). Messages are at-least-once: de-duplicate by id, ack when processed.
 
 import { EventEmitter } from 'node:events';
-import { sign, type KeyObject } from 'node:crypto';
 import WebSocket from 'ws';
 import {
   CLOSE,
@@ -18,6 +17,7 @@ import {
   type QueuedMessage,
   type RouteResult,
 } from '../../proto/index.js';
+import { type PrivateKey, signEd25519 } from '../crypto/sign.js';
 import { AmpApiError, type RouteBody } from './api-error.js';
 
 const REQUEST_TIMEOUT_MS = 30_000;
@@ -28,7 +28,7 @@ export interface SocketOptions {
   url: string;
   apiKey?: string;
   /** How to authenticate: auth frame with the API key (default), Authorization header, or signed. */
-  auth?: 'frame' | 'header' | { address: string; privateKey: KeyObject };
+  auth?: 'frame' | 'header' | { address: string; privateKey: PrivateKey };
   subprotocol?: 'amp.v1' | 'amp.v1+msgpack';
   /** Reconnect after closes that call for it (default true). */
   reconnect?: boolean;
@@ -93,11 +93,8 @@ export class AmpSocket extends EventEmitter<AmpSocketEvents> {
         // Never the same second twice: an identical signed frame would be refused as a replay.
         const timestamp = Math.max(Math.floor(Date.now() / 1000), this.lastSignedSecond + 1);
         this.lastSignedSecond = timestamp;
-        const signature = sign(
-          null,
-          Buffer.from(wsAuthString(String(timestamp), auth.address)),
-          auth.privateKey,
-        ).toString('base64');
+        const data = Buffer.from(wsAuthString(String(timestamp), auth.address));
+        const signature = signEd25519(auth.privateKey, data).toString('base64');
         this.sendRaw({ type: 'auth', address: auth.address, timestamp, signature });
       }
     });

@@ -1,7 +1,7 @@
 // Admin JWTs (spec agent-identity §10): minted by the operator with `amp-relay admin-token`, signed
 // with the platform key set, checked on admin endpoints. Agent tokens are never admin tokens.
 
-import { randomUUID } from 'node:crypto';
+import { randomUUID } from '../crypto/random.js';
 import { SignJWT, jwtVerify, type JWTPayload } from 'jose';
 import type { SigningKeys } from './signing-keys.js';
 

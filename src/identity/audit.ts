@@ -1,7 +1,7 @@
 // The AID audit trail (agent-identity §11): append-only events per tenant, listed newest first
 // with filters by type and time window. Records never hold tokens, proofs, codes or keys.
 
-import { randomUUID } from 'node:crypto';
+import { randomUUID } from '../crypto/random.js';
 import { isoTime, parseIsoDateTime } from '../../proto/index.js';
 import type { Store } from '../store/types.js';
 import { AidError } from './errors.js';
@@ -112,11 +112,11 @@ export class AuditTrail {
       .filter(Boolean);
     for (const t of types)
       if (!(EVENT_TYPES as readonly string[]).includes(t))
-        throw new AidError(422, 'validation_failed', `Unknown event_type: ${t}`);
+        throw new AidError('validation_failed', `Unknown event_type: ${t}`);
     const since = timeParam(q.get('since'), 'since');
     const before = timeParam(q.get('before'), 'before');
     if (since !== undefined && before !== undefined && since >= before)
-      throw new AidError(422, 'validation_failed', 'since must be earlier than before');
+      throw new AidError('validation_failed', 'since must be earlier than before');
     const regFilter = registrationId ?? q.get('agent_registration_id') ?? undefined;
     const matches = this.store
       .recordsWithPrefix<AuditEvent>('audit', `${tenant}/`)
@@ -142,7 +142,7 @@ function timeParam(raw: string | null, name: string): number | undefined {
   if (/^\d{1,12}$/.test(raw)) return Number(raw) * 1000;
   const ms = parseIsoDateTime(raw);
   if (ms === null)
-    throw new AidError(422, 'validation_failed', `${name} must be an ISO 8601 date-time with zone or unix seconds`);
+    throw new AidError('validation_failed', `${name} must be an ISO 8601 date-time with zone or unix seconds`);
   return ms;
 }
 

@@ -1,22 +1,36 @@
-// AID errors (agent-identity §15): every body carries both shapes clients read, the OAuth one and
-// the JSON:API one.
+// AID errors (agent-identity §15): made from a catalog code (proto/aid-errors.ts), which gives the
+// status; every body carries both shapes clients read, the OAuth one and the JSON:API one.
 
-export class AidError extends Error {
+import {
+  AID_ERROR_CATALOG,
+  aidErrorBody,
+  type AidAltStatus,
+  type AidErrorBody,
+  type AidErrorCode,
+} from '../../proto/index.js';
+
+export interface AidErrorOptions<C extends AidErrorCode> {
+  /** One of the other statuses the catalog lists for this code (e.g. 401 `invalid_proof` at the status poll). */
+  status?: AidAltStatus<C>;
+  headers?: Record<string, string>;
+}
+
+export class AidError<C extends AidErrorCode = AidErrorCode> extends Error {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+
   constructor(
-    readonly status: number,
-    readonly code: string,
+    readonly code: C,
     readonly description: string,
-    readonly headers: Record<string, string> = {},
+    opts: AidErrorOptions<C> = {},
   ) {
     super(description);
     this.name = 'AidError';
+    this.status = opts.status ?? AID_ERROR_CATALOG[code].status;
+    this.headers = opts.headers ?? {};
   }
 
-  body(): Record<string, unknown> {
-    return {
-      error: this.code,
-      error_description: this.description,
-      errors: [{ status: String(this.status), code: this.code, detail: this.description }],
-    };
+  body(): AidErrorBody {
+    return aidErrorBody(this.status, this.code, this.description);
   }
 }

@@ -2,22 +2,18 @@
 // T1 request (agent, AMP API key) -> pending; T3 approve, T4 reject, T5 suspend, T6 reactivate,
 // T7 delete (admin). Every transition is audited with actor, IP and statuses.
 
-import {
-  createHash,
-  createPublicKey,
-  randomBytes,
-  randomInt,
-  randomUUID,
-  timingSafeEqual,
-  verify as cryptoVerify,
-} from 'node:crypto';
-import { isFullAddress, isoTime } from '../../proto/index.js';
+import { isFullAddress, isoTime, PROOF_REPLAY_TTL_S, PROOF_WINDOW_S } from '../../proto/index.js';
+import { safeEqual, sha256Hex } from '../crypto/hash.js';
 import { parsePublicKeyPem } from '../crypto/keys.js';
+import { randomInt, randomToken, randomUUID } from '../crypto/random.js';
+import { ReplayCache } from '../crypto/replay.js';
+import type { Ed25519Verifier } from '../crypto/verifier.js';
+import { rateLimitedFor } from '../relay/ratelimit.js';
+import { KeyedLock } from '../store/keyed-lock.js';
 import type { AgentRecord, Store } from '../store/types.js';
 import type { Actor, AuditTrail } from './audit.js';
 import { paginate } from './audit.js';
 import { AidError } from './errors.js';
-import { ReplayCache } from './replay.js';
 
 export type RegistrationStatus = 'pending' | 'active' | 'rejected' | 'suspended' | 'deleted';
 
@@ -30,6 +26,8 @@ export interface Role {
 export const DEFAULT_ROLES: Role[] = [{ id: 1, name: 'agent', scopes: ['agent:identity'] }];
 const CODE_TTL_MS = 24 * 3600 * 1000;
 export const MAX_PENDING_PER_TENANT = 200;
+/** When the tenant is at MAX_PENDING_PER_TENANT, ask again in a minute (an admin has to act first). */
+const PENDING_FULL_RETRY_AFTER_S = 60;
 const USER_CODE_ALPHABET = 'ABCDEFGHJKMNPQRSTUVWXYZ23456789';
 const DEFAULT_TOKEN_LIFETIME_S = 3600;
 const STATUS_ALIASES: Record<string, RegistrationStatus> = {
@@ -66,7 +64,6 @@ export interface Registration {
 }
 
 const clampLifetime = (s: number) => Math.min(86_400, Math.max(300, Math.round(s)));
-const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 const normUserCode = (s: string) => s.toUpperCase().replace(/[\s-]/g, '');
 
 function newUserCode(): string {
@@ -75,14 +72,11 @@ function newUserCode(): string {
   return `${s.slice(0, 4)}-${s.slice(4)}`;
 }
 
+/** §4.2: the status poll answers a wrong fingerprint or proof with 401, not the token endpoint's 400. */
+const POLL = { status: 401 } as const;
+
 export type TransitionAction = 'approve' | 'reject' | 'suspend' | 'reactivate' | 'delete';
 
-const STATUS_PROOF_WINDOW_S = 300;
-
-/**
- * §6.2: Ed25519 over `aid-registration-status\n{ts}\n{issuer}`; the raw form is
- * base64url(signature || ts), the CLI's text form base64url(ASCII(base64(signature) + ts)).
- */
 /**
  * §9: move the cutoff past every token issued so far. Tokens get `iat = max(now, cutoff + 1)`, so
  * one issued in this same second may carry `cutoff + 1`: the new cutoff is at least that.
@@ -101,16 +95,17 @@ function proofBytes(proof: string): Buffer {
   );
 }
 
-export function verifyStatusProof(r: Registration, issuers: readonly string[], proof: string): boolean {
-  return statusProofParts(r, issuers, proof) !== null;
-}
-
-/** The verified proof's signature and timestamp (the same whichever encoding carried them), or null. */
-function statusProofParts(
+/**
+ * §6.2: Ed25519 over `aid-registration-status\n{ts}\n{issuer}`; the raw form is
+ * base64url(signature || ts), the CLI's text form base64url(ASCII(base64(signature) + ts)).
+ * The verified proof's signature and timestamp (the same whichever encoding carried them), or null.
+ */
+async function statusProofParts(
+  verifier: Ed25519Verifier,
   r: Registration,
   issuers: readonly string[],
   proof: string,
-): { sig: Buffer; ts: string } | null {
+): Promise<{ sig: Buffer; ts: string } | null> {
   const bytes = proofBytes(proof);
   const text = bytes.toString('latin1');
   let sig: Buffer;
@@ -123,13 +118,12 @@ function statusProofParts(
     sig = bytes.subarray(0, 64);
     ts = bytes.subarray(64).toString('ascii');
   }
-  if (sig.length !== 64 || !/^\d{1,12}$/.test(ts) || Math.abs(Date.now() / 1000 - Number(ts)) > STATUS_PROOF_WINDOW_S)
+  if (sig.length !== 64 || !/^\d{1,12}$/.test(ts) || Math.abs(Date.now() / 1000 - Number(ts)) > PROOF_WINDOW_S)
     return null;
-  const key = createPublicKey(r.public_key);
-  const ok = issuers
+  const inputs = issuers
     .flatMap((i) => [i, `${i}/`])
-    .some((iss) => cryptoVerify(null, Buffer.from(`aid-registration-status\n${ts}\n${iss}`), key, sig));
-  return ok ? { sig, ts } : null;
+    .map((iss) => Buffer.from(`aid-registration-status\n${ts}\n${iss}`));
+  return (await verifier.verifyAny(r.public_key, inputs, sig)) ? { sig, ts } : null;
 }
 
 /** Hears each committed transition (the AMP side follows approvals and suspensions). */
@@ -141,6 +135,8 @@ export class Registrations {
   constructor(
     private readonly store: Store,
     private readonly audit: AuditTrail,
+    /** The server's one verifier (status proofs, §6.2). */
+    private readonly verifier: Ed25519Verifier,
     private readonly issuerOf: (tenant: string) => string,
     private readonly publicBase: () => string,
     private readonly follower: RegistrationFollower,
@@ -150,40 +146,30 @@ export class Registrations {
   ) {}
 
   /** §6: proofs seen in the last 600 s, token and status proofs alike. */
-  readonly replay = new ReplayCache(600_000);
+  readonly replay = new ReplayCache(PROOF_REPLAY_TTL_S * 1000);
 
-  private readonly tenantLocks = new Map<string, Promise<void>>();
+  private readonly tenantLocks = new KeyedLock();
 
   /**
    * Run `fn` after every earlier write in the tenant settled: each write reads the registration
    * as stored now, so two admins (or an admin and the AMP side) cannot both act on one state.
    */
   private locked<T>(tenant: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.tenantLocks.get(tenant) ?? Promise.resolve();
-    const next = prev.then(fn, fn);
-    const tail = next.then(
-      () => {},
-      () => {},
-    );
-    this.tenantLocks.set(tenant, tail);
-    void tail.then(() => {
-      if (this.tenantLocks.get(tenant) === tail) this.tenantLocks.delete(tenant);
-    });
-    return next;
+    return this.tenantLocks.run(tenant, fn);
   }
 
   private role(id: number): Role {
     const r = this.roles.find((x) => x.id === id);
-    if (!r) throw new AidError(422, 'validation_failed', `Unknown role_id: ${id}`);
+    if (!r) throw new AidError('validation_failed', `Unknown role_id: ${id}`);
     return r;
   }
 
   get(tenant: string, id: string): Registration {
     // Ids are UUIDs; anything else (e.g. longer than a store key may be) is simply not found.
     if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id))
-      throw new AidError(404, 'not_found', 'Registration not found');
+      throw new AidError('not_found', 'Registration not found');
     const r = this.store.getRecord<Registration>('registrations', `${tenant}/${id}`);
-    if (!r) throw new AidError(404, 'not_found', 'Registration not found');
+    if (!r) throw new AidError('not_found', 'Registration not found');
     return r;
   }
 
@@ -250,7 +236,7 @@ export class Registrations {
     const fingerprint = str('fingerprint', 'amp_fingerprint');
     const pem = str('public_key', 'amp_public_key');
     const description = str('description') ?? null;
-    const invalid = (d: string) => new AidError(422, 'validation_failed', d);
+    const invalid = (d: string) => new AidError('validation_failed', d);
     if ((str('key_algorithm') ?? 'Ed25519').toLowerCase() !== 'ed25519') throw invalid('key_algorithm must be Ed25519');
     if (!name || name.length > 255) throw invalid('name is required (1-255 characters)');
     if (description !== null && description.length > 2000) throw invalid('description is at most 2000 characters');
@@ -276,7 +262,7 @@ export class Registrations {
         (r) => r.address === address && r.id !== except && ['pending', 'active', 'suspended'].includes(r.status),
       )
     ) {
-      throw new AidError(422, 'already_registered', 'Address has already been registered');
+      throw new AidError('already_registered', 'Address has already been registered');
     }
   }
 
@@ -287,7 +273,7 @@ export class Registrations {
     body: Record<string, unknown>,
     actor: Actor,
   ): Promise<Record<string, unknown>> {
-    if (agent.tenant !== tenant) throw new AidError(403, 'forbidden', 'This API key belongs to another organisation');
+    if (agent.tenant !== tenant) throw new AidError('forbidden', 'This API key belongs to another organisation');
     const v = this.validate(body);
     return this.locked(tenant, () => this.requestLocked(tenant, agent, v, actor));
   }
@@ -302,26 +288,24 @@ export class Registrations {
     // The agent as it is now: it may have deregistered or rotated its key since its API key was checked.
     const agent = this.store.getAgent(authenticated.id);
     if (!agent || agent.fingerprint !== authenticated.fingerprint)
-      throw new AidError(401, 'invalid_client', 'The agent changed while the request was read; send it again');
-    const invalid = (d: string) => new AidError(422, 'validation_failed', d);
+      throw new AidError('invalid_client', 'The agent changed while the request was read; send it again');
+    const invalid = (d: string) => new AidError('validation_failed', d);
     if (key.fingerprint !== agent.fingerprint || (address !== agent.address && address !== agent.short_address)) {
       throw invalid("address and key must be this AMP agent's own");
     }
     const now = Date.now();
     const live = this.live(tenant, key.fingerprint);
     if (live.some((r) => r.status !== 'pending'))
-      throw new AidError(422, 'already_registered', 'Fingerprint has already been registered');
+      throw new AidError('already_registered', 'Fingerprint has already been registered');
     this.assertAddressFree(tenant, address, live[0]?.id);
     if (
       !live[0] &&
       this.all(tenant).filter((r) => r.status === 'pending' && (r.code_expires_at === null || r.code_expires_at > now))
         .length >= this.maxPending
     ) {
-      throw new AidError(
-        429,
-        'rate_limited',
+      throw rateLimitedFor(
+        PENDING_FULL_RETRY_AFTER_S,
         `This organisation has ${this.maxPending} pending registrations; approve or reject some first`,
-        { 'Retry-After': '60' },
       );
     }
     const reg: Registration =
@@ -337,10 +321,10 @@ export class Registrations {
         ampAgentId: agent.id,
       });
     // A fresh authorization code on every (re-)request; only hashes are kept.
-    const code = `${tenant}.${randomBytes(32).toString('base64url')}`;
+    const code = `${tenant}.${randomToken(32)}`;
     const userCode = newUserCode();
-    reg.code_hash = sha256(code);
-    reg.user_code_hash = sha256(normUserCode(userCode));
+    reg.code_hash = sha256Hex(code);
+    reg.user_code_hash = sha256Hex(normUserCode(userCode));
     reg.code_expires_at = now + CODE_TTL_MS;
     await this.save(reg);
     await this.audit.record(
@@ -383,28 +367,27 @@ export class Registrations {
    * Status poll (§4.2): by id with the registration's fingerprint (and an optional §6.2 proof), or
    * by user code. Polling faster than the interval answers 429 slow_down and lengthens it by 5 s.
    */
-  pollStatus(
+  async pollStatus(
     tenant: string,
     by: { id: string; fingerprint: unknown; proof: unknown; aliases?: readonly string[] } | { code: string },
-  ): { status: number; body: Record<string, unknown> } {
+  ): Promise<{ status: number; body: Record<string, unknown> }> {
     let r: Registration | undefined;
     if ('code' in by) {
-      const h = sha256(normUserCode(by.code));
-      const full = sha256(by.code);
+      const h = sha256Hex(normUserCode(by.code));
+      const full = sha256Hex(by.code);
       r = this.all(tenant).find((x) => x.user_code_hash === h || x.code_hash === full);
-      if (!r) throw new AidError(404, 'not_found', 'Unknown or expired code');
+      if (!r) throw new AidError('not_found', 'Unknown or expired code');
     } else {
       r = this.get(tenant, by.id);
       const fp = typeof by.fingerprint === 'string' ? by.fingerprint : '';
-      const matches = [r.fingerprint, r.fingerprint_raw].some(
-        (x) => x.length === fp.length && timingSafeEqual(Buffer.from(x), Buffer.from(fp)),
-      );
-      if (!matches) throw new AidError(401, 'invalid_proof', 'fingerprint does not match the registration');
+      const matches = [r.fingerprint, r.fingerprint_raw].some((x) => safeEqual(x, fp));
+      if (!matches) throw new AidError('invalid_proof', 'fingerprint does not match the registration', POLL);
       if (by.proof !== undefined && by.proof !== null && by.proof !== '') {
-        const parts = statusProofParts(r, [this.issuerOf(tenant), ...(by.aliases ?? [])], String(by.proof));
-        if (!parts) throw new AidError(401, 'invalid_proof', 'status proof does not verify');
-        if (!this.replay.firstUse([tenant, parts.sig, parts.ts, '|status']))
-          throw new AidError(401, 'invalid_proof', 'status proof already used; sign a new one');
+        const issuers = [this.issuerOf(tenant), ...(by.aliases ?? [])];
+        const parts = await statusProofParts(this.verifier, r, issuers, String(by.proof));
+        if (!parts) throw new AidError('invalid_proof', 'status proof does not verify', POLL);
+        if (!this.replay.claim([tenant, parts.sig, parts.ts, '|status']))
+          throw new AidError('invalid_proof', 'status proof already used; sign a new one', POLL);
       }
     }
     const now = Date.now();
@@ -499,10 +482,10 @@ export class Registrations {
     // role_id and token_lifetime may sit inside `agent_registration` or beside it.
     const roleId = b.role_id ?? body.role_id;
     const lifetime = b.token_lifetime ?? body.token_lifetime;
-    if (typeof roleId !== 'number') throw new AidError(422, 'validation_failed', 'role_id (a number) is required');
+    if (typeof roleId !== 'number') throw new AidError('validation_failed', 'role_id (a number) is required');
     const role = this.role(roleId);
     if (this.live(tenant, key.fingerprint).length)
-      throw new AidError(422, 'already_registered', 'Fingerprint has already been registered');
+      throw new AidError('already_registered', 'Fingerprint has already been registered');
     this.assertAddressFree(tenant, address);
     const amp = this.store.findAgentByFingerprint(key.fingerprint);
     const bound =
@@ -540,7 +523,7 @@ export class Registrations {
   ): Promise<Record<string, unknown>> {
     const r = this.get(tenant, id);
     if (r.status === 'deleted')
-      throw new AidError(422, 'invalid_transition', 'Cannot update a registration in status deleted');
+      throw new AidError('invalid_transition', 'Cannot update a registration in status deleted');
     const b = (
       body.agent_registration && typeof body.agent_registration === 'object' ? body.agent_registration : body
     ) as Record<string, unknown>;
@@ -580,13 +563,13 @@ export class Registrations {
 
   /** resolve?code=: an admin looks up a pending request by its authorization or user code. */
   async resolve(tenant: string, code: string, actor: Actor): Promise<Record<string, unknown>> {
-    const h = sha256(normUserCode(code));
-    const full = sha256(code);
+    const h = sha256Hex(normUserCode(code));
+    const full = sha256Hex(code);
     const now = Date.now();
     const r = this.all(tenant).find(
       (x) => (x.user_code_hash === h || x.code_hash === full) && x.code_expires_at !== null && x.code_expires_at > now,
     );
-    if (!r) throw new AidError(404, 'not_found', 'Unknown or expired code');
+    if (!r) throw new AidError('not_found', 'Unknown or expired code');
     await this.audit.record(tenant, r.id, 'authorization_code_resolved', actor, {
       previous_status: r.status,
       new_status: r.status,
@@ -690,7 +673,7 @@ export class Registrations {
       delete: ['pending', 'active', 'rejected', 'suspended'],
     };
     if (!allowed[action].includes(from))
-      throw new AidError(422, 'invalid_transition', `Cannot ${action} a registration in status ${from}`);
+      throw new AidError('invalid_transition', `Cannot ${action} a registration in status ${from}`);
     const reason = typeof body.reason === 'string' ? body.reason.slice(0, 2000) : null;
     const previousRole = this.role(r.role_id);
     let event:

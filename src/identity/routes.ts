@@ -42,12 +42,12 @@ export class IdentityRoutes {
   async admin(authorization: string, tenant: string, scope: string, ip: string, userAgent: string): Promise<Actor> {
     const m = /^bearer\s+(\S+)$/i.exec(authorization.trim());
     if (!m)
-      throw new AidError(401, 'invalid_token', 'An admin bearer token is required', {
-        'WWW-Authenticate': 'Bearer error="invalid_token"',
+      throw new AidError('invalid_token', 'An admin bearer token is required', {
+        headers: { 'WWW-Authenticate': 'Bearer error="invalid_token"' },
       });
     const r = await checkAdminToken(this.keys, m[1], this.issuer(tenant), tenant, scope);
     if (!r.ok)
-      throw new AidError(r.status, r.error, r.description, { 'WWW-Authenticate': `Bearer error="${r.error}"` });
+      throw new AidError(r.error, r.description, { headers: { 'WWW-Authenticate': `Bearer error="${r.error}"` } });
     return { type: 'admin', id: String(r.claims.sub), email: r.claims.email, address: null, ip, userAgent };
   }
 

@@ -2,18 +2,18 @@
 // proves possession of its registered Ed25519 key and gets a short-lived JWT; a suspension moves
 // the cutoff so that earlier tokens stay invalid for good.
 
-import { createPublicKey, randomUUID, verify as cryptoVerify } from 'node:crypto';
 import { SignJWT, jwtVerify, type JWTPayload } from 'jose';
-import { canonicalJson } from '../../proto/index.js';
+import { canonicalJson, PROOF_WINDOW_S } from '../../proto/index.js';
+import { randomUUID } from '../crypto/random.js';
+import type { Ed25519Verifier } from '../crypto/verifier.js';
 import type { Store } from '../store/types.js';
 import type { Actor, AuditTrail } from './audit.js';
 import { AidError } from './errors.js';
 import type { Registration, Registrations } from './registrations.js';
 import type { SigningKeys } from './signing-keys.js';
-import type { RateLimits, Take } from '../relay/ratelimit.js';
+import { rateLimitedError, type RateLimits, type Take } from '../relay/ratelimit.js';
 
 export const GRANT_TYPE = 'urn:aid:agent-identity';
-const PROOF_WINDOW_S = 300;
 const MAX_IDENTITY_DOC_BYTES = 8192;
 const MAX_PROOF_BYTES = 256;
 const LIFETIME_MIN_S = 300;
@@ -29,12 +29,9 @@ function decodeB64(s: string): Buffer | null {
   return Buffer.from(s.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
 }
 
-/** §14: a refused take is 429 `rate_limited` with Retry-After. */
+/** §14: a refused take is 429 `rate_limited` with Retry-After (AID-shaped by the AID surface). */
 export function rateLimited(take: Take | undefined, what: string): void {
-  if (take && !take.ok)
-    throw new AidError(429, 'rate_limited', `Too many ${what}; retry in ${take.retryAfter} s`, {
-      'Retry-After': String(take.retryAfter),
-    });
+  if (take && !take.ok) throw rateLimitedError(take, `Too many ${what}; retry in ${take.retryAfter} s`);
 }
 
 export class Tokens {
@@ -43,6 +40,7 @@ export class Tokens {
     private readonly store: Store,
     private readonly registrations: Registrations,
     private readonly audit: AuditTrail,
+    private readonly verifier: Ed25519Verifier,
     private readonly limits?: RateLimits,
   ) {}
 
@@ -60,14 +58,14 @@ export class Tokens {
   ): Promise<Record<string, unknown>> {
     const str = (k: string) => (typeof p[k] === 'string' && p[k] !== '' ? (p[k] as string) : undefined);
     if (str('grant_type') !== GRANT_TYPE)
-      throw new AidError(400, 'unsupported_grant_type', `grant_type must be ${GRANT_TYPE}`);
+      throw new AidError('unsupported_grant_type', `grant_type must be ${GRANT_TYPE}`);
     const proof = str('proof');
     const identityRaw = str('agent_identity');
     if (!proof || (!str('fingerprint') && !identityRaw))
-      throw new AidError(400, 'invalid_request', 'proof and fingerprint (or agent_identity) are required');
+      throw new AidError('invalid_request', 'proof and fingerprint (or agent_identity) are required');
     const credentialType = str('requested_credential_type') ?? 'access_token';
     if (credentialType !== 'access_token')
-      throw new AidError(400, 'invalid_request', `requested_credential_type '${credentialType}' is not supported`);
+      throw new AidError('invalid_request', `requested_credential_type '${credentialType}' is not supported`);
 
     let doc: Record<string, unknown> | undefined;
     if (identityRaw) {
@@ -81,7 +79,7 @@ export class Tokens {
         doc = undefined;
       }
       if (!doc || typeof doc !== 'object')
-        throw new AidError(400, 'invalid_grant', 'agent_identity is not a base64url JSON identity document');
+        throw new AidError('invalid_grant', 'agent_identity is not a base64url JSON identity document');
     }
     const fingerprint = str('fingerprint') ?? (typeof doc?.fingerprint === 'string' ? doc.fingerprint : '');
     // §14: 200/min per tenant, 30/min per key (refilled by a success). A known key's bucket is its
@@ -97,7 +95,7 @@ export class Tokens {
       );
     const keyBucket = `${tenant}|${reg ? `reg:${reg.id}` : `fp:${fingerprint}`}`;
     rateLimited(this.limits?.take([['aid_token_key', keyBucket]]), 'token requests for this key');
-    if (!reg) throw new AidError(403, 'agent_not_registered', 'No registration for this key in this organisation');
+    if (!reg) throw new AidError('agent_not_registered', 'No registration for this key in this organisation');
     const actor: Actor = { type: 'agent', id: `agent:${reg.id}`, email: null, address: reg.address, ip, userAgent };
     try {
       const out = await this.issueFor(reg, issuer, aliases, p, proof, doc, credentialType, actor);
@@ -127,27 +125,27 @@ export class Tokens {
   ): Promise<Record<string, unknown>> {
     const address = typeof p.agent_address === 'string' ? p.agent_address.toLowerCase() : undefined;
     if (address !== undefined && address !== reg.address)
-      throw new AidError(400, 'invalid_grant', 'agent_address does not match the registration');
-    if (doc) this.checkIdentityDocument(doc, reg);
+      throw new AidError('invalid_grant', 'agent_address does not match the registration');
+    if (doc) await this.checkIdentityDocument(doc, reg);
 
     // Scopes as a set: spacing, order and repeats neither change the grant nor dodge the replay cache.
     const requested = [...new Set((typeof p.scope === 'string' ? p.scope : '').split(/\s+/).filter(Boolean))].sort();
     const role = this.registrations.roles.find((r) => r.id === reg.role_id) ?? this.registrations.roles[0];
     // The replay key names the grant: no scope means the role's, the same as naming them.
     const effective = requested.length ? requested : [...role.scopes].sort();
-    this.checkProof(reg, [issuer, ...aliases], proof, `${effective.join(' ')}|${credentialType}`);
+    await this.checkProof(reg, [issuer, ...aliases], proof, `${effective.join(' ')}|${credentialType}`);
 
     if (reg.status === 'pending')
-      throw new AidError(403, 'registration_pending', 'The registration is waiting for approval');
-    if (reg.status === 'suspended') throw new AidError(403, 'agent_suspended', 'The agent is suspended');
+      throw new AidError('registration_pending', 'The registration is waiting for approval');
+    if (reg.status === 'suspended') throw new AidError('agent_suspended', 'The agent is suspended');
 
     const outside = requested.filter((s) => !role.scopes.includes(s));
     if (outside.length)
-      throw new AidError(400, 'invalid_scope', `Scopes not granted to role ${role.name}: ${outside.join(' ')}`);
+      throw new AidError('invalid_scope', `Scopes not granted to role ${role.name}: ${outside.join(' ')}`);
     const scopes = requested.length ? requested : role.scopes;
 
     const audience = typeof p.resource === 'string' ? p.resource : typeof p.audience === 'string' ? p.audience : issuer;
-    if (audience !== issuer) throw new AidError(400, 'invalid_target', 'Unknown resource or audience');
+    if (audience !== issuer) throw new AidError('invalid_target', 'Unknown resource or audience');
 
     const now = Math.floor(Date.now() / 1000);
     const iat = Math.max(now, reg.tokens_valid_after + 1);
@@ -201,33 +199,34 @@ export class Tokens {
   }
 
   /** §6.1: base64url(signature[64] || ASCII ts); window ±300 s; an issuer, or it + '/'; once. */
-  private checkProof(reg: Registration, issuers: readonly string[], proof: string, context: string): void {
+  private async checkProof(
+    reg: Registration,
+    issuers: readonly string[],
+    proof: string,
+    context: string,
+  ): Promise<void> {
     const bytes = proof.length <= (MAX_PROOF_BYTES * 4) / 3 + 4 ? decodeB64(proof) : null;
     if (!bytes || bytes.length < 65 || bytes.length > MAX_PROOF_BYTES)
-      throw new AidError(400, 'invalid_proof', 'proof is not base64url(signature || timestamp)');
+      throw new AidError('invalid_proof', 'proof is not base64url(signature || timestamp)');
     const ts = bytes.subarray(64).toString('ascii');
-    if (!/^\d{1,12}$/.test(ts)) throw new AidError(400, 'invalid_proof', 'proof timestamp is not unix seconds');
+    if (!/^\d{1,12}$/.test(ts)) throw new AidError('invalid_proof', 'proof timestamp is not unix seconds');
     const drift = Math.floor(Date.now() / 1000) - Number(ts);
     if (Math.abs(drift) > PROOF_WINDOW_S)
       throw new AidError(
-        400,
         'invalid_proof',
         `proof timestamp is ${Math.abs(drift)} s ${drift > 0 ? 'old' : 'in the future'}; the window is ${PROOF_WINDOW_S} s (check the clock)`,
       );
-    const key = createPublicKey(reg.public_key);
-    const sig = bytes.subarray(0, 64);
-    const ok = issuers
-      .flatMap((i) => [i, `${i}/`])
-      .some((iss) => cryptoVerify(null, Buffer.from(tokenProofInput(ts, iss)), key, sig));
-    if (!ok) throw new AidError(400, 'invalid_proof', 'proof does not verify with the registered key for this issuer');
+    const inputs = issuers.flatMap((i) => [i, `${i}/`]).map((iss) => Buffer.from(tokenProofInput(ts, iss)));
+    if (!(await this.verifier.verifyAny(reg.public_key, inputs, bytes.subarray(0, 64))))
+      throw new AidError('invalid_proof', 'proof does not verify with the registered key for this issuer');
     // §6.1 replay key: SHA-256(proof bytes | scope | credential type), per tenant.
-    if (!this.registrations.replay.firstUse([reg.tenant, Buffer.concat([bytes, Buffer.from(`|${context}`)])]))
-      throw new AidError(400, 'invalid_proof', 'proof already used');
+    if (!this.registrations.replay.claim([reg.tenant, Buffer.concat([bytes, Buffer.from(`|${context}`)])]))
+      throw new AidError('invalid_proof', 'proof already used');
   }
 
   /** §2 identity document: signed by the registered key, matching the registration. */
-  private checkIdentityDocument(doc: Record<string, unknown>, reg: Registration): void {
-    const bad = (why: string) => new AidError(400, 'invalid_grant', `agent_identity: ${why}`);
+  private async checkIdentityDocument(doc: Record<string, unknown>, reg: Registration): Promise<void> {
+    const bad = (why: string) => new AidError('invalid_grant', `agent_identity: ${why}`);
     if (String(doc.key_algorithm ?? '').toLowerCase() !== 'ed25519') throw bad('key_algorithm must be Ed25519');
     if (typeof doc.public_key !== 'string' || doc.public_key.trim() !== reg.public_key.trim())
       throw bad('public_key is not the registered key');
@@ -243,17 +242,16 @@ export class Tokens {
     const sig = typeof doc.signature === 'string' ? decodeB64(doc.signature) : null;
     if (sig?.length !== 64) throw bad('signature missing or malformed');
     const { signature: _omit, ...fields } = doc;
-    const key = createPublicKey(reg.public_key);
-    let verified = false;
+    let forms: string[];
     try {
       // canonicalJson refuses what JSON cannot hold (e.g. 1e400 parsed as Infinity): not a 500.
       const canonical = canonicalJson(fields);
-      const forms = [canonical, JSON.stringify(fields, null, 2), `amp-agent-card-v1\n${canonical}`];
-      verified = forms.some((f) => cryptoVerify(null, Buffer.from(f, 'utf8'), key, sig));
+      forms = [canonical, JSON.stringify(fields, null, 2), `amp-agent-card-v1\n${canonical}`];
     } catch {
-      verified = false;
+      throw bad('signature does not verify');
     }
-    if (!verified) throw bad('signature does not verify');
+    const candidates = forms.map((f) => Buffer.from(f, 'utf8'));
+    if (!(await this.verifier.verifyAny(reg.public_key, candidates, sig))) throw bad('signature does not verify');
   }
 
   /** §8: RFC 7662 introspection of an agent token of this tenant. */

@@ -1,15 +1,14 @@
 // Agents: registration (§4), key recovery (§4.3), API-key authentication (§1, §6), self view (§7.1)
 // and resolving addresses on our own provider (§2).
 
-import { createPublicKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import {
   AmpError,
   API_KEY_RE,
   CLOSE,
   MAX_ADDRESS_CHARS,
   MAX_FUTURE_SKEW_S,
-  REGISTER_PROOF_CACHE_S,
-  REGISTER_PROOF_WINDOW_S,
+  PROOF_REPLAY_TTL_S,
+  PROOF_WINDOW_S,
   decodeRegisterBody,
   expandAddress,
   formatAddress,
@@ -23,7 +22,11 @@ import {
   wsAuthString,
   decodeSignature,
 } from '../../proto/index.js';
-import { hashApiKey, parsePublicKeyPem, verifyEd25519 } from '../crypto/keys.js';
+import { safeEqual } from '../crypto/hash.js';
+import { hashApiKey, parsePublicKeyPem } from '../crypto/keys.js';
+import { ReplayCache } from '../crypto/replay.js';
+import type { Ed25519Verifier } from '../crypto/verifier.js';
+import { KeyedLock } from '../store/keyed-lock.js';
 import type { AgentRecord, DirectoryStore } from '../store/types.js';
 import type { Sessions } from './sessions.js';
 import { providerUrls, type RelayContext } from './context.js';
@@ -43,17 +46,18 @@ export interface RegisterOutcome {
 export class Agents {
   /** Names and fingerprints being registered right now (between the checks and the commit). */
   private readonly reserved = new Set<string>();
-  /** Key-recovery proofs already used, by signature, with their expiry (ms). */
-  private readonly usedProofs = new Map<string, number>();
-  private readonly keyObjects = new Map<string, { fingerprint: string; key: KeyObject }>();
-  private readonly agentLocks = new Map<string, Promise<void>>();
-  /** Signed WebSocket auth frames already used, with their expiry (ms). */
-  private readonly usedWsAuth = new Map<string, number>();
+  /** Key-recovery proofs already used, by signature. */
+  private readonly usedProofs = new ReplayCache(PROOF_REPLAY_TTL_S * 1000);
+  private readonly agentLocks = new KeyedLock();
+  /** Signed WebSocket auth frames already used. */
+  private readonly usedWsAuth = new ReplayCache(WS_AUTH_REPLAY_CACHE_S * 1000);
 
   constructor(
     private readonly ctx: RelayContext,
     private readonly store: DirectoryStore,
     private readonly sessions: Sessions,
+    /** The server's one verifier; it keeps agents' keys parsed. */
+    readonly verifier: Ed25519Verifier,
   ) {}
 
   /** The agent as stored now, if it still exists. */
@@ -96,18 +100,20 @@ export class Agents {
     signature: string,
   ): Promise<AgentRecord | SignedAuthFailure> {
     const now = Date.now();
-    for (const [k, exp] of this.usedWsAuth) if (exp <= now) this.usedWsAuth.delete(k);
     const agent = this.findByAddress(address);
     if (!agent) return 'invalid_token';
     if (Math.abs(now / 1000 - Number(timestamp)) > WS_AUTH_WINDOW_S) return 'timestamp_out_of_window';
     const sig = decodeSignature(signature);
     if (!sig) return 'signature_invalid';
-    const replayKey = `${address}\n${timestamp}\n${sig.toString('base64')}`;
-    if (this.usedWsAuth.has(replayKey)) return 'replay_detected';
+    const replayKey = [address, timestamp, sig];
     // Claimed before the await so two concurrent uses cannot both pass; released if it fails.
-    this.usedWsAuth.set(replayKey, now + WS_AUTH_REPLAY_CACHE_S * 1000);
-    const ok = await verifyEd25519(this.keyObject(agent), Buffer.from(wsAuthString(timestamp, address), 'utf8'), sig);
-    if (!ok) this.usedWsAuth.delete(replayKey);
+    if (!this.usedWsAuth.claim(replayKey, now)) return 'replay_detected';
+    const ok = await this.verifier.verify(
+      agent.public_key_pem,
+      Buffer.from(wsAuthString(timestamp, address), 'utf8'),
+      sig,
+    );
+    if (!ok) this.usedWsAuth.release(replayKey);
     return ok ? agent : 'signature_invalid';
   }
 
@@ -120,15 +126,6 @@ export class Agents {
     const parts = localParts(address, parsed.provider);
     const agent = parts && this.store.findAgentByName(parts.tenant, parts.name);
     return agent && (agent.address === address || agent.short_address === address) ? agent : undefined;
-  }
-
-  /** A cached node:crypto KeyObject for the agent's registered key (PEM is parsed once per key). */
-  keyObject(agent: AgentRecord): KeyObject {
-    const cached = this.keyObjects.get(agent.id);
-    if (cached && cached.fingerprint === agent.fingerprint) return cached.key;
-    const key = createPublicKey(agent.public_key_pem);
-    this.keyObjects.set(agent.id, { fingerprint: agent.fingerprint, key });
-    return key;
   }
 
   async register(body: unknown, host: string, forwardedProto: string, registrationKey = ''): Promise<RegisterOutcome> {
@@ -234,16 +231,13 @@ export class Agents {
         { field: 'proof.timestamp' },
       );
     }
-    if (now / 1000 - Number(proof.timestamp) > REGISTER_PROOF_WINDOW_S) throw fail('timestamp older than 300 s');
+    if (now / 1000 - Number(proof.timestamp) > PROOF_WINDOW_S) throw fail(`timestamp older than ${PROOF_WINDOW_S} s`);
     const sig = decodeSignature(proof.signature);
     if (!sig) throw fail('signature is not a 64-byte base64 Ed25519 signature');
-    for (const [s, exp] of this.usedProofs) if (exp <= now) this.usedProofs.delete(s);
-    const sigKey = sig.toString('base64');
-    if (this.usedProofs.has(sigKey)) throw fail('proof already used');
-    this.usedProofs.set(sigKey, now + REGISTER_PROOF_CACHE_S * 1000);
+    if (!this.usedProofs.claim([sig], now)) throw fail('proof already used');
 
-    const ok = await verifyEd25519(
-      this.keyObject(stale),
+    const ok = await this.verifier.verify(
+      stale.public_key_pem,
       Buffer.from(registerProofString(proof.timestamp, stale.address)),
       sig,
     );
@@ -303,17 +297,7 @@ export class Agents {
 
   /** Run `fn` after every earlier call for the same agent has settled. */
   serialized<T>(agentId: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.agentLocks.get(agentId) ?? Promise.resolve();
-    const next = prev.then(fn, fn);
-    const tail = next.then(
-      () => {},
-      () => {},
-    );
-    this.agentLocks.set(agentId, tail);
-    void tail.then(() => {
-      if (this.agentLocks.get(agentId) === tail) this.agentLocks.delete(agentId);
-    });
-    return next;
+    return this.agentLocks.run(agentId, fn);
   }
 
   async issueKey(agent: AgentRecord, now: number): Promise<string> {
@@ -343,9 +327,7 @@ export class Agents {
     const valid = config.registrationKeys.some((entry) => {
       const i = entry.indexOf(':');
       const t = entry.slice(0, i);
-      const k = Buffer.from(entry.slice(i + 1));
-      const p = Buffer.from(presentedKey);
-      return (t === '*' || t === tenant) && p.length === k.length && timingSafeEqual(p, k);
+      return (t === '*' || t === tenant) && safeEqual(presentedKey, entry.slice(i + 1));
     });
     if (!valid) {
       this.ctx.logger.warn(

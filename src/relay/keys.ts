@@ -3,7 +3,7 @@
 // sessions it invalidates and leaves an audit log line (never a secret).
 
 import { AmpError, CLOSE, invalidField, isoTime, type RotateKeysRequest } from '../../proto/index.js';
-import { parsePublicKeyPem, verifyEd25519 } from '../crypto/keys.js';
+import { parsePublicKeyPem } from '../crypto/keys.js';
 import type { AgentRecord, DirectoryStore } from '../store/types.js';
 import type { Agents } from './agents.js';
 import type { AmpLifecycleHooks, RelayContext } from './context.js';
@@ -96,10 +96,10 @@ export class Keys {
           details: { fingerprint: next.fingerprint },
         });
       }
-      const currentKey = this.agents.keyObject(old);
+      const currentKey = old.public_key_pem;
       const candidates = [Buffer.from(pem, 'utf8'), next.raw, Buffer.from(next.raw.toString('hex'), 'utf8')];
       let proven = false;
-      for (const c of candidates) if (!proven) proven = await verifyEd25519(currentKey, c, sig);
+      for (const c of candidates) if (!proven) proven = await this.agents.verifier.verify(currentKey, c, sig);
       if (!proven) {
         this.ctx.logger.warn(
           { event: 'keypair_rotation_refused', agent: agent.id },

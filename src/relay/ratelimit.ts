@@ -1,7 +1,9 @@
 // Token buckets (spec §20): capacity = limit, continuous refill. One `Limiter` per bucket kind
-import { AmpError } from '../../proto/index.js';
 // (registration per IP, route per sender, ...), keyed by IP or agent id. Idle buckets are dropped
-// once full again, so memory follows active keys only.
+// once full again, so memory follows active keys only. Every refusal, AMP or AID, is the one 429
+// built here; the AID surface gives it the AID body shape.
+
+import { AmpError } from '../../proto/index.js';
 
 export interface BucketSpec {
   /** Tokens per window. */
@@ -246,14 +248,26 @@ export class RateLimits {
   }
 }
 
+/** A refused take as a 429 `rate_limited`: Retry-After and the X-RateLimit-* headers of the bucket. */
+export function rateLimitedError(take: Take, message: string, details: Record<string, unknown> = {}): AmpError {
+  return new AmpError('rate_limited', message, {
+    retryAfter: take.retryAfter,
+    headers: rateLimitHeaders(take),
+    details,
+  });
+}
+
+/** A 429 `rate_limited` for a cap that is no token bucket (e.g. pending registrations): a fixed Retry-After. */
+export function rateLimitedFor(retryAfterS: number, message: string): AmpError {
+  return new AmpError('rate_limited', message, { retryAfter: retryAfterS });
+}
+
 /** Refuse with 429 `rate_limited` when the take failed; else the headers to send. */
 export function enforce(take: Take | undefined, scope: string): Record<string, string> {
   if (!take) return {};
-  const headers = rateLimitHeaders(take);
-  if (take.ok) return headers;
-  throw new AmpError('rate_limited', `Rate limit reached (${scope}); retry in ${take.retryAfter} s`, {
-    retryAfter: take.retryAfter,
-    headers,
-    details: { scope, limit: take.limit },
+  if (take.ok) return rateLimitHeaders(take);
+  throw rateLimitedError(take, `Rate limit reached (${scope}); retry in ${take.retryAfter} s`, {
+    scope,
+    limit: take.limit,
   });
 }

@@ -15,8 +15,7 @@ import {
   type RouteResult,
   type Security,
 } from '../../proto/index.js';
-import { createHash } from 'node:crypto';
-import { verifyEd25519 } from '../crypto/keys.js';
+import { sha256Base64 } from '../crypto/hash.js';
 import { enforce } from './ratelimit.js';
 import type { AgentRecord, DirectoryStore, QueueStore, RecordsStore } from '../store/types.js';
 import type { Push } from './push.js';
@@ -48,7 +47,7 @@ function requestDigest(req: RouteRequest, toExpanded: string, hash: string): str
     hash,
     req.receipt ? '1' : '0',
   ];
-  return createHash('sha256').update(fields.join('\n')).digest('base64');
+  return sha256Base64(fields.join('\n'));
 }
 
 export class MessageRouter {
@@ -285,7 +284,7 @@ export class MessageRouter {
     toExpanded: string,
     hash: string,
   ): Promise<{ from: string; to: string }> {
-    const key = this.agents.keyObject(sender);
+    const key = sender.public_key_pem;
     const froms = sender.short_address === sender.address ? [sender.address] : [sender.address, sender.short_address];
     const tos = req.to === toExpanded ? [req.to] : [req.to, toExpanded];
     for (const from of froms) {
@@ -301,7 +300,7 @@ export class MessageRouter {
           }),
           'utf8',
         );
-        if (await verifyEd25519(key, data, req.signatureBytes!)) return { from, to };
+        if (await this.agents.verifier.verify(key, data, req.signatureBytes!)) return { from, to };
       }
     }
     throw new AmpError('signature_invalid', "Message signature does not verify with the sender's registered key", {

@@ -1,6 +1,6 @@
 // Free alternatives for a taken agent name (§4.2): `<name>-<n>` and `<name>-<adjective>-<noun>`.
 
-import { randomInt } from 'node:crypto';
+import { randomInt } from '../crypto/random.js';
 
 const ADJECTIVES = ['cosmic', 'stellar', 'swift', 'quiet', 'bright', 'lunar', 'amber', 'silver', 'brave', 'clever'];
 const NOUNS = ['panda', 'wolf', 'falcon', 'otter', 'lynx', 'heron', 'comet', 'maple', 'badger', 'raven'];

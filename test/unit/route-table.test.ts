@@ -42,7 +42,7 @@ function setup(opts: { limited?: boolean } = {}) {
       },
       admin: async (authorization: string, tenant: string, scope: string) => {
         calls.push(`admin ${tenant} ${scope}`);
-        if (authorization !== 'Bearer admin') throw new AidError(401, 'invalid_token', 'An admin token is required');
+        if (authorization !== 'Bearer admin') throw new AidError('invalid_token', 'An admin token is required');
         return ADMIN;
       },
     },

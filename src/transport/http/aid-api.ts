@@ -27,7 +27,7 @@ const MAX_AID_BODY = 16 * 1024;
 async function formOrJson(req: HttpRequest): Promise<Record<string, unknown>> {
   const text = await req.body.text();
   if (Buffer.byteLength(text, 'utf8') > MAX_AID_BODY)
-    throw new AidError(413, 'invalid_request', `The request body exceeds ${MAX_AID_BODY} bytes`);
+    throw new AidError('invalid_request', `The request body exceeds ${MAX_AID_BODY} bytes`, { status: 413 });
   if (/application\/x-www-form-urlencoded/i.test(req.headers.contentType)) {
     return Object.fromEntries(new URLSearchParams(text.trim()));
   }
@@ -66,8 +66,7 @@ function addTokenRoutes(t: RouteTable, { identity, tokens, limits }: AidDeps): v
   t.aid('POST', '/:t/oauth/introspect', { tenant: true, introspector: true }, async (req, { tenant, caller }) => {
     rateLimited(limits.take([['aid_introspect', `${tenant}|${caller}`]]), 'introspection requests');
     const body = await formOrJson(req);
-    if (typeof body.token !== 'string' || body.token === '')
-      throw new AidError(400, 'invalid_request', 'token is required');
+    if (typeof body.token !== 'string' || body.token === '') throw new AidError('invalid_request', 'token is required');
     return ok(await tokens.introspect(tenant, identity.issuer(tenant), body.token));
   });
 }
@@ -111,14 +110,14 @@ function addRequestRoutes(t: RouteTable, { identity, registrations, limits }: Ai
   // The user-code poll checks its query before the tenant, so it resolves the tenant itself.
   t.aid('GET', '/:t/agent_registrations/status', {}, async (req) => {
     const code = req.query.get('code');
-    if (!code) throw new AidError(400, 'invalid_request', 'code is required');
+    if (!code) throw new AidError('invalid_request', 'code is required');
     const tenant = identity.tenant(req.params.t);
     const out = await lookup(`ip:${req.ip}`, () => registrations.pollStatus(tenant, { code }));
     return ok(out.body, out.status);
   });
   t.aid('POST', '/:t/agent_registrations/:id/status', { tenant: true }, async (req, { tenant }) => {
     const body = await formOrJson(req);
-    const out = registrations.pollStatus(tenant, {
+    const out = await registrations.pollStatus(tenant, {
       id: req.params.id,
       fingerprint: body.fingerprint,
       proof: body.proof,
@@ -133,7 +132,7 @@ function addAdminRoutes(t: RouteTable, { registrations, audit, limits }: AidDeps
   const lookup = lookupLimited(limits);
   t.aid('GET', '/:t/agent_registrations/resolve', READ, async (req, { tenant, actor }) => {
     const code = req.query.get('code');
-    if (!code) throw new AidError(400, 'invalid_request', 'code is required');
+    if (!code) throw new AidError('invalid_request', 'code is required');
     return ok(await lookup(`admin:${actor.id}`, () => registrations.resolve(tenant, code, actor)));
   });
   t.aid('POST', '/:t/agent_registrations', WRITE, async (req, { tenant, actor }) =>

@@ -7,7 +7,7 @@
 //   t.aid('GET', '/:t/agent_registrations', { tenant: true, admin: 'agent_registrations:read' },
 //     (req, { tenant }) => ok(registrations.list(tenant, req.query)));
 
-import { isAmpError } from '../../../proto/index.js';
+import { aidErrorBody, isAmpError } from '../../../proto/index.js';
 import type { Actor } from '../../identity/audit.js';
 import { AidError } from '../../identity/errors.js';
 import type { IdentityRoutes } from '../../identity/routes.js';
@@ -15,6 +15,7 @@ import type { Agents } from '../../relay/agents.js';
 import { enforce, type RateLimits } from '../../relay/ratelimit.js';
 import type { MessageRouter } from '../../relay/route.js';
 import type { AgentRecord } from '../../store/types.js';
+import { errorReply } from './respond.js';
 import type { Handler, HttpReply, HttpRequest, Router } from './router.js';
 
 /**
@@ -137,7 +138,7 @@ export class RouteTable {
     try {
       return this.deps.agents.authenticateKey('', req.headers.xApiKey).agent;
     } catch {
-      throw new AidError(401, 'invalid_client', "A valid X-API-Key (the agent's AMP API key) is required");
+      throw new AidError('invalid_client', "A valid X-API-Key (the agent's AMP API key) is required");
     }
   }
 
@@ -151,7 +152,7 @@ export class RouteTable {
       agentTenant = undefined;
     }
     if (agentTenant !== tenant)
-      throw new AidError(401, 'invalid_client', 'The X-API-Key is not valid for this organisation');
+      throw new AidError('invalid_client', 'The X-API-Key is not valid for this organisation');
   }
 
   /** §8: an X-API-Key decides alone when sent; otherwise the bearer token may hold either scope. */
@@ -176,7 +177,6 @@ export class RouteTable {
     }
     if (!caller)
       throw new AidError(
-        401,
         'invalid_client',
         'Introspection needs an admin or service token of this organisation, or an agent API key',
       );
@@ -196,13 +196,15 @@ export function aidShaped(fn: (req: HttpRequest) => Promise<HttpReply> | HttpRep
       return await fn(req);
     } catch (e) {
       if (e instanceof AidError) return { status: e.status, body: e.body(), headers: { ...NO_STORE, ...e.headers } };
-      // Body problems (size, JSON) keep their AMP codes but take the AID shape.
-      if (isAmpError(e))
+      // Body problems (size, JSON) and rate limits keep their AMP codes and headers but take the AID shape.
+      if (isAmpError(e)) {
+        const code = e.code === 'request_too_large' ? 'invalid_request' : e.code;
         return {
           status: e.status,
-          body: new AidError(e.status, e.code === 'request_too_large' ? 'invalid_request' : e.code, e.message).body(),
-          headers: NO_STORE,
+          body: aidErrorBody(e.status, code, e.message),
+          headers: { ...NO_STORE, ...errorReply(e).headers },
         };
+      }
       throw e;
     }
   };

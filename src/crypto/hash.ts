@@ -1,0 +1,24 @@
+// Digests and comparisons of secrets: SHA-256 in the encodings the protocol writes, and a
+// comparison whose time does not depend on where two secrets differ.
+
+import { createHash, timingSafeEqual } from 'node:crypto';
+
+/** Lowercase hex SHA-256; strings are hashed as UTF-8. */
+export function sha256Hex(data: string | Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** Padded base64 SHA-256; strings are hashed as UTF-8. */
+export function sha256Base64(data: string | Uint8Array): string {
+  return createHash('sha256').update(data).digest('base64');
+}
+
+/**
+ * Do two secrets (registration keys, fingerprints) have the same UTF-8 bytes? Constant time in
+ * their content; only a length difference answers early (a length is no secret here).
+ */
+export function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a, 'utf8');
+  const y = Buffer.from(b, 'utf8');
+  return x.length === y.length && timingSafeEqual(x, y);
+}
