@@ -11,6 +11,7 @@ import { AuditTrail } from './identity/audit.js';
 import { MAX_PENDING_PER_TENANT, Registrations } from './identity/registrations.js';
 import { IdentityRoutes } from './identity/routes.js';
 import { SigningKeys } from './identity/signing-keys.js';
+import { StatusPolls } from './identity/status-polls.js';
 import { Tokens } from './identity/tokens.js';
 import { health } from './ops/discovery.js';
 import { createLogger } from './ops/logger.js';
@@ -85,9 +86,10 @@ async function buildIdentity(
   const audit = new AuditTrail(store);
   const maxPending = ctx.limits.enabled ? MAX_PENDING_PER_TENANT : Number.POSITIVE_INFINITY;
   const issuerOf = (t: string) => identity.issuer(t);
-  const registrations = new Registrations(store, audit, verifier, issuerOf, publicBase, link, maxPending);
+  const registrations = new Registrations(store, audit, issuerOf, publicBase, link, maxPending);
+  const polls = new StatusPolls(registrations, verifier, issuerOf);
   const tokens = new Tokens(signingKeys, store, registrations, audit, verifier, ctx.limits);
-  return { identity, audit, registrations, tokens };
+  return { identity, audit, registrations, polls, tokens };
 }
 
 /** `0.0.0.0` and `::` listen everywhere; URLs we print point at loopback then. */

@@ -2,129 +2,45 @@
 // T1 request (agent, AMP API key) -> pending; T3 approve, T4 reject, T5 suspend, T6 reactivate,
 // T7 delete (admin). Every transition is audited with actor, IP and statuses.
 
-import { isFullAddress, isoTime, PROOF_REPLAY_TTL_S, PROOF_WINDOW_S } from '../../proto/index.js';
-import { safeEqual, sha256Hex } from '../crypto/hash.js';
-import { parsePublicKeyPem } from '../crypto/keys.js';
-import { randomInt, randomToken, randomUUID } from '../crypto/random.js';
+import { isoTime, PROOF_REPLAY_TTL_S } from '../../proto/index.js';
+import { sha256Hex } from '../crypto/hash.js';
+import { randomToken, randomUUID } from '../crypto/random.js';
 import { ReplayCache } from '../crypto/replay.js';
-import type { Ed25519Verifier } from '../crypto/verifier.js';
 import { rateLimitedFor } from '../relay/ratelimit.js';
 import { KeyedLock } from '../store/keyed-lock.js';
 import type { AgentRecord, Store } from '../store/types.js';
 import type { Actor, AuditTrail } from './audit.js';
 import { paginate } from './audit.js';
 import { AidError } from './errors.js';
+import {
+  ALLOWED_FROM,
+  registrationResource,
+  validateRegistrationBody,
+  applyTransition,
+  bumpCutoff,
+  CODE_TTL_MS,
+  clampLifetime,
+  DEFAULT_ROLES,
+  DEFAULT_TOKEN_LIFETIME_S,
+  MAX_PENDING_PER_TENANT,
+  newUserCode,
+  normUserCode,
+  PENDING_FULL_RETRY_AFTER_S,
+  type Registration,
+  type RegistrationStatus,
+  type Role,
+  STATUS_ALIASES,
+  type TransitionAction,
+} from './registration-model.js';
 
-export type RegistrationStatus = 'pending' | 'active' | 'rejected' | 'suspended' | 'deleted';
-
-export interface Role {
-  id: number;
-  name: string;
-  scopes: string[];
-}
-
-export const DEFAULT_ROLES: Role[] = [{ id: 1, name: 'agent', scopes: ['agent:identity'] }];
-const CODE_TTL_MS = 24 * 3600 * 1000;
-export const MAX_PENDING_PER_TENANT = 200;
-/** When the tenant is at MAX_PENDING_PER_TENANT, ask again in a minute (an admin has to act first). */
-const PENDING_FULL_RETRY_AFTER_S = 60;
-const USER_CODE_ALPHABET = 'ABCDEFGHJKMNPQRSTUVWXYZ23456789';
-const DEFAULT_TOKEN_LIFETIME_S = 3600;
-const STATUS_ALIASES: Record<string, RegistrationStatus> = {
-  approved: 'active',
-  pending_approval: 'pending',
-  revoked: 'deleted',
-};
-
-export interface Registration {
-  id: string;
-  tenant: string;
-  name: string;
-  description: string | null;
-  address: string;
-  fingerprint: string;
-  fingerprint_raw: string;
-  public_key: string;
-  status: RegistrationStatus;
-  registration_method: 'agent_initiated' | 'admin_initiated';
-  role_id: number;
-  token_lifetime: number;
-  amp_agent_id: string | null;
-  address_verified: boolean;
-  rejection_reason: string | null;
-  suspension_reason: string | null;
-  approved_at: string | null;
-  created_at: string;
-  updated_at: string;
-  /** Unix seconds; tokens issued at or before it are inactive (§9). */
-  tokens_valid_after: number;
-  code_hash: string | null;
-  user_code_hash: string | null;
-  code_expires_at: number | null;
-}
-
-const clampLifetime = (s: number) => Math.min(86_400, Math.max(300, Math.round(s)));
-const normUserCode = (s: string) => s.toUpperCase().replace(/[\s-]/g, '');
-
-function newUserCode(): string {
-  let s = '';
-  for (let i = 0; i < 8; i++) s += USER_CODE_ALPHABET[randomInt(USER_CODE_ALPHABET.length)];
-  return `${s.slice(0, 4)}-${s.slice(4)}`;
-}
-
-/** §4.2: the status poll answers a wrong fingerprint or proof with 401, not the token endpoint's 400. */
-const POLL = { status: 401 } as const;
-
-export type TransitionAction = 'approve' | 'reject' | 'suspend' | 'reactivate' | 'delete';
-
-/**
- * §9: move the cutoff past every token issued so far. Tokens get `iat = max(now, cutoff + 1)`, so
- * one issued in this same second may carry `cutoff + 1`: the new cutoff is at least that.
- */
-function bumpCutoff(r: Registration): void {
-  r.tokens_valid_after = Math.max(Math.floor(Date.now() / 1000), r.tokens_valid_after + 1);
-}
-
-function proofBytes(proof: string): Buffer {
-  return Buffer.from(
-    proof
-      .replace(/[\r\n]/g, '')
-      .replace(/-/g, '+')
-      .replace(/_/g, '/'),
-    'base64',
-  );
-}
-
-/**
- * §6.2: Ed25519 over `aid-registration-status\n{ts}\n{issuer}`; the raw form is
- * base64url(signature || ts), the CLI's text form base64url(ASCII(base64(signature) + ts)).
- * The verified proof's signature and timestamp (the same whichever encoding carried them), or null.
- */
-async function statusProofParts(
-  verifier: Ed25519Verifier,
-  r: Registration,
-  issuers: readonly string[],
-  proof: string,
-): Promise<{ sig: Buffer; ts: string } | null> {
-  const bytes = proofBytes(proof);
-  const text = bytes.toString('latin1');
-  let sig: Buffer;
-  let ts: string;
-  const m = /^([A-Za-z0-9+/]{86}==)(\d{1,12})$/.exec(text);
-  if (m) {
-    sig = Buffer.from(m[1], 'base64');
-    ts = m[2];
-  } else {
-    sig = bytes.subarray(0, 64);
-    ts = bytes.subarray(64).toString('ascii');
-  }
-  if (sig.length !== 64 || !/^\d{1,12}$/.test(ts) || Math.abs(Date.now() / 1000 - Number(ts)) > PROOF_WINDOW_S)
-    return null;
-  const inputs = issuers
-    .flatMap((i) => [i, `${i}/`])
-    .map((iss) => Buffer.from(`aid-registration-status\n${ts}\n${iss}`));
-  return (await verifier.verifyAny(r.public_key, inputs, sig)) ? { sig, ts } : null;
-}
+export {
+  DEFAULT_ROLES,
+  MAX_PENDING_PER_TENANT,
+  type Registration,
+  type RegistrationStatus,
+  type Role,
+  type TransitionAction,
+} from './registration-model.js';
 
 /** Hears each committed transition (the AMP side follows approvals and suspensions). */
 export interface RegistrationFollower {
@@ -135,8 +51,6 @@ export class Registrations {
   constructor(
     private readonly store: Store,
     private readonly audit: AuditTrail,
-    /** The server's one verifier (status proofs, §6.2). */
-    private readonly verifier: Ed25519Verifier,
     private readonly issuerOf: (tenant: string) => string,
     private readonly publicBase: () => string,
     private readonly follower: RegistrationFollower,
@@ -188,65 +102,11 @@ export class Registrations {
 
   /** The JSON:API resource (§4.1): both spellings of address, fingerprint and key. */
   resource(r: Registration): Record<string, unknown> {
-    const issuer = this.issuerOf(r.tenant);
-    const role = this.roles.find((x) => x.id === r.role_id);
-    return {
-      id: r.id,
-      type: 'agent_registration',
-      attributes: {
-        unique_id: r.id,
-        name: r.name,
-        description: r.description,
-        address: r.address,
-        amp_address: r.address,
-        fingerprint: r.fingerprint,
-        amp_fingerprint: r.fingerprint,
-        public_key: r.public_key,
-        amp_public_key: r.public_key,
-        key_algorithm: 'Ed25519',
-        status: r.status,
-        approved: r.status === 'active',
-        address_verified: r.address_verified,
-        registration_method: r.registration_method,
-        role_id: r.role_id,
-        role_name: role?.name ?? null,
-        token_lifetime: r.token_lifetime,
-        token_endpoint: `${issuer}/oauth/token`,
-        oidc_issuer: issuer,
-        company_url_id: r.tenant,
-        company_name: r.tenant,
-        amp_agent_id: r.amp_agent_id,
-        rejection_reason: r.rejection_reason,
-        suspension_reason: r.suspension_reason,
-        approved_at: r.approved_at,
-        created_at: r.created_at,
-        updated_at: r.updated_at,
-      },
-    };
-  }
-
-  /** The §4.2 field checks shared by T1 and T2 (422 validation_failed). */
-  private validate(body: Record<string, unknown>) {
-    const b = (
-      body.agent_registration && typeof body.agent_registration === 'object' ? body.agent_registration : body
-    ) as Record<string, unknown>;
-    const str = (...names: string[]) => names.map((n) => b[n]).find((v) => typeof v === 'string') as string | undefined;
-    const name = str('name');
-    const address = str('address', 'amp_address')?.toLowerCase();
-    const fingerprint = str('fingerprint', 'amp_fingerprint');
-    const pem = str('public_key', 'amp_public_key');
-    const description = str('description') ?? null;
-    const invalid = (d: string) => new AidError('validation_failed', d);
-    if ((str('key_algorithm') ?? 'Ed25519').toLowerCase() !== 'ed25519') throw invalid('key_algorithm must be Ed25519');
-    if (!name || name.length > 255) throw invalid('name is required (1-255 characters)');
-    if (description !== null && description.length > 2000) throw invalid('description is at most 2000 characters');
-    if (!pem) throw invalid('public_key is required');
-    const key = parsePublicKeyPem(pem);
-    if (typeof key === 'string') throw invalid('public_key must be an Ed25519 public key (SPKI PEM)');
-    if (!fingerprint || (fingerprint !== key.fingerprint && fingerprint !== key.fingerprintRaw))
-      throw invalid('fingerprint does not match public_key');
-    if (!address || !isFullAddress(address)) throw invalid('address must be a full AMP address');
-    return { b, name, address, description, key };
+    return registrationResource(
+      r,
+      this.issuerOf(r.tenant),
+      this.roles.find((x) => x.id === r.role_id),
+    );
   }
 
   private live(tenant: string, fingerprint: string): Registration[] {
@@ -274,14 +134,14 @@ export class Registrations {
     actor: Actor,
   ): Promise<Record<string, unknown>> {
     if (agent.tenant !== tenant) throw new AidError('forbidden', 'This API key belongs to another organisation');
-    const v = this.validate(body);
+    const v = validateRegistrationBody(body);
     return this.locked(tenant, () => this.requestLocked(tenant, agent, v, actor));
   }
 
   private async requestLocked(
     tenant: string,
     authenticated: AgentRecord,
-    v: ReturnType<Registrations['validate']>,
+    v: ReturnType<typeof validateRegistrationBody>,
     actor: Actor,
   ): Promise<Record<string, unknown>> {
     const { name, address, description, key } = v;
@@ -298,16 +158,7 @@ export class Registrations {
     if (live.some((r) => r.status !== 'pending'))
       throw new AidError('already_registered', 'Fingerprint has already been registered');
     this.assertAddressFree(tenant, address, live[0]?.id);
-    if (
-      !live[0] &&
-      this.all(tenant).filter((r) => r.status === 'pending' && (r.code_expires_at === null || r.code_expires_at > now))
-        .length >= this.maxPending
-    ) {
-      throw rateLimitedFor(
-        PENDING_FULL_RETRY_AFTER_S,
-        `This organisation has ${this.maxPending} pending registrations; approve or reject some first`,
-      );
-    }
+    if (!live[0]) this.assertPendingRoom(tenant, now);
     const reg: Registration =
       live[0] ??
       this.fresh(tenant, {
@@ -334,6 +185,22 @@ export class Registrations {
       { ...actor, id: `agent:${reg.id}` },
       { previous_status: live[0] ? 'pending' : null, new_status: 'pending' },
     );
+    return this.requestAnswer(reg, code, userCode);
+  }
+
+  /** §14: at most `maxPending` live pending registrations per tenant. */
+  private assertPendingRoom(tenant: string, now: number): void {
+    const live = (r: Registration) => r.status === 'pending' && (r.code_expires_at === null || r.code_expires_at > now);
+    if (this.all(tenant).filter(live).length < this.maxPending) return;
+    throw rateLimitedFor(
+      PENDING_FULL_RETRY_AFTER_S,
+      `This organisation has ${this.maxPending} pending registrations; approve or reject some first`,
+    );
+  }
+
+  /** T1's answer: the resource's summary and the device-flow fields (§4.2). */
+  private requestAnswer(reg: Registration, code: string, userCode: string): Record<string, unknown> {
+    const tenant = reg.tenant;
     const flow = {
       authorization_url: `${this.publicBase()}/agents/authorize?code=${code}`,
       user_code: userCode,
@@ -358,72 +225,6 @@ export class Registrations {
       },
       ...flow,
     };
-  }
-
-  /** Per registration: when it was last polled, and the interval now asked of it (§4.2). */
-  private readonly polls = new Map<string, { at: number; interval: number }>();
-
-  /**
-   * Status poll (§4.2): by id with the registration's fingerprint (and an optional §6.2 proof), or
-   * by user code. Polling faster than the interval answers 429 slow_down and lengthens it by 5 s.
-   */
-  async pollStatus(
-    tenant: string,
-    by: { id: string; fingerprint: unknown; proof: unknown; aliases?: readonly string[] } | { code: string },
-  ): Promise<{ status: number; body: Record<string, unknown> }> {
-    let r: Registration | undefined;
-    if ('code' in by) {
-      const h = sha256Hex(normUserCode(by.code));
-      const full = sha256Hex(by.code);
-      r = this.all(tenant).find((x) => x.user_code_hash === h || x.code_hash === full);
-      if (!r) throw new AidError('not_found', 'Unknown or expired code');
-    } else {
-      r = this.get(tenant, by.id);
-      const fp = typeof by.fingerprint === 'string' ? by.fingerprint : '';
-      const matches = [r.fingerprint, r.fingerprint_raw].some((x) => safeEqual(x, fp));
-      if (!matches) throw new AidError('invalid_proof', 'fingerprint does not match the registration', POLL);
-      if (by.proof !== undefined && by.proof !== null && by.proof !== '') {
-        const issuers = [this.issuerOf(tenant), ...(by.aliases ?? [])];
-        const parts = await statusProofParts(this.verifier, r, issuers, String(by.proof));
-        if (!parts) throw new AidError('invalid_proof', 'status proof does not verify', POLL);
-        if (!this.replay.claim([tenant, parts.sig, parts.ts, '|status']))
-          throw new AidError('invalid_proof', 'status proof already used; sign a new one', POLL);
-      }
-    }
-    const now = Date.now();
-    const poll = this.polls.get(r.id);
-    if (poll && now - poll.at < poll.interval * 1000) {
-      poll.interval += 5;
-      poll.at = now;
-      return {
-        status: 429,
-        body: {
-          error: 'slow_down',
-          error_description: `Polling too frequently. Increase interval to ${poll.interval} seconds.`,
-          interval: poll.interval,
-        },
-      };
-    }
-    this.polls.set(r.id, { at: now, interval: poll?.interval ?? 5 });
-    if (r.status === 'pending') {
-      if (r.code_expires_at !== null && r.code_expires_at <= now)
-        return {
-          status: 410,
-          body: { error: 'expired_token', error_description: 'The registration request expired; request again' },
-        };
-      return {
-        status: 200,
-        body: {
-          error: 'authorization_pending',
-          status: 'pending',
-          interval: poll?.interval ?? 5,
-          data: this.resource(r),
-        },
-      };
-    }
-    const body: Record<string, unknown> = { data: this.resource(r) };
-    if (r.status === 'rejected') body.error = 'access_denied';
-    return { status: 200, body };
   }
 
   private fresh(
@@ -478,7 +279,7 @@ export class Registrations {
     body: Record<string, unknown>,
     actor: Actor,
   ): Promise<Record<string, unknown>> {
-    const { b, name, address, description, key } = this.validate(body);
+    const { b, name, address, description, key } = validateRegistrationBody(body);
     // role_id and token_lifetime may sit inside `agent_registration` or beside it.
     const roleId = b.role_id ?? body.role_id;
     const lifetime = b.token_lifetime ?? body.token_lifetime;
@@ -665,59 +466,14 @@ export class Registrations {
   ): Promise<Record<string, unknown>> {
     const r = this.get(tenant, id);
     const from = r.status;
-    const allowed: Record<typeof action, RegistrationStatus[]> = {
-      approve: ['pending'],
-      reject: ['pending'],
-      suspend: ['active'],
-      reactivate: ['suspended'],
-      delete: ['pending', 'active', 'rejected', 'suspended'],
-    };
-    if (!allowed[action].includes(from))
+    if (!ALLOWED_FROM[action].includes(from)) {
       throw new AidError('invalid_transition', `Cannot ${action} a registration in status ${from}`);
+    }
     const reason = typeof body.reason === 'string' ? body.reason.slice(0, 2000) : null;
     const previousRole = this.role(r.role_id);
-    let event:
-      | 'registration_approved'
-      | 'registration_rejected'
-      | 'registration_suspended'
-      | 'registration_reactivated'
-      | 'registration_deleted';
-    switch (action) {
-      case 'approve': {
-        const roleId = body.role_id === undefined || body.role_id === null ? this.roles[0].id : Number(body.role_id);
-        this.role(roleId);
-        r.status = 'active';
-        r.role_id = roleId;
-        r.approved_at = isoTime(Date.now());
-        r.code_hash = r.user_code_hash = null;
-        r.code_expires_at = null;
-        event = 'registration_approved';
-        break;
-      }
-      case 'reject':
-        r.status = 'rejected';
-        r.rejection_reason = reason;
-        r.code_hash = r.user_code_hash = null;
-        event = 'registration_rejected';
-        break;
-      case 'suspend':
-        r.status = 'suspended';
-        r.suspension_reason = reason;
-        bumpCutoff(r);
-        event = 'registration_suspended';
-        break;
-      case 'reactivate':
-        r.status = 'active';
-        r.suspension_reason = null;
-        event = 'registration_reactivated';
-        break;
-      case 'delete':
-        r.status = 'deleted';
-        bumpCutoff(r);
-        r.code_hash = r.user_code_hash = null;
-        event = 'registration_deleted';
-        break;
-    }
+    const roleId = body.role_id === undefined || body.role_id === null ? this.roles[0].id : Number(body.role_id);
+    if (action === 'approve') this.role(roleId);
+    const event = applyTransition(r, action, reason, roleId);
     await this.save(r);
     const newRole = this.role(r.role_id);
     await this.audit.record(tenant, r.id, event, actor, {

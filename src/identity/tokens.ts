@@ -9,7 +9,7 @@ import type { Ed25519Verifier } from '../crypto/verifier.js';
 import type { Store } from '../store/types.js';
 import type { Actor, AuditTrail } from './audit.js';
 import { AidError } from './errors.js';
-import type { Registration, Registrations } from './registrations.js';
+import type { Registration, Registrations, Role } from './registrations.js';
 import type { SigningKeys } from './signing-keys.js';
 import { rateLimitedError, type RateLimits, type Take } from '../relay/ratelimit.js';
 
@@ -147,6 +147,32 @@ export class Tokens {
     const audience = typeof p.resource === 'string' ? p.resource : typeof p.audience === 'string' ? p.audience : issuer;
     if (audience !== issuer) throw new AidError('invalid_target', 'Unknown resource or audience');
 
+    const { token, iat, lifetime, jti } = await this.sign(reg, role, scopes, issuer, audience);
+    await this.audit.record(reg.tenant, reg.id, 'token_issued', actor, {
+      previous_status: reg.status,
+      new_status: reg.status,
+      metadata: {
+        jti,
+        scopes_requested: requested,
+        scopes_granted: scopes,
+        credential_type: credentialType,
+        expires_at: new Date((iat + lifetime) * 1000).toISOString(),
+        proof_mode: 'timestamp',
+      },
+    });
+    return {
+      access_token: token,
+      token_type: 'Bearer',
+      expires_in: lifetime,
+      scope: scopes.join(' '),
+      agent_address: reg.address,
+      agent_id: reg.id,
+      credential_type: 'access_token',
+    };
+  }
+
+  /** The agent token (§7): `iat` after the registration's cutoff, lifetime within the bounds. */
+  private async sign(reg: Registration, role: Role, scopes: string[], issuer: string, audience: string) {
     const now = Math.floor(Date.now() / 1000);
     const iat = Math.max(now, reg.tokens_valid_after + 1);
     const lifetime = Math.min(LIFETIME_MAX_S, Math.max(LIFETIME_MIN_S, reg.token_lifetime));
@@ -175,27 +201,7 @@ export class Tokens {
       .setExpirationTime(iat + lifetime)
       .setJti(jti)
       .sign(key.privateKey);
-    await this.audit.record(reg.tenant, reg.id, 'token_issued', actor, {
-      previous_status: reg.status,
-      new_status: reg.status,
-      metadata: {
-        jti,
-        scopes_requested: requested,
-        scopes_granted: scopes,
-        credential_type: credentialType,
-        expires_at: new Date((iat + lifetime) * 1000).toISOString(),
-        proof_mode: 'timestamp',
-      },
-    });
-    return {
-      access_token: token,
-      token_type: 'Bearer',
-      expires_in: lifetime,
-      scope: scopes.join(' '),
-      agent_address: reg.address,
-      agent_id: reg.id,
-      credential_type: 'access_token',
-    };
+    return { token, iat, lifetime, jti };
   }
 
   /** §6.1: base64url(signature[64] || ASCII ts); window ±300 s; an issuer, or it + '/'; once. */

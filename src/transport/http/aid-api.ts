@@ -4,6 +4,7 @@
 import type { AuditTrail } from '../../identity/audit.js';
 import { AidError } from '../../identity/errors.js';
 import type { Registrations } from '../../identity/registrations.js';
+import type { StatusPolls } from '../../identity/status-polls.js';
 import type { IdentityRoutes } from '../../identity/routes.js';
 import { rateLimited, type Tokens } from '../../identity/tokens.js';
 import type { Agents } from '../../relay/agents.js';
@@ -14,6 +15,7 @@ import type { HttpReply, HttpRequest } from './router.js';
 export interface AidDeps {
   identity: IdentityRoutes;
   registrations: Registrations;
+  polls: StatusPolls;
   tokens: Tokens;
   audit: AuditTrail;
   agents: Agents;
@@ -85,7 +87,7 @@ function lookupLimited(limits: RateLimits) {
 }
 
 /** The agent's side: its registration request (§5.1) and the status polls (§6). */
-function addRequestRoutes(t: RouteTable, { identity, registrations, limits }: AidDeps): void {
+function addRequestRoutes(t: RouteTable, { identity, registrations, polls, limits }: AidDeps): void {
   const lookup = lookupLimited(limits);
   t.aid(
     'POST',
@@ -112,12 +114,12 @@ function addRequestRoutes(t: RouteTable, { identity, registrations, limits }: Ai
     const code = req.query.get('code');
     if (!code) throw new AidError('invalid_request', 'code is required');
     const tenant = identity.tenant(req.params.t);
-    const out = await lookup(`ip:${req.ip}`, () => registrations.pollStatus(tenant, { code }));
+    const out = await lookup(`ip:${req.ip}`, () => polls.pollStatus(tenant, { code }));
     return ok(out.body, out.status);
   });
   t.aid('POST', '/:t/agent_registrations/:id/status', { tenant: true }, async (req, { tenant }) => {
     const body = await formOrJson(req);
-    const out = await registrations.pollStatus(tenant, {
+    const out = await polls.pollStatus(tenant, {
       id: req.params.id,
       fingerprint: body.fingerprint,
       proof: body.proof,
