@@ -14,6 +14,7 @@ import { SigningKeys } from './identity/signing-keys.js';
 import { StatusPolls } from './identity/status-polls.js';
 import { Tokens } from './identity/tokens.js';
 import { health } from './ops/discovery.js';
+import { InFlight } from './ops/in-flight.js';
 import { createLogger } from './ops/logger.js';
 import { renderMetrics } from './ops/metrics.js';
 import { Agents } from './relay/agents.js';
@@ -32,7 +33,7 @@ import { LmdbStore } from './store/lmdb.js';
 import { startTtlSweeper } from './store/sweeper.js';
 import type { Store } from './store/types.js';
 import { buildApi } from './transport/http/api.js';
-import { attachHttp, InFlight } from './transport/http/respond.js';
+import { attachHttp } from './transport/http/respond.js';
 import { HttpServer } from './transport/listen.js';
 import { attachWebSockets } from './transport/ws/attach.js';
 

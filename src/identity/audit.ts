@@ -3,7 +3,7 @@
 
 import { randomUUID } from '../crypto/random.js';
 import { isoTime, parseIsoDateTime } from '../../proto/index.js';
-import type { Store } from '../store/types.js';
+import type { RecordsStore } from '../store/types.js';
 import { AidError } from './errors.js';
 
 export const EVENT_TYPES = [
@@ -67,7 +67,7 @@ const key = (tenant: string, ms: number, id: string) => `${tenant}/${String(ms).
 export class AuditTrail {
   private lastMs = 0;
 
-  constructor(private readonly store: Store) {}
+  constructor(private readonly store: RecordsStore) {}
 
   async record(
     tenant: string,

@@ -8,7 +8,7 @@ import { randomToken, randomUUID } from '../crypto/random.js';
 import { ReplayCache } from '../crypto/replay.js';
 import { rateLimitedFor } from '../relay/ratelimit.js';
 import { KeyedLock } from '../store/keyed-lock.js';
-import type { AgentRecord, Store } from '../store/types.js';
+import type { AgentRecord, DirectoryStore, RecordsStore } from '../store/types.js';
 import type { Actor, AuditTrail } from './audit.js';
 import { paginate } from './audit.js';
 import { AidError } from './errors.js';
@@ -49,7 +49,8 @@ export interface RegistrationFollower {
 
 export class Registrations {
   constructor(
-    private readonly store: Store,
+    /** Registrations are records; the AMP agents they bind to are read from the directory. */
+    private readonly store: RecordsStore & Pick<DirectoryStore, 'getAgent' | 'findAgentByFingerprint'>,
     private readonly audit: AuditTrail,
     private readonly issuerOf: (tenant: string) => string,
     private readonly publicBase: () => string,

@@ -2,7 +2,7 @@
 // trail build on this (agent-identity §3-§11).
 
 import { AmpError, REGISTERED_LABEL_RE, RESERVED_TENANTS } from '../../proto/index.js';
-import type { Store } from '../store/types.js';
+import type { DirectoryStore } from '../store/types.js';
 import { checkAdminToken, issuerOf } from './admin-tokens.js';
 import type { Actor } from './audit.js';
 import { AidError } from './errors.js';
@@ -14,7 +14,7 @@ export type DiscoveryDoc = 'oauth-authorization-server' | 'openid-configuration'
 export class IdentityRoutes {
   constructor(
     private readonly keys: SigningKeys,
-    private readonly store: Store,
+    private readonly store: DirectoryStore,
     /** `AMP_PUBLIC_URL`, else the listening origin: the issuer never comes from a request. */
     private readonly publicBase: () => string,
     /** AID_ISSUER_ALIASES: other base URLs agents reach us by; proofs may name them (§16). */

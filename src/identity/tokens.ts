@@ -6,7 +6,7 @@ import { SignJWT, jwtVerify, type JWTPayload } from 'jose';
 import { canonicalJson, PROOF_WINDOW_S } from '../../proto/index.js';
 import { randomUUID } from '../crypto/random.js';
 import type { Ed25519Verifier } from '../crypto/verifier.js';
-import type { Store } from '../store/types.js';
+import type { RecordsStore } from '../store/types.js';
 import type { Actor, AuditTrail } from './audit.js';
 import { AidError } from './errors.js';
 import type { Registration, Registrations, Role } from './registrations.js';
@@ -37,7 +37,7 @@ export function rateLimited(take: Take | undefined, what: string): void {
 export class Tokens {
   constructor(
     private readonly keys: SigningKeys,
-    private readonly store: Store,
+    private readonly store: RecordsStore,
     private readonly registrations: Registrations,
     private readonly audit: AuditTrail,
     private readonly verifier: Ed25519Verifier,

@@ -20,12 +20,13 @@ import {
   unpackFrame,
 } from '../../proto/index.js';
 import type { Config } from '../config/schema.js';
+import type { InFlightCounter } from '../ops/in-flight.js';
 import type { AgentRecord } from '../store/types.js';
 import type { Agents } from './agents.js';
 import { Frame, pongFrame } from './frames.js';
 import type { Inbox } from './inbox.js';
 import type { Push } from './push.js';
-import type { RateLimits } from './ratelimit.js';
+import { type RateLimits, rateLimitedError } from './ratelimit.js';
 import type { MessageRouter } from './route.js';
 import { AgentSession, type Connection, type Sessions } from './sessions.js';
 import type { Logger } from 'pino';
@@ -45,12 +46,6 @@ export interface ConnectionEvents {
   closed(): void;
   /** Is the session waiting for a drain (pushes paused)? The transport then reports one. */
   wantsDrain(): boolean;
-}
-
-/** Requests being handled, so shutdown waits for them before the store closes. */
-export interface InFlightCounter {
-  begin(): void;
-  end(): void;
 }
 
 export interface SessionDeps {
@@ -233,7 +228,7 @@ export class WsSession implements ConnectionEvents {
     const take = this.deps.limits.take([['ws_frames', this.session!.id]]);
     if (!take || take.ok) return true;
     const message = `Too many frames; frame dropped, retry in ${take.retryAfter} s`;
-    this.sendError(new AmpError('rate_limited', message, { retryAfter: take.retryAfter }), requestId);
+    this.sendError(rateLimitedError(take, message), requestId);
     return false;
   }
 

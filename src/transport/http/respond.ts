@@ -8,6 +8,7 @@ import { STATUS_CODES } from 'node:http';
 import type { HttpRequest as UwsRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { Logger } from 'pino';
 import { AmpError, isAmpError } from '../../../proto/index.js';
+import type { InFlightCounter } from '../../ops/in-flight.js';
 import { BodyReader } from './body.js';
 import type { HttpReply, HttpRequest, Match, Router } from './router.js';
 
@@ -15,34 +16,9 @@ export interface HttpOptions {
   corsOrigin: string;
   logger: Logger;
   /** Counts requests being handled, so shutdown can wait for them before closing the store. */
-  inFlight: InFlight;
+  inFlight: InFlightCounter;
   /** True once shutdown began: new requests get 503 and touch nothing. */
   isClosing: () => boolean;
-}
-
-export class InFlight {
-  private count = 0;
-  private waiters: Array<() => void> = [];
-
-  begin(): void {
-    this.count++;
-  }
-
-  end(): void {
-    if (--this.count === 0) for (const w of this.waiters.splice(0)) w();
-  }
-
-  /** Resolves when no request is in flight, or after `timeoutMs`. */
-  drain(timeoutMs: number): Promise<void> {
-    if (this.count === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(resolve, timeoutMs);
-      this.waiters.push(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-  }
 }
 
 interface ResState {
