@@ -10,11 +10,10 @@ import {
   register,
   signMessage,
   startTestServer,
-  type Registered,
   type Reply,
   type TestServer,
 } from '../helpers/server.js';
-import { UpgradeRefused, openWs, signedAuthFrame, type WsClient } from '../helpers/ws.js';
+import { UpgradeRefused, closeAllWs, connectWs, openWs, type WsClient } from '../helpers/ws.js';
 
 const DOMAIN = 'aimaestro.local';
 const DAY_MS = 86_400_000;
@@ -22,7 +21,6 @@ const KEY_RE = /^amp_(live|test)_sk_[0-9a-f]{64}$/;
 const ISO_MS_RE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 let srv: TestServer;
 const servers: TestServer[] = [];
-const sockets: WsClient[] = [];
 let seq = 0;
 const agent = (who: string, tenant = 'acme', extra: Record<string, unknown> = {}) =>
   register(srv.api, `${who}-${++seq}`, tenant, extra);
@@ -31,7 +29,7 @@ beforeAll(async () => {
   srv = await startTestServer();
 });
 afterAll(async () => {
-  await Promise.all(sockets.map((s) => s.close()));
+  await closeAllWs();
   await Promise.all([srv, ...servers].filter(Boolean).map((s) => s.close()));
 });
 
@@ -39,14 +37,6 @@ async function start(opts: Parameters<typeof startTestServer>[0]): Promise<TestS
   const s = await startTestServer(opts);
   servers.push(s);
   return s;
-}
-
-async function open(opts: { key?: string; signedBy?: Registered }): Promise<WsClient> {
-  const c = await openWs(srv.server.wsUrl, opts.key ? { headers: { Authorization: `Bearer ${opts.key}` } } : {});
-  sockets.push(c);
-  if (opts.signedBy) c.sendText(signedAuthFrame(opts.signedBy.address, opts.signedBy.keys.privateKey));
-  expect((await c.nextType('connected')).type).toBe('connected');
-  return c;
 }
 
 /** Open and answering: a ping gets its pong. */
@@ -88,9 +78,9 @@ const fingerprintOf = (pk: KeyObject) =>
 describe('API keys', () => {
   it('row 7: revoked API key → 401 on REST; its socket closes 4003 key_revoked; other sessions and the Ed25519 key survive', async () => {
     const [alice, bob] = await Promise.all([agent('alice'), agent('bob')]);
-    const byKey = await open({ key: alice.api_key });
-    const bySig = await open({ signedBy: alice });
-    const bobWs = await open({ key: bob.api_key });
+    const byKey = await connectWs(srv.server.wsUrl, alice.api_key);
+    const bySig = await connectWs(srv.server.wsUrl, { signedBy: alice });
+    const bobWs = await connectWs(srv.server.wsUrl, bob.api_key);
     const before = Date.now();
     const rev = await call('DELETE', `${srv.api}/auth/revoke-key`, { key: alice.api_key });
     expect(rev.status).toBe(200);
@@ -108,7 +98,7 @@ describe('API keys', () => {
     );
     expectError(await call('DELETE', `${srv.api}/auth/revoke-key`, { key: alice.api_key }), 401, 'unauthorized');
     const upgrade = await openWs(srv.server.wsUrl, { headers: { Authorization: `Bearer ${alice.api_key}` } }).then(
-      (c) => (sockets.push(c), undefined),
+      () => undefined,
       (e: unknown) => e,
     );
     expect(upgrade).toBeInstanceOf(UpgradeRefused);
@@ -135,7 +125,7 @@ describe('API keys', () => {
   it('row 8: rotate-key → 24 h grace; rotating from the grace key → 403 forbidden; a second rotation revokes the grace key (≤ 2 valid keys)', async () => {
     const alice = await agent('alice');
     const k1 = alice.api_key;
-    const k1Ws = await open({ key: k1 });
+    const k1Ws = await connectWs(srv.server.wsUrl, k1);
     const t0 = Date.now();
     const r1 = await call('POST', `${srv.api}/auth/rotate-key`, { key: k1 });
     const t1 = Date.now();
@@ -152,7 +142,7 @@ describe('API keys', () => {
     expect(k2).not.toBe(k1);
     expect([await keyStatus(k1), await keyStatus(k2)]).toEqual([200, 200]);
     await alive(k1Ws, 'g1'); // a grace key's session stays open
-    const k2Ws = await open({ key: k2 });
+    const k2Ws = await connectWs(srv.server.wsUrl, k2);
 
     const fromGrace = await call('POST', `${srv.api}/auth/rotate-key`, { key: k1 });
     expectError(fromGrace, 403, 'forbidden');
@@ -250,7 +240,7 @@ describe('registration', () => {
 
   it('row 16: a deregistered name is held (409 name_taken), its key is revoked (403 key_revoked), its API key → 401', async () => {
     const [alice, bob] = await Promise.all([agent('alice'), agent('bob')]);
-    const ws = await open({ key: alice.api_key });
+    const ws = await connectWs(srv.server.wsUrl, alice.api_key);
     const d = await call('DELETE', `${srv.api}/agents/me`, { key: alice.api_key });
     expect(d.status).toBe(200);
     expect(d.body).toEqual({

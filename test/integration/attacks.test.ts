@@ -13,12 +13,11 @@ import {
   type Reply,
   type TestServer,
 } from '../helpers/server.js';
-import { openWs, type WsClient } from '../helpers/ws.js';
+import { closeAllWs, connectWs } from '../helpers/ws.js';
 
 const DOMAIN = 'aimaestro.local';
 let srv: TestServer;
 const servers: TestServer[] = [];
-const sockets: WsClient[] = [];
 let seq = 0;
 /** A fresh agent per row, so no row sees another's messages. */
 const agent = (who: string, tenant = 'acme') => register(srv.api, `${who}-${++seq}`, tenant);
@@ -27,16 +26,9 @@ beforeAll(async () => {
   srv = await startTestServer();
 });
 afterAll(async () => {
-  await Promise.all(sockets.map((s) => s.close()));
+  await closeAllWs();
   await Promise.all([srv, ...servers].filter(Boolean).map((s) => s.close()));
 });
-
-async function open(url: string, key: string): Promise<WsClient> {
-  const c = await openWs(url, { headers: { Authorization: `Bearer ${key}` } });
-  sockets.push(c);
-  expect((await c.nextType('connected')).type).toBe('connected');
-  return c;
-}
 
 function expectError(r: Reply, status: number, error: string, field?: string): void {
   expect({ status: r.status, error: r.body?.error }, JSON.stringify(r.body)).toEqual({ status, error });
@@ -119,7 +111,7 @@ describe('identity and isolation', () => {
         expect({ status: r.status, body: r.body }).toEqual({ status: 200, body: { acknowledged: 0 } });
       }
     }
-    const ws = await open(srv.server.wsUrl, carol.api_key);
+    const ws = await connectWs(srv.server.wsUrl, carol.api_key);
     ws.sendText({ type: 'ack', ids: [id], request_id: 'a1' });
     expect(await ws.nextType('ack.result', 'a1')).toEqual({
       type: 'ack.result',
@@ -263,7 +255,7 @@ describe('floods', () => {
     expect(Number.isInteger(retry) && retry >= 1).toBe(true);
     expect(r.body.retry_after).toBe(retry);
     expect(await pending(bob.api_key, s.api)).toEqual(ids);
-    const ws = await open(s.server.wsUrl, alice.api_key);
+    const ws = await connectWs(s.server.wsUrl, alice.api_key);
     ws.sendText({ type: 'route', request_id: 'r1', data: msg(7) });
     const res = await ws.nextType('route.result', 'r1');
     expect({ error: res.error, data: res.data }).toEqual({ error: 'rate_limited', data: undefined });
@@ -279,7 +271,7 @@ describe('floods', () => {
     const s = await startTestServer({ rateLimitOverrides: ['ws_frames=20/min'] });
     servers.push(s);
     const [alice, bob] = await Promise.all([register(s.api, 'alice', 'acme'), register(s.api, 'bob', 'acme')]);
-    const ws = await open(s.server.wsUrl, alice.api_key);
+    const ws = await connectWs(s.server.wsUrl, alice.api_key);
     for (let i = 1; i <= 21; i++) ws.sendText({ type: 'ping', request_id: `p${i}` });
     for (let i = 1; i <= 20; i++) expect((await ws.nextType('pong', `p${i}`)).type).toBe('pong');
     const err = await ws.next((f) => f?.type === 'error' && f.request_id === 'p21');
@@ -392,7 +384,7 @@ describe('malformed and oversized input', () => {
         field,
       });
     }
-    const ws = await open(srv.server.wsUrl, bob.api_key);
+    const ws = await connectWs(srv.server.wsUrl, bob.api_key);
     await ws.next((f) => f?.type === 'message.new' && f.data?.id === id);
     ws.sendText({ type: 'ack', ids: ['../../etc/passwd'], request_id: 'a1' });
     const err = await ws.next((f) => f?.type === 'error' || f?.type === 'ack.result');
