@@ -138,6 +138,33 @@ export async function call(
   return { status: res.status, headers: res.headers, body: parsed };
 }
 
+export interface RouteResult {
+  id: string;
+  status: string;
+  method: string;
+  [field: string]: any;
+}
+
+/** POST {api}/route as `from` (a registered agent, or a bare API key); the reply as it came. */
+export function route(
+  api: string,
+  from: Registered | string,
+  json: unknown,
+  headers?: Record<string, string>,
+): Promise<Reply> {
+  return call('POST', `${api}/route`, { key: typeof from === 'string' ? from : from.api_key, json, headers });
+}
+
+/** route() that must be answered 200; the result body (`id`, `status`, `method`, ...). */
+export async function routeOk(api: string, from: Registered | string, json: unknown): Promise<RouteResult> {
+  const r = await route(api, from, json);
+  if (r.status !== 200) {
+    const subject = (json as { subject?: unknown } | null)?.subject;
+    throw new Error(`route ${JSON.stringify(subject)} answered ${r.status} ${JSON.stringify(r.body)}`);
+  }
+  return r.body as RouteResult;
+}
+
 export interface SignInput {
   from: string;
   to: string;

@@ -7,7 +7,15 @@ import { AmpClient } from '../../src/client/index.js';
 import { mintAdminToken } from '../../src/identity/admin-tokens.js';
 import { SigningKeys } from '../../src/identity/signing-keys.js';
 import { waitFor } from '../helpers/events.js';
-import { call, register, startTestServer, tempDir, type Registered, type TestServer } from '../helpers/server.js';
+import {
+  call,
+  register,
+  route,
+  startTestServer,
+  tempDir,
+  type Registered,
+  type TestServer,
+} from '../helpers/server.js';
 
 let t: TestServer;
 let admin: string;
@@ -34,10 +42,7 @@ beforeAll(async () => {
 afterAll(() => t.close());
 
 const send = (from: Registered) =>
-  call('POST', `${t.api}/route`, {
-    key: from.api_key,
-    json: { to: 'peer', subject: 's', payload: { type: 'notification', message: 'x' } },
-  });
+  route(t.api, from, { to: 'peer', subject: 's', payload: { type: 'notification', message: 'x' } });
 const adminCall = (path: string) =>
   call('POST', `${t.url}/acme/agent_registrations/${regId}/${path}`, { headers: { Authorization: `Bearer ${admin}` } });
 

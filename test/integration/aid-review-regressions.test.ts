@@ -17,6 +17,7 @@ import {
   freePort,
   newKeypair,
   register,
+  route,
   signMessage,
   startTestServer,
   type Registered,
@@ -272,9 +273,11 @@ describe('AID review findings (regressions)', () => {
     const b = await register(s.t.api, 'listener', TENANT);
     const send = () => {
       const m = { from: a.address, to: b.address, subject: 'hi', payload: { type: 'notification', message: 'x' } };
-      return call('POST', `${s.t.api}/route`, {
-        key: a.api_key,
-        json: { to: b.address, subject: 'hi', payload: m.payload, signature: signMessage(a.keys.privateKey, m) },
+      return route(s.t.api, a, {
+        to: b.address,
+        subject: 'hi',
+        payload: m.payload,
+        signature: signMessage(a.keys.privateKey, m),
       });
     };
     expect((await send()).status).toBe(200);

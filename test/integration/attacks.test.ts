@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   call,
   register,
+  route,
   signMessage,
   startTestServer,
   type Registered,
@@ -43,11 +44,12 @@ async function pending(key: string, api = srv.api): Promise<string[]> {
   return r.body.messages.map((m: { id: string }) => m.id);
 }
 
-const route = (from: Registered, json: Record<string, unknown>, api = srv.api, headers?: Record<string, string>) =>
-  call('POST', `${api}/route`, { key: from.api_key, json, headers });
-
 async function sendOne(from: Registered, to: Registered): Promise<string> {
-  const r = await route(from, { to: to.address, subject: 'hello', payload: { type: 'notification', message: 'hi' } });
+  const r = await route(srv.api, from, {
+    to: to.address,
+    subject: 'hello',
+    payload: { type: 'notification', message: 'hi' },
+  });
   expect(r.status).toBe(200);
   return r.body.id as string;
 }
@@ -56,16 +58,21 @@ describe('identity and isolation', () => {
   it("row 1: spoofed `from` (another agent's address) → 403 forbidden, field from; nothing queued", async () => {
     const [mallory, alice, bob] = await Promise.all([agent('mallory'), agent('alice'), agent('bob')]);
     const payload = { type: 'request', message: 'wire the money' };
-    const flat = await route(mallory, { from: alice.address, to: bob.address, subject: 'from alice', payload });
+    const flat = await route(srv.api, mallory, {
+      from: alice.address,
+      to: bob.address,
+      subject: 'from alice',
+      payload,
+    });
     expectError(flat, 403, 'forbidden', 'from');
-    const short = await route(mallory, {
+    const short = await route(srv.api, mallory, {
       from: `${alice.name}@acme.${DOMAIN}`.toUpperCase(),
       to: bob.address,
       subject: 'x',
       payload,
     });
     expectError(short, 403, 'forbidden', 'from');
-    const env = await route(mallory, {
+    const env = await route(srv.api, mallory, {
       envelope: { from: alice.address, to: bob.address, subject: 'from alice' },
       payload,
     });
@@ -73,7 +80,7 @@ describe('identity and isolation', () => {
     // Even a valid signature by the real sender does not let mallory's key speak for alice.
     const signed = { from: alice.address, to: bob.address, subject: 'signed', payload };
     expectError(
-      await route(mallory, { ...signed, signature: signMessage(alice.keys.privateKey, signed) }),
+      await route(srv.api, mallory, { ...signed, signature: signMessage(alice.keys.privateKey, signed) }),
       403,
       'forbidden',
       'from',
@@ -166,7 +173,7 @@ describe('identity and isolation', () => {
     expect({ status: full.status, address: full.body.address }).toEqual({ status: 200, address: onlyB.address });
     // Routing by the bare name does not cross tenants either.
     expectError(
-      await route(alice, { to: 'onlyb', subject: 'x', payload: { type: 'notification', message: 'x' } }),
+      await route(srv.api, alice, { to: 'onlyb', subject: 'x', payload: { type: 'notification', message: 'x' } }),
       404,
       'not_found',
       'to',
@@ -180,10 +187,10 @@ describe('signatures and replay', () => {
     const [alice, bob] = await Promise.all([agent('alice'), agent('bob')]);
     const m = { from: alice.address, to: bob.address, subject: 'pay', payload: { type: 'request', message: 'pay 10' } };
     const body = { ...m, signature: signMessage(alice.keys.privateKey, m) };
-    const first = await route(alice, body);
+    const first = await route(srv.api, alice, body);
     expect(first.status).toBe(200);
     expect(first.headers.get('idempotent-replayed')).toBeNull();
-    const second = await route(alice, body);
+    const second = await route(srv.api, alice, body);
     expect(second.status).toBe(200);
     expect(second.headers.get('idempotent-replayed')).toBe('true');
     expect(second.body).toEqual(first.body);
@@ -213,14 +220,14 @@ describe('signatures and replay', () => {
       ['to', { to: carol.address }],
     ];
     for (const [what, change] of tampered) {
-      const r = await route(alice, { ...m, signature, ...change });
+      const r = await route(srv.api, alice, { ...m, signature, ...change });
       expectError(r, 403, 'signature_invalid');
       expect(r.body.details, what).toEqual({ from: alice.address });
     }
     expect(await pending(bob.api_key)).toEqual([]);
     expect(await pending(carol.api_key)).toEqual([]);
     // Control: the untampered body verifies, so the refusals above were about the changes.
-    const ok = await route(alice, { ...m, signature });
+    const ok = await route(srv.api, alice, { ...m, signature });
     expect(ok.status).toBe(200);
     expect(await pending(bob.api_key)).toEqual([ok.body.id]);
   });
@@ -242,12 +249,12 @@ describe('floods', () => {
     });
     const ids: string[] = [];
     for (let i = 1; i <= 5; i++) {
-      const r = await route(alice, msg(i), s.api);
+      const r = await route(s.api, alice, msg(i));
       expect(r.status).toBe(200);
       expect(r.headers.get('x-ratelimit-limit')).toBe('5');
       ids.push(r.body.id);
     }
-    const r = await route(alice, msg(6), s.api);
+    const r = await route(s.api, alice, msg(6));
     expectError(r, 429, 'rate_limited');
     expect(r.body.details.scope).toBe('sender');
     expect(r.headers.get('x-ratelimit-remaining')).toBe('0');
@@ -261,7 +268,7 @@ describe('floods', () => {
     expect({ error: res.error, data: res.data }).toEqual({ error: 'rate_limited', data: undefined });
     expect(await pending(bob.api_key, s.api)).toEqual(ids);
     // The bucket is the sender's: another sender to the same recipient is untouched.
-    const other = await route(carol, msg(8), s.api);
+    const other = await route(s.api, carol, msg(8));
     expect(other.status).toBe(200);
     expect(await pending(bob.api_key, s.api)).toEqual([...ids, other.body.id]);
     expect(ws.frames.closeInfo).toBeUndefined();
@@ -297,7 +304,7 @@ describe('malformed and oversized input', () => {
     const [alice, bob] = await Promise.all([agent('alice'), agent('bob')]);
     const LIMIT = 262_144;
     const wrap = 11; // {"blob":""}
-    const big = await route(alice, {
+    const big = await route(srv.api, alice, {
       to: bob.address,
       subject: 'big',
       payload: { type: 'notification', message: '', context: { blob: 'x'.repeat(LIMIT - wrap + 1) } },
@@ -307,7 +314,7 @@ describe('malformed and oversized input', () => {
     let deep: Record<string, unknown> = { leaf: true };
     for (let i = 1; i < 100; i++) deep = { a: deep };
     expectError(
-      await route(alice, {
+      await route(srv.api, alice, {
         to: bob.address,
         subject: 'deep',
         payload: { type: 'notification', message: '', context: deep },
@@ -317,7 +324,7 @@ describe('malformed and oversized input', () => {
     );
     expect(await pending(bob.api_key)).toEqual([]);
     // Control: a context of exactly the limit is accepted.
-    const edge = await route(alice, {
+    const edge = await route(srv.api, alice, {
       to: bob.address,
       subject: 'edge',
       payload: { type: 'notification', message: '', context: { blob: 'x'.repeat(LIMIT - wrap) } },
@@ -329,7 +336,7 @@ describe('malformed and oversized input', () => {
   it('row 14: past expires_at → 400 invalid_field; envelope timestamp one hour ahead → 400 timestamp_future; nothing queued', async () => {
     const [alice, bob] = await Promise.all([agent('alice'), agent('bob')]);
     const payload = { type: 'notification', message: 'late' };
-    const past = await route(alice, {
+    const past = await route(srv.api, alice, {
       to: bob.address,
       subject: 'old',
       expires_at: new Date(Date.now() - 60_000).toISOString(),
@@ -345,14 +352,17 @@ describe('malformed and oversized input', () => {
       priority: 'normal',
       signature: '',
     };
-    const future = await route(alice, {
+    const future = await route(srv.api, alice, {
       envelope: { ...envelope, timestamp: new Date(Date.now() + 3_600_000).toISOString() },
       payload,
     });
     expectError(future, 400, 'timestamp_future');
     expect(await pending(bob.api_key)).toEqual([]);
     // Control: the same envelope with a current timestamp is accepted (and gets our own id).
-    const now = await route(alice, { envelope: { ...envelope, timestamp: new Date().toISOString() }, payload });
+    const now = await route(srv.api, alice, {
+      envelope: { ...envelope, timestamp: new Date().toISOString() },
+      payload,
+    });
     expect(now.status).toBe(200);
     expect(now.body.id).not.toBe(envelope.id);
     expect(await pending(bob.api_key)).toEqual([now.body.id]);

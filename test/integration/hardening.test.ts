@@ -9,6 +9,7 @@ import {
   call,
   newKeypair,
   register,
+  route,
   signMessage,
   startTestServer,
   type Registered,
@@ -28,7 +29,6 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
-const route = (from: Registered, json: unknown) => call('POST', `${t.api}/route`, { key: from.api_key, json });
 const pending = async (who: Registered) =>
   (await call('GET', `${t.api}/messages/pending?limit=100`, { key: who.api_key })).body;
 
@@ -96,14 +96,14 @@ describe('key recovery under concurrency', () => {
 
 describe('message ids of others reveal nothing', () => {
   it('does not inherit the thread of a message the sender never saw', async () => {
-    const secret = await route(bob, {
+    const secret = await route(t.api, bob, {
       to: eve.address,
       subject: 's',
       thread_id: 'msg_1_secretthread',
       payload: { type: 'notification', message: 'x' },
     });
     expect(secret.body.thread_id).toBe('msg_1_secretthread');
-    const probe = await route(alice, {
+    const probe = await route(t.api, alice, {
       to: 'alice',
       subject: 'p',
       in_reply_to: secret.body.id,
@@ -114,20 +114,20 @@ describe('message ids of others reveal nothing', () => {
   });
 
   it('does inherit it for the recipient and the sender of the replied-to message', async () => {
-    const first = await route(alice, {
+    const first = await route(t.api, alice, {
       to: 'bob',
       subject: 'q',
       thread_id: 'msg_2_thread',
       payload: { type: 'request', message: 'q' },
     });
-    const byRecipient = await route(bob, {
+    const byRecipient = await route(t.api, bob, {
       to: 'alice',
       subject: 'a',
       in_reply_to: first.body.id,
       payload: { type: 'response', message: 'a' },
     });
     expect(byRecipient.body.thread_id).toBe('msg_2_thread');
-    const bySender = await route(alice, {
+    const bySender = await route(t.api, alice, {
       to: 'bob',
       subject: 'f',
       in_reply_to: first.body.id,
@@ -139,7 +139,7 @@ describe('message ids of others reveal nothing', () => {
 
 describe('request checks', () => {
   it('refuses a top-level `from` of another agent in the envelope form', async () => {
-    const r = await route(alice, {
+    const r = await route(t.api, alice, {
       envelope: { to: bob.address, subject: 's' },
       from: bob.address,
       payload: { type: 'notification', message: 'x' },
@@ -149,7 +149,7 @@ describe('request checks', () => {
   });
 
   it('treats null required fields as missing', async () => {
-    const r = await route(alice, { to: null, subject: 's', payload: { type: 'notification', message: 'x' } });
+    const r = await route(t.api, alice, { to: null, subject: 's', payload: { type: 'notification', message: 'x' } });
     expect(r.status).toBe(400);
     expect(r.body).toMatchObject({ error: 'missing_field', field: 'to' });
   });
@@ -160,7 +160,7 @@ describe('request checks', () => {
       { to: 'nobody-here', subject: 's', payload },
       { to: bob.address, subject: 's', payload, signature: 'A'.repeat(86) + '==' },
     ]) {
-      const r = await route(alice, body);
+      const r = await route(t.api, alice, body);
       expect(r.status).toBe(413);
       expect(r.body).toMatchObject({ error: 'payload_too_large', field: 'payload', details: { limit: 524288 } });
     }
@@ -172,7 +172,7 @@ describe('request checks', () => {
     });
     expect(reg.status).toBe(400);
     expect(reg.body).toMatchObject({ error: 'invalid_field', field: 'name' });
-    const r = await route(alice, {
+    const r = await route(t.api, alice, {
       to: 'bo\u212A@acme.aimaestro.local',
       subject: 's',
       payload: { type: 'notification', message: 'x' },

@@ -8,7 +8,7 @@
 // limit). No sleeps: every wait is on frames, or a bounded poll of REST.
 
 import { afterEach, describe, expect, it } from 'vitest';
-import { call, register, startTestServer, type Registered, type TestServer } from '../helpers/server.js';
+import { call, register, routeOk, startTestServer, type Registered, type TestServer } from '../helpers/server.js';
 import { closeAllWs, connectWs, type WsClient } from '../helpers/ws.js';
 
 const SOFT = 64 * 1024;
@@ -40,27 +40,13 @@ async function server(slowSeconds: number): Promise<TestServer> {
   return t;
 }
 
-interface Routed {
-  id: string;
-  status: string;
-  method: string;
-}
-
-async function route(
-  t: TestServer,
-  from: Registered,
-  to: Registered,
-  subject: string,
-  message: string,
-  extra: Record<string, unknown> = {},
-): Promise<Routed> {
-  const r = await call('POST', `${t.api}/route`, {
-    key: from.api_key,
-    json: { to: to.address, subject, payload: { type: 'notification', message }, ...extra },
-  });
-  if (r.status !== 200) throw new Error(`route ${subject} answered ${r.status} ${JSON.stringify(r.body)}`);
-  return r.body as Routed;
-}
+/** A notification to `to` (its body `message`), with any `extra` top-level fields. */
+const note = (to: Registered, subject: string, message: string, extra: Record<string, unknown> = {}) => ({
+  to: to.address,
+  subject,
+  payload: { type: 'notification', message },
+  ...extra,
+});
 
 /** Route large messages until one answers `queued`: the server has paused pushes to `to`. */
 async function stallRecipient(
@@ -72,7 +58,7 @@ async function stallRecipient(
   const ids: string[] = [];
   for (let i = 0; i < 400; i++) {
     const sentAt = Date.now();
-    const r = await route(t, from, to, `filler ${i}`, big);
+    const r = await routeOk(t.api, from, note(to, `filler ${i}`, big));
     ids.push(r.id);
     if (r.status === 'queued') {
       expect(r.method).toBe('relay');
@@ -123,8 +109,8 @@ describe('slow consumer (§17.6)', () => {
     const lanes = [0, 1, 2, 3].map((l) => Array.from({ length: 500 }, (_, i) => `s${l}-${i}`));
     const fastSubjects = Array.from({ length: 200 }, (_, i) => `f-${i}`);
     const [fastResults, ...slowResults] = await Promise.all([
-      lane(fastSubjects, (s) => route(t, sender, fastAgent, s, body)),
-      ...lanes.map((subjects) => lane(subjects, (s) => route(t, sender, slowAgent, s, body))),
+      lane(fastSubjects, (s) => routeOk(t.api, sender, note(fastAgent, s, body))),
+      ...lanes.map((subjects) => lane(subjects, (s) => routeOk(t.api, sender, note(slowAgent, s, body)))),
     ]);
 
     // The fast consumer: every route answered delivered/websocket, every frame arrived, in order.
@@ -192,7 +178,7 @@ describe('slow consumer (§17.6)', () => {
     const answeredQueuedAt = Date.now();
     const extra: string[] = [];
     for (let i = 0; i < 20; i++) {
-      const r = await route(t, sender, slowAgent, `extra ${i}`, `extra ${i}`);
+      const r = await routeOk(t.api, sender, note(slowAgent, `extra ${i}`, `extra ${i}`));
       expect(r).toMatchObject({ status: 'queued', method: 'relay' });
       extra.push(r.id);
     }
@@ -253,11 +239,15 @@ describe('catch-up (§17.4)', () => {
     const keep = (from: number, count: number) =>
       lane(
         Array.from({ length: count }, (_, i) => `keep ${from + i}`),
-        async (s) => (await route(t, sender, rcpt, s, s)).id,
+        async (s) => (await routeOk(t.api, sender, note(rcpt, s, s))).id,
       );
     const ids = await keep(0, 255);
     const expiresAt = Date.now() + 2000;
-    const short = await route(t, sender, rcpt, 'short-lived', 'x', { expires_at: new Date(expiresAt).toISOString() });
+    const short = await routeOk(
+      t.api,
+      sender,
+      note(rcpt, 'short-lived', 'x', { expires_at: new Date(expiresAt).toISOString() }),
+    );
     expect(short.status).toBe('queued');
     ids.push(...(await keep(255, 45)));
     if (Date.now() >= expiresAt)
@@ -269,7 +259,7 @@ describe('catch-up (§17.4)', () => {
     expect(peer.connected.data.pending_count).toBe(300);
     await peer.until(() => peer.frames.seen.size >= 300, 'the replay of 300 messages', 5000).catch(() => {});
     // A message routed now must come after all 300 (queue order), not in place of the missing ones.
-    const live = await route(t, sender, rcpt, 'live', 'live');
+    const live = await routeOk(t.api, sender, note(rcpt, 'live', 'live'));
     await peer.until(() => peer.frames.seen.has(live.id), 'the live message', 5000);
     expect({
       received: peer.frames.seen.size,

@@ -9,7 +9,7 @@
 // server produced so far arrived before that pong.
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { call, register, startTestServer, type Registered, type TestServer } from '../helpers/server.js';
+import { call, register, routeOk, startTestServer, type Registered, type TestServer } from '../helpers/server.js';
 import { closeAllWs, connectWs, type WsClient } from '../helpers/ws.js';
 
 const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
@@ -34,12 +34,11 @@ async function pair(): Promise<{ a: Registered; b: Registered }> {
   return { a: await register(t.api, `rc-a${n}`, 'acme'), b: await register(t.api, `rc-b${n}`, 'acme') };
 }
 
-async function route(from: Registered, to: Registered, subject: string, options?: Record<string, unknown>) {
+/** A request to `to` whose message is its subject; `options` only when given. */
+function request(to: Registered, subject: string, options?: Record<string, unknown>) {
   const json: Record<string, unknown> = { to: to.address, subject, payload: { type: 'request', message: subject } };
   if (options !== undefined) json.options = options;
-  const r = await call('POST', `${t.api}/route`, { key: from.api_key, json });
-  expect(r.status).toBe(200);
-  return r.body as { id: string; status: string; method: string };
+  return json;
 }
 
 const list = (who: Registered) => call('GET', `${t.api}/messages/pending?limit=100`, { key: who.api_key });
@@ -64,7 +63,7 @@ describe('delivery receipts (§16)', () => {
     const sender = await connect(t, a);
     let recipient = await connect(t, b);
     const before = Date.now();
-    const r = await route(a, b, 'pushed', { receipt: true });
+    const r = await routeOk(t.api, a, request(b, 'pushed', { receipt: true }));
     const after = Date.now();
     expect(r).toMatchObject({ status: 'delivered', method: 'websocket' });
     await recipient.until(() => recipient.frames.of('message.new', r.id).length === 1, 'the push');
@@ -88,7 +87,7 @@ describe('delivery receipts (§16)', () => {
   it('recipient offline, first pending list: one message.delivered, method relay', async () => {
     const { a, b } = await pair();
     const sender = await connect(t, a);
-    const r = await route(a, b, 'listed', { receipt: true });
+    const r = await routeOk(t.api, a, request(b, 'listed', { receipt: true }));
     expect(r).toMatchObject({ status: 'queued', method: 'relay' });
     expect(await sender.barrier()).toEqual([]);
 
@@ -107,7 +106,7 @@ describe('delivery receipts (§16)', () => {
   it('recipient acks before any hand-over: one message.delivered, method relay', async () => {
     const { a, b } = await pair();
     const sender = await connect(t, a);
-    const r = await route(a, b, 'acked blind', { receipt: true });
+    const r = await routeOk(t.api, a, request(b, 'acked blind', { receipt: true }));
     expect(r.status).toBe('queued');
     expect(await sender.barrier()).toEqual([]);
 
@@ -143,11 +142,11 @@ describe('delivery receipts (§16)', () => {
     const { a, b } = await pair();
     const sender = await connect(t, a);
     const recipient = await connect(t, b);
-    const pushed = await route(a, b, 'no receipt');
-    const pushedFalse = await route(a, b, 'receipt false', { receipt: false });
+    const pushed = await routeOk(t.api, a, request(b, 'no receipt'));
+    const pushedFalse = await routeOk(t.api, a, request(b, 'receipt false', { receipt: false }));
     await recipient.until(() => recipient.frames.of('message.new').length === 2, 'two pushes');
     await recipient.close();
-    const queued = await route(a, b, 'queued, no receipt');
+    const queued = await routeOk(t.api, a, request(b, 'queued, no receipt'));
     expect(queued.status).toBe('queued');
     expect((await list(b)).body.count).toBe(3);
     for (const id of [pushed.id, pushedFalse.id, queued.id]) expect((await ack(b, id)).status).toBe(200);
@@ -160,7 +159,7 @@ describe('read receipts (§16)', () => {
   it('read flow: exact bodies, one frame, repeat is already_read, allowed after the ack', async () => {
     const { a, b } = await pair();
     const sender = await connect(t, a);
-    const m1 = await route(a, b, 'one');
+    const m1 = await routeOk(t.api, a, request(b, 'one'));
     const first = await read(b, m1.id);
     expect(first.status).toBe(200);
     expect(first.body).toEqual({ read_receipt_sent: true });
@@ -173,7 +172,7 @@ describe('read receipts (§16)', () => {
 
     // Not an ack: the message is still pending. After the ack a read is still accepted.
     expect((await list(b)).body.messages.map((m: Frame) => m.id)).toEqual([m1.id]);
-    const m2 = await route(a, b, 'two');
+    const m2 = await routeOk(t.api, a, request(b, 'two'));
     expect((await ack(b, m2.id)).status).toBe(200);
     const afterAck = await read(b, m2.id);
     expect(afterAck).toMatchObject({ status: 200, body: { read_receipt_sent: true } });
@@ -188,7 +187,7 @@ describe('read receipts (§16)', () => {
     const { a, b } = await pair();
     const c = await register(t.api, `rc-c${n}`, 'acme');
     const sender = await connect(t, a);
-    const m = await route(a, b, 'private');
+    const m = await routeOk(t.api, a, request(b, 'private'));
     for (const who of [c, a]) {
       const r = await read(who, m.id);
       expect(r.status).toBe(404);
@@ -212,7 +211,7 @@ describe('read receipts (§16)', () => {
 describe('receipt outbox (§16)', () => {
   it('sender offline: delivered and read receipts are kept and come after the next connected, once', async () => {
     const { a, b } = await pair();
-    const r = await route(a, b, 'while away', { receipt: true });
+    const r = await routeOk(t.api, a, request(b, 'while away', { receipt: true }));
     expect(r.status).toBe('queued');
     expect((await list(b)).body.messages.map((m: Frame) => m.id)).toEqual([r.id]);
     expect((await read(b, r.id)).body).toEqual({ read_receipt_sent: true });
