@@ -13,19 +13,6 @@ import { startServer, type ServerHandle, type StartOptions } from '../../src/ser
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-/** A free loopback port, so a public URL (and so an AID issuer) can be known before the server starts. */
-export async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
-
 export function tempDir(prefix = 'amp-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
@@ -35,10 +22,13 @@ export interface TestServer {
   url: string;
   /** `${url}/api/v1` */
   api: string;
+  /** The base of the URLs the server gives out: `publicUrl`, or `http://localhost:<listening port>` without one. */
+  publicBase: string;
   dataDir: string;
   close(): Promise<void>;
 }
 
+/** The real server on a loopback port the OS picks (port 0), LMDB in a fresh temp dir unless given. */
 export async function startTestServer(opts: StartOptions = {}): Promise<TestServer> {
   const dataDir = opts.dataDir ?? tempDir();
   const server = await startServer({ host: '127.0.0.1', port: 0, logLevel: 'silent', env: {}, ...opts, dataDir });
@@ -46,6 +36,7 @@ export async function startTestServer(opts: StartOptions = {}): Promise<TestServ
     server,
     url: server.url,
     api: `${server.url}/api/v1`,
+    publicBase: opts.publicUrl?.replace(/\/+$/, '') || `http://localhost:${server.port}`,
     dataDir,
     async close() {
       await server.close();

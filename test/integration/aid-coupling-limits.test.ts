@@ -7,120 +7,33 @@
 // server with small limit overrides so that no test has to wait for a bucket.
 
 import { execFile } from 'node:child_process';
-import { createHash, createPublicKey, sign, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, sign } from 'node:crypto';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mintAdminToken } from '../../src/identity/admin-tokens.js';
-import { SigningKeys } from '../../src/identity/signing-keys.js';
-import type { StartOptions } from '../../src/server.js';
 import {
-  call,
-  freePort,
-  newKeypair,
-  register,
-  ROOT,
-  startTestServer,
-  type Registered,
-  type Reply,
-  type TestServer,
-} from '../helpers/server.js';
+  activeRegistration,
+  activityLogs,
+  adminToken,
+  asAdmin,
+  fingerprintOf,
+  introspect,
+  jwtPayload,
+  pendingRegistration,
+  registrationRequestBody,
+  requestRegistration,
+  samePublicKey,
+  startAidServer,
+  statusProof,
+  tokenFor,
+  tokenProof,
+  tokenRequest,
+  type AidServer,
+} from '../helpers/aid.js';
+import { call, newKeypair, register, ROOT, type Registered, type Reply } from '../helpers/server.js';
 
 const run = promisify(execFile);
 const TENANT = 'acme';
-const GRANT = 'urn:aid:agent-identity';
-
-const now = () => Math.floor(Date.now() / 1000);
-// Ed25519 is deterministic: one key, one timestamp and one issuer always give the same proof, which
-// the server refuses as a replay. Every proof in this file gets its own second, counting down from
-// now; a few dozen proofs over a run of seconds stay far inside the 300 s window.
-let nextTs = 0;
-const uniqueTs = () => (nextTs = nextTs === 0 ? now() - 1 : nextTs - 1);
-
-/** §6.1: base64url(Ed25519(`aid-token-exchange\n{ts}\n{issuer}`) || ts). */
-const tokenProof = (key: KeyObject, iss: string, ts = uniqueTs()) =>
-  Buffer.concat([sign(null, Buffer.from(`aid-token-exchange\n${ts}\n${iss}`), key), Buffer.from(String(ts))]).toString(
-    'base64url',
-  );
-/** §6.2, raw form: base64url(Ed25519(`aid-registration-status\n{ts}\n{issuer}`) || ts). */
-const statusProof = (key: KeyObject, iss: string, ts = uniqueTs()) =>
-  Buffer.concat([
-    sign(null, Buffer.from(`aid-registration-status\n${ts}\n${iss}`), key),
-    Buffer.from(String(ts)),
-  ]).toString('base64url');
-const fingerprintOf = (pem: string) =>
-  'SHA256:' +
-  createHash('sha256')
-    .update(createPublicKey(pem).export({ format: 'der', type: 'spki' }))
-    .digest('base64');
-const samePublicKey = (a: string, b: string) =>
-  createPublicKey(a)
-    .export({ format: 'der', type: 'spki' })
-    .equals(createPublicKey(b).export({ format: 'der', type: 'spki' }));
-const jwtPayload = (jwt: string) =>
-  JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString('utf8')) as Record<string, unknown>;
-
-/** A server whose issuer is known up front (AMP_PUBLIC_URL), with an admin of the tenant. */
-interface Aid {
-  t: TestServer;
-  issuer: string;
-  admin: string;
-  mint(email: string): Promise<string>;
-}
-
-async function aidServer(opts: StartOptions = {}): Promise<Aid> {
-  const port = opts.port ?? (await freePort());
-  const t = await startTestServer({ ...opts, port, publicUrl: `http://127.0.0.1:${port}` });
-  const issuer = `${t.url}/${TENANT}`;
-  const keys = await SigningKeys.load(t.dataDir, 'RS256');
-  const mint = (email: string) =>
-    mintAdminToken(keys, { issuer, tenant: TENANT, email, scopes: ['agent_registrations:write'] });
-  return { t, issuer, admin: await mint('ops@acme.com'), mint };
-}
-
-const asAdmin = (s: Aid, method: string, path: string, json?: unknown, token = s.admin) =>
-  call(method, `${s.issuer}/agent_registrations${path}`, { headers: { Authorization: `Bearer ${token}` }, json });
-/** T1 with the agent's own AMP key. */
-const requestReg = (s: Aid, a: Registered) =>
-  call('POST', `${s.issuer}/agent_registrations/request`, {
-    headers: { 'X-Api-Key': a.api_key },
-    json: { name: a.name, address: a.address, fingerprint: a.body.fingerprint, public_key: a.keys.publicPem },
-  });
-
-async function pendingReg(s: Aid, a: Registered): Promise<{ id: string; userCode: string }> {
-  const r = await requestReg(s, a);
-  expect(r.status).toBe(202);
-  return { id: r.body.data.id, userCode: r.body.user_code };
-}
-
-/** T1 then T3: an active registration bound to the AMP agent. */
-async function activeReg(s: Aid, a: Registered): Promise<string> {
-  const { id } = await pendingReg(s, a);
-  const ok = await asAdmin(s, 'POST', `/${id}/approve`);
-  expect(ok.status).toBe(200);
-  expect(ok.body.data.attributes).toMatchObject({ status: 'active', amp_agent_id: a.agent_id });
-  return id;
-}
-
-const tokenRequest = (s: Aid, fields: Record<string, string>) =>
-  call('POST', `${s.issuer}/oauth/token`, {
-    raw: new URLSearchParams({ grant_type: GRANT, ...fields }).toString(),
-    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-  });
-/** A token request for `a`'s fingerprint with a proof by `key` (a's own key unless told). */
-const tokenFor = (
-  s: Aid,
-  a: Registered,
-  key: KeyObject = a.keys.privateKey,
-  fingerprint: string = a.body.fingerprint,
-) => tokenRequest(s, { fingerprint, proof: tokenProof(key, s.issuer) });
-const introspect = (s: Aid, token: string, headers: Record<string, string> = { Authorization: `Bearer ${s.admin}` }) =>
-  call('POST', `${s.issuer}/oauth/introspect`, { headers, json: { token } });
-const events = async (s: Aid, id: string, query = '') => {
-  const r = await asAdmin(s, 'GET', `/${id}/activity_logs${query}`);
-  expect(r.status).toBe(200);
-  return r.body.data.map((e: { attributes: Record<string, unknown> }) => e.attributes) as Record<string, any>[];
-};
 
 /** §14: a refusal is 429 `rate_limited` with Retry-After (whole seconds) in both error shapes. */
 function expectRateLimited(r: Reply, maxRetryAfterS: number): void {
@@ -137,9 +50,9 @@ function expectRateLimited(r: Reply, maxRetryAfterS: number): void {
 }
 
 describe('§13 AMP deregistration', () => {
-  let s: Aid;
+  let s: AidServer;
   beforeAll(async () => {
-    s = await aidServer();
+    s = await startAidServer();
     // The tenant exists only while an AMP agent lives in it (store.hasTenant); this bystander keeps
     // the AID routes of `acme` reachable after the agents under test deregister.
     await register(s.t.api, 'bystander', TENANT);
@@ -154,7 +67,7 @@ describe('§13 AMP deregistration', () => {
 
   it('suspends an active registration as the system; earlier tokens go inactive and no new one is issued', async () => {
     const a = await register(s.t.api, 'leaver', TENANT);
-    const id = await activeReg(s, a);
+    const id = await activeRegistration(s, a);
     const before = await tokenFor(s, a);
     expect(before.status).toBe(200);
     expect((await introspect(s, before.body.access_token)).body).toMatchObject({
@@ -171,7 +84,7 @@ describe('§13 AMP deregistration', () => {
       approved: false,
       suspension_reason: 'amp_agent_deregistered',
     });
-    const suspended = await events(s, id, '?event_type=registration_suspended');
+    const suspended = await activityLogs(s, id, '?event_type=registration_suspended');
     expect(suspended).toHaveLength(1);
     expect(suspended[0]).toMatchObject({
       actor_type: 'system',
@@ -192,7 +105,7 @@ describe('§13 AMP deregistration', () => {
 
   it('rejects a pending registration as the system', async () => {
     const a = await register(s.t.api, 'quitter', TENANT);
-    const { id } = await pendingReg(s, a);
+    const { id } = await pendingRegistration(s, a);
 
     await deregister(a);
 
@@ -201,7 +114,7 @@ describe('§13 AMP deregistration', () => {
       status: 'rejected',
       rejection_reason: 'amp_agent_deregistered',
     });
-    const rejected = await events(s, id, '?event_type=registration_rejected');
+    const rejected = await activityLogs(s, id, '?event_type=registration_rejected');
     expect(rejected).toHaveLength(1);
     expect(rejected[0]).toMatchObject({
       actor_type: 'system',
@@ -218,13 +131,13 @@ describe('§13 AMP deregistration', () => {
 
   it('leaves rejected and deleted registrations as they are, with no new event', async () => {
     const rej = await register(s.t.api, 'turned-away', TENANT);
-    const { id: rejId } = await pendingReg(s, rej);
+    const { id: rejId } = await pendingRegistration(s, rej);
     expect((await asAdmin(s, 'POST', `/${rejId}/reject`, { reason: 'unknown agent' })).status).toBe(200);
     const del = await register(s.t.api, 'removed', TENANT);
-    const delId = await activeReg(s, del);
+    const delId = await activeRegistration(s, del);
     expect((await asAdmin(s, 'DELETE', `/${delId}`)).status).toBe(200);
-    const rejBefore = await events(s, rejId);
-    const delBefore = await events(s, delId);
+    const rejBefore = await activityLogs(s, rejId);
+    const delBefore = await activityLogs(s, delId);
 
     await deregister(rej);
     await deregister(del);
@@ -237,15 +150,15 @@ describe('§13 AMP deregistration', () => {
       status: 'deleted',
       suspension_reason: null,
     });
-    expect(await events(s, rejId)).toEqual(rejBefore);
-    expect(await events(s, delId)).toEqual(delBefore);
+    expect(await activityLogs(s, rejId)).toEqual(rejBefore);
+    expect(await activityLogs(s, delId)).toEqual(delBefore);
   });
 });
 
 describe('§13 AMP keypair rotation', () => {
-  let s: Aid;
+  let s: AidServer;
   beforeAll(async () => {
-    s = await aidServer();
+    s = await startAidServer();
   });
   afterAll(() => s.t.close());
 
@@ -253,9 +166,9 @@ describe('§13 AMP keypair rotation', () => {
     const a = await register(s.t.api, 'rotator', TENANT);
     const oldFp = a.body.fingerprint as string;
     // A rejected earlier registration of the same agent must stay on the old key (§13 skips it).
-    const { id: rejectedId } = await pendingReg(s, a);
+    const { id: rejectedId } = await pendingRegistration(s, a);
     expect((await asAdmin(s, 'POST', `/${rejectedId}/reject`)).status).toBe(200);
-    const id = await activeReg(s, a);
+    const id = await activeRegistration(s, a);
     const before = await tokenFor(s, a);
     expect(before.status).toBe(200);
     expect(jwtPayload(before.body.access_token).agent_fingerprint).toBe(oldFp);
@@ -277,7 +190,7 @@ describe('§13 AMP keypair rotation', () => {
     expect(attrs).toMatchObject({ status: 'active', fingerprint: newFp, amp_fingerprint: newFp });
     expect(samePublicKey(attrs.public_key, nk.publicPem)).toBe(true);
     expect(samePublicKey(attrs.amp_public_key, nk.publicPem)).toBe(true);
-    const updated = await events(s, id, '?event_type=registration_updated');
+    const updated = await activityLogs(s, id, '?event_type=registration_updated');
     expect(updated).toHaveLength(1);
     expect(updated[0]).toMatchObject({
       actor_type: 'system',
@@ -290,7 +203,7 @@ describe('§13 AMP keypair rotation', () => {
       status: 'rejected',
       fingerprint: oldFp,
     });
-    expect(await events(s, rejectedId, '?event_type=registration_updated')).toEqual([]);
+    expect(await activityLogs(s, rejectedId, '?event_type=registration_updated')).toEqual([]);
 
     // §9 cutoff on an active registration: the earlier token is revoked.
     expect((await introspect(s, before.body.access_token)).body).toEqual({ active: false, reason: 'token_revoked' });
@@ -320,18 +233,18 @@ describe('§13 AMP keypair rotation', () => {
 });
 
 describe('§14 token exchange per fingerprint (aid_token_key=3/min)', () => {
-  let s: Aid;
+  let s: AidServer;
   let p: Registered;
   let q: Registered;
   let r: Registered;
   beforeAll(async () => {
-    s = await aidServer({ rateLimitOverrides: ['aid_token_key=3/min'] });
+    s = await startAidServer({ rateLimitOverrides: ['aid_token_key=3/min'] });
     [p, q, r] = [
       await register(s.t.api, 'p', TENANT),
       await register(s.t.api, 'q', TENANT),
       await register(s.t.api, 'r', TENANT),
     ];
-    for (const a of [p, q, r]) await activeReg(s, a);
+    for (const a of [p, q, r]) await activeRegistration(s, a);
   });
   afterAll(() => s.t.close());
 
@@ -370,7 +283,7 @@ describe('§14 token exchange per fingerprint (aid_token_key=3/min)', () => {
 
 describe('§14 /request per client IP and per agent', () => {
   it('public profile (aid_request=2/h): the third /request from 127.0.0.1 is 429', async () => {
-    const s = await aidServer({
+    const s = await startAidServer({
       rateLimitProfile: 'public',
       rateLimitOverrides: ['aid_request=2/h', 'register=100/min'],
     });
@@ -380,9 +293,9 @@ describe('§14 /request per client IP and per agent', () => {
         await register(s.t.api, 'ip-2', TENANT),
         await register(s.t.api, 'ip-3', TENANT),
       ];
-      expect((await requestReg(s, agents[0])).status).toBe(202);
-      expect((await requestReg(s, agents[1])).status).toBe(202);
-      const third = await requestReg(s, agents[2]);
+      expect((await requestRegistration(s, agents[0])).status).toBe(202);
+      expect((await requestRegistration(s, agents[1])).status).toBe(202);
+      const third = await requestRegistration(s, agents[2]);
       // 2/h refills one token per 1800 s.
       expectRateLimited(third, 1800);
       expect(Number(third.headers.get('retry-after'))).toBeGreaterThan(60);
@@ -395,20 +308,20 @@ describe('§14 /request per client IP and per agent', () => {
   });
 
   it('local profile: loopback is exempt per IP, but aid_request_key=2/d limits one agent', async () => {
-    const s = await aidServer({ rateLimitOverrides: ['aid_request=2/h', 'aid_request_key=2/d'] });
+    const s = await startAidServer({ rateLimitOverrides: ['aid_request=2/h', 'aid_request_key=2/d'] });
     try {
       const agents = [
         await register(s.t.api, 'lo-1', TENANT),
         await register(s.t.api, 'lo-2', TENANT),
         await register(s.t.api, 'lo-3', TENANT),
       ];
-      for (const a of agents) expect((await requestReg(s, a)).status).toBe(202);
+      for (const a of agents) expect((await requestRegistration(s, a)).status).toBe(202);
       // A re-request while pending is allowed by the state machine; the per-agent bucket stops the third.
-      expect((await requestReg(s, agents[0])).status).toBe(202);
-      const limited = await requestReg(s, agents[0]);
+      expect((await requestRegistration(s, agents[0])).status).toBe(202);
+      const limited = await requestRegistration(s, agents[0]);
       expectRateLimited(limited, 12 * 3600);
       expect(limited.body.error_description).toMatch(/registration requests for this agent/);
-      expect((await requestReg(s, agents[1])).status).toBe(202);
+      expect((await requestRegistration(s, agents[1])).status).toBe(202);
     } finally {
       await s.t.close();
     }
@@ -416,16 +329,15 @@ describe('§14 /request per client IP and per agent', () => {
 });
 
 describe('§14 failed code lookups (aid_lookup_failures=2/min)', () => {
-  let s: Aid;
+  let s: AidServer;
   let userCode: string;
   beforeAll(async () => {
-    s = await aidServer({ rateLimitOverrides: ['aid_lookup_failures=2/min'] });
-    ({ userCode } = await pendingReg(s, await register(s.t.api, 'looked-up', TENANT)));
+    s = await startAidServer({ rateLimitOverrides: ['aid_lookup_failures=2/min'] });
+    ({ userCode } = await pendingRegistration(s, await register(s.t.api, 'looked-up', TENANT)));
   });
   afterAll(() => s.t.close());
 
-  const byCode = (code: string) =>
-    call('GET', `${s.issuer}/agent_registrations/status?code=${encodeURIComponent(code)}`);
+  const byCode = (code: string) => call('GET', `${s.url}/agent_registrations/status?code=${encodeURIComponent(code)}`);
   const resolve = (code: string, token: string) =>
     asAdmin(s, 'GET', `/resolve?code=${encodeURIComponent(code)}`, undefined, token);
 
@@ -460,10 +372,10 @@ describe('§14 failed code lookups (aid_lookup_failures=2/min)', () => {
 });
 
 describe('§14 introspection per caller (aid_introspect=2/min)', () => {
-  let s: Aid;
+  let s: AidServer;
   let agent: Registered;
   beforeAll(async () => {
-    s = await aidServer({ rateLimitOverrides: ['aid_introspect=2/min'] });
+    s = await startAidServer({ rateLimitOverrides: ['aid_introspect=2/min'] });
     agent = await register(s.t.api, 'introspector', TENANT);
   });
   afterAll(() => s.t.close());
@@ -485,7 +397,7 @@ describe('§14 introspection per caller (aid_introspect=2/min)', () => {
 
 describe('§14 with AMP_RATE_LIMITS=off', () => {
   it('applies none of the AID limits, however small the overrides', async () => {
-    const s = await aidServer({
+    const s = await startAidServer({
       rateLimits: 'off',
       rateLimitProfile: 'public',
       rateLimitOverrides: [
@@ -500,8 +412,8 @@ describe('§14 with AMP_RATE_LIMITS=off', () => {
       const agents: Registered[] = [];
       for (let i = 0; i < 4; i++) agents.push(await register(s.t.api, `free-${i}`, TENANT));
       const requests: number[] = [];
-      for (const a of agents) requests.push((await requestReg(s, a)).status);
-      requests.push((await requestReg(s, agents[0])).status);
+      for (const a of agents) requests.push((await requestRegistration(s, a)).status);
+      requests.push((await requestRegistration(s, agents[0])).status);
       expect(requests).toEqual([202, 202, 202, 202, 202]);
 
       // Pending is enough: the proof is checked (and refused) before the state (§5 steps 7, 8).
@@ -510,7 +422,7 @@ describe('§14 with AMP_RATE_LIMITS=off', () => {
       expect(tokens).toEqual([400, 400, 400, 400, 400]);
       const lookups: number[] = [];
       for (let i = 0; i < 3; i++)
-        lookups.push((await call('GET', `${s.issuer}/agent_registrations/status?code=WRONG-CODE`)).status);
+        lookups.push((await call('GET', `${s.url}/agent_registrations/status?code=WRONG-CODE`)).status);
       expect(lookups).toEqual([404, 404, 404]);
       const introspections: number[] = [];
       for (let i = 0; i < 3; i++) introspections.push((await introspect(s, 'x.y.z')).status);
@@ -526,7 +438,7 @@ describe('§14 live pending registrations per tenant (200)', () => {
   const BATCH = 20;
 
   /** `n` AMP agents of the tenant, registered 20 at a time (loopback is not limited per IP in the local profile). */
-  async function crowd(s: Aid, n: number, prefix: string): Promise<Registered[]> {
+  async function crowd(s: AidServer, n: number, prefix: string): Promise<Registered[]> {
     const out: Registered[] = [];
     for (let i = 0; i < n; i += BATCH) {
       out.push(
@@ -539,10 +451,10 @@ describe('§14 live pending registrations per tenant (200)', () => {
   }
 
   /** T1 for each agent, 20 at a time; every answer must be 202. The registration ids, in order. */
-  async function requestAll(s: Aid, agents: Registered[]): Promise<string[]> {
+  async function requestAll(s: AidServer, agents: Registered[]): Promise<string[]> {
     const ids: string[] = [];
     for (let i = 0; i < agents.length; i += BATCH) {
-      for (const r of await Promise.all(agents.slice(i, i + BATCH).map((a) => requestReg(s, a)))) {
+      for (const r of await Promise.all(agents.slice(i, i + BATCH).map((a) => requestRegistration(s, a)))) {
         expect(r.status).toBe(202);
         ids.push(r.body.data.id);
       }
@@ -553,13 +465,13 @@ describe('§14 live pending registrations per tenant (200)', () => {
   it('refuses the 201st /request with 429; a pending agent may re-request; another tenant is not counted', {
     timeout: 120_000,
   }, async () => {
-    const s = await aidServer();
+    const s = await startAidServer();
     try {
       const agents = await crowd(s, CAP + 1, 'crowd');
       const ids = await requestAll(s, agents.slice(0, CAP));
       expect((await asAdmin(s, 'GET', '?status=pending&records=1')).body.meta.total_count).toBe(CAP);
 
-      const over = await requestReg(s, agents[CAP]);
+      const over = await requestRegistration(s, agents[CAP]);
       expect(over.status).toBe(429);
       expect(over.headers.get('retry-after')).toBe('60');
       expect(over.body).toMatchObject({
@@ -567,33 +479,28 @@ describe('§14 live pending registrations per tenant (200)', () => {
         error_description: `This organisation has ${CAP} pending registrations; approve or reject some first`,
       });
 
-      const again = await requestReg(s, agents[0]);
+      const again = await requestRegistration(s, agents[0]);
       expect(again.status).toBe(202);
       expect(again.body.data.id).toBe(ids[0]);
 
       const elsewhere = await register(s.t.api, 'crowd-other', 'globex');
       const foreign = await call('POST', `${s.t.url}/globex/agent_registrations/request`, {
         headers: { 'X-Api-Key': elsewhere.api_key },
-        json: {
-          name: elsewhere.name,
-          address: elsewhere.address,
-          fingerprint: elsewhere.body.fingerprint,
-          public_key: elsewhere.keys.publicPem,
-        },
+        json: registrationRequestBody(elsewhere),
       });
       expect(foreign.status).toBe(202);
 
       // Rejecting one frees exactly one place.
       expect((await asAdmin(s, 'POST', `/${ids[1]}/reject`)).status).toBe(200);
-      expect((await requestReg(s, agents[CAP])).status).toBe(202);
-      expect((await requestReg(s, await register(s.t.api, 'crowd-late', TENANT))).status).toBe(429);
+      expect((await requestRegistration(s, agents[CAP])).status).toBe(202);
+      expect((await requestRegistration(s, await register(s.t.api, 'crowd-late', TENANT))).status).toBe(429);
     } finally {
       await s.t.close();
     }
   });
 
   it('has no cap with AMP_RATE_LIMITS=off', { timeout: 120_000 }, async () => {
-    const s = await aidServer({ rateLimits: 'off' });
+    const s = await startAidServer({ rateLimits: 'off' });
     try {
       const ids = await requestAll(s, await crowd(s, CAP + 1, 'free-crowd'));
       expect(new Set(ids).size).toBe(CAP + 1);
@@ -605,22 +512,23 @@ describe('§14 live pending registrations per tenant (200)', () => {
 });
 
 describe('§16 issuer aliases', () => {
-  let s: Aid;
+  let s: AidServer;
   let alias: string;
   let a: Registered;
   let id: string;
   beforeAll(async () => {
-    const port = await freePort();
-    alias = `http://localhost:${port}`;
-    s = await aidServer({ port, aidIssuerAliases: [alias] });
+    // Names only, neither is where the server listens (requests go to s.url): the AMP_PUBLIC_URL
+    // issuer, and the LAN address agents may name instead.
+    alias = 'http://192.168.1.20:23000';
+    s = await startAidServer({ publicUrl: 'https://amp.example.test', aidIssuerAliases: [alias] });
     a = await register(s.t.api, 'lan-agent', TENANT);
-    id = await activeReg(s, a);
+    id = await activeRegistration(s, a);
   });
   afterAll(() => s.t.close());
 
   it('accepts a token proof naming the alias issuer; the token keeps the AMP_PUBLIC_URL issuer', async () => {
-    expect(s.issuer).toBe(`${s.t.url}/${TENANT}`);
-    expect(s.issuer).not.toContain('localhost');
+    expect(s.issuer).toBe(`https://amp.example.test/${TENANT}`);
+    expect(s.issuer).not.toContain('192.168.1.20');
     for (const named of [`${alias}/${TENANT}`, `${alias}/${TENANT}/`]) {
       const r = await tokenRequest(s, { fingerprint: a.body.fingerprint, proof: tokenProof(a.keys.privateKey, named) });
       expect(r.status).toBe(200);
@@ -639,7 +547,7 @@ describe('§16 issuer aliases', () => {
 
   it('accepts a status proof over the alias issuer and refuses one over an unlisted origin', async () => {
     const poll = (proof: string) =>
-      call('POST', `${s.issuer}/agent_registrations/${id}/status`, {
+      call('POST', `${s.url}/agent_registrations/${id}/status`, {
         json: { fingerprint: a.body.fingerprint, proof },
       });
     // A refused proof never reaches the poll interval, so the good poll after it is not a slow_down.
@@ -674,58 +582,52 @@ describe('§16 issuer aliases', () => {
 });
 
 describe('review findings (regressions)', () => {
-  let s: Aid;
+  let s: AidServer;
   beforeAll(async () => {
-    s = await aidServer({ rateLimitOverrides: ['aid_token_key=3/min'] });
+    s = await startAidServer({ rateLimitOverrides: ['aid_token_key=3/min'] });
   });
   afterAll(() => s.t.close());
 
   it('a tenant whose last AMP agent deregistered keeps its registrations and audit trail reachable', async () => {
     const solo = 'solo';
     const a = await register(s.t.api, 'only-one', solo);
-    const keys = await SigningKeys.load(s.t.dataDir, 'RS256');
-    const issuer = `${s.t.url}/${solo}`;
-    const admin = await mintAdminToken(keys, {
-      issuer,
-      tenant: solo,
-      email: 'ops@solo.com',
-      scopes: ['agent_registrations:write'],
-    });
-    const req = await call('POST', `${issuer}/agent_registrations/request`, {
+    const base = `${s.t.url}/${solo}`;
+    const admin = await adminToken(s.t, { tenant: solo, email: 'ops@solo.com' });
+    const req = await call('POST', `${base}/agent_registrations/request`, {
       headers: { 'X-Api-Key': a.api_key },
-      json: { name: a.name, address: a.address, fingerprint: a.body.fingerprint, public_key: a.keys.publicPem },
+      json: registrationRequestBody(a),
     });
     expect(req.status).toBe(202);
     const id = req.body.data.id;
     expect(
       (
-        await call('POST', `${issuer}/agent_registrations/${id}/approve`, {
+        await call('POST', `${base}/agent_registrations/${id}/approve`, {
           headers: { Authorization: `Bearer ${admin}` },
         })
       ).status,
     ).toBe(200);
     expect((await call('DELETE', `${s.t.api}/agents/me`, { key: a.api_key })).status).toBe(200);
 
-    const detail = await call('GET', `${issuer}/agent_registrations/${id}`, {
+    const detail = await call('GET', `${base}/agent_registrations/${id}`, {
       headers: { Authorization: `Bearer ${admin}` },
     });
     expect(detail.status).toBe(200);
     expect(detail.body.data.attributes.status).toBe('suspended');
-    const logs = await call('GET', `${issuer}/agent_registrations/${id}/activity_logs`, {
+    const logs = await call('GET', `${base}/agent_registrations/${id}/activity_logs`, {
       headers: { Authorization: `Bearer ${admin}` },
     });
     expect(logs.status).toBe(200);
     expect(logs.body.data.map((e: { attributes: { event_type: string } }) => e.attributes.event_type)).toContain(
       'registration_suspended',
     );
-    expect((await call('GET', `${issuer}/.well-known/openid-configuration`)).status).toBe(200);
+    expect((await call('GET', `${base}/.well-known/openid-configuration`)).status).toBe(200);
     // A tenant that never had anything is still unknown.
     expect((await call('GET', `${s.t.url}/never-seen/.well-known/openid-configuration`)).status).toBe(404);
   });
 
   it('both fingerprint forms of one registered key share one per-key token bucket', async () => {
     const a = await register(s.t.api, 'two-forms', TENANT);
-    await activeReg(s, a);
+    await activeRegistration(s, a);
     const other = newKeypair();
     // The raw-key form: SHA-256 over the 32 key bytes (the end of the SPKI DER).
     const rawKey = createPublicKey(a.keys.publicPem).export({ format: 'der', type: 'spki' }).subarray(-32);
@@ -766,13 +668,13 @@ describe('review findings (regressions)', () => {
 
   it('a status proof is accepted once; the same proof again is a replay (401 invalid_proof)', async () => {
     const a = await register(s.t.api, 'status-replay', TENANT);
-    const { id } = await pendingReg(s, a);
+    const { id } = await pendingRegistration(s, a);
     const proof = statusProof(a.keys.privateKey, s.issuer);
-    const first = await call('POST', `${s.issuer}/agent_registrations/${id}/status`, {
+    const first = await call('POST', `${s.url}/agent_registrations/${id}/status`, {
       json: { fingerprint: a.body.fingerprint, proof },
     });
     expect(first.status).toBe(200);
-    const again = await call('POST', `${s.issuer}/agent_registrations/${id}/status`, {
+    const again = await call('POST', `${s.url}/agent_registrations/${id}/status`, {
       json: { fingerprint: a.body.fingerprint, proof },
     });
     expect(again.status).toBe(401);

@@ -6,119 +6,42 @@
 // shape of discovery and oversized bodies. Each test runs against the real server.
 
 import http from 'node:http';
-import { sign, type KeyObject } from 'node:crypto';
+import { sign } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../proto/index.js';
-import { mintAdminToken } from '../../src/identity/admin-tokens.js';
-import { SigningKeys } from '../../src/identity/signing-keys.js';
-import type { StartOptions } from '../../src/server.js';
 import {
-  call,
-  freePort,
-  newKeypair,
-  register,
-  route,
-  signMessage,
-  startTestServer,
-  type Registered,
-  type Reply,
-  type TestServer,
-} from '../helpers/server.js';
+  AID_GRANT,
+  activeRegistration,
+  activityLogs,
+  asAdmin,
+  expectAidError,
+  introspect,
+  jwtPayload,
+  nowSeconds,
+  registrationRequestBody,
+  requestRegistration,
+  startAidServer,
+  statusSignature,
+  tokenFor,
+  tokenProof,
+  tokenRequest,
+  uniqueTs,
+  type AidServer,
+} from '../helpers/aid.js';
+import { call, newKeypair, register, route, signMessage, type Registered, type Reply } from '../helpers/server.js';
 
 const TENANT = 'acme';
-const GRANT = 'urn:aid:agent-identity';
 
-const now = () => Math.floor(Date.now() / 1000);
-// Ed25519 is deterministic: one key, timestamp and issuer give one proof, which the server refuses
-// the second time. Every proof here gets its own second, counting down from now (far inside 300 s).
-let nextTs = 0;
-const uniqueTs = () => (nextTs = nextTs === 0 ? now() - 1 : nextTs - 1);
-
-/** §6.1: base64url(Ed25519(`aid-token-exchange\n{ts}\n{issuer}`) || ts). */
-const tokenProof = (key: KeyObject, iss: string, ts = uniqueTs()) =>
-  Buffer.concat([sign(null, Buffer.from(`aid-token-exchange\n${ts}\n${iss}`), key), Buffer.from(String(ts))]).toString(
-    'base64url',
-  );
-const jwtPayload = (jwt: string) =>
-  JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString('utf8')) as Record<string, unknown>;
-
-interface Aid {
-  t: TestServer;
-  issuer: string;
-  admin: string;
-}
-
-async function aidServer(opts: StartOptions = {}): Promise<Aid> {
-  const port = await freePort();
-  const t = await startTestServer({ ...opts, port, publicUrl: `http://127.0.0.1:${port}` });
-  const issuer = `${t.url}/${TENANT}`;
-  const keys = await SigningKeys.load(t.dataDir, 'RS256');
-  const admin = await mintAdminToken(keys, {
-    issuer,
-    tenant: TENANT,
-    email: 'ops@acme.com',
-    scopes: ['agent_registrations:write'],
-  });
-  return { t, issuer, admin };
-}
-
-const asAdmin = (s: Aid, method: string, path: string, json?: unknown) =>
-  call(method, `${s.issuer}/agent_registrations${path}`, { headers: { Authorization: `Bearer ${s.admin}` }, json });
-const requestBody = (a: Registered) => ({
-  name: a.name,
-  address: a.address,
-  fingerprint: a.body.fingerprint,
-  public_key: a.keys.publicPem,
-});
-const requestReg = (s: Aid, a: Registered) =>
-  call('POST', `${s.issuer}/agent_registrations/request`, {
-    headers: { 'X-Api-Key': a.api_key },
-    json: requestBody(a),
-  });
-
-async function activeReg(s: Aid, a: Registered): Promise<string> {
-  const r = await requestReg(s, a);
-  expect(r.status).toBe(202);
-  const ok = await asAdmin(s, 'POST', `/${r.body.data.id}/approve`);
-  expect(ok.status).toBe(200);
-  expect(ok.body.data.attributes).toMatchObject({ status: 'active', amp_agent_id: a.agent_id });
-  return r.body.data.id;
-}
-
-const tokenRequest = (s: Aid, fields: Record<string, string>) =>
-  call('POST', `${s.issuer}/oauth/token`, {
-    raw: new URLSearchParams({ grant_type: GRANT, ...fields }).toString(),
-    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-  });
-const tokenFor = (s: Aid, a: Registered) =>
-  tokenRequest(s, { fingerprint: a.body.fingerprint, proof: tokenProof(a.keys.privateKey, s.issuer) });
-const introspect = (s: Aid, token: string) =>
-  call('POST', `${s.issuer}/oauth/introspect`, { headers: { Authorization: `Bearer ${s.admin}` }, json: { token } });
-const events = async (s: Aid, id: string) => {
-  const r = await asAdmin(s, 'GET', `/${id}/activity_logs`);
-  expect(r.status).toBe(200);
-  return r.body.data.map((e: { attributes: Record<string, unknown> }) => e.attributes) as Record<string, any>[];
-};
-const registrations = async (s: Aid) => {
+const registrations = async (s: AidServer) => {
   const r = await asAdmin(s, 'GET', '?records=1000');
   expect(r.status).toBe(200);
   return r.body.data.map((e: { attributes: Record<string, unknown> }) => e.attributes) as Record<string, any>[];
 };
 
-/** §15: an AID error answers both shapes, the OAuth one and the JSON:API one. */
-function expectAidError(r: Reply, status: number, code: string): void {
-  expect(r.status).toBe(status);
-  expect(r.body).toMatchObject({
-    error: code,
-    error_description: expect.any(String),
-    errors: [{ status: String(status), code }],
-  });
-}
-
 describe('AID review findings (regressions)', () => {
-  let s: Aid;
+  let s: AidServer;
   beforeAll(async () => {
-    s = await aidServer({ rateLimits: 'off' });
+    s = await startAidServer({ rateLimits: 'off' });
     // The tenant's AID routes stay reachable whoever of the agents under test deregisters.
     await register(s.t.api, 'bystander', TENANT);
   });
@@ -134,7 +57,7 @@ describe('AID review findings (regressions)', () => {
     };
     for (let i = 0; i < 30 && Date.now() < deadline; i++) {
       const a = await register(s.t.api, `racer-${i}`, TENANT);
-      const id = await activeReg(s, a);
+      const id = await activeRegistration(s, a);
       // Vary the interleaving without timers: one side starts first, the other 0-5 server turns
       // later. Locally, the deregistration wins the tenant lock after about two or three.
       const delFirst = i % 2 === 0;
@@ -153,11 +76,11 @@ describe('AID review findings (regressions)', () => {
       const detail = await asAdmin(s, 'GET', `/${id}`);
       expect(detail.status).toBe(200);
       if (detail.body.data.attributes.status === 'suspended') {
-        expect((await events(s, id)).map((e) => e.event_type)).toContain('registration_suspended');
+        expect((await activityLogs(s, id)).map((e) => e.event_type)).toContain('registration_suspended');
       }
       // The registration ends suspended whichever side won, and exactly one suspension is audited.
       expect(detail.body.data.attributes.status).toBe('suspended');
-      expect((await events(s, id)).filter((e) => e.event_type === 'registration_suspended')).toHaveLength(1);
+      expect((await activityLogs(s, id)).filter((e) => e.event_type === 'registration_suspended')).toHaveLength(1);
     }
   });
 
@@ -167,8 +90,8 @@ describe('AID review findings (regressions)', () => {
    * shows that the server has read the headers: they were waiting in the kernel before it.
    */
   function slowRequest(a: Registered, between: () => Promise<void>): Promise<Reply> {
-    const body = JSON.stringify(requestBody(a));
-    const u = new URL(`${s.issuer}/agent_registrations/request`);
+    const body = JSON.stringify(registrationRequestBody(a));
+    const u = new URL(`${s.url}/agent_registrations/request`);
     return new Promise<Reply>((resolve, reject) => {
       const req = http.request(
         {
@@ -246,8 +169,8 @@ describe('AID review findings (regressions)', () => {
     let sameSecond = false;
     for (let attempt = 0; attempt < 5 && !sameSecond; attempt++) {
       const a = await register(s.t.api, `cutoff-${attempt}`, TENANT);
-      const id = await activeReg(s, a);
-      const start = now();
+      const id = await activeRegistration(s, a);
+      const start = nowSeconds();
       expect((await asAdmin(s, 'POST', `/${id}/suspend`)).status).toBe(200);
       expect((await asAdmin(s, 'POST', `/${id}/reactivate`)).status).toBe(200);
       const tk = await tokenFor(s, a);
@@ -255,7 +178,7 @@ describe('AID review findings (regressions)', () => {
       expect((await asAdmin(s, 'POST', `/${id}/suspend`, { reason: 'again' })).status).toBe(200);
       expect((await asAdmin(s, 'POST', `/${id}/reactivate`)).status).toBe(200);
       // Only a run that stayed inside one second tells the old cutoff (= now) from the new one.
-      sameSecond = now() === start;
+      sameSecond = nowSeconds() === start;
       const info = await introspect(s, tk.body.access_token);
       expect(info.status).toBe(200);
       expect(info.body.active).toBe(false);
@@ -281,7 +204,7 @@ describe('AID review findings (regressions)', () => {
       });
     };
     expect((await send()).status).toBe(200);
-    const id = await activeReg(s, a);
+    const id = await activeRegistration(s, a);
     expect((await asAdmin(s, 'POST', `/${id}/suspend`)).status).toBe(200);
     const refused = await send();
     expect(refused.status).toBe(403);
@@ -289,7 +212,7 @@ describe('AID review findings (regressions)', () => {
     expect((await asAdmin(s, 'DELETE', `/${id}`)).status).toBe(200);
     expect((await send()).body.error).toBe('agent_suspended');
 
-    const again = await requestReg(s, a);
+    const again = await requestRegistration(s, a);
     expect(again.status).toBe(202);
     expect(again.body.data.id).not.toBe(id);
     const ap = await asAdmin(s, 'POST', `/${again.body.data.id}/approve`);
@@ -302,7 +225,7 @@ describe('AID review findings (regressions)', () => {
 
   it('5a. one token proof yields one token, however the scope is spelled', async () => {
     const a = await register(s.t.api, 'scope-replayer', TENANT);
-    await activeReg(s, a);
+    await activeRegistration(s, a);
     const proof = tokenProof(a.keys.privateKey, s.issuer);
     const outcomes: Reply[] = [];
     for (const scope of [undefined, 'agent:identity', ' agent:identity', 'agent:identity agent:identity']) {
@@ -319,14 +242,14 @@ describe('AID review findings (regressions)', () => {
 
   it('5b. a status proof re-encoded from the text form into the raw form is a replay (401 invalid_proof)', async () => {
     const a = await register(s.t.api, 'encoding-replayer', TENANT);
-    const req = await requestReg(s, a);
+    const req = await requestRegistration(s, a);
     expect(req.status).toBe(202);
     const ts = uniqueTs();
-    const sig = sign(null, Buffer.from(`aid-registration-status\n${ts}\n${s.issuer}`), a.keys.privateKey);
+    const sig = statusSignature(a.keys.privateKey, s.issuer, ts);
     const textForm = Buffer.from(sig.toString('base64') + ts).toString('base64url');
     const rawForm = Buffer.concat([sig, Buffer.from(String(ts))]).toString('base64url');
     const poll = (proof: string) =>
-      call('POST', `${s.issuer}/agent_registrations/${req.body.data.id}/status`, {
+      call('POST', `${s.url}/agent_registrations/${req.body.data.id}/status`, {
         json: { fingerprint: a.body.fingerprint, proof },
       });
     const first = await poll(textForm);
@@ -341,7 +264,7 @@ describe('AID review findings (regressions)', () => {
     const a = await register(s.t.api, 'long-id', TENANT);
     const id = 'x'.repeat(6000);
     const replies = {
-      status: await call('POST', `${s.issuer}/agent_registrations/${id}/status`, {
+      status: await call('POST', `${s.url}/agent_registrations/${id}/status`, {
         json: { fingerprint: a.body.fingerprint },
       }),
       get: await asAdmin(s, 'GET', `/${id}`),
@@ -353,7 +276,7 @@ describe('AID review findings (regressions)', () => {
 
   it('7. an identity document signed in the Agent Card form is accepted; a broken signature is invalid_grant', async () => {
     const a = await register(s.t.api, 'card-signer', TENANT);
-    const id = await activeReg(s, a);
+    const id = await activeRegistration(s, a);
     const t = Date.now();
     const fields = {
       aid_version: '1.0',
@@ -396,9 +319,9 @@ describe('AID review findings (regressions)', () => {
       const r = await call('GET', `${s.t.url}${path}`);
       expectAidError(r, 404, 'not_found');
     }
-    const big = await call('POST', `${s.issuer}/oauth/token`, {
+    const big = await call('POST', `${s.url}/oauth/token`, {
       headers: { 'Content-Type': 'application/json' },
-      raw: JSON.stringify({ grant_type: GRANT, pad: 'x'.repeat(40_000) }),
+      raw: JSON.stringify({ grant_type: AID_GRANT, pad: 'x'.repeat(40_000) }),
     });
     expect(big.status).toBe(413);
     expect(big.body.error).toBe('invalid_request');

@@ -10,43 +10,54 @@ import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkAdminToken, mintAdminToken } from '../../src/identity/admin-tokens.js';
 import { SigningKeys } from '../../src/identity/signing-keys.js';
-import { ROOT, call, register, startTestServer, tempDir, type TestServer, freePort } from '../helpers/server.js';
+import { issuerOf } from '../helpers/aid.js';
+import { ROOT, call, register, startTestServer, tempDir, type TestServer } from '../helpers/server.js';
 
 const run = promisify(execFile);
 
-let t: TestServer;
+let t: TestServer; // no public URL: the issuer is http://localhost:<listening port>/acme
+let pub: TestServer; // AMP_PUBLIC_URL https://amp.example.test, not where it listens
 let issuer: string;
 const dataDir = tempDir('amp-aid-');
 
 beforeAll(async () => {
-  const port = await freePort();
-  t = await startTestServer({ port, publicUrl: `http://127.0.0.1:${port}`, dataDir });
-  issuer = `${t.url}/acme`;
+  t = await startTestServer({ dataDir });
+  pub = await startTestServer({ publicUrl: 'https://amp.example.test' });
+  issuer = issuerOf(t);
   await register(t.api, 'someone', 'acme');
+  await register(pub.api, 'someone', 'acme');
 });
-afterAll(() => t.close());
+afterAll(async () => {
+  await t.close();
+  await pub.close();
+});
 
 describe('discovery', () => {
-  it('serves the authorization-server metadata with the issuer from the public URL', async () => {
-    for (const url of [
-      `${t.url}/acme/.well-known/oauth-authorization-server`,
-      `${t.url}/.well-known/oauth-authorization-server/acme`,
-    ]) {
-      const r = await call('GET', url);
-      expect(r.status).toBe(200);
-      expect(r.headers.get('cache-control')).toBe('public, max-age=300');
-      expect(r.body).toMatchObject({
-        issuer,
-        token_endpoint: `${issuer}/oauth/token`,
-        introspection_endpoint: `${issuer}/oauth/introspect`,
-        jwks_uri: `${issuer}/.well-known/jwks.json`,
-        grant_types_supported: ['urn:aid:agent-identity'],
-        aid_grant: {
-          aid_version: '1.0',
-          registration_request_endpoint: `${issuer}/agent_registrations/request`,
-          proof_window_seconds: 300,
-        },
-      });
+  it('serves the authorization-server metadata with the issuer from the public URL (localhost:<port> without one)', async () => {
+    for (const [srv, iss] of [
+      [t, issuer],
+      [pub, 'https://amp.example.test/acme'],
+    ] as const) {
+      for (const url of [
+        `${srv.url}/acme/.well-known/oauth-authorization-server`,
+        `${srv.url}/.well-known/oauth-authorization-server/acme`,
+      ]) {
+        const r = await call('GET', url);
+        expect(r.status).toBe(200);
+        expect(r.headers.get('cache-control')).toBe('public, max-age=300');
+        expect(r.body).toMatchObject({
+          issuer: iss,
+          token_endpoint: `${iss}/oauth/token`,
+          introspection_endpoint: `${iss}/oauth/introspect`,
+          jwks_uri: `${iss}/.well-known/jwks.json`,
+          grant_types_supported: ['urn:aid:agent-identity'],
+          aid_grant: {
+            aid_version: '1.0',
+            registration_request_endpoint: `${iss}/agent_registrations/request`,
+            proof_window_seconds: 300,
+          },
+        });
+      }
     }
   });
 
@@ -114,7 +125,7 @@ describe('signing keys and admin tokens', () => {
         '--data-dir',
         dataDir,
         '--public-url',
-        t.url,
+        t.publicBase,
       ],
       { timeout: 20_000 },
     );
@@ -138,7 +149,7 @@ describe('signing keys and admin tokens', () => {
   it('checks admin tokens: tenant, type, scope (write implies read)', async () => {
     const keys = await SigningKeys.load(dataDir, 'RS256');
     const mint = (tenant: string, scopes: string[]) =>
-      mintAdminToken(keys, { issuer: `${t.url}/${tenant}`, tenant, email: 'a@b.c', scopes });
+      mintAdminToken(keys, { issuer: issuerOf(t, tenant), tenant, email: 'a@b.c', scopes });
     const write = await mint('acme', ['agent_registrations:write']);
     expect((await checkAdminToken(keys, write, issuer, 'acme', 'agent_registrations:read')).ok).toBe(true);
     expect(
