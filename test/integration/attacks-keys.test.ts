@@ -76,7 +76,7 @@ const fingerprintOf = (pk: KeyObject) =>
     .digest('base64');
 
 describe('API keys', () => {
-  it('row 7: revoked API key → 401 on REST; its socket closes 4003 key_revoked; other sessions and the Ed25519 key survive', async () => {
+  it('revoked API key → 401 on REST; its socket closes 4003 key_revoked; other sessions and the Ed25519 key survive', async () => {
     const [alice, bob] = await Promise.all([agent('alice'), agent('bob')]);
     const byKey = await connectWs(srv.server.wsUrl, alice.api_key);
     const bySig = await connectWs(srv.server.wsUrl, { signedBy: alice });
@@ -122,7 +122,7 @@ describe('API keys', () => {
     expect(await keyStatus(alice.api_key)).toBe(401);
   });
 
-  it('row 8: rotate-key → 24 h grace; rotating from the grace key → 403 forbidden; a second rotation revokes the grace key (≤ 2 valid keys)', async () => {
+  it('rotate-key → 24 h grace; rotating from the grace key → 403 forbidden; a second rotation revokes the grace key (≤ 2 valid keys)', async () => {
     const alice = await agent('alice');
     const k1 = alice.api_key;
     const k1Ws = await connectWs(srv.server.wsUrl, k1);
@@ -166,7 +166,7 @@ describe('API keys', () => {
 });
 
 describe('registration', () => {
-  it('row 9: re-registering a taken name with the same public key but no proof → 409 name_taken; the existing key still works', async () => {
+  it('re-registering a taken name with the same public key but no proof → 409 name_taken; the existing key still works', async () => {
     const alice = await agent('alice', 'acme', { alias: 'Alice' });
     const before = (await me(alice.api_key)).body;
     const attempts = [
@@ -195,7 +195,7 @@ describe('registration', () => {
     expect(after.body).toEqual(before);
   });
 
-  it('row 11: registration flood from one IP (public: 10/min, loopback not exempt) → 11th 429; local profile exempts loopback', async () => {
+  it('registration flood from one IP (public: 10/min, loopback not exempt) → 11th 429; local profile exempts loopback', async () => {
     const pub = await start({ rateLimitProfile: 'public' });
     const first: Reply[] = [];
     for (let i = 1; i <= 10; i++)
@@ -238,7 +238,7 @@ describe('registration', () => {
     expect(s).toEqual([201, 201, 201, 429]);
   });
 
-  it('row 16: a deregistered name is held (409 name_taken), its key is revoked (403 key_revoked), its API key → 401', async () => {
+  it('a deregistered name is held (409 name_taken), its key is revoked (403 key_revoked), its API key → 401', async () => {
     const [alice, bob] = await Promise.all([agent('alice'), agent('bob')]);
     const ws = await connectWs(srv.server.wsUrl, alice.api_key);
     const d = await call('DELETE', `${srv.api}/agents/me`, { key: alice.api_key });
@@ -283,7 +283,7 @@ describe('registration', () => {
     expect(await keyStatus(bob.api_key)).toBe(200);
   });
 
-  it("row 17: registration mode 'key' → 403 tenant_access_denied without, with a wrong, or with another tenant's key; 201 with the right one", async () => {
+  it("registration mode 'key' → 403 tenant_access_denied without, with a wrong, or with another tenant's key; 201 with the right one", async () => {
     const SECRET = '0123456789abcdef-secret';
     const s = await start({ registrationMode: 'key', registrationKeys: [`acme:${SECRET}`] });
     const kp = newKeypair();
@@ -307,7 +307,7 @@ describe('registration', () => {
 });
 
 describe('identity changes', () => {
-  it('row 10: keypair rotation with a bad proof → 403 signature_invalid; the registered fingerprint is unchanged', async () => {
+  it('keypair rotation with a bad proof → 403 signature_invalid; the registered fingerprint is unchanged', async () => {
     const [alice, bob] = await Promise.all([agent('alice'), agent('bob')]);
     const next = newKeypair();
     const stranger = newKeypair();
@@ -363,7 +363,7 @@ describe('identity changes', () => {
     });
   });
 
-  it('row 18: PATCH agents/me changing name / tenant / scope / address / public_key / key_algorithm → 400 invalid_field naming it; unchanged', async () => {
+  it('PATCH agents/me changing name / tenant / scope / address / public_key / key_algorithm → 400 invalid_field naming it; unchanged', async () => {
     const alice = await agent('alice', 'acme', { alias: 'Alice' });
     const before = (await me(alice.api_key)).body;
     const attempts: Array<[string, unknown]> = [

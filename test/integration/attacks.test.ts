@@ -55,7 +55,7 @@ async function sendOne(from: Registered, to: Registered): Promise<string> {
 }
 
 describe('identity and isolation', () => {
-  it("row 1: spoofed `from` (another agent's address) → 403 forbidden, field from; nothing queued", async () => {
+  it("spoofed `from` (another agent's address) → 403 forbidden, field from; nothing queued", async () => {
     const [mallory, alice, bob] = await Promise.all([agent('mallory'), agent('alice'), agent('bob')]);
     const payload = { type: 'request', message: 'wire the money' };
     const flat = await route(srv.api, mallory, {
@@ -88,7 +88,7 @@ describe('identity and isolation', () => {
     expect(await pending(bob.api_key)).toEqual([]);
   });
 
-  it("row 2: another agent's API key on my inbox sees only its own messages and cannot ack mine (404)", async () => {
+  it("another agent's API key on my inbox sees only its own messages and cannot ack mine (404)", async () => {
     const [alice, bob, carol] = await Promise.all([agent('alice'), agent('bob'), agent('carol')]);
     const mine = await sendOne(alice, bob);
     const theirs = await sendOne(alice, carol);
@@ -99,7 +99,7 @@ describe('identity and isolation', () => {
     expect(await pending(carol.api_key)).toEqual([theirs]);
   });
 
-  it("row 3: ack / read of someone else's message id, every form → 404 or {acknowledged: 0}; it stays pending", async () => {
+  it("ack / read of someone else's message id, every form → 404 or {acknowledged: 0}; it stays pending", async () => {
     const [alice, bob, carol] = await Promise.all([agent('alice'), agent('bob'), agent('carol')]);
     const id = await sendOne(alice, bob);
     for (const thief of [carol, alice]) {
@@ -131,7 +131,7 @@ describe('identity and isolation', () => {
     expect({ status: own.status, body: own.body }).toEqual({ status: 200, body: { acknowledged: true } });
   });
 
-  it('row 4: cross-tenant listing → 403 forbidden; plain list and bare-name resolve stay in the caller tenant', async () => {
+  it('cross-tenant listing → 403 forbidden; plain list and bare-name resolve stay in the caller tenant', async () => {
     const [alice, mate, both, onlyB, bothB] = await Promise.all([
       register(srv.api, 'alice', 'row4a'),
       register(srv.api, 'mate', 'row4a'),
@@ -183,7 +183,7 @@ describe('identity and isolation', () => {
 });
 
 describe('signatures and replay', () => {
-  it('row 5: the same signed body twice → 200, Idempotent-Replayed: true, the same answer; queued once', async () => {
+  it('the same signed body twice → 200, Idempotent-Replayed: true, the same answer; queued once', async () => {
     const [alice, bob] = await Promise.all([agent('alice'), agent('bob')]);
     const m = { from: alice.address, to: bob.address, subject: 'pay', payload: { type: 'request', message: 'pay 10' } };
     const body = { ...m, signature: signMessage(alice.keys.privateKey, m) };
@@ -198,7 +198,7 @@ describe('signatures and replay', () => {
     expect(await pending(bob.api_key)).toEqual([first.body.id]);
   });
 
-  it('row 6: tampered payload / subject / priority / in_reply_to / to under a valid signature → 403 signature_invalid; nothing queued', async () => {
+  it('tampered payload / subject / priority / in_reply_to / to under a valid signature → 403 signature_invalid; nothing queued', async () => {
     const [alice, bob, carol] = await Promise.all([agent('alice'), agent('bob'), agent('carol')]);
     const m = {
       from: alice.address,
@@ -234,7 +234,7 @@ describe('signatures and replay', () => {
 });
 
 describe('floods', () => {
-  it('row 12: the 6th route in a burst (route=5/min) → 429 rate_limited, scope sender; not queued; WS route shares the bucket', async () => {
+  it('the 6th route in a burst (route=5/min) → 429 rate_limited, scope sender; not queued; WS route shares the bucket', async () => {
     const s = await startTestServer({ rateLimitOverrides: ['route=5/min'] });
     servers.push(s);
     const [alice, bob, carol] = await Promise.all([
@@ -274,7 +274,7 @@ describe('floods', () => {
     expect(ws.frames.closeInfo).toBeUndefined();
   });
 
-  it('row 19: the 21st ping in a burst (ws_frames=20/min) → error frame rate_limited, no pong; the socket stays open', async () => {
+  it('the 21st ping in a burst (ws_frames=20/min) → error frame rate_limited, no pong; the socket stays open', async () => {
     const s = await startTestServer({ rateLimitOverrides: ['ws_frames=20/min'] });
     servers.push(s);
     const [alice, bob] = await Promise.all([register(s.api, 'alice', 'acme'), register(s.api, 'bob', 'acme')]);
@@ -300,7 +300,7 @@ describe('floods', () => {
 });
 
 describe('malformed and oversized input', () => {
-  it('row 13: oversized context → 413 payload_too_large (payload.context); depth-100 context → 400 invalid_request; nothing queued', async () => {
+  it('oversized context → 413 payload_too_large (payload.context); depth-100 context → 400 invalid_request; nothing queued', async () => {
     const [alice, bob] = await Promise.all([agent('alice'), agent('bob')]);
     const LIMIT = 262_144;
     const wrap = 11; // {"blob":""}
@@ -333,7 +333,7 @@ describe('malformed and oversized input', () => {
     expect(await pending(bob.api_key)).toEqual([edge.body.id]);
   });
 
-  it('row 14: past expires_at → 400 invalid_field; envelope timestamp one hour ahead → 400 timestamp_future; nothing queued', async () => {
+  it('past expires_at → 400 invalid_field; envelope timestamp one hour ahead → 400 timestamp_future; nothing queued', async () => {
     const [alice, bob] = await Promise.all([agent('alice'), agent('bob')]);
     const payload = { type: 'notification', message: 'late' };
     const past = await route(srv.api, alice, {
@@ -368,7 +368,7 @@ describe('malformed and oversized input', () => {
     expect(await pending(bob.api_key)).toEqual([now.body.id]);
   });
 
-  it('row 15: path-traversal message ids on ack / read → 400 invalid_field; nothing acked', async () => {
+  it('path-traversal message ids on ack / read → 400 invalid_field; nothing acked', async () => {
     const [alice, bob] = await Promise.all([agent('alice'), agent('bob')]);
     const id = await sendOne(alice, bob);
     const bad = ['../../etc/passwd', '..%2F..%2Fx'];
