@@ -313,9 +313,7 @@ describe('admin create, update, resolve', () => {
     );
     expect(logs.body.meta.total_count).toBe(1);
   });
-});
 
-describe('review regressions', () => {
   it('refuses a second live registration for the same address (§3)', async () => {
     const body = (pem: string, fp: string) => ({
       name: 'dup',
