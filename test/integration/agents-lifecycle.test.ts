@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { API_KEY_RE } from '../../proto/index.js';
 import { AmpClient, type AmpSocket, type SocketOptions } from '../../src/client/index.js';
 import { Inbox, waitFor } from '../helpers/events.js';
+import { sdkAgent } from '../helpers/sdk.js';
 import {
   call,
   newKeypair,
@@ -312,6 +313,29 @@ describe('API keys (§6) and key recovery (§4.3)', () => {
     const me = await call('GET', `${t.api}/agents/me`, { key: rec.body.api_key });
     expect(me.status).toBe(200);
     expect(me.body.agent_id).toBe(a.agent_id);
+  });
+
+  it('key recovery closes the sockets opened with the revoked key (4003 key_revoked)', async () => {
+    const a = await sdkAgent(t, 'rev-a');
+    const socket = a.client.connect({ reconnect: false });
+    sockets.push(socket);
+    await socket.ready();
+    const closed = waitFor<[number, string]>(socket, 'close');
+    const ts = Math.floor(Date.now() / 1000);
+    const proof = sign(null, Buffer.from(`amp-register\n${ts}\n${a.registration.address}`), a.keys.privateKey).toString(
+      'base64',
+    );
+    const r = await fetch(`${t.url}/api/v1/register`, {
+      method: 'POST',
+      body: JSON.stringify({
+        name: 'rev-a',
+        tenant: 'acme',
+        public_key: a.keys.publicPem,
+        proof: { timestamp: ts, signature: proof },
+      }),
+    });
+    expect(r.status).toBe(200);
+    expect(await closed).toEqual([4003, 'key_revoked']);
   });
 });
 

@@ -8,6 +8,9 @@
 // limit). No sleeps: every wait is on frames, or a bounded poll of REST.
 
 import { afterEach, describe, expect, it } from 'vitest';
+import type { AmpSocket } from '../../src/client/index.js';
+import { Inbox } from '../helpers/events.js';
+import { routeMany, sdkAgent } from '../helpers/sdk.js';
 import { call, register, routeOk, startTestServer, type Registered, type TestServer } from '../helpers/server.js';
 import { closeAllWs, connectWs, type WsClient } from '../helpers/ws.js';
 
@@ -22,8 +25,10 @@ const connect = (wsUrl: string, apiKey: string): Promise<WsClient> =>
   connectWs(wsUrl, apiKey, { protocols: ['amp.v1'] });
 
 const servers: TestServer[] = [];
+const sdkSockets: AmpSocket[] = [];
 
 afterEach(async () => {
+  for (const s of sdkSockets.splice(0)) s.close();
   await closeAllWs();
   for (const s of servers.splice(0)) await s.close();
 });
@@ -223,6 +228,23 @@ describe('slow consumer (§17.6)', () => {
     });
     expect(first.data.queued_at).toMatch(ISO_MS);
   }, 60_000);
+
+  it('large frames after a backpressure pause all arrive (drain work runs outside the uWS callback)', async () => {
+    const t = await startTestServer({ rateLimits: 'off', wsSoftBuffer: 64 * 1024, maxQueue: 10_000 });
+    servers.push(t);
+    const a = await sdkAgent(t, 'big-a');
+    const b = await sdkAgent(t, 'big-b');
+    const big = 'x'.repeat(100_000);
+    const ids = await routeMany(a.client, 'big-b', 200, 4, () => ({
+      payload: { type: 'notification', message: '', context: { big } },
+    }));
+    const socket = b.client.connect({ reconnect: false });
+    sdkSockets.push(socket);
+    const inbox = new Inbox(socket);
+    await socket.ready();
+    await inbox.has(ids, 20_000);
+    expect(new Set(inbox.ids()).size).toBe(200);
+  });
 });
 
 describe('catch-up (§17.4)', () => {

@@ -9,6 +9,9 @@
 // server produced so far arrived before that pong.
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { AmpSocket } from '../../src/client/index.js';
+import { Inbox, waitFor } from '../helpers/events.js';
+import { routeMany, sdkAgent } from '../helpers/sdk.js';
 import { call, register, routeOk, startTestServer, type Registered, type TestServer } from '../helpers/server.js';
 import { closeAllWs, connectWs, type WsClient } from '../helpers/ws.js';
 
@@ -230,5 +233,45 @@ describe('receipt outbox (§16)', () => {
     await again.barrier();
     expect(await again.barrier()).toEqual([]);
     expect(again.frames.list().filter((f) => f.type.startsWith('message.'))).toEqual([]);
+  });
+});
+
+describe('receipt outbox limit (§16)', () => {
+  // Its own server: thousands of routes from one sender (no rate limit) to a queue of 10 000.
+  const servers: TestServer[] = [];
+  const sdkSockets: AmpSocket[] = [];
+  afterEach(() => {
+    for (const s of sdkSockets.splice(0)) s.close();
+  });
+  afterAll(async () => {
+    for (const s of servers) await s.close();
+  });
+
+  it('an offline sender keeps at most 1000 receipts, counting exactly what was dropped', async () => {
+    const t = await startTestServer({ rateLimits: 'off', maxQueue: 10_000 });
+    servers.push(t);
+    const a = await sdkAgent(t, 'rc-a');
+    const b = await sdkAgent(t, 'rc-b');
+    const ids = await routeMany(a.client, 'rc-b', 1100, 64, () => ({ options: { receipt: true } }));
+    // The recipient collects everything over a socket while the sender is offline.
+    const rs = b.client.connect({ reconnect: false });
+    sdkSockets.push(rs);
+    const inbox = new Inbox(rs);
+    await rs.ready();
+    await inbox.has(ids, 20_000);
+    const metrics = async () =>
+      Number(/^amp_receipts_outbox_dropped_total (\d+)$/m.exec(await (await fetch(`${t.url}/metrics`)).text())?.[1]);
+    expect(await metrics()).toBe(100);
+    // The sender connects and gets exactly the newest 1000 receipts after `connected`.
+    const ss = a.client.connect({ reconnect: false });
+    sdkSockets.push(ss);
+    const receipts: string[] = [];
+    ss.on('delivered', (d) => receipts.push(d.id));
+    const all = waitFor(ss, 'delivered', () => receipts.length === 1000, 10_000);
+    await ss.ready();
+    await all;
+    // Nothing more is on its way: frames sent before the pong have all arrived.
+    await ss.ping();
+    expect(receipts).toEqual(inbox.ids().slice(100));
   });
 });
