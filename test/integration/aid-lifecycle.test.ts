@@ -1,9 +1,9 @@
 // AID registration lifecycle (agent-identity §3, §4, §10, §11): request with the agent's AMP key,
-// admin approve / suspend / reactivate / reject / delete with scoped admin JWTs, and the audit trail
-// each transition leaves, with its filters.
+// admin approve / suspend / reactivate / reject / delete with scoped admin JWTs (an unknown or
+// overlong registration id is a 404), and the audit trail each transition leaves, with its filters.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminToken, asAdmin, fingerprintOf, startAidServer, type AidServer } from '../helpers/aid.js';
+import { adminToken, asAdmin, expectAidError, fingerprintOf, startAidServer, type AidServer } from '../helpers/aid.js';
 import { call, newKeypair, register, tempDir, type Registered, type TestServer } from '../helpers/server.js';
 
 let s: AidServer;
@@ -208,6 +208,20 @@ describe('registration lifecycle', () => {
     expect(bad.body.error_description).toBe('Unknown event_type: foo');
     const tenantWide = await asAdmin(s, 'GET', '/activity_logs?event_type=registration_rejected', undefined, readToken);
     expect(tenantWide.body.meta.total_count).toBe(1);
+  });
+
+  it('a 6000-character registration id in the path is 404 not_found, never 500', async () => {
+    const a = await register(s.t.api, 'long-id', 'acme');
+    const id = 'x'.repeat(6000);
+    const replies = {
+      status: await call('POST', `${s.url}/agent_registrations/${id}/status`, {
+        json: { fingerprint: a.body.fingerprint },
+      }),
+      get: await asAdmin(s, 'GET', `/${id}`),
+      approve: await asAdmin(s, 'POST', `/${id}/approve`, {}),
+      logs: await asAdmin(s, 'GET', `/${id}/activity_logs`),
+    };
+    for (const r of Object.values(replies)) expectAidError(r, 404, 'not_found');
   });
 });
 

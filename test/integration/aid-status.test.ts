@@ -1,15 +1,18 @@
 // AID status polling (agent-identity §4.2, §6.2): by id with the fingerprint and an optional proof
-// in either encoding, or by user code; pending / approved / rejected answers; slow_down. Each case
-// polls its own registration once (the 5 s interval makes a second quick poll a slow_down).
+// in either encoding, or by user code; pending / approved / rejected answers; slow_down; a proof
+// is good once, whatever its encoding. Each case polls its own registration (the 5 s interval
+// makes a second quick poll a slow_down; a replayed proof is refused before the interval).
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   asAdmin,
+  expectAidError,
   pendingRegistration,
   pollStatus,
   startAidServer,
   statusProof,
   statusProofText,
+  uniqueTs,
   type AidServer,
 } from '../helpers/aid.js';
 import { call, newKeypair, register, tempDir, type Registered } from '../helpers/server.js';
@@ -97,5 +100,32 @@ describe('status polling', () => {
     expect(r.status).toBe(200);
     expect(r.body.data.id).toBe(p.id);
     expect((await call('GET', `${s.url}/agent_registrations/status?code=ZZZZ-ZZZZ`)).status).toBe(404);
+  });
+
+  it('a status proof is accepted once; the same proof again is a replay (401 invalid_proof)', async () => {
+    const a = await register(s.t.api, 'status-replay', 'acme');
+    const { id } = await pendingRegistration(s, a);
+    const proof = statusProof(a.keys.privateKey, s.issuer);
+    const first = await pollStatus(s, id, { fingerprint: a.body.fingerprint, proof });
+    expect(first.status).toBe(200);
+    const again = await pollStatus(s, id, { fingerprint: a.body.fingerprint, proof });
+    expect(again.status).toBe(401);
+    expect(again.body.error).toBe('invalid_proof');
+    expect(again.body.error_description).toMatch(/already used/);
+  });
+
+  it('a status proof re-encoded from the text form into the raw form is a replay (401 invalid_proof)', async () => {
+    const a = await register(s.t.api, 'encoding-replayer', 'acme');
+    const { id } = await pendingRegistration(s, a);
+    const ts = uniqueTs();
+    const textForm = statusProofText(a.keys.privateKey, s.issuer, ts);
+    const rawForm = statusProof(a.keys.privateKey, s.issuer, ts);
+    const poll = (proof: string) => pollStatus(s, id, { fingerprint: a.body.fingerprint, proof });
+    const first = await poll(textForm);
+    expect(first.status).toBe(200);
+    expect(first.body).toMatchObject({ error: 'authorization_pending', status: 'pending' });
+    const again = await poll(rawForm);
+    expectAidError(again, 401, 'invalid_proof');
+    expect(again.body.error_description).toMatch(/already used/);
   });
 });

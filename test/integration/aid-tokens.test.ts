@@ -1,17 +1,23 @@
 // AID token exchange and introspection (agent-identity §5-§9): the brief's form request with a
 // proof made by openssl, verification by a standard library against the JWKS, introspection with
-// agent fields, the suspension cutoff, and the refusals with their OAuth errors.
+// agent fields, the suspension cutoff (also when two suspensions fall in one second), one token
+// per proof, identity documents in the Agent Card form, and the refusals with their OAuth errors.
 
 import { execFile } from 'node:child_process';
+import { sign } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { canonicalJson } from '../../proto/index.js';
 import {
+  activeRegistration,
   AID_GRANT,
   asAdmin,
+  expectAidError,
   introspect,
+  jwtPayload,
   nowSeconds,
   requestRegistration,
   startAidServer,
@@ -21,7 +27,7 @@ import {
   uniqueTs,
   type AidServer,
 } from '../helpers/aid.js';
-import { call, newKeypair, register, tempDir, type Registered } from '../helpers/server.js';
+import { call, newKeypair, register, tempDir, type Registered, type Reply } from '../helpers/server.js';
 
 const run = promisify(execFile);
 
@@ -236,5 +242,89 @@ describe('token exchange', () => {
       json: { token: 'x.y.z' },
     });
     expect(byAgentKey.body).toEqual({ active: false, reason: 'invalid_token' });
+  });
+});
+
+describe('token exchange: cutoffs, proof replays, identity documents', () => {
+  let s: AidServer;
+  beforeAll(async () => {
+    s = await startAidServer({ rateLimits: 'off' });
+  });
+  afterAll(() => s.t.close());
+
+  it('suspend → reactivate → token → suspend → reactivate within one second leaves the token inactive', async () => {
+    let sameSecond = false;
+    for (let attempt = 0; attempt < 5 && !sameSecond; attempt++) {
+      const a = await register(s.t.api, `cutoff-${attempt}`, 'acme');
+      const id = await activeRegistration(s, a);
+      const start = nowSeconds();
+      expect((await asAdmin(s, 'POST', `/${id}/suspend`)).status).toBe(200);
+      expect((await asAdmin(s, 'POST', `/${id}/reactivate`)).status).toBe(200);
+      const tk = await tokenFor(s, a);
+      expect(tk.status).toBe(200);
+      expect((await asAdmin(s, 'POST', `/${id}/suspend`, { reason: 'again' })).status).toBe(200);
+      expect((await asAdmin(s, 'POST', `/${id}/reactivate`)).status).toBe(200);
+      // Only a run that stayed inside one second tells the old cutoff (= now) from the new one.
+      sameSecond = nowSeconds() === start;
+      const info = await introspect(s, tk.body.access_token);
+      expect(info.status).toBe(200);
+      expect(info.body.active).toBe(false);
+      if (sameSecond) {
+        // The token carries cutoff + 1 = start + 1; the second suspension must move past it.
+        expect(jwtPayload(tk.body.access_token).iat).toBe(start + 1);
+        expect(info.body).toEqual({ active: false, reason: 'token_revoked' });
+      }
+    }
+    expect(sameSecond).toBe(true);
+  });
+
+  it('one token proof yields one token, however the scope is spelled', async () => {
+    const a = await register(s.t.api, 'scope-replayer', 'acme');
+    await activeRegistration(s, a);
+    const proof = tokenProof(a.keys.privateKey, s.issuer);
+    const outcomes: Reply[] = [];
+    for (const scope of [undefined, 'agent:identity', ' agent:identity', 'agent:identity agent:identity']) {
+      const fields: Record<string, string> = { fingerprint: a.body.fingerprint, proof };
+      if (scope !== undefined) fields.scope = scope;
+      outcomes.push(await tokenRequest(s, fields));
+    }
+    expect(outcomes.map((r) => r.status)).toEqual([200, 400, 400, 400]);
+    for (const r of outcomes.slice(1)) {
+      expectAidError(r, 400, 'invalid_proof');
+      expect(r.body.error_description).toMatch(/already used/);
+    }
+  });
+
+  it('an identity document signed in the Agent Card form is accepted; a broken signature is invalid_grant', async () => {
+    const a = await register(s.t.api, 'card-signer', 'acme');
+    const id = await activeRegistration(s, a);
+    const t = Date.now();
+    const fields = {
+      aid_version: '1.0',
+      address: a.address,
+      alias: a.name,
+      public_key: a.keys.publicPem,
+      key_algorithm: 'Ed25519',
+      fingerprint: a.body.fingerprint,
+      issued_at: new Date(t - 1000).toISOString(),
+      expires_at: new Date(t + 86_400_000).toISOString(),
+    };
+    const cardSig = sign(null, Buffer.from('amp-agent-card-v1\n' + canonicalJson(fields), 'utf8'), a.keys.privateKey);
+    const doc = (signature: string) => Buffer.from(JSON.stringify({ ...fields, signature })).toString('base64url');
+
+    const ok = await tokenRequest(s, {
+      agent_identity: doc(cardSig.toString('base64')),
+      proof: tokenProof(a.keys.privateKey, s.issuer),
+    });
+    expect(ok.status).toBe(200);
+    expect(ok.body).toMatchObject({ token_type: 'Bearer', agent_id: id, agent_address: a.address });
+
+    const broken = Buffer.from(cardSig);
+    broken[0] ^= 0xff;
+    const bad = await tokenRequest(s, {
+      agent_identity: doc(broken.toString('base64')),
+      proof: tokenProof(a.keys.privateKey, s.issuer),
+    });
+    expectAidError(bad, 400, 'invalid_grant');
   });
 });

@@ -1,6 +1,7 @@
 // AID foundations (agent-identity §7, §10, §12): the platform signing keys and their JWKS, the
-// discovery documents per tenant, and admin JWTs minted by `amp-relay admin-token`, checked by a
-// standard library (jose) against the served JWKS and discovered by openid-client.
+// discovery documents per tenant (an unknown tenant is a 404 in the AID error shape), and admin
+// JWTs minted by `amp-relay admin-token`, checked by a standard library (jose) against the served
+// JWKS and discovered by openid-client.
 
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
@@ -10,7 +11,7 @@ import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkAdminToken, mintAdminToken } from '../../src/identity/admin-tokens.js';
 import { SigningKeys } from '../../src/identity/signing-keys.js';
-import { issuerOf } from '../helpers/aid.js';
+import { AID_GRANT, expectAidError, issuerOf } from '../helpers/aid.js';
 import { ROOT, call, register, startTestServer, tempDir, type TestServer } from '../helpers/server.js';
 
 const run = promisify(execFile);
@@ -95,6 +96,27 @@ describe('discovery', () => {
     const meta = config.serverMetadata();
     expect(meta.issuer).toBe(issuer);
     expect(meta.jwks_uri).toBe(`${issuer}/.well-known/jwks.json`);
+  });
+
+  it('discovery and JWKS of an unknown tenant are 404 in the AID shape; a 40 KB token body is 413 invalid_request', async () => {
+    for (const path of [
+      '/nosuch/.well-known/jwks.json',
+      '/nosuch/.well-known/openid-configuration',
+      '/nosuch/.well-known/oauth-authorization-server',
+      '/nosuch/.well-known/oauth-protected-resource',
+      '/.well-known/openid-configuration/nosuch',
+      '/.well-known/oauth-authorization-server/nosuch',
+    ]) {
+      const r = await call('GET', `${t.url}${path}`);
+      expectAidError(r, 404, 'not_found');
+    }
+    const big = await call('POST', `${t.url}/acme/oauth/token`, {
+      headers: { 'Content-Type': 'application/json' },
+      raw: JSON.stringify({ grant_type: AID_GRANT, pad: 'x'.repeat(40_000) }),
+    });
+    expect(big.status).toBe(413);
+    expect(big.body.error).toBe('invalid_request');
+    expectAidError(big, 413, 'invalid_request');
   });
 });
 
