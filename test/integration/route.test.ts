@@ -1,7 +1,10 @@
-// Routing (spec §11, §12): sender, recipient resolution, signatures, server-assigned fields.
+// Routing (spec §11, §12): sender, recipient resolution, signatures, server-assigned fields; a
+// signed payload is stored byte for byte; a reply inherits a thread only from a message its sender
+// was party to.
 
+import { verify } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isGeneratedMessageId } from '../../proto/index.js';
+import { canonicalString, isGeneratedMessageId, payloadHash } from '../../proto/index.js';
 import {
   call,
   register,
@@ -31,6 +34,8 @@ const newest = async (who: Registered) => {
   const r = await call('GET', `${t.api}/messages/pending?limit=100`, { key: who.api_key });
   return r.body.messages.at(-1);
 };
+const pending = async (who: Registered) =>
+  (await call('GET', `${t.api}/messages/pending?limit=100`, { key: who.api_key })).body;
 const msg = (to: string, extra: Record<string, unknown> = {}) => ({
   to,
   subject: 'Hi',
@@ -289,5 +294,73 @@ describe('policies', () => {
     } finally {
       await t2.close();
     }
+  });
+});
+
+describe('stored payloads are exact', () => {
+  it.each([
+    ['a __proto__ key', '{"type":"request","message":"m","__proto__":{"x":1}}'],
+    ['a lone surrogate', '{"type":"request","message":"a\\ud800b"}'],
+    ['integer-like keys and nulls', '{"type":"request","message":"m","context":{"10":1,"9":null}}'],
+  ])('a signed payload with %s is listed byte-identical and still verifies', async (_label, payloadJson) => {
+    const payload = JSON.parse(payloadJson) as Record<string, unknown>;
+    const sig = signMessage(alice.keys.privateKey, { from: alice.address, to: bob.address, subject: 'exact', payload });
+    const raw = `{"to":"${bob.address}","subject":"exact","signature":"${sig}","payload":${payloadJson}}`;
+    const r = await call('POST', `${t.api}/route`, {
+      key: alice.api_key,
+      raw,
+      headers: { 'Content-Type': 'application/json' },
+    });
+    expect(r.status).toBe(200);
+    const item = (await pending(bob)).messages.find((m: { id: string }) => m.id === r.body.id);
+    expect(payloadHash(item.payload)).toBe(payloadHash(payload));
+    expect(Object.keys(item.payload)).toEqual(Object.keys(payload));
+    const data = canonicalString({ ...item.envelope, payload_hash: payloadHash(item.payload) });
+    expect(verify(null, Buffer.from(data), alice.keys.publicKey, Buffer.from(item.envelope.signature, 'base64'))).toBe(
+      true,
+    );
+  });
+});
+
+describe('message ids of others reveal nothing', () => {
+  it('does not inherit the thread of a message the sender never saw', async () => {
+    const secret = await route(t.api, bob, {
+      to: eve.address,
+      subject: 's',
+      thread_id: 'msg_1_secretthread',
+      payload: { type: 'notification', message: 'x' },
+    });
+    expect(secret.body.thread_id).toBe('msg_1_secretthread');
+    const probe = await route(t.api, alice, {
+      to: 'alice',
+      subject: 'p',
+      in_reply_to: secret.body.id,
+      payload: { type: 'notification', message: 'x' },
+    });
+    expect(probe.status).toBe(200);
+    expect(probe.body.thread_id).toBe(secret.body.id);
+  });
+
+  it('does inherit it for the recipient and the sender of the replied-to message', async () => {
+    const first = await route(t.api, alice, {
+      to: 'bob',
+      subject: 'q',
+      thread_id: 'msg_2_thread',
+      payload: { type: 'request', message: 'q' },
+    });
+    const byRecipient = await route(t.api, bob, {
+      to: 'alice',
+      subject: 'a',
+      in_reply_to: first.body.id,
+      payload: { type: 'response', message: 'a' },
+    });
+    expect(byRecipient.body.thread_id).toBe('msg_2_thread');
+    const bySender = await route(t.api, alice, {
+      to: 'bob',
+      subject: 'f',
+      in_reply_to: first.body.id,
+      payload: { type: 'request', message: 'f' },
+    });
+    expect(bySender.body.thread_id).toBe('msg_2_thread');
   });
 });
