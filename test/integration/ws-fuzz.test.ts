@@ -508,27 +508,24 @@ describe('frame limits', () => {
     }
   });
 
-  it('a text frame that is not valid UTF-8: the server stays healthy (RFC 6455 fails the connection)', async ({
-    annotate,
-  }) => {
+  // What the server does today with a text frame that is not valid UTF-8 (uWebSockets.js checks
+  // text frames before the relay sees them): it ends the TCP connection at once, writing nothing,
+  // neither an error frame nor a close frame, so the `ws` client reports 1006; a ping sent after it
+  // is never answered. Not RFC 6455's 1007 close frame, and not §17.3's invalid_request with the
+  // socket kept; this test pins the current behaviour, it does not choose between them.
+  it('a text frame that is not valid UTF-8 ends the connection with no frame (1006); the server stays healthy', async () => {
     const c = await connectWs(t.server.wsUrl, fuzzer.api_key);
     c.ws.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false });
     c.sendText({ type: 'ping', request_id: 'after-bad-utf8' });
-    const outcome = await Promise.race([
-      c.nextType('pong', 'after-bad-utf8').then(() => 'open'),
-      c.closed(5000).then((i) => `closed ${i.code}`),
-    ]);
-    await annotate(`invalid UTF-8 text frame: ${outcome}`);
+    expect(await c.closed(5000)).toEqual({ code: 1006, reason: '' });
+    // Nothing came after `connected`: no invalid_request, no pong.
+    expect(c.frames.types()).toEqual(['connected']);
     expect(await healthStatus()).toBe(200);
-    if (outcome === 'open') {
-      // §17.3 reading: undecodable → invalid_request, socket stays open.
-      expect(c.frames.all.map((e) => e.data?.error ?? e.data?.type)).toEqual(['connected', 'invalid_request', 'pong']);
-    } else {
-      // RFC 6455 §8.1: 1007 when a close frame is sent, 1006 when the connection is just dropped.
-      expect(['closed 1007', 'closed 1006']).toContain(outcome);
-      const { closeCode } = await rawAfterConnected(clientFrame(0x1, 4, Buffer.from([0x7b, 0xff, 0xfe, 0x7d])));
-      if (closeCode !== undefined) expect(closeCode).toBe(1007);
-    }
+    // On the wire: not one byte after the frame, then the end of the connection.
+    const { closeCode, tail } = await rawAfterConnected(clientFrame(0x1, 4, Buffer.from([0x7b, 0xff, 0xfe, 0x7d])));
+    expect(closeCode).toBeUndefined();
+    expect(tail.length).toBe(0);
+    expect(await healthStatus()).toBe(200);
     F.sendText({ type: 'ping', request_id: 'after-utf8' });
     await F.nextType('pong', 'after-utf8');
   });
