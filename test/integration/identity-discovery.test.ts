@@ -34,7 +34,7 @@ afterAll(async () => {
 });
 
 describe('discovery', () => {
-  it('serves the authorization-server metadata with the issuer from the public URL (localhost:<port> without one)', async () => {
+  it('serves the authorization-server metadata, its issuer from the public URL or localhost:<port>', async () => {
     for (const [srv, iss] of [
       [t, issuer],
       [pub, 'https://amp.example.test/acme'],

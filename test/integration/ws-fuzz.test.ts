@@ -513,7 +513,7 @@ describe('frame limits', () => {
   // neither an error frame nor a close frame, so the `ws` client reports 1006; a ping sent after it
   // is never answered. Not RFC 6455's 1007 close frame, and not §17.3's invalid_request with the
   // socket kept; this test pins the current behaviour, it does not choose between them.
-  it('a text frame that is not valid UTF-8 ends the connection with no frame (1006); the server stays healthy', async () => {
+  it('a text frame that is not valid UTF-8 ends the connection, no frame written (1006); server healthy', async () => {
     const c = await connectWs(t.server.wsUrl, fuzzer.api_key);
     c.ws.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false });
     c.sendText({ type: 'ping', request_id: 'after-bad-utf8' });
