@@ -10,7 +10,7 @@ import type { StartOptions } from '../../src/server.js';
 import { call, startTestServer, type Registered, type Reply, type TestServer } from './server.js';
 
 export const AID_GRANT = 'urn:aid:agent-identity';
-export const WRITE_SCOPES = ['agent_registrations:write'];
+const WRITE_SCOPES = ['agent_registrations:write'];
 
 export const nowSeconds = () => Math.floor(Date.now() / 1000);
 
@@ -28,7 +28,7 @@ export function tokenProof(key: KeyObject, issuer: string, ts = uniqueTs()): str
 }
 
 /** §6.2: the Ed25519 signature over `aid-registration-status\n{ts}\n{issuer}`. */
-export function statusSignature(key: KeyObject, issuer: string, ts: number): Buffer {
+function statusSignature(key: KeyObject, issuer: string, ts: number): Buffer {
   return sign(null, Buffer.from(`aid-registration-status\n${ts}\n${issuer}`), key);
 }
 
