@@ -10,16 +10,7 @@ import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { canonicalJson, payloadHash } from '../../proto/index.js';
-import {
-  call,
-  freePort,
-  newKeypair,
-  ROOT,
-  signMessage,
-  startTestServer,
-  tempDir,
-  type TestServer,
-} from '../helpers/server.js';
+import { call, newKeypair, ROOT, signMessage, startTestServer, tempDir, type TestServer } from '../helpers/server.js';
 import { setupOrFailEveryTest } from '../helpers/setup.js';
 
 const PROC_TIMEOUT_MS = 20_000;
@@ -798,7 +789,10 @@ describe('static checks', () => {
 
 describe('provider not reachable (own server, closed last)', () => {
   it('register to a closed port → exit 3 "Provider not found", nothing left behind', async () => {
-    const port = await freePort();
+    // A port the OS gave a server of ours that has closed since.
+    const gone = await startTestServer();
+    await gone.close();
+    const port = gone.server.port;
     for (const extra of [['-t', TENANT], []]) {
       const h = home('closed');
       const r = await cli(h, 'amp-register.sh', ['-n', 'ghost', '-p', `http://127.0.0.1:${port}`, ...extra]);

@@ -10,7 +10,15 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { payloadHash } from '../../proto/index.js';
-import { call, register, startTestServer, tempDir, type Registered, type TestServer } from '../helpers/server.js';
+import {
+  call,
+  register,
+  route,
+  startTestServer,
+  tempDir,
+  type Registered,
+  type TestServer,
+} from '../helpers/server.js';
 import { setupOrFailEveryTest } from '../helpers/setup.js';
 
 const run = promisify(execFile);
@@ -102,8 +110,6 @@ const flatBody = (m: Signed, signature: string) => ({
   payload: m.payload,
 });
 
-const route = (json: unknown) => call('POST', `${t.api}/route`, { key: senderKey, json });
-
 async function pending(): Promise<any[]> {
   const r = await call('GET', `${t.api}/messages/pending?limit=100`, { key: claude.api_key });
   expect(r.status).toBe(200);
@@ -146,7 +152,7 @@ describe('openssl-signed route (spec §10, §11, §24 CLI-6/CLI-8)', () => {
   it('is accepted, stored as verified, and re-verifies with openssl from the stored fields', async () => {
     const m = base();
     const { signature } = await opensslSign(m);
-    const r = await route(flatBody(m, signature));
+    const r = await route(t.api, senderKey, flatBody(m, signature));
     expect(r.status).toBe(200);
     expect(r.body).toMatchObject({ status: 'queued', method: 'relay' });
     const item = (await pending()).find((x) => x.id === r.body.id);
@@ -192,7 +198,7 @@ describe('tampering after signing → 403 signature_invalid, nothing queued', ()
     const m = base();
     const { signature } = await opensslSign(m);
     const before = (await pending()).length;
-    const r = await route(flatBody(tamper(m), signature));
+    const r = await route(t.api, senderKey, flatBody(tamper(m), signature));
     expect(r.status).toBe(403);
     expect(r.body.error).toBe('signature_invalid');
     expect(r.body.details).toMatchObject({ from: SENDER });
@@ -203,11 +209,11 @@ describe('tampering after signing → 403 signature_invalid, nothing queued', ()
     const m = { ...base(), subject: 'Hello (control)' };
     const { signature } = await opensslSign(m);
     const before = (await pending()).length;
-    const r = await route(flatBody(m, signature));
+    const r = await route(t.api, senderKey, flatBody(m, signature));
     expect(r.status).toBe(200);
     expect((await pending()).length).toBe(before + 1);
     // Sending the same signed message again is a replay: the first answer, nothing new queued.
-    const again = await route(flatBody(m, signature));
+    const again = await route(t.api, senderKey, flatBody(m, signature));
     expect(again.status).toBe(200);
     expect(again.headers.get('idempotent-replayed')).toBe('true');
     expect(again.body.id).toBe(r.body.id);
@@ -220,7 +226,7 @@ describe('tampering after signing → 403 signature_invalid, nothing queued', ()
     ['not base64', '!!!not-a-signature!!!'],
   ])('a signature of %s → 400 invalid_field signature', async (_label, signature) => {
     const before = (await pending()).length;
-    const r = await route(flatBody(base(), signature));
+    const r = await route(t.api, senderKey, flatBody(base(), signature));
     expect(r.status).toBe(400);
     expect(r.body).toMatchObject({ error: 'invalid_field', field: 'signature' });
     expect((await pending()).length).toBe(before);
@@ -235,7 +241,7 @@ describe('`to` as received is a signing candidate (spec §11 item 2, §25 #3)', 
   ])('%s, signed as sent → verified, envelope.to = the string that verified', async (_label, to) => {
     const m = { ...base(), to };
     const { signature } = await opensslSign(m);
-    const r = await route(flatBody(m, signature));
+    const r = await route(t.api, senderKey, flatBody(m, signature));
     expect(r.status).toBe(200);
     const item = (await pending()).find((x) => x.id === r.body.id);
     expect(item.security).toMatchObject({ signature_verified: true, trust_level: 'verified' });
@@ -246,7 +252,7 @@ describe('`to` as received is a signing candidate (spec §11 item 2, §25 #3)', 
   it('bare name sent, signed over the expanded address → verified, envelope.to expanded', async () => {
     const m = { ...base(), to: 'claude' };
     const { signature } = await opensslSign(m, RECIPIENT);
-    const r = await route(flatBody(m, signature));
+    const r = await route(t.api, senderKey, flatBody(m, signature));
     expect(r.status).toBe(200);
     const item = (await pending()).find((x) => x.id === r.body.id);
     expect(item.security.signature_verified).toBe(true);
@@ -258,7 +264,7 @@ describe('`to` as received is a signing candidate (spec §11 item 2, §25 #3)', 
     const m = base();
     const { signature } = await opensslSign(m, 'someone@macbook.aimaestro.local');
     const before = (await pending()).length;
-    const r = await route(flatBody(m, signature));
+    const r = await route(t.api, senderKey, flatBody(m, signature));
     expect(r.status).toBe(403);
     expect(r.body.error).toBe('signature_invalid');
     expect((await pending()).length).toBe(before);

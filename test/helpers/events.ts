@@ -59,29 +59,3 @@ export class Inbox {
     }
   }
 }
-
-/**
- * Resolves once `cond()` holds, re-checked whenever something calls the functions in `wake` (e.g.
- * on every frame and on close); rejects after `timeoutMs` with `describe()` in the message.
- */
-export function waitUntil(
-  wake: Set<() => void>,
-  cond: () => boolean,
-  timeoutMs: number,
-  describe: () => string,
-): Promise<void> {
-  if (cond()) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const check = () => {
-      if (!cond()) return;
-      wake.delete(check);
-      clearTimeout(timer);
-      resolve();
-    };
-    const timer = setTimeout(() => {
-      wake.delete(check);
-      reject(new Error(describe()));
-    }, timeoutMs);
-    wake.add(check);
-  });
-}

@@ -13,19 +13,6 @@ import { startServer, type ServerHandle, type StartOptions } from '../../src/ser
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-/** A free loopback port, so a public URL (and so an AID issuer) can be known before the server starts. */
-export async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
-
 export function tempDir(prefix = 'amp-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
@@ -35,10 +22,13 @@ export interface TestServer {
   url: string;
   /** `${url}/api/v1` */
   api: string;
+  /** The base of the URLs the server gives out: `publicUrl`, or `http://localhost:<listening port>` without one. */
+  publicBase: string;
   dataDir: string;
   close(): Promise<void>;
 }
 
+/** The real server on a loopback port the OS picks (port 0), LMDB in a fresh temp dir unless given. */
 export async function startTestServer(opts: StartOptions = {}): Promise<TestServer> {
   const dataDir = opts.dataDir ?? tempDir();
   const server = await startServer({ host: '127.0.0.1', port: 0, logLevel: 'silent', env: {}, ...opts, dataDir });
@@ -46,6 +36,7 @@ export async function startTestServer(opts: StartOptions = {}): Promise<TestServ
     server,
     url: server.url,
     api: `${server.url}/api/v1`,
+    publicBase: opts.publicUrl?.replace(/\/+$/, '') || `http://localhost:${server.port}`,
     dataDir,
     async close() {
       await server.close();
@@ -136,6 +127,33 @@ export async function call(
     }
   }
   return { status: res.status, headers: res.headers, body: parsed };
+}
+
+export interface RouteResult {
+  id: string;
+  status: string;
+  method: string;
+  [field: string]: any;
+}
+
+/** POST {api}/route as `from` (a registered agent, or a bare API key); the reply as it came. */
+export function route(
+  api: string,
+  from: Registered | string,
+  json: unknown,
+  headers?: Record<string, string>,
+): Promise<Reply> {
+  return call('POST', `${api}/route`, { key: typeof from === 'string' ? from : from.api_key, json, headers });
+}
+
+/** route() that must be answered 200; the result body (`id`, `status`, `method`, ...). */
+export async function routeOk(api: string, from: Registered | string, json: unknown): Promise<RouteResult> {
+  const r = await route(api, from, json);
+  if (r.status !== 200) {
+    const subject = (json as { subject?: unknown } | null)?.subject;
+    throw new Error(`route ${JSON.stringify(subject)} answered ${r.status} ${JSON.stringify(r.body)}`);
+  }
+  return r.body as RouteResult;
 }
 
 export interface SignInput {

@@ -8,10 +8,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { API_KEY_RE } from '../../proto/index.js';
 import { AmpClient, type AmpSocket, type SocketOptions } from '../../src/client/index.js';
 import { Inbox, waitFor } from '../helpers/events.js';
+import { sdkAgent } from '../helpers/sdk.js';
 import {
   call,
   newKeypair,
   register,
+  route,
   signMessage,
   startTestServer,
   type Registered,
@@ -38,8 +40,6 @@ const fpRaw = (pem: string) => 'SHA256:' + createHash('sha256').update(spki(pem)
 /** The stored canonical PEM (§4): re-exported SPKI, no trailing newline. */
 const canonicalPem = (pem: string) => (createPublicKey(pem).export({ type: 'spki', format: 'pem' }) as string).trim();
 const note = (to: string, subject: string) => ({ to, subject, payload: { type: 'notification', message: subject } });
-const route = (from: Registered | string, json: unknown, api = t.api, headers?: Record<string, string>) =>
-  call('POST', `${api}/route`, { key: typeof from === 'string' ? from : from.api_key, json, headers });
 const pendingIds = async (key: string, api = t.api) => {
   const r = await call('GET', `${api}/messages/pending?limit=100`, { key });
   expect(r.status).toBe(200);
@@ -268,7 +268,7 @@ describe('API keys (§6) and key recovery (§4.3)', () => {
       expect(me.status).toBe(200);
       expect(me.body.agent_id).toBe(a.agent_id);
     }
-    const sent = await route(sender, note(a.address, 'after rotation'));
+    const sent = await route(t.api, sender, note(a.address, 'after rotation'));
     expect(sent.status).toBe(200);
     await inbox.has([sent.body.id]);
     expect(s.connected?.address).toBe(a.address);
@@ -314,6 +314,29 @@ describe('API keys (§6) and key recovery (§4.3)', () => {
     expect(me.status).toBe(200);
     expect(me.body.agent_id).toBe(a.agent_id);
   });
+
+  it('key recovery closes the sockets opened with the revoked key (4003 key_revoked)', async () => {
+    const a = await sdkAgent(t, 'rev-a');
+    const socket = a.client.connect({ reconnect: false });
+    sockets.push(socket);
+    await socket.ready();
+    const closed = waitFor<[number, string]>(socket, 'close');
+    const ts = Math.floor(Date.now() / 1000);
+    const proof = sign(null, Buffer.from(`amp-register\n${ts}\n${a.registration.address}`), a.keys.privateKey).toString(
+      'base64',
+    );
+    const r = await fetch(`${t.url}/api/v1/register`, {
+      method: 'POST',
+      body: JSON.stringify({
+        name: 'rev-a',
+        tenant: 'acme',
+        public_key: a.keys.publicPem,
+        proof: { timestamp: ts, signature: proof },
+      }),
+    });
+    expect(r.status).toBe(200);
+    expect(await closed).toEqual([4003, 'key_revoked']);
+  });
 });
 
 describe('keypair rotation (§23 item 3)', () => {
@@ -343,7 +366,7 @@ describe('keypair rotation (§23 item 3)', () => {
 
     // Messages signed with the NEW key verify.
     const m1 = note(peer.address, 'signed with the new key');
-    const ok = await route(a, { ...m1, signature: signMessage(nk.privateKey, { from: a.address, ...m1 }) });
+    const ok = await route(t.api, a, { ...m1, signature: signMessage(nk.privateKey, { from: a.address, ...m1 }) });
     expect(ok.status).toBe(200);
     const item = (await call('GET', `${t.api}/messages/pending?limit=100`, { key: peer.api_key })).body.messages.find(
       (m: { id: string }) => m.id === ok.body.id,
@@ -353,12 +376,12 @@ describe('keypair rotation (§23 item 3)', () => {
     // Signed with the OLD key: it no longer verifies against the registered key → 403
     // signature_invalid (§11 item 1, §21), not key_revoked (§11 item 3 applies to a signature that verified).
     const m2 = note(peer.address, 'signed with the old key');
-    const bad = await route(a, { ...m2, signature: signMessage(a.keys.privateKey, { from: a.address, ...m2 }) });
+    const bad = await route(t.api, a, { ...m2, signature: signMessage(a.keys.privateKey, { from: a.address, ...m2 }) });
     expect(bad.status).toBe(403);
     expect(bad.body.error).toBe('signature_invalid');
 
     // The API-key socket was not proven by the old key: it stays open and keeps receiving pushes.
-    const sent = await route(peer, note(a.address, 'still pushed'));
+    const sent = await route(t.api, peer, note(a.address, 'still pushed'));
     await keySession.inbox.has([sent.body.id]);
     expect(keySession.s.connected?.address).toBe(a.address);
     const resolved = await call('GET', `${t.api}/agents/resolve/${encodeURIComponent(a.address)}`, {
@@ -394,7 +417,7 @@ describe('deregistration (§7.3)', () => {
     try {
       const a = await register(t0.api, 'gone', 'dr');
       const s = await register(t0.api, 'sender', 'dr');
-      const queued = await route(s, note(a.address, 'before'), t0.api);
+      const queued = await route(t0.api, s, note(a.address, 'before'));
       expect(queued.status).toBe(200);
       const { s: sock, inbox } = await open(a.api_key, {}, t0.url);
       await inbox.has([queued.body.id]);
@@ -410,7 +433,7 @@ describe('deregistration (§7.3)', () => {
       expect(Date.parse(r.body.deregistered_at)).toBeGreaterThanOrEqual(before - 1);
       expect(await closed).toEqual([4003, 'agent_deregistered']);
       expect((await call('GET', `${t0.api}/agents/me`, { key: a.api_key })).status).toBe(401);
-      const to = await route(s, note(a.address, 'after'), t0.api);
+      const to = await route(t0.api, s, note(a.address, 'after'));
       expect(to.status).toBe(404);
       expect(to.body).toMatchObject({ error: 'not_found', field: 'to' });
       // Hold 0: the name is free at once for a NEW key; the new agent inherits nothing.
@@ -458,15 +481,15 @@ describe('idempotency (§12.5)', () => {
   it('same key and body → 200, same answer, Idempotent-Replayed: true, one message; other subject → 409', async () => {
     const n = await count();
     const key = `idk_${randomUUID()}`;
-    const r1 = await route(a, body(key));
-    const r2 = await route(a, body(key));
+    const r1 = await route(t.api, a, body(key));
+    const r2 = await route(t.api, a, body(key));
     expect(r1.status).toBe(200);
     expect(r1.headers.get('idempotent-replayed')).toBeNull();
     expect(r2.status).toBe(200);
     expect(r2.headers.get('idempotent-replayed')).toBe('true');
     expect(r2.body).toEqual(r1.body);
     expect(await count()).toBe(n + 1);
-    const other = await route(a, body(key, 'different'));
+    const other = await route(t.api, a, body(key, 'different'));
     expect(other.status).toBe(409);
     expect(other.body.error).toBe('duplicate_idempotency_key');
     expect(await count()).toBe(n + 1);
@@ -475,19 +498,19 @@ describe('idempotency (§12.5)', () => {
   it('the Idempotency-Key header works the same', async () => {
     const n = await count();
     const headers = { 'Idempotency-Key': `idk_${randomUUID()}` };
-    const r1 = await route(a, body(), t.api, headers);
-    const r2 = await route(a, body(), t.api, headers);
+    const r1 = await route(t.api, a, body(), headers);
+    const r2 = await route(t.api, a, body(), headers);
     expect([r1.status, r2.status]).toEqual([200, 200]);
     expect(r2.body.id).toBe(r1.body.id);
     expect(r2.headers.get('idempotent-replayed')).toBe('true');
     expect(await count()).toBe(n + 1);
-    expect((await route(a, body(undefined, 'changed'), t.api, headers)).body.error).toBe('duplicate_idempotency_key');
+    expect((await route(t.api, a, body(undefined, 'changed'), headers)).body.error).toBe('duplicate_idempotency_key');
   });
 
   it('20 concurrent identical requests → exactly one message, one id in every answer', async () => {
     const n = await count();
     const key = `idk_${randomUUID()}`;
-    const answers = await Promise.all(Array.from({ length: 20 }, () => route(a, body(key, 'concurrent'))));
+    const answers = await Promise.all(Array.from({ length: 20 }, () => route(t.api, a, body(key, 'concurrent'))));
     expect(answers.map((r) => r.status)).toEqual(Array(20).fill(200));
     expect(new Set(answers.map((r) => r.body.id)).size).toBe(1);
     expect(answers.filter((r) => r.headers.get('idempotent-replayed') === 'true')).toHaveLength(19);
@@ -499,8 +522,8 @@ describe('idempotency (§12.5)', () => {
   it('the same key from another sender is independent', async () => {
     const n = await count();
     const key = `idk_${randomUUID()}`;
-    const fromA = await route(a, body(key, 'scoped'));
-    const fromC = await route(c, body(key, 'scoped'));
+    const fromA = await route(t.api, a, body(key, 'scoped'));
+    const fromC = await route(t.api, c, body(key, 'scoped'));
     expect([fromA.status, fromC.status]).toEqual([200, 200]);
     expect(fromC.body.id).not.toBe(fromA.body.id);
     expect(fromC.headers.get('idempotent-replayed')).toBeNull();
@@ -523,7 +546,7 @@ describe('rate limits (§20)', () => {
     const a = await register(t.api, 'rl-a', 'rl');
     const b = await register(t.api, 'rl-b', 'rl');
     const nowS = Math.floor(Date.now() / 1000);
-    const first = await route(a, note(b.address, 'r0'));
+    const first = await route(t.api, a, note(b.address, 'r0'));
     expect(first.status).toBe(200);
     const h = headerInts(first.headers);
     expect(h.limit).toBe(600);
@@ -531,7 +554,9 @@ describe('rate limits (§20)', () => {
     expect(h.reset).toBeGreaterThanOrEqual(nowS);
     expect(h.reset).toBeLessThanOrEqual(nowS + 10);
     // A burst drains the bucket faster than it refills (100 tokens/s): Remaining goes down.
-    const burst = await Promise.all(Array.from({ length: 40 }, (_, i) => route(a, note(b.address, `r${i + 1}`))));
+    const burst = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => route(t.api, a, note(b.address, `r${i + 1}`))),
+    );
     const remaining = burst.map((r) => headerInts(r.headers).remaining);
     expect(burst.every((r) => headerInts(r.headers).limit === 600)).toBe(true);
     expect(Math.min(...remaining)).toBeLessThan(h.remaining);
@@ -564,7 +589,7 @@ describe('rate limits (§20)', () => {
         api_requests_per_minute: 100,
       });
       const a = await register(pub.api, 'pub-a', 'rl');
-      const r = await route(a, note('pub-a', 'self'), pub.api);
+      const r = await route(pub.api, a, note('pub-a', 'self'));
       expect(r.status).toBe(200);
       expect(headerInts(r.headers)).toMatchObject({ limit: 60, remaining: 59 });
       const info = await call('GET', `${off.api}/info`);

@@ -1,25 +1,14 @@
 // AID registration lifecycle (agent-identity §3, §4, §10, §11): request with the agent's AMP key,
-// admin approve / suspend / reactivate / reject / delete with scoped admin JWTs, and the audit trail
-// each transition leaves, with its filters.
+// admin approve / suspend / reactivate / reject / delete with scoped admin JWTs (an unknown or
+// overlong registration id is a 404), and the audit trail each transition leaves, with its filters.
 
-import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mintAdminToken } from '../../src/identity/admin-tokens.js';
-import { SigningKeys } from '../../src/identity/signing-keys.js';
-import {
-  call,
-  newKeypair,
-  register,
-  startTestServer,
-  tempDir,
-  type Registered,
-  type TestServer,
-  freePort,
-} from '../helpers/server.js';
+import { adminToken, asAdmin, expectAidError, fingerprintOf, startAidServer, type AidServer } from '../helpers/aid.js';
+import { call, newKeypair, register, tempDir, type Registered, type TestServer } from '../helpers/server.js';
 
+let s: AidServer;
 let t: TestServer;
 let base: string;
-let writeToken: string;
 let readToken: string;
 let otherTenantToken: string;
 let alice: Registered;
@@ -28,18 +17,14 @@ let outsider: Registered;
 const dataDir = tempDir('amp-aid-life-');
 
 beforeAll(async () => {
-  const port = await freePort();
-  t = await startTestServer({ port, publicUrl: `http://127.0.0.1:${port}`, dataDir });
-  base = `${t.url}/acme`;
+  s = await startAidServer({ dataDir });
+  t = s.t;
+  base = s.url;
   alice = await register(t.api, 'alice', 'acme');
   bob = await register(t.api, 'bob', 'acme');
   outsider = await register(t.api, 'mallory', 'globex');
-  const keys = await SigningKeys.load(dataDir, 'RS256');
-  const mint = (tenant: string, scopes: string[]) =>
-    mintAdminToken(keys, { issuer: `${t.url}/${tenant}`, tenant, email: 'ops@acme.com', scopes });
-  writeToken = await mint('acme', ['agent_registrations:write']);
-  readToken = await mint('acme', ['agent_registrations:read']);
-  otherTenantToken = await mint('globex', ['agent_registrations:write']);
+  readToken = await adminToken(t, { scopes: ['agent_registrations:read'] });
+  otherTenantToken = await adminToken(t, { tenant: 'globex' });
 });
 afterAll(() => t.close());
 
@@ -58,8 +43,6 @@ const request = (a: Registered, key = a.api_key, tenant = 'acme') =>
     headers: { 'X-Api-Key': key },
     json: requestBody(a),
   });
-const asAdmin = (method: string, path: string, token = writeToken, json?: unknown) =>
-  call(method, `${base}/agent_registrations${path}`, { headers: { Authorization: `Bearer ${token}` }, json });
 
 describe('registration lifecycle', () => {
   let id: string;
@@ -78,11 +61,13 @@ describe('registration lifecycle', () => {
       registration_method: 'agent_initiated',
       expires_in: 86400,
       interval: 5,
-      token_endpoint: `${base}/oauth/token`,
-      oidc_issuer: base,
+      token_endpoint: `${s.issuer}/oauth/token`,
+      oidc_issuer: s.issuer,
     });
     expect(r.body.user_code).toMatch(/^[ABCDEFGHJKMNPQRSTUVWXYZ23456789]{4}-[ABCDEFGHJKMNPQRSTUVWXYZ23456789]{4}$/);
-    expect(r.body.authorization_url).toMatch(new RegExp(`^${t.url}/agents/authorize\\?code=acme\\.[A-Za-z0-9_-]{43}$`));
+    expect(r.body.authorization_url).toMatch(
+      new RegExp(`^${t.publicBase}/agents/authorize\\?code=acme\\.[A-Za-z0-9_-]{43}$`),
+    );
     // A repeat while pending: same registration, new codes.
     const again = await request(alice);
     expect(again.status).toBe(202);
@@ -104,20 +89,20 @@ describe('registration lifecycle', () => {
   });
 
   it("admin scopes: read cannot approve, another tenant's admin cannot read, no token is 401", async () => {
-    const ro = await asAdmin('POST', `/${id}/approve`, readToken);
+    const ro = await asAdmin(s, 'POST', `/${id}/approve`, undefined, readToken);
     expect(ro.status).toBe(403);
     expect(ro.body.error).toBe('insufficient_scope');
-    expect((await asAdmin('GET', `/${id}`, otherTenantToken)).status).toBe(401);
+    expect((await asAdmin(s, 'GET', `/${id}`, undefined, otherTenantToken)).status).toBe(401);
     const anon = await call('GET', `${base}/agent_registrations`);
     expect(anon.status).toBe(401);
     expect(anon.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
-    const listed = await asAdmin('GET', '?status=pending_approval', readToken);
+    const listed = await asAdmin(s, 'GET', '?status=pending_approval', undefined, readToken);
     expect(listed.body.data.map((d: { id: string }) => d.id)).toEqual([id]);
     expect(listed.body.meta).toEqual({ total_count: 1, page: 1, records: 25, total_pages: 1 });
   });
 
   it('T3 approve, T5 suspend, T6 reactivate; invalid transitions are 422', async () => {
-    const wrong = await asAdmin('POST', `/${id}/suspend`);
+    const wrong = await asAdmin(s, 'POST', `/${id}/suspend`);
     expect(wrong.status).toBe(422);
     expect(wrong.body).toEqual({
       error: 'invalid_transition',
@@ -126,7 +111,7 @@ describe('registration lifecycle', () => {
         { status: '422', code: 'invalid_transition', detail: 'Cannot suspend a registration in status pending' },
       ],
     });
-    const ok = await asAdmin('POST', `/${id}/approve`, writeToken, { role_id: 1 });
+    const ok = await asAdmin(s, 'POST', `/${id}/approve`, { role_id: 1 });
     expect(ok.status).toBe(200);
     expect(ok.body.data.attributes).toMatchObject({
       status: 'active',
@@ -140,30 +125,30 @@ describe('registration lifecycle', () => {
       error: 'already_registered',
       error_description: 'Fingerprint has already been registered',
     });
-    const sus = await asAdmin('PUT', `/${id}/suspend`, writeToken, { reason: 'suspicious_activity' });
+    const sus = await asAdmin(s, 'PUT', `/${id}/suspend`, { reason: 'suspicious_activity' });
     expect(sus.body.data.attributes).toMatchObject({ status: 'suspended', suspension_reason: 'suspicious_activity' });
-    const re = await asAdmin('POST', `/${id}/reactivate`);
+    const re = await asAdmin(s, 'POST', `/${id}/reactivate`);
     expect(re.body.data.attributes.status).toBe('active');
-    expect((await asAdmin('POST', `/${id}/approve`, writeToken, { role_id: 99 })).status).toBe(422);
+    expect((await asAdmin(s, 'POST', `/${id}/approve`, { role_id: 99 })).status).toBe(422);
   });
 
   it('T4 reject and T7 delete', async () => {
     const r = await request(bob);
     const bid = r.body.data.id;
-    const rej = await asAdmin('POST', `/${bid}/reject`, writeToken, { reason: 'unknown agent' });
+    const rej = await asAdmin(s, 'POST', `/${bid}/reject`, { reason: 'unknown agent' });
     expect(rej.body.data.attributes).toMatchObject({ status: 'rejected', rejection_reason: 'unknown agent' });
     // After a rejection a new request is allowed.
     const again = await request(bob);
     expect(again.status).toBe(202);
     expect(again.body.data.id).not.toBe(bid);
-    const del = await asAdmin('DELETE', `/${again.body.data.id}`);
+    const del = await asAdmin(s, 'DELETE', `/${again.body.data.id}`);
     expect(del.body.data.attributes.status).toBe('deleted');
-    expect((await asAdmin('POST', `/${again.body.data.id}/revoke`)).status).toBe(422);
-    expect((await asAdmin('GET', '/not-a-registration')).status).toBe(404);
+    expect((await asAdmin(s, 'POST', `/${again.body.data.id}/revoke`)).status).toBe(422);
+    expect((await asAdmin(s, 'GET', '/not-a-registration')).status).toBe(404);
   });
 
   it('leaves an audit event per transition with actor, IP and statuses, filterable', async () => {
-    const logs = await asAdmin('GET', `/${id}/activity_logs`, readToken);
+    const logs = await asAdmin(s, 'GET', `/${id}/activity_logs`, undefined, readToken);
     expect(logs.status).toBe(200);
     const events = logs.body.data.map((e: { attributes: Record<string, unknown> }) => e.attributes);
     expect(events.map((e: { event_type: string }) => e.event_type)).toEqual([
@@ -197,8 +182,10 @@ describe('registration lifecycle', () => {
       new_status: 'pending',
     });
     const only = await asAdmin(
+      s,
       'GET',
       `/${id}/activity_logs?event_type=registration_suspended,registration_approved`,
+      undefined,
       readToken,
     );
     expect(only.body.data.map((e: { attributes: { event_type: string } }) => e.attributes.event_type)).toEqual([
@@ -207,25 +194,41 @@ describe('registration lifecycle', () => {
     ]);
     const approvedAt = Date.parse(events[2].created_at);
     const window = await asAdmin(
+      s,
       'GET',
       `/${id}/activity_logs?since=${new Date(approvedAt).toISOString()}&before=${new Date(approvedAt + 1).toISOString()}`,
+      undefined,
       readToken,
     );
     expect(window.body.data.map((e: { attributes: { event_type: string } }) => e.attributes.event_type)).toEqual([
       'registration_approved',
     ]);
-    const bad = await asAdmin('GET', `/${id}/activity_logs?event_type=foo`, readToken);
+    const bad = await asAdmin(s, 'GET', `/${id}/activity_logs?event_type=foo`, undefined, readToken);
     expect(bad.status).toBe(422);
     expect(bad.body.error_description).toBe('Unknown event_type: foo');
-    const tenantWide = await asAdmin('GET', '/activity_logs?event_type=registration_rejected', readToken);
+    const tenantWide = await asAdmin(s, 'GET', '/activity_logs?event_type=registration_rejected', undefined, readToken);
     expect(tenantWide.body.meta.total_count).toBe(1);
+  });
+
+  it('a 6000-character registration id in the path is 404 not_found, never 500', async () => {
+    const a = await register(s.t.api, 'long-id', 'acme');
+    const id = 'x'.repeat(6000);
+    const replies = {
+      status: await call('POST', `${s.url}/agent_registrations/${id}/status`, {
+        json: { fingerprint: a.body.fingerprint },
+      }),
+      get: await asAdmin(s, 'GET', `/${id}`),
+      approve: await asAdmin(s, 'POST', `/${id}/approve`, {}),
+      logs: await asAdmin(s, 'GET', `/${id}/activity_logs`),
+    };
+    for (const r of Object.values(replies)) expectAidError(r, 404, 'not_found');
   });
 });
 
 describe('admin create, update, resolve', () => {
   it('T2 creates an active registration bound to the AMP agent with that key', async () => {
     const carol = await register(t.api, 'carol', 'acme');
-    const r = await asAdmin('POST', '', writeToken, {
+    const r = await asAdmin(s, 'POST', '', {
       agent_registration: {
         name: 'carol',
         address: carol.address,
@@ -245,7 +248,7 @@ describe('admin create, update, resolve', () => {
     });
     expect(
       (
-        await asAdmin('POST', '', writeToken, {
+        await asAdmin(s, 'POST', '', {
           agent_registration: {
             name: 'carol',
             address: carol.address,
@@ -258,7 +261,7 @@ describe('admin create, update, resolve', () => {
     ).toBe('already_registered');
     expect(
       (
-        await asAdmin('POST', '', writeToken, {
+        await asAdmin(s, 'POST', '', {
           name: 'x',
           address: carol.address,
           fingerprint: carol.body.fingerprint,
@@ -266,7 +269,7 @@ describe('admin create, update, resolve', () => {
         })
       ).body.error,
     ).toBe('validation_failed');
-    const logs = await asAdmin('GET', `/${r.body.data.id}/activity_logs`, readToken);
+    const logs = await asAdmin(s, 'GET', `/${r.body.data.id}/activity_logs`, undefined, readToken);
     expect(logs.body.data[0].attributes).toMatchObject({
       event_type: 'registration_created',
       previous_status: null,
@@ -277,7 +280,7 @@ describe('admin create, update, resolve', () => {
 
   it('T8 updates name and lifetime with an audited change list; not on deleted registrations', async () => {
     const dave = await register(t.api, 'dave', 'acme');
-    const created = await asAdmin('POST', '', writeToken, {
+    const created = await asAdmin(s, 'POST', '', {
       name: 'dave',
       address: dave.address,
       fingerprint: dave.body.fingerprint,
@@ -285,40 +288,46 @@ describe('admin create, update, resolve', () => {
       role_id: 1,
     });
     const id = created.body.data.id;
-    const up = await asAdmin('PATCH', `/${id}`, writeToken, {
+    const up = await asAdmin(s, 'PATCH', `/${id}`, {
       agent_registration: { name: 'dave the second', token_lifetime: 999_999 },
     });
     expect(up.body.data.attributes).toMatchObject({ name: 'dave the second', token_lifetime: 86400, status: 'active' });
-    const logs = await asAdmin('GET', `/${id}/activity_logs?event_type=registration_updated`, readToken);
+    const logs = await asAdmin(s, 'GET', `/${id}/activity_logs?event_type=registration_updated`, undefined, readToken);
     expect(logs.body.data[0].attributes.metadata.changes).toEqual({
       name: { from: 'dave', to: 'dave the second' },
       token_lifetime: { from: 3600, to: 86400 },
     });
-    await asAdmin('DELETE', `/${id}`);
-    expect((await asAdmin('PUT', `/${id}`, writeToken, { name: 'z' })).body.error).toBe('invalid_transition');
+    await asAdmin(s, 'DELETE', `/${id}`);
+    expect((await asAdmin(s, 'PUT', `/${id}`, { name: 'z' })).body.error).toBe('invalid_transition');
   });
 
   it('resolves a pending request by user code, audited; unknown codes are 404', async () => {
     const erin = await register(t.api, 'erin', 'acme');
     const req = await request(erin);
-    const r = await asAdmin('GET', `/resolve?code=${encodeURIComponent(req.body.user_code.toLowerCase())}`, readToken);
+    const r = await asAdmin(
+      s,
+      'GET',
+      `/resolve?code=${encodeURIComponent(req.body.user_code.toLowerCase())}`,
+      undefined,
+      readToken,
+    );
     expect(r.status).toBe(200);
     expect(r.body).toMatchObject({
       data: { id: req.body.data.id, attributes: { status: 'pending' } },
       company_url_id: 'acme',
       company_name: 'acme',
     });
-    expect((await asAdmin('GET', '/resolve?code=AAAA-AAAA', readToken)).status).toBe(404);
+    expect((await asAdmin(s, 'GET', '/resolve?code=AAAA-AAAA', undefined, readToken)).status).toBe(404);
     const logs = await asAdmin(
+      s,
       'GET',
       `/${req.body.data.id}/activity_logs?event_type=authorization_code_resolved`,
+      undefined,
       readToken,
     );
     expect(logs.body.meta.total_count).toBe(1);
   });
-});
 
-describe('review regressions', () => {
   it('refuses a second live registration for the same address (§3)', async () => {
     const body = (pem: string, fp: string) => ({
       name: 'dup',
@@ -329,13 +338,9 @@ describe('review regressions', () => {
     });
     const k1 = newKeypair();
     const k2 = newKeypair();
-    const fp = (k: typeof k1) =>
-      'SHA256:' +
-      createHash('sha256')
-        .update(k.publicKey.export({ format: 'der', type: 'spki' }))
-        .digest('base64');
-    expect((await asAdmin('POST', '', writeToken, body(k1.publicPem, fp(k1)))).status).toBe(201);
-    const second = await asAdmin('POST', '', writeToken, body(k2.publicPem, fp(k2)));
+    const fp = (k: typeof k1) => fingerprintOf(k.publicKey);
+    expect((await asAdmin(s, 'POST', '', body(k1.publicPem, fp(k1)))).status).toBe(201);
+    const second = await asAdmin(s, 'POST', '', body(k2.publicPem, fp(k2)));
     expect(second.status).toBe(422);
     expect(second.body).toMatchObject({
       error: 'already_registered',

@@ -1,6 +1,7 @@
 // AID token exchange and introspection (agent-identity §5-§9): the brief's form request with a
 // proof made by openssl, verification by a standard library against the JWKS, introspection with
-// agent fields, the suspension cutoff, and the refusals with their OAuth errors.
+// agent fields, the suspension cutoff (also when two suspensions fall in one second), one token
+// per proof, identity documents in the Agent Card form, and the refusals with their OAuth errors.
 
 import { execFile } from 'node:child_process';
 import { sign } from 'node:crypto';
@@ -9,36 +10,35 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mintAdminToken } from '../../src/identity/admin-tokens.js';
-import { SigningKeys } from '../../src/identity/signing-keys.js';
+import { canonicalJson } from '../../proto/index.js';
 import {
-  call,
-  newKeypair,
-  register,
-  startTestServer,
-  tempDir,
-  type Registered,
-  type TestServer,
-  freePort,
-} from '../helpers/server.js';
+  activeRegistration,
+  AID_GRANT,
+  asAdmin,
+  expectAidError,
+  introspect,
+  jwtPayload,
+  nowSeconds,
+  requestRegistration,
+  startAidServer,
+  tokenFor,
+  tokenProof,
+  tokenRequest,
+  uniqueTs,
+  type AidServer,
+} from '../helpers/aid.js';
+import { call, newKeypair, register, tempDir, type Registered, type Reply } from '../helpers/server.js';
 
 const run = promisify(execFile);
 
-let t: TestServer;
+let s: AidServer;
 let issuer: string;
-let admin: string;
 let agent: Registered;
 let regId: string;
 const dataDir = tempDir('amp-aid-tok-');
 const work = tempDir('amp-aid-openssl-');
 
-/** base64url(Ed25519(`aid-token-exchange\n{ts}\n{issuer}`) || ts), made by node:crypto. */
-function proofFor(a: Registered, ts: number, iss = issuer): string {
-  const sig = sign(null, Buffer.from(`aid-token-exchange\n${ts}\n${iss}`), a.keys.privateKey);
-  return Buffer.concat([sig, Buffer.from(String(ts))]).toString('base64url');
-}
-
-/** The same proof made with `openssl pkeyutl -sign -rawin`, as a shell agent would. */
+/** The §6.1 token proof made with `openssl pkeyutl -sign -rawin`, as a shell agent would. */
 async function opensslProof(a: Registered, ts: number): Promise<string> {
   const key = join(work, 'private.pem');
   writeFileSync(key, a.keys.privatePem, { mode: 0o600 });
@@ -51,61 +51,30 @@ async function opensslProof(a: Registered, ts: number): Promise<string> {
   return Buffer.concat([readFileSync(join(work, 'sig')), Buffer.from(String(ts))]).toString('base64url');
 }
 
-const formToken = (fields: Record<string, string>) =>
-  call('POST', `${issuer}/oauth/token`, {
-    raw: new URLSearchParams({ grant_type: 'urn:aid:agent-identity', ...fields }).toString(),
-    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-  });
-const introspect = (token: string) =>
-  call('POST', `${issuer}/oauth/introspect`, { headers: { Authorization: `Bearer ${admin}` }, json: { token } });
-const adminCall = (method: string, path: string, json?: unknown) =>
-  call(method, `${issuer}/agent_registrations${path}`, { headers: { Authorization: `Bearer ${admin}` }, json });
-const now = () => Math.floor(Date.now() / 1000);
-// Ed25519 is deterministic: the same timestamp gives the same proof, which the server refuses as a
-// replay. Every valid proof here gets its own second, counting down inside the 300 s window.
-let nextTs = 0;
-const uniqueTs = () => (nextTs = nextTs === 0 ? now() - 1 : nextTs - 1);
-
 beforeAll(async () => {
-  const port = await freePort();
-  t = await startTestServer({ port, publicUrl: `http://127.0.0.1:${port}`, dataDir });
-  issuer = `${t.url}/acme`;
-  agent = await register(t.api, 'my-agent', 'acme');
-  const keys = await SigningKeys.load(dataDir, 'RS256');
-  admin = await mintAdminToken(keys, {
-    issuer,
-    tenant: 'acme',
-    email: 'ops@acme.com',
-    scopes: ['agent_registrations:write'],
-  });
-  const req = await call('POST', `${issuer}/agent_registrations/request`, {
-    headers: { 'X-Api-Key': agent.api_key },
-    json: {
-      name: 'my-agent',
-      address: agent.address,
-      fingerprint: agent.body.fingerprint,
-      public_key: agent.keys.publicPem,
-    },
-  });
+  s = await startAidServer({ dataDir });
+  issuer = s.issuer;
+  agent = await register(s.t.api, 'my-agent', 'acme');
+  const req = await requestRegistration(s, agent);
   regId = req.body.data.id;
 });
-afterAll(() => t.close());
+afterAll(() => s.t.close());
 
 describe('token exchange', () => {
   it('refuses a pending registration only after a valid proof', async () => {
-    const bad = await formToken({
+    const bad = await tokenRequest(s, {
       fingerprint: agent.body.fingerprint,
-      proof: proofFor({ ...agent, keys: newKeypair() } as Registered, now()),
+      proof: tokenProof(newKeypair().privateKey, issuer, nowSeconds()),
     });
     expect(bad.body.error).toBe('invalid_proof');
-    const r = await formToken({ fingerprint: agent.body.fingerprint, proof: proofFor(agent, uniqueTs()) });
+    const r = await tokenFor(s, agent);
     expect(r.status).toBe(403);
     expect(r.body.error).toBe('registration_pending');
   });
 
   it("issues a token for the brief's form request with an openssl-made proof; jose verifies it against the JWKS", async () => {
-    expect((await adminCall('POST', `/${regId}/approve`)).status).toBe(200);
-    const r = await formToken({
+    expect((await asAdmin(s, 'POST', `/${regId}/approve`)).status).toBe(200);
+    const r = await tokenRequest(s, {
       agent_address: agent.address,
       fingerprint: agent.body.fingerprint,
       proof: await opensslProof(agent, uniqueTs()),
@@ -122,7 +91,7 @@ describe('token exchange', () => {
     });
     const { payload } = await jwtVerify(
       r.body.access_token,
-      createRemoteJWKSet(new URL(`${issuer}/.well-known/jwks.json`)),
+      createRemoteJWKSet(new URL(`${s.url}/.well-known/jwks.json`)),
       { issuer, audience: issuer, algorithms: ['RS256'] },
     );
     expect(decodeProtectedHeader(r.body.access_token)).toMatchObject({ alg: 'RS256', typ: 'at+jwt' });
@@ -139,7 +108,7 @@ describe('token exchange', () => {
     });
     expect(payload.iat).toBe(payload.nbf);
     expect((payload.exp as number) - (payload.iat as number)).toBe(3600);
-    const info = await introspect(r.body.access_token);
+    const info = await introspect(s, r.body.access_token);
     expect(info.body).toMatchObject({
       active: true,
       agent_id: regId,
@@ -152,9 +121,9 @@ describe('token exchange', () => {
   });
 
   it('refuses an agent token on admin routes, even over HTTP', async () => {
-    const tok = await formToken({ fingerprint: agent.body.fingerprint, proof: proofFor(agent, uniqueTs()) });
+    const tok = await tokenFor(s, agent);
     expect(tok.status).toBe(200);
-    const r = await call('GET', `${issuer}/agent_registrations`, {
+    const r = await call('GET', `${s.url}/agent_registrations`, {
       headers: { Authorization: `Bearer ${tok.body.access_token}` },
     });
     expect(r.status).toBe(403);
@@ -166,26 +135,26 @@ describe('token exchange', () => {
 
   it.each([
     ['a replayed proof', () => 'replay'],
-    ['a stale proof', () => proofFor(agent, now() - 400)],
-    ['a proof for another issuer', () => proofFor(agent, now(), `${t.url}/other`)],
-    ['a proof by another key', () => proofFor({ ...agent, keys: newKeypair() } as Registered, now())],
+    ['a stale proof', () => tokenProof(agent.keys.privateKey, issuer, nowSeconds() - 400)],
+    ['a proof for another issuer', () => tokenProof(agent.keys.privateKey, `${s.t.publicBase}/other`, nowSeconds())],
+    ['a proof by another key', () => tokenProof(newKeypair().privateKey, issuer, nowSeconds())],
     ['garbage', () => 'not-a-proof'],
   ])('refuses %s with 400 invalid_proof', async (_label, make) => {
     let proof = make();
     if (proof === 'replay') {
-      proof = proofFor(agent, uniqueTs());
-      expect((await formToken({ fingerprint: agent.body.fingerprint, proof })).status).toBe(200);
+      proof = tokenProof(agent.keys.privateKey, issuer, uniqueTs());
+      expect((await tokenRequest(s, { fingerprint: agent.body.fingerprint, proof })).status).toBe(200);
     }
-    const r = await formToken({ fingerprint: agent.body.fingerprint, proof });
+    const r = await tokenRequest(s, { fingerprint: agent.body.fingerprint, proof });
     expect(r.status).toBe(400);
     expect(r.body).toMatchObject({ error: 'invalid_proof', errors: [{ status: '400', code: 'invalid_proof' }] });
   });
 
   it('answers an identity document holding a non-finite number with 400 invalid_grant, not a 500', async () => {
     const doc = `{"aid_version":"1.0","address":"${agent.address}","public_key":${JSON.stringify(agent.keys.publicPem.trim())},"key_algorithm":"Ed25519","fingerprint":"${agent.body.fingerprint}","issued_at":"${new Date(Date.now() - 1000).toISOString()}","expires_at":"${new Date(Date.now() + 86_400_000).toISOString()}","x":1e400,"signature":"${Buffer.alloc(64).toString('base64')}"}`;
-    const r = await call('POST', `${issuer}/oauth/token`, {
+    const r = await call('POST', `${s.url}/oauth/token`, {
       json: {
-        grant_type: 'urn:aid:agent-identity',
+        grant_type: AID_GRANT,
         proof: 'AAAA',
         agent_identity: Buffer.from(doc).toString('base64url'),
       },
@@ -198,64 +167,61 @@ describe('token exchange', () => {
   });
 
   it('refuses other grants, missing fields, foreign scopes, wrong addresses', async () => {
-    expect((await call('POST', `${issuer}/oauth/token`, { json: { grant_type: 'password' } })).body.error).toBe(
+    expect((await call('POST', `${s.url}/oauth/token`, { json: { grant_type: 'password' } })).body.error).toBe(
       'unsupported_grant_type',
     );
-    expect((await formToken({ fingerprint: agent.body.fingerprint })).body.error).toBe('invalid_request');
+    expect((await tokenRequest(s, { fingerprint: agent.body.fingerprint })).body.error).toBe('invalid_request');
     expect(
       (
-        await formToken({
+        await tokenRequest(s, {
           fingerprint: agent.body.fingerprint,
-          proof: proofFor(agent, uniqueTs()),
+          proof: tokenProof(agent.keys.privateKey, issuer, uniqueTs()),
           scope: 'agent:identity admin',
         })
       ).body.error,
     ).toBe('invalid_scope');
     expect(
       (
-        await formToken({
+        await tokenRequest(s, {
           fingerprint: agent.body.fingerprint,
-          proof: proofFor(agent, uniqueTs()),
+          proof: tokenProof(agent.keys.privateKey, issuer, uniqueTs()),
           agent_address: 'x@acme.aimaestro.local',
         })
       ).body.error,
     ).toBe('invalid_grant');
-    const unknown = await formToken({ fingerprint: 'SHA256:AAAA', proof: proofFor(agent, now()) });
+    const unknown = await tokenRequest(s, {
+      fingerprint: 'SHA256:AAAA',
+      proof: tokenProof(agent.keys.privateKey, issuer, nowSeconds()),
+    });
     expect(unknown.status).toBe(403);
     expect(unknown.body.error).toBe('agent_not_registered');
   });
 
   it('suspension cuts off earlier tokens for good; reactivation needs a new token; deletion ends it', async () => {
-    const before = await call('POST', `${issuer}/oauth/token`, {
+    const before = await call('POST', `${s.url}/oauth/token`, {
       json: {
-        grant_type: 'urn:aid:agent-identity',
+        grant_type: AID_GRANT,
         fingerprint: agent.body.fingerprint,
-        proof: proofFor(agent, uniqueTs()),
+        proof: tokenProof(agent.keys.privateKey, issuer, uniqueTs()),
       },
     });
     expect(before.status).toBe(200);
-    await adminCall('POST', `/${regId}/suspend`, { reason: 'audit' });
-    expect((await introspect(before.body.access_token)).body).toEqual({ active: false, reason: 'agent_suspended' });
-    const denied = await formToken({ fingerprint: agent.body.fingerprint, proof: proofFor(agent, uniqueTs()) });
+    await asAdmin(s, 'POST', `/${regId}/suspend`, { reason: 'audit' });
+    expect((await introspect(s, before.body.access_token)).body).toEqual({ active: false, reason: 'agent_suspended' });
+    const denied = await tokenFor(s, agent);
     expect(denied.body.error).toBe('agent_suspended');
-    await adminCall('POST', `/${regId}/reactivate`);
-    expect((await introspect(before.body.access_token)).body).toEqual({ active: false, reason: 'token_revoked' });
-    const fresh = await formToken({ fingerprint: agent.body.fingerprint, proof: proofFor(agent, uniqueTs()) });
+    await asAdmin(s, 'POST', `/${regId}/reactivate`);
+    expect((await introspect(s, before.body.access_token)).body).toEqual({ active: false, reason: 'token_revoked' });
+    const fresh = await tokenFor(s, agent);
     expect(fresh.status).toBe(200);
-    expect((await introspect(fresh.body.access_token)).body.active).toBe(true);
-    await adminCall('DELETE', `/${regId}`);
-    expect((await introspect(fresh.body.access_token)).body).toEqual({ active: false, reason: 'agent_not_found' });
-    expect(
-      (await formToken({ fingerprint: agent.body.fingerprint, proof: proofFor(agent, uniqueTs()) })).body.error,
-    ).toBe('agent_not_registered');
+    expect((await introspect(s, fresh.body.access_token)).body.active).toBe(true);
+    await asAdmin(s, 'DELETE', `/${regId}`);
+    expect((await introspect(s, fresh.body.access_token)).body).toEqual({ active: false, reason: 'agent_not_found' });
+    expect((await tokenFor(s, agent)).body.error).toBe('agent_not_registered');
   });
 
   it('audits issued and denied tokens, and guards introspection', async () => {
-    const logs = await call(
-      'GET',
-      `${issuer}/agent_registrations/${regId}/activity_logs?event_type=token_issued,token_denied`,
-      { headers: { Authorization: `Bearer ${admin}` } },
-    );
+    const logs = await asAdmin(s, 'GET', `/${regId}/activity_logs?event_type=token_issued,token_denied`);
     const types = logs.body.data.map((e: { attributes: { event_type: string } }) => e.attributes.event_type);
     expect(types).toContain('token_issued');
     expect(types).toContain('token_denied');
@@ -268,13 +234,97 @@ describe('token exchange', () => {
       proof_mode: 'timestamp',
     });
     expect(JSON.stringify(logs.body)).not.toMatch(/eyJ[A-Za-z0-9_-]{20,}\./);
-    const anon = await call('POST', `${issuer}/oauth/introspect`, { json: { token: 'x' } });
+    const anon = await call('POST', `${s.url}/oauth/introspect`, { json: { token: 'x' } });
     expect(anon.status).toBe(401);
     expect(anon.body.error).toBe('invalid_client');
-    const byAgentKey = await call('POST', `${issuer}/oauth/introspect`, {
+    const byAgentKey = await call('POST', `${s.url}/oauth/introspect`, {
       headers: { 'X-API-Key': agent.api_key },
       json: { token: 'x.y.z' },
     });
     expect(byAgentKey.body).toEqual({ active: false, reason: 'invalid_token' });
+  });
+});
+
+describe('token exchange: cutoffs, proof replays, identity documents', () => {
+  let s: AidServer;
+  beforeAll(async () => {
+    s = await startAidServer({ rateLimits: 'off' });
+  });
+  afterAll(() => s.t.close());
+
+  it('suspend → reactivate → token → suspend → reactivate within one second leaves the token inactive', async () => {
+    let sameSecond = false;
+    for (let attempt = 0; attempt < 5 && !sameSecond; attempt++) {
+      const a = await register(s.t.api, `cutoff-${attempt}`, 'acme');
+      const id = await activeRegistration(s, a);
+      const start = nowSeconds();
+      expect((await asAdmin(s, 'POST', `/${id}/suspend`)).status).toBe(200);
+      expect((await asAdmin(s, 'POST', `/${id}/reactivate`)).status).toBe(200);
+      const tk = await tokenFor(s, a);
+      expect(tk.status).toBe(200);
+      expect((await asAdmin(s, 'POST', `/${id}/suspend`, { reason: 'again' })).status).toBe(200);
+      expect((await asAdmin(s, 'POST', `/${id}/reactivate`)).status).toBe(200);
+      // Only a run that stayed inside one second tells the old cutoff (= now) from the new one.
+      sameSecond = nowSeconds() === start;
+      const info = await introspect(s, tk.body.access_token);
+      expect(info.status).toBe(200);
+      expect(info.body.active).toBe(false);
+      if (sameSecond) {
+        // The token carries cutoff + 1 = start + 1; the second suspension must move past it.
+        expect(jwtPayload(tk.body.access_token).iat).toBe(start + 1);
+        expect(info.body).toEqual({ active: false, reason: 'token_revoked' });
+      }
+    }
+    expect(sameSecond).toBe(true);
+  });
+
+  it('one token proof yields one token, however the scope is spelled', async () => {
+    const a = await register(s.t.api, 'scope-replayer', 'acme');
+    await activeRegistration(s, a);
+    const proof = tokenProof(a.keys.privateKey, s.issuer);
+    const outcomes: Reply[] = [];
+    for (const scope of [undefined, 'agent:identity', ' agent:identity', 'agent:identity agent:identity']) {
+      const fields: Record<string, string> = { fingerprint: a.body.fingerprint, proof };
+      if (scope !== undefined) fields.scope = scope;
+      outcomes.push(await tokenRequest(s, fields));
+    }
+    expect(outcomes.map((r) => r.status)).toEqual([200, 400, 400, 400]);
+    for (const r of outcomes.slice(1)) {
+      expectAidError(r, 400, 'invalid_proof');
+      expect(r.body.error_description).toMatch(/already used/);
+    }
+  });
+
+  it('an identity document signed in the Agent Card form is accepted; a broken signature is invalid_grant', async () => {
+    const a = await register(s.t.api, 'card-signer', 'acme');
+    const id = await activeRegistration(s, a);
+    const t = Date.now();
+    const fields = {
+      aid_version: '1.0',
+      address: a.address,
+      alias: a.name,
+      public_key: a.keys.publicPem,
+      key_algorithm: 'Ed25519',
+      fingerprint: a.body.fingerprint,
+      issued_at: new Date(t - 1000).toISOString(),
+      expires_at: new Date(t + 86_400_000).toISOString(),
+    };
+    const cardSig = sign(null, Buffer.from('amp-agent-card-v1\n' + canonicalJson(fields), 'utf8'), a.keys.privateKey);
+    const doc = (signature: string) => Buffer.from(JSON.stringify({ ...fields, signature })).toString('base64url');
+
+    const ok = await tokenRequest(s, {
+      agent_identity: doc(cardSig.toString('base64')),
+      proof: tokenProof(a.keys.privateKey, s.issuer),
+    });
+    expect(ok.status).toBe(200);
+    expect(ok.body).toMatchObject({ token_type: 'Bearer', agent_id: id, agent_address: a.address });
+
+    const broken = Buffer.from(cardSig);
+    broken[0] ^= 0xff;
+    const bad = await tokenRequest(s, {
+      agent_identity: doc(broken.toString('base64')),
+      proof: tokenProof(a.keys.privateKey, s.issuer),
+    });
+    expectAidError(bad, 400, 'invalid_grant');
   });
 });

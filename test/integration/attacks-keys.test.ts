@@ -10,11 +10,10 @@ import {
   register,
   signMessage,
   startTestServer,
-  type Registered,
   type Reply,
   type TestServer,
 } from '../helpers/server.js';
-import { UpgradeRefused, openWs, signedAuthFrame, type WsClient } from '../helpers/ws.js';
+import { UpgradeRefused, closeAllWs, connectWs, openWs, type WsClient } from '../helpers/ws.js';
 
 const DOMAIN = 'aimaestro.local';
 const DAY_MS = 86_400_000;
@@ -22,7 +21,6 @@ const KEY_RE = /^amp_(live|test)_sk_[0-9a-f]{64}$/;
 const ISO_MS_RE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 let srv: TestServer;
 const servers: TestServer[] = [];
-const sockets: WsClient[] = [];
 let seq = 0;
 const agent = (who: string, tenant = 'acme', extra: Record<string, unknown> = {}) =>
   register(srv.api, `${who}-${++seq}`, tenant, extra);
@@ -31,7 +29,7 @@ beforeAll(async () => {
   srv = await startTestServer();
 });
 afterAll(async () => {
-  await Promise.all(sockets.map((s) => s.close()));
+  await closeAllWs();
   await Promise.all([srv, ...servers].filter(Boolean).map((s) => s.close()));
 });
 
@@ -39,14 +37,6 @@ async function start(opts: Parameters<typeof startTestServer>[0]): Promise<TestS
   const s = await startTestServer(opts);
   servers.push(s);
   return s;
-}
-
-async function open(opts: { key?: string; signedBy?: Registered }): Promise<WsClient> {
-  const c = await openWs(srv.server.wsUrl, opts.key ? { headers: { Authorization: `Bearer ${opts.key}` } } : {});
-  sockets.push(c);
-  if (opts.signedBy) c.sendText(signedAuthFrame(opts.signedBy.address, opts.signedBy.keys.privateKey));
-  expect((await c.nextType('connected')).type).toBe('connected');
-  return c;
 }
 
 /** Open and answering: a ping gets its pong. */
@@ -86,11 +76,11 @@ const fingerprintOf = (pk: KeyObject) =>
     .digest('base64');
 
 describe('API keys', () => {
-  it('row 7: revoked API key → 401 on REST; its socket closes 4003 key_revoked; other sessions and the Ed25519 key survive', async () => {
+  it('revoked API key → 401 on REST; its socket closes 4003 key_revoked; other sessions and the Ed25519 key survive', async () => {
     const [alice, bob] = await Promise.all([agent('alice'), agent('bob')]);
-    const byKey = await open({ key: alice.api_key });
-    const bySig = await open({ signedBy: alice });
-    const bobWs = await open({ key: bob.api_key });
+    const byKey = await connectWs(srv.server.wsUrl, alice.api_key);
+    const bySig = await connectWs(srv.server.wsUrl, { signedBy: alice });
+    const bobWs = await connectWs(srv.server.wsUrl, bob.api_key);
     const before = Date.now();
     const rev = await call('DELETE', `${srv.api}/auth/revoke-key`, { key: alice.api_key });
     expect(rev.status).toBe(200);
@@ -108,7 +98,7 @@ describe('API keys', () => {
     );
     expectError(await call('DELETE', `${srv.api}/auth/revoke-key`, { key: alice.api_key }), 401, 'unauthorized');
     const upgrade = await openWs(srv.server.wsUrl, { headers: { Authorization: `Bearer ${alice.api_key}` } }).then(
-      (c) => (sockets.push(c), undefined),
+      () => undefined,
       (e: unknown) => e,
     );
     expect(upgrade).toBeInstanceOf(UpgradeRefused);
@@ -132,10 +122,10 @@ describe('API keys', () => {
     expect(await keyStatus(alice.api_key)).toBe(401);
   });
 
-  it('row 8: rotate-key → 24 h grace; rotating from the grace key → 403 forbidden; a second rotation revokes the grace key (≤ 2 valid keys)', async () => {
+  it('rotate-key → 24 h grace; rotating from the grace key → 403 forbidden; a second rotation revokes the grace key (≤ 2 valid keys)', async () => {
     const alice = await agent('alice');
     const k1 = alice.api_key;
-    const k1Ws = await open({ key: k1 });
+    const k1Ws = await connectWs(srv.server.wsUrl, k1);
     const t0 = Date.now();
     const r1 = await call('POST', `${srv.api}/auth/rotate-key`, { key: k1 });
     const t1 = Date.now();
@@ -152,7 +142,7 @@ describe('API keys', () => {
     expect(k2).not.toBe(k1);
     expect([await keyStatus(k1), await keyStatus(k2)]).toEqual([200, 200]);
     await alive(k1Ws, 'g1'); // a grace key's session stays open
-    const k2Ws = await open({ key: k2 });
+    const k2Ws = await connectWs(srv.server.wsUrl, k2);
 
     const fromGrace = await call('POST', `${srv.api}/auth/rotate-key`, { key: k1 });
     expectError(fromGrace, 403, 'forbidden');
@@ -176,7 +166,7 @@ describe('API keys', () => {
 });
 
 describe('registration', () => {
-  it('row 9: re-registering a taken name with the same public key but no proof → 409 name_taken; the existing key still works', async () => {
+  it('re-registering a taken name with the same public key but no proof → 409 name_taken; the existing key still works', async () => {
     const alice = await agent('alice', 'acme', { alias: 'Alice' });
     const before = (await me(alice.api_key)).body;
     const attempts = [
@@ -205,7 +195,7 @@ describe('registration', () => {
     expect(after.body).toEqual(before);
   });
 
-  it('row 11: registration flood from one IP (public: 10/min, loopback not exempt) → 11th 429; local profile exempts loopback', async () => {
+  it('registration flood from one IP (public: 10/min, loopback not exempt) → 11th 429; local profile exempts loopback', async () => {
     const pub = await start({ rateLimitProfile: 'public' });
     const first: Reply[] = [];
     for (let i = 1; i <= 10; i++)
@@ -248,9 +238,9 @@ describe('registration', () => {
     expect(s).toEqual([201, 201, 201, 429]);
   });
 
-  it('row 16: a deregistered name is held (409 name_taken), its key is revoked (403 key_revoked), its API key → 401', async () => {
+  it('a deregistered name is held (409 name_taken), its key is revoked (403 key_revoked), its API key → 401', async () => {
     const [alice, bob] = await Promise.all([agent('alice'), agent('bob')]);
-    const ws = await open({ key: alice.api_key });
+    const ws = await connectWs(srv.server.wsUrl, alice.api_key);
     const d = await call('DELETE', `${srv.api}/agents/me`, { key: alice.api_key });
     expect(d.status).toBe(200);
     expect(d.body).toEqual({
@@ -293,7 +283,7 @@ describe('registration', () => {
     expect(await keyStatus(bob.api_key)).toBe(200);
   });
 
-  it("row 17: registration mode 'key' → 403 tenant_access_denied without, with a wrong, or with another tenant's key; 201 with the right one", async () => {
+  it("registration mode 'key' → 403 tenant_access_denied without, with a wrong, or with another tenant's key; 201 with the right one", async () => {
     const SECRET = '0123456789abcdef-secret';
     const s = await start({ registrationMode: 'key', registrationKeys: [`acme:${SECRET}`] });
     const kp = newKeypair();
@@ -317,7 +307,7 @@ describe('registration', () => {
 });
 
 describe('identity changes', () => {
-  it('row 10: keypair rotation with a bad proof → 403 signature_invalid; the registered fingerprint is unchanged', async () => {
+  it('keypair rotation with a bad proof → 403 signature_invalid; the registered fingerprint is unchanged', async () => {
     const [alice, bob] = await Promise.all([agent('alice'), agent('bob')]);
     const next = newKeypair();
     const stranger = newKeypair();
@@ -373,7 +363,7 @@ describe('identity changes', () => {
     });
   });
 
-  it('row 18: PATCH agents/me changing name / tenant / scope / address / public_key / key_algorithm → 400 invalid_field naming it; unchanged', async () => {
+  it('PATCH agents/me changing name / tenant / scope / address / public_key / key_algorithm → 400 invalid_field naming it; unchanged', async () => {
     const alice = await agent('alice', 'acme', { alias: 'Alice' });
     const before = (await me(alice.api_key)).body;
     const attempts: Array<[string, unknown]> = [

@@ -7,18 +7,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   call,
   register,
+  route,
   signMessage,
   startTestServer,
   type Registered,
   type Reply,
   type TestServer,
 } from '../helpers/server.js';
-import { openWs, type WsClient } from '../helpers/ws.js';
+import { closeAllWs, connectWs } from '../helpers/ws.js';
 
 const DOMAIN = 'aimaestro.local';
 let srv: TestServer;
 const servers: TestServer[] = [];
-const sockets: WsClient[] = [];
 let seq = 0;
 /** A fresh agent per row, so no row sees another's messages. */
 const agent = (who: string, tenant = 'acme') => register(srv.api, `${who}-${++seq}`, tenant);
@@ -27,16 +27,9 @@ beforeAll(async () => {
   srv = await startTestServer();
 });
 afterAll(async () => {
-  await Promise.all(sockets.map((s) => s.close()));
+  await closeAllWs();
   await Promise.all([srv, ...servers].filter(Boolean).map((s) => s.close()));
 });
-
-async function open(url: string, key: string): Promise<WsClient> {
-  const c = await openWs(url, { headers: { Authorization: `Bearer ${key}` } });
-  sockets.push(c);
-  expect((await c.nextType('connected')).type).toBe('connected');
-  return c;
-}
 
 function expectError(r: Reply, status: number, error: string, field?: string): void {
   expect({ status: r.status, error: r.body?.error }, JSON.stringify(r.body)).toEqual({ status, error });
@@ -51,29 +44,35 @@ async function pending(key: string, api = srv.api): Promise<string[]> {
   return r.body.messages.map((m: { id: string }) => m.id);
 }
 
-const route = (from: Registered, json: Record<string, unknown>, api = srv.api, headers?: Record<string, string>) =>
-  call('POST', `${api}/route`, { key: from.api_key, json, headers });
-
 async function sendOne(from: Registered, to: Registered): Promise<string> {
-  const r = await route(from, { to: to.address, subject: 'hello', payload: { type: 'notification', message: 'hi' } });
+  const r = await route(srv.api, from, {
+    to: to.address,
+    subject: 'hello',
+    payload: { type: 'notification', message: 'hi' },
+  });
   expect(r.status).toBe(200);
   return r.body.id as string;
 }
 
 describe('identity and isolation', () => {
-  it("row 1: spoofed `from` (another agent's address) → 403 forbidden, field from; nothing queued", async () => {
+  it("spoofed `from` (another agent's address) → 403 forbidden, field from; nothing queued", async () => {
     const [mallory, alice, bob] = await Promise.all([agent('mallory'), agent('alice'), agent('bob')]);
     const payload = { type: 'request', message: 'wire the money' };
-    const flat = await route(mallory, { from: alice.address, to: bob.address, subject: 'from alice', payload });
+    const flat = await route(srv.api, mallory, {
+      from: alice.address,
+      to: bob.address,
+      subject: 'from alice',
+      payload,
+    });
     expectError(flat, 403, 'forbidden', 'from');
-    const short = await route(mallory, {
+    const short = await route(srv.api, mallory, {
       from: `${alice.name}@acme.${DOMAIN}`.toUpperCase(),
       to: bob.address,
       subject: 'x',
       payload,
     });
     expectError(short, 403, 'forbidden', 'from');
-    const env = await route(mallory, {
+    const env = await route(srv.api, mallory, {
       envelope: { from: alice.address, to: bob.address, subject: 'from alice' },
       payload,
     });
@@ -81,7 +80,7 @@ describe('identity and isolation', () => {
     // Even a valid signature by the real sender does not let mallory's key speak for alice.
     const signed = { from: alice.address, to: bob.address, subject: 'signed', payload };
     expectError(
-      await route(mallory, { ...signed, signature: signMessage(alice.keys.privateKey, signed) }),
+      await route(srv.api, mallory, { ...signed, signature: signMessage(alice.keys.privateKey, signed) }),
       403,
       'forbidden',
       'from',
@@ -89,7 +88,7 @@ describe('identity and isolation', () => {
     expect(await pending(bob.api_key)).toEqual([]);
   });
 
-  it("row 2: another agent's API key on my inbox sees only its own messages and cannot ack mine (404)", async () => {
+  it("another agent's API key on my inbox sees only its own messages and cannot ack mine (404)", async () => {
     const [alice, bob, carol] = await Promise.all([agent('alice'), agent('bob'), agent('carol')]);
     const mine = await sendOne(alice, bob);
     const theirs = await sendOne(alice, carol);
@@ -100,7 +99,7 @@ describe('identity and isolation', () => {
     expect(await pending(carol.api_key)).toEqual([theirs]);
   });
 
-  it("row 3: ack / read of someone else's message id, every form → 404 or {acknowledged: 0}; it stays pending", async () => {
+  it("ack / read of someone else's message id, every form → 404 or {acknowledged: 0}; it stays pending", async () => {
     const [alice, bob, carol] = await Promise.all([agent('alice'), agent('bob'), agent('carol')]);
     const id = await sendOne(alice, bob);
     for (const thief of [carol, alice]) {
@@ -119,7 +118,7 @@ describe('identity and isolation', () => {
         expect({ status: r.status, body: r.body }).toEqual({ status: 200, body: { acknowledged: 0 } });
       }
     }
-    const ws = await open(srv.server.wsUrl, carol.api_key);
+    const ws = await connectWs(srv.server.wsUrl, carol.api_key);
     ws.sendText({ type: 'ack', ids: [id], request_id: 'a1' });
     expect(await ws.nextType('ack.result', 'a1')).toEqual({
       type: 'ack.result',
@@ -132,7 +131,7 @@ describe('identity and isolation', () => {
     expect({ status: own.status, body: own.body }).toEqual({ status: 200, body: { acknowledged: true } });
   });
 
-  it('row 4: cross-tenant listing → 403 forbidden; plain list and bare-name resolve stay in the caller tenant', async () => {
+  it('cross-tenant listing → 403 forbidden; plain list and bare-name resolve stay in the caller tenant', async () => {
     const [alice, mate, both, onlyB, bothB] = await Promise.all([
       register(srv.api, 'alice', 'row4a'),
       register(srv.api, 'mate', 'row4a'),
@@ -174,7 +173,7 @@ describe('identity and isolation', () => {
     expect({ status: full.status, address: full.body.address }).toEqual({ status: 200, address: onlyB.address });
     // Routing by the bare name does not cross tenants either.
     expectError(
-      await route(alice, { to: 'onlyb', subject: 'x', payload: { type: 'notification', message: 'x' } }),
+      await route(srv.api, alice, { to: 'onlyb', subject: 'x', payload: { type: 'notification', message: 'x' } }),
       404,
       'not_found',
       'to',
@@ -184,14 +183,14 @@ describe('identity and isolation', () => {
 });
 
 describe('signatures and replay', () => {
-  it('row 5: the same signed body twice → 200, Idempotent-Replayed: true, the same answer; queued once', async () => {
+  it('the same signed body twice → 200, Idempotent-Replayed: true, the same answer; queued once', async () => {
     const [alice, bob] = await Promise.all([agent('alice'), agent('bob')]);
     const m = { from: alice.address, to: bob.address, subject: 'pay', payload: { type: 'request', message: 'pay 10' } };
     const body = { ...m, signature: signMessage(alice.keys.privateKey, m) };
-    const first = await route(alice, body);
+    const first = await route(srv.api, alice, body);
     expect(first.status).toBe(200);
     expect(first.headers.get('idempotent-replayed')).toBeNull();
-    const second = await route(alice, body);
+    const second = await route(srv.api, alice, body);
     expect(second.status).toBe(200);
     expect(second.headers.get('idempotent-replayed')).toBe('true');
     expect(second.body).toEqual(first.body);
@@ -199,7 +198,7 @@ describe('signatures and replay', () => {
     expect(await pending(bob.api_key)).toEqual([first.body.id]);
   });
 
-  it('row 6: tampered payload / subject / priority / in_reply_to / to under a valid signature → 403 signature_invalid; nothing queued', async () => {
+  it('tampered payload / subject / priority / in_reply_to / to under a valid signature → 403 signature_invalid; nothing queued', async () => {
     const [alice, bob, carol] = await Promise.all([agent('alice'), agent('bob'), agent('carol')]);
     const m = {
       from: alice.address,
@@ -221,21 +220,21 @@ describe('signatures and replay', () => {
       ['to', { to: carol.address }],
     ];
     for (const [what, change] of tampered) {
-      const r = await route(alice, { ...m, signature, ...change });
+      const r = await route(srv.api, alice, { ...m, signature, ...change });
       expectError(r, 403, 'signature_invalid');
       expect(r.body.details, what).toEqual({ from: alice.address });
     }
     expect(await pending(bob.api_key)).toEqual([]);
     expect(await pending(carol.api_key)).toEqual([]);
     // Control: the untampered body verifies, so the refusals above were about the changes.
-    const ok = await route(alice, { ...m, signature });
+    const ok = await route(srv.api, alice, { ...m, signature });
     expect(ok.status).toBe(200);
     expect(await pending(bob.api_key)).toEqual([ok.body.id]);
   });
 });
 
 describe('floods', () => {
-  it('row 12: the 6th route in a burst (route=5/min) → 429 rate_limited, scope sender; not queued; WS route shares the bucket', async () => {
+  it('the 6th route in a burst (route=5/min) → 429 rate_limited, scope sender; not queued; WS route shares the bucket', async () => {
     const s = await startTestServer({ rateLimitOverrides: ['route=5/min'] });
     servers.push(s);
     const [alice, bob, carol] = await Promise.all([
@@ -250,12 +249,12 @@ describe('floods', () => {
     });
     const ids: string[] = [];
     for (let i = 1; i <= 5; i++) {
-      const r = await route(alice, msg(i), s.api);
+      const r = await route(s.api, alice, msg(i));
       expect(r.status).toBe(200);
       expect(r.headers.get('x-ratelimit-limit')).toBe('5');
       ids.push(r.body.id);
     }
-    const r = await route(alice, msg(6), s.api);
+    const r = await route(s.api, alice, msg(6));
     expectError(r, 429, 'rate_limited');
     expect(r.body.details.scope).toBe('sender');
     expect(r.headers.get('x-ratelimit-remaining')).toBe('0');
@@ -263,23 +262,23 @@ describe('floods', () => {
     expect(Number.isInteger(retry) && retry >= 1).toBe(true);
     expect(r.body.retry_after).toBe(retry);
     expect(await pending(bob.api_key, s.api)).toEqual(ids);
-    const ws = await open(s.server.wsUrl, alice.api_key);
+    const ws = await connectWs(s.server.wsUrl, alice.api_key);
     ws.sendText({ type: 'route', request_id: 'r1', data: msg(7) });
     const res = await ws.nextType('route.result', 'r1');
     expect({ error: res.error, data: res.data }).toEqual({ error: 'rate_limited', data: undefined });
     expect(await pending(bob.api_key, s.api)).toEqual(ids);
     // The bucket is the sender's: another sender to the same recipient is untouched.
-    const other = await route(carol, msg(8), s.api);
+    const other = await route(s.api, carol, msg(8));
     expect(other.status).toBe(200);
     expect(await pending(bob.api_key, s.api)).toEqual([...ids, other.body.id]);
     expect(ws.frames.closeInfo).toBeUndefined();
   });
 
-  it('row 19: the 21st ping in a burst (ws_frames=20/min) → error frame rate_limited, no pong; the socket stays open', async () => {
+  it('the 21st ping in a burst (ws_frames=20/min) → error frame rate_limited, no pong; the socket stays open', async () => {
     const s = await startTestServer({ rateLimitOverrides: ['ws_frames=20/min'] });
     servers.push(s);
     const [alice, bob] = await Promise.all([register(s.api, 'alice', 'acme'), register(s.api, 'bob', 'acme')]);
-    const ws = await open(s.server.wsUrl, alice.api_key);
+    const ws = await connectWs(s.server.wsUrl, alice.api_key);
     for (let i = 1; i <= 21; i++) ws.sendText({ type: 'ping', request_id: `p${i}` });
     for (let i = 1; i <= 20; i++) expect((await ws.nextType('pong', `p${i}`)).type).toBe('pong');
     const err = await ws.next((f) => f?.type === 'error' && f.request_id === 'p21');
@@ -301,11 +300,11 @@ describe('floods', () => {
 });
 
 describe('malformed and oversized input', () => {
-  it('row 13: oversized context → 413 payload_too_large (payload.context); depth-100 context → 400 invalid_request; nothing queued', async () => {
+  it('oversized context → 413 payload_too_large (payload.context); depth-100 context → 400 invalid_request; nothing queued', async () => {
     const [alice, bob] = await Promise.all([agent('alice'), agent('bob')]);
     const LIMIT = 262_144;
     const wrap = 11; // {"blob":""}
-    const big = await route(alice, {
+    const big = await route(srv.api, alice, {
       to: bob.address,
       subject: 'big',
       payload: { type: 'notification', message: '', context: { blob: 'x'.repeat(LIMIT - wrap + 1) } },
@@ -315,7 +314,7 @@ describe('malformed and oversized input', () => {
     let deep: Record<string, unknown> = { leaf: true };
     for (let i = 1; i < 100; i++) deep = { a: deep };
     expectError(
-      await route(alice, {
+      await route(srv.api, alice, {
         to: bob.address,
         subject: 'deep',
         payload: { type: 'notification', message: '', context: deep },
@@ -325,7 +324,7 @@ describe('malformed and oversized input', () => {
     );
     expect(await pending(bob.api_key)).toEqual([]);
     // Control: a context of exactly the limit is accepted.
-    const edge = await route(alice, {
+    const edge = await route(srv.api, alice, {
       to: bob.address,
       subject: 'edge',
       payload: { type: 'notification', message: '', context: { blob: 'x'.repeat(LIMIT - wrap) } },
@@ -334,10 +333,10 @@ describe('malformed and oversized input', () => {
     expect(await pending(bob.api_key)).toEqual([edge.body.id]);
   });
 
-  it('row 14: past expires_at → 400 invalid_field; envelope timestamp one hour ahead → 400 timestamp_future; nothing queued', async () => {
+  it('past expires_at → 400 invalid_field; envelope timestamp one hour ahead → 400 timestamp_future; nothing queued', async () => {
     const [alice, bob] = await Promise.all([agent('alice'), agent('bob')]);
     const payload = { type: 'notification', message: 'late' };
-    const past = await route(alice, {
+    const past = await route(srv.api, alice, {
       to: bob.address,
       subject: 'old',
       expires_at: new Date(Date.now() - 60_000).toISOString(),
@@ -353,20 +352,23 @@ describe('malformed and oversized input', () => {
       priority: 'normal',
       signature: '',
     };
-    const future = await route(alice, {
+    const future = await route(srv.api, alice, {
       envelope: { ...envelope, timestamp: new Date(Date.now() + 3_600_000).toISOString() },
       payload,
     });
     expectError(future, 400, 'timestamp_future');
     expect(await pending(bob.api_key)).toEqual([]);
     // Control: the same envelope with a current timestamp is accepted (and gets our own id).
-    const now = await route(alice, { envelope: { ...envelope, timestamp: new Date().toISOString() }, payload });
+    const now = await route(srv.api, alice, {
+      envelope: { ...envelope, timestamp: new Date().toISOString() },
+      payload,
+    });
     expect(now.status).toBe(200);
     expect(now.body.id).not.toBe(envelope.id);
     expect(await pending(bob.api_key)).toEqual([now.body.id]);
   });
 
-  it('row 15: path-traversal message ids on ack / read → 400 invalid_field; nothing acked', async () => {
+  it('path-traversal message ids on ack / read → 400 invalid_field; nothing acked', async () => {
     const [alice, bob] = await Promise.all([agent('alice'), agent('bob')]);
     const id = await sendOne(alice, bob);
     const bad = ['../../etc/passwd', '..%2F..%2Fx'];
@@ -392,7 +394,7 @@ describe('malformed and oversized input', () => {
         field,
       });
     }
-    const ws = await open(srv.server.wsUrl, bob.api_key);
+    const ws = await connectWs(srv.server.wsUrl, bob.api_key);
     await ws.next((f) => f?.type === 'message.new' && f.data?.id === id);
     ws.sendText({ type: 'ack', ids: ['../../etc/passwd'], request_id: 'a1' });
     const err = await ws.next((f) => f?.type === 'error' || f?.type === 'ack.result');

@@ -7,6 +7,7 @@ import {
   call,
   newKeypair,
   register,
+  route,
   signMessage,
   startTestServer,
   type Registered,
@@ -421,6 +422,65 @@ describe('refused requests', () => {
       json: { name: s[0], tenant: 'acme', public_key: newKeypair().publicPem },
     });
     expect(taken.status).toBe(201);
+  });
+});
+
+describe('request checks', () => {
+  it('refuses a top-level `from` of another agent in the envelope form', async () => {
+    const r = await route(srv.api, alice, {
+      envelope: { to: bob.address, subject: 's' },
+      from: bob.address,
+      payload: { type: 'notification', message: 'x' },
+    });
+    expect(r.status).toBe(403);
+    expect(r.body).toMatchObject({ error: 'forbidden', field: 'from' });
+  });
+
+  it('treats null required fields as missing', async () => {
+    const r = await route(srv.api, alice, { to: null, subject: 's', payload: { type: 'notification', message: 'x' } });
+    expect(r.status).toBe(400);
+    expect(r.body).toMatchObject({ error: 'missing_field', field: 'to' });
+  });
+
+  it('checks the stored-message limit before resolving the recipient or the signature', async () => {
+    const payload = { type: 'notification', message: 'x', blob: 'y'.repeat(600_000) };
+    for (const body of [
+      { to: 'nobody-here', subject: 's', payload },
+      { to: bob.address, subject: 's', payload, signature: 'A'.repeat(86) + '==' },
+    ]) {
+      const r = await route(srv.api, alice, body);
+      expect(r.status).toBe(413);
+      expect(r.body).toMatchObject({ error: 'payload_too_large', field: 'payload', details: { limit: 524288 } });
+    }
+  });
+
+  it('refuses non-ASCII letters that lowercase to ASCII, in names and addresses', async () => {
+    const reg = await call('POST', `${srv.api}/register`, {
+      json: { name: 'ka\u212Ae', tenant: 'acme', public_key: newKeypair().publicPem },
+    });
+    expect(reg.status).toBe(400);
+    expect(reg.body).toMatchObject({ error: 'invalid_field', field: 'name' });
+    const r = await route(srv.api, alice, {
+      to: 'bo\u212A@acme.aimaestro.local',
+      subject: 's',
+      payload: { type: 'notification', message: 'x' },
+    });
+    expect(r.status).toBe(400);
+    expect(r.body).toMatchObject({ error: 'invalid_field', field: 'to' });
+  });
+
+  it('refuses a registration whose address would exceed 254 characters', async () => {
+    const l = (c: string) => c.repeat(63);
+    const r = await call('POST', `${srv.api}/register`, {
+      json: {
+        name: l('n'),
+        tenant: l('t'),
+        scope: { platform: l('p'), repo: l('r') },
+        public_key: newKeypair().publicPem,
+      },
+    });
+    expect(r.status).toBe(400);
+    expect(r.body).toMatchObject({ error: 'invalid_field', field: 'scope' });
   });
 });
 

@@ -1,5 +1,6 @@
-// Discovery, info, health, organization, CORS and the two API mounts (spec §1, §3, §24).
+// Discovery, info, health, organization, CORS, HEAD and the two API mounts (spec §1, §3, §24).
 
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, startTestServer, type TestServer } from '../helpers/server.js';
 
@@ -121,5 +122,49 @@ describe('HTTP conventions', () => {
     } finally {
       await t2.close();
     }
+  });
+});
+
+describe('HTTP details (corsOrigin https://app.example)', () => {
+  let t: TestServer;
+  beforeAll(async () => {
+    t = await startTestServer({ corsOrigin: 'https://app.example' });
+  });
+  afterAll(() => t.close());
+
+  it('always sends Access-Control-Allow-Origin: * on discovery, the configured origin elsewhere', async () => {
+    expect(
+      (await call('GET', `${t.url}/.well-known/agent-messaging.json`)).headers.get('access-control-allow-origin'),
+    ).toBe('*');
+    expect((await call('GET', `${t.api}/health`)).headers.get('access-control-allow-origin')).toBe(
+      'https://app.example',
+    );
+  });
+
+  it('answers HEAD without a body, keeping the connection in sync', async () => {
+    const port = new URL(t.url).port;
+    const text = await new Promise<string>((resolve, reject) => {
+      const sock = connect(Number(port), '127.0.0.1');
+      let buf = '';
+      const timer = setTimeout(() => {
+        sock.destroy();
+        reject(new Error(`no complete answers within 5 s: ${JSON.stringify(buf)}`));
+      }, 5000);
+      sock.on('data', (d) => {
+        buf += d;
+        // Two complete answers: the HEAD headers, then the GET with its JSON body.
+        if (/HTTP\/1\.1 200[\s\S]*HTTP\/1\.1 200[\s\S]*\r\n\r\n\{[\s\S]*\}$/.test(buf)) {
+          clearTimeout(timer);
+          sock.end();
+          resolve(buf);
+        }
+      });
+      sock.on('error', reject);
+      sock.write('HEAD /v1/health HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/info HTTP/1.1\r\nHost: x\r\n\r\n');
+    });
+    const [head, get] = text.split(/(?=HTTP\/1\.1 )/);
+    expect(head).toMatch(/Content-Length: 0\r\n/);
+    expect(head.endsWith('\r\n\r\n')).toBe(true);
+    expect(get).toContain('"provider":"aimaestro.local"');
   });
 });

@@ -1,6 +1,7 @@
 // AID foundations (agent-identity §7, §10, §12): the platform signing keys and their JWKS, the
-// discovery documents per tenant, and admin JWTs minted by `amp-relay admin-token`, checked by a
-// standard library (jose) against the served JWKS and discovered by openid-client.
+// discovery documents per tenant (an unknown tenant is a 404 in the AID error shape), and admin
+// JWTs minted by `amp-relay admin-token`, checked by a standard library (jose) against the served
+// JWKS and discovered by openid-client.
 
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
@@ -10,43 +11,54 @@ import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkAdminToken, mintAdminToken } from '../../src/identity/admin-tokens.js';
 import { SigningKeys } from '../../src/identity/signing-keys.js';
-import { ROOT, call, register, startTestServer, tempDir, type TestServer, freePort } from '../helpers/server.js';
+import { AID_GRANT, expectAidError, issuerOf } from '../helpers/aid.js';
+import { ROOT, call, register, startTestServer, tempDir, type TestServer } from '../helpers/server.js';
 
 const run = promisify(execFile);
 
-let t: TestServer;
+let t: TestServer; // no public URL: the issuer is http://localhost:<listening port>/acme
+let pub: TestServer; // AMP_PUBLIC_URL https://amp.example.test, not where it listens
 let issuer: string;
 const dataDir = tempDir('amp-aid-');
 
 beforeAll(async () => {
-  const port = await freePort();
-  t = await startTestServer({ port, publicUrl: `http://127.0.0.1:${port}`, dataDir });
-  issuer = `${t.url}/acme`;
+  t = await startTestServer({ dataDir });
+  pub = await startTestServer({ publicUrl: 'https://amp.example.test' });
+  issuer = issuerOf(t);
   await register(t.api, 'someone', 'acme');
+  await register(pub.api, 'someone', 'acme');
 });
-afterAll(() => t.close());
+afterAll(async () => {
+  await t.close();
+  await pub.close();
+});
 
 describe('discovery', () => {
-  it('serves the authorization-server metadata with the issuer from the public URL', async () => {
-    for (const url of [
-      `${t.url}/acme/.well-known/oauth-authorization-server`,
-      `${t.url}/.well-known/oauth-authorization-server/acme`,
-    ]) {
-      const r = await call('GET', url);
-      expect(r.status).toBe(200);
-      expect(r.headers.get('cache-control')).toBe('public, max-age=300');
-      expect(r.body).toMatchObject({
-        issuer,
-        token_endpoint: `${issuer}/oauth/token`,
-        introspection_endpoint: `${issuer}/oauth/introspect`,
-        jwks_uri: `${issuer}/.well-known/jwks.json`,
-        grant_types_supported: ['urn:aid:agent-identity'],
-        aid_grant: {
-          aid_version: '1.0',
-          registration_request_endpoint: `${issuer}/agent_registrations/request`,
-          proof_window_seconds: 300,
-        },
-      });
+  it('serves the authorization-server metadata, its issuer from the public URL or localhost:<port>', async () => {
+    for (const [srv, iss] of [
+      [t, issuer],
+      [pub, 'https://amp.example.test/acme'],
+    ] as const) {
+      for (const url of [
+        `${srv.url}/acme/.well-known/oauth-authorization-server`,
+        `${srv.url}/.well-known/oauth-authorization-server/acme`,
+      ]) {
+        const r = await call('GET', url);
+        expect(r.status).toBe(200);
+        expect(r.headers.get('cache-control')).toBe('public, max-age=300');
+        expect(r.body).toMatchObject({
+          issuer: iss,
+          token_endpoint: `${iss}/oauth/token`,
+          introspection_endpoint: `${iss}/oauth/introspect`,
+          jwks_uri: `${iss}/.well-known/jwks.json`,
+          grant_types_supported: ['urn:aid:agent-identity'],
+          aid_grant: {
+            aid_version: '1.0',
+            registration_request_endpoint: `${iss}/agent_registrations/request`,
+            proof_window_seconds: 300,
+          },
+        });
+      }
     }
   });
 
@@ -85,6 +97,27 @@ describe('discovery', () => {
     expect(meta.issuer).toBe(issuer);
     expect(meta.jwks_uri).toBe(`${issuer}/.well-known/jwks.json`);
   });
+
+  it('discovery and JWKS of an unknown tenant are 404 in the AID shape; a 40 KB token body is 413 invalid_request', async () => {
+    for (const path of [
+      '/nosuch/.well-known/jwks.json',
+      '/nosuch/.well-known/openid-configuration',
+      '/nosuch/.well-known/oauth-authorization-server',
+      '/nosuch/.well-known/oauth-protected-resource',
+      '/.well-known/openid-configuration/nosuch',
+      '/.well-known/oauth-authorization-server/nosuch',
+    ]) {
+      const r = await call('GET', `${t.url}${path}`);
+      expectAidError(r, 404, 'not_found');
+    }
+    const big = await call('POST', `${t.url}/acme/oauth/token`, {
+      headers: { 'Content-Type': 'application/json' },
+      raw: JSON.stringify({ grant_type: AID_GRANT, pad: 'x'.repeat(40_000) }),
+    });
+    expect(big.status).toBe(413);
+    expect(big.body.error).toBe('invalid_request');
+    expectAidError(big, 413, 'invalid_request');
+  });
 });
 
 describe('signing keys and admin tokens', () => {
@@ -114,7 +147,7 @@ describe('signing keys and admin tokens', () => {
         '--data-dir',
         dataDir,
         '--public-url',
-        t.url,
+        t.publicBase,
       ],
       { timeout: 20_000 },
     );
@@ -138,7 +171,7 @@ describe('signing keys and admin tokens', () => {
   it('checks admin tokens: tenant, type, scope (write implies read)', async () => {
     const keys = await SigningKeys.load(dataDir, 'RS256');
     const mint = (tenant: string, scopes: string[]) =>
-      mintAdminToken(keys, { issuer: `${t.url}/${tenant}`, tenant, email: 'a@b.c', scopes });
+      mintAdminToken(keys, { issuer: issuerOf(t, tenant), tenant, email: 'a@b.c', scopes });
     const write = await mint('acme', ['agent_registrations:write']);
     expect((await checkAdminToken(keys, write, issuer, 'acme', 'agent_registrations:read')).ok).toBe(true);
     expect(

@@ -1,6 +1,6 @@
-// Races in key and agent management (found in review). Each test queues requests behind a burst of
-// PATCHes (they hold the agent's lock in turn) and asserts an invariant that must hold whichever
-// request wins: revocation is final, a deregistered agent stays gone, one key proves one rotation.
+// Races in key and agent management. Each test queues requests behind a burst of PATCHes (they
+// hold the agent's lock in turn) and asserts an invariant that must hold whichever request wins:
+// revocation is final, a deregistered agent stays gone, one key proves one rotation.
 
 import { sign } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,4 +1,5 @@
-// Registration (spec §4), key recovery (§4.3), agents/me (§7.1), API-key auth forms (§1).
+// Registration (spec §4), metadata kept exactly, key recovery (§4.3, one proof gives one key even
+// when sent concurrently), agents/me (§7.1), API-key auth forms (§1).
 
 import { sign } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -103,6 +104,17 @@ describe('register', () => {
     );
     expect(results.map((r) => r.status).sort()).toEqual([201, 409, 409, 409]);
   });
+
+  it('keeps registration metadata exactly, including a __proto__ key', async () => {
+    const meta = '{"__proto__":{"polluted":true},"team":"x"}';
+    const keys = newKeypair();
+    const raw = `{"name":"meta","tenant":"acme","public_key":${JSON.stringify(keys.publicPem)},"metadata":${meta}}`;
+    const r = await call('POST', `${t.api}/register`, { raw, headers: { 'Content-Type': 'application/json' } });
+    expect(r.status).toBe(201);
+    const me = await call('GET', `${t.api}/agents/me`, { key: r.body.api_key });
+    expect(JSON.stringify(me.body.metadata)).toBe(meta);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
 });
 
 describe('key recovery (signed re-registration)', () => {
@@ -167,5 +179,31 @@ describe('registration policy', () => {
     } finally {
       await t2.close();
     }
+  });
+});
+
+describe('key recovery under concurrency', () => {
+  it('accepts one proof once and leaves exactly one valid key', async () => {
+    const a = await register(t.api, 'racer', 'acme');
+    const proof = (ts: number) =>
+      sign(null, Buffer.from(`amp-register\n${ts}\n${a.address}`), a.keys.privateKey).toString('base64');
+    const now = Math.floor(Date.now() / 1000);
+    const body = (ts: number) => ({
+      json: {
+        name: 'racer',
+        tenant: 'acme',
+        public_key: a.keys.publicPem,
+        proof: { timestamp: ts, signature: proof(ts) },
+      },
+    });
+    const results = await Promise.all(
+      [body(now), body(now), body(now), body(now - 1)].map((b) => call('POST', `${t.api}/register`, b)),
+    );
+    expect(results.map((r) => r.status).sort()).toEqual([200, 200, 403, 403]);
+    const keys = [a.api_key, ...results.filter((r) => r.status === 200).map((r) => r.body.api_key as string)];
+    const valid = await Promise.all(
+      keys.map(async (k) => (await call('GET', `${t.api}/agents/me`, { key: k })).status === 200),
+    );
+    expect(valid.filter(Boolean)).toHaveLength(1);
   });
 });

@@ -1,8 +1,19 @@
-// Routing (spec §11, §12): sender, recipient resolution, signatures, server-assigned fields.
+// Routing (spec §11, §12): sender, recipient resolution, signatures, server-assigned fields; a
+// signed payload is stored byte for byte; a reply inherits a thread only from a message its sender
+// was party to.
 
+import { verify } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isGeneratedMessageId } from '../../proto/index.js';
-import { call, register, signMessage, startTestServer, type Registered, type TestServer } from '../helpers/server.js';
+import { canonicalString, isGeneratedMessageId, payloadHash } from '../../proto/index.js';
+import {
+  call,
+  register,
+  route,
+  signMessage,
+  startTestServer,
+  type Registered,
+  type TestServer,
+} from '../helpers/server.js';
 
 let t: TestServer;
 let alice: Registered;
@@ -19,11 +30,12 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
-const route = (from: Registered, json: unknown) => call('POST', `${t.api}/route`, { key: from.api_key, json });
 const newest = async (who: Registered) => {
   const r = await call('GET', `${t.api}/messages/pending?limit=100`, { key: who.api_key });
   return r.body.messages.at(-1);
 };
+const pending = async (who: Registered) =>
+  (await call('GET', `${t.api}/messages/pending?limit=100`, { key: who.api_key })).body;
 const msg = (to: string, extra: Record<string, unknown> = {}) => ({
   to,
   subject: 'Hi',
@@ -34,6 +46,7 @@ const msg = (to: string, extra: Record<string, unknown> = {}) => ({
 describe('route: unsigned', () => {
   it('queues with server-assigned id, timestamp and thread, as untrusted', async () => {
     const r = await route(
+      t.api,
       alice,
       msg('bob@acme.aimaestro.local', { id: 'msg_1_evil', timestamp: '2000-01-01T00:00:00Z' }),
     );
@@ -71,15 +84,15 @@ describe('route: unsigned', () => {
     ['upper case', 'BOB@ACME.AIMAESTRO.LOCAL'],
     ['short form of a scoped agent', 'sc@acme.aimaestro.local'],
   ])('expands %s', async (_label, to) => {
-    const r = await route(alice, msg(to));
+    const r = await route(t.api, alice, msg(to));
     expect(r.status).toBe(200);
     const target = to.startsWith('sc') ? scoped : bob;
     expect((await newest(target)).id).toBe(r.body.id);
   });
 
   it('reaches a scoped agent by its full address, not with wrong scope labels', async () => {
-    expect((await route(alice, msg('sc@web.github.acme.aimaestro.local'))).status).toBe(200);
-    const wrong = await route(alice, msg('sc@api.github.acme.aimaestro.local'));
+    expect((await route(t.api, alice, msg('sc@web.github.acme.aimaestro.local'))).status).toBe(200);
+    const wrong = await route(t.api, alice, msg('sc@api.github.acme.aimaestro.local'));
     expect(wrong.status).toBe(404);
     expect(wrong.body).toMatchObject({ error: 'not_found', field: 'to', message: 'Agent not found' });
   });
@@ -92,7 +105,12 @@ describe('route: unsigned', () => {
       extra: { '10': 1, '9': 2 },
       list: [3, 1],
     };
-    const r = await route(alice, { ...msg('bob'), from: 'ALICE@acme.aimaestro.local', payload, priority: 'urgent' });
+    const r = await route(t.api, alice, {
+      ...msg('bob'),
+      from: 'ALICE@acme.aimaestro.local',
+      payload,
+      priority: 'urgent',
+    });
     expect(r.status).toBe(200);
     const item = await newest(bob);
     expect(item.payload).toEqual(payload);
@@ -100,23 +118,27 @@ describe('route: unsigned', () => {
   });
 
   it('threads replies: in_reply_to of a known message inherits its thread', async () => {
-    const first = await route(alice, msg('bob'));
-    const reply = await route(bob, msg('alice', { in_reply_to: first.body.id }));
+    const first = await route(t.api, alice, msg('bob'));
+    const reply = await route(t.api, bob, msg('alice', { in_reply_to: first.body.id }));
     expect(reply.body.thread_id).toBe(first.body.id);
-    const third = await route(alice, msg('bob', { in_reply_to: reply.body.id }));
+    const third = await route(t.api, alice, msg('bob', { in_reply_to: reply.body.id }));
     expect(third.body.thread_id).toBe(first.body.id);
     const item = await newest(bob);
     expect(item.envelope.in_reply_to).toBe(reply.body.id);
     // Unknown in_reply_to: the thread is the replied-to id; an explicit thread_id wins.
-    const orphan = await route(alice, msg('bob', { in_reply_to: 'msg_1700000000_abc' }));
+    const orphan = await route(t.api, alice, msg('bob', { in_reply_to: 'msg_1700000000_abc' }));
     expect(orphan.body.thread_id).toBe('msg_1700000000_abc');
-    const explicit = await route(alice, msg('bob', { in_reply_to: first.body.id, thread_id: 'msg-1700000000-XYZ' }));
+    const explicit = await route(
+      t.api,
+      alice,
+      msg('bob', { in_reply_to: first.body.id, thread_id: 'msg-1700000000-XYZ' }),
+    );
     expect(explicit.body.thread_id).toBe('msg-1700000000-XYZ');
   });
 
   it('caps relay expiry at the message expires_at', async () => {
     const exp = new Date(Date.now() + 3_600_000).toISOString();
-    await route(alice, msg('bob', { expires_at: exp.replace('Z', '+00:00') }));
+    await route(t.api, alice, msg('bob', { expires_at: exp.replace('Z', '+00:00') }));
     const item = await newest(bob);
     expect(item.envelope.expires_at).toBe(exp);
     expect(item.expires_at).toBe(exp);
@@ -134,7 +156,13 @@ describe('route: signed', () => {
       priority: 'high',
       payload,
     });
-    const r = await route(alice, { to: bob.address, subject: 'Review', priority: 'high', payload, signature: sig });
+    const r = await route(t.api, alice, {
+      to: bob.address,
+      subject: 'Review',
+      priority: 'high',
+      payload,
+      signature: sig,
+    });
     expect(r.status).toBe(200);
     const item = await newest(bob);
     expect(item.envelope.signature).toBe(sig);
@@ -144,14 +172,14 @@ describe('route: signed', () => {
     );
 
     const sig2 = signMessage(alice.keys.privateKey, { from: alice.address, to: eve.address, subject: 'Hi', payload });
-    const x = await route(alice, { to: eve.address, subject: 'Hi', payload, signature: sig2 });
+    const x = await route(t.api, alice, { to: eve.address, subject: 'Hi', payload, signature: sig2 });
     expect(x.status).toBe(200);
     expect((await newest(eve)).security.trust_level).toBe('external');
   });
 
   it('verifies a signature over the short `to` as sent and stores that spelling', async () => {
     const sig = signMessage(alice.keys.privateKey, { from: alice.address, to: 'bob', subject: 'Short', payload });
-    const r = await route(alice, { to: 'bob', subject: 'Short', payload, signature: sig });
+    const r = await route(t.api, alice, { to: 'bob', subject: 'Short', payload, signature: sig });
     expect(r.status).toBe(200);
     const item = await newest(bob);
     expect(item.envelope.to).toBe('bob');
@@ -165,7 +193,7 @@ describe('route: signed', () => {
       subject: 'S',
       payload,
     });
-    const r = await route(scoped, { to: bob.address, subject: 'S', payload, signature: sig });
+    const r = await route(t.api, scoped, { to: bob.address, subject: 'S', payload, signature: sig });
     expect(r.status).toBe(200);
     expect((await newest(bob)).envelope.from).toBe('sc@acme.aimaestro.local');
   });
@@ -178,7 +206,7 @@ describe('route: signed', () => {
       priority: 'low',
       payload,
     });
-    const r = await route(alice, {
+    const r = await route(t.api, alice, {
       envelope: {
         version: 'amp/0.1',
         id: 'msg_1_client',
@@ -208,7 +236,7 @@ describe('route: signed', () => {
     const base = { to: bob.address, subject: 'Review', priority: 'high', payload };
     const sig = signMessage(alice.keys.privateKey, { from: alice.address, ...base });
     const before = (await call('GET', `${t.api}/messages/pending?limit=100`, { key: bob.api_key })).body.count;
-    const r = await route(alice, { ...base, ...change, signature: sig });
+    const r = await route(t.api, alice, { ...base, ...change, signature: sig });
     expect(r.status).toBe(403);
     expect(r.body).toMatchObject({ error: 'signature_invalid', details: { from: alice.address } });
     expect((await call('GET', `${t.api}/messages/pending?limit=100`, { key: bob.api_key })).body.count).toBe(before);
@@ -216,7 +244,7 @@ describe('route: signed', () => {
 
   it("refuses a signature made by another agent's key", async () => {
     const sig = signMessage(eve.keys.privateKey, { from: alice.address, to: bob.address, subject: 'X', payload });
-    const r = await route(alice, { to: bob.address, subject: 'X', payload, signature: sig });
+    const r = await route(t.api, alice, { to: bob.address, subject: 'X', payload, signature: sig });
     expect(r.status).toBe(403);
     expect(r.body.error).toBe('signature_invalid');
   });
@@ -266,5 +294,73 @@ describe('policies', () => {
     } finally {
       await t2.close();
     }
+  });
+});
+
+describe('stored payloads are exact', () => {
+  it.each([
+    ['a __proto__ key', '{"type":"request","message":"m","__proto__":{"x":1}}'],
+    ['a lone surrogate', '{"type":"request","message":"a\\ud800b"}'],
+    ['integer-like keys and nulls', '{"type":"request","message":"m","context":{"10":1,"9":null}}'],
+  ])('a signed payload with %s is listed byte-identical and still verifies', async (_label, payloadJson) => {
+    const payload = JSON.parse(payloadJson) as Record<string, unknown>;
+    const sig = signMessage(alice.keys.privateKey, { from: alice.address, to: bob.address, subject: 'exact', payload });
+    const raw = `{"to":"${bob.address}","subject":"exact","signature":"${sig}","payload":${payloadJson}}`;
+    const r = await call('POST', `${t.api}/route`, {
+      key: alice.api_key,
+      raw,
+      headers: { 'Content-Type': 'application/json' },
+    });
+    expect(r.status).toBe(200);
+    const item = (await pending(bob)).messages.find((m: { id: string }) => m.id === r.body.id);
+    expect(payloadHash(item.payload)).toBe(payloadHash(payload));
+    expect(Object.keys(item.payload)).toEqual(Object.keys(payload));
+    const data = canonicalString({ ...item.envelope, payload_hash: payloadHash(item.payload) });
+    expect(verify(null, Buffer.from(data), alice.keys.publicKey, Buffer.from(item.envelope.signature, 'base64'))).toBe(
+      true,
+    );
+  });
+});
+
+describe('message ids of others reveal nothing', () => {
+  it('does not inherit the thread of a message the sender never saw', async () => {
+    const secret = await route(t.api, bob, {
+      to: eve.address,
+      subject: 's',
+      thread_id: 'msg_1_secretthread',
+      payload: { type: 'notification', message: 'x' },
+    });
+    expect(secret.body.thread_id).toBe('msg_1_secretthread');
+    const probe = await route(t.api, alice, {
+      to: 'alice',
+      subject: 'p',
+      in_reply_to: secret.body.id,
+      payload: { type: 'notification', message: 'x' },
+    });
+    expect(probe.status).toBe(200);
+    expect(probe.body.thread_id).toBe(secret.body.id);
+  });
+
+  it('does inherit it for the recipient and the sender of the replied-to message', async () => {
+    const first = await route(t.api, alice, {
+      to: 'bob',
+      subject: 'q',
+      thread_id: 'msg_2_thread',
+      payload: { type: 'request', message: 'q' },
+    });
+    const byRecipient = await route(t.api, bob, {
+      to: 'alice',
+      subject: 'a',
+      in_reply_to: first.body.id,
+      payload: { type: 'response', message: 'a' },
+    });
+    expect(byRecipient.body.thread_id).toBe('msg_2_thread');
+    const bySender = await route(t.api, alice, {
+      to: 'bob',
+      subject: 'f',
+      in_reply_to: first.body.id,
+      payload: { type: 'request', message: 'f' },
+    });
+    expect(bySender.body.thread_id).toBe('msg_2_thread');
   });
 });

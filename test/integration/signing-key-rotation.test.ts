@@ -4,24 +4,21 @@
 // once with --immediate; tokens signed before still verify and introspect.
 
 import { execFile } from 'node:child_process';
-import { sign } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mintAdminToken } from '../../src/identity/admin-tokens.js';
-import { SigningKeys, type KeyStatus } from '../../src/identity/signing-keys.js';
+import type { KeyStatus } from '../../src/identity/signing-keys.js';
 import {
-  call,
-  freePort,
-  register,
-  ROOT,
-  startTestServer,
-  tempDir,
-  type Registered,
-  type TestServer,
-} from '../helpers/server.js';
+  AID_GRANT,
+  activeRegistration,
+  introspect,
+  startAidServer,
+  tokenProof,
+  type AidServer,
+} from '../helpers/aid.js';
+import { call, register, ROOT, tempDir, type Registered } from '../helpers/server.js';
 import { until } from '../helpers/ws.js';
 
 const run = promisify(execFile);
@@ -29,29 +26,18 @@ const CLI = join(ROOT, 'bin', 'amp-relay.js');
 /** The server looks at the key file at most once a second; give it a few. */
 const PICKUP_TIMEOUT_MS = 5000;
 
-let t: TestServer;
+let s: AidServer;
 let issuer: string;
 let admin: string;
 let agent: Registered;
 const dataDir = tempDir('amp-key-rotation-');
 
-/** base64url(Ed25519(`aid-token-exchange\n{ts}\n{issuer}`) || ts). */
-function proofFor(a: Registered, ts: number, iss = issuer): string {
-  const sig = sign(null, Buffer.from(`aid-token-exchange\n${ts}\n${iss}`), a.keys.privateKey);
-  return Buffer.concat([sig, Buffer.from(String(ts))]).toString('base64url');
-}
-const now = () => Math.floor(Date.now() / 1000);
-// The same timestamp gives the same proof, which the server refuses as a replay: every proof gets
-// its own second, counting down inside the 300 s window.
-let nextTs = 0;
-const uniqueTs = () => (nextTs = nextTs === 0 ? now() - 1 : nextTs - 1);
-
 async function agentToken(): Promise<string> {
-  const r = await call('POST', `${issuer}/oauth/token`, {
+  const r = await call('POST', `${s.url}/oauth/token`, {
     json: {
-      grant_type: 'urn:aid:agent-identity',
+      grant_type: AID_GRANT,
       fingerprint: agent.body.fingerprint,
-      proof: proofFor(agent, uniqueTs()),
+      proof: tokenProof(agent.keys.privateKey, issuer),
     },
   });
   expect(r.status, JSON.stringify(r.body)).toBe(200);
@@ -59,15 +45,13 @@ async function agentToken(): Promise<string> {
 }
 const kidOf = (token: string) => decodeProtectedHeader(token).kid;
 const servedKids = async (): Promise<string[]> => {
-  const r = await call('GET', `${issuer}/.well-known/jwks.json`);
+  const r = await call('GET', `${s.url}/.well-known/jwks.json`);
   expect(r.status).toBe(200);
   return (r.body.keys as { kid: string }[]).map((k) => k.kid);
 };
-const introspect = (token: string) =>
-  call('POST', `${issuer}/oauth/introspect`, { headers: { Authorization: `Bearer ${admin}` }, json: { token } });
 /** Verify as a relying party would: a fresh remote JWKS (no cache from before the rotation). */
 const verifyRemote = (token: string) =>
-  jwtVerify(token, createRemoteJWKSet(new URL(`${issuer}/.well-known/jwks.json`)), {
+  jwtVerify(token, createRemoteJWKSet(new URL(`${s.url}/.well-known/jwks.json`)), {
     issuer,
     audience: issuer,
     algorithms: ['RS256'],
@@ -83,34 +67,13 @@ async function cli(...args: string[]): Promise<{ stdout: string; stderr: string 
 const keysOf = (stdout: string) => (JSON.parse(stdout) as { keys: KeyStatus[] }).keys;
 
 beforeAll(async () => {
-  const port = await freePort();
-  t = await startTestServer({ port, publicUrl: `http://127.0.0.1:${port}`, dataDir });
-  issuer = `${t.url}/acme`;
-  agent = await register(t.api, 'rotating-agent', 'acme');
-  const keys = await SigningKeys.load(dataDir, 'RS256');
-  admin = await mintAdminToken(keys, {
-    issuer,
-    tenant: 'acme',
-    email: 'ops@acme.com',
-    scopes: ['agent_registrations:write', 'aid:introspect'],
-  });
-  const req = await call('POST', `${issuer}/agent_registrations/request`, {
-    headers: { 'X-Api-Key': agent.api_key },
-    json: {
-      name: 'rotating-agent',
-      address: agent.address,
-      fingerprint: agent.body.fingerprint,
-      public_key: agent.keys.publicPem,
-    },
-  });
-  expect(req.status, JSON.stringify(req.body)).toBe(202);
-  const approved = await call('POST', `${issuer}/agent_registrations/${req.body.data.id}/approve`, {
-    headers: { Authorization: `Bearer ${admin}` },
-  });
-  expect(approved.status).toBe(200);
+  s = await startAidServer({ dataDir }, { adminScopes: ['agent_registrations:write', 'aid:introspect'] });
+  ({ issuer, admin } = s);
+  agent = await register(s.t.api, 'rotating-agent', 'acme');
+  await activeRegistration(s, agent);
 });
 afterAll(async () => {
-  await t?.close();
+  await s?.t.close();
   rmSync(dataDir, { recursive: true, force: true });
 });
 
@@ -165,14 +128,14 @@ describe('signing key rotation on a running server', () => {
     const tokenB = await agentToken();
     expect(kidOf(tokenB)).toBe(kidNow);
 
-    expect((await introspect(tokenA)).body).toMatchObject({ active: true, agent_address: agent.address });
-    expect((await introspect(tokenB)).body).toMatchObject({ active: true, agent_address: agent.address });
+    expect((await introspect(s, tokenA)).body).toMatchObject({ active: true, agent_address: agent.address });
+    expect((await introspect(s, tokenB)).body).toMatchObject({ active: true, agent_address: agent.address });
     expect((await verifyRemote(tokenA)).protectedHeader.kid).toBe(kidA);
     expect((await verifyRemote(tokenB)).protectedHeader.kid).toBe(kidNow);
 
     // The admin token was signed by the retired key before the rotation.
     expect(kidOf(admin)).toBe(kidA);
-    const list = await call('GET', `${issuer}/agent_registrations`, { headers: { Authorization: `Bearer ${admin}` } });
+    const list = await call('GET', `${s.url}/agent_registrations`, { headers: { Authorization: `Bearer ${admin}` } });
     expect(list.status, JSON.stringify(list.body)).toBe(200);
     expect(JSON.stringify(list.body)).toContain(agent.address);
   });

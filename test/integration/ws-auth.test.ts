@@ -5,7 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, newKeypair, register, startTestServer, type Registered, type TestServer } from '../helpers/server.js';
-import { UpgradeRefused, closeWs, openWs, signedAuthFrame, until, type WsClient } from '../helpers/ws.js';
+import { UpgradeRefused, closeAllWs, closeWs, openWs, signedAuthFrame, until, type WsClient } from '../helpers/ws.js';
 
 let t: TestServer;
 let limits: TestServer; // wsMaxSessions 2, wsAuthTimeout 1
@@ -14,7 +14,6 @@ let alice: Registered;
 let carol: Registered; // has two queued messages
 let dave: Registered; // must never receive anything
 let sc: Registered; // scoped: full address ≠ short address
-const sockets: WsClient[] = [];
 const sec = () => Math.floor(Date.now() / 1000);
 
 beforeAll(async () => {
@@ -36,15 +35,10 @@ beforeAll(async () => {
   }
 });
 afterAll(async () => {
-  await Promise.all(sockets.map((s) => s.close()));
+  await closeAllWs();
   await Promise.all([t, limits, pres].filter(Boolean).map((s) => s.close()));
 });
 
-async function open(url: string, opts: Parameters<typeof openWs>[1] = {}): Promise<WsClient> {
-  const c = await openWs(url, opts);
-  sockets.push(c);
-  return c;
-}
 const bearer = (key: string) => ({ Authorization: `Bearer ${key}` });
 const refused = async (p: Promise<unknown>): Promise<UpgradeRefused> => {
   const e = await p.then(
@@ -72,7 +66,7 @@ function expectConnected(frame: any, who: Registered, pending = 0, subprotocol =
 
 describe('ways in', () => {
   it('Authorization: Bearer at upgrade → connected at once, then the backlog as replays', async () => {
-    const c = await open(t.server.wsUrl, { headers: bearer(carol.api_key) });
+    const c = await openWs(t.server.wsUrl, { headers: bearer(carol.api_key) });
     const first = await c.next();
     expectConnected(first, carol, 2);
     const r1 = await c.nextType('message.new');
@@ -84,7 +78,7 @@ describe('ways in', () => {
 
   it('first frame {"type":"auth","token"} → connected (on /api/v1/ws too)', async () => {
     for (const url of [t.server.wsUrl, t.server.wsUrl.replace('/v1/ws', '/api/v1/ws')]) {
-      const c = await open(url);
+      const c = await openWs(url);
       c.sendText({ type: 'auth', token: alice.api_key });
       expectConnected(await c.next(), alice);
       await c.close();
@@ -98,7 +92,7 @@ describe('ways in', () => {
       [sc.address, now],
       [sc.body.short_address as string, now - 1],
     ] as const) {
-      const c = await open(t.server.wsUrl);
+      const c = await openWs(t.server.wsUrl);
       c.sendText(signedAuthFrame(addr, sc.keys.privateKey, ts));
       expectConnected(await c.next(), sc);
       await c.close();
@@ -106,7 +100,7 @@ describe('ways in', () => {
   });
 
   it('signed auth with the timestamp as a digit string', async () => {
-    const c = await open(t.server.wsUrl);
+    const c = await openWs(t.server.wsUrl);
     const f = signedAuthFrame(alice.address, alice.keys.privateKey, sec() - 2);
     c.sendText({ ...f, timestamp: String(f.timestamp) });
     expectConnected(await c.next(), alice);
@@ -131,7 +125,7 @@ describe('refusals', () => {
   });
 
   it('bad token frame → unauthorized error frame, close 4003 invalid_token', async () => {
-    const c = await open(t.server.wsUrl);
+    const c = await openWs(t.server.wsUrl);
     c.sendText({ type: 'auth', token: 'amp_live_sk_nope' });
     expect(await c.closed()).toEqual({ code: 4003, reason: 'invalid_token' });
     expect(c.frames.all.map((e) => e.data)).toEqual([
@@ -140,7 +134,7 @@ describe('refusals', () => {
   });
 
   it('signed with the wrong key → signature_invalid error frame, close 4003 signature_invalid', async () => {
-    const c = await open(t.server.wsUrl);
+    const c = await openWs(t.server.wsUrl);
     c.sendText(signedAuthFrame(alice.address, newKeypair().privateKey, sec()));
     expect(await c.closed()).toEqual({ code: 4003, reason: 'signature_invalid' });
     expect(c.frames.all).toHaveLength(1);
@@ -148,7 +142,7 @@ describe('refusals', () => {
   });
 
   it('timestamp 120 s old → close 4003 timestamp_out_of_window', async () => {
-    const c = await open(t.server.wsUrl);
+    const c = await openWs(t.server.wsUrl);
     c.sendText(signedAuthFrame(alice.address, alice.keys.privateKey, sec() - 120));
     expect(await c.closed()).toEqual({ code: 4003, reason: 'timestamp_out_of_window' });
     expect(['unauthorized', 'signature_invalid']).toContain(c.frames.all[0]?.data?.error);
@@ -156,18 +150,18 @@ describe('refusals', () => {
 
   it('the same signed frame twice → the second gets 4003 replay_detected', async () => {
     const frame = signedAuthFrame(alice.address, alice.keys.privateKey, sec() - 5);
-    const a = await open(t.server.wsUrl);
+    const a = await openWs(t.server.wsUrl);
     a.sendText(frame);
     expectConnected(await a.next(), alice);
     await a.close();
-    const b = await open(t.server.wsUrl);
+    const b = await openWs(t.server.wsUrl);
     b.sendText(frame);
     expect(await b.closed()).toEqual({ code: 4003, reason: 'replay_detected' });
     expect(b.frames.all.some((e) => e.data?.type === 'connected')).toBe(false);
   });
 
   it('unknown address → close 4003', async () => {
-    const c = await open(t.server.wsUrl);
+    const c = await openWs(t.server.wsUrl);
     c.sendText(signedAuthFrame('nobody@acme.aimaestro.local', newKeypair().privateKey, sec()));
     const { code, reason } = await c.closed();
     expect(code).toBe(4003);
@@ -176,7 +170,7 @@ describe('refusals', () => {
   });
 
   it('first frame not auth (ping) → invalid_request error frame, then close 4002', async () => {
-    const c = await open(t.server.wsUrl);
+    const c = await openWs(t.server.wsUrl);
     c.sendText({ type: 'ping', request_id: 'p0' });
     expect((await c.closed()).code).toBe(4002);
     expect(c.frames.all).toHaveLength(1);
@@ -184,14 +178,14 @@ describe('refusals', () => {
   });
 
   it('first frame invalid JSON → close 4002', async () => {
-    const c = await open(t.server.wsUrl);
+    const c = await openWs(t.server.wsUrl);
     c.sendText('{"type": "auth", "token": ');
     expect((await c.closed()).code).toBe(4002);
     expect(c.frames.all.map((e) => e.data?.error)).toEqual(['invalid_request']);
   });
 
   it('first frame a well-formed-looking but incomplete auth → 4002', async () => {
-    const c = await open(t.server.wsUrl);
+    const c = await openWs(t.server.wsUrl);
     c.sendText({ type: 'auth' });
     expect((await c.closed()).code).toBe(4002);
     expect(c.frames.all[0]?.data).toMatchObject({ type: 'error', error: 'invalid_request' });
@@ -199,7 +193,7 @@ describe('refusals', () => {
 
   it('no auth within the timeout → close 4001, not before ~1 s', async () => {
     const t0 = performance.now();
-    const c = await open(limits.server.wsUrl);
+    const c = await openWs(limits.server.wsUrl);
     const info = await c.closed(4000);
     const elapsed = performance.now() - t0;
     expect(info.code).toBe(4001);
@@ -208,7 +202,7 @@ describe('refusals', () => {
   });
 
   it('auth on an authenticated socket → invalid_request (already authenticated), socket stays open', async () => {
-    const c = await open(t.server.wsUrl, { headers: bearer(alice.api_key) });
+    const c = await openWs(t.server.wsUrl, { headers: bearer(alice.api_key) });
     expectConnected(await c.next(), alice);
     c.sendText({ type: 'auth', token: alice.api_key, request_id: 'again' });
     const err = await c.nextType('error');
@@ -222,7 +216,7 @@ describe('refusals', () => {
   });
 
   it('a route frame before auth is not honoured: 4002 and the recipient gets nothing', async () => {
-    const c = await open(t.server.wsUrl);
+    const c = await openWs(t.server.wsUrl);
     c.sendText({
       type: 'route',
       request_id: 'r0',
@@ -241,7 +235,7 @@ describe('session limit (wsMaxSessions 2)', () => {
     const zed = await register(limits.api, 'zed', 'acme');
     const s: WsClient[] = [];
     for (let i = 0; i < 3; i++) {
-      const c = await open(limits.server.wsUrl, { headers: bearer(zed.api_key) });
+      const c = await openWs(limits.server.wsUrl, { headers: bearer(zed.api_key) });
       expectConnected(await c.nextType('connected'), zed);
       s.push(c);
     }
@@ -261,7 +255,7 @@ describe('subprotocols', () => {
     [['amp.v1+msgpack', 'amp.v1'], 'amp.v1+msgpack'],
     [['amp.v1', 'amp.v1+msgpack'], 'amp.v1'],
   ])('offer %j → %s', async (offer, picked) => {
-    const c = await open(t.server.wsUrl, { protocols: offer, headers: bearer(alice.api_key) });
+    const c = await openWs(t.server.wsUrl, { protocols: offer, headers: bearer(alice.api_key) });
     expect(c.ws.protocol).toBe(picked);
     const entry = await c.frames.nextEntry();
     expect(entry.binary).toBe(picked === 'amp.v1+msgpack');
@@ -273,7 +267,7 @@ describe('subprotocols', () => {
   });
 
   it('no offer → no subprotocol header, JSON text frames', async () => {
-    const c = await open(t.server.wsUrl, { headers: bearer(alice.api_key) });
+    const c = await openWs(t.server.wsUrl, { headers: bearer(alice.api_key) });
     expect(c.ws.protocol).toBe('');
     const entry = await c.frames.nextEntry();
     expect(entry.binary).toBe(false);
@@ -297,8 +291,8 @@ describe('presence', () => {
     expect(await online(erin)).toBe(false);
 
     // An open but unauthenticated socket does not count.
-    const anon = await open(pres.server.wsUrl);
-    const c = await open(pres.server.wsUrl, { headers: bearer(erin.api_key) });
+    const anon = await openWs(pres.server.wsUrl);
+    const c = await openWs(pres.server.wsUrl, { headers: bearer(erin.api_key) });
     await c.nextType('connected');
     expect(await health()).toBe(1);
     expect(await online(erin)).toBe(true);

@@ -7,10 +7,12 @@
 // large filler messages are routed until the server reports `queued` (its buffer passed the soft
 // limit). No sleeps: every wait is on frames, or a bounded poll of REST.
 
-import WebSocket from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
-import { call, register, startTestServer, type Registered, type TestServer } from '../helpers/server.js';
-import { waitUntil } from '../helpers/events.js';
+import type { AmpSocket } from '../../src/client/index.js';
+import { Inbox } from '../helpers/events.js';
+import { routeMany, sdkAgent } from '../helpers/sdk.js';
+import { call, register, routeOk, startTestServer, type Registered, type TestServer } from '../helpers/server.js';
+import { closeAllWs, connectWs, type WsClient } from '../helpers/ws.js';
 
 const SOFT = 64 * 1024;
 const HARD = 4 * 1024 * 1024;
@@ -18,81 +20,16 @@ const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 type Frame = Record<string, any>;
 
-/** A raw `ws` socket authenticated by header, recording frames, message ids and the close. */
-class Peer {
-  readonly frames: Frame[] = [];
-  /** message.new ids in order of first appearance (de-duplicated), and how many frames came. */
-  readonly firstSeen: string[] = [];
-  readonly seen = new Set<string>();
-  messageFrames = 0;
-  closed?: { code: number; reason: string };
-  private wake = new Set<() => void>();
+/** A socket authenticated by header; its collector records message ids in order of first arrival. */
+const connect = (wsUrl: string, apiKey: string): Promise<WsClient> =>
+  connectWs(wsUrl, apiKey, { protocols: ['amp.v1'] });
 
-  private constructor(readonly ws: WebSocket) {
-    ws.on('message', (d) => {
-      const f = JSON.parse(String(d)) as Frame;
-      this.frames.push(f);
-      if (f.type === 'message.new') {
-        this.messageFrames++;
-        if (!this.seen.has(f.data.id)) {
-          this.seen.add(f.data.id);
-          this.firstSeen.push(f.data.id);
-        }
-      }
-      for (const w of this.wake) w();
-    });
-    ws.on('close', (code, reason) => {
-      this.closed = { code, reason: reason.toString() };
-      for (const w of this.wake) w();
-    });
-    ws.on('error', () => {});
-  }
-
-  static async connect(wsUrl: string, apiKey: string): Promise<Peer> {
-    const p = new Peer(new WebSocket(wsUrl, ['amp.v1'], { headers: { Authorization: `Bearer ${apiKey}` } }));
-    peers.push(p);
-    await p.until(() => p.frames.some((f) => f.type === 'connected'), 5000, 'connected');
-    return p;
-  }
-
-  get connected(): Frame {
-    return this.frames.find((f) => f.type === 'connected')!;
-  }
-
-  /** Resolves when `cond` holds (checked on every frame and on close); rejects on timeout. */
-  until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-    return waitUntil(
-      this.wake,
-      cond,
-      timeoutMs,
-      () =>
-        `timed out after ${timeoutMs} ms waiting for ${what} (${this.firstSeen.length} ids, close ${JSON.stringify(this.closed)})`,
-    );
-  }
-
-  /** Stop reading: the server's writes pile up in the kernel and then in its own buffer. */
-  stopReading(): void {
-    (this.ws as any)._socket.pause();
-  }
-
-  resumeReading(): void {
-    (this.ws as any)._socket.resume();
-  }
-
-  async close(): Promise<void> {
-    if (this.ws.readyState === WebSocket.CLOSED) return;
-    this.resumeReading();
-    const done = this.until(() => this.closed !== undefined, 3000, 'close').catch(() => this.ws.terminate());
-    this.ws.close(1000);
-    await done;
-  }
-}
-
-const peers: Peer[] = [];
 const servers: TestServer[] = [];
+const sdkSockets: AmpSocket[] = [];
 
 afterEach(async () => {
-  for (const p of peers.splice(0)) await p.close();
+  for (const s of sdkSockets.splice(0)) s.close();
+  await closeAllWs();
   for (const s of servers.splice(0)) await s.close();
 });
 
@@ -108,27 +45,13 @@ async function server(slowSeconds: number): Promise<TestServer> {
   return t;
 }
 
-interface Routed {
-  id: string;
-  status: string;
-  method: string;
-}
-
-async function route(
-  t: TestServer,
-  from: Registered,
-  to: Registered,
-  subject: string,
-  message: string,
-  extra: Record<string, unknown> = {},
-): Promise<Routed> {
-  const r = await call('POST', `${t.api}/route`, {
-    key: from.api_key,
-    json: { to: to.address, subject, payload: { type: 'notification', message }, ...extra },
-  });
-  if (r.status !== 200) throw new Error(`route ${subject} answered ${r.status} ${JSON.stringify(r.body)}`);
-  return r.body as Routed;
-}
+/** A notification to `to` (its body `message`), with any `extra` top-level fields. */
+const note = (to: Registered, subject: string, message: string, extra: Record<string, unknown> = {}) => ({
+  to: to.address,
+  subject,
+  payload: { type: 'notification', message },
+  ...extra,
+});
 
 /** Route large messages until one answers `queued`: the server has paused pushes to `to`. */
 async function stallRecipient(
@@ -140,7 +63,7 @@ async function stallRecipient(
   const ids: string[] = [];
   for (let i = 0; i < 400; i++) {
     const sentAt = Date.now();
-    const r = await route(t, from, to, `filler ${i}`, big);
+    const r = await routeOk(t.api, from, note(to, `filler ${i}`, big));
     ids.push(r.id);
     if (r.status === 'queued') {
       expect(r.method).toBe('relay');
@@ -180,9 +103,9 @@ describe('slow consumer (§17.6)', () => {
     const sender = await register(t.api, 'bp-sender', 'acme');
     const slowAgent = await register(t.api, 'bp-slow', 'acme');
     const fastAgent = await register(t.api, 'bp-fast', 'acme');
-    const slow = await Peer.connect(t.server.wsUrl, slowAgent.api_key);
-    const fast = await Peer.connect(t.server.wsUrl, fastAgent.api_key);
-    slow.stopReading();
+    const slow = await connect(t.server.wsUrl, slowAgent.api_key);
+    const fast = await connect(t.server.wsUrl, fastAgent.api_key);
+    slow.pauseReading();
 
     const filler = await stallRecipient(t, sender, slowAgent);
 
@@ -191,16 +114,16 @@ describe('slow consumer (§17.6)', () => {
     const lanes = [0, 1, 2, 3].map((l) => Array.from({ length: 500 }, (_, i) => `s${l}-${i}`));
     const fastSubjects = Array.from({ length: 200 }, (_, i) => `f-${i}`);
     const [fastResults, ...slowResults] = await Promise.all([
-      lane(fastSubjects, (s) => route(t, sender, fastAgent, s, body)),
-      ...lanes.map((subjects) => lane(subjects, (s) => route(t, sender, slowAgent, s, body))),
+      lane(fastSubjects, (s) => routeOk(t.api, sender, note(fastAgent, s, body))),
+      ...lanes.map((subjects) => lane(subjects, (s) => routeOk(t.api, sender, note(slowAgent, s, body)))),
     ]);
 
     // The fast consumer: every route answered delivered/websocket, every frame arrived, in order.
     for (const r of fastResults) expect(r).toMatchObject({ status: 'delivered', method: 'websocket' });
     const fastIds = fastResults.map((r) => r.id);
-    await fast.until(() => fast.firstSeen.length >= fastIds.length, 5000, 'the fast consumer’s 200 messages');
-    expect(fast.firstSeen).toEqual(fastIds);
-    expect(fast.messageFrames).toBe(200);
+    await fast.until(() => fast.frames.firstSeen.length >= fastIds.length, 'the fast consumer’s 200 messages', 5000);
+    expect(fast.frames.firstSeen).toEqual(fastIds);
+    expect(fast.frames.messageFrames).toBe(200);
 
     // Every route to the stalled one still answered 200, as queued/relay or delivered/websocket.
     const slowAll = slowResults.flat();
@@ -208,22 +131,22 @@ describe('slow consumer (§17.6)', () => {
     for (const r of slowAll) expect(['queued/relay', 'delivered/websocket']).toContain(`${r.status}/${r.method}`);
     const expectedTotal = filler.ids.length + 2000;
     expect(await pendingTotal(t, slowAgent)).toBe(expectedTotal);
-    expect(slow.closed).toBeUndefined();
+    expect(slow.frames.closeInfo).toBeUndefined();
 
     // Reading again: pushes resume on drain and everything arrives.
     slow.resumeReading();
     await slow.until(
-      () => slow.seen.size >= expectedTotal,
-      20_000,
+      () => slow.frames.seen.size >= expectedTotal,
       `all ${expectedTotal} messages on the resumed socket`,
+      20_000,
     );
-    expect(slow.closed).toBeUndefined();
+    expect(slow.frames.closeInfo).toBeUndefined();
     // Each message at most once per session (§17.4).
-    expect(slow.messageFrames).toBe(expectedTotal);
+    expect(slow.frames.messageFrames).toBe(expectedTotal);
     // Nothing was a replay: all were committed after this socket's `connected`.
-    expect(slow.frames.filter((f) => f.type === 'message.new' && f.replay === true)).toEqual([]);
+    expect(slow.frames.list().filter((f) => f.type === 'message.new' && f.replay === true)).toEqual([]);
     // Per lane, first appearances follow route order (each lane routed one after another).
-    const pos = new Map(slow.firstSeen.map((id, i) => [id, i]));
+    const pos = new Map(slow.frames.firstSeen.map((id, i) => [id, i]));
     const filledIds = filler.ids.map((id) => pos.get(id));
     expect(filledIds).toEqual(filler.ids.map((_, i) => i));
     for (const results of slowResults) {
@@ -244,7 +167,7 @@ describe('slow consumer (§17.6)', () => {
       expect(ack).toMatchObject({ status: 200, body: { acknowledged: ids.length } });
     }
     expect(queueOrder).toHaveLength(expectedTotal);
-    expect(slow.firstSeen).toEqual(queueOrder);
+    expect(slow.frames.firstSeen).toEqual(queueOrder);
     expect(new Set(queueOrder)).toEqual(new Set([...filler.ids, ...slowAll.map((r) => r.id)]));
     expect(await pendingTotal(t, slowAgent)).toBe(0);
   }, 90_000);
@@ -253,14 +176,14 @@ describe('slow consumer (§17.6)', () => {
     const t = await server(2);
     const sender = await register(t.api, 'sc-sender', 'acme');
     const slowAgent = await register(t.api, 'sc-slow', 'acme');
-    const slow = await Peer.connect(t.server.wsUrl, slowAgent.api_key);
-    slow.stopReading();
+    const slow = await connect(t.server.wsUrl, slowAgent.api_key);
+    slow.pauseReading();
 
     const filler = await stallRecipient(t, sender, slowAgent);
     const answeredQueuedAt = Date.now();
     const extra: string[] = [];
     for (let i = 0; i < 20; i++) {
-      const r = await route(t, sender, slowAgent, `extra ${i}`, `extra ${i}`);
+      const r = await routeOk(t.api, sender, note(slowAgent, `extra ${i}`, `extra ${i}`));
       expect(r).toMatchObject({ status: 'queued', method: 'relay' });
       extra.push(r.id);
     }
@@ -278,30 +201,50 @@ describe('slow consumer (§17.6)', () => {
 
     // The client reads what the kernel held, then the close frame.
     slow.resumeReading();
-    await slow.until(() => slow.closed !== undefined, 10_000, 'the close');
-    expect(slow.closed).toEqual({ code: 4501, reason: 'slow_consumer' });
+    await slow.until(() => slow.frames.closeInfo !== undefined, 'the close', 10_000);
+    expect(slow.frames.closeInfo).toEqual({ code: 4501, reason: 'slow_consumer' });
     // The operator sees it: both counters moved (GET /metrics, Prometheus text).
     const metrics = await (await fetch(`${t.url}/metrics`)).text();
     expect(Number(/^amp_ws_slow_consumer_closes_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
     expect(Number(/^amp_ws_slow_consumer_pauses_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
     // What it did get was a prefix of the queue, in order.
-    expect(slow.firstSeen).toEqual(routed.slice(0, slow.firstSeen.length));
+    expect(slow.frames.firstSeen).toEqual(routed.slice(0, slow.frames.firstSeen.length));
 
     // Reconnect: everything is replayed, flagged replay, oldest first.
-    const again = await Peer.connect(t.server.wsUrl, slowAgent.api_key);
+    const again = await connect(t.server.wsUrl, slowAgent.api_key);
     expect(again.connected.data.pending_count).toBe(routed.length);
-    await again.until(() => again.seen.size >= routed.length, 10_000, 'the replay');
-    expect(again.firstSeen).toEqual(routed);
-    const replayFlags = again.frames.filter((f) => f.type === 'message.new').map((f) => f.replay);
+    await again.until(() => again.frames.seen.size >= routed.length, 'the replay', 10_000);
+    expect(again.frames.firstSeen).toEqual(routed);
+    const replayFlags = again.frames
+      .list()
+      .filter((f) => f.type === 'message.new')
+      .map((f) => f.replay);
     expect(replayFlags.every((r) => r === true)).toBe(true);
-    expect(again.messageFrames).toBe(routed.length);
-    const first = again.frames.find((f) => f.type === 'message.new')!;
+    expect(again.frames.messageFrames).toBe(routed.length);
+    const first = again.frames.list().find((f) => f.type === 'message.new')!;
     expect(first.data).toMatchObject({
       id: routed[0],
       envelope: { subject: 'filler 0', from: sender.address, to: slowAgent.address },
     });
     expect(first.data.queued_at).toMatch(ISO_MS);
   }, 60_000);
+
+  it('large frames after a backpressure pause all arrive (drain work runs outside the uWS callback)', async () => {
+    const t = await startTestServer({ rateLimits: 'off', wsSoftBuffer: 64 * 1024, maxQueue: 10_000 });
+    servers.push(t);
+    const a = await sdkAgent(t, 'big-a');
+    const b = await sdkAgent(t, 'big-b');
+    const big = 'x'.repeat(100_000);
+    const ids = await routeMany(a.client, 'big-b', 200, 4, () => ({
+      payload: { type: 'notification', message: '', context: { big } },
+    }));
+    const socket = b.client.connect({ reconnect: false });
+    sdkSockets.push(socket);
+    const inbox = new Inbox(socket);
+    await socket.ready();
+    await inbox.has(ids, 20_000);
+    expect(new Set(inbox.ids()).size).toBe(200);
+  });
 });
 
 describe('catch-up (§17.4)', () => {
@@ -318,11 +261,15 @@ describe('catch-up (§17.4)', () => {
     const keep = (from: number, count: number) =>
       lane(
         Array.from({ length: count }, (_, i) => `keep ${from + i}`),
-        async (s) => (await route(t, sender, rcpt, s, s)).id,
+        async (s) => (await routeOk(t.api, sender, note(rcpt, s, s))).id,
       );
     const ids = await keep(0, 255);
     const expiresAt = Date.now() + 2000;
-    const short = await route(t, sender, rcpt, 'short-lived', 'x', { expires_at: new Date(expiresAt).toISOString() });
+    const short = await routeOk(
+      t.api,
+      sender,
+      note(rcpt, 'short-lived', 'x', { expires_at: new Date(expiresAt).toISOString() }),
+    );
     expect(short.status).toBe('queued');
     ids.push(...(await keep(255, 45)));
     if (Date.now() >= expiresAt)
@@ -330,18 +277,18 @@ describe('catch-up (§17.4)', () => {
     // Wait (bounded) until the short-lived one has expired, without touching the recipient's queue.
     expect(await poll(async () => Date.now() > expiresAt + 20, 5000)).toBe(true);
 
-    const peer = await Peer.connect(t.server.wsUrl, rcpt.api_key);
+    const peer = await connect(t.server.wsUrl, rcpt.api_key);
     expect(peer.connected.data.pending_count).toBe(300);
-    await peer.until(() => peer.seen.size >= 300, 5000, 'the replay of 300 messages').catch(() => {});
+    await peer.until(() => peer.frames.seen.size >= 300, 'the replay of 300 messages', 5000).catch(() => {});
     // A message routed now must come after all 300 (queue order), not in place of the missing ones.
-    const live = await route(t, sender, rcpt, 'live', 'live');
-    await peer.until(() => peer.seen.has(live.id), 5000, 'the live message');
+    const live = await routeOk(t.api, sender, note(rcpt, 'live', 'live'));
+    await peer.until(() => peer.frames.seen.has(live.id), 'the live message', 5000);
     expect({
-      received: peer.seen.size,
-      firstMissingIndex: ids.findIndex((id) => !peer.seen.has(id)),
-      missing: ids.filter((id) => !peer.seen.has(id)).length,
-      livePosition: peer.firstSeen.indexOf(live.id),
+      received: peer.frames.seen.size,
+      firstMissingIndex: ids.findIndex((id) => !peer.frames.seen.has(id)),
+      missing: ids.filter((id) => !peer.frames.seen.has(id)).length,
+      livePosition: peer.frames.firstSeen.indexOf(live.id),
     }).toEqual({ received: 301, firstMissingIndex: -1, missing: 0, livePosition: 300 });
-    expect(peer.firstSeen).toEqual([...ids, live.id]);
+    expect(peer.frames.firstSeen).toEqual([...ids, live.id]);
   }, 30_000);
 });

@@ -7,7 +7,7 @@ import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, register, startTestServer, type Registered, type TestServer } from '../helpers/server.js';
-import { openWs, packr, type Received, type WsClient } from '../helpers/ws.js';
+import { closeAllWs, connectWs, packr, type Received, type WsClient } from '../helpers/ws.js';
 
 const SEED = Number(process.env.AMP_FUZZ_SEED ?? 0x5eed_a11c);
 const FRAMES = 500;
@@ -48,25 +48,17 @@ let fuzzer: Registered;
 let bystander: Registered;
 let F: WsClient; // the fuzzed session
 let B: WsClient; // an independent agent's session
-const sockets: WsClient[] = [];
-
-async function open(who: Registered, protocols: string[] = []): Promise<WsClient> {
-  const c = await openWs(t.server.wsUrl, { protocols, headers: { Authorization: `Bearer ${who.api_key}` } });
-  sockets.push(c);
-  await c.nextType('connected');
-  return c;
-}
 const healthStatus = async () => (await call('GET', `${t.api}/health`)).status;
 
 beforeAll(async () => {
   t = await startTestServer();
   fuzzer = await register(t.api, 'fuzzer', 'acme');
   bystander = await register(t.api, 'quiet-bystander', 'acme');
-  F = await open(fuzzer);
-  B = await open(bystander);
+  F = await connectWs(t.server.wsUrl, fuzzer.api_key);
+  B = await connectWs(t.server.wsUrl, bystander.api_key);
 });
 afterAll(async () => {
-  await Promise.all(sockets.map((s) => s.close()));
+  await closeAllWs();
   await t?.close();
 });
 
@@ -339,7 +331,7 @@ describe('fuzzing one session', () => {
 describe('the fuzz categories, one by one, with their documented answers', () => {
   let G: WsClient; // a fresh session, so no answer to the fuzzing above can be mistaken for these
   beforeAll(async () => {
-    G = await open(fuzzer);
+    G = await connectWs(t.server.wsUrl, fuzzer.api_key);
   });
   const deepMsgpack = Buffer.concat([
     Buffer.from([0x81, 0xa4]),
@@ -489,7 +481,7 @@ describe('frame limits', () => {
   it(`a frame of exactly ${MAX_FRAME} bytes is accepted; one byte more closes the socket (1009 per §17.7)`, async ({
     annotate,
   }) => {
-    const c = await open(fuzzer);
+    const c = await connectWs(t.server.wsUrl, fuzzer.api_key);
     const exact = paddedPing('exact', MAX_FRAME);
     expect(Buffer.byteLength(exact)).toBe(MAX_FRAME);
     c.sendText(exact);
@@ -516,27 +508,24 @@ describe('frame limits', () => {
     }
   });
 
-  it('a text frame that is not valid UTF-8: the server stays healthy (RFC 6455 fails the connection)', async ({
-    annotate,
-  }) => {
-    const c = await open(fuzzer);
+  // What the server does today with a text frame that is not valid UTF-8 (uWebSockets.js checks
+  // text frames before the relay sees them): it ends the TCP connection at once, writing nothing,
+  // neither an error frame nor a close frame, so the `ws` client reports 1006; a ping sent after it
+  // is never answered. Not RFC 6455's 1007 close frame, and not §17.3's invalid_request with the
+  // socket kept; this test pins the current behaviour, it does not choose between them.
+  it('a text frame that is not valid UTF-8 ends the connection, no frame written (1006); server healthy', async () => {
+    const c = await connectWs(t.server.wsUrl, fuzzer.api_key);
     c.ws.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false });
     c.sendText({ type: 'ping', request_id: 'after-bad-utf8' });
-    const outcome = await Promise.race([
-      c.nextType('pong', 'after-bad-utf8').then(() => 'open'),
-      c.closed(5000).then((i) => `closed ${i.code}`),
-    ]);
-    await annotate(`invalid UTF-8 text frame: ${outcome}`);
+    expect(await c.closed(5000)).toEqual({ code: 1006, reason: '' });
+    // Nothing came after `connected`: no invalid_request, no pong.
+    expect(c.frames.types()).toEqual(['connected']);
     expect(await healthStatus()).toBe(200);
-    if (outcome === 'open') {
-      // §17.3 reading: undecodable → invalid_request, socket stays open.
-      expect(c.frames.all.map((e) => e.data?.error ?? e.data?.type)).toEqual(['connected', 'invalid_request', 'pong']);
-    } else {
-      // RFC 6455 §8.1: 1007 when a close frame is sent, 1006 when the connection is just dropped.
-      expect(['closed 1007', 'closed 1006']).toContain(outcome);
-      const { closeCode } = await rawAfterConnected(clientFrame(0x1, 4, Buffer.from([0x7b, 0xff, 0xfe, 0x7d])));
-      if (closeCode !== undefined) expect(closeCode).toBe(1007);
-    }
+    // On the wire: not one byte after the frame, then the end of the connection.
+    const { closeCode, tail } = await rawAfterConnected(clientFrame(0x1, 4, Buffer.from([0x7b, 0xff, 0xfe, 0x7d])));
+    expect(closeCode).toBeUndefined();
+    expect(tail.length).toBe(0);
+    expect(await healthStatus()).toBe(200);
     F.sendText({ type: 'ping', request_id: 'after-utf8' });
     await F.nextType('pong', 'after-utf8');
   });

@@ -7,113 +7,56 @@
 import WebSocket from 'ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { call, register, startTestServer, type Registered, type TestServer } from '../helpers/server.js';
-import { waitUntil } from '../helpers/events.js';
+import { closeAllWs, connectWs, openWs, type WsClient } from '../helpers/ws.js';
 
 const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
-type Frame = Record<string, any>;
-
-class Peer {
-  readonly frames: Frame[] = [];
-  closed?: { code: number; reason: string; at: number };
-  openedAt = 0;
-  private wake = new Set<() => void>();
-
-  constructor(readonly ws: WebSocket) {
-    peers.push(this);
-    ws.on('open', () => {
-      this.openedAt = Date.now();
-      for (const w of this.wake) w();
-    });
-    ws.on('message', (d) => {
-      this.frames.push(JSON.parse(String(d)) as Frame);
-      for (const w of this.wake) w();
-    });
-    ws.on('close', (code, reason) => {
-      this.closed = { code, reason: reason.toString(), at: Date.now() };
-      for (const w of this.wake) w();
-    });
-    ws.on('error', () => {});
-  }
-
-  until(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-    return waitUntil(
-      this.wake,
-      cond,
-      timeoutMs,
-      () => `no ${what} within ${timeoutMs} ms (close: ${JSON.stringify(this.closed)})`,
-    );
-  }
-
-  connectedFrame(): Promise<Frame> {
-    return this.until(() => this.frames.some((f) => f.type === 'connected'), 'connected').then(
-      () => this.frames.find((f) => f.type === 'connected')!,
-    );
-  }
-
-  async close(): Promise<void> {
-    if (this.ws.readyState === WebSocket.CLOSED) return;
-    (this.ws as any)._socket?.resume();
-    const done = this.until(() => this.closed !== undefined, 'close', 3000).catch(() => this.ws.terminate());
-    if (this.ws.readyState === WebSocket.OPEN) this.ws.close(1000);
-    else this.ws.terminate();
-    await done;
-  }
-}
-
 let t: TestServer;
-const peers: Peer[] = [];
 let n = 0;
 
 beforeAll(async () => {
   t = await startTestServer({ wsIdleTimeout: 2 });
 });
-afterEach(async () => {
-  for (const p of peers.splice(0)) await p.close();
-});
+afterEach(closeAllWs);
 afterAll(() => t.close());
 
 async function agent(): Promise<Registered> {
   return register(t.api, `idle-${++n}`, 'acme');
 }
 
-const withHeader = (who: Registered) =>
-  new Peer(new WebSocket(t.server.wsUrl, ['amp.v1'], { headers: { Authorization: `Bearer ${who.api_key}` } }));
+const withHeader = (who: Registered) => connectWs(t.server.wsUrl, who.api_key, { protocols: ['amp.v1'] });
 
 /** Closed with the documented code and reason, 2–4 s after `since` (the last inbound traffic). */
-function expectIdleClose(p: Peer, since: number): void {
-  expect(p.closed).toMatchObject({ code: 4502, reason: 'idle_timeout' });
-  const after = p.closed!.at - since;
+function expectIdleClose(p: WsClient, since: number): void {
+  expect(p.frames.closeInfo).toMatchObject({ code: 4502, reason: 'idle_timeout' });
+  const after = p.frames.closedAt! - since;
   expect(after).toBeGreaterThanOrEqual(1900);
   expect(after).toBeLessThanOrEqual(4000);
 }
 
 describe('idle timeout (§17.6)', () => {
   it('a header-authenticated socket that sends nothing is closed with 4502 idle_timeout after ~2 s', async () => {
-    const p = withHeader(await agent());
-    const connected = await p.connectedFrame();
-    expect(connected.data.idle_timeout_seconds).toBe(2);
-    await p.until(() => p.closed !== undefined, 'the idle close', 6000);
+    const p = await withHeader(await agent());
+    expect(p.connected.data.idle_timeout_seconds).toBe(2);
+    await p.until(() => p.frames.closeInfo !== undefined, 'the idle close', 6000);
     expectIdleClose(p, p.openedAt);
     // Nothing but `connected` was sent before the close.
-    expect(p.frames.map((f) => f.type)).toEqual(['connected']);
+    expect(p.frames.list().map((f) => f.type)).toEqual(['connected']);
   });
 
   it('the auth frame counts as traffic; after it, silence closes the socket with 4502', async () => {
     const who = await agent();
-    const p = new Peer(new WebSocket(t.server.wsUrl, ['amp.v1']));
-    await p.until(() => p.openedAt > 0, 'open');
+    const p = await openWs(t.server.wsUrl, { protocols: ['amp.v1'] });
     const authAt = Date.now();
-    p.ws.send(JSON.stringify({ type: 'auth', token: who.api_key }));
-    expect((await p.connectedFrame()).data.address).toBe(who.address);
-    await p.until(() => p.closed !== undefined, 'the idle close', 6000);
+    p.sendText({ type: 'auth', token: who.api_key });
+    expect((await p.nextType('connected')).data.address).toBe(who.address);
+    await p.until(() => p.frames.closeInfo !== undefined, 'the idle close', 6000);
     expectIdleClose(p, authAt);
   });
 
   it('a client that stops reading (paused TCP) is closed with 4502 too, seen once it reads again', async () => {
-    const p = withHeader(await agent());
-    await p.connectedFrame();
-    (p.ws as any)._socket.pause();
+    const p = await withHeader(await agent());
+    p.pauseReading();
     // Bounded poll: the agent leaves agents_online when the server closes its only session.
     const deadline = Date.now() + 6000;
     let online = 1;
@@ -125,19 +68,18 @@ describe('idle timeout (§17.6)', () => {
     const serverClosedBy = Date.now() - p.openedAt;
     expect(serverClosedBy).toBeGreaterThanOrEqual(1900);
     expect(serverClosedBy).toBeLessThanOrEqual(4000 + 500);
-    (p.ws as any)._socket.resume();
-    await p.until(() => p.closed !== undefined, 'the close frame', 5000);
-    expect(p.closed).toMatchObject({ code: 4502, reason: 'idle_timeout' });
+    p.resumeReading();
+    await p.until(() => p.frames.closeInfo !== undefined, 'the close frame', 5000);
+    expect(p.frames.closeInfo).toMatchObject({ code: 4502, reason: 'idle_timeout' });
   });
 
   it('a socket sending a ping frame every ~500 ms stays open past 3 s; each ping gets a pong', async () => {
-    const p = withHeader(await agent());
-    await p.connectedFrame();
+    const p = await withHeader(await agent());
     for (let i = 0; i < 8; i++) {
       const request_id = `k${i}`;
-      p.ws.send(JSON.stringify({ type: 'ping', request_id }));
+      p.sendText({ type: 'ping', request_id });
       await p.until(
-        () => p.frames.some((f) => f.type === 'pong' && f.request_id === request_id),
+        () => p.frames.list().some((f) => f.type === 'pong' && f.request_id === request_id),
         `pong ${request_id}`,
         2000,
       );
@@ -145,40 +87,38 @@ describe('idle timeout (§17.6)', () => {
       await new Promise((r) => setTimeout(r, 500));
     }
     expect(Date.now() - p.openedAt).toBeGreaterThan(3000);
-    expect(p.closed).toBeUndefined();
+    expect(p.frames.closeInfo).toBeUndefined();
     expect(p.ws.readyState).toBe(WebSocket.OPEN);
-    const pongs = p.frames.filter((f) => f.type === 'pong');
+    const pongs = p.frames.of('pong');
     expect(pongs).toHaveLength(8);
     for (const [i, f] of pongs.entries())
       expect(f).toEqual({ type: 'pong', request_id: `k${i}`, timestamp: expect.stringMatching(ISO_MS) });
   });
 
   it('protocol pongs from the client count as inbound traffic (stays open past 3 s)', async () => {
-    const p = withHeader(await agent());
-    await p.connectedFrame();
+    const p = await withHeader(await agent());
     for (let i = 0; i < 8; i++) {
       p.ws.pong();
       await new Promise((r) => setTimeout(r, 500));
     }
     expect(Date.now() - p.openedAt).toBeGreaterThan(3000);
-    expect(p.closed).toBeUndefined();
+    expect(p.frames.closeInfo).toBeUndefined();
     // Still usable: a ping frame is answered.
-    p.ws.send(JSON.stringify({ type: 'ping', request_id: 'last' }));
-    await p.until(() => p.frames.some((f) => f.type === 'pong' && f.request_id === 'last'), 'the last pong');
+    p.sendText({ type: 'ping', request_id: 'last' });
+    await p.until(() => p.frames.list().some((f) => f.type === 'pong' && f.request_id === 'last'), 'the last pong');
   });
 
   it('protocol pings from the client count as inbound traffic too (stays open past 3 s)', async () => {
-    const p = withHeader(await agent());
-    await p.connectedFrame();
+    const p = await withHeader(await agent());
     for (let i = 0; i < 8; i++) {
       p.ws.ping();
       await new Promise((r) => setTimeout(r, 500));
     }
     expect(Date.now() - p.openedAt).toBeGreaterThan(3000);
-    expect(p.closed).toBeUndefined();
-    p.ws.send(JSON.stringify({ type: 'ping', request_id: 'after-pings' }));
+    expect(p.frames.closeInfo).toBeUndefined();
+    p.sendText({ type: 'ping', request_id: 'after-pings' });
     await p.until(
-      () => p.frames.some((f) => f.type === 'pong' && f.request_id === 'after-pings'),
+      () => p.frames.list().some((f) => f.type === 'pong' && f.request_id === 'after-pings'),
       'the pong after pings',
     );
   });

@@ -4,7 +4,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, register, startTestServer, type Registered, type TestServer } from '../helpers/server.js';
-import { openWs, packr, type Received, type WsClient } from '../helpers/ws.js';
+import { closeAllWs, connectWs, packr, type Received, type WsClient } from '../helpers/ws.js';
 
 const MSGPACK = 'amp.v1+msgpack';
 let t: TestServer;
@@ -13,25 +13,17 @@ let em: Registered; // amp.v1+msgpack
 let J: WsClient;
 let M: WsClient;
 let J2: WsClient; // a second session of jay, on msgpack
-const sockets: WsClient[] = [];
-
-async function open(who: Registered, protocols: string[]): Promise<WsClient> {
-  const c = await openWs(t.server.wsUrl, { protocols, headers: { Authorization: `Bearer ${who.api_key}` } });
-  sockets.push(c);
-  return c;
-}
 
 beforeAll(async () => {
   t = await startTestServer();
   jay = await register(t.api, 'jay', 'acme');
   em = await register(t.api, 'em', 'acme');
-  J = await open(jay, ['amp.v1']);
-  M = await open(em, [MSGPACK]);
-  J2 = await open(jay, [MSGPACK]);
-  for (const c of [J, M, J2]) await c.nextType('connected');
+  J = await connectWs(t.server.wsUrl, jay.api_key, { protocols: ['amp.v1'] });
+  M = await connectWs(t.server.wsUrl, em.api_key, { protocols: [MSGPACK] });
+  J2 = await connectWs(t.server.wsUrl, jay.api_key, { protocols: [MSGPACK] });
 });
 afterAll(async () => {
-  await Promise.all(sockets.map((s) => s.close()));
+  await closeAllWs();
   await t?.close();
 });
 

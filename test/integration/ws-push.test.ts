@@ -3,18 +3,13 @@
 // Delivery is at-least-once: unacked messages come again on the next connection.
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { AmpClient, type AmpSocket } from '../../src/client/index.js';
+import type { AmpClient, AmpSocket } from '../../src/client/index.js';
 import { Inbox, waitFor } from '../helpers/events.js';
-import { newKeypair, startTestServer, type TestServer } from '../helpers/server.js';
+import { sdkAgent } from '../helpers/sdk.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
 
 let t: TestServer;
 const sockets: AmpSocket[] = [];
-
-async function agent(name: string, tenant = 'acme') {
-  const keys = newKeypair();
-  const { client, registration } = await AmpClient.register(t.url, { name, tenant, public_key: keys.publicPem });
-  return { client, registration, keys };
-}
 
 async function connect(client: AmpClient, opts: Parameters<AmpClient['connect']>[0] = {}) {
   const socket = client.connect({ reconnect: false, ...opts });
@@ -36,8 +31,8 @@ afterAll(() => t.close());
 
 describe('push', () => {
   it('connect then REST route: pushed at once, route answers delivered/websocket', async () => {
-    const a = await agent('p-a1');
-    const b = await agent('p-b1');
+    const a = await sdkAgent(t, 'p-a1');
+    const b = await sdkAgent(t, 'p-b1');
     const { inbox, connected } = await connect(b.client);
     expect(connected.pending_count).toBe(0);
     const r = await a.client.route(note(b.registration.address, 'hello'));
@@ -57,8 +52,8 @@ describe('push', () => {
   });
 
   it('route then connect: the backlog is replayed oldest first, flagged replay', async () => {
-    const a = await agent('p-a2');
-    const b = await agent('p-b2');
+    const a = await sdkAgent(t, 'p-a2');
+    const b = await sdkAgent(t, 'p-b2');
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) ids.push((await a.client.route(note(b.registration.address, `m${i}`))).id);
     const { inbox, connected } = await connect(b.client);
@@ -73,8 +68,8 @@ describe('push', () => {
   });
 
   it('routes over a socket and pushes to the recipient; route.result carries the result', async () => {
-    const a = await agent('p-a3');
-    const b = await agent('p-b3');
+    const a = await sdkAgent(t, 'p-a3');
+    const b = await sdkAgent(t, 'p-b3');
     const sender = await connect(a.client, { auth: 'header' });
     const recipient = await connect(b.client);
     const r = await sender.socket.route({
@@ -92,8 +87,8 @@ describe('push', () => {
   });
 
   it('pushes every message to every session of the recipient', async () => {
-    const a = await agent('p-a4');
-    const b = await agent('p-b4');
+    const a = await sdkAgent(t, 'p-a4');
+    const b = await sdkAgent(t, 'p-b4');
     const s1 = await connect(b.client);
     const s2 = await connect(b.client, { subprotocol: 'amp.v1+msgpack' });
     const ids = [];
@@ -112,8 +107,8 @@ describe('push', () => {
 
 describe('at-least-once', () => {
   it('redelivers a pushed but unacked message on the next connection, never an acked one', async () => {
-    const a = await agent('l-a1');
-    const b = await agent('l-b1');
+    const a = await sdkAgent(t, 'l-a1');
+    const b = await sdkAgent(t, 'l-b1');
     const first = await connect(b.client);
     const r1 = await a.client.route(note(b.registration.address, 'one'));
     const r2 = await a.client.route(note(b.registration.address, 'two'));
@@ -139,8 +134,8 @@ describe('at-least-once', () => {
   });
 
   it('keeps order across a burst that races the socket opening', async () => {
-    const a = await agent('l-a2');
-    const b = await agent('l-b2');
+    const a = await sdkAgent(t, 'l-a2');
+    const b = await sdkAgent(t, 'l-b2');
     const socket = b.client.connect({ reconnect: false });
     sockets.push(socket);
     const inbox = new Inbox(socket);

@@ -8,107 +8,28 @@
 // on the sender's socket answered by a pong afterwards is therefore a barrier: every receipt the
 // server produced so far arrived before that pong.
 
-import WebSocket from 'ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { call, register, startTestServer, type Registered, type TestServer } from '../helpers/server.js';
+import type { AmpSocket } from '../../src/client/index.js';
+import { Inbox, waitFor } from '../helpers/events.js';
+import { routeMany, sdkAgent } from '../helpers/sdk.js';
+import { call, register, routeOk, startTestServer, type Registered, type TestServer } from '../helpers/server.js';
+import { closeAllWs, connectWs, type WsClient } from '../helpers/ws.js';
 
 const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 type Frame = Record<string, any>;
 
-class Peer {
-  readonly frames: Frame[] = [];
-  closed?: { code: number; reason: string };
-  private wake = new Set<() => void>();
-  private barriers = 0;
-  /** frames.length at the last barrier */
-  private mark = 0;
-
-  private constructor(readonly ws: WebSocket) {
-    ws.on('message', (d) => {
-      this.frames.push(JSON.parse(String(d)) as Frame);
-      for (const w of this.wake) w();
-    });
-    ws.on('close', (code, reason) => {
-      this.closed = { code, reason: reason.toString() };
-      for (const w of this.wake) w();
-    });
-    ws.on('error', () => {});
-  }
-
-  static async connect(t: TestServer, who: Registered): Promise<Peer> {
-    const p = new Peer(
-      new WebSocket(t.server.wsUrl, ['amp.v1'], { headers: { Authorization: `Bearer ${who.api_key}` } }),
-    );
-    peers.push(p);
-    await p.until(() => p.frames.some((f) => f.type === 'connected'), 'connected');
-    // Barriers report what came after `connected`.
-    p.mark = p.frames.findIndex((f) => f.type === 'connected') + 1;
-    return p;
-  }
-
-  until(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-    if (cond()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        if (cond()) {
-          this.wake.delete(check);
-          clearTimeout(timer);
-          resolve();
-        } else if (this.closed) {
-          this.wake.delete(check);
-          clearTimeout(timer);
-          reject(new Error(`closed ${JSON.stringify(this.closed)} while waiting for ${what}`));
-        }
-      };
-      const timer = setTimeout(() => {
-        this.wake.delete(check);
-        reject(
-          new Error(
-            `no ${what} within ${timeoutMs} ms; frames: ${JSON.stringify(this.frames.slice(-5)).slice(0, 600)}`,
-          ),
-        );
-      }, timeoutMs);
-      this.wake.add(check);
-    });
-  }
-
-  /** Ping, wait for its pong; returns the frames that arrived since the previous barrier. */
-  async barrier(): Promise<Frame[]> {
-    const request_id = `b${++this.barriers}`;
-    this.ws.send(JSON.stringify({ type: 'ping', request_id }));
-    await this.until(
-      () => this.frames.some((f) => f.type === 'pong' && f.request_id === request_id),
-      `pong ${request_id}`,
-    );
-    const i = this.frames.findIndex((f) => f.type === 'pong' && f.request_id === request_id);
-    const since = this.frames.slice(this.mark, i).filter((f) => f.type !== 'pong');
-    this.mark = i + 1;
-    return since;
-  }
-
-  of(type: string, id?: string): Frame[] {
-    return this.frames.filter((f) => f.type === type && (id === undefined || f.data?.id === id));
-  }
-
-  async close(): Promise<void> {
-    if (this.ws.readyState === WebSocket.CLOSED) return;
-    const done = this.until(() => this.closed !== undefined, 'close', 3000).catch(() => this.ws.terminate());
-    this.ws.close(1000);
-    await done;
-  }
-}
-
 let t: TestServer;
-const peers: Peer[] = [];
 
 beforeAll(async () => {
   t = await startTestServer();
 });
-afterEach(async () => {
-  for (const p of peers.splice(0)) await p.close();
-});
+afterEach(closeAllWs);
 afterAll(() => t.close());
+
+/** A socket authenticated by header, past its `connected` frame (barriers report what came after it). */
+const connect = (t: TestServer, who: Registered): Promise<WsClient> =>
+  connectWs(t.server.wsUrl, who.api_key, { protocols: ['amp.v1'] });
 
 let n = 0;
 async function pair(): Promise<{ a: Registered; b: Registered }> {
@@ -116,12 +37,11 @@ async function pair(): Promise<{ a: Registered; b: Registered }> {
   return { a: await register(t.api, `rc-a${n}`, 'acme'), b: await register(t.api, `rc-b${n}`, 'acme') };
 }
 
-async function route(from: Registered, to: Registered, subject: string, options?: Record<string, unknown>) {
+/** A request to `to` whose message is its subject; `options` only when given. */
+function request(to: Registered, subject: string, options?: Record<string, unknown>) {
   const json: Record<string, unknown> = { to: to.address, subject, payload: { type: 'request', message: subject } };
   if (options !== undefined) json.options = options;
-  const r = await call('POST', `${t.api}/route`, { key: from.api_key, json });
-  expect(r.status).toBe(200);
-  return r.body as { id: string; status: string; method: string };
+  return json;
 }
 
 const list = (who: Registered) => call('GET', `${t.api}/messages/pending?limit=100`, { key: who.api_key });
@@ -143,34 +63,34 @@ function readFrame(id: string, reader: Registered): Frame {
 describe('delivery receipts (§16)', () => {
   it('push to a connected recipient: one message.delivered, method websocket, never again', async () => {
     const { a, b } = await pair();
-    const sender = await Peer.connect(t, a);
-    let recipient = await Peer.connect(t, b);
+    const sender = await connect(t, a);
+    let recipient = await connect(t, b);
     const before = Date.now();
-    const r = await route(a, b, 'pushed', { receipt: true });
+    const r = await routeOk(t.api, a, request(b, 'pushed', { receipt: true }));
     const after = Date.now();
     expect(r).toMatchObject({ status: 'delivered', method: 'websocket' });
-    await recipient.until(() => recipient.of('message.new', r.id).length === 1, 'the push');
+    await recipient.until(() => recipient.frames.of('message.new', r.id).length === 1, 'the push');
 
     expect(await sender.barrier()).toEqual([delivered(r.id, b, 'websocket')]);
-    const at = Date.parse(sender.of('message.delivered', r.id)[0]!.data.delivered_at);
+    const at = Date.parse(sender.frames.of('message.delivered', r.id)[0]!.data.delivered_at);
     expect(at).toBeGreaterThanOrEqual(before - 5);
     expect(at).toBeLessThanOrEqual(after + 5);
 
     // Listed (twice), pushed again on a new connection, then acked: no second receipt.
     for (let i = 0; i < 2; i++) expect((await list(b)).body.messages.map((m: Frame) => m.id)).toEqual([r.id]);
     await recipient.close();
-    recipient = await Peer.connect(t, b);
-    await recipient.until(() => recipient.of('message.new', r.id).length === 1, 'the replay');
-    expect(recipient.of('message.new', r.id)[0]!.replay).toBe(true);
+    recipient = await connect(t, b);
+    await recipient.until(() => recipient.frames.of('message.new', r.id).length === 1, 'the replay');
+    expect(recipient.frames.of('message.new', r.id)[0]!.replay).toBe(true);
     expect(await ack(b, r.id)).toMatchObject({ status: 200, body: { acknowledged: true } });
     expect(await sender.barrier()).toEqual([]);
-    expect(sender.of('message.delivered')).toHaveLength(1);
+    expect(sender.frames.of('message.delivered')).toHaveLength(1);
   });
 
   it('recipient offline, first pending list: one message.delivered, method relay', async () => {
     const { a, b } = await pair();
-    const sender = await Peer.connect(t, a);
-    const r = await route(a, b, 'listed', { receipt: true });
+    const sender = await connect(t, a);
+    const r = await routeOk(t.api, a, request(b, 'listed', { receipt: true }));
     expect(r).toMatchObject({ status: 'queued', method: 'relay' });
     expect(await sender.barrier()).toEqual([]);
 
@@ -180,16 +100,16 @@ describe('delivery receipts (§16)', () => {
 
     // Listed again, then pushed at connect: nothing more.
     expect((await list(b)).body.messages.map((m: Frame) => m.id)).toEqual([r.id]);
-    const recipient = await Peer.connect(t, b);
-    await recipient.until(() => recipient.of('message.new', r.id).length === 1, 'the replay');
+    const recipient = await connect(t, b);
+    await recipient.until(() => recipient.frames.of('message.new', r.id).length === 1, 'the replay');
     expect(await sender.barrier()).toEqual([]);
-    expect(sender.of('message.delivered')).toHaveLength(1);
+    expect(sender.frames.of('message.delivered')).toHaveLength(1);
   });
 
   it('recipient acks before any hand-over: one message.delivered, method relay', async () => {
     const { a, b } = await pair();
-    const sender = await Peer.connect(t, a);
-    const r = await route(a, b, 'acked blind', { receipt: true });
+    const sender = await connect(t, a);
+    const r = await routeOk(t.api, a, request(b, 'acked blind', { receipt: true }));
     expect(r.status).toBe('queued');
     expect(await sender.barrier()).toEqual([]);
 
@@ -198,53 +118,51 @@ describe('delivery receipts (§16)', () => {
 
     expect(await ack(b, r.id)).toMatchObject({ status: 200, body: { acknowledged: true, already_acked: true } });
     expect((await list(b)).body).toMatchObject({ messages: [], count: 0, remaining: 0 });
-    const recipient = await Peer.connect(t, b);
-    expect(recipient.frames[0]).toMatchObject({ type: 'connected', data: { pending_count: 0 } });
+    const recipient = await connect(t, b);
+    expect(recipient.frames.list()[0]).toMatchObject({ type: 'connected', data: { pending_count: 0 } });
     expect(await sender.barrier()).toEqual([]);
-    expect(sender.of('message.delivered')).toHaveLength(1);
+    expect(sender.frames.of('message.delivered')).toHaveLength(1);
   });
 
   it('a route over the sender’s own socket gets route.result and the receipt on that socket', async () => {
     const { a, b } = await pair();
-    const recipient = await Peer.connect(t, b);
-    const sender = await Peer.connect(t, a);
-    sender.ws.send(
-      JSON.stringify({
-        type: 'route',
-        request_id: 'r1',
-        data: { to: b.address, subject: 'ws', payload: { type: 'request', message: 'ws' }, options: { receipt: true } },
-      }),
-    );
-    await sender.until(() => sender.frames.some((f) => f.type === 'route.result'), 'route.result');
-    const result = sender.frames.find((f) => f.type === 'route.result')!;
+    const recipient = await connect(t, b);
+    const sender = await connect(t, a);
+    sender.sendText({
+      type: 'route',
+      request_id: 'r1',
+      data: { to: b.address, subject: 'ws', payload: { type: 'request', message: 'ws' }, options: { receipt: true } },
+    });
+    await sender.until(() => sender.frames.list().some((f) => f.type === 'route.result'), 'route.result');
+    const result = sender.frames.list().find((f) => f.type === 'route.result')!;
     expect(result).toMatchObject({ request_id: 'r1', data: { status: 'delivered', method: 'websocket' } });
-    await recipient.until(() => recipient.of('message.new', result.data.id).length === 1, 'the push');
+    await recipient.until(() => recipient.frames.of('message.new', result.data.id).length === 1, 'the push');
     await sender.barrier();
-    expect(sender.of('message.delivered')).toEqual([delivered(result.data.id, b, 'websocket')]);
+    expect(sender.frames.of('message.delivered')).toEqual([delivered(result.data.id, b, 'websocket')]);
   });
 
   it('without options.receipt (absent or false) no message.delivered is ever sent', async () => {
     const { a, b } = await pair();
-    const sender = await Peer.connect(t, a);
-    const recipient = await Peer.connect(t, b);
-    const pushed = await route(a, b, 'no receipt');
-    const pushedFalse = await route(a, b, 'receipt false', { receipt: false });
-    await recipient.until(() => recipient.of('message.new').length === 2, 'two pushes');
+    const sender = await connect(t, a);
+    const recipient = await connect(t, b);
+    const pushed = await routeOk(t.api, a, request(b, 'no receipt'));
+    const pushedFalse = await routeOk(t.api, a, request(b, 'receipt false', { receipt: false }));
+    await recipient.until(() => recipient.frames.of('message.new').length === 2, 'two pushes');
     await recipient.close();
-    const queued = await route(a, b, 'queued, no receipt');
+    const queued = await routeOk(t.api, a, request(b, 'queued, no receipt'));
     expect(queued.status).toBe('queued');
     expect((await list(b)).body.count).toBe(3);
     for (const id of [pushed.id, pushedFalse.id, queued.id]) expect((await ack(b, id)).status).toBe(200);
     expect(await sender.barrier()).toEqual([]);
-    expect(sender.of('message.delivered')).toEqual([]);
+    expect(sender.frames.of('message.delivered')).toEqual([]);
   });
 });
 
 describe('read receipts (§16)', () => {
   it('read flow: exact bodies, one frame, repeat is already_read, allowed after the ack', async () => {
     const { a, b } = await pair();
-    const sender = await Peer.connect(t, a);
-    const m1 = await route(a, b, 'one');
+    const sender = await connect(t, a);
+    const m1 = await routeOk(t.api, a, request(b, 'one'));
     const first = await read(b, m1.id);
     expect(first.status).toBe(200);
     expect(first.body).toEqual({ read_receipt_sent: true });
@@ -257,22 +175,22 @@ describe('read receipts (§16)', () => {
 
     // Not an ack: the message is still pending. After the ack a read is still accepted.
     expect((await list(b)).body.messages.map((m: Frame) => m.id)).toEqual([m1.id]);
-    const m2 = await route(a, b, 'two');
+    const m2 = await routeOk(t.api, a, request(b, 'two'));
     expect((await ack(b, m2.id)).status).toBe(200);
     const afterAck = await read(b, m2.id);
     expect(afterAck).toMatchObject({ status: 200, body: { read_receipt_sent: true } });
     expect(afterAck.body).toEqual({ read_receipt_sent: true });
     expect(await sender.barrier()).toEqual([readFrame(m2.id, b)]);
-    expect(sender.of('message.read')).toHaveLength(2);
+    expect(sender.frames.of('message.read')).toHaveLength(2);
     // No delivery receipt was asked for.
-    expect(sender.of('message.delivered')).toEqual([]);
+    expect(sender.frames.of('message.delivered')).toEqual([]);
   });
 
   it('only the recipient may mark read: others (the sender too) get 404; malformed ids 400', async () => {
     const { a, b } = await pair();
     const c = await register(t.api, `rc-c${n}`, 'acme');
-    const sender = await Peer.connect(t, a);
-    const m = await route(a, b, 'private');
+    const sender = await connect(t, a);
+    const m = await routeOk(t.api, a, request(b, 'private'));
     for (const who of [c, a]) {
       const r = await read(who, m.id);
       expect(r.status).toBe(404);
@@ -296,24 +214,64 @@ describe('read receipts (§16)', () => {
 describe('receipt outbox (§16)', () => {
   it('sender offline: delivered and read receipts are kept and come after the next connected, once', async () => {
     const { a, b } = await pair();
-    const r = await route(a, b, 'while away', { receipt: true });
+    const r = await routeOk(t.api, a, request(b, 'while away', { receipt: true }));
     expect(r.status).toBe('queued');
     expect((await list(b)).body.messages.map((m: Frame) => m.id)).toEqual([r.id]);
     expect((await read(b, r.id)).body).toEqual({ read_receipt_sent: true });
 
-    const sender = await Peer.connect(t, a);
+    const sender = await connect(t, a);
     await sender.until(
-      () => sender.of('message.read').length === 1 && sender.of('message.delivered').length === 1,
+      () => sender.frames.of('message.read').length === 1 && sender.frames.of('message.delivered').length === 1,
       'the kept receipts',
     );
-    expect(sender.frames[0]!.type).toBe('connected');
+    expect(sender.frames.list()[0]!.type).toBe('connected');
     expect(await sender.barrier()).toEqual([delivered(r.id, b, 'relay'), readFrame(r.id, b)]);
 
     // Taken from the outbox: the next connection gets none of them.
     await sender.close();
-    const again = await Peer.connect(t, a);
+    const again = await connect(t, a);
     await again.barrier();
     expect(await again.barrier()).toEqual([]);
-    expect(again.frames.filter((f) => f.type.startsWith('message.'))).toEqual([]);
+    expect(again.frames.list().filter((f) => f.type.startsWith('message.'))).toEqual([]);
+  });
+});
+
+describe('receipt outbox limit (§16)', () => {
+  // Its own server: thousands of routes from one sender (no rate limit) to a queue of 10 000.
+  const servers: TestServer[] = [];
+  const sdkSockets: AmpSocket[] = [];
+  afterEach(() => {
+    for (const s of sdkSockets.splice(0)) s.close();
+  });
+  afterAll(async () => {
+    for (const s of servers) await s.close();
+  });
+
+  it('an offline sender keeps at most 1000 receipts, counting exactly what was dropped', async () => {
+    const t = await startTestServer({ rateLimits: 'off', maxQueue: 10_000 });
+    servers.push(t);
+    const a = await sdkAgent(t, 'rc-a');
+    const b = await sdkAgent(t, 'rc-b');
+    const ids = await routeMany(a.client, 'rc-b', 1100, 64, () => ({ options: { receipt: true } }));
+    // The recipient collects everything over a socket while the sender is offline.
+    const rs = b.client.connect({ reconnect: false });
+    sdkSockets.push(rs);
+    const inbox = new Inbox(rs);
+    await rs.ready();
+    await inbox.has(ids, 20_000);
+    const metrics = async () =>
+      Number(/^amp_receipts_outbox_dropped_total (\d+)$/m.exec(await (await fetch(`${t.url}/metrics`)).text())?.[1]);
+    expect(await metrics()).toBe(100);
+    // The sender connects and gets exactly the newest 1000 receipts after `connected`.
+    const ss = a.client.connect({ reconnect: false });
+    sdkSockets.push(ss);
+    const receipts: string[] = [];
+    ss.on('delivered', (d) => receipts.push(d.id));
+    const all = waitFor(ss, 'delivered', () => receipts.length === 1000, 10_000);
+    await ss.ready();
+    await all;
+    // Nothing more is on its way: frames sent before the pong have all arrived.
+    await ss.ping();
+    expect(receipts).toEqual(inbox.ids().slice(100));
   });
 });

@@ -44,12 +44,12 @@ const without = (path: string): Any => {
   else delete b[a];
   return b;
 };
-const route = (body: unknown, headerIdempotencyKey?: string) =>
+const decodeRoute = (body: unknown, headerIdempotencyKey?: string) =>
   decodeRouteBody(body, { nowMs: NOW, headerIdempotencyKey });
 
 describe('decodeRouteBody: accepted bodies', () => {
   it('flat minimal body gets defaults', () => {
-    expect(route(base())).toStrictEqual({
+    expect(decodeRoute(base())).toStrictEqual({
       to: 'bob',
       subject: 'Hello',
       priority: 'normal',
@@ -59,7 +59,7 @@ describe('decodeRouteBody: accepted bodies', () => {
   });
 
   it('flat full body (spec §12.1 example)', () => {
-    const r = route({
+    const r = decodeRoute({
       ...base(),
       to: 'Claude@MacBook.aimaestro.local',
       priority: 'urgent',
@@ -90,7 +90,7 @@ describe('decodeRouteBody: accepted bodies', () => {
 
   it('null means absent; payload (context: null) is kept untouched', () => {
     const payload = { type: 'request', message: '', context: null, extra: [1, { z: 1 }] };
-    const r = route({
+    const r = decodeRoute({
       ...base(),
       payload,
       priority: null,
@@ -106,7 +106,7 @@ describe('decodeRouteBody: accepted bodies', () => {
   });
 
   it('envelope form: fields come from envelope, which wins over top level; id/timestamp/version ignored', () => {
-    const r = route({
+    const r = decodeRoute({
       envelope: {
         id: 'msg_1_x',
         timestamp: '2020-01-01T00:00:00Z',
@@ -139,7 +139,7 @@ describe('decodeRouteBody: accepted bodies', () => {
   });
 
   it.each([undefined, null])('envelope idempotency_key %s: the top-level one is used', (k) => {
-    const r = route({
+    const r = decodeRoute({
       envelope: { to: 'bob', subject: 'S', idempotency_key: k },
       payload: base().payload,
       idempotency_key: 'top-key',
@@ -153,7 +153,7 @@ describe('decodeRouteBody: accepted bodies', () => {
     ['header used when body key is null', { idempotency_key: null }, 'hdr-key', 'hdr-key'],
     ['none at all', {}, undefined, undefined],
   ])('idempotency: %s', (_n, extra, header, expected) => {
-    expect(route({ ...base(), ...extra }, header).idempotency_key).toBe(expected);
+    expect(decodeRoute({ ...base(), ...extra }, header).idempotency_key).toBe(expected);
   });
 
   it.each([
@@ -162,7 +162,7 @@ describe('decodeRouteBody: accepted bodies', () => {
     ['base64url unpadded', SIG_URL],
     ['base64url padded', SIG_URL + '=='],
   ])('signature accepted: %s', (_n, sig) => {
-    const r = route({ ...base(), signature: sig });
+    const r = decodeRoute({ ...base(), signature: sig });
     expect(r.signature).toBe(sig);
     expect(r.signatureBytes?.length).toBe(64);
     expect(r.signatureBytes?.equals(Buffer.from(SIG_B64, 'base64'))).toBe(true);
@@ -177,17 +177,17 @@ describe('decodeRouteBody: accepted bodies', () => {
     ],
     ['namespaced payload type', { payload: { type: 'github:pull_request', message: 'x' } }],
     ['empty message', { payload: { type: 'status', message: '' } }],
-  ])('limits: %s is accepted', (_n, extra) => expect(() => route({ ...base(), ...extra })).not.toThrow());
+  ])('limits: %s is accepted', (_n, extra) => expect(() => decodeRoute({ ...base(), ...extra })).not.toThrow());
 });
 
 describe('decodeRouteBody: errors', () => {
   it.each([null, [], 'string', 42, true])('non-object %j -> 400 invalid_request', (b) => {
-    const e = thrown(() => route(b));
+    const e = thrown(() => decodeRoute(b));
     expect([e.code, e.status]).toEqual(['invalid_request', 400]);
   });
 
   it.each(['to', 'subject', 'payload', 'payload.type', 'payload.message'])('missing %s -> 400 missing_field', (f) => {
-    const e = thrown(() => route(without(f)));
+    const e = thrown(() => decodeRoute(without(f)));
     expect([e.code, e.status, e.field]).toEqual(['missing_field', 400, f]);
   });
 
@@ -215,12 +215,12 @@ describe('decodeRouteBody: errors', () => {
     ['idempotency_key with space', { idempotency_key: 'has space' }, 'idempotency_key'],
     ['idempotency_key 129 chars', { idempotency_key: 'k'.repeat(129) }, 'idempotency_key'],
   ])('%s -> 400 invalid_field', (_n, extra, field) => {
-    const e = thrown(() => route({ ...base(), ...extra }));
+    const e = thrown(() => decodeRoute({ ...base(), ...extra }));
     expect([e.code, e.status, e.field]).toEqual(['invalid_field', 400, field]);
   });
 
   it('invalid Idempotency-Key header -> invalid_field', () =>
-    expect(thrown(() => route(base(), 'bad key/')).field).toBe('idempotency_key'));
+    expect(thrown(() => decodeRoute(base(), 'bad key/')).field).toBe('idempotency_key'));
 
   it.each([
     ['subject 257 astral code points', { subject: '😀'.repeat(257) }, 'subject', 256, 257],
@@ -254,13 +254,13 @@ describe('decodeRouteBody: errors', () => {
       262146,
     ],
   ])('%s -> 413 payload_too_large', (_n, extra, field, limit, actual) => {
-    const e = thrown(() => route({ ...base(), ...extra }));
+    const e = thrown(() => decodeRoute({ ...base(), ...extra }));
     expect([e.code, e.status, e.field]).toEqual(['payload_too_large', 413, field]);
     expect(e.details).toEqual({ limit, actual });
   });
 
   it('payload.attachments -> 422 attachments_not_supported', () => {
-    const e = thrown(() => route({ ...base(), payload: { type: 'message', message: 'x', attachments: [] } }));
+    const e = thrown(() => decodeRoute({ ...base(), payload: { type: 'message', message: 'x', attachments: [] } }));
     expect([e.code, e.status]).toEqual(['attachments_not_supported', 422]);
   });
 });

@@ -292,6 +292,25 @@ describe('SigningKeys: algorithm switch', () => {
     await expect(verifyWith(ed, rsToken)).rejects.toThrow();
     expect((await (await load(d, 'EdDSA')).current()).kid).toBe(edKey.kid);
   });
+
+  it('an algorithm switched away from and back again signs without its old retirement time, and stays published the retention (30 d + 60 s) after the next switch', async () => {
+    const d = dir();
+    const rsa = await (await load(d, 'RS256')).current();
+    clock += 1000;
+    await load(d, 'EdDSA'); // RS256 retires now...
+    clock += 12 * 3600_000;
+    const back = await load(d, 'RS256'); // ...and signs again
+    expect((await back.current()).kid).toBe(rsa.kid);
+    expect(back.status().find((k) => k.kid === rsa.kid)).toMatchObject({ state: 'signing', unpublish_at: null });
+    clock += RETAIN_MS; // past the retention counted from the first switch
+    const token = await signWith(await back.current());
+    const ed = await load(d, 'EdDSA');
+    expect(ed.status().find((k) => k.kid === rsa.kid)).toMatchObject({
+      state: 'retired',
+      unpublish_at: iso(clock + RETAIN_MS),
+    });
+    expect((await verifyWith(ed, token)).sub).toBe('agent:test');
+  });
 });
 
 describe('SigningKeys: the key file', () => {
@@ -340,27 +359,6 @@ describe('SigningKeys: the key file', () => {
     clock += RECHECK_MS;
     expect((await a.current()).kid).toBe(k4.kid);
     expect(await kids(a)).toEqual([k1.kid, k3.kid, k4.kid]);
-  });
-});
-
-describe('SigningKeys: review findings (regressions)', () => {
-  it('an algorithm switched away from and back again signs without its old retirement time, and stays published the retention (30 d + 60 s) after the next switch', async () => {
-    const d = dir();
-    const rsa = await (await load(d, 'RS256')).current();
-    clock += 1000;
-    await load(d, 'EdDSA'); // RS256 retires now...
-    clock += 12 * 3600_000;
-    const back = await load(d, 'RS256'); // ...and signs again
-    expect((await back.current()).kid).toBe(rsa.kid);
-    expect(back.status().find((k) => k.kid === rsa.kid)).toMatchObject({ state: 'signing', unpublish_at: null });
-    clock += RETAIN_MS; // past the retention counted from the first switch
-    const token = await signWith(await back.current());
-    const ed = await load(d, 'EdDSA');
-    expect(ed.status().find((k) => k.kid === rsa.kid)).toMatchObject({
-      state: 'retired',
-      unpublish_at: iso(clock + RETAIN_MS),
-    });
-    expect((await verifyWith(ed, token)).sub).toBe('agent:test');
   });
 
   it('a rotation written by another process while this one generates a key is kept, not overwritten', async () => {

@@ -1,0 +1,71 @@
+// The SDK's socket (src/client) against the real server: a wrong API key rejects ready() without
+// crashing the process, a refused upgrade is final (no reconnect loop), and a signed session that
+// drops reconnects with a fresh timestamp rather than replaying its auth frame.
+
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { AmpClient, type AmpSocket } from '../../src/client/index.js';
+import { waitFor } from '../helpers/events.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+import { sdkAgent } from '../helpers/sdk.js';
+
+const servers: TestServer[] = [];
+const sockets: AmpSocket[] = [];
+afterEach(() => {
+  for (const s of sockets.splice(0)) s.close();
+});
+afterAll(async () => {
+  for (const t of servers) await t.close();
+});
+
+async function server(opts: Parameters<typeof startTestServer>[0] = {}) {
+  // No rate limit between these tests and their reconnects.
+  const t = await startTestServer({ rateLimits: 'off', ...opts });
+  servers.push(t);
+  return t;
+}
+
+function track(s: AmpSocket): AmpSocket {
+  sockets.push(s);
+  return s;
+}
+
+describe('SDK', () => {
+  it('a wrong API key rejects ready() with a 4003 close and does not crash the process', async () => {
+    const t = await server();
+    const socket = track(new AmpClient({ baseUrl: t.url, apiKey: 'amp_live_sk_' + '0'.repeat(64) }).connect());
+    const serverError = waitFor<[{ error: string }]>(socket, 'server-error');
+    await expect(socket.ready()).rejects.toThrow(/4003 invalid_token/);
+    expect((await serverError)[0].error).toBe('unauthorized');
+  });
+
+  it('a refused upgrade (bad key in the header) is final: no reconnect loop', async () => {
+    const t = await server();
+    const socket = track(new AmpClient({ baseUrl: t.url, apiKey: 'bogus' }).connect({ auth: 'header' }));
+    let reconnects = 0;
+    socket.on('reconnecting', () => reconnects++);
+    await expect(socket.ready()).rejects.toThrow(/closed before connected/);
+    expect(reconnects).toBe(0);
+    await expect(socket.ready()).rejects.toThrow(/closed for good/);
+  });
+
+  it('a signed session that drops reconnects with a fresh timestamp, not a replayed frame', async () => {
+    const t = await server();
+    const a = await sdkAgent(t, 'sig-a');
+    const socket = track(
+      new AmpClient({ baseUrl: t.url }).connect({
+        auth: { address: a.registration.address, privateKey: a.keys.privateKey },
+      }),
+    );
+    const first = await socket.ready();
+    // Drop the connection abruptly (1006): the SDK reconnects and must not be refused as a replay.
+    const again = waitFor<[{ session_id: string }]>(
+      socket,
+      'connected',
+      (c) => c.session_id !== first.session_id,
+      10_000,
+    );
+    (socket as unknown as { ws: { terminate(): void } }).ws.terminate();
+    const [second] = await again;
+    expect(second.session_id).not.toBe(first.session_id);
+  });
+});
