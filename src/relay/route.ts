@@ -50,6 +50,18 @@ function requestDigest(req: RouteRequest, toExpanded: string, hash: string): str
   return sha256Base64(fields.join('\n'));
 }
 
+/** One message on its way, once checked: who sends it to whom, and what verified. */
+interface Delivery {
+  sender: AgentRecord;
+  recipient: AgentRecord;
+  req: RouteRequest;
+  /** `to` expanded to the full address. */
+  toExpanded: string;
+  /** The (from, to) strings the signature verified for; undefined when unsigned. */
+  signed: { from: string; to: string } | undefined;
+  nowMs: number;
+}
+
 export class MessageRouter {
   /** Requests with an idempotency key being processed now: concurrent repeats wait for them. */
   private readonly inFlightIdem = new Map<string, Promise<{ digest: string; result: RouteResult }>>();
@@ -111,12 +123,12 @@ export class MessageRouter {
     if (signed && directory.findRevokedKey(sender.fingerprint)) {
       throw new AmpError('key_revoked', "The sender's key has been revoked", { field: 'signature' });
     }
+    const d: Delivery = { sender, recipient, req, toExpanded, signed, nowMs };
 
     // §12.5: an idempotency key, or else the signature itself, names the request; a repeat within
     // the window gets the first answer and creates nothing.
     const idemKey = req.idempotency_key ?? (req.signature !== undefined ? `sig:${req.signature}` : undefined);
-    if (idemKey === undefined)
-      return { result: await this.deliver(sender, recipient, req, toExpanded, signed, nowMs), replayed: false };
+    if (idemKey === undefined) return { result: await this.deliver(d), replayed: false };
     const digest = requestDigest(req, toExpanded, hashOf());
     const slot = `${sender.id}\n${idemKey}`;
     const replay = (rec: { digest: string; result: unknown }): RouteOutcome => {
@@ -131,9 +143,7 @@ export class MessageRouter {
     if (inFlight) return replay(await inFlight);
     const stored = records.getIdempotency(sender.id, idemKey, nowMs);
     if (stored) return replay(stored);
-    const work = this.deliver(sender, recipient, req, toExpanded, signed, nowMs, { key: idemKey, digest }).then(
-      (result) => ({ digest, result }),
-    );
+    const work = this.deliver(d, { key: idemKey, digest }).then((result) => ({ digest, result }));
     this.inFlightIdem.set(slot, work);
     try {
       return { result: (await work).result, replayed: false };
@@ -143,19 +153,12 @@ export class MessageRouter {
   }
 
   /** Steps 9-12: queue cap, build, append + push, commit, answer. */
-  private async deliver(
-    sender: AgentRecord,
-    recipient: AgentRecord,
-    req: RouteRequest,
-    toExpanded: string,
-    signed: { from: string; to: string } | undefined,
-    nowMs: number,
-    idem?: { key: string; digest: string },
-  ): Promise<RouteResult> {
+  private async deliver(d: Delivery, idem?: { key: string; digest: string }): Promise<RouteResult> {
     const { config } = this.ctx;
     const { queue, records } = this.stores;
+    const { sender, recipient, req, nowMs } = d;
     this.assertRoom(recipient, nowMs);
-    const { msg, relayExpiry } = this.buildMessage(sender, recipient, req, toExpanded, signed, nowMs);
+    const { msg, relayExpiry } = this.buildMessage(d);
     const { id, envelope } = msg;
 
     // Issue the write, push to live sessions, then answer only once the write is durable.
@@ -203,14 +206,8 @@ export class MessageRouter {
   }
 
   /** Step 10: the server's envelope (id, timestamp, thread) and the message as queued. */
-  private buildMessage(
-    sender: AgentRecord,
-    recipient: AgentRecord,
-    req: RouteRequest,
-    toExpanded: string,
-    signed: { from: string; to: string } | undefined,
-    nowMs: number,
-  ): { msg: QueuedMessage; relayExpiry: number } {
+  private buildMessage(d: Delivery): { msg: QueuedMessage; relayExpiry: number } {
+    const { sender, recipient, req, toExpanded, signed, nowMs } = d;
     const { config } = this.ctx;
     const id = newMessageId(nowMs);
     const envelope: Envelope = {
