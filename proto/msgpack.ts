@@ -23,3 +23,27 @@ export function unpackFrame(bytes: Uint8Array): Record<string, unknown> {
   }
   return checkBinaryFrame(value);
 }
+
+/**
+ * Decode a frame from the server (the SDK's side). Permissive: whatever the server accepted in a
+ * JSON body comes back, whole integers past 2^53 and nesting that the frame's envelope takes past
+ * the 64 levels allowed in client input included. Maps become plain objects.
+ */
+export function unpackServerFrame(bytes: Uint8Array): Record<string, unknown> {
+  const value = toPlain(packr.unpack(bytes));
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new AmpError('invalid_request', 'Binary frame must be one MessagePack map');
+  }
+  return value as Record<string, unknown>;
+}
+
+function toPlain(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(toPlain);
+  if (!(v instanceof Map)) return v;
+  const out: Record<string, unknown> = {};
+  // defineProperty keeps a `__proto__` key an ordinary own property.
+  for (const [k, x] of v) {
+    Object.defineProperty(out, String(k), { value: toPlain(x), enumerable: true, writable: true, configurable: true });
+  }
+  return out;
+}

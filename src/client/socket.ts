@@ -12,7 +12,7 @@ import {
   SUBPROTOCOL_MSGPACK,
   packFrame,
   shouldReconnect,
-  unpackFrame,
+  unpackServerFrame,
   wsAuthString,
   type QueuedMessage,
   type RouteResult,
@@ -98,9 +98,17 @@ export class AmpSocket extends EventEmitter<AmpSocketEvents> {
         this.sendRaw({ type: 'auth', address: auth.address, timestamp, signature });
       }
     });
-    ws.on('message', (data, isBinary) =>
-      this.onFrame(isBinary ? unpackFrame(data as Buffer) : JSON.parse(String(data))),
-    );
+    ws.on('message', (data, isBinary) => {
+      let frame: Record<string, unknown>;
+      try {
+        frame = isBinary ? unpackServerFrame(data as Buffer) : JSON.parse(String(data));
+      } catch (e) {
+        // A frame this client cannot read must not take its process down: report it.
+        this.emit('server-error', { error: 'invalid_frame', message: (e as Error).message });
+        return;
+      }
+      this.onFrame(frame);
+    });
     ws.on('close', (code, reason) => this.onClose(code, reason.toString()));
     // A refused upgrade (400/401/403) is final: reconnecting with the same credentials cannot
     // help. 5xx (e.g. 503 while the server shuts down) is worth retrying.

@@ -64,10 +64,8 @@ export class WsGateway {
     return { answer: picked ?? '', protocol, binary: protocol === SUBPROTOCOL_MSGPACK, pre };
   }
 
-  /** The socket is open: start its protocol session. */
+  /** The socket is open: its protocol session, to be started once the transport has wired it. */
   open(conn: Connection, accepted: AcceptedUpgrade): ConnectionEvents {
-    const session = new WsSession(conn, this.deps, accepted.protocol);
-    session.start(accepted.pre);
-    return session;
+    return new WsSession(conn, this.deps, accepted.protocol, accepted.pre);
   }
 }

@@ -36,6 +36,8 @@ const MAX_FRAMES_WHILE_AUTHENTICATING = 32;
 
 /** What the transport reports about a socket. */
 export interface ConnectionEvents {
+  /** The transport has wired the socket to this session: authenticate or wait for the auth frame. */
+  start(): void;
   /** One frame; `bytes` is valid only during the call. */
   message(bytes: Uint8Array, isBinary: boolean): void;
   /** The socket's send buffer drained. */
@@ -73,11 +75,12 @@ export class WsSession implements ConnectionEvents {
     private readonly conn: Connection,
     private readonly deps: SessionDeps,
     private readonly protocol: Subprotocol,
+    /** Set when the upgrade's Authorization header already authenticated the agent. */
+    private readonly pre: { agent: AgentRecord; keyHash: string } | undefined,
   ) {}
 
-  /** Start: authenticated by the upgrade's header (`pre`), or wait for the auth frame. */
-  start(pre: { agent: AgentRecord; keyHash: string } | undefined): void {
-    if (pre) return this.establish(pre.agent, pre.keyHash);
+  start(): void {
+    if (this.pre) return this.establish(this.pre.agent, this.pre.keyHash);
     this.authTimer = setTimeout(() => {
       if (this.state === 'auth' || this.state === 'authenticating') {
         this.sendError(new AmpError('unauthorized', `No auth frame within ${this.deps.config.wsAuthTimeout} s`));

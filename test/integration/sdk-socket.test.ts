@@ -68,4 +68,41 @@ describe('SDK', () => {
     const [second] = await again;
     expect(second.session_id).not.toBe(first.session_id);
   });
+
+  it('a msgpack session receives what the server accepted: integers past 2^53 and deep nesting', async () => {
+    const t = await server();
+    const a = await sdkAgent(t, 'mp-sender');
+    const b = await sdkAgent(t, 'mp-receiver');
+    const socket = track(b.client.connect({ subprotocol: 'amp.v1+msgpack' }));
+    await socket.ready();
+    // 60 levels of context: the route body is within the 64-level limit, the message.new frame
+    // that wraps it (frame, data, payload) is not; the recipient must still read it.
+    let deep: Record<string, unknown> = { end: true };
+    for (let i = 0; i < 59; i++) deep = { d: deep };
+    const context = { big: 1e20, deep };
+    const arrived = waitFor<[{ id: string; payload: { context: typeof context } }]>(socket, 'message');
+    const sent = await a.client.route({
+      to: b.registration.address,
+      subject: 'msgpack edges',
+      payload: { type: 'notification', message: 'x', context },
+    });
+    const [msg] = await arrived;
+    expect(msg.id).toBe(sent.id);
+    expect(msg.payload.context).toEqual(context);
+  });
+
+  it('a frame the SDK cannot decode is a server-error event, not a crash', async () => {
+    const t = await server();
+    const b = await sdkAgent(t, 'bad-frame');
+    const socket = track(b.client.connect());
+    await socket.ready();
+    const serverError = waitFor<[{ error: string }]>(socket, 'server-error');
+    // The server never sends invalid JSON; feed one to the SDK's decoder as the socket would.
+    (socket as unknown as { ws: { emit(e: string, d: Buffer, b: boolean): void } }).ws.emit(
+      'message',
+      Buffer.from('{not json'),
+      false,
+    );
+    expect((await serverError)[0].error).toBe('invalid_frame');
+  });
 });

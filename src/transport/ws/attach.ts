@@ -45,8 +45,10 @@ export function attachWebSockets(app: TemplatedApp, opts: WsOptions): void {
         const data = ws.getUserData();
         const conn = new WsConnection(ws, opts.buffers, data.accepted.binary);
         data.conn = conn;
+        // Wired before it starts: starting can send, and a send can close the socket.
         conn.events = opts.gateway.open(conn, data.accepted);
         data.accepted.pre = undefined;
+        conn.events.start();
       },
       message: (ws, message, isBinary) => {
         try {
