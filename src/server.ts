@@ -14,6 +14,7 @@ import { SigningKeys } from './identity/signing-keys.js';
 import { StatusPolls } from './identity/status-polls.js';
 import { Tokens } from './identity/tokens.js';
 import { health } from './ops/discovery.js';
+import { type DataDirLock, openDataDir, securePrivateFiles } from './ops/data-dir.js';
 import { InFlight } from './ops/in-flight.js';
 import { createLogger } from './ops/logger.js';
 import { renderMetrics } from './ops/metrics.js';
@@ -104,6 +105,23 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
   const config = loadConfig({ env, overrides });
   const logger = givenLogger ?? createLogger(config.logLevel);
   const http = new HttpServer(); // refuses uWS's pure-JS fallback before anything is opened
+  // Before the store opens: a second server on the same data dir stops here.
+  const lock = openDataDir(config.dataDir, logger);
+  try {
+    return await startOnDataDir(config, logger, http, lock);
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+}
+
+/** The rest of startServer, once the data dir is ours; close() gives it back. */
+async function startOnDataDir(
+  config: Config,
+  logger: Logger,
+  http: HttpServer,
+  lock: DataDirLock,
+): Promise<ServerHandle> {
   const verifier = createVerifier(config.ed25519);
   const store = new LmdbStore({ dataDir: config.dataDir });
   const limits = new RateLimits(config);
@@ -118,6 +136,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
   const { sessions, agents } = relay;
   const keys = new Keys(ctx, agents, store, sessions, aid.registrations);
   const directory = new Directory(ctx, agents, store, sessions, aid.registrations);
+  securePrivateFiles(lock.dir, logger); // every file now exists: narrow those left by older versions
 
   let shuttingDown = false;
   const isClosing = () => shuttingDown;
@@ -169,6 +188,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
       sessions.closeAll(CLOSE.SERVER_SHUTDOWN, 'server_shutdown');
       http.closeAll();
       await store.close();
+      lock.release();
       logger.info('stopped');
     })());
 

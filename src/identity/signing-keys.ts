@@ -160,7 +160,7 @@ export class SigningKeys {
 
   /** Load the key set from the data dir, creating a key for `alg` when there is none yet. */
   static async load(dataDir: string, alg: JwtAlg, opts: SigningKeyOptions = {}): Promise<SigningKeys> {
-    mkdirSync(dataDir, { recursive: true });
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 }); // private, as the server makes it
     const ks = new SigningKeys(dataDir, alg, opts);
     await ks.sync(true);
     return ks;

@@ -73,6 +73,8 @@ export class LmdbStore implements Store {
       overlappingSync: false,
       noSync: opts.noSync ?? false,
       compression: false,
+      // Files 0600 (message bodies, key hashes): lmdb-js's native open reads this; its typings lack it.
+      ...({ permissionsMode: 0o600 } as object),
     });
     this.queue = new LmdbQueue(
       this.root,

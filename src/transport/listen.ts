@@ -3,6 +3,16 @@
 import type { TemplatedApp, us_listen_socket, us_socket } from 'uWebSockets.js';
 import { loadUws, type Uws } from './uws.js';
 
+/** LIBUS_LISTEN_EXCLUSIVE_PORT: the native addon exports it (1, as `ListenOptions` in its typings). */
+function exclusivePort(uws: Uws): number {
+  return (uws as unknown as { LIBUS_LISTEN_EXCLUSIVE_PORT?: number }).LIBUS_LISTEN_EXCLUSIVE_PORT ?? 1;
+}
+
+/** The port could not be taken. */
+export class ListenError extends Error {
+  override name = 'ListenError';
+}
+
 export class HttpServer {
   readonly app: TemplatedApp;
   private readonly uws: Uws;
@@ -13,11 +23,28 @@ export class HttpServer {
     this.app = this.uws.App();
   }
 
-  /** Listen on host:port (0: any free port); resolves with the bound port. */
+  /**
+   * Listen on host:port (0: any free port); resolves with the bound port. The port is taken
+   * exclusively: uWS otherwise sets SO_REUSEPORT, and a second server on the same port would start
+   * and share the connections (each with its own in-memory state).
+   */
   listen(host: string, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.app.listen(host, port, (token) => {
-        if (!token) return reject(new Error(`cannot listen on ${host}:${port} (address in use or not available)`));
+      // The native listen takes (host, port, options, cb); this build's typings lack that overload.
+      const listen = this.app.listen as unknown as (
+        host: string,
+        port: number,
+        options: number,
+        cb: (token: us_listen_socket | false) => void,
+      ) => TemplatedApp;
+      listen.call(this.app, host, port, exclusivePort(this.uws), (token) => {
+        if (!token) {
+          return reject(
+            new ListenError(
+              `cannot listen on ${host}:${port}: the address is in use (another server?) or not available`,
+            ),
+          );
+        }
         this.listenSocket = token;
         // A listen socket is a socket; the typings keep the two apart.
         resolve(this.uws.us_socket_local_port(token as unknown as us_socket));
