@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import { CLOSE } from '../proto/index.js';
 import { type Config, type ConfigInput, loadConfig } from './config/schema.js';
+import { trustedProxyMatcher } from './config/trusted-proxies.js';
 import { createVerifier, type Ed25519Verifier } from './crypto/verifier.js';
 import { loadOrCreateProviderKey } from './crypto/provider-key.js';
 import { AuditTrail } from './identity/audit.js';
@@ -158,7 +159,8 @@ async function startOnDataDir(
     },
     metrics: () => renderMetrics({ ...relay, startedAt: ctx.startedAt }),
   });
-  attachHttp(http.app, api, { corsOrigin: config.corsOrigin, logger, inFlight, isClosing });
+  const trustsProxy = trustedProxyMatcher(config.trustedProxies);
+  attachHttp(http.app, api, { corsOrigin: config.corsOrigin, logger, inFlight, isClosing, trustsProxy });
 
   const sweeper = setInterval(() => sessions.sweep(), SWEEP_INTERVAL_MS);
   sweeper.unref();

@@ -3,6 +3,7 @@
 // Every problem is reported at once; the result is frozen.
 
 import { REGISTERED_LABEL_RE, RESERVED_TENANTS } from '../../proto/index.js';
+import { trustedProxyProblems } from './trusted-proxies.js';
 
 export type OptionType = 'string' | 'int' | 'bool' | 'enum' | 'list';
 
@@ -46,7 +47,14 @@ export const OPTIONS = {
     flag: '--public-url',
     type: 'string',
     default: '',
-    doc: 'Base URL that discovery documents advertise (default: from the request Host)',
+    doc: 'Base URL that discovery documents and registration answers advertise (default: from the request Host, and X-Forwarded-Proto/-Host from AMP_TRUSTED_PROXIES)',
+  },
+  trustedProxies: {
+    env: 'AMP_TRUSTED_PROXIES',
+    flag: '--trusted-proxies',
+    type: 'list',
+    default: [],
+    doc: 'Reverse proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-Proto and X-Forwarded-Host are believed when AMP_PUBLIC_URL is not set; default: none (loopback included)',
   },
   providerDomain: {
     env: 'AMP_PROVIDER_DOMAIN',
@@ -386,6 +394,7 @@ function crossCheck(c: Config, problems: string[]): void {
     }
     if (!ok) problems.push(`AID_ISSUER_ALIASES entries are http(s) base URLs without query (got '${a}')`);
   }
+  problems.push(...trustedProxyProblems(c.trustedProxies));
   if (c.wsHardBuffer <= c.wsSoftBuffer) problems.push('AMP_WS_HARD_BUFFER must be larger than AMP_WS_SOFT_BUFFER');
   if (c.publicUrl) {
     try {

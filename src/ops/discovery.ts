@@ -11,8 +11,21 @@ import {
   MAX_STORED_MESSAGE_BYTES,
   MAX_SUBJECT_CHARS,
 } from '../../proto/index.js';
+import type { Config } from '../config/schema.js';
 import { providerUrls, type RelayContext } from '../relay/context.js';
 import { VERSION } from '../version.js';
+
+/**
+ * Cache headers of a public document with absolute URLs in it. With AMP_PUBLIC_URL the document is
+ * the same for every request; without it, it is derived from Host (and X-Forwarded-Proto/-Host from
+ * a trusted proxy), which Vary names so that a shared cache keeps one copy per origin.
+ */
+export function publicCacheHeaders(config: Config, maxAgeSeconds: number): Record<string, string> {
+  const headers: Record<string, string> = { 'Cache-Control': `public, max-age=${maxAgeSeconds}` };
+  if (!config.publicUrl)
+    headers.Vary = config.trustedProxies.length > 0 ? 'Host, X-Forwarded-Proto, X-Forwarded-Host' : 'Host';
+  return headers;
+}
 
 // Only what is built is advertised.
 const CAPABILITIES = ['registration', 'local-delivery', 'relay-queue', 'websockets'];

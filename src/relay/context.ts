@@ -34,7 +34,8 @@ export interface ProviderUrls {
 
 /**
  * Absolute URLs come from AMP_PUBLIC_URL, else from the request's scheme and Host when the Host is
- * well formed. They carry no security weight.
+ * well formed. `host` and `forwardedProto` are what transport/http/forwarded.ts kept: X-Forwarded-*
+ * only from AMP_TRUSTED_PROXIES. They carry no security weight.
  */
 export function providerUrls(config: Config, host: string, forwardedProto: string): ProviderUrls {
   let base = config.publicUrl.replace(/\/+$/, '');

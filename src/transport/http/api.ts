@@ -10,7 +10,7 @@ import {
   isAcceptedMessageId,
 } from '../../../proto/index.js';
 import type { IdentityRoutes } from '../../identity/routes.js';
-import { info, wellKnown } from '../../ops/discovery.js';
+import { info, publicCacheHeaders, wellKnown } from '../../ops/discovery.js';
 import type { Agents } from '../../relay/agents.js';
 import type { RelayContext } from '../../relay/context.js';
 import type { Directory } from '../../relay/directory.js';
@@ -67,13 +67,13 @@ export function buildApi(deps: ApiDeps): Router {
 function addDiscoveryRoutes(t: RouteTable, { ctx, health, metrics }: ApiDeps): void {
   t.root('GET', '/.well-known/agent-messaging.json', PUBLIC, (req) =>
     ok(wellKnown(ctx, req.headers.host, req.headers.forwardedProto), 200, {
-      'Cache-Control': 'public, max-age=3600',
+      ...publicCacheHeaders(ctx.config, 3600),
       'Access-Control-Allow-Origin': '*',
     }),
   );
   t.root('GET', '/api/organization', PUBLIC, () => ok({ organization: ctx.config.defaultTenant }));
   t.api('GET', '/info', PUBLIC, (req) =>
-    ok(info(ctx, req.headers.host, req.headers.forwardedProto), 200, { 'Cache-Control': 'public, max-age=300' }),
+    ok(info(ctx, req.headers.host, req.headers.forwardedProto), 200, publicCacheHeaders(ctx.config, 300)),
   );
   t.api('GET', '/health', PUBLIC, () => {
     const h = health();

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { AmpError, isAmpError } from '../../../proto/index.js';
 import type { InFlightCounter } from '../../ops/in-flight.js';
 import { BodyReader } from './body.js';
+import { clientOrigin } from './forwarded.js';
 import type { HttpReply, HttpRequest, Match, Router } from './router.js';
 
 export interface HttpOptions {
@@ -19,6 +20,8 @@ export interface HttpOptions {
   inFlight: InFlightCounter;
   /** True once shutdown began: new requests get 503 and touch nothing. */
   isClosing: () => boolean;
+  /** Whether a peer address is a trusted reverse proxy (its X-Forwarded-* count). Default: none is. */
+  trustsProxy?: (ip: string) => boolean;
 }
 
 interface ResState {
@@ -123,6 +126,8 @@ export function attachHttp(app: TemplatedApp, router: Router, opts: HttpOptions)
     const headers = readHeaders(ureq);
     const rawQuery = ureq.getQuery() ?? '';
     const ip = Buffer.from(res.getRemoteAddressAsText()).toString('utf8');
+    const forwardedHost = ureq.getHeader('x-forwarded-host');
+    Object.assign(headers, clientOrigin(headers.host, headers.forwardedProto, forwardedHost, !!opts.trustsProxy?.(ip)));
 
     if (method === 'OPTIONS') return write(res, state, PREFLIGHT_REPLY, opts);
     if (opts.isClosing()) {
