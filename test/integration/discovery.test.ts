@@ -111,7 +111,8 @@ describe('HTTP conventions', () => {
   });
 
   it('derives URLs from a well-formed Host when no public URL is set', async () => {
-    const t2 = await startTestServer();
+    // X-Forwarded-Proto counts from a trusted proxy only (forwarded-headers.test.ts).
+    const t2 = await startTestServer({ trustedProxies: ['127.0.0.1'] });
     try {
       const r = await call('GET', `${t2.url}/.well-known/agent-messaging.json`);
       expect(r.body.endpoint).toBe(`${t2.url}/api/v1`);
