@@ -54,7 +54,7 @@ export const OPTIONS = {
     flag: '--trusted-proxies',
     type: 'list',
     default: [],
-    doc: 'Reverse proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-Proto and X-Forwarded-Host are believed when AMP_PUBLIC_URL is not set; default: none (loopback included)',
+    doc: 'Reverse proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-Proto and X-Forwarded-Host are believed when AMP_PUBLIC_URL is not set; default: none, not even loopback',
   },
   providerDomain: {
     env: 'AMP_PROVIDER_DOMAIN',
