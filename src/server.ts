@@ -173,6 +173,7 @@ async function startOnDataDir(
     listeningPort = await http.listen(config.host, config.port);
   } catch (e) {
     stopTimers();
+    http.closeAll();
     await store.close();
     throw e;
   }

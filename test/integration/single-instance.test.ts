@@ -3,9 +3,10 @@
 // starts, and requests alternate between two servers with different in-memory state.
 
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
 import { startServer, type StartOptions } from '../../src/server.js';
 import { call, ROOT, spawnServer, startTestServer, tempDir, type ChildServer } from '../helpers/server.js';
 
@@ -140,5 +141,24 @@ describe('one server per data dir', () => {
     const again = await start(dataDir);
     expect(existsSync(lock)).toBe(true);
     await again.close();
+  });
+
+  it.each([
+    ['names this process but no server here holds it (a restarted container reuses PIDs)', () => String(process.pid)],
+    ['holds no PID (a crash between create and write)', () => ''],
+  ])('takes over a lock file that %s, with a warning', async (_, content) => {
+    const dataDir = dir();
+    const lock = join(dataDir, 'amp-relay.lock');
+    writeFileSync(lock, content());
+    const lines: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) });
+    const s = await start(dataDir, { logger });
+    try {
+      expect(lines.map((l) => JSON.parse(l).msg)).toContain('taking over a stale data dir lock (its process is gone)');
+      expect(readFileSync(lock, 'utf8').trim()).toBe(String(process.pid));
+    } finally {
+      await s.close();
+    }
+    expect(existsSync(lock)).toBe(false);
   });
 });
