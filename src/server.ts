@@ -95,6 +95,17 @@ async function buildIdentity(
   return { identity, audit, registrations, polls, tokens };
 }
 
+/** The socket sweep and the TTL sweep; returns what stops both. */
+function startTimers(sessions: Sessions, store: Store, logger: Logger): () => void {
+  const sweeper = setInterval(() => sessions.sweep(), SWEEP_INTERVAL_MS);
+  sweeper.unref();
+  const ttlSweeper = startTtlSweeper(store, logger);
+  return () => {
+    clearInterval(sweeper);
+    ttlSweeper.stop();
+  };
+}
+
 /** `0.0.0.0` and `::` listen everywhere; URLs we print point at loopback then. */
 function shownHost(host: string): string {
   if (host === '0.0.0.0' || host === '::') return '127.0.0.1';
@@ -162,18 +173,11 @@ async function startOnDataDir(
   const trustsProxy = trustedProxyMatcher(config.trustedProxies);
   attachHttp(http.app, api, { corsOrigin: config.corsOrigin, logger, inFlight, isClosing, trustsProxy });
 
-  const sweeper = setInterval(() => sessions.sweep(), SWEEP_INTERVAL_MS);
-  sweeper.unref();
-  const ttlSweeper = startTtlSweeper(store, logger);
-  const stopTimers = () => {
-    clearInterval(sweeper);
-    ttlSweeper.stop();
-  };
+  const stopTimers = startTimers(sessions, store, logger);
   try {
     listeningPort = await http.listen(config.host, config.port);
   } catch (e) {
     stopTimers();
-    http.closeAll();
     await store.close();
     throw e;
   }

@@ -39,6 +39,7 @@ export class HttpServer {
       ) => TemplatedApp;
       listen.call(this.app, host, port, exclusivePort(this.uws), (token) => {
         if (!token) {
+          this.closeAll(); // nothing else will use this app
           return reject(
             new ListenError(
               `cannot listen on ${host}:${port}: the address is in use (another server?) or not available`,
