@@ -29,6 +29,7 @@ import type { Push } from './push.js';
 import { type RateLimits, rateLimitedError } from './ratelimit.js';
 import type { MessageRouter } from './route.js';
 import { AgentSession, type Connection, type Sessions } from './sessions.js';
+import { effectiveStatus } from './suspension.js';
 import type { Logger } from 'pino';
 
 /** Frames that may queue while a signed auth is being verified. */
@@ -115,8 +116,14 @@ export class WsSession implements ConnectionEvents {
     if (this.session && this.state === 'open') this.deps.push.onDrain(this.session);
   }
 
+  /**
+   * A protocol ping or pong. It spends a token of the session's frame budget like any non-route
+   * frame (§17.6), so a ping flood is refused like a frame flood; uWS has already answered a ping
+   * with its pong, so what is refused is the next frames, with the usual `rate_limited` error.
+   */
   pong(): void {
     this.touch();
+    if (this.state === 'open') this.takeFrameToken(undefined);
   }
 
   closed(): void {
@@ -187,7 +194,7 @@ export class WsSession implements ConnectionEvents {
   }
 
   private establish(agent: AgentRecord, keyHash: string | undefined): void {
-    if (agent.status === 'suspended')
+    if (effectiveStatus(agent, Date.now()) === 'suspended')
       return this.refuse('agent_suspended', 'This agent is suspended', 'agent_suspended');
     clearTimeout(this.authTimer);
     this.state = 'open';
