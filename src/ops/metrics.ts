@@ -68,6 +68,12 @@ export function renderMetrics(m: MetricSources): string {
       m.sessions.slowConsumerCloses,
     ],
     [
+      'amp_ws_invalid_utf8_closes_total',
+      'counter',
+      'WebSocket connections failed over a text frame that was not UTF-8 (uWS ends them, no close frame)',
+      m.sessions.invalidUtf8Closes,
+    ],
+    [
       'amp_receipts_outbox_dropped_total',
       'counter',
       'Receipts dropped because an offline sender had 1000 waiting',

@@ -35,6 +35,12 @@ import type { Logger } from 'pino';
 /** Frames that may queue while a signed auth is being verified. */
 const MAX_FRAMES_WHILE_AUTHENTICATING = 32;
 
+/**
+ * Why the transport ended a connection on its own. `invalid_utf8`: a text frame was not UTF-8; RFC
+ * 6455 §8.1 says fail the connection (1007), which uWS does before the session sees the frame.
+ */
+export type TransportCloseCause = 'invalid_utf8';
+
 /** What the transport reports about a socket. */
 export interface ConnectionEvents {
   /** The transport has wired the socket to this session: authenticate or wait for the auth frame. */
@@ -45,8 +51,8 @@ export interface ConnectionEvents {
   drain(): void;
   /** A protocol ping or pong arrived. */
   pong(): void;
-  /** The socket is gone, closed by either side. */
-  closed(): void;
+  /** The socket is gone, closed by either side; `cause` when the transport failed it itself. */
+  closed(cause?: TransportCloseCause): void;
   /** Is the session waiting for a drain (pushes paused)? The transport then reports one. */
   wantsDrain(): boolean;
 }
@@ -126,7 +132,12 @@ export class WsSession implements ConnectionEvents {
     if (this.state === 'open') this.takeFrameToken(undefined);
   }
 
-  closed(): void {
+  closed(cause?: TransportCloseCause): void {
+    if (cause === 'invalid_utf8') {
+      this.deps.sessions.invalidUtf8Closes++;
+      const agent = this.session?.agent.id;
+      this.deps.logger.info({ event: 'ws_invalid_utf8', agent }, 'websocket failed: a text frame was not UTF-8');
+    }
     this.state = 'closed';
     clearTimeout(this.authTimer);
     if (this.session) this.deps.sessions.remove(this.session);
