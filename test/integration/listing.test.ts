@@ -4,10 +4,12 @@
 // a tenant of thousands written straight into the data dir before the server opened it.
 
 import { rmSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { LmdbStore } from '../../src/store/lmdb.js';
 import type { AgentRecord } from '../../src/store/types.js';
-import { call, register, startTestServer, tempDir, type Registered, type TestServer } from '../helpers/server.js';
+import { call, ROOT, register, startTestServer, tempDir, type Registered, type TestServer } from '../helpers/server.js';
 
 const BIG = 3_000;
 let t: TestServer;
@@ -56,6 +58,27 @@ const list = async (key: string, q: string) => {
 };
 
 describe('GET agents: paging on the ordered index', () => {
+  // First in the file: no listing has warmed the server's record cache yet. Every record lmdb-js
+  // reads from disk is decoded by its own msgpackr (nested under lmdb/), so counting that module's
+  // decode() calls counts what a listing reads, with no timing involved.
+  it(`one page of 20 decodes about 20 records, not the ${BIG + 1} of the tenant`, async () => {
+    const entry = join(ROOT, 'node_modules/lmdb/node_modules/msgpackr/node-index.js');
+    const { Unpackr } = await import(pathToFileURL(entry).href);
+    const reads = vi.spyOn(Unpackr.prototype, 'decode');
+    try {
+      const body: any = await list(me.api_key, 'limit=20');
+      expect([body.agents.length, body.total, body.has_more]).toEqual([20, BIG + 1, true]);
+      const deep = Buffer.from(stored(2500).address, 'utf8').toString('base64url');
+      const later: any = await list(me.api_key, `limit=20&cursor=${deep}`);
+      expect(later.agents[0].address).toBe(stored(2501).address);
+      // The spy does see reads (the page's own records), just not the tenant's.
+      expect(reads.mock.calls.length).toBeGreaterThan(0);
+      expect(reads.mock.calls.length).toBeLessThan(100);
+    } finally {
+      reads.mockRestore();
+    }
+  });
+
   it(`pages through a tenant of ${BIG + 1} agents with limit=200: every agent once, in address order`, async () => {
     const seen: string[] = [];
     let cursor: string | null = null;
