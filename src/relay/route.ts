@@ -103,9 +103,10 @@ export class MessageRouter {
   /**
    * Per-sender order: one sender's messages are appended in the order their requests arrived,
    * whatever the verifier. node:crypto verifies on the libuv pool and its callbacks complete out
-   * of order, so each sender's admission step (checks, verify, append) waits for the previous
-   * one's. When nothing is in flight for the sender (sodium verifies on the event loop, within
-   * the same turn) there is nothing to wait for and no extra await.
+   * of order, so each request, once verified (verifications still run side by side), waits for
+   * the previous request of the same sender to be appended or refused before it appends. When
+   * nothing is in flight for the sender (sodium verifies on the event loop) there is nothing to
+   * wait for and no extra await.
    */
   async route(sender: AgentRecord, body: unknown, opts: RouteOptions = {}): Promise<RouteOutcome> {
     const before = this.admitting.get(sender.id);
@@ -116,8 +117,7 @@ export class MessageRouter {
     this.admitting.set(sender.id, mine);
     let admitted: Admitted;
     try {
-      if (before) await before;
-      admitted = await this.admit(sender, body, opts);
+      admitted = await this.admit(sender, body, opts, before);
     } catch (e) {
       this.abuse.refused(sender.id, e);
       throw e;
@@ -132,15 +132,21 @@ export class MessageRouter {
 
   /**
    * Steps 3-9 up to the append: resolves once the message is in the recipient's queue (or
-   * refused, or a replay), to the promise of the answer.
+   * refused, or a replay), to the promise of the answer. `before`: the sender's previous request,
+   * whose turn to append comes first.
    */
-  private async admit(sender: AgentRecord, body: unknown, opts: RouteOptions): Promise<Admitted> {
+  private async admit(
+    sender: AgentRecord,
+    body: unknown,
+    opts: RouteOptions,
+    before: Promise<void> | undefined,
+  ): Promise<Admitted> {
     const { config } = this.ctx;
     const { directory, records } = this.stores;
     const nowMs = Date.now();
     const req = decodeRouteBody(body, { nowMs, headerIdempotencyKey: opts.headerIdempotencyKey || undefined });
 
-    // The record as stored now: a suspension may have landed while this request waited its turn.
+    // The record as stored now: the caller's copy may predate a suspension (a WS session's does).
     const status = effectiveStatus(this.agents.find(sender.id) ?? sender, nowMs);
     if (status === 'suspended')
       throw new AmpError('agent_suspended', 'This agent is suspended and cannot send messages');
@@ -174,6 +180,7 @@ export class MessageRouter {
     if (signed && directory.findRevokedKey(sender.fingerprint)) {
       throw new AmpError('key_revoked', "The sender's key has been revoked", { field: 'signature' });
     }
+    if (before) await before;
     const d: Delivery = { sender, recipient, req, toExpanded, signed, nowMs };
 
     // §12.5: an idempotency key, or else the signature itself, names the request; a repeat within
