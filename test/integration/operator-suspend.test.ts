@@ -7,7 +7,7 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminToken } from '../helpers/aid.js';
+import { activeRegistration, adminToken, asAdmin, type AidServer, issuerOf } from '../helpers/aid.js';
 import {
   call,
   register,
@@ -142,6 +142,27 @@ describe('POST agents/{agent_id}/suspend and /unsuspend (§20)', () => {
     // Nothing was suspended by any of these.
     await routeOk(t.api, mallory, msg(bob.address, 8));
     await routeOk(t.api, other, msg(bob.address, 9));
+  });
+});
+
+describe("an operator's suspension and the agent's AID registration", () => {
+  it("an AID reactivation does not lift an operator's suspension; the unsuspend does", async () => {
+    const carol = await register(t.api, 'carol', 'acme');
+    const aid: AidServer = {
+      t,
+      tenant: 'acme',
+      issuer: issuerOf(t, 'acme'),
+      url: `${t.url}/acme`,
+      admin: await adminToken(t, { tenant: 'acme' }),
+      mint: (email) => adminToken(t, { tenant: 'acme', email }),
+    };
+    const regId = await activeRegistration(aid, carol);
+    expect((await suspend(carol.agent_id, admin)).status).toBe(200);
+    expect((await asAdmin(aid, 'POST', `/${regId}/suspend`)).status).toBe(200);
+    expect((await asAdmin(aid, 'POST', `/${regId}/reactivate`)).status).toBe(200);
+    expect((await route(t.api, carol, msg(bob.address, 20))).body.error).toBe('agent_suspended');
+    expect((await unsuspend(carol.agent_id, admin)).status).toBe(200);
+    await routeOk(t.api, carol, msg(bob.address, 21));
   });
 });
 
