@@ -154,5 +154,7 @@ export function errorFrame(e: AmpError, request_id?: string): Record<string, unk
   if (request_id !== undefined) frame.request_id = request_id;
   if (e.field !== undefined) frame.field = e.field;
   if (Object.keys(e.details).length > 0) frame.details = e.details;
+  // As the REST body (§21): a retryable refusal (`queue_full`, `rate_limited`) says when.
+  if (e.retryAfter !== undefined) frame.retry_after = e.retryAfter;
   return frame;
 }

@@ -29,6 +29,8 @@ import { Push } from './relay/push.js';
 import { RateLimits } from './relay/ratelimit.js';
 import { Receipts } from './relay/receipts.js';
 import { MessageRouter } from './relay/route.js';
+import { AbuseCounters } from './relay/abuse.js';
+import { Suspensions } from './relay/suspension.js';
 import { Sessions } from './relay/sessions.js';
 import { WsGateway } from './relay/ws-gateway.js';
 import { LmdbStore } from './store/lmdb.js';
@@ -68,10 +70,12 @@ function buildRelay(ctx: RelayContext, store: Store, verifier: Ed25519Verifier) 
   const receipts = new Receipts(stores, sessions, ctx.logger);
   const push = new Push(ctx.config, store, sessions, receipts);
   const agents = new Agents(ctx, store, sessions, verifier);
-  const router = new MessageRouter(ctx, agents, stores, push, receipts);
+  const abuse = new AbuseCounters();
+  const router = new MessageRouter(ctx, agents, stores, push, receipts, abuse);
   const inbox = new Inbox(store, receipts);
   const link = new IdentityLink(agents, store, sessions, ctx.logger);
-  return { sessions, receipts, push, agents, router, inbox, link };
+  const suspensions = new Suspensions(ctx, agents, store, sessions);
+  return { sessions, receipts, push, agents, router, inbox, link, abuse, suspensions };
 }
 
 /** The identity service (AID); its registrations tell `link` when the AMP agent must follow. */

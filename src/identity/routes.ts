@@ -8,6 +8,7 @@ import type { Actor } from './audit.js';
 import { AidError } from './errors.js';
 import { authorizationServerMetadata, openidConfiguration, protectedResourceMetadata } from './discovery.js';
 import type { SigningKeys } from './signing-keys.js';
+import { decodeJwt } from 'jose';
 
 export type DiscoveryDoc = 'oauth-authorization-server' | 'openid-configuration' | 'oauth-protected-resource';
 
@@ -49,6 +50,30 @@ export class IdentityRoutes {
     if (!r.ok)
       throw new AidError(r.error, r.description, { headers: { 'WWW-Authenticate': `Bearer error="${r.error}"` } });
     return { type: 'admin', id: String(r.claims.sub), email: r.claims.email, address: null, ip, userAgent };
+  }
+
+  /**
+   * Spec §20: an `amp:admin` JWT, for the tenant it names (the caller then checks the agent is of
+   * that tenant). Refusals in the AMP shape: no or a bad token 401 `unauthorized`, an agent token
+   * or a missing scope 403 `forbidden`.
+   */
+  async ampAdmin(authorization: string): Promise<{ email: string; tenant: string }> {
+    const m = /^bearer\s+(\S+)$/i.exec(authorization.trim());
+    if (!m) throw new AmpError('unauthorized', 'An admin bearer token (scope amp:admin) is required');
+    let tenant: unknown;
+    try {
+      tenant = decodeJwt(m[1]).company_url_id;
+    } catch {
+      tenant = undefined;
+    }
+    if (typeof tenant !== 'string' || !REGISTERED_LABEL_RE.test(tenant))
+      throw new AmpError('unauthorized', 'The admin token is invalid or expired');
+    const r = await checkAdminToken(this.keys, m[1], this.issuer(tenant), tenant, 'amp:admin');
+    if (!r.ok)
+      throw new AmpError(r.status === 401 ? 'unauthorized' : 'forbidden', r.description, {
+        headers: { 'WWW-Authenticate': `Bearer error="${r.error}"` },
+      });
+    return { email: r.claims.email, tenant };
   }
 
   async jwks(tenant?: string): Promise<Record<string, unknown>> {

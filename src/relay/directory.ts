@@ -6,6 +6,7 @@ import type { AgentRecord, DirectoryStore } from '../store/types.js';
 import type { Agents } from './agents.js';
 import { type AmpLifecycleHooks, providerUrls, type RelayContext } from './context.js';
 import type { Sessions } from './sessions.js';
+import { effectiveStatus } from './suspension.js';
 
 const CARD_LIFETIME_MS = 182 * 24 * 3600 * 1000;
 const DEFAULT_LIST_LIMIT = 50;
@@ -92,8 +93,14 @@ export class Directory {
     };
   }
 
-  /** GET agents (§7.4): the caller's tenant only, by address, with an opaque cursor. */
+  /**
+   * GET agents (§7.4): the caller's tenant only, by address, with an opaque cursor (base64url of
+   * the last address listed: the next page seeks past it, so it stays valid across inserts and
+   * deletes). Costs the page, not the tenant (the store's ordered index).
+   */
   list(caller: AgentRecord, q: URLSearchParams): Record<string, unknown> {
+    if (effectiveStatus(caller, Date.now()) === 'suspended')
+      throw new AmpError('agent_suspended', 'This agent is suspended');
     const tenant = q.get('tenant');
     if (tenant !== null && tenant !== '' && tenant.toLowerCase() !== caller.tenant) {
       throw new AmpError('forbidden', 'Agents of other tenants cannot be listed', { field: 'tenant' });
@@ -112,28 +119,17 @@ export class Directory {
       if (!after.includes('@')) throw invalidField('cursor', 'cursor is not one this server gave out');
     }
     const search = (q.get('search') ?? '').toLowerCase();
-    const matches = this.store
-      .listAgents(caller.tenant)
-      .filter(
-        (a) =>
-          !search ||
-          a.name.includes(search) ||
-          a.address.includes(search) ||
-          (a.alias ?? '').toLowerCase().includes(search),
-      )
-      .sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
-    const rest = matches.filter((a) => a.address > after);
-    const page = rest.slice(0, limit);
-    const hasMore = rest.length > page.length;
+    const page = this.store.listAgentPage(caller.tenant, { after, limit, search });
+    const last = page.agents[page.agents.length - 1];
     return {
-      agents: page.map((a) => ({
+      agents: page.agents.map((a) => ({
         address: a.address,
         alias: a.alias ?? null,
         online: this.sessions.isOnline(a.id),
       })),
-      total: matches.length,
-      cursor: hasMore ? Buffer.from(page[page.length - 1].address, 'utf8').toString('base64url') : null,
-      has_more: hasMore,
+      total: page.total,
+      cursor: page.more && last ? Buffer.from(last.address, 'utf8').toString('base64url') : null,
+      has_more: page.more,
     };
   }
 

@@ -8,6 +8,7 @@ import { CLOSE } from '../../proto/index.js';
 import type { AgentRecord, DirectoryStore } from '../store/types.js';
 import type { Agents } from './agents.js';
 import type { Sessions } from './sessions.js';
+import { effectiveStatus } from './suspension.js';
 
 /** The AID transitions the AMP side hears of. */
 export type RegistrationAction = 'approve' | 'reject' | 'suspend' | 'reactivate' | 'delete';
@@ -36,6 +37,12 @@ export class IdentityLink {
       if (!a) return; // deregistered meanwhile: nothing to follow
       const next = followingStatus(a.status, action);
       if (next === a.status) return;
+      // An operator's suspension (§20) ends only by an unsuspend or its expiry: an AID approval or
+      // reactivation now only decides what the agent returns to then.
+      if (a.suspension && next !== 'suspended' && effectiveStatus(a, Date.now()) === 'suspended') {
+        await this.directory.putAgent({ ...a, suspension: { ...a.suspension, previous: next } });
+        return;
+      }
       await this.directory.putAgent({ ...a, status: next });
       if (next === 'suspended') this.sessions.closeAgent(a.id, CLOSE.AUTH_FAILED, 'agent_suspended');
       const log = { event: 'amp_agent_status', agent: a.id, status: next, cause: `aid_${action}` };

@@ -13,9 +13,11 @@ import {
 } from '../../proto/index.js';
 import type { AckOutcome, AgentRecord, QueueStore } from '../store/types.js';
 import type { Receipts } from './receipts.js';
+import { effectiveStatus } from './suspension.js';
 
 function assertActive(agent: AgentRecord): void {
-  if (agent.status === 'suspended') throw new AmpError('agent_suspended', 'This agent is suspended');
+  if (effectiveStatus(agent, Date.now()) === 'suspended')
+    throw new AmpError('agent_suspended', 'This agent is suspended');
 }
 
 /** `limit` query value: default 10, clamped to 100; < 1 or not a number is 400. */

@@ -22,6 +22,8 @@ import type { Push } from './push.js';
 import type { Receipts } from './receipts.js';
 import type { Agents } from './agents.js';
 import type { RelayContext } from './context.js';
+import type { AbuseCounters } from './abuse.js';
+import { effectiveStatus } from './suspension.js';
 
 const QUEUE_FULL_RETRY_AFTER_S = 60;
 
@@ -62,9 +64,16 @@ interface Delivery {
   nowMs: number;
 }
 
+/** A message past admission: its answer, once committed (a promise in an object, so it is not awaited). */
+interface Admitted {
+  outcome: Promise<RouteOutcome>;
+}
+
 export class MessageRouter {
   /** Requests with an idempotency key being processed now: concurrent repeats wait for them. */
   private readonly inFlightIdem = new Map<string, Promise<{ digest: string; result: RouteResult }>>();
+  /** Per sender, the admission of its latest route request (see route()). */
+  private readonly admitting = new Map<string, Promise<void>>();
 
   constructor(
     private readonly ctx: RelayContext,
@@ -72,28 +81,76 @@ export class MessageRouter {
     private readonly stores: { queue: QueueStore; directory: DirectoryStore; records: RecordsStore },
     private readonly push: Push,
     private readonly receipts: Receipts,
+    private readonly abuse: AbuseCounters,
   ) {}
 
   /** Spec §12.3 step 2, before the body is read: the sender's route buckets. */
   senderRateLimit(sender: AgentRecord): Record<string, string> {
-    return enforce(
-      this.ctx.limits.take([
-        ['route', sender.id],
-        ['route_hour', sender.id],
-      ]),
-      'sender',
-    );
+    try {
+      return enforce(
+        this.ctx.limits.take([
+          ['route', sender.id],
+          ['route_hour', sender.id],
+        ]),
+        'sender',
+      );
+    } catch (e) {
+      this.abuse.refused(sender.id, e);
+      throw e;
+    }
   }
 
+  /**
+   * Per-sender order: one sender's messages are appended in the order their requests arrived,
+   * whatever the verifier. node:crypto verifies on the libuv pool and its callbacks complete out
+   * of order, so each request, once verified (verifications still run side by side), waits for
+   * the previous request of the same sender to be appended or refused before it appends. When
+   * nothing is in flight for the sender (sodium verifies on the event loop) there is nothing to
+   * wait for and no extra await.
+   */
   async route(sender: AgentRecord, body: unknown, opts: RouteOptions = {}): Promise<RouteOutcome> {
+    const before = this.admitting.get(sender.id);
+    let open!: () => void;
+    const mine = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    this.admitting.set(sender.id, mine);
+    let admitted: Admitted;
+    try {
+      admitted = await this.admit(sender, body, opts, before);
+    } catch (e) {
+      this.abuse.refused(sender.id, e);
+      throw e;
+    } finally {
+      open();
+      if (this.admitting.get(sender.id) === mine) this.admitting.delete(sender.id);
+    }
+    const outcome = await admitted.outcome;
+    this.abuse.sent(sender.id);
+    return outcome;
+  }
+
+  /**
+   * Steps 3-9 up to the append: resolves once the message is in the recipient's queue (or
+   * refused, or a replay), to the promise of the answer. `before`: the sender's previous request,
+   * whose turn to append comes first.
+   */
+  private async admit(
+    sender: AgentRecord,
+    body: unknown,
+    opts: RouteOptions,
+    before: Promise<void> | undefined,
+  ): Promise<Admitted> {
     const { config } = this.ctx;
     const { directory, records } = this.stores;
     const nowMs = Date.now();
     const req = decodeRouteBody(body, { nowMs, headerIdempotencyKey: opts.headerIdempotencyKey || undefined });
 
-    if (sender.status === 'suspended')
+    // The record as stored now: the caller's copy may predate a suspension (a WS session's does).
+    const status = effectiveStatus(this.agents.find(sender.id) ?? sender, nowMs);
+    if (status === 'suspended')
       throw new AmpError('agent_suspended', 'This agent is suspended and cannot send messages');
-    if (sender.status === 'pending')
+    if (status === 'pending')
       throw new AmpError(
         'forbidden',
         'This agent awaits approval of its Agent Identity registration and cannot send messages yet',
@@ -108,7 +165,7 @@ export class MessageRouter {
     }
 
     const { agent: recipient, address: toExpanded } = this.agents.resolveRecipient(req.to, sender);
-    if (recipient.status === 'suspended')
+    if (effectiveStatus(recipient, nowMs) === 'suspended')
       throw new AmpError('recipient_suspended', 'The recipient agent is suspended', { field: 'to' });
     if (config.crossTenant === 'deny' && recipient.tenant !== sender.tenant) {
       throw new AmpError('forbidden', 'Messages to other tenants are not allowed on this provider', { field: 'to' });
@@ -123,12 +180,14 @@ export class MessageRouter {
     if (signed && directory.findRevokedKey(sender.fingerprint)) {
       throw new AmpError('key_revoked', "The sender's key has been revoked", { field: 'signature' });
     }
+    if (before) await before;
     const d: Delivery = { sender, recipient, req, toExpanded, signed, nowMs };
 
     // §12.5: an idempotency key, or else the signature itself, names the request; a repeat within
     // the window gets the first answer and creates nothing.
     const idemKey = req.idempotency_key ?? (req.signature !== undefined ? `sig:${req.signature}` : undefined);
-    if (idemKey === undefined) return { result: await this.deliver(d), replayed: false };
+    // deliver() appends before its first await: once called, the message has its place.
+    if (idemKey === undefined) return { outcome: this.deliver(d).then((result) => ({ result, replayed: false })) };
     const digest = requestDigest(req, toExpanded, hashOf());
     const slot = `${sender.id}\n${idemKey}`;
     const replay = (rec: { digest: string; result: unknown }): RouteOutcome => {
@@ -140,16 +199,14 @@ export class MessageRouter {
       return { result: rec.result as RouteResult, replayed: true };
     };
     const inFlight = this.inFlightIdem.get(slot);
-    if (inFlight) return replay(await inFlight);
+    if (inFlight) return { outcome: inFlight.then(replay) };
     const stored = records.getIdempotency(sender.id, idemKey, nowMs);
-    if (stored) return replay(stored);
+    if (stored) return { outcome: Promise.resolve(replay(stored)) };
     const work = this.deliver(d, { key: idemKey, digest }).then((result) => ({ digest, result }));
     this.inFlightIdem.set(slot, work);
-    try {
-      return { result: (await work).result, replayed: false };
-    } finally {
-      this.inFlightIdem.delete(slot);
-    }
+    const outcome = work.then(({ result }) => ({ result, replayed: false }));
+    outcome.finally(() => this.inFlightIdem.delete(slot)).catch(() => {});
+    return { outcome };
   }
 
   /** Steps 9-12: queue cap, build, append + push, commit, answer. */

@@ -49,6 +49,8 @@ export class Sessions {
   private readonly byAgent = new Map<string, Set<AgentSession>>();
   /** Sessions closed as slow consumers (4501). */
   slowConsumerCloses = 0;
+  /** Connections the transport failed over a text frame that was not UTF-8 (RFC 6455 §8.1). */
+  invalidUtf8Closes = 0;
 
   constructor(private readonly config: Config) {}
 

@@ -12,6 +12,7 @@ import {
 import type { AgentRecord } from '../store/types.js';
 import { enforce } from './ratelimit.js';
 import type { Connection } from './sessions.js';
+import { effectiveStatus } from './suspension.js';
 import { type ConnectionEvents, type SessionDeps, WsSession } from './ws-session.js';
 
 const URL_CREDENTIALS_RE = /(?:^|&)(?:token|api_key|key)=/i;
@@ -57,7 +58,8 @@ export class WsGateway {
     let pre: AcceptedUpgrade['pre'];
     if (req.authorization || req.xApiKey) {
       pre = this.deps.agents.authenticateKey(req.authorization, req.xApiKey);
-      if (pre.agent.status === 'suspended') throw new AmpError('agent_suspended', 'This agent is suspended');
+      if (effectiveStatus(pre.agent, Date.now()) === 'suspended')
+        throw new AmpError('agent_suspended', 'This agent is suspended');
     }
     const picked = pickSubprotocol(req.offeredProtocols);
     const protocol = picked ?? SUBPROTOCOL_JSON;

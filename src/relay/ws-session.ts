@@ -29,10 +29,17 @@ import type { Push } from './push.js';
 import { type RateLimits, rateLimitedError } from './ratelimit.js';
 import type { MessageRouter } from './route.js';
 import { AgentSession, type Connection, type Sessions } from './sessions.js';
+import { effectiveStatus } from './suspension.js';
 import type { Logger } from 'pino';
 
 /** Frames that may queue while a signed auth is being verified. */
 const MAX_FRAMES_WHILE_AUTHENTICATING = 32;
+
+/**
+ * Why the transport ended a connection on its own. `invalid_utf8`: a text frame was not UTF-8; RFC
+ * 6455 §8.1 says fail the connection (1007), which uWS does before the session sees the frame.
+ */
+export type TransportCloseCause = 'invalid_utf8';
 
 /** What the transport reports about a socket. */
 export interface ConnectionEvents {
@@ -44,8 +51,8 @@ export interface ConnectionEvents {
   drain(): void;
   /** A protocol ping or pong arrived. */
   pong(): void;
-  /** The socket is gone, closed by either side. */
-  closed(): void;
+  /** The socket is gone, closed by either side; `cause` when the transport failed it itself. */
+  closed(cause?: TransportCloseCause): void;
   /** Is the session waiting for a drain (pushes paused)? The transport then reports one. */
   wantsDrain(): boolean;
 }
@@ -115,11 +122,22 @@ export class WsSession implements ConnectionEvents {
     if (this.session && this.state === 'open') this.deps.push.onDrain(this.session);
   }
 
+  /**
+   * A protocol ping or pong. It spends a token of the session's frame budget like any non-route
+   * frame (§17.6), so a ping flood is refused like a frame flood; uWS has already answered a ping
+   * with its pong, so what is refused is the next frames, with the usual `rate_limited` error.
+   */
   pong(): void {
     this.touch();
+    if (this.state === 'open') this.takeFrameToken(undefined);
   }
 
-  closed(): void {
+  closed(cause?: TransportCloseCause): void {
+    if (cause === 'invalid_utf8') {
+      this.deps.sessions.invalidUtf8Closes++;
+      const agent = this.session?.agent.id;
+      this.deps.logger.info({ event: 'ws_invalid_utf8', agent }, 'websocket failed: a text frame was not UTF-8');
+    }
     this.state = 'closed';
     clearTimeout(this.authTimer);
     if (this.session) this.deps.sessions.remove(this.session);
@@ -187,7 +205,7 @@ export class WsSession implements ConnectionEvents {
   }
 
   private establish(agent: AgentRecord, keyHash: string | undefined): void {
-    if (agent.status === 'suspended')
+    if (effectiveStatus(agent, Date.now()) === 'suspended')
       return this.refuse('agent_suspended', 'This agent is suspended', 'agent_suspended');
     clearTimeout(this.authTimer);
     this.state = 'open';

@@ -9,10 +9,13 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Database, open, type RootDatabase } from 'lmdb';
 import { AmpError } from '../../proto/index.js';
+import { AgentListing } from './lmdb-directory.js';
 import { LmdbQueue } from './lmdb-queue.js';
 import { SliceSweeper } from './lmdb-sweep.js';
 import type {
   AckOutcome,
+  AgentPage,
+  AgentPageQuery,
   AgentRecord,
   ApiKeyRecord,
   Appended,
@@ -63,6 +66,7 @@ export class LmdbStore implements Store {
   private readonly idem: Database<StoredIdempotency, string>;
   private readonly records: Record<RecordKind, Database<string, string>>;
   private readonly sweeper = new SliceSweeper();
+  private readonly listing: AgentListing;
   private closed = false;
 
   constructor(opts: LmdbStoreOptions) {
@@ -91,6 +95,12 @@ export class LmdbStore implements Store {
     this.revoked = this.root.openDB({ name: 'revoked', cache: true });
     this.holds = this.root.openDB({ name: 'holds' });
     this.idem = this.root.openDB({ name: 'idempotency', cache: true });
+    this.listing = new AgentListing(
+      (function* (agents) {
+        for (const { value } of agents.getRange()) yield value;
+      })(this.agents),
+      (id) => this.agents.get(id),
+    );
     this.records = {
       registrations: this.root.openDB({ name: 'aid_registrations', cache: true }),
       audit: this.root.openDB({ name: 'aid_audit' }),
@@ -165,6 +175,7 @@ export class LmdbStore implements Store {
   async putAgent(agent: AgentRecord): Promise<void> {
     this.assertOpen();
     this.agents.put(agent.id, agent);
+    this.listing.put(agent);
     this.names.put(`${agent.tenant}/${agent.name}`, agent.id);
     this.fingerprints.put(agent.fingerprint, agent.id);
     await this.fingerprints.put(agent.fingerprint_raw, agent.id);
@@ -186,18 +197,14 @@ export class LmdbStore implements Store {
     return false;
   }
 
-  listAgents(tenant: string): AgentRecord[] {
-    const out: AgentRecord[] = [];
-    for (const { value: id } of this.names.getRange({ start: `${tenant}/`, end: `${tenant}0` })) {
-      const a = this.agents.get(id);
-      if (a) out.push(a);
-    }
-    return out;
+  listAgentPage(tenant: string, q: AgentPageQuery): AgentPage {
+    return this.listing.page(tenant, q);
   }
 
   async deleteAgent(agent: AgentRecord, holdUntil: number): Promise<void> {
     this.assertOpen();
     this.agents.remove(agent.id);
+    this.listing.remove(agent);
     this.names.remove(`${agent.tenant}/${agent.name}`);
     this.fingerprints.remove(agent.fingerprint);
     this.fingerprints.remove(agent.fingerprint_raw);

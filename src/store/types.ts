@@ -27,10 +27,25 @@ export interface AgentRecord {
   client_agent_id?: string;
   /** `pending`: registered under the `approval` mode, may not route until its AID approval. */
   status: 'active' | 'suspended' | 'pending';
+  /** Set by an operator's suspension (§20); absent for an AID suspension. */
+  suspension?: AgentSuspension;
   /** SHA-256 hex of every API key issued to the agent (for revocation). */
   key_hashes: string[];
   registered_at: number;
   last_seen_at?: number;
+}
+
+/** An operator's suspension of an agent (POST agents/{id}/suspend, §20). */
+export interface AgentSuspension {
+  reason: string;
+  /** Suspended at (ms). */
+  at: number;
+  /** Lifted by itself at (ms); null = until an unsuspend. */
+  until: number | null;
+  /** The admin's e-mail. */
+  by: string;
+  /** The status the agent returns to when the suspension ends. */
+  previous: 'active' | 'pending';
 }
 
 export interface ApiKeyRecord {
@@ -164,6 +179,22 @@ export interface QueueStore {
   markReceipt(id: string, kind: ReceiptKind): boolean;
 }
 
+export interface AgentPageQuery {
+  /** Only addresses after this one ('' = from the start). */
+  after: string;
+  limit: number;
+  /** Lowercase substring of name, address or alias; '' matches every agent. */
+  search: string;
+}
+
+export interface AgentPage {
+  agents: AgentRecord[];
+  /** Every match in the tenant, not only this page. */
+  total: number;
+  /** More matches follow this page. */
+  more: boolean;
+}
+
 /** Agents, their names and keys, API keys and the key revocation list. */
 export interface DirectoryStore {
   getAgent(id: string): AgentRecord | undefined;
@@ -175,8 +206,8 @@ export interface DirectoryStore {
   replaceAgentKey(old: AgentRecord, updated: AgentRecord): Promise<void>;
   /** A tenant exists while it has an agent or an identity registration. */
   hasTenant(tenant: string): boolean;
-  /** Agents of a tenant, ordered by name. */
-  listAgents(tenant: string): AgentRecord[];
+  /** One page of a tenant's agents, ordered by address (§7.4): costs the page, not the tenant. */
+  listAgentPage(tenant: string, q: AgentPageQuery): AgentPage;
   /** Remove an agent, its indexes, queue and outbox; hold its name until `holdUntil` (ms, 0 = no hold). */
   deleteAgent(agent: AgentRecord, holdUntil: number): Promise<void>;
   /** Until when (ms) a deregistered name stays taken; undefined when it is free. */

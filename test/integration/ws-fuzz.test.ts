@@ -508,12 +508,23 @@ describe('frame limits', () => {
     }
   });
 
-  // What the server does today with a text frame that is not valid UTF-8 (uWebSockets.js checks
-  // text frames before the relay sees them): it ends the TCP connection at once, writing nothing,
-  // neither an error frame nor a close frame, so the `ws` client reports 1006; a ping sent after it
-  // is never answered. Not RFC 6455's 1007 close frame, and not §17.3's invalid_request with the
-  // socket kept; this test pins the current behaviour, it does not choose between them.
-  it('a text frame that is not valid UTF-8 ends the connection, no frame written (1006); server healthy', async () => {
+  // A text frame that is not valid UTF-8. RFC 6455 §8.1: the endpoint MUST fail the connection
+  // (with 1007, §7.4.1, in the close frame it SHOULD send first); §17.3's "invalid_request, socket
+  // stays open" is for frames that are UTF-8 but not a valid AMP frame. The choice is to fail the
+  // connection. uWebSockets.js validates text frames itself, before the relay's message handler
+  // could see one, and there is no option to turn that off (the frame never reaches JavaScript);
+  // it ends the TCP connection at once without a close frame, so the 1007 close frame is the
+  // upstream limit: the `ws` client reports 1006. Reproduction: after `connected`, send the masked
+  // text frame 81 84 <mask> {0x7b 0xff 0xfe 0x7d}; the server writes nothing and closes. What the
+  // relay does: it hears the cause from uWS's close callback, counts it in /metrics
+  // (amp_ws_invalid_utf8_closes_total) and logs it; the server and other sessions carry on.
+  it('a text frame that is not valid UTF-8 fails the connection (no frame; 1006 upstream), counted in /metrics', async () => {
+    const invalidUtf8Closes = async () => {
+      const m = /^amp_ws_invalid_utf8_closes_total (\d+)$/m.exec((await call('GET', `${t.url}/metrics`)).body);
+      return m ? Number(m[1]) : Number.NaN;
+    };
+    const before = await invalidUtf8Closes();
+    expect(before).toBeGreaterThanOrEqual(0);
     const c = await connectWs(t.server.wsUrl, fuzzer.api_key);
     c.ws.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false });
     c.sendText({ type: 'ping', request_id: 'after-bad-utf8' });
@@ -526,6 +537,7 @@ describe('frame limits', () => {
     expect(closeCode).toBeUndefined();
     expect(tail.length).toBe(0);
     expect(await healthStatus()).toBe(200);
+    expect(await invalidUtf8Closes()).toBe(before + 2);
     F.sendText({ type: 'ping', request_id: 'after-utf8' });
     await F.nextType('pong', 'after-utf8');
   });

@@ -18,8 +18,9 @@ import { type Inbox, parseLimit } from '../../relay/inbox.js';
 import type { Keys } from '../../relay/keys.js';
 import type { Receipts } from '../../relay/receipts.js';
 import type { MessageRouter } from '../../relay/route.js';
+import { decodeSuspendBody, type Suspensions } from '../../relay/suspension.js';
 import { type AidDeps, addAidRoutes } from './aid-api.js';
-import { type AgentCaller, RouteTable } from './route-table.js';
+import { type AgentCaller, NO_STORE, RouteTable } from './route-table.js';
 import { type HttpReply, type HttpRequest, Router } from './router.js';
 
 export interface ApiDeps {
@@ -30,6 +31,7 @@ export interface ApiDeps {
   receipts: Receipts;
   keys: Keys;
   directory: Directory;
+  suspensions: Suspensions;
   identity: IdentityRoutes;
   aid: AidDeps;
   /** The /health document and its status. */
@@ -51,6 +53,7 @@ export function buildApi(deps: ApiDeps): Router {
   addMessageRoutes(t, deps);
   addAgentRoutes(t, deps);
   addKeyRoutes(t, deps);
+  addOperatorRoutes(t, deps);
   addAidDiscoveryRoutes(t, identity);
   addAidRoutes(t, deps.aid);
   // A plain GET on the WebSocket path (no Upgrade header) says what the path is for.
@@ -145,6 +148,20 @@ function addAgentRoutes(t: RouteTable, { agents, directory }: ApiDeps): void {
     if (!req.params.address.includes('@'))
       throw new AmpError('not_found', 'No such endpoint; resolve with agents/resolve/{address}');
     return ok(directory.resolve(agent, req.params.address));
+  });
+}
+
+/** §20 operators' controls: an `amp:admin` JWT of the agent's tenant, checked before the body is read. */
+function addOperatorRoutes(t: RouteTable, { identity, suspensions }: ApiDeps): void {
+  t.api('POST', '/agents/:agent_id/suspend', PUBLIC, async (req) => {
+    const admin = await identity.ampAdmin(req.headers.authorization);
+    const text = (await req.body.text()).trim();
+    const body = text === '' ? {} : await req.body.json();
+    return ok(await suspensions.suspend(req.params.agent_id, admin, decodeSuspendBody(body)), 200, NO_STORE);
+  });
+  t.api('POST', '/agents/:agent_id/unsuspend', PUBLIC, async (req) => {
+    const admin = await identity.ampAdmin(req.headers.authorization);
+    return ok(await suspensions.unsuspend(req.params.agent_id, admin), 200, NO_STORE);
   });
 }
 

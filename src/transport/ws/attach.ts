@@ -9,6 +9,9 @@ import type { WsGateway } from '../../relay/ws-gateway.js';
 import { errorReply, statusLine } from '../http/respond.js';
 import { type BufferLimits, type UserData, WsConnection } from './connection.js';
 
+/** The reason uWS gives (with 1006) when it failed a connection over a text frame that is not UTF-8. */
+const UWS_INVALID_UTF8 = 'Received invalid UTF-8';
+
 export interface WsOptions {
   gateway: WsGateway;
   logger: Logger;
@@ -67,7 +70,13 @@ export function attachWebSockets(app: TemplatedApp, opts: WsOptions): void {
       // Protocol pings and pongs both count as inbound traffic for the idle timeout.
       ping: (ws) => ws.getUserData().conn?.events?.pong(),
       pong: (ws) => ws.getUserData().conn?.events?.pong(),
-      close: (ws) => ws.getUserData().conn?.ended(),
+      // uWS validates text frames as UTF-8 itself, before `message` could see one, and on a bad one
+      // ends the TCP connection at once (no close frame, so no 1007 either; nothing can be written
+      // by then) and reports 1006 with this reason. Said to the session as what it is.
+      close: (ws, code, message) => {
+        const invalidUtf8 = code === 1006 && Buffer.from(message).toString('latin1') === UWS_INVALID_UTF8;
+        ws.getUserData().conn?.ended(invalidUtf8 ? 'invalid_utf8' : undefined);
+      },
     });
   }
 }

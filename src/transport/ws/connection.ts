@@ -8,7 +8,7 @@ import { CLOSE } from '../../../proto/index.js';
 import { encodeFrame, type Frame } from '../../relay/frames.js';
 import type { Connection, SendOutcome } from '../../relay/sessions.js';
 import type { AcceptedUpgrade } from '../../relay/ws-gateway.js';
-import type { ConnectionEvents } from '../../relay/ws-session.js';
+import type { ConnectionEvents, TransportCloseCause } from '../../relay/ws-session.js';
 
 /** Queued bytes that are written at once rather than at the end of the turn. */
 const FLUSH_AT_BYTES = 64 * 1024;
@@ -105,9 +105,9 @@ export class WsConnection implements Connection {
   }
 
   /** uWS closed the socket (either side). */
-  ended(): void {
+  ended(cause?: TransportCloseCause): void {
     this.closed = true;
-    this.events?.closed();
+    this.events?.closed(cause);
   }
 }
 
