@@ -33,6 +33,8 @@ export const CASES = {
   'headers-49': get('/sync', manyHeaders(48)),
   'headers-60': get('/sync', manyHeaders(59)),
   'header-8k': get('/sync', `X-Big: ${'a'.repeat(8192)}\r\n`),
+  'header-64k': get('/sync', `X-Big: ${'a'.repeat(65536)}\r\n`),
+  'header-1m': get('/sync', `X-Big: ${'a'.repeat(1 << 20)}\r\n`),
   'absolute-form': 'GET http://x/sync HTTP/1.1\r\nHost: x\r\n\r\n',
   'bare-lf': 'GET /sync HTTP/1.1\nHost: x\n\n',
   'obs-fold': 'GET /sync HTTP/1.1\r\nHost: x\r\nX-A: a\r\n  folded\r\n\r\n',

@@ -86,6 +86,23 @@ function readHeaders(req: UwsRequest) {
   };
 }
 
+/**
+ * Request-smuggling shape (RFC 9112 §6.3): several Content-Length headers that disagree. uWS frames
+ * the body by the first one and hands the request over; we refuse it and close, since the bytes
+ * after it cannot be trusted to start the next request. Checked only when a Content-Length is sent.
+ */
+function conflictingContentLength(req: UwsRequest, first: string): AmpError | undefined {
+  if (first === '') return undefined;
+  let conflict = false;
+  req.forEach((key, value) => {
+    if (key === 'content-length' && value.trim() !== first.trim()) conflict = true;
+  });
+  if (!conflict) return undefined;
+  return new AmpError('invalid_request', 'Conflicting Content-Length headers; the request is refused', {
+    field: 'Content-Length',
+  });
+}
+
 const PREFLIGHT_REPLY: HttpReply = {
   status: 204,
   headers: {
@@ -135,6 +152,8 @@ export function attachHttp(app: TemplatedApp, router: Router, opts: HttpOptions)
     const headers = readHeaders(ureq);
     const rawQuery = ureq.getQuery() ?? '';
     const ip = Buffer.from(res.getRemoteAddressAsText()).toString('utf8');
+    const framing = conflictingContentLength(ureq, headers.contentLength);
+    if (framing) return write(res, state, errorReply(framing), opts, true);
 
     if (method === 'OPTIONS') return write(res, state, PREFLIGHT_REPLY, opts);
     if (opts.isClosing()) {
