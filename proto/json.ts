@@ -53,18 +53,28 @@ export function nestsDeeperThan(value: unknown, max: number): boolean {
  */
 export function textNestsDeeperThan(text: string, max: number): boolean {
   let depth = 0;
-  let inString = false;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c) i++;
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x5b || c === 0x7b) {
+    if (c === 0x22) {
+      i = closingQuote(text, i + 1);
+      if (i < 0) return false;
+    } else if (c === 0x5b || c === 0x7b) {
       if (++depth > max) return true;
     } else if (c === 0x5d || c === 0x7d) depth--;
   }
   return false;
+}
+
+/** Index of the quote that ends the string whose content starts at `from`, or -1 (unterminated). */
+function closingQuote(text: string, from: number): number {
+  for (let q = text.indexOf('"', from); q >= 0; q = text.indexOf('"', q + 1)) {
+    // Escaped when an odd number of backslashes stands right before it. Each backslash is looked at
+    // once: the walk never goes back past the previous quote.
+    let backslashes = 0;
+    while (text.charCodeAt(q - 1 - backslashes) === 0x5c) backslashes++;
+    if (backslashes % 2 === 0) return q;
+  }
+  return -1;
 }
 
 export type JsonParseResult = { ok: true; value: unknown } | { ok: false; error: string; tooDeep?: true };
