@@ -17,6 +17,10 @@ const uWS = require('uWebSockets.js');
 const WAIT_MS = Number(process.env.WAIT_MS ?? 15000);
 
 const get = (path, extra = '') => `GET ${path} HTTP/1.1\r\nHost: x\r\n${extra}\r\n`;
+const splitHead = (n) => {
+  const head = get('/sync', `X-Big: ${'a'.repeat(n)}\r\n`);
+  return [head.slice(0, 100), head.slice(100)];
+};
 const manyHeaders = (n) => Array.from({ length: n }, (_, i) => `X-H${i}: v\r\n`).join('');
 
 export const CASES = {
@@ -35,6 +39,9 @@ export const CASES = {
   'header-8k': get('/sync', `X-Big: ${'a'.repeat(8192)}\r\n`),
   'header-64k': get('/sync', `X-Big: ${'a'.repeat(65536)}\r\n`),
   'header-1m': get('/sync', `X-Big: ${'a'.repeat(1 << 20)}\r\n`),
+  // A head that does not come in one read (a slow or segmented client) is buffered up to ~4 KB.
+  'head-3k-in-2-reads': splitHead(3000),
+  'head-6k-in-2-reads': splitHead(6000),
   'absolute-form': 'GET http://x/sync HTTP/1.1\r\nHost: x\r\n\r\n',
   'bare-lf': 'GET /sync HTTP/1.1\nHost: x\n\n',
   'obs-fold': 'GET /sync HTTP/1.1\r\nHost: x\r\nX-A: a\r\n  folded\r\n\r\n',
