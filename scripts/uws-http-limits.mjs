@@ -4,10 +4,17 @@
 //   /sync           answers inside the handler
 //   /async          answers after an await (setImmediate), as a handler waiting for a commit does
 //   /paused         like /async, but calls res.pause() before the await and res.resume() after
-// Each case writes its bytes in ONE write on a raw TCP socket and reports what came back before
-// EOF (or the timeout). Run: node scripts/uws-http-limits.mjs [case ...]
+//   (`?slow`: answer after 100 ms instead of on the next turn)
+// Each case writes its bytes in ONE write on a raw TCP socket (the split cases: two writes 20 ms
+// apart, so they arrive in two reads) and reports what came back before EOF or WAIT_MS (15 s).
+// Run: node scripts/uws-http-limits.mjs [case ...]   (all cases: about 3 minutes)
 //
-// Upstream: uNetworking/uWebSockets.js#1301 (pipelining behind a pending response closes the socket).
+// What it shows (uWS 20.30): pipelined requests behind a pending response close the connection
+// unanswered, also the already-answered ones before it (upstream uNetworking/uWebSockets.js#1301;
+// the close is deliberate in uWS's HttpContext.h: "denying async pipelining"); res.pause() holds a
+// request that comes in a later read (split-paused), not one in the same read; HTTP/1.0, 49+
+// headers, absolute-form, bare LF and obs-fold never reach JS and are closed unanswered after
+// ~10-12 s; a head over ~4 KB spanning reads is dropped at once; duplicate Content-Length reaches JS.
 
 import net from 'node:net';
 import { createRequire } from 'node:module';
