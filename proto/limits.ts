@@ -6,6 +6,11 @@ export const MAX_MESSAGE_BYTES = 65_536; // UTF-8 bytes of payload.message
 export const MAX_CONTEXT_BYTES = 262_144; // compact JSON bytes of payload.context
 export const MAX_STORED_MESSAGE_BYTES = 524_288; // compact JSON of {envelope, payload}
 export const MAX_WS_FRAME_BYTES = 1_114_112;
+/**
+ * Largest frame a WebSocket session reads before it is authenticated: an auth frame is a few
+ * hundred bytes, and nothing bigger is decoded for an unknown peer (issue 13: deep JSON pre-auth).
+ */
+export const MAX_PREAUTH_FRAME_BYTES = 4096;
 export const MAX_ALIAS_CHARS = 128;
 export const MAX_METADATA_BYTES = 16_384;
 export const MAX_CAPABILITIES = 32;

@@ -13,6 +13,7 @@ import {
   echoableRequestId,
   errorFrame,
   isAmpError,
+  MAX_PREAUTH_FRAME_BYTES,
   MAX_WS_FRAME_BYTES,
   newSessionId,
   parseTextFrame,
@@ -100,6 +101,7 @@ export class WsSession implements ConnectionEvents {
     if (this.state === 'closed') return;
     if (bytes.byteLength > MAX_WS_FRAME_BYTES) return this.close(CLOSE.MESSAGE_TOO_BIG, 'message_too_big');
     this.touch();
+    if (this.state !== 'open' && bytes.byteLength > MAX_PREAUTH_FRAME_BYTES) return this.tooBigBeforeAuth(bytes);
     let obj: Record<string, unknown>;
     try {
       obj = isBinary ? unpackFrame(bytes) : parseTextFrame(Buffer.from(bytes).toString('utf8'));
@@ -116,6 +118,16 @@ export class WsSession implements ConnectionEvents {
       return;
     }
     this.onFrame(obj);
+  }
+
+  /** §17.1: a first frame this big is no well-formed auth (4002); later ones wait for auth to finish. */
+  private tooBigBeforeAuth(bytes: Uint8Array): void {
+    const what = `Frame of ${bytes.byteLength} bytes before authentication (at most ${MAX_PREAUTH_FRAME_BYTES})`;
+    if (this.state === 'auth') {
+      this.sendError(new AmpError('invalid_request', `${what}: the first frame must be an auth frame`));
+      return this.close(CLOSE.AUTH_REQUIRED, 'auth_required');
+    }
+    this.sendError(new AmpError('invalid_request', `${what}; frame dropped, send it once connected`));
   }
 
   drain(): void {

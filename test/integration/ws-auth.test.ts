@@ -215,6 +215,31 @@ describe('refusals', () => {
     await c.close();
   });
 
+  it('a first frame over 4 KiB is refused unread: invalid_request, close 4002, even a valid auth', async () => {
+    // A valid token auth frame padded past MAX_PREAUTH_FRAME_BYTES (4096): before, it authenticated.
+    const big = JSON.stringify({ type: 'auth', token: alice.api_key, pad: 'x'.repeat(4096) });
+    const c = await openWs(t.server.wsUrl);
+    c.sendText(big);
+    expect((await c.closed()).code).toBe(4002);
+    expect(c.frames.all).toHaveLength(1);
+    expect(c.frames.all[0]!.data).toMatchObject({ type: 'error', error: 'invalid_request' });
+    expect(c.frames.all[0]!.data.message).toContain('before authentication (at most 4096)');
+  });
+
+  it('a 540k-deep JSON first frame gets the 4 KiB refusal, not a parse; a 4096-byte auth still works', async () => {
+    const c = await openWs(t.server.wsUrl);
+    c.sendText('['.repeat(540_000) + ']'.repeat(540_000));
+    expect((await c.closed()).code).toBe(4002);
+    expect(c.frames.all[0]!.data.message).toContain('before authentication');
+    const frame = JSON.stringify({ type: 'auth', token: alice.api_key, pad: '' });
+    const exact = frame.replace('"pad":""', `"pad":"${'x'.repeat(4096 - frame.length)}"`);
+    expect(Buffer.byteLength(exact)).toBe(4096);
+    const ok = await openWs(t.server.wsUrl);
+    ok.sendText(exact);
+    expect((await ok.nextType('connected')).data.address).toBe(alice.address);
+    await ok.close();
+  });
+
   it('a route frame before auth is not honoured: 4002 and the recipient gets nothing', async () => {
     const c = await openWs(t.server.wsUrl);
     c.sendText({

@@ -59,7 +59,7 @@ function setup(opts: { limited?: boolean } = {}) {
       params: m.params,
       headers: { authorization: '', xApiKey: '', userAgent: '', ...headers } as HttpRequest['headers'],
       ip: '1.2.3.4',
-      body: { json, text: async () => '' } as unknown as HttpRequest['body'],
+      body: { json, text: async () => '', complete: async () => {} } as unknown as HttpRequest['body'],
     };
   };
   const run = async (method: string, path: string, headers?: Record<string, string>): Promise<HttpReply> => {
@@ -132,7 +132,7 @@ describe('RouteTable: AMP guards', () => {
     const { t } = setup();
     t.root('GET', '/metrics', { auth: 'none' }, () => ({ status: 200, body: 'm' }));
     const m = t.router.match('GET', '/metrics');
-    expect(m.kind === 'handler' && m.handler({} as HttpRequest)).toEqual({ status: 200, body: 'm' });
+    expect(m.kind === 'handler' && m.handler({ method: 'GET' } as HttpRequest)).toEqual({ status: 200, body: 'm' });
   });
 });
 

@@ -3,6 +3,14 @@
 // uWS lifetimes: `onAborted` is attached before anything can await; request headers are copied
 // synchronously (the HttpRequest object is invalid after the handler returns); every write after
 // an await is wrapped in `res.cork`; nothing touches `res` once it is aborted or answered.
+//
+// Pipelining (uNetworking/uWebSockets.js#1301): uWS parses every request already read from a
+// connection in one go and closes the connection when one arrives while an earlier response is
+// still pending. So handlers that can answer synchronously do (pipelined GETs all get answers), and
+// while an async handler works, the socket is paused (`res.pause()`): requests the client sends
+// after this one's bytes were read wait in the kernel and are read once it is answered. Requests
+// read together with a pending one are lost with the connection (uWS gives JS no way to hold them);
+// the body reader then refuses the pending request's work, so nothing unanswered takes effect.
 
 import { STATUS_CODES } from 'node:http';
 import type { HttpRequest as UwsRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
@@ -28,6 +36,8 @@ interface ResState {
   aborted: boolean;
   done: boolean;
   head: boolean;
+  /** The socket is paused (no reads) until this response is written. */
+  paused: boolean;
 }
 
 const CORS_ALLOW_HEADERS = 'Authorization, Content-Type, X-API-Key, Idempotency-Key';
@@ -59,6 +69,8 @@ function write(res: HttpResponse, state: ResState, reply: HttpReply, opts: HttpO
     if (text !== undefined && !raw) res.writeHeader('Content-Type', 'application/json; charset=utf-8');
     // HEAD: headers only, framed as an empty body (Content-Length: 0). This uWS build stalls the
     // connection after endWithoutBody(), and writing the GET body would desynchronise keep-alive.
+    // resume() before end(): the response is invalid after it; the next read comes after this write.
+    if (state.paused) res.resume();
     res.end(state.head ? undefined : text, closeConnection);
   });
 }
@@ -75,6 +87,23 @@ function readHeaders(req: UwsRequest) {
     userAgent: req.getHeader('user-agent'),
     forwardedProto: req.getHeader('x-forwarded-proto'),
   };
+}
+
+/**
+ * Request-smuggling shape (RFC 9112 §6.3): several Content-Length headers that disagree. uWS frames
+ * the body by the first one and hands the request over; we refuse it and close, since the bytes
+ * after it cannot be trusted to start the next request. Checked only when a Content-Length is sent.
+ */
+function conflictingContentLength(req: UwsRequest, first: string): AmpError | undefined {
+  if (first === '') return undefined;
+  let conflict = false;
+  req.forEach((key, value) => {
+    if (key === 'content-length' && value.trim() !== first.trim()) conflict = true;
+  });
+  if (!conflict) return undefined;
+  return new AmpError('invalid_request', 'Conflicting Content-Length headers; the request is refused', {
+    field: 'Content-Length',
+  });
 }
 
 const PREFLIGHT_REPLY: HttpReply = {
@@ -114,7 +143,7 @@ function failureReply(e: unknown, logger: Logger, ip: string, method: string, pa
 /** Route every HTTP request on `app` through `router`. */
 export function attachHttp(app: TemplatedApp, router: Router, opts: HttpOptions): void {
   app.any('/*', (res, ureq) => {
-    const state: ResState = { aborted: false, done: false, head: false };
+    const state: ResState = { aborted: false, done: false, head: false, paused: false };
     let body: BodyReader | undefined;
     res.onAborted(() => {
       state.aborted = true;
@@ -128,6 +157,8 @@ export function attachHttp(app: TemplatedApp, router: Router, opts: HttpOptions)
     const ip = Buffer.from(res.getRemoteAddressAsText()).toString('utf8');
     const forwardedHost = ureq.getHeader('x-forwarded-host');
     Object.assign(headers, clientOrigin(headers.host, headers.forwardedProto, forwardedHost, !!opts.trustsProxy?.(ip)));
+    const framing = conflictingContentLength(ureq, headers.contentLength);
+    if (framing) return write(res, state, errorReply(framing), opts, true);
 
     if (method === 'OPTIONS') return write(res, state, PREFLIGHT_REPLY, opts);
     if (opts.isClosing()) {
@@ -138,7 +169,8 @@ export function attachHttp(app: TemplatedApp, router: Router, opts: HttpOptions)
     }
     const m = router.match(method, path);
     if (m.kind !== 'handler') return write(res, state, unroutedReply(m, method, path), opts);
-    body = new BodyReader(res, BODY_METHODS.has(method) ? headers.contentLength : '0');
+    const reader = new BodyReader(res, BODY_METHODS.has(method) ? headers.contentLength : '0');
+    body = reader;
     const request: HttpRequest = {
       method,
       path,
@@ -156,6 +188,12 @@ export function attachHttp(app: TemplatedApp, router: Router, opts: HttpOptions)
     try {
       const out = m.handler(request);
       if (out instanceof Promise) {
+        // Pausing earlier would stop the body too.
+        reader.onComplete(() => {
+          if (state.aborted || state.done) return;
+          res.pause();
+          state.paused = true;
+        });
         out.then((reply) => write(res, state, reply, opts), fail).finally(() => opts.inFlight.end());
         return;
       }

@@ -67,6 +67,9 @@ export interface GuardDeps {
 /** How each bucket names itself in a 429 (`details.scope`). */
 const BUCKET_SCOPE = { api: 'agent', pending: 'pending', register: 'ip' } as const;
 
+/** Methods whose handlers may run before the body is in (they have none and change nothing). */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
 export const NO_STORE = { 'Cache-Control': 'no-store', Pragma: 'no-cache' };
 
 export class RouteTable {
@@ -92,17 +95,29 @@ export class RouteTable {
     this.router.add(
       method,
       path,
-      aidShaped(async (req) => handler(req, (await this.aidCaller(guard, req)) as AidContext<G>)),
+      aidShaped(async (req) => {
+        const ctx = (await this.aidCaller(guard, req)) as AidContext<G>;
+        if (!SAFE_METHODS.has(req.method)) await req.body.complete();
+        return handler(req, ctx);
+      }),
     );
     return this;
   }
 
-  /** Synchronous, so a handler that answers without awaiting still answers in the same tick. */
+  /**
+   * Guards run synchronously, and so do GET handlers that answer without awaiting: their answer is
+   * written in the same tick, which keeps pipelined GETs working (see respond.ts). Other methods'
+   * handlers start only once the body is in and the connection still there: a request whose
+   * connection was dropped (pipelining behind it, uWS#1301) never changes anything.
+   */
   private amp<G extends AmpGuard>(guard: G, handler: Guarded<AmpContext<G>>): Handler {
     return (req) => {
       const [caller, headers] = this.ampCaller(guard, req);
-      const out = handler(req, caller as AmpContext<G>);
-      return out instanceof Promise ? out.then((reply) => withHeaders(reply, headers)) : withHeaders(out, headers);
+      const run = () => {
+        const out = handler(req, caller as AmpContext<G>);
+        return out instanceof Promise ? out.then((reply) => withHeaders(reply, headers)) : withHeaders(out, headers);
+      };
+      return SAFE_METHODS.has(req.method) ? run() : req.body.complete().then(run);
     };
   }
 
