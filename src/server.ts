@@ -13,7 +13,7 @@ import { IdentityRoutes } from './identity/routes.js';
 import { SigningKeys } from './identity/signing-keys.js';
 import { StatusPolls } from './identity/status-polls.js';
 import { Tokens } from './identity/tokens.js';
-import { health } from './ops/discovery.js';
+import { health, ready } from './ops/discovery.js';
 import { InFlight } from './ops/in-flight.js';
 import { createLogger } from './ops/logger.js';
 import { renderMetrics } from './ops/metrics.js';
@@ -126,6 +126,12 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
   const buffers = { softBytes: config.wsSoftBuffer, hardBytes: config.wsHardBuffer };
   const gateway = new WsGateway(sessionDeps, isClosing);
   attachWebSockets(http.app, { gateway, logger, corsOrigin: config.corsOrigin, buffers });
+  const healthInputs = () => ({
+    shuttingDown,
+    storeHealthy: store.healthy(),
+    writes: store.writeState(),
+    agentsOnline: sessions.onlineAgents(),
+  });
   const api = buildApi({
     ctx,
     ...relay,
@@ -133,11 +139,9 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
     directory,
     identity: aid.identity,
     aid: { ...aid, agents, limits },
-    health: () => {
-      const storeHealthy = store.healthy();
-      return health(ctx, { shuttingDown, storeHealthy, agentsOnline: sessions.onlineAgents() });
-    },
-    metrics: () => renderMetrics({ ...relay, startedAt: ctx.startedAt }),
+    health: () => health(ctx, healthInputs()),
+    ready: () => ready(healthInputs()),
+    metrics: () => renderMetrics({ ...relay, startedAt: ctx.startedAt, store }),
   });
   attachHttp(http.app, api, { corsOrigin: config.corsOrigin, logger, inFlight, isClosing });
 

@@ -10,6 +10,27 @@ export interface MetricSources {
   push: Push;
   receipts: Receipts;
   startedAt: number;
+  store: {
+    dataStats(): { fileBytes: number; entries: Record<string, number> };
+    writeState(): { ok: boolean };
+  };
+}
+
+/** The store: bytes on disk, entries per database (msgindex shows what acked messages leave). */
+function storeMetrics(store: MetricSources['store']): string {
+  const { fileBytes, entries } = store.dataStats();
+  const lines = [
+    '# HELP amp_store_file_bytes Size of the LMDB data file (amp.lmdb)',
+    '# TYPE amp_store_file_bytes gauge',
+    `amp_store_file_bytes ${fileBytes}`,
+    '# HELP amp_store_entries Entries per store database',
+    '# TYPE amp_store_entries gauge',
+    ...Object.entries(entries).map(([db, n]) => `amp_store_entries{db="${db}"} ${n}`),
+    '# HELP amp_store_writable 1 while store writes commit, 0 while they fail (disk or map full)',
+    '# TYPE amp_store_writable gauge',
+    `amp_store_writable ${store.writeState().ok ? 1 : 0}`,
+  ];
+  return `${lines.join('\n')}\n`;
 }
 
 export function renderMetrics(m: MetricSources): string {
@@ -43,5 +64,6 @@ export function renderMetrics(m: MetricSources): string {
     ],
     ['amp_uptime_seconds', 'gauge', 'Seconds since the server started', Math.floor((Date.now() - m.startedAt) / 1000)],
   ];
-  return rows.map(([name, type, help, v]) => `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${name} ${v}\n`).join('');
+  const text = rows.map(([name, type, help, v]) => `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${name} ${v}\n`);
+  return text.join('') + storeMetrics(m.store);
 }

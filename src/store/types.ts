@@ -45,8 +45,6 @@ export interface ApiKeyRecord {
 export interface MessageRecord {
   recipientId: string;
   senderId: string;
-  /** Queue sequence number. */
-  seq: number;
   threadId: string;
   /** Relay expiry (ms). */
   expiresAt: number;
@@ -72,7 +70,10 @@ export interface AppendInput {
 export interface Appended {
   /** Queue position; grows with every append, across restarts too. */
   seq: number;
-  /** Resolves once the append is committed and flushed. */
+  /**
+   * Resolves once the append is committed and flushed; rejects with 507 `insufficient_storage`
+   * (or 503) when the commit failed, and the message is then gone without a trace.
+   */
   committed: Promise<void>;
 }
 
@@ -213,5 +214,9 @@ export interface Store extends QueueStore, DirectoryStore, RecordsStore {
   sweep(nowMs: number, budget: number): SweepCounts;
   /** True while the store answers reads. */
   healthy(): boolean;
+  /** Whether writes commit now (false from a failed commit until a commit succeeds again). */
+  writeState(): { ok: true } | { ok: false; reason: string; since: number };
+  /** Bytes the data takes on disk, and entries per database, for /metrics. */
+  dataStats(): { fileBytes: number; entries: Record<string, number> };
   close(): Promise<void>;
 }
