@@ -4,6 +4,7 @@
 import type { Push } from '../relay/push.js';
 import type { Receipts } from '../relay/receipts.js';
 import type { Sessions } from '../relay/sessions.js';
+import type { DataStats } from '../store/types.js';
 
 export interface MetricSources {
   sessions: Sessions;
@@ -11,21 +12,24 @@ export interface MetricSources {
   receipts: Receipts;
   startedAt: number;
   store: {
-    dataStats(): { fileBytes: number; entries: Record<string, number> };
+    dataStats(): DataStats;
     writeState(): { ok: boolean };
   };
 }
 
 /** The store: bytes on disk, entries per database (msgindex shows what acked messages leave). */
 function storeMetrics(store: MetricSources['store']): string {
-  const { fileBytes, entries } = store.dataStats();
+  const { fileBytes, dbs } = store.dataStats();
   const lines = [
     '# HELP amp_store_file_bytes Size of the LMDB data file (amp.lmdb)',
     '# TYPE amp_store_file_bytes gauge',
     `amp_store_file_bytes ${fileBytes}`,
     '# HELP amp_store_entries Entries per store database',
     '# TYPE amp_store_entries gauge',
-    ...Object.entries(entries).map(([db, n]) => `amp_store_entries{db="${db}"} ${n}`),
+    ...Object.entries(dbs).map(([db, s]) => `amp_store_entries{db="${db}"} ${s.entries}`),
+    '# HELP amp_store_db_bytes Bytes of the pages each store database uses',
+    '# TYPE amp_store_db_bytes gauge',
+    ...Object.entries(dbs).map(([db, s]) => `amp_store_db_bytes{db="${db}"} ${s.bytes}`),
     '# HELP amp_store_writable 1 while store writes commit, 0 while they fail (disk or map full)',
     '# TYPE amp_store_writable gauge',
     `amp_store_writable ${store.writeState().ok ? 1 : 0}`,

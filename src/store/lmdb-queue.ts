@@ -323,8 +323,8 @@ export class LmdbQueue implements QueueStore {
     return removals;
   }
 
-  entryCounts(count: (db: Database<unknown, Key>) => number): { queue: number; msgindex: number } {
-    return { queue: count(this.queue), msgindex: count(this.msgindex) };
+  dbStats<T>(stat: (db: Database<unknown, Key>) => T): { queue: T; msgindex: T } {
+    return { queue: stat(this.queue), msgindex: stat(this.msgindex) };
   }
 
   /** Expired queue entries and forgotten message ids, a slice at a time. */

@@ -21,6 +21,7 @@ import type {
   AgentRecord,
   ApiKeyRecord,
   Appended,
+  DataStats,
   AppendInput,
   IdempotencyRecord,
   MessageRecord,
@@ -34,6 +35,15 @@ import type {
 } from './types.js';
 
 type OutboxKey = [string, number];
+
+/** What lmdb-js's getStats() reports of one database (mdb_stat). */
+interface LmdbDbStats {
+  pageSize: number;
+  treeBranchPageCount: number;
+  treeLeafPageCount: number;
+  overflowPages: number;
+  entryCount: number;
+}
 
 /** An IdempotencyRecord as stored. */
 interface StoredIdempotency {
@@ -403,15 +413,20 @@ export class LmdbStore implements Store {
   }
 
   /** Entry counts come from LMDB's page headers (mdb_stat): no walk over the data. */
-  dataStats(): { fileBytes: number; entries: Record<string, number> } {
-    const count = (db: Database<unknown, Key>) => (db.getStats() as { entryCount: number }).entryCount;
+  dataStats(): DataStats {
+    const stat = (db: Database<unknown, Key>) => {
+      const s = db.getStats() as LmdbDbStats;
+      const pages = s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages;
+      return { entries: s.entryCount, bytes: pages * s.pageSize };
+    };
     return {
       fileBytes: statSync(this.path, { throwIfNoEntry: false })?.size ?? 0,
-      entries: {
-        ...this.queue.entryCounts(count),
-        agents: count(this.agents),
-        idempotency: count(this.idem),
-        outbox: count(this.outbox),
+      dbs: {
+        ...this.queue.dbStats(stat),
+        agents: stat(this.agents),
+        idempotency: stat(this.idem),
+        outbox: stat(this.outbox),
+        aid_audit: stat(this.records.audit),
       },
     };
   }

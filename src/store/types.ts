@@ -208,6 +208,11 @@ export interface RecordsStore {
   settled(): Promise<void>;
 }
 
+export interface DataStats {
+  fileBytes: number;
+  dbs: Record<string, { entries: number; bytes: number }>;
+}
+
 /** One storage engine behind the three interfaces (LMDB embedded; NATS JetStream for clusters). */
 export interface Store extends QueueStore, DirectoryStore, RecordsStore {
   /** Remove what has expired, at most `budget` entries of each kind per call. */
@@ -216,7 +221,7 @@ export interface Store extends QueueStore, DirectoryStore, RecordsStore {
   healthy(): boolean;
   /** Whether writes commit now (false from a failed commit until a commit succeeds again). */
   writeState(): { ok: true } | { ok: false; reason: string; since: number };
-  /** Bytes the data takes on disk, and entries per database, for /metrics. */
-  dataStats(): { fileBytes: number; entries: Record<string, number> };
+  /** Bytes the data file takes on disk; entries and bytes (pages in use) per database. For /metrics. */
+  dataStats(): DataStats;
   close(): Promise<void>;
 }
