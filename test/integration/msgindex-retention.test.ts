@@ -16,7 +16,7 @@ const RELAY_TTL_MS = 7 * DAY;
 const AGENT = 'agt_0000000000000000000000cc';
 const SENDER = 'agt_000000000000000000000002';
 /** What one acked message may leave in msgindex, pages included (it was ~250 B). */
-const MAX_BYTES_PER_ACKED = 200;
+const MAX_BYTES_PER_ACKED = 160;
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
