@@ -19,6 +19,7 @@ import {
   spawnServer,
   tempDir,
 } from '../helpers/server.js';
+import { registrationRequestBody } from '../helpers/aid.js';
 import { closeAllWs, connectWs, until, type WsClient } from '../helpers/ws.js';
 
 const TMPFS_SIZE = '32m';
@@ -135,6 +136,14 @@ describe.skipIf(mountError !== undefined)('a full disk (data dir on a small tmpf
     const carol = await call('POST', `${api}/register`, { json: carolBody });
     expect(carol.status).toBe(507);
     expect(carol.body.error).toBe('insufficient_storage');
+    const aidRequest = () =>
+      call('POST', `${server.url}/default/agent_registrations/request`, {
+        headers: { 'X-Api-Key': bob.api_key },
+        json: registrationRequestBody(bob),
+      });
+    const aid = await aidRequest();
+    expect(aid.status, JSON.stringify(aid.body)).toBe(507);
+    expect(aid.body.error).toBe('insufficient_storage');
     const firstId = [...tally.ok.values()][0]!;
     const ack = await call('DELETE', `${api}/messages/pending/${firstId}`, { key: bob.api_key });
     expect(ack.status).toBe(200);
@@ -159,6 +168,7 @@ describe.skipIf(mountError !== undefined)('a full disk (data dir on a small tmpf
     await live.until(() => live.frames.firstSeen.includes(after.body.id), 'the push of "after"');
     // A registration refused for lack of space left nothing behind: the name is free.
     expect((await call('POST', `${api}/register`, { json: carolBody })).status).toBe(201);
+    expect((await aidRequest()).status).toBe(202);
 
     // Restart on the same dir: every 2xx message is there (unless acked), none that got 507.
     expect(await server.stop()).toBe(0);
