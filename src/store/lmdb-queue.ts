@@ -6,7 +6,7 @@
 import type { Database, Key, RootDatabase } from 'lmdb';
 import { AGENT_ID_RE, type QueuedMessage } from '../../proto/index.js';
 import type { SliceSweeper } from './lmdb-sweep.js';
-import type { Writes } from './write-health.js';
+import { uncache, type Writes } from './write-health.js';
 import type {
   AckOutcome,
   Appended,
@@ -183,7 +183,9 @@ export class LmdbQueue implements QueueStore {
     const idx: StoredIndex = { r: packAgentId(agentId), f: packAgentId(input.senderId), e: expiresAtMs };
     if (msg.envelope.thread_id !== msg.id) idx.t = msg.envelope.thread_id;
     if (input.receipt) idx.rc = 1;
-    const written = Promise.all([this.w.put(this.queue, [agentId, seq], qv), this.w.put(this.msgindex, msg.id, idx)]);
+    // Both writes go in one transaction (one event-loop turn): one guard for the pair.
+    const pair = Promise.all([this.queue.put([agentId, seq], qv), this.msgindex.put(msg.id, idx)]);
+    const written = this.w.guard(pair, () => uncache(this.msgindex, msg.id, idx));
     // Commits and failures complete in order, so committedSeq only grows. It is updated before the
     // caller's continuation runs, which then sees this entry as settled.
     const committed = written.then(
@@ -285,21 +287,15 @@ export class LmdbQueue implements QueueStore {
    * A message acked before its own append committed (pushed live) waits for that commit; if the
    * append failed there is nothing to remove or mark.
    */
-  private async removal(agentId: string, id: string, ent: IndexEntry, nowMs: number): Promise<void> {
-    if (
-      ent.appending &&
-      !(await ent.appending.then(
-        () => true,
-        () => false,
-      ))
-    )
-      return;
-    const writes = [this.w.remove(this.queue, [agentId, ent.seq])];
-    if (ent.exp < nowMs + ACK_MEMORY_MS) {
-      const idx = this.msgindex.get(id);
-      if (idx) writes.push(this.w.put(this.msgindex, id, { ...idx, a: nowMs }));
+  private removal(agentId: string, id: string, ent: IndexEntry, nowMs: number): Promise<unknown> {
+    if (ent.appending) {
+      const remove = () => this.removal(agentId, id, { ...ent, appending: undefined }, nowMs);
+      return ent.appending.then(remove, () => {});
     }
-    await Promise.all(writes);
+    const removed = this.w.remove(this.queue, [agentId, ent.seq]);
+    if (ent.exp >= nowMs + ACK_MEMORY_MS) return removed;
+    const idx = this.msgindex.get(id);
+    return idx ? Promise.all([removed, this.w.put(this.msgindex, id, { ...idx, a: nowMs })]) : removed;
   }
 
   /** Put back entries whose ack did not commit, in queue order. */

@@ -92,7 +92,7 @@ function describe(cause: unknown, hasRoom: () => boolean): { noRoom: boolean; re
 type CachingDb = { cache?: Map<unknown, { value?: unknown } | undefined> };
 
 /** Drop what the read cache shows of a write that did not commit, unless a later write replaced it. */
-function uncache(db: Database<unknown, Key>, key: unknown, value: unknown): void {
+export function uncache(db: Database<unknown, Key>, key: unknown, value: unknown): void {
   const cache = (db as unknown as CachingDb).cache;
   if (!cache || typeof key === 'object') return;
   const entry = Map.prototype.get.call(cache, key) as { value?: unknown } | undefined;
