@@ -55,6 +55,12 @@ export const ERROR_CATALOG = {
   queue_full: { status: 429, wsClose: null, retry: true, doc: 'recipient queue at maximum' },
   rate_limited: { status: 429, wsClose: null, retry: true, doc: 'rate-limit bucket empty' },
   internal_error: { status: 500, wsClose: 1011, retry: true, doc: 'bug' },
+  insufficient_storage: {
+    status: 507,
+    wsClose: null,
+    retry: true,
+    doc: 'the store cannot write: disk full or LMDB map full; nothing was stored',
+  },
   service_unavailable: { status: 503, wsClose: 4500, retry: true, doc: 'store down, shutting down, overloaded' },
 } as const satisfies Record<string, ErrorSpec>;
 

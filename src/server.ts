@@ -14,8 +14,8 @@ import { IdentityRoutes } from './identity/routes.js';
 import { SigningKeys } from './identity/signing-keys.js';
 import { StatusPolls } from './identity/status-polls.js';
 import { Tokens } from './identity/tokens.js';
-import { health } from './ops/discovery.js';
 import { type DataDirLock, openDataDir, securePrivateFiles } from './ops/data-dir.js';
+import { health, ready } from './ops/discovery.js';
 import { InFlight } from './ops/in-flight.js';
 import { createLogger } from './ops/logger.js';
 import { renderMetrics } from './ops/metrics.js';
@@ -161,6 +161,12 @@ async function startOnDataDir(
   const buffers = { softBytes: config.wsSoftBuffer, hardBytes: config.wsHardBuffer };
   const gateway = new WsGateway(sessionDeps, isClosing);
   attachWebSockets(http.app, { gateway, logger, corsOrigin: config.corsOrigin, buffers });
+  const healthInputs = () => ({
+    shuttingDown,
+    storeHealthy: store.healthy(),
+    writes: store.writeState(),
+    agentsOnline: sessions.onlineAgents(),
+  });
   const api = buildApi({
     ctx,
     ...relay,
@@ -168,11 +174,9 @@ async function startOnDataDir(
     directory,
     identity: aid.identity,
     aid: { ...aid, agents, limits },
-    health: () => {
-      const storeHealthy = store.healthy();
-      return health(ctx, { shuttingDown, storeHealthy, agentsOnline: sessions.onlineAgents() });
-    },
-    metrics: () => renderMetrics({ ...relay, startedAt: ctx.startedAt }),
+    health: () => health(ctx, healthInputs()),
+    ready: () => ready(healthInputs()),
+    metrics: () => renderMetrics({ ...relay, startedAt: ctx.startedAt, store }),
   });
   const trustsProxy = trustedProxyMatcher(config.trustedProxies);
   attachHttp(http.app, api, { corsOrigin: config.corsOrigin, logger, inFlight, isClosing, trustsProxy });

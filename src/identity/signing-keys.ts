@@ -9,9 +9,13 @@
 // The key file is re-read when it changes on disk, so `amp-relay rotate-signing-key` works while
 // the server runs.
 
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, createLocalJWKSet, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
+import { AmpError } from '../../proto/index.js';
+
+/** Seconds before retrying a write refused for lack of space (as the store answers). */
+const STORAGE_RETRY_AFTER_S = 10;
 
 export type JwtAlg = 'RS256' | 'EdDSA';
 
@@ -108,11 +112,24 @@ function readStored(path: string): StoredKey[] {
   return keys as StoredKey[];
 }
 
-/** Write the file whole or not at all (temp file + rename), private to the owner. */
+/** Write the file whole or not at all (temp file + rename), private to the owner. A full disk is 507. */
 function writeStored(path: string, keys: StoredKey[]): void {
   const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify({ keys }, null, 2), { mode: 0o600 });
-  renameSync(tmp, path);
+  try {
+    writeFileSync(tmp, JSON.stringify({ keys }, null, 2), { mode: 0o600 });
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'ENOSPC' && code !== 'EDQUOT') throw e;
+    throw new AmpError(
+      'insufficient_storage',
+      'The server is out of storage space; the signing keys were not changed',
+      {
+        retryAfter: STORAGE_RETRY_AFTER_S,
+      },
+    );
+  }
 }
 
 /**

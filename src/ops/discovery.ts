@@ -3,6 +3,7 @@
 import {
   AMP_VERSION,
   DISCOVERY_VERSION,
+  isoTime,
   SUBPROTOCOLS,
   WS_PATHS,
   MAX_CONTEXT_BYTES,
@@ -85,15 +86,24 @@ export function info(ctx: RelayContext, host: string, proto: string): Record<str
 export interface HealthInputs {
   shuttingDown: boolean;
   storeHealthy: boolean;
+  /** Whether store writes commit (a full disk makes them fail until space is freed). */
+  writes: { ok: true } | { ok: false; reason: string; since: number };
   agentsOnline: number;
 }
 
+/**
+ * Liveness: 503 only when the server cannot serve at all. Failing writes make it `degraded` (200,
+ * with the reason): reads, sessions and pushes of what is stored still work, and restarting would
+ * not free space. Readiness (`ready`) is the one that turns 503 then.
+ */
 export function health(ctx: RelayContext, h: HealthInputs): { status: number; body: Record<string, unknown> } {
   const ok = !h.shuttingDown && h.storeHealthy;
+  const degraded = ok && !h.writes.ok;
   return {
     status: ok ? 200 : 503,
     body: {
-      status: ok ? 'healthy' : 'unhealthy',
+      status: degraded ? 'degraded' : ok ? 'healthy' : 'unhealthy',
+      ...(h.writes.ok ? {} : { reason: `store writes fail: ${h.writes.reason}`, since: isoTime(h.writes.since) }),
       version: VERSION,
       provider: ctx.config.providerDomain,
       federation: false,
@@ -101,4 +111,15 @@ export function health(ctx: RelayContext, h: HealthInputs): { status: number; bo
       uptime_seconds: Math.floor((Date.now() - ctx.startedAt) / 1000),
     },
   };
+}
+
+/** Readiness: 200 while the server accepts writes; 503 while writes fail or it shuts down. */
+export function ready(h: HealthInputs): { status: number; body: Record<string, unknown> } {
+  let reason: string | undefined;
+  if (h.shuttingDown) reason = 'shutting down';
+  else if (!h.storeHealthy) reason = 'store unavailable';
+  else if (!h.writes.ok) reason = `store writes fail: ${h.writes.reason}`;
+  return reason === undefined
+    ? { status: 200, body: { status: 'ready' } }
+    : { status: 503, body: { status: 'not_ready', reason } };
 }

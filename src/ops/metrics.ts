@@ -6,6 +6,7 @@ import type { Agents } from '../relay/agents.js';
 import type { Push } from '../relay/push.js';
 import type { Receipts } from '../relay/receipts.js';
 import type { Sessions } from '../relay/sessions.js';
+import type { DataStats } from '../store/types.js';
 
 export interface MetricSources {
   sessions: Sessions;
@@ -14,6 +15,10 @@ export interface MetricSources {
   startedAt: number;
   abuse: AbuseCounters;
   agents: Agents;
+  store: {
+    dataStats(): DataStats;
+    writeState(): { ok: boolean };
+  };
 }
 
 /** A Prometheus label value: backslash, double quote and newline escaped. */
@@ -42,6 +47,26 @@ function renderAbuse(m: MetricSources): string {
     }
   }
   return out;
+}
+
+/** The store: bytes on disk, entries per database (msgindex shows what acked messages leave). */
+function storeMetrics(store: MetricSources['store']): string {
+  const { fileBytes, dbs } = store.dataStats();
+  const lines = [
+    '# HELP amp_store_file_bytes Size of the LMDB data file (amp.lmdb)',
+    '# TYPE amp_store_file_bytes gauge',
+    `amp_store_file_bytes ${fileBytes}`,
+    '# HELP amp_store_entries Entries per store database',
+    '# TYPE amp_store_entries gauge',
+    ...Object.entries(dbs).map(([db, s]) => `amp_store_entries{db="${db}"} ${s.entries}`),
+    '# HELP amp_store_db_bytes Bytes of the pages each store database uses',
+    '# TYPE amp_store_db_bytes gauge',
+    ...Object.entries(dbs).map(([db, s]) => `amp_store_db_bytes{db="${db}"} ${s.bytes}`),
+    '# HELP amp_store_writable 1 while store writes commit, 0 while they fail (disk or map full)',
+    '# TYPE amp_store_writable gauge',
+    `amp_store_writable ${store.writeState().ok ? 1 : 0}`,
+  ];
+  return `${lines.join('\n')}\n`;
 }
 
 export function renderMetrics(m: MetricSources): string {
@@ -89,5 +114,5 @@ export function renderMetrics(m: MetricSources): string {
     ['amp_uptime_seconds', 'gauge', 'Seconds since the server started', Math.floor((Date.now() - m.startedAt) / 1000)],
   ];
   const text = rows.map(([name, type, help, v]) => `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${name} ${v}\n`);
-  return text.join('') + renderAbuse(m);
+  return text.join('') + renderAbuse(m) + storeMetrics(m.store);
 }

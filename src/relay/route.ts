@@ -245,10 +245,13 @@ export class MessageRouter {
           expiresAt: nowMs + config.idempotencyTtl * 1000,
         })
       : undefined;
-    await committed;
-    await remembered;
+    try {
+      // A failed commit rejects both (507): nothing was stored, nothing is remembered.
+      await Promise.all([committed, remembered]);
+    } finally {
+      this.push.afterCommit(recipient.id);
+    }
     if (pushed && req.receipt) this.receipts.handedOver(id, 'websocket');
-    this.push.afterCommit(recipient.id);
     return result;
   }
 

@@ -3,9 +3,10 @@
 // reading LMDB. Field names on disk are short (they are written per message); the interface has
 // the real ones.
 
-import type { Database, RootDatabase } from 'lmdb';
-import type { QueuedMessage } from '../../proto/index.js';
+import type { Database, Key, RootDatabase } from 'lmdb';
+import { AGENT_ID_RE, type QueuedMessage } from '../../proto/index.js';
 import type { SliceSweeper } from './lmdb-sweep.js';
+import { uncache, type Writes } from './write-health.js';
 import type {
   AckOutcome,
   Appended,
@@ -33,12 +34,16 @@ interface QueueValue {
   j: string;
 }
 
-/** A MessageRecord as stored. */
+/**
+ * A MessageRecord as stored, as small as it can be: it outlives the message (see `forgotten`).
+ * `t` is left out when the thread is the message itself (a first message); the queue seq is not
+ * kept (the queue key holds it while the message is pending). Older records may carry `s`.
+ */
 interface StoredIndex {
-  r: string;
-  f: string;
-  s: number;
-  t: string;
+  r: StoredAgentId;
+  f: StoredAgentId;
+  s?: number;
+  t?: string;
   e: number;
   a?: number;
   rc?: 1;
@@ -46,27 +51,59 @@ interface StoredIndex {
   rr?: 1;
 }
 
-/** In-memory view of one recipient's queue: insertion order of the Map is queue order. */
+interface IndexEntry {
+  seq: number;
+  exp: number;
+  /** The sender asked for a delivery receipt. */
+  rc?: true;
+  /** Set while the append is not committed yet: settles with it (rejects if it failed). */
+  appending?: Promise<void>;
+}
+
+/**
+ * In-memory view of one recipient's queue: insertion order of the Map is queue order. It holds an
+ * appended message from the moment the write is issued (so the queue cap counts writes in flight
+ * and an ack of a message pushed before its commit finds it) and drops it if the commit fails.
+ */
 interface RecipientIndex {
-  /** Pending messages by id; `rc` when the sender asked for a delivery receipt. */
-  entries: Map<string, { seq: number; exp: number; rc?: true }>;
+  /** Pending messages by id. */
+  entries: Map<string, IndexEntry>;
   lastSeq: number;
+  /** Every append up to this seq has settled: committed, or failed and gone from `entries`. */
   committedSeq: number;
   /** Earliest expiry among entries; Infinity when empty. Lets counts skip a scan. */
   minExp: number;
 }
 
 const SEQ_MAX = Number.MAX_SAFE_INTEGER;
-/** How long an acked message id still answers already_acked, at least. */
+/**
+ * How long an acked message id still answers already_acked, at least (§15: "remembered ≥ 24 h").
+ * The msgindex record of a message goes at max(relay expiry, ack + ACK_MEMORY_MS), and no sooner:
+ * a read receipt is allowed after the ack until relay expiry (§16, decision 27), which needs the
+ * recipient, the sender and the read flag; a repeated ack must answer already_acked for 24 h
+ * (§15), which needs the recipient and the ack mark. Threading (§12.4) takes the thread "if known
+ * here", so it needs no window of its own. What is kept is only that (see StoredIndex): about
+ * 140 bytes per message on disk, pages included, where the first layout took 250.
+ */
 const ACK_MEMORY_MS = 24 * 3600 * 1000;
 const RECEIPT_FLAG: Record<ReceiptKind, 'rd' | 'rr'> = { delivery: 'rd', read: 'rr' };
 
-function toRecord(x: StoredIndex): MessageRecord {
+/** An agent id in a msgindex record: `agt_` + 24 hex as its 12 bytes (half the size), else as is. */
+type StoredAgentId = string | Uint8Array;
+
+function packAgentId(id: string): StoredAgentId {
+  return AGENT_ID_RE.test(id) ? Buffer.from(id.slice(4), 'hex') : id;
+}
+
+function unpackAgentId(x: StoredAgentId): string {
+  return typeof x === 'string' ? x : `agt_${Buffer.from(x.buffer, x.byteOffset, x.byteLength).toString('hex')}`;
+}
+
+function toRecord(id: string, x: StoredIndex): MessageRecord {
   const m: MessageRecord = {
-    recipientId: x.r,
-    senderId: x.f,
-    seq: x.s,
-    threadId: x.t,
+    recipientId: unpackAgentId(x.r),
+    senderId: unpackAgentId(x.f),
+    threadId: x.t ?? id,
     expiresAt: x.e,
     receiptRequested: x.rc === 1,
     deliveryReceiptSent: x.rd === 1,
@@ -85,6 +122,7 @@ export class LmdbQueue implements QueueStore {
 
   constructor(
     root: RootDatabase,
+    private readonly w: Writes,
     private readonly assertOpen: () => void,
     private readonly isClosed: () => boolean,
   ) {
@@ -116,7 +154,7 @@ export class LmdbQueue implements QueueStore {
       if (ent.exp <= nowMs) {
         ri.entries.delete(id);
         // Best effort: a failed removal is retried by the next prune after a restart.
-        this.queue.remove([agentId, ent.seq]).catch(() => {});
+        this.w.background(this.w.remove(this.queue, [agentId, ent.seq]));
       } else if (ent.exp < minExp) {
         minExp = ent.exp;
       }
@@ -132,22 +170,37 @@ export class LmdbQueue implements QueueStore {
 
   append(agentId: string, input: AppendInput): Appended {
     this.assertOpen();
+    this.w.assertRoom();
     const { msg, expiresAtMs } = input;
     const ri = this.index(agentId);
     const seq = Math.max(this.nextSeq++, ri.lastSeq + 1);
     ri.lastSeq = seq;
-    ri.entries.set(msg.id, input.receipt ? { seq, exp: expiresAtMs, rc: true } : { seq, exp: expiresAtMs });
+    const ent: IndexEntry = input.receipt ? { seq, exp: expiresAtMs, rc: true } : { seq, exp: expiresAtMs };
+    ri.entries.set(msg.id, ent);
     if (expiresAtMs < ri.minExp) ri.minExp = expiresAtMs;
     const qv: QueueValue = { e: expiresAtMs, i: msg.id, j: input.json };
     if (input.receipt) qv.rc = 1;
-    this.queue.put([agentId, seq], qv);
-    const idx: StoredIndex = { r: agentId, f: input.senderId, s: seq, t: msg.envelope.thread_id, e: expiresAtMs };
+    const idx: StoredIndex = { r: packAgentId(agentId), f: packAgentId(input.senderId), e: expiresAtMs };
+    if (msg.envelope.thread_id !== msg.id) idx.t = msg.envelope.thread_id;
     if (input.receipt) idx.rc = 1;
-    // Commits complete in order, so committedSeq only grows. It is updated before the caller's
-    // continuation runs, which then sees this entry as committed.
-    const committed = this.msgindex.put(msg.id, idx).then(() => {
-      if (seq > ri.committedSeq) ri.committedSeq = seq;
-    });
+    // Both writes go in one transaction (one event-loop turn): one guard for the pair.
+    const pair = Promise.all([this.queue.put([agentId, seq], qv), this.msgindex.put(msg.id, idx)]);
+    const written = this.w.guard(pair, () => uncache(this.msgindex, msg.id, idx));
+    // Commits and failures complete in order, so committedSeq only grows. It is updated before the
+    // caller's continuation runs, which then sees this entry as settled.
+    const committed = written.then(
+      () => {
+        delete ent.appending;
+        if (seq > ri.committedSeq) ri.committedSeq = seq;
+      },
+      (e: unknown) => {
+        // Only committed messages are indexed: nothing may count, list or ack a failed one.
+        if (ri.entries.get(msg.id) === ent) ri.entries.delete(msg.id);
+        if (seq > ri.committedSeq) ri.committedSeq = seq;
+        throw e;
+      },
+    );
+    ent.appending = committed;
     return { seq, committed };
   }
 
@@ -192,10 +245,8 @@ export class LmdbQueue implements QueueStore {
   /**
    * A pending message is found in the in-memory index (its seq, no read) and removed from the
    * queue; that removal is the durable ack. An id that is not pending is looked up in msgindex:
-   * the recipient's own is already acked, unless it expired unacked (unknown). msgindex is
-   * written only for a message expiring within ACK_MEMORY_MS, whose entry must outlive its
-   * expiry to answer already_acked for a day (the sweeper keeps entries until max(expiry,
-   * ack + a day)).
+   * the recipient's own is already acked, unless it expired unacked (unknown). If the removals
+   * fail to commit, the messages are pending again and the call rejects (507).
    */
   async ack(
     agentId: string,
@@ -206,47 +257,82 @@ export class LmdbQueue implements QueueStore {
     this.assertOpen();
     const ri = this.index(agentId);
     const outcomes: AckOutcome[] = [];
-    let last: Promise<unknown> | undefined;
+    const taken: Array<[string, IndexEntry]> = [];
     for (const id of ids) {
       const ent = ri.entries.get(id);
       if (!ent) {
         // Not pending: acked, or expired. An expired message was acked only if it bears the mark.
         const idx = this.msgindex.get(id);
-        const acked = idx && idx.r === agentId && (idx.e > nowMs || idx.a !== undefined);
+        const acked = idx && unpackAgentId(idx.r) === agentId && (idx.e > nowMs || idx.a !== undefined);
         outcomes.push(acked ? 'already_acked' : 'unknown');
         continue;
       }
       ri.entries.delete(id);
-      last = this.queue.remove([agentId, ent.seq]);
-      if (ent.exp < nowMs + ACK_MEMORY_MS) {
-        const idx = this.msgindex.get(id);
-        if (idx) last = this.msgindex.put(id, { ...idx, a: nowMs });
-      }
+      taken.push([id, ent]);
       if (ent.rc) owesReceipt?.(id);
       outcomes.push('acked');
     }
-    if (last) await last;
+    const results = await Promise.allSettled(taken.map(([id, ent]) => this.removal(agentId, id, ent, nowMs)));
+    const failed = taken.filter((_t, i) => results[i]!.status === 'rejected');
+    if (failed.length > 0) {
+      this.restore(ri, failed);
+      throw (results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason;
+    }
     return outcomes;
+  }
+
+  /**
+   * The durable ack of one message: its queue entry goes and, when it expires within
+   * ACK_MEMORY_MS, its record takes the ack mark (so it answers already_acked after its expiry).
+   * A message acked before its own append committed (pushed live) waits for that commit; if the
+   * append failed there is nothing to remove or mark.
+   */
+  private removal(agentId: string, id: string, ent: IndexEntry, nowMs: number): Promise<unknown> {
+    if (ent.appending) {
+      const remove = () => this.removal(agentId, id, { ...ent, appending: undefined }, nowMs);
+      return ent.appending.then(remove, () => {});
+    }
+    const removed = this.w.remove(this.queue, [agentId, ent.seq]);
+    if (ent.exp >= nowMs + ACK_MEMORY_MS) return removed;
+    const idx = this.msgindex.get(id);
+    return idx ? Promise.all([removed, this.w.put(this.msgindex, id, { ...idx, a: nowMs })]) : removed;
+  }
+
+  /** Put back entries whose ack did not commit, in queue order. */
+  private restore(ri: RecipientIndex, back: Array<[string, IndexEntry]>): void {
+    ri.entries = new Map([...ri.entries, ...back].sort((x, y) => x[1].seq - y[1].seq));
+    for (const [, e] of back) if (e.exp < ri.minExp) ri.minExp = e.exp;
   }
 
   message(id: string): MessageRecord | undefined {
     const x = this.msgindex.get(id);
-    return x === undefined ? undefined : toRecord(x);
+    return x === undefined ? undefined : toRecord(id, x);
   }
 
   markReceipt(id: string, kind: ReceiptKind): boolean {
     const flag = RECEIPT_FLAG[kind];
     const idx = this.msgindex.get(id);
     if (!idx || idx[flag] === 1 || this.isClosed()) return false;
-    // Visible at once through the cache; losing it in a crash only means a repeated receipt.
-    this.msgindex.put(id, { ...idx, [flag]: 1 }).catch(() => {});
+    // Visible at once through the cache; losing it in a crash only means a repeated receipt. A
+    // message still being appended is marked once that commits (a failed one gets no mark).
+    const appending = this.recipients.get(unpackAgentId(idx.r))?.entries.get(id)?.appending;
+    const mark = () => this.w.put(this.msgindex, id, { ...idx, [flag]: 1 });
+    this.w.background(appending ? appending.then(mark) : mark());
     return true;
   }
 
-  /** Remove the agent's whole queue (deregistration); resolves with the store's next commit. */
-  dropAgent(agentId: string): void {
-    for (const key of this.queue.getKeys({ start: [agentId, 0], end: [agentId, SEQ_MAX] })) this.queue.remove(key);
+  /** Remove the agent's whole queue (deregistration); the removals, to wait for. */
+  dropAgent(agentId: string): Promise<void>[] {
+    const removals: Promise<void>[] = [];
+    for (const key of this.queue.getKeys({ start: [agentId, 0], end: [agentId, SEQ_MAX] })) {
+      removals.push(this.w.remove(this.queue, key));
+    }
     this.recipients.delete(agentId);
+    return removals;
+  }
+
+  dbStats<T>(stat: (db: Database<unknown, Key>) => T): { queue: T; msgindex: T } {
+    return { queue: stat(this.queue), msgindex: stat(this.msgindex) };
   }
 
   /** Expired queue entries and forgotten message ids, a slice at a time. */

@@ -2,12 +2,15 @@
 // where the last call of the same name stopped, so no sweep blocks the event loop for long.
 
 import type { Database } from 'lmdb';
+import type { Writes } from './write-health.js';
 
 export type SliceKey = string | [string, number];
 
 export class SliceSweeper {
   /** Where each sweep left off, per database. */
   private readonly cursors = new Map<string, unknown>();
+
+  constructor(private readonly writes: Writes) {}
 
   /** Remove the entries `expired` says are expired among the next `budget` keys; returns how many. */
   slice<K extends SliceKey, V>(
@@ -24,7 +27,7 @@ export class SliceSweeper {
       seen++;
       last = key;
       if (expired(key, value)) {
-        db.remove(key).catch(() => {});
+        this.writes.background(this.writes.remove(db, key));
         removed++;
       }
     }

@@ -4,14 +4,19 @@
 // Durability: the environment is opened with overlappingSync off, so LMDB fsyncs inside the
 // commit and a write promise resolves only once its transaction is on disk. lmdb-js batches all
 // writes issued in one event-loop turn into one transaction, which amortises the fsync.
+//
+// Failed commits (full disk, full map): every write goes through `Writes` (write-health.ts), which
+// answers 507 `insufficient_storage`, takes back what the read cache shows of the failed write and
+// reports the store as not writable until a commit succeeds again. No write is left unobserved.
 
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statfsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Database, open, type RootDatabase } from 'lmdb';
+import { type Database, type Key, open, type RootDatabase } from 'lmdb';
 import { AmpError } from '../../proto/index.js';
 import { AgentListing } from './lmdb-directory.js';
 import { LmdbQueue } from './lmdb-queue.js';
 import { SliceSweeper } from './lmdb-sweep.js';
+import { guardLmdbRejections, Writes, type WriteState } from './write-health.js';
 import type {
   AckOutcome,
   AgentPage,
@@ -19,6 +24,7 @@ import type {
   AgentRecord,
   ApiKeyRecord,
   Appended,
+  DataStats,
   AppendInput,
   IdempotencyRecord,
   MessageRecord,
@@ -33,6 +39,15 @@ import type {
 
 type OutboxKey = [string, number];
 
+/** What lmdb-js's getStats() reports of one database (mdb_stat). */
+interface LmdbDbStats {
+  pageSize: number;
+  treeBranchPageCount: number;
+  treeLeafPageCount: number;
+  overflowPages: number;
+  entryCount: number;
+}
+
 /** An IdempotencyRecord as stored. */
 interface StoredIdempotency {
   d: string;
@@ -42,11 +57,20 @@ interface StoredIdempotency {
 
 const SEQ_MAX = Number.MAX_SAFE_INTEGER;
 const REVOCATION_MEMORY_MS = 90 * 24 * 3600 * 1000;
+/**
+ * New data is refused (507) while the data dir's file system has less free space than this: LMDB
+ * must never meet a full disk (see write-health.ts). 16 of the largest stored messages (512 KiB).
+ */
+const DISK_FREE_FLOOR_BYTES = 8 * 1024 * 1024;
+/** Writable again from floor + this, so that readiness does not flap at the floor. */
+const DISK_RESUME_MARGIN_BYTES = 2 * 1024 * 1024;
 
 export interface LmdbStoreOptions {
   dataDir: string;
   /** Defaults to false: a resolved write is flushed to disk. Benchmarks may trade that away. */
   noSync?: boolean;
+  /** Free bytes below which new data is refused (507); default 8 MiB. */
+  diskFreeFloorBytes?: number;
 }
 
 export class LmdbStore implements Store {
@@ -65,14 +89,18 @@ export class LmdbStore implements Store {
   private readonly holds: Database<number, string>;
   private readonly idem: Database<StoredIdempotency, string>;
   private readonly records: Record<RecordKind, Database<string, string>>;
-  private readonly sweeper = new SliceSweeper();
+  private readonly sweeper: SliceSweeper;
+  private readonly w: Writes;
+  private readonly path: string;
   private readonly listing: AgentListing;
   private closed = false;
 
   constructor(opts: LmdbStoreOptions) {
     mkdirSync(opts.dataDir, { recursive: true });
+    guardLmdbRejections();
+    this.path = join(opts.dataDir, 'amp.lmdb');
     this.root = open({
-      path: join(opts.dataDir, 'amp.lmdb'),
+      path: this.path,
       maxDbs: 16,
       overlappingSync: false,
       noSync: opts.noSync ?? false,
@@ -80,8 +108,23 @@ export class LmdbStore implements Store {
       // Files 0600 (message bodies, key hashes): lmdb-js's native open reads this; its typings lack it.
       ...({ permissionsMode: 0o600 } as object),
     });
+    const freeBytes = () => {
+      try {
+        const fs = statfsSync(opts.dataDir);
+        return fs.bavail * fs.bsize;
+      } catch {
+        return undefined; // cannot tell: commits decide
+      }
+    };
+    this.w = new Writes(() => this.meta.put('write-probe', Date.now()), {
+      freeBytes,
+      floorBytes: opts.diskFreeFloorBytes ?? DISK_FREE_FLOOR_BYTES,
+      resumeBytes: (opts.diskFreeFloorBytes ?? DISK_FREE_FLOOR_BYTES) + DISK_RESUME_MARGIN_BYTES,
+    });
+    this.sweeper = new SliceSweeper(this.w);
     this.queue = new LmdbQueue(
       this.root,
+      this.w,
       () => this.assertOpen(),
       () => this.closed,
     );
@@ -174,18 +217,26 @@ export class LmdbStore implements Store {
 
   async putAgent(agent: AgentRecord): Promise<void> {
     this.assertOpen();
-    this.agents.put(agent.id, agent);
+    this.w.assertRoom();
+    const { w } = this;
+    await Promise.all([
+      w.put(this.agents, agent.id, agent),
+      w.put(this.names, `${agent.tenant}/${agent.name}`, agent.id),
+      w.put(this.fingerprints, agent.fingerprint, agent.id),
+      w.put(this.fingerprints, agent.fingerprint_raw, agent.id),
+    ]);
+    // Listed once committed: a failed write lists nothing.
     this.listing.put(agent);
-    this.names.put(`${agent.tenant}/${agent.name}`, agent.id);
-    this.fingerprints.put(agent.fingerprint, agent.id);
-    await this.fingerprints.put(agent.fingerprint_raw, agent.id);
   }
 
   async replaceAgentKey(old: AgentRecord, updated: AgentRecord): Promise<void> {
     this.assertOpen();
-    this.fingerprints.remove(old.fingerprint);
-    this.fingerprints.remove(old.fingerprint_raw);
-    await this.putAgent(updated);
+    this.w.assertRoom();
+    const removed = [
+      this.w.remove(this.fingerprints, old.fingerprint),
+      this.w.remove(this.fingerprints, old.fingerprint_raw),
+    ];
+    await Promise.all([...removed, this.putAgent(updated)]);
   }
 
   hasTenant(tenant: string): boolean {
@@ -203,16 +254,21 @@ export class LmdbStore implements Store {
 
   async deleteAgent(agent: AgentRecord, holdUntil: number): Promise<void> {
     this.assertOpen();
-    this.agents.remove(agent.id);
-    this.listing.remove(agent);
-    this.names.remove(`${agent.tenant}/${agent.name}`);
-    this.fingerprints.remove(agent.fingerprint);
-    this.fingerprints.remove(agent.fingerprint_raw);
-    this.queue.dropAgent(agent.id);
-    for (const key of this.outbox.getKeys({ start: [agent.id, 0], end: [agent.id, SEQ_MAX] })) this.outbox.remove(key);
+    const { w } = this;
+    const writes = [
+      w.remove(this.agents, agent.id),
+      w.remove(this.names, `${agent.tenant}/${agent.name}`),
+      w.remove(this.fingerprints, agent.fingerprint),
+      w.remove(this.fingerprints, agent.fingerprint_raw),
+      ...this.queue.dropAgent(agent.id),
+    ];
+    for (const key of this.outbox.getKeys({ start: [agent.id, 0], end: [agent.id, SEQ_MAX] })) {
+      writes.push(w.remove(this.outbox, key));
+    }
     this.outboxIndex.delete(agent.id);
-    if (holdUntil > 0) this.holds.put(`${agent.tenant}/${agent.name}`, holdUntil);
-    await this.root.committed;
+    if (holdUntil > 0) writes.push(w.put(this.holds, `${agent.tenant}/${agent.name}`, holdUntil));
+    await Promise.all(writes);
+    this.listing.remove(agent);
   }
 
   nameHeldUntil(tenant: string, name: string, nowMs: number): number | undefined {
@@ -222,8 +278,11 @@ export class LmdbStore implements Store {
 
   async revokeKey(entry: RevokedKey): Promise<void> {
     this.assertOpen();
-    this.revoked.put(entry.fingerprint, entry);
-    await this.revoked.put(entry.fingerprint_raw, entry);
+    this.w.assertRoom();
+    await Promise.all([
+      this.w.put(this.revoked, entry.fingerprint, entry),
+      this.w.put(this.revoked, entry.fingerprint_raw, entry),
+    ]);
   }
 
   findRevokedKey(fingerprint: string): RevokedKey | undefined {
@@ -236,7 +295,8 @@ export class LmdbStore implements Store {
 
   async putApiKey(hash: string, rec: ApiKeyRecord): Promise<void> {
     this.assertOpen();
-    await this.apikeys.put(hash, rec);
+    this.w.assertRoom();
+    await this.w.put(this.apikeys, hash, rec);
   }
 
   // --- RecordsStore ---
@@ -248,7 +308,8 @@ export class LmdbStore implements Store {
 
   async putIdempotency(senderId: string, key: string, rec: IdempotencyRecord): Promise<void> {
     this.assertOpen();
-    await this.idem.put(`${senderId}\n${key}`, { d: rec.digest, r: rec.result, e: rec.expiresAt });
+    this.w.assertRoom();
+    await this.w.put(this.idem, `${senderId}\n${key}`, { d: rec.digest, r: rec.result, e: rec.expiresAt });
   }
 
   /** Outbox keys (seq) per agent in order, loaded on first use; eviction and counts are exact. */
@@ -266,12 +327,12 @@ export class LmdbStore implements Store {
     const keys = this.outboxKeys(agentId);
     let dropped = 0;
     while (keys.length >= cap) {
-      this.outbox.remove([agentId, keys.shift()!]).catch(() => {});
+      this.w.background(this.w.remove(this.outbox, [agentId, keys.shift()!]));
       dropped++;
     }
     const seq = this.nextOutboxSeq++;
     keys.push(seq);
-    this.outbox.put([agentId, seq], { e: expiresAtMs, j: frameJson }).catch(() => {});
+    this.w.background(this.w.put(this.outbox, [agentId, seq], { e: expiresAtMs, j: frameJson }));
     return dropped;
   }
 
@@ -281,7 +342,7 @@ export class LmdbStore implements Store {
     for (const { key, value } of this.outbox.getRange({ start: [agentId, 0], end: [agentId, SEQ_MAX] })) {
       if (value.e > nowMs) frames.push(value.j);
       taken.add(key[1]);
-      if (!this.closed) this.outbox.remove(key).catch(() => {});
+      if (!this.closed) this.w.background(this.w.remove(this.outbox, key));
     }
     const keys = this.outboxIndex.get(agentId);
     if (keys)
@@ -294,8 +355,9 @@ export class LmdbStore implements Store {
 
   async putRecord(kind: RecordKind, key: string, value: unknown): Promise<void> {
     this.assertOpen();
+    this.w.assertRoom();
     // JSON text, like queued messages: exact round trips, whatever the keys.
-    await this.records[kind].put(key, JSON.stringify(value));
+    await this.w.put(this.records[kind], key, JSON.stringify(value));
   }
 
   getRecord<T>(kind: RecordKind, key: string): T | undefined {
@@ -317,11 +379,13 @@ export class LmdbStore implements Store {
 
   async putMeta(key: string, value: unknown): Promise<void> {
     this.assertOpen();
-    await this.meta.put(key, value);
+    this.w.assertRoom();
+    await this.w.put(this.meta, key, value);
   }
 
+  /** Resolves once every write issued so far has committed or failed (its writer heard which). */
   async settled(): Promise<void> {
-    await this.root.committed;
+    await this.w.guard(this.root.committed).catch(() => {});
   }
 
   // --- the engine ---
@@ -354,6 +418,29 @@ export class LmdbStore implements Store {
     };
   }
 
+  writeState(): WriteState {
+    return this.w.writeState();
+  }
+
+  /** Entry counts come from LMDB's page headers (mdb_stat): no walk over the data. */
+  dataStats(): DataStats {
+    const stat = (db: Database<unknown, Key>) => {
+      const s = db.getStats() as LmdbDbStats;
+      const pages = s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages;
+      return { entries: s.entryCount, bytes: pages * s.pageSize };
+    };
+    return {
+      fileBytes: statSync(this.path, { throwIfNoEntry: false })?.size ?? 0,
+      dbs: {
+        ...this.queue.dbStats(stat),
+        agents: stat(this.agents),
+        idempotency: stat(this.idem),
+        outbox: stat(this.outbox),
+        aid_audit: stat(this.records.audit),
+      },
+    };
+  }
+
   healthy(): boolean {
     if (this.closed) return false;
     try {
@@ -367,7 +454,8 @@ export class LmdbStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.root.committed;
+    this.w.close();
+    await this.settled();
     await this.root.close();
   }
 }

@@ -60,8 +60,6 @@ export interface ApiKeyRecord {
 export interface MessageRecord {
   recipientId: string;
   senderId: string;
-  /** Queue sequence number. */
-  seq: number;
   threadId: string;
   /** Relay expiry (ms). */
   expiresAt: number;
@@ -87,7 +85,10 @@ export interface AppendInput {
 export interface Appended {
   /** Queue position; grows with every append, across restarts too. */
   seq: number;
-  /** Resolves once the append is committed and flushed. */
+  /**
+   * Resolves once the append is committed and flushed; rejects with 507 `insufficient_storage`
+   * (or 503) when the commit failed, and the message is then gone without a trace.
+   */
   committed: Promise<void>;
 }
 
@@ -238,11 +239,20 @@ export interface RecordsStore {
   settled(): Promise<void>;
 }
 
+export interface DataStats {
+  fileBytes: number;
+  dbs: Record<string, { entries: number; bytes: number }>;
+}
+
 /** One storage engine behind the three interfaces (LMDB embedded; NATS JetStream for clusters). */
 export interface Store extends QueueStore, DirectoryStore, RecordsStore {
   /** Remove what has expired, at most `budget` entries of each kind per call. */
   sweep(nowMs: number, budget: number): SweepCounts;
   /** True while the store answers reads. */
   healthy(): boolean;
+  /** Whether writes commit now (false from a failed commit until a commit succeeds again). */
+  writeState(): { ok: true } | { ok: false; reason: string; since: number };
+  /** Bytes the data file takes on disk; entries and bytes (pages in use) per database. For /metrics. */
+  dataStats(): DataStats;
   close(): Promise<void>;
 }

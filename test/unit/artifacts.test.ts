@@ -18,6 +18,7 @@ describe('proto/generated', () => {
       used_for: 'recipient queue at maximum',
     });
     expect(errors.request_too_large.http_status).toBe(413);
-    expect(Object.keys(errors)).toHaveLength(25);
+    expect(errors.insufficient_storage).toMatchObject({ http_status: 507, ws_close: null, retry: true });
+    expect(Object.keys(errors)).toHaveLength(26);
   });
 });

@@ -545,11 +545,13 @@ describe('AmpError and ERROR_CATALOG (§21)', () => {
     ['internal_error', 500, true],
     ['service_unavailable', 503, true],
   ];
-  it.each(SPEC)('%s -> %d, retry %s', (code, status, retry) => {
+  /** Codes the spec's table lacks, each for a condition it does not name: a full disk (issue 13). */
+  const EXTENSIONS: Array<[string, number, boolean]> = [['insufficient_storage', 507, true]];
+  it.each([...SPEC, ...EXTENSIONS])('%s -> %d, retry %s', (code, status, retry) => {
     expect([(ERROR_CATALOG as Any)[code]?.status, (ERROR_CATALOG as Any)[code]?.retry]).toEqual([status, retry]);
   });
-  it('catalog holds exactly the spec codes', () => {
-    expect(Object.keys(ERROR_CATALOG).sort()).toEqual(SPEC.map(([c]) => c).sort());
+  it('catalog holds exactly the spec codes and the extensions', () => {
+    expect(Object.keys(ERROR_CATALOG).sort()).toEqual([...SPEC, ...EXTENSIONS].map(([c]) => c).sort());
   });
   it('WS 4003 for unauthorized and agent_suspended (§21)', () => {
     expect([ERROR_CATALOG.unauthorized.wsClose, ERROR_CATALOG.agent_suspended.wsClose]).toEqual([4003, 4003]);

@@ -36,6 +36,8 @@ export interface ApiDeps {
   aid: AidDeps;
   /** The /health document and its status. */
   health: () => { status: number; body: Record<string, unknown> };
+  /** The /ready document: 503 while writes fail. */
+  ready: () => { status: number; body: Record<string, unknown> };
   /** The /metrics text. */
   metrics: () => string;
 }
@@ -67,7 +69,7 @@ export function buildApi(deps: ApiDeps): Router {
 }
 
 /** Public documents: provider discovery, info, health, metrics. */
-function addDiscoveryRoutes(t: RouteTable, { ctx, health, metrics }: ApiDeps): void {
+function addDiscoveryRoutes(t: RouteTable, { ctx, health, ready, metrics }: ApiDeps): void {
   t.root('GET', '/.well-known/agent-messaging.json', PUBLIC, (req) =>
     ok(wellKnown(ctx, req.headers.host, req.headers.forwardedProto), 200, {
       ...publicCacheHeaders(ctx.config, 3600),
@@ -81,6 +83,10 @@ function addDiscoveryRoutes(t: RouteTable, { ctx, health, metrics }: ApiDeps): v
   t.api('GET', '/health', PUBLIC, () => {
     const h = health();
     return ok(h.body, h.status);
+  });
+  t.api('GET', '/ready', PUBLIC, () => {
+    const r = ready();
+    return ok(r.body, r.status);
   });
   t.root('GET', '/metrics', PUBLIC, () =>
     ok(metrics(), 200, {
