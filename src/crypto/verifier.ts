@@ -28,6 +28,11 @@ export interface Ed25519Verifier {
    * public key verifies nothing.
    */
   verify(publicKeyPem: string, data: Buffer, signature: Buffer): Promise<boolean>;
+  /**
+   * The same answer at once where the implementation verifies synchronously (libsodium), so a
+   * caller can stay synchronous; undefined where it cannot (node:crypto: use verify()).
+   */
+  verifyNow(publicKeyPem: string, data: Buffer, signature: Buffer): boolean | undefined;
   /** Does `signature` verify any of `candidates` (tried in order, up to the first that does)? */
   verifyAny(publicKeyPem: string, candidates: Iterable<Buffer>, signature: Buffer): Promise<boolean>;
   /** Keys held parsed now. */
@@ -53,6 +58,8 @@ interface Backend<K> {
   readonly name: VerifierName;
   prepare(key: KeyObject): K;
   check(key: K, data: Buffer, signature: Buffer): Promise<boolean>;
+  /** The check without a promise, where the implementation is synchronous. */
+  checkNow?(key: K, data: Buffer, signature: Buffer): boolean;
 }
 
 const nodeBackend: Backend<KeyObject> = {
@@ -67,6 +74,7 @@ function sodiumBackend(sodium: Sodium): Backend<Buffer> {
     name: 'sodium-native',
     prepare: rawEd25519Key,
     check: (raw, data, signature) => Promise.resolve(sodium.crypto_sign_verify_detached(signature, data, raw)),
+    checkNow: (raw, data, signature) => sodium.crypto_sign_verify_detached(signature, data, raw),
   };
 }
 
@@ -97,6 +105,14 @@ class CachingVerifier<K> implements Ed25519Verifier {
     if (signature.length !== 64) return Promise.resolve(false);
     const key = this.key(publicKeyPem);
     return key === undefined ? Promise.resolve(false) : this.backend.check(key, data, signature);
+  }
+
+  verifyNow(publicKeyPem: string, data: Buffer, signature: Buffer): boolean | undefined {
+    const checkNow = this.backend.checkNow;
+    if (!checkNow) return undefined;
+    if (signature.length !== 64) return false;
+    const key = this.key(publicKeyPem);
+    return key === undefined ? false : checkNow(key, data, signature);
   }
 
   async verifyAny(publicKeyPem: string, candidates: Iterable<Buffer>, signature: Buffer): Promise<boolean> {

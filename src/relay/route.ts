@@ -64,6 +64,29 @@ interface Delivery {
   nowMs: number;
 }
 
+/** The (from, to) strings a signature verified for. */
+type Signed = { from: string; to: string };
+
+/** Marks a verification that cannot be answered at once. */
+const LATER = Symbol('later');
+
+/** A route request past its checks, before its signature is verified. */
+interface Checked {
+  sender: AgentRecord;
+  recipient: AgentRecord;
+  req: RouteRequest;
+  toExpanded: string;
+  nowMs: number;
+  hashOf: () => string;
+}
+
+function badSignature(sender: AgentRecord): AmpError {
+  return new AmpError('signature_invalid', "Message signature does not verify with the sender's registered key", {
+    field: 'signature',
+    details: { from: sender.address },
+  });
+}
+
 /** A message past admission: its answer, once committed (a promise in an object, so it is not awaited). */
 interface Admitted {
   outcome: Promise<RouteOutcome>;
@@ -102,47 +125,49 @@ export class MessageRouter {
 
   /**
    * Per-sender order: one sender's messages are appended in the order their requests arrived,
-   * whatever the verifier. node:crypto verifies on the libuv pool and its callbacks complete out
-   * of order, so each request, once verified (verifications still run side by side), waits for
-   * the previous request of the same sender to be appended or refused before it appends. When
-   * nothing is in flight for the sender (sodium verifies on the event loop) there is nothing to
-   * wait for and no extra await.
+   * whatever the verifier. A request whose checks and signature verification complete at once
+   * (unsigned, or libsodium) appends before route() first awaits, so it keeps its place with no
+   * bookkeeping. One that must wait (node:crypto verifies on the libuv pool, whose callbacks
+   * complete out of order) is registered as the sender's latest admission; every later request of
+   * that sender then waits for it to be appended or refused before it appends.
    */
   async route(sender: AgentRecord, body: unknown, opts: RouteOptions = {}): Promise<RouteOutcome> {
     const before = this.admitting.get(sender.id);
-    let open!: () => void;
-    const mine = new Promise<void>((resolve) => {
-      open = resolve;
-    });
-    this.admitting.set(sender.id, mine);
     let admitted: Admitted;
     try {
-      admitted = await this.admit(sender, body, opts, before);
+      const c = this.check(sender, body, opts);
+      const signed = before ? LATER : this.verifyNow(c);
+      admitted = signed === LATER ? await this.admitInTurn(c, before) : this.admit(c, signed);
     } catch (e) {
       this.abuse.refused(sender.id, e);
       throw e;
-    } finally {
-      open();
-      if (this.admitting.get(sender.id) === mine) this.admitting.delete(sender.id);
     }
     const outcome = await admitted.outcome;
     this.abuse.sent(sender.id);
     return outcome;
   }
 
-  /**
-   * Steps 3-9 up to the append: resolves once the message is in the recipient's queue (or
-   * refused, or a replay), to the promise of the answer. `before`: the sender's previous request,
-   * whose turn to append comes first.
-   */
-  private async admit(
-    sender: AgentRecord,
-    body: unknown,
-    opts: RouteOptions,
-    before: Promise<void> | undefined,
-  ): Promise<Admitted> {
+  /** The chained path: verify (async), wait for the sender's previous request, then admit. */
+  private async admitInTurn(c: Checked, before: Promise<void> | undefined): Promise<Admitted> {
+    const senderId = c.sender.id;
+    let open!: () => void;
+    const mine = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    this.admitting.set(senderId, mine);
+    try {
+      const signed = c.req.signatureBytes ? await this.verify(c) : this.unsigned();
+      if (before) await before;
+      return this.admit(c, signed);
+    } finally {
+      open();
+      if (this.admitting.get(senderId) === mine) this.admitting.delete(senderId);
+    }
+  }
+
+  /** Steps 3-8 before the signature: body, sender and recipient status, policy, rate limits. */
+  private check(sender: AgentRecord, body: unknown, opts: RouteOptions): Checked {
     const { config } = this.ctx;
-    const { directory, records } = this.stores;
     const nowMs = Date.now();
     const req = decodeRouteBody(body, { nowMs, headerIdempotencyKey: opts.headerIdempotencyKey || undefined });
 
@@ -172,16 +197,22 @@ export class MessageRouter {
     }
 
     enforce(this.ctx.limits.take([['receive', recipient.id]]), 'recipient');
-
     // The payload hash is wanted by the signature check and the replay digest: made once.
     let hash: string | undefined;
     const hashOf = () => (hash ??= payloadHash(req.payload));
-    const signed = req.signatureBytes ? await this.verify(sender, req, toExpanded, hashOf()) : this.unsigned();
-    if (signed && directory.findRevokedKey(sender.fingerprint)) {
+    return { sender, recipient, req, toExpanded, nowMs, hashOf };
+  }
+
+  /**
+   * Steps 9-10 up to the append: resolves once the message is in the recipient's queue (or
+   * refused, or a replay), to the promise of the answer.
+   */
+  private admit(c: Checked, signed: Signed | undefined): Admitted {
+    const { sender, req, toExpanded, hashOf } = c;
+    if (signed && this.stores.directory.findRevokedKey(sender.fingerprint)) {
       throw new AmpError('key_revoked', "The sender's key has been revoked", { field: 'signature' });
     }
-    if (before) await before;
-    const d: Delivery = { sender, recipient, req, toExpanded, signed, nowMs };
+    const d: Delivery = { ...c, signed };
 
     // §12.5: an idempotency key, or else the signature itself, names the request; a repeat within
     // the window gets the first answer and creates nothing.
@@ -200,7 +231,7 @@ export class MessageRouter {
     };
     const inFlight = this.inFlightIdem.get(slot);
     if (inFlight) return { outcome: inFlight.then(replay) };
-    const stored = records.getIdempotency(sender.id, idemKey, nowMs);
+    const stored = this.stores.records.getIdempotency(sender.id, idemKey, c.nowMs);
     if (stored) return { outcome: Promise.resolve(replay(stored)) };
     const work = this.deliver(d, { key: idemKey, digest }).then((result) => ({ digest, result }));
     this.inFlightIdem.set(slot, work);
@@ -247,7 +278,7 @@ export class MessageRouter {
       : undefined;
     try {
       // A failed commit rejects both (507): nothing was stored, nothing is remembered.
-      await Promise.all([committed, remembered]);
+      await (remembered ? Promise.all([committed, remembered]) : committed);
     } finally {
       this.push.afterCommit(recipient.id);
     }
@@ -335,34 +366,37 @@ export class MessageRouter {
    * §11: a present signature must verify for one of (full or short `from`) x (`to` as sent or
    * expanded). Returns the strings that verified.
    */
-  private async verify(
-    sender: AgentRecord,
-    req: RouteRequest,
-    toExpanded: string,
-    hash: string,
-  ): Promise<{ from: string; to: string }> {
-    const key = sender.public_key_pem;
+  /** The canonical strings a signature may cover: (full or short `from`) x (`to` as sent or expanded). */
+  private signingInputs(c: Checked): { signed: Signed; data: Buffer }[] {
+    const { sender, req, toExpanded } = c;
     const froms = sender.short_address === sender.address ? [sender.address] : [sender.address, sender.short_address];
     const tos = req.to === toExpanded ? [req.to] : [req.to, toExpanded];
-    for (const from of froms) {
-      for (const to of tos) {
-        const data = Buffer.from(
-          canonicalString({
-            from,
-            to,
-            subject: req.subject,
-            priority: req.priority,
-            in_reply_to: req.in_reply_to,
-            payload_hash: hash,
-          }),
-          'utf8',
-        );
-        if (await this.agents.verifier.verify(key, data, req.signatureBytes!)) return { from, to };
-      }
+    const hash = c.hashOf();
+    return froms.flatMap((from) =>
+      tos.map((to) => {
+        const fields = { from, to, subject: req.subject, priority: req.priority, in_reply_to: req.in_reply_to };
+        return { signed: { from, to }, data: Buffer.from(canonicalString({ ...fields, payload_hash: hash }), 'utf8') };
+      }),
+    );
+  }
+
+  /** §11 at once where the verifier is synchronous: the strings that verified, or LATER. */
+  private verifyNow(c: Checked): Signed | undefined | typeof LATER {
+    if (!c.req.signatureBytes) return this.unsigned();
+    const { verifier } = this.agents;
+    for (const { signed, data } of this.signingInputs(c)) {
+      const ok = verifier.verifyNow(c.sender.public_key_pem, data, c.req.signatureBytes);
+      if (ok === undefined) return LATER;
+      if (ok) return signed;
     }
-    throw new AmpError('signature_invalid', "Message signature does not verify with the sender's registered key", {
-      field: 'signature',
-      details: { from: sender.address },
-    });
+    throw badSignature(c.sender);
+  }
+
+  /** §11: a present signature must verify for one of the signing inputs; the strings that did. */
+  private async verify(c: Checked): Promise<Signed> {
+    for (const { signed, data } of this.signingInputs(c)) {
+      if (await this.agents.verifier.verify(c.sender.public_key_pem, data, c.req.signatureBytes!)) return signed;
+    }
+    throw badSignature(c.sender);
   }
 }
