@@ -189,10 +189,9 @@ export class LmdbQueue implements QueueStore {
     const queued = this.queue.put([agentId, seq], qv);
     const indexed = this.msgindex.put(msg.id, idx);
     const pair = queued === indexed ? indexed : Promise.all([queued, indexed]);
-    const written = this.w.guard(pair, () => uncache(this.msgindex, msg.id, idx));
     // Commits and failures complete in order, so committedSeq only grows. It is updated before the
     // caller's continuation runs, which then sees this entry as settled.
-    const committed = written.then(
+    const committed = pair.then(
       () => {
         ent.appending = undefined;
         if (seq > ri.committedSeq) ri.committedSeq = seq;
@@ -201,7 +200,7 @@ export class LmdbQueue implements QueueStore {
         // Only committed messages are indexed: nothing may count, list or ack a failed one.
         if (ri.entries.get(msg.id) === ent) ri.entries.delete(msg.id);
         if (seq > ri.committedSeq) ri.committedSeq = seq;
-        throw e;
+        return this.w.failure(e, () => uncache(this.msgindex, msg.id, idx));
       },
     );
     ent.appending = committed;
@@ -276,11 +275,19 @@ export class LmdbQueue implements QueueStore {
       if (ent.rc) owesReceipt?.(id);
       outcomes.push('acked');
     }
-    const results = await Promise.allSettled(taken.map(([id, ent]) => this.removal(agentId, id, ent, nowMs)));
-    const failed = taken.filter((_t, i) => results[i]!.status === 'rejected');
-    if (failed.length > 0) {
-      this.restore(ri, failed);
-      throw (results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason;
+    // The removals of one turn commit in one transaction: they succeed or fail together, and
+    // lmdb-js gives them one commit promise. So one wait (and one failure path) for the batch.
+    const pending = new Set<PromiseLike<unknown>>();
+    const marked: Array<[string, StoredIndex]> = [];
+    for (const [id, ent] of taken) pending.add(this.removal(agentId, id, ent, nowMs, marked));
+    const all = pending.size === 1 ? pending.values().next().value! : Promise.all(pending);
+    try {
+      await this.w.guard(all, () => {
+        for (const [id, idx] of marked) uncache(this.msgindex, id, idx);
+      });
+    } catch (e) {
+      this.restore(ri, taken);
+      throw e;
     }
     return outcomes;
   }
@@ -291,15 +298,28 @@ export class LmdbQueue implements QueueStore {
    * A message acked before its own append committed (pushed live) waits for that commit; if the
    * append failed there is nothing to remove or mark.
    */
-  private removal(agentId: string, id: string, ent: IndexEntry, nowMs: number): Promise<unknown> {
+  /**
+   * Remove an acked entry (after its append, if that is still committing), marking its index record
+   * acked (noted in `marked`); the raw write promise, settled with the removal's commit.
+   */
+  private removal(
+    agentId: string,
+    id: string,
+    ent: IndexEntry,
+    nowMs: number,
+    marked: Array<[string, StoredIndex]>,
+  ): PromiseLike<unknown> {
     if (ent.appending) {
-      const remove = () => this.removal(agentId, id, { ...ent, appending: undefined }, nowMs);
+      const remove = () => this.removal(agentId, id, { ...ent, appending: undefined }, nowMs, marked);
       return ent.appending.then(remove, () => {});
     }
-    const removed = this.w.remove(this.queue, [agentId, ent.seq]);
-    if (ent.exp >= nowMs + ACK_MEMORY_MS) return removed;
-    const idx = this.msgindex.get(id);
-    return idx ? Promise.all([removed, this.w.put(this.msgindex, id, { ...idx, a: nowMs })]) : removed;
+    const removed = this.queue.remove([agentId, ent.seq]);
+    const idx = ent.exp < nowMs + ACK_MEMORY_MS ? this.msgindex.get(id) : undefined;
+    if (!idx) return removed;
+    const mark = { ...idx, a: nowMs };
+    marked.push([id, mark]);
+    const written = this.msgindex.put(id, mark);
+    return written === removed ? written : Promise.all([removed, written]);
   }
 
   /** Put back entries whose ack did not commit, in queue order. */

@@ -164,14 +164,14 @@ export class Writes {
 
   /** Resolves once `p` commits; a failed commit rejects with the AmpError a client should see. */
   guard(p: PromiseLike<unknown>, undo?: () => void): Promise<void> {
-    return Promise.resolve(p).then(
-      () => {},
-      async (e: unknown) => {
-        handleCommitError(e);
-        undo?.();
-        throw this.failed(await causeOf(e));
-      },
-    );
+    return Promise.resolve(p).then(noop, (e: unknown) => this.failure(e, undo));
+  }
+
+  /** A write's commit failed: note it, undo what `undo` undoes, reject with the client's error. */
+  async failure(e: unknown, undo?: () => void): Promise<never> {
+    handleCommitError(e);
+    undo?.();
+    throw this.failed(await causeOf(e));
   }
 
   /** Whether writes commit now; the reason and since when (ms) if not. */
