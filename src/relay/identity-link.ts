@@ -35,18 +35,33 @@ export class IdentityLink {
     await this.agents.serialized(agentId, async () => {
       const a = this.directory.getAgent(agentId);
       if (!a) return; // deregistered meanwhile: nothing to follow
+      if (a.suspension) return this.followUnderOperator(a, action);
       const next = followingStatus(a.status, action);
       if (next === a.status) return;
-      // An operator's suspension (§20) ends only by an unsuspend or its expiry: an AID approval or
-      // reactivation now only decides what the agent returns to then.
-      if (a.suspension && next !== 'suspended' && effectiveStatus(a, Date.now()) === 'suspended') {
-        await this.directory.putAgent({ ...a, suspension: { ...a.suspension, previous: next } });
-        return;
-      }
       await this.directory.putAgent({ ...a, status: next });
       if (next === 'suspended') this.sessions.closeAgent(a.id, CLOSE.AUTH_FAILED, 'agent_suspended');
       const log = { event: 'amp_agent_status', agent: a.id, status: next, cause: `aid_${action}` };
       this.logger.info(log, 'agent status follows its identity registration');
     });
+  }
+
+  /**
+   * An operator's suspension (§20) is on record: it ends only by an unsuspend or its expiry, so
+   * AID changes decide what the agent returns to then (`previous`). An expired one is over: the
+   * agent takes the status AID gives it now.
+   */
+  private async followUnderOperator(a: AgentRecord, action: RegistrationAction): Promise<void> {
+    const s = a.suspension!;
+    const after = followingStatus(s.previous, action);
+    if (effectiveStatus(a, Date.now()) === 'suspended') {
+      if (after !== s.previous) await this.directory.putAgent({ ...a, suspension: { ...s, previous: after } });
+      return;
+    }
+    const updated: AgentRecord = { ...a, status: after };
+    delete updated.suspension;
+    await this.directory.putAgent(updated);
+    if (after === 'suspended') this.sessions.closeAgent(a.id, CLOSE.AUTH_FAILED, 'agent_suspended');
+    const log = { event: 'amp_agent_status', agent: a.id, status: after, cause: `aid_${action}` };
+    this.logger.info(log, 'agent status follows its identity registration');
   }
 }

@@ -65,8 +65,10 @@ export class Suspensions {
     return this.agents.serialized(agentId, async () => {
       const a = this.agents.current(agentId);
       const now = Date.now();
-      if (effectiveStatus(a, now) === 'suspended') return suspendedBody(a);
-      const previous = a.status === 'suspended' ? (a.suspension?.previous ?? 'active') : a.status;
+      // In force already: nothing to do. An agent suspended by its AID registration gets the
+      // operator's suspension on top (it returns to 'suspended' when the operator lifts it).
+      if (a.suspension && effectiveStatus(a, now) === 'suspended') return suspendedBody(a);
+      const previous = a.suspension ? a.suspension.previous : a.status;
       const until = req.durationHours === null ? null : now + Math.round(req.durationHours * HOUR_MS);
       const updated: AgentRecord = {
         ...a,
@@ -97,7 +99,8 @@ export class Suspensions {
       const a = this.agents.current(agentId);
       const now = Date.now();
       const body = { agent_id: a.id, suspended: false, unsuspended_at: isoTime(now) };
-      if (a.status !== 'suspended') return body;
+      // Only an operator's suspension is the operator's to lift (an AID one is lifted through AID).
+      if (a.status !== 'suspended' || !a.suspension) return body;
       const lifting = effectiveStatus(a, now) === 'suspended';
       const updated: AgentRecord = { ...a, status: a.suspension?.previous ?? 'active' };
       delete updated.suspension;

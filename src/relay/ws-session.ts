@@ -141,7 +141,9 @@ export class WsSession implements ConnectionEvents {
    */
   pong(): void {
     this.touch();
-    if (this.state === 'open') this.takeFrameToken(undefined);
+    // Control frames spend the session's frame budget too, silently: uWS has answered the ping
+    // already, and an error frame per ping would turn a ping flood into a bigger reply flood.
+    if (this.state === 'open') this.deps.limits.take([['ws_frames', this.session!.id]]);
   }
 
   closed(cause?: TransportCloseCause): void {

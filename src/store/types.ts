@@ -44,8 +44,8 @@ export interface AgentSuspension {
   until: number | null;
   /** The admin's e-mail. */
   by: string;
-  /** The status the agent returns to when the suspension ends. */
-  previous: 'active' | 'pending';
+  /** The status the agent returns to when lifted ('suspended' when its AID registration is suspended too). */
+  previous: AgentRecord['status'];
 }
 
 export interface ApiKeyRecord {

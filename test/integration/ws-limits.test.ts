@@ -50,4 +50,19 @@ describe('WebSocket limits', () => {
     expect((await ws.nextType('route.result', 'r1')).data.id).toMatch(/^msg_/);
     expect(ws.frames.closeInfo).toBeUndefined();
   });
+
+  it('pings over the budget get no error frame each (no reply flood); the next data frame is refused', async () => {
+    const s = await startTestServer({ rateLimitOverrides: ['ws_frames=5/min'] });
+    servers.push(s);
+    const alice = await register(s.api, 'alice', 'acme');
+    const ws = await connectWs(s.server.wsUrl, alice.api_key);
+    let pongs = 0;
+    const last = waitFor(ws.ws, 'pong', () => ++pongs === 20);
+    for (let i = 0; i < 20; i++) ws.ws.ping();
+    await last;
+    ws.sendText({ type: 'ping', request_id: 'p1' });
+    const answer = await ws.next((f) => f?.request_id === 'p1');
+    expect([answer.type, answer.error]).toEqual(['error', 'rate_limited']);
+    expect(ws.frames.list().filter((f) => f.type === 'error' && f.request_id !== 'p1')).toEqual([]);
+  });
 });
