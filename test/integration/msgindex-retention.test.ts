@@ -1,14 +1,8 @@
-// What a routed-and-acked message leaves on disk (issue 13, item 5): its msgindex record, kept as
-// long as the spec needs it and no longer (already_acked ≥ 24 h after the ack, §15; read receipts
-// after the ack until relay expiry, §16), and as small as it can be; /metrics reports the sizes.
-
-import { rmSync } from 'node:fs';
-import { afterEach, describe, expect, it } from 'vitest';
-import { isoTime, newMessageId, type QueuedMessage } from '../../proto/index.js';
-import { LmdbStore } from '../../src/store/lmdb.js';
+import { describe, expect, it } from 'vitest';
+import type { LmdbStore } from '../../src/store/lmdb.js';
 import { sweepOnce } from '../../src/store/sweeper.js';
-import type { AppendInput } from '../../src/store/types.js';
-import { call, register, routeOk, startTestServer, tempDir } from '../helpers/server.js';
+import { call, register, routeOk, startTestServer } from '../helpers/server.js';
+import { afterEachCleanup, queuedInput, testStores } from '../helpers/store.js';
 
 const HOUR = 3600 * 1000;
 const DAY = 24 * HOUR;
@@ -18,44 +12,9 @@ const SENDER = 'agt_000000000000000000000002';
 /** What one acked message may leave in msgindex, pages included (it was ~250 B). */
 const MAX_BYTES_PER_ACKED = 160;
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-function openStore(): LmdbStore {
-  const dir = tempDir('amp-retention-');
-  const store = new LmdbStore({ dataDir: dir });
-  cleanups.push(async () => {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return store;
-}
-
-function input(nowMs: number, expiresAtMs: number): AppendInput {
-  const id = newMessageId(nowMs);
-  const msg: QueuedMessage = {
-    id,
-    envelope: {
-      version: 'amp/0.1',
-      id,
-      from: 'a@t.aimaestro.local',
-      to: 'b@t.aimaestro.local',
-      subject: 'hello',
-      priority: 'normal',
-      timestamp: isoTime(nowMs),
-      signature: '',
-      thread_id: id,
-    },
-    payload: { type: 'notification', message: 'hello' },
-    queued_at: isoTime(nowMs),
-    expires_at: isoTime(expiresAtMs),
-    sender_public_key: '',
-    security: { trust_level: 'untrusted', signature_verified: false, sender_authenticated: true, injection_flags: [] },
-  };
-  return { msg, json: JSON.stringify(msg), expiresAtMs, senderId: SENDER, receipt: false };
-}
+const defer = afterEachCleanup();
+const openStore = testStores('amp-retention-', defer);
+const input = (nowMs: number, expiresAtMs: number) => queuedInput({ senderId: SENDER, nowMs, expiresAtMs });
 
 /** Append `n` messages expiring at `expiresAtMs` and ack them all at `nowMs`; their ids. */
 async function routeAndAck(store: LmdbStore, n: number, nowMs: number, expiresAtMs: number): Promise<string[]> {
@@ -108,7 +67,7 @@ describe('msgindex after acks', () => {
 
   it('/metrics reports the data file and each database', async () => {
     const t = await startTestServer({ rateLimits: 'off' });
-    cleanups.push(() => t.close());
+    defer(() => t.close());
     const alice = await register(t.api, 'alice');
     const bob = await register(t.api, 'bob');
     const ids: string[] = [];

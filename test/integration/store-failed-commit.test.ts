@@ -1,62 +1,18 @@
-// Failed commits on a real LMDB store (issue 13, item 2): a message whose commit failed leaves no
-// trace, neither in counts nor lists nor catch-up nor acks, and an ack whose removal failed leaves
-// the message pending in its place. The failure is injected at the lmdb-js write (the promise it
-// returns rejects the way lmdb-js rejects a failed commit): a real ENOSPC cannot be provoked safely,
-// since lmdb-js 3.5.6 may overrun its heap when it formats that error (see src/store/write-health.ts);
-// the server-level full-disk test (disk-full.test.ts) fills a real tmpfs up to the store's floor.
-
-import { rmSync } from 'node:fs';
-import { afterEach, describe, expect, it } from 'vitest';
-import { AmpError, isoTime, newMessageId, type QueuedMessage } from '../../proto/index.js';
-import { LmdbStore } from '../../src/store/lmdb.js';
-import type { AppendInput } from '../../src/store/types.js';
+import { describe, expect, it } from 'vitest';
+import { AmpError } from '../../proto/index.js';
+import type { LmdbStore } from '../../src/store/lmdb.js';
 import { until } from '../helpers/ws.js';
-import { tempDir } from '../helpers/server.js';
+import { queuedInput, testStores } from '../helpers/store.js';
 
 const HOUR = 3600 * 1000;
 const AGENT = 'agt_0000000000000000000000bb';
 const SENDER = 'agt_000000000000000000000001';
 const RECOVERY_TIMEOUT_MS = 5000;
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-function openStore(): LmdbStore {
-  const dir = tempDir('amp-failcommit-');
-  const store = new LmdbStore({ dataDir: dir, diskFreeFloorBytes: 0 });
-  cleanups.push(async () => {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return store;
-}
-
-function input(subject: string): AppendInput {
-  const nowMs = Date.now();
-  const id = newMessageId(nowMs);
-  const msg: QueuedMessage = {
-    id,
-    envelope: {
-      version: 'amp/0.1',
-      id,
-      from: 'a@t.aimaestro.local',
-      to: 'b@t.aimaestro.local',
-      subject,
-      priority: 'normal',
-      timestamp: isoTime(nowMs),
-      signature: '',
-      thread_id: id,
-    },
-    payload: { type: 'notification', message: subject },
-    queued_at: isoTime(nowMs),
-    expires_at: isoTime(nowMs + HOUR),
-    sender_public_key: '',
-    security: { trust_level: 'untrusted', signature_verified: false, sender_authenticated: true, injection_flags: [] },
-  };
-  return { msg, json: JSON.stringify(msg), expiresAtMs: nowMs + HOUR, senderId: SENDER, receipt: true };
-}
+const open = testStores('amp-failcommit-');
+const openStore = () => open({ diskFreeFloorBytes: 0 });
+const input = (subject: string) =>
+  queuedInput({ senderId: SENDER, subject, expiresAtMs: Date.now() + HOUR, receipt: true });
 
 /** What lmdb-js returns for a write whose transaction failed to commit on a full disk. */
 function commitFailure(): Promise<never> {

@@ -5,57 +5,23 @@
 import { rmSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterEach, describe, expect, it } from 'vitest';
-import { isoTime, newMessageId, type QueuedMessage } from '../../proto/index.js';
+import { describe, expect, it } from 'vitest';
+import type { QueuedMessage } from '../../proto/index.js';
 import { AmpClient, type AmpSocket } from '../../src/client/index.js';
 import { LmdbStore } from '../../src/store/lmdb.js';
 import { sweepOnce } from '../../src/store/sweeper.js';
-import type { AppendInput } from '../../src/store/types.js';
 import { Inbox } from '../helpers/events.js';
 import { call, register, startTestServer, tempDir } from '../helpers/server.js';
+import { afterEachCleanup, queuedInput, testStores } from '../helpers/store.js';
 
 const HOUR = 3600 * 1000;
 const SENDER = 'agt_000000000000000000000001';
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-function openStore(): LmdbStore {
-  const dir = tempDir('amp-ttl-');
-  const store = new LmdbStore({ dataDir: dir });
-  cleanups.push(async () => {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return store;
-}
-
+const defer = afterEachCleanup();
+const openStore = testStores('amp-ttl-', defer);
 /** A queued message as route() builds it, expiring at `expiresAtMs`. */
-function input(expiresAtMs: number, subject: string, nowMs = Date.now()): AppendInput {
-  const id = newMessageId(nowMs);
-  const msg: QueuedMessage = {
-    id,
-    envelope: {
-      version: 'amp/0.1',
-      id,
-      from: 'a@ttl.aimaestro.local',
-      to: 'b@ttl.aimaestro.local',
-      subject,
-      priority: 'normal',
-      timestamp: isoTime(nowMs),
-      signature: '',
-      thread_id: id,
-    },
-    payload: { type: 'notification', message: subject },
-    queued_at: isoTime(nowMs),
-    expires_at: isoTime(expiresAtMs),
-    sender_public_key: '',
-    security: { trust_level: 'untrusted', signature_verified: false, sender_authenticated: true, injection_flags: [] },
-  };
-  return { msg, json: JSON.stringify(msg), expiresAtMs, senderId: SENDER, receipt: false };
-}
+const input = (expiresAtMs: number, subject: string, nowMs = Date.now()) =>
+  queuedInput({ senderId: SENDER, expiresAtMs, subject, nowMs, domain: 'ttl.aimaestro.local' });
 
 /** Append and wait for the commit; returns the message id. */
 async function append(store: LmdbStore, agentId: string, expiresAtMs: number, subject: string): Promise<string> {
@@ -124,7 +90,7 @@ describe('sweepOnce on a real LMDB store', () => {
   it('an ack far from expiry removes the queue entry, leaves the index as it was, and still answers already_acked; expired unacked is unknown', async () => {
     const dir = tempDir('amp-ack-');
     let store = new LmdbStore({ dataDir: dir });
-    cleanups.push(async () => {
+    defer(async () => {
       await store.close();
       rmSync(dir, { recursive: true, force: true });
     });
@@ -238,7 +204,7 @@ describe('end to end: an expired message is never listed or pushed', () => {
   it('route with expires_at = now + 1.5 s: listed until then, then gone from lists and socket replays', async () => {
     const t = await startTestServer();
     const sockets: AmpSocket[] = [];
-    cleanups.push(async () => {
+    defer(async () => {
       for (const s of sockets) s.close();
       await t.close();
     });
