@@ -367,17 +367,18 @@ export class MessageRouter {
    * expanded). Returns the strings that verified.
    */
   /** The canonical strings a signature may cover: (full or short `from`) x (`to` as sent or expanded). */
-  private signingInputs(c: Checked): { signed: Signed; data: Buffer }[] {
+  private *signingInputs(c: Checked): Generator<{ signed: Signed; data: Buffer }> {
+    // Built one at a time: the first (full `from`, `to` as sent) is the one that usually verifies.
     const { sender, req, toExpanded } = c;
     const froms = sender.short_address === sender.address ? [sender.address] : [sender.address, sender.short_address];
     const tos = req.to === toExpanded ? [req.to] : [req.to, toExpanded];
     const hash = c.hashOf();
-    return froms.flatMap((from) =>
-      tos.map((to) => {
+    for (const from of froms) {
+      for (const to of tos) {
         const fields = { from, to, subject: req.subject, priority: req.priority, in_reply_to: req.in_reply_to };
-        return { signed: { from, to }, data: Buffer.from(canonicalString({ ...fields, payload_hash: hash }), 'utf8') };
-      }),
-    );
+        yield { signed: { from, to }, data: Buffer.from(canonicalString({ ...fields, payload_hash: hash }), 'utf8') };
+      }
+    }
   }
 
   /** §11 at once where the verifier is synchronous: the strings that verified, or LATER. */
