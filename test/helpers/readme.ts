@@ -6,7 +6,8 @@
 // Tests fetch a block by id with readmeBlock(id) and run its text; test/unit/readme.test.ts
 // checks that every block has a marker and that each named test file asks for its block.
 
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -59,4 +60,37 @@ export function readmeBlock(id: string): string {
   const block = readmeBlocks().find((b) => b.id === id);
   if (!block) throw new Error(`README.md has no block marked readme-block: ${id}`);
   return block.code;
+}
+
+/** The README's own address for the server, which tests replace by the test server's. */
+export const README_URL = 'http://localhost:23000';
+
+/**
+ * A temp project dir where `npx amp-relay …` (and `npx amp-send …`) resolve to this checkout, as
+ * they do in the checkout itself after `npm ci`: node_modules/.bin links to every package bin. A
+ * README block run there with real npx touches nothing in the repo (its ./data is the temp dir's).
+ */
+export function npxSandbox(dir: string): string {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> };
+  const bin = join(dir, 'node_modules', '.bin');
+  mkdirSync(bin, { recursive: true });
+  writeFileSync(join(dir, 'package.json'), '{"name":"readme-sandbox","private":true}\n');
+  for (const [name, target] of Object.entries(pkg.bin)) symlinkSync(join(ROOT, target), join(bin, name));
+  return dir;
+}
+
+/** Run a README block with bash (errexit, pipefail) in `cwd`, the README's URL pointed at `url`. */
+export function runReadmeBlock(
+  id: string,
+  opts: { cwd: string; url?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number },
+): { status: number | null; stdout: string; stderr: string } {
+  let code = readmeBlock(id);
+  if (opts.url) code = code.replaceAll(README_URL, opts.url).replaceAll('localhost:23000', new URL(opts.url).host);
+  const r = spawnSync('bash', ['-euo', 'pipefail', '-c', code], {
+    cwd: opts.cwd,
+    env: { ...process.env, ...opts.env },
+    encoding: 'utf8',
+    timeout: opts.timeoutMs ?? 60_000,
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
