@@ -29,12 +29,15 @@ export class AmpApiError extends Error {
 
 export interface RouteBody {
   to: string;
+  /** Optional: the sender's own full or short address (the server knows it from the API key). */
+  from?: string;
   subject: string;
   payload: { type: string; message: string; context?: Record<string, unknown> | null; [k: string]: unknown };
   priority?: 'urgent' | 'high' | 'normal' | 'low';
   in_reply_to?: string;
   thread_id?: string;
   expires_at?: string;
+  /** Filled in by a client that holds its private key (see signMessage). */
   signature?: string;
   options?: { receipt?: boolean };
   idempotency_key?: string;

@@ -1,4 +1,4 @@
-// The amp-relay TypeScript SDK: REST (AmpClient) and WebSocket (AmpSocket).
+// The amp-relay TypeScript SDK: REST (AmpClient), WebSocket (AmpSocket) and message signing.
 export {
   AmpApiError,
   AmpClient,
@@ -8,4 +8,13 @@ export {
   type Registration,
   type RouteBody,
 } from './rest.js';
-export { AmpSocket, type ConnectedInfo, type SocketOptions } from './socket.js';
+export {
+  generateKeyPair,
+  type PrivateKey,
+  type PrivateKeyInput,
+  type Signable,
+  type SignedFields,
+  signMessage,
+} from './sign.js';
+export { AmpSocket, type AmpSocketEvents, type ConnectedInfo, type SocketOptions } from './socket.js';
+export type { Envelope, QueuedMessage, RouteResult, Security } from '../../proto/index.js';

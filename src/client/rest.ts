@@ -3,6 +3,7 @@
 
 import type { QueuedMessage, RouteResult } from '../../proto/index.js';
 import { AmpApiError, type RouteBody } from './api-error.js';
+import { type PrivateKey, type PrivateKeyInput, signRoute, toPrivateKey } from './sign.js';
 import { AmpSocket, type SocketOptions } from './socket.js';
 
 export { AmpApiError, type RouteBody };
@@ -41,27 +42,41 @@ export interface ClientOptions {
   /** e.g. `http://127.0.0.1:23000` (the `/api/v1` prefix is added). */
   baseUrl: string;
   apiKey?: string;
+  /** The agent's Ed25519 private key (PEM or KeyObject): every route is then signed (spec §10). */
+  privateKey?: PrivateKeyInput;
+  /** The agent's address, signed as `from`; looked up once with GET agents/me when not given. */
+  address?: string;
 }
 
 export class AmpClient {
   readonly baseUrl: string;
   readonly api: string;
   apiKey?: string;
+  address?: string;
+  private readonly privateKey?: PrivateKey;
 
   constructor(opts: ClientOptions) {
     this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
     this.api = `${this.baseUrl}/api/v1`;
     this.apiKey = opts.apiKey;
+    this.address = opts.address;
+    this.privateKey = opts.privateKey === undefined ? undefined : toPrivateKey(opts.privateKey);
   }
 
-  /** Register an agent; the returned client is authenticated with the new API key. */
+  /**
+   * Register an agent; the returned client is authenticated with the new API key, and signs every
+   * route when given the private key that matches `body.public_key`.
+   */
   static async register(
     baseUrl: string,
     body: RegisterRequestBody,
+    opts: { privateKey?: PrivateKeyInput } = {},
   ): Promise<{ client: AmpClient; registration: Registration }> {
+    const privateKey = opts.privateKey === undefined ? undefined : toPrivateKey(opts.privateKey);
     const anon = new AmpClient({ baseUrl });
     const registration = await anon.request<Registration>('POST', '/register', body);
-    return { client: new AmpClient({ baseUrl, apiKey: registration.api_key }), registration };
+    const client = new AmpClient({ baseUrl, apiKey: registration.api_key, address: registration.address, privateKey });
+    return { client, registration };
   }
 
   async request<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
@@ -84,8 +99,15 @@ export class AmpClient {
     return parsed as T;
   }
 
-  route(body: RouteBody): Promise<RouteResult> {
+  /** Send a message; signed when this client holds a private key (and the body has no signature). */
+  async route(body: RouteBody): Promise<RouteResult> {
+    if (this.privateKey) body = signRoute(body, await this.ownAddress(), this.privateKey);
     return this.request('POST', '/route', body);
+  }
+
+  private async ownAddress(): Promise<string> {
+    this.address ??= String((await this.me()).address);
+    return this.address;
   }
 
   pending(limit?: number): Promise<PendingList> {
@@ -112,8 +134,12 @@ export class AmpClient {
     return this.request('GET', '/health');
   }
 
-  /** Open a WebSocket session (authenticated with this client's API key unless told otherwise). */
+  /**
+   * Open a WebSocket session (authenticated with this client's API key unless told otherwise); its
+   * routes are signed with this client's private key, if any.
+   */
   connect(opts: Omit<SocketOptions, 'url'> = {}): AmpSocket {
-    return new AmpSocket({ url: `${this.baseUrl.replace(/^http/, 'ws')}/api/v1/ws`, apiKey: this.apiKey, ...opts });
+    const url = `${this.baseUrl.replace(/^http/, 'ws')}/api/v1/ws`;
+    return new AmpSocket({ url, apiKey: this.apiKey, privateKey: this.privateKey, ...opts });
   }
 }

@@ -17,8 +17,9 @@ import {
   type QueuedMessage,
   type RouteResult,
 } from '../../proto/index.js';
-import { type PrivateKey, signEd25519 } from '../crypto/sign.js';
+import { signEd25519 } from '../crypto/sign.js';
 import { AmpApiError, type RouteBody } from './api-error.js';
+import { type PrivateKey, type PrivateKeyInput, signRoute, toPrivateKey } from './sign.js';
 
 const REQUEST_TIMEOUT_MS = 30_000;
 /** §17.7: after 4503 (overloaded) wait at least 5 s. */
@@ -28,7 +29,9 @@ export interface SocketOptions {
   url: string;
   apiKey?: string;
   /** How to authenticate: auth frame with the API key (default), Authorization header, or signed. */
-  auth?: 'frame' | 'header' | { address: string; privateKey: PrivateKey };
+  auth?: 'frame' | 'header' | { address: string; privateKey: PrivateKeyInput };
+  /** Sign every `route` with this Ed25519 key (PEM or KeyObject), `from` = the session's address. */
+  privateKey?: PrivateKeyInput;
   subprotocol?: 'amp.v1' | 'amp.v1+msgpack';
   /** Reconnect after closes that call for it (default true). */
   reconnect?: boolean;
@@ -75,9 +78,11 @@ export class AmpSocket extends EventEmitter<AmpSocketEvents> {
   /** A close that must not be followed by a reconnect (refused upgrade, 40xx). */
   private terminal = false;
   connected?: ConnectedInfo;
+  private readonly signer?: PrivateKey;
 
   constructor(private readonly opts: SocketOptions) {
     super();
+    this.signer = opts.privateKey === undefined ? undefined : toPrivateKey(opts.privateKey);
     this.open();
   }
 
@@ -94,7 +99,7 @@ export class AmpSocket extends EventEmitter<AmpSocketEvents> {
         const timestamp = Math.max(Math.floor(Date.now() / 1000), this.lastSignedSecond + 1);
         this.lastSignedSecond = timestamp;
         const data = Buffer.from(wsAuthString(String(timestamp), auth.address));
-        const signature = signEd25519(auth.privateKey, data).toString('base64');
+        const signature = signEd25519(toPrivateKey(auth.privateKey), data).toString('base64');
         this.sendRaw({ type: 'auth', address: auth.address, timestamp, signature });
       }
     });
@@ -245,7 +250,12 @@ export class AmpSocket extends EventEmitter<AmpSocketEvents> {
     return this.ws?.readyState === WebSocket.CLOSED && !this.retryTimer && !this.willReconnect(CLOSE.GOING_AWAY);
   }
 
+  /** Send a message; signed when the socket holds a private key (then only once connected). */
   route(body: RouteBody): Promise<RouteResult> {
+    if (this.signer) {
+      if (!this.connected) return Promise.reject(new Error('socket is not connected yet: await ready() first'));
+      body = signRoute(body, this.connected.address, this.signer);
+    }
     return this.requestFrame({ type: 'route', data: body });
   }
 
