@@ -1,0 +1,311 @@
+// JSON Schemas (TypeBox) of what the REST surface answers, and of the bodies whose decoders check
+// them by hand (agent update, key rotation, suspension, the AID bodies). The OpenAPI document
+// (src/transport/http/openapi.ts) publishes them with the decoders' own schemas (schemas.ts).
+// They describe, they do not decide: a decoder's checks and messages are the contract, and the
+// OpenAPI test validates real answers against these shapes so the two cannot drift apart.
+
+import { type TSchema, Type } from '@sinclair/typebox';
+import { AID_ERROR_CATALOG } from './aid-errors.js';
+import { ERROR_CATALOG } from './errors.js';
+import { MAX_ALIAS_CHARS } from './limits.js';
+import { BatchAckSchema, PayloadSchema, RegisterBodySchema, RouteBodySchema } from './schemas.js';
+
+const Open = { additionalProperties: true } as const;
+const Str = (description?: string) => Type.String(description ? { description } : {});
+const OptStr = (description?: string) => Type.Optional(Str(description));
+const Nullable = <T extends TSchema>(s: T) => Type.Union([s, Type.Null()]);
+
+export const AmpErrorCodeSchema = Type.Union(
+  Object.keys(ERROR_CATALOG).map((c) => Type.Literal(c)),
+  { description: 'An AMP error code (spec §21); the catalog with statuses is in the info description' },
+);
+
+/** The body of every non-2xx AMP answer (proto/errors.ts `ErrorBody`). */
+export const AmpErrorSchema = Type.Object(
+  {
+    error: AmpErrorCodeSchema,
+    message: Str('What went wrong, for humans'),
+    field: OptStr('The request field at fault'),
+    details: Type.Object({}, Open),
+    suggestions: Type.Optional(Type.Array(Type.String())),
+    retry_after: Type.Optional(Type.Integer({ description: 'Seconds; also the Retry-After header' })),
+  },
+  Open,
+);
+
+export const AidErrorCodeSchema = Type.Union(
+  Object.keys(AID_ERROR_CATALOG).map((c) => Type.Literal(c)),
+  { description: 'An AID error code (agent-identity §15)' },
+);
+
+/** The body of every AID error answer: the OAuth shape and the JSON:API shape at once (§15). */
+export const AidErrorSchema = Type.Object(
+  {
+    error: AidErrorCodeSchema,
+    error_description: Str(),
+    errors: Type.Array(Type.Object({ status: Str(), code: Str(), detail: Str() }, Open)),
+  },
+  Open,
+);
+
+const ProviderSchema = Type.Object({ name: Str(), endpoint: Str(), route_url: Str() }, Open);
+
+export const RegisterResponseSchema = Type.Object(
+  {
+    address: Str(),
+    short_address: Str(),
+    local_name: Str(),
+    agent_id: Str(),
+    tenant_id: Str(),
+    tenant: Str(),
+    api_key: Str('Shown once (a signed re-registration issues a new one)'),
+    provider: ProviderSchema,
+    fingerprint: Str(),
+    registered_at: Str(),
+  },
+  Open,
+);
+
+export const RouteResultSchema = Type.Object(
+  {
+    id: Str('The message id'),
+    status: Type.Union([Type.Literal('delivered'), Type.Literal('queued')]),
+    method: Type.Union([Type.Literal('websocket'), Type.Literal('relay')]),
+    delivered_at: OptStr(),
+    queued_at: OptStr(),
+    thread_id: Str(),
+  },
+  Open,
+);
+
+const EnvelopeSchema = Type.Object(
+  {
+    version: Str(),
+    id: Str(),
+    from: Str(),
+    to: Str(),
+    subject: Str(),
+    priority: Str(),
+    timestamp: Str(),
+    signature: Str(),
+    thread_id: Str(),
+    in_reply_to: OptStr(),
+    expires_at: OptStr(),
+    idempotency_key: OptStr(),
+  },
+  Open,
+);
+
+const QueuedMessageSchema = Type.Object(
+  {
+    id: Str(),
+    envelope: EnvelopeSchema,
+    payload: Type.Object({}, Open),
+    queued_at: Str(),
+    expires_at: Str(),
+    sender_public_key: Str('64 hex of the sender key when the message was signed, else ""'),
+    security: Type.Object(
+      {
+        trust_level: Type.Union([Type.Literal('verified'), Type.Literal('external'), Type.Literal('untrusted')]),
+        signature_verified: Type.Boolean(),
+        sender_authenticated: Type.Boolean(),
+        injection_flags: Type.Array(Type.String()),
+      },
+      Open,
+    ),
+  },
+  Open,
+);
+
+export const PendingListSchema = Type.Object(
+  { messages: Type.Array(QueuedMessageSchema), count: Type.Integer(), remaining: Type.Integer() },
+  Open,
+);
+
+export const AckOneSchema = Type.Object(
+  { acknowledged: Type.Literal(true), already_acked: Type.Optional(Type.Literal(true)) },
+  Open,
+);
+export const AckBatchSchema = Type.Object({ acknowledged: Type.Integer({ description: 'Newly acked' }) }, Open);
+
+export const AgentUpdateBodySchema = Type.Object(
+  {
+    alias: Type.Optional(Nullable(Str(`At most ${MAX_ALIAS_CHARS} characters; null removes it`))),
+    delivery: Type.Optional(Type.Object({ prefer_websocket: Type.Optional(Type.Boolean()) }, Open)),
+    metadata: Type.Optional(Type.Object({}, Open)),
+    capabilities: Type.Optional(Type.Array(Type.String())),
+  },
+  { ...Open, description: 'Identity fields (name, tenant, address, keys) are refused with invalid_field' },
+);
+
+export const RotateKeysBodySchema = Type.Object(
+  {
+    new_public_key: Str('PEM (SPKI) of the new Ed25519 key'),
+    key_algorithm: OptStr('Ed25519 (the default)'),
+    proof: Str('base64 Ed25519 signature by the current key over new_public_key'),
+  },
+  Open,
+);
+
+export const SuspendBodySchema = Type.Object(
+  {
+    reason: OptStr('1-200 characters'),
+    duration_hours: Type.Optional(Nullable(Type.Number({ description: 'Hours; absent or null: indefinitely' }))),
+  },
+  { ...Open, description: 'Optional: an empty body suspends indefinitely with a default reason' },
+);
+
+export const HealthSchema = Type.Object(
+  {
+    status: Type.Union([Type.Literal('healthy'), Type.Literal('degraded'), Type.Literal('unhealthy')]),
+    version: Str(),
+    provider: Str(),
+    federation: Type.Boolean(),
+    agents_online: Type.Integer(),
+    uptime_seconds: Type.Integer(),
+    reason: OptStr(),
+    since: OptStr(),
+  },
+  Open,
+);
+
+export const ReadySchema = Type.Object(
+  { status: Type.Union([Type.Literal('ready'), Type.Literal('not_ready')]), reason: OptStr() },
+  Open,
+);
+
+/** AID: token exchange (agent-identity §5), form or JSON. */
+export const TokenRequestSchema = Type.Object(
+  {
+    grant_type: Type.Literal('urn:aid:agent-identity'),
+    proof: Str('§6.1 proof of possession, base64url'),
+    fingerprint: OptStr('Required unless agent_identity is sent'),
+    agent_address: OptStr(),
+    agent_identity: OptStr('Identity document (§2), base64url JSON'),
+    scope: OptStr('Space-delimited'),
+    requested_credential_type: Type.Optional(Type.Literal('access_token')),
+    resource: OptStr(),
+    audience: OptStr(),
+  },
+  Open,
+);
+
+export const TokenResponseSchema = Type.Object(
+  {
+    access_token: Str('JWT (typ at+jwt)'),
+    token_type: Type.Literal('Bearer'),
+    expires_in: Type.Integer(),
+    scope: Str(),
+    agent_address: Str(),
+    agent_id: Str(),
+    credential_type: Type.Literal('access_token'),
+  },
+  Open,
+);
+
+export const IntrospectRequestSchema = Type.Object({ token: Str('The access token to check') }, Open);
+export const IntrospectResponseSchema = Type.Object(
+  { active: Type.Boolean(), reason: OptStr('Why a token is inactive') },
+  { ...Open, description: 'RFC 7662: the claims of an active token, or active=false with a reason' },
+);
+
+const RegistrationFields = {
+  name: OptStr('1-255 characters'),
+  address: OptStr('The AMP address (also amp_address)'),
+  fingerprint: OptStr('SHA256:... of the key (also amp_fingerprint)'),
+  public_key: OptStr('Ed25519 SPKI PEM (also amp_public_key)'),
+  key_algorithm: OptStr('Ed25519'),
+  description: OptStr('At most 2000 characters'),
+};
+
+/** §4.2 T1, §4.3 T2 and T8: the fields, wrapped in `agent_registration` or at the top level. */
+export const RegistrationBodySchema = Type.Object(
+  {
+    agent_registration: Type.Optional(
+      Type.Object(
+        {
+          ...RegistrationFields,
+          role_id: Type.Optional(Type.Integer()),
+          token_lifetime: Type.Optional(Type.Integer()),
+        },
+        Open,
+      ),
+    ),
+    ...RegistrationFields,
+    role_id: Type.Optional(Type.Integer({ description: 'Admin create (required there) and update' })),
+    token_lifetime: Type.Optional(Type.Integer({ description: 'Seconds, clamped to 300-86400' })),
+  },
+  Open,
+);
+
+export const StatusPollBodySchema = Type.Object(
+  { fingerprint: Str(), proof: OptStr('§6.2 status proof; required with AID_STATUS_REQUIRE_PROOF') },
+  Open,
+);
+
+export const TransitionBodySchema = Type.Object(
+  {
+    role_id: Type.Optional(Type.Integer({ description: 'approve: the role (default role when omitted)' })),
+    reason: OptStr('reject, suspend: the reason recorded'),
+  },
+  { ...Open, description: 'Optional' },
+);
+
+/** §4.1: one registration, JSON:API style. */
+export const RegistrationResourceSchema = Type.Object(
+  {
+    data: Type.Object(
+      {
+        id: Str(),
+        type: Type.Literal('agent_registration'),
+        attributes: Type.Object({ status: Str(), name: Str(), address: Str(), fingerprint: Str() }, Open),
+      },
+      Open,
+    ),
+  },
+  Open,
+);
+
+export const RegistrationListSchema = Type.Object(
+  {
+    data: Type.Array(Type.Object({ id: Str(), type: Str(), attributes: Type.Object({}, Open) }, Open)),
+    meta: Type.Object(
+      { total_count: Type.Integer(), page: Type.Integer(), records: Type.Integer(), total_pages: Type.Integer() },
+      Open,
+    ),
+  },
+  Open,
+);
+
+/** Every named schema the OpenAPI document publishes under components.schemas. */
+export const API_SCHEMAS = {
+  AmpError: AmpErrorSchema,
+  AmpErrorCode: AmpErrorCodeSchema,
+  AidError: AidErrorSchema,
+  AidErrorCode: AidErrorCodeSchema,
+  RegisterBody: RegisterBodySchema,
+  RegisterResponse: RegisterResponseSchema,
+  RouteBody: RouteBodySchema,
+  Payload: PayloadSchema,
+  RouteResult: RouteResultSchema,
+  PendingList: PendingListSchema,
+  BatchAckBody: BatchAckSchema,
+  AckOne: AckOneSchema,
+  AckBatch: AckBatchSchema,
+  AgentUpdateBody: AgentUpdateBodySchema,
+  RotateKeysBody: RotateKeysBodySchema,
+  SuspendBody: SuspendBodySchema,
+  Health: HealthSchema,
+  Ready: ReadySchema,
+  TokenRequest: TokenRequestSchema,
+  TokenResponse: TokenResponseSchema,
+  IntrospectRequest: IntrospectRequestSchema,
+  IntrospectResponse: IntrospectResponseSchema,
+  RegistrationBody: RegistrationBodySchema,
+  StatusPollBody: StatusPollBodySchema,
+  TransitionBody: TransitionBodySchema,
+  RegistrationResource: RegistrationResourceSchema,
+  RegistrationList: RegistrationListSchema,
+} as const satisfies Record<string, TSchema>;
+
+export type ApiSchemaName = keyof typeof API_SCHEMAS;
