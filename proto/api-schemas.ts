@@ -66,6 +66,34 @@ export const RegisterResponseSchema = Type.Object(
   Open,
 );
 
+/** §12.1: the route body, flat or as `{envelope, payload}` (the envelope's fields win). */
+export const RouteRequestSchema = Type.Union(
+  [
+    RouteBodySchema,
+    Type.Object(
+      {
+        envelope: Type.Object(
+          {
+            to: OptStr(),
+            subject: OptStr(),
+            priority: OptStr(),
+            in_reply_to: OptStr(),
+            thread_id: OptStr(),
+            expires_at: OptStr(),
+            signature: OptStr(),
+            from: OptStr(),
+            idempotency_key: OptStr(),
+          },
+          Open,
+        ),
+        payload: PayloadSchema,
+      },
+      Open,
+    ),
+  ],
+  { description: 'Flat (RouteBody), or {envelope, payload}; null fields count as absent' },
+);
+
 export const RouteResultSchema = Type.Object(
   {
     id: Str('The message id'),
@@ -285,6 +313,7 @@ export const API_SCHEMAS = {
   AidErrorCode: AidErrorCodeSchema,
   RegisterBody: RegisterBodySchema,
   RegisterResponse: RegisterResponseSchema,
+  RouteRequest: RouteRequestSchema,
   RouteBody: RouteBodySchema,
   Payload: PayloadSchema,
   RouteResult: RouteResultSchema,

@@ -11,6 +11,7 @@ import type { TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { afterAll, describe, expect, it } from 'vitest';
 import { API_SCHEMAS, type ApiSchemaName } from '../../proto/api-schemas.js';
+import { errorStatuses } from '../../src/transport/http/openapi-operation.js';
 import { ROUTE_DOCS } from '../../src/transport/http/route-docs.js';
 import {
   AID_GRANT,
@@ -21,7 +22,7 @@ import {
   tokenRequest,
 } from '../helpers/aid.js';
 import { readmeBlock } from '../helpers/readme.js';
-import { call, newKeypair, type Registered, register, route, tempDir } from '../helpers/server.js';
+import { call, newKeypair, type Registered, register, route, startTestServer, tempDir } from '../helpers/server.js';
 import { setupOrFailEveryTest } from '../helpers/setup.js';
 
 const run = promisify(execFile);
@@ -87,6 +88,17 @@ describe('GET /openapi.json', () => {
     expect((await new Validator().validate(broken)).valid).toBe(false);
   });
 
+  it('names AMP_PUBLIC_URL as its server when that is set', async () => {
+    const other = await startTestServer({ publicUrl: 'https://amp.example.com/' });
+    try {
+      const r = await fetch(`${other.url}/openapi.json`);
+      expect(((await r.json()) as any).servers).toEqual([{ url: 'https://amp.example.com' }]);
+      expect(r.headers.get('vary')).toBeNull();
+    } finally {
+      await other.close();
+    }
+  });
+
   it('names the server it was fetched from, and is served under the API mounts too', async () => {
     expect(doc.servers).toEqual([{ url: s.t.url }]);
     for (const path of ['/api/v1/openapi.json', '/v1/openapi.json']) {
@@ -96,13 +108,24 @@ describe('GET /openapi.json', () => {
     }
   });
 
-  it('documents every registered route, and every documented route is registered', () => {
-    const ops = operations(doc);
-    const undocumented = ops.filter(([, op]) => op['x-undocumented']).map(([k]) => k);
+  it('documents every registered route (an entry in route-docs.ts each)', () => {
+    const undocumented = operations(doc)
+      .filter(([, op]) => op['x-undocumented'])
+      .map(([k]) => k);
     expect(undocumented, 'add these to src/transport/http/route-docs.ts').toEqual([]);
+  });
+
+  it('has no route-docs.ts entry without a registered route, nor a code outside the catalogs', () => {
+    const ops = operations(doc);
     const served = new Set(ops.map(([k]) => k));
     const stale = Object.keys(ROUTE_DOCS).filter((k) => !served.has(templated(k)));
     expect(stale, 'route-docs.ts entries that name no registered route').toEqual([]);
+    const badCodes = Object.entries(ROUTE_DOCS).flatMap(([key, d]) =>
+      (d.errors ?? [])
+        .filter((code) => errorStatuses(code, /^\w+ \/:t\//.test(key)).length === 0)
+        .map((c) => `${key}: ${c}`),
+    );
+    expect(badCodes, 'codes not in the catalog of the route (or a status it does not have)').toEqual([]);
     for (const [key, op] of ops) {
       expect(op.summary, key).toMatch(/\S/);
       expect(op.responses, key).toBeTypeOf('object');
@@ -155,9 +178,16 @@ describe('schemas against real requests and answers', () => {
     expect([r.status, r.body.error, r.body.field]).toEqual([400, 'missing_field', 'name']);
   });
 
-  it('a route body matches RouteBody; the route, pending and ack answers match theirs', async () => {
-    const body = { to: bob.address, subject: 'hi', payload: { type: 'notification', message: 'hello' } };
-    expectMatches(doc.paths['/api/v1/route'].post.requestBody.content['application/json'].schema.$ref, body);
+  it('route bodies (flat and envelope form) match RouteRequest; the answers match theirs', async () => {
+    const ref = doc.paths['/api/v1/route'].post.requestBody.content['application/json'].schema.$ref;
+    const body = { to: bob.address, subject: 'hi', payload: NOTE };
+    const wrapped = { envelope: { to: bob.address, subject: 'hi again' }, payload: NOTE };
+    expectMatches(ref, body);
+    expectMatches(ref, wrapped);
+    expect(Value.Check(schemaOf(ref), { to: bob.address, subject: 'no payload' })).toBe(false);
+    const enveloped = await route(s.t.api, alice, wrapped);
+    expect(enveloped.status).toBe(200);
+    await call('DELETE', `${s.t.api}/messages/pending/${enveloped.body.id}`, { key: bob.api_key });
     const sent = await route(s.t.api, alice, body);
     expect(sent.status).toBe(200);
     expectMatches(successSchema('POST /api/v1/route'), sent.body);

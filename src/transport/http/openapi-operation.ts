@@ -51,18 +51,24 @@ function guardCodes(r: RouteEntry, doc: RouteDoc | undefined): string[] {
   if (g.tenant && g.admin) codes.push('invalid_token', 'insufficient_scope');
   if (g.tenant && (g.agentKey || g.introspector)) codes.push('invalid_client');
   if (body || doc?.query) codes.push('invalid_request');
+  if (body) codes.push('invalid_request@413');
   return codes;
 }
 
-/** The statuses (>= 400) a catalog code is answered with. */
-function statusesOf(code: string, aid: boolean): number[] {
-  if (aid) {
-    const spec = (AID_ERROR_CATALOG as Record<string, AidErrorSpec>)[code];
-    if (!spec) return [];
-    return [spec.status, ...Object.keys(spec.alsoStatus ?? {}).map(Number)].filter((s) => s >= 400);
-  }
-  const spec = (ERROR_CATALOG as Record<string, ErrorSpec>)[code];
-  return spec ? [spec.status] : [];
+/**
+ * The error statuses of `entry`, a catalog code (its own status) or `code@status` for one of the
+ * other statuses the AID catalog gives the code (`invalid_proof@401`); [] for anything else.
+ */
+export function errorStatuses(entry: string, aid: boolean): number[] {
+  const [code, at] = entry.split('@');
+  const spec = aid
+    ? (AID_ERROR_CATALOG as Record<string, AidErrorSpec>)[code]
+    : (ERROR_CATALOG as Record<string, ErrorSpec>)[code];
+  if (!spec) return [];
+  if (at === undefined) return spec.status >= 400 ? [spec.status] : [];
+  const also = Number(at);
+  const allowed = 'alsoStatus' in spec && spec.alsoStatus !== undefined && also in spec.alsoStatus;
+  return allowed && also >= 400 ? [also] : [];
 }
 
 function codeDoc(code: string, aid: boolean): string {
@@ -73,8 +79,13 @@ function codeDoc(code: string, aid: boolean): string {
 /** Error responses by status, each naming its codes (the `error` member is narrowed to them). */
 export function errorResponses(codes: readonly string[], aid: boolean): Record<string, Json> {
   const byStatus = new Map<number, string[]>();
-  for (const code of new Set(codes))
-    for (const status of statusesOf(code, aid)) byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
+  for (const entry of new Set(codes)) {
+    const code = entry.split('@')[0];
+    for (const status of errorStatuses(entry, aid)) {
+      const list = byStatus.get(status) ?? [];
+      if (!list.includes(code)) byStatus.set(status, [...list, code]);
+    }
+  }
   const out: Record<string, Json> = {};
   const shape = aid ? 'AidError' : 'AmpError';
   for (const [status, list] of [...byStatus].sort((a, b) => a[0] - b[0])) {

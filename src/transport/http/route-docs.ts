@@ -24,7 +24,10 @@ export interface RouteDoc {
   status?: number;
   /** Plain text instead of JSON (metrics). */
   text?: true;
-  /** Codes the route itself may answer, from the AMP catalog (AMP routes) or the AID one (AID routes). */
+  /**
+   * Codes the route itself may answer, from the AMP catalog (AMP routes) or the AID one (AID routes),
+   * each under its status; `code@status` for another status the AID catalog gives it (`invalid_proof@401`).
+   */
   errors?: readonly string[];
   /** The handler itself checks an admin JWT with this scope (the guard lets everyone in). */
   admin?: string;
@@ -58,6 +61,9 @@ const TRANSITION = {
   errors: ['not_found', 'invalid_transition', 'validation_failed'],
 } as const;
 const DISCOVERY = { errors: ['not_found'] } as const;
+const POLL =
+  'A 200 answer carries `error: authorization_pending` while the request waits, and `error: access_denied` ' +
+  'once rejected (403 instead under AID_STRICT_RFC8628_POLLING).';
 const AUDIT_QUERY = { event_type: 'Only this event type', since: 'ISO time', page: '1-based', records: 'Page size' };
 
 export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
@@ -85,6 +91,8 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
   // Registration and messages
   'POST /api/v1/register': {
     summary: 'Register an agent (201); a signed re-registration of the same key recovers it (200)',
+    description:
+      'With AMP_REGISTRATION_MODE=key, the registration key goes in `X-Registration-Key` (or `registration_key` in the body).',
     body: 'RegisterBody',
     res: 'RegisterResponse',
     status: 201,
@@ -103,7 +111,8 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
   },
   'POST /api/v1/route': {
     summary: 'Send a message (flat body, or {envelope, payload})',
-    body: 'RouteBody',
+    body: 'RouteRequest',
+    description: 'Headers: `Idempotency-Key` (or `idempotency_key` in the body) makes a retry safe (§12.5).',
     res: 'RouteResult',
     errors: [
       'missing_field',
@@ -225,13 +234,15 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
   },
   'GET /:t/agent_registrations/status': {
     summary: 'Poll a registration by user code',
+    description: POLL,
     query: { code: 'The user code (or authorization code)' },
-    errors: ['not_found', 'slow_down', 'expired_token', 'access_denied', 'rate_limited'],
+    errors: ['not_found', 'slow_down', 'expired_token', 'access_denied@403', 'rate_limited'],
   },
   'POST /:t/agent_registrations/:id/status': {
     summary: 'Poll a registration by id with its fingerprint (and proof)',
+    description: POLL,
     body: 'StatusPollBody',
-    errors: ['not_found', 'invalid_proof', 'slow_down', 'expired_token', 'access_denied'],
+    errors: ['not_found', 'invalid_proof@401', 'slow_down', 'expired_token', 'access_denied@403'],
   },
   'GET /:t/agent_registrations/resolve': {
     summary: 'Look up a pending request by code (admin)',
