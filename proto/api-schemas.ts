@@ -202,6 +202,101 @@ export const ReadySchema = Type.Object(
   Open,
 );
 
+const NullableStr = (description?: string) => Nullable(Str(description));
+
+/** §7.1 GET (and PATCH) agents/me. */
+export const AgentSelfSchema = Type.Object(
+  {
+    agent_id: Str(),
+    address: Str(),
+    short_address: Str(),
+    tenant: Str(),
+    alias: NullableStr(),
+    status: Str(),
+    delivery: Type.Object({ prefer_websocket: Type.Boolean() }, Open),
+    key_algorithm: Str(),
+    fingerprint: Str(),
+    capabilities: Type.Array(Type.String()),
+    metadata: Type.Object({}, Open),
+    online: Type.Boolean(),
+    registered_at: Str(),
+    last_seen_at: NullableStr(),
+  },
+  Open,
+);
+
+export const AgentUpdatedSchema = Type.Object({ updated: Type.Literal(true), address: Str() }, Open);
+export const AgentDeregisteredSchema = Type.Object(
+  { deregistered: Type.Literal(true), address: Str(), deregistered_at: Str() },
+  Open,
+);
+
+export const AgentListSchema = Type.Object(
+  {
+    agents: Type.Array(Type.Object({ address: Str(), alias: NullableStr(), online: Type.Boolean() }, Open)),
+    total: Type.Integer(),
+    cursor: NullableStr('Pass back for the next page'),
+    has_more: Type.Boolean(),
+  },
+  Open,
+);
+
+export const ResolvedAgentSchema = Type.Object(
+  {
+    address: Str(),
+    short_address: Str(),
+    alias: NullableStr(),
+    public_key: Str('PEM'),
+    key_algorithm: Str(),
+    fingerprint: Str(),
+    online: Type.Boolean(),
+    capabilities: Type.Array(Type.String()),
+  },
+  Open,
+);
+
+export const AgentCardSchema = Type.Object(
+  {
+    amp_agent_card: Str(),
+    id: Str(),
+    address: Str(),
+    public_key: Str(),
+    fingerprint: Str(),
+    provider_endpoint: Str(),
+    issued_at: Str(),
+    expires_at: Str(),
+    provider_asserted: Type.Boolean(),
+  },
+  Open,
+);
+
+export const RotateKeyResponseSchema = Type.Object(
+  {
+    api_key: Str('The new API key, shown once'),
+    expires_at: NullableStr(),
+    previous_key_valid_until: Str('The old key works until then'),
+  },
+  Open,
+);
+
+/** §3 `/.well-known/agent-messaging.json`. */
+export const ProviderDiscoverySchema = Type.Object(
+  {
+    version: Str(),
+    endpoint: Str(),
+    provider: Str(),
+    public_key: Str(),
+    fingerprint: Str(),
+    capabilities: Type.Array(Type.String()),
+  },
+  Open,
+);
+
+export const JwksSchema = Type.Object({ keys: Type.Array(Type.Object({ kty: Str(), kid: Str() }, Open)) }, Open);
+
+/** RFC 8414 / OpenID discovery of a tenant issuer (agent-identity §12). */
+export const IssuerMetadataSchema = Type.Object({ issuer: OptStr(), jwks_uri: OptStr() }, Open);
+
 /** AID: token exchange (agent-identity §5), form or JSON. */
 export const TokenRequestSchema = Type.Object(
   {
@@ -324,6 +419,16 @@ export const API_SCHEMAS = {
   AgentUpdateBody: AgentUpdateBodySchema,
   RotateKeysBody: RotateKeysBodySchema,
   SuspendBody: SuspendBodySchema,
+  AgentSelf: AgentSelfSchema,
+  AgentUpdated: AgentUpdatedSchema,
+  AgentDeregistered: AgentDeregisteredSchema,
+  AgentList: AgentListSchema,
+  ResolvedAgent: ResolvedAgentSchema,
+  AgentCard: AgentCardSchema,
+  RotateKeyResponse: RotateKeyResponseSchema,
+  ProviderDiscovery: ProviderDiscoverySchema,
+  Jwks: JwksSchema,
+  IssuerMetadata: IssuerMetadataSchema,
   Health: HealthSchema,
   Ready: ReadySchema,
   TokenRequest: TokenRequestSchema,

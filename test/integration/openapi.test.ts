@@ -53,6 +53,16 @@ function operations(d: any): [string, any][] {
   );
 }
 
+/** The operation a concrete request lands on: of the templates that match, the one with fewest parameters. */
+function documentKeyOf(method: string, path: string): string {
+  const matches = operations(doc)
+    .map(([k]) => k)
+    .filter((k) => new RegExp(`^${k.replace(/[.]/g, '\\.').replace(/\{\w+\}/g, '[^/]+')}$`).test(`${method} ${path}`))
+    .sort((a, b) => a.split('{').length - b.split('{').length);
+  expect(matches, `${method} ${path}`).not.toEqual([]);
+  return matches[0];
+}
+
 /** A route-docs key (`:param`) as a document key (`{param}`). */
 const templated = (key: string) => key.replace(/:(\w+)/g, '{$1}');
 
@@ -198,6 +208,29 @@ describe('schemas against real requests and answers', () => {
     expectMatches(successSchema('DELETE /api/v1/messages/pending/{id}'), ack.body);
     const health = await call('GET', `${s.t.api}/health`);
     expectMatches(successSchema('GET /api/v1/health'), health.body);
+  });
+
+  it('agent, key and discovery answers match their schemas', async () => {
+    const erin = await register(s.t.api, 'erin', 'acme');
+    const answers: [string, string, unknown?][] = [
+      ['GET', '/api/v1/agents/me'],
+      ['PATCH', '/api/v1/agents/me', { alias: 'E' }],
+      ['GET', '/api/v1/agents/me/card'],
+      ['GET', '/api/v1/agents'],
+      ['GET', `/api/v1/agents/resolve/${bob.address}`],
+      ['POST', '/api/v1/auth/rotate-key'],
+      ['DELETE', '/api/v1/agents/me'],
+      ['GET', '/.well-known/agent-messaging.json'],
+      ['GET', '/.well-known/jwks.json'],
+      ['GET', '/acme/.well-known/jwks.json'],
+      ['GET', '/acme/.well-known/openid-configuration'],
+      ['GET', '/.well-known/oauth-protected-resource/acme'],
+    ];
+    for (const [method, path, json] of answers) {
+      const r = await call(method, s.t.url + path, { key: erin.api_key, json });
+      expect(r.status, `${method} ${path}: ${JSON.stringify(r.body)}`).toBe(200);
+      expectMatches(successSchema(documentKeyOf(method, path)), r.body);
+    }
   });
 
   it('an AID token answer matches TokenResponse, and form bodies are documented for AID routes', async () => {

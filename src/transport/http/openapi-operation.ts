@@ -129,6 +129,8 @@ function parameters(path: string, doc: RouteDoc | undefined): Json[] {
   }));
   for (const [name, description] of Object.entries(doc?.query ?? {}))
     params.push({ name, in: 'query', required: false, schema: { type: 'string' }, description });
+  for (const [name, description] of Object.entries(doc?.headers ?? {}))
+    params.push({ name, in: 'header', required: false, schema: { type: 'string' }, description });
   return params;
 }
 

@@ -33,6 +33,8 @@ export interface RouteDoc {
   admin?: string;
   /** More statuses answered with the success schema, and when. */
   also?: Readonly<Record<number, string>>;
+  /** Request headers (other than the credentials) and what they mean. */
+  headers?: Readonly<Record<string, string>>;
   /** Query parameters and what they mean. */
   query?: Readonly<Record<string, string>>;
 }
@@ -55,12 +57,16 @@ const PENDING = {
   errors: ['invalid_field', 'agent_suspended'],
   query: { limit: 'At most this many messages (default 10, at most 100)' },
 } as const;
-const RESOLVE = { summary: "Resolve an address to its agent's public key", errors: ['not_found', 'invalid_field'] };
+const RESOLVE: RouteDoc = {
+  summary: "Resolve an address to its agent's public key",
+  res: 'ResolvedAgent',
+  errors: ['not_found', 'invalid_field', 'external_provider'],
+};
 const TRANSITION = {
   res: 'RegistrationResource',
   errors: ['not_found', 'invalid_transition', 'validation_failed'],
 } as const;
-const DISCOVERY = { errors: ['not_found'] } as const;
+const DISCOVERY = { errors: ['not_found'], res: 'IssuerMetadata' } as const;
 const POLL =
   'A 200 answer carries `error: authorization_pending` while the request waits, and `error: access_denied` ' +
   'once rejected (403 instead under AID_STRICT_RFC8628_POLLING).';
@@ -68,7 +74,7 @@ const AUDIT_QUERY = { event_type: 'Only this event type', since: 'ISO time', pag
 
 export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
   // Discovery, health, operations
-  'GET /.well-known/agent-messaging.json': { summary: 'Provider discovery document (AMP)' },
+  'GET /.well-known/agent-messaging.json': { summary: 'Provider discovery document (AMP)', res: 'ProviderDiscovery' },
   'GET /api/organization': { summary: "The provider's default tenant (reference CLI)" },
   'GET /api/v1/info': { summary: 'Provider capabilities and limits' },
   'GET /api/v1/health': {
@@ -86,13 +92,13 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
       'Send `Upgrade: websocket` to get `101 Switching Protocols`; authenticate with the first frame ' +
       '(spec §17) or `Authorization: Bearer`. Frames and close codes are in the README (WebSocket).',
     status: 101,
+    headers: { Upgrade: 'websocket', 'Sec-WebSocket-Protocol': 'amp.v1 (JSON, the default) or amp.v1+msgpack' },
     errors: ['invalid_request'],
   },
   // Registration and messages
   'POST /api/v1/register': {
     summary: 'Register an agent (201); a signed re-registration of the same key recovers it (200)',
-    description:
-      'With AMP_REGISTRATION_MODE=key, the registration key goes in `X-Registration-Key` (or `registration_key` in the body).',
+    headers: { 'X-Registration-Key': 'AMP_REGISTRATION_MODE=key: the key (or registration_key in the body)' },
     body: 'RegisterBody',
     res: 'RegisterResponse',
     status: 201,
@@ -112,7 +118,7 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
   'POST /api/v1/route': {
     summary: 'Send a message (flat body, or {envelope, payload})',
     body: 'RouteRequest',
-    description: 'Headers: `Idempotency-Key` (or `idempotency_key` in the body) makes a retry safe (§12.5).',
+    headers: { 'Idempotency-Key': 'Makes a retry safe (§12.5); or idempotency_key in the body' },
     res: 'RouteResult',
     errors: [
       'missing_field',
@@ -147,16 +153,21 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     errors: ['invalid_field', 'not_found'],
   },
   // Agents and keys
-  'GET /api/v1/agents/me': { summary: "The calling agent's record" },
+  'GET /api/v1/agents/me': { summary: "The calling agent's record", res: 'AgentSelf' },
   'PATCH /api/v1/agents/me': {
     summary: 'Update alias, delivery preference, metadata, capabilities',
     body: 'AgentUpdateBody',
+    res: 'AgentUpdated',
     errors: ['invalid_field', 'agent_suspended'],
   },
-  'DELETE /api/v1/agents/me': { summary: 'Deregister the calling agent (its keys are revoked)' },
-  'GET /api/v1/agents/me/card': { summary: "The calling agent's Agent Card (provider-asserted)" },
+  'DELETE /api/v1/agents/me': {
+    summary: 'Deregister the calling agent (its keys are revoked)',
+    res: 'AgentDeregistered',
+  },
+  'GET /api/v1/agents/me/card': { summary: "The calling agent's Agent Card (provider-asserted)", res: 'AgentCard' },
   'GET /api/v1/agents': {
     summary: "List the agents of the caller's tenant",
+    res: 'AgentList',
     errors: ['invalid_field', 'forbidden', 'agent_suspended'],
     query: { search: 'Substring of name or alias', limit: 'Page size', cursor: 'From the previous page' },
   },
@@ -176,6 +187,7 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
   },
   'POST /api/v1/auth/rotate-key': {
     summary: 'Rotate the API key (the old one keeps a grace period)',
+    res: 'RotateKeyResponse',
     errors: ['forbidden'],
   },
   'DELETE /api/v1/auth/revoke-key': { summary: 'Revoke every API key of the agent' },
@@ -185,8 +197,12 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     errors: ['missing_field', 'invalid_field', 'signature_invalid', 'key_already_registered', 'key_revoked'],
   },
   // AID discovery
-  'GET /.well-known/jwks.json': { summary: 'Signing keys of every tenant issuer (JWKS)' },
-  'GET /:tenant/.well-known/jwks.json': { ...DISCOVERY, summary: "The tenant issuer's signing keys (JWKS)" },
+  'GET /.well-known/jwks.json': { summary: 'Signing keys of every tenant issuer (JWKS)', res: 'Jwks' },
+  'GET /:tenant/.well-known/jwks.json': {
+    ...DISCOVERY,
+    res: 'Jwks',
+    summary: "The tenant issuer's signing keys (JWKS)",
+  },
   'GET /:tenant/.well-known/oauth-authorization-server': { ...DISCOVERY, summary: 'OAuth server metadata (RFC 8414)' },
   'GET /.well-known/oauth-authorization-server/:tenant': {
     ...DISCOVERY,
