@@ -17,6 +17,9 @@ import {
   AID_GRANT,
   type AidServer,
   activeRegistration,
+  asAdmin,
+  introspect,
+  requestRegistration,
   startAidServer,
   tokenFor,
   tokenRequest,
@@ -231,6 +234,25 @@ describe('schemas against real requests and answers', () => {
       expect(r.status, `${method} ${path}: ${JSON.stringify(r.body)}`).toBe(200);
       expectMatches(successSchema(documentKeyOf(method, path)), r.body);
     }
+  });
+
+  it('AID registration answers match their schemas', async () => {
+    const fay = await register(s.t.api, 'fay', 'acme');
+    const asked = await requestRegistration(s, fay);
+    expect(asked.status).toBe(202);
+    expectMatches(successSchema('POST /{t}/agent_registrations/request', '202'), asked.body);
+    const id = asked.body.data.id;
+    const list = await asAdmin(s, 'GET', '');
+    expectMatches(successSchema('GET /{t}/agent_registrations'), list.body);
+    const one = await asAdmin(s, 'GET', `/${id}`);
+    expectMatches(successSchema('GET /{t}/agent_registrations/{id}'), one.body);
+    const approved = await asAdmin(s, 'POST', `/${id}/approve`, {});
+    expect(approved.status).toBe(200);
+    expectMatches(successSchema('POST /{t}/agent_registrations/{id}/approve'), approved.body);
+    const token = await tokenFor(s, fay);
+    const active = await introspect(s, token.body.access_token);
+    expect(active.body.active).toBe(true);
+    expectMatches(successSchema('POST /{t}/oauth/introspect'), active.body);
   });
 
   it('an AID token answer matches TokenResponse, and form bodies are documented for AID routes', async () => {
