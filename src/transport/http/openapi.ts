@@ -6,7 +6,8 @@
 // `servers` depends on the request, and the text is kept per server URL.
 
 import { API_SCHEMAS } from '../../../proto/api-schemas.js';
-import { AID_ERROR_CATALOG, type AidErrorSpec, ERROR_CATALOG } from '../../../proto/index.js';
+import { AID_ERROR_ALIASES, ERROR_ALIASES } from '../../../proto/index.js';
+import { aidErrorsJson, ampErrorsJson } from '../../../proto/artifacts.js';
 import type { Config } from '../../config/schema.js';
 import { publicCacheHeaders } from '../../ops/discovery.js';
 import { providerUrls } from '../../relay/context.js';
@@ -59,20 +60,12 @@ const SECURITY_SCHEMES = {
   },
 };
 
+/** Both catalogs as proto/generated/ publishes them, with their aliases. */
 function errorCatalogs(): Json {
   return {
-    amp: Object.fromEntries(
-      Object.entries(ERROR_CATALOG).map(([code, e]) => [
-        code,
-        { http_status: e.status, ws_close: e.wsClose, retry: e.retry, used_for: e.doc },
-      ]),
-    ),
-    aid: Object.fromEntries(
-      Object.entries(AID_ERROR_CATALOG as Record<string, AidErrorSpec>).map(([code, e]) => [
-        code,
-        { http_status: e.status, ...(e.alsoStatus && { also_http_status: e.alsoStatus }), used_for: e.doc },
-      ]),
-    ),
+    amp: ampErrorsJson(),
+    aid: aidErrorsJson(),
+    aliases: { amp: ERROR_ALIASES, aid: AID_ERROR_ALIASES },
   };
 }
 
