@@ -20,6 +20,7 @@ import type { Receipts } from '../../relay/receipts.js';
 import type { MessageRouter } from '../../relay/route.js';
 import { decodeSuspendBody, type Suspensions } from '../../relay/suspension.js';
 import { type AidDeps, addAidRoutes } from './aid-api.js';
+import { addOpenApiRoutes } from './openapi.js';
 import { type AgentCaller, NO_STORE, RouteTable } from './route-table.js';
 import { type HttpReply, type HttpRequest, Router } from './router.js';
 
@@ -65,6 +66,7 @@ export function buildApi(deps: ApiDeps): Router {
       'This is the WebSocket endpoint: connect with a WebSocket client (Upgrade: websocket)',
     );
   });
+  addOpenApiRoutes(t, ctx.config);
   return t.router;
 }
 

@@ -72,7 +72,19 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 export const NO_STORE = { 'Cache-Control': 'no-store', Pragma: 'no-cache' };
 
+/** One registered route as the OpenAPI document sees it (`mount` tells how `path` was served). */
+export interface RouteEntry {
+  method: string;
+  /** As registered: `/agents/me` for an `api` route (served under each API mount), else the full path. */
+  path: string;
+  mount: 'api' | 'root' | 'aid';
+  guard: AmpGuard | AidGuard;
+}
+
 export class RouteTable {
+  /** Every route in registration order (openapi.ts documents them). */
+  readonly routes: RouteEntry[] = [];
+
   constructor(
     readonly router: Router,
     private readonly deps: GuardDeps,
@@ -81,12 +93,14 @@ export class RouteTable {
   /** An AMP route under both API mounts (`/v1`, `/api/v1`). */
   api<const G extends AmpGuard>(method: string, path: string, guard: G, handler: Guarded<AmpContext<G>>): this {
     this.router.api(method, path, this.amp(guard, handler));
+    this.routes.push({ method, path, mount: 'api', guard });
     return this;
   }
 
   /** An AMP route at the root (well-known documents, metrics). */
   root<const G extends AmpGuard>(method: string, path: string, guard: G, handler: Guarded<AmpContext<G>>): this {
     this.router.add(method, path, this.amp(guard, handler));
+    this.routes.push({ method, path, mount: 'root', guard });
     return this;
   }
 
@@ -101,6 +115,7 @@ export class RouteTable {
         return handler(req, ctx);
       }),
     );
+    this.routes.push({ method, path, mount: 'aid', guard });
     return this;
   }
 

@@ -1,0 +1,317 @@
+// What the OpenAPI document (openapi.ts) says about each route, keyed `METHOD path` with the path
+// as served (`/api/v1/...` for an API route, which /v1 serves too). The route table decides which
+// routes exist; this file only describes them. A registered route without an entry here is
+// published with a generic description and fails test/integration/openapi.test.ts, which prints
+// the missing keys: adding a route means adding one line here, e.g.
+//
+//   'GET /api/v1/admin/agents': { summary: 'List the agents of a tenant (admin)' },
+//
+// `errors` lists the codes a route raises itself; those of its guard (authentication, rate limits,
+// body reading, unknown tenant, admin token) are added from the guard by openapi.ts.
+
+import type { ApiSchemaName } from '../../../proto/api-schemas.js';
+
+export interface RouteDoc {
+  summary: string;
+  description?: string;
+  /** The request body's schema (AID routes take it as JSON or form-urlencoded). */
+  body?: ApiSchemaName;
+  /** The body may be left out. */
+  bodyOptional?: true;
+  /** The success answer's schema; without one it is a JSON object described by `summary`. */
+  res?: ApiSchemaName;
+  /** The success status (200 by default). */
+  status?: number;
+  /** Plain text instead of JSON (metrics). */
+  text?: true;
+  /**
+   * Codes the route itself may answer, from the AMP catalog (AMP routes) or the AID one (AID routes),
+   * each under its status; `code@status` for another status the AID catalog gives it (`invalid_proof@401`).
+   */
+  errors?: readonly string[];
+  /** The handler itself checks an admin JWT with this scope (the guard lets everyone in). */
+  admin?: string;
+  /** More statuses answered with the success schema, and when. */
+  also?: Readonly<Record<number, string>>;
+  /** Request headers (other than the credentials) and what they mean. */
+  headers?: Readonly<Record<string, string>>;
+  /** Query parameters and what they mean. */
+  query?: Readonly<Record<string, string>>;
+}
+
+const ACK_ERRORS = ['missing_field', 'invalid_field', 'not_found', 'agent_suspended'] as const;
+const ACK_ONE: RouteDoc = {
+  summary: 'Acknowledge one message (removes it from the queue)',
+  res: 'AckOne',
+  errors: ACK_ERRORS,
+};
+const ACK_BATCH = {
+  summary: 'Acknowledge a batch of messages',
+  body: 'BatchAckBody',
+  res: 'AckBatch',
+  errors: ['missing_field', 'invalid_field', 'agent_suspended'],
+} as const;
+const PENDING = {
+  summary: 'List queued messages, oldest first (peek: they stay until acked)',
+  res: 'PendingList',
+  errors: ['invalid_field', 'agent_suspended'],
+  query: { limit: 'At most this many messages (default 10, at most 100)' },
+} as const;
+const RESOLVE: RouteDoc = {
+  summary: "Resolve an address to its agent's public key",
+  res: 'ResolvedAgent',
+  errors: ['not_found', 'invalid_field', 'external_provider'],
+};
+const TRANSITION = {
+  res: 'RegistrationResource',
+  errors: ['not_found', 'invalid_transition', 'validation_failed'],
+} as const;
+const DISCOVERY = { errors: ['not_found'], res: 'IssuerMetadata' } as const;
+const POLL =
+  'A 200 answer carries `error: authorization_pending` while the request waits, and `error: access_denied` ' +
+  'once rejected (403 instead under AID_STRICT_RFC8628_POLLING).';
+const AUDIT_QUERY = { event_type: 'Only this event type', since: 'ISO time', page: '1-based', records: 'Page size' };
+
+export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
+  // Discovery, health, operations
+  'GET /.well-known/agent-messaging.json': { summary: 'Provider discovery document (AMP)', res: 'ProviderDiscovery' },
+  'GET /api/organization': { summary: "The provider's default tenant (reference CLI)" },
+  'GET /api/v1/info': { summary: 'Provider capabilities and limits' },
+  'GET /api/v1/health': {
+    summary: 'Health ("degraded" while writes fail)',
+    res: 'Health',
+    also: { 503: 'unhealthy: the store is down or the server shuts down' },
+  },
+  'GET /api/v1/ready': { summary: 'Readiness', res: 'Ready', also: { 503: 'writes fail, or the server shuts down' } },
+  'GET /metrics': { summary: 'Prometheus metrics', text: true },
+  'GET /openapi.json': { summary: 'This OpenAPI 3.1 document' },
+  'GET /api/v1/openapi.json': { summary: 'This OpenAPI 3.1 document (under the API mount)' },
+  'GET /api/v1/ws': {
+    summary: 'WebSocket endpoint (Upgrade: websocket); a plain GET is 400',
+    description:
+      'Send `Upgrade: websocket` to get `101 Switching Protocols`; authenticate with the first frame ' +
+      '(spec §17) or `Authorization: Bearer`. Frames and close codes are in the README (WebSocket).',
+    status: 101,
+    headers: { Upgrade: 'websocket', 'Sec-WebSocket-Protocol': 'amp.v1 (JSON, the default) or amp.v1+msgpack' },
+    errors: ['invalid_request'],
+  },
+  // Registration and messages
+  'POST /api/v1/register': {
+    summary: 'Register an agent (201); a signed re-registration of the same key recovers it (200)',
+    headers: { 'X-Registration-Key': 'AMP_REGISTRATION_MODE=key: the key (or registration_key in the body)' },
+    body: 'RegisterBody',
+    res: 'RegisterResponse',
+    status: 201,
+    also: { 200: 'a signed re-registration of an existing agent: a new API key for it' },
+    errors: [
+      'missing_field',
+      'invalid_field',
+      'timestamp_future',
+      'name_taken',
+      'key_already_registered',
+      'key_revoked',
+      'tenant_access_denied',
+      'signature_invalid',
+      'unauthorized',
+    ],
+  },
+  'POST /api/v1/route': {
+    summary: 'Send a message (flat body, or {envelope, payload})',
+    body: 'RouteRequest',
+    headers: { 'Idempotency-Key': 'Makes a retry safe (§12.5); or idempotency_key in the body' },
+    res: 'RouteResult',
+    errors: [
+      'missing_field',
+      'invalid_field',
+      'timestamp_future',
+      'forbidden',
+      'agent_suspended',
+      'recipient_suspended',
+      'key_revoked',
+      'signature_invalid',
+      'not_found',
+      'duplicate_idempotency_key',
+      'payload_too_large',
+      'external_provider',
+      'signature_missing',
+      'attachments_not_supported',
+      'queue_full',
+    ],
+  },
+  'GET /api/v1/messages/pending': PENDING,
+  'GET /api/v1/messages': { ...PENDING, summary: 'List queued messages (alias of GET messages/pending)' },
+  'GET /api/v1/inbox': { ...PENDING, summary: 'List queued messages (alias of GET messages/pending)' },
+  'DELETE /api/v1/messages/pending': { ...ACK_ONE, query: { id: 'The message id' } },
+  'DELETE /api/v1/messages/pending/:id': ACK_ONE,
+  'POST /api/v1/inbox/:id/ack': ACK_ONE,
+  'DELETE /api/v1/inbox/:id': ACK_ONE,
+  'POST /api/v1/messages/pending': ACK_BATCH,
+  'POST /api/v1/messages/pending/ack': ACK_BATCH,
+  'POST /api/v1/inbox/ack': ACK_BATCH,
+  'POST /api/v1/messages/:id/read': {
+    summary: 'Send a read receipt to the sender',
+    errors: ['invalid_field', 'not_found'],
+  },
+  // Agents and keys
+  'GET /api/v1/agents/me': { summary: "The calling agent's record", res: 'AgentSelf' },
+  'PATCH /api/v1/agents/me': {
+    summary: 'Update alias, delivery preference, metadata, capabilities',
+    body: 'AgentUpdateBody',
+    res: 'AgentUpdated',
+    errors: ['invalid_field', 'agent_suspended'],
+  },
+  'DELETE /api/v1/agents/me': {
+    summary: 'Deregister the calling agent (its keys are revoked)',
+    res: 'AgentDeregistered',
+  },
+  'GET /api/v1/agents/me/card': { summary: "The calling agent's Agent Card (provider-asserted)", res: 'AgentCard' },
+  'GET /api/v1/agents': {
+    summary: "List the agents of the caller's tenant",
+    res: 'AgentList',
+    errors: ['invalid_field', 'forbidden', 'agent_suspended'],
+    query: { search: 'Substring of name or alias', limit: 'Page size', cursor: 'From the previous page' },
+  },
+  'GET /api/v1/agents/resolve/:address': RESOLVE,
+  'GET /api/v1/agents/:address': { ...RESOLVE, summary: 'Resolve an address (legacy form: the segment holds an @)' },
+  'POST /api/v1/agents/:agent_id/suspend': {
+    summary: 'Suspend an agent (operator, amp:admin)',
+    admin: 'amp:admin',
+    body: 'SuspendBody',
+    bodyOptional: true,
+    errors: ['unauthorized', 'forbidden', 'not_found', 'invalid_field'],
+  },
+  'POST /api/v1/agents/:agent_id/unsuspend': {
+    summary: "Lift an operator's suspension (operator, amp:admin)",
+    admin: 'amp:admin',
+    errors: ['unauthorized', 'forbidden', 'not_found'],
+  },
+  'POST /api/v1/auth/rotate-key': {
+    summary: 'Rotate the API key (the old one keeps a grace period)',
+    res: 'RotateKeyResponse',
+    errors: ['forbidden'],
+  },
+  'DELETE /api/v1/auth/revoke-key': { summary: 'Revoke every API key of the agent' },
+  'POST /api/v1/auth/rotate-keys': {
+    summary: 'Rotate the Ed25519 keypair (proof signed by the current key)',
+    body: 'RotateKeysBody',
+    errors: ['missing_field', 'invalid_field', 'signature_invalid', 'key_already_registered', 'key_revoked'],
+  },
+  // AID discovery
+  'GET /.well-known/jwks.json': { summary: 'Signing keys of every tenant issuer (JWKS)', res: 'Jwks' },
+  'GET /:tenant/.well-known/jwks.json': {
+    ...DISCOVERY,
+    res: 'Jwks',
+    summary: "The tenant issuer's signing keys (JWKS)",
+  },
+  'GET /:tenant/.well-known/oauth-authorization-server': { ...DISCOVERY, summary: 'OAuth server metadata (RFC 8414)' },
+  'GET /.well-known/oauth-authorization-server/:tenant': {
+    ...DISCOVERY,
+    summary: 'OAuth server metadata (suffix form)',
+  },
+  'GET /:tenant/.well-known/openid-configuration': { ...DISCOVERY, summary: 'OpenID Connect discovery' },
+  'GET /.well-known/openid-configuration/:tenant': { ...DISCOVERY, summary: 'OpenID Connect discovery (suffix form)' },
+  'GET /:tenant/.well-known/oauth-protected-resource': {
+    ...DISCOVERY,
+    summary: 'Protected resource metadata (RFC 9728)',
+  },
+  'GET /.well-known/oauth-protected-resource/:tenant': {
+    ...DISCOVERY,
+    summary: 'Protected resource metadata (suffix form)',
+  },
+  // AID tokens and registrations
+  'POST /:t/oauth/token': {
+    summary: 'Exchange a proof of possession for an access token (grant urn:aid:agent-identity)',
+    body: 'TokenRequest',
+    res: 'TokenResponse',
+    errors: [
+      'unsupported_grant_type',
+      'invalid_grant',
+      'invalid_proof',
+      'invalid_scope',
+      'invalid_target',
+      'agent_not_registered',
+      'registration_pending',
+      'agent_suspended',
+      'rate_limited',
+    ],
+  },
+  'POST /:t/oauth/introspect': {
+    summary: 'Introspect an access token (RFC 7662)',
+    body: 'IntrospectRequest',
+    res: 'IntrospectResponse',
+    errors: ['rate_limited'],
+  },
+  'POST /:t/agent_registrations/request': {
+    summary: 'Request a registration for the calling AMP agent (202, pending approval)',
+    body: 'RegistrationBody',
+    res: 'RegistrationResource',
+    status: 202,
+    errors: ['forbidden', 'validation_failed', 'already_registered', 'rate_limited'],
+  },
+  'GET /:t/agent_registrations/status': {
+    summary: 'Poll a registration by user code',
+    description: POLL,
+    query: { code: 'The user code (or authorization code)' },
+    errors: ['not_found', 'slow_down', 'expired_token', 'access_denied@403', 'rate_limited'],
+  },
+  'POST /:t/agent_registrations/:id/status': {
+    summary: 'Poll a registration by id with its fingerprint (and proof)',
+    description: POLL,
+    body: 'StatusPollBody',
+    errors: ['not_found', 'invalid_proof@401', 'slow_down', 'expired_token', 'access_denied@403'],
+  },
+  'GET /:t/agent_registrations/resolve': {
+    summary: 'Look up a pending request by code (admin)',
+    res: 'RegistrationResource',
+    query: { code: 'Authorization code or user code' },
+    errors: ['not_found', 'rate_limited'],
+  },
+  'POST /:t/agent_registrations': {
+    summary: 'Create an active registration (admin)',
+    body: 'RegistrationBody',
+    res: 'RegistrationResource',
+    status: 201,
+    errors: ['validation_failed', 'already_registered'],
+  },
+  'GET /:t/agent_registrations/activity_logs': {
+    summary: "The tenant's audit trail (admin)",
+    query: AUDIT_QUERY,
+    errors: ['validation_failed'],
+  },
+  'GET /:t/agent_registrations': {
+    summary: 'List registrations (admin)',
+    res: 'RegistrationList',
+    query: { status: 'Only this status', page: '1-based', records: 'Page size (25, at most 100)' },
+    errors: ['validation_failed'],
+  },
+  'GET /:t/agent_registrations/:id': {
+    summary: 'One registration (admin)',
+    res: 'RegistrationResource',
+    errors: ['not_found'],
+  },
+  'GET /:t/agent_registrations/:id/activity_logs': {
+    summary: "A registration's audit trail (admin)",
+    query: AUDIT_QUERY,
+    errors: ['not_found', 'validation_failed'],
+  },
+  'POST /:t/agent_registrations/:id/approve': { summary: 'Approve (admin)', ...TRANSITION, body: 'TransitionBody' },
+  'POST /:t/agent_registrations/:id/reject': { summary: 'Reject (admin)', ...TRANSITION, body: 'TransitionBody' },
+  'POST /:t/agent_registrations/:id/suspend': { summary: 'Suspend (admin)', ...TRANSITION, body: 'TransitionBody' },
+  'PUT /:t/agent_registrations/:id/suspend': { summary: 'Suspend (admin)', ...TRANSITION, body: 'TransitionBody' },
+  'POST /:t/agent_registrations/:id/reactivate': { summary: 'Reactivate (admin)', ...TRANSITION },
+  'PUT /:t/agent_registrations/:id/reactivate': { summary: 'Reactivate (admin)', ...TRANSITION },
+  'DELETE /:t/agent_registrations/:id': { summary: 'Delete (admin); the agent loses its identity', ...TRANSITION },
+  'POST /:t/agent_registrations/:id/revoke': { summary: 'Delete (admin; alias of DELETE)', ...TRANSITION },
+  'PUT /:t/agent_registrations/:id': {
+    summary: 'Update role, token lifetime, name, description (admin)',
+    body: 'RegistrationBody',
+    res: 'RegistrationResource',
+    errors: ['not_found', 'validation_failed'],
+  },
+  'PATCH /:t/agent_registrations/:id': {
+    summary: 'Update role, token lifetime, name, description (admin)',
+    body: 'RegistrationBody',
+    res: 'RegistrationResource',
+    errors: ['not_found', 'validation_failed'],
+  },
+};
