@@ -12,6 +12,7 @@ import {
 } from './config/schema.js';
 import { issuerOf, mintAdminToken } from './identity/admin-tokens.js';
 import { SigningKeys } from './identity/signing-keys.js';
+import { startedByNpmStart, watchParent } from './ops/parent-watch.js';
 import { startServer } from './server.js';
 import { VERSION } from './version.js';
 
@@ -88,6 +89,12 @@ async function serve(args: string[]): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  if (startedByNpmStart()) {
+    watchParent((npmPid) => {
+      server.logger.warn({ npmPid }, 'the npm process that started this server is gone: shutting down');
+      stop('parent-exit');
+    });
+  }
 }
 
 /** `admin-token`: its own flags (--email, --tenant, --scopes, --ttl), the rest configure. */
