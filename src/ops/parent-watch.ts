@@ -6,19 +6,26 @@
 
 const PARENT_POLL_MS = 1000;
 
+/** The parent when this module loaded, at process start: npm may die before the server is up. */
+export const PARENT_AT_START = process.ppid;
+
 /** True when this process runs as an `npm start` script (npm sets npm_lifecycle_event for scripts). */
 export function startedByNpmStart(env: NodeJS.ProcessEnv = process.env): boolean {
   return env.npm_lifecycle_event === 'start';
 }
 
-/** Calls onGone once when the parent process changes (it exited and we were re-parented). Returns a stop function. */
-export function watchParent(onGone: (parentPid: number) => void, pollMs = PARENT_POLL_MS): () => void {
-  const parent = process.ppid;
-  const timer = setInterval(() => {
+/**
+ * Calls onGone once as soon as `parent` is no longer this process's parent (it exited and we were
+ * re-parented), checking at once and then every pollMs. Returns a function that ends the watch.
+ */
+export function watchParent(parent: number, onGone: () => void, pollMs = PARENT_POLL_MS): () => void {
+  const check = () => {
     if (process.ppid === parent) return;
     clearInterval(timer);
-    onGone(parent);
-  }, pollMs);
+    onGone();
+  };
+  const timer = setInterval(check, pollMs);
+  setImmediate(check);
   timer.unref();
   return () => clearInterval(timer);
 }

@@ -21,6 +21,8 @@ const POLL_MS = 50;
 interface Started {
   npm: ChildProcess;
   npmExit: Promise<{ code: number | null; signal: string | null }>;
+  /** npm's output is all read: npm has exited and every process holding its pipes (the server) too. */
+  npmClosed: Promise<void>;
   nodePid: number;
   port: number;
   log: string[];
@@ -73,6 +75,7 @@ async function npmStart(): Promise<Started> {
   const npmExit = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
     npm.on('exit', (code, signal) => resolve({ code, signal })),
   );
+  const npmClosed = new Promise<void>((resolve) => npm.on('close', () => resolve()));
   const log: string[] = [];
   let stderr = '';
   npm.stderr!.on('data', (d) => (stderr += d));
@@ -97,7 +100,7 @@ async function npmStart(): Promise<Started> {
   const nodePid = Number(readFileSync(join(dataDir, 'amp-relay.lock'), 'utf8').trim().split(/\s+/)[0]);
   expect(nodePid).toBeGreaterThan(1);
   expect(nodePid).not.toBe(npm.pid);
-  return { npm, npmExit, nodePid, port, log };
+  return { npm, npmExit, npmClosed, nodePid, port, log };
 }
 
 function alive(pid: number): boolean {
@@ -139,6 +142,7 @@ describe('npm start under a supervisor', () => {
     const exit = await s.npmExit;
     expect(await gone(s.nodePid), `server ${s.nodePid} still running after npm got SIGTERM`).toBe(true);
     expect(await portClosed(s.port)).toBe(true);
+    await s.npmClosed; // the server's last log lines may still be in the pipe when npm's exit is seen
     // The server got the signal itself and shut down cleanly (npm forwards SIGTERM to its child).
     expect(s.log.some((l) => /"signal":"SIGTERM".*"msg":"shutting down"/.test(l))).toBe(true);
     expect(s.log.some((l) => /"msg":"stopped"/.test(l))).toBe(true);
@@ -149,7 +153,8 @@ describe('npm start under a supervisor', () => {
     const s = await npmStart();
     process.kill(s.npm.pid!, 'SIGKILL');
     await s.npmExit;
-    expect(await gone(s.nodePid), `server ${s.nodePid} orphaned after npm was killed`).toBe(true);
+    const down = await gone(s.nodePid);
+    expect(down, `server ${s.nodePid} orphaned after npm was killed; its log:\n${s.log.join('\n')}`).toBe(true);
     expect(await portClosed(s.port)).toBe(true);
   });
 });

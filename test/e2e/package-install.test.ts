@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readmeBlock } from '../helpers/readme.js';
 import { ROOT, startTestServer, tempDir, type TestServer } from '../helpers/server.js';
 
 const run = promisify(execFile);
@@ -227,5 +228,22 @@ describe(`installed globally into a temp prefix`, () => {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
     }
     expect(await exited).toBe(0);
+  });
+});
+
+describe('README: the agent CLI installed by copy (block cli-install, run as written with bash)', () => {
+  it('works on a fresh HOME with no ~/.local/bin, and the copies work against a server', async () => {
+    const home = join(work, 'fresh-home');
+    mkdirSync(home);
+    // Run from the repo (the block copies scripts/ from there); the bash PATH has no amp-* on it.
+    const r = await sh('bash', ['-e', '-c', readmeBlock('cli-install')], { cwd: ROOT, env: { HOME: home } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('Usage: amp-status.sh');
+    const copied = (cmd: string, args: string[]) =>
+      sh(join(home, '.local', 'bin', cmd), args, { cwd: home, env: { HOME: home, NO_PROXY: '127.0.0.1' } });
+    const reg = await copied('amp-register.sh', ['--json', '-n', 'carol', '-p', t.url, '-t', TENANT]);
+    expect(reg.code, reg.stderr).toBe(0);
+    const status = await copied('amp-status.sh', []);
+    expect(status.code, status.stderr).toBe(0);
   });
 });
