@@ -12,7 +12,8 @@ import {
 } from './config/schema.js';
 import { issuerOf, mintAdminToken } from './identity/admin-tokens.js';
 import { SigningKeys } from './identity/signing-keys.js';
-import { startServer } from './server.js';
+import { PARENT_AT_START as NPM_PARENT, startedByNpmStart, watchParent } from './ops/parent-watch.js';
+import { type ServerHandle, startServer } from './server.js';
 import { VERSION } from './version.js';
 
 const USAGE = `amp-relay ${VERSION}: Agent Messaging Protocol provider
@@ -69,25 +70,41 @@ function config(args: string[]): Config {
 
 async function serve(args: string[]): Promise<void> {
   const cfg = config(args);
-  const server = await startServer({ ...cfg });
+  // The handlers go in before the server starts: a supervisor's SIGTERM that comes while it starts
+  // (just after "listening" is logged, say) is kept and honoured once it is up, never the default kill.
+  let server: ServerHandle | undefined;
+  let requested: string | undefined;
   let stopping = false;
   const stop = (signal: string) => {
+    if (!server) {
+      requested ??= signal;
+      return;
+    }
     if (stopping) {
       server.logger.warn({ signal }, 'second signal: exiting at once');
       process.exit(1);
     }
     stopping = true;
-    server.logger.info({ signal }, 'shutting down');
-    server.close().then(
+    const s = server;
+    s.logger.info({ signal }, 'shutting down');
+    s.close().then(
       () => process.exit(0),
       (e) => {
-        server.logger.error({ err: e }, 'shutdown failed');
+        s.logger.error({ err: e }, 'shutdown failed');
         process.exit(1);
       },
     );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  if (startedByNpmStart()) {
+    watchParent(NPM_PARENT, () => {
+      server?.logger.warn({ npmPid: NPM_PARENT }, 'the npm process that started this server is gone: shutting down');
+      stop('parent-exit');
+    });
+  }
+  server = await startServer({ ...cfg });
+  if (requested) stop(requested);
 }
 
 /** `admin-token`: its own flags (--email, --tenant, --scopes, --ttl), the rest configure. */

@@ -753,7 +753,7 @@ describe('static checks', () => {
   });
 
   it("amp-lib.sh's canonical JSON and payload hash match the vectors and proto's canonicalJson", async () => {
-    const V = JSON.parse(readFileSync(join(ROOT, '..', 'shared', 'spec', 'test-vectors.json'), 'utf8'));
+    const V = JSON.parse(readFileSync(join(ROOT, 'test', 'fixtures', 'test-vectors.json'), 'utf8'));
     const vectors = [...V.payload_hash.test_cases, ...V.amp_relay_extra.payload_hash];
     expect(vectors.length).toBeGreaterThan(3);
     // Numbers over the whole double range from a fixed-seed generator, and strings jq escapes its own way.

@@ -1,4 +1,5 @@
-// The AID error catalog against the spec's §15 table (/work/shared/spec/agent-identity.md): the
+// The AID error catalog against the spec's §15 table (test/fixtures/agent-identity.md, a copy of
+// ../shared/spec/agent-identity.md kept equal by test/unit/fixtures-sync.test.ts): the
 // same codes, each with the statuses the table gives it; AidError takes its status from it.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -6,7 +7,7 @@ import { generatedArtifacts } from '../../proto/artifacts.js';
 import { AID_ERROR_CATALOG, type AidErrorSpec } from '../../proto/aid-errors.js';
 import { AidError } from '../../src/identity/errors.js';
 
-const SPEC = readFileSync(new URL('../../../shared/spec/agent-identity.md', import.meta.url), 'utf8');
+const SPEC = readFileSync(new URL('../fixtures/agent-identity.md', import.meta.url), 'utf8');
 
 /** code -> statuses, from the rows of the §15 table (`| 500 / 503 | a / b |` pairs them up). */
 function specStatuses(): Map<string, Set<number>> {

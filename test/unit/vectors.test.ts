@@ -1,4 +1,5 @@
-// Known-answer tests driven by the shared vectors (/work/shared/spec/test-vectors.json).
+// Known-answer tests driven by the spec's vectors (test/fixtures/test-vectors.json, a copy of
+// ../shared/spec/test-vectors.json kept equal by test/unit/fixtures-sync.test.ts).
 // Every case of the file becomes a test: adding a vector adds a test.
 import { readFileSync } from 'node:fs';
 import { createHash, createHmac, createPrivateKey, createPublicKey, sign, type KeyObject } from 'node:crypto';
@@ -19,7 +20,7 @@ import {
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any;
-const V: Any = JSON.parse(readFileSync(new URL('../../../shared/spec/test-vectors.json', import.meta.url), 'utf8'));
+const V: Any = JSON.parse(readFileSync(new URL('../fixtures/test-vectors.json', import.meta.url), 'utf8'));
 const X: Any = V.amp_relay_extra;
 
 const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');

@@ -1,0 +1,30 @@
+// The README's commands work as written from a clone: after `npm ci` the amp-relay bin is in
+// node_modules/.bin, not on PATH, so every command names it through npx. The one place a bare
+// `amp-relay` belongs is after the global install (block global-install, and prose that says so).
+import { describe, expect, it } from 'vitest';
+import { readmeBlocks, readmeText } from '../helpers/readme.js';
+
+const COMMANDS = 'serve|print-env|check-config|keygen|admin-token|admin|signing-keys|rotate-signing-key|backup|restore';
+const SUBCOMMAND = new RegExp(`(?<![\\w./-])amp-relay (?=(${COMMANDS}|version|help|--help|--version)\\b)`, 'g');
+
+function bareUses(text: string): string[] {
+  return text.split('\n').flatMap((line) => {
+    const bare = [...line.matchAll(SUBCOMMAND)].filter((m) => !line.slice(0, m.index).endsWith('npx '));
+    return bare.length > 0 ? [line.trim()] : [];
+  });
+}
+
+describe('README commands', () => {
+  it('run amp-relay through npx (outside the global install)', () => {
+    const globalInstall = readmeBlocks().find((b) => b.id === 'global-install');
+    expect(globalInstall, 'the README has a global-install block').toBeDefined();
+    const text = readmeText().replace(globalInstall!.code, '');
+    const offending = bareUses(text).filter((line) => !/global install/.test(line));
+    expect(offending).toEqual([]);
+  });
+
+  it('the check sees a bare amp-relay command', () => {
+    const text = 'amp-relay print-env\n`npx amp-relay version`, `amp-relay keygen`\namp-relay runs on Node 20';
+    expect(bareUses(text)).toEqual(['amp-relay print-env', '`npx amp-relay version`, `amp-relay keygen`']);
+  });
+});
