@@ -103,7 +103,7 @@ function peek(token: string): { kid?: string; claims: JWTPayload } {
 }
 
 /** A jose verification error as a refusal reason. */
-function refusal(e: unknown, token: string, issuers: string[]): RefusalReason {
+function refusal(e: unknown, token: string, issuers: string[], tenant: string): RefusalReason {
   const code = (e as { code?: string }).code;
   const { kid, claims } = peek(token);
   if (code === 'ERR_JWKS_NO_MATCHING_KEY') return { reason: 'unknown_key', kid };
@@ -116,6 +116,9 @@ function refusal(e: unknown, token: string, issuers: string[]): RefusalReason {
     };
   if (code === 'ERR_JWT_CLAIM_VALIDATION_FAILED') {
     const claim = (e as { claim?: string }).claim;
+    // Each tenant is its own issuer: another tenant's token fails here first, and is named as such.
+    if (claim === 'iss' && typeof claims.company_url_id === 'string' && claims.company_url_id !== tenant)
+      return { reason: 'wrong_tenant', expected: tenant, got: claims.company_url_id };
     if (claim === 'iss') return { reason: 'wrong_issuer', expected: issuers, got: claims.iss };
     if (claim === 'aud') return { reason: 'wrong_audience', expected: issuers, got: claims.aud };
     return { reason: 'bad_claims', got: claim };
@@ -144,7 +147,13 @@ export async function checkAdminToken(
       clockTolerance: CLOCK_TOLERANCE_S,
     }));
   } catch (e) {
-    return { ok: false, status: 401, error: 'invalid_token', description: INVALID, why: refusal(e, token, issuers) };
+    return {
+      ok: false,
+      status: 401,
+      error: 'invalid_token',
+      description: INVALID,
+      why: refusal(e, token, issuers, tenant),
+    };
   }
   return checkClaims(payload, tenant, scope);
 }
