@@ -129,6 +129,7 @@ function claimsOf(token: string): Record<string, unknown> {
 /** What a given token's own claims say against what the server expects. */
 async function tokenHint(url: string, tenant: string, token: string): Promise<string | null> {
   const c = claimsOf(token);
+  if (Object.keys(c).length === 0) return '--token is not a JWT (header.claims.signature, base64url)';
   if (typeof c.exp === 'number' && c.exp * 1000 < Date.now())
     return `the token expired at ${new Date(c.exp * 1000).toISOString()}`;
   if (typeof c.company_url_id === 'string' && c.company_url_id !== tenant)
