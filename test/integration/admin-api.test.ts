@@ -60,7 +60,8 @@ beforeAll(async () => {
   carol = await register(t.api, 'carol', 'acme');
   other = await register(t.api, 'olga', 'other');
   // bob: 3 queued, carol: 1, alice: none.
-  for (const i of [1, 2, 3]) await routeOk(t.api, alice, { to: 'bob', subject: `m${i}`, payload: { type: 'notification', message: 'x' } });
+  for (const i of [1, 2, 3])
+    await routeOk(t.api, alice, { to: 'bob', subject: `m${i}`, payload: { type: 'notification', message: 'x' } });
   await routeOk(t.api, alice, { to: 'carol', subject: 'c', payload: { type: 'notification', message: 'x' } });
   await routeOk(t.api, other, { to: 'olga', subject: 'self', payload: { type: 'notification', message: 'x' } });
 });
