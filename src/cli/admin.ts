@@ -42,7 +42,10 @@ ${COMMON_HELP}
 
 function commandHelp(cmds: Command[]): string {
   const parts = cmds.map((c) => {
-    const flags = Object.values(c.flags).map((f) => `  ${f}`);
+    const flags = Object.values(c.flags).map((f) => {
+      const [flag, ...text] = f.split(/\s{2,}/);
+      return `  ${flag.padEnd(18)} ${text.join(' ')}`;
+    });
     return `amp-relay admin ${c.usage}\n  ${c.summary}${flags.length ? `\n${flags.join('\n')}` : ''}`;
   });
   return `${parts.join('\n\n')}\n\n${COMMON_HELP}\n`;
