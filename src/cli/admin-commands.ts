@@ -60,6 +60,12 @@ function num(a: Args, flag: string): number | undefined {
   return n;
 }
 
+/** An agent id, or the id of the agent at this address (the suspend routes take ids only). */
+async function agentId(s: AdminSession, idOrAddress: string): Promise<string> {
+  if (!idOrAddress.includes('@')) return idOrAddress;
+  return ((await s.call('GET', `/api/v1/admin/agents/${enc(idOrAddress)}`)) as Json).agent_id;
+}
+
 const regPath = (s: AdminSession, id?: string) =>
   `/${enc(s.tenant)}/agent_registrations${id === undefined ? '' : `/${enc(id)}`}`;
 
@@ -218,7 +224,7 @@ const AGENTS: Command[] = [
   },
   {
     name: 'agents show',
-    usage: 'agents show AGENT_ID',
+    usage: 'agents show AGENT',
     summary: 'one agent',
     flags: {},
     ids: 1,
@@ -229,7 +235,7 @@ const AGENTS: Command[] = [
   },
   {
     name: 'agents suspend',
-    usage: 'agents suspend AGENT_ID [--reason TEXT] [--hours H]',
+    usage: 'agents suspend AGENT [--reason TEXT] [--hours H]',
     summary: 'stop an agent: no routing, listing, acks or sockets; its queue is kept',
     flags: {
       reason: '--reason TEXT    why (default admin_action)',
@@ -240,24 +246,26 @@ const AGENTS: Command[] = [
       const json: Json = {};
       if (str(a, 'reason') !== undefined) json.reason = str(a, 'reason');
       if (num(a, 'hours') !== undefined) json.duration_hours = num(a, 'hours');
-      const body = (await s.call('POST', `/api/v1/agents/${enc(a.ids[0])}/suspend`, json)) as Json;
+      const id = await agentId(s, a.ids[0]);
+      const body = (await s.call('POST', `/api/v1/agents/${enc(id)}/suspend`, json)) as Json;
       return { body, text: `${body.agent_id}: suspended until ${body.expires_at ?? 'unsuspended'}\n` };
     },
   },
   {
     name: 'agents unsuspend',
-    usage: 'agents unsuspend AGENT_ID',
+    usage: 'agents unsuspend AGENT',
     summary: "lift an operator's suspension",
     flags: {},
     ids: 1,
     async run(s, a) {
-      const body = (await s.call('POST', `/api/v1/agents/${enc(a.ids[0])}/unsuspend`, {})) as Json;
+      const id = await agentId(s, a.ids[0]);
+      const body = (await s.call('POST', `/api/v1/agents/${enc(id)}/unsuspend`, {})) as Json;
       return { body, text: `${body.agent_id}: not suspended\n` };
     },
   },
   {
     name: 'agents deregister',
-    usage: 'agents deregister AGENT_ID --yes',
+    usage: 'agents deregister AGENT --yes',
     summary: 'delete an agent: API keys and key revoked, sockets closed, queue deleted (cannot be undone)',
     flags: { yes: '--yes            required: confirms the deletion' },
     ids: 1,

@@ -36,6 +36,8 @@ Operate a running amp-relay over its HTTP API: AID registrations, AMP agents, qu
 Commands:
 ${lines.join('\n')}
 
+ID is a registration id; AGENT an agent id (agt_...) or the agent's address.
+
 ${COMMON_HELP}
 `;
 }

@@ -42,14 +42,15 @@ export class AdminView {
     };
   }
 
-  /** GET admin/agents/{id}: one agent of the tenant. */
+  /** GET admin/agents/{id or address}: one agent of the tenant. */
   agent(tenant: string, agentId: string): Record<string, unknown> {
     return this.row(this.target(tenant, agentId), Date.now());
   }
 
-  /** DELETE admin/agents/{id}: deregister as the agent itself would (DELETE agents/me). */
+  /** DELETE admin/agents/{id or address}: deregister as the agent itself would (DELETE agents/me). */
   async deregister(tenant: string, agentId: string): Promise<Record<string, unknown>> {
-    return { agent_id: agentId, ...(await this.directory.deregister(this.target(tenant, agentId))) };
+    const a = this.target(tenant, agentId);
+    return { agent_id: a.id, ...(await this.directory.deregister(a)) };
   }
 
   /**
@@ -130,9 +131,12 @@ export class AdminView {
     return last;
   }
 
-  /** The agent, if it lives in the admin's tenant; any other answers 404 (nothing leaks across tenants). */
+  /**
+   * The agent by id or by address (full or short), if it lives in the admin's tenant; any other
+   * answers 404 (nothing leaks across tenants).
+   */
   private target(tenant: string, agentId: string): AgentRecord {
-    const a = this.agents.find(agentId);
+    const a = agentId.includes('@') ? this.agents.findByAddress(agentId) : this.agents.find(agentId);
     if (!a || a.tenant !== tenant) throw new AmpError('not_found', 'No such agent', { field: 'agent_id' });
     return a;
   }

@@ -122,7 +122,7 @@ describe('help and usage', () => {
   it('admin --help lists every command and the exit codes; each command has its own help', async () => {
     const r = await admin('--help');
     expect(r.code).toBe(0);
-    for (const c of ['registrations list', 'registrations approve ID', 'agents suspend AGENT_ID', 'queues', 'audit'])
+    for (const c of ['registrations list', 'registrations approve ID', 'agents suspend AGENT', 'queues', 'audit'])
       expect(r.stdout).toContain(c);
     expect(r.stdout).toMatch(/Exit codes: 0 ok; 1 .*; 2 .*; 3 server unreachable; 4 .*; 5 unknown id/s);
     const s = await admin('agents', 'suspend', '--help');
@@ -192,6 +192,16 @@ describe('agents and queues', () => {
     const t = await admin('agents', 'suspend', zed.agent_id);
     expect(t.stdout).toBe(`${zed.agent_id}: suspended until unsuspended\n`);
     expect((await adminJson('agents', 'unsuspend', zed.agent_id)).suspended).toBe(false);
+  });
+
+  it("agents are named by id or by address; another tenant's address is unknown", async () => {
+    expect(await adminJson('agents', 'show', zed.address)).toMatchObject({ agent_id: zed.agent_id });
+    const s = await admin('agents', 'suspend', zed.address.toUpperCase());
+    expect(s.stdout).toBe(`${zed.agent_id}: suspended until unsuspended\n`);
+    expect((await adminJson('agents', 'unsuspend', zed.address)).suspended).toBe(false);
+    const other = await admin('agents', 'suspend', ann.address);
+    expect(other.code).toBe(5);
+    expect(other.stderr).toContain('404 not_found: No such agent');
   });
 
   it('agents deregister asks for --yes, then deletes', async () => {
