@@ -85,7 +85,10 @@ function parse(args: string[]): Parsed {
         else throw new CliError(`option '--${name}' needs a value`, EXIT.USAGE);
       } else if (key) {
         p.configArgs.push(arg);
-        if (eq < 0 && optionType(key) !== 'bool' && i + 1 < args.length) p.configArgs.push(args[++i]);
+        if (eq < 0 && optionType(key) !== 'bool') {
+          if (i + 1 >= args.length) throw new CliError(`option '--${name}' needs a value`, EXIT.USAGE);
+          p.configArgs.push(args[++i]);
+        }
       } else throw new CliError(`unknown option '--${name}'`, EXIT.USAGE);
     }
   }
