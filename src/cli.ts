@@ -1,4 +1,5 @@
-// amp-relay serve | print-env | check-config | keygen | admin-token | signing-keys | rotate-signing-key | version | help
+// amp-relay serve | print-env | check-config | keygen | admin-token | admin | signing-keys | rotate-signing-key |
+// version | help
 
 import { generateEd25519Pem } from './crypto/sign.js';
 import {
@@ -10,7 +11,8 @@ import {
   optionType,
   type Config,
 } from './config/schema.js';
-import { issuerOf, mintAdminToken } from './identity/admin-tokens.js';
+import { adminCommand } from './cli/admin.js';
+import { adminTokenCommand, CliUsageError } from './cli/admin-token.js';
 import { SigningKeys } from './identity/signing-keys.js';
 import { PARENT_AT_START as NPM_PARENT, startedByNpmStart, watchParent } from './ops/parent-watch.js';
 import { type ServerHandle, startServer } from './server.js';
@@ -26,7 +28,11 @@ Usage:
   amp-relay admin-token --email E --tenant T --scopes "S ..." [--ttl SECONDS] [options]
                                  Mint an AID admin JWT (scopes: agent_registrations:read,
                                  agent_registrations:write, aid:introspect, amp:admin) signed with
-                                 the key set in --data-dir; its issuer is --public-url/<tenant>
+                                 the key set in --data-dir (never creates keys); its issuer is
+                                 --public-url/<tenant>, else http://localhost:<--port>/<tenant>
+  amp-relay admin <registrations|agents|queues|audit> ...
+                                 Operate a running server over its API (token minted from
+                                 --data-dir, or --token); 'amp-relay admin --help' for more
   amp-relay signing-keys [opts]  List the AID token-signing keys in --data-dir (signing, next, retired)
   amp-relay rotate-signing-key [--immediate] [options]
                                  Publish a new token-signing key; it signs 10 min later (at once
@@ -107,36 +113,6 @@ async function serve(args: string[]): Promise<void> {
   if (requested) stop(requested);
 }
 
-/** `admin-token`: its own flags (--email, --tenant, --scopes, --ttl), the rest configure. */
-async function adminToken(rest: string[]): Promise<number> {
-  const own: Record<string, string> = {};
-  const configArgs: string[] = [];
-  for (let i = 0; i < rest.length; i++) {
-    const m = /^--(email|tenant|scopes|ttl)(?:=(.*))?$/.exec(rest[i]);
-    if (!m) configArgs.push(rest[i]);
-    else if (m[2] !== undefined) own[m[1]] = m[2];
-    else if (i + 1 < rest.length) own[m[1]] = rest[++i];
-    else throw new UsageError(`option '--${m[1]}' needs a value`);
-  }
-  for (const need of ['email', 'tenant', 'scopes']) if (!own[need]) throw new UsageError(`admin-token needs --${need}`);
-  const cfg = config(configArgs);
-  const keys = await SigningKeys.load(cfg.dataDir, cfg.aidJwtAlg, { rotationDays: cfg.aidKeyRotationDays });
-  const issuer = issuerOf(cfg.publicUrl || `http://localhost:${cfg.port}`, own.tenant.toLowerCase());
-  try {
-    const token = await mintAdminToken(keys, {
-      issuer,
-      tenant: own.tenant.toLowerCase(),
-      email: own.email,
-      scopes: own.scopes.split(/[\s,]+/).filter(Boolean),
-      ttlSeconds: own.ttl === undefined ? undefined : Number(own.ttl),
-    });
-    process.stdout.write(token + '\n');
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
-  return 0;
-}
-
 /** `signing-keys` lists the token-signing keys; `rotate-signing-key [--immediate]` adds one first. */
 async function signingKeys(cmd: string, rest: string[]): Promise<number> {
   const immediate = rest.includes('--immediate');
@@ -177,7 +153,9 @@ async function run(cmd: string, rest: string[]): Promise<number> {
       process.stdout.write('configuration is valid\n');
       return 0;
     case 'admin-token':
-      return adminToken(rest);
+      return adminTokenCommand(rest, config);
+    case 'admin':
+      return adminCommand(rest, config);
     case 'signing-keys':
     case 'rotate-signing-key':
       return signingKeys(cmd, rest);
@@ -207,7 +185,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`amp-relay: ${e.message}\nRun 'amp-relay --help' for usage.\n`);
       return 2;
     }
-    if (e instanceof ConfigError) {
+    if (e instanceof ConfigError || e instanceof CliUsageError) {
       process.stderr.write(`amp-relay: ${e.message}\n`);
       return 2;
     }

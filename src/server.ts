@@ -19,6 +19,7 @@ import { health, ready } from './ops/discovery.js';
 import { InFlight } from './ops/in-flight.js';
 import { createLogger } from './ops/logger.js';
 import { renderMetrics } from './ops/metrics.js';
+import { AdminView } from './relay/admin.js';
 import { Agents } from './relay/agents.js';
 import type { RelayContext } from './relay/context.js';
 import { Directory } from './relay/directory.js';
@@ -89,7 +90,7 @@ async function buildIdentity(
   const { config } = ctx;
   const rotationDays = config.aidKeyRotationDays;
   const signingKeys = await SigningKeys.load(config.dataDir, config.aidJwtAlg, { rotationDays });
-  const identity = new IdentityRoutes(signingKeys, store, publicBase, config.aidIssuerAliases);
+  const identity = new IdentityRoutes(signingKeys, store, publicBase, config.aidIssuerAliases, ctx.logger);
   const audit = new AuditTrail(store);
   const maxPending = ctx.limits.enabled ? MAX_PENDING_PER_TENANT : Number.POSITIVE_INFINITY;
   const issuerOf = (t: string) => identity.issuer(t);
@@ -152,6 +153,7 @@ async function startOnDataDir(
   const { sessions, agents } = relay;
   const keys = new Keys(ctx, agents, store, sessions, aid.registrations);
   const directory = new Directory(ctx, agents, store, sessions, aid.registrations);
+  const admin = new AdminView(agents, store, sessions, directory);
   securePrivateFiles(lock.dir, logger); // every file now exists: narrow those left by older versions
 
   let shuttingDown = false;
@@ -172,6 +174,7 @@ async function startOnDataDir(
     ...relay,
     keys,
     directory,
+    admin,
     identity: aid.identity,
     aid: { ...aid, agents, limits },
     health: () => health(ctx, healthInputs()),

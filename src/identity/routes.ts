@@ -3,7 +3,8 @@
 
 import { AmpError, REGISTERED_LABEL_RE, RESERVED_TENANTS } from '../../proto/index.js';
 import type { DirectoryStore } from '../store/types.js';
-import { checkAdminToken, issuerOf } from './admin-tokens.js';
+import type { Logger } from 'pino';
+import { type AdminCheck, checkAdminToken, issuerOf } from './admin-tokens.js';
 import type { Actor } from './audit.js';
 import { AidError } from './errors.js';
 import { authorizationServerMetadata, openidConfiguration, protectedResourceMetadata } from './discovery.js';
@@ -20,6 +21,8 @@ export class IdentityRoutes {
     private readonly publicBase: () => string,
     /** AID_ISSUER_ALIASES: other base URLs agents reach us by; proofs may name them (§16). */
     private readonly issuerAliases: readonly string[] = [],
+    /** Where a refused admin token's reason goes, at debug (never the token). */
+    private readonly logger?: Logger,
   ) {}
 
   /** A tenant exists once an AMP agent registered in it; an unknown one is 404 (§1). */
@@ -46,7 +49,7 @@ export class IdentityRoutes {
       throw new AidError('invalid_token', 'An admin bearer token is required', {
         headers: { 'WWW-Authenticate': 'Bearer error="invalid_token"' },
       });
-    const r = await checkAdminToken(this.keys, m[1], this.issuer(tenant), tenant, scope);
+    const r = await this.checkAdmin(m[1], tenant, scope);
     if (!r.ok)
       throw new AidError(r.error, r.description, { headers: { 'WWW-Authenticate': `Bearer error="${r.error}"` } });
     return { type: 'admin', id: String(r.claims.sub), email: r.claims.email, address: null, ip, userAgent };
@@ -66,14 +69,33 @@ export class IdentityRoutes {
     } catch {
       tenant = undefined;
     }
-    if (typeof tenant !== 'string' || !REGISTERED_LABEL_RE.test(tenant))
+    if (typeof tenant !== 'string' || !REGISTERED_LABEL_RE.test(tenant)) {
+      const why = { reason: typeof tenant === 'undefined' ? 'malformed' : 'wrong_tenant', got: tenant };
+      this.logger?.debug({ event: 'admin_token_refused', scope: 'amp:admin', ...why }, 'admin token refused');
       throw new AmpError('unauthorized', 'The admin token is invalid or expired');
-    const r = await checkAdminToken(this.keys, m[1], this.issuer(tenant), tenant, 'amp:admin');
+    }
+    const r = await this.checkAdmin(m[1], tenant, 'amp:admin');
     if (!r.ok)
       throw new AmpError(r.status === 401 ? 'unauthorized' : 'forbidden', r.description, {
         headers: { 'WWW-Authenticate': `Bearer error="${r.error}"` },
       });
     return { email: r.claims.email, tenant };
+  }
+
+  /**
+   * An admin token is accepted under the tenant's issuer and under each AID_ISSUER_ALIASES base
+   * (all of them name this server; the signature is what proves it). A refusal says why at debug.
+   */
+  private async checkAdmin(token: string, tenant: string, scope: string): Promise<AdminCheck> {
+    const r = await checkAdminToken(
+      this.keys,
+      token,
+      [this.issuer(tenant), ...this.proofAliases(tenant)],
+      tenant,
+      scope,
+    );
+    if (!r.ok) this.logger?.debug({ event: 'admin_token_refused', tenant, scope, ...r.why }, 'admin token refused');
+    return r;
   }
 
   async jwks(tenant?: string): Promise<Record<string, unknown>> {

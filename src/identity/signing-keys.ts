@@ -57,6 +57,9 @@ export interface SigningKeyOptions {
   now?: () => number;
 }
 
+/** `SigningKeys.open` found no key it could sign with (a wrong data dir, or a server never started). */
+export class NoSigningKeysError extends Error {}
+
 export interface KeyStatus {
   kid: string;
   alg: JwtAlg;
@@ -164,6 +167,8 @@ export class SigningKeys {
   private readonly rotationMs: number;
   private refreshing: Promise<void> | null = null;
   private localSet: ReturnType<typeof createLocalJWKSet> | null = null;
+  /** Opened by a CLI beside the server: never writes the file (the server owns the schedule). */
+  private readOnly = false;
 
   private constructor(
     dataDir: string,
@@ -179,6 +184,31 @@ export class SigningKeys {
   static async load(dataDir: string, alg: JwtAlg, opts: SigningKeyOptions = {}): Promise<SigningKeys> {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 }); // private, as the server makes it
     const ks = new SigningKeys(dataDir, alg, opts);
+    await ks.sync(true);
+    return ks;
+  }
+
+  /**
+   * The key set a running (or once-run) server made, read-only: for minting admin tokens from the
+   * CLI. Never creates a key: a missing file or no signing key of `alg` throws NoSigningKeysError,
+   * so a wrong data dir is reported instead of silently getting a key set the server never sees.
+   */
+  static async open(dataDir: string, alg: JwtAlg, opts: SigningKeyOptions = {}): Promise<SigningKeys> {
+    const ks = new SigningKeys(dataDir, alg, opts);
+    ks.readOnly = true;
+    const stored = readStored(ks.path);
+    if (stored.length === 0)
+      throw new NoSigningKeysError(
+        `no signing keys in ${dataDir} (no ${KEY_FILE}): is the data dir right (--data-dir / AMP_DATA_DIR), ` +
+          'and has the server run once with it?',
+      );
+    if (ks.needed(stored, ks.now()) === 'now') {
+      const algs = [...new Set(stored.map((k) => k.alg))].join(', ');
+      throw new NoSigningKeysError(
+        `no ${alg} signing key in ${join(dataDir, KEY_FILE)} (it holds ${algs}): ` +
+          `is AID_JWT_ALG (--aid-jwt-alg) the server's?`,
+      );
+    }
     await ks.sync(true);
     return ks;
   }
@@ -300,7 +330,7 @@ export class SigningKeys {
     const live = stored.filter((k) => retiredAt.get(k.kid)! + RETAIN_MS > now);
     if (live.length !== stored.length) changed = true;
     stored = live;
-    if (changed) writeStored(this.path, stored);
+    if (changed && !this.readOnly) writeStored(this.path, stored);
     const newVersion = changed ? fileVersion(this.path) : version;
     const byKid = new Map(this.keys.map((k) => [k.kid, k]));
     const keys: SigningKey[] = [];
@@ -322,7 +352,7 @@ export class SigningKeys {
   }
 
   private async doSync(): Promise<void> {
-    const generate = this.needed(this.readNow().stored, this.now()) !== null;
+    const generate = !this.readOnly && this.needed(this.readNow().stored, this.now()) !== null;
     await this.update((stored, fresh, now) => {
       const need = this.needed(stored, now);
       if (!need || !fresh) return null;

@@ -2,7 +2,7 @@
 // the tenant-scoped listing, and resolve. Nothing here changes an address, name, tenant or key.
 
 import { AmpError, type AgentUpdateRequest, CLOSE, invalidField, isoTime } from '../../proto/index.js';
-import type { AgentRecord, DirectoryStore } from '../store/types.js';
+import type { AgentPage, AgentPageQuery, AgentRecord, DirectoryStore } from '../store/types.js';
 import type { Agents } from './agents.js';
 import { type AmpLifecycleHooks, providerUrls, type RelayContext } from './context.js';
 import type { Sessions } from './sessions.js';
@@ -11,6 +11,30 @@ import { effectiveStatus } from './suspension.js';
 const CARD_LIFETIME_MS = 182 * 24 * 3600 * 1000;
 const DEFAULT_LIST_LIMIT = 50;
 const MAX_LIST_LIMIT = 200;
+
+/** `limit`, `cursor` and `search` of an agent listing (§7.4), checked. */
+export function agentPageQuery(q: URLSearchParams): AgentPageQuery {
+  const limitRaw = q.get('limit');
+  let limit = DEFAULT_LIST_LIMIT;
+  if (limitRaw !== null && limitRaw !== '') {
+    if (!/^\d+$/.test(limitRaw) || Number(limitRaw) < 1)
+      throw invalidField('limit', 'limit must be a positive whole number');
+    limit = Math.min(Number(limitRaw), MAX_LIST_LIMIT);
+  }
+  let after = '';
+  const cursor = q.get('cursor');
+  if (cursor) {
+    after = Buffer.from(cursor, 'base64url').toString('utf8');
+    if (!after.includes('@')) throw invalidField('cursor', 'cursor is not one this server gave out');
+  }
+  return { after, limit, search: (q.get('search') ?? '').toLowerCase() };
+}
+
+/** The opaque cursor of the page after this one: base64url of its last address; null at the end. */
+export function nextCursor(page: AgentPage): string | null {
+  const last = page.agents[page.agents.length - 1];
+  return page.more && last ? Buffer.from(last.address, 'utf8').toString('base64url') : null;
+}
 
 export class Directory {
   constructor(
@@ -105,22 +129,7 @@ export class Directory {
     if (tenant !== null && tenant !== '' && tenant.toLowerCase() !== caller.tenant) {
       throw new AmpError('forbidden', 'Agents of other tenants cannot be listed', { field: 'tenant' });
     }
-    const limitRaw = q.get('limit');
-    let limit = DEFAULT_LIST_LIMIT;
-    if (limitRaw !== null && limitRaw !== '') {
-      if (!/^\d+$/.test(limitRaw) || Number(limitRaw) < 1)
-        throw invalidField('limit', 'limit must be a positive whole number');
-      limit = Math.min(Number(limitRaw), MAX_LIST_LIMIT);
-    }
-    let after = '';
-    const cursor = q.get('cursor');
-    if (cursor) {
-      after = Buffer.from(cursor, 'base64url').toString('utf8');
-      if (!after.includes('@')) throw invalidField('cursor', 'cursor is not one this server gave out');
-    }
-    const search = (q.get('search') ?? '').toLowerCase();
-    const page = this.store.listAgentPage(caller.tenant, { after, limit, search });
-    const last = page.agents[page.agents.length - 1];
+    const page = this.store.listAgentPage(caller.tenant, agentPageQuery(q));
     return {
       agents: page.agents.map((a) => ({
         address: a.address,
@@ -128,7 +137,7 @@ export class Directory {
         online: this.sessions.isOnline(a.id),
       })),
       total: page.total,
-      cursor: page.more && last ? Buffer.from(last.address, 'utf8').toString('base64url') : null,
+      cursor: nextCursor(page),
       has_more: page.more,
     };
   }

@@ -14,6 +14,7 @@ import type {
   MessageRecord,
   PendingPage,
   QueueEntry,
+  QueueHead,
   QueueStore,
   ReceiptKind,
 } from './types.js';
@@ -76,6 +77,8 @@ interface RecipientIndex {
 }
 
 const SEQ_MAX = Number.MAX_SAFE_INTEGER;
+/** queueHead reads at most this many entries looking for a committed oldest one. */
+const HEAD_READS = 8;
 /**
  * How long an acked message id still answers already_acked, at least (§15: "remembered ≥ 24 h").
  * The msgindex record of a message goes at max(relay expiry, ack + ACK_MEMORY_MS), and no sooner:
@@ -231,6 +234,22 @@ export class LmdbQueue implements QueueStore {
 
   committedSeq(agentId: string): number {
     return this.index(agentId).committedSeq;
+  }
+
+  queueHead(agentId: string, nowMs: number): QueueHead {
+    const ri = this.index(agentId);
+    this.prune(agentId, ri, nowMs);
+    let oldestQueuedAt: number | null = null;
+    let reads = 0;
+    // The first entry is the oldest; one still committing has nothing to read yet, so look on a little.
+    for (const ent of ri.entries.values()) {
+      if (++reads > HEAD_READS) break;
+      const v = this.queue.get([agentId, ent.seq]);
+      if (!v) continue;
+      oldestQueuedAt = Date.parse((JSON.parse(v.j) as QueuedMessage).queued_at);
+      break;
+    }
+    return { depth: ri.entries.size, oldestQueuedAt: Number.isFinite(oldestQueuedAt) ? oldestQueuedAt : null };
   }
 
   listPending(agentId: string, limit: number, nowMs: number): PendingPage {

@@ -30,6 +30,7 @@ import type {
   MessageRecord,
   PendingPage,
   QueueEntry,
+  QueueHead,
   ReceiptKind,
   RecordKind,
   RevokedKey,
@@ -161,6 +162,10 @@ export class LmdbStore implements Store {
 
   pendingCount(agentId: string, nowMs: number): number {
     return this.queue.pendingCount(agentId, nowMs);
+  }
+
+  queueHead(agentId: string, nowMs: number): QueueHead {
+    return this.queue.queueHead(agentId, nowMs);
   }
 
   append(agentId: string, input: AppendInput): Appended {

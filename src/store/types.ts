@@ -143,6 +143,14 @@ export interface PendingPage {
   remaining: number;
 }
 
+/** An agent's queue at a glance (admin views). */
+export interface QueueHead {
+  /** Unacked, unexpired messages. */
+  depth: number;
+  /** When the oldest of them was queued (ms); null when the queue is empty. */
+  oldestQueuedAt: number | null;
+}
+
 /**
  * The relay queue: messages per recipient in order, acks, and what is remembered of each message.
  * Reads are synchronous: an implementation answers them from indexes it keeps in memory.
@@ -150,6 +158,8 @@ export interface PendingPage {
 export interface QueueStore {
   /** Unacked, unexpired messages queued for the agent. */
   pendingCount(agentId: string, nowMs: number): number;
+  /** Depth and oldest message, from the in-memory index plus one read: no scan of the queue. */
+  queueHead(agentId: string, nowMs: number): QueueHead;
   /** Append to the agent's queue; `committed` resolves once durable (a 2xx may then be sent). */
   append(agentId: string, input: AppendInput): Appended;
   /**

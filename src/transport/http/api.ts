@@ -19,6 +19,8 @@ import type { Keys } from '../../relay/keys.js';
 import type { Receipts } from '../../relay/receipts.js';
 import type { MessageRouter } from '../../relay/route.js';
 import { decodeSuspendBody, type Suspensions } from '../../relay/suspension.js';
+import type { AdminView } from '../../relay/admin.js';
+import { addAdminRoutes } from './admin-api.js';
 import { type AidDeps, addAidRoutes } from './aid-api.js';
 import { addOpenApiRoutes } from './openapi.js';
 import { type AgentCaller, NO_STORE, RouteTable } from './route-table.js';
@@ -33,6 +35,8 @@ export interface ApiDeps {
   keys: Keys;
   directory: Directory;
   suspensions: Suspensions;
+  /** The operators' views under admin/ (amp:admin). */
+  admin: AdminView;
   identity: IdentityRoutes;
   aid: AidDeps;
   /** The /health document and its status. */
@@ -57,6 +61,7 @@ export function buildApi(deps: ApiDeps): Router {
   addAgentRoutes(t, deps);
   addKeyRoutes(t, deps);
   addOperatorRoutes(t, deps);
+  addAdminRoutes(t, identity, deps.admin);
   addAidDiscoveryRoutes(t, identity);
   addAidRoutes(t, deps.aid);
   // A plain GET on the WebSocket path (no Upgrade header) says what the path is for.

@@ -1,0 +1,369 @@
+// `amp-relay admin` as an operator runs it: the built CLI as its own process against the server run
+// as a child process (`amp-relay serve`) on a temp data dir, configured as the server is (AMP_PORT,
+// AMP_DATA_DIR). Every subcommand with --json and as a table, the README's "Admin CLI" blocks as
+// written, and the failures with their exit codes (1 refused, 2 usage, 3 unreachable,
+// 4 unauthorized, 5 unknown id or tenant).
+
+import { execFile } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { SigningKeys } from '../../src/identity/signing-keys.js';
+import { readmeBlock } from '../helpers/readme.js';
+import {
+  type ChildServer,
+  call,
+  type Registered,
+  ROOT,
+  register,
+  routeOk,
+  spawnServer,
+  tempDir,
+} from '../helpers/server.js';
+import { setupOrFailEveryTest } from '../helpers/setup.js';
+
+const PROC_TIMEOUT_MS = 60_000;
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function exec(cmd: string, args: string[], env: Record<string, string>, cwd = ROOT): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { cwd, env, timeout: PROC_TIMEOUT_MS, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
+      const c = (err as { code?: unknown } | null)?.code;
+      resolve({ code: err ? (typeof c === 'number' ? c : null) : 0, stdout: String(stdout), stderr: String(stderr) });
+    });
+  });
+}
+
+let server: ChildServer;
+let dataDir: string;
+let home: string;
+let port: string;
+const extraDirs: string[] = [];
+let alice: Registered;
+let bob: Registered;
+let zed: Registered;
+let ann: Registered;
+
+/** The server's settings, as an operator's shell on its machine has them. */
+const serverEnv = () => ({ PATH: process.env.PATH ?? '', HOME: home, AMP_PORT: port, AMP_DATA_DIR: dataDir });
+
+/** `amp-relay admin ...` with the server's settings. */
+const admin = (...args: string[]) =>
+  exec(process.execPath, [join(ROOT, 'bin', 'amp-relay.js'), 'admin', ...args], serverEnv());
+
+/** `admin ... --json`, which must succeed; its parsed output. */
+async function adminJson(...args: string[]): Promise<any> {
+  const r = await admin(...args, '--json');
+  expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+  return JSON.parse(r.stdout);
+}
+
+async function requestRegistration(a: Registered): Promise<string> {
+  const r = await call('POST', `${server.url}/${a.tenant}/agent_registrations/request`, {
+    headers: { 'X-Api-Key': a.api_key },
+    json: { name: a.name, address: a.address, fingerprint: a.body.fingerprint, public_key: a.keys.publicPem },
+  });
+  expect(r.status, JSON.stringify(r.body)).toBe(202);
+  return r.body.data.id;
+}
+
+/** A loopback port nothing listens on: one the OS gave us, closed again. */
+function closedPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port: p } = srv.address() as AddressInfo;
+      srv.close(() => resolve(p));
+    });
+  });
+}
+
+/** `amp-relay admin-token` for tenant default, as if the server listened on `onPort`. */
+async function mintedToken(scopes: string, onPort: string): Promise<string> {
+  const args = ['admin-token', '--email', 'a@b.c', '--tenant', 'default', '--scopes', scopes];
+  const r = await exec(process.execPath, [join(ROOT, 'bin', 'amp-relay.js'), ...args], {
+    ...serverEnv(),
+    AMP_PORT: onPort,
+  });
+  expect(r.code, r.stderr).toBe(0);
+  return r.stdout.trim();
+}
+
+setupOrFailEveryTest(async () => {
+  const built = await exec(process.execPath, [join(ROOT, 'scripts', 'ensure-built.mjs')], {
+    PATH: process.env.PATH ?? '',
+  });
+  if (built.code !== 0) throw new Error(`build failed: ${built.stderr}`);
+  dataDir = tempDir('amp-admin-cli-');
+  home = tempDir('amp-admin-home-');
+  server = await spawnServer(dataDir);
+  port = new URL(server.url).port;
+  alice = await register(server.api, 'alice');
+  bob = await register(server.api, 'bob');
+  zed = await register(server.api, 'zed');
+  ann = await register(server.api, 'ann', 'acme');
+  for (const i of [1, 2])
+    await routeOk(server.api, alice, { to: 'bob', subject: `s${i}`, payload: { type: 'notification', message: 'hi' } });
+});
+
+afterAll(async () => {
+  await server?.stop();
+  for (const d of [dataDir, home, ...extraDirs]) if (d) rmSync(d, { recursive: true, force: true });
+});
+
+describe('help and usage', () => {
+  it('admin --help lists every command and the exit codes; each command has its own help', async () => {
+    const r = await admin('--help');
+    expect(r.code).toBe(0);
+    for (const c of ['registrations list', 'registrations approve ID', 'agents suspend AGENT', 'queues', 'audit'])
+      expect(r.stdout).toContain(c);
+    expect(r.stdout).toMatch(/Exit codes: 0 ok; 1 .*; 2 .*; 3 server unreachable; 4 .*; 5 unknown id/s);
+    const s = await admin('agents', 'suspend', '--help');
+    expect(s.code).toBe(0);
+    expect(s.stdout).toContain('--hours H');
+    expect(s.stdout).not.toContain('registrations list');
+    const group = await admin('registrations', '--help');
+    expect(group.stdout).toContain('registrations reactivate ID');
+  });
+
+  it('usage mistakes exit 2 with a pointer to the help', async () => {
+    for (const args of [
+      [],
+      ['bogus'],
+      ['agents', 'suspend'],
+      ['queues', 'extra'],
+      ['queues', '--reason', 'x'],
+      ['queues', '--nope'],
+    ]) {
+      const r = await admin(...args);
+      expect(r.code, args.join(' ')).toBe(2);
+    }
+    const r = await admin('agents', 'suspend');
+    expect(r.stderr).toContain("'agents suspend' needs one id");
+    expect(r.stderr).toContain('amp-relay admin --help');
+  });
+});
+
+describe('agents and queues', () => {
+  it('agents list: JSON with queue depths, and a table', async () => {
+    const body = await adminJson('agents', 'list');
+    expect(body.tenant).toBe('default');
+    const b = body.agents.find((a: any) => a.agent_id === bob.agent_id);
+    expect(b).toMatchObject({ address: bob.address, status: 'active', suspended: false, queue_depth: 2 });
+    const t = await admin('agents', 'list');
+    expect(t.stdout.split('\n')[0]).toMatch(/^AGENT_ID\s+ADDRESS\s+STATUS\s+ONLINE\s+QUEUE\s+OLDEST\s+LAST_SEEN$/);
+    expect(t.stdout).toMatch(new RegExp(`${bob.agent_id}\\s+${bob.address}\\s+active\\s+no\\s+2\\s+\\d{4}-`));
+    expect(t.stdout).toContain('3 of 3 agent(s)');
+  });
+
+  it('agents show: one agent', async () => {
+    expect(await adminJson('agents', 'show', bob.agent_id)).toMatchObject({ agent_id: bob.agent_id, queue_depth: 2 });
+    const t = await admin('agents', 'show', bob.agent_id);
+    expect(t.stdout).toMatch(/^agent id:\s+agt_/m);
+    expect(t.stdout).toMatch(/^queue depth:\s+2$/m);
+  });
+
+  it('queues: totals, oldest, deepest first', async () => {
+    const body = await adminJson('queues');
+    expect(body).toMatchObject({ total_messages: 2, agents_with_messages: 1, complete: true });
+    expect(body.agents[0]).toMatchObject({ agent_id: bob.agent_id, depth: 2 });
+    const t = await admin('queues');
+    expect(t.stdout).toMatch(/^2 message\(s\) queued for 1 agent\(s\) of default; oldest queued \d+s ago/);
+    expect(t.stdout).toMatch(new RegExp(`^${bob.agent_id}\\s+${bob.address}\\s+2\\s+\\d+s\\s+\\d{4}-`, 'm'));
+  });
+
+  it('agents suspend and unsuspend', async () => {
+    const s = await adminJson('agents', 'suspend', zed.agent_id, '--reason', 'spam', '--hours', '2');
+    expect(s).toMatchObject({ agent_id: zed.agent_id, suspended: true });
+    expect((await call('GET', `${server.api}/messages/pending`, { key: zed.api_key })).status).toBe(403);
+    const shown = await admin('agents', 'show', zed.agent_id);
+    expect(shown.stdout).toMatch(/^suspension:\s+spam by \S+@\S+ since/m);
+    const u = await admin('agents', 'unsuspend', zed.agent_id);
+    expect(u.code).toBe(0);
+    expect(u.stdout).toBe(`${zed.agent_id}: not suspended\n`);
+    expect((await call('GET', `${server.api}/messages/pending`, { key: zed.api_key })).status).toBe(200);
+    const t = await admin('agents', 'suspend', zed.agent_id);
+    expect(t.stdout).toBe(`${zed.agent_id}: suspended until unsuspended\n`);
+    expect((await adminJson('agents', 'unsuspend', zed.agent_id)).suspended).toBe(false);
+  });
+
+  it("agents are named by id or by address; another tenant's address is unknown", async () => {
+    expect(await adminJson('agents', 'show', zed.address)).toMatchObject({ agent_id: zed.agent_id });
+    const s = await admin('agents', 'suspend', zed.address.toUpperCase());
+    expect(s.stdout).toBe(`${zed.agent_id}: suspended until unsuspended\n`);
+    expect((await adminJson('agents', 'unsuspend', zed.address)).suspended).toBe(false);
+    const other = await admin('agents', 'suspend', ann.address);
+    expect(other.code).toBe(5);
+    expect(other.stderr).toContain('404 not_found: No such agent');
+  });
+
+  it('agents deregister asks for --yes, then deletes', async () => {
+    const no = await admin('agents', 'deregister', zed.agent_id);
+    expect(no.code).toBe(2);
+    expect(no.stderr).toContain('--yes');
+    expect((await call('GET', `${server.api}/agents/me`, { key: zed.api_key })).status).toBe(200);
+    const r = await admin('agents', 'deregister', zed.agent_id, '--yes');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`${zed.agent_id}: ${zed.address} deregistered at`);
+    expect((await call('GET', `${server.api}/agents/me`, { key: zed.api_key })).status).toBe(401);
+    const gone = await admin('agents', 'show', zed.agent_id);
+    expect(gone.code).toBe(5);
+    expect(gone.stderr).toContain('404 not_found: No such agent');
+  });
+});
+
+describe('registrations and audit', () => {
+  it('list, show, approve, suspend, reactivate, reject', async () => {
+    const aliceReg = await requestRegistration(alice);
+    const list = await adminJson('registrations', 'list', '--status', 'pending');
+    expect(list.data.map((r: any) => r.id)).toContain(aliceReg);
+    const table = await admin('registrations', 'list', '--status', 'pending');
+    expect(table.stdout.split('\n')[0]).toMatch(/^ID\s+NAME\s+ADDRESS\s+STATUS\s+METHOD\s+CREATED$/);
+    expect(table.stdout).toMatch(
+      new RegExp(`^${aliceReg}\\s+alice\\s+${alice.address}\\s+pending\\s+agent_initiated`, 'm'),
+    );
+    expect((await adminJson('registrations', 'show', aliceReg)).data.attributes.status).toBe('pending');
+    expect((await admin('registrations', 'show', aliceReg)).stdout).toMatch(/^status:\s+pending$/m);
+
+    const approved = await admin('registrations', 'approve', aliceReg);
+    expect(approved.stdout).toBe(`${aliceReg}: ${alice.address} is now active\n`);
+    const suspended = await adminJson('registrations', 'suspend', aliceReg, '--reason', 'audit');
+    expect(suspended.data.attributes).toMatchObject({ status: 'suspended', suspension_reason: 'audit' });
+    expect((await admin('registrations', 'reactivate', aliceReg)).stdout).toContain('is now active');
+    // A transition the state machine refuses: the server's words, exit 1.
+    const again = await admin('registrations', 'approve', aliceReg);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/the server answered 4\d\d \w+: /);
+
+    const annReg = await requestRegistration(ann);
+    const rejected = await admin('registrations', 'reject', annReg, '--tenant', 'acme', '--reason', 'unknown agent');
+    expect(rejected.stdout).toBe(`${annReg}: ${ann.address} is now rejected\n`);
+  });
+
+  it('audit: filtered by type and time, JSON and table', async () => {
+    const body = await adminJson('audit', '--type', 'registration_approved,registration_suspended');
+    expect(body.data.map((e: any) => e.attributes.event_type).sort()).toEqual([
+      'registration_approved',
+      'registration_suspended',
+    ]);
+    const t = await admin('audit', '--type', 'registration_approved');
+    expect(t.stdout.split('\n')[0]).toMatch(/^TIME\s+EVENT\s+ACTOR\s+REGISTRATION\s+STATUS\s+REASON$/);
+    expect(t.stdout).toMatch(/registration_approved\s+\S+@\S+\s+\S+\s+pending -> active/);
+    const future = await adminJson('audit', '--since', new Date(Date.now() + 3600_000).toISOString());
+    expect(future.data).toEqual([]);
+    const bad = await admin('audit', '--type', 'nonsense');
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('Unknown event_type: nonsense');
+  });
+});
+
+describe('failures', () => {
+  it('an unknown id or tenant exits 5', async () => {
+    const agent = await admin('agents', 'suspend', 'agt_000000000000000000000000');
+    expect(agent.code).toBe(5);
+    const reg = await admin('registrations', 'show', '00000000-0000-4000-8000-000000000000');
+    expect(reg.code).toBe(5);
+    const tenant = await admin('queues', '--tenant', 'nosuch');
+    expect(tenant.code).toBe(5);
+    expect(tenant.stderr).toContain("unknown tenant 'nosuch'");
+  });
+
+  it('a server that does not answer exits 3', async () => {
+    const closed = await closedPort();
+    const r = await admin('queues', '--url', `http://127.0.0.1:${closed}`);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain(`cannot reach the server at http://127.0.0.1:${closed} (ECONNREFUSED): is it running`);
+  });
+
+  it('a refused token exits 4 with the server message and a hint', async () => {
+    const garbage = await admin('queues', '--token', 'not.a.jwt');
+    expect(garbage.code).toBe(4);
+    expect(garbage.stderr).toContain('401 unauthorized: The admin token is invalid or expired');
+    expect(garbage.stderr).toContain('hint: --token is not a JWT');
+    const noScope = await admin('queues', '--token', await mintedToken('agent_registrations:write', port));
+    expect(noScope.code).toBe(4);
+    expect(noScope.stderr).toContain('403 forbidden: The token lacks the amp:admin scope');
+    expect(noScope.stderr).toContain('hint: the token may lack the scope(s) amp:admin');
+    const wrongIssuer = await admin('queues', '--token', await mintedToken('amp:admin', '23000'));
+    expect(wrongIssuer.code).toBe(4);
+    expect(wrongIssuer.stderr).toContain(
+      `the token's issuer is http://localhost:23000/default, this server's is http://localhost:${port}/default`,
+    );
+  });
+
+  it("keys from another data dir exit 4 and say the data dir is not the server's; none exit 2", async () => {
+    const other = tempDir();
+    extraDirs.push(other);
+    await SigningKeys.load(other, 'RS256');
+    const r = await exec(
+      process.execPath,
+      [join(ROOT, 'bin', 'amp-relay.js'), 'admin', 'queues', '--data-dir', other],
+      serverEnv(),
+    );
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(
+      /the server does not publish the signing key in .* is --data-dir \/ AMP_DATA_DIR this server's data dir\?/,
+    );
+    const empty = tempDir();
+    extraDirs.push(empty);
+    const e = await exec(process.execPath, [join(ROOT, 'bin', 'amp-relay.js'), 'admin', 'queues'], {
+      ...serverEnv(),
+      AMP_DATA_DIR: empty,
+    });
+    expect(e.code).toBe(2);
+    expect(e.stderr).toContain(`no signing keys in ${empty}`);
+  });
+});
+
+describe('README: Admin CLI', () => {
+  // Run as written with bash (-e -o pipefail: any failing line fails the test), in the repository
+  // (npx finds amp-relay there), with the server's settings in the environment, as the README says.
+  it('the admin-cli block', async () => {
+    const dan = await register(server.api, 'dan');
+    const danReg = await requestRegistration(dan);
+    const r = await exec('bash', ['-e', '-o', 'pipefail', '-c', readmeBlock('admin-cli')], serverEnv());
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('AGENT_ID');
+    expect(r.stdout).toMatch(/message\(s\) queued for \d+ agent\(s\) of default/);
+    expect(r.stdout).toContain(`${danReg}: ${dan.address} is now active`);
+    expect(r.stdout).toContain(`${bob.agent_id}: suspended until`);
+    expect(r.stdout).toContain(`${bob.agent_id}: not suspended`);
+    expect(r.stdout).toMatch(/registration_approved\s+\S+@\S+\s+\S+\s+pending -> active/);
+    expect((await call('GET', `${server.api}/messages/pending`, { key: bob.api_key })).status).toBe(200);
+  });
+
+  // Adapted: the example server URL is replaced by the test server's, and ADMIN_JWT is minted
+  // with `amp-relay admin-token` as the README says, for the server's port.
+  it('the admin-cli-remote block', async () => {
+    const minted = await exec(
+      process.execPath,
+      [
+        join(ROOT, 'bin', 'amp-relay.js'),
+        'admin-token',
+        '--email',
+        'you@example.com',
+        '--tenant',
+        'acme',
+        '--scopes',
+        'agent_registrations:write amp:admin',
+      ],
+      serverEnv(),
+    );
+    expect(minted.code, minted.stderr).toBe(0);
+    const block = readmeBlock('admin-cli-remote').replaceAll('https://amp.example.com', server.url);
+    const r = await exec('bash', ['-e', '-o', 'pipefail', '-c', block], {
+      PATH: process.env.PATH ?? '',
+      HOME: home,
+      ADMIN_JWT: minted.stdout.trim(),
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^0 message\(s\) queued for 0 agent\(s\) of acme$/m);
+  });
+});
