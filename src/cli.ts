@@ -13,7 +13,7 @@ import {
 } from './config/schema.js';
 import { adminCommand } from './cli/admin.js';
 import { adminTokenCommand, CliUsageError } from './cli/admin-token.js';
-import { SigningKeys } from './identity/signing-keys.js';
+import { NoSigningKeysError, SigningKeys } from './identity/signing-keys.js';
 import { PARENT_AT_START as NPM_PARENT, startedByNpmStart, watchParent } from './ops/parent-watch.js';
 import { type ServerHandle, startServer } from './server.js';
 import { VERSION } from './version.js';
@@ -118,8 +118,11 @@ async function signingKeys(cmd: string, rest: string[]): Promise<number> {
   const immediate = rest.includes('--immediate');
   if (immediate && cmd === 'signing-keys') throw new UsageError("--immediate belongs to 'rotate-signing-key'");
   const cfg = config(rest.filter((a) => a !== '--immediate'));
-  const keys = await SigningKeys.load(cfg.dataDir, cfg.aidJwtAlg, { rotationDays: cfg.aidKeyRotationDays });
+  // Both refuse a data dir without keys (a wrong --data-dir) rather than creating a key set no server uses.
+  const opts = { rotationDays: cfg.aidKeyRotationDays };
+  let keys = await SigningKeys.open(cfg.dataDir, cfg.aidJwtAlg, opts);
   if (cmd === 'rotate-signing-key') {
+    keys = await SigningKeys.load(cfg.dataDir, cfg.aidJwtAlg, opts);
     const k = await keys.rotate({ immediate });
     process.stderr.write(
       immediate
@@ -185,7 +188,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`amp-relay: ${e.message}\nRun 'amp-relay --help' for usage.\n`);
       return 2;
     }
-    if (e instanceof ConfigError || e instanceof CliUsageError) {
+    if (e instanceof ConfigError || e instanceof CliUsageError || e instanceof NoSigningKeysError) {
       process.stderr.write(`amp-relay: ${e.message}\n`);
       return 2;
     }

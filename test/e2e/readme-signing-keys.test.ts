@@ -1,11 +1,11 @@
-// The README's signing-key block (list, rotate, rotate --immediate), run as written with real npx in a
+// The README's admin-token block and signing-key block (list, rotate, rotate --immediate), run as written with real npx in a
 // temp project whose node_modules/.bin links to this checkout (npxSandbox), beside a running server
 // on that project's ./data. The block itself names no URL, so nothing in it is rewritten.
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { npxSandbox, readmeBlock, runReadmeBlock } from '../helpers/readme.js';
-import { startTestServer, tempDir, type TestServer } from '../helpers/server.js';
+import { register, startTestServer, tempDir, type TestServer } from '../helpers/server.js';
 
 let t: TestServer;
 let work: string;
@@ -13,6 +13,7 @@ let work: string;
 beforeAll(async () => {
   work = npxSandbox(tempDir('amp-readme-keys-'));
   t = await startTestServer({ dataDir: join(work, 'data') });
+  await register(t.api, 'ops-agent', 'acme'); // tenant acme exists once it has an agent
 });
 
 afterAll(async () => {
@@ -26,6 +27,26 @@ async function jwksKids(): Promise<string[]> {
   const body = (await res.json()) as { keys: { kid: string }[] };
   return body.keys.map((k) => k.kid);
 }
+
+describe('README: admin token (block admin-token)', () => {
+  it("mints a token the running server accepts (the server's port given as AMP_PORT, as the README says)", async () => {
+    const r = runReadmeBlock('admin-token', {
+      cwd: work,
+      env: { npm_config_offline: 'true', AMP_PORT: String(t.server.port) },
+    });
+    expect(r.stderr).not.toMatch(/at .*\.js:\d+/);
+    expect(r.status).toBe(0);
+    const token = r.stdout.trim();
+    expect(token.split('.')).toHaveLength(3);
+    const ok = await fetch(`${t.url}/acme/agent_registrations`, { headers: { authorization: `Bearer ${token}` } });
+    expect(ok.status).toBe(200);
+    const forged = `${token.slice(0, -4)}AAAA`;
+    const refused = await fetch(`${t.url}/acme/agent_registrations`, {
+      headers: { authorization: `Bearer ${forged}` },
+    });
+    expect(refused.status).toBe(401);
+  });
+});
 
 describe('README: signing keys (block signing-keys)', () => {
   it('lists the keys, publishes one to sign later, then one to sign at once; the running server serves it beside the retired key', async () => {

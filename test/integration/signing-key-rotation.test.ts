@@ -4,7 +4,7 @@
 // once with --immediate; tokens signed before still verify and introspect.
 
 import { execFile } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
@@ -161,5 +161,20 @@ describe('signing key rotation on a running server', () => {
     expect(err!.stderr).toContain("--immediate belongs to 'rotate-signing-key'");
     expect(err!.stdout).toBe('');
     expect(keysOf((await cli('signing-keys')).stdout).map((k) => k.kid)).toEqual([kidA, kidNow]);
+  });
+
+  it('a data dir without keys (a wrong --data-dir) is refused by both commands, and nothing is created', async () => {
+    const parent = tempDir('amp-keys-wrong-');
+    const wrong = join(parent, 'data');
+    for (const cmd of ['signing-keys', 'rotate-signing-key']) {
+      const err = await run(process.execPath, [CLI, cmd, '--data-dir', wrong], { cwd: ROOT, timeout: 20_000 }).then(
+        () => null,
+        (e: { code?: number; stderr?: string }) => e,
+      );
+      expect(err?.code).toBe(2);
+      expect(err?.stderr).toMatch(/no signing keys in .*is the data dir right/);
+    }
+    expect(existsSync(wrong)).toBe(false);
+    rmSync(parent, { recursive: true, force: true });
   });
 });

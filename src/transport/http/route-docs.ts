@@ -185,6 +185,28 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     admin: 'amp:admin',
     errors: ['unauthorized', 'forbidden', 'not_found'],
   },
+  'GET /api/v1/admin/agents': {
+    summary: "List the token tenant's agents with status, suspension, queue depth and last use (amp:admin)",
+    admin: 'amp:admin',
+    errors: ['unauthorized', 'forbidden', 'invalid_field'],
+    query: { search: 'Substring of name or alias', limit: 'Page size', cursor: 'From the previous page' },
+  },
+  'GET /api/v1/admin/agents/:agent_id': {
+    summary: 'One agent of the token tenant, by id or address (amp:admin)',
+    admin: 'amp:admin',
+    errors: ['unauthorized', 'forbidden', 'not_found'],
+  },
+  'DELETE /api/v1/admin/agents/:agent_id': {
+    summary: 'Deregister an agent of the token tenant, by id or address (amp:admin)',
+    admin: 'amp:admin',
+    errors: ['unauthorized', 'forbidden', 'not_found'],
+  },
+  'GET /api/v1/admin/queues': {
+    summary: "Queue depths of the token tenant's agents, deepest first, with the oldest message (amp:admin)",
+    admin: 'amp:admin',
+    errors: ['unauthorized', 'forbidden', 'invalid_field'],
+    query: { limit: 'At most this many queues (default 20)' },
+  },
   'POST /api/v1/auth/rotate-key': {
     summary: 'Rotate the API key (the old one keeps a grace period)',
     res: 'RotateKeyResponse',
