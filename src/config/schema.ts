@@ -352,22 +352,27 @@ export interface ConfigSources {
 export function loadConfig(src: ConfigSources = {}): Config {
   const problems: string[] = [];
   const out: Record<string, unknown> = {};
-  /** What the user gave each setting by: its --flag or its variable (the variable when defaulted). */
+  /** How problems name each setting: as the user gave it (--flag, VARIABLE, code option), or both forms. */
   const given: Record<string, string> = {};
   for (const [key, spec] of Object.entries(OPTIONS) as [string, OptionSpec][]) {
     let value = spec.default;
-    given[key] = spec.env;
+    given[key] = `${spec.flag} / ${spec.env}`;
     const flagRaw = src.flags?.[key];
     const envRaw = src.env?.[spec.env];
     // Flags win; a variable a flag overrides is not used, so it is not checked either.
-    if (flagRaw === undefined && envRaw !== undefined && envRaw !== '')
+    if (flagRaw === undefined && envRaw !== undefined && envRaw !== '') {
+      given[key] = spec.env;
       value = parseValue(key, spec, envRaw, spec.env, problems) ?? value;
+    }
     if (flagRaw !== undefined) {
       given[key] = spec.flag;
       value = parseValue(key, spec, flagRaw, spec.flag, problems) ?? value;
     }
     const o = (src.overrides as Record<string, unknown> | undefined)?.[key];
-    if (o !== undefined) value = parseValue(key, spec, o, 'option', problems) ?? value;
+    if (o !== undefined) {
+      given[key] = key;
+      value = parseValue(key, spec, o, 'option', problems) ?? value;
+    }
     out[key] = value;
   }
   crossCheck(out as Config, (key) => given[key], problems);
