@@ -191,7 +191,7 @@ function endQuietlyOnClosedPipe(): void {
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd = 'help', ...rest] = argv;
-  if (cmd !== 'serve') endQuietlyOnClosedPipe();
+  if (cmd !== 'serve' || rest.includes('--help') || rest.includes('-h')) endQuietlyOnClosedPipe();
   try {
     return await run(cmd, rest);
   } catch (e) {

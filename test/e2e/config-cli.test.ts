@@ -61,7 +61,14 @@ function shell(sh: 'bash' | 'sh', script: string, env: Record<string, string> = 
 }
 
 describe('a reader that closes the pipe early', () => {
-  const commands = [['keygen'], ['print-env'], ['help'], ['version'], ['signing-keys', '--data-dir', 'DATA']];
+  const commands = [
+    ['keygen'],
+    ['print-env'],
+    ['help'],
+    ['serve', '--help'],
+    ['version'],
+    ['signing-keys', '--data-dir', 'DATA'],
+  ];
   // `true` closes its end before node has started, so the first write meets EPIPE every time;
   // `head -n 1` is the everyday case.
   for (const reader of ['true', 'head -n 1'])
