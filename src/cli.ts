@@ -2,17 +2,10 @@
 // version | help
 
 import { generateEd25519Pem } from './crypto/sign.js';
-import {
-  ConfigError,
-  describeEnv,
-  describeFlags,
-  flagKey,
-  loadConfig,
-  optionType,
-  type Config,
-} from './config/schema.js';
 import { adminCommand } from './cli/admin.js';
 import { adminTokenCommand, CliUsageError } from './cli/admin-token.js';
+import { checkConfig, printEnv, warnUnknownVariables } from './cli/config-commands.js';
+import { ConfigError, describeFlags, flagKey, loadConfig, optionType, type Config } from './config/schema.js';
 import { NoSigningKeysError, SigningKeys } from './identity/signing-keys.js';
 import { PARENT_AT_START as NPM_PARENT, startedByNpmStart, watchParent } from './ops/parent-watch.js';
 import { type ServerHandle, startServer } from './server.js';
@@ -22,8 +15,10 @@ const USAGE = `amp-relay ${VERSION}: Agent Messaging Protocol provider
 
 Usage:
   amp-relay serve [options]      Run the server (HTTP + WebSocket, LMDB store under --data-dir)
-  amp-relay print-env [options]  Print every setting as AMP_* environment variables
-  amp-relay check-config [opts]  Validate the configuration and exit (0 = valid)
+  amp-relay print-env [options]  Print every setting in force as an env file (# comment lines,
+                                 then NAME=value) for sh 'set -a; . FILE', systemd, docker --env-file
+  amp-relay check-config [opts]  Validate the configuration and exit (0 = valid): every setting,
+                                 unknown AMP_*/AID_* variables, and that the data dir is writable
   amp-relay keygen               Print a new Ed25519 private key and its public key (PEM)
   amp-relay admin-token --email E --tenant T --scopes "S ..." [--ttl SECONDS] [options]
                                  Mint an AID admin JWT (scopes: agent_registrations:read,
@@ -42,6 +37,8 @@ Usage:
   amp-relay help                 Show this help
 
 Every option can also be set by its environment variable; flags win over the environment.
+An AMP_* or AID_* variable that is not a setting is an error for check-config and a warning
+for serve (with the closest name: did you mean AMP_PORT?).
 Options:
 ${describeFlags().join('\n')}
 
@@ -110,6 +107,7 @@ async function serve(args: string[]): Promise<void> {
     });
   }
   server = await startServer({ ...cfg });
+  warnUnknownVariables(process.env, server.logger);
   if (requested) stop(requested);
 }
 
@@ -149,12 +147,9 @@ async function run(cmd: string, rest: string[]): Promise<number> {
       await serve(rest);
       return -1;
     case 'print-env':
-      process.stdout.write(describeEnv(config(rest)).join('\n') + '\n');
-      return 0;
+      return printEnv(config(rest));
     case 'check-config':
-      config(rest);
-      process.stdout.write('configuration is valid\n');
-      return 0;
+      return checkConfig(process.env, parseFlags(rest));
     case 'admin-token':
       return adminTokenCommand(rest, config);
     case 'admin':
@@ -179,8 +174,22 @@ async function run(cmd: string, rest: string[]): Promise<number> {
   return 0;
 }
 
+/**
+ * A reader that stops early (`amp-relay keygen | head -1`) closes the pipe; the next write fails
+ * with EPIPE. That is the reader's choice, not our failure: end at once with 0, no stack trace.
+ * Not for `serve`, whose stdout is its log: a server whose log pipe breaks should not exit 0.
+ */
+function endQuietlyOnClosedPipe(): void {
+  for (const stream of [process.stdout, process.stderr])
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') throw e;
+      if (stream === process.stdout) process.exit(0);
+    });
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [cmd = 'help', ...rest] = argv;
+  if (cmd !== 'serve' || rest.includes('--help') || rest.includes('-h')) endQuietlyOnClosedPipe();
   try {
     return await run(cmd, rest);
   } catch (e) {

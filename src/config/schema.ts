@@ -3,11 +3,12 @@
 // Every problem is reported at once; the result is frozen.
 
 import { REGISTERED_LABEL_RE, RESERVED_TENANTS } from '../../proto/index.js';
+import { hostProblem } from './host.js';
 import { trustedProxyProblems } from './trusted-proxies.js';
 
 export type OptionType = 'string' | 'int' | 'bool' | 'enum' | 'list';
 
-interface OptionSpec {
+export interface OptionSpec {
   env: string;
   flag: string;
   type: OptionType;
@@ -351,68 +352,83 @@ export interface ConfigSources {
 export function loadConfig(src: ConfigSources = {}): Config {
   const problems: string[] = [];
   const out: Record<string, unknown> = {};
+  /** How problems name each setting: as the user gave it (--flag, VARIABLE, code option), or both forms. */
+  const given: Record<string, string> = {};
   for (const [key, spec] of Object.entries(OPTIONS) as [string, OptionSpec][]) {
     let value = spec.default;
-    const envRaw = src.env?.[spec.env];
-    if (envRaw !== undefined && envRaw !== '') value = parseValue(key, spec, envRaw, spec.env, problems) ?? value;
+    given[key] = `${spec.flag} / ${spec.env}`;
     const flagRaw = src.flags?.[key];
-    if (flagRaw !== undefined) value = parseValue(key, spec, flagRaw, spec.flag, problems) ?? value;
+    const envRaw = src.env?.[spec.env];
+    // Flags win; a variable a flag overrides is not used, so it is not checked either.
+    if (flagRaw === undefined && envRaw !== undefined && envRaw !== '') {
+      given[key] = spec.env;
+      value = parseValue(key, spec, envRaw, spec.env, problems) ?? value;
+    }
+    if (flagRaw !== undefined) {
+      given[key] = spec.flag;
+      value = parseValue(key, spec, flagRaw, spec.flag, problems) ?? value;
+    }
     const o = (src.overrides as Record<string, unknown> | undefined)?.[key];
-    if (o !== undefined) value = parseValue(key, spec, o, 'option', problems) ?? value;
+    if (o !== undefined) {
+      given[key] = key;
+      value = parseValue(key, spec, o, 'option', problems) ?? value;
+    }
     out[key] = value;
   }
-  crossCheck(out as Config, problems);
+  crossCheck(out as Config, (key) => given[key], problems);
   if (problems.length) throw new ConfigError(problems);
   return Object.freeze(out) as Config;
 }
 
-function crossCheck(c: Config, problems: string[]): void {
+/** `--registration-mode key` or `AMP_REGISTRATION_MODE=key`, as the user wrote it. */
+function setting(name: string, value: string): string {
+  return name.startsWith('--') ? `${name} ${value}` : `${name}=${value}`;
+}
+
+function crossCheck(c: Config, name: (key: keyof Config) => string, problems: string[]): void {
+  const host = hostProblem(c.host);
+  if (host) problems.push(`${name('host')} ${host}`);
   if (!/^[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(c.providerDomain))
-    problems.push(`AMP_PROVIDER_DOMAIN must be a domain of two or more labels (got '${c.providerDomain}')`);
+    problems.push(`${name('providerDomain')} must be a domain of two or more labels (got '${c.providerDomain}')`);
   if (!REGISTERED_LABEL_RE.test(c.defaultTenant) || RESERVED_TENANTS.has(c.defaultTenant)) {
-    problems.push(`AMP_DEFAULT_TENANT must be a lowercase label that is not reserved (got '${c.defaultTenant}')`);
+    problems.push(`${name('defaultTenant')} must be a lowercase label that is not reserved (got '${c.defaultTenant}')`);
   }
+  const mode = setting(name('registrationMode'), c.registrationMode);
   if (c.registrationMode === 'allowlist' && c.registrationTenants.length === 0)
-    problems.push('AMP_REGISTRATION_MODE=allowlist needs AMP_REGISTRATION_TENANTS');
+    problems.push(`${mode} needs ${name('registrationTenants')}`);
   if (c.registrationMode === 'key' && c.registrationKeys.length === 0)
-    problems.push('AMP_REGISTRATION_MODE=key needs AMP_REGISTRATION_KEYS (tenant:key pairs)');
+    problems.push(`${mode} needs ${name('registrationKeys')} (tenant:key pairs)`);
   for (const k of c.registrationKeys)
     if (!/^[^:]+:.{16,}$/.test(k))
       problems.push(
-        `AMP_REGISTRATION_KEYS entries are tenant:key with a key of at least 16 characters (got '${k.split(':')[0]}:…')`,
+        `${name('registrationKeys')} entries are tenant:key with a key of at least 16 characters ` +
+          `(got '${k.split(':')[0]}:…')`,
       );
   for (const o of c.rateLimitOverrides)
     if (!/^[a-z_]+=\d+\/(s|min|h|d)$/.test(o))
-      problems.push(`AMP_RATE_LIMIT_OVERRIDES entries look like route=100/min (got '${o}')`);
-  for (const a of c.aidIssuerAliases) {
-    let ok = false;
-    try {
-      const u = new URL(a);
-      ok = (u.protocol === 'http:' || u.protocol === 'https:') && u.search === '' && u.hash === '';
-    } catch {
-      ok = false;
-    }
-    if (!ok) problems.push(`AID_ISSUER_ALIASES entries are http(s) base URLs without query (got '${a}')`);
-  }
-  problems.push(...trustedProxyProblems(c.trustedProxies));
-  if (c.wsHardBuffer <= c.wsSoftBuffer) problems.push('AMP_WS_HARD_BUFFER must be larger than AMP_WS_SOFT_BUFFER');
-  if (c.publicUrl) {
-    try {
-      const u = new URL(c.publicUrl);
-      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error();
-    } catch {
-      problems.push(`AMP_PUBLIC_URL must be an http(s) URL (got '${c.publicUrl}')`);
-    }
+      problems.push(`${name('rateLimitOverrides')} entries look like route=100/min (got '${o}')`);
+  for (const a of c.aidIssuerAliases)
+    if (!isBaseUrl(a))
+      problems.push(`${name('aidIssuerAliases')} entries are http(s) base URLs without query (got '${a}')`);
+  problems.push(...trustedProxyProblems(c.trustedProxies, name('trustedProxies')));
+  if (c.wsHardBuffer <= c.wsSoftBuffer)
+    problems.push(`${name('wsHardBuffer')} must be larger than ${name('wsSoftBuffer')}`);
+  if (c.publicUrl && !isHttpUrl(c.publicUrl))
+    problems.push(`${name('publicUrl')} must be an http(s) URL (got '${c.publicUrl}')`);
+}
+
+function isHttpUrl(s: string): URL | undefined {
+  try {
+    const u = new URL(s);
+    return u.protocol === 'http:' || u.protocol === 'https:' ? u : undefined;
+  } catch {
+    return undefined;
   }
 }
 
-/** Lines of `NAME=value  # doc` for `amp-relay print-env`. */
-export function describeEnv(c: Config): string[] {
-  return (Object.entries(OPTIONS) as [keyof Config, OptionSpec][]).map(([key, spec]) => {
-    const v = c[key];
-    const shown = Array.isArray(v) ? v.join(',') : String(v);
-    return `${spec.env}=${shown}\t# ${spec.doc}`;
-  });
+function isBaseUrl(s: string): boolean {
+  const u = isHttpUrl(s);
+  return u !== undefined && u.search === '' && u.hash === '';
 }
 
 /** Option table for `--help`. */

@@ -5,10 +5,9 @@
 import { BlockList, isIP } from 'node:net';
 
 /** Problems with the entries (IPs or CIDRs), for the config error report. */
-export function trustedProxyProblems(entries: readonly string[]): string[] {
+export function trustedProxyProblems(entries: readonly string[], name = 'AMP_TRUSTED_PROXIES'): string[] {
   const problems: string[] = [];
-  for (const e of entries)
-    if (!parseEntry(e)) problems.push(`AMP_TRUSTED_PROXIES entries are IP addresses or CIDRs (got '${e}')`);
+  for (const e of entries) if (!parseEntry(e)) problems.push(`${name} entries are IP addresses or CIDRs (got '${e}')`);
   return problems;
 }
 
