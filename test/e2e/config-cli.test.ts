@@ -10,6 +10,7 @@ import { createInterface } from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CLIENT_ENV } from '../../src/config/unknown-env.js';
 import { OPTIONS } from '../../src/config/schema.js';
+import { SigningKeys } from '../../src/identity/signing-keys.js';
 import { readmeBlock } from '../helpers/readme.js';
 import { ROOT, tempDir } from '../helpers/server.js';
 
@@ -72,8 +73,14 @@ describe('a reader that closes the pipe early', () => {
   // `true` closes its end before node has started, so the first write meets EPIPE every time;
   // `head -n 1` is the everyday case.
   for (const reader of ['true', 'head -n 1'])
-    it.each(commands.map((c) => [c.join(' '), c]))(`%s | ${reader}: no stack trace, status 0`, (_, args) => {
-      const argv = args.map((a) => (a === 'DATA' ? freshDir() : a)).join(' ');
+    it.each(commands.map((c) => [c.join(' '), c]))(`%s | ${reader}: no stack trace, status 0`, async (_, args) => {
+      // signing-keys lists the keys of a data dir a server has used: one with a key set.
+      const keyed = async () => {
+        const dir = freshDir();
+        await SigningKeys.load(dir, 'RS256');
+        return dir;
+      };
+      const argv = (await Promise.all(args.map((a) => (a === 'DATA' ? keyed() : a)))).join(' ');
       const r = shell(
         'bash',
         `set -o pipefail; "$NODE" "$BIN" ${argv} | ${reader} >/dev/null; echo "\${PIPESTATUS[*]}"`,
