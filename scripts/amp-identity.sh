@@ -164,7 +164,7 @@ do_status() {
     esac
   done
   if [ "$poll_status" = slow_down ]; then
-    amp_die "$AMP_EXIT_FAILED" "polled too soon: the provider asks for $(jq -r '.interval' <<<"$answer") s between polls"
+    amp_die "$AMP_EXIT_FAILED" "polled too soon: the provider now asks for $(jq -r '.interval' <<<"$answer") s between polls; try again then, or use --wait SECONDS"
   fi
   if [ "$AMP_JSON" = 1 ]; then printf '%s\n' "$answer"; fi
   case "$poll_status" in

@@ -337,8 +337,8 @@ amp_aid_tell_admin() {
   id=$(amp_aid_recorded registration_id)
   code=$(amp_aid_recorded user_code)
   until=$(amp_aid_recorded code_expires_at)
-  amp_say "Identity registration $id of $AGENT_ADDRESS is pending: an admin must approve it before" \
-    "this agent can send messages or get tokens." \
+  amp_say "Identity registration $id of $AGENT_ADDRESS: pending." \
+    "An admin must approve it before this agent can send messages or get tokens." \
     "Ask an admin of tenant '$AGENT_TENANT' to approve user code $code (valid until $until):" \
     "  amp-relay admin registrations approve $id --tenant $AGENT_TENANT" \
     "  (or POST $AID_BASE/agent_registrations/$id/approve with an admin token)" \
