@@ -119,7 +119,8 @@ poll_once() {
   local id
   id=$(amp_aid_recorded registration_id)
   amp_aid_resolve
-  amp_aid_proof aid-registration-status "$AID_ISSUER" "$AMP_TMP/status-proof"
+  amp_aid_proof aid-registration-status "$AID_ISSUER" "$AMP_TMP/status-proof" "$(amp_aid_recorded status_proof_ts)"
+  jq --argjson ts "$AMP_PROOF_TS" '.status_proof_ts = $ts' "$file" | amp_write_private "$file"
   jq -n --arg fp "$AGENT_FINGERPRINT" --rawfile proof "$AMP_TMP/status-proof" '{fingerprint: $fp, proof: $proof}' >"$AMP_TMP/status.json"
   amp_http POST "$AID_BASE/agent_registrations/$id/status" "$AMP_TMP/status.json"
   answer=$AMP_BODY
@@ -197,9 +198,9 @@ cached_token() {
 do_token() {
   if ! cached_token; then
     amp_aid_resolve
-    # The proof of the last token, if signed this second, would be the same proof (a replay).
-    if [ -f "$token_file" ] && [ "$(jq -r '.proof_ts // 0' "$token_file")" = "$(date +%s)" ]; then sleep 1; fi
-    amp_aid_proof aid-token-exchange "$AID_ISSUER" "$AMP_TMP/token-proof"
+    local last=""
+    if [ -f "$token_file" ]; then last=$(jq -r '.proof_ts // empty' "$token_file"); fi
+    amp_aid_proof aid-token-exchange "$AID_ISSUER" "$AMP_TMP/token-proof" "$last"
     jq -jn --arg grant "$AMP_AID_GRANT" --arg fp "$AGENT_FINGERPRINT" --arg address "$me" \
       --rawfile proof "$AMP_TMP/token-proof" --arg scope "$scope" --arg resource "$audience" \
       '[["grant_type", $grant], ["fingerprint", $fp], ["agent_address", $address], ["proof", $proof]]
@@ -207,7 +208,12 @@ do_token() {
         + (if $resource == "" then [] else [["resource", $resource]] end)
         | map("\(.[0])=\(.[1] | @uri)") | join("&")' >"$AMP_TMP/token.form"
     amp_http POST "$AID_TOKEN_URL" "$AMP_TMP/token.form" "" application/x-www-form-urlencoded
-    amp_ok || token_refused
+    if ! amp_ok; then
+      # The provider may have taken the proof before refusing (a pending registration): remember its second.
+      { if [ -f "$token_file" ]; then cat "$token_file"; else echo '{}'; fi; } |
+        jq --argjson ts "$AMP_PROOF_TS" '.proof_ts = $ts' | amp_write_private "$token_file"
+      token_refused
+    fi
     jq --arg key "$scope|$audience" --argjson now "$(date +%s)" --argjson ts "$AMP_PROOF_TS" \
       '{answer: ., cache_key: $key, expires_at: ($now + (.expires_in // 3600)), proof_ts: $ts}' <<<"$AMP_BODY" |
       amp_write_private "$token_file"

@@ -277,12 +277,17 @@ amp_aid_init() {
   AID_BASE="$base/$AGENT_TENANT"
 }
 
-# amp_aid_proof PURPOSE ISSUER OUT: writes base64url(Ed25519(PURPOSE\n<ts>\nISSUER) || <ts>) to OUT,
-# signed with the agent's key: the token proof (PURPOSE aid-token-exchange, spec §6.1) or the status
-# proof (aid-registration-status, §6.2). Sets AMP_PROOF_TS. Ed25519 is deterministic, so a second
-# proof in the same second is the same proof, which the provider refuses as a replay.
+# amp_aid_proof PURPOSE ISSUER OUT [LAST_TS]: writes base64url(Ed25519(PURPOSE\n<ts>\nISSUER) || <ts>)
+# to OUT, signed with the agent's key: the token proof (PURPOSE aid-token-exchange, spec §6.1) or the
+# status proof (aid-registration-status, §6.2). Sets AMP_PROOF_TS. Ed25519 is deterministic, so a
+# second proof in the same second is the same proof, which the provider refuses as a replay: when
+# LAST_TS (the previous proof's) is this second, it waits for the next one.
 amp_aid_proof() {
   AMP_PROOF_TS=$(date +%s)
+  if [ "${4:-}" = "$AMP_PROOF_TS" ]; then
+    sleep 1
+    AMP_PROOF_TS=$(date +%s)
+  fi
   printf '%s\n%s\n%s' "$1" "$AMP_PROOF_TS" "$2" >"$AMP_TMP/proof.txt"
   openssl pkeyutl -sign -inkey "$AGENT_DIR/keys/private.pem" -rawin -in "$AMP_TMP/proof.txt" -out "$AMP_TMP/proof.sig" ||
     amp_die "$AMP_EXIT_FAILED" "openssl could not sign with $AGENT_DIR/keys/private.pem"

@@ -205,8 +205,12 @@ describe('approval mode: amp-register.sh files the AID registration; sending wai
       json: { to: 'peer', subject: 'x', payload: { type: 'request', message: 'x' } },
     });
     expect(raw.status).toBe(403);
-    // amp-identity.sh token says pending too.
+    // amp-identity.sh token says pending too; amp-status.sh shows the status and where to look.
     expectExit(await cli(h, 'amp-identity.sh', ['token']), 8);
+    const st = await cli(h, 'amp-status.sh');
+    expectExit(st, 0);
+    expect(st.stderr).toMatch(/^Status: +pending$/m);
+    expect(st.stderr).toContain('amp-identity.sh -a my-agent status');
     expect(peer.r.stderr).toMatch(USER_CODE_RE);
   });
 
@@ -259,15 +263,36 @@ describe('approval mode: amp-register.sh files the AID registration; sending wai
     expect(c.stdout).not.toBe(a.stdout);
     const [ca, cc] = [await verifiedClaims(approval, a.stdout.trim()), await verifiedClaims(approval, c.stdout.trim())];
     expect(cc.jti).not.toBe(ca.jti);
+    // Back to back: the second proof would repeat the first within one second (Ed25519 is
+    // deterministic) and be refused as a replay; the script waits for the next second instead.
+    const d = await cli(h, 'amp-identity.sh', ['token', '--new']);
+    expectExit(d, 0);
+    expect(d.stdout).not.toBe(c.stdout);
     const j = await cli(h, 'amp-identity.sh', ['token', '--json']);
     expectExit(j, 0);
     expect(JSON.parse(j.stdout)).toMatchObject({
-      access_token: c.stdout.trim(),
+      access_token: d.stdout.trim(),
       token_type: 'Bearer',
       agent_id: id,
       credential_type: 'access_token',
     });
     expect(j.stderr).toBe('');
+  });
+
+  it('amp-register.sh --json in approval mode: the registration plus its status and the filed request', async () => {
+    const hj = home('json');
+    const r = await cli(hj, 'amp-register.sh', ['--json', '-n', 'jsoner', '-p', approval.url, '-t', TENANT]);
+    expectExit(r, 0);
+    expect(r.stderr).toBe('');
+    const out = JSON.parse(r.stdout);
+    expect(out).toMatchObject({
+      address: 'jsoner@acme.aimaestro.local',
+      api_key: apiKeyOf(hj, 'jsoner'),
+      status: 'pending',
+      identity: identityOf(hj, 'jsoner'),
+    });
+    expect(out.identity).toMatchObject({ status: 'pending', registration_id: expect.any(String) });
+    expect(out.identity.user_code).toMatch(/^[A-Z2-9]{4}-[A-Z2-9]{4}$/);
   });
 
   it('status --wait polls at the interval until the admin approves, then exits 0', async () => {
