@@ -476,5 +476,16 @@ describe('AID bodies sent by curl -d (labelled form-urlencoded) are read as JSON
       new URLSearchParams({ ...fields, proof: tokenProof(key, issuerOf(open)) }).toString(),
     ]);
     expect(asForm.body.error, JSON.stringify(asForm.body)).toBe('agent_not_registered');
+    // Introspection too: a JSON body by curl -d is read (an unread one would be 400, token is required).
+    const intro = await curlJson([
+      '-X',
+      'POST',
+      `${base}/oauth/introspect`,
+      '-H',
+      `X-Api-Key: ${apiKeyOf(h, 'curler')}`,
+      '-d',
+      JSON.stringify({ token: 'not.a.jwt' }),
+    ]);
+    expect(intro).toEqual({ status: 200, body: { active: false, reason: 'invalid_token' } });
   });
 });
