@@ -114,8 +114,9 @@ amp_http() {
   if [ "$rc" -ne 0 ]; then
     local base=${url%%/api/*}
     base=${base%%/.well-known/*}
-    base=${base%/*/agent_registrations*} # AID routes: <base>/<tenant>/...
-    base=${base%/*/oauth/*}
+    # An AID route (amp-identity.sh): <base>/<tenant>/...
+    if [ -n "${AID_BASE:-}" ] && [[ $url == "$AID_BASE"/* ]]; then base=${AID_BASE%/*}; fi
+    base=${base%/*/oauth/*} # a token endpoint elsewhere: <base>/<tenant>/oauth/token
     amp_die "$AMP_EXIT_UNREACHABLE" "Provider not found: cannot reach $base ($err). Make sure the provider is running: curl $base/api/v1/info"
   fi
 }

@@ -8,7 +8,7 @@
 
 import { execFile, spawn } from 'node:child_process';
 import { createPrivateKey } from 'node:crypto';
-import { readFileSync, rmSync, statSync } from 'node:fs';
+import { cpSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -394,6 +394,27 @@ describe('open mode: amp-identity.sh request, status, token', () => {
       scope: 'agent:identity',
     });
     expect(await verifiedClaims(open, answer.access_token)).toMatchObject({ sub: `agent:${id}`, role_id: 1 });
+  });
+
+  it('an unreachable provider: exit 3, naming its base URL (not the AID route)', async () => {
+    const hu = home('unreachable');
+    const dir = agentDir(hu, 'opener');
+    cpSync(agentDir(h, 'opener'), dir, { recursive: true });
+    const dead = 'http://127.0.0.1:1';
+    writeFileSync(
+      join(dir, 'config.json'),
+      JSON.stringify({ ...configOf(h, 'opener'), provider_url: dead, endpoint: `${dead}/api/v1` }),
+    );
+    const runs = [
+      await cli(hu, 'amp-identity.sh', ['request', '--force']),
+      await cli(hu, 'amp-identity.sh', ['status']),
+    ];
+    rmSync(join(dir, 'identity.json')); // else the token goes to the token endpoint on record
+    runs.push(await cli(hu, 'amp-identity.sh', ['token', '--new']));
+    for (const r of runs) {
+      expectExit(r, 3);
+      expect(r.stderr).toContain(`Provider not found: cannot reach ${dead} `);
+    }
   });
 
   it('usage errors exit 2; --help exits 0', async () => {
