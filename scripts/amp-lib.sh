@@ -5,16 +5,18 @@
 # Layout (the brief's "Configuration Files"): ${AMP_DIR:-~/.agent-messaging}/agents/<name>/
 #   config.json  name, address, agent_id, tenant, provider_url, endpoint, fingerprint, registered_at
 #   api_key      the API key (0600)        keys/private.pem (0600), keys/public.pem
+#   identity.json  the Agent Identity (AID) registration: id, status, user code, issuer (0600)
+#   identity-token.json  the last AID access token, reused while it has more than a minute left (0600)
 #
 # Exit codes of every command:
 #   0 ok · 1 refused by the provider or failed · 2 usage error · 3 provider not found (unreachable)
 #   4 unauthorized (bad or revoked API key) · 5 not found (recipient, message) · 6 no such local agent
-#   7 signature did not verify (amp-inbox.sh read)
+#   7 signature did not verify (amp-inbox.sh read) · 8 the AID registration awaits an admin's approval
 # shellcheck shell=bash
 # shellcheck disable=SC2034 # the variables set here are read by the scripts that source it
 
 readonly AMP_EXIT_FAILED=1 AMP_EXIT_USAGE=2 AMP_EXIT_UNREACHABLE=3 AMP_EXIT_UNAUTHORIZED=4
-readonly AMP_EXIT_NOT_FOUND=5 AMP_EXIT_NO_AGENT=6 AMP_EXIT_BAD_SIGNATURE=7
+readonly AMP_EXIT_NOT_FOUND=5 AMP_EXIT_NO_AGENT=6 AMP_EXIT_BAD_SIGNATURE=7 AMP_EXIT_PENDING=8
 readonly AMP_DEFAULT_PROVIDER="http://localhost:23000"
 
 AMP_PROG=$(basename "$0")
@@ -43,7 +45,7 @@ amp_root() { printf '%s' "${AMP_DIR:-$HOME/.agent-messaging}"; }
 amp_valid_name() { [[ $1 =~ ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$ ]]; }
 
 # The agent chosen with -a, else the first registered (earliest registered_at).
-# Sets AGENT_NAME AGENT_DIR AGENT_ADDRESS AGENT_ENDPOINT PROVIDER_URL.
+# Sets AGENT_NAME AGENT_DIR AGENT_ADDRESS AGENT_ENDPOINT PROVIDER_URL AGENT_TENANT AGENT_FINGERPRINT.
 amp_load_agent() {
   local wanted=$1 root config
   root=$(amp_root)
@@ -64,6 +66,8 @@ amp_load_agent() {
   AGENT_ADDRESS=$(jq -er '.address' "$config") || amp_die "$AMP_EXIT_NO_AGENT" "$config has no address; register the agent again"
   PROVIDER_URL=$(jq -er '.provider_url' "$config") || amp_die "$AMP_EXIT_NO_AGENT" "$config has no provider_url; register the agent again"
   AGENT_ENDPOINT=$(jq -r --arg p "$PROVIDER_URL" '.endpoint // ($p + "/api/v1")' "$config")
+  AGENT_TENANT=$(jq -r '.tenant // empty' "$config")
+  AGENT_FINGERPRINT=$(jq -r '.fingerprint // empty' "$config")
   [ -r "$AGENT_DIR/api_key" ] || amp_die "$AMP_EXIT_NO_AGENT" "$AGENT_DIR/api_key is missing; register the agent again"
 }
 
@@ -85,15 +89,19 @@ amp_first_agent() {
   done | sort | awk -F '\t' 'NR == 1 { print $2 }'
 }
 
-# amp_http METHOD URL [BODY_FILE] [auth]: the answer in AMP_BODY, the status in AMP_STATUS.
-# The API key goes in a header read from a file descriptor, never on a command line.
+# amp_http METHOD URL [BODY_FILE] [auth|apikey] [CONTENT_TYPE]: the answer in AMP_BODY, the status
+# in AMP_STATUS. `auth` sends the agent's API key as a Bearer token, `apikey` in X-Api-Key (the AID
+# agent routes); either way the key goes in a header read from a file descriptor, never on a command
+# line. The body is JSON unless CONTENT_TYPE says otherwise.
 amp_http() {
-  local method=$1 url=$2 body=${3:-} auth=${4:-} out="$AMP_TMP/answer" rc
+  local method=$1 url=$2 body=${3:-} auth=${4:-} type=${5:-application/json} out="$AMP_TMP/answer" rc
   local args=(-sS --max-time "${AMP_TIMEOUT:-30}" -X "$method" -o "$out" -w '%{http_code}' -H 'Accept: application/json')
-  [ -n "$body" ] && args+=(-H 'Content-Type: application/json' --data-binary "@$body")
+  [ -n "$body" ] && args+=(-H "Content-Type: $type" --data-binary "@$body")
   set +e
   if [ "$auth" = auth ]; then
     AMP_STATUS=$(curl "${args[@]}" -H @<(printf 'Authorization: Bearer %s\n' "$(<"$AGENT_DIR/api_key")") "$url" 2>"$out.err")
+  elif [ "$auth" = apikey ]; then
+    AMP_STATUS=$(curl "${args[@]}" -H @<(printf 'X-Api-Key: %s\n' "$(<"$AGENT_DIR/api_key")") "$url" 2>"$out.err")
   else
     AMP_STATUS=$(curl "${args[@]}" "$url" 2>"$out.err")
   fi
@@ -106,6 +114,9 @@ amp_http() {
   if [ "$rc" -ne 0 ]; then
     local base=${url%%/api/*}
     base=${base%%/.well-known/*}
+    # An AID route (amp-identity.sh): <base>/<tenant>/...
+    if [ -n "${AID_BASE:-}" ] && [[ $url == "$AID_BASE"/* ]]; then base=${AID_BASE%/*}; fi
+    base=${base%/*/oauth/*} # a token endpoint elsewhere: <base>/<tenant>/oauth/token
     amp_die "$AMP_EXIT_UNREACHABLE" "Provider not found: cannot reach $base ($err). Make sure the provider is running: curl $base/api/v1/info"
   fi
 }
@@ -213,6 +224,7 @@ amp_send() {
     if [ "$AMP_STATUS" = 404 ]; then
       amp_die "$AMP_EXIT_NOT_FOUND" "failed: unknown recipient '$to' ($(amp_error_text)). Check the address: <agent-name>@<tenant>.<domain>"
     fi
+    [ "$AMP_STATUS" != 403 ] || amp_refused_while_pending "$(amp_error_text)"
     amp_fail "sending to $to"
   fi
   if [ "$AMP_JSON" = 1 ]; then
@@ -220,6 +232,16 @@ amp_send() {
   else
     amp_say "$(jq -r '"\(.id) \(.status)" + (if .status == "queued" then " (recipient offline, in the relay queue)" elif .status == "delivered" then " (recipient online)" else "" end)' <<<"$AMP_BODY")"
   fi
+}
+
+# A 403 on sending: when the agent is `pending` (approval mode), say so and how to get approved.
+amp_refused_while_pending() {
+  local text=$1 saved_body=$AMP_BODY saved_status=$AMP_STATUS
+  amp_http GET "$AGENT_ENDPOINT/agents/me" "" auth
+  if amp_ok && [ "$(jq -r '.status // empty' <<<"$AMP_BODY")" = pending ]; then
+    amp_die "$AMP_EXIT_PENDING" "refused: $AGENT_ADDRESS awaits an admin's approval of its identity registration ($text). Check with: amp-identity.sh${AGENT_NAME:+ -a $AGENT_NAME} status (file it with: amp-identity.sh request)"
+  fi
+  AMP_BODY=$saved_body AMP_STATUS=$saved_status
 }
 
 # amp_find_message ID: the message as JSON, from the pending queue (first 100) or the copy that
@@ -232,4 +254,99 @@ amp_find_message() {
   found=$(jq -c --arg id "$id" '[.messages[] | select(.id == $id)][0] // empty' <<<"$AMP_BODY")
   if [ -z "$found" ] && [ -f "$AGENT_DIR/messages/$id.json" ]; then found=$(jq -c . "$AGENT_DIR/messages/$id.json"); fi
   printf '%s' "$found"
+}
+
+# ---- Agent Identity (AID, spec agent-identity.md): registration request, status polls, tokens ----
+
+readonly AMP_AID_GRANT='urn:aid:agent-identity'
+
+amp_identity_file() { printf '%s' "$AGENT_DIR/identity.json"; }
+
+# Write stdin to FILE, readable only by us, replacing it whole.
+amp_write_private() { (umask 077 && cat >"$1.tmp" && mv -f "$1.tmp" "$1"); }
+
+# base64url without padding, of stdin.
+amp_b64url() { base64 | tr -d '\n=' | tr '+/' '-_'; }
+
+# amp_aid_init: AID_BASE, the AID routes of the agent's tenant under the provider's announced base
+# (its AMP endpoint without /api/v1), where the registration answer sent the agent.
+amp_aid_init() {
+  [ -n "$AGENT_TENANT" ] || amp_die "$AMP_EXIT_NO_AGENT" "$AGENT_DIR/config.json has no tenant; register the agent again"
+  [ -n "$AGENT_FINGERPRINT" ] || amp_die "$AMP_EXIT_NO_AGENT" "$AGENT_DIR/config.json has no fingerprint; register the agent again"
+  local base=${AGENT_ENDPOINT%/api/v1}
+  [ "$base" != "$AGENT_ENDPOINT" ] || base=$PROVIDER_URL
+  AID_BASE="$base/$AGENT_TENANT"
+}
+
+# amp_aid_proof PURPOSE ISSUER OUT [LAST_TS]: writes base64url(Ed25519(PURPOSE\n<ts>\nISSUER) || <ts>)
+# to OUT, signed with the agent's key: the token proof (PURPOSE aid-token-exchange, spec §6.1) or the
+# status proof (aid-registration-status, §6.2). Sets AMP_PROOF_TS. Ed25519 is deterministic, so a
+# second proof in the same second is the same proof, which the provider refuses as a replay: when
+# LAST_TS (the previous proof's) is this second, it waits for the next one.
+amp_aid_proof() {
+  AMP_PROOF_TS=$(date +%s)
+  if [ "${4:-}" = "$AMP_PROOF_TS" ]; then
+    sleep 1
+    AMP_PROOF_TS=$(date +%s)
+  fi
+  printf '%s\n%s\n%s' "$1" "$AMP_PROOF_TS" "$2" >"$AMP_TMP/proof.txt"
+  openssl pkeyutl -sign -inkey "$AGENT_DIR/keys/private.pem" -rawin -in "$AMP_TMP/proof.txt" -out "$AMP_TMP/proof.sig" ||
+    amp_die "$AMP_EXIT_FAILED" "openssl could not sign with $AGENT_DIR/keys/private.pem"
+  [ "$(wc -c <"$AMP_TMP/proof.sig")" -eq 64 ] || amp_die "$AMP_EXIT_FAILED" "$AGENT_DIR/keys/private.pem is not an Ed25519 key"
+  { cat "$AMP_TMP/proof.sig"; printf '%s' "$AMP_PROOF_TS"; } | amp_b64url >"$3"
+}
+
+# amp_aid_recorded FIELD: a field of identity.json, or empty.
+amp_aid_recorded() {
+  local file
+  file=$(amp_identity_file)
+  if [ -f "$file" ]; then jq -r --arg f "$1" '.[$f] // empty' "$file"; fi
+}
+
+# amp_aid_resolve: AID_ISSUER (what proofs name, as the provider announced it; never guessed from
+# our own URL) and AID_TOKEN_URL, from identity.json or else the tenant's discovery document.
+amp_aid_resolve() {
+  AID_ISSUER=$(amp_aid_recorded issuer)
+  AID_TOKEN_URL=$(amp_aid_recorded token_endpoint)
+  if [ -z "$AID_ISSUER" ] || [ -z "$AID_TOKEN_URL" ]; then
+    amp_http GET "$AID_BASE/.well-known/oauth-authorization-server"
+    amp_ok || amp_die "$AMP_EXIT_FAILED" "the provider has no Agent Identity service for tenant $AGENT_TENANT (HTTP $AMP_STATUS): $(amp_error_text)"
+    [ -n "$AID_ISSUER" ] || AID_ISSUER=$(jq -r '.issuer // empty' <<<"$AMP_BODY")
+    [ -n "$AID_TOKEN_URL" ] || AID_TOKEN_URL=$(jq -r '.token_endpoint // empty' <<<"$AMP_BODY")
+  fi
+  [ -n "$AID_ISSUER" ] || amp_die "$AMP_EXIT_FAILED" "the provider announced no issuer for tenant $AGENT_TENANT"
+  [ -n "$AID_TOKEN_URL" ] || AID_TOKEN_URL="$AID_BASE/oauth/token"
+}
+
+# amp_aid_request [DESCRIPTION]: file the AID registration request (spec T1, POST
+# <tenant>/agent_registrations/request, X-Api-Key) for the loaded agent's own key and address; on
+# 202 the answer is kept in identity.json. Returns 1 on a refusal (the answer in AMP_BODY/AMP_STATUS).
+amp_aid_request() {
+  jq -n --arg name "$AGENT_NAME" --arg address "$AGENT_ADDRESS" --arg fp "$AGENT_FINGERPRINT" \
+    --rawfile key "$AGENT_DIR/keys/public.pem" --arg description "${1:-}" \
+    '{agent_registration: ({name: $name, address: $address, fingerprint: $fp, public_key: $key, key_algorithm: "Ed25519"}
+      + (if $description == "" then {} else {description: $description} end))}' >"$AMP_TMP/aid-request.json"
+  amp_http POST "$AID_BASE/agent_registrations/request" "$AMP_TMP/aid-request.json" apikey
+  amp_ok || return 1
+  jq --arg tenant "$AGENT_TENANT" --argjson now "$(date +%s)" '(.data.attributes // {}) as $a | {
+      registration_id: .data.id, tenant: $tenant, address: $a.address, status: ($a.status // "pending"),
+      user_code: (.user_code // $a.user_code), authorization_url: (.authorization_url // $a.authorization_url),
+      code_expires_at: ($now + (.expires_in // $a.expires_in // 86400) | todate),
+      interval: (.interval // $a.interval // 5),
+      token_endpoint: (.token_endpoint // $a.token_endpoint), issuer: $a.oidc_issuer,
+      requested_at: ($now | todate)}' <<<"$AMP_BODY" | amp_write_private "$(amp_identity_file)"
+}
+
+# What the agent's human tells the admin after a request: the user code and the admin's commands.
+amp_aid_tell_admin() {
+  local id code until
+  id=$(amp_aid_recorded registration_id)
+  code=$(amp_aid_recorded user_code)
+  until=$(amp_aid_recorded code_expires_at)
+  amp_say "Identity registration $id of $AGENT_ADDRESS: pending." \
+    "An admin must approve it before this agent can send messages or get tokens." \
+    "Ask an admin of tenant '$AGENT_TENANT' to approve user code $code (valid until $until):" \
+    "  amp-relay admin registrations approve $id --tenant $AGENT_TENANT" \
+    "  (or POST $AID_BASE/agent_registrations/$id/approve with an admin token)" \
+    "Then check with: amp-identity.sh${AGENT_NAME:+ -a $AGENT_NAME} status"
 }

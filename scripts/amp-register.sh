@@ -21,11 +21,16 @@ Options:
 
 Writes DIR/agents/NAME/{config.json, api_key, keys/private.pem, keys/public.pem}, private to you
 (files 0600, directories 0700). The API key is shown once; it stays in the api_key file.
+On a provider in approval mode the new agent may not send until an admin approves it: the script
+then files the agent's identity registration (as 'amp-identity.sh request' does), keeps it in
+identity.json and prints the user code to give the admin.
 
 Example:
   $AMP_PROG --name my-bot --provider http://192.168.1.10:23000
 
-Exit codes: 0 registered, 1 refused (e.g. name taken), 2 usage, 3 provider not found.
+Exit codes: 0 registered, 1 refused (e.g. name taken; or, in approval mode, filing the identity
+registration failed: the agent stays registered, file it with amp-identity.sh request), 2 usage,
+3 provider not found.
 USAGE
 }
 
@@ -96,13 +101,36 @@ jq --arg name "$name" --arg provider "$provider" '{
   }' <<<"$AMP_BODY" >"$dir/config.json"
 chmod 600 "$dir/api_key" "$dir/config.json"
 created=0
+registration=$AMP_BODY
+
+# A provider in approval mode (AMP_REGISTRATION_MODE=approval) makes new agents `pending`: they may
+# not send until an admin approves their Agent Identity registration, which only the agent can file
+# (with its own API key). So file it now, and say what to tell the admin.
+amp_load_agent "$name"
+amp_http GET "$AGENT_ENDPOINT/agents/me" "" auth
+agent_status=active filed=none
+if amp_ok; then agent_status=$(jq -r '.status // "active"' <<<"$AMP_BODY"); fi
+if [ "$agent_status" = pending ]; then
+  amp_aid_init
+  if amp_aid_request ""; then filed=yes; else filed=failed; fi
+fi
 
 if [ "$AMP_JSON" = 1 ]; then
-  jq --arg dir "$dir" '. + {config_dir: $dir}' <<<"$AMP_BODY"
+  identity=null
+  if [ "$filed" = yes ]; then identity=$(cat "$(amp_identity_file)"); fi
+  jq --arg dir "$dir" --arg status "$agent_status" --argjson identity "$identity" \
+    '. + {config_dir: $dir, status: $status} + (if $identity == null then {} else {identity: $identity} end)' <<<"$registration"
 else
-  amp_say "Registered $(jq -r .address <<<"$AMP_BODY") with $provider"
-  amp_say "  fingerprint: $(jq -r .fingerprint <<<"$AMP_BODY")"
+  amp_say "Registered $(jq -r .address <<<"$registration") with $provider"
+  amp_say "  fingerprint: $(jq -r .fingerprint <<<"$registration")"
   amp_say "  config:      $dir"
   amp_say "  API key (shown only once; saved in $dir/api_key):"
   amp_say "  $api_key"
+  if [ "$filed" = yes ]; then
+    amp_say "" "This provider admits new agents once an admin approves them (approval mode)."
+    amp_aid_tell_admin
+  fi
+fi
+if [ "$filed" = failed ]; then
+  amp_die "$AMP_EXIT_FAILED" "this provider admits new agents once an admin approves their identity registration, but filing it was refused (HTTP $AMP_STATUS): $(amp_error_text). File it later with: amp-identity.sh -a $name request"
 fi

@@ -25,7 +25,7 @@ Example:
   $AMP_PROG msg_1767225600_ab12cd34 "Done: see the PR."
 
 Exit codes: 0 sent, 1 refused or failed, 2 usage, 3 provider not found, 4 unauthorized,
-5 no such message or unknown recipient, 6 no such local agent.
+5 no such message or unknown recipient, 6 no such local agent, 8 the agent awaits approval.
 USAGE
 }
 

@@ -29,7 +29,7 @@ Example:
 Prints the message id and its status: delivered (the recipient is online), queued (in the relay
 queue until the recipient collects it) or failed.
 Exit codes: 0 sent, 1 refused or failed, 2 usage, 3 provider not found, 4 unauthorized,
-5 unknown recipient, 6 no such local agent.
+5 unknown recipient, 6 no such local agent, 8 the agent awaits an admin's approval (approval mode).
 USAGE
 }
 

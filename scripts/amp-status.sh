@@ -63,4 +63,8 @@ else
     "Provider:  \(.provider.url) (\(.provider.status), amp-relay \(.provider.version), \(.provider.agents_online) agent(s) online)",
     "Pending:   \(.pending) message(s)",
     "Local agents: \(.local_agents | join(", "))"' <<<"$status" >&2
+  if [ "$(jq -r '.agent.status' <<<"$status")" = pending ]; then
+    amp_say "" "$AGENT_NAME awaits an admin's approval of its identity registration and cannot send yet." \
+      "See the user code and the registration's status with: amp-identity.sh -a $AGENT_NAME status"
+  fi
 fi

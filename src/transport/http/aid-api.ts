@@ -25,15 +25,20 @@ export interface AidDeps {
 /** §1: AID request bodies are at most 16 KiB. */
 const MAX_AID_BODY = 16 * 1024;
 
-/** AID bodies are JSON or form-urlencoded; an empty body is `{}`. */
+/**
+ * AID bodies are JSON or form-urlencoded; an empty body is `{}`. A body that starts like JSON (`{`,
+ * `[`) is JSON whatever its Content-Type says, as on the AMP routes: `curl -d '{...}'` labels it
+ * form-urlencoded, and no form a client means (`name=value&...`) starts with a brace.
+ */
 async function formOrJson(req: HttpRequest): Promise<Record<string, unknown>> {
   const text = await req.body.text();
   if (Buffer.byteLength(text, 'utf8') > MAX_AID_BODY)
     throw new AidError('invalid_request', `The request body exceeds ${MAX_AID_BODY} bytes`, { status: 413 });
-  if (/application\/x-www-form-urlencoded/i.test(req.headers.contentType)) {
-    return Object.fromEntries(new URLSearchParams(text.trim()));
+  const trimmed = text.trim();
+  if (trimmed === '') return {};
+  if (!/^[{[]/.test(trimmed) && /application\/x-www-form-urlencoded/i.test(req.headers.contentType)) {
+    return Object.fromEntries(new URLSearchParams(trimmed));
   }
-  if (text.trim() === '') return {};
   return req.body.json();
 }
 
