@@ -105,7 +105,7 @@ do_request() {
           amp_write_private "$file"
         amp_die "$AMP_EXIT_FAILED" "the provider already has an active or suspended identity registration for this key ($(amp_error_text)); if it is active, '$AMP_PROG token' works" ;;
       401:* | 403:forbidden) amp_fail "filing the identity registration" ;;
-      404:*) amp_die "$AMP_EXIT_NOT_FOUND" "the provider has no Agent Identity registration for tenant $AGENT_TENANT at $AID_BASE ($(amp_error_text))" ;;
+      404:*) amp_die "$AMP_EXIT_NOT_FOUND" "the provider has no Agent Identity registration for tenant $AGENT_TENANT at $IDENTITY_BASE ($(amp_error_text))" ;;
       *) amp_die "$AMP_EXIT_FAILED" "filing the identity registration refused (HTTP $AMP_STATUS${code:+ $code}): $(amp_error_text)" ;;
     esac
   fi
@@ -122,7 +122,7 @@ poll_once() {
   amp_aid_proof aid-registration-status "$AID_ISSUER" "$AMP_TMP/status-proof" "$(amp_aid_recorded status_proof_ts)"
   jq --argjson ts "$AMP_PROOF_TS" '.status_proof_ts = $ts' "$file" | amp_write_private "$file"
   jq -n --arg fp "$AGENT_FINGERPRINT" --rawfile proof "$AMP_TMP/status-proof" '{fingerprint: $fp, proof: $proof}' >"$AMP_TMP/status.json"
-  amp_http POST "$AID_BASE/agent_registrations/$id/status" "$AMP_TMP/status.json"
+  amp_http POST "$IDENTITY_BASE/agent_registrations/$id/status" "$AMP_TMP/status.json"
   answer=$AMP_BODY
   case "$AMP_STATUS" in
     200) poll_status=$(jq -r '.data.attributes.status // .status // "unknown"' <<<"$answer") ;;

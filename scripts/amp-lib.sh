@@ -115,7 +115,7 @@ amp_http() {
     local base=${url%%/api/*}
     base=${base%%/.well-known/*}
     # An AID route (amp-identity.sh): <base>/<tenant>/...
-    if [ -n "${AID_BASE:-}" ] && [[ $url == "$AID_BASE"/* ]]; then base=${AID_BASE%/*}; fi
+    if [ -n "${IDENTITY_BASE:-}" ] && [[ $url == "$IDENTITY_BASE"/* ]]; then base=${IDENTITY_BASE%/*}; fi
     base=${base%/*/oauth/*} # a token endpoint elsewhere: <base>/<tenant>/oauth/token
     amp_die "$AMP_EXIT_UNREACHABLE" "Provider not found: cannot reach $base ($err). Make sure the provider is running: curl $base/api/v1/info"
   fi
@@ -268,14 +268,14 @@ amp_write_private() { (umask 077 && cat >"$1.tmp" && mv -f "$1.tmp" "$1"); }
 # base64url without padding, of stdin.
 amp_b64url() { base64 | tr -d '\n=' | tr '+/' '-_'; }
 
-# amp_aid_init: AID_BASE, the AID routes of the agent's tenant under the provider's announced base
+# amp_aid_init: IDENTITY_BASE, the AID routes of the agent's tenant under the provider's announced base
 # (its AMP endpoint without /api/v1), where the registration answer sent the agent.
 amp_aid_init() {
   [ -n "$AGENT_TENANT" ] || amp_die "$AMP_EXIT_NO_AGENT" "$AGENT_DIR/config.json has no tenant; register the agent again"
   [ -n "$AGENT_FINGERPRINT" ] || amp_die "$AMP_EXIT_NO_AGENT" "$AGENT_DIR/config.json has no fingerprint; register the agent again"
   local base=${AGENT_ENDPOINT%/api/v1}
   [ "$base" != "$AGENT_ENDPOINT" ] || base=$PROVIDER_URL
-  AID_BASE="$base/$AGENT_TENANT"
+  IDENTITY_BASE="$base/$AGENT_TENANT"
 }
 
 # amp_aid_proof PURPOSE ISSUER OUT [LAST_TS]: writes base64url(Ed25519(PURPOSE\n<ts>\nISSUER) || <ts>)
@@ -309,13 +309,13 @@ amp_aid_resolve() {
   AID_ISSUER=$(amp_aid_recorded issuer)
   AID_TOKEN_URL=$(amp_aid_recorded token_endpoint)
   if [ -z "$AID_ISSUER" ] || [ -z "$AID_TOKEN_URL" ]; then
-    amp_http GET "$AID_BASE/.well-known/oauth-authorization-server"
+    amp_http GET "$IDENTITY_BASE/.well-known/oauth-authorization-server"
     amp_ok || amp_die "$AMP_EXIT_FAILED" "the provider has no Agent Identity service for tenant $AGENT_TENANT (HTTP $AMP_STATUS): $(amp_error_text)"
     [ -n "$AID_ISSUER" ] || AID_ISSUER=$(jq -r '.issuer // empty' <<<"$AMP_BODY")
     [ -n "$AID_TOKEN_URL" ] || AID_TOKEN_URL=$(jq -r '.token_endpoint // empty' <<<"$AMP_BODY")
   fi
   [ -n "$AID_ISSUER" ] || amp_die "$AMP_EXIT_FAILED" "the provider announced no issuer for tenant $AGENT_TENANT"
-  [ -n "$AID_TOKEN_URL" ] || AID_TOKEN_URL="$AID_BASE/oauth/token"
+  [ -n "$AID_TOKEN_URL" ] || AID_TOKEN_URL="$IDENTITY_BASE/oauth/token"
 }
 
 # amp_aid_request [DESCRIPTION]: file the AID registration request (spec T1, POST
@@ -326,7 +326,7 @@ amp_aid_request() {
     --rawfile key "$AGENT_DIR/keys/public.pem" --arg description "${1:-}" \
     '{agent_registration: ({name: $name, address: $address, fingerprint: $fp, public_key: $key, key_algorithm: "Ed25519"}
       + (if $description == "" then {} else {description: $description} end))}' >"$AMP_TMP/aid-request.json"
-  amp_http POST "$AID_BASE/agent_registrations/request" "$AMP_TMP/aid-request.json" apikey
+  amp_http POST "$IDENTITY_BASE/agent_registrations/request" "$AMP_TMP/aid-request.json" apikey
   amp_ok || return 1
   jq --arg tenant "$AGENT_TENANT" --argjson now "$(date +%s)" '(.data.attributes // {}) as $a | {
       registration_id: .data.id, tenant: $tenant, address: $a.address, status: ($a.status // "pending"),
@@ -346,7 +346,7 @@ amp_aid_tell_admin() {
   amp_say "Identity registration $id of $AGENT_ADDRESS: pending." \
     "An admin must approve it before this agent can send messages or get tokens." \
     "Ask an admin of tenant '$AGENT_TENANT' to approve user code $code (valid until $until):" \
-    "  amp-relay admin registrations approve $id --tenant $AGENT_TENANT" \
-    "  (or POST $AID_BASE/agent_registrations/$id/approve with an admin token)" \
+    "  npx amp-relay admin registrations approve $id --tenant $AGENT_TENANT" \
+    "  (or POST $IDENTITY_BASE/agent_registrations/$id/approve with an admin token)" \
     "Then check with: amp-identity.sh${AGENT_NAME:+ -a $AGENT_NAME} status"
 }
