@@ -3,6 +3,7 @@
 // Every problem is reported at once; the result is frozen.
 
 import { REGISTERED_LABEL_RE, RESERVED_TENANTS } from '../../proto/index.js';
+import { tlsProblems } from './tls.js';
 import { trustedProxyProblems } from './trusted-proxies.js';
 
 export type OptionType = 'string' | 'int' | 'bool' | 'enum' | 'list';
@@ -55,6 +56,27 @@ export const OPTIONS = {
     type: 'list',
     default: [],
     doc: 'Reverse proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-Proto and X-Forwarded-Host are believed when AMP_PUBLIC_URL is not set; default: none, not even loopback',
+  },
+  tlsCert: {
+    env: 'AMP_TLS_CERT',
+    flag: '--tls-cert',
+    type: 'string',
+    default: '',
+    doc: 'PEM certificate file (chain after it) for HTTPS and WSS on --port; needs AMP_TLS_KEY. Default: plain HTTP',
+  },
+  tlsKey: {
+    env: 'AMP_TLS_KEY',
+    flag: '--tls-key',
+    type: 'string',
+    default: '',
+    doc: 'PEM private key file of AMP_TLS_CERT',
+  },
+  tlsKeyPassphrase: {
+    env: 'AMP_TLS_KEY_PASSPHRASE',
+    flag: '--tls-key-passphrase',
+    type: 'string',
+    default: '',
+    doc: 'Passphrase of an encrypted AMP_TLS_KEY',
   },
   providerDomain: {
     env: 'AMP_PROVIDER_DOMAIN',
@@ -395,6 +417,7 @@ function crossCheck(c: Config, problems: string[]): void {
     if (!ok) problems.push(`AID_ISSUER_ALIASES entries are http(s) base URLs without query (got '${a}')`);
   }
   problems.push(...trustedProxyProblems(c.trustedProxies));
+  problems.push(...tlsProblems(c));
   if (c.wsHardBuffer <= c.wsSoftBuffer) problems.push('AMP_WS_HARD_BUFFER must be larger than AMP_WS_SOFT_BUFFER');
   if (c.publicUrl) {
     try {
