@@ -63,7 +63,7 @@ async function registerTls(name: string): Promise<{ address: string; api_key: st
 
 setupOrFailEveryTest(async () => {
   // README block `tls-cert`, run as written in the temp dir: it writes cert.pem and key.pem there.
-  execFileSync('bash', ['-euo', 'pipefail', '-c', readmeBlock('tls-cert')], { cwd: dir, stdio: 'pipe' });
+  execFileSync('bash', ['--norc', '-euo', 'pipefail', '-c', readmeBlock('tls-cert')], { cwd: dir, stdio: 'pipe' });
   ca = readFileSync(cert, 'utf8');
   srv = await startTestServer({ tlsCert: cert, tlsKey: key });
 });
@@ -121,7 +121,12 @@ describe('HTTPS and WSS with AMP_TLS_CERT / AMP_TLS_KEY', () => {
   it('runs the README serve block (npx amp-relay -> node bin/amp-relay.js; port, host, data dir from env)', async () => {
     const block = readmeBlock('tls-serve').replace('npx amp-relay', `node ${join(ROOT, 'bin', 'amp-relay.js')}`);
     const env = { PATH: process.env.PATH ?? '', AMP_HOST: '127.0.0.1', AMP_PORT: '0', AMP_DATA_DIR: join(dir, 'd2') };
-    const proc = spawn('bash', ['-c', block], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const proc = spawn('bash', ['--norc', '-c', block], {
+      cwd: dir,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     try {
       const url = await new Promise<string>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('README serve block did not listen in 20 s')), 20_000);
@@ -144,7 +149,7 @@ describe('HTTPS and WSS with AMP_TLS_CERT / AMP_TLS_KEY', () => {
   it('runs the README curl block against the TLS server (port rewritten)', async () => {
     // Async: the server runs in this process, so a synchronous child would block it.
     const block = readmeBlock('tls-curl').replaceAll('localhost:23000', `localhost:${srv.server.port}`);
-    const { stdout } = await run('bash', ['-euo', 'pipefail', '-c', block], { cwd: dir, timeout: 15_000 });
+    const { stdout } = await run('bash', ['--norc', '-euo', 'pipefail', '-c', block], { cwd: dir, timeout: 15_000 });
     expect(JSON.parse(stdout).status).toBe('healthy');
   });
 });
