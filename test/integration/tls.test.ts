@@ -5,8 +5,7 @@
 // refused before any port is opened, by check-config and by serve, with the file named.
 
 import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
-import { request } from 'node:https';
+import { rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -16,6 +15,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { readmeBlock } from '../helpers/readme.js';
 import { ROOT, startTestServer, tempDir, type TestServer } from '../helpers/server.js';
 import { setupOrFailEveryTest } from '../helpers/setup.js';
+import { type Answer, httpsJson, makeCert } from '../helpers/tls.js';
 import { WsClient } from '../helpers/ws.js';
 
 const run = promisify(execFile);
@@ -25,30 +25,9 @@ const key = join(dir, 'key.pem');
 let ca: string;
 let srv: TestServer;
 
-interface Answer {
-  status: number;
-  body: any;
-}
-
 /** One HTTPS request trusting only our certificate. */
 function https(method: string, url: string, opts: { apiKey?: string; json?: unknown } = {}): Promise<Answer> {
-  const body = opts.json === undefined ? undefined : JSON.stringify(opts.json);
-  const headers: Record<string, string> = {};
-  if (body) headers['Content-Type'] = 'application/json';
-  if (opts.apiKey) headers.Authorization = `Bearer ${opts.apiKey}`;
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method, ca, headers, timeout: 5000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined });
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error(`${method} ${url}: timeout`)));
-    req.on('error', reject);
-    req.end(body);
-  });
+  return httpsJson(ca, method, url, opts);
 }
 
 async function registerTls(name: string): Promise<{ address: string; api_key: string }> {
@@ -63,8 +42,7 @@ async function registerTls(name: string): Promise<{ address: string; api_key: st
 
 setupOrFailEveryTest(async () => {
   // README block `tls-cert`, run as written in the temp dir: it writes cert.pem and key.pem there.
-  execFileSync('bash', ['--norc', '-euo', 'pipefail', '-c', readmeBlock('tls-cert')], { cwd: dir, stdio: 'pipe' });
-  ca = readFileSync(cert, 'utf8');
+  ca = makeCert(dir).ca;
   srv = await startTestServer({ tlsCert: cert, tlsKey: key });
 });
 
