@@ -1,11 +1,10 @@
 // TLS test helpers: a self-signed certificate for localhost and 127.0.0.1 made by the README's
-// own `tls-cert` block, and HTTPS requests that trust only that certificate.
+// own `tls-cert` block (the caller passes its text), and HTTPS requests that trust only that certificate.
 
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
-import { readmeBlock } from './readme.js';
 
 export interface TestCert {
   cert: string;
@@ -14,9 +13,9 @@ export interface TestCert {
   ca: string;
 }
 
-/** Run README block `tls-cert` as written in `dir`: it writes cert.pem and key.pem there. */
-export function makeCert(dir: string): TestCert {
-  execFileSync('bash', ['--norc', '-euo', 'pipefail', '-c', readmeBlock('tls-cert')], { cwd: dir, stdio: 'pipe' });
+/** Run README block `tls-cert` (its text: `readmeBlock('tls-cert')`) as written in `dir`: it writes cert.pem and key.pem. */
+export function makeCert(dir: string, block: string): TestCert {
+  execFileSync('bash', ['--norc', '-euo', 'pipefail', '-c', block], { cwd: dir, stdio: 'pipe' });
   const cert = join(dir, 'cert.pem');
   return { cert, key: join(dir, 'key.pem'), ca: readFileSync(cert, 'utf8') };
 }

@@ -47,8 +47,8 @@ async function cli(...args: string[]): Promise<{ code: number; stdout: string; s
  * A README block run with bash, adapted: `npx amp-relay` is this checkout's bin, and the example
  * paths are the test's temp dirs.
  */
-async function readmeCli(id: string, backupDir: string, dataDir: string) {
-  const text = readmeBlock(id)
+async function readmeCli(block: string, backupDir: string, dataDir: string) {
+  const text = block
     .replace('npx amp-relay', `${process.execPath} ${join(ROOT, 'bin', 'amp-relay.js')}`)
     .replace('/var/backups/amp-relay/2026-12-03', backupDir)
     .replace('/var/lib/amp-relay', dataDir);
@@ -148,7 +148,7 @@ describe('backup of a live server under load, restore into a new dir', () => {
     });
     expect(load.state.firstFailure).toBe('');
     load.state.backupStarted = true;
-    const backup = await readmeCli('backup', backupDir, dataDir);
+    const backup = await readmeCli(readmeBlock('backup'), backupDir, dataDir);
     const ackedDuringBackup = load.acked.filter((a) => !a.beforeBackup).length;
     load.state.stop = true;
     await load.done;
@@ -170,7 +170,7 @@ describe('backup of a live server under load, restore into a new dir', () => {
     expect(await live.stop()).toBe(0);
     expect(existsSync(join(dataDir, 'amp-relay.lock'))).toBe(false); // released as usual
 
-    const restore = await readmeCli('restore', backupDir, restoredDir);
+    const restore = await readmeCli(readmeBlock('restore'), backupDir, restoredDir);
     expect(restore.stderr).toBe('');
     expect(restore.code).toBe(0);
     expect(statSync(restoredDir).mode & 0o777).toBe(0o700);

@@ -101,7 +101,7 @@ async function startNginx(name: string, edit: (conf: string) => string = (c) => 
 }
 
 setupOrFailEveryTest(async () => {
-  tls = makeCert(dir);
+  tls = makeCert(dir, readmeBlock('tls-cert'));
   srv = await startTestServer({ trustedProxies: ['127.0.0.1'] });
 });
 

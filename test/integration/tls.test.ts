@@ -42,7 +42,7 @@ async function registerTls(name: string): Promise<{ address: string; api_key: st
 
 setupOrFailEveryTest(async () => {
   // README block `tls-cert`, run as written in the temp dir: it writes cert.pem and key.pem there.
-  ca = makeCert(dir).ca;
+  ca = makeCert(dir, readmeBlock('tls-cert')).ca;
   srv = await startTestServer({ tlsCert: cert, tlsKey: key });
 });
 
