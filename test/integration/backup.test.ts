@@ -200,7 +200,11 @@ describe('what backup and restore refuse', () => {
     const dataDir = join(root, 'busy');
     const s = await start(dataDir);
     const bk = join(root, 'busy-backup');
+    mkdirSync(join(dataDir, 'attachments', 'ab'), { recursive: true });
+    writeFileSync(join(dataDir, 'attachments', 'ab', 'blob'), 'attached');
     expect((await cli('backup', bk, '--data-dir', dataDir)).code).toBe(0);
+    expect(readFileSync(join(bk, 'attachments', 'ab', 'blob'), 'utf8')).toBe('attached');
+    expect(statSync(join(bk, 'attachments', 'ab', 'blob')).mode & 0o777).toBe(0o600);
     const r = await cli('restore', bk, '--data-dir', dataDir, '--force');
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`is in use by process ${s.proc.pid}`);
@@ -221,6 +225,8 @@ describe('what backup and restore refuse', () => {
     const aside = /what was there is in (\S+)/.exec(forced.stdout)![1];
     expect(readFileSync(join(aside, 'notes.txt'), 'utf8')).toBe('mine');
     expect(existsSync(join(target, 'amp.lmdb'))).toBe(true);
+    expect(readFileSync(join(target, 'attachments', 'ab', 'blob'), 'utf8')).toBe('attached');
+    expect(statSync(join(target, 'attachments')).mode & 0o777).toBe(0o700);
   });
 
   it('restore refuses a dir that is not a complete backup; backup refuses a non-empty DIR', async () => {
