@@ -9,6 +9,8 @@ command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v jq >/dev/null 2>&1 || missing+=(jq)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+# The README's reverse-proxy block runs in a real nginx (test/integration/nginx-proxy.test.ts).
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 has_requests=no
 for py in python3 /usr/bin/python3; do
   if command -v "$py" >/dev/null 2>&1 && "$py" -c 'import requests' >/dev/null 2>&1; then has_requests=yes; break; fi

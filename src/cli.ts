@@ -1,6 +1,7 @@
 // amp-relay serve | print-env | check-config | keygen | admin-token | admin | signing-keys | rotate-signing-key |
 // version | help
 
+import { BACKUP_USAGE, backupOrRestore } from './cli/backup.js';
 import { generateEd25519Pem } from './crypto/sign.js';
 import { adminCommand } from './cli/admin.js';
 import { adminTokenCommand, CliUsageError } from './cli/admin-token.js';
@@ -33,6 +34,7 @@ Usage:
                                  Publish a new token-signing key; it signs 10 min later (at once
                                  with --immediate, for a compromised key). The old key stays in
                                  the JWKS 30 days after its last token. A running server picks it up.
+${BACKUP_USAGE}
   amp-relay version              Print the version
   amp-relay help                 Show this help
 
@@ -159,6 +161,9 @@ async function run(cmd: string, rest: string[]): Promise<number> {
       return signingKeys(cmd, rest);
     case 'keygen':
       return keygen();
+    case 'backup':
+    case 'restore':
+      return backupOrRestore(cmd, rest, config);
     case 'version':
     case '--version':
       process.stdout.write(VERSION + '\n');

@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import { CLOSE } from '../proto/index.js';
 import { type Config, type ConfigInput, loadConfig } from './config/schema.js';
+import { tlsEnabled } from './config/tls.js';
 import { trustedProxyMatcher } from './config/trusted-proxies.js';
 import { createVerifier, type Ed25519Verifier } from './crypto/verifier.js';
 import { loadOrCreateProviderKey } from './crypto/provider-key.js';
@@ -39,7 +40,7 @@ import { startTtlSweeper } from './store/sweeper.js';
 import type { Store } from './store/types.js';
 import { buildApi } from './transport/http/api.js';
 import { attachHttp } from './transport/http/respond.js';
-import { HttpServer } from './transport/listen.js';
+import { HttpServer, type TlsFiles } from './transport/listen.js';
 import { attachWebSockets } from './transport/ws/attach.js';
 
 const SHUTDOWN_DRAIN_MS = 10_000;
@@ -47,9 +48,9 @@ const SHUTDOWN_DRAIN_MS = 10_000;
 const SWEEP_INTERVAL_MS = 1000;
 
 export interface ServerHandle {
-  /** e.g. `http://127.0.0.1:23000` */
+  /** e.g. `http://127.0.0.1:23000` (`https://` with AMP_TLS_CERT) */
   readonly url: string;
-  /** e.g. `ws://127.0.0.1:23000/v1/ws` */
+  /** e.g. `ws://127.0.0.1:23000/v1/ws` (`wss://` with AMP_TLS_CERT) */
   readonly wsUrl: string;
   readonly port: number;
   readonly config: Config;
@@ -111,6 +112,11 @@ function startTimers(sessions: Sessions, store: Store, logger: Logger): () => vo
   };
 }
 
+function tlsFiles(c: Config): TlsFiles | undefined {
+  if (!tlsEnabled(c)) return undefined;
+  return { certFile: c.tlsCert, keyFile: c.tlsKey, passphrase: c.tlsKeyPassphrase || undefined };
+}
+
 /** `0.0.0.0` and `::` listen everywhere; URLs we print point at loopback then. */
 function shownHost(host: string): string {
   if (host === '0.0.0.0' || host === '::') return '127.0.0.1';
@@ -121,7 +127,8 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
   const { logger: givenLogger, env, ...overrides } = options;
   const config = loadConfig({ env, overrides });
   const logger = givenLogger ?? createLogger(config.logLevel);
-  const http = new HttpServer(); // refuses uWS's pure-JS fallback before anything is opened
+  // Refuses uWS's pure-JS fallback before anything is opened.
+  const http = new HttpServer(tlsFiles(config));
   // Before the store opens: a second server on the same data dir stops here.
   const lock = openDataDir(config.dataDir, logger);
   try {
@@ -146,7 +153,7 @@ async function startOnDataDir(
   const knownProviders = [config.providerDomain, ...config.providerAliases];
   const ctx: RelayContext = { config, logger, limits, providerKey, knownProviders, startedAt: Date.now() };
   let listeningPort = config.port;
-  const publicBase = () => config.publicUrl.replace(/\/+$/, '') || `http://localhost:${listeningPort}`;
+  const publicBase = () => config.publicUrl.replace(/\/+$/, '') || `${http.scheme}://localhost:${listeningPort}`;
 
   const relay = buildRelay(ctx, store, verifier);
   const aid = await buildIdentity(ctx, store, verifier, relay.link, publicBase);
@@ -192,7 +199,7 @@ async function startOnDataDir(
     await store.close();
     throw e;
   }
-  const url = `http://${shownHost(config.host)}:${listeningPort}`;
+  const url = `${http.scheme}://${shownHost(config.host)}:${listeningPort}`;
   logger.info({ url, dataDir: config.dataDir, provider: config.providerDomain, ed25519: verifier.name }, 'listening');
 
   let closing: Promise<void> | undefined;
@@ -210,6 +217,6 @@ async function startOnDataDir(
       logger.info('stopped');
     })());
 
-  const wsUrl = `ws://${shownHost(config.host)}:${listeningPort}/v1/ws`;
+  const wsUrl = `${http.scheme === 'https' ? 'wss' : 'ws'}://${shownHost(config.host)}:${listeningPort}/v1/ws`;
   return { url, wsUrl, port: listeningPort, config, logger, close };
 }

@@ -3,6 +3,7 @@
 // without them is a wrong one (or a server that never ran), and saying so beats a token the
 // server cannot verify.
 
+import { tlsEnabled } from '../config/tls.js';
 import type { Config } from '../config/schema.js';
 import { issuerOf, mintAdminToken } from '../identity/admin-tokens.js';
 import { NoSigningKeysError, SigningKeys } from '../identity/signing-keys.js';
@@ -12,7 +13,7 @@ export class CliUsageError extends Error {}
 
 /**
  * The base URL the server takes its issuers from when it runs with this configuration:
- * AMP_PUBLIC_URL, else `http://localhost:<port>` (the server never uses AMP_HOST or a request's
+ * AMP_PUBLIC_URL, else `http(s)://localhost:<port>` (https when the server has AMP_TLS_CERT/KEY; it never uses AMP_HOST or a request's
  * Host for it, so neither does this). Port 0 has no such URL until the server listens.
  */
 export function issuerBase(cfg: Config): string {
@@ -22,7 +23,7 @@ export function issuerBase(cfg: Config): string {
       'with port 0 the issuer is known only once the server listens: set AMP_PUBLIC_URL (--public-url) ' +
         'or the port the server uses (--port / AMP_PORT)',
     );
-  return `http://localhost:${cfg.port}`;
+  return `${tlsEnabled(cfg) ? 'https' : 'http'}://localhost:${cfg.port}`;
 }
 
 export interface MintRequest {

@@ -2,6 +2,7 @@
 // token is minted from the server's data dir (the same configuration the server reads: flags, then
 // AMP_* variables), for the issuer the server itself announces, or given with --token.
 
+import { tlsEnabled } from '../config/tls.js';
 import { hostname, userInfo } from 'node:os';
 import { type Config, ConfigError, flagKey, optionType } from '../config/schema.js';
 import { type AdminSession, type Command, COMMANDS } from './admin-commands.js';
@@ -14,7 +15,8 @@ const SCOPES = ['agent_registrations:write', 'amp:admin'];
 const COMMON_FLAGS = ['url', 'token', 'tenant', 'email'];
 
 const COMMON_HELP = `Common options:
-  --url URL          the server (default: AMP_PUBLIC_URL, else http://127.0.0.1:<AMP_PORT>)
+  --url URL          the server (default: AMP_PUBLIC_URL, else http://127.0.0.1:<AMP_PORT>,
+                     https://localhost:<AMP_PORT> with AMP_TLS_CERT/KEY)
   --tenant T         the tenant to administer (default: AMP_DEFAULT_TENANT)
   --token JWT        an admin token to use (scopes agent_registrations:write and amp:admin);
                      without it one is minted for 5 min from the signing keys in --data-dir
@@ -108,7 +110,8 @@ function resolve(p: Parsed): { cmd?: Command; group: Command[]; ids: string[] } 
 function defaultUrl(cfg: Config): string {
   if (cfg.publicUrl) return cfg.publicUrl;
   if (cfg.port === 0) throw new CliError('the server port is 0 (any): give the server with --url', EXIT.USAGE);
-  return `http://127.0.0.1:${cfg.port}`;
+  // With TLS on, the name the usual certificate is for (trust a self-signed one with NODE_EXTRA_CA_CERTS).
+  return tlsEnabled(cfg) ? `https://localhost:${cfg.port}` : `http://127.0.0.1:${cfg.port}`;
 }
 
 /** The issuer the running server signs and checks this tenant's tokens with (its discovery document). */

@@ -4,6 +4,7 @@
 
 import { REGISTERED_LABEL_RE, RESERVED_TENANTS } from '../../proto/index.js';
 import { hostProblem } from './host.js';
+import { tlsProblems } from './tls.js';
 import { trustedProxyProblems } from './trusted-proxies.js';
 
 export type OptionType = 'string' | 'int' | 'bool' | 'enum' | 'list';
@@ -56,6 +57,27 @@ export const OPTIONS = {
     type: 'list',
     default: [],
     doc: 'Reverse proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-Proto and X-Forwarded-Host are believed when AMP_PUBLIC_URL is not set; default: none, not even loopback',
+  },
+  tlsCert: {
+    env: 'AMP_TLS_CERT',
+    flag: '--tls-cert',
+    type: 'string',
+    default: '',
+    doc: 'PEM certificate file (chain after it) for HTTPS and WSS on --port; needs AMP_TLS_KEY. Default: plain HTTP',
+  },
+  tlsKey: {
+    env: 'AMP_TLS_KEY',
+    flag: '--tls-key',
+    type: 'string',
+    default: '',
+    doc: 'PEM private key file of AMP_TLS_CERT',
+  },
+  tlsKeyPassphrase: {
+    env: 'AMP_TLS_KEY_PASSPHRASE',
+    flag: '--tls-key-passphrase',
+    type: 'string',
+    default: '',
+    doc: 'Passphrase of an encrypted AMP_TLS_KEY',
   },
   providerDomain: {
     env: 'AMP_PROVIDER_DOMAIN',
@@ -411,6 +433,7 @@ function crossCheck(c: Config, name: (key: keyof Config) => string, problems: st
     if (!isBaseUrl(a))
       problems.push(`${name('aidIssuerAliases')} entries are http(s) base URLs without query (got '${a}')`);
   problems.push(...trustedProxyProblems(c.trustedProxies, name('trustedProxies')));
+  problems.push(...tlsProblems(c, name));
   if (c.wsHardBuffer <= c.wsSoftBuffer)
     problems.push(`${name('wsHardBuffer')} must be larger than ${name('wsSoftBuffer')}`);
   if (c.publicUrl && !isHttpUrl(c.publicUrl))

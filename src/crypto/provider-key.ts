@@ -11,10 +11,11 @@ export interface ProviderKey {
   publicKey: ParsedPublicKey;
 }
 
-const FILE = 'provider-ed25519.pem';
+/** The provider's private key in the data dir. */
+export const PROVIDER_KEY_FILE = 'provider-ed25519.pem';
 
 export function loadOrCreateProviderKey(dataDir: string): ProviderKey {
-  const path = join(dataDir, FILE);
+  const path = join(dataDir, PROVIDER_KEY_FILE);
   let privatePem: string;
   if (existsSync(path)) {
     privatePem = readFileSync(path, 'utf8');

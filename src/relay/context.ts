@@ -2,6 +2,7 @@
 
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
+import { tlsEnabled } from '../config/tls.js';
 import type { ProviderKey } from '../crypto/provider-key.js';
 import type { AgentRecord } from '../store/types.js';
 import type { RateLimits } from './ratelimit.js';
@@ -43,7 +44,9 @@ export function providerUrls(config: Config, host: string, forwardedProto: strin
     const validHost = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/.test(host)
       ? host
       : `localhost:${config.port}`;
-    const scheme = forwardedProto === 'https' ? 'https' : 'http';
+    // A trusted proxy's X-Forwarded-Proto wins; without one, the scheme this server listens with.
+    const listening = tlsEnabled(config) ? 'https' : 'http';
+    const scheme = forwardedProto === 'https' || forwardedProto === 'http' ? forwardedProto : listening;
     base = `${scheme}://${validHost}`;
   }
   const endpoint = `${base}/api/v1`;

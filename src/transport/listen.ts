@@ -13,14 +13,39 @@ export class ListenError extends Error {
   override name = 'ListenError';
 }
 
+/** Certificate and key files for HTTPS/WSS (checked beforehand: config/tls.ts). */
+export interface TlsFiles {
+  certFile: string;
+  keyFile: string;
+  passphrase?: string;
+}
+
 export class HttpServer {
   readonly app: TemplatedApp;
+  /** 'https' when serving TLS (uWS's SSLApp): URLs given out say https and wss. */
+  readonly scheme: 'http' | 'https';
   private readonly uws: Uws;
   private listenSocket?: us_listen_socket;
 
-  constructor() {
+  constructor(tls?: TlsFiles) {
     this.uws = loadUws();
-    this.app = this.uws.App();
+    this.scheme = tls ? 'https' : 'http';
+    this.app = tls ? this.sslApp(tls) : this.uws.App();
+  }
+
+  private sslApp(tls: TlsFiles): TemplatedApp {
+    try {
+      return this.uws.SSLApp({
+        cert_file_name: tls.certFile,
+        key_file_name: tls.keyFile,
+        ...(tls.passphrase ? { passphrase: tls.passphrase } : {}),
+      });
+    } catch (e) {
+      // uWS says only "App construction failed"; the files were checked, so this is rare.
+      throw new ListenError(
+        `cannot start TLS with certificate ${tls.certFile} and key ${tls.keyFile}: ${(e as Error).message}`,
+      );
+    }
   }
 
   /**

@@ -8,7 +8,9 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { KEY_FILE } from '../../src/identity/signing-keys.js';
 import { call, register, ROOT, startTestServer, tempDir, type TestServer } from '../helpers/server.js';
+import { readmeBlock } from '../helpers/readme.js';
 import { setupOrFailEveryTest } from '../helpers/setup.js';
+import { makeCert } from '../helpers/tls.js';
 
 interface Run {
   code: number | null;
@@ -75,6 +77,15 @@ describe('amp-relay admin-token', () => {
     expect(r.code).toBe(0);
     expect(r.stderr).toContain('issuer http://localhost:23000/acme');
     expect((await agentsWith(r.stdout.trim())).status).toBe(401);
+  });
+
+  it('with TLS on (AMP_TLS_CERT/KEY) and no public URL the issuer is https://localhost:<port>', async () => {
+    const dir = tempDir('amp-admin-token-tls-');
+    dirs.push(dir);
+    const { cert, key } = makeCert(dir, readmeBlock('tls-cert'));
+    const r = await cli([...MINT, '--port', '8443', '--data-dir', t.dataDir], { AMP_TLS_CERT: cert, AMP_TLS_KEY: key });
+    expect(r.stderr).toContain('issuer https://localhost:8443/acme');
+    expect(r.code).toBe(0);
   });
 
   it('AMP_PUBLIC_URL names the issuer', async () => {
