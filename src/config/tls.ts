@@ -43,7 +43,11 @@ export function tlsProblems(
   const cert = readable(name('tlsCert'), c.tlsCert, problems);
   const key = readable(name('tlsKey'), c.tlsKey, problems);
   if (cert === undefined || key === undefined) return problems;
-  const problem = tlsPairProblem(cert, c.tlsCert, key, c.tlsKey, c.tlsKeyPassphrase);
+  const problem = tlsPairProblem(cert, c.tlsCert, key, c.tlsKey, c.tlsKeyPassphrase, {
+    cert: name('tlsCert'),
+    key: name('tlsKey'),
+    passphrase: name('tlsKeyPassphrase'),
+  });
   if (problem) problems.push(problem);
   return problems;
 }

@@ -5,13 +5,27 @@
 
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 
-/** Why this PEM pair cannot serve TLS, or undefined when it can. */
-export function tlsPairProblem(certPem: string, certPath: string, keyPem: string, keyPath: string, passphrase: string) {
+export interface TlsNames {
+  cert: string;
+  key: string;
+  passphrase: string;
+}
+const ENV_NAMES: TlsNames = { cert: 'AMP_TLS_CERT', key: 'AMP_TLS_KEY', passphrase: 'AMP_TLS_KEY_PASSPHRASE' };
+
+/** Why this PEM pair cannot serve TLS, or undefined when it can; `names` are the settings as the user gave them. */
+export function tlsPairProblem(
+  certPem: string,
+  certPath: string,
+  keyPem: string,
+  keyPath: string,
+  passphrase: string,
+  names: TlsNames = ENV_NAMES,
+) {
   let cert: X509Certificate;
   try {
     cert = new X509Certificate(certPem);
   } catch (e) {
-    return `AMP_TLS_CERT ${certPath} is not a PEM certificate (${(e as Error).message})`;
+    return `${names.cert} ${certPath} is not a PEM certificate (${(e as Error).message})`;
   }
   let key: ReturnType<typeof createPrivateKey>;
   try {
@@ -20,10 +34,10 @@ export function tlsPairProblem(certPem: string, certPath: string, keyPem: string
     const msg = (e as Error).message;
     if (/passphrase|decrypt|bad decrypt/i.test(msg) || keyPem.includes('ENCRYPTED'))
       return passphrase
-        ? `AMP_TLS_KEY ${keyPath} cannot be decrypted with AMP_TLS_KEY_PASSPHRASE (wrong passphrase?)`
-        : `AMP_TLS_KEY ${keyPath} is encrypted: set AMP_TLS_KEY_PASSPHRASE`;
-    return `AMP_TLS_KEY ${keyPath} is not a PEM private key (${msg})`;
+        ? `${names.key} ${keyPath} cannot be decrypted with ${names.passphrase} (wrong passphrase?)`
+        : `${names.key} ${keyPath} is encrypted: set AMP_TLS_KEY_PASSPHRASE (or --tls-key-passphrase)`;
+    return `${names.key} ${keyPath} is not a PEM private key (${msg})`;
   }
-  if (!cert.checkPrivateKey(key)) return `AMP_TLS_KEY ${keyPath} is not the key of the certificate ${certPath}`;
+  if (!cert.checkPrivateKey(key)) return `${names.key} ${keyPath} is not the key of the certificate ${certPath}`;
   return undefined;
 }

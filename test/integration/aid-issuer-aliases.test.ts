@@ -84,7 +84,7 @@ describe('§16 issuer aliases', () => {
       (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
     );
     expect(failed.code).toBe(2);
-    expect(failed.stderr).toContain('AID_ISSUER_ALIASES');
+    expect(failed.stderr).toContain('--aid-issuer-aliases'); // the flag the test passed
     expect(failed.stderr).toContain("'ftp://x'");
     const ok = await cli('http://192.168.1.20:23000');
     expect(ok.stdout).toBe('configuration is valid\n');

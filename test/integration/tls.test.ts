@@ -143,19 +143,19 @@ describe('bad TLS settings are configuration errors', () => {
   it('check-config names a missing file', () => {
     const r = cli('check-config', '--tls-cert', join(dir, 'nope.pem'), '--tls-key', key);
     expect(r.status).toBe(2);
-    expect(r.stderr).toContain(`AMP_TLS_CERT ${join(dir, 'nope.pem')} cannot be read (no such file)`);
+    expect(r.stderr).toContain(`--tls-cert ${join(dir, 'nope.pem')} cannot be read (no such file)`);
   });
 
   it('check-config wants both files', () => {
     const r = cli('check-config', '--tls-cert', cert);
     expect(r.status).toBe(2);
-    expect(r.stderr).toContain('AMP_TLS_CERT and AMP_TLS_KEY go together');
+    expect(r.stderr).toContain('--tls-cert and --tls-key / AMP_TLS_KEY go together');
   });
 
   it("check-config refuses a key that is not the certificate's, and passes a good pair", () => {
     const r = cli('check-config', '--tls-cert', cert, '--tls-key', cert);
     expect(r.status).toBe(2);
-    expect(r.stderr).toContain(`AMP_TLS_KEY ${cert} is not a PEM private key`);
+    expect(r.stderr).toContain(`--tls-key ${cert} is not a PEM private key`);
     const ok = cli('check-config', '--tls-cert', cert, '--tls-key', key);
     expect(ok.stderr).toBe('');
     expect(ok.status).toBe(0);
@@ -190,7 +190,7 @@ describe('bad TLS settings are configuration errors', () => {
       key,
     );
     expect(r.status).toBe(2);
-    expect(r.stderr).toContain('AMP_TLS_CERT /nonexistent/cert.pem cannot be read (no such file)');
+    expect(r.stderr).toContain('--tls-cert /nonexistent/cert.pem cannot be read (no such file)');
     expect(r.stdout).not.toContain('listening');
   });
 });
