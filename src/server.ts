@@ -17,7 +17,7 @@ import { Tokens } from './identity/tokens.js';
 import { type DataDirLock, openDataDir, securePrivateFiles } from './ops/data-dir.js';
 import { health, ready } from './ops/discovery.js';
 import { InFlight } from './ops/in-flight.js';
-import { createLogger } from './ops/logger.js';
+import { createLogger, flushLogs } from './ops/logger.js';
 import { metricsEndpoint, registerMetrics } from './ops/metrics.js';
 import { Telemetry } from './ops/telemetry.js';
 import { Agents } from './relay/agents.js';
@@ -217,6 +217,7 @@ async function startOnDataDir(
       await store.close();
       lock.release();
       logger.info('stopped');
+      await flushLogs(logger);
     })());
 
   const wsUrl = `ws://${shownHost(config.host)}:${listeningPort}/v1/ws`;

@@ -5,7 +5,8 @@
 // stdout is written asynchronously (sonic-boom, sync: false): at info level every HTTP request is
 // a line, and a synchronous write(2) per request would put the terminal or the log collector's
 // pipe on the request path. Lines written while a write is in flight go out together in the next
-// one; whatever is buffered is flushed when the process exits (pino registers that).
+// one. pino's exit hook writes what is buffered, but not a write still in flight when the
+// process exits, so the server's close() waits for the lines (`flushLogs`) before the CLI exits.
 
 import { type DestinationStream, type Logger, pino } from 'pino';
 import pinoPretty from 'pino-pretty';
@@ -26,12 +27,35 @@ const REDACT_PATHS = [
   '*.private_key',
 ];
 
+/** How long close() waits for log lines to be written (a reader that stopped reading must not hang it). */
+const FLUSH_TIMEOUT_MS = 2000;
+
 let stdout: DestinationStream | undefined;
 
-/** One asynchronous stdout stream per process, shared by every server it runs. */
+/**
+ * One asynchronous stdout stream per process, shared by every server it runs. minLength 1: a line
+ * is written at once all the same, but flush() waits for writes in flight (at 0 it returns at once).
+ */
 function asyncStdout(): DestinationStream {
-  stdout ??= pino.destination({ dest: 1, sync: false });
+  stdout ??= pino.destination({ dest: 1, sync: false, minLength: 1 });
   return stdout;
+}
+
+/** Resolves once the logger's lines are written (or after FLUSH_TIMEOUT_MS). */
+export function flushLogs(logger: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, FLUSH_TIMEOUT_MS);
+    timer.unref();
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    try {
+      logger.flush(done);
+    } catch {
+      done(); // a destination that cannot flush (closed): nothing more will be written
+    }
+  });
 }
 
 /**
@@ -47,8 +71,10 @@ export function createLogger(level: string, format: LogFormat = 'json', destinat
   if (format === 'pretty') {
     const pretty = pinoPretty({
       destination: destination ?? 1,
-      sync: destination !== undefined,
+      // For humans: few lines, written synchronously (nothing lost at exit).
+      sync: true,
       ignore: 'pid,hostname,service',
+      singleLine: true,
       translateTime: 'SYS:HH:MM:ss.l',
     });
     return pino(options, pretty);
