@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/ops/logger.js';
 import { activeRegistration, startAidServer, tokenFor, type AidServer } from '../helpers/aid.js';
 import { waitFor } from '../helpers/events.js';
+import { readmeBlock } from '../helpers/readme.js';
 import {
   call,
   register,
@@ -176,6 +177,8 @@ describe('the CLI (child process)', () => {
       const req = await out.line((l) => l.includes('/api/v1/health'));
       expect(req).toMatch(/^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: request /);
       expect(req).toContain('"status":200');
+      // The README's example line has the same shape.
+      expect(readmeBlock('log-pretty')).toMatch(/^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: request \{"method":"GET","route":/);
       expect(() => JSON.parse(req)).toThrow();
       expect(() => JSON.parse(listening)).toThrow();
     } finally {
