@@ -14,10 +14,3 @@ export interface RelayObserver {
   /** The recipient acknowledged these messages (only those newly acknowledged). */
   acked(via: Via, recipientId: string, ids: readonly string[]): void;
 }
-
-/** For code (tests, tools) that builds relay parts without a server's telemetry. */
-export const NO_OBSERVER: RelayObserver = {
-  routed() {},
-  pushed() {},
-  acked() {},
-};
