@@ -2,15 +2,13 @@
 // reach a log line: API keys, tokens, signatures and Authorization headers are redacted by path as
 // a second line of defence; the code never logs them in the first place.
 //
-// stdout is written asynchronously and in batches (sonic-boom, sync: false): at info level every
-// HTTP request is a line, and a write(2) per request (about 3 % of a REST request's CPU in the
-// bench profile) would put the terminal or the log collector's pipe on the request path. Lines
-// are written once 4 KiB are waiting, or every 100 ms. pino's exit hook writes what is buffered,
-// but not a write still in flight when the process exits, so the server's close() waits for the
-// lines (`flushLogs`) before the CLI exits. A SIGKILL loses at most the last 100 ms of lines.
+// stdout is written asynchronously, once per event-loop turn (log-stdout.ts): at info level every
+// HTTP request is a line. The server's close() waits for the lines (`flushLogs`) before the CLI
+// exits; a SIGKILL loses the lines of the last turn or write in flight.
 
 import { type DestinationStream, type Logger, pino } from 'pino';
 import pinoPretty from 'pino-pretty';
+import { BatchedStdout } from './log-stdout.js';
 
 export type LogFormat = 'json' | 'pretty';
 
@@ -31,15 +29,11 @@ const REDACT_PATHS = [
 /** How long close() waits for log lines to be written (a reader that stopped reading must not hang it). */
 const FLUSH_TIMEOUT_MS = 2000;
 
-let stdout: DestinationStream | undefined;
-
-/** Lines are written in batches of this many bytes, or every LOG_FLUSH_MS. */
-const LOG_BATCH_BYTES = 4096;
-const LOG_FLUSH_MS = 100;
+let stdout: BatchedStdout | undefined;
 
 /** One asynchronous stdout stream per process, shared by every server it runs. */
 function asyncStdout(): DestinationStream {
-  stdout ??= pino.destination({ dest: 1, sync: false, minLength: LOG_BATCH_BYTES, periodicFlush: LOG_FLUSH_MS });
+  stdout ??= new BatchedStdout();
   return stdout;
 }
 
