@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/ops/logger.js';
 import { activeRegistration, startAidServer, tokenFor, type AidServer } from '../helpers/aid.js';
@@ -150,6 +151,18 @@ describe('request lines (info)', () => {
       .slice(before)
       .filter((r) => r.level >= 30);
     expect(infoSince.map((r) => r.event ?? r.route)).toEqual(['ws_open', '/api/v1/route', 'ws_close']);
+  });
+
+  it('a message that expires unacknowledged gets an expired line (debug) with its id', async () => {
+    const carol = await register(s.t.api, 'carol', 'acme');
+    secrets.push(carol.api_key);
+    const expiresAt = Date.now() + 300;
+    const soon = { to: carol.address, subject: 'soon', payload: { type: 'notification', message: 'soon' } };
+    const { id } = await routeOk(s.t.api, alice, { ...soon, expires_at: new Date(expiresAt).toISOString() });
+    // Wait for a known instant (the expiry), not for a guess; the next read drops the message.
+    await sleep(Math.max(0, expiresAt - Date.now()) + 20);
+    expect((await call('GET', `${s.t.api}/messages/pending`, { key: carol.api_key })).body.messages).toEqual([]);
+    expect(await lines.find((r) => r.event === 'expired')).toMatchObject({ level: 20, ids: [id], to: carol.agent_id });
   });
 
   it('no line holds an API key, a token, a signature or a private key', () => {
