@@ -16,6 +16,8 @@ type Sonic = ReturnType<typeof pino.destination>;
 
 /** How long a line may wait for others to share its write. */
 const LOG_BATCH_MS = 10;
+/** Lines kept while stdout does not take them (a reader that stopped reading); later ones are dropped. */
+const MAX_PENDING_LINES = 100_000;
 
 export class BatchedStdout {
   private pending: string[] = [];
@@ -23,6 +25,10 @@ export class BatchedStdout {
   /** sonic-boom has data it has not finished writing (it emits 'drain' when done). */
   private busy = false;
   private waiters: Array<() => void> = [];
+  /** Lines dropped since the last write (stdout too slow), reported in the next one. */
+  private dropped = 0;
+  /** stdout failed (EPIPE: the reader is gone): lines are dropped from then on. */
+  private broken = false;
   private readonly sonic: Sonic;
 
   constructor(private readonly fd = 1) {
@@ -34,9 +40,21 @@ export class BatchedStdout {
       else this.schedule();
       if (!this.busy) for (const w of this.waiters.splice(0)) w();
     });
+    // sonic-boom stops writing after EPIPE; any other error would otherwise end the process.
+    this.sonic.on('error', () => {
+      this.broken = true;
+      this.busy = false;
+      this.pending = [];
+      for (const w of this.waiters.splice(0)) w();
+    });
   }
 
   write(line: string): void {
+    if (this.broken) return;
+    if (this.pending.length >= MAX_PENDING_LINES) {
+      this.dropped++;
+      return;
+    }
     this.pending.push(line);
     this.schedule();
   }
@@ -68,6 +86,11 @@ export class BatchedStdout {
   private handOver(): void {
     this.scheduled = false;
     if (this.busy || this.pending.length === 0) return;
+    if (this.dropped > 0) {
+      const note = { level: 40, time: Date.now(), msg: 'stdout too slow: log lines dropped', dropped: this.dropped };
+      this.pending.push(`${JSON.stringify(note)}\n`);
+      this.dropped = 0;
+    }
     const chunk = this.pending.length === 1 ? this.pending[0]! : this.pending.join('');
     this.pending = [];
     this.busy = true;
