@@ -18,8 +18,9 @@ import { Tokens } from './identity/tokens.js';
 import { type DataDirLock, openDataDir, securePrivateFiles } from './ops/data-dir.js';
 import { health, ready } from './ops/discovery.js';
 import { InFlight } from './ops/in-flight.js';
-import { createLogger } from './ops/logger.js';
-import { renderMetrics } from './ops/metrics.js';
+import { createLogger, flushLogs } from './ops/logger.js';
+import { metricsEndpoint, registerMetrics } from './ops/metrics.js';
+import { Telemetry } from './ops/telemetry.js';
 import { AdminView } from './relay/admin.js';
 import { Agents } from './relay/agents.js';
 import type { RelayContext } from './relay/context.js';
@@ -70,11 +71,11 @@ function buildRelay(ctx: RelayContext, store: Store, verifier: Ed25519Verifier) 
   const stores = { queue: store, directory: store, records: store };
   const sessions = new Sessions(ctx.config);
   const receipts = new Receipts(stores, sessions, ctx.logger);
-  const push = new Push(ctx.config, store, sessions, receipts);
+  const push = new Push(ctx.config, store, sessions, receipts, ctx.observer);
   const agents = new Agents(ctx, store, sessions, verifier);
   const abuse = new AbuseCounters();
   const router = new MessageRouter(ctx, agents, stores, push, receipts, abuse);
-  const inbox = new Inbox(store, receipts);
+  const inbox = new Inbox(store, receipts, ctx.observer);
   const link = new IdentityLink(agents, store, sessions, ctx.logger);
   const suspensions = new Suspensions(ctx, agents, store, sessions);
   return { sessions, receipts, push, agents, router, inbox, link, abuse, suspensions };
@@ -126,7 +127,7 @@ function shownHost(host: string): string {
 export async function startServer(options: StartOptions = {}): Promise<ServerHandle> {
   const { logger: givenLogger, env, ...overrides } = options;
   const config = loadConfig({ env, overrides });
-  const logger = givenLogger ?? createLogger(config.logLevel);
+  const logger = givenLogger ?? createLogger(config.logLevel, config.logFormat);
   // Refuses uWS's pure-JS fallback before anything is opened.
   const http = new HttpServer(tlsFiles(config));
   // Before the store opens: a second server on the same data dir stops here.
@@ -139,6 +140,21 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
   }
 }
 
+/** The verifier, telemetry, the store and the context every relay part shares. */
+function openCore(config: Config, logger: Logger) {
+  const verifier = createVerifier(config.ed25519);
+  const telemetry = new Telemetry(logger);
+  const store = new LmdbStore({ dataDir: config.dataDir, observer: telemetry });
+  const limits = new RateLimits(config);
+  const providerKey = loadOrCreateProviderKey(config.dataDir);
+  const knownProviders = [config.providerDomain, ...config.providerAliases];
+  const ctx: RelayContext = {
+    ...{ config, logger, limits, providerKey, knownProviders },
+    ...{ startedAt: Date.now(), observer: telemetry },
+  };
+  return { verifier, telemetry, store, limits, ctx };
+}
+
 /** The rest of startServer, once the data dir is ours; close() gives it back. */
 async function startOnDataDir(
   config: Config,
@@ -146,15 +162,9 @@ async function startOnDataDir(
   http: HttpServer,
   lock: DataDirLock,
 ): Promise<ServerHandle> {
-  const verifier = createVerifier(config.ed25519);
-  const store = new LmdbStore({ dataDir: config.dataDir });
-  const limits = new RateLimits(config);
-  const providerKey = loadOrCreateProviderKey(config.dataDir);
-  const knownProviders = [config.providerDomain, ...config.providerAliases];
-  const ctx: RelayContext = { config, logger, limits, providerKey, knownProviders, startedAt: Date.now() };
+  const { verifier, telemetry, store, limits, ctx } = openCore(config, logger);
   let listeningPort = config.port;
   const publicBase = () => config.publicUrl.replace(/\/+$/, '') || `${http.scheme}://localhost:${listeningPort}`;
-
   const relay = buildRelay(ctx, store, verifier);
   const aid = await buildIdentity(ctx, store, verifier, relay.link, publicBase);
   const { sessions, agents } = relay;
@@ -183,13 +193,15 @@ async function startOnDataDir(
     directory,
     admin,
     identity: aid.identity,
-    aid: { ...aid, agents, limits },
+    aid: { ...aid, agents, limits, tokenEvents: telemetry },
     health: () => health(ctx, healthInputs()),
     ready: () => ready(healthInputs()),
-    metrics: () => renderMetrics({ ...relay, startedAt: ctx.startedAt, store }),
+    metrics: metricsEndpoint(telemetry.registry, config.metricsToken),
   });
+  registerMetrics(telemetry.registry, { ...relay, startedAt: ctx.startedAt, store });
   const trustsProxy = trustedProxyMatcher(config.trustedProxies);
-  attachHttp(http.app, api, { corsOrigin: config.corsOrigin, logger, inFlight, isClosing, trustsProxy });
+  const observer = telemetry;
+  attachHttp(http.app, api, { corsOrigin: config.corsOrigin, logger, inFlight, isClosing, trustsProxy, observer });
 
   const stopTimers = startTimers(sessions, store, logger);
   try {
@@ -215,6 +227,7 @@ async function startOnDataDir(
       await store.close();
       lock.release();
       logger.info('stopped');
+      await flushLogs(logger);
     })());
 
   const wsUrl = `${http.scheme === 'https' ? 'wss' : 'ws'}://${shownHost(config.host)}:${listeningPort}/v1/ws`;

@@ -87,7 +87,8 @@ export async function startBenchServer(cores: string | undefined, opts: ServerOp
     '1000000',
     ...(opts.extraArgs ?? []),
   ];
-  // Info level: the 'listening' line gives the port, and nothing per message is logged at info.
+  // Info level, the default: the 'listening' line gives the port; each REST request is a log line (as
+  // in production), WebSocket frames are not.
   const proc = spawnNode(args, cores);
   let stderr = '';
   proc.stderr!.on('data', (d) => (stderr += d));

@@ -303,7 +303,22 @@ export const OPTIONS = {
     type: 'enum',
     values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
     default: 'info',
-    doc: 'Log level (JSON lines on stdout)',
+    doc: 'Log level: info logs one line per HTTP request and WebSocket session, debug adds routed/pushed/acked/expired lines per message',
+  },
+  logFormat: {
+    env: 'AMP_LOG_FORMAT',
+    flag: '--log-format',
+    type: 'enum',
+    values: ['json', 'pretty'],
+    default: 'json',
+    doc: 'Log format on stdout: json (one JSON object a line, for collectors) or pretty (for humans)',
+  },
+  metricsToken: {
+    env: 'AMP_METRICS_TOKEN',
+    flag: '--metrics-token',
+    type: 'string',
+    default: '',
+    doc: 'When set, GET /metrics needs Authorization: Bearer <this token> (401 otherwise); default: /metrics is public',
   },
 } as const satisfies Record<string, OptionSpec>;
 

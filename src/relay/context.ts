@@ -5,6 +5,7 @@ import type { Config } from '../config/schema.js';
 import { tlsEnabled } from '../config/tls.js';
 import type { ProviderKey } from '../crypto/provider-key.js';
 import type { AgentRecord } from '../store/types.js';
+import type { RelayObserver } from './observer.js';
 import type { RateLimits } from './ratelimit.js';
 
 export interface RelayContext {
@@ -15,6 +16,8 @@ export interface RelayContext {
   /** Our domain first, then its aliases. */
   readonly knownProviders: readonly string[];
   readonly startedAt: number;
+  /** Message counters and debug lines (routed, pushed, acked). */
+  readonly observer: RelayObserver;
 }
 
 /** AMP agent changes that AID registrations bound to the agent follow (agent-identity §13). */

@@ -12,6 +12,7 @@ import {
   type QueuedMessage,
 } from '../../proto/index.js';
 import type { AckOutcome, AgentRecord, QueueStore } from '../store/types.js';
+import type { RelayObserver, Via } from './observer.js';
 import type { Receipts } from './receipts.js';
 import { effectiveStatus } from './suspension.js';
 
@@ -33,6 +34,7 @@ export class Inbox {
   constructor(
     private readonly queue: QueueStore,
     private readonly receipts: Receipts,
+    private readonly observer: RelayObserver,
   ) {}
 
   list(agent: AgentRecord, limit: number): { messages: QueuedMessage[]; count: number; remaining: number } {
@@ -43,11 +45,14 @@ export class Inbox {
   }
 
   /** Ack ids for the agent (REST or WebSocket); returns how many were newly acknowledged. */
-  async ack(agent: AgentRecord, ids: readonly string[]): Promise<AckOutcome[]> {
+  async ack(agent: AgentRecord, ids: readonly string[], via: Via = 'rest'): Promise<AckOutcome[]> {
     assertActive(agent);
     const owed: string[] = [];
     const outcomes = await this.queue.ack(agent.id, ids, Date.now(), (id) => owed.push(id));
     for (const id of owed) this.receipts.handedOver(id, 'relay');
+    const acked =
+      outcomes.length === 1 ? (outcomes[0] === 'acked' ? ids : []) : ids.filter((_, i) => outcomes[i] === 'acked');
+    if (acked.length > 0) this.observer.acked(via, agent.id, acked);
     return outcomes;
   }
 

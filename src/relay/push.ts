@@ -10,6 +10,7 @@
 import type { Config } from '../config/schema.js';
 import type { QueueStore } from '../store/types.js';
 import { Frame, messageFrame } from './frames.js';
+import type { RelayObserver } from './observer.js';
 import type { Receipts } from './receipts.js';
 import type { AgentSession, Sessions } from './sessions.js';
 
@@ -28,6 +29,7 @@ export class Push {
     private readonly queue: QueueStore,
     private readonly sessions: Sessions,
     private readonly receipts: Receipts,
+    private readonly observer: RelayObserver,
   ) {}
 
   /** Register an authenticated session, send `connected`, kept receipts, then the backlog. */
@@ -55,8 +57,8 @@ export class Push {
    * Push a just-appended (not yet committed) message to every live session that is caught up.
    * True when at least one session accepted the bytes.
    */
-  pushLive(agentId: string, seq: number, json: string): boolean {
-    let delivered = false;
+  pushLive(agentId: string, seq: number, id: string, json: string): boolean {
+    let delivered = 0;
     let frame: Frame | undefined;
     for (const s of this.sessions.of(agentId)) {
       if (s.gap || s.paused || seq <= s.cursor) {
@@ -73,11 +75,13 @@ export class Push {
         continue;
       }
       s.cursor = seq;
-      delivered = true;
+      delivered++;
     }
     // The delivery receipt, if owed, is sent by the router once the message is committed.
-    if (delivered) this.counters.pushes++;
-    return delivered;
+    if (delivered === 0) return false;
+    this.counters.pushes++;
+    this.observer.pushed(id, agentId, delivered);
+    return true;
   }
 
   /** After a commit for the agent: sessions that skipped something catch up from the queue. */
@@ -108,6 +112,7 @@ export class Push {
         if (s.conn.send(messageFrame(e.json, e.seq <= s.connectSeq)) === 'dropped') return true;
         s.cursor = e.seq;
         this.counters.pushes++;
+        this.observer.pushed(e.id, agentId, 1);
         if (e.receipt) this.receipts.handedOver(e.id, 'websocket');
       }
       // Expired entries at the end of the batch are skipped too.

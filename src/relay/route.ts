@@ -23,12 +23,15 @@ import type { Receipts } from './receipts.js';
 import type { Agents } from './agents.js';
 import type { RelayContext } from './context.js';
 import type { AbuseCounters } from './abuse.js';
+import type { Via } from './observer.js';
 import { effectiveStatus } from './suspension.js';
 
 const QUEUE_FULL_RETRY_AFTER_S = 60;
 
 export interface RouteOptions {
   headerIdempotencyKey?: string;
+  /** How the message came in (metrics, logs); default REST. */
+  via?: Via;
 }
 
 export interface RouteOutcome {
@@ -54,6 +57,7 @@ function requestDigest(req: RouteRequest, toExpanded: string, hash: string): str
 
 /** One message on its way, once checked: who sends it to whom, and what verified. */
 interface Delivery {
+  via: Via;
   sender: AgentRecord;
   recipient: AgentRecord;
   req: RouteRequest;
@@ -78,6 +82,7 @@ interface Checked {
   toExpanded: string;
   nowMs: number;
   hashOf: () => string;
+  via: Via;
 }
 
 function badSignature(sender: AgentRecord): AmpError {
@@ -200,7 +205,7 @@ export class MessageRouter {
     // The payload hash is wanted by the signature check and the replay digest: made once.
     let hash: string | undefined;
     const hashOf = () => (hash ??= payloadHash(req.payload));
-    return { sender, recipient, req, toExpanded, nowMs, hashOf };
+    return { sender, recipient, req, toExpanded, nowMs, hashOf, via: opts.via ?? 'rest' };
   }
 
   /**
@@ -258,7 +263,7 @@ export class MessageRouter {
       senderId: sender.id,
       receipt: req.receipt,
     });
-    const pushed = this.push.pushLive(recipient.id, seq, json);
+    const pushed = this.push.pushLive(recipient.id, seq, id, json);
     const result: RouteResult = pushed
       ? {
           id,
@@ -282,6 +287,7 @@ export class MessageRouter {
     } finally {
       this.push.afterCommit(recipient.id);
     }
+    this.ctx.observer.routed(d.via, id, sender.id, recipient.id);
     if (pushed && req.receipt) this.receipts.handedOver(id, 'websocket');
     return result;
   }

@@ -52,8 +52,8 @@ export interface ConnectionEvents {
   drain(): void;
   /** A protocol ping or pong arrived. */
   pong(): void;
-  /** The socket is gone, closed by either side; `cause` when the transport failed it itself. */
-  closed(cause?: TransportCloseCause): void;
+  /** The socket is gone, closed by either side with `code`; `cause` when the transport failed it itself. */
+  closed(cause?: TransportCloseCause, code?: number): void;
   /** Is the session waiting for a drain (pushes paused)? The transport then reports one. */
   wantsDrain(): boolean;
 }
@@ -146,7 +146,7 @@ export class WsSession implements ConnectionEvents {
     if (this.state === 'open') this.deps.limits.take([['ws_frames', this.session!.id]]);
   }
 
-  closed(cause?: TransportCloseCause): void {
+  closed(cause?: TransportCloseCause, code?: number): void {
     if (cause === 'invalid_utf8') {
       this.deps.sessions.invalidUtf8Closes++;
       const agent = this.session?.agent.id;
@@ -154,7 +154,11 @@ export class WsSession implements ConnectionEvents {
     }
     this.state = 'closed';
     clearTimeout(this.authTimer);
-    if (this.session) this.deps.sessions.remove(this.session);
+    if (!this.session) return;
+    this.deps.sessions.remove(this.session);
+    const { id, agent, openedAt } = this.session;
+    const secs = Math.round((Date.now() - openedAt) / 1000);
+    this.deps.logger.info({ event: 'ws_close', session: id, agent: agent.id, code, secs }, 'websocket session closed');
   }
 
   wantsDrain(): boolean {
@@ -226,6 +230,8 @@ export class WsSession implements ConnectionEvents {
     this.session = new AgentSession(newSessionId(), agent, this.conn, this.protocol, keyHash);
     this.session.lastInbound = this.lastInbound;
     this.deps.push.open(this.session);
+    const { id, subprotocol } = this.session;
+    this.deps.logger.info({ event: 'ws_open', session: id, agent: agent.id, subprotocol }, 'websocket session opened');
     const waiting = this.waiting;
     this.waiting = [];
     for (const obj of waiting) if (this.state === 'open') this.onFrame(obj);
@@ -277,7 +283,7 @@ export class WsSession implements ConnectionEvents {
       const sender = this.deps.agents.find(this.session!.agent.id);
       if (!sender) throw new AmpError('unauthorized', 'This agent no longer exists');
       this.deps.router.senderRateLimit(sender);
-      const { result } = await this.deps.router.route(sender, data);
+      const { result } = await this.deps.router.route(sender, data, { via: 'ws' });
       const frame: Record<string, unknown> = { type: 'route.result', data: result };
       if (request_id !== undefined) frame.request_id = request_id;
       this.conn.send(new Frame(frame));
@@ -297,7 +303,7 @@ export class WsSession implements ConnectionEvents {
 
   private async ack(ids: string[], request_id: string | undefined): Promise<void> {
     try {
-      const outcomes = await this.deps.inbox.ack(this.session!.agent, ids);
+      const outcomes = await this.deps.inbox.ack(this.session!.agent, ids, 'ws');
       if (request_id === undefined) return;
       const acknowledged = outcomes.filter((o) => o === 'acked').length;
       this.conn.send(new Frame({ type: 'ack.result', request_id, data: { acknowledged } }));

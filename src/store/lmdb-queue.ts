@@ -13,6 +13,7 @@ import type {
   AppendInput,
   MessageRecord,
   PendingPage,
+  QueueDepths,
   QueueEntry,
   QueueHead,
   QueueStore,
@@ -128,6 +129,8 @@ export class LmdbQueue implements QueueStore {
     private readonly w: Writes,
     private readonly assertOpen: () => void,
     private readonly isClosed: () => boolean,
+    /** Told which pending messages expired (dropped by a prune or the sweeper), for metrics and logs. */
+    private readonly onExpired: (agentId: string, ids: readonly string[]) => void = () => {},
   ) {
     this.queue = root.openDB({ name: 'queue' });
     // Cached so a put is visible to the next get before its commit (acks racing each other).
@@ -153,9 +156,11 @@ export class LmdbQueue implements QueueStore {
   private prune(agentId: string, ri: RecipientIndex, nowMs: number): void {
     if (ri.minExp > nowMs) return;
     let minExp = Number.POSITIVE_INFINITY;
+    const expired: string[] = [];
     for (const [id, ent] of ri.entries) {
       if (ent.exp <= nowMs) {
         ri.entries.delete(id);
+        expired.push(id);
         // Best effort: a failed removal is retried by the next prune after a restart.
         this.w.background(this.w.remove(this.queue, [agentId, ent.seq]));
       } else if (ent.exp < minExp) {
@@ -163,6 +168,7 @@ export class LmdbQueue implements QueueStore {
       }
     }
     ri.minExp = minExp;
+    if (expired.length > 0) this.onExpired(agentId, expired);
   }
 
   pendingCount(agentId: string, nowMs: number): number {
@@ -192,6 +198,7 @@ export class LmdbQueue implements QueueStore {
     const queued = this.queue.put([agentId, seq], qv);
     const indexed = this.msgindex.put(msg.id, idx);
     const pair = queued === indexed ? indexed : Promise.all([queued, indexed]);
+    this.w.timed(indexed);
     // Commits and failures complete in order, so committedSeq only grows. It is updated before the
     // caller's continuation runs, which then sees this entry as settled.
     const committed = pair.then(
@@ -374,6 +381,23 @@ export class LmdbQueue implements QueueStore {
     return removals;
   }
 
+  /** Total entries in the queue database, and the deepest in-memory queues (loaded recipients only). */
+  depths(top: number): QueueDepths {
+    const total = (this.queue.getStats() as { entryCount: number }).entryCount;
+    const agents: QueueDepths['agents'] = [];
+    if (top < 1) return { total, agents };
+    for (const [agentId, ri] of this.recipients) {
+      const depth = ri.entries.size;
+      if (depth === 0 || (agents.length === top && depth <= agents[top - 1]!.depth)) continue;
+      // Insertion into a short sorted list: `top` is small, the loop runs over every recipient once.
+      let i = agents.length;
+      while (i > 0 && agents[i - 1]!.depth < depth) i--;
+      agents.splice(i, 0, { agentId, depth });
+      if (agents.length > top) agents.pop();
+    }
+    return { total, agents };
+  }
+
   dbStats<T>(stat: (db: Database<unknown, Key>) => T): { queue: T; msgindex: T } {
     return { queue: stat(this.queue), msgindex: stat(this.msgindex) };
   }
@@ -382,7 +406,9 @@ export class LmdbQueue implements QueueStore {
   sweep(sweeper: SliceSweeper, nowMs: number, budget: number): { messages: number; indexEntries: number } {
     const messages = sweeper.slice('queue', this.queue, budget, (key, v) => {
       if (v.e > nowMs) return false;
-      this.recipients.get(key[0])?.entries.delete(v.i);
+      const ri = this.recipients.get(key[0]);
+      // An entry a prune already dropped (its removal not yet committed) was reported then.
+      if (!ri || ri.entries.delete(v.i)) this.onExpired(key[0], [v.i]);
       return true;
     });
     const forgotten = (v: StoredIndex) => v.e <= nowMs && (v.a === undefined || v.a + ACK_MEMORY_MS <= nowMs);

@@ -29,12 +29,14 @@ import type {
   IdempotencyRecord,
   MessageRecord,
   PendingPage,
+  QueueDepths,
   QueueEntry,
   QueueHead,
   ReceiptKind,
   RecordKind,
   RevokedKey,
   Store,
+  StoreObserver,
   SweepCounts,
 } from './types.js';
 
@@ -72,6 +74,8 @@ export interface LmdbStoreOptions {
   noSync?: boolean;
   /** Free bytes below which new data is refused (507); default 8 MiB. */
   diskFreeFloorBytes?: number;
+  /** Told commit latencies and expired messages (metrics, debug logs). */
+  observer?: StoreObserver;
 }
 
 export class LmdbStore implements Store {
@@ -123,11 +127,14 @@ export class LmdbStore implements Store {
       resumeBytes: (opts.diskFreeFloorBytes ?? DISK_FREE_FLOOR_BYTES) + DISK_RESUME_MARGIN_BYTES,
     });
     this.sweeper = new SliceSweeper(this.w);
+    const observer = opts.observer;
+    if (observer) this.w.onCommit = (s) => observer.committed(s);
     this.queue = new LmdbQueue(
       this.root,
       this.w,
       () => this.assertOpen(),
       () => this.closed,
+      observer && ((agentId, ids) => observer.expired(agentId, ids)),
     );
     this.agents = this.root.openDB({ name: 'agents', cache: true });
     // Cached: every route resolves its recipient by name.
@@ -444,6 +451,10 @@ export class LmdbStore implements Store {
         aid_audit: stat(this.records.audit),
       },
     };
+  }
+
+  queueDepths(top: number): QueueDepths {
+    return this.queue.depths(top);
   }
 
   healthy(): boolean {

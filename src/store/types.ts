@@ -123,6 +123,22 @@ export interface IdempotencyRecord {
   expiresAt: number;
 }
 
+/** What the store reports to operators' metrics and logs (ops/telemetry.ts); called on the hot path. */
+export interface StoreObserver {
+  /** A write transaction committed, `seconds` after its first write was issued. */
+  committed(seconds: number): void;
+  /** Queue entries of `agentId` were dropped because their relay expiry passed. */
+  expired(agentId: string, ids: readonly string[]): void;
+}
+
+/** Queue depths for /metrics: the total, and the deepest queues. */
+export interface QueueDepths {
+  /** Entries in the queue database: pending messages, and expired ones the sweeper has not reached. */
+  total: number;
+  /** The `top` deepest queues among recipients the server has touched since it started, deepest first. */
+  agents: Array<{ agentId: string; depth: number }>;
+}
+
 export interface SweepCounts {
   expiredMessages: number;
   forgottenIndexEntries: number;
@@ -264,5 +280,7 @@ export interface Store extends QueueStore, DirectoryStore, RecordsStore {
   writeState(): { ok: true } | { ok: false; reason: string; since: number };
   /** Bytes the data file takes on disk; entries and bytes (pages in use) per database. For /metrics. */
   dataStats(): DataStats;
+  /** The total queue depth and the `top` deepest queues, cheaply (no scan of the queue). For /metrics. */
+  queueDepths(top: number): QueueDepths;
   close(): Promise<void>;
 }

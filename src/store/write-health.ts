@@ -115,6 +115,9 @@ export class Writes {
   /** Free bytes at the last check (Infinity when unknown). */
   private free = Number.POSITIVE_INFINITY;
   private stopped = false;
+  /** Told the seconds from each transaction's first write to its commit (the commit-latency metric). */
+  onCommit: ((seconds: number) => void) | undefined;
+  private lastTimed: PromiseLike<unknown> | undefined;
 
   /** `probe` issues one small write; the store is writable again once it commits with room to spare. */
   constructor(
@@ -164,7 +167,20 @@ export class Writes {
 
   /** Resolves once `p` commits; a failed commit rejects with the AmpError a client should see. */
   guard(p: PromiseLike<unknown>, undo?: () => void): Promise<void> {
+    this.timed(p);
     return Promise.resolve(p).then(noop, (e: unknown) => this.failure(e, undo));
+  }
+
+  /**
+   * Time the commit of the transaction `p` belongs to, once per transaction: lmdb-js gives the
+   * writes of one event-loop turn (one transaction) the same promise, so only a new one is timed.
+   */
+  timed(p: PromiseLike<unknown>): void {
+    const report = this.onCommit;
+    if (!report || p === this.lastTimed) return;
+    this.lastTimed = p;
+    const t0 = performance.now();
+    p.then(() => report((performance.now() - t0) / 1000), noop);
   }
 
   /** A write's commit failed: note it, undo what `undo` undoes, reject with the client's error. */

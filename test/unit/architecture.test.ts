@@ -68,6 +68,7 @@ const DOORS: { library: RegExp; door: string }[] = [
   { library: /^lmdb$/, door: 'store/' },
   { library: /^jose$/, door: 'identity/' },
   { library: /^(node:)?crypto$/, door: 'crypto/' },
+  { library: /^(prom-client|pino-pretty)$/, door: 'ops/' },
   // One MessagePack codec, in proto/.
   { library: /^msgpackr$/, door: '(none: proto/)' },
 ];

@@ -7,6 +7,7 @@ import type { Registrations } from '../../identity/registrations.js';
 import type { StatusPolls } from '../../identity/status-polls.js';
 import type { IdentityRoutes } from '../../identity/routes.js';
 import { rateLimited, type Tokens } from '../../identity/tokens.js';
+import type { TokenObserver } from '../../ops/telemetry.js';
 import type { Agents } from '../../relay/agents.js';
 import type { RateLimits } from '../../relay/ratelimit.js';
 import { NO_STORE, type RouteTable } from './route-table.js';
@@ -20,6 +21,8 @@ export interface AidDeps {
   audit: AuditTrail;
   agents: Agents;
   limits: RateLimits;
+  /** Counts tokens issued and refused (metrics). */
+  tokenEvents: TokenObserver;
 }
 
 /** §1: AID request bodies are at most 16 KiB. */
@@ -54,20 +57,23 @@ export function addAidRoutes(t: RouteTable, d: AidDeps): void {
 }
 
 /** §5 token exchange and §8 introspection. */
-function addTokenRoutes(t: RouteTable, { identity, tokens, limits }: AidDeps): void {
+function addTokenRoutes(t: RouteTable, { identity, tokens, limits, tokenEvents }: AidDeps): void {
   // §5: the proof is the credential; an X-API-Key, if sent, must be valid for this tenant.
-  t.aid('POST', '/:t/oauth/token', { tenant: true, agentKey: 'if_sent' }, async (req, { tenant }) =>
-    ok(
-      await tokens.exchange(
-        tenant,
-        identity.issuer(tenant),
-        await formOrJson(req),
-        req.ip,
-        req.headers.userAgent || null,
-        identity.proofAliases(tenant),
-      ),
-    ),
-  );
+  t.aid('POST', '/:t/oauth/token', { tenant: true, agentKey: 'if_sent' }, async (req, { tenant }) => {
+    try {
+      const body = await formOrJson(req);
+      const issuer = identity.issuer(tenant);
+      const aliases = identity.proofAliases(tenant);
+      const token = await tokens.exchange(tenant, issuer, body, req.ip, req.headers.userAgent || null, aliases);
+      tokenEvents.tokenIssued();
+      return ok(token);
+    } catch (e) {
+      // The reason is an error code of a catalog (AID or AMP): a bounded label.
+      const code = (e as { code?: unknown }).code;
+      tokenEvents.tokenDenied(typeof code === 'string' ? code : 'internal_error');
+      throw e;
+    }
+  });
 
   // §8: callers are an admin/service JWT of the tenant (read or aid:introspect) or an AMP key of it.
   t.aid('POST', '/:t/oauth/introspect', { tenant: true, introspector: true }, async (req, { tenant, caller }) => {

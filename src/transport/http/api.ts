@@ -43,8 +43,12 @@ export interface ApiDeps {
   health: () => { status: number; body: Record<string, unknown> };
   /** The /ready document: 503 while writes fail. */
   ready: () => { status: number; body: Record<string, unknown> };
-  /** The /metrics text. */
-  metrics: () => string;
+  /** GET /metrics: the Prometheus text, and whether a request may read it (AMP_METRICS_TOKEN). */
+  metrics: {
+    text: () => Promise<string>;
+    contentType: string;
+    authorized: (authorization: string) => boolean;
+  };
 }
 
 const ok = (body: unknown, status = 200, headers?: Record<string, string>): HttpReply => ({ status, body, headers });
@@ -95,11 +99,13 @@ function addDiscoveryRoutes(t: RouteTable, { ctx, health, ready, metrics }: ApiD
     const r = ready();
     return ok(r.body, r.status);
   });
-  t.root('GET', '/metrics', PUBLIC, () =>
-    ok(metrics(), 200, {
-      'Content-Type': 'text/plain; version=0.0.4',
-    }),
-  );
+  t.root('GET', '/metrics', PUBLIC, async (req) => {
+    if (!metrics.authorized(req.headers.authorization))
+      throw new AmpError('unauthorized', '/metrics needs Authorization: Bearer <AMP_METRICS_TOKEN>', {
+        headers: { 'WWW-Authenticate': 'Bearer' },
+      });
+    return ok(await metrics.text(), 200, { 'Content-Type': metrics.contentType });
+  });
 }
 
 /** §4 registration, §12 route, §15 the relay queue (and the reference-CLI aliases of §24), §16 reads. */

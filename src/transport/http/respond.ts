@@ -17,6 +17,7 @@ import type { HttpRequest as UwsRequest, HttpResponse, TemplatedApp } from 'uWeb
 import type { Logger } from 'pino';
 import { AmpError, isAmpError } from '../../../proto/index.js';
 import type { InFlightCounter } from '../../ops/in-flight.js';
+import type { HttpObserver } from '../../ops/telemetry.js';
 import { BodyReader } from './body.js';
 import { clientOrigin } from './forwarded.js';
 import type { HttpReply, HttpRequest, Match, Router } from './router.js';
@@ -30,6 +31,8 @@ export interface HttpOptions {
   isClosing: () => boolean;
   /** Whether a peer address is a trusted reverse proxy (its X-Forwarded-* count). Default: none is. */
   trustsProxy?: (ip: string) => boolean;
+  /** Told of every answered request: a log line and the latency histogram. */
+  observer?: HttpObserver;
 }
 
 interface ResState {
@@ -38,7 +41,16 @@ interface ResState {
   head: boolean;
   /** The socket is paused (no reads) until this response is written. */
   paused: boolean;
+  /** For the request's log line and metrics: when it began (performance.now()), its route template. */
+  t0: number;
+  method: string;
+  route: string;
+  /** Once routed: it names the authenticated agent, if any. */
+  req: HttpRequest | undefined;
 }
+
+/** The route label of requests no route matched (404, refusals before routing): bounded cardinality. */
+const UNMATCHED = 'unmatched';
 
 const CORS_ALLOW_HEADERS = 'Authorization, Content-Type, X-API-Key, Idempotency-Key';
 const CORS_ALLOW_METHODS = 'GET, POST, PATCH, DELETE, OPTIONS';
@@ -73,6 +85,8 @@ function write(res: HttpResponse, state: ResState, reply: HttpReply, opts: HttpO
     if (state.paused) res.resume();
     res.end(state.head ? undefined : text, closeConnection);
   });
+  const seconds = (performance.now() - state.t0) / 1000;
+  opts.observer?.request(state.method, state.route, reply.status, seconds, state.req?.agentId);
 }
 
 function readHeaders(req: UwsRequest) {
@@ -143,14 +157,23 @@ function failureReply(e: unknown, logger: Logger, ip: string, method: string, pa
 /** Route every HTTP request on `app` through `router`. */
 export function attachHttp(app: TemplatedApp, router: Router, opts: HttpOptions): void {
   app.any('/*', (res, ureq) => {
-    const state: ResState = { aborted: false, done: false, head: false, paused: false };
+    const t0 = performance.now();
+    const method = ureq.getMethod().toUpperCase();
+    const state: ResState = {
+      aborted: false,
+      done: false,
+      head: method === 'HEAD',
+      paused: false,
+      t0,
+      method,
+      route: UNMATCHED,
+      req: undefined,
+    };
     let body: BodyReader | undefined;
     res.onAborted(() => {
       state.aborted = true;
       body?.abort();
     });
-    const method = ureq.getMethod().toUpperCase();
-    state.head = method === 'HEAD';
     const path = ureq.getUrl();
     const headers = readHeaders(ureq);
     const rawQuery = ureq.getQuery() ?? '';
@@ -168,6 +191,7 @@ export function attachHttp(app: TemplatedApp, router: Router, opts: HttpOptions)
       return write(res, state, errorReply(closing), opts, true);
     }
     const m = router.match(method, path);
+    if (m.kind !== 'not_found') state.route = m.route;
     if (m.kind !== 'handler') return write(res, state, unroutedReply(m, method, path), opts);
     const reader = new BodyReader(res, BODY_METHODS.has(method) ? headers.contentLength : '0');
     body = reader;
@@ -179,7 +203,9 @@ export function attachHttp(app: TemplatedApp, router: Router, opts: HttpOptions)
       headers,
       ip,
       body,
+      agentId: undefined,
     };
+    state.req = request;
     const fail = (e: unknown) => {
       const [reply, closeConnection] = failureReply(e, opts.logger, ip, method, path);
       write(res, state, reply, opts, closeConnection);

@@ -143,6 +143,7 @@ export class RouteTable {
       return [undefined, headers];
     }
     const caller = agents.authenticateKey(req.headers.authorization, req.headers.xApiKey);
+    req.agentId = caller.agent.id;
     const { bucket } = guard;
     const headers =
       bucket === 'route'
@@ -166,7 +167,9 @@ export class RouteTable {
 
   private requiredAgentKey(req: HttpRequest): AgentRecord {
     try {
-      return this.deps.agents.authenticateKey('', req.headers.xApiKey).agent;
+      const { agent } = this.deps.agents.authenticateKey('', req.headers.xApiKey);
+      req.agentId = agent.id;
+      return agent;
     } catch {
       throw new AidError('invalid_client', "A valid X-API-Key (the agent's AMP API key) is required");
     }

@@ -25,6 +25,8 @@ export interface HttpRequest {
   headers: RequestHeaders;
   ip: string;
   body: BodyReader;
+  /** The authenticated agent, once a guard has checked its key (request logs). */
+  agentId?: string;
 }
 
 export interface HttpReply {
@@ -37,13 +39,15 @@ export interface HttpReply {
 export type Handler = (req: HttpRequest) => HttpReply | Promise<HttpReply>;
 
 interface PathEntry {
+  /** The route template, e.g. `/api/v1/messages/pending/:id` (logs and metrics name routes by it). */
+  path: string;
   segments: string[];
   handlers: Map<string, Handler>;
 }
 
 export type Match =
-  | { kind: 'handler'; handler: Handler; params: Record<string, string> }
-  | { kind: 'method_not_allowed'; allow: string[] }
+  | { kind: 'handler'; handler: Handler; params: Record<string, string>; route: string }
+  | { kind: 'method_not_allowed'; allow: string[]; route: string }
   | { kind: 'not_found' };
 
 export const API_MOUNTS = ['/v1', '/api/v1'] as const;
@@ -58,7 +62,7 @@ export class Router {
     const hasParams = path.includes('/:');
     let entry = hasParams ? this.patterns.find((p) => p.segments.join('/') === path.slice(1)) : this.exact.get(path);
     if (!entry) {
-      entry = { segments: path.slice(1).split('/'), handlers: new Map() };
+      entry = { path, segments: path.slice(1).split('/'), handlers: new Map() };
       if (hasParams) {
         this.patterns.push(entry);
         this.patterns.sort(bySpecificity); // stable: equally specific paths keep their order
@@ -95,8 +99,8 @@ export class Router {
     }
     if (!entry) return { kind: 'not_found' };
     const handler = entry.handlers.get(method) ?? (method === 'HEAD' ? entry.handlers.get('GET') : undefined);
-    if (!handler) return { kind: 'method_not_allowed', allow: [...entry.handlers.keys()] };
-    return { kind: 'handler', handler, params };
+    if (!handler) return { kind: 'method_not_allowed', allow: [...entry.handlers.keys()], route: entry.path };
+    return { kind: 'handler', handler, params, route: entry.path };
   }
 }
 

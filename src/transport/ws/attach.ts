@@ -75,7 +75,7 @@ export function attachWebSockets(app: TemplatedApp, opts: WsOptions): void {
       // by then) and reports 1006 with this reason. Said to the session as what it is.
       close: (ws, code, message) => {
         const invalidUtf8 = code === 1006 && Buffer.from(message).toString('latin1') === UWS_INVALID_UTF8;
-        ws.getUserData().conn?.ended(invalidUtf8 ? 'invalid_utf8' : undefined);
+        ws.getUserData().conn?.ended(invalidUtf8 ? 'invalid_utf8' : undefined, code);
       },
     });
   }

@@ -104,10 +104,10 @@ export class WsConnection implements Connection {
     if (!this.closed) this.events?.drain();
   }
 
-  /** uWS closed the socket (either side). */
-  ended(cause?: TransportCloseCause): void {
+  /** uWS closed the socket (either side), with this close code. */
+  ended(cause?: TransportCloseCause, code?: number): void {
     this.closed = true;
-    this.events?.closed(cause);
+    this.events?.closed(cause, code);
   }
 }
 
