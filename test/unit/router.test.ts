@@ -14,7 +14,11 @@ describe('Router', () => {
       .add('POST', '/:t/items/request', tag('request'));
     expect(picked(r.match('POST', '/acme/items/request'))).toBe('request');
     // The most specific path decides, then the method: no fall-through to /:id for GET.
-    expect(r.match('GET', '/acme/items/request')).toEqual({ kind: 'method_not_allowed', allow: ['POST'] });
+    expect(r.match('GET', '/acme/items/request')).toEqual({
+      kind: 'method_not_allowed',
+      allow: ['POST'],
+      route: '/:t/items/request',
+    });
     const item = r.match('GET', '/acme/items/42');
     expect(picked(item)).toBe('get item');
     expect(item.kind === 'handler' && item.params).toEqual({ t: 'acme', id: '42' });
@@ -40,7 +44,11 @@ describe('Router', () => {
 
   it('answers 405 with every method of the path, HEAD served by GET, 404 for unknown paths', () => {
     const r = new Router().add('GET', '/things/:id', tag('get')).add('DELETE', '/things/:id', tag('delete'));
-    expect(r.match('PUT', '/things/1')).toEqual({ kind: 'method_not_allowed', allow: ['GET', 'DELETE'] });
+    expect(r.match('PUT', '/things/1')).toEqual({
+      kind: 'method_not_allowed',
+      allow: ['GET', 'DELETE'],
+      route: '/things/:id',
+    });
     expect(picked(r.match('HEAD', '/things/1'))).toBe('get');
     expect(r.match('GET', '/things/1/more')).toEqual({ kind: 'not_found' });
     expect(r.match('GET', '/things/')).toEqual({ kind: 'not_found' }); // an empty segment is no parameter
