@@ -30,9 +30,21 @@ export function toPrivateKey(key: PrivateKeyInput): PrivateKey {
   return typeof key === 'string' ? privateKeyFromPem(key) : key;
 }
 
-/** The base64 Ed25519 signature of a message (spec §10), for its `signature` field. */
+/**
+ * The value as JSON carries it: what `JSON.stringify` puts on the wire (a `Date` as its string,
+ * `undefined` members dropped, `undefined` array items null). The signature must cover exactly that.
+ */
+export function asSent<T>(value: T): T {
+  return value === undefined ? value : JSON.parse(JSON.stringify(value));
+}
+
+/**
+ * The base64 Ed25519 signature of a message (spec §10), for its `signature` field. The payload is
+ * hashed as `JSON.stringify` sends it (see asSent), so send the message with JSON.stringify.
+ */
 export function signMessage(message: Signable, privateKey: PrivateKeyInput): string {
-  const f = 'envelope' in message ? { ...message.envelope, payload: message.payload } : message;
+  const m = 'envelope' in message ? { ...message.envelope, payload: message.payload } : message;
+  const f = { ...m, payload: asSent(m.payload) };
   const text = canonicalString({
     from: f.from,
     to: f.to,
@@ -44,10 +56,14 @@ export function signMessage(message: Signable, privateKey: PrivateKeyInput): str
   return signEd25519(toPrivateKey(privateKey), Buffer.from(text, 'utf8')).toString('base64');
 }
 
-/** The route body with its signature, sent as `from` (a body that carries a signature is kept as is). */
+/**
+ * The route body to send, with its signature, sent as `from` (a body that carries a signature is
+ * kept as is). The body is first made what JSON sends (asSent): the signed fields are the sent ones.
+ */
 export function signRoute(body: RouteBody, from: string, privateKey: PrivateKey): RouteBody {
   if (body.signature !== undefined) return body;
-  return { ...body, signature: signMessage({ ...body, from: body.from ?? from }, privateKey) };
+  const sent = asSent(body);
+  return { ...sent, signature: signMessage({ ...sent, from: sent.from ?? from }, privateKey) };
 }
 
 /** A fresh Ed25519 keypair as PEM: `privatePem` (PKCS#8, keep it secret) and `publicPem` (SPKI, to register). */

@@ -36,6 +36,15 @@ describe('signMessage', () => {
     expect(signMessage({ envelope, payload: p }, keys.privatePem)).toBe(sig);
   });
 
+  it('hashes the payload as JSON.stringify sends it (a Date as its string, undefined dropped or null)', () => {
+    const when = new Date('2026-01-02T03:04:05.678Z');
+    const odd = { type: 'request', message: '', context: { when, xs: [1, undefined], gone: undefined } };
+    const sent = { type: 'request', message: '', context: { when: when.toISOString(), xs: [1, null] } };
+    expect(signMessage({ ...fields, payload: odd }, keys.privatePem)).toBe(
+      signMessage({ ...fields, payload: sent }, keys.privatePem),
+    );
+  });
+
   it('refuses a key that is not an Ed25519 private key, with a clear error', () => {
     const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey.export({ format: 'pem', type: 'pkcs8' });
     expect(() => signMessage(fields, rsa as string)).toThrow(/rsa key; AMP signs with Ed25519/);
@@ -126,6 +135,37 @@ describe('signed routes against the real server', () => {
     const [m] = await pushed;
     expect(m.id).toBe(sent.id);
     expect(m.security.trust_level).toBe('verified');
+    expect(await bs.ack(m.id)).toEqual({ acknowledged: 1 });
+  });
+
+  // What JSON.stringify sends is what is signed: a Date goes as its ISO string, an undefined member
+  // is dropped and an undefined array item becomes null (signing the JS object instead gave 403
+  // signature_invalid for a Date and a TypeError for undefined).
+  const when = new Date('2026-01-02T03:04:05.678Z');
+  const odd = { type: 'request', message: 'odd', context: { when, xs: [1, undefined], gone: undefined } };
+  const oddSent = { type: 'request', message: 'odd', context: { when: when.toISOString(), xs: [1, null] } };
+
+  it('REST: a Date and undefined in the payload are signed as sent and arrive verified', async () => {
+    const a = await agentWithKey('odd-rest-a');
+    const b = await sdkAgent(t, 'odd-rest-b');
+    await a.client.route({ to: 'odd-rest-b', subject: 'odd', payload: odd });
+    const m = await onlyPending(b.client);
+    expect(m.security).toMatchObject({ trust_level: 'verified', signature_verified: true });
+    expect(m.payload).toEqual(oddSent);
+  });
+
+  it('WS: a Date and undefined in the payload are signed as sent and arrive verified', async () => {
+    const a = await agentWithKey('odd-ws-a');
+    const b = await sdkAgent(t, 'odd-ws-b');
+    const bs = b.client.connect();
+    const as = a.client.connect();
+    sockets.push(bs, as);
+    await Promise.all([bs.ready(), as.ready()]);
+    const pushed = waitFor<[QueuedMessage]>(bs, 'message');
+    await as.route({ to: 'odd-ws-b', subject: 'odd', payload: odd });
+    const [m] = await pushed;
+    expect(m.security.trust_level).toBe('verified');
+    expect(m.payload).toEqual(oddSent);
     expect(await bs.ack(m.id)).toEqual({ acknowledged: 1 });
   });
 
