@@ -3,6 +3,7 @@
 // oldest message; deregistration. And why a refused admin token was refused, in the server's debug
 // log (never the token), and admin tokens under AID_ISSUER_ALIASES.
 
+import { connect } from 'node:net';
 import { Writable } from 'node:stream';
 import { SignJWT } from 'jose';
 import { pino } from 'pino';
@@ -162,6 +163,70 @@ describe('GET admin/agents and admin/queues', () => {
     expect((await get(`/admin/agents/${bob.agent_id}`, token)).status).toBe(404);
     expect((await call('GET', `${t.api}/agents/me`, { key: bob.api_key })).status).toBe(401);
     expect((await get('/admin/queues', token)).body.agents.map((a: any) => a.agent_id)).not.toContain(bob.agent_id);
+  });
+});
+
+/**
+ * Send the headers and the first KB of a `length`-byte body, never the rest; resolves with the
+ * answer's status line, which the server can only give before it read the body.
+ */
+function answerBeforeBody(method: string, path: string, length: number, headers = ''): Promise<string> {
+  const url = new URL(`${t.api}${path}`);
+  return new Promise((resolve, reject) => {
+    const sock = connect(Number(url.port), url.hostname);
+    let got = '';
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`no answer before the body within 5 s: ${JSON.stringify(got)}`));
+    }, 5000);
+    sock.on('data', (d) => {
+      got += d;
+      const line = /^HTTP\/1\.1 \d{3}[^\r]*/.exec(got);
+      if (!line) return;
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(line[0]);
+    });
+    sock.on('error', reject);
+    sock.write(
+      `${method} ${url.pathname} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n${headers}` +
+        `Content-Length: ${length}\r\n\r\n${' '.repeat(1024)}`,
+    );
+  });
+}
+
+describe('the admin JWT is checked before any body is read', () => {
+  const big = Buffer.alloc(2 * 1024 * 1024, 0x20);
+  const targets = () => [
+    ['DELETE', `/admin/agents/${carol.agent_id}`],
+    ['POST', `/agents/${carol.agent_id}/suspend`],
+    ['POST', `/agents/${carol.agent_id}/unsuspend`],
+  ];
+
+  it('a 2 MB body with no token or a bad one is 401 (not 413); a good token still gets 413', async () => {
+    const good = await mint('acme');
+    const [h, p] = good.split('.');
+    const badSig = `${h}.${p}.${Buffer.from('not the signature').toString('base64url')}`;
+    for (const [method, path] of targets()) {
+      const send = (headers: Record<string, string>) => call(method, `${t.api}${path}`, { raw: big, headers });
+      const none = await send({});
+      expect([method, path, none.status, none.body.error]).toEqual([method, path, 401, 'unauthorized']);
+      expect((await send({ Authorization: `Bearer ${badSig}` })).status, path).toBe(401);
+      expect((await send({ Authorization: `Bearer ${alice.api_key}` })).status, path).toBe(401);
+      const scope = await send({ Authorization: `Bearer ${await mint('acme', ['agent_registrations:write'])}` });
+      expect(scope.status, path).toBe(403);
+      expect((await send({ Authorization: `Bearer ${good}` })).status, path).toBe(413);
+    }
+    expect((await get(`/admin/agents/${carol.agent_id}`, good)).body.agent_id).toBe(carol.agent_id);
+  });
+
+  it('answers 401 while a 500 KB body is still unsent: nothing is buffered for a refused token', async () => {
+    for (const [method, path] of targets()) {
+      expect(await answerBeforeBody(method, path, 500_000), path).toMatch(/^HTTP\/1\.1 401 /);
+      expect(await answerBeforeBody(method, path, 500_000, 'Authorization: Bearer x.y.z\r\n'), path).toMatch(
+        /^HTTP\/1\.1 401 /,
+      );
+    }
   });
 });
 

@@ -56,6 +56,7 @@ const ok = (body: unknown, status = 200, headers?: Record<string, string>): Http
 /** The authenticated agent, its `api` bucket taken: the guard of most agent routes. */
 const AGENT = { auth: 'agent', bucket: 'api' } as const;
 const PUBLIC = { auth: 'none' } as const;
+const ADMIN = { auth: 'admin' } as const;
 
 export function buildApi(deps: ApiDeps): Router {
   const { ctx, agents, router, identity } = deps;
@@ -65,7 +66,7 @@ export function buildApi(deps: ApiDeps): Router {
   addAgentRoutes(t, deps);
   addKeyRoutes(t, deps);
   addOperatorRoutes(t, deps);
-  addAdminRoutes(t, identity, deps.admin);
+  addAdminRoutes(t, deps.admin);
   addAidDiscoveryRoutes(t, identity);
   addAidRoutes(t, deps.aid);
   // A plain GET on the WebSocket path (no Upgrade header) says what the path is for.
@@ -170,16 +171,14 @@ function addAgentRoutes(t: RouteTable, { agents, directory }: ApiDeps): void {
   });
 }
 
-/** §20 operators' controls: an `amp:admin` JWT of the agent's tenant, checked before the body is read. */
-function addOperatorRoutes(t: RouteTable, { identity, suspensions }: ApiDeps): void {
-  t.api('POST', '/agents/:agent_id/suspend', PUBLIC, async (req) => {
-    const admin = await identity.ampAdmin(req.headers.authorization);
+/** §20 operators' controls: an `amp:admin` JWT (the admin guard, before the body is read) of the agent's tenant. */
+function addOperatorRoutes(t: RouteTable, { suspensions }: ApiDeps): void {
+  t.api('POST', '/agents/:agent_id/suspend', ADMIN, async (req, { admin }) => {
     const text = (await req.body.text()).trim();
     const body = text === '' ? {} : await req.body.json();
     return ok(await suspensions.suspend(req.params.agent_id, admin, decodeSuspendBody(body)), 200, NO_STORE);
   });
-  t.api('POST', '/agents/:agent_id/unsuspend', PUBLIC, async (req) => {
-    const admin = await identity.ampAdmin(req.headers.authorization);
+  t.api('POST', '/agents/:agent_id/unsuspend', ADMIN, async (req, { admin }) => {
     return ok(await suspensions.unsuspend(req.params.agent_id, admin), 200, NO_STORE);
   });
 }

@@ -21,9 +21,13 @@ import type { Handler, HttpReply, HttpRequest, Router } from './router.js';
 /**
  * An AMP route's guard. `auth: 'agent'`: an API key (Authorization: Bearer, or X-API-Key), then a
  * token from the agent's `bucket` (`route` is the sender's route + route_hour pair). `auth: 'none'`:
- * anyone; `bucket: 'register'` is taken per client IP. Taken buckets' headers go on the reply.
+ * anyone; `bucket: 'register'` is taken per client IP. `auth: 'admin'`: an `amp:admin` JWT (its
+ * signature, issuer, expiry and scope; the handler gets its tenant). Taken buckets' headers go on the reply.
  */
-export type AmpGuard = { auth: 'none'; bucket?: 'register' } | { auth: 'agent'; bucket: 'api' | 'pending' | 'route' };
+export type AmpGuard =
+  | { auth: 'none'; bucket?: 'register' }
+  | { auth: 'agent'; bucket: 'api' | 'pending' | 'route' }
+  | { auth: 'admin' };
 
 export interface AgentCaller {
   agent: AgentRecord;
@@ -31,7 +35,16 @@ export interface AgentCaller {
   keyHash: string;
 }
 
-export type AmpContext<G extends AmpGuard> = G extends { auth: 'agent' } ? AgentCaller : unknown;
+/** The operator behind an `amp:admin` JWT: the token's email and tenant (the only tenant it sees). */
+export interface AdminCaller {
+  admin: { email: string; tenant: string };
+}
+
+export type AmpContext<G extends AmpGuard> = G extends { auth: 'agent' }
+  ? AgentCaller
+  : G extends { auth: 'admin' }
+    ? AdminCaller
+    : unknown;
 
 export type AdminScope = 'agent_registrations:read' | 'agent_registrations:write';
 
@@ -126,8 +139,9 @@ export class RouteTable {
    * connection was dropped (pipelining behind it, uWS#1301) never changes anything.
    */
   private amp<G extends AmpGuard>(guard: G, handler: Guarded<AmpContext<G>>): Handler {
+    if (guard.auth === 'admin') return this.adminRoute(handler as Guarded<AdminCaller>);
     return (req) => {
-      const [caller, headers] = this.ampCaller(guard, req);
+      const [caller, headers] = this.ampCaller(guard as Exclude<AmpGuard, { auth: 'admin' }>, req);
       const run = () => {
         const out = handler(req, caller as AmpContext<G>);
         return out instanceof Promise ? out.then((reply) => withHeaders(reply, headers)) : withHeaders(out, headers);
@@ -136,7 +150,19 @@ export class RouteTable {
     };
   }
 
-  private ampCaller(guard: AmpGuard, req: HttpRequest): [AgentCaller | undefined, Record<string, string>] {
+  /** The admin JWT is checked (asynchronously) before any body is read: no token, no body buffered. */
+  private adminRoute(handler: Guarded<AdminCaller>): Handler {
+    return async (req) => {
+      const admin = await this.deps.identity.ampAdmin(req.headers.authorization);
+      if (!SAFE_METHODS.has(req.method)) await req.body.complete();
+      return handler(req, { admin });
+    };
+  }
+
+  private ampCaller(
+    guard: Exclude<AmpGuard, { auth: 'admin' }>,
+    req: HttpRequest,
+  ): [AgentCaller | undefined, Record<string, string>] {
     const { agents, limits, router } = this.deps;
     if (guard.auth === 'none') {
       const headers = guard.bucket ? enforce(limits.takeForIp(guard.bucket, req.ip), BUCKET_SCOPE[guard.bucket]) : {};
