@@ -142,6 +142,16 @@ describe('HTTP details (corsOrigin https://app.example)', () => {
     );
   });
 
+  it('answers a CORS preflight with every method the routes take (PUT for AID ones)', async () => {
+    const r = await call('OPTIONS', `${t.url}/acme/agent_registrations/reg_x/suspend`, {
+      headers: { Origin: 'https://app.example', 'Access-Control-Request-Method': 'PUT' },
+    });
+    expect(r.status).toBe(204);
+    expect(r.headers.get('access-control-allow-origin')).toBe('https://app.example');
+    const methods = (r.headers.get('access-control-allow-methods') ?? '').split(/,\s*/);
+    for (const m of ['GET', 'POST', 'PUT', 'PATCH', 'DELETE']) expect(methods).toContain(m);
+  });
+
   it('answers HEAD without a body, keeping the connection in sync', async () => {
     const port = new URL(t.url).port;
     const text = await new Promise<string>((resolve, reject) => {

@@ -4,6 +4,7 @@
 
 import { execFile } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Validator } from '@seriousme/openapi-schema-validator';
@@ -86,6 +87,10 @@ const successSchema = (key: string, status = '200') => {
   const [method, path] = key.split(' ');
   return doc.paths[path][method.toLowerCase()].responses[status].content['application/json'].schema.$ref;
 };
+
+/** The codes the document lists for `method path` at `status`. */
+const documentedErrors = (method: string, path: string, status: number): string[] =>
+  doc.paths[path][method].responses[String(status)].content['application/json'].schema.allOf[1].properties.error.enum;
 
 describe('GET /openapi.json', () => {
   it('is a valid OpenAPI 3.1 document (standard validator)', async () => {
@@ -172,8 +177,84 @@ describe('GET /openapi.json', () => {
       'aidAccessToken',
       'apiKey',
       'apiKeyHeader',
+      'metricsToken',
     ]);
     expect(op('get', '/api/v1/ws').responses['101']).toBeDefined();
+  });
+});
+
+/** GET `path` with this Host header (fetch does not let a test choose it). */
+function getWithHost(url: string, path: string, host: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${url}${path}`, { headers: { Host: host } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => {
+        text += d;
+      });
+      res.on('end', () => resolve(text));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('GET /openapi.json: per request, and against the configuration', () => {
+  it('gives each of 20 Host names its own servers URL (the text is spliced, nothing cached per Host)', async () => {
+    const hosts = Array.from({ length: 20 }, (_, i) => `h${i}.example:8${String(i).padStart(3, '0')}`);
+    for (const round of [1, 2])
+      for (const host of hosts) {
+        const got = JSON.parse(await getWithHost(s.t.url, '/openapi.json', host));
+        expect(got.servers, `round ${round}, ${host}`).toEqual([{ url: `http://${host}` }]);
+        expect(got.paths).toEqual(doc.paths);
+      }
+  });
+
+  it('documents 401 on /metrics with an optional metricsToken, which a server with a token answers', async () => {
+    const m = doc.paths['/metrics'].get;
+    expect(m.security).toEqual([{}, { metricsToken: [] }]);
+    expect(m.responses['401'].description).toMatch(/AMP_METRICS_TOKEN/);
+    expect(doc.components.securitySchemes.metricsToken).toMatchObject({ type: 'http', scheme: 'bearer' });
+    const t = await startTestServer({ metricsToken: 'm3trics-t0ken' });
+    try {
+      const r = await call('GET', `${t.url}/metrics`);
+      expect(r.status).toBe(401);
+      expect(documentedErrors('get', '/metrics', 401)).toContain(r.body.error);
+      expect((await call('GET', `${t.url}/metrics`, { key: 'm3trics-t0ken' })).status).toBe(200);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it("says admin routes' 401 is about the admin JWT, and that agent_id may be an address there", () => {
+    for (const [method, path] of [
+      ['get', '/api/v1/admin/agents'],
+      ['delete', '/api/v1/admin/agents/{agent_id}'],
+      ['post', '/api/v1/agents/{agent_id}/suspend'],
+    ]) {
+      const op = doc.paths[path][method];
+      expect(op.security, path).toEqual([{ adminJwt: ['amp:admin'] }]);
+      expect(op.responses['401'].description, path).toMatch(/admin JWT/);
+      expect(op.responses['401'].description, path).not.toMatch(/API key/);
+    }
+    const param = doc.paths['/api/v1/admin/agents/{agent_id}'].delete.parameters[0];
+    expect(param).toMatchObject({ name: 'agent_id', in: 'path' });
+    expect(param.description).toMatch(/address/);
+  });
+
+  it('sends the configured AMP_CORS_ORIGIN, not *', async () => {
+    expect((await call('GET', `${s.t.url}/openapi.json`)).headers.get('access-control-allow-origin')).toBe('*');
+    const t = await startTestServer({ corsOrigin: 'https://app.example' });
+    try {
+      for (const path of ['/openapi.json', '/api/v1/openapi.json']) {
+        const r = await call('GET', t.url + path);
+        expect(r.status).toBe(200);
+        expect(r.headers.get('access-control-allow-origin'), path).toBe('https://app.example');
+      }
+    } finally {
+      await t.close();
+    }
   });
 });
 
@@ -280,9 +361,7 @@ const requestAs = (key: string | undefined, json: unknown) =>
 const reRegister = (a: Registered) => ({ name: a.name, tenant: 'acme', public_key: newKeypair().publicPem });
 
 describe('error catalogs', () => {
-  /** The codes the document lists for `method path` at `status`. */
-  const documented = (method: string, path: string, status: number): string[] =>
-    doc.paths[path][method].responses[String(status)].content['application/json'].schema.allOf[1].properties.error.enum;
+  const documented = documentedErrors;
 
   it('enumerates both catalogs in full', () => {
     const amp = doc.components.schemas.AmpErrorCode.anyOf.map((x: any) => x.const);

@@ -42,6 +42,7 @@ function guardCodes(r: RouteEntry, doc: RouteDoc | undefined): string[] {
   if (r.mount !== 'aid') {
     const g = r.guard as AmpGuard;
     if (g.auth === 'agent') codes.push('unauthorized', 'rate_limited');
+    if (g.auth === 'admin') codes.push('unauthorized', 'forbidden');
     if (g.auth === 'none' && g.bucket) codes.push('rate_limited');
     if (body) codes.push('invalid_request', 'request_too_large', 'insufficient_storage');
     return codes;
@@ -106,8 +107,10 @@ export function errorResponses(codes: readonly string[], aid: boolean): Record<s
 /** Security requirements: alternatives, any one of which is enough (`{}`: none needed). */
 function security(r: RouteEntry, doc: RouteDoc | undefined): Json[] | undefined {
   if (r.mount !== 'aid') {
-    if ((r.guard as AmpGuard).auth === 'agent') return [{ apiKey: [] }, { apiKeyHeader: [] }];
-    return doc?.admin ? [{ adminJwt: [doc.admin] }] : undefined;
+    const { auth } = r.guard as AmpGuard;
+    if (auth === 'agent') return [{ apiKey: [] }, { apiKeyHeader: [] }];
+    if (auth === 'admin') return [{ adminJwt: ['amp:admin'] }];
+    return doc?.security ? [...doc.security] : undefined;
   }
   const g = r.guard as AidGuard;
   if (!g.tenant) return undefined;
@@ -125,7 +128,7 @@ function parameters(path: string, doc: RouteDoc | undefined): Json[] {
     in: 'path',
     required: true,
     schema: { type: 'string' },
-    description: PARAM_DOCS[name] ?? name,
+    description: doc?.params?.[name] ?? PARAM_DOCS[name] ?? name,
   }));
   for (const [name, description] of Object.entries(doc?.query ?? {}))
     params.push({ name, in: 'query', required: false, schema: { type: 'string' }, description });
@@ -160,11 +163,18 @@ function tagOf(r: RouteEntry): string {
   return 'Discovery and operations';
 }
 
+/** A 401 that is not about an API key says what it is about (AMP routes; AID ones name their codes). */
+function unauthorizedDoc(r: RouteEntry, doc: RouteDoc | undefined): string | undefined {
+  if (r.mount === 'aid') return undefined;
+  if ((r.guard as AmpGuard).auth === 'admin')
+    return '`unauthorized`: missing, invalid or expired admin JWT (scope amp:admin; `amp-relay admin-token` mints one)';
+  return doc?.unauthorized && `\`unauthorized\`: ${doc.unauthorized}`;
+}
+
 /** The operation for `r`; `operationId` is left to the caller (it must be unique in the document). */
 export function operation(r: RouteEntry, doc: RouteDoc | undefined): Json {
   const aid = r.mount === 'aid';
   const codes = [...guardCodes(r, doc), ...(doc?.errors ?? [])];
-  if (doc?.admin) codes.push('unauthorized', 'forbidden');
   const responses: Record<string, Json> = {
     [String(doc?.status ?? 200)]: { description: doc?.summary ?? 'Success', content: successContent(doc) },
     ...Object.fromEntries(
@@ -172,6 +182,8 @@ export function operation(r: RouteEntry, doc: RouteDoc | undefined): Json {
     ),
     ...errorResponses(codes, aid),
   };
+  const unauthorized = unauthorizedDoc(r, doc);
+  if (unauthorized && responses['401']) responses['401'] = { ...responses['401'], description: unauthorized };
   // Shutting down: answered before routing, in the AMP shape, on every path.
   responses['503'] ??= errorResponses(['service_unavailable'], false)['503'];
   const op: Json = {

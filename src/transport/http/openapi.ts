@@ -2,8 +2,8 @@
 // mounts). It is derived from the route table itself: every registered route is an operation,
 // its guard gives the security and the guard's errors, route-docs.ts the summary, schemas (TypeBox,
 // proto/api-schemas.ts) and the route's own error codes; the AMP and AID error catalogs are
-// enumerated in full. Built once, on the first request (after every route is registered); only
-// `servers` depends on the request, and the text is kept per server URL.
+// enumerated in full. Built and serialized once, on the first request (after every route is
+// registered); only `servers` depends on the request, and it is spliced into that text.
 
 import { API_SCHEMAS } from '../../../proto/api-schemas.js';
 import { AID_ERROR_ALIASES, ERROR_ALIASES } from '../../../proto/index.js';
@@ -49,6 +49,11 @@ const SECURITY_SCHEMES = {
       "An admin or service JWT of the tenant's issuer (agent-identity §10); the requirement names the scope " +
       '(agent_registrations:read, agent_registrations:write, aid:introspect, amp:admin). ' +
       '`npx amp-relay admin-token` mints one from the data dir.',
+  },
+  metricsToken: {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'GET /metrics: AMP_METRICS_TOKEN, needed only when the server sets one',
   },
   aidAccessToken: {
     type: 'http',
@@ -115,29 +120,26 @@ export function buildOpenApi(
   };
 }
 
-/** Server URLs kept at most; past that (many Host spellings) the cache starts over. */
-const MAX_CACHED_BASES = 16;
+/**
+ * The document's text with `servers` left out, in two halves: `servers` for a request is spliced in
+ * between, so each Host gets its own URL and nothing is kept per Host.
+ */
+export function openApiText(doc: Json): (base: string) => string {
+  const { openapi, info, ...rest } = doc;
+  const head = JSON.stringify({ openapi, info }).slice(0, -1);
+  const tail = JSON.stringify(rest).slice(1);
+  return (base) => `${head},"servers":${JSON.stringify([{ url: base }])},${tail}`;
+}
 
 /** GET /openapi.json, /v1/openapi.json and /api/v1/openapi.json: the document of `t`'s routes. */
 export function addOpenApiRoutes(t: RouteTable, config: Config): void {
-  let doc: Json | undefined;
-  const texts = new Map<string, string>();
+  let text: ((base: string) => string) | undefined;
   const serve = (host: string, forwardedProto: string) => {
     const base = providerUrls(config, host, forwardedProto).endpoint.slice(0, -DOC_MOUNT.length);
-    let text = texts.get(base);
-    if (text === undefined) {
-      doc ??= buildOpenApi(t.routes);
-      if (texts.size >= MAX_CACHED_BASES) texts.clear();
-      const { openapi, info, ...rest } = doc;
-      text = JSON.stringify({ openapi, info, servers: [{ url: base }], ...rest });
-      texts.set(base, text);
-    }
-    const headers = {
-      ...publicCacheHeaders(config, 300),
-      'Access-Control-Allow-Origin': '*',
-      'Content-Type': 'application/json; charset=utf-8',
-    };
-    return { status: 200, body: text, headers };
+    text ??= openApiText(buildOpenApi(t.routes));
+    // Access-Control-Allow-Origin: the configured AMP_CORS_ORIGIN, as on every answer (respond.ts).
+    const headers = { ...publicCacheHeaders(config, 300), 'Content-Type': 'application/json; charset=utf-8' };
+    return { status: 200, body: text(base), headers };
   };
   const handler = (req: { headers: { host: string; forwardedProto: string } }) =>
     serve(req.headers.host, req.headers.forwardedProto);

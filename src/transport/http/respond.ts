@@ -53,7 +53,7 @@ interface ResState {
 const UNMATCHED = 'unmatched';
 
 const CORS_ALLOW_HEADERS = 'Authorization, Content-Type, X-API-Key, Idempotency-Key';
-const CORS_ALLOW_METHODS = 'GET, POST, PATCH, DELETE, OPTIONS';
+const CORS_ALLOW_METHODS = 'GET, POST, PUT, PATCH, DELETE, OPTIONS';
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 export function statusLine(status: number): string {

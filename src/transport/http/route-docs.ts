@@ -29,8 +29,12 @@ export interface RouteDoc {
    * each under its status; `code@status` for another status the AID catalog gives it (`invalid_proof@401`).
    */
   errors?: readonly string[];
-  /** The handler itself checks an admin JWT with this scope (the guard lets everyone in). */
-  admin?: string;
+  /** Security requirements the handler checks itself (the guard lets everyone in), as OpenAPI gives them. */
+  security?: readonly Readonly<Record<string, readonly string[]>>[];
+  /** What a 401 means here, when not the catalog's (missing or wrong API key). */
+  unauthorized?: string;
+  /** Path parameters that mean more here than their usual description. */
+  params?: Readonly<Record<string, string>>;
   /** More statuses answered with the success schema, and when. */
   also?: Readonly<Record<number, string>>;
   /** Request headers (other than the credentials) and what they mean. */
@@ -39,6 +43,7 @@ export interface RouteDoc {
   query?: Readonly<Record<string, string>>;
 }
 
+const BY_ID_OR_ADDRESS = "The agent's AMP id (agt_...) or its address (name@tenant.provider)";
 const ACK_ERRORS = ['missing_field', 'invalid_field', 'not_found', 'agent_suspended'] as const;
 const ACK_ONE: RouteDoc = {
   summary: 'Acknowledge one message (removes it from the queue)',
@@ -83,7 +88,13 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     also: { 503: 'unhealthy: the store is down or the server shuts down' },
   },
   'GET /api/v1/ready': { summary: 'Readiness', res: 'Ready', also: { 503: 'writes fail, or the server shuts down' } },
-  'GET /metrics': { summary: 'Prometheus metrics', text: true },
+  'GET /metrics': {
+    summary: 'Prometheus metrics',
+    text: true,
+    errors: ['unauthorized'],
+    security: [{}, { metricsToken: [] }],
+    unauthorized: 'AMP_METRICS_TOKEN is set and `Authorization: Bearer <it>` is missing or wrong',
+  },
   'GET /openapi.json': { summary: 'This OpenAPI 3.1 document' },
   'GET /api/v1/openapi.json': { summary: 'This OpenAPI 3.1 document (under the API mount)' },
   'GET /api/v1/ws': {
@@ -175,35 +186,31 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
   'GET /api/v1/agents/:address': { ...RESOLVE, summary: 'Resolve an address (legacy form: the segment holds an @)' },
   'POST /api/v1/agents/:agent_id/suspend': {
     summary: 'Suspend an agent (operator, amp:admin)',
-    admin: 'amp:admin',
     body: 'SuspendBody',
     bodyOptional: true,
     errors: ['unauthorized', 'forbidden', 'not_found', 'invalid_field'],
   },
   'POST /api/v1/agents/:agent_id/unsuspend': {
     summary: "Lift an operator's suspension (operator, amp:admin)",
-    admin: 'amp:admin',
     errors: ['unauthorized', 'forbidden', 'not_found'],
   },
   'GET /api/v1/admin/agents': {
     summary: "List the token tenant's agents with status, suspension, queue depth and last use (amp:admin)",
-    admin: 'amp:admin',
     errors: ['unauthorized', 'forbidden', 'invalid_field'],
     query: { search: 'Substring of name or alias', limit: 'Page size', cursor: 'From the previous page' },
   },
   'GET /api/v1/admin/agents/:agent_id': {
     summary: 'One agent of the token tenant, by id or address (amp:admin)',
-    admin: 'amp:admin',
+    params: { agent_id: BY_ID_OR_ADDRESS },
     errors: ['unauthorized', 'forbidden', 'not_found'],
   },
   'DELETE /api/v1/admin/agents/:agent_id': {
     summary: 'Deregister an agent of the token tenant, by id or address (amp:admin)',
-    admin: 'amp:admin',
+    params: { agent_id: BY_ID_OR_ADDRESS },
     errors: ['unauthorized', 'forbidden', 'not_found'],
   },
   'GET /api/v1/admin/queues': {
     summary: "Queue depths of the token tenant's agents, deepest first, with the oldest message (amp:admin)",
-    admin: 'amp:admin',
     errors: ['unauthorized', 'forbidden', 'invalid_field'],
     query: { limit: 'At most this many queues (default 20)' },
   },
