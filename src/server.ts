@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import { CLOSE } from '../proto/index.js';
 import { type Config, type ConfigInput, loadConfig } from './config/schema.js';
-import { tlsEnabled } from './config/tls.js';
+import { tlsEnabled, tlsExpiryWarning } from './config/tls.js';
 import { trustedProxyMatcher } from './config/trusted-proxies.js';
 import { createVerifier, type Ed25519Verifier } from './crypto/verifier.js';
 import { loadOrCreateProviderKey } from './crypto/provider-key.js';
@@ -128,6 +128,8 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
   const { logger: givenLogger, env, ...overrides } = options;
   const config = loadConfig({ env, overrides });
   const logger = givenLogger ?? createLogger(config.logLevel, config.logFormat);
+  const expiring = tlsExpiryWarning(config);
+  if (expiring) logger.warn({ event: 'tls_cert_expires_soon', cert: config.tlsCert }, expiring);
   // Refuses uWS's pure-JS fallback before anything is opened.
   const http = new HttpServer(tlsFiles(config));
   // Before the store opens: a second server on the same data dir stops here.

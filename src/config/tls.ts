@@ -1,9 +1,10 @@
-// TLS settings: both files or neither, each readable, and a key that belongs to the certificate.
+// TLS settings: both files or neither, each readable, a certificate valid now (every block of its
+// file parsed), and a key that belongs to it. A certificate that expires within 14 days is a warning.
 // Checked with the rest of the configuration, so `check-config` and the server's start say the
 // same thing before any port is opened.
 
 import { readFileSync } from 'node:fs';
-import { tlsPairProblem } from '../crypto/tls-files.js';
+import { expiresSoon, tlsPairProblem } from '../crypto/tls-files.js';
 
 export interface TlsSettings {
   readonly tlsCert: string;
@@ -55,4 +56,14 @@ export function tlsProblems(
 /** Whether the server itself speaks TLS (https/wss). */
 export function tlsEnabled(c: TlsSettings): boolean {
   return c.tlsCert !== '' && c.tlsKey !== '';
+}
+
+/** A warning for the start's log when the TLS certificate expires within 14 days, else undefined. */
+export function tlsExpiryWarning(c: TlsSettings, now = Date.now()): string | undefined {
+  if (!tlsEnabled(c)) return undefined;
+  try {
+    return expiresSoon(readFileSync(c.tlsCert, 'utf8'), c.tlsCert, 14, now);
+  } catch {
+    return undefined;
+  }
 }

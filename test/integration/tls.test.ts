@@ -5,11 +5,13 @@
 // refused before any port is opened, by check-config and by serve, with the file named.
 
 import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { Writable } from 'node:stream';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
+import { pino } from 'pino';
 import WebSocket from 'ws';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readmeBlock } from '../helpers/readme.js';
@@ -192,5 +194,146 @@ describe('bad TLS settings are configuration errors', () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('--tls-cert /nonexistent/cert.pem cannot be read (no such file)');
     expect(r.stdout).not.toContain('listening');
+  });
+});
+
+describe('certificate validity and every PEM block of the cert file', () => {
+  const cli = (...args: string[]) =>
+    spawnSync(process.execPath, [join(ROOT, 'bin', 'amp-relay.js'), ...args], {
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH ?? '' },
+      timeout: 20_000,
+    });
+  const checkConfig = (certPath: string) => cli('check-config', '--tls-cert', certPath, '--tls-key', key);
+  const ossl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  const csr = () => {
+    ossl('req', '-new', '-key', key, '-out', join(dir, 'v.csr'), '-subj', '/CN=localhost');
+    return join(dir, 'v.csr');
+  };
+  /** A certificate for key.pem valid `days` days from now (-1: it expired a day ago). */
+  const certForDays = (file: string, days: number) => {
+    ossl('x509', '-req', '-in', csr(), '-signkey', key, '-out', join(dir, file), '-days', String(days));
+    return join(dir, file);
+  };
+  /** A certificate for key.pem valid from 2099 (openssl 3.0's x509 has no -not_before: `openssl ca` has -startdate). */
+  const futureCert = () => {
+    const ca = join(dir, 'ca');
+    execFileSync('mkdir', ['-p', ca]);
+    writeFileSync(join(ca, 'index.txt'), '');
+    writeFileSync(join(ca, 'serial'), '01\n');
+    const conf =
+      '[ca]\ndefault_ca=d\n[d]\ndatabase=index.txt\nserial=serial\nnew_certs_dir=.\npolicy=p\n' +
+      'default_md=sha256\n[p]\ncommonName=supplied\n';
+    writeFileSync(join(ca, 'ca.cnf'), conf);
+    const out = join(dir, 'future.pem');
+    execFileSync(
+      'openssl',
+      [
+        'ca',
+        '-batch',
+        '-notext',
+        '-selfsign',
+        '-keyfile',
+        key,
+        '-in',
+        csr(),
+        '-out',
+        out,
+        '-config',
+        'ca.cnf',
+        '-startdate',
+        '20991201000000Z',
+        '-enddate',
+        '21000101000000Z',
+      ],
+      { cwd: ca, stdio: 'pipe' },
+    );
+    return out;
+  };
+
+  it('check-config refuses an expired certificate, naming the file and its dates; serve exits 2 before listening', () => {
+    const expired = certForDays('expired.pem', -1);
+    const r = checkConfig(expired);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `--tls-cert ${expired} has expired \\(valid from \\d{4}-\\d\\d-\\d\\dT[\\d:]+Z to \\d{4}-[\\d-]+T[\\d:]+Z`,
+      ),
+    );
+    const serve = cli(
+      'serve',
+      '--port',
+      '0',
+      '--data-dir',
+      join(dir, 'exp-data'),
+      '--tls-cert',
+      expired,
+      '--tls-key',
+      key,
+    );
+    expect(serve.status).toBe(2);
+    expect(serve.stderr).toContain(`--tls-cert ${expired} has expired`);
+    expect(serve.stdout).not.toContain('listening');
+  });
+
+  it('check-config refuses a certificate that is not valid yet, with its dates', () => {
+    const future = futureCert();
+    const r = checkConfig(future);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(
+      `--tls-cert ${future} is not valid yet (valid from 2099-12-01T00:00:00Z to 2100-01-01T00:00:00Z`,
+    );
+  });
+
+  it('check-config parses every certificate block: a corrupt or unterminated one after a good one is refused', () => {
+    const good = readFileSync(cert, 'utf8');
+    const corrupt = join(dir, 'corrupt-chain.pem');
+    writeFileSync(corrupt, `${good}-----BEGIN CERTIFICATE-----\nMIIBbroken+notDER==\n-----END CERTIFICATE-----\n`);
+    const r = checkConfig(corrupt);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`--tls-cert ${corrupt}: certificate 2 of 2 is not a valid PEM certificate`);
+    const serve = cli(
+      'serve',
+      '--port',
+      '0',
+      '--data-dir',
+      join(dir, 'bad-data'),
+      '--tls-cert',
+      corrupt,
+      '--tls-key',
+      key,
+    );
+    expect(serve.status).toBe(2);
+    expect(serve.stdout).not.toContain('listening');
+    const cut = join(dir, 'cut-chain.pem');
+    writeFileSync(cut, `${good}${good.slice(0, 80)}`);
+    const c = checkConfig(cut);
+    expect(c.status).toBe(2);
+    expect(c.stderr).toContain(`--tls-cert ${cut}: certificate 2 of 2 has no -----END CERTIFICATE----- line`);
+    const chain = join(dir, 'good-chain.pem');
+    writeFileSync(chain, `${good}${readFileSync(certForDays('second.pem', 30), 'utf8')}`);
+    expect(checkConfig(chain).status).toBe(0);
+  });
+
+  it('serve warns at start when the certificate expires within 14 days, not otherwise', async () => {
+    const soon = certForDays('soon.pem', 3);
+    for (const [certPath, warned] of [
+      [soon, true],
+      [cert, false],
+    ] as const) {
+      const lines: string[] = [];
+      const stream = new Writable({
+        write(chunk, _enc, done) {
+          lines.push(...String(chunk).split('\n').filter(Boolean));
+          done();
+        },
+      });
+      const s = await startTestServer({ tlsCert: certPath, tlsKey: key, logger: pino({ level: 'info' }, stream) });
+      await s.close();
+      const warnings = lines.map((l) => JSON.parse(l)).filter((r) => r.event === 'tls_cert_expires_soon');
+      expect(warnings.length, certPath).toBe(warned ? 1 : 0);
+      if (warned)
+        expect(warnings[0]).toMatchObject({ level: 40, cert: soon, msg: expect.stringMatching(/expires in 3 day/) });
+    }
   });
 });
