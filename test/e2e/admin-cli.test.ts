@@ -395,6 +395,9 @@ describe('where a minted token goes', () => {
       const a = await adminWith(env, 'agents', 'list', '--json');
       expect(a.code, a.stderr).toBe(0);
       expect(JSON.parse(a.stdout)).toMatchObject({ agents: [], total: 0 });
+      // The tenant has no discovery document yet (404): the configuration's issuer is used.
+      const u = await adminWith({ AMP_PORT: env.AMP_PORT, AMP_DATA_DIR: dir }, 'queues', '--url', fresh.url);
+      expect(u.code, u.stderr).toBe(0);
     } finally {
       await fresh.stop();
     }
