@@ -26,6 +26,7 @@ Usage:
                                  agent_registrations:write, aid:introspect, amp:admin) signed with
                                  the key set in --data-dir (never creates keys); its issuer is
                                  --public-url/<tenant>, else http://localhost:<--port>/<tenant>
+                                 (https://localhost:<--port>/<tenant> with AMP_TLS_CERT/KEY)
   amp-relay admin <registrations|agents|queues|audit> ...
                                  Operate a running server over its API (token minted from
                                  --data-dir, or --token); 'amp-relay admin --help' for more

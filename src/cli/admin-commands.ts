@@ -28,6 +28,8 @@ export interface Command {
   flags: Record<string, string>;
   /** Number of ids it takes (0 or 1). */
   ids: 0 | 1;
+  /** Checks the command line before anything is sent (throws CliError(USAGE)). */
+  check?(a: Args): void;
   run(s: AdminSession, a: Args): Promise<{ body: unknown; text: string }>;
 }
 
@@ -68,6 +70,18 @@ async function agentId(s: AdminSession, idOrAddress: string): Promise<string> {
 
 const regPath = (s: AdminSession, id?: string) =>
   `/${enc(s.tenant)}/agent_registrations${id === undefined ? '' : `/${enc(id)}`}`;
+
+/** A user code as amp-register.sh shows it (XXXX-XXXX); registration ids are UUIDs. */
+const USER_CODE_RE = /^[A-Za-z0-9]{4}-?[A-Za-z0-9]{4}$/;
+
+/** A registration id, or the id of the pending request with this user code (AID resolve?code=). */
+async function registrationId(s: AdminSession, idOrCode: string): Promise<string> {
+  if (!USER_CODE_RE.test(idOrCode)) return idOrCode;
+  return ((await s.call('GET', `${regPath(s)}/resolve?code=${enc(idOrCode)}`)) as Json).data.id;
+}
+
+/** Registration statuses (agent-identity §4.3), and the names the server also takes for them. */
+const STATUSES = ['pending', 'active', 'rejected', 'suspended', 'deleted', 'approved', 'pending_approval', 'revoked'];
 
 function registrationsTable(body: Json): string {
   const rows = (body.data ?? []) as Json[];
@@ -123,11 +137,13 @@ function registrationAction(action: 'approve' | 'reject' | 'suspend' | 'reactiva
     summary,
     flags,
     ids: 1,
+    check: (a) => void num(a, 'role-id'),
     async run(s, a) {
       const json: Json = {};
       if (action === 'approve' && num(a, 'role-id') !== undefined) json.role_id = num(a, 'role-id');
       if (str(a, 'reason') !== undefined) json.reason = str(a, 'reason');
-      const body = (await s.call('POST', `${regPath(s, a.ids[0])}/${action}`, json)) as Json;
+      const id = await registrationId(s, a.ids[0]);
+      const body = (await s.call('POST', `${regPath(s, id)}/${action}`, json)) as Json;
       const r = (body.data ?? {}) as Json;
       return { body, text: `${r.id}: ${r.attributes?.address ?? '-'} is now ${r.attributes?.status ?? '?'}\n` };
     },
@@ -145,6 +161,13 @@ const REGISTRATIONS: Command[] = [
       records: '--records N      per page (default 25, at most 100)',
     },
     ids: 0,
+    check(a) {
+      const st = str(a, 'status');
+      if (st !== undefined && !STATUSES.includes(st))
+        throw new CliError(`--status must be one of ${STATUSES.slice(0, 5).join(', ')} (got '${st}')`, EXIT.USAGE);
+      num(a, 'page');
+      num(a, 'records');
+    },
     async run(s, a) {
       const body = (await s.call(
         'GET',
@@ -160,7 +183,7 @@ const REGISTRATIONS: Command[] = [
     flags: {},
     ids: 1,
     async run(s, a) {
-      const body = (await s.call('GET', regPath(s, a.ids[0]))) as Json;
+      const body = (await s.call('GET', regPath(s, await registrationId(s, a.ids[0])))) as Json;
       return { body, text: registrationFields(body) };
     },
   },
@@ -242,6 +265,7 @@ const AGENTS: Command[] = [
       hours: '--hours H        lift it by itself after H hours (default: until unsuspended)',
     },
     ids: 1,
+    check: (a) => void num(a, 'hours'),
     async run(s, a) {
       const json: Json = {};
       if (str(a, 'reason') !== undefined) json.reason = str(a, 'reason');
@@ -269,9 +293,11 @@ const AGENTS: Command[] = [
     summary: 'delete an agent: API keys and key revoked, sockets closed, queue deleted (cannot be undone)',
     flags: { yes: '--yes            required: confirms the deletion' },
     ids: 1,
-    async run(s, a) {
+    check(a) {
       if (a.flags.yes !== true)
         throw new CliError('deregister deletes the agent and its queued messages; add --yes to confirm', EXIT.USAGE);
+    },
+    async run(s, a) {
       const body = (await s.call('DELETE', `/api/v1/admin/agents/${enc(a.ids[0])}`)) as Json;
       return { body, text: `${body.agent_id}: ${body.address} deregistered at ${body.deregistered_at}\n` };
     },

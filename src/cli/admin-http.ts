@@ -9,7 +9,7 @@ export const EXIT = {
   FAILED: 1,
   /** Bad command line or configuration, or no signing keys in the data dir. */
   USAGE: 2,
-  /** No answer from the server (not running, wrong --url, timeout). */
+  /** No answer from the server (not running, wrong --url, timeout), or its TLS certificate is not trusted. */
   UNREACHABLE: 3,
   /** 401 or 403: the token was refused, or lacks a scope. */
   UNAUTHORIZED: 4,
@@ -48,6 +48,37 @@ function exitFor(status: number): number {
   return EXIT.FAILED;
 }
 
+/** Certificate errors (a cause's code) that mean "not trusted here", not "not running". */
+const UNTRUSTED_CERT = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/** A failed fetch as the operator's error: an untrusted certificate, or no answer. */
+function unreachable(url: string, e: unknown): CliError {
+  const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+  const why = cause?.code ?? cause?.message ?? (e as Error).message;
+  const origin = new URL(url).origin;
+  if (cause?.code && UNTRUSTED_CERT.has(cause.code)) {
+    const fix =
+      cause.code === 'ERR_TLS_CERT_ALTNAME_INVALID'
+        ? `it is not for ${new URL(url).hostname}: use --url with a name the certificate has`
+        : cause.code.startsWith('CERT_')
+          ? 'renew it'
+          : 'trust it: NODE_EXTRA_CA_CERTS=cert.pem npx amp-relay admin ... (its certificate or CA file)';
+    return new CliError(`the server's certificate is not trusted at ${origin} (${why}): ${fix}`, EXIT.UNREACHABLE);
+  }
+  return new CliError(
+    `cannot reach the server at ${origin} (${why}): is it running, is --url right?`,
+    EXIT.UNREACHABLE,
+  );
+}
+
 /** One HTTP request; a network failure is CliError(UNREACHABLE), any answer comes back as is. */
 export async function send(
   method: string,
@@ -66,12 +97,7 @@ export async function send(
       signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
     });
   } catch (e) {
-    const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-    const why = cause?.code ?? cause?.message ?? (e as Error).message;
-    throw new CliError(
-      `cannot reach the server at ${new URL(url).origin} (${why}): is it running, is --url right?`,
-      EXIT.UNREACHABLE,
-    );
+    throw unreachable(url, e);
   }
   const text = await res.text();
   let body: unknown = text;

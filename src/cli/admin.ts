@@ -1,33 +1,39 @@
 // `amp-relay admin ...`: operate a running server over its HTTP API without hand-minted JWTs. The
 // token is minted from the server's data dir (the same configuration the server reads: flags, then
-// AMP_* variables), for the issuer the server itself announces, or given with --token.
+// AMP_* variables), for the issuer that configuration gives (admin-target.ts: never the one a server
+// announces), or given with --token, --token-file or AMP_ADMIN_TOKEN.
 
-import { tlsEnabled } from '../config/tls.js';
-import { hostname, userInfo } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { type Config, ConfigError, flagKey, optionType } from '../config/schema.js';
 import { type AdminSession, type Command, COMMANDS } from './admin-commands.js';
-import { CliError, EXIT, send, sendOk, serverMessage } from './admin-http.js';
+import { CliError, EXIT, send, sendOk } from './admin-http.js';
+import { defaultUrl, issuerFor, whoAmI } from './admin-target.js';
 import { CliUsageError, mintFromDataDir } from './admin-token.js';
 
 /** Minted tokens live this long: one CLI run. */
 const TOKEN_TTL_S = 300;
 const SCOPES = ['agent_registrations:write', 'amp:admin'];
-const COMMON_FLAGS = ['url', 'token', 'tenant', 'email'];
+const COMMON_FLAGS = ['url', 'token', 'token-file', 'tenant', 'email'];
 
 const COMMON_HELP = `Common options:
-  --url URL          the server (default: AMP_PUBLIC_URL, else http://127.0.0.1:<AMP_PORT>,
-                     https://localhost:<AMP_PORT> with AMP_TLS_CERT/KEY)
+  --url URL          the server (default: AMP_PUBLIC_URL, else http://<AMP_HOST>:<AMP_PORT>, with
+                     127.0.0.1 for 0.0.0.0 or ::, https://localhost with AMP_TLS_CERT/KEY); a token
+                     minted here goes only to the server's own URLs by this configuration
   --tenant T         the tenant to administer (default: AMP_DEFAULT_TENANT)
-  --token JWT        an admin token to use (scopes agent_registrations:write and amp:admin);
-                     without it one is minted for 5 min from the signing keys in --data-dir
+  --token-file FILE  an admin token to use (scopes agent_registrations:write and amp:admin), also
+                     AMP_ADMIN_TOKEN or --token JWT (shown by ps); without one, a token is minted
+                     for 5 min from the signing keys in --data-dir
   --data-dir DIR     the server's data dir (default: AMP_DATA_DIR, else ./data); other server
                      options (--port, --public-url, --aid-jwt-alg ...) are read as 'serve' does
   --email E          who the minted token names in the audit trail (default: user@host)
   --json             print the server's JSON answer instead of a table
   -h, --help         help (also after a command: 'amp-relay admin agents suspend --help')
 
-Exit codes: 0 ok; 1 the server refused or failed; 2 usage, configuration, or no signing keys in
-the data dir; 3 server unreachable; 4 token refused (401/403); 5 unknown id or tenant (404).`;
+With TLS and a self-signed certificate, trust it: NODE_EXTRA_CA_CERTS=cert.pem amp-relay admin ...
+
+Exit codes: 0 ok; 1 the server refused or failed; 2 usage, configuration, no signing keys in the
+data dir, or --url not this server's; 3 server unreachable or its certificate not trusted;
+4 token refused (401/403); 5 unknown id or tenant (404).`;
 
 function mainHelp(): string {
   const lines = COMMANDS.map((c) => `  ${c.usage}\n      ${c.summary}`);
@@ -38,7 +44,8 @@ Operate a running amp-relay over its HTTP API: AID registrations, AMP agents, qu
 Commands:
 ${lines.join('\n')}
 
-ID is a registration id; AGENT an agent id (agt_...) or the agent's address.
+ID is a registration id or the user code of a pending request (XXXX-XXXX); AGENT an agent id
+(agt_...), the agent's address, or name@tenant.
 
 ${COMMON_HELP}
 `;
@@ -107,25 +114,11 @@ function resolve(p: Parsed): { cmd?: Command; group: Command[]; ids: string[] } 
   return { group, ids: [] };
 }
 
-function defaultUrl(cfg: Config): string {
-  if (cfg.publicUrl) return cfg.publicUrl;
-  if (cfg.port === 0) throw new CliError('the server port is 0 (any): give the server with --url', EXIT.USAGE);
-  // With TLS on, the name the usual certificate is for (trust a self-signed one with NODE_EXTRA_CA_CERTS).
-  return tlsEnabled(cfg) ? `https://localhost:${cfg.port}` : `http://127.0.0.1:${cfg.port}`;
-}
-
-/** The issuer the running server signs and checks this tenant's tokens with (its discovery document). */
-async function serverIssuer(url: string, tenant: string): Promise<string> {
+/** The issuer a server at `url` announces for the tenant, or null: only to explain a refusal. */
+async function announcedIssuer(url: string, tenant: string): Promise<string | null> {
   const a = await send('GET', `${url}/${encodeURIComponent(tenant)}/.well-known/openid-configuration`);
-  if (a.status === 404)
-    throw new CliError(
-      `unknown tenant '${tenant}' on ${url} (a tenant exists once an agent registered in it): pick one with --tenant`,
-      EXIT.NOT_FOUND,
-    );
   const issuer = (a.body as { issuer?: unknown } | null)?.issuer;
-  if (a.status !== 200 || typeof issuer !== 'string')
-    throw new CliError(`${url} does not look like an amp-relay server (${serverMessage(a)})`, EXIT.FAILED);
-  return issuer;
+  return typeof issuer === 'string' ? issuer : null;
 }
 
 /** The claims of a JWT, unverified: only to explain a refusal. */
@@ -145,7 +138,7 @@ async function tokenHint(url: string, tenant: string, token: string): Promise<st
     return `the token expired at ${new Date(c.exp * 1000).toISOString()}`;
   if (typeof c.company_url_id === 'string' && c.company_url_id !== tenant)
     return `the token is for tenant '${c.company_url_id}', not '${tenant}' (--tenant)`;
-  const issuer = await serverIssuer(url, tenant).catch(() => null);
+  const issuer = await announcedIssuer(url, tenant).catch(() => null);
   if (issuer && typeof c.iss === 'string' && c.iss !== issuer)
     return `the token's issuer is ${c.iss}, this server's is ${issuer}: mint it with the server's --port / --public-url`;
   const scopes = Array.isArray(c.scopes) ? c.scopes : String(c.scope ?? '').split(' ');
@@ -164,20 +157,46 @@ async function refusalHint(url: string, tenant: string, token: string, kid: stri
   return debug;
 }
 
+/** The server's URL: --url (http or https only), else the configuration's. */
+function serverUrl(p: Parsed, cfg: Config): string {
+  const url = String(p.flags.url ?? defaultUrl(cfg)).replace(/\/+$/, '');
+  let protocol = '';
+  try {
+    protocol = new URL(url).protocol;
+  } catch {
+    // not a URL: refused below
+  }
+  if (protocol !== 'http:' && protocol !== 'https:')
+    throw new CliError(`--url must be an http(s) URL like http://127.0.0.1:23000 (got '${url}')`, EXIT.USAGE);
+  return url;
+}
+
+/** A token given: --token, else --token-file, else AMP_ADMIN_TOKEN; '' when none. */
+function givenToken(p: Parsed): string {
+  if (typeof p.flags.token === 'string') return p.flags.token.trim();
+  const file = p.flags['token-file'];
+  if (typeof file === 'string') {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8').trim();
+    } catch (e) {
+      throw new CliError(`cannot read --token-file ${file}: ${(e as Error).message}`, EXIT.USAGE);
+    }
+    if (!text) throw new CliError(`--token-file ${file} is empty`, EXIT.USAGE);
+    return text;
+  }
+  return (process.env.AMP_ADMIN_TOKEN ?? '').trim();
+}
+
 async function session(p: Parsed, config: (args: string[]) => Config): Promise<AdminSession> {
   const cfg = config(p.configArgs);
   const tenant = String(p.flags.tenant ?? cfg.defaultTenant).toLowerCase();
-  const url = String(p.flags.url ?? defaultUrl(cfg)).replace(/\/+$/, '');
-  try {
-    new URL(url);
-  } catch {
-    throw new CliError(`--url must be a URL like http://127.0.0.1:23000 (got '${url}')`, EXIT.USAGE);
-  }
-  let token = typeof p.flags.token === 'string' ? p.flags.token : '';
+  const url = serverUrl(p, cfg);
+  let token = givenToken(p);
   let kid: string | undefined;
   if (!token) {
-    const issuer = await serverIssuer(url, tenant);
-    const email = String(p.flags.email ?? `${userInfo().username}@${hostname()}`);
+    const issuer = await issuerFor(cfg, url, tenant);
+    const email = String(p.flags.email ?? whoAmI());
     ({ token, kid } = await mintFromDataDir(cfg, { tenant, email, scopes: SCOPES, ttlSeconds: TOKEN_TTL_S, issuer }));
   }
   return {
@@ -217,6 +236,7 @@ async function runAdmin(args: string[], config: (args: string[]) => Config): Pro
   for (const f of Object.keys(p.flags))
     if (!COMMON_FLAGS.includes(f) && !(f in cmd.flags))
       throw new CliError(`'${cmd.name}' has no option --${f}: ${cmd.usage}`, EXIT.USAGE);
+  cmd.check?.({ ids, flags: p.flags });
   const s = await session(p, config);
   const out = await cmd.run(s, { ids, flags: p.flags });
   process.stdout.write(p.json ? `${JSON.stringify(out.body, null, 2)}\n` : out.text);

@@ -132,11 +132,16 @@ export class AdminView {
   }
 
   /**
-   * The agent by id or by address (full or short), if it lives in the admin's tenant; any other
-   * answers 404 (nothing leaks across tenants).
+   * The agent by id, by address (full or short: name@tenant.provider), or as `name@tenant`, if it
+   * lives in the admin's tenant; any other answers 404 (nothing leaks across tenants).
    */
   private target(tenant: string, agentId: string): AgentRecord {
-    const a = agentId.includes('@') ? this.agents.findByAddress(agentId) : this.agents.find(agentId);
+    const [name, domain] = agentId.toLowerCase().split('@');
+    const a = !agentId.includes('@')
+      ? this.agents.find(agentId)
+      : domain === tenant
+        ? this.store.findAgentByName(tenant, name)
+        : this.agents.findByAddress(agentId);
     if (!a || a.tenant !== tenant) throw new AmpError('not_found', 'No such agent', { field: 'agent_id' });
     return a;
   }

@@ -4,12 +4,14 @@
 // written, and the failures with their exit codes (1 refused, 2 usage, 3 unreachable,
 // 4 unauthorized, 5 unknown id or tenant).
 
-import { execFile } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { chownSync, copyFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer, type IncomingHttpHeaders } from 'node:http';
 import { type AddressInfo, createServer } from 'node:net';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SigningKeys } from '../../src/identity/signing-keys.js';
+import { KEY_FILE, SigningKeys } from '../../src/identity/signing-keys.js';
 import { readmeBlock } from '../helpers/readme.js';
 import {
   type ChildServer,
@@ -19,9 +21,11 @@ import {
   register,
   routeOk,
   spawnServer,
+  startTestServer,
   tempDir,
 } from '../helpers/server.js';
 import { setupOrFailEveryTest } from '../helpers/setup.js';
+import { makeCert } from '../helpers/tls.js';
 
 const PROC_TIMEOUT_MS = 60_000;
 
@@ -57,6 +61,10 @@ const serverEnv = () => ({ PATH: process.env.PATH ?? '', HOME: home, AMP_PORT: p
 const admin = (...args: string[]) =>
   exec(process.execPath, [join(ROOT, 'bin', 'amp-relay.js'), 'admin', ...args], serverEnv());
 
+/** `amp-relay admin ...` with the server's settings, some changed or added. */
+const adminWith = (env: Record<string, string>, ...args: string[]) =>
+  exec(process.execPath, [join(ROOT, 'bin', 'amp-relay.js'), 'admin', ...args], { ...serverEnv(), ...env });
+
 /** `admin ... --json`, which must succeed; its parsed output. */
 async function adminJson(...args: string[]): Promise<any> {
   const r = await admin(...args, '--json');
@@ -65,12 +73,17 @@ async function adminJson(...args: string[]): Promise<any> {
 }
 
 async function requestRegistration(a: Registered): Promise<string> {
+  return (await requestRegistrationAnswer(a)).id;
+}
+
+/** The request's answer (`data`): id and the user code among its attributes. */
+async function requestRegistrationAnswer(a: Registered): Promise<any> {
   const r = await call('POST', `${server.url}/${a.tenant}/agent_registrations/request`, {
     headers: { 'X-Api-Key': a.api_key },
     json: { name: a.name, address: a.address, fingerprint: a.body.fingerprint, public_key: a.keys.publicPem },
   });
   expect(r.status, JSON.stringify(r.body)).toBe(202);
-  return r.body.data.id;
+  return r.body.data;
 }
 
 /** A loopback port nothing listens on: one the OS gave us, closed again. */
@@ -124,7 +137,9 @@ describe('help and usage', () => {
     expect(r.code).toBe(0);
     for (const c of ['registrations list', 'registrations approve ID', 'agents suspend AGENT', 'queues', 'audit'])
       expect(r.stdout).toContain(c);
-    expect(r.stdout).toMatch(/Exit codes: 0 ok; 1 .*; 2 .*; 3 server unreachable; 4 .*; 5 unknown id/s);
+    expect(r.stdout).toMatch(
+      /Exit codes: 0 ok; 1 .*; 2 .*; 3 server unreachable or its certificate not trusted;\s4 .*; 5 unknown id/s,
+    );
     const s = await admin('agents', 'suspend', '--help');
     expect(s.code).toBe(0);
     expect(s.stdout).toContain('--hours H');
@@ -270,14 +285,14 @@ describe('failures', () => {
     expect(agent.code).toBe(5);
     const reg = await admin('registrations', 'show', '00000000-0000-4000-8000-000000000000');
     expect(reg.code).toBe(5);
-    const tenant = await admin('queues', '--tenant', 'nosuch');
+    const tenant = await admin('registrations', 'list', '--tenant', 'nosuch');
     expect(tenant.code).toBe(5);
-    expect(tenant.stderr).toContain("unknown tenant 'nosuch'");
+    expect(tenant.stderr).toContain("404 not_found: Unknown organisation 'nosuch'");
   });
 
   it('a server that does not answer exits 3', async () => {
     const closed = await closedPort();
-    const r = await admin('queues', '--url', `http://127.0.0.1:${closed}`);
+    const r = await adminWith({ AMP_PORT: String(closed) }, 'queues');
     expect(r.code).toBe(3);
     expect(r.stderr).toContain(`cannot reach the server at http://127.0.0.1:${closed} (ECONNREFUSED): is it running`);
   });
@@ -322,6 +337,199 @@ describe('failures', () => {
   });
 });
 
+describe('where a minted token goes', () => {
+  /** A server that answers discovery with the real server's issuer and records every request. */
+  async function fakeServer(): Promise<{ port: number; seen: IncomingHttpHeaders[]; close(): Promise<void> }> {
+    const seen: IncomingHttpHeaders[] = [];
+    const srv = createHttpServer((req, res) => {
+      seen.push(req.headers);
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ issuer: `http://localhost:${port}/default`, agents: [], data: [] }));
+    });
+    await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+    return {
+      port: (srv.address() as AddressInfo).port,
+      seen,
+      close: () => new Promise<void>((resolve) => srv.close(() => resolve())),
+    };
+  }
+
+  it("--url not the server's by its configuration: exit 2, nothing sent", async () => {
+    const fake = await fakeServer();
+    try {
+      const r = await admin('queues', '--url', `http://127.0.0.1:${fake.port}`);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`--url http://127.0.0.1:${fake.port} is not one of this server's URLs`);
+      expect(r.stderr).toMatch(/AMP_PUBLIC_URL.*AMP_PORT.*--token-file or AMP_ADMIN_TOKEN/);
+      expect(fake.seen.filter((h) => h.authorization)).toEqual([]);
+    } finally {
+      await fake.close();
+    }
+  });
+
+  it("a server announcing another issuer than the configuration's: exit 2, no token sent", async () => {
+    const fake = await fakeServer();
+    try {
+      // The CLI is told the server listens on the fake's port; the fake claims the real issuer.
+      const r = await adminWith({ AMP_PORT: String(fake.port) }, 'queues');
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(
+        `announces issuer http://localhost:${port}/default, this configuration gives http://localhost:${fake.port}/default`,
+      );
+      expect(fake.seen.length).toBeGreaterThan(0);
+      expect(fake.seen.filter((h) => h.authorization)).toEqual([]);
+    } finally {
+      await fake.close();
+    }
+  });
+
+  it('a fresh server (no agent yet) on AMP_HOST=::1 answers queues and agents list', async () => {
+    const dir = tempDir('amp-admin-fresh-');
+    extraDirs.push(dir);
+    const fresh = await spawnServer(dir, ['--host', '::1']);
+    try {
+      const env = { AMP_HOST: '::1', AMP_PORT: new URL(fresh.url).port, AMP_DATA_DIR: dir };
+      const q = await adminWith(env, 'queues');
+      expect(q.code, q.stderr).toBe(0);
+      expect(q.stdout).toBe('0 message(s) queued for 0 agent(s) of default\n');
+      const a = await adminWith(env, 'agents', 'list', '--json');
+      expect(a.code, a.stderr).toBe(0);
+      expect(JSON.parse(a.stdout)).toMatchObject({ agents: [], total: 0 });
+      // The tenant has no discovery document yet (404): the configuration's issuer is used.
+      const u = await adminWith({ AMP_PORT: env.AMP_PORT, AMP_DATA_DIR: dir }, 'queues', '--url', fresh.url);
+      expect(u.code, u.stderr).toBe(0);
+    } finally {
+      await fresh.stop();
+    }
+  });
+});
+
+describe('environments', () => {
+  const setpriv = (() => {
+    try {
+      execFileSync('setpriv', ['--version'], { stdio: 'ignore' });
+      return process.getuid?.() === 0;
+    } catch {
+      return false;
+    }
+  })();
+
+  // docker --user / DynamicUser: a uid with no passwd entry (as root, setpriv runs the CLI as one).
+  it.skipIf(!setpriv)('a uid without a passwd entry is named uid<N>@host', async () => {
+    const keys = tempDir('amp-admin-uid-');
+    extraDirs.push(keys);
+    copyFileSync(join(dataDir, KEY_FILE), join(keys, KEY_FILE));
+    for (const f of [keys, join(keys, KEY_FILE)]) chownSync(f, 54321, 54321);
+    const uid = await register(server.api, 'uidtest');
+    const args = [
+      '--reuid=54321',
+      '--regid=54321',
+      '--clear-groups',
+      process.execPath,
+      join(ROOT, 'bin', 'amp-relay.js'),
+    ];
+    const env = { ...serverEnv(), HOME: keys, AMP_DATA_DIR: keys };
+    const r = await exec('setpriv', [...args, 'admin', 'agents', 'suspend', uid.agent_id], env);
+    expect(r.code, r.stderr).toBe(0);
+    const shown = await adminJson('agents', 'show', uid.agent_id);
+    expect(shown.suspension.by).toBe(`uid54321@${hostname()}`);
+  });
+
+  it('a self-signed TLS certificate: a hint naming NODE_EXTRA_CA_CERTS, exit 3; trusted with it', async () => {
+    const dir = tempDir('amp-admin-tls-');
+    extraDirs.push(dir);
+    const { cert, key } = makeCert(dir, readmeBlock('tls-cert'));
+    const tls = await startTestServer({ tlsCert: cert, tlsKey: key });
+    try {
+      const env = {
+        AMP_HOST: '127.0.0.1',
+        AMP_PORT: String(tls.server.port),
+        AMP_DATA_DIR: tls.dataDir,
+        AMP_TLS_CERT: cert,
+        AMP_TLS_KEY: key,
+      };
+      const r = await adminWith(env, 'queues');
+      expect(r.code).toBe(3);
+      expect(r.stderr).toContain(
+        `the server's certificate is not trusted at https://127.0.0.1:${tls.server.port} (DEPTH_ZERO_SELF_SIGNED_CERT)`,
+      );
+      expect(r.stderr).toContain('NODE_EXTRA_CA_CERTS=cert.pem');
+      const ok = await adminWith({ ...env, NODE_EXTRA_CA_CERTS: cert }, 'queues');
+      expect(ok.code, ok.stderr).toBe(0);
+      expect(ok.stdout).toBe('0 message(s) queued for 0 agent(s) of default\n');
+    } finally {
+      await tls.close();
+    }
+  });
+
+  it('admin --help documents NODE_EXTRA_CA_CERTS, --token-file and AMP_ADMIN_TOKEN', async () => {
+    const r = await admin('--help');
+    expect(r.stdout).toContain('NODE_EXTRA_CA_CERTS=cert.pem amp-relay admin');
+    expect(r.stdout).toMatch(/--token-file FILE .*AMP_ADMIN_TOKEN/s);
+  });
+});
+
+describe('command line', () => {
+  it('checks the command line before contacting the server', async () => {
+    const closed = String(await closedPort());
+    const dereg = await adminWith({ AMP_PORT: closed }, 'agents', 'deregister', bob.agent_id);
+    expect(dereg.code).toBe(2);
+    expect(dereg.stderr).toContain('add --yes to confirm');
+    const status = await adminWith({ AMP_PORT: closed }, 'registrations', 'list', '--status', 'bogus');
+    expect(status.code).toBe(2);
+    expect(status.stderr).toContain(
+      "--status must be one of pending, active, rejected, suspended, deleted (got 'bogus')",
+    );
+    const hours = await adminWith({ AMP_PORT: closed }, 'agents', 'suspend', bob.agent_id, '--hours', 'x');
+    expect(hours.code).toBe(2);
+    const ftp = await admin('queues', '--url', 'ftp://x');
+    expect(ftp.code).toBe(2);
+    expect(ftp.stderr).toContain("--url must be an http(s) URL like http://127.0.0.1:23000 (got 'ftp://x')");
+  });
+
+  it('an agent by name@tenant', async () => {
+    expect(await adminJson('agents', 'show', `bob@default`)).toMatchObject({ agent_id: bob.agent_id });
+    expect(await adminJson('agents', 'show', 'BOB@default')).toMatchObject({ agent_id: bob.agent_id });
+    const other = await admin('agents', 'show', 'ann@acme');
+    expect(other.code).toBe(5);
+  });
+
+  it('a registration by the user code amp-register.sh shows', async () => {
+    const cy = await register(server.api, 'cy');
+    const req = await requestRegistrationAnswer(cy);
+    const code = req.attributes.user_code as string;
+    expect(code).toMatch(/^[A-Z0-9]{4}-[A-Z0-9]{4}$/);
+    expect((await adminJson('registrations', 'show', code)).data.id).toBe(req.id);
+    const r = await admin('registrations', 'approve', code);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe(`${req.id}: ${cy.address} is now active\n`);
+    const unknown = await admin('registrations', 'show', 'ZZZZ-ZZZZ');
+    expect(unknown.code).toBe(5);
+  });
+
+  it('a token from --token-file or AMP_ADMIN_TOKEN (no data dir needed)', async () => {
+    const token = await mintedToken('agent_registrations:write amp:admin', port);
+    const file = join(home, 'admin.jwt');
+    writeFileSync(file, `${token}\n`);
+    const noKeys = tempDir();
+    extraDirs.push(noKeys);
+    const f = await adminWith({ AMP_DATA_DIR: noKeys }, 'queues', '--token-file', file);
+    expect(f.code, f.stderr).toBe(0);
+    const e = await adminWith({ AMP_DATA_DIR: noKeys, AMP_ADMIN_TOKEN: token }, 'queues');
+    expect(e.code, e.stderr).toBe(0);
+    const minted = await adminWith({ AMP_DATA_DIR: noKeys }, 'queues');
+    expect(minted.code).toBe(2);
+    const missing = await admin('queues', '--token-file', join(home, 'nope'));
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('cannot read --token-file');
+    const check = await exec(process.execPath, [join(ROOT, 'bin', 'amp-relay.js'), 'check-config'], {
+      ...serverEnv(),
+      AMP_ADMIN_TOKEN: token,
+    });
+    expect(check.stderr).not.toContain('AMP_ADMIN_TOKEN');
+  });
+});
+
 describe('README: Admin CLI', () => {
   // Run as written with bash (-e -o pipefail: any failing line fails the test), in the repository
   // (npx finds amp-relay there), with the server's settings in the environment, as the README says.
@@ -339,8 +547,8 @@ describe('README: Admin CLI', () => {
     expect((await call('GET', `${server.api}/messages/pending`, { key: bob.api_key })).status).toBe(200);
   });
 
-  // Adapted: the example server URL is replaced by the test server's, and ADMIN_JWT is minted
-  // with `amp-relay admin-token` as the README says, for the server's port.
+  // Adapted: the example server URL is replaced by the test server's, and AMP_ADMIN_TOKEN is minted
+  // with `amp-relay admin-token` as the README says, for the server's port (no data dir here).
   it('the admin-cli-remote block', async () => {
     const minted = await exec(
       process.execPath,
@@ -361,7 +569,7 @@ describe('README: Admin CLI', () => {
     const r = await exec('bash', ['-e', '-o', 'pipefail', '-c', block], {
       PATH: process.env.PATH ?? '',
       HOME: home,
-      ADMIN_JWT: minted.stdout.trim(),
+      AMP_ADMIN_TOKEN: minted.stdout.trim(),
     });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^0 message\(s\) queued for 0 agent\(s\) of acme$/m);

@@ -88,6 +88,13 @@ describe('amp-relay admin-token', () => {
     expect(r.code).toBe(0);
   });
 
+  it('the usage names the https issuer with TLS', async () => {
+    const r = await cli(['help']);
+    expect(r.stdout).toMatch(
+      /else http:\/\/localhost:<--port>\/<tenant>\s+\(https:\/\/localhost:<--port>\/<tenant> with AMP_TLS_CERT\/KEY\)/,
+    );
+  });
+
   it('AMP_PUBLIC_URL names the issuer', async () => {
     const r = await cli([...MINT, '--data-dir', t.dataDir, '--public-url', 'https://amp.example.com/']);
     expect(r.code).toBe(0);
