@@ -20,6 +20,7 @@ import {
   readFileSync,
   realpathSync,
   renameSync,
+  rmdirSync,
   rmSync,
   statSync,
 } from 'node:fs';
@@ -155,6 +156,9 @@ async function stage(backupDir: string, manifest: Manifest, staging: string): Pr
   await inspectLmdb(join(staging, LMDB_FILE), false); // the store opens as LMDB
 }
 
+/** A failed restore whose undo failed too: the target is not as it was (stderr says what is where). */
+class UndoFailed extends Error {}
+
 /** Move what the target held into pre-restore-<time>/, then the staged entries in; undone on failure. */
 function moveIntoPlace(target: string, staging: string, names: string[], present: string[]): string | undefined {
   const aside = present.length ? join(target, `pre-restore-${new Date().toISOString().replace(/[:.]/g, '-')}`) : '';
@@ -168,14 +172,17 @@ function moveIntoPlace(target: string, staging: string, names: string[], present
     for (const n of present) move(join(target, n), join(aside, n));
     for (const n of names) move(join(staging, n), join(target, n));
   } catch (e) {
+    let undone = true;
     for (const [from, to] of moves.reverse()) {
       try {
         renameSync(to, from);
       } catch (undo) {
+        undone = false;
         process.stderr.write(`amp-relay: could not move ${to} back to ${from}: ${(undo as Error).message}\n`);
       }
     }
-    if (aside) rmSync(aside, { recursive: false, force: true });
+    if (!undone) throw new UndoFailed(`restore failed and could not be undone: ${(e as Error).message}`);
+    if (aside && existsSync(aside)) rmdirSync(aside); // empty again: every move was undone
     throw e;
   }
   return aside || undefined;
@@ -199,6 +206,7 @@ async function restoreInto(backupDir: string, manifest: Manifest, target: string
       present,
     );
   } catch (e) {
+    if (e instanceof UndoFailed) throw e;
     throw new Error(`restore failed, ${target} is as it was: ${(e as Error).message}`);
   } finally {
     rmSync(staging, { recursive: true, force: true });

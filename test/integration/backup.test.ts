@@ -327,6 +327,69 @@ describe('restore cannot destroy the data dir', () => {
     expect(ok.code).toBe(0);
   });
 
+  // A target on a small tmpfs (root may mount one; skipped with a message otherwise): a second
+  // restore with --force runs out of space while staging, and the target stays as it was.
+  it('a restore that runs out of space leaves the target exactly as it was', async (ctx) => {
+    const bk = join(root, 'backup'); // the live backup above, with its messages
+    const pages = (p: string): number => {
+      const st = lstatSync(p);
+      if (!st.isDirectory()) return Math.ceil(st.size / 4096);
+      return readdirSync(p).reduce((n, e) => n + pages(join(p, e)), 0);
+    };
+    const used = pages(bk);
+    expect(used).toBeGreaterThan(64); // room for one copy plus half of one: the second copy cannot fit
+    const target = join(root, 'small-disk');
+    mkdirSync(target);
+    try {
+      execFileSync(
+        'mount',
+        ['-t', 'tmpfs', '-o', `size=${(used + 16 + Math.floor(used / 2)) * 4096}`, 'tmpfs', target],
+        {
+          stdio: 'pipe',
+        },
+      );
+    } catch (e) {
+      console.warn(`backup.test.ts: cannot mount a tmpfs, out-of-space restore skipped: ${String(e)}`);
+      ctx.skip();
+    }
+    try {
+      expect((await cli('restore', bk, '--data-dir', target)).code).toBe(0);
+      const before = snapshot(target);
+      const r = await cli('restore', bk, '--data-dir', target, '--force');
+      expect(r.stderr).toContain(`restore failed, ${target} is as it was`);
+      expect(r.stderr).toContain('ENOSPC');
+      expect(r.code).toBe(1);
+      expect(snapshot(target)).toEqual(before);
+    } finally {
+      execFileSync('umount', [target]);
+    }
+  });
+
+  // The moves themselves failing: a mount point in the target cannot be renamed (EBUSY), so moving
+  // what was there aside stops part way; the moves made are undone.
+  it('a restore whose moves fail part way undoes them', async (ctx) => {
+    const target = join(root, 'with-mount');
+    expect((await cli('restore', join(root, 'busy-backup'), '--data-dir', target)).code).toBe(0);
+    for (const n of ['a', 'b', 'c', 'd']) writeFileSync(join(target, `${n}.txt`), n);
+    mkdirSync(join(target, 'mnt'));
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', join(target, 'mnt')], { stdio: 'pipe' });
+    } catch (e) {
+      console.warn(`backup.test.ts: cannot mount a tmpfs, failed-move restore skipped: ${String(e)}`);
+      ctx.skip();
+    }
+    try {
+      const before = snapshot(target);
+      const r = await cli('restore', join(root, 'busy-backup'), '--data-dir', target, '--force');
+      expect(r.stderr).toContain(`restore failed, ${target} is as it was`);
+      expect(r.stderr).toContain('EBUSY');
+      expect(r.code).toBe(1);
+      expect(snapshot(target)).toEqual(before);
+    } finally {
+      execFileSync('umount', [join(target, 'mnt')]);
+    }
+  });
+
   it('accepts only the names a backup holds in backup.json (no path traversal)', async () => {
     mkdirSync(join(root, 'trav'));
     writeFileSync(join(root, 'trav', 'pwned.src'), 'abc');
