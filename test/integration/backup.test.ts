@@ -3,7 +3,7 @@
 // restored recipients' queues, the keys are the same, API keys still work. The running server is
 // a child process (`amp-relay serve`), the load real HTTP routes, backup and restore the CLI.
 
-import { execFile, execFileSync } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import {
   chmodSync,
   chownSync,
@@ -19,6 +19,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readmeBlock } from '../helpers/readme.js';
@@ -257,6 +258,33 @@ describe('what backup and restore refuse', () => {
   });
 });
 
+/** The URL a child `serve` logs once it listens; rejects when it exits first or within 20 s. */
+function listeningUrl(proc: ChildProcess): Promise<string> {
+  let output = '';
+  return new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no 'listening' in 20 s: ${output}`)), 20_000);
+    proc.stderr!.on('data', (d) => (output += d));
+    createInterface({ input: proc.stdout! }).on('line', (line) => {
+      output += `${line}\n`;
+      let rec: { msg?: string; url?: string } = {};
+      try {
+        rec = JSON.parse(line);
+      } catch {
+        return; // not a log line
+      }
+      const url = rec.msg === 'listening' ? rec.url : undefined;
+      if (url) {
+        clearTimeout(timer);
+        resolve(url);
+      }
+    });
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited (${code}) before listening: ${output}`));
+    });
+  });
+}
+
 /** Every entry under `dir` with its kind, mode, owner and content: equal snapshots = untouched. */
 function snapshot(dir: string): string[] {
   const out: string[] = [];
@@ -432,25 +460,22 @@ describe('restore cannot destroy the data dir', () => {
     chownSync(parent, SERVICE_UID, SERVICE_UID);
     expect((await cli('restore', join(root, 'busy-backup'), '--data-dir', join(parent, 'data'))).code).toBe(0);
     expect(owned(join(parent, 'data'))).toEqual([]);
-    // The service user can read what the server reads (the token-signing keys). The temp root is
-    // 0700 root: let others through it (not list it), as /var/lib is.
+    // A server running as the service user starts on it (opens the store, reads the keys) and
+    // answers. The temp root is 0700 root: let others through it (not list it), as /var/lib is.
     chmodSync(root, 0o711);
-    const keys = execFileSync(
-      'setpriv',
-      [
-        '--reuid',
-        `${SERVICE_UID}`,
-        '--regid',
-        `${SERVICE_UID}`,
-        '--clear-groups',
-        process.execPath,
-        join(ROOT, 'bin', 'amp-relay.js'),
-        'signing-keys',
-        '--data-dir',
-        target,
-      ],
-      { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } },
-    );
-    expect(JSON.parse(keys).keys.length).toBeGreaterThan(0);
+    const asService = ['--reuid', `${SERVICE_UID}`, '--regid', `${SERVICE_UID}`, '--clear-groups'];
+    const args = [join(ROOT, 'bin', 'amp-relay.js'), 'serve', '--host', '127.0.0.1', '--port', '0'];
+    const proc = spawn('setpriv', [...asService, process.execPath, ...args, '--data-dir', target], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      const url = await listeningUrl(proc);
+      expect((await call('GET', `${url}/api/v1/health`)).status).toBe(200);
+    } finally {
+      proc.kill('SIGTERM'); // setpriv execs node: this is the server's PID
+      await new Promise((r) => (proc.exitCode === null ? proc.once('exit', r) : r(null)));
+    }
   });
 });
