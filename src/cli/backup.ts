@@ -39,6 +39,20 @@ export const BACKUP_USAGE = `  amp-relay backup DIR [--compact] [options]
 
 type ConfigOf = (args: string[]) => Config;
 
+/** Whether `path` exists; only its absence is false (a permission error is said as one, not as "missing"). */
+function present(path: string): boolean {
+  try {
+    statSync(path);
+    return true;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return false;
+    if (code === 'EACCES' || code === 'EPERM')
+      throw new Error(`permission denied reading ${path} (${code}): run this as the server's user or root`);
+    throw e;
+  }
+}
+
 function isEmptyDir(dir: string): boolean {
   return readdirSync(dir).length === 0;
 }
@@ -46,7 +60,7 @@ function isEmptyDir(dir: string): boolean {
 export async function backupCommand(rest: string[], configOf: ConfigOf): Promise<number> {
   const { dir, flag: compact, configArgs } = parseArgs('backup', rest, '--compact');
   const { dataDir } = configOf(configArgs);
-  if (!existsSync(join(dataDir, LMDB_FILE))) throw new Error(`${dataDir} holds no amp-relay store (${LMDB_FILE})`);
+  if (!present(join(dataDir, LMDB_FILE))) throw new Error(`${dataDir} holds no amp-relay store (${LMDB_FILE})`);
   if (isInside(dir, dataDir))
     throw new BackupUsageError(`${dir} is inside the data dir ${dataDir}: give a DIR outside it`);
   if (existsSync(dir) && !isEmptyDir(dir)) throw new BackupUsageError(`${dir} is not empty: give a new or empty DIR`);
@@ -58,7 +72,7 @@ export async function backupCommand(rest: string[], configOf: ConfigOf): Promise
   await inspectLmdb(join(dir, LMDB_FILE), false); // the copy opens as LMDB
   files.push({ name: LMDB_FILE, bytes: statSync(join(dir, LMDB_FILE)).size });
   for (const name of [...KEY_FILES, ATTACHMENTS]) {
-    if (!existsSync(join(dataDir, name))) continue;
+    if (!present(join(dataDir, name))) continue;
     copyPrivate(join(dataDir, name), join(dir, name));
     files.push({ name, bytes: statSync(join(dir, name)).size });
   }

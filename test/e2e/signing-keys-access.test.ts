@@ -1,6 +1,7 @@
 // A signing-key file the caller may not read is a permission problem, said as one: never "no
-// signing keys" (a wrong data dir) nor "move it away" (which would start a new key set). The CLI
-// runs as another uid with setpriv (the tests run as root); skipped, with a message, otherwise.
+// signing keys" (a wrong data dir) nor "move it away" (which would start a new key set); so is a
+// data dir `backup` cannot enter. The CLI runs as another uid with setpriv (the tests run as
+// root); skipped, with a message, otherwise.
 
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -65,6 +66,15 @@ describe.skipIf(!canSwitch)('a signing-key file the caller may not read', () => 
     const dir = await keyedDir('closed-file', 0o755);
     for (const cmd of ['signing-keys', 'rotate-signing-key'])
       expectPermissionDenied(asOther([cmd, '--data-dir', dir]), join(dir, 'aid-signing-keys.json'));
+  });
+
+  it('backup of a data dir the caller cannot enter says permission denied, not "no store"', async () => {
+    const dir = await keyedDir('closed-backup', 0o700);
+    writeFileSync(join(dir, 'amp.lmdb'), '');
+    const r = asOther(['backup', join(root, 'bk'), '--data-dir', dir]);
+    expect(r.stderr).toContain(`permission denied reading ${join(dir, 'amp.lmdb')} (EACCES)`);
+    expect(r.stderr).not.toContain('holds no amp-relay store');
+    expect(r.status).toBe(1);
   });
 
   it('a file that really is not JSON still says so (and only then to restore or move it)', () => {
