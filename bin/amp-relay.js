@@ -1,8 +1,26 @@
 #!/usr/bin/env node
 // Entry point of the `amp-relay` command: runs the compiled CLI (npm run build makes dist/).
-// The Node version is checked first, before the CLI (and uWebSockets.js, lmdb, sodium) is imported.
-import { nodeVersionProblem } from '../dist/src/node-version.js';
+// In a clone before its first build (no dist/, but scripts/ensure-built.mjs and TypeScript are
+// there), it compiles first, saying so on stderr. Without them (an installed package is always
+// built), it says how to build, in one line. The Node version is checked before the CLI (and
+// uWebSockets.js, lmdb, sodium) is imported.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
+const path = (rel) => fileURLToPath(new URL(rel, import.meta.url));
+if (!existsSync(path('../dist/src/cli.js'))) {
+  const ensureBuilt = path('../scripts/ensure-built.mjs');
+  if (!existsSync(ensureBuilt) || !existsSync(path('../node_modules/typescript/bin/tsc'))) {
+    process.stderr.write(
+      'amp-relay is not built: run `npm run build` (or `npm start`, which builds) in its directory\n',
+    );
+    process.exit(1);
+  }
+  // The compiler's output goes to stderr: stdout is the command's (`amp-relay keygen > key.pem`).
+  if (spawnSync(process.execPath, [ensureBuilt], { stdio: ['ignore', 2, 2] }).status !== 0) process.exit(1);
+}
+const { nodeVersionProblem } = await import('../dist/src/node-version.js');
 const problem = nodeVersionProblem(process.versions.node);
 if (problem) {
   process.stderr.write(`${problem}\n`);

@@ -53,6 +53,34 @@ Examples:
 
 class UsageError extends Error {}
 
+/** Commands whose `--help` / `-h` prints their lines of USAGE (admin has its own help; serve prints it all). */
+const COMMAND_HELP = [
+  'print-env',
+  'check-config',
+  'keygen',
+  'admin-token',
+  'signing-keys',
+  'rotate-signing-key',
+  'backup',
+  'restore',
+  'version',
+];
+const TAKES_NO_OPTIONS = ['keygen', 'version'];
+
+/** `cmd`'s lines of USAGE (its line and the indented ones after it), then the options when it takes them. */
+export function commandUsage(cmd: string): string {
+  const lines = USAGE.split('\n');
+  const start = lines.findIndex((l) => l.startsWith(`  amp-relay ${cmd} `));
+  let end = start + 1;
+  while (end < lines.length && /^ {20,}\S/.test(lines[end])) end++;
+  const options = TAKES_NO_OPTIONS.includes(cmd)
+    ? ''
+    : `\nOptions (each can also be set by its environment variable; flags win):\n${describeFlags().join('\n')}\n`;
+  return `Usage:\n${lines.slice(start, end).join('\n')}\n${options}`;
+}
+
+const wantsHelp = (rest: string[]) => rest.includes('--help') || rest.includes('-h');
+
 function parseFlags(args: string[]): Record<string, string | boolean> {
   const flags: Record<string, string | boolean> = {};
   for (let i = 0; i < args.length; i++) {
@@ -144,9 +172,13 @@ function keygen(): number {
 
 /** Runs one command; resolves with the exit code, or -1 when the process keeps running (serve). */
 async function run(cmd: string, rest: string[]): Promise<number> {
+  if (COMMAND_HELP.includes(cmd) && wantsHelp(rest)) {
+    process.stdout.write(commandUsage(cmd));
+    return 0;
+  }
   switch (cmd) {
     case 'serve':
-      if (rest.includes('--help') || rest.includes('-h')) break;
+      if (wantsHelp(rest)) break;
       await serve(rest);
       return -1;
     case 'print-env':
@@ -182,20 +214,22 @@ async function run(cmd: string, rest: string[]): Promise<number> {
 
 /**
  * A reader that stops early (`amp-relay keygen | head -1`) closes the pipe; the next write fails
- * with EPIPE. That is the reader's choice, not our failure: end at once with 0, no stack trace.
- * Not for `serve`, whose stdout is its log: a server whose log pipe breaks should not exit 0.
+ * with EPIPE. That is the reader's choice, not our failure: no stack trace, and the command ends
+ * with the exit code it would have had (0 for output cut short, 2 for a usage error whose help
+ * went unread). Not for `serve`, whose stdout is its log: a server whose log pipe breaks should
+ * not go on silently.
  */
 function endQuietlyOnClosedPipe(): void {
   for (const stream of [process.stdout, process.stderr])
     stream.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code !== 'EPIPE') throw e;
-      if (stream === process.stdout) process.exit(0);
+      // A write after the pipe broke fails as a destroyed stream: the same closed pipe.
+      if (e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_DESTROYED') throw e;
     });
 }
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd = 'help', ...rest] = argv;
-  if (cmd !== 'serve' || rest.includes('--help') || rest.includes('-h')) endQuietlyOnClosedPipe();
+  if (cmd !== 'serve' || wantsHelp(rest)) endQuietlyOnClosedPipe();
   try {
     return await run(cmd, rest);
   } catch (e) {

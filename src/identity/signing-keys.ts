@@ -9,7 +9,7 @@
 // The key file is re-read when it changes on disk, so `amp-relay rotate-signing-key` works while
 // the server runs.
 
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, createLocalJWKSet, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
 import { AmpError } from '../../proto/index.js';
@@ -85,19 +85,46 @@ async function createKey(alg: JwtAlg, now: number, activatesAt: number): Promise
   return { kid, alg, created_at: now, activates_at: activatesAt, jwk };
 }
 
+/**
+ * A failure to reach the key file other than its absence, said plainly: a permission problem is
+ * the wrong user, never a reason to move the keys away (that would start a new key set).
+ */
+function readFailure(path: string, e: unknown): Error {
+  const err = e as NodeJS.ErrnoException;
+  if (err.code === 'EACCES' || err.code === 'EPERM')
+    return new Error(
+      `permission denied reading ${path} (${err.code}): run this as the server's user ` +
+        '(e.g. sudo -u amp-relay ...), or check the owner and mode of the data dir and the file',
+    );
+  return new Error(`cannot read ${path}: ${err.message}`);
+}
+
+/** The file's identity (inode, mtime, size), or 'none' when it does not exist; other errors throw. */
 function fileVersion(path: string): string {
-  if (!existsSync(path)) return 'none';
-  const st = statSync(path);
+  let st: ReturnType<typeof statSync>;
+  try {
+    st = statSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 'none';
+    throw readFailure(path, e);
+  }
   return `${st.ino}:${st.mtimeMs}:${st.size}`;
 }
 
 const activatesAt = (k: StoredKey): number => k.activates_at ?? k.created_at;
 
+/** The stored keys; none when the file does not exist (ENOENT only: an unreadable file throws). */
 function readStored(path: string): StoredKey[] {
-  if (!existsSync(path)) return [];
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw readFailure(path, e);
+  }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(readFileSync(path, 'utf8'));
+    parsed = JSON.parse(text);
   } catch (e) {
     throw new Error(
       `${path} is not valid JSON (${(e as Error).message}); restore it from a backup or move it away to start a new key set`,

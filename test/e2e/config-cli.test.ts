@@ -90,6 +90,55 @@ describe('a reader that closes the pipe early', () => {
     });
 });
 
+describe("a reader that closes the pipe early keeps the command's exit code", () => {
+  // `admin` alone prints its help on stdout and exits 2 (a usage error): the closed pipe must not make it 0.
+  for (const reader of ['true', 'head -n 1'])
+    it(`admin | ${reader}: status 2, no stack trace`, () => {
+      const r = shell('bash', `"$NODE" "$BIN" admin | ${reader} >/dev/null; echo "\${PIPESTATUS[*]}"`);
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toBe('2 0\n');
+    });
+});
+
+describe("every command's --help / -h prints its usage on stdout, exit 0", () => {
+  const commands = [
+    'serve',
+    'print-env',
+    'check-config',
+    'keygen',
+    'admin-token',
+    'admin',
+    'signing-keys',
+    'rotate-signing-key',
+    'backup',
+    'restore',
+    'version',
+    'help',
+  ];
+  for (const flag of ['--help', '-h'])
+    it.each(commands)(`%s ${flag}`, (cmd) => {
+      // In a dir with no data dir: a command that ran instead of helping would fail or create one.
+      const dir = freshDir();
+      const r = cli([cmd, flag], {}, dir);
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      expect(r.stdout).toMatch(/usage/i);
+      expect(r.stdout).toContain(`amp-relay ${cmd}`);
+      expect(r.stdout).not.toContain('PRIVATE KEY');
+      expect(readdirSync(dir)).toEqual([]);
+    });
+
+  it("help wins over other arguments, and the text is that command's", () => {
+    const r = cli(['restore', '/some/backup', '--force', '--help']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('amp-relay restore DIR [--force]');
+    expect(r.stdout).not.toContain('amp-relay backup DIR');
+    expect(r.stdout).toContain('--data-dir');
+    const k = cli(['keygen', '-h']);
+    expect(k.stdout).not.toContain('--data-dir'); // keygen takes no options
+  });
+});
+
 /** Settings that need quoting in an env file, and plain ones that must not be quoted (docker reads them). */
 const TRICKY = {
   AMP_CONTACT: 'Ops "team" <ops@example.com>, it\'s $HOME `id` \\ ~ #1 ',

@@ -3,9 +3,23 @@
 // restored recipients' queues, the keys are the same, API keys still work. The running server is
 // a child process (`amp-relay serve`), the load real HTTP routes, backup and restore the CLI.
 
-import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
+import {
+  chmodSync,
+  chownSync,
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readmeBlock } from '../helpers/readme.js';
@@ -241,5 +255,227 @@ describe('what backup and restore refuse', () => {
     const none = await cli('backup', join(root, 'b2'), '--data-dir', join(root, 'no-such-dir'));
     expect(none.code).toBe(1);
     expect(none.stderr).toContain('holds no amp-relay store');
+  });
+});
+
+/** The URL a child `serve` logs once it listens; rejects when it exits first or within 20 s. */
+function listeningUrl(proc: ChildProcess): Promise<string> {
+  let output = '';
+  return new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no 'listening' in 20 s: ${output}`)), 20_000);
+    proc.stderr!.on('data', (d) => (output += d));
+    createInterface({ input: proc.stdout! }).on('line', (line) => {
+      output += `${line}\n`;
+      let rec: { msg?: string; url?: string } = {};
+      try {
+        rec = JSON.parse(line);
+      } catch {
+        return; // not a log line
+      }
+      const url = rec.msg === 'listening' ? rec.url : undefined;
+      if (url) {
+        clearTimeout(timer);
+        resolve(url);
+      }
+    });
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited (${code}) before listening: ${output}`));
+    });
+  });
+}
+
+/** Every entry under `dir` with its kind, mode, owner and content: equal snapshots = untouched. */
+function snapshot(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string, rel: string) => {
+    for (const name of readdirSync(d).sort()) {
+      const p = join(d, name);
+      const st = lstatSync(p);
+      const what = st.isDirectory() ? 'dir' : readFileSync(p).toString('base64');
+      out.push(`${join(rel, name)} ${st.mode.toString(8)} ${st.uid}:${st.gid} ${what}`);
+      if (st.isDirectory()) walk(p, join(rel, name));
+    }
+  };
+  walk(dir, '');
+  return out;
+}
+
+/** A copy of the backup the tests above made (with attachments/ab/blob), its backup.json edited. */
+function editedBackup(name: string, edit: (files: { name: string; bytes: number }[]) => void = () => {}): string {
+  const bk = join(root, name);
+  cpSync(join(root, 'busy-backup'), bk, { recursive: true });
+  const m = JSON.parse(readFileSync(join(bk, 'backup.json'), 'utf8'));
+  edit(m.files);
+  writeFileSync(join(bk, 'backup.json'), JSON.stringify(m));
+  return bk;
+}
+
+describe('restore cannot destroy the data dir', () => {
+  it('refuses a backup inside the target, and a target inside the backup; backup refuses DIR in the data dir', async () => {
+    const target = join(root, 'self');
+    expect((await cli('restore', join(root, 'busy-backup'), '--data-dir', target)).code).toBe(0);
+    cpSync(join(root, 'busy-backup'), join(target, 'bk'), { recursive: true });
+    const before = snapshot(target);
+    const r = await cli('restore', join(target, 'bk'), '--data-dir', target, '--force');
+    expect(r.stderr).toContain(`the backup ${join(target, 'bk')} is inside the data dir ${target}`);
+    expect(r.code).toBe(2);
+    expect(snapshot(target)).toEqual(before);
+    // Through a symlink to the backup, the same.
+    execFileSync('ln', ['-s', join(target, 'bk'), join(root, 'bk-link')]);
+    const viaLink = await cli('restore', join(root, 'bk-link'), '--data-dir', target, '--force');
+    expect(viaLink.code).toBe(2);
+    expect(snapshot(target)).toEqual(before);
+
+    const inner = await cli('restore', join(root, 'busy-backup'), '--data-dir', join(root, 'busy-backup', 'sub'));
+    expect(inner.stderr).toContain('is inside the backup');
+    expect(inner.code).toBe(2);
+    expect(existsSync(join(root, 'busy-backup', 'sub'))).toBe(false);
+
+    const b = await cli('backup', join(target, 'bk2'), '--data-dir', target);
+    expect(b.stderr).toContain('is inside the data dir');
+    expect(b.code).toBe(2);
+    expect(snapshot(target)).toEqual(before);
+  });
+
+  it('a restore that fails while copying leaves the target exactly as it was', async () => {
+    const target = join(root, 'victim');
+    expect((await cli('restore', join(root, 'busy-backup'), '--data-dir', target)).code).toBe(0);
+    writeFileSync(join(target, 'notes.txt'), 'mine');
+    // A FIFO in attachments/: the store and keys copy, then copying attachments/ fails.
+    const bad = editedBackup('fifo-backup');
+    execFileSync('mkfifo', [join(bad, 'attachments', 'ab', 'pipe')]);
+    const before = snapshot(target);
+    const r = await cli('restore', bad, '--data-dir', target, '--force');
+    expect(r.stderr).toContain(`restore failed, ${target} is as it was`);
+    expect(r.code).toBe(1);
+    expect(snapshot(target)).toEqual(before);
+    // The target still restores (and serves) afterwards: nothing was left half-done.
+    const ok = await cli('restore', join(root, 'busy-backup'), '--data-dir', target, '--force');
+    expect(ok.code).toBe(0);
+  });
+
+  // A target on a small tmpfs (root may mount one; skipped with a message otherwise): a second
+  // restore with --force runs out of space while staging, and the target stays as it was.
+  it('a restore that runs out of space leaves the target exactly as it was', async (ctx) => {
+    const bk = join(root, 'backup'); // the live backup above, with its messages
+    const pages = (p: string): number => {
+      const st = lstatSync(p);
+      if (!st.isDirectory()) return Math.ceil(st.size / 4096);
+      return readdirSync(p).reduce((n, e) => n + pages(join(p, e)), 0);
+    };
+    const used = pages(bk);
+    expect(used).toBeGreaterThan(64); // room for one copy plus half of one: the second copy cannot fit
+    const target = join(root, 'small-disk');
+    mkdirSync(target);
+    try {
+      execFileSync(
+        'mount',
+        ['-t', 'tmpfs', '-o', `size=${(used + 16 + Math.floor(used / 2)) * 4096}`, 'tmpfs', target],
+        {
+          stdio: 'pipe',
+        },
+      );
+    } catch (e) {
+      console.warn(`backup.test.ts: cannot mount a tmpfs, out-of-space restore skipped: ${String(e)}`);
+      ctx.skip();
+    }
+    try {
+      expect((await cli('restore', bk, '--data-dir', target)).code).toBe(0);
+      const before = snapshot(target);
+      const r = await cli('restore', bk, '--data-dir', target, '--force');
+      expect(r.stderr).toContain(`restore failed, ${target} is as it was`);
+      expect(r.stderr).toContain('ENOSPC');
+      expect(r.code).toBe(1);
+      expect(snapshot(target)).toEqual(before);
+    } finally {
+      execFileSync('umount', [target]);
+    }
+  });
+
+  // The moves themselves failing: a mount point in the target cannot be renamed (EBUSY), so moving
+  // what was there aside stops part way; the moves made are undone.
+  it('a restore whose moves fail part way undoes them', async (ctx) => {
+    const target = join(root, 'with-mount');
+    expect((await cli('restore', join(root, 'busy-backup'), '--data-dir', target)).code).toBe(0);
+    for (const n of ['a', 'b', 'c', 'd']) writeFileSync(join(target, `${n}.txt`), n);
+    mkdirSync(join(target, 'mnt'));
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', join(target, 'mnt')], { stdio: 'pipe' });
+    } catch (e) {
+      console.warn(`backup.test.ts: cannot mount a tmpfs, failed-move restore skipped: ${String(e)}`);
+      ctx.skip();
+    }
+    try {
+      const before = snapshot(target);
+      const r = await cli('restore', join(root, 'busy-backup'), '--data-dir', target, '--force');
+      expect(r.stderr).toContain(`restore failed, ${target} is as it was`);
+      expect(r.stderr).toContain('EBUSY');
+      expect(r.code).toBe(1);
+      expect(snapshot(target)).toEqual(before);
+    } finally {
+      execFileSync('umount', [join(target, 'mnt')]);
+    }
+  });
+
+  it('accepts only the names a backup holds in backup.json (no path traversal)', async () => {
+    mkdirSync(join(root, 'trav'));
+    writeFileSync(join(root, 'trav', 'pwned.src'), 'abc');
+    const bk = join(root, 'trav', 'bk');
+    renameSync(
+      editedBackup('trav-bk', (f) => f.push({ name: '../pwned.src', bytes: 3 })),
+      bk,
+    );
+    const target = join(root, 'trav-target');
+    const r = await cli('restore', bk, '--data-dir', target);
+    expect(r.stderr).toContain('lists "../pwned.src", which is not one of the files a backup holds');
+    expect(r.code).toBe(2);
+    expect(existsSync(join(root, 'pwned.src'))).toBe(false);
+    expect(existsSync(join(target, 'amp.lmdb'))).toBe(false);
+    for (const name of ['/etc/hostname', 'amp.lmdb-lock', 'amp-relay.lock']) {
+      const other = editedBackup(`bk-${name.replace(/\W/g, '')}`, (f) => f.push({ name, bytes: 1 }));
+      expect((await cli('restore', other, '--data-dir', target)).code).toBe(2);
+    }
+  });
+
+  const asRoot = process.getuid?.() === 0;
+  if (!asRoot) console.warn('backup.test.ts: not root, so the restore-as-root ownership test is skipped');
+  it.skipIf(!asRoot)('run as root, gives the restored files the owner of the data dir (or its parent)', async () => {
+    const SERVICE_UID = 54321;
+    const owned = (dir: string) => {
+      const bad = snapshot(dir).filter((l) => !l.split(' ')[2].startsWith(`${SERVICE_UID}:`));
+      expect(statSync(dir).uid).toBe(SERVICE_UID);
+      return bad;
+    };
+    const target = join(root, 'svc');
+    mkdirSync(target, { mode: 0o700 });
+    chownSync(target, SERVICE_UID, SERVICE_UID);
+    const r = await cli('restore', join(root, 'busy-backup'), '--data-dir', target);
+    expect(r.code).toBe(0);
+    expect(owned(target)).toEqual([]);
+    expect(readFileSync(join(target, 'attachments', 'ab', 'blob'), 'utf8')).toBe('attached');
+    // A new data dir inside a parent the service user owns.
+    const parent = join(root, 'svc-home');
+    mkdirSync(parent);
+    chownSync(parent, SERVICE_UID, SERVICE_UID);
+    expect((await cli('restore', join(root, 'busy-backup'), '--data-dir', join(parent, 'data'))).code).toBe(0);
+    expect(owned(join(parent, 'data'))).toEqual([]);
+    // A server running as the service user starts on it (opens the store, reads the keys) and
+    // answers. The temp root is 0700 root: let others through it (not list it), as /var/lib is.
+    chmodSync(root, 0o711);
+    const asService = ['--reuid', `${SERVICE_UID}`, '--regid', `${SERVICE_UID}`, '--clear-groups'];
+    const args = [join(ROOT, 'bin', 'amp-relay.js'), 'serve', '--host', '127.0.0.1', '--port', '0'];
+    const proc = spawn('setpriv', [...asService, process.execPath, ...args, '--data-dir', target], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      const url = await listeningUrl(proc);
+      expect((await call('GET', `${url}/api/v1/health`)).status).toBe(200);
+    } finally {
+      proc.kill('SIGTERM'); // setpriv execs node: this is the server's PID
+      await new Promise((r) => (proc.exitCode === null ? proc.once('exit', r) : r(null)));
+    }
   });
 });
