@@ -366,12 +366,14 @@ const AUDIT: Command = {
     type: '--type T         event type(s), e.g. registration_approved,token_issued',
     since: '--since TIME     from this time on (ISO 8601 with zone, or unix seconds)',
     before: '--before TIME    before this time',
-    registration: '--registration ID  one registration only',
+    registration: '--registration ID  one registration only (its id, or the user code of a pending one)',
     page: '--page N         1-based page',
     records: '--records N      per page (default 25, at most 100)',
   },
   ids: 0,
   async run(s, a) {
+    const reg = str(a, 'registration');
+    if (reg !== undefined) a = { ...a, flags: { ...a.flags, registration: await registrationId(s, reg) } };
     const q = query(a, {
       type: 'event_type',
       since: 'since',

@@ -79,7 +79,24 @@ function unreachable(url: string, e: unknown): CliError {
   );
 }
 
-/** One HTTP request; a network failure is CliError(UNREACHABLE), any answer comes back as is. */
+/** A 3xx answer as the operator's error: the admin API never redirects, so --url is not the server's API. */
+function redirected(url: string, res: Response): CliError {
+  const location = res.headers.get('location');
+  let to = ' (no Location)';
+  if (location)
+    try {
+      to = ` to ${new URL(location, url).href}`;
+    } catch {
+      to = ` to '${location}'`;
+    }
+  return new CliError(
+    `the server at ${new URL(url).origin} answered ${res.status}, a redirect${to}; not followed: ` +
+      'give --url the server itself (its scheme, host and port)',
+    EXIT.FAILED,
+  );
+}
+
+/** One HTTP request; no answer is CliError(UNREACHABLE), a redirect CliError(FAILED), any other answer as is. */
 export async function send(
   method: string,
   url: string,
@@ -95,10 +112,13 @@ export async function send(
       headers,
       body: opts.json === undefined ? undefined : JSON.stringify(opts.json),
       signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      // Never followed: the answer (and a POST body, a same-origin token) would go to another URL.
+      redirect: 'manual',
     });
   } catch (e) {
     throw unreachable(url, e);
   }
+  if (res.status >= 300 && res.status < 400) throw redirected(url, res);
   const text = await res.text();
   let body: unknown = text;
   try {

@@ -339,14 +339,20 @@ describe('failures', () => {
 
 describe('where a minted token goes', () => {
   /** A server that answers discovery with the real server's issuer and records every request. */
-  async function fakeServer(): Promise<{ port: number; seen: IncomingHttpHeaders[]; close(): Promise<void> }> {
+  async function fakeServer(
+    host = '127.0.0.1',
+    onPort = 0,
+  ): Promise<{ port: number; seen: IncomingHttpHeaders[]; close(): Promise<void> }> {
     const seen: IncomingHttpHeaders[] = [];
     const srv = createHttpServer((req, res) => {
       seen.push(req.headers);
       res.writeHead(200, { 'Content-Type': 'application/json' });
       res.end(JSON.stringify({ issuer: `http://localhost:${port}/default`, agents: [], data: [] }));
     });
-    await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve, reject) => {
+      srv.on('error', reject);
+      srv.listen({ host, port: onPort, ipv6Only: host.includes(':') }, resolve);
+    });
     return {
       port: (srv.address() as AddressInfo).port,
       seen,
@@ -396,10 +402,76 @@ describe('where a minted token goes', () => {
       expect(a.code, a.stderr).toBe(0);
       expect(JSON.parse(a.stdout)).toMatchObject({ agents: [], total: 0 });
       // The tenant has no discovery document yet (404): the configuration's issuer is used.
-      const u = await adminWith({ AMP_PORT: env.AMP_PORT, AMP_DATA_DIR: dir }, 'queues', '--url', fresh.url);
+      const u = await adminWith(env, 'queues', '--url', fresh.url);
       expect(u.code, u.stderr).toBe(0);
+      // localhost resolves to 127.0.0.1 here, which a server on ::1 does not listen on.
+      const l = await adminWith(env, 'queues', '--url', `http://localhost:${env.AMP_PORT}`);
+      expect(l.code).toBe(2);
+      expect(l.stderr).toContain('(localhost resolves to 127.0.0.1 here, the server listens on ::1 by AMP_HOST=::1');
     } finally {
       await fresh.stop();
+    }
+  });
+
+  it('[::1] at the port of a server on 127.0.0.1 or 0.0.0.0 is not the server: exit 2, no token sent', async () => {
+    // Anyone on this machine can listen there and announce the real issuer.
+    const fake = await fakeServer('::1', Number(port));
+    try {
+      for (const host of ['127.0.0.1', '0.0.0.0']) {
+        const r = await adminWith({ AMP_HOST: host }, 'queues', '--url', `http://[::1]:${port}`);
+        expect(r.code, r.stderr).toBe(2);
+        expect(r.stderr).toContain(`--url http://[::1]:${port} is not one of this server's URLs`);
+      }
+      expect(fake.seen).toEqual([]);
+      // The name localhost is trusted only as far as it resolves to 127.0.0.1 (here it does).
+      const ok = await adminWith({ AMP_HOST: '127.0.0.1' }, 'queues', '--url', `http://localhost:${port}`);
+      expect(ok.code, ok.stderr).toBe(0);
+      expect(fake.seen).toEqual([]);
+    } finally {
+      await fake.close();
+    }
+  });
+
+  it('a server on AMP_HOST=:: (dual-stack) is reached with the defaults, and at [::1]', async () => {
+    const dir = tempDir('amp-admin-dual-');
+    extraDirs.push(dir);
+    const dual = await spawnServer(dir, ['--host', '::']);
+    try {
+      const env = { AMP_HOST: '::', AMP_PORT: new URL(dual.url).port, AMP_DATA_DIR: dir };
+      const q = await adminWith(env, 'queues');
+      expect(q.code, q.stderr).toBe(0);
+      expect(q.stdout).toBe('0 message(s) queued for 0 agent(s) of default\n');
+      const v6 = await adminWith(env, 'queues', '--url', `http://[::1]:${env.AMP_PORT}`);
+      expect(v6.code, v6.stderr).toBe(0);
+    } finally {
+      await dual.stop();
+    }
+  });
+
+  it('a redirect is not followed: exit 1 naming the Location, the body is not sent again', async () => {
+    const seen: string[] = [];
+    const srv = createHttpServer((req, res) => {
+      seen.push(`${req.method} ${req.url} ${req.headers.authorization ?? ''}`);
+      if (req.url?.startsWith('/elsewhere')) {
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        return res.end(JSON.stringify({ agents: [], total: 0, data: [] }));
+      }
+      res.writeHead(307, { Location: '/elsewhere' });
+      res.end();
+    });
+    await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+    const at = `http://127.0.0.1:${(srv.address() as AddressInfo).port}`;
+    try {
+      const env = { AMP_ADMIN_TOKEN: 'tok' };
+      const get = await adminWith(env, 'queues', '--url', at);
+      expect(get.code, get.stdout).toBe(1);
+      expect(get.stderr).toContain(`the server at ${at} answered 307, a redirect to ${at}/elsewhere; not followed`);
+      const post = await adminWith(env, 'agents', 'suspend', 'agt_000000000000000000000000', '--url', at);
+      expect(post.code, post.stdout).toBe(1);
+      expect(seen.filter((r) => r.includes('/elsewhere'))).toEqual([]);
+      expect(seen).toHaveLength(2);
+    } finally {
+      await new Promise<void>((resolve) => srv.close(() => resolve()));
     }
   });
 });
@@ -505,6 +577,14 @@ describe('command line', () => {
     expect(r.stdout).toBe(`${req.id}: ${cy.address} is now active\n`);
     const unknown = await admin('registrations', 'show', 'ZZZZ-ZZZZ');
     expect(unknown.code).toBe(5);
+  });
+
+  it('audit --registration takes a user code too', async () => {
+    const dee = await register(server.api, 'dee');
+    const req = await requestRegistrationAnswer(dee);
+    const events = (await adminJson('audit', '--registration', req.attributes.user_code)).data;
+    expect(events.length).toBeGreaterThan(0);
+    for (const e of events) expect(e.attributes.agent_registration_id).toBe(req.id);
   });
 
   it('a token from --token-file or AMP_ADMIN_TOKEN (no data dir needed)', async () => {
