@@ -538,8 +538,8 @@ describe('backup and restore: links, damaged stores, new nested dirs', () => {
     const bkb = join(root, 'linked-backup');
     const b = await cli('backup', bkb, '--data-dir', da);
     expect(b.code).toBe(0);
-    expect(b.stderr).toContain(`${join(da, 'attachments', 'link')} is a symlink: left out`);
     expect(snapshot(outside)).toEqual(untouched);
+    expect(b.stderr).toContain(`${join(da, 'attachments', 'link')} is a symlink: left out`);
     expect(readdirSync(join(bkb, 'attachments')).sort()).toEqual(['ab']);
     // A backup that holds such links (made by hand): restore, as root, into a dir uid 54321 owns.
     execFileSync('ln', ['-s', join(outside, 'victim'), join(bkb, 'attachments', 'link')]);
@@ -549,10 +549,17 @@ describe('backup and restore: links, damaged stores, new nested dirs', () => {
     chownSync(target, 54321, 54321);
     const r = await cli('restore', bkb, '--data-dir', target);
     expect(r.code).toBe(0);
-    expect(r.stderr).toContain('is a symlink: left out');
     expect(snapshot(outside)).toEqual(untouched);
+    expect(r.stderr).toContain('is a symlink: left out');
     expect(existsSync(join(target, 'attachments', 'link'))).toBe(false);
     expect(readFileSync(join(target, 'attachments', 'ab', 'blob'), 'utf8')).toBe('attached');
+    // A key file that is itself a link is refused (it would copy what it points to).
+    rmSync(join(da, 'provider-ed25519.pem'));
+    execFileSync('ln', ['-s', join(outside, 'victim'), join(da, 'provider-ed25519.pem')]);
+    const k = await cli('backup', join(root, 'linked-key-backup'), '--data-dir', da);
+    expect(k.stderr).toContain('provider-ed25519.pem is a symlink: backup and restore copy no symlinks');
+    expect(k.code).toBe(2);
+    expect(snapshot(outside)).toEqual(untouched);
   });
 
   it.skipIf(!asRoot)(
