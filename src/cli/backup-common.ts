@@ -1,7 +1,7 @@
 // What `amp-relay backup` and `amp-relay restore` share: the manifest, the names a backup may hold,
 // argument parsing, and private copies (dirs 0700, files 0600, as the server makes them).
 
-import { chmodSync, cpSync, readdirSync, statSync } from 'node:fs';
+import { chmodSync, cpSync, lstatSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PROVIDER_KEY_FILE } from '../crypto/provider-key.js';
 import { KEY_FILE as SIGNING_KEYS_FILE } from '../identity/signing-keys.js';
@@ -52,15 +52,32 @@ export function parseArgs(
   return { dir: positional[0], flag, configArgs };
 }
 
-/** Copy a file or a dir tree (`to` must not exist), then make it private. */
+/**
+ * Copy a file or a dir tree (`to` must not exist), then make it private. A symlink inside is left
+ * out, with a warning on stderr, so a copy run as root never reads or changes what a link points
+ * to; `from` itself must not be a link.
+ */
 export function copyPrivate(from: string, to: string): void {
-  cpSync(from, to, { recursive: true, errorOnExist: true, force: false, preserveTimestamps: true });
+  if (lstatSync(from).isSymbolicLink())
+    throw new BackupUsageError(`${from} is a symlink: backup and restore copy no symlinks (make it a plain file)`);
+  cpSync(from, to, {
+    recursive: true,
+    errorOnExist: true,
+    force: false,
+    preserveTimestamps: true,
+    filter: (src) => {
+      if (!lstatSync(src).isSymbolicLink()) return true;
+      process.stderr.write(`amp-relay: warning: ${src} is a symlink: left out (backup and restore copy no links)\n`);
+      return false;
+    },
+  });
   narrow(to);
 }
 
-/** Dirs 0700, files 0600, recursively. */
+/** Dirs 0700, files 0600, recursively; a symlink is never followed nor changed. */
 export function narrow(path: string): void {
-  const st = statSync(path);
+  const st = lstatSync(path);
+  if (st.isSymbolicLink()) return;
   chmodSync(path, st.isDirectory() ? DIR_MODE : FILE_MODE);
   if (st.isDirectory()) for (const e of readdirSync(path)) narrow(join(path, e));
 }

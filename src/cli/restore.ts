@@ -7,8 +7,9 @@
 // move to `pre-restore-<time>/` (--force) and the staged entries move in. A failure before that
 // leaves the target as it was; a failed move is undone. A backup inside the target, or a target
 // inside the backup, is refused; backup.json may name only the files a backup holds. Run as root,
-// the restored files get the owner of the data dir (of its nearest existing parent when new), so
-// the server's own user can open them.
+// the restored files (and every dir made for a new data dir) get the owner of the data dir (of its
+// nearest existing parent when new), so the server's own user can open them. Symlinks in a backup's
+// attachments/ are left out (backup-common.ts), and amp.lmdb must be an LMDB file before it is opened.
 
 import {
   existsSync,
@@ -28,7 +29,7 @@ import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'nod
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { LOCK_FILE, openDataDir } from '../ops/data-dir.js';
-import { inspectLmdb, LMDB_FILE } from '../store/backup.js';
+import { checkLmdbFile, inspectLmdb, LMDB_FILE } from '../store/backup.js';
 import {
   ATTACHMENTS,
   BACKUP_NAMES,
@@ -115,12 +116,21 @@ function checkPlaces(backupDir: string, dataDir: string): void {
     throw new BackupUsageError(`the data dir ${dataDir} is inside the backup ${backupDir}: give another --data-dir`);
 }
 
+/** The dirs of `dataDir` that do not exist yet, outermost first, and its nearest existing ancestor (or itself). */
+function missingDirs(dataDir: string): { missing: string[]; existing: string } {
+  let p = resolve(dataDir);
+  const missing: string[] = [];
+  for (let i = 0; i < MAX_DEPTH && !existsSync(p); i++) {
+    missing.unshift(p);
+    p = dirname(p);
+  }
+  return { missing, existing: p };
+}
+
 /** Run as root: the owner the restored files get (the data dir's, or its nearest parent's); else none. */
 function ownerFor(dataDir: string): Owner | undefined {
   if (process.getuid?.() !== 0) return undefined;
-  let p = resolve(dataDir);
-  for (let i = 0; i < MAX_DEPTH && !existsSync(p); i++) p = dirname(p);
-  const st = statSync(p);
+  const st = statSync(missingDirs(dataDir).existing);
   return st.uid === 0 && st.gid === 0 ? undefined : { uid: st.uid, gid: st.gid };
 }
 
@@ -129,12 +139,12 @@ function chownTree(path: string, owner: Owner): void {
   if (lstatSync(path).isDirectory()) for (const e of readdirSync(path)) chownTree(join(path, e), owner);
 }
 
-/** Relative path -> size of every file under `dir` (to check a copied tree). */
+/** Relative path -> size of every file under `dir` but symlinks (to check a copied tree: copies skip links). */
 function treeSizes(dir: string, into = new Map<string, number>(), prefix = ''): Map<string, number> {
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     const rel = join(prefix, e.name);
     if (e.isDirectory()) treeSizes(join(dir, e.name), into, rel);
-    else into.set(rel, lstatSync(join(dir, e.name)).size);
+    else if (!e.isSymbolicLink()) into.set(rel, lstatSync(join(dir, e.name)).size);
   }
   return into;
 }
@@ -217,10 +227,14 @@ export async function restoreCommand(rest: string[], configOf: ConfigOf): Promis
   const { dir, flag: force, configArgs } = parseArgs('restore', rest, '--force');
   const { dataDir } = configOf(configArgs);
   const manifest = readManifest(dir);
+  checkLmdbFile(join(dir, LMDB_FILE)); // before anything is made: lmdb-js may crash opening a non-LMDB file
   checkPlaces(dir, dataDir);
   const owner = ownerFor(dataDir);
+  const { missing } = missingDirs(dataDir);
   const lock = openDataDir(dataDir, stderrLogger); // refuses a dir a server runs on
   try {
+    // Every dir made for a new nested data dir gets the owner too, or its user could not reach it.
+    if (owner) for (const d of missing) lchownSync(d, owner.uid, owner.gid);
     const present = readdirSync(lock.dir).filter((n) => n !== LOCK_FILE);
     if (present.length > 0 && !force)
       throw new BackupUsageError(

@@ -3,9 +3,10 @@
 // as an installed package) says in one line how to build, exit 1, no stack. The "clone" is the
 // files git tracks (bin, scripts, src, proto, package.json, tsconfig.json) copied into a temp dir,
 // so it is this working tree as a clone of it would be, with node_modules symlinked (no npm ci).
+// Commands started at once build once (a lock in dist/): none loads a dist/ being written.
 
-import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ROOT, tempDir } from '../helpers/server.js';
@@ -29,14 +30,38 @@ function cloneInto(dir: string): void {
   symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
 }
 
+const ENV = { PATH: process.env.PATH ?? '', HOME: root, npm_config_update_notifier: 'false' };
+
 function npx(cwd: string, args: string[]) {
   const r = spawnSync('npx', ['--no-install', 'amp-relay', ...args], {
     cwd,
     encoding: 'utf8',
-    env: { PATH: process.env.PATH ?? '', HOME: root, npm_config_update_notifier: 'false' },
+    env: ENV,
     timeout: BUILD_TIMEOUT_MS,
   });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** `bin/amp-relay.js ARGS` started in `cwd`; `started` resolves on its first stderr line, `done` at exit. */
+function startCli(cwd: string, args: string[]) {
+  const proc = spawn(process.execPath, ['bin/amp-relay.js', ...args], { cwd, env: ENV, timeout: BUILD_TIMEOUT_MS });
+  let stderr = '';
+  const started = new Promise<void>((resolve) => proc.stderr.once('data', () => resolve()));
+  proc.stderr.on('data', (d) => (stderr += d));
+  const done = new Promise<{ status: number | null; stderr: string }>((resolve) =>
+    proc.once('close', (status) => resolve({ status, stderr })),
+  );
+  return { started, done };
+}
+
+const POLL_MS = 10;
+/** Resolves once `path` exists (a bounded poll: the build writes it within BUILD_TIMEOUT_MS). */
+async function appears(path: string): Promise<void> {
+  for (let i = 0; i < BUILD_TIMEOUT_MS / POLL_MS; i++) {
+    if (existsSync(path)) return;
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+  throw new Error(`${path} did not appear`);
 }
 
 describe('amp-relay in a fresh clone, before any build', () => {
@@ -55,13 +80,46 @@ describe('amp-relay in a fresh clone, before any build', () => {
     expect(again.status).toBe(0);
   }, 200_000);
 
+  // Three commands in an unbuilt clone: the first compiles; the second starts while it does; the
+  // third starts the moment dist/src/cli.js appears (tsc is still writing the rest of dist/). All
+  // exit 0: the later ones wait for the build instead of loading a half-written dist/. Three
+  // fresh clones, each must pass.
+  it('three commands at once build once, and none loads a half-written dist/', async () => {
+    for (let round = 0; round < 3; round++) {
+      const dir = join(root, `race-${round}`);
+      cloneInto(dir);
+      const cmd = (n: number) => ['check-config', '--data-dir', join(dir, `data-${n}`)];
+      const first = startCli(dir, cmd(1));
+      await first.started; // "compiling TypeScript": it holds the build lock now
+      const second = startCli(dir, cmd(2));
+      await appears(join(dir, 'dist', 'src', 'cli.js'));
+      const third = startCli(dir, cmd(3));
+      const results = await Promise.all([first.done, second.done, third.done]);
+      for (const r of results) expect(r).toEqual({ status: 0, stderr: expect.not.stringContaining('Error') });
+      expect(results.filter((r) => r.stderr.includes('compiling TypeScript')).length).toBe(1);
+      expect(existsSync(join(dir, 'dist', '.build-lock'))).toBe(false);
+    }
+  }, 600_000);
+
+  it('takes over the build lock of a build that died', () => {
+    const dir = join(root, 'stale-lock');
+    cloneInto(dir);
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+    mkdirSync(join(dir, 'dist', '.build-lock'), { recursive: true });
+    writeFileSync(join(dir, 'dist', '.build-lock', 'pid'), dead.stdout);
+    const r = npx(dir, ['--help']);
+    expect(r.stderr).toBe('amp-relay: compiling TypeScript (tsc)...\n');
+    expect(r.status).toBe(0);
+    expect(existsSync(join(dir, 'dist', '.build-lock'))).toBe(false);
+  }, 200_000);
+
   it('without a way to build it says so in one line, exit 1, no stack', () => {
     const dir = join(root, 'no-build');
     cloneInto(dir);
     rmSync(join(dir, 'scripts', 'ensure-built.mjs'));
     const r = npx(dir, ['keygen']);
     expect(r.stderr).toBe(
-      'amp-relay is not built: run `npm run build` (or `npm start`, which builds) in its directory\n',
+      'amp-relay is not built: run `npm ci` (its dependencies) then `npm run build` in its directory\n',
     );
     expect(r.stdout).toBe('');
     expect(r.status).toBe(1);

@@ -285,6 +285,28 @@ function listeningUrl(proc: ChildProcess): Promise<string> {
   });
 }
 
+/**
+ * Start a server as `uid` (setpriv) on `dataDir`, return the status of its /health, stop it. The
+ * temp root is 0700 root: it lets others through it (not list it), as /var/lib is.
+ */
+async function healthAs(uid: number, dataDir: string): Promise<number> {
+  chmodSync(root, 0o711);
+  const asUser = ['--reuid', `${uid}`, '--regid', `${uid}`, '--clear-groups'];
+  const args = [join(ROOT, 'bin', 'amp-relay.js'), 'serve', '--host', '127.0.0.1', '--port', '0'];
+  const proc = spawn('setpriv', [...asUser, process.execPath, ...args, '--data-dir', dataDir], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  try {
+    const url = await listeningUrl(proc);
+    return (await call('GET', `${url}/api/v1/health`)).status;
+  } finally {
+    proc.kill('SIGTERM'); // setpriv execs node: this is the server's PID
+    await new Promise((r) => (proc.exitCode === null ? proc.once('exit', r) : r(null)));
+  }
+}
+
 /** Every entry under `dir` with its kind, mode, owner and content: equal snapshots = untouched. */
 function snapshot(dir: string): string[] {
   const out: string[] = [];
@@ -461,21 +483,96 @@ describe('restore cannot destroy the data dir', () => {
     expect((await cli('restore', join(root, 'busy-backup'), '--data-dir', join(parent, 'data'))).code).toBe(0);
     expect(owned(join(parent, 'data'))).toEqual([]);
     // A server running as the service user starts on it (opens the store, reads the keys) and
-    // answers. The temp root is 0700 root: let others through it (not list it), as /var/lib is.
-    chmodSync(root, 0o711);
-    const asService = ['--reuid', `${SERVICE_UID}`, '--regid', `${SERVICE_UID}`, '--clear-groups'];
-    const args = [join(ROOT, 'bin', 'amp-relay.js'), 'serve', '--host', '127.0.0.1', '--port', '0'];
-    const proc = spawn('setpriv', [...asService, process.execPath, ...args, '--data-dir', target], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    try {
-      const url = await listeningUrl(proc);
-      expect((await call('GET', `${url}/api/v1/health`)).status).toBe(200);
-    } finally {
-      proc.kill('SIGTERM'); // setpriv execs node: this is the server's PID
-      await new Promise((r) => (proc.exitCode === null ? proc.once('exit', r) : r(null)));
+    // answers.
+    expect(await healthAs(SERVICE_UID, target)).toBe(200);
+  });
+});
+
+describe('backup and restore: links, damaged stores, new nested dirs', () => {
+  it('refuses an amp.lmdb that is not an LMDB file (zeros, a short text) without a crash or a trace', async () => {
+    const target = join(root, 'not-lmdb-target');
+    expect((await cli('restore', join(root, 'busy-backup'), '--data-dir', target)).code).toBe(0);
+    const before = snapshot(target);
+    const size = statSync(join(root, 'busy-backup', 'amp.lmdb')).size;
+    for (const [name, content] of [
+      ['zeros', Buffer.alloc(size)],
+      ['text', Buffer.from('hello\n')],
+    ] as const) {
+      const bk = editedBackup(`not-lmdb-${name}`, (f) => {
+        for (const e of f) if (e.name === 'amp.lmdb') e.bytes = content.length;
+      });
+      writeFileSync(join(bk, 'amp.lmdb'), content);
+      for (const dir of [target, join(root, `not-lmdb-new-${name}`)]) {
+        const r = await cli('restore', bk, '--data-dir', dir, '--force');
+        expect(r.stderr).toContain(`${join(bk, 'amp.lmdb')} is not an LMDB store`);
+        expect(r.code).toBe(1);
+      }
+      expect(snapshot(target)).toEqual(before); // no staging dir, no lock file left
+      expect(existsSync(join(root, `not-lmdb-new-${name}`))).toBe(false);
     }
   });
+
+  const asRoot = process.getuid?.() === 0;
+  if (!asRoot) console.warn('backup.test.ts: not root, so the symlink and nested-dir restore tests are skipped');
+  // The data dir's owner links attachments/ to files elsewhere: a root backup or restore must not
+  // chmod or chown them (nor copy them: the links are left out).
+  it.skipIf(!asRoot)('as root, follows no symlink in attachments/: the link targets keep mode and owner', async () => {
+    const OTHER_UID = 4242;
+    const outside = join(root, 'outside');
+    mkdirSync(join(outside, 'vdir'), { recursive: true });
+    writeFileSync(join(outside, 'victim'), 'v');
+    writeFileSync(join(outside, 'vdir', 'inner'), 'i');
+    for (const [p, mode] of [
+      ['victim', 0o644],
+      ['vdir', 0o755],
+      ['vdir/inner', 0o644],
+    ] as const) {
+      chmodSync(join(outside, p), mode);
+      chownSync(join(outside, p), OTHER_UID, OTHER_UID);
+    }
+    const untouched = snapshot(outside);
+    const da = join(root, 'linked-data');
+    expect((await cli('restore', join(root, 'busy-backup'), '--data-dir', da)).code).toBe(0);
+    execFileSync('ln', ['-s', join(outside, 'victim'), join(da, 'attachments', 'link')]);
+    execFileSync('ln', ['-s', join(outside, 'vdir'), join(da, 'attachments', 'dlink')]);
+    const bkb = join(root, 'linked-backup');
+    const b = await cli('backup', bkb, '--data-dir', da);
+    expect(b.code).toBe(0);
+    expect(snapshot(outside)).toEqual(untouched);
+    expect(b.stderr).toContain(`${join(da, 'attachments', 'link')} is a symlink: left out`);
+    expect(readdirSync(join(bkb, 'attachments')).sort()).toEqual(['ab']);
+    // A backup that holds such links (made by hand): restore, as root, into a dir uid 54321 owns.
+    execFileSync('ln', ['-s', join(outside, 'victim'), join(bkb, 'attachments', 'link')]);
+    execFileSync('ln', ['-s', join(outside, 'vdir'), join(bkb, 'attachments', 'ab', 'dlink')]);
+    const target = join(root, 'linked-restore');
+    mkdirSync(target, { mode: 0o700 });
+    chownSync(target, 54321, 54321);
+    const r = await cli('restore', bkb, '--data-dir', target);
+    expect(r.code).toBe(0);
+    expect(snapshot(outside)).toEqual(untouched);
+    expect(r.stderr).toContain('is a symlink: left out');
+    expect(existsSync(join(target, 'attachments', 'link'))).toBe(false);
+    expect(readFileSync(join(target, 'attachments', 'ab', 'blob'), 'utf8')).toBe('attached');
+    // A key file that is itself a link is refused (it would copy what it points to).
+    rmSync(join(da, 'provider-ed25519.pem'));
+    execFileSync('ln', ['-s', join(outside, 'victim'), join(da, 'provider-ed25519.pem')]);
+    const k = await cli('backup', join(root, 'linked-key-backup'), '--data-dir', da);
+    expect(k.stderr).toContain('provider-ed25519.pem is a symlink: backup and restore copy no symlinks');
+    expect(k.code).toBe(2);
+    expect(snapshot(outside)).toEqual(untouched);
+  });
+
+  it.skipIf(!asRoot)(
+    "as root, into a new nested dir: every dir it makes is the owner's; a server as it runs",
+    async () => {
+      const UID = 12345;
+      const up = join(root, 'up');
+      mkdirSync(up);
+      chownSync(up, UID, UID);
+      const dataDir = join(up, 'new', 'deeper');
+      expect((await cli('restore', join(root, 'busy-backup'), '--data-dir', dataDir)).code).toBe(0);
+      for (const d of [join(up, 'new'), dataDir]) expect(statSync(d).uid).toBe(UID);
+      expect(await healthAs(UID, dataDir)).toBe(200);
+    },
+  );
 });
