@@ -43,7 +43,7 @@ stdout (--json: the provider's whole answer) and keeps it in identity-token.json
 has more than a minute left. Files: DIR/agents/NAME/identity.json, identity-token.json (0600).
 Exit codes: 0 ok (status: active), 1 refused or failed (status: rejected, suspended, deleted or
 expired), 2 usage, 3 provider not found, 4 unauthorized, 5 no registration on record,
-6 no such local agent, 8 the registration awaits an admin's approval.
+6 no such local agent, 8 the registration awaits an admin's approval, 9 polled too soon (try again later).
 USAGE
 }
 
@@ -143,7 +143,7 @@ poll_once() {
 }
 
 do_status() {
-  local id deadline told=0 interval
+  local id deadline told=0 interval slowed=0
   [ -f "$file" ] || amp_die "$AMP_EXIT_NOT_FOUND" "no identity registration on record for $me; file one with: $AMP_PROG request"
   id=$(amp_aid_recorded registration_id)
   [ -n "$id" ] || amp_die "$AMP_EXIT_NOT_FOUND" "the identity registration of $me was not filed by this CLI, so its id is unknown here; '$AMP_PROG token' works if it is active"
@@ -158,14 +158,19 @@ do_status() {
           amp_say "$me: pending (waiting for an admin to approve user code $(amp_aid_recorded user_code))"
           told=1
         fi
-        if [ $(($(date +%s) + interval)) -gt "$deadline" ]; then break; fi
+        # A slow_down answer says nothing of the status: with --wait, wait it out once even past the deadline.
+        if [ "$poll_status" = slow_down ] && [ "$wait" -gt 0 ] && [ "$slowed" = 0 ]; then
+          slowed=1
+        elif [ $(($(date +%s) + interval)) -gt "$deadline" ]; then
+          break
+        fi
         sleep "$interval"
         ;;
       *) break ;;
     esac
   done
   if [ "$poll_status" = slow_down ]; then
-    amp_die "$AMP_EXIT_FAILED" "polled too soon: the provider now asks for $(jq -r '.interval' <<<"$answer") s between polls; try again then, or use --wait SECONDS"
+    amp_die "$AMP_EXIT_TOO_SOON" "polled too soon: the provider now asks for $(jq -r '.interval' <<<"$answer") s between polls; try again then, or use --wait SECONDS"
   fi
   if [ "$AMP_JSON" = 1 ]; then printf '%s\n' "$answer"; fi
   case "$poll_status" in

@@ -8,7 +8,7 @@ import { adminTokenCommand, CliUsageError } from './cli/admin-token.js';
 import { checkConfig, printEnv, warnUnknownVariables } from './cli/config-commands.js';
 import { ConfigError, describeFlags, flagKey, loadConfig, optionType, type Config } from './config/schema.js';
 import { NoSigningKeysError, SigningKeys } from './identity/signing-keys.js';
-import { PARENT_AT_START as NPM_PARENT, startedByNpmStart, watchParent } from './ops/parent-watch.js';
+import { PARENT_AT_START as NPM_PARENT, startedByNpm, watchParent } from './ops/parent-watch.js';
 import { type ServerHandle, startServer } from './server.js';
 import { VERSION } from './version.js';
 
@@ -131,7 +131,7 @@ async function serve(args: string[]): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  if (startedByNpmStart()) {
+  if (startedByNpm()) {
     watchParent(NPM_PARENT, () => {
       server?.logger.warn({ npmPid: NPM_PARENT }, 'the npm process that started this server is gone: shutting down');
       stop('parent-exit');

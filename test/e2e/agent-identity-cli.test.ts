@@ -381,9 +381,14 @@ describe('open mode: amp-identity.sh request, status, token', () => {
 
     await approve(open, id);
     // One poll per interval (5 s): a poll this soon is answered slow_down, and the script says so.
+    // Exit 9, not 1: the status is unknown, not a refusal.
     const tooSoon = await cli(h, 'amp-identity.sh', ['status']);
-    expectExit(tooSoon, 1);
+    expectExit(tooSoon, 9);
     expect(tooSoon.stderr).toContain('polled too soon');
+    // --wait shorter than the interval the provider now asks for still waits it out once, then reports.
+    const waited = await cli(h, 'amp-identity.sh', ['status', '--wait', '1']);
+    expectExit(waited, 0);
+    expect(waited.stderr).toContain('active');
 
     const tok = await cli(h, 'amp-identity.sh', ['token', '--json']);
     expectExit(tok, 0);

@@ -53,11 +53,11 @@ function npmStartFromReadme(): string[] {
   return cmd.split(' ');
 }
 
-async function npmStart(): Promise<Started> {
+async function npmStart(argv = npmStartFromReadme()): Promise<Started> {
   const work = tempDir('amp-npm-start-');
   dirs.push(work);
   const dataDir = join(work, 'data');
-  const [bin, ...args] = npmStartFromReadme();
+  const [bin, ...args] = argv;
   const npm = spawn(bin, args, {
     cwd: ROOT,
     detached: true,
@@ -66,6 +66,7 @@ async function npmStart(): Promise<Started> {
       PATH: process.env.PATH ?? '',
       HOME: work,
       npm_config_update_notifier: 'false',
+      npm_config_offline: 'true', // npx finds the repo's own bin; never the registry
       AMP_HOST: '127.0.0.1',
       AMP_PORT: '0',
       AMP_DATA_DIR: dataDir,
@@ -155,6 +156,15 @@ describe('npm start under a supervisor', () => {
     await s.npmExit;
     const down = await gone(s.nodePid);
     expect(down, `server ${s.nodePid} orphaned after npm was killed; its log:\n${s.log.join('\n')}`).toBe(true);
+    expect(await portClosed(s.port)).toBe(true);
+  });
+
+  it('`npx amp-relay serve` ends with its npx too (npm exec does not forward the signal)', async () => {
+    const s = await npmStart(['npx', 'amp-relay', 'serve']);
+    process.kill(s.npm.pid!, 'SIGTERM');
+    await s.npmExit;
+    const down = await gone(s.nodePid);
+    expect(down, `server ${s.nodePid} orphaned after npx got SIGTERM; its log:\n${s.log.join('\n')}`).toBe(true);
     expect(await portClosed(s.port)).toBe(true);
   });
 });
