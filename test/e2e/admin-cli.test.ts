@@ -366,6 +366,18 @@ describe('where a minted token goes', () => {
       const r = await admin('queues', '--url', `http://127.0.0.1:${fake.port}`);
       expect(r.code).toBe(2);
       expect(r.stderr).toContain(`--url http://127.0.0.1:${fake.port} is not one of this server's URLs`);
+      expect(r.stderr).toContain(`a minted token goes only to 127.0.0.1:${port} (AMP_HOST, AMP_PORT)`);
+      // A plain-http public URL gets no minted token; an https one would (its certificate names it).
+      const pub = `http://127.0.0.1:${fake.port}`;
+      const p = await adminWith({ AMP_PUBLIC_URL: pub }, 'queues');
+      expect(p.code).toBe(2);
+      expect(p.stderr).toContain('a plain-http public URL gets no minted token');
+      // A host name in AMP_HOST: only an IP literal it resolves to, at AMP_PORT.
+      const named = await adminWith({ AMP_HOST: 'localhost' }, 'queues');
+      expect(named.code).toBe(2);
+      expect(named.stderr).toContain('AMP_HOST=localhost is a host name: give --url with the IP address it binds');
+      const byIp = await adminWith({ AMP_HOST: 'localhost' }, 'queues', '--url', `http://127.0.0.1:${port}`);
+      expect(byIp.code, byIp.stderr).toBe(0);
       expect(r.stderr).toMatch(/AMP_PUBLIC_URL.*AMP_PORT.*--token-file or AMP_ADMIN_TOKEN/);
       expect(fake.seen.filter((h) => h.authorization)).toEqual([]);
     } finally {
@@ -404,28 +416,29 @@ describe('where a minted token goes', () => {
       // The tenant has no discovery document yet (404): the configuration's issuer is used.
       const u = await adminWith(env, 'queues', '--url', fresh.url);
       expect(u.code, u.stderr).toBe(0);
-      // localhost resolves to 127.0.0.1 here, which a server on ::1 does not listen on.
+      // localhost resolves to 127.0.0.1 here, where a server on ::1 does not listen: the minted
+      // token's connection goes to ::1 (the address AMP_HOST binds), not to a name lookup.
       const l = await adminWith(env, 'queues', '--url', `http://localhost:${env.AMP_PORT}`);
-      expect(l.code).toBe(2);
-      expect(l.stderr).toContain('(localhost resolves to 127.0.0.1 here, the server listens on ::1 by AMP_HOST=::1');
+      expect(l.code, l.stderr).toBe(0);
+      // Another port than AMP_PORT is not the server's.
+      const other = await adminWith(env, 'queues', '--url', `http://localhost:${await closedPort()}`);
+      expect(other.code).toBe(2);
+      expect(other.stderr).toContain(`a minted token goes only to [::1]:${env.AMP_PORT} (AMP_HOST, AMP_PORT)`);
     } finally {
       await fresh.stop();
     }
   });
 
-  it('[::1] at the port of a server on 127.0.0.1 or 0.0.0.0 is not the server: exit 2, no token sent', async () => {
+  it('[::1] at the port of a server on 127.0.0.1 or 0.0.0.0 gets nothing: the token goes to 127.0.0.1', async () => {
     // Anyone on this machine can listen there and announce the real issuer.
     const fake = await fakeServer('::1', Number(port));
     try {
-      for (const host of ['127.0.0.1', '0.0.0.0']) {
-        const r = await adminWith({ AMP_HOST: host }, 'queues', '--url', `http://[::1]:${port}`);
-        expect(r.code, r.stderr).toBe(2);
-        expect(r.stderr).toContain(`--url http://[::1]:${port} is not one of this server's URLs`);
-      }
-      expect(fake.seen).toEqual([]);
-      // The name localhost is trusted only as far as it resolves to 127.0.0.1 (here it does).
-      const ok = await adminWith({ AMP_HOST: '127.0.0.1' }, 'queues', '--url', `http://localhost:${port}`);
-      expect(ok.code, ok.stderr).toBe(0);
+      for (const host of ['127.0.0.1', '0.0.0.0'])
+        for (const at of [`http://[::1]:${port}`, `http://localhost:${port}`]) {
+          const r = await adminWith({ AMP_HOST: host }, 'queues', '--url', at);
+          expect(r.code, r.stderr).toBe(0);
+          expect(r.stdout).toMatch(/message\(s\) queued/);
+        }
       expect(fake.seen).toEqual([]);
     } finally {
       await fake.close();
