@@ -461,6 +461,46 @@ describe('where a minted token goes', () => {
     }
   });
 
+  // Root with unshare and mount (else skipped, saying so): /etc/hosts replaced, for the CLI only, by
+  // one where localhost is ::1 first, as on most systems (this machine's /etc/hosts has no ::1).
+  const unshare = (() => {
+    try {
+      execFileSync('unshare', ['-m', 'sh', '-c', 'mount --bind /etc/hosts /etc/hosts'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      console.warn('skipped: unshare -m / mount --bind not available here (needs root)');
+      return false;
+    }
+  })();
+
+  it.skipIf(!unshare)(
+    'localhost resolving to ::1 first: a listener on [::1] gets no token (0.0.0.0 server)',
+    async () => {
+      const dir = tempDir('amp-admin-v4-');
+      extraDirs.push(dir);
+      const v4 = await spawnServer(dir, ['--host', '0.0.0.0']);
+      const at = new URL(v4.url).port;
+      const rogue = await fakeServer('::1', Number(at));
+      try {
+        const hosts = join(dir, 'hosts');
+        writeFileSync(hosts, '::1 localhost ip6-localhost\n127.0.0.1 localhost\n');
+        const script = `mount --bind ${hosts} /etc/hosts && exec "$@"`;
+        const cli = [process.execPath, join(ROOT, 'bin', 'amp-relay.js'), 'admin', 'queues'];
+        const env = { ...serverEnv(), AMP_DATA_DIR: dir, AMP_PORT: at, AMP_PUBLIC_URL: `http://localhost:${at}` };
+        // In the namespace, localhost is ::1 first (else the test shows nothing).
+        const seen = await exec('unshare', ['-m', 'sh', '-c', `${script}`, 'sh', 'getent', 'ahosts', 'localhost'], env);
+        expect(seen.stdout.split('\n')[0]).toMatch(/^::1\s/);
+        const r = await exec('unshare', ['-m', 'sh', '-c', script, 'sh', ...cli], env);
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stdout).toBe('0 message(s) queued for 0 agent(s) of default\n');
+        expect(rogue.seen.filter((h) => h.authorization)).toEqual([]);
+      } finally {
+        await rogue.close();
+        await v4.stop();
+      }
+    },
+  );
+
   it('a redirect is not followed: exit 1 naming the Location, the body is not sent again', async () => {
     const seen: string[] = [];
     const srv = createHttpServer((req, res) => {
@@ -539,6 +579,27 @@ describe('environments', () => {
         `the server's certificate is not trusted at https://127.0.0.1:${tls.server.port} (DEPTH_ZERO_SELF_SIGNED_CERT)`,
       );
       expect(r.stderr).toContain('NODE_EXTRA_CA_CERTS=cert.pem');
+      const ok = await adminWith({ ...env, NODE_EXTRA_CA_CERTS: cert }, 'queues');
+      expect(ok.code, ok.stderr).toBe(0);
+      expect(ok.stdout).toBe('0 message(s) queued for 0 agent(s) of default\n');
+    } finally {
+      await tls.close();
+    }
+  });
+
+  it('TLS on the default host (0.0.0.0) with a localhost certificate: the defaults work', async () => {
+    const dir = tempDir('amp-admin-tls0-');
+    extraDirs.push(dir);
+    const { cert, key } = makeCert(dir, readmeBlock('tls-cert'));
+    const tls = await startTestServer({ host: '0.0.0.0', tlsCert: cert, tlsKey: key });
+    try {
+      // No AMP_HOST: https://localhost:<port>, connected to 127.0.0.1, the certificate checked for localhost.
+      const env = {
+        AMP_PORT: String(tls.server.port),
+        AMP_DATA_DIR: tls.dataDir,
+        AMP_TLS_CERT: cert,
+        AMP_TLS_KEY: key,
+      };
       const ok = await adminWith({ ...env, NODE_EXTRA_CA_CERTS: cert }, 'queues');
       expect(ok.code, ok.stderr).toBe(0);
       expect(ok.stdout).toBe('0 message(s) queued for 0 agent(s) of default\n');
