@@ -109,6 +109,30 @@ async function mintedToken(scopes: string, onPort: string): Promise<string> {
   return r.stdout.trim();
 }
 
+// Root with unshare and mount (else skipped, saying so): /etc/hosts replaced, for the CLI only, by
+// one where localhost is ::1 first, as on most systems (this machine's /etc/hosts has no ::1).
+const unshare = (() => {
+  try {
+    execFileSync('unshare', ['-m', 'sh', '-c', 'mount --bind /etc/hosts /etc/hosts'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    console.warn('skipped: unshare -m / mount --bind not available here (needs root)');
+    return false;
+  }
+})();
+
+/** `amp-relay admin ...` in a mount namespace where /etc/hosts says localhost is ::1 first, checked. */
+async function adminV6First(dir: string, env: Record<string, string>, ...args: string[]): Promise<Run> {
+  const hosts = join(dir, 'hosts');
+  writeFileSync(hosts, '::1 localhost ip6-localhost\n127.0.0.1 localhost\n');
+  const script = `mount --bind ${hosts} /etc/hosts && exec "$@"`;
+  const all = { ...serverEnv(), ...env };
+  const seen = await exec('unshare', ['-m', 'sh', '-c', script, 'sh', 'getent', 'ahosts', 'localhost'], all);
+  expect(seen.stdout.split('\n')[0]).toMatch(/^::1\s/);
+  const cli = [process.execPath, join(ROOT, 'bin', 'amp-relay.js'), 'admin', ...args];
+  return exec('unshare', ['-m', 'sh', '-c', script, 'sh', ...cli], all);
+}
+
 setupOrFailEveryTest(async () => {
   const built = await exec(process.execPath, [join(ROOT, 'scripts', 'ensure-built.mjs')], {
     PATH: process.env.PATH ?? '',
@@ -342,12 +366,13 @@ describe('where a minted token goes', () => {
   async function fakeServer(
     host = '127.0.0.1',
     onPort = 0,
+    issuerBase = `http://localhost:${port}`,
   ): Promise<{ port: number; seen: IncomingHttpHeaders[]; close(): Promise<void> }> {
     const seen: IncomingHttpHeaders[] = [];
     const srv = createHttpServer((req, res) => {
       seen.push(req.headers);
       res.writeHead(200, { 'Content-Type': 'application/json' });
-      res.end(JSON.stringify({ issuer: `http://localhost:${port}/default`, agents: [], data: [] }));
+      res.end(JSON.stringify({ issuer: `${issuerBase}/default`, agents: [], data: [] }));
     });
     await new Promise<void>((resolve, reject) => {
       srv.on('error', reject);
@@ -461,18 +486,6 @@ describe('where a minted token goes', () => {
     }
   });
 
-  // Root with unshare and mount (else skipped, saying so): /etc/hosts replaced, for the CLI only, by
-  // one where localhost is ::1 first, as on most systems (this machine's /etc/hosts has no ::1).
-  const unshare = (() => {
-    try {
-      execFileSync('unshare', ['-m', 'sh', '-c', 'mount --bind /etc/hosts /etc/hosts'], { stdio: 'ignore' });
-      return true;
-    } catch {
-      console.warn('skipped: unshare -m / mount --bind not available here (needs root)');
-      return false;
-    }
-  })();
-
   it.skipIf(!unshare)(
     'localhost resolving to ::1 first: a listener on [::1] gets no token (0.0.0.0 server)',
     async () => {
@@ -480,17 +493,11 @@ describe('where a minted token goes', () => {
       extraDirs.push(dir);
       const v4 = await spawnServer(dir, ['--host', '0.0.0.0']);
       const at = new URL(v4.url).port;
-      const rogue = await fakeServer('::1', Number(at));
+      // The rogue announces the issuer the CLI expects (anyone can derive it).
+      const rogue = await fakeServer('::1', Number(at), `http://localhost:${at}`);
       try {
-        const hosts = join(dir, 'hosts');
-        writeFileSync(hosts, '::1 localhost ip6-localhost\n127.0.0.1 localhost\n');
-        const script = `mount --bind ${hosts} /etc/hosts && exec "$@"`;
-        const cli = [process.execPath, join(ROOT, 'bin', 'amp-relay.js'), 'admin', 'queues'];
-        const env = { ...serverEnv(), AMP_DATA_DIR: dir, AMP_PORT: at, AMP_PUBLIC_URL: `http://localhost:${at}` };
-        // In the namespace, localhost is ::1 first (else the test shows nothing).
-        const seen = await exec('unshare', ['-m', 'sh', '-c', `${script}`, 'sh', 'getent', 'ahosts', 'localhost'], env);
-        expect(seen.stdout.split('\n')[0]).toMatch(/^::1\s/);
-        const r = await exec('unshare', ['-m', 'sh', '-c', script, 'sh', ...cli], env);
+        const env = { AMP_DATA_DIR: dir, AMP_PORT: at, AMP_PUBLIC_URL: `http://localhost:${at}` };
+        const r = await adminV6First(dir, env, 'queues');
         expect(r.code, r.stderr).toBe(0);
         expect(r.stdout).toBe('0 message(s) queued for 0 agent(s) of default\n');
         expect(rogue.seen.filter((h) => h.authorization)).toEqual([]);
@@ -582,6 +589,11 @@ describe('environments', () => {
       const ok = await adminWith({ ...env, NODE_EXTRA_CA_CERTS: cert }, 'queues');
       expect(ok.code, ok.stderr).toBe(0);
       expect(ok.stdout).toBe('0 message(s) queued for 0 agent(s) of default\n');
+      // Also where localhost resolves to ::1 first (the server does not listen there).
+      if (unshare) {
+        const v6 = await adminV6First(dir, { ...env, NODE_EXTRA_CA_CERTS: cert }, 'queues');
+        expect(v6.code, v6.stderr).toBe(0);
+      }
     } finally {
       await tls.close();
     }
@@ -603,6 +615,11 @@ describe('environments', () => {
       const ok = await adminWith({ ...env, NODE_EXTRA_CA_CERTS: cert }, 'queues');
       expect(ok.code, ok.stderr).toBe(0);
       expect(ok.stdout).toBe('0 message(s) queued for 0 agent(s) of default\n');
+      // Also where localhost resolves to ::1 first (the server does not listen there).
+      if (unshare) {
+        const v6 = await adminV6First(dir, { ...env, NODE_EXTRA_CA_CERTS: cert }, 'queues');
+        expect(v6.code, v6.stderr).toBe(0);
+      }
     } finally {
       await tls.close();
     }
