@@ -530,6 +530,11 @@ describe('where a minted token goes', () => {
       expect(post.code, post.stdout).toBe(1);
       expect(seen.filter((r) => r.includes('/elsewhere'))).toEqual([]);
       expect(seen).toHaveLength(2);
+      // A minted token's pinned connection does not follow one either (the discovery GET is redirected).
+      const minted = await adminWith({ AMP_PORT: new URL(at).port }, 'queues');
+      expect(minted.code, minted.stderr).toBe(1);
+      expect(minted.stderr).toContain(`the server at ${at} answered 307, a redirect to ${at}/elsewhere; not followed`);
+      expect(seen.filter((r) => r.includes('/elsewhere'))).toEqual([]);
     } finally {
       await new Promise<void>((resolve) => srv.close(() => resolve()));
     }
