@@ -1,6 +1,13 @@
 // The admin CLI's HTTP side: one request at a time to the running server, its errors turned into
 // messages and exit codes a script can branch on. AMP errors are `{error, message}`, AID errors
-// `{error, error_description}`: both are shown as the server wrote them.
+// `{error, error_description}`: both are shown as the server wrote them. A request carrying a
+// minted token is pinned: its connection goes to one IP address (admin-target.ts), the URL's name
+// kept for the Host header and the TLS certificate check.
+
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { isIP } from 'node:net';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 
 /** Exit codes of `amp-relay admin` (documented in its --help and the README). */
 export const EXIT = {
@@ -61,8 +68,11 @@ const UNTRUSTED_CERT = new Set([
 
 /** A failed fetch as the operator's error: an untrusted certificate, or no answer. */
 function unreachable(url: string, e: unknown): CliError {
-  const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-  const why = cause?.code ?? cause?.message ?? (e as Error).message;
+  const err = e as { cause?: { code?: unknown; message?: string }; code?: unknown; message?: string };
+  // fetch wraps the socket's error in `cause`; node:http gives it as is.
+  const c = typeof err.code === 'string' ? err : (err.cause ?? err);
+  const cause = { code: typeof c.code === 'string' ? c.code : undefined, message: c.message };
+  const why = cause.code ?? cause.message ?? String(e);
   const origin = new URL(url).origin;
   if (cause?.code && UNTRUSTED_CERT.has(cause.code)) {
     const fix =
@@ -80,8 +90,7 @@ function unreachable(url: string, e: unknown): CliError {
 }
 
 /** A 3xx answer as the operator's error: the admin API never redirects, so --url is not the server's API. */
-function redirected(url: string, res: Response): CliError {
-  const location = res.headers.get('location');
+function redirected(url: string, status: number, location: string | null): CliError {
   let to = ' (no Location)';
   if (location)
     try {
@@ -90,50 +99,103 @@ function redirected(url: string, res: Response): CliError {
       to = ` to '${location}'`;
     }
   return new CliError(
-    `the server at ${new URL(url).origin} answered ${res.status}, a redirect${to}; not followed: ` +
+    `the server at ${new URL(url).origin} answered ${status}, a redirect${to}; not followed: ` +
       'give --url the server itself (its scheme, host and port)',
     EXIT.FAILED,
   );
 }
 
-/** One HTTP request; no answer is CliError(UNREACHABLE), a redirect CliError(FAILED), any other answer as is. */
+interface RawAnswer {
+  status: number;
+  location: string | null;
+  text: string;
+}
+
+/** A request over a connection to `pin` (an IP address), with the URL's name as Host and for TLS. */
+function pinnedRequest(method: string, url: string, pin: string, headers: Record<string, string>, body?: string) {
+  const u = new URL(url);
+  const name = u.hostname.replace(/^\[|\]$/g, '');
+  const tls = u.protocol === 'https:';
+  const identity = (_: string, cert: PeerCertificate) => checkServerIdentity(name, cert);
+  return new Promise<RawAnswer>((resolve, reject) => {
+    const req = (tls ? httpsRequest : httpRequest)(
+      {
+        method,
+        host: pin,
+        port: u.port || (tls ? 443 : 80),
+        path: `${u.pathname}${u.search}`,
+        headers: { ...headers, Host: u.host },
+        agent: false,
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+        ...(tls ? { servername: isIP(name) ? '' : name, checkServerIdentity: identity } : {}),
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            location: res.headers.location ?? null,
+            text: Buffer.concat(chunks).toString('utf8'),
+          }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** A request by fetch (the URL's name looked up as usual), redirects not followed. */
+async function fetchRequest(method: string, url: string, headers: Record<string, string>, body?: string) {
+  const res = await fetch(url, {
+    method,
+    headers,
+    body,
+    signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    // Never followed: the answer (and a POST body, a same-origin token) would go to another URL.
+    redirect: 'manual',
+  });
+  return { status: res.status, location: res.headers.get('location'), text: await res.text() };
+}
+
+/**
+ * One HTTP request, over a connection to `pin` when given (see pinnedRequest); no answer is
+ * CliError(UNREACHABLE), a redirect CliError(FAILED), any other answer as is.
+ */
 export async function send(
   method: string,
   url: string,
-  opts: { token?: string; json?: unknown } = {},
+  opts: { token?: string; json?: unknown; pin?: string | null } = {},
 ): Promise<HttpAnswer> {
   const headers: Record<string, string> = { Accept: 'application/json' };
   if (opts.token) headers.Authorization = `Bearer ${opts.token}`;
   if (opts.json !== undefined) headers['Content-Type'] = 'application/json';
-  let res: Response;
+  const body = opts.json === undefined ? undefined : JSON.stringify(opts.json);
+  let res: RawAnswer;
   try {
-    res = await fetch(url, {
-      method,
-      headers,
-      body: opts.json === undefined ? undefined : JSON.stringify(opts.json),
-      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-      // Never followed: the answer (and a POST body, a same-origin token) would go to another URL.
-      redirect: 'manual',
-    });
+    res = opts.pin
+      ? await pinnedRequest(method, url, opts.pin, headers, body)
+      : await fetchRequest(method, url, headers, body);
   } catch (e) {
     throw unreachable(url, e);
   }
-  if (res.status >= 300 && res.status < 400) throw redirected(url, res);
-  const text = await res.text();
-  let body: unknown = text;
+  if (res.status >= 300 && res.status < 400) throw redirected(url, res.status, res.location);
+  let parsed: unknown = res.text;
   try {
-    body = text === '' ? null : JSON.parse(text);
+    parsed = res.text === '' ? null : JSON.parse(res.text);
   } catch {
     // not JSON: kept as text
   }
-  return { status: res.status, body };
+  return { status: res.status, body: parsed };
 }
 
 /** `send`, where anything but a 2xx is a CliError carrying the server's message. */
 export async function sendOk(
   method: string,
   url: string,
-  opts: { token?: string; json?: unknown; what?: string } = {},
+  opts: { token?: string; json?: unknown; pin?: string | null; what?: string } = {},
 ): Promise<unknown> {
   const a = await send(method, url, opts);
   if (a.status >= 200 && a.status < 300) return a.body;

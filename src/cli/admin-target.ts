@@ -1,8 +1,9 @@
 // Where `amp-relay admin` sends a token it minted, and for which issuer. A minted token is valid on
-// the server whose keys are in the data dir, so it goes only to that server's URLs as the local
-// configuration names them (AMP_PUBLIC_URL, AID_ISSUER_ALIASES, and at AMP_PORT the loopback
-// addresses AMP_HOST really binds), and only when what answers there announces one of the configuration's issuers.
-// The issuer is never taken from the server: a hostile or mistyped --url gets nothing.
+// the server whose keys are in the data dir, so it goes only over a connection to the IP address
+// AMP_HOST binds (at AMP_PORT), pinned rather than looked up by name (a name such as localhost may
+// also resolve to an address another local user listens on), or to an https AMP_PUBLIC_URL /
+// AID_ISSUER_ALIASES origin, whose certificate authenticates the name; and only when what answers
+// there announces one of the configuration's issuers. The issuer is never taken from the server.
 
 import { hostname, userInfo } from 'node:os';
 import { lookup } from 'node:dns/promises';
@@ -22,23 +23,23 @@ function canonical(h: string): string {
 }
 
 /**
- * The loopback (or, for a specific AMP_HOST, that) addresses a server bound to `host` answers on.
- * The wildcard `::` is dual-stack (it answers on 127.0.0.1 too); `0.0.0.0` is IPv4 only. Anything
- * else on this machine could listen on the others at the same port and collect a minted token.
+ * The one address a minted token is sent to, never a name lookup: the address AMP_HOST binds, with
+ * 127.0.0.1 for the wildcards `0.0.0.0` and `::` (dual-stack); null for a host name.
  */
-export function boundAddresses(host: string): string[] {
+export function pinnedAddress(host: string): string | null {
   const h = canonical(host);
-  if (h === '0.0.0.0' || h === '') return ['127.0.0.1'];
-  if (h === '::') return ['127.0.0.1', '::1'];
-  return isIP(h) ? [h] : [];
+  if (h === '0.0.0.0' || h === '' || h === '::') return '127.0.0.1';
+  return isIP(h) ? h : null;
 }
+
+const isLoopback = (h: string) => h === 'localhost' || h === '::1' || (isIP(h) === 4 && h.startsWith('127.'));
 
 /** The server's URL from this machine: AMP_PUBLIC_URL, else AMP_HOST (loopback for a wildcard) and AMP_PORT. */
 export function defaultUrl(cfg: Config): string {
   if (cfg.publicUrl) return cfg.publicUrl;
   if (cfg.port === 0) throw new CliError('the server port is 0 (any): give the server with --url', EXIT.USAGE);
   // With TLS on, the name the usual certificate is for (trust a self-signed one with NODE_EXTRA_CA_CERTS);
-  // issuerFor accepts it only when `localhost` resolves to addresses the server listens on.
+  // The connection still goes to 127.0.0.1 (mintTarget); the name is for the certificate check.
   const tls = tlsEnabled(cfg);
   const wildcard = ['0.0.0.0', '::', ''].includes(canonical(cfg.host));
   const host = wildcard ? (tls ? 'localhost' : '127.0.0.1') : urlHost(cfg.host);
@@ -53,42 +54,45 @@ function originOf(url: string): string | null {
   }
 }
 
-/** What `localhost` resolves to here (all addresses, canonical), [] when it does not. */
-async function localhostAddresses(): Promise<string[]> {
+/** The addresses a host name resolves to here (canonical), [] when it does not. */
+async function addressesOf(name: string): Promise<string[]> {
   try {
-    return (await lookup('localhost', { all: true })).map((a) => canonical(a.address));
+    return (await lookup(name, { all: true })).map((a) => canonical(a.address));
   } catch {
     return [];
   }
 }
 
-/**
- * The origins the configuration says are this server's: AMP_PUBLIC_URL and AID_ISSUER_ALIASES as
- * configured, the addresses AMP_HOST binds (or its name), and `localhost` only when every address it
- * resolves to is one of those (the connection goes to whichever comes first).
- */
-async function serverOrigins(cfg: Config): Promise<Set<string>> {
-  const urls = [cfg.publicUrl, ...cfg.aidIssuerAliases];
-  if (cfg.port !== 0) {
-    const scheme = tlsEnabled(cfg) ? 'https' : 'http';
-    const bound = boundAddresses(cfg.host);
-    const hosts = isIP(canonical(cfg.host)) ? bound.map(urlHost) : [cfg.host];
-    const local = bound.length > 0 ? await localhostAddresses() : [];
-    if (local.length > 0 && local.every((a) => bound.includes(a))) hosts.push('localhost');
-    for (const h of hosts) urls.push(`${scheme}://${h}:${cfg.port}`);
-  }
-  return new Set(urls.map((u) => originOf(u)).filter((o): o is string => o !== null));
+/** Why a minted token does not go to `url`, for the error. */
+function refusal(cfg: Config, url: string, pin: string | null): string {
+  const u = new URL(url);
+  const why = !pin
+    ? `AMP_HOST=${cfg.host} is a host name: give --url with the IP address it binds, at AMP_PORT ${cfg.port}`
+    : u.protocol === 'http:' && [cfg.publicUrl, ...cfg.aidIssuerAliases].some((a) => originOf(a) === u.origin)
+      ? 'a plain-http public URL gets no minted token (anything on the way could read it)'
+      : `a minted token goes only to ${urlHost(pin)}:${cfg.port} (AMP_HOST, AMP_PORT), or to an https AMP_PUBLIC_URL`;
+  return `--url ${url} is not one of this server's URLs for a minted token (${why}), so none is sent there: ${FIX}`;
 }
 
-/** Why `url` is not trusted, for the error: `localhost` resolving to an address the server does not bind. */
-async function whyNot(cfg: Config, url: string): Promise<string> {
-  if (!originOf(url) || new URL(url).hostname !== 'localhost' || cfg.port === 0) return '';
-  const local = await localhostAddresses();
-  const bound = boundAddresses(cfg.host);
-  return (
-    ` (localhost resolves to ${local.join(', ') || 'nothing'} here, the server listens on ` +
-    `${bound.join(', ') || cfg.host} by AMP_HOST=${cfg.host}: use --url with one of those addresses)`
-  );
+/**
+ * Where a token minted from the data dir may go for `url`: the IP address to connect to (the URL's
+ * name is kept for the Host header and the TLS certificate check), or null for an https
+ * AMP_PUBLIC_URL / AID_ISSUER_ALIASES origin (TLS authenticates the name). Throws CliError(USAGE).
+ * A loopback URL (or the bound address) at AMP_PORT is pinned to the address AMP_HOST binds; for a
+ * host name AMP_HOST, only an IP literal it resolves to is accepted.
+ */
+export async function mintTarget(cfg: Config, url: string): Promise<string | null> {
+  const u = new URL(url);
+  const host = canonical(u.hostname.replace(/^\[|\]$/g, ''));
+  const port = Number(u.port || (u.protocol === 'https:' ? 443 : 80));
+  const pin = pinnedAddress(cfg.host);
+  if (cfg.port !== 0 && port === cfg.port) {
+    if (pin && (isLoopback(host) || host === pin)) return pin;
+    if (!pin && isIP(host) && (await addressesOf(cfg.host)).includes(host)) return host;
+  }
+  const https = [cfg.publicUrl, ...cfg.aidIssuerAliases].filter((a) => a.startsWith('https:')).map(originOf);
+  if (u.protocol === 'https:' && https.includes(u.origin)) return null;
+  throw new CliError(refusal(cfg, url, pin), EXIT.USAGE);
 }
 
 /** The issuers this configuration's server accepts admin tokens of (tenant's issuer first). */
@@ -105,16 +109,9 @@ const FIX =
  * the issuer the server announces for the tenant (a tenant without agents has no discovery document
  * yet: then the configuration's issuer). Throws CliError(USAGE) before any token leaves.
  */
-export async function issuerFor(cfg: Config, url: string, tenant: string): Promise<string> {
+export async function issuerFor(cfg: Config, url: string, tenant: string, pin: string | null): Promise<string> {
   const issuers = localIssuers(cfg, tenant);
-  const origin = originOf(url);
-  if (!origin || !(await serverOrigins(cfg)).has(origin))
-    throw new CliError(
-      `--url ${url} is not one of this server's URLs by its configuration${await whyNot(cfg, url)}, so no ` +
-        `token minted from its data dir is sent there: ${FIX}`,
-      EXIT.USAGE,
-    );
-  const a = await send('GET', `${url}/${encodeURIComponent(tenant)}/.well-known/openid-configuration`);
+  const a = await send('GET', `${url}/${encodeURIComponent(tenant)}/.well-known/openid-configuration`, { pin });
   if (a.status === 404) return issuers[0];
   const issuer = (a.body as { issuer?: unknown } | null)?.issuer;
   if (a.status !== 200 || typeof issuer !== 'string')

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { type Config, ConfigError, flagKey, optionType } from '../config/schema.js';
 import { type AdminSession, type Command, COMMANDS } from './admin-commands.js';
 import { CliError, EXIT, send, sendOk } from './admin-http.js';
-import { defaultUrl, issuerFor, whoAmI } from './admin-target.js';
+import { defaultUrl, issuerFor, mintTarget, whoAmI } from './admin-target.js';
 import { CliUsageError, mintFromDataDir } from './admin-token.js';
 
 /** Minted tokens live this long: one CLI run. */
@@ -18,7 +18,10 @@ const COMMON_FLAGS = ['url', 'token', 'token-file', 'tenant', 'email'];
 const COMMON_HELP = `Common options:
   --url URL          the server (default: AMP_PUBLIC_URL, else http://<AMP_HOST>:<AMP_PORT>, with
                      127.0.0.1 for 0.0.0.0 or ::, https://localhost with AMP_TLS_CERT/KEY); a token
-                     minted here goes only to the server's own URLs by this configuration
+                     minted here is sent only over a connection to the IP address AMP_HOST binds
+                     (127.0.0.1 for 0.0.0.0 or ::) at AMP_PORT, for a loopback --url or that
+                     address (its name is kept for TLS), or to an https AMP_PUBLIC_URL; a plain-http
+                     public URL gets none: give it --token-file or AMP_ADMIN_TOKEN
   --tenant T         the tenant to administer (default: AMP_DEFAULT_TENANT)
   --token-file FILE  an admin token to use (scopes agent_registrations:write and amp:admin), also
                      AMP_ADMIN_TOKEN or --token JWT (shown by ps); without one, a token is minted
@@ -147,10 +150,18 @@ async function tokenHint(url: string, tenant: string, token: string): Promise<st
 }
 
 /** Why the token was refused, as far as the CLI can tell; else where the server says it. */
-async function refusalHint(url: string, tenant: string, token: string, kid: string | undefined, dataDir: string) {
+async function refusalHint(
+  url: string,
+  tenant: string,
+  token: string,
+  kid: string | undefined,
+  dataDir: string,
+  pin: string | null,
+) {
   const debug = "the server logs why at debug level (AMP_LOG_LEVEL=debug, event 'admin_token_refused')";
   if (!kid) return (await tokenHint(url, tenant, token)) ?? debug;
-  const a = await send('GET', `${url}/${encodeURIComponent(tenant)}/.well-known/jwks.json`).catch(() => null);
+  const jwks = `${url}/${encodeURIComponent(tenant)}/.well-known/jwks.json`;
+  const a = await send('GET', jwks, { pin }).catch(() => null);
   const keys = (a?.body as { keys?: { kid?: string }[] } | null)?.keys;
   if (Array.isArray(keys) && !keys.some((k) => k.kid === kid))
     return `the server does not publish the signing key in ${dataDir} (kid ${kid}): is --data-dir / AMP_DATA_DIR this server's data dir?`;
@@ -194,8 +205,10 @@ async function session(p: Parsed, config: (args: string[]) => Config): Promise<A
   const url = serverUrl(p, cfg);
   let token = givenToken(p);
   let kid: string | undefined;
+  let pin: string | null = null;
   if (!token) {
-    const issuer = await issuerFor(cfg, url, tenant);
+    pin = await mintTarget(cfg, url);
+    const issuer = await issuerFor(cfg, url, tenant, pin);
     const email = String(p.flags.email ?? whoAmI());
     ({ token, kid } = await mintFromDataDir(cfg, { tenant, email, scopes: SCOPES, ttlSeconds: TOKEN_TTL_S, issuer }));
   }
@@ -203,11 +216,11 @@ async function session(p: Parsed, config: (args: string[]) => Config): Promise<A
     tenant,
     async call(method, path, json) {
       try {
-        return await sendOk(method, `${url}${path}`, { token, json });
+        return await sendOk(method, `${url}${path}`, { token, json, pin });
       } catch (e) {
         if (e instanceof CliError && e.exitCode === EXIT.UNAUTHORIZED)
           throw new CliError(
-            `${e.message}\nhint: ${await refusalHint(url, tenant, token, kid, cfg.dataDir)}`,
+            `${e.message}\nhint: ${await refusalHint(url, tenant, token, kid, cfg.dataDir, pin)}`,
             e.exitCode,
           );
         throw e;

@@ -109,6 +109,30 @@ async function mintedToken(scopes: string, onPort: string): Promise<string> {
   return r.stdout.trim();
 }
 
+// Root with unshare and mount (else skipped, saying so): /etc/hosts replaced, for the CLI only, by
+// one where localhost is ::1 first, as on most systems (this machine's /etc/hosts has no ::1).
+const unshare = (() => {
+  try {
+    execFileSync('unshare', ['-m', 'sh', '-c', 'mount --bind /etc/hosts /etc/hosts'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    console.warn('skipped: unshare -m / mount --bind not available here (needs root)');
+    return false;
+  }
+})();
+
+/** `amp-relay admin ...` in a mount namespace where /etc/hosts says localhost is ::1 first, checked. */
+async function adminV6First(dir: string, env: Record<string, string>, ...args: string[]): Promise<Run> {
+  const hosts = join(dir, 'hosts');
+  writeFileSync(hosts, '::1 localhost ip6-localhost\n127.0.0.1 localhost\n');
+  const script = `mount --bind ${hosts} /etc/hosts && exec "$@"`;
+  const all = { ...serverEnv(), ...env };
+  const seen = await exec('unshare', ['-m', 'sh', '-c', script, 'sh', 'getent', 'ahosts', 'localhost'], all);
+  expect(seen.stdout.split('\n')[0]).toMatch(/^::1\s/);
+  const cli = [process.execPath, join(ROOT, 'bin', 'amp-relay.js'), 'admin', ...args];
+  return exec('unshare', ['-m', 'sh', '-c', script, 'sh', ...cli], all);
+}
+
 setupOrFailEveryTest(async () => {
   const built = await exec(process.execPath, [join(ROOT, 'scripts', 'ensure-built.mjs')], {
     PATH: process.env.PATH ?? '',
@@ -342,12 +366,13 @@ describe('where a minted token goes', () => {
   async function fakeServer(
     host = '127.0.0.1',
     onPort = 0,
+    issuerBase = `http://localhost:${port}`,
   ): Promise<{ port: number; seen: IncomingHttpHeaders[]; close(): Promise<void> }> {
     const seen: IncomingHttpHeaders[] = [];
     const srv = createHttpServer((req, res) => {
       seen.push(req.headers);
       res.writeHead(200, { 'Content-Type': 'application/json' });
-      res.end(JSON.stringify({ issuer: `http://localhost:${port}/default`, agents: [], data: [] }));
+      res.end(JSON.stringify({ issuer: `${issuerBase}/default`, agents: [], data: [] }));
     });
     await new Promise<void>((resolve, reject) => {
       srv.on('error', reject);
@@ -366,6 +391,18 @@ describe('where a minted token goes', () => {
       const r = await admin('queues', '--url', `http://127.0.0.1:${fake.port}`);
       expect(r.code).toBe(2);
       expect(r.stderr).toContain(`--url http://127.0.0.1:${fake.port} is not one of this server's URLs`);
+      expect(r.stderr).toContain(`a minted token goes only to 127.0.0.1:${port} (AMP_HOST, AMP_PORT)`);
+      // A plain-http public URL gets no minted token; an https one would (its certificate names it).
+      const pub = `http://127.0.0.1:${fake.port}`;
+      const p = await adminWith({ AMP_PUBLIC_URL: pub }, 'queues');
+      expect(p.code).toBe(2);
+      expect(p.stderr).toContain('a plain-http public URL gets no minted token');
+      // A host name in AMP_HOST: only an IP literal it resolves to, at AMP_PORT.
+      const named = await adminWith({ AMP_HOST: 'localhost' }, 'queues');
+      expect(named.code).toBe(2);
+      expect(named.stderr).toContain('AMP_HOST=localhost is a host name: give --url with the IP address it binds');
+      const byIp = await adminWith({ AMP_HOST: 'localhost' }, 'queues', '--url', `http://127.0.0.1:${port}`);
+      expect(byIp.code, byIp.stderr).toBe(0);
       expect(r.stderr).toMatch(/AMP_PUBLIC_URL.*AMP_PORT.*--token-file or AMP_ADMIN_TOKEN/);
       expect(fake.seen.filter((h) => h.authorization)).toEqual([]);
     } finally {
@@ -404,28 +441,29 @@ describe('where a minted token goes', () => {
       // The tenant has no discovery document yet (404): the configuration's issuer is used.
       const u = await adminWith(env, 'queues', '--url', fresh.url);
       expect(u.code, u.stderr).toBe(0);
-      // localhost resolves to 127.0.0.1 here, which a server on ::1 does not listen on.
+      // localhost resolves to 127.0.0.1 here, where a server on ::1 does not listen: the minted
+      // token's connection goes to ::1 (the address AMP_HOST binds), not to a name lookup.
       const l = await adminWith(env, 'queues', '--url', `http://localhost:${env.AMP_PORT}`);
-      expect(l.code).toBe(2);
-      expect(l.stderr).toContain('(localhost resolves to 127.0.0.1 here, the server listens on ::1 by AMP_HOST=::1');
+      expect(l.code, l.stderr).toBe(0);
+      // Another port than AMP_PORT is not the server's.
+      const other = await adminWith(env, 'queues', '--url', `http://localhost:${await closedPort()}`);
+      expect(other.code).toBe(2);
+      expect(other.stderr).toContain(`a minted token goes only to [::1]:${env.AMP_PORT} (AMP_HOST, AMP_PORT)`);
     } finally {
       await fresh.stop();
     }
   });
 
-  it('[::1] at the port of a server on 127.0.0.1 or 0.0.0.0 is not the server: exit 2, no token sent', async () => {
+  it('[::1] at the port of a server on 127.0.0.1 or 0.0.0.0 gets nothing: the token goes to 127.0.0.1', async () => {
     // Anyone on this machine can listen there and announce the real issuer.
     const fake = await fakeServer('::1', Number(port));
     try {
-      for (const host of ['127.0.0.1', '0.0.0.0']) {
-        const r = await adminWith({ AMP_HOST: host }, 'queues', '--url', `http://[::1]:${port}`);
-        expect(r.code, r.stderr).toBe(2);
-        expect(r.stderr).toContain(`--url http://[::1]:${port} is not one of this server's URLs`);
-      }
-      expect(fake.seen).toEqual([]);
-      // The name localhost is trusted only as far as it resolves to 127.0.0.1 (here it does).
-      const ok = await adminWith({ AMP_HOST: '127.0.0.1' }, 'queues', '--url', `http://localhost:${port}`);
-      expect(ok.code, ok.stderr).toBe(0);
+      for (const host of ['127.0.0.1', '0.0.0.0'])
+        for (const at of [`http://[::1]:${port}`, `http://localhost:${port}`]) {
+          const r = await adminWith({ AMP_HOST: host }, 'queues', '--url', at);
+          expect(r.code, r.stderr).toBe(0);
+          expect(r.stdout).toMatch(/message\(s\) queued/);
+        }
       expect(fake.seen).toEqual([]);
     } finally {
       await fake.close();
@@ -447,6 +485,28 @@ describe('where a minted token goes', () => {
       await dual.stop();
     }
   });
+
+  it.skipIf(!unshare)(
+    'localhost resolving to ::1 first: a listener on [::1] gets no token (0.0.0.0 server)',
+    async () => {
+      const dir = tempDir('amp-admin-v4-');
+      extraDirs.push(dir);
+      const v4 = await spawnServer(dir, ['--host', '0.0.0.0']);
+      const at = new URL(v4.url).port;
+      // The rogue announces the issuer the CLI expects (anyone can derive it).
+      const rogue = await fakeServer('::1', Number(at), `http://localhost:${at}`);
+      try {
+        const env = { AMP_DATA_DIR: dir, AMP_PORT: at, AMP_PUBLIC_URL: `http://localhost:${at}` };
+        const r = await adminV6First(dir, env, 'queues');
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stdout).toBe('0 message(s) queued for 0 agent(s) of default\n');
+        expect(rogue.seen.filter((h) => h.authorization)).toEqual([]);
+      } finally {
+        await rogue.close();
+        await v4.stop();
+      }
+    },
+  );
 
   it('a redirect is not followed: exit 1 naming the Location, the body is not sent again', async () => {
     const seen: string[] = [];
@@ -470,6 +530,11 @@ describe('where a minted token goes', () => {
       expect(post.code, post.stdout).toBe(1);
       expect(seen.filter((r) => r.includes('/elsewhere'))).toEqual([]);
       expect(seen).toHaveLength(2);
+      // A minted token's pinned connection does not follow one either (the discovery GET is redirected).
+      const minted = await adminWith({ AMP_PORT: new URL(at).port }, 'queues');
+      expect(minted.code, minted.stderr).toBe(1);
+      expect(minted.stderr).toContain(`the server at ${at} answered 307, a redirect to ${at}/elsewhere; not followed`);
+      expect(seen.filter((r) => r.includes('/elsewhere'))).toEqual([]);
     } finally {
       await new Promise<void>((resolve) => srv.close(() => resolve()));
     }
@@ -529,6 +594,37 @@ describe('environments', () => {
       const ok = await adminWith({ ...env, NODE_EXTRA_CA_CERTS: cert }, 'queues');
       expect(ok.code, ok.stderr).toBe(0);
       expect(ok.stdout).toBe('0 message(s) queued for 0 agent(s) of default\n');
+      // Also where localhost resolves to ::1 first (the server does not listen there).
+      if (unshare) {
+        const v6 = await adminV6First(dir, { ...env, NODE_EXTRA_CA_CERTS: cert }, 'queues');
+        expect(v6.code, v6.stderr).toBe(0);
+      }
+    } finally {
+      await tls.close();
+    }
+  });
+
+  it('TLS on the default host (0.0.0.0) with a localhost certificate: the defaults work', async () => {
+    const dir = tempDir('amp-admin-tls0-');
+    extraDirs.push(dir);
+    const { cert, key } = makeCert(dir, readmeBlock('tls-cert'));
+    const tls = await startTestServer({ host: '0.0.0.0', tlsCert: cert, tlsKey: key });
+    try {
+      // No AMP_HOST: https://localhost:<port>, connected to 127.0.0.1, the certificate checked for localhost.
+      const env = {
+        AMP_PORT: String(tls.server.port),
+        AMP_DATA_DIR: tls.dataDir,
+        AMP_TLS_CERT: cert,
+        AMP_TLS_KEY: key,
+      };
+      const ok = await adminWith({ ...env, NODE_EXTRA_CA_CERTS: cert }, 'queues');
+      expect(ok.code, ok.stderr).toBe(0);
+      expect(ok.stdout).toBe('0 message(s) queued for 0 agent(s) of default\n');
+      // Also where localhost resolves to ::1 first (the server does not listen there).
+      if (unshare) {
+        const v6 = await adminV6First(dir, { ...env, NODE_EXTRA_CA_CERTS: cert }, 'queues');
+        expect(v6.code, v6.stderr).toBe(0);
+      }
     } finally {
       await tls.close();
     }
