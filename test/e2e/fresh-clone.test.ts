@@ -54,11 +54,14 @@ function npx(cwd: string, args: string[]) {
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** `bin/amp-relay.js ARGS` started in `cwd`; `started` resolves on its first stderr line, `done` at exit. */
+/** `bin/amp-relay.js ARGS` started in `cwd`; `started` resolves on its first stderr line (or exit), `done` at exit. */
 function startCli(cwd: string, args: string[]) {
   const proc = spawn(process.execPath, ['bin/amp-relay.js', ...args], { cwd, env: ENV, timeout: BUILD_TIMEOUT_MS });
   let stderr = '';
-  const started = new Promise<void>((resolve) => proc.stderr.once('data', () => resolve()));
+  const started = new Promise<void>((resolve) => {
+    proc.stderr.once('data', () => resolve());
+    proc.once('close', () => resolve()); // exited silently: the caller's checks fail at once
+  });
   proc.stderr.on('data', (d) => (stderr += d));
   const done = new Promise<{ status: number | null; stderr: string }>((resolve) =>
     proc.once('close', (status) => resolve({ status, stderr })),
