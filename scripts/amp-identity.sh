@@ -153,7 +153,11 @@ do_status() {
     poll_once
     case "$poll_status" in
       pending | slow_down)
+        # The provider's number, used in arithmetic and sleep: whole seconds only (bash would run a
+        # $(...) hidden in an array index), at least 1 and at most 60, so --wait stays bounded.
         interval=$(jq -r '.interval // 5' <<<"$answer")
+        [[ $interval =~ ^[0-9]{1,6}$ ]] || interval=5
+        interval=$((10#$interval < 1 ? 1 : 10#$interval > 60 ? 60 : 10#$interval))
         if [ "$poll_status" = pending ] && [ "$told" = 0 ] && [ "$AMP_JSON" = 0 ]; then
           amp_say "$me: pending (waiting for an admin to approve user code $(amp_aid_recorded user_code))"
           told=1
@@ -170,7 +174,7 @@ do_status() {
     esac
   done
   if [ "$poll_status" = slow_down ]; then
-    amp_die "$AMP_EXIT_TOO_SOON" "polled too soon: the provider now asks for $(jq -r '.interval' <<<"$answer") s between polls; try again then, or use --wait SECONDS"
+    amp_die "$AMP_EXIT_TOO_SOON" "polled too soon: the provider now asks for $interval s between polls; try again then, or use --wait SECONDS"
   fi
   if [ "$AMP_JSON" = 1 ]; then printf '%s\n' "$answer"; fi
   case "$poll_status" in

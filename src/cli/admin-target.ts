@@ -63,11 +63,19 @@ async function addressesOf(name: string): Promise<string[]> {
   }
 }
 
+function ambiguous(cfg: Config, url: string, addrs: string[]): string {
+  return (
+    `--url ${url}: AMP_HOST=${cfg.host} resolves to ${addrs.join(', ')} and the server binds only one of them, ` +
+    `so no minted token is sent (a listener on another could take it): set AMP_HOST to the IP address, ${FIX}`
+  );
+}
+
 /** Why a minted token does not go to `url`, for the error. */
 function refusal(cfg: Config, url: string, pin: string | null): string {
   const u = new URL(url);
   const why = !pin
-    ? `AMP_HOST=${cfg.host} is a host name: give --url with the IP address it binds, at AMP_PORT ${cfg.port}`
+    ? `AMP_HOST=${cfg.host} is a host name that does not resolve here to one address: give --url with the ` +
+      `IP address it binds, at AMP_PORT ${cfg.port}`
     : u.protocol === 'http:' && [cfg.publicUrl, ...cfg.aidIssuerAliases].some((a) => originOf(a) === u.origin)
       ? 'a plain-http public URL gets no minted token (anything on the way could read it)'
       : `a minted token goes only to ${urlHost(pin)}:${cfg.port} (AMP_HOST, AMP_PORT), or to an https AMP_PUBLIC_URL`;
@@ -79,7 +87,7 @@ function refusal(cfg: Config, url: string, pin: string | null): string {
  * name is kept for the Host header and the TLS certificate check), or null for an https
  * AMP_PUBLIC_URL / AID_ISSUER_ALIASES origin (TLS authenticates the name). Throws CliError(USAGE).
  * A loopback URL (or the bound address) at AMP_PORT is pinned to the address AMP_HOST binds; for a
- * host name AMP_HOST, only an IP literal it resolves to is accepted.
+ * host name AMP_HOST, only when the name resolves to a single address (then pinned to it).
  */
 export async function mintTarget(cfg: Config, url: string): Promise<string | null> {
   const u = new URL(url);
@@ -88,7 +96,12 @@ export async function mintTarget(cfg: Config, url: string): Promise<string | nul
   const pin = pinnedAddress(cfg.host);
   if (cfg.port !== 0 && port === cfg.port) {
     if (pin && (isLoopback(host) || host === pin)) return pin;
-    if (!pin && isIP(host) && (await addressesOf(cfg.host)).includes(host)) return host;
+    if (!pin) {
+      // The server binds one of the name's addresses: pin only when there is no choice.
+      const addrs = await addressesOf(cfg.host);
+      if (addrs.length === 1 && (host === addrs[0] || host === canonical(cfg.host))) return addrs[0];
+      if (addrs.length > 1) throw new CliError(ambiguous(cfg, url, addrs), EXIT.USAGE);
+    }
   }
   const https = [cfg.publicUrl, ...cfg.aidIssuerAliases].filter((a) => a.startsWith('https:')).map(originOf);
   if (u.protocol === 'https:' && https.includes(u.origin)) return null;

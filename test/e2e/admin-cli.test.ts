@@ -10,6 +10,7 @@ import { createServer as createHttpServer, type IncomingHttpHeaders } from 'node
 import { type AddressInfo, createServer } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { lookup } from 'node:dns/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { KEY_FILE, SigningKeys } from '../../src/identity/signing-keys.js';
 import { readmeBlock } from '../helpers/readme.js';
@@ -372,7 +373,9 @@ describe('where a minted token goes', () => {
     const srv = createHttpServer((req, res) => {
       seen.push(req.headers);
       res.writeHead(200, { 'Content-Type': 'application/json' });
-      res.end(JSON.stringify({ issuer: `${issuerBase}/default`, agents: [], data: [] }));
+      // 'self': the issuer a configuration naming this fake's own port derives (anyone can).
+      const base = issuerBase === 'self' ? `http://localhost:${(srv.address() as AddressInfo).port}` : issuerBase;
+      res.end(JSON.stringify({ issuer: `${base}/default`, agents: [], data: [] }));
     });
     await new Promise<void>((resolve, reject) => {
       srv.on('error', reject);
@@ -397,12 +400,14 @@ describe('where a minted token goes', () => {
       const p = await adminWith({ AMP_PUBLIC_URL: pub }, 'queues');
       expect(p.code).toBe(2);
       expect(p.stderr).toContain('a plain-http public URL gets no minted token');
-      // A host name in AMP_HOST: only an IP literal it resolves to, at AMP_PORT.
+      // A host name in AMP_HOST: pinned when it resolves to one address (as localhost does in this
+      // machine's /etc/hosts), refused when it resolves to several (below, with ::1 first).
+      const single = (await lookup('localhost', { all: true })).length === 1;
       const named = await adminWith({ AMP_HOST: 'localhost' }, 'queues');
-      expect(named.code).toBe(2);
-      expect(named.stderr).toContain('AMP_HOST=localhost is a host name: give --url with the IP address it binds');
+      if (single) expect(named.code, named.stderr).toBe(0);
+      else expect(named.stderr).toContain('AMP_HOST=localhost resolves to');
       const byIp = await adminWith({ AMP_HOST: 'localhost' }, 'queues', '--url', `http://127.0.0.1:${port}`);
-      expect(byIp.code, byIp.stderr).toBe(0);
+      if (single) expect(byIp.code, byIp.stderr).toBe(0);
       expect(r.stderr).toMatch(/AMP_PUBLIC_URL.*AMP_PORT.*--token-file or AMP_ADMIN_TOKEN/);
       expect(fake.seen.filter((h) => h.authorization)).toEqual([]);
     } finally {
@@ -504,6 +509,26 @@ describe('where a minted token goes', () => {
       } finally {
         await rogue.close();
         await v4.stop();
+      }
+    },
+  );
+
+  it.skipIf(!unshare)(
+    'AMP_HOST a name resolving to several addresses (localhost: ::1, 127.0.0.1): no minted token, exit 2',
+    async () => {
+      const dir = tempDir('amp-admin-named-');
+      extraDirs.push(dir);
+      const rogue = await fakeServer('127.0.0.1', 0, 'self');
+      try {
+        const env = { AMP_HOST: 'localhost', AMP_PORT: String(rogue.port) };
+        const r = await adminV6First(dir, env, 'queues', '--url', `http://127.0.0.1:${rogue.port}`);
+        expect(r.code, r.stderr).toBe(2);
+        expect(r.stderr).toContain('AMP_HOST=localhost resolves to ::1, 127.0.0.1');
+        const d = await adminV6First(dir, env, 'queues');
+        expect(d.code, d.stderr).toBe(2);
+        expect(rogue.seen.filter((h) => h.authorization)).toEqual([]);
+      } finally {
+        await rogue.close();
       }
     },
   );

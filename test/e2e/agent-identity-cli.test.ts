@@ -8,7 +8,9 @@
 
 import { execFile, spawn } from 'node:child_process';
 import { createPrivateKey } from 'node:crypto';
-import { cpSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -399,6 +401,41 @@ describe('open mode: amp-identity.sh request, status, token', () => {
       scope: 'agent:identity',
     });
     expect(await verifiedClaims(open, answer.access_token)).toMatchObject({ sub: `agent:${id}`, role_id: 1 });
+  });
+
+  it("a provider's slow_down interval is data, never code: a $(...) in it is not run; exit 9, bounded", async () => {
+    const marker = join(home('pwn'), 'pwned');
+    // A proxy in front of the real server (Host passed on, so the URLs it gives out name the proxy)
+    // that answers every status poll with a hostile slow_down.
+    const proxy = createHttpServer((req, res) => {
+      if (req.method === 'POST' && req.url?.endsWith('/status')) {
+        req.resume();
+        res.writeHead(429, { 'Content-Type': 'application/json' });
+        const interval = `BASH_VERSINFO[$(touch ${marker})0]`;
+        return res.end(JSON.stringify({ error: 'slow_down', error_description: 'slow down', interval }));
+      }
+      const up = httpRequest(`${open.url}${req.url}`, { method: req.method, headers: req.headers }, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      });
+      req.pipe(up);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const via = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+      const h = home('hostile');
+      expectExit(await cli(h, 'amp-register.sh', ['-n', 'hostile', '-p', via, '-t', TENANT]), 0);
+      expectExit(await cli(h, 'amp-identity.sh', ['request']), 0);
+      const r = await cli(h, 'amp-identity.sh', ['status']);
+      expectExit(r, 9);
+      expect(existsSync(marker)).toBe(false);
+      // With --wait: the bad interval counts as 5 s, waited out once, then the answer is reported.
+      const w = await cli(h, 'amp-identity.sh', ['status', '--wait', '1']);
+      expectExit(w, 9);
+      expect(existsSync(marker)).toBe(false);
+    } finally {
+      await new Promise<void>((resolve) => proxy.close(() => resolve()));
+    }
   });
 
   it('an unreachable provider: exit 3, naming its base URL (not the AID route)', async () => {
