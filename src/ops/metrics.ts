@@ -104,14 +104,10 @@ function registerSessionMetrics(r: Registry, m: MetricSources): void {
     s.onlineAgents(),
   );
   scraped(r, 'gauge', 'amp_ws_sessions', 'Authenticated WebSocket sessions', [], () => s.sessionCount());
-  scraped(
-    r,
-    'counter',
-    'amp_ws_pushes_total',
-    'Messages written to WebSocket sessions (live and catch-up)',
-    [],
-    () => c.pushes,
-  );
+  // One count, two names: amp_ws_pushes_total (from before prom-client) and the usual amp_messages_pushed_total.
+  const pushesHelp = 'Messages written to WebSocket sessions (live and catch-up)';
+  for (const name of ['amp_ws_pushes_total', 'amp_messages_pushed_total'])
+    scraped(r, 'counter', name, pushesHelp, [], () => c.pushes);
   const pausesHelp = 'Times a session went over its soft buffer limit and pushes paused';
   scraped(r, 'counter', 'amp_ws_slow_consumer_pauses_total', pausesHelp, [], () => c.slowConsumerPauses);
   scraped(

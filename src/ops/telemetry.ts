@@ -44,7 +44,6 @@ export class Telemetry implements RelayObserver, StoreObserver, HttpObserver, To
   private readonly requests: Logger;
   private readonly routedBy = { rest: 0, ws: 0 };
   private readonly ackedBy = { rest: 0, ws: 0 };
-  private pushes = 0;
   private expirations = 0;
   private readonly http: Histogram<'method' | 'route' | 'status'>;
   private readonly commits: Histogram;
@@ -69,8 +68,7 @@ export class Telemetry implements RelayObserver, StoreObserver, HttpObserver, To
       ['method'],
       byVia(this.routedBy),
     );
-    const pushedHelp = 'Messages written to WebSocket sessions (live and catch-up)';
-    scraped(r, 'counter', 'amp_messages_pushed_total', pushedHelp, [], () => this.pushes);
+    // amp_messages_pushed_total is read from the push counters (ops/metrics.ts), as amp_ws_pushes_total.
     const ackedHelp = 'Messages acknowledged by their recipient, by how';
     scraped(r, 'counter', 'amp_messages_acked_total', ackedHelp, ['method'], byVia(this.ackedBy));
     const expiredHelp = 'Pending messages dropped at their relay expiry, unacknowledged';
@@ -115,7 +113,6 @@ export class Telemetry implements RelayObserver, StoreObserver, HttpObserver, To
   }
 
   pushed(id: string, recipientId: string, sessions: number): void {
-    this.pushes++;
     if (this.debug) this.logger.debug({ event: 'pushed', id, to: recipientId, sessions }, 'message pushed');
   }
 

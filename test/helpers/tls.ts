@@ -5,6 +5,9 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
+import { expect } from 'vitest';
+import WebSocket from 'ws';
+import { WsClient } from './ws.js';
 
 export interface TestCert {
   cert: string;
@@ -55,4 +58,27 @@ export function httpsJson(
     req.on('error', reject);
     req.end(body);
   });
+}
+
+/**
+ * A message routed over https from `from` is pushed over wss to `to`, both trusting only `ca`
+ * (straight to the server, or through a proxy: the caller gives the URLs).
+ */
+export async function expectPushOverTls(
+  ca: string,
+  urls: { api: string; ws: string },
+  from: { api_key: string },
+  to: { api_key: string; address: string },
+  subject: string,
+): Promise<void> {
+  const ws = new WsClient(new WebSocket(urls.ws, [], { ca, headers: { Authorization: `Bearer ${to.api_key}` } }));
+  await ws.nextType('connected');
+  const sent = await httpsJson(ca, 'POST', `${urls.api}/route`, {
+    apiKey: from.api_key,
+    json: { to: to.address, subject, payload: { type: 'notification', message: 'hi' } },
+  });
+  expect(sent.status).toBe(200);
+  const pushed = await ws.nextType('message.new');
+  expect(JSON.stringify(pushed)).toContain((sent.body as { id: string }).id);
+  await ws.close();
 }

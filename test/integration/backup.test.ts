@@ -43,19 +43,19 @@ afterAll(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
-/** The CLI as a child process; resolves with its exit code and output (never rejects on exit != 0). */
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+/** A child process with only PATH; resolves with its exit code and output (never rejects on exit != 0). */
+async function exec(cmd: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const r = await run(process.execPath, [join(ROOT, 'bin', 'amp-relay.js'), ...args], {
-      env: { PATH: process.env.PATH ?? '' },
-      timeout: 60_000,
-    });
+    const r = await run(cmd, args, { env: { PATH: process.env.PATH ?? '' }, timeout: 60_000 });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (e) {
     const err = e as { code?: number; stdout?: string; stderr?: string };
     return { code: typeof err.code === 'number' ? err.code : -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
   }
 }
+
+/** The CLI as a child process. */
+const cli = (...args: string[]) => exec(process.execPath, [join(ROOT, 'bin', 'amp-relay.js'), ...args]);
 
 /**
  * A README block run with bash, adapted: `npx amp-relay` is this checkout's bin, and the example
@@ -66,16 +66,7 @@ async function readmeCli(block: string, backupDir: string, dataDir: string) {
     .replace('npx amp-relay', `${process.execPath} ${join(ROOT, 'bin', 'amp-relay.js')}`)
     .replace('/var/backups/amp-relay/2026-12-03', backupDir)
     .replace('/var/lib/amp-relay', dataDir);
-  try {
-    const r = await run('bash', ['--norc', '-euo', 'pipefail', '-c', text], {
-      env: { PATH: process.env.PATH ?? '' },
-      timeout: 60_000,
-    });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof err.code === 'number' ? err.code : -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
-  }
+  return exec('bash', ['--norc', '-euo', 'pipefail', '-c', text]);
 }
 
 async function start(dataDir: string): Promise<ChildServer> {

@@ -14,13 +14,11 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
-import WebSocket from 'ws';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readmeBlock } from '../helpers/readme.js';
 import { startTestServer, tempDir, type TestServer } from '../helpers/server.js';
 import { setupOrFailEveryTest } from '../helpers/setup.js';
-import { httpsJson, makeCert, type TestCert } from '../helpers/tls.js';
-import { WsClient } from '../helpers/ws.js';
+import { expectPushOverTls, httpsJson, makeCert, type TestCert } from '../helpers/tls.js';
 
 const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => existsSync(p));
 const START_ATTEMPTS = 100;
@@ -139,19 +137,8 @@ describe('the README nginx block in front of the server', () => {
     };
     const alice = await reg('nginx-alice');
     const bob = await reg('nginx-bob');
-    const wsUrl = `wss://127.0.0.1:${proxy.port}/v1/ws`;
-    const ws = new WsClient(
-      new WebSocket(wsUrl, [], { ca: tls.ca, headers: { Authorization: `Bearer ${bob.api_key}` } }),
-    );
-    await ws.nextType('connected');
-    const sent = await httpsJson(tls.ca, 'POST', `${proxy.url}/api/v1/route`, {
-      apiKey: alice.api_key,
-      json: { to: bob.address, subject: 'via nginx', payload: { type: 'notification', message: 'hi' } },
-    });
-    expect(sent.status).toBe(200);
-    const pushed = await ws.nextType('message.new');
-    expect(JSON.stringify(pushed)).toContain(sent.body.id);
-    await ws.close();
+    const urls = { api: `${proxy.url}/api/v1`, ws: `wss://127.0.0.1:${proxy.port}/v1/ws` };
+    await expectPushOverTls(tls.ca, urls, alice, bob, 'via nginx');
   });
 
   it('without `proxy_http_version 1.1` nginx speaks HTTP/1.0, uWS never answers, the client gets 502', async () => {

@@ -12,13 +12,11 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
-import WebSocket from 'ws';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readmeBlock } from '../helpers/readme.js';
 import { ROOT, startTestServer, tempDir, type TestServer } from '../helpers/server.js';
 import { setupOrFailEveryTest } from '../helpers/setup.js';
-import { type Answer, httpsJson, makeCert } from '../helpers/tls.js';
-import { WsClient } from '../helpers/ws.js';
+import { type Answer, expectPushOverTls, httpsJson, makeCert } from '../helpers/tls.js';
 
 const run = promisify(execFile);
 const dir = tempDir('amp-tls-');
@@ -68,18 +66,7 @@ describe('HTTPS and WSS with AMP_TLS_CERT / AMP_TLS_KEY', () => {
   it('routes over https and pushes over wss to a client trusting only this certificate', async () => {
     const alice = await registerTls('tls-a2');
     const bob = await registerTls('tls-b2');
-    const ws = new WsClient(
-      new WebSocket(srv.server.wsUrl, [], { ca, headers: { Authorization: `Bearer ${bob.api_key}` } }),
-    );
-    await ws.nextType('connected');
-    const sent = await https('POST', `${srv.url}/api/v1/route`, {
-      apiKey: alice.api_key,
-      json: { to: bob.address, subject: 'over tls', payload: { type: 'notification', message: 'hi' } },
-    });
-    expect(sent.status).toBe(200);
-    const pushed = await ws.nextType('message.new');
-    expect(JSON.stringify(pushed)).toContain(sent.body.id);
-    await ws.close();
+    await expectPushOverTls(ca, { api: `${srv.url}/api/v1`, ws: srv.server.wsUrl }, alice, bob, 'over tls');
   });
 
   it('refuses a client that does not trust the certificate', async () => {
