@@ -9,6 +9,7 @@ import { tlsEnabled, tlsExpiryWarning } from './config/tls.js';
 import { trustedProxyMatcher } from './config/trusted-proxies.js';
 import { createVerifier, type Ed25519Verifier } from './crypto/verifier.js';
 import { loadOrCreateProviderKey } from './crypto/provider-key.js';
+import { openAttachments } from './attachments/index.js';
 import { AuditTrail } from './identity/audit.js';
 import { MAX_PENDING_PER_TENANT, Registrations } from './identity/registrations.js';
 import { IdentityRoutes } from './identity/routes.js';
@@ -31,7 +32,7 @@ import { Keys } from './relay/keys.js';
 import { Push } from './relay/push.js';
 import { RateLimits } from './relay/ratelimit.js';
 import { Receipts } from './relay/receipts.js';
-import { MessageRouter } from './relay/route.js';
+import { type AttachmentChecks, MessageRouter } from './relay/route.js';
 import { AbuseCounters } from './relay/abuse.js';
 import { Suspensions } from './relay/suspension.js';
 import { Sessions } from './relay/sessions.js';
@@ -67,14 +68,14 @@ export interface StartOptions extends ConfigInput {
 }
 
 /** The AMP relay core: sessions and push, routing, the inbox, agents. */
-function buildRelay(ctx: RelayContext, store: Store, verifier: Ed25519Verifier) {
+function buildRelay(ctx: RelayContext, store: Store, verifier: Ed25519Verifier, gate?: AttachmentChecks) {
   const stores = { queue: store, directory: store, records: store };
   const sessions = new Sessions(ctx.config);
   const receipts = new Receipts(stores, sessions, ctx.logger);
   const push = new Push(ctx.config, store, sessions, receipts, ctx.observer);
   const agents = new Agents(ctx, store, sessions, verifier);
   const abuse = new AbuseCounters();
-  const router = new MessageRouter(ctx, agents, stores, push, receipts, abuse);
+  const router = new MessageRouter(ctx, agents, stores, push, receipts, abuse, gate);
   const inbox = new Inbox(store, receipts, ctx.observer);
   const link = new IdentityLink(agents, store, sessions, ctx.logger);
   const suspensions = new Suspensions(ctx, agents, store, sessions);
@@ -167,7 +168,9 @@ async function startOnDataDir(
   const { verifier, telemetry, store, limits, ctx } = openCore(config, logger);
   let listeningPort = config.port;
   const publicBase = () => config.publicUrl.replace(/\/+$/, '') || `${http.scheme}://localhost:${listeningPort}`;
-  const relay = buildRelay(ctx, store, verifier);
+  const addressOf = (id: string) => store.getAgent(id)?.address;
+  const files = await openAttachments(ctx, store, () => `${publicBase()}/api/v1`, addressOf);
+  const relay = buildRelay(ctx, store, verifier, files?.gate);
   const aid = await buildIdentity(ctx, store, verifier, relay.link, publicBase);
   const { sessions, agents } = relay;
   const keys = new Keys(ctx, agents, store, sessions, aid.registrations);
@@ -199,8 +202,9 @@ async function startOnDataDir(
     health: () => health(ctx, healthInputs()),
     ready: () => ready(healthInputs()),
     metrics: metricsEndpoint(telemetry.registry, config.metricsToken),
+    attachments: files,
   });
-  registerMetrics(telemetry.registry, { ...relay, startedAt: ctx.startedAt, store });
+  registerMetrics(telemetry.registry, { ...relay, startedAt: ctx.startedAt, store, attachments: files?.attachments });
   const trustsProxy = trustedProxyMatcher(config.trustedProxies);
   const observer = telemetry;
   attachHttp(http.app, api, { corsOrigin: config.corsOrigin, logger, inFlight, isClosing, trustsProxy, observer });
@@ -210,6 +214,7 @@ async function startOnDataDir(
     listeningPort = await http.listen(config.host, config.port);
   } catch (e) {
     stopTimers();
+    await files?.close();
     await store.close();
     throw e;
   }
@@ -226,6 +231,7 @@ async function startOnDataDir(
       await inFlight.drain(SHUTDOWN_DRAIN_MS);
       sessions.closeAll(CLOSE.SERVER_SHUTDOWN, 'server_shutdown');
       http.closeAll();
+      await files?.close();
       await store.close();
       lock.release();
       logger.info('stopped');

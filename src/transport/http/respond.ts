@@ -100,6 +100,9 @@ function readHeaders(req: UwsRequest) {
     contentType: req.getHeader('content-type'),
     userAgent: req.getHeader('user-agent'),
     forwardedProto: req.getHeader('x-forwarded-proto'),
+    range: req.getHeader('range'),
+    ifNoneMatch: req.getHeader('if-none-match'),
+    ifRange: req.getHeader('if-range'),
   };
 }
 

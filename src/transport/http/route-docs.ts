@@ -146,6 +146,14 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
       'external_provider',
       'signature_missing',
       'attachments_not_supported',
+      'attachment_not_found',
+      'attachment_expired',
+      'attachment_pending',
+      'attachment_held',
+      'attachment_rejected',
+      'attachment_already_used',
+      'too_many_attachments',
+      'attachments_too_large',
       'queue_full',
     ],
   },
@@ -213,6 +221,63 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     summary: "Queue depths of the token tenant's agents, deepest first, with the oldest message (amp:admin)",
     errors: ['unauthorized', 'forbidden', 'invalid_field'],
     query: { limit: 'At most this many queues (default 20)' },
+  },
+  // §22 attachments
+  'POST /api/v1/attachments/upload': {
+    summary: 'Declare a file (name, type, size, sha256 digest); answers a single-use signed upload URL',
+    status: 201,
+    errors: ['missing_field', 'invalid_field', 'invalid_digest_algorithm', 'attachment_too_large'],
+  },
+  'PUT /api/v1/attachments/:id/content': {
+    summary: "The file's bytes, to the upload_url (the signed URL is the credential; streamed to disk)",
+    description: 'Size and SHA-256 are checked as the bytes arrive; a body longer than declared is refused at once.',
+    errors: [
+      'upload_url_invalid',
+      'upload_url_expired',
+      'upload_already_used',
+      'upload_size_mismatch',
+      'upload_digest_mismatch',
+      'attachment_not_found',
+    ],
+    query: { exp: 'Expiry of the URL (unix seconds)', sig: 'Signature of the URL' },
+  },
+  'POST /api/v1/attachments/:id/confirm': {
+    summary: 'Confirm an upload: the scan starts (scan_status pending)',
+    errors: ['attachment_not_found', 'upload_incomplete'],
+  },
+  'GET /api/v1/attachments/:id': {
+    summary: "An attachment's status: scan_status always, url once it may be downloaded (owner or recipient)",
+    errors: ['attachment_not_found'],
+  },
+  'GET /api/v1/attachments/:id/download': {
+    summary: "The file's bytes (200, or 206 for a Range), for its owner or recipient",
+    text: true,
+    errors: ['attachment_not_found', 'attachment_pending', 'attachment_held', 'attachment_rejected', 'attachment_expired'],
+    headers: { Range: 'bytes=a-b (one range)', 'If-None-Match': 'The ETag: 304 when unchanged', 'If-Range': 'The ETag' },
+  },
+  'GET /api/v1/attachments/:id/file': {
+    summary: "The file's bytes at its signed url (no API key), while the attachment lives",
+    text: true,
+    errors: ['attachment_not_found', 'attachment_pending', 'attachment_held', 'attachment_rejected', 'attachment_expired'],
+    query: { sig: 'Signature of the URL' },
+  },
+  'GET /api/v1/admin/attachments': {
+    summary: "The token tenant's attachments, newest first; ?approval=pending lists those held (amp:admin)",
+    errors: ['invalid_field'],
+    query: { approval: 'pending, approved or rejected', limit: 'At most this many (default 100)' },
+  },
+  'GET /api/v1/admin/attachments/audit': {
+    summary: 'Approvals and rejections of held attachments, newest first: who, when, from which IP (amp:admin)',
+    query: { limit: 'At most this many (default 100)' },
+  },
+  'POST /api/v1/admin/attachments/:id/approve': {
+    summary: 'Approve a held (suspicious) attachment: it may be sent, with a warning (amp:admin)',
+    errors: ['attachment_not_found', 'attachment_rejected', 'invalid_request'],
+  },
+  'POST /api/v1/admin/attachments/:id/reject': {
+    summary: 'Reject a held attachment: its file is deleted, routing it is refused (amp:admin)',
+    bodyOptional: true,
+    errors: ['attachment_not_found', 'invalid_request'],
   },
   'POST /api/v1/auth/rotate-key': {
     summary: 'Rotate the API key (the old one keeps a grace period)',

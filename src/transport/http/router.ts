@@ -15,6 +15,10 @@ export interface RequestHeaders {
   contentType: string;
   userAgent: string;
   forwardedProto: string;
+  /** Downloads (§22): a byte range, and the validators that make it conditional. */
+  range: string;
+  ifNoneMatch: string;
+  ifRange: string;
 }
 
 export interface HttpRequest {
