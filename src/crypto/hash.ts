@@ -22,3 +22,18 @@ export function safeEqual(a: string, b: string): boolean {
   const y = Buffer.from(b, 'utf8');
   return x.length === y.length && timingSafeEqual(x, y);
 }
+
+/** A SHA-256 fed chunk by chunk (files too large to hold in memory at once). */
+export interface Sha256Stream {
+  update(chunk: Uint8Array): void;
+  /** Lowercase hex; call once, after the last chunk. */
+  digestHex(): string;
+}
+
+export function createSha256(): Sha256Stream {
+  const hash = createHash('sha256');
+  return {
+    update: (chunk) => void hash.update(chunk),
+    digestHex: () => hash.digest('hex'),
+  };
+}
