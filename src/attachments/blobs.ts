@@ -95,7 +95,7 @@ class Upload implements UploadSink {
       await this.discard();
       throw sizeMismatch(this.size, this.received, 'fewer');
     }
-    const actual = `sha256:${this.hash.hex()}`;
+    const actual = `sha256:${this.hash.digestHex()}`;
     if (actual !== this.digest) {
       await this.discard();
       throw new AmpError('upload_digest_mismatch', 'The uploaded bytes do not have the declared SHA-256 digest', {

@@ -23,19 +23,18 @@ export function safeEqual(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
-/** A running SHA-256 over data that arrives in pieces (uploads): `update` each piece, then `hex()` once. */
+/** A SHA-256 fed chunk by chunk (files too large to hold in memory at once). */
 export interface Sha256Stream {
   update(chunk: Uint8Array): void;
-  hex(): string;
+  /** Lowercase hex; call once, after the last chunk. */
+  digestHex(): string;
 }
 
 export function createSha256(): Sha256Stream {
-  const h = createHash('sha256');
+  const hash = createHash('sha256');
   return {
-    update: (chunk) => {
-      h.update(chunk);
-    },
-    hex: () => h.digest('hex'),
+    update: (chunk) => void hash.update(chunk),
+    digestHex: () => hash.digest('hex'),
   };
 }
 
