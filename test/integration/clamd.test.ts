@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { clamdScanFile } from '../../src/attachments/scan/clamd.js';
 import {
   clamdPing,
@@ -17,6 +17,7 @@ import {
   type Scanner,
 } from '../../src/attachments/scan/index.js';
 import { type ClamdHandle, EICAR, EICAR_SIGNATURE, startClamd } from '../helpers/clamd.js';
+import { setupOrFailEveryTest } from '../helpers/setup.js';
 
 const MIB = 1024 * 1024;
 let clamd: ClamdHandle;
@@ -24,13 +25,14 @@ let scanner: Scanner;
 let dir: string;
 let n = 0;
 
-beforeAll(async () => {
+// A clamd that cannot start fails every test here (a throwing beforeAll would only skip them).
+setupOrFailEveryTest(async () => {
   dir = mkdtempSync(join(tmpdir(), 'amp-clamd-files-'));
   // StreamMaxLength as tight as our largest attachment (clamd's own default is 100M).
   clamd = await startClamd({ tcp: true, streamMaxLength: '25M' });
   console.log(`clamd ready (PING answered) ${clamd.startupMs.toFixed(0)} ms after spawn`);
   scanner = createScanner({ clamd: { socket: clamd.socket }, timeoutMs: 20_000 });
-}, 60_000);
+});
 
 afterAll(async () => {
   await scanner?.close();
