@@ -187,7 +187,7 @@ describe('prompt-injection patterns', () => {
     const pad = 'a'.repeat(READ_CHUNK_BYTES - 10) + ' ';
     const out = await scan(`${pad}${phrase}\n`, 'text/plain');
     expect(out.status).toBe('suspicious');
-    // The same file with the phrase broken is clean: the hit above came from the join.
+    // Control: the padding alone is no hit.
     expect((await scan(`${pad}${phrase.replace(' ', '\n\n\n\n\n\n\n')}\n`, 'text/plain')).status).toBe('basic_clean');
   });
 });
