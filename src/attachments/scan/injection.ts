@@ -10,20 +10,30 @@ export const MAX_TEXT_SCAN_BYTES = 25 * 1024 * 1024;
  */
 const OVERLAP_CHARS = 256;
 
+/** `\s{1,5}`: words apart by a little white space (a bounded repeat, see OVERLAP_CHARS). */
+const W = String.raw`\s{1,5}`;
+const words = (src: string) => new RegExp(src.replaceAll(' ', W), 'i');
+
 export const INJECTION_PATTERNS: readonly { name: string; re: RegExp }[] = [
   {
     name: 'ignore_previous_instructions',
-    re: /\bignore\s{1,5}(?:all\s{1,5}|any\s{1,5})?(?:of\s{1,5})?(?:the\s{1,5}|your\s{1,5})?(?:previous|prior|above|earlier|preceding)\s{1,5}(?:instructions|prompts?|directions|rules)\b/i,
+    re: words(
+      String.raw`\bignore (?:(?:all|any) )?(?:of )?(?:the |your )?(?:previous|prior|above|earlier|preceding) ` +
+        String.raw`(?:instructions|prompts?|directions|rules)\b`,
+    ),
   },
   { name: 'disregard_instructions', re: /\bdisregard\b[^.\n]{0,60}?\b(?:instructions|prompts?|rules|guidelines)\b/i },
   {
     name: 'forget_instructions',
-    re: /\bforget\s{1,5}(?:all\s{1,5}|everything\s{1,5})?(?:your|the|previous|prior)\s{1,5}(?:previous\s{1,5}|prior\s{1,5})?(?:instructions|rules)\b/i,
+    re: words(
+      String.raw`\bforget (?:(?:all|everything) )?(?:your|the|previous|prior) ` +
+        String.raw`(?:(?:previous|prior) )?(?:instructions|rules)\b`,
+    ),
   },
-  { name: 'you_are_now', re: /\byou\s{1,5}are\s{1,5}now\b/i },
-  { name: 'system_prompt', re: /\bsystem\s{1,5}prompt\b/i },
-  { name: 'new_instructions', re: /\bnew\s{1,5}instructions\s{0,5}:/i },
-  { name: 'begin_system', re: /\bbegin\s{1,5}system\b|\bend\s{1,5}of\s{1,5}system\s{1,5}prompt\b/i },
+  { name: 'you_are_now', re: words(String.raw`\byou are now\b`) },
+  { name: 'system_prompt', re: words(String.raw`\bsystem prompt\b`) },
+  { name: 'new_instructions', re: words(String.raw`\bnew instructions\s{0,5}:`) },
+  { name: 'begin_system', re: words(String.raw`\bbegin system\b|\bend of system prompt\b`) },
   {
     name: 'chat_template_token',
     re: /<\|(?:im_start|im_end|system|endoftext|start_header_id)\|>|<<\s?sys\s?>>|\[inst\]/i,

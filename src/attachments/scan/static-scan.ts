@@ -104,8 +104,9 @@ function contentReasons(f: FileFacts): string[] {
   const fits = typeFits(f.mime, f.header);
   const badText = f.declaredText && (f.nul || f.badUtf8);
   if (!fits || badText) out.push('type_mismatch');
-  if (f.declaredText && f.nul) out.push('text_has_nul');
-  if (f.declaredText && f.badUtf8) out.push('text_not_utf8');
+  // Which rule of text failed, when the magic bytes did not already say it is something else.
+  if (fits && f.declaredText && f.nul) out.push('text_has_nul');
+  if (fits && f.declaredText && f.badUtf8) out.push('text_not_utf8');
   return out;
 }
 

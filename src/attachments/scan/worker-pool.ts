@@ -25,13 +25,17 @@ interface Pending {
  * ESM hooks in the worker (tsx/esm/api, found through tsx's export map) and then imports the entry.
  */
 function spawnWorker(): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./scan-worker.js', import.meta.url));
+  // The worker needs none of the parent's node flags, and some break it (`--input-type`).
+  const execArgv: string[] = [];
+  const compiled = !import.meta.url.endsWith('.ts');
+  if (compiled) return new Worker(new URL('./scan-worker.js', import.meta.url), { execArgv });
   const entry = new URL('./scan-worker.ts', import.meta.url).href;
   const pkgPath = createRequire(import.meta.url).resolve('tsx/package.json');
   const pkg = JSON.parse(readFileSync(pkgPath, 'utf8'));
   const api = pathToFileURL(join(dirname(pkgPath), pkg.exports['./esm/api'].import.default)).href;
-  const boot = `import(${JSON.stringify(api)}).then((t) => { t.register(); return import(${JSON.stringify(entry)}); });`;
-  return new Worker(boot, { eval: true });
+  const [apiUrl, entryUrl] = [JSON.stringify(api), JSON.stringify(entry)];
+  const boot = `import(${apiUrl}).then((tsx) => { tsx.register(); return import(${entryUrl}); });`;
+  return new Worker(boot, { eval: true, execArgv });
 }
 
 export class ScanWorkerPool {
