@@ -79,7 +79,8 @@ export function decodeUploadInit(body: unknown): UploadInit {
   const b = objectBody(body);
   const filename = sanitiseFilename(requiredString(b, 'filename'));
   const contentType = requiredString(b, 'content_type').split(';')[0].trim().toLowerCase();
-  if (!MIME_RE.test(contentType)) throw invalidField('content_type', 'content_type must be a MIME type like text/plain');
+  if (!MIME_RE.test(contentType))
+    throw invalidField('content_type', 'content_type must be a MIME type like text/plain');
   if (b.size === undefined || b.size === null) throw missingField('size');
   const size = b.size;
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0)

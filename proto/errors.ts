@@ -66,7 +66,12 @@ export const ERROR_CATALOG = {
   upload_url_invalid: { status: 403, wsClose: null, retry: false, doc: 'upload URL signature missing or wrong' },
   upload_url_expired: { status: 410, wsClose: null, retry: false, doc: 'upload URL past its expiry' },
   upload_already_used: { status: 409, wsClose: null, retry: false, doc: 'second PUT to a single-use upload URL' },
-  upload_size_mismatch: { status: 422, wsClose: null, retry: false, doc: 'uploaded bytes differ from the declared size' },
+  upload_size_mismatch: {
+    status: 422,
+    wsClose: null,
+    retry: false,
+    doc: 'uploaded bytes differ from the declared size',
+  },
   upload_digest_mismatch: {
     status: 422,
     wsClose: null,

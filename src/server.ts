@@ -9,7 +9,7 @@ import { tlsEnabled, tlsExpiryWarning } from './config/tls.js';
 import { trustedProxyMatcher } from './config/trusted-proxies.js';
 import { createVerifier, type Ed25519Verifier } from './crypto/verifier.js';
 import { loadOrCreateProviderKey } from './crypto/provider-key.js';
-import { openAttachments } from './attachments/index.js';
+import { type AttachmentService, openAttachments } from './attachments/index.js';
 import { AuditTrail } from './identity/audit.js';
 import { MAX_PENDING_PER_TENANT, Registrations } from './identity/registrations.js';
 import { IdentityRoutes } from './identity/routes.js';
@@ -17,7 +17,7 @@ import { SigningKeys } from './identity/signing-keys.js';
 import { StatusPolls } from './identity/status-polls.js';
 import { Tokens } from './identity/tokens.js';
 import { type DataDirLock, openDataDir, securePrivateFiles } from './ops/data-dir.js';
-import { health, ready } from './ops/discovery.js';
+import { type HealthInputs, health, ready } from './ops/discovery.js';
 import { InFlight } from './ops/in-flight.js';
 import { createLogger, flushLogs } from './ops/logger.js';
 import { metricsEndpoint, registerMetrics } from './ops/metrics.js';
@@ -158,6 +158,42 @@ function openCore(config: Config, logger: Logger) {
   return { verifier, telemetry, store, limits, ctx };
 }
 
+type Relay = ReturnType<typeof buildRelay>;
+type Identity = Awaited<ReturnType<typeof buildIdentity>>;
+
+/** The REST surface over the relay, the identity service and the attachments; their metrics. */
+function buildRest(
+  parts: {
+    ctx: RelayContext;
+    store: Store;
+    relay: Relay;
+    aid: Identity;
+    telemetry: Telemetry;
+    files?: AttachmentService;
+  },
+  healthInputs: () => HealthInputs,
+) {
+  const { ctx, store, relay, aid, telemetry, files } = parts;
+  const { sessions, agents } = relay;
+  const keys = new Keys(ctx, agents, store, sessions, aid.registrations);
+  const directory = new Directory(ctx, agents, store, sessions, aid.registrations);
+  const admin = new AdminView(agents, store, sessions, directory);
+  registerMetrics(telemetry.registry, { ...relay, startedAt: ctx.startedAt, store, attachments: files?.attachments });
+  return buildApi({
+    ctx,
+    ...relay,
+    keys,
+    directory,
+    admin,
+    identity: aid.identity,
+    aid: { ...aid, agents, limits: ctx.limits, tokenEvents: telemetry },
+    health: () => health(ctx, healthInputs()),
+    ready: () => ready(healthInputs()),
+    metrics: metricsEndpoint(telemetry.registry, ctx.config.metricsToken),
+    attachments: files,
+  });
+}
+
 /** The rest of startServer, once the data dir is ours; close() gives it back. */
 async function startOnDataDir(
   config: Config,
@@ -168,15 +204,11 @@ async function startOnDataDir(
   const { verifier, telemetry, store, limits, ctx } = openCore(config, logger);
   let listeningPort = config.port;
   const publicBase = () => config.publicUrl.replace(/\/+$/, '') || `${http.scheme}://localhost:${listeningPort}`;
-  const addressOf = (id: string) => store.getAgent(id)?.address;
-  const files = await openAttachments(ctx, store, () => `${publicBase()}/api/v1`, addressOf);
+  const files = await openAttachments(ctx, store, () => `${publicBase()}/api/v1`);
   const relay = buildRelay(ctx, store, verifier, files?.gate);
   const aid = await buildIdentity(ctx, store, verifier, relay.link, publicBase);
-  const { sessions, agents } = relay;
-  const keys = new Keys(ctx, agents, store, sessions, aid.registrations);
-  const directory = new Directory(ctx, agents, store, sessions, aid.registrations);
-  const admin = new AdminView(agents, store, sessions, directory);
   securePrivateFiles(lock.dir, logger); // every file now exists: narrow those left by older versions
+  const { sessions } = relay;
 
   let shuttingDown = false;
   const isClosing = () => shuttingDown;
@@ -191,23 +223,16 @@ async function startOnDataDir(
     writes: store.writeState(),
     agentsOnline: sessions.onlineAgents(),
   });
-  const api = buildApi({
-    ctx,
-    ...relay,
-    keys,
-    directory,
-    admin,
-    identity: aid.identity,
-    aid: { ...aid, agents, limits, tokenEvents: telemetry },
-    health: () => health(ctx, healthInputs()),
-    ready: () => ready(healthInputs()),
-    metrics: metricsEndpoint(telemetry.registry, config.metricsToken),
-    attachments: files,
-  });
-  registerMetrics(telemetry.registry, { ...relay, startedAt: ctx.startedAt, store, attachments: files?.attachments });
+  const api = buildRest({ ctx, store, relay, aid, telemetry, files }, healthInputs);
   const trustsProxy = trustedProxyMatcher(config.trustedProxies);
-  const observer = telemetry;
-  attachHttp(http.app, api, { corsOrigin: config.corsOrigin, logger, inFlight, isClosing, trustsProxy, observer });
+  attachHttp(http.app, api, {
+    corsOrigin: config.corsOrigin,
+    logger,
+    inFlight,
+    isClosing,
+    trustsProxy,
+    observer: telemetry,
+  });
 
   const stopTimers = startTimers(sessions, store, logger);
   try {

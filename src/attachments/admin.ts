@@ -90,9 +90,13 @@ export class AttachmentAdmin {
     const rec = this.attachments.lookup({ id });
     if (!rec || rec.tenant !== tenant) throw notFound();
     if (rec.scanStatus !== 'suspicious') {
-      throw new AmpError('invalid_request', `Attachment ${id} is not held for approval (scan_status ${rec.scanStatus ?? 'pending'})`, {
-        details: { scan_status: rec.scanStatus ?? 'pending' },
-      });
+      throw new AmpError(
+        'invalid_request',
+        `Attachment ${id} is not held for approval (scan_status ${rec.scanStatus ?? 'pending'})`,
+        {
+          details: { scan_status: rec.scanStatus ?? 'pending' },
+        },
+      );
     }
     return rec;
   }
@@ -108,7 +112,12 @@ export class AttachmentAdmin {
     return d;
   }
 
-  private async audit(actor: AdminActor, rec: AttachmentRecord, action: 'approved' | 'rejected', reason: string | null) {
+  private async audit(
+    actor: AdminActor,
+    rec: AttachmentRecord,
+    action: 'approved' | 'rejected',
+    reason: string | null,
+  ) {
     const ms = Math.max(Date.now(), this.lastMs + 1);
     this.lastMs = ms;
     const ev: AttachmentAuditEvent = {

@@ -25,7 +25,8 @@ function refusal(rec: AttachmentRecord, nowMs: number): AmpError {
   if (rec.expiresAt <= nowMs) return new AmpError('attachment_expired', 'This attachment has expired');
   if (rec.scanStatus === 'rejected' || rec.approval?.status === 'rejected')
     return new AmpError('attachment_rejected', 'This attachment was rejected; its file is gone');
-  if (rec.scanStatus === 'suspicious') return new AmpError('attachment_held', 'This attachment is held for human approval');
+  if (rec.scanStatus === 'suspicious')
+    return new AmpError('attachment_held', 'This attachment is held for human approval');
   return new AmpError('attachment_pending', 'This attachment is not scanned yet', { retryAfter: 2 });
 }
 

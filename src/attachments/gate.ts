@@ -2,12 +2,7 @@
 // alive, scanned and not rejected or held, as declared, and carried by no other message; then it is
 // claimed for this message (written in the same commit as the message, so a 2xx holds both).
 
-import {
-  AmpError,
-  type AttachmentMeta,
-  type AttachmentRef,
-  MAX_TOTAL_ATTACHMENT_BYTES,
-} from '../../proto/index.js';
+import { AmpError, type AttachmentMeta, type AttachmentRef, MAX_TOTAL_ATTACHMENT_BYTES } from '../../proto/index.js';
 import type { AgentRecord, AttachmentRecord } from '../store/types.js';
 import { messageMeta } from './documents.js';
 import { type Attachments, notFound, ROUTED_TTL_MS } from './service.js';
@@ -29,7 +24,12 @@ export class AttachmentGate {
     private readonly endpoint: () => string,
   ) {}
 
-  check(sender: AgentRecord, refs: readonly AttachmentRef[], nowMs: number, endpoint?: () => string): CarriedAttachments {
+  check(
+    sender: AgentRecord,
+    refs: readonly AttachmentRef[],
+    nowMs: number,
+    endpoint?: () => string,
+  ): CarriedAttachments {
     const seen = new Set<string>();
     const recs = refs.map((ref, i) => {
       const rec = this.checkOne(sender, ref, i, nowMs);
@@ -39,10 +39,14 @@ export class AttachmentGate {
     });
     const total = recs.reduce((n, r) => n + r.size, 0);
     if (total > MAX_TOTAL_ATTACHMENT_BYTES) {
-      throw new AmpError('attachments_too_large', `A message's attachments may total at most ${MAX_TOTAL_ATTACHMENT_BYTES} bytes`, {
-        field: 'payload.attachments',
-        details: { limit: MAX_TOTAL_ATTACHMENT_BYTES, actual: total },
-      });
+      throw new AmpError(
+        'attachments_too_large',
+        `A message's attachments may total at most ${MAX_TOTAL_ATTACHMENT_BYTES} bytes`,
+        {
+          field: 'payload.attachments',
+          details: { limit: MAX_TOTAL_ATTACHMENT_BYTES, actual: total },
+        },
+      );
     }
     const expiresAt = nowMs + ROUTED_TTL_MS;
     const base = (endpoint ?? this.endpoint)();
@@ -79,7 +83,13 @@ export class AttachmentGate {
     try {
       await Promise.all(
         recs.map((r) =>
-          this.attachments.store.putAttachment({ ...r, messageId, recipientId, routedAt: nowMs, expiresAt: nowMs + ROUTED_TTL_MS }),
+          this.attachments.store.putAttachment({
+            ...r,
+            messageId,
+            recipientId,
+            routedAt: nowMs,
+            expiresAt: nowMs + ROUTED_TTL_MS,
+          }),
         ),
       );
     } finally {

@@ -32,15 +32,11 @@ export interface AttachmentService {
   close(): Promise<void>;
 }
 
-/**
- * Build and open the service; `endpoint` gives the API base for URLs when a request does not, and
- * `addressOf` names an agent for the admin listings.
- */
+/** Build and open the service; `endpoint` gives the API base for URLs when a request does not. */
 export async function openAttachments(
   ctx: RelayContext,
   store: Store,
   endpoint: () => string,
-  addressOf: (agentId: string) => string | undefined,
 ): Promise<AttachmentService | undefined> {
   const { config, logger } = ctx;
   if (!config.attachments) return undefined;
@@ -53,7 +49,7 @@ export async function openAttachments(
     attachments,
     scans,
     gate: new AttachmentGate(attachments, endpoint),
-    admin: new AttachmentAdmin(attachments, store, addressOf),
+    admin: new AttachmentAdmin(attachments, store, (id) => store.getAgent(id)?.address),
     close: async () => {
       stopSweep();
       await scans.close();

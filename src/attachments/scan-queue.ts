@@ -71,7 +71,10 @@ export class ScanQueue {
       filename: rec.filename,
     });
     if (outcome.status === 'retry') {
-      this.logger.warn({ attachment: id, reasons: outcome.reasons }, 'attachment scan deferred (antivirus unavailable)');
+      this.logger.warn(
+        { attachment: id, reasons: outcome.reasons },
+        'attachment scan deferred (antivirus unavailable)',
+      );
       this.later(id);
       return;
     }

@@ -110,9 +110,13 @@ export class Attachments {
     if (rec.state !== 'awaiting_upload' || this.uploading.has(id))
       throw new AmpError('upload_already_used', 'This upload URL was used already; an upload URL takes one PUT');
     if (contentLength !== '' && Number(contentLength) !== rec.size)
-      throw new AmpError('upload_size_mismatch', `Content-Length ${contentLength} is not the declared size ${rec.size}`, {
-        details: { declared: rec.size, received: Number(contentLength) },
-      });
+      throw new AmpError(
+        'upload_size_mismatch',
+        `Content-Length ${contentLength} is not the declared size ${rec.size}`,
+        {
+          details: { declared: rec.size, received: Number(contentLength) },
+        },
+      );
     this.uploading.add(id);
     try {
       await this.receive(rec, body);

@@ -23,7 +23,10 @@ export class UrlSigner {
     const sig = query.get('sig') ?? '';
     const good = /^[0-9]{1,12}$/.test(exp) && safeEqual(sig, hmacSha256(this.secret, `upload\n${id}\n${exp}`));
     if (!good)
-      throw new AmpError('upload_url_invalid', 'This upload URL is not valid: use the upload_url from attachments/upload');
+      throw new AmpError(
+        'upload_url_invalid',
+        'This upload URL is not valid: use the upload_url from attachments/upload',
+      );
     if (Number(exp) * 1000 <= nowMs)
       throw new AmpError('upload_url_expired', 'This upload URL has expired; start again with attachments/upload');
   }

@@ -333,7 +333,7 @@ export const OPTIONS = {
     flag: '--clamd-socket',
     type: 'string',
     default: '',
-    doc: "Unix socket of a clamd (e.g. /run/clamav/clamd.ctl): attachments are scanned by it as well (av_scanning: true); while it is unreachable they stay pending",
+    doc: 'Unix socket of a clamd (e.g. /run/clamav/clamd.ctl): attachments are scanned by it as well (av_scanning: true); while it is unreachable they stay pending',
   },
   clamdHost: {
     env: 'AMP_CLAMD_HOST',

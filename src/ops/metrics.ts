@@ -107,7 +107,10 @@ function registerAttachmentMetrics(r: Registry, a: NonNullable<MetricSources['at
   const bytesHelp = 'Bytes of attachment files on disk (each stored file once)';
   scraped(r, 'gauge', 'amp_attachment_bytes', bytesHelp, [], () => a.storedBytes);
   scraped(r, 'gauge', 'amp_attachments', 'Attachments kept, by scan status', ['scan_status'], () =>
-    Object.entries(a.countsByStatus()).map(([scan_status, n]): [Record<string, string>, number] => [{ scan_status }, n]),
+    Object.entries(a.countsByStatus()).map(([scan_status, n]): [Record<string, string>, number] => [
+      { scan_status },
+      n,
+    ]),
   );
 }
 

@@ -32,7 +32,12 @@ const QUEUE_FULL_RETRY_AFTER_S = 60;
 
 /** §22: the attachments a message names, checked and then claimed for it (src/attachments/gate.ts). */
 export interface AttachmentChecks {
-  check(sender: AgentRecord, refs: readonly AttachmentRef[], nowMs: number, endpoint?: () => string): CarriedAttachments;
+  check(
+    sender: AgentRecord,
+    refs: readonly AttachmentRef[],
+    nowMs: number,
+    endpoint?: () => string,
+  ): CarriedAttachments;
 }
 
 export interface CarriedAttachments {

@@ -37,7 +37,12 @@ beforeAll(async () => {
   bob = await register(t.api, 'bob', 'acme');
   const keys = await SigningKeys.open(t.dataDir, 'RS256');
   const mint = (tenant: string) =>
-    mintAdminToken(keys, { issuer: issuerOf(t.publicBase, tenant), tenant, email: `ops@${tenant}.com`, scopes: ['amp:admin'] });
+    mintAdminToken(keys, {
+      issuer: issuerOf(t.publicBase, tenant),
+      tenant,
+      email: `ops@${tenant}.com`,
+      scopes: ['amp:admin'],
+    });
   acmeAdmin = await mint('acme');
   otherAdmin = await mint('other');
 });
@@ -124,7 +129,10 @@ describe('human approval of a held file', () => {
     const again = await asAdmin(acmeAdmin, 'POST', `/attachments/${id}/approve`);
     expect(again.status).toBe(422);
     const audit = await asAdmin(acmeAdmin, 'GET', '/attachments/audit');
-    expect(audit.body.events.find((e: any) => e.attachment_id === id)).toMatchObject({ action: 'rejected', reason: 'phishing' });
+    expect(audit.body.events.find((e: any) => e.attachment_id === id)).toMatchObject({
+      action: 'rejected',
+      reason: 'phishing',
+    });
     const clean = await uploadConfirmed(t.api, alice, Buffer.from('fine\n'), 'fine.txt');
     await settled(t.api, alice, clean);
     const notHeld = await asAdmin(acmeAdmin, 'POST', `/attachments/${clean}/approve`);

@@ -7,16 +7,16 @@ import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { declare, init, put, settled, sha256, signedUploadQuery, uploadConfirmed } from '../helpers/attachments.js';
 import {
-  declare,
-  init,
-  put,
-  settled,
-  sha256,
-  signedUploadQuery,
-  uploadConfirmed,
-} from '../helpers/attachments.js';
-import { call, register, route, startTestServer, tempDir, type Registered, type TestServer } from '../helpers/server.js';
+  call,
+  register,
+  route,
+  startTestServer,
+  tempDir,
+  type Registered,
+  type TestServer,
+} from '../helpers/server.js';
 
 let t: TestServer;
 let alice: Registered;
@@ -86,7 +86,9 @@ describe('the whole flow', () => {
     expect(r.body.attachment_id).toMatch(/^att_[0-9]+_[0-9a-f]{16}$/);
     expect(r.body.attachment_id).toMatch(/^att[_-][0-9]+[_-][a-zA-Z0-9]+$/); // the reference CLI adopts it
     expect(r.body).toMatchObject({ upload_method: 'PUT', expires_in: 3600 });
-    expect(r.body.upload_url).toMatch(new RegExp(`/api/v1/attachments/${r.body.attachment_id}/content\\?exp=\\d+&sig=`));
+    expect(r.body.upload_url).toMatch(
+      new RegExp(`/api/v1/attachments/${r.body.attachment_id}/content\\?exp=\\d+&sig=`),
+    );
     id = r.body.attachment_id;
     const before = await call('GET', `${t.api}/attachments/${id}`, { key: alice.api_key });
     expect(before.body.scan_status).toBe('pending');
@@ -115,11 +117,18 @@ describe('the whole flow', () => {
       digest: sha256(TEXT),
       scan_status: 'basic_clean',
     });
-    expect(status.url).toMatch(new RegExp(`^http://localhost:${t.server.port}/api/v1/attachments/${id}/file\\?sig=`));
+    expect(status.url).toMatch(new RegExp(`^${t.url}/api/v1/attachments/${id}/file\\?sig=`)); // from the request Host
   });
 
   it('a message carries it: the payload as sent, the provider record beside it', async () => {
-    const entry = { id, filename: status.filename, content_type: 'text/plain', size: TEXT.length, digest: sha256(TEXT), url: status.url };
+    const entry = {
+      id,
+      filename: status.filename,
+      content_type: 'text/plain',
+      size: TEXT.length,
+      digest: sha256(TEXT),
+      url: status.url,
+    };
     const r = await route(t.api, alice, msg('bob', [entry]));
     expect(r.status).toBe(200);
     expect(r.body.warnings).toBeUndefined();
@@ -127,14 +136,21 @@ describe('the whole flow', () => {
     delivered = pending.body.messages.find((m: any) => m.id === r.body.id);
     expect(delivered.payload.attachments).toEqual([entry]);
     expect(delivered.attachments).toHaveLength(1);
-    expect(delivered.attachments[0]).toMatchObject({ id, size: TEXT.length, digest: sha256(TEXT), scan_status: 'basic_clean' });
+    expect(delivered.attachments[0]).toMatchObject({
+      id,
+      size: TEXT.length,
+      digest: sha256(TEXT),
+      scan_status: 'basic_clean',
+    });
     const again = await route(t.api, alice, msg('bob', [entry], 'again'));
     expect(again.status).toBe(409);
     expect(again.body.error).toBe('attachment_already_used');
   });
 
   it('the recipient downloads with its API key: 200, exact bytes, the headers curl -C - needs', async () => {
-    const res = await fetch(`${t.api}/attachments/${id}/download`, { headers: { Authorization: `Bearer ${bob.api_key}` } });
+    const res = await fetch(`${t.api}/attachments/${id}/download`, {
+      headers: { Authorization: `Bearer ${bob.api_key}` },
+    });
     expect(res.status).toBe(200);
     expect(Buffer.from(await res.arrayBuffer())).toEqual(TEXT);
     expect(res.headers.get('content-type')).toBe('text/plain');
@@ -193,16 +209,31 @@ describe('the whole flow', () => {
 
 describe('uploads refused, nothing stored', () => {
   it('upload init: over 25 MiB 413, another digest algorithm 422, missing fields 400', async () => {
-    const big = await init(t.api, alice, { filename: 'a', content_type: 'text/plain', size: 26214401, digest: sha256('x') });
+    const big = await init(t.api, alice, {
+      filename: 'a',
+      content_type: 'text/plain',
+      size: 26214401,
+      digest: sha256('x'),
+    });
     expect(big.status).toBe(413);
     expect(big.body.error).toBe('attachment_too_large');
-    const md5 = await init(t.api, alice, { filename: 'a', content_type: 'text/plain', size: 1, digest: `md5:${'0'.repeat(32)}` });
+    const md5 = await init(t.api, alice, {
+      filename: 'a',
+      content_type: 'text/plain',
+      size: 1,
+      digest: `md5:${'0'.repeat(32)}`,
+    });
     expect(md5.status).toBe(422);
     expect(md5.body.error).toBe('invalid_digest_algorithm');
     const missing = await call('POST', `${t.api}/attachments/upload`, { key: alice.api_key, json: { filename: 'a' } });
     expect(missing.status).toBe(400);
     expect(missing.body.error).toBe('missing_field');
-    const badType = await init(t.api, alice, { filename: 'a', content_type: 'not a type', size: 1, digest: sha256('x') });
+    const badType = await init(t.api, alice, {
+      filename: 'a',
+      content_type: 'not a type',
+      size: 1,
+      digest: sha256('x'),
+    });
     expect(badType.status).toBe(400);
     const noKey = await call('POST', `${t.api}/attachments/upload`, { json: declare(TEXT) });
     expect(noKey.status).toBe(401);
@@ -321,18 +352,37 @@ describe('what a message may carry', () => {
   it('over 100 MiB in one message: 413 (five 25 MiB files, one file on disk)', async () => {
     const big = Buffer.alloc(25 * 1024 * 1024, 7);
     const ids: string[] = [];
-    for (let i = 0; i < 5; i++) ids.push(await uploadConfirmed(t.api, alice, big, `part${i}.bin`, 'application/octet-stream'));
+    for (let i = 0; i < 5; i++)
+      ids.push(await uploadConfirmed(t.api, alice, big, `part${i}.bin`, 'application/octet-stream'));
     for (const id of ids) expect((await settled(t.api, alice, id)).scan_status).toBe('basic_clean');
-    const r = await route(t.api, alice, msg('bob', ids.map((id) => ({ id }))));
+    const r = await route(
+      t.api,
+      alice,
+      msg(
+        'bob',
+        ids.map((id) => ({ id })),
+      ),
+    );
     expect(r.status).toBe(413);
     expect(r.body.error).toBe('attachments_too_large');
-    const four = await route(t.api, alice, msg('bob', ids.slice(0, 4).map((id) => ({ id }))));
+    const four = await route(
+      t.api,
+      alice,
+      msg(
+        'bob',
+        ids.slice(0, 4).map((id) => ({ id })),
+      ),
+    );
     expect(four.status).toBe(200);
   });
 
   it('payload.attachments that is not an array of objects: 400', async () => {
     expect((await route(t.api, alice, msg('bob', 'att_1' as unknown as unknown[]))).status).toBe(400);
-    const r = await route(t.api, alice, { to: 'bob', subject: 's', payload: { type: 't', message: '', attachments: [42] } });
+    const r = await route(t.api, alice, {
+      to: 'bob',
+      subject: 's',
+      payload: { type: 't', message: '', attachments: [42] },
+    });
     expect(r.status).toBe(400);
   });
 });

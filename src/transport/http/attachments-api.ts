@@ -24,7 +24,8 @@ export interface AttachmentDeps {
 const ok = (body: unknown, status = 200): HttpReply => ({ status, body, headers: NO_STORE });
 
 export function addAttachmentRoutes(t: RouteTable, { ctx, attachments, admin }: AttachmentDeps): void {
-  const endpoint = (req: HttpRequest) => providerUrls(ctx.config, req.headers.host, req.headers.forwardedProto).endpoint;
+  const endpoint = (req: HttpRequest) =>
+    providerUrls(ctx.config, req.headers.host, req.headers.forwardedProto).endpoint;
   const download = (rec: AttachmentRecord, req: HttpRequest): HttpReply =>
     fileReply(fileAnswer(rec, attachments.blobs.pathOf(rec.digest), req.headers));
 
@@ -47,7 +48,9 @@ export function addAttachmentRoutes(t: RouteTable, { ctx, attachments, admin }: 
   t.api('GET', '/attachments/:id/download', AGENT, (req, { agent }) =>
     download(attachments.visible(agent, req.params.id), req),
   );
-  t.api('GET', '/attachments/:id/file', PUBLIC, (req) => download(attachments.byFileUrl(req.params.id, req.query), req));
+  t.api('GET', '/attachments/:id/file', PUBLIC, (req) =>
+    download(attachments.byFileUrl(req.params.id, req.query), req),
+  );
 
   t.api('GET', '/admin/attachments', ADMIN, (req, { admin: a }) => ok(admin.list(a.tenant, req.query)));
   t.api('GET', '/admin/attachments/audit', ADMIN, (req, { admin: a }) => ok(admin.auditTrail(a.tenant, req.query)));
@@ -63,5 +66,7 @@ export function addAttachmentRoutes(t: RouteTable, { ctx, attachments, admin }: 
 }
 
 function fileReply(a: FileAnswer): HttpReply {
-  return a.file ? { status: a.status, headers: a.headers, file: a.file } : { status: a.status, headers: a.headers, body: a.body };
+  return a.file
+    ? { status: a.status, headers: a.headers, file: a.file }
+    : { status: a.status, headers: a.headers, body: a.body };
 }

@@ -252,13 +252,29 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
   'GET /api/v1/attachments/:id/download': {
     summary: "The file's bytes (200, or 206 for a Range), for its owner or recipient",
     text: true,
-    errors: ['attachment_not_found', 'attachment_pending', 'attachment_held', 'attachment_rejected', 'attachment_expired'],
-    headers: { Range: 'bytes=a-b (one range)', 'If-None-Match': 'The ETag: 304 when unchanged', 'If-Range': 'The ETag' },
+    errors: [
+      'attachment_not_found',
+      'attachment_pending',
+      'attachment_held',
+      'attachment_rejected',
+      'attachment_expired',
+    ],
+    headers: {
+      Range: 'bytes=a-b (one range)',
+      'If-None-Match': 'The ETag: 304 when unchanged',
+      'If-Range': 'The ETag',
+    },
   },
   'GET /api/v1/attachments/:id/file': {
     summary: "The file's bytes at its signed url (no API key), while the attachment lives",
     text: true,
-    errors: ['attachment_not_found', 'attachment_pending', 'attachment_held', 'attachment_rejected', 'attachment_expired'],
+    errors: [
+      'attachment_not_found',
+      'attachment_pending',
+      'attachment_held',
+      'attachment_rejected',
+      'attachment_expired',
+    ],
     query: { sig: 'Signature of the URL' },
   },
   'GET /api/v1/admin/attachments': {
