@@ -169,7 +169,12 @@ async function fileRoute(req: HttpRequest): Promise<HttpReply> {
   const ranged = req.query.has('start');
   return {
     status: ranged ? 206 : 200,
-    headers: { 'Content-Type': 'application/octet-stream', ...(ranged ? { 'Content-Range': `${start}-${end}` } : {}) },
+    headers: {
+      'Content-Type': 'application/octet-stream',
+      // As a handler may set it: uWS writes its own from the range, this one is dropped (one header).
+      'Content-Length': String(end - start + 1),
+      ...(ranged ? { 'Content-Range': `${start}-${end}` } : {}),
+    },
     file: { path: join(dir, name), start, end },
   };
 }

@@ -95,14 +95,17 @@ function write(
   if (incomplete) body?.abort();
 }
 
-/** Status line and headers: CORS and no-store unless the reply sets its own. */
+/**
+ * Status line and headers: CORS and no-store unless the reply sets its own. uWS writes Content-Length
+ * itself (from the body, or the file range's size): a handler's own would be a second one, dropped.
+ */
 function writeHead(res: HttpResponse, reply: HttpReply, opts: HttpOptions, json: boolean): void {
   const headers = reply.headers ?? {};
   res.writeStatus(statusLine(reply.status));
   if (headers['Access-Control-Allow-Origin'] === undefined)
     res.writeHeader('Access-Control-Allow-Origin', opts.corsOrigin);
   if (headers['Cache-Control'] === undefined) res.writeHeader('Cache-Control', 'no-store');
-  for (const [k, v] of Object.entries(headers)) res.writeHeader(k, v);
+  for (const [k, v] of Object.entries(headers)) if (k.toLowerCase() !== 'content-length') res.writeHeader(k, v);
   if (json) res.writeHeader('Content-Type', 'application/json; charset=utf-8');
 }
 
