@@ -129,8 +129,18 @@ function observe(state: ResState, status: number, opts: HttpOptions): void {
   opts.observer?.request(state.method, state.route, status, seconds, state.req?.agentId);
 }
 
-/** Stream `reply.file`; 404 if it is absent, 500 if it cannot be opened otherwise. */
+/** Stream `reply.file`; 404 if it is absent, 500 if it cannot be opened otherwise. Never rejects. */
 async function writeFile(res: HttpResponse, state: ResState, reply: HttpReply, opts: HttpOptions): Promise<void> {
+  try {
+    await streamFile(res, state, reply, opts);
+  } catch (err) {
+    // A bug (e.g. a header value uWS refuses): log it, drop the connection, keep the server up.
+    opts.logger.error({ err, method: state.method, path: state.req?.path }, 'file reply failed');
+    if (!state.aborted) res.close();
+  }
+}
+
+async function streamFile(res: HttpResponse, state: ResState, reply: HttpReply, opts: HttpOptions): Promise<void> {
   const result = await sendFile({
     res,
     file: reply.file!,
