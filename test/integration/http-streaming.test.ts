@@ -226,6 +226,13 @@ describe('streamed request bodies', () => {
     expect(body.maxLead).toBeLessThan(HOLD_LIMIT + 4 * UWS_READ);
   });
 
+  it('curl: a 25 MiB upload with Content-Length and a chunked one both arrive byte-exact', async () => {
+    for (const extra of [[], ['-H', 'Transfer-Encoding: chunked']]) {
+      const out = await curl(['-X', 'PUT', '--data-binary', `@${bigPath}`, ...extra, `${base}/upload`]);
+      expect(JSON.parse(out)).toMatchObject({ size: BIG, sha256: sha(big) });
+    }
+  });
+
   it('while the sink waits, the socket is not read: no more chunks, bounded bytes, then all of it', async () => {
     blockGate = new Gate();
     const blocked = waitFor<[HttpRequest]>(ev, 'blocked');
