@@ -19,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AmpError } from '../../proto/index.js';
 import { HOLD_LIMIT } from '../../src/transport/http/body-stream.js';
 import { attachHttp } from '../../src/transport/http/respond.js';
+import { type GuardDeps, RouteTable } from '../../src/transport/http/route-table.js';
 import { type HttpReply, type HttpRequest, Router } from '../../src/transport/http/router.js';
 import { HttpServer } from '../../src/transport/listen.js';
 import { waitFor } from '../helpers/events.js';
@@ -150,6 +151,15 @@ function routes(r: Router): void {
     }
   });
   r.add('GET', '/file', fileRoute);
+  // Through the route table (guard `none`: it uses no dependency): a streamBody route is not held to
+  // MAX_REQUEST_BYTES and its handler is not made to wait for a buffered body; the same route
+  // without the option still is.
+  const t = new RouteTable(r, {} as GuardDeps);
+  t.api('PUT', '/t/stream', { auth: 'none' }, toFile, { streamBody: true });
+  t.api('PUT', '/t/buffered', { auth: 'none' }, async (req) => ({
+    status: 200,
+    body: { n: (await req.body.text()).length },
+  }));
 }
 
 async function fileRoute(req: HttpRequest): Promise<HttpReply> {
@@ -159,7 +169,12 @@ async function fileRoute(req: HttpRequest): Promise<HttpReply> {
   const ranged = req.query.has('start');
   return {
     status: ranged ? 206 : 200,
-    headers: { 'Content-Type': 'application/octet-stream', ...(ranged ? { 'Content-Range': `${start}-${end}` } : {}) },
+    headers: {
+      'Content-Type': 'application/octet-stream',
+      // As a handler may set it: uWS writes its own from the range, this one is dropped (one header).
+      'Content-Length': String(end - start + 1),
+      ...(ranged ? { 'Content-Range': `${start}-${end}` } : {}),
+    },
     file: { path: join(dir, name), start, end },
   };
 }
@@ -169,6 +184,7 @@ beforeAll(async () => {
   big = randomBytes(BIG);
   bigPath = join(dir, 'big.bin');
   writeFileSync(bigPath, big);
+  writeFileSync(join(dir, 'small.bin'), big.subarray(0, MiB));
   const router = new Router();
   routes(router);
   server = new HttpServer();
@@ -210,15 +226,24 @@ describe('streamed request bodies', () => {
     expect(body.maxLead).toBeLessThan(HOLD_LIMIT + 4 * UWS_READ);
   });
 
+  it('curl: a 25 MiB upload with Content-Length and a chunked one both arrive byte-exact', async () => {
+    for (const extra of [[], ['-H', 'Transfer-Encoding: chunked']]) {
+      const out = await curl(['-X', 'PUT', '--data-binary', `@${bigPath}`, ...extra, `${base}/upload`]);
+      expect(JSON.parse(out)).toMatchObject({ size: BIG, sha256: sha(big) });
+    }
+  });
+
   it('while the sink waits, the socket is not read: no more chunks, bounded bytes, then all of it', async () => {
     blockGate = new Gate();
     const blocked = waitFor<[HttpRequest]>(ev, 'blocked');
     const answer = put('/blocked', big);
     const [req] = await blocked;
-    await windowOf(WINDOW_MS);
-    const received = req.body.received;
-    expect(received).toBeLessThan(2 * HOLD_LIMIT + 2 * UWS_READ);
-    blockGate.open();
+    try {
+      await windowOf(WINDOW_MS);
+      expect(req.body.received).toBeLessThan(2 * HOLD_LIMIT + 2 * UWS_READ);
+    } finally {
+      blockGate.open();
+    }
     const r = await answer;
     const body = (await r.json()) as { maxLead: number; calls: number };
     expect(body).toMatchObject({ size: BIG, sha256: sha(big) });
@@ -230,9 +255,12 @@ describe('streamed request bodies', () => {
     const late = waitFor<[HttpRequest]>(ev, 'late');
     const answer = put('/late', big);
     const [req] = await late;
-    await windowOf(WINDOW_MS);
-    expect(req.body.received).toBeLessThan(HOLD_LIMIT + 2 * UWS_READ);
-    lateGate.open();
+    try {
+      await windowOf(WINDOW_MS);
+      expect(req.body.received).toBeLessThan(HOLD_LIMIT + 2 * UWS_READ);
+    } finally {
+      lateGate.open();
+    }
     const r = await answer;
     expect(await r.json()).toMatchObject({ size: BIG, sha256: sha(big) });
   });
@@ -280,6 +308,17 @@ describe('streamed request bodies', () => {
     });
     expect(r.responses.map((x) => x.status)).toEqual([200, 200]);
     expect(r.responses[1].body).toBe('pong');
+  });
+
+  it('RouteTable: a streamBody route takes 25 MiB under both mounts; a buffered one still refuses it', async () => {
+    for (const mount of ['/v1', '/api/v1']) {
+      const r = await put(`${mount}/t/stream`, big);
+      expect(r.status).toBe(200);
+      expect(await r.json()).toMatchObject({ size: BIG, sha256: sha(big) });
+    }
+    const refused = await put('/v1/t/buffered', big);
+    expect(refused.status).toBe(413);
+    expect(await refused.json()).toMatchObject({ error: 'request_too_large' });
   });
 
   it('an empty body pipes 0 bytes; pipe() on a buffered route throws', async () => {
@@ -378,6 +417,22 @@ describe('file replies', () => {
     const bodyAt = all.indexOf('\r\n\r\n') + 4;
     expect(sha(all.subarray(bodyAt, bodyAt + BIG))).toBe(sha(big));
     sock.destroy();
+  });
+
+  it('a file shorter than the range: the connection is closed mid-way, the file closed, one log line', async () => {
+    if (inFlight.count > 0) await waitFor(ev, 'inflight', (n) => n === 0);
+    const before = observed.length;
+    const done = waitFor(ev, 'inflight', (n) => n === 0, 10_000);
+    const r = await exchange(port, rawRequest('GET', `/file?name=small.bin&start=0&end=${2 * MiB - 1}`), {
+      timeoutMs: 10_000,
+    });
+    await done;
+    expect(r.end).toBe('eof');
+    expect(r.responses).toEqual([]);
+    expect(r.rest).toMatch(/^HTTP\/1.1 206 /);
+    expect(r.rest).toContain(`Content-Length: ${2 * MiB}`);
+    expect(openFdsTo(join(dir, 'small.bin'))).toBe(0);
+    expect(observed.slice(before)).toEqual([{ method: 'GET', route: '/file', status: 206 }]);
   });
 
   it('a client gone mid-download: the file is closed and the request no longer in flight', async () => {

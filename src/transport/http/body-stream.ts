@@ -57,8 +57,8 @@ export class BodyStream {
   pipe(sink: BodySink): Promise<number> {
     if (this.sink) throw new Error('BodyReader.pipe() was already called for this request');
     this.sink = sink;
+    this.pump(); // first: a sink that waits holds the socket before the held bytes release it
     this.flow.release('held');
-    this.pump();
     return this.result;
   }
 

@@ -95,14 +95,17 @@ function write(
   if (incomplete) body?.abort();
 }
 
-/** Status line and headers: CORS and no-store unless the reply sets its own. */
+/**
+ * Status line and headers: CORS and no-store unless the reply sets its own. uWS writes Content-Length
+ * itself (from the body, or the file range's size): a handler's own would be a second one, dropped.
+ */
 function writeHead(res: HttpResponse, reply: HttpReply, opts: HttpOptions, json: boolean): void {
   const headers = reply.headers ?? {};
   res.writeStatus(statusLine(reply.status));
   if (headers['Access-Control-Allow-Origin'] === undefined)
     res.writeHeader('Access-Control-Allow-Origin', opts.corsOrigin);
   if (headers['Cache-Control'] === undefined) res.writeHeader('Cache-Control', 'no-store');
-  for (const [k, v] of Object.entries(headers)) res.writeHeader(k, v);
+  for (const [k, v] of Object.entries(headers)) if (k.toLowerCase() !== 'content-length') res.writeHeader(k, v);
   if (json) res.writeHeader('Content-Type', 'application/json; charset=utf-8');
 }
 
@@ -126,8 +129,18 @@ function observe(state: ResState, status: number, opts: HttpOptions): void {
   opts.observer?.request(state.method, state.route, status, seconds, state.req?.agentId);
 }
 
-/** Stream `reply.file`; 404 if it is absent, 500 if it cannot be opened otherwise. */
+/** Stream `reply.file`; 404 if it is absent, 500 if it cannot be opened otherwise. Never rejects. */
 async function writeFile(res: HttpResponse, state: ResState, reply: HttpReply, opts: HttpOptions): Promise<void> {
+  try {
+    await streamFile(res, state, reply, opts);
+  } catch (err) {
+    // A bug (e.g. a header value uWS refuses): log it, drop the connection, keep the server up.
+    opts.logger.error({ err, method: state.method, path: state.req?.path }, 'file reply failed');
+    if (!state.aborted) res.close();
+  }
+}
+
+async function streamFile(res: HttpResponse, state: ResState, reply: HttpReply, opts: HttpOptions): Promise<void> {
   const result = await sendFile({
     res,
     file: reply.file!,
