@@ -4,7 +4,7 @@
 // a growing delay, never passed as clean. A rejected file's bytes are deleted at once.
 
 import type { Logger } from 'pino';
-import type { AttachmentRecord, AttachmentStore } from '../store/types.js';
+import type { AttachmentRecord } from '../store/types.js';
 import type { ScanOutcome, Scanner } from './scan/index.js';
 
 const RETRY_FIRST_MS = 1000;
@@ -62,7 +62,7 @@ export class ScanQueue {
 
   private async scanOne(id: string): Promise<void> {
     const rec = this.sink.get(id);
-    if (!rec || rec.state !== 'confirmed' || rec.scanStatus !== 'pending' || !rec.stored) return;
+    if (rec?.state !== 'confirmed' || rec.scanStatus !== 'pending' || !rec.stored) return;
     const outcome = await this.scanner.scan({
       path: this.sink.pathOf(rec),
       size: rec.size,

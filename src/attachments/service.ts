@@ -50,9 +50,14 @@ export class Attachments {
   /** After a restart: count references, resume scans that were under way. */
   async open(): Promise<void> {
     await this.blobs.open();
+    const resume: AttachmentRecord[] = [];
     for (const rec of this.store.allAttachments()) {
       if (rec.stored) this.ref(rec.digest, rec.size);
-      if (rec.state === 'confirmed' && rec.scanStatus === 'pending') this.scans.enqueue(rec.id);
+      if (rec.state === 'confirmed' && rec.scanStatus === 'pending') resume.push(rec);
+    }
+    for (const rec of resume) {
+      if (await this.blobs.exists(rec.digest)) this.scans.enqueue(rec.id);
+      else await this.settle(rec, { status: 'rejected', reasons: ['file_missing'] });
     }
   }
 
@@ -217,13 +222,20 @@ export class Attachments {
     return next;
   }
 
-  /** A scan's final word (ScanQueue): a rejected file loses its bytes, a suspicious one waits for an admin. */
+  /**
+   * A scan's final word (ScanQueue): a suspicious file waits for an admin; a rejected one loses its
+   * bytes first, so that whoever reads `rejected` finds them gone (a crash in between leaves a
+   * pending record without its file, which open() settles as rejected).
+   */
   async settle(rec: AttachmentRecord, outcome: Exclude<ScanOutcome, { status: 'retry' }>): Promise<void> {
     const next: AttachmentRecord = { ...rec, scanStatus: outcome.status, scanReasons: outcome.reasons };
     if (outcome.signature !== undefined) next.signature = outcome.signature;
     if (outcome.status === 'suspicious') next.approval = { status: 'pending' };
+    if (outcome.status === 'rejected' && rec.stored) {
+      await this.unref(rec.digest);
+      next.stored = false;
+    }
     await this.store.putAttachment(next);
-    if (outcome.status === 'rejected') await this.dropBytes(next);
   }
 
   /** Remove attachments whose time is up (their bytes with them). Bounded per call. */

@@ -105,7 +105,10 @@ describe('scanning with clamd', () => {
 
   it('a stream over StreamMaxLength is an error to retry, not clean', async () => {
     const out = await clamdScanFile({ socket: clamd.socket }, bigJob(25 * MIB + 1).path, 20_000);
-    expect(out).toEqual({ kind: 'error', reason: 'clamd_stream_limit' });
+    // clamd answers "size limit exceeded" and closes; when that close resets the connection while
+    // we still write, the reply may be lost with it: either way an error to retry, never clean.
+    expect(out.kind).toBe('error');
+    expect(['clamd_stream_limit', 'clamd_error']).toContain((out as { reason: string }).reason);
   });
 
   it('over TCP too (the AMP_CLAMD_HOST form)', async () => {
