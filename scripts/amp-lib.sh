@@ -102,7 +102,8 @@ amp_http() {
   local limit=${AMP_TIMEOUT:-30}
   [ "$auth" != upload ] || limit=${AMP_UPLOAD_TIMEOUT:-600}
   local args=(-sS --max-time "$limit" -X "$method" -o "$out" -w '%{http_code}')
-  [ "$auth" = upload ] || args+=(-H 'Accept: application/json')
+  # No `Expect: 100-continue` wait before a large upload's bytes.
+  if [ "$auth" = upload ]; then args+=(-H 'Expect:'); else args+=(-H 'Accept: application/json'); fi
   [ -n "$body" ] && args+=(-H "Content-Type: $type" --data-binary "@$body")
   set +e
   if [ "$auth" = auth ]; then
@@ -236,7 +237,7 @@ amp_send() {
      + (if $thread_id == "" then {} else {thread_id: $thread_id} end)' >"$AMP_TMP/route.json"
   amp_http POST "$AGENT_ENDPOINT/route" "$AMP_TMP/route.json" auth
   if ! amp_ok; then
-    amp_route_attachment_error
+    amp_route_attachment_error "sending to $to"
     if [ "$AMP_STATUS" = 404 ]; then
       amp_die "$AMP_EXIT_NOT_FOUND" "failed: unknown recipient '$to' ($(amp_error_text)). Check the address: <agent-name>@<tenant>.<domain>"
     fi
@@ -550,13 +551,14 @@ amp_wait_scan() {
   done
 }
 
-# A route refused for an attachment: the held case has its own exit code and says what to do.
+# amp_route_attachment_error WHAT: a route refused for an attachment (not for its recipient); the
+# held case has its own exit code and says what to do.
 amp_route_attachment_error() {
   local code
   code=$(jq -r '.error // empty' <<<"$AMP_BODY" 2>/dev/null || true)
   case "$code" in
     attachment_held) amp_die "$AMP_EXIT_HELD" "refused: an attachment is held for human approval ($(amp_error_text)); an admin runs \`npx amp-relay admin attachments approve <id>\`" ;;
-    attachment_* | attachments_* | too_many_attachments) amp_die "$AMP_EXIT_FAILED" "sending refused (HTTP $AMP_STATUS $code): $(amp_error_text)" ;;
+    attachment_* | attachments_* | too_many_attachments) amp_fail "$1" ;;
   esac
 }
 

@@ -289,6 +289,43 @@ describe('amp-send.sh --attach and amp-inbox.sh download', () => {
   });
 });
 
+describe('a scan that does not end (clamd configured but unreachable: the file stays pending)', () => {
+  it('amp-send.sh gives up after AMP_SCAN_TIMEOUT: exit 1, nothing sent, the upload remembered', async () => {
+    const dir = temp('noclamd');
+    const h = temp('noclamd-home');
+    const stuck = await spawnServer(dir, ['--rate-limits', 'off'], { AMP_CLAMD_SOCKET: join(dir, 'no-such.sock') });
+    try {
+      const env = { ...serverEnv(), HOME: h };
+      for (const name of ['carol', 'dave']) {
+        const r = await exec('bash', [join(ROOT, 'scripts', 'amp-register.sh'), '-n', name, '-p', stuck.url], env, h);
+        expectExit(r, 0);
+      }
+      writeFileSync(join(h, 'slow.txt'), 'waiting for clamd\n');
+      const args = [join(ROOT, 'scripts', 'amp-send.sh'), '-a', 'carol', '--attach', 'slow.txt'];
+      const to = ['dave@default.aimaestro.local', 'Slow', 'x'];
+      const t0 = Date.now();
+      const r = await exec('bash', [...args, ...to], { ...env, AMP_SCAN_TIMEOUT: '2' }, h);
+      expectExit(r, 1);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(2000);
+      expect(r.stderr).toMatch(
+        /attachment slow\.txt \((att_\d+_[a-zA-Z0-9]+)\) is still being scanned after 2 s; nothing was sent/,
+      );
+      const id = /\((att_\d+_[a-zA-Z0-9]+)\)/.exec(r.stderr)![1];
+      const cache = readdirSync(join(h, '.agent-messaging', 'agents', 'carol', 'attachments'));
+      expect(cache).toHaveLength(1);
+      // Run again: the same upload is polled, not a new one.
+      const again = await exec('bash', [...args, ...to], { ...env, AMP_SCAN_TIMEOUT: '0' }, h);
+      expectExit(again, 1);
+      expect(again.stderr).toContain(`(${id}) is still being scanned after 0 s`);
+      const daveKey = readFileSync(join(h, '.agent-messaging', 'agents', 'dave', 'api_key'), 'utf8').trim();
+      const q = await call('GET', `${stuck.api}/messages/pending`, { key: daveKey });
+      expect(q.body.messages).toEqual([]);
+    } finally {
+      await stuck.stop();
+    }
+  });
+});
+
 describe('the reference agent CLI flow (spec §22 compatibility)', () => {
   it('upload init → PUT → confirm → poll → route → the recipient curls the url without -L: 200, digest verified', async () => {
     const dir = temp('ref');
