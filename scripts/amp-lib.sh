@@ -491,7 +491,7 @@ amp_attach_judge() {
       amp_die "$AMP_EXIT_FAILED" "attachment $file ($id) was rejected by an admin${why:+ ($why)}; nothing was sent" ;;
     suspicious:*)
       amp_attach_remember "$cache" "$id" "$4" "$5"
-      AMP_ATTACH_HELD="attachment $file ($id) is suspicious and held for human approval; an admin runs \`npx amp-relay admin attachments approve $id\`."
+      AMP_ATTACH_HELD="attachment $file ($id) is suspicious and held for human approval; an admin runs \`npx amp-relay admin attachments approve $id\`.${why:+ The scan found: $why.}"
       return ;;
     rejected:*)
       rm -f "$cache"
