@@ -537,16 +537,16 @@ amp_upload_attachment() {
 }
 
 # amp_wait_scan ID FILE: poll GET /attachments/ID every second until its scan_status is not
-# `pending` (the status document then in AMP_BODY); returns 1 after AMP_SCAN_TIMEOUT seconds.
+# `pending` (the status document then in AMP_BODY); returns 1 when it still is after
+# AMP_SCAN_TIMEOUT seconds (as many one-second waits, so never less; each request is bounded too).
 amp_wait_scan() {
-  local limit start
+  local limit i
   limit=$(amp_scan_timeout)
-  start=$SECONDS
-  while :; do
+  for ((i = 0; ; i++)); do
     amp_http GET "$AGENT_ENDPOINT/attachments/$1" "" auth
     amp_ok || amp_fail "checking the scan of attachment $2 ($1)"
     [ "$(jq -r '.scan_status // "pending"' <<<"$AMP_BODY")" = pending ] || return 0
-    [ $((SECONDS - start)) -lt "$limit" ] || return 1
+    [ "$i" -lt "$limit" ] || return 1
     sleep 1
   done
 }

@@ -1,6 +1,7 @@
 // `amp-relay admin attachments ...`: the files a scan found suspicious wait for a human (spec §22
 // "Human approval"). list reads GET /api/v1/admin/attachments?approval=..., approve and reject post
-// to /api/v1/admin/attachments/{id}/approve|reject; every decision is audited by the server.
+// to /api/v1/admin/attachments/{id}/approve|reject; every decision is audited by the server, and
+// audit reads that trail (GET /api/v1/admin/attachments/audit).
 
 import type { Args, Command } from './admin-commands.js';
 import { CliError, EXIT } from './admin-http.js';
@@ -87,6 +88,46 @@ function decision(action: 'approve' | 'reject', summary: string): Command {
   };
 }
 
+function checkLimit(a: Args): void {
+  const limit = flag(a, 'limit');
+  if (limit !== undefined && !(/^[1-9][0-9]{0,3}$/.test(limit) && Number(limit) <= 1000))
+    throw new CliError(`--limit must be a whole number from 1 to 1000 (got '${limit}')`, EXIT.USAGE);
+}
+
+function limitQuery(a: Args, q = new URLSearchParams()): string {
+  const limit = flag(a, 'limit');
+  if (limit !== undefined) q.set('limit', limit);
+  const qs = q.toString();
+  return qs ? `?${qs}` : '';
+}
+
+function auditTable(body: Json): string {
+  const rows = (body.events ?? []) as Json[];
+  const t = table(rows, [
+    { header: 'TIME', cell: (r) => r.at },
+    { header: 'ACTION', cell: (r) => r.action },
+    { header: 'BY', cell: (r) => r.by },
+    { header: 'IP', cell: (r) => r.ip },
+    { header: 'ATTACHMENT_ID', cell: (r) => r.attachment_id },
+    { header: 'FILENAME', cell: (r) => r.filename },
+    { header: 'REASON', cell: (r) => r.reason },
+  ]);
+  return `${t}${rows.length} decision(s)\n`;
+}
+
+const AUDIT: Command = {
+  name: 'attachments audit',
+  usage: 'attachments audit [--limit N]',
+  summary: 'approvals and rejections of held attachments, newest first: who, when, from which IP',
+  flags: { limit: '--limit N        at most N decisions (default 100, at most 1000)' },
+  ids: 0,
+  check: checkLimit,
+  async run(s, a) {
+    const body = (await s.call('GET', `${PATH}/audit${limitQuery(a)}`)) as Json;
+    return { body, text: auditTable(body) };
+  },
+};
+
 export const ATTACHMENT_COMMANDS: Command[] = [
   {
     name: 'attachments list',
@@ -101,21 +142,16 @@ export const ATTACHMENT_COMMANDS: Command[] = [
       const ap = flag(a, 'approval');
       if (ap !== undefined && !APPROVALS.includes(ap))
         throw new CliError(`--approval must be one of ${APPROVALS.join(', ')} (got '${ap}')`, EXIT.USAGE);
-      const limit = flag(a, 'limit');
-      if (limit !== undefined && !(/^[1-9][0-9]{0,3}$/.test(limit) && Number(limit) <= 1000))
-        throw new CliError(`--limit must be a whole number from 1 to 1000 (got '${limit}')`, EXIT.USAGE);
+      checkLimit(a);
     },
     async run(s, a) {
-      const q = new URLSearchParams();
       const ap = flag(a, 'approval');
-      const limit = flag(a, 'limit');
-      if (ap !== undefined) q.set('approval', ap);
-      if (limit !== undefined) q.set('limit', limit);
-      const qs = q.toString();
-      const body = (await s.call('GET', `${PATH}${qs ? `?${qs}` : ''}`)) as Json;
+      const q = new URLSearchParams(ap === undefined ? {} : { approval: ap });
+      const body = (await s.call('GET', `${PATH}${limitQuery(a, q)}`)) as Json;
       return { body, text: attachmentsTable(body) };
     },
   },
   decision('approve', 'approve a held (suspicious) attachment: it gets a download url and may be sent'),
   decision('reject', 'reject a held attachment: its file is deleted and messages carrying it are refused'),
+  AUDIT,
 ];

@@ -6,7 +6,7 @@
 // Exit codes (amp-lib.sh): 1 refused, 2 usage, 5 not found, 10 held for approval, 11 digest mismatch.
 
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -192,14 +192,27 @@ describe('amp-send.sh --attach and amp-inbox.sh download', () => {
   it('several files in one message, names sanitised on the way up and down', async () => {
     const a = file('notes v2 (final).md', '# Notes\n\nfirst\n');
     const b = file('data.csv', 'a,b\n1,2\n');
-    const sent = await sendOk(['--attach', a, '--attach', b, BOB, 'Two files', 'Both attached.']);
+    const big = randomBytes(3 * 1024 * 1024 + 17); // over curl's 1 MiB Expect: 100-continue threshold
+    const c = file('blob.bin', big);
+    const sent = await sendOk(['--attach', a, '--attach', b, '--attach', c, BOB, 'Three files', 'All attached.']);
     const item = (await pending()).find((m) => m.id === sent.id);
-    expect(item.payload.attachments.map((x: any) => x.filename)).toEqual(['notes_v2__final_.md', 'data.csv']);
+    // Types from `file --mime-type` (libmagic: a small CSV may read as text/plain), else by extension.
+    expect(item.payload.attachments.map((x: any) => x.filename)).toEqual([
+      'notes_v2__final_.md',
+      'data.csv',
+      'blob.bin',
+    ]);
+    expect(item.payload.attachments.map((x: any) => x.content_type)).toEqual([
+      expect.stringMatching(/^text\/(plain|markdown)$/),
+      expect.stringMatching(/^text\/(plain|csv)$/),
+      'application/octet-stream',
+    ]);
     const dir = temp('dl2');
     const dl = await inbox(['download', sent.id, dir]);
     expectExit(dl, 0);
-    expect(readdirSync(dir).sort()).toEqual(['data.csv', 'notes_v2__final_.md']);
+    expect(readdirSync(dir).sort()).toEqual(['blob.bin', 'data.csv', 'notes_v2__final_.md']);
     expect(readFileSync(join(dir, 'data.csv'), 'utf8')).toBe('a,b\n1,2\n');
+    expect(readFileSync(join(dir, 'blob.bin')).equals(big)).toBe(true);
   });
 
   it('a tampered download (bytes changed on the server) is refused with exit 11 and removed', async () => {
@@ -432,11 +445,31 @@ describe('held attachments: amp-relay admin attachments list | approve | reject'
     expect(JSON.parse(list.stdout).attachments.find((a: any) => a.attachment_id === id)).toMatchObject({
       approval: { status: 'rejected', reason: 'prompt injection' },
     });
+    // The audit trail: who, when, from where; newest first (this rejection, then the approval above).
+    const audit = await admin('attachments', 'audit');
+    expect(audit.code, audit.stderr).toBe(0);
+    const lines = audit.stdout.split('\n');
+    expect(lines[0]).toMatch(/^TIME\s+ACTION\s+BY\s+IP\s+ATTACHMENT_ID\s+FILENAME\s+REASON$/);
+    expect(lines[1]).toMatch(
+      new RegExp(
+        `^\\d{4}-\\S+\\s+rejected\\s+\\S+@\\S+\\s+127\\.0\\.0\\.1\\s+${id}\\s+prompt2\\.txt\\s+prompt injection$`,
+      ),
+    );
+    expect(lines[2]).toMatch(/\sapproved\s.*\sprompt\.txt\s+-$/);
+    const auditJson = JSON.parse((await admin('attachments', 'audit', '--limit', '1', '--json')).stdout);
+    expect(auditJson.events).toHaveLength(1);
+    expect(auditJson.events[0]).toMatchObject({ attachment_id: id, action: 'rejected', ip: '127.0.0.1' });
   });
 
   it('admin attachments: help, usage (exit 2), unknown id (exit 5), a clean file is not held (exit 1)', async () => {
     const help = await admin('--help');
-    expect(help.stdout).toContain('attachments approve ATTACHMENT');
+    for (const c of [
+      'attachments list',
+      'attachments approve ATTACHMENT',
+      'attachments reject ATTACHMENT',
+      'attachments audit',
+    ])
+      expect(help.stdout).toContain(c);
     const one = await admin('attachments', 'reject', '--help');
     expect(one.code).toBe(0);
     expect(one.stdout).toContain('--reason TEXT');
@@ -444,6 +477,8 @@ describe('held attachments: amp-relay admin attachments list | approve | reject'
     for (const args of [
       ['attachments', 'list', '--approval', 'maybe'],
       ['attachments', 'list', '--limit', '0'],
+      ['attachments', 'audit', '--limit', '1001'],
+      ['attachments', 'audit', 'att_1_a'],
       ['attachments', 'approve'],
       ['attachments', 'approve', '../x'],
       ['attachments', 'approve', 'att_1_a', '--reason', 'x'],
