@@ -20,6 +20,9 @@ import type { ScanOutcome } from './scan/index.js';
 import type { UrlSigner } from './urls.js';
 
 export const UNCONFIRMED_TTL_MS = 2 * 3600 * 1000;
+/** Per agent: attachments declared and not (yet) sent, and their declared bytes. */
+export const MAX_OPEN_ATTACHMENTS = 100;
+export const MAX_OPEN_BYTES = 256 * 1024 * 1024;
 export const ROUTED_TTL_MS = 7 * 24 * 3600 * 1000;
 
 /** A request's body as the upload reads it: chunks in order, with backpressure. */
@@ -33,6 +36,8 @@ export class Attachments {
   private readonly uploading = new Set<string>();
   /** Bytes of the files on disk (each file once). */
   private diskBytes = 0;
+  /** Per owner, the attachments it declared that may still be unsent (pruned when counted). */
+  private readonly unsent = new Map<string, Set<string>>();
 
   constructor(
     readonly store: AttachmentStore,
@@ -53,6 +58,7 @@ export class Attachments {
     const resume: AttachmentRecord[] = [];
     for (const rec of this.store.allAttachments()) {
       if (rec.stored) this.ref(rec.digest, rec.size);
+      if (rec.messageId === undefined) this.opened(rec);
       if (rec.state === 'confirmed' && rec.scanStatus === 'pending') resume.push(rec);
     }
     for (const rec of resume) {
@@ -75,9 +81,46 @@ export class Attachments {
     return counts;
   }
 
+  private opened(rec: AttachmentRecord): void {
+    let ids = this.unsent.get(rec.ownerId);
+    if (!ids) this.unsent.set(rec.ownerId, (ids = new Set()));
+    ids.add(rec.id);
+  }
+
+  /**
+   * An agent may hold at most MAX_OPEN_ATTACHMENTS declared-but-unsent attachments of at most
+   * MAX_OPEN_BYTES in all (sent, rejected and expired ones do not count): 429 beyond, so that one
+   * agent cannot fill the disk with files it never sends.
+   */
+  private assertQuota(ownerId: string, size: number, nowMs: number): void {
+    const ids = this.unsent.get(ownerId);
+    let count = 0;
+    let bytes = size;
+    for (const id of ids ?? []) {
+      const rec = this.store.getAttachment(id);
+      const rejected = rec?.scanStatus === 'rejected' || rec?.approval?.status === 'rejected';
+      if (!rec || rec.messageId !== undefined || rejected || rec.expiresAt <= nowMs) {
+        ids?.delete(id);
+        continue;
+      }
+      count++;
+      bytes += rec.size;
+    }
+    if (count < MAX_OPEN_ATTACHMENTS && bytes <= MAX_OPEN_BYTES) return;
+    throw new AmpError(
+      'attachment_quota_exceeded',
+      `Too many unsent attachments (at most ${MAX_OPEN_ATTACHMENTS}, ${MAX_OPEN_BYTES} bytes): send or let some expire first`,
+      {
+        details: { count, bytes: bytes - size, limit_count: MAX_OPEN_ATTACHMENTS, limit_bytes: MAX_OPEN_BYTES },
+        retryAfter: 60,
+      },
+    );
+  }
+
   /** POST attachments/upload. */
   async init(agent: AgentRecord, body: unknown, endpoint: string, nowMs = Date.now()) {
     const d = decodeUploadInit(body);
+    this.assertQuota(agent.id, d.size, nowMs);
     const id = `att_${Math.floor(nowMs / 1000)}_${randomHex(8)}`;
     const expS = Math.floor(nowMs / 1000) + UPLOAD_URL_TTL_S;
     const rec: AttachmentRecord = {
@@ -95,6 +138,7 @@ export class Attachments {
       expiresAt: expS * 1000,
     };
     await this.store.putAttachment(rec);
+    this.opened(rec);
     return {
       attachment_id: id,
       upload_url: `${endpoint}/attachments/${id}/content?${this.urls.uploadQuery(id, expS)}`,
