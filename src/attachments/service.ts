@@ -12,6 +12,7 @@ import {
   UPLOAD_URL_TTL_S,
 } from '../../proto/index.js';
 import { randomHex } from '../crypto/random.js';
+import { KeyedLock } from '../store/keyed-lock.js';
 import type { AgentRecord, AttachmentRecord, AttachmentStore } from '../store/types.js';
 import type { BlobStore } from './blobs.js';
 import { downloadable, statusDoc } from './documents.js';
@@ -34,6 +35,8 @@ export class Attachments {
   /** Digest -> attachments whose bytes are that file. */
   private readonly refs = new Map<string, number>();
   private readonly uploading = new Set<string>();
+  /** Per digest: moving a file into place and removing it never interleave. */
+  private readonly files = new KeyedLock();
   /** Bytes of the files on disk (each file once). */
   private diskBytes = 0;
   /** Per owner, the attachments it declared that may still be unsent (pruned when counted). */
@@ -179,7 +182,12 @@ export class Attachments {
     const sink = await this.blobs.begin(rec.id, rec.size, rec.digest);
     try {
       await body.pipe((chunk) => sink.write(chunk));
-      await sink.finish();
+      // Moved into place and counted in one step per digest: a removal of the same file (its last
+      // other reference going) runs wholly before or after, never between.
+      await this.files.run(rec.digest, async () => {
+        await sink.finish();
+        this.ref(rec.digest, rec.size);
+      });
     } catch (e) {
       await sink.discard();
       throw e;
@@ -192,7 +200,6 @@ export class Attachments {
       uploadedAt: nowMs,
       expiresAt: nowMs + UNCONFIRMED_TTL_MS,
     };
-    this.ref(rec.digest, rec.size);
     try {
       await this.store.putAttachment(next);
     } catch (e) {
@@ -301,16 +308,18 @@ export class Attachments {
     this.refs.set(digest, n + 1);
   }
 
-  private async unref(digest: string): Promise<void> {
-    const n = (this.refs.get(digest) ?? 1) - 1;
-    if (n > 0) {
-      this.refs.set(digest, n);
-      return;
-    }
-    this.refs.delete(digest);
-    const size = await this.blobs.size(digest);
-    this.diskBytes = Math.max(0, this.diskBytes - size);
-    await this.blobs.remove(digest);
+  private unref(digest: string): Promise<void> {
+    return this.files.run(digest, async () => {
+      const n = (this.refs.get(digest) ?? 1) - 1;
+      if (n > 0) {
+        this.refs.set(digest, n);
+        return;
+      }
+      this.refs.delete(digest);
+      const size = await this.blobs.size(digest);
+      this.diskBytes = Math.max(0, this.diskBytes - size);
+      await this.blobs.remove(digest);
+    });
   }
 }
 
