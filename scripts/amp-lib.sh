@@ -223,11 +223,11 @@ amp_valid_id() { [[ $1 =~ ^msg[_-][0-9]+[_-][a-zA-Z0-9]+$ ]]; }
 
 # amp_send TO SUBJECT MESSAGE PRIORITY TYPE IN_REPLY_TO [THREAD_ID]: sign and route one message as
 # the loaded agent; prints the id and status (delivered, queued) or fails with the provider's reason.
-# With AMP_ATTACHMENTS_JSON (a JSON array, amp_attach_files) the payload carries them as
+# With amp_attachments_json (a JSON array, amp_attach_files) the payload carries them as
 # payload.attachments, covered by the signature like the rest of the payload.
 amp_send() {
   local to=$1 subject=$2 message=$3 priority=$4 type=$5 in_reply_to=$6 thread_id=${7:-} payload signature
-  payload=$(jq -cn --arg type "$type" --arg message "$message" --argjson att "${AMP_ATTACHMENTS_JSON:-null}" \
+  payload=$(jq -cn --arg type "$type" --arg message "$message" --argjson att "${amp_attachments_json:-null}" \
     '{type: $type, message: $message} + (if $att == null then {} else {attachments: $att} end)')
   signature=$(amp_sign_fields "$AGENT_ADDRESS" "$to" "$subject" "$priority" "$in_reply_to" "$payload")
   jq -n --arg to "$to" --arg subject "$subject" --arg priority "$priority" --argjson payload "$payload" \
@@ -423,7 +423,7 @@ amp_scan_timeout() {
 # <agent>/attachments/<sha256 hex>.json, so that the same command run again uses them, not a new upload.
 amp_attach_cache() { printf '%s' "$AGENT_DIR/attachments/$1.json"; }
 
-# amp_attach_files FILE...: upload each file, wait for its scan, and set AMP_ATTACHMENTS_JSON to the
+# amp_attach_files FILE...: upload each file, wait for its scan, and set amp_attachments_json to the
 # payload.attachments entries. Exits 1 on a rejected file, 10 when any is held for approval.
 amp_attach_files() {
   [ $# -le "$AMP_MAX_ATTACHMENTS" ] || amp_usage_error "at most $AMP_MAX_ATTACHMENTS attachments per message (got $#)"
@@ -442,7 +442,7 @@ amp_attach_files() {
       "Once approved, run the same command again: it uses the approved upload."
     exit "$AMP_EXIT_HELD"
   fi
-  AMP_ATTACHMENTS_JSON=$(jq -cs . "$AMP_TMP/attachments.jsonl")
+  amp_attachments_json=$(jq -cs . "$AMP_TMP/attachments.jsonl")
 }
 
 # amp_attach_one FILE: one file's upload (or its remembered one) and scan; its entry goes to

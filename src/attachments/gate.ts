@@ -28,12 +28,7 @@ export class AttachmentGate {
     private readonly endpoint: () => string,
   ) {}
 
-  check(
-    sender: AgentRecord,
-    refs: readonly AttachmentRef[],
-    nowMs: number,
-    endpoint?: () => string,
-  ): CarriedAttachments {
+  check(sender: AgentRecord, refs: readonly AttachmentRef[], nowMs: number): CarriedAttachments {
     const seen = new Set<string>();
     const recs = refs.map((ref, i) => {
       const rec = this.checkOne(sender, ref, i, nowMs);

@@ -52,6 +52,7 @@ export async function openAttachments(
     admin: new AttachmentAdmin(attachments, store, (id) => store.getAgent(id)?.address),
     close: async () => {
       stopSweep();
+      await attachments.drain();
       await scans.close();
     },
   };

@@ -101,11 +101,12 @@ export class ScanQueue {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
+  /** Stop: a scan under way ends at once as 'retry' (its file stays pending, scanned after a restart). */
   async close(): Promise<void> {
     this.closed = true;
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
-    await this.idle();
     await this.scanner.close();
+    await this.idle();
   }
 }

@@ -35,6 +35,8 @@ export class Attachments {
   /** Digest -> attachments whose bytes are that file. */
   private readonly refs = new Map<string, number>();
   private readonly uploading = new Set<string>();
+  /** Uploads being received (shutdown waits for them to finish or clean up). */
+  private readonly receiving = new Set<Promise<void>>();
   /** Per digest: moving a file into place and removing it never interleave. */
   private readonly files = new KeyedLock();
   /** Bytes of the files on disk (each file once). */
@@ -68,6 +70,14 @@ export class Attachments {
       if (await this.blobs.exists(rec.digest)) this.scans.enqueue(rec.id);
       else await this.settle(rec, { status: 'rejected', reasons: ['file_missing'] });
     }
+  }
+
+  /**
+   * Resolves once every upload under way has ended (stored, or its partial file removed). Called at
+   * shutdown after the connections were closed, which ends the uploads still streaming.
+   */
+  async drain(): Promise<void> {
+    await Promise.allSettled([...this.receiving]);
   }
 
   get storedBytes(): number {
@@ -170,10 +180,13 @@ export class Attachments {
         },
       );
     this.uploading.add(id);
+    const work = this.receive(rec, body);
+    this.receiving.add(work);
     try {
-      await this.receive(rec, body);
+      await work;
     } finally {
       this.uploading.delete(id);
+      this.receiving.delete(work);
     }
     return { attachment_id: id, size: rec.size, digest: rec.digest, status: 'uploaded' };
   }

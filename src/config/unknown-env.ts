@@ -11,6 +11,8 @@ export const CLIENT_ENV: readonly string[] = [
   'AMP_DIR', // scripts/amp-*.sh: the agents' config root (default ~/.agent-messaging)
   'AMP_PROVIDER', // scripts/amp-register.sh: provider URL when --provider is not given
   'AMP_TIMEOUT', // scripts/amp-lib.sh: curl --max-time in seconds
+  'AMP_UPLOAD_TIMEOUT', // scripts/amp-lib.sh: curl --max-time of an attachment upload (default 600 s)
+  'AMP_SCAN_TIMEOUT', // scripts/amp-send.sh --attach: seconds to wait for a scan (default 60)
   'AMP_ADMIN_TOKEN', // amp-relay admin: an admin JWT to use instead of minting one
   'AMP_FUZZ_SEED', // test/integration/ws-fuzz.test.ts: the fuzzer's seed
   'AMP_BENCH_PINNED', // bench/run.ts: the bench runs pinned to CPUs

@@ -106,7 +106,10 @@ export async function clamdScanFile(
   target: ClamdTarget,
   path: string,
   timeoutMs = DEFAULT_CLAMD_TIMEOUT_MS,
+  /** Aborting ends the scan at once as an error to retry (`scanner_closed`). */
+  signal?: AbortSignal,
 ): Promise<ClamdResult> {
+  if (signal?.aborted) return { kind: 'error', reason: 'scanner_closed' };
   let sock: Socket;
   try {
     sock = await open(target, timeoutMs);
@@ -119,6 +122,11 @@ export async function clamdScanFile(
     failure = 'clamd_timeout';
     sock.destroy(new Error('timeout'));
   }, timeoutMs);
+  const onAbort = () => {
+    failure = 'scanner_closed';
+    sock.destroy(new Error('scanner closed'));
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
   try {
     const reply = readReply(sock);
     // A reply before the end of the stream (a size limit) ends the sending; a file that cannot be
@@ -133,6 +141,7 @@ export async function clamdScanFile(
     return { kind: 'error', reason: failure };
   } finally {
     clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
     stop.abort();
     sock.destroy();
   }

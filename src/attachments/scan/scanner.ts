@@ -24,6 +24,8 @@ export function createScanner(opts: ScannerOptions = {}): Scanner {
   const pool = new ScanWorkerPool(opts.timeoutMs ?? DEFAULT_STATIC_TIMEOUT_MS, opts.onWorkerError);
   const clamdTimeoutMs = opts.timeoutMs ?? DEFAULT_CLAMD_TIMEOUT_MS;
   let closed = false;
+  /** Running clamd scans: close() aborts them (they answer 'retry'), so shutdown never waits on clamd. */
+  const running = new Set<AbortController>();
 
   async function scan(job: ScanJob): Promise<ScanOutcome> {
     const verdict = await pool.run(job);
@@ -33,7 +35,9 @@ export function createScanner(opts: ScannerOptions = {}): Scanner {
     const passed = verdict.status === 'ok' ? ({ status: clamd ? 'clean' : 'basic_clean', reasons } as const) : null;
     if (!clamd) return passed ?? { status: 'suspicious', reasons };
     if (closed) return { status: 'retry', reasons: ['scanner_closed'] };
-    const av = await clamdScanFile(clamd, job.path, clamdTimeoutMs);
+    const abort = new AbortController();
+    running.add(abort);
+    const av = await clamdScanFile(clamd, job.path, clamdTimeoutMs, abort.signal).finally(() => running.delete(abort));
     if (av.kind === 'error') return { status: 'retry', reasons: [av.reason] };
     if (av.kind === 'found') {
       return { status: 'rejected', reasons: [`antivirus:${av.signature}`], signature: av.signature };
@@ -46,6 +50,7 @@ export function createScanner(opts: ScannerOptions = {}): Scanner {
     scan,
     async close() {
       closed = true;
+      for (const a of running) a.abort();
       await pool.close();
     },
   };
