@@ -31,9 +31,14 @@ export function placement(pin: boolean, cores: number): Placement {
   };
 }
 
-/** Spawn `node ARGS` under taskset when a core list is given. */
+/** Antivirus settings of the server: never inherited from the caller's shell (the bench sets them). */
+const CLAMD_ENV = ['AMP_CLAMD_SOCKET', 'AMP_CLAMD_HOST'];
+
+/** Spawn `node ARGS` under taskset when a core list is given; AMP_CLAMD_* only as given in `env`. */
 export function spawnNode(args: string[], cores: string | undefined, env: Record<string, string> = {}): ChildProcess {
-  const full = { ...process.env, ...env };
+  const full: Record<string, string | undefined> = { ...process.env };
+  for (const name of CLAMD_ENV) delete full[name];
+  Object.assign(full, env);
   return cores === undefined
     ? spawn(process.execPath, args, { cwd: ROOT, env: full, stdio: ['ignore', 'pipe', 'pipe'] })
     : spawn('taskset', ['-c', cores, process.execPath, ...args], {
@@ -64,6 +69,8 @@ export interface ServerOptions {
   extraArgs?: string[];
   /** Another built checkout to run the server from (a baseline); default this one. */
   serverRoot?: string;
+  /** Environment for the server on top of this process's (AMP_CLAMD_* are unset unless given here). */
+  env?: Record<string, string>;
 }
 
 export async function startBenchServer(cores: string | undefined, opts: ServerOptions = {}): Promise<BenchServer> {
@@ -89,7 +96,7 @@ export async function startBenchServer(cores: string | undefined, opts: ServerOp
   ];
   // Info level, the default: the 'listening' line gives the port; each REST request is a log line (as
   // in production), WebSocket frames are not.
-  const proc = spawnNode(args, cores);
+  const proc = spawnNode(args, cores, opts.env);
   let stderr = '';
   proc.stderr!.on('data', (d) => (stderr += d));
   const exited = new Promise<void>((resolve) => proc.on('exit', () => resolve()));

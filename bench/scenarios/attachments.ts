@@ -1,0 +1,390 @@
+// Scenario 7: attachments against the real server (spec §22). One agent uploads files one at a time
+// (init → PUT of the bytes to the signed upload_url → confirm → status polled until the scan is
+// done) and downloads each twice (GET /attachments/{id}/download with the API key, and the
+// capability `url` without one), 1 MiB and 25 MiB files. Then /health is probed every 2 ms from a
+// keep-alive connection: a baseline window with nothing else going on, then while a 25 MiB
+// text/plain file (the scanner's most work: the text checks run over every byte) is scanned.
+
+import { registerMany, type BenchAgent } from '../lib/client.js';
+import { median, mibPerSecond, MIB } from '../lib/disk.js';
+import { binaryFile, sha256Digest, textFile, type BenchFile } from '../lib/files.js';
+import { cpuMeter, type BenchServer, type CpuUse } from '../lib/proc.js';
+import { Prober } from '../lib/prober.js';
+import { progress, type ScenarioResult } from '../lib/report.js';
+
+const REQUEST_TIMEOUT_MS = 120_000;
+/** Status polls while timing init → scan done (the figure is this coarse). */
+const THROUGHPUT_POLL_MS = 10;
+/** Status polls while /health is measured: modest, so the polls are not the load. */
+const PROBE_POLL_MS = 50;
+/** A scan that takes longer than this is reported as a failure (clamd retries can take long). */
+const SCAN_TIMEOUT_MS = 120_000;
+const PROBE_MAX_OUTSTANDING = 1000;
+const TERMINAL = new Set(['clean', 'basic_clean', 'suspicious', 'rejected', 'unscanned']);
+
+export interface AttachmentOptions {
+  label: string;
+  sizes: { bytes: number; count: number }[];
+  /** 25 MiB text files scanned while /health is probed, one after the other. */
+  scans: number;
+  scanBytes: number;
+  baselineSeconds: number;
+  probeIntervalMs: number;
+  /** true when the server runs with clamd: clean files end `clean`, else `basic_clean`. */
+  av: boolean;
+}
+
+interface StatusDoc {
+  attachment_id: string;
+  scan_status: string;
+  url?: string;
+  size?: number;
+  digest?: string;
+}
+
+export interface UploadTiming {
+  put_ms: number;
+  total_ms: number;
+  scan_ms: number;
+  scan_status: string;
+}
+
+export interface SizeOutcome {
+  bytes: number;
+  uploads: UploadTiming[];
+  download_ms: number[];
+  url_ms: number[];
+  upload_cpu?: CpuUse;
+}
+
+class Api {
+  errors = 0;
+  readonly notes: string[] = [];
+  private rewrites = 0;
+
+  constructor(
+    readonly server: BenchServer,
+    private readonly agent: BenchAgent,
+  ) {}
+
+  fail(what: string): void {
+    this.errors++;
+    if (this.notes.length < 20) this.notes.push(what);
+  }
+
+  /** A URL the server gave us, pointed at the server we started (loopback only, whatever the Host). */
+  local(u: string): string {
+    const url = new URL(u);
+    const origin = new URL(this.server.url);
+    if (url.host !== origin.host || url.protocol !== origin.protocol) {
+      if (this.rewrites++ === 0) this.notes.push(`server URLs name ${url.origin}; sent to ${origin.origin}`);
+      url.protocol = origin.protocol;
+      url.host = origin.host;
+    }
+    return url.toString();
+  }
+
+  async call(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
+    const res = await fetch(`${this.server.api}${path}`, {
+      method,
+      headers: {
+        Authorization: `Bearer ${this.agent.apiKey}`,
+        ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
+    const text = await res.text();
+    let json: any;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = { raw: text.slice(0, 200) };
+    }
+    return { status: res.status, json };
+  }
+
+  /** init; returns the id and the (local) upload URL. */
+  async init(f: BenchFile): Promise<{ id: string; uploadUrl: string }> {
+    const r = await this.call('POST', '/attachments/upload', {
+      filename: f.filename,
+      content_type: f.contentType,
+      size: f.bytes.length,
+      digest: f.digest,
+    });
+    if (r.status !== 201 && r.status !== 200)
+      throw new Error(`upload init answered ${r.status} ${JSON.stringify(r.json)}`);
+    return { id: r.json.attachment_id, uploadUrl: this.local(r.json.upload_url) };
+  }
+
+  async put(uploadUrl: string, f: BenchFile): Promise<void> {
+    const res = await fetch(uploadUrl, {
+      method: 'PUT',
+      headers: { 'Content-Type': f.contentType },
+      body: f.bytes,
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
+    const text = await res.text();
+    if (res.status !== 200 && res.status !== 201) throw new Error(`PUT answered ${res.status} ${text.slice(0, 200)}`);
+  }
+
+  async confirm(id: string): Promise<string> {
+    const r = await this.call('POST', `/attachments/${id}/confirm`);
+    if (r.status !== 200) throw new Error(`confirm answered ${r.status} ${JSON.stringify(r.json)}`);
+    return r.json.scan_status;
+  }
+
+  /** Poll the status every `pollMs` until it leaves `pending` (bounded by SCAN_TIMEOUT_MS). */
+  async scanned(id: string, pollMs: number): Promise<StatusDoc> {
+    const end = performance.now() + SCAN_TIMEOUT_MS;
+    for (;;) {
+      const r = await this.call('GET', `/attachments/${id}`);
+      if (r.status !== 200) throw new Error(`status answered ${r.status} ${JSON.stringify(r.json)}`);
+      const doc = r.json as StatusDoc;
+      if (TERMINAL.has(doc.scan_status)) return doc;
+      if (performance.now() > end) throw new Error(`${id} still ${doc.scan_status} after ${SCAN_TIMEOUT_MS} ms`);
+      await new Promise((res) => setTimeout(res, pollMs));
+    }
+  }
+
+  /** GET the bytes; the time is to the last byte; the digest is checked afterwards (not timed). */
+  async download(url: string, withKey: boolean, size: number, digest: string): Promise<number | undefined> {
+    const t0 = performance.now();
+    const res = await fetch(url, {
+      headers: withKey ? { Authorization: `Bearer ${this.agent.apiKey}` } : {},
+      redirect: 'manual',
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
+    const body = Buffer.from(await res.arrayBuffer());
+    const ms = performance.now() - t0;
+    const how = withKey ? 'download' : 'url';
+    if (res.status !== 200) this.fail(`${how} answered ${res.status} ${body.subarray(0, 200).toString()}`);
+    else if (body.length !== size) this.fail(`${how}: ${body.length} bytes, expected ${size}`);
+    else if (sha256Digest(body) !== digest) this.fail(`${how}: digest differs from the upload's`);
+    else return ms;
+    return undefined;
+  }
+}
+
+/** init → PUT → confirm → scanned, timed. */
+async function uploadOne(api: Api, f: BenchFile, pollMs: number, marks: { put?: () => void; confirm?: () => void }) {
+  const t0 = performance.now();
+  const { id, uploadUrl } = await api.init(f);
+  marks.put?.();
+  const t1 = performance.now();
+  await api.put(uploadUrl, f);
+  const t2 = performance.now();
+  marks.confirm?.();
+  const first = await api.confirm(id);
+  const doc = TERMINAL.has(first) ? await api.scanned(id, 0) : await api.scanned(id, pollMs);
+  const t3 = performance.now();
+  const timing: UploadTiming = {
+    put_ms: +(t2 - t1).toFixed(2),
+    total_ms: +(t3 - t0).toFixed(2),
+    scan_ms: +(t3 - t2).toFixed(2),
+    scan_status: doc.scan_status,
+  };
+  return { id, doc, timing };
+}
+
+/** Upload `count` random binary files of `bytes` each, one at a time, then download each twice. */
+async function sizeClass(api: Api, bytes: number, count: number, want: string, tick: (s: string) => void) {
+  const out: SizeOutcome = { bytes, uploads: [], download_ms: [], url_ms: [] };
+  const kept: { id: string; url?: string; digest: string }[] = [];
+  for (let i = 0; i < count; i++) {
+    const f = binaryFile(bytes, `bench-${bytes}-${i}`);
+    tick(`upload ${i + 1}/${count} of ${bytes / MIB} MiB`);
+    try {
+      const r = await uploadOne(api, f, THROUGHPUT_POLL_MS, {});
+      out.uploads.push(r.timing);
+      if (r.doc.scan_status !== want) api.fail(`${r.id}: scan_status ${r.doc.scan_status}, expected ${want}`);
+      kept.push({ id: r.id, url: r.doc.url, digest: f.digest });
+    } catch (e) {
+      api.fail(`upload of ${bytes} bytes: ${(e as Error).message}`);
+    }
+  }
+  for (const [i, k] of kept.entries()) {
+    tick(`download ${i + 1}/${kept.length} of ${bytes / MIB} MiB`);
+    const ms = await api.download(`${api.server.api}/attachments/${k.id}/download`, true, bytes, k.digest);
+    if (ms !== undefined) out.download_ms.push(+ms.toFixed(2));
+    if (!k.url) {
+      api.fail(`${k.id}: no url in the status document`);
+      continue;
+    }
+    const ms2 = await api.download(api.local(k.url), false, bytes, k.digest);
+    if (ms2 !== undefined) out.url_ms.push(+ms2.toFixed(2));
+  }
+  return out;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * /health every `probeIntervalMs` over one keep-alive connection, in phases: `baseline` (nothing
+ * else running), `upload` (init + PUT of the text file), `scan` (from confirm until the status
+ * leaves pending). The text files are made before the prober starts, so the load is idle meanwhile.
+ */
+async function probeScans(api: Api, o: AttachmentOptions, want: string, tick: (s: string) => void) {
+  const files = Array.from({ length: o.scans }, (_, i) => textFile(o.scanBytes, `bench-scan-${i}`));
+  const prober = new Prober(new URL(`${api.server.api}/health`), {
+    intervalMs: o.probeIntervalMs,
+    maxOutstanding: PROBE_MAX_OUTSTANDING,
+    maxSeconds: o.scans * (o.baselineSeconds + (2 * SCAN_TIMEOUT_MS) / 1000) + 10,
+  });
+  const scans: UploadTiming[] = [];
+  const scanCpu: CpuUse[] = [];
+  prober.start();
+  try {
+    for (const [i, f] of files.entries()) {
+      tick(`baseline ${i + 1}/${files.length}`);
+      prober.setPhase('baseline');
+      await sleep(o.baselineSeconds * 1000);
+      let cpu: (() => CpuUse) | undefined;
+      try {
+        const r = await uploadOne(api, f, PROBE_POLL_MS, {
+          put: () => {
+            tick(`upload + scan ${i + 1}/${files.length}`);
+            prober.setPhase('upload');
+          },
+          confirm: () => {
+            prober.setPhase('scan');
+            cpu = cpuMeter(api.server);
+          },
+        });
+        prober.setPhase(undefined);
+        if (cpu) scanCpu.push(cpu());
+        scans.push(r.timing);
+        if (r.doc.scan_status !== want) api.fail(`${r.id}: scan_status ${r.doc.scan_status}, expected ${want}`);
+      } catch (e) {
+        prober.setPhase(undefined);
+        api.fail(`scan upload: ${(e as Error).message}`);
+      }
+    }
+  } finally {
+    await prober.stop();
+  }
+  if (prober.lastError) api.notes.push(`last /health error: ${prober.lastError}`);
+  return { prober, scans, scanCpu };
+}
+
+export interface AttachmentOutcome {
+  sizes: SizeOutcome[];
+  prober: Prober;
+  scans: UploadTiming[];
+  scan_cpu: CpuUse[];
+  errors: number;
+  notes: string[];
+}
+
+export async function attachments(server: BenchServer, o: AttachmentOptions): Promise<AttachmentOutcome> {
+  const [agent] = await registerMany(server.api, 'att', 1);
+  const api = new Api(server, agent!);
+  const info = await fetch(`${server.api}/info`).then((r) => r.json() as Promise<Record<string, any>>);
+  if (!info.attachment_limits)
+    throw new Error(`${o.label}: the server's /info has no attachment_limits (a build without attachments?)`);
+  if (Boolean(info.attachment_limits.av_scanning) !== o.av)
+    api.notes.push(`av_scanning is ${String(info.attachment_limits.av_scanning)} in /info`);
+  const want = o.av ? 'clean' : 'basic_clean';
+  let state = 'starting';
+  const stop = progress(o.label, () => state);
+  const tick = (s: string) => (state = s);
+  try {
+    const sizes: SizeOutcome[] = [];
+    for (const s of o.sizes) sizes.push(await sizeClass(api, s.bytes, s.count, want, tick));
+    const p = await probeScans(api, o, want, tick);
+    return { sizes, prober: p.prober, scans: p.scans, scan_cpu: p.scanCpu, errors: api.errors, notes: api.notes };
+  } finally {
+    stop();
+  }
+}
+
+const sizeName = (bytes: number) => `${Math.round(bytes / MIB)}mib`;
+/** The calibrator a size class is quoted against (run.ts measures one per size). */
+export const diskCalibrator = (bytes: number) => `disk_fsync_write_${sizeName(bytes)}`;
+
+const mibs = (bytes: number, ms: number[]) => mibPerSecond(bytes, median(ms));
+const spread = (ms: number[]) => ({
+  median_ms: +median(ms).toFixed(2),
+  min_ms: ms.length ? Math.min(...ms) : 0,
+  max_ms: ms.length ? Math.max(...ms) : 0,
+  files: ms.length,
+});
+
+/** The result rows of scenario 7; `disk` maps a calibrator name to its MiB/s. */
+export function attachmentRows(out: AttachmentOutcome, disk: Record<string, number>, o: AttachmentOptions) {
+  const rows: ScenarioResult[] = [];
+  const ratio = (v: number, c: number | undefined) => (c ? +(v / c).toFixed(3) : undefined);
+  const row = (r: Omit<ScenarioResult, 'errors' | 'notes'>) => rows.push({ ...r, errors: 0, notes: [] });
+  for (const s of out.sizes) {
+    const n = Math.round(s.bytes / MIB);
+    const cal = diskCalibrator(s.bytes);
+    const put = s.uploads.map((u) => u.put_ms);
+    const total = s.uploads.map((u) => u.total_ms);
+    const common = { unit: 'MiB/s', calibrator: cal };
+    const base = `7 attachment ${n} MiB`;
+    row({
+      name: `att_put_${sizeName(s.bytes)}`,
+      title: `${base}: upload PUT`,
+      value: mibs(s.bytes, put),
+      ...common,
+      ratio: ratio(mibs(s.bytes, put), disk[cal]),
+      details: { ...spread(put), bytes: s.bytes },
+    });
+    row({
+      name: `att_upload_scanned_${sizeName(s.bytes)}`,
+      title: `${base}: init → scan done`,
+      value: mibs(s.bytes, total),
+      ...common,
+      ratio: ratio(mibs(s.bytes, total), disk[cal]),
+      details: { ...spread(total), scan_ms: spread(s.uploads.map((u) => u.scan_ms)), poll_ms: THROUGHPUT_POLL_MS },
+    });
+    row({
+      name: `att_download_${sizeName(s.bytes)}`,
+      title: `${base}: GET /download (API key)`,
+      value: mibs(s.bytes, s.download_ms),
+      unit: 'MiB/s',
+      details: spread(s.download_ms),
+    });
+    row({
+      name: `att_url_${sizeName(s.bytes)}`,
+      title: `${base}: GET capability url`,
+      value: mibs(s.bytes, s.url_ms),
+      unit: 'MiB/s',
+      details: spread(s.url_ms),
+    });
+  }
+  const b = out.prober.histogram('baseline').summary();
+  const sc = out.prober.histogram('scan').summary();
+  const probeDetails = (phase: string) => ({
+    interval_ms: o.probeIntervalMs,
+    ...out.prober.phaseStats(phase),
+  });
+  row({
+    name: 'att_health_baseline',
+    title: `7 /health every ${o.probeIntervalMs} ms, no scan: p99`,
+    value: b.p99_ms,
+    unit: 'ms',
+    latency: b,
+    details: { ...probeDetails('baseline'), window_s: o.baselineSeconds * o.scans },
+  });
+  row({
+    name: 'att_health_scan',
+    title: `7 /health every ${o.probeIntervalMs} ms, ${Math.round(o.scanBytes / MIB)} MiB text scanned: p99`,
+    value: sc.p99_ms,
+    unit: 'ms',
+    calibrator: 'att_health_baseline p99',
+    ratio: ratio(sc.p99_ms, b.p99_ms),
+    latency: sc,
+    details: {
+      ...probeDetails('scan'),
+      scans: out.scans,
+      server_cpu: out.scan_cpu,
+      during_upload: { ...out.prober.histogram('upload').summary(), ...out.prober.phaseStats('upload') },
+      poll_ms: PROBE_POLL_MS,
+    },
+  });
+  // Failures anywhere in the scenario are counted on its first row.
+  rows[0]!.errors = out.errors;
+  rows[0]!.notes = out.notes;
+  return rows;
+}
