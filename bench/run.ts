@@ -396,6 +396,7 @@ async function main(): Promise<void> {
       baselineSeconds: P.attBaseline,
       probeIntervalMs: 2,
       av: clamdSocket !== undefined,
+      probeCores: place.load,
     };
     return withServer(
       async (s) => {

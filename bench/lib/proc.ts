@@ -154,8 +154,17 @@ const CLOCK_TICKS_PER_S = 100; // USER_HZ, 100 on Linux
 
 /** utime + stime of a process from /proc/PID/stat, in seconds; 0 where /proc is not there. */
 export function cpuSecondsOf(pid: number): number {
+  return statSeconds(`/proc/${pid}/stat`);
+}
+
+/** The same for its main thread alone (the event loop), /proc/PID/task/PID/stat. */
+function mainThreadSecondsOf(pid: number): number {
+  return statSeconds(`/proc/${pid}/task/${pid}/stat`);
+}
+
+function statSeconds(path: string): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(path, 'utf8');
     // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS_PER_S;
@@ -191,6 +200,8 @@ export interface CpuUse {
   load_cpu_pct: number;
   /** The server's CPU by thread name, in % of one core. */
   server_threads_pct: Record<string, number>;
+  /** The server's main thread (its event loop), in % of one core. */
+  server_main_thread_pct: number;
 }
 
 /** CPU use of the server and of this (load) process over a stretch of time, in % of one core. */
@@ -198,6 +209,7 @@ export function cpuMeter(server: BenchServer): () => CpuUse {
   const t0 = performance.now();
   const s0 = server.cpuSeconds();
   const th0 = threadSecondsOf(server.pid);
+  const m0 = mainThreadSecondsOf(server.pid);
   const l0 = process.cpuUsage();
   return () => {
     const wall = (performance.now() - t0) / 1000;
@@ -211,6 +223,7 @@ export function cpuMeter(server: BenchServer): () => CpuUse {
       server_cpu_pct: Math.round((100 * (server.cpuSeconds() - s0)) / wall),
       load_cpu_pct: Math.round((l.user + l.system) / 1e4 / wall),
       server_threads_pct: threads,
+      server_main_thread_pct: Math.round((100 * (mainThreadSecondsOf(server.pid) - m0)) / wall),
     };
   };
 }

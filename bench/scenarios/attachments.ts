@@ -9,7 +9,8 @@ import { registerMany, type BenchAgent } from '../lib/client.js';
 import { median, mibPerSecond, MIB } from '../lib/disk.js';
 import { binaryFile, sha256Digest, textFile, type BenchFile } from '../lib/files.js';
 import { cpuMeter, type BenchServer, type CpuUse } from '../lib/proc.js';
-import { Prober } from '../lib/prober.js';
+import { Latency } from '../lib/hist.js';
+import { Phases, ProbeChild, type PhaseStats } from '../lib/prober.js';
 import { progress, type ScenarioResult } from '../lib/report.js';
 
 const REQUEST_TIMEOUT_MS = 120_000;
@@ -20,6 +21,10 @@ const PROBE_POLL_MS = 50;
 /** A scan that takes longer than this is reported as a failure (clamd retries can take long). */
 const SCAN_TIMEOUT_MS = 120_000;
 const PROBE_MAX_OUTSTANDING = 1000;
+/** Between the PUT and the confirm in the /health part (probes then are not kept). */
+const SETTLE_MS = 1000;
+/** /health probes before the first baseline window (not kept): connection and JIT settle. */
+const PROBE_WARMUP_MS = 500;
 const TERMINAL = new Set(['clean', 'basic_clean', 'suspicious', 'rejected', 'unscanned']);
 
 export interface AttachmentOptions {
@@ -32,6 +37,8 @@ export interface AttachmentOptions {
   probeIntervalMs: number;
   /** true when the server runs with clamd: clean files end `clean`, else `basic_clean`. */
   av: boolean;
+  /** Cores for the /health prober's child process (taskset -c), the load's; undefined: not pinned. */
+  probeCores?: string;
 }
 
 interface StatusDoc {
@@ -166,22 +173,30 @@ class Api {
   }
 }
 
-/** init → PUT → confirm → scanned, timed. */
-async function uploadOne(api: Api, f: BenchFile, pollMs: number, marks: { put?: () => void; confirm?: () => void }) {
+interface Marks {
+  /** Called before the PUT. */
+  put?: () => void;
+  /** Awaited before the confirm: its time is left out of total_ms. */
+  confirm?: () => Promise<void> | void;
+}
+
+/** init → PUT → confirm → scanned, timed (scan_ms: from the confirm to a terminal status). */
+async function uploadOne(api: Api, f: BenchFile, pollMs: number, marks: Marks) {
   const t0 = performance.now();
   const { id, uploadUrl } = await api.init(f);
   marks.put?.();
   const t1 = performance.now();
   await api.put(uploadUrl, f);
   const t2 = performance.now();
-  marks.confirm?.();
+  await marks.confirm?.();
+  const tc = performance.now();
   const first = await api.confirm(id);
   const doc = TERMINAL.has(first) ? await api.scanned(id, 0) : await api.scanned(id, pollMs);
   const t3 = performance.now();
   const timing: UploadTiming = {
     put_ms: +(t2 - t1).toFixed(2),
-    total_ms: +(t3 - t0).toFixed(2),
-    scan_ms: +(t3 - t2).toFixed(2),
+    total_ms: +(t3 - t0 - (tc - t2)).toFixed(2),
+    scan_ms: +(t3 - tc).toFixed(2),
     scan_status: doc.scan_status,
   };
   return { id, doc, timing };
@@ -226,50 +241,56 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  */
 async function probeScans(api: Api, o: AttachmentOptions, want: string, tick: (s: string) => void) {
   const files = Array.from({ length: o.scans }, (_, i) => textFile(o.scanBytes, `bench-scan-${i}`));
-  const prober = new Prober(new URL(`${api.server.api}/health`), {
-    intervalMs: o.probeIntervalMs,
-    maxOutstanding: PROBE_MAX_OUTSTANDING,
-    maxSeconds: o.scans * (o.baselineSeconds + (2 * SCAN_TIMEOUT_MS) / 1000) + 10,
-  });
+  const maxSeconds = o.scans * (o.baselineSeconds + (2 * SCAN_TIMEOUT_MS) / 1000) + 10;
+  const opts = { intervalMs: o.probeIntervalMs, maxOutstanding: PROBE_MAX_OUTSTANDING, maxSeconds };
+  const phases = new Phases();
   const scans: UploadTiming[] = [];
   const scanCpu: CpuUse[] = [];
-  prober.start();
+  // Warmed up: the child's connection is up and has been answered before the first baseline.
+  const child = await ProbeChild.start(`${api.server.api}/health`, opts, o.probeCores);
+  let probed: Awaited<ReturnType<ProbeChild['stop']>> | undefined;
   try {
+    await sleep(PROBE_WARMUP_MS);
     for (const [i, f] of files.entries()) {
       tick(`baseline ${i + 1}/${files.length}`);
-      prober.setPhase('baseline');
+      phases.set('baseline');
       await sleep(o.baselineSeconds * 1000);
       let cpu: (() => CpuUse) | undefined;
       try {
         const r = await uploadOne(api, f, PROBE_POLL_MS, {
           put: () => {
             tick(`upload + scan ${i + 1}/${files.length}`);
-            prober.setPhase('upload');
+            phases.set('upload');
           },
-          confirm: () => {
-            prober.setPhase('scan');
+          confirm: async () => {
+            // The PUT's probes (queued behind it on the prober's one connection) drain first, so
+            // that the scan window starts clean; the scan starts at the confirm.
+            phases.set(undefined);
+            await sleep(SETTLE_MS);
+            phases.set('scan');
             cpu = cpuMeter(api.server);
           },
         });
-        prober.setPhase(undefined);
+        phases.set(undefined);
         if (cpu) scanCpu.push(cpu());
         scans.push(r.timing);
         if (r.doc.scan_status !== want) api.fail(`${r.id}: scan_status ${r.doc.scan_status}, expected ${want}`);
       } catch (e) {
-        prober.setPhase(undefined);
+        phases.set(undefined);
         api.fail(`scan upload: ${(e as Error).message}`);
       }
     }
   } finally {
-    await prober.stop();
+    probed = await child.stop();
   }
-  if (prober.lastError) api.notes.push(`last /health error: ${prober.lastError}`);
-  return { prober, scans, scanCpu };
+  if (probed.lastError) api.notes.push(`last /health error: ${probed.lastError}`);
+  return { phases: phases.file(probed.samples, probed.skipped), scans, scanCpu };
 }
 
 export interface AttachmentOutcome {
   sizes: SizeOutcome[];
-  prober: Prober;
+  /** The /health samples by phase: baseline, upload, scan. */
+  phases: Map<string, { hist: Latency; stats: PhaseStats }>;
   scans: UploadTiming[];
   scan_cpu: CpuUse[];
   errors: number;
@@ -292,10 +313,22 @@ export async function attachments(server: BenchServer, o: AttachmentOptions): Pr
     const sizes: SizeOutcome[] = [];
     for (const s of o.sizes) sizes.push(await sizeClass(api, s.bytes, s.count, want, tick));
     const p = await probeScans(api, o, want, tick);
-    return { sizes, prober: p.prober, scans: p.scans, scan_cpu: p.scanCpu, errors: api.errors, notes: api.notes };
+    return { sizes, phases: p.phases, scans: p.scans, scan_cpu: p.scanCpu, errors: api.errors, notes: api.notes };
   } finally {
     stop();
   }
+}
+
+/** One line on the scans: how long, and whose CPU (the event loop's, or the scanner's). */
+function scanNote(out: AttachmentOutcome): string {
+  const mean = (xs: number[]) => (xs.length ? Math.round(xs.reduce((a, b) => a + b, 0) / xs.length) : 0);
+  const ms = out.scans.map((s) => s.scan_ms);
+  const all = mean(out.scan_cpu.map((c) => c.server_cpu_pct));
+  const main = mean(out.scan_cpu.map((c) => c.server_main_thread_pct));
+  return (
+    `${out.scans.length} scan(s), median ${median(ms).toFixed(0)} ms (confirm → status done); server CPU meanwhile ` +
+    `${all} % of a core, of which its main thread (the event loop) ${main} %`
+  );
 }
 
 const sizeName = (bytes: number) => `${Math.round(bytes / MIB)}mib`;
@@ -353,19 +386,18 @@ export function attachmentRows(out: AttachmentOutcome, disk: Record<string, numb
       details: spread(s.url_ms),
     });
   }
-  const b = out.prober.histogram('baseline').summary();
-  const sc = out.prober.histogram('scan').summary();
-  const probeDetails = (phase: string) => ({
-    interval_ms: o.probeIntervalMs,
-    ...out.prober.phaseStats(phase),
-  });
+  const phase = (name: string) =>
+    out.phases.get(name) ?? { hist: new Latency(), stats: { samples: 0, errors: 0, skipped: 0, seconds: 0 } };
+  const b = phase('baseline').hist.summary();
+  const sc = phase('scan').hist.summary();
+  const probeDetails = (name: string) => ({ interval_ms: o.probeIntervalMs, ...phase(name).stats });
   row({
     name: 'att_health_baseline',
     title: `7 /health every ${o.probeIntervalMs} ms, no scan: p99`,
     value: b.p99_ms,
     unit: 'ms',
     latency: b,
-    details: { ...probeDetails('baseline'), window_s: o.baselineSeconds * o.scans },
+    details: probeDetails('baseline'),
   });
   row({
     name: 'att_health_scan',
@@ -379,10 +411,11 @@ export function attachmentRows(out: AttachmentOutcome, disk: Record<string, numb
       ...probeDetails('scan'),
       scans: out.scans,
       server_cpu: out.scan_cpu,
-      during_upload: { ...out.prober.histogram('upload').summary(), ...out.prober.phaseStats('upload') },
+      during_upload: { ...phase('upload').hist.summary(), ...phase('upload').stats },
       poll_ms: PROBE_POLL_MS,
     },
   });
+  rows.at(-1)!.notes.push(scanNote(out));
   // Failures anywhere in the scenario are counted on its first row.
   rows[0]!.errors = out.errors;
   rows[0]!.notes = out.notes;

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { diskFsyncWrite, median, mibPerSecond, MIB } from '../../bench/lib/disk.js';
 import { binaryFile, sha256Digest, textFile } from '../../bench/lib/files.js';
-import { Prober } from '../../bench/lib/prober.js';
+import { Latency } from '../../bench/lib/hist.js';
+import { Phases, ProbeChild, Prober } from '../../bench/lib/prober.js';
 import { attachmentRows, diskCalibrator, type AttachmentOutcome } from '../../bench/scenarios/attachments.js';
 
 const WAIT_MS = 10_000;
@@ -106,7 +107,8 @@ describe('Prober (open loop, one keep-alive connection)', () => {
       maxOutstanding: 1000,
       maxSeconds: 30,
     });
-    p.setPhase('a');
+    const phases = new Phases();
+    phases.set('a');
     p.start();
     // The first answer is held until the prober has queued more behind it on its one connection.
     await new Promise<void>((resolve, reject) => {
@@ -124,31 +126,72 @@ describe('Prober (open loop, one keep-alive connection)', () => {
     holdFirst!();
     const stall = performance.now() - held;
     await servedAtLeast(20);
-    p.setPhase('b');
+    phases.set('b');
     // What is in flight now was due in phase a; 20 answers after those are phase b's.
     await servedAtLeast(served + p.inFlight + 20);
     await p.stop();
-    const a = p.phaseStats('a');
-    const b = p.phaseStats('b');
-    expect(a.errors + b.errors).toBe(0);
-    expect(a.samples + b.samples).toBe(served);
-    expect(b.samples).toBeGreaterThanOrEqual(20);
-    expect(p.histogram('a').summary().max_ms).toBeGreaterThanOrEqual(stall);
+    const filed = phases.file(p.samples, p.skipped);
+    const a = filed.get('a')!;
+    const b = filed.get('b')!;
+    expect(a.stats.errors + b.stats.errors).toBe(0);
+    expect(p.samples).toHaveLength(served);
+    expect(a.stats.samples + b.stats.samples).toBe(served);
+    expect(b.stats.samples).toBeGreaterThanOrEqual(20);
+    expect(a.hist.summary().max_ms).toBeGreaterThanOrEqual(stall);
     expect(sockets.size).toBe(1);
+  });
+
+  it('runs in a child process: ready at its first answer, all its samples back when stopped', async () => {
+    const port = (server.address() as AddressInfo).port;
+    const before = served;
+    const child = await ProbeChild.start(
+      `http://127.0.0.1:${port}/health`,
+      { intervalMs: 2, maxOutstanding: 1000, maxSeconds: 30 },
+      undefined,
+    );
+    await servedAtLeast(before + 20);
+    const r = await child.stop();
+    expect(r.samples).toHaveLength(served - before);
+    expect(r.samples.every(([due, ms, ok]) => due > 1e12 && ms >= 0 && ok === 1)).toBe(true);
+    expect(r.lastError).toBe('');
+  });
+});
+
+describe('Phases', () => {
+  it('files each sample and skip under the window its due time falls in; none outside windows', () => {
+    const ph = new Phases();
+    ph.set('x', 100);
+    ph.set(undefined, 200);
+    ph.set('y', 300);
+    ph.set('x', 400);
+    ph.set(undefined, 450);
+    const f = ph.file(
+      [
+        [150, 1, 1],
+        [250, 2, 1],
+        [350, 3, 0],
+        [420, 4, 1],
+        [460, 5, 1],
+      ],
+      [120, 310, 500],
+    );
+    expect(f.get('x')!.stats).toEqual({ samples: 2, errors: 0, skipped: 1, seconds: 0.15 });
+    expect(f.get('y')!.stats).toEqual({ samples: 0, errors: 1, skipped: 1, seconds: 0.1 });
+    expect(f.get('x')!.hist.summary().max_ms).toBeCloseTo(4, 2);
   });
 });
 
 describe('attachment rows', () => {
   it('quotes uploads against the disk calibrator of their size and the scan p99 against the baseline', () => {
-    const prober = new Prober(new URL('http://127.0.0.1:9/health'), {
-      intervalMs: 2,
-      maxOutstanding: 1,
-      maxSeconds: 1,
-    });
-    prober.setPhase('baseline');
-    prober.histogram('baseline').recordMs(2);
-    prober.setPhase('scan');
-    prober.histogram('scan').recordMs(6);
+    const phase = (ms: number) => {
+      const hist = new Latency();
+      hist.recordMs(ms);
+      return { hist, stats: { samples: 1, errors: 0, skipped: 0, seconds: 1 } };
+    };
+    const phases = new Map([
+      ['baseline', phase(2)],
+      ['scan', phase(6)],
+    ]);
     const up = (put: number, total: number) => ({
       put_ms: put,
       total_ms: total,
@@ -160,7 +203,7 @@ describe('attachment rows', () => {
         { bytes: MIB, uploads: [up(10, 20), up(20, 40), up(30, 60)], download_ms: [5], url_ms: [4] },
         { bytes: 25 * MIB, uploads: [up(500, 1000)], download_ms: [100], url_ms: [] },
       ],
-      prober,
+      phases,
       scans: [],
       scan_cpu: [],
       errors: 1,
