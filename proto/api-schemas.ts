@@ -102,6 +102,7 @@ export const RouteResultSchema = Type.Object(
     delivered_at: OptStr(),
     queued_at: OptStr(),
     thread_id: Str(),
+    warnings: Type.Optional(Type.Array(Type.String(), { description: 'e.g. attachment_suspicious (§22)' })),
   },
   Open,
 );
@@ -141,6 +142,25 @@ const QueuedMessageSchema = Type.Object(
       },
       Open,
     ),
+    attachments: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            id: Str(),
+            filename: Str(),
+            content_type: Str(),
+            size: Type.Integer(),
+            digest: Str(),
+            scan_status: Str(),
+            url: Str('Signed download URL (no API key needed)'),
+            expires_at: Str(),
+          },
+          Open,
+        ),
+        { description: "The provider's record of each attachment the payload names (§22)" },
+      ),
+    ),
+    warnings: Type.Optional(Type.Array(Type.String())),
   },
   Open,
 );

@@ -52,6 +52,33 @@ export const ERROR_CATALOG = {
     retry: false,
     doc: 'payload.attachments without the capability',
   },
+  // §22 attachments
+  attachment_not_found: { status: 404, wsClose: null, retry: false, doc: "unknown attachment id, or another agent's" },
+  attachment_expired: { status: 410, wsClose: null, retry: false, doc: 'attachment past its lifetime' },
+  attachment_pending: { status: 409, wsClose: null, retry: true, doc: 'attachment not scanned yet' },
+  attachment_held: { status: 409, wsClose: null, retry: false, doc: 'suspicious attachment awaiting human approval' },
+  attachment_rejected: { status: 422, wsClose: null, retry: false, doc: 'attachment rejected by the scan or an admin' },
+  attachment_already_used: { status: 409, wsClose: null, retry: false, doc: 'attachment carried by another message' },
+  too_many_attachments: { status: 400, wsClose: null, retry: false, doc: 'more than 10 attachments in one message' },
+  attachment_too_large: { status: 413, wsClose: null, retry: false, doc: 'declared size over 25 MiB' },
+  attachments_too_large: { status: 413, wsClose: null, retry: false, doc: "one message's attachments over 100 MiB" },
+  invalid_digest_algorithm: { status: 422, wsClose: null, retry: false, doc: 'digest is not sha256:<64 hex>' },
+  upload_url_invalid: { status: 403, wsClose: null, retry: false, doc: 'upload URL signature missing or wrong' },
+  upload_url_expired: { status: 410, wsClose: null, retry: false, doc: 'upload URL past its expiry' },
+  upload_already_used: { status: 409, wsClose: null, retry: false, doc: 'second PUT to a single-use upload URL' },
+  upload_size_mismatch: {
+    status: 422,
+    wsClose: null,
+    retry: false,
+    doc: 'uploaded bytes differ from the declared size',
+  },
+  upload_digest_mismatch: {
+    status: 422,
+    wsClose: null,
+    retry: false,
+    doc: 'uploaded bytes differ from the declared digest',
+  },
+  upload_incomplete: { status: 409, wsClose: null, retry: false, doc: 'confirm before the upload finished' },
   queue_full: { status: 429, wsClose: null, retry: true, doc: 'recipient queue at maximum' },
   rate_limited: { status: 429, wsClose: null, retry: true, doc: 'rate-limit bucket empty' },
   internal_error: { status: 500, wsClose: 1011, retry: true, doc: 'bug' },
@@ -83,6 +110,8 @@ export interface AmpErrorOptions {
   retryAfter?: number;
   suggestions?: string[];
   headers?: Record<string, string>;
+  /** Where the spec gives a code another status than the catalog's (§22: 422 `invalid_field`). */
+  status?: number;
 }
 
 export class AmpError extends Error {
@@ -98,7 +127,7 @@ export class AmpError extends Error {
     super(message);
     this.name = 'AmpError';
     this.code = code;
-    this.status = ERROR_CATALOG[code].status;
+    this.status = opts.status ?? ERROR_CATALOG[code].status;
     this.field = opts.field;
     this.details = opts.details ?? {};
     this.retryAfter = opts.retryAfter;

@@ -11,6 +11,7 @@ export * from './ack-body.js';
 export * from './rotate-keys-body.js';
 export * from './agent-update-body.js';
 export * from './route-body.js';
+export * from './attachments.js';
 export * from './wire.js';
 export * from './json.js';
 export * from './frames.js';

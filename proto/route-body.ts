@@ -2,6 +2,7 @@
 // (the brief's curl / Python, the CLI's local path, WS `route` frames) or as `{envelope, payload}`.
 // Pure: no lookups, no clock other than the `nowMs` passed in.
 
+import { type AttachmentRef, decodeAttachmentRefs } from './attachments.js';
 import { AmpError, invalidField, tooLarge } from './errors.js';
 import { isAcceptedMessageId } from './ids.js';
 import {
@@ -21,6 +22,9 @@ import { RouteBodySchema, assertShape, compile } from './schemas.js';
 
 const checkRouteBody = compile(RouteBodySchema);
 
+/** Bytes the provider's record of one attachment (`attachments` beside the payload) may take. */
+const ATTACHMENT_RECORD_RESERVE_BYTES = 1024;
+
 export interface RouteRequest {
   /** `to` exactly as received (signatures may cover this spelling). */
   to: string;
@@ -39,6 +43,8 @@ export interface RouteRequest {
   idempotency_key?: string;
   receipt: boolean;
   payload: Record<string, unknown>;
+  /** `payload.attachments`, decoded, when the provider has the capability and the message carries some. */
+  attachments?: AttachmentRef[];
 }
 
 const ENVELOPE_FIELDS = [
@@ -89,7 +95,14 @@ export function decodeSignature(sig: string): Buffer | null {
   return bytes.length === 64 ? bytes : null;
 }
 
-export function decodeRouteBody(body: unknown, opts: { nowMs: number; headerIdempotencyKey?: string }): RouteRequest {
+export interface DecodeRouteOptions {
+  nowMs: number;
+  headerIdempotencyKey?: string;
+  /** The provider has the `attachments` capability (§22); else `payload.attachments` is 422. */
+  attachments?: boolean;
+}
+
+export function decodeRouteBody(body: unknown, opts: DecodeRouteOptions): RouteRequest {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw new AmpError('invalid_request', 'Request body must be a JSON object');
   }
@@ -130,15 +143,21 @@ export function decodeRouteBody(body: unknown, opts: { nowMs: number; headerIdem
     if (contextBytes > MAX_CONTEXT_BYTES)
       throw tooLarge('payload.context', 'payload.context', MAX_CONTEXT_BYTES, contextBytes, 'bytes');
   }
+  let attachments: AttachmentRef[] | undefined;
   if (payload.attachments !== undefined) {
-    throw new AmpError('attachments_not_supported', 'This provider does not support attachments', {
-      field: 'payload.attachments',
-    });
+    if (!opts.attachments)
+      throw new AmpError('attachments_not_supported', 'This provider does not support attachments', {
+        field: 'payload.attachments',
+      });
+    attachments = decodeAttachmentRefs(payload.attachments);
+    if (attachments.length === 0) attachments = undefined;
   }
 
   // §8.3 stored-message limit, checked with the parse (§12.3 step 4) on an upper bound of the
   // envelope the server will build (it is the only check: the estimate is never below the truth).
-  const storedEstimate = Buffer.byteLength(JSON.stringify(flat), 'utf8') + ENVELOPE_RESERVE_BYTES;
+  // The provider's record of each attachment (with its URL) is stored beside the payload.
+  const attachmentReserve = (attachments?.length ?? 0) * ATTACHMENT_RECORD_RESERVE_BYTES;
+  const storedEstimate = Buffer.byteLength(JSON.stringify(flat), 'utf8') + ENVELOPE_RESERVE_BYTES + attachmentReserve;
   if (storedEstimate > MAX_STORED_MESSAGE_BYTES) {
     throw tooLarge('payload', 'The stored message', MAX_STORED_MESSAGE_BYTES, storedEstimate, 'bytes');
   }
@@ -150,6 +169,7 @@ export function decodeRouteBody(body: unknown, opts: { nowMs: number; headerIdem
     receipt: flat.options?.receipt === true,
     payload,
   };
+  if (attachments) req.attachments = attachments;
 
   if (flat.in_reply_to != null && flat.in_reply_to !== '') {
     if (!isAcceptedMessageId(flat.in_reply_to))

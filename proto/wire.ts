@@ -37,6 +37,22 @@ export interface QueuedMessage {
   /** 64 lowercase hex of the sender's Ed25519 key when the message was signed, else "". */
   sender_public_key: string;
   security: Security;
+  /** The provider's record of each attachment the payload names (§22), with a working `url`. */
+  attachments?: AttachmentMeta[];
+  /** E.g. `attachment_suspicious` when an admin-approved suspicious file is carried. */
+  warnings?: string[];
+}
+
+/** What a recipient learns of an attachment from the provider (the payload itself is never changed). */
+export interface AttachmentMeta {
+  id: string;
+  filename: string;
+  content_type: string;
+  size: number;
+  digest: string;
+  scan_status: string;
+  url: string;
+  expires_at: string;
 }
 
 export type RouteStatus = 'delivered' | 'queued';
@@ -49,4 +65,5 @@ export interface RouteResult {
   delivered_at?: string;
   queued_at?: string;
   thread_id: string;
+  warnings?: string[];
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The end-to-end tests drive the server with the tools the brief's users have: curl, openssl 3,
-# jq and Python 3 with `requests`; the agent CLI's tests also run shellcheck. Install what is
-# missing from Debian's packages when we may (root with apt-get); otherwise say what to install.
+# jq and Python 3 with `requests`; the agent CLI's tests also run shellcheck, the attachment tests
+# clamd. Install what is missing from Debian's packages when we may (root with apt-get); otherwise
+# say what to install.
 set -euo pipefail
 
 missing=()
@@ -11,6 +12,9 @@ command -v jq >/dev/null 2>&1 || missing+=(jq)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 # The README's reverse-proxy block runs in a real nginx (test/integration/nginx-proxy.test.ts).
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+# The attachment tests scan with a real clamd (test/helpers/clamd.ts starts it on a temp socket
+# with its own one-signature database: no freshclam, no internet).
+command -v clamd >/dev/null 2>&1 || [ -x /usr/sbin/clamd ] || missing+=(clamav-daemon)
 has_requests=no
 for py in python3 /usr/bin/python3; do
   if command -v "$py" >/dev/null 2>&1 && "$py" -c 'import requests' >/dev/null 2>&1; then has_requests=yes; break; fi
@@ -22,8 +26,9 @@ done
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "amp-relay tests: installing ${missing[*]} (apt-get)" >&2
   export DEBIAN_FRONTEND=noninteractive
-  # Packages such as nginx start their service on install; the tests start their own, on loopback
-  # ports. A policy-rc.d that says "no" (as Docker images have) keeps apt from starting any.
+  # Packages such as nginx and clamav-daemon start their service on install; the tests start their
+  # own, on loopback ports and temp sockets. A policy-rc.d that says "no" (as Docker images have)
+  # keeps apt from starting any.
   policy=/usr/sbin/policy-rc.d
   made_policy=no
   if [ ! -e "$policy" ]; then

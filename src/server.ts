@@ -9,6 +9,7 @@ import { tlsEnabled, tlsExpiryWarning } from './config/tls.js';
 import { trustedProxyMatcher } from './config/trusted-proxies.js';
 import { createVerifier, type Ed25519Verifier } from './crypto/verifier.js';
 import { loadOrCreateProviderKey } from './crypto/provider-key.js';
+import { type AttachmentService, openAttachments } from './attachments/index.js';
 import { AuditTrail } from './identity/audit.js';
 import { MAX_PENDING_PER_TENANT, Registrations } from './identity/registrations.js';
 import { IdentityRoutes } from './identity/routes.js';
@@ -16,7 +17,7 @@ import { SigningKeys } from './identity/signing-keys.js';
 import { StatusPolls } from './identity/status-polls.js';
 import { Tokens } from './identity/tokens.js';
 import { type DataDirLock, openDataDir, securePrivateFiles } from './ops/data-dir.js';
-import { health, ready } from './ops/discovery.js';
+import { type HealthInputs, health, ready } from './ops/discovery.js';
 import { InFlight } from './ops/in-flight.js';
 import { createLogger, flushLogs } from './ops/logger.js';
 import { metricsEndpoint, registerMetrics } from './ops/metrics.js';
@@ -31,7 +32,7 @@ import { Keys } from './relay/keys.js';
 import { Push } from './relay/push.js';
 import { RateLimits } from './relay/ratelimit.js';
 import { Receipts } from './relay/receipts.js';
-import { MessageRouter } from './relay/route.js';
+import { type AttachmentChecks, MessageRouter } from './relay/route.js';
 import { AbuseCounters } from './relay/abuse.js';
 import { Suspensions } from './relay/suspension.js';
 import { Sessions } from './relay/sessions.js';
@@ -67,14 +68,14 @@ export interface StartOptions extends ConfigInput {
 }
 
 /** The AMP relay core: sessions and push, routing, the inbox, agents. */
-function buildRelay(ctx: RelayContext, store: Store, verifier: Ed25519Verifier) {
+function buildRelay(ctx: RelayContext, store: Store, verifier: Ed25519Verifier, gate?: AttachmentChecks) {
   const stores = { queue: store, directory: store, records: store };
   const sessions = new Sessions(ctx.config);
   const receipts = new Receipts(stores, sessions, ctx.logger);
   const push = new Push(ctx.config, store, sessions, receipts, ctx.observer);
   const agents = new Agents(ctx, store, sessions, verifier);
   const abuse = new AbuseCounters();
-  const router = new MessageRouter(ctx, agents, stores, push, receipts, abuse);
+  const router = new MessageRouter(ctx, agents, stores, push, receipts, abuse, gate);
   const inbox = new Inbox(store, receipts, ctx.observer);
   const link = new IdentityLink(agents, store, sessions, ctx.logger);
   const suspensions = new Suspensions(ctx, agents, store, sessions);
@@ -157,6 +158,42 @@ function openCore(config: Config, logger: Logger) {
   return { verifier, telemetry, store, limits, ctx };
 }
 
+type Relay = ReturnType<typeof buildRelay>;
+type Identity = Awaited<ReturnType<typeof buildIdentity>>;
+
+/** The REST surface over the relay, the identity service and the attachments; their metrics. */
+function buildRest(
+  parts: {
+    ctx: RelayContext;
+    store: Store;
+    relay: Relay;
+    aid: Identity;
+    telemetry: Telemetry;
+    files?: AttachmentService;
+  },
+  healthInputs: () => HealthInputs,
+) {
+  const { ctx, store, relay, aid, telemetry, files } = parts;
+  const { sessions, agents } = relay;
+  const keys = new Keys(ctx, agents, store, sessions, aid.registrations);
+  const directory = new Directory(ctx, agents, store, sessions, aid.registrations);
+  const admin = new AdminView(agents, store, sessions, directory);
+  registerMetrics(telemetry.registry, { ...relay, startedAt: ctx.startedAt, store, attachments: files?.attachments });
+  return buildApi({
+    ctx,
+    ...relay,
+    keys,
+    directory,
+    admin,
+    identity: aid.identity,
+    aid: { ...aid, agents, limits: ctx.limits, tokenEvents: telemetry },
+    health: () => health(ctx, healthInputs()),
+    ready: () => ready(healthInputs()),
+    metrics: metricsEndpoint(telemetry.registry, ctx.config.metricsToken),
+    attachments: files,
+  });
+}
+
 /** The rest of startServer, once the data dir is ours; close() gives it back. */
 async function startOnDataDir(
   config: Config,
@@ -167,13 +204,11 @@ async function startOnDataDir(
   const { verifier, telemetry, store, limits, ctx } = openCore(config, logger);
   let listeningPort = config.port;
   const publicBase = () => config.publicUrl.replace(/\/+$/, '') || `${http.scheme}://localhost:${listeningPort}`;
-  const relay = buildRelay(ctx, store, verifier);
+  const files = await openAttachments(ctx, store, () => `${publicBase()}/api/v1`);
+  const relay = buildRelay(ctx, store, verifier, files?.gate);
   const aid = await buildIdentity(ctx, store, verifier, relay.link, publicBase);
-  const { sessions, agents } = relay;
-  const keys = new Keys(ctx, agents, store, sessions, aid.registrations);
-  const directory = new Directory(ctx, agents, store, sessions, aid.registrations);
-  const admin = new AdminView(agents, store, sessions, directory);
   securePrivateFiles(lock.dir, logger); // every file now exists: narrow those left by older versions
+  const { sessions } = relay;
 
   let shuttingDown = false;
   const isClosing = () => shuttingDown;
@@ -188,28 +223,23 @@ async function startOnDataDir(
     writes: store.writeState(),
     agentsOnline: sessions.onlineAgents(),
   });
-  const api = buildApi({
-    ctx,
-    ...relay,
-    keys,
-    directory,
-    admin,
-    identity: aid.identity,
-    aid: { ...aid, agents, limits, tokenEvents: telemetry },
-    health: () => health(ctx, healthInputs()),
-    ready: () => ready(healthInputs()),
-    metrics: metricsEndpoint(telemetry.registry, config.metricsToken),
-  });
-  registerMetrics(telemetry.registry, { ...relay, startedAt: ctx.startedAt, store });
+  const api = buildRest({ ctx, store, relay, aid, telemetry, files }, healthInputs);
   const trustsProxy = trustedProxyMatcher(config.trustedProxies);
-  const observer = telemetry;
-  attachHttp(http.app, api, { corsOrigin: config.corsOrigin, logger, inFlight, isClosing, trustsProxy, observer });
+  attachHttp(http.app, api, {
+    corsOrigin: config.corsOrigin,
+    logger,
+    inFlight,
+    isClosing,
+    trustsProxy,
+    observer: telemetry,
+  });
 
   const stopTimers = startTimers(sessions, store, logger);
   try {
     listeningPort = await http.listen(config.host, config.port);
   } catch (e) {
     stopTimers();
+    await files?.close();
     await store.close();
     throw e;
   }
@@ -226,6 +256,7 @@ async function startOnDataDir(
       await inFlight.drain(SHUTDOWN_DRAIN_MS);
       sessions.closeAll(CLOSE.SERVER_SHUTDOWN, 'server_shutdown');
       http.closeAll();
+      await files?.close();
       await store.close();
       lock.release();
       logger.info('stopped');

@@ -55,9 +55,9 @@ export function parseArgs(
 /**
  * Copy a file or a dir tree (`to` must not exist), then make it private. A symlink inside is left
  * out, with a warning on stderr, so a copy run as root never reads or changes what a link points
- * to; `from` itself must not be a link.
+ * to; `from` itself must not be a link. `leaveOut` names more paths not to copy.
  */
-export function copyPrivate(from: string, to: string): void {
+export function copyPrivate(from: string, to: string, leaveOut: (src: string) => boolean = () => false): void {
   if (lstatSync(from).isSymbolicLink())
     throw new BackupUsageError(`${from} is a symlink: backup and restore copy no symlinks (make it a plain file)`);
   cpSync(from, to, {
@@ -66,6 +66,7 @@ export function copyPrivate(from: string, to: string): void {
     force: false,
     preserveTimestamps: true,
     filter: (src) => {
+      if (leaveOut(src)) return false;
       if (!lstatSync(src).isSymbolicLink()) return true;
       process.stderr.write(`amp-relay: warning: ${src} is a symlink: left out (backup and restore copy no links)\n`);
       return false;

@@ -73,7 +73,9 @@ export async function backupCommand(rest: string[], configOf: ConfigOf): Promise
   files.push({ name: LMDB_FILE, bytes: statSync(join(dir, LMDB_FILE)).size });
   for (const name of [...KEY_FILES, ATTACHMENTS]) {
     if (!present(join(dataDir, name))) continue;
-    copyPrivate(join(dataDir, name), join(dir, name));
+    // Partial uploads (attachments/tmp) are of no use in a backup: a restarted server drops them.
+    const partial = join(dataDir, ATTACHMENTS, 'tmp');
+    copyPrivate(join(dataDir, name), join(dir, name), (src) => src === partial);
     files.push({ name, bytes: statSync(join(dir, name)).size });
   }
   const manifest: Manifest = {

@@ -4,6 +4,7 @@
 
 import { REGISTERED_LABEL_RE, RESERVED_TENANTS } from '../../proto/index.js';
 import { hostProblem } from './host.js';
+import { clamdProblems } from './clamd.js';
 import { tlsProblems } from './tls.js';
 import { trustedProxyProblems } from './trusted-proxies.js';
 
@@ -320,6 +321,27 @@ export const OPTIONS = {
     default: '',
     doc: 'When set, GET /metrics needs Authorization: Bearer <this token> (401 otherwise); default: /metrics is public',
   },
+  attachments: {
+    env: 'AMP_ATTACHMENTS',
+    flag: '--attachments',
+    type: 'bool',
+    default: true,
+    doc: 'Attachments (spec §22): files up to 25 MiB uploaded, scanned and kept under <data dir>/attachments; false: payload.attachments is refused (422)',
+  },
+  clamdSocket: {
+    env: 'AMP_CLAMD_SOCKET',
+    flag: '--clamd-socket',
+    type: 'string',
+    default: '',
+    doc: 'Unix socket of a clamd (e.g. /run/clamav/clamd.ctl): attachments are scanned by it as well (av_scanning: true); while it is unreachable they stay pending',
+  },
+  clamdHost: {
+    env: 'AMP_CLAMD_HOST',
+    flag: '--clamd-host',
+    type: 'string',
+    default: '',
+    doc: 'clamd over TCP as host:port (e.g. 127.0.0.1:3310), instead of AMP_CLAMD_SOCKET',
+  },
 } as const satisfies Record<string, OptionSpec>;
 
 type Opts = typeof OPTIONS;
@@ -449,6 +471,7 @@ function crossCheck(c: Config, name: (key: keyof Config) => string, problems: st
       problems.push(`${name('aidIssuerAliases')} entries are http(s) base URLs without query (got '${a}')`);
   problems.push(...trustedProxyProblems(c.trustedProxies, name('trustedProxies')));
   problems.push(...tlsProblems(c, name));
+  problems.push(...clamdProblems(c, name));
   if (c.wsHardBuffer <= c.wsSoftBuffer)
     problems.push(`${name('wsHardBuffer')} must be larger than ${name('wsSoftBuffer')}`);
   if (c.publicUrl && !isHttpUrl(c.publicUrl))

@@ -1,7 +1,7 @@
 // The provider's own Ed25519 key: created on first start in the data dir, advertised in discovery,
 // used later to sign federation and mesh traffic. The private key file is 0600.
 
-import { generateKeyPairSync, createPrivateKey, createPublicKey } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parsePublicKeyPem, type ParsedPublicKey } from './keys.js';
@@ -28,4 +28,12 @@ export function loadOrCreateProviderKey(dataDir: string): ProviderKey {
   const publicKey = parsePublicKeyPem(publicPem);
   if (typeof publicKey === 'string') throw new Error(`provider key in ${path} is not an Ed25519 key`);
   return { privatePem, publicKey };
+}
+
+/**
+ * A secret for this provider's own HMACs (signed attachment URLs), derived from its private key so
+ * that it survives restarts and backups without a file of its own. `purpose` separates uses.
+ */
+export function derivedSecret(key: ProviderKey, purpose: string): Buffer {
+  return createHash('sha256').update(`amp-relay ${purpose}\n`).update(key.privatePem).digest();
 }

@@ -17,3 +17,8 @@ export function randomInt(max: number): number {
 export function randomToken(bytes: number): string {
   return randomBytes(bytes).toString('base64url');
 }
+
+/** `bytes` random bytes as lowercase hex. */
+export function randomHex(bytes: number): string {
+  return randomBytes(bytes).toString('hex');
+}

@@ -11,6 +11,9 @@ import {
   MAX_REQUEST_BYTES,
   MAX_STORED_MESSAGE_BYTES,
   MAX_SUBJECT_CHARS,
+  MAX_ATTACHMENT_BYTES,
+  MAX_ATTACHMENTS_PER_MESSAGE,
+  MAX_TOTAL_ATTACHMENT_BYTES,
 } from '../../proto/index.js';
 import type { Config } from '../config/schema.js';
 import { providerUrls, type RelayContext } from '../relay/context.js';
@@ -28,8 +31,23 @@ export function publicCacheHeaders(config: Config, maxAgeSeconds: number): Recor
   return headers;
 }
 
-// Only what is built is advertised.
-const CAPABILITIES = ['registration', 'local-delivery', 'relay-queue', 'websockets'];
+// Only what is built (and turned on) is advertised.
+const CORE_CAPABILITIES = ['registration', 'local-delivery', 'relay-queue', 'websockets'];
+
+function capabilities(config: Config): string[] {
+  return config.attachments ? [...CORE_CAPABILITIES, 'attachments'] : CORE_CAPABILITIES;
+}
+
+/** §22 `attachment_limits`; `av_scanning` only when clamd is configured. */
+function attachmentLimits(config: Config): Record<string, unknown> {
+  return {
+    max_attachment_size: MAX_ATTACHMENT_BYTES,
+    max_total_attachment_size: MAX_TOTAL_ATTACHMENT_BYTES,
+    max_attachments_per_message: MAX_ATTACHMENTS_PER_MESSAGE,
+    direct_upload: false,
+    av_scanning: config.clamdSocket !== '' || config.clamdHost !== '',
+  };
+}
 
 export function wellKnown(ctx: RelayContext, host: string, proto: string): Record<string, unknown> {
   const doc: Record<string, unknown> = {
@@ -38,9 +56,10 @@ export function wellKnown(ctx: RelayContext, host: string, proto: string): Recor
     provider: ctx.config.providerDomain,
     public_key: ctx.providerKey.publicKey.pem,
     fingerprint: ctx.providerKey.publicKey.fingerprint,
-    capabilities: CAPABILITIES,
+    capabilities: capabilities(ctx.config),
   };
   if (ctx.config.contact) doc.contact = ctx.config.contact;
+  if (ctx.config.attachments) doc.attachment_limits = attachmentLimits(ctx.config);
   return doc;
 }
 
@@ -51,7 +70,7 @@ export function info(ctx: RelayContext, host: string, proto: string): Record<str
     version: AMP_VERSION,
     public_key: ctx.providerKey.publicKey.pem,
     fingerprint: ctx.providerKey.publicKey.fingerprint,
-    capabilities: CAPABILITIES,
+    capabilities: capabilities(ctx.config),
     registration_modes: [config.registrationMode],
     ...(ctx.limits.enabled
       ? {
@@ -74,6 +93,7 @@ export function info(ctx: RelayContext, host: string, proto: string): Record<str
       max_queue_per_agent: config.maxQueue,
       relay_ttl_seconds: config.relayTtl,
     },
+    ...(config.attachments ? { attachment_limits: attachmentLimits(config) } : {}),
     websocket: {
       paths: [...WS_PATHS],
       subprotocols: [...SUBPROTOCOLS],

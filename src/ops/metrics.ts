@@ -24,6 +24,11 @@ export interface MetricSources {
     writeState(): { ok: boolean };
     queueDepths(top: number): QueueDepths;
   };
+  /** §22, when attachments are on: bytes of the files on disk, attachments by scan status. */
+  attachments?: {
+    storedBytes: number;
+    countsByStatus(): Record<string, number>;
+  };
 }
 
 /** Series per top-N metric (bounded cardinality). */
@@ -95,6 +100,18 @@ export function registerMetrics(registry: Registry, m: MetricSources): void {
   registerSessionMetrics(registry, m);
   registerAbuseMetrics(registry, m);
   registerStoreMetrics(registry, m.store, m.agents);
+  if (m.attachments) registerAttachmentMetrics(registry, m.attachments);
+}
+
+function registerAttachmentMetrics(r: Registry, a: NonNullable<MetricSources['attachments']>): void {
+  const bytesHelp = 'Bytes of attachment files on disk (each stored file once)';
+  scraped(r, 'gauge', 'amp_attachment_bytes', bytesHelp, [], () => a.storedBytes);
+  scraped(r, 'gauge', 'amp_attachments', 'Attachments kept, by scan status', ['scan_status'], () =>
+    Object.entries(a.countsByStatus()).map(([scan_status, n]): [Record<string, string>, number] => [
+      { scan_status },
+      n,
+    ]),
+  );
 }
 
 function registerSessionMetrics(r: Registry, m: MetricSources): void {

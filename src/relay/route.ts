@@ -9,6 +9,8 @@ import {
   isoTime,
   newMessageId,
   payloadHash,
+  type AttachmentMeta,
+  type AttachmentRef,
   type Envelope,
   type QueuedMessage,
   type RouteRequest,
@@ -28,8 +30,27 @@ import { effectiveStatus } from './suspension.js';
 
 const QUEUE_FULL_RETRY_AFTER_S = 60;
 
+/** §22: the attachments a message names, checked and then claimed for it (src/attachments/gate.ts). */
+export interface AttachmentChecks {
+  check(
+    sender: AgentRecord,
+    refs: readonly AttachmentRef[],
+    nowMs: number,
+    endpoint?: () => string,
+  ): CarriedAttachments;
+}
+
+export interface CarriedAttachments {
+  metas: AttachmentMeta[];
+  warnings: string[];
+  /** Issued in the same turn as the append; resolves once durable. */
+  claim(messageId: string, recipientId: string): Promise<void>;
+}
+
 export interface RouteOptions {
   headerIdempotencyKey?: string;
+  /** The API endpoint the request came in on (attachment URLs in the message); default from the config. */
+  endpoint?: () => string;
   /** How the message came in (metrics, logs); default REST. */
   via?: Via;
 }
@@ -66,6 +87,7 @@ interface Delivery {
   /** The (from, to) strings the signature verified for; undefined when unsigned. */
   signed: { from: string; to: string } | undefined;
   nowMs: number;
+  endpoint?: () => string;
 }
 
 /** The (from, to) strings a signature verified for. */
@@ -83,6 +105,7 @@ interface Checked {
   nowMs: number;
   hashOf: () => string;
   via: Via;
+  endpoint?: () => string;
 }
 
 function badSignature(sender: AgentRecord): AmpError {
@@ -110,6 +133,8 @@ export class MessageRouter {
     private readonly push: Push,
     private readonly receipts: Receipts,
     private readonly abuse: AbuseCounters,
+    /** Absent when the provider has no `attachments` capability. */
+    private readonly attachments?: AttachmentChecks,
   ) {}
 
   /** Spec §12.3 step 2, before the body is read: the sender's route buckets. */
@@ -174,7 +199,11 @@ export class MessageRouter {
   private check(sender: AgentRecord, body: unknown, opts: RouteOptions): Checked {
     const { config } = this.ctx;
     const nowMs = Date.now();
-    const req = decodeRouteBody(body, { nowMs, headerIdempotencyKey: opts.headerIdempotencyKey || undefined });
+    const req = decodeRouteBody(body, {
+      nowMs,
+      headerIdempotencyKey: opts.headerIdempotencyKey || undefined,
+      attachments: this.attachments !== undefined,
+    });
 
     // The record as stored now: the caller's copy may predate a suspension (a WS session's does).
     const status = effectiveStatus(this.agents.find(sender.id) ?? sender, nowMs);
@@ -205,7 +234,7 @@ export class MessageRouter {
     // The payload hash is wanted by the signature check and the replay digest: made once.
     let hash: string | undefined;
     const hashOf = () => (hash ??= payloadHash(req.payload));
-    return { sender, recipient, req, toExpanded, nowMs, hashOf, via: opts.via ?? 'rest' };
+    return { sender, recipient, req, toExpanded, nowMs, hashOf, via: opts.via ?? 'rest', endpoint: opts.endpoint };
   }
 
   /**
@@ -251,7 +280,9 @@ export class MessageRouter {
     const { queue, records } = this.stores;
     const { sender, recipient, req, nowMs } = d;
     this.assertRoom(recipient, nowMs);
-    const { msg, relayExpiry } = this.buildMessage(d);
+    // Checked here, after the idempotency check: a repeat is answered without claiming again.
+    const carried = req.attachments && this.attachments?.check(sender, req.attachments, nowMs, d.endpoint);
+    const { msg, relayExpiry } = this.buildMessage(d, carried);
     const { id, envelope } = msg;
 
     // Issue the write, push to live sessions, then answer only once the write is durable.
@@ -273,6 +304,8 @@ export class MessageRouter {
           thread_id: envelope.thread_id,
         }
       : { id, status: 'queued', method: 'relay', queued_at: msg.queued_at, thread_id: envelope.thread_id };
+    if (carried && carried.warnings.length > 0) result.warnings = carried.warnings;
+    const claimed = carried?.claim(id, recipient.id);
     // The idempotency record commits in the same transaction as the message.
     const remembered = idem
       ? records.putIdempotency(sender.id, idem.key, {
@@ -283,7 +316,7 @@ export class MessageRouter {
       : undefined;
     try {
       // A failed commit rejects both (507): nothing was stored, nothing is remembered.
-      await (remembered ? Promise.all([committed, remembered]) : committed);
+      await Promise.all([committed, remembered, claimed]);
     } finally {
       this.push.afterCommit(recipient.id);
     }
@@ -303,7 +336,7 @@ export class MessageRouter {
   }
 
   /** Step 10: the server's envelope (id, timestamp, thread) and the message as queued. */
-  private buildMessage(d: Delivery): { msg: QueuedMessage; relayExpiry: number } {
+  private buildMessage(d: Delivery, carried?: CarriedAttachments): { msg: QueuedMessage; relayExpiry: number } {
     const { sender, recipient, req, toExpanded, signed, nowMs } = d;
     const { config } = this.ctx;
     const id = newMessageId(nowMs);
@@ -339,6 +372,10 @@ export class MessageRouter {
       sender_public_key: signed ? sender.public_key_hex : '',
       security,
     };
+    if (carried) {
+      msg.attachments = carried.metas;
+      if (carried.warnings.length > 0) msg.warnings = carried.warnings;
+    }
     return { msg, relayExpiry };
   }
 

@@ -52,7 +52,7 @@ export function checkLmdbFile(file: string): void {
 function openReadOnly(path: string) {
   checkLmdbFile(path);
   // permissionsMode: the lock file LMDB may create is 0600, as the server's (typings lack it).
-  return open({ path, maxDbs: 16, readOnly: true, compression: false, ...({ permissionsMode: 0o600 } as object) });
+  return open({ path, maxDbs: 32, readOnly: true, compression: false, ...({ permissionsMode: 0o600 } as object) });
 }
 
 /**

@@ -23,6 +23,7 @@ import type {
   AgentPageQuery,
   AgentRecord,
   ApiKeyRecord,
+  AttachmentRecord,
   Appended,
   DataStats,
   AppendInput,
@@ -94,6 +95,7 @@ export class LmdbStore implements Store {
   private readonly holds: Database<number, string>;
   private readonly idem: Database<StoredIdempotency, string>;
   private readonly records: Record<RecordKind, Database<string, string>>;
+  private readonly attachments: Database<AttachmentRecord, string>;
   private readonly sweeper: SliceSweeper;
   private readonly w: Writes;
   private readonly path: string;
@@ -106,7 +108,7 @@ export class LmdbStore implements Store {
     this.path = join(opts.dataDir, 'amp.lmdb');
     this.root = open({
       path: this.path,
-      maxDbs: 16,
+      maxDbs: 32,
       overlappingSync: false,
       noSync: opts.noSync ?? false,
       compression: false,
@@ -155,7 +157,9 @@ export class LmdbStore implements Store {
     this.records = {
       registrations: this.root.openDB({ name: 'aid_registrations', cache: true }),
       audit: this.root.openDB({ name: 'aid_audit' }),
+      attachment_audit: this.root.openDB({ name: 'attachment_audit' }),
     };
+    this.attachments = this.root.openDB({ name: 'attachments', cache: true });
   }
 
   /** Writes after close() would throw inside lmdb-js's write scheduler, outside any request. */
@@ -309,6 +313,27 @@ export class LmdbStore implements Store {
     this.assertOpen();
     this.w.assertRoom();
     await this.w.put(this.apikeys, hash, rec);
+  }
+
+  // --- AttachmentStore ---
+
+  getAttachment(id: string): AttachmentRecord | undefined {
+    return this.attachments.get(id);
+  }
+
+  async putAttachment(rec: AttachmentRecord): Promise<void> {
+    this.assertOpen();
+    this.w.assertRoom();
+    await this.w.put(this.attachments, rec.id, rec);
+  }
+
+  async deleteAttachment(id: string): Promise<void> {
+    this.assertOpen();
+    await this.w.remove(this.attachments, id);
+  }
+
+  *allAttachments(): Iterable<AttachmentRecord> {
+    for (const { value } of this.attachments.getRange()) yield value;
   }
 
   // --- RecordsStore ---

@@ -149,7 +149,7 @@ export interface SweepCounts {
 }
 
 /** Collections of the identity service, stored as JSON text keyed by `tenant/...`. */
-export type RecordKind = 'registrations' | 'audit';
+export type RecordKind = 'registrations' | 'audit' | 'attachment_audit';
 
 export type AckOutcome = 'acked' | 'already_acked' | 'unknown';
 
@@ -265,13 +265,67 @@ export interface RecordsStore {
   settled(): Promise<void>;
 }
 
+/** Where an attachment is in its life (§22). */
+export type AttachmentState = 'awaiting_upload' | 'uploaded' | 'confirmed';
+
+/** An admin's decision on a held (suspicious) attachment. */
+export interface AttachmentApproval {
+  status: 'pending' | 'approved' | 'rejected';
+  by?: string;
+  /** ms */
+  at?: number;
+  ip?: string;
+  reason?: string;
+}
+
+/** One attachment: what was declared, where it is in its life, what the scan said. Times in ms. */
+export interface AttachmentRecord {
+  id: string;
+  ownerId: string;
+  tenant: string;
+  filename: string;
+  contentType: string;
+  size: number;
+  /** `sha256:<64 lowercase hex>`: also where its bytes live (content-addressed). */
+  digest: string;
+  state: AttachmentState;
+  /** Set at confirm: `pending` until the scan ends. */
+  scanStatus?: string;
+  scanReasons?: string[];
+  /** The antivirus signature that matched. */
+  signature?: string;
+  approval?: AttachmentApproval;
+  /** The bytes are on disk under the digest. */
+  stored: boolean;
+  createdAt: number;
+  uploadExpiresAt: number;
+  uploadedAt?: number;
+  confirmedAt?: number;
+  /** The one message carrying it, its recipient, and when it was routed. */
+  messageId?: string;
+  recipientId?: string;
+  routedAt?: number;
+  /** When the record (and its bytes) go. */
+  expiresAt: number;
+}
+
+/** Attachments' metadata (the bytes are files beside the store, see src/attachments/blobs.ts). */
+export interface AttachmentStore {
+  getAttachment(id: string): AttachmentRecord | undefined;
+  /** Insert or replace; resolves once durable. */
+  putAttachment(rec: AttachmentRecord): Promise<void>;
+  deleteAttachment(id: string): Promise<void>;
+  /** Every attachment, in id order (restart: resume scans, count blob references; admin lists). */
+  allAttachments(): Iterable<AttachmentRecord>;
+}
+
 export interface DataStats {
   fileBytes: number;
   dbs: Record<string, { entries: number; bytes: number }>;
 }
 
 /** One storage engine behind the three interfaces (LMDB embedded; NATS JetStream for clusters). */
-export interface Store extends QueueStore, DirectoryStore, RecordsStore {
+export interface Store extends QueueStore, DirectoryStore, RecordsStore, AttachmentStore {
   /** Remove what has expired, at most `budget` entries of each kind per call. */
   sweep(nowMs: number, budget: number): SweepCounts;
   /** True while the store answers reads. */

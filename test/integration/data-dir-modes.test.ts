@@ -42,9 +42,13 @@ describe('data dir permissions', () => {
         'amp-relay.lock',
         'amp.lmdb',
         'amp.lmdb-lock',
+        'attachments',
         'provider-ed25519.pem',
       ]);
-      for (const f of files) expect(`${f} ${mode(join(dataDir, f)).toString(8)}`).toBe(`${f} 600`);
+      // Files 0600; attachments/ (and its tmp/) 0700.
+      const want = (f: string) => (f.startsWith('attachments') ? '700' : '600');
+      for (const f of [...files, 'attachments/tmp'])
+        expect(`${f} ${mode(join(dataDir, f)).toString(8)}`).toBe(`${f} ${want(f)}`);
       expect(log.warnings()).toEqual([]);
     } finally {
       await t.close();

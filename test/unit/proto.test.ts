@@ -546,7 +546,26 @@ describe('AmpError and ERROR_CATALOG (§21)', () => {
     ['service_unavailable', 503, true],
   ];
   /** Codes the spec's table lacks, each for a condition it does not name: a full disk (issue 13). */
-  const EXTENSIONS: Array<[string, number, boolean]> = [['insufficient_storage', 507, true]];
+  const EXTENSIONS: Array<[string, number, boolean]> = [
+    ['insufficient_storage', 507, true],
+    // §22 attachments: the spec's codes, then ours for the upload URL and the bytes.
+    ['attachment_not_found', 404, false],
+    ['attachment_expired', 410, false],
+    ['attachment_pending', 409, true],
+    ['attachment_held', 409, false],
+    ['attachment_rejected', 422, false],
+    ['attachment_already_used', 409, false],
+    ['too_many_attachments', 400, false],
+    ['attachment_too_large', 413, false],
+    ['invalid_digest_algorithm', 422, false],
+    ['attachments_too_large', 413, false],
+    ['upload_url_invalid', 403, false],
+    ['upload_url_expired', 410, false],
+    ['upload_already_used', 409, false],
+    ['upload_size_mismatch', 422, false],
+    ['upload_digest_mismatch', 422, false],
+    ['upload_incomplete', 409, false],
+  ];
   it.each([...SPEC, ...EXTENSIONS])('%s -> %d, retry %s', (code, status, retry) => {
     expect([(ERROR_CATALOG as Any)[code]?.status, (ERROR_CATALOG as Any)[code]?.retry]).toEqual([status, retry]);
   });

@@ -66,4 +66,15 @@ describe('Router', () => {
     expect(picked(r.match('GET', '/api/v1/info'))).toBe('info');
     expect(r.match('GET', '/info')).toEqual({ kind: 'not_found' });
   });
+
+  it("streamBody is per method and mount; HEAD carries GET's; default false", () => {
+    const r = new Router()
+      .api('PUT', '/files/:id', tag('put'), { streamBody: true })
+      .api('GET', '/files/:id', tag('get'))
+      .add('GET', '/raw', tag('raw'), { streamBody: true });
+    for (const path of ['/v1/files/1', '/api/v1/files/1'])
+      expect(r.match('PUT', path)).toMatchObject({ kind: 'handler', streamBody: true, params: { id: '1' } });
+    expect(r.match('GET', '/v1/files/1')).toMatchObject({ kind: 'handler', streamBody: false });
+    expect(r.match('HEAD', '/raw')).toMatchObject({ kind: 'handler', streamBody: true });
+  });
 });

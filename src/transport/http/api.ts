@@ -12,7 +12,7 @@ import {
 import type { IdentityRoutes } from '../../identity/routes.js';
 import { info, publicCacheHeaders, wellKnown } from '../../ops/discovery.js';
 import type { Agents } from '../../relay/agents.js';
-import type { RelayContext } from '../../relay/context.js';
+import { providerUrls, type RelayContext } from '../../relay/context.js';
 import type { Directory } from '../../relay/directory.js';
 import { type Inbox, parseLimit } from '../../relay/inbox.js';
 import type { Keys } from '../../relay/keys.js';
@@ -20,7 +20,10 @@ import type { Receipts } from '../../relay/receipts.js';
 import type { MessageRouter } from '../../relay/route.js';
 import { decodeSuspendBody, type Suspensions } from '../../relay/suspension.js';
 import type { AdminView } from '../../relay/admin.js';
+import type { AttachmentAdmin } from '../../attachments/admin.js';
+import type { Attachments } from '../../attachments/service.js';
 import { addAdminRoutes } from './admin-api.js';
+import { addAttachmentRoutes } from './attachments-api.js';
 import { type AidDeps, addAidRoutes } from './aid-api.js';
 import { addOpenApiRoutes } from './openapi.js';
 import { type AgentCaller, NO_STORE, RouteTable } from './route-table.js';
@@ -35,6 +38,8 @@ export interface ApiDeps {
   keys: Keys;
   directory: Directory;
   suspensions: Suspensions;
+  /** §22, when the provider has the capability. */
+  attachments?: { attachments: Attachments; admin: AttachmentAdmin };
   /** The operators' views under admin/ (amp:admin). */
   admin: AdminView;
   identity: IdentityRoutes;
@@ -67,6 +72,7 @@ export function buildApi(deps: ApiDeps): Router {
   addKeyRoutes(t, deps);
   addOperatorRoutes(t, deps);
   addAdminRoutes(t, deps.admin);
+  if (deps.attachments) addAttachmentRoutes(t, { ctx, ...deps.attachments });
   addAidDiscoveryRoutes(t, identity);
   addAidRoutes(t, deps.aid);
   // A plain GET on the WebSocket path (no Upgrade header) says what the path is for.
@@ -110,7 +116,7 @@ function addDiscoveryRoutes(t: RouteTable, { ctx, health, ready, metrics }: ApiD
 }
 
 /** §4 registration, §12 route, §15 the relay queue (and the reference-CLI aliases of §24), §16 reads. */
-function addMessageRoutes(t: RouteTable, { agents, router, inbox, receipts }: ApiDeps): void {
+function addMessageRoutes(t: RouteTable, { ctx, agents, router, inbox, receipts }: ApiDeps): void {
   t.api('POST', '/register', { auth: 'none', bucket: 'register' }, async (req) => {
     const out = await agents.register(
       await req.body.json(),
@@ -122,7 +128,10 @@ function addMessageRoutes(t: RouteTable, { agents, router, inbox, receipts }: Ap
   });
 
   t.api('POST', '/route', { auth: 'agent', bucket: 'route' }, async (req, { agent }) => {
-    const out = await router.route(agent, await req.body.json(), { headerIdempotencyKey: req.headers.idempotencyKey });
+    const out = await router.route(agent, await req.body.json(), {
+      headerIdempotencyKey: req.headers.idempotencyKey,
+      endpoint: () => providerUrls(ctx.config, req.headers.host, req.headers.forwardedProto).endpoint,
+    });
     return ok(out.result, 200, out.replayed ? { 'Idempotent-Replayed': 'true' } : undefined);
   });
 

@@ -13,8 +13,15 @@
 // poll phase in which uWS parsed everything it read with it): uWS drains microtasks after each
 // callback, so only then has it parsed, and refused, a request pipelined behind this one.
 
+//
+// Streaming mode (a `PauseControl` given: routes registered with `streamBody`): no size limit and
+// no refusal by Content-Length (the handler decides); the handler reads the body with `pipe(sink)`
+// (body-stream.ts), and `text`/`json`/`complete` are not available.
+
 import type { HttpResponse } from 'uWebSockets.js';
 import { AmpError, MAX_REQUEST_BYTES, parseJsonBody } from '../../../proto/index.js';
+import { type BodySink, BodyStream } from './body-stream.js';
+import type { PauseControl } from './flow.js';
 
 export function tooLargeError(limit: number, actual: number): AmpError {
   return new AmpError('request_too_large', `Request body exceeds the limit of ${limit} bytes`, {
@@ -37,8 +44,17 @@ export class BodyReader {
   private settled = false;
   private aborted = false;
   private onCompleteFn?: () => void;
+  private readonly stream?: BodyStream;
+  /** Content-Length: 0 (or a method without a body): nothing will arrive. */
+  private readonly empty: boolean;
 
-  constructor(res: HttpResponse, contentLength: string, limit: number = MAX_REQUEST_BYTES) {
+  /** `stream`: streaming mode, pausing reads through it (see the file comment). */
+  constructor(res: HttpResponse, contentLength: string, limit: number = MAX_REQUEST_BYTES, stream?: PauseControl) {
+    this.empty = contentLength.trim() === '0';
+    if (stream) {
+      this.stream = new BodyStream(stream);
+      limit = Number.POSITIVE_INFINITY;
+    }
     this.result = new Promise<Buffer>((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
@@ -50,6 +66,14 @@ export class BodyReader {
     const announced = contentLength === '' ? NaN : Number(contentLength);
     if (announced > limit) {
       this.fail(tooLargeError(limit, announced));
+      return;
+    }
+    const streaming = this.stream;
+    if (streaming) {
+      res.onData((chunk, isLast) => {
+        streaming.push(chunk, isLast);
+        if (isLast) this.onCompleteFn?.();
+      });
       return;
     }
     res.onData((chunk, isLast) => {
@@ -79,7 +103,32 @@ export class BodyReader {
   /** Called when the request was aborted (the connection is gone): nothing may read the body after. */
   abort(): void {
     this.aborted = true;
+    this.stream?.fail(abortedError());
     if (!this.settled) this.fail(abortedError());
+  }
+
+  /** Streaming mode: bytes received from the connection so far (delivered or still queued). */
+  get received(): number {
+    return this.stream?.received ?? 0;
+  }
+
+  /**
+   * Streaming mode and the body has not fully arrived: a reply written now must close the
+   * connection (the unread rest cannot be parsed as the next request).
+   */
+  get incomplete(): boolean {
+    return this.stream !== undefined && !this.stream.ended && !this.empty;
+  }
+
+  /**
+   * Streaming mode only: deliver every chunk, in order, to `sink`; while its promise is pending the
+   * connection is not read. Resolves with the body's size once the last chunk was sunk; rejects with
+   * the sink's error (no chunk is delivered after it) or 400 `invalid_request` if the connection is
+   * gone. Call it at most once.
+   */
+  pipe(sink: BodySink): Promise<number> {
+    if (!this.stream) throw new Error('BodyReader.pipe() needs a streamBody route; this body is buffered');
+    return this.stream.pipe(sink);
   }
 
   /**
@@ -96,6 +145,7 @@ export class BodyReader {
   }
 
   private async bytes(): Promise<Buffer> {
+    if (this.stream) throw new Error('This body is streamed (a streamBody route): read it with pipe()');
     const buf = await this.afterRead;
     if (this.aborted) throw abortedError();
     return buf;

@@ -11,6 +11,10 @@
 // after this one's bytes were read wait in the kernel and are read once it is answered. Requests
 // read together with a pending one are lost with the connection (uWS gives JS no way to hold them);
 // the body reader then refuses the pending request's work, so nothing unanswered takes effect.
+//
+// Streamed bodies (streamBody routes, body-stream.ts) and file replies (file-reply.ts) pause the
+// same socket for their own reasons; flow.ts keeps the reasons apart. A reply written before a
+// streamed body fully arrived closes the connection: the unread rest cannot start a next request.
 
 import { STATUS_CODES } from 'node:http';
 import type { HttpRequest as UwsRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
@@ -19,8 +23,10 @@ import { AmpError, isAmpError } from '../../../proto/index.js';
 import type { InFlightCounter } from '../../ops/in-flight.js';
 import type { HttpObserver } from '../../ops/telemetry.js';
 import { BodyReader } from './body.js';
+import { sendFile } from './file-reply.js';
+import { PauseControl } from './flow.js';
 import { clientOrigin } from './forwarded.js';
-import type { HttpReply, HttpRequest, Match, Router } from './router.js';
+import type { Handler, HttpReply, HttpRequest, Match, Router } from './router.js';
 
 export interface HttpOptions {
   corsOrigin: string;
@@ -39,8 +45,10 @@ interface ResState {
   aborted: boolean;
   done: boolean;
   head: boolean;
-  /** The socket is paused (no reads) until this response is written. */
-  paused: boolean;
+  /** Pauses the socket's reads (pipelining, streamed bodies, file replies); released by the write. */
+  flow: PauseControl;
+  /** Run once if the connection goes away (a file reply waiting for uWS to take a chunk). */
+  onAbort?: () => void;
   /** For the request's log line and metrics: when it began (performance.now()), its route template. */
   t0: number;
   method: string;
@@ -66,27 +74,94 @@ export function errorReply(e: AmpError): HttpReply {
   return { status: e.status, body: e.toBody(), headers };
 }
 
-function write(res: HttpResponse, state: ResState, reply: HttpReply, opts: HttpOptions, closeConnection = false): void {
+/**
+ * Write `reply` (once; never after an abort). A file reply streams, and the returned promise settles
+ * when it ended (the in-flight count covers it).
+ */
+function write(
+  res: HttpResponse,
+  state: ResState,
+  reply: HttpReply,
+  opts: HttpOptions,
+  closeConnection = false,
+): Promise<void> | undefined {
   if (state.aborted || state.done) return;
   state.done = true;
+  const body = state.req?.body;
+  const incomplete = body?.incomplete === true;
+  if (reply.file && !incomplete) return writeFile(res, state, reply, opts);
+  emit(res, state, reply, opts, closeConnection || incomplete);
+  // The rest of a streamed body is never read: a sink still waiting for it fails.
+  if (incomplete) body?.abort();
+}
+
+/**
+ * Status line and headers: CORS and no-store unless the reply sets its own. uWS writes Content-Length
+ * itself (from the body, or the file range's size): a handler's own would be a second one, dropped.
+ */
+function writeHead(res: HttpResponse, reply: HttpReply, opts: HttpOptions, json: boolean): void {
   const headers = reply.headers ?? {};
+  res.writeStatus(statusLine(reply.status));
+  if (headers['Access-Control-Allow-Origin'] === undefined)
+    res.writeHeader('Access-Control-Allow-Origin', opts.corsOrigin);
+  if (headers['Cache-Control'] === undefined) res.writeHeader('Cache-Control', 'no-store');
+  for (const [k, v] of Object.entries(headers)) if (k.toLowerCase() !== 'content-length') res.writeHeader(k, v);
+  if (json) res.writeHeader('Content-Type', 'application/json; charset=utf-8');
+}
+
+function emit(res: HttpResponse, state: ResState, reply: HttpReply, opts: HttpOptions, closeConnection: boolean): void {
+  if (state.aborted) return;
   const raw = typeof reply.body === 'string';
   const text = reply.body === undefined ? undefined : raw ? (reply.body as string) : JSON.stringify(reply.body);
   res.cork(() => {
-    res.writeStatus(statusLine(reply.status));
-    if (headers['Access-Control-Allow-Origin'] === undefined)
-      res.writeHeader('Access-Control-Allow-Origin', opts.corsOrigin);
-    if (headers['Cache-Control'] === undefined) res.writeHeader('Cache-Control', 'no-store');
-    for (const [k, v] of Object.entries(headers)) res.writeHeader(k, v);
-    if (text !== undefined && !raw) res.writeHeader('Content-Type', 'application/json; charset=utf-8');
+    writeHead(res, reply, opts, text !== undefined && !raw);
     // HEAD: headers only, framed as an empty body (Content-Length: 0). This uWS build stalls the
     // connection after endWithoutBody(), and writing the GET body would desynchronise keep-alive.
     // resume() before end(): the response is invalid after it; the next read comes after this write.
-    if (state.paused) res.resume();
+    state.flow.finish(true);
     res.end(state.head ? undefined : text, closeConnection);
   });
+  observe(state, reply.status, opts);
+}
+
+function observe(state: ResState, status: number, opts: HttpOptions): void {
   const seconds = (performance.now() - state.t0) / 1000;
-  opts.observer?.request(state.method, state.route, reply.status, seconds, state.req?.agentId);
+  opts.observer?.request(state.method, state.route, status, seconds, state.req?.agentId);
+}
+
+/** Stream `reply.file`; 404 if it is absent, 500 if it cannot be opened otherwise. Never rejects. */
+async function writeFile(res: HttpResponse, state: ResState, reply: HttpReply, opts: HttpOptions): Promise<void> {
+  try {
+    await streamFile(res, state, reply, opts);
+  } catch (err) {
+    // A bug (e.g. a header value uWS refuses): log it, drop the connection, keep the server up.
+    opts.logger.error({ err, method: state.method, path: state.req?.path }, 'file reply failed');
+    if (!state.aborted) res.close();
+  }
+}
+
+async function streamFile(res: HttpResponse, state: ResState, reply: HttpReply, opts: HttpOptions): Promise<void> {
+  const result = await sendFile({
+    res,
+    file: reply.file!,
+    head: state.head,
+    flow: state.flow,
+    writeHead: () => writeHead(res, reply, opts, false),
+    isAborted: () => state.aborted,
+    onAbort: (fn) => {
+      state.onAbort = fn;
+    },
+  });
+  const { method, path } = state.req!;
+  if (result.kind === 'missing') {
+    emit(res, state, errorReply(new AmpError('not_found', 'The file is not available')), opts, false);
+  } else if (result.kind === 'unreadable') {
+    opts.logger.error({ err: result.error, method, path }, 'file reply: cannot open the file');
+    emit(res, state, errorReply(new AmpError('internal_error', 'Internal server error')), opts, false);
+  } else if (result.kind !== 'gone') {
+    if (result.kind === 'cut' && result.error) opts.logger.error({ err: result.error, method, path }, 'file reply cut');
+    observe(state, reply.status, opts);
+  }
 }
 
 function readHeaders(req: UwsRequest) {
@@ -100,6 +175,9 @@ function readHeaders(req: UwsRequest) {
     contentType: req.getHeader('content-type'),
     userAgent: req.getHeader('user-agent'),
     forwardedProto: req.getHeader('x-forwarded-proto'),
+    range: req.getHeader('range'),
+    ifNoneMatch: req.getHeader('if-none-match'),
+    ifRange: req.getHeader('if-range'),
   };
 }
 
@@ -163,7 +241,7 @@ export function attachHttp(app: TemplatedApp, router: Router, opts: HttpOptions)
       aborted: false,
       done: false,
       head: method === 'HEAD',
-      paused: false,
+      flow: new PauseControl(res),
       t0,
       method,
       route: UNMATCHED,
@@ -172,7 +250,9 @@ export function attachHttp(app: TemplatedApp, router: Router, opts: HttpOptions)
     let body: BodyReader | undefined;
     res.onAborted(() => {
       state.aborted = true;
+      state.flow.finish(false);
       body?.abort();
+      state.onAbort?.();
     });
     const path = ureq.getUrl();
     const headers = readHeaders(ureq);
@@ -193,7 +273,8 @@ export function attachHttp(app: TemplatedApp, router: Router, opts: HttpOptions)
     const m = router.match(method, path);
     if (m.kind !== 'not_found') state.route = m.route;
     if (m.kind !== 'handler') return write(res, state, unroutedReply(m, method, path), opts);
-    const reader = new BodyReader(res, BODY_METHODS.has(method) ? headers.contentLength : '0');
+    const length = BODY_METHODS.has(method) ? headers.contentLength : '0';
+    const reader = new BodyReader(res, length, undefined, m.streamBody ? state.flow : undefined);
     body = reader;
     const request: HttpRequest = {
       method,
@@ -206,27 +287,32 @@ export function attachHttp(app: TemplatedApp, router: Router, opts: HttpOptions)
       agentId: undefined,
     };
     state.req = request;
-    const fail = (e: unknown) => {
-      const [reply, closeConnection] = failureReply(e, opts.logger, ip, method, path);
-      write(res, state, reply, opts, closeConnection);
-    };
-    opts.inFlight.begin();
-    try {
-      const out = m.handler(request);
-      if (out instanceof Promise) {
-        // Pausing earlier would stop the body too.
-        reader.onComplete(() => {
-          if (state.aborted || state.done) return;
-          res.pause();
-          state.paused = true;
-        });
-        out.then((reply) => write(res, state, reply, opts), fail).finally(() => opts.inFlight.end());
-        return;
-      }
-      write(res, state, out, opts);
-    } catch (e) {
-      fail(e);
-    }
-    opts.inFlight.end();
+    run(res, state, m.handler, request, opts);
   });
+}
+
+/** Run the handler and write its answer; the request counts as in flight until that is written. */
+function run(res: HttpResponse, state: ResState, handler: Handler, request: HttpRequest, opts: HttpOptions): void {
+  const fail = (e: unknown) => {
+    const [reply, closeConnection] = failureReply(e, opts.logger, request.ip, request.method, request.path);
+    return write(res, state, reply, opts, closeConnection);
+  };
+  opts.inFlight.begin();
+  let written: Promise<void> | undefined;
+  try {
+    const out = handler(request);
+    if (out instanceof Promise) {
+      // Pausing earlier would stop the body too.
+      request.body.onComplete(() => {
+        if (!state.aborted && !state.done) state.flow.hold('answer');
+      });
+      out.then((reply) => write(res, state, reply, opts), fail).finally(() => opts.inFlight.end());
+      return;
+    }
+    written = write(res, state, out, opts);
+  } catch (e) {
+    written = fail(e);
+  }
+  if (written) written.finally(() => opts.inFlight.end());
+  else opts.inFlight.end();
 }

@@ -16,7 +16,7 @@ import { enforce, type RateLimits } from '../../relay/ratelimit.js';
 import type { MessageRouter } from '../../relay/route.js';
 import type { AgentRecord } from '../../store/types.js';
 import { errorReply } from './respond.js';
-import type { Handler, HttpReply, HttpRequest, Router } from './router.js';
+import type { Handler, HttpReply, HttpRequest, Router, RouteOptions } from './router.js';
 
 /**
  * An AMP route's guard. `auth: 'agent'`: an API key (Authorization: Bearer, or X-API-Key), then a
@@ -103,16 +103,31 @@ export class RouteTable {
     private readonly deps: GuardDeps,
   ) {}
 
-  /** An AMP route under both API mounts (`/v1`, `/api/v1`). */
-  api<const G extends AmpGuard>(method: string, path: string, guard: G, handler: Guarded<AmpContext<G>>): this {
-    this.router.api(method, path, this.amp(guard, handler));
+  /**
+   * An AMP route under both API mounts (`/v1`, `/api/v1`). `opts.streamBody`: the handler runs once
+   * the guard passed, before the body is in, and reads it with `req.body.pipe(sink)`.
+   */
+  api<const G extends AmpGuard>(
+    method: string,
+    path: string,
+    guard: G,
+    handler: Guarded<AmpContext<G>>,
+    opts: RouteOptions = {},
+  ): this {
+    this.router.api(method, path, this.amp(guard, handler, opts.streamBody === true), opts);
     this.routes.push({ method, path, mount: 'api', guard });
     return this;
   }
 
   /** An AMP route at the root (well-known documents, metrics). */
-  root<const G extends AmpGuard>(method: string, path: string, guard: G, handler: Guarded<AmpContext<G>>): this {
-    this.router.add(method, path, this.amp(guard, handler));
+  root<const G extends AmpGuard>(
+    method: string,
+    path: string,
+    guard: G,
+    handler: Guarded<AmpContext<G>>,
+    opts: RouteOptions = {},
+  ): this {
+    this.router.add(method, path, this.amp(guard, handler, opts.streamBody === true), opts);
     this.routes.push({ method, path, mount: 'root', guard });
     return this;
   }
@@ -136,25 +151,26 @@ export class RouteTable {
    * Guards run synchronously, and so do GET handlers that answer without awaiting: their answer is
    * written in the same tick, which keeps pipelined GETs working (see respond.ts). Other methods'
    * handlers start only once the body is in and the connection still there: a request whose
-   * connection was dropped (pipelining behind it, uWS#1301) never changes anything.
+   * connection was dropped (pipelining behind it, uWS#1301) never changes anything. A streamBody
+   * handler starts at once (after the guard) and gets the body through `pipe`, which fails the same way.
    */
-  private amp<G extends AmpGuard>(guard: G, handler: Guarded<AmpContext<G>>): Handler {
-    if (guard.auth === 'admin') return this.adminRoute(handler as Guarded<AdminCaller>);
+  private amp<G extends AmpGuard>(guard: G, handler: Guarded<AmpContext<G>>, streamBody: boolean): Handler {
+    if (guard.auth === 'admin') return this.adminRoute(handler as Guarded<AdminCaller>, streamBody);
     return (req) => {
       const [caller, headers] = this.ampCaller(guard as Exclude<AmpGuard, { auth: 'admin' }>, req);
       const run = () => {
         const out = handler(req, caller as AmpContext<G>);
         return out instanceof Promise ? out.then((reply) => withHeaders(reply, headers)) : withHeaders(out, headers);
       };
-      return SAFE_METHODS.has(req.method) ? run() : req.body.complete().then(run);
+      return SAFE_METHODS.has(req.method) || streamBody ? run() : req.body.complete().then(run);
     };
   }
 
   /** The admin JWT is checked (asynchronously) before any body is read: no token, no body buffered. */
-  private adminRoute(handler: Guarded<AdminCaller>): Handler {
+  private adminRoute(handler: Guarded<AdminCaller>, streamBody: boolean): Handler {
     return async (req) => {
       const admin = await this.deps.identity.ampAdmin(req.headers.authorization);
-      if (!SAFE_METHODS.has(req.method)) await req.body.complete();
+      if (!SAFE_METHODS.has(req.method) && !streamBody) await req.body.complete();
       return handler(req, { admin });
     };
   }

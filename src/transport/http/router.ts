@@ -15,6 +15,10 @@ export interface RequestHeaders {
   contentType: string;
   userAgent: string;
   forwardedProto: string;
+  /** Downloads (§22): a byte range, and the validators that make it conditional. */
+  range: string;
+  ifNoneMatch: string;
+  ifRange: string;
 }
 
 export interface HttpRequest {
@@ -29,11 +33,33 @@ export interface HttpRequest {
   agentId?: string;
 }
 
+/** A byte range of a file on disk, streamed as the reply body: `end` inclusive, `start > end` is empty. */
+export interface FileRange {
+  path: string;
+  start: number;
+  end: number;
+}
+
 export interface HttpReply {
   status: number;
   /** Written as JSON, unless it is a string (written as-is, with its own Content-Type header). */
   body?: unknown;
   headers?: Record<string, string>;
+  /**
+   * Streamed from disk instead of `body` (respond.ts/file-reply.ts): with backpressure, never held
+   * in memory. The handler sets Content-Type etc.; uWS writes Content-Length. A file that cannot be
+   * opened is 404 `not_found`; a read failing mid-way closes the connection.
+   */
+  file?: FileRange;
+}
+
+/** Per-route options. */
+export interface RouteOptions {
+  /**
+   * The handler reads the request body as a stream (`req.body.pipe(sink)`): no size limit is
+   * applied (the handler decides) and the route table does not wait for the body first.
+   */
+  streamBody?: boolean;
 }
 
 export type Handler = (req: HttpRequest) => HttpReply | Promise<HttpReply>;
@@ -42,11 +68,11 @@ interface PathEntry {
   /** The route template, e.g. `/api/v1/messages/pending/:id` (logs and metrics name routes by it). */
   path: string;
   segments: string[];
-  handlers: Map<string, Handler>;
+  handlers: Map<string, { handler: Handler; streamBody: boolean }>;
 }
 
 export type Match =
-  | { kind: 'handler'; handler: Handler; params: Record<string, string>; route: string }
+  | { kind: 'handler'; handler: Handler; params: Record<string, string>; route: string; streamBody: boolean }
   | { kind: 'method_not_allowed'; allow: string[]; route: string }
   | { kind: 'not_found' };
 
@@ -58,7 +84,7 @@ export class Router {
   private readonly patterns: PathEntry[] = [];
 
   /** Register `handler` for `method` on `path` (`:name` segments are parameters). */
-  add(method: string, path: string, handler: Handler): this {
+  add(method: string, path: string, handler: Handler, opts: RouteOptions = {}): this {
     const hasParams = path.includes('/:');
     let entry = hasParams ? this.patterns.find((p) => p.segments.join('/') === path.slice(1)) : this.exact.get(path);
     if (!entry) {
@@ -68,13 +94,13 @@ export class Router {
         this.patterns.sort(bySpecificity); // stable: equally specific paths keep their order
       } else this.exact.set(path, entry);
     }
-    entry.handlers.set(method, handler);
+    entry.handlers.set(method, { handler, streamBody: opts.streamBody === true });
     return this;
   }
 
   /** Register under both API mounts (`/v1/...` and `/api/v1/...`). */
-  api(method: string, path: string, handler: Handler): this {
-    for (const mount of API_MOUNTS) this.add(method, mount + path, handler);
+  api(method: string, path: string, handler: Handler, opts: RouteOptions = {}): this {
+    for (const mount of API_MOUNTS) this.add(method, mount + path, handler, opts);
     return this;
   }
 
@@ -98,9 +124,9 @@ export class Router {
       }
     }
     if (!entry) return { kind: 'not_found' };
-    const handler = entry.handlers.get(method) ?? (method === 'HEAD' ? entry.handlers.get('GET') : undefined);
-    if (!handler) return { kind: 'method_not_allowed', allow: [...entry.handlers.keys()], route: entry.path };
-    return { kind: 'handler', handler, params, route: entry.path };
+    const found = entry.handlers.get(method) ?? (method === 'HEAD' ? entry.handlers.get('GET') : undefined);
+    if (!found) return { kind: 'method_not_allowed', allow: [...entry.handlers.keys()], route: entry.path };
+    return { kind: 'handler', handler: found.handler, params, route: entry.path, streamBody: found.streamBody };
   }
 }
 
