@@ -241,7 +241,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  */
 async function probeScans(api: Api, o: AttachmentOptions, want: string, tick: (s: string) => void) {
   const files = Array.from({ length: o.scans }, (_, i) => textFile(o.scanBytes, `bench-scan-${i}`));
-  const maxSeconds = o.scans * (o.baselineSeconds + (2 * SCAN_TIMEOUT_MS) / 1000) + 10;
+  // Each scan: its baseline, the upload and the scan (each bounded by SCAN_TIMEOUT_MS), the settle.
+  const perScan = o.baselineSeconds + (2 * SCAN_TIMEOUT_MS + SETTLE_MS) / 1000;
+  const maxSeconds = o.scans * perScan + o.baselineSeconds + 10;
   const opts = { intervalMs: o.probeIntervalMs, maxOutstanding: PROBE_MAX_OUTSTANDING, maxSeconds };
   const phases = new Phases();
   const scans: UploadTiming[] = [];
@@ -280,6 +282,11 @@ async function probeScans(api: Api, o: AttachmentOptions, want: string, tick: (s
         api.fail(`scan upload: ${(e as Error).message}`);
       }
     }
+    // One more baseline window after the last scan, so that the baseline is not all "before".
+    tick('baseline (last)');
+    phases.set('baseline');
+    await sleep(o.baselineSeconds * 1000);
+    phases.set(undefined);
   } finally {
     probed = await child.stop();
   }
