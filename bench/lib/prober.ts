@@ -120,6 +120,8 @@ export interface PhaseStats {
   skipped: number;
   /** Wall time the phase was current, in seconds. */
   seconds: number;
+  /** Each window of the phase in turn: its length, samples, p99 and max (to see where a spike was). */
+  windows: { seconds: number; samples: number; p99_ms: number; max_ms: number }[];
 }
 
 /** Named windows of time (epoch ms); a sample belongs to the window its due time falls in. */
@@ -133,32 +135,42 @@ export class Phases {
     this.current = name === undefined ? undefined : { name, from: at };
   }
 
-  private phaseAt(t: number): string | undefined {
-    return this.windows.find((w) => t >= w.from && t < w.to)?.name;
+  private windowAt(t: number): number {
+    return this.windows.findIndex((w) => t >= w.from && t < w.to);
   }
 
   /** Histograms and counts per phase (phases never current are absent). */
   file(samples: readonly Sample[], skipped: readonly number[]): Map<string, { hist: Latency; stats: PhaseStats }> {
     this.set(undefined);
     const out = new Map<string, { hist: Latency; stats: PhaseStats }>();
+    const per = this.windows.map(() => new Latency());
     for (const w of this.windows) {
-      const e = out.get(w.name) ?? { hist: new Latency(), stats: { samples: 0, errors: 0, skipped: 0, seconds: 0 } };
+      const e = out.get(w.name) ?? {
+        hist: new Latency(),
+        stats: { samples: 0, errors: 0, skipped: 0, seconds: 0, windows: [] },
+      };
       e.stats.seconds = +(e.stats.seconds + (w.to - w.from) / 1000).toFixed(3);
       out.set(w.name, e);
     }
     for (const [due, ms, ok] of samples) {
-      const name = this.phaseAt(due);
-      const e = name === undefined ? undefined : out.get(name);
-      if (!e) continue;
+      const i = this.windowAt(due);
+      if (i < 0) continue;
+      const e = out.get(this.windows[i]!.name)!;
       if (ok) {
         e.hist.recordMs(ms);
+        per[i]!.recordMs(ms);
         e.stats.samples++;
       } else e.stats.errors++;
     }
     for (const due of skipped) {
-      const name = this.phaseAt(due);
-      if (name !== undefined) out.get(name)!.stats.skipped++;
+      const i = this.windowAt(due);
+      if (i >= 0) out.get(this.windows[i]!.name)!.stats.skipped++;
     }
+    this.windows.forEach((w, i) => {
+      const s = per[i]!.summary();
+      const seconds = +((w.to - w.from) / 1000).toFixed(3);
+      out.get(w.name)!.stats.windows.push({ seconds, samples: s.count, p99_ms: s.p99_ms, max_ms: s.max_ms });
+    });
     return out;
   }
 }

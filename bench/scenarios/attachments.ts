@@ -394,7 +394,10 @@ export function attachmentRows(out: AttachmentOutcome, disk: Record<string, numb
     });
   }
   const phase = (name: string) =>
-    out.phases.get(name) ?? { hist: new Latency(), stats: { samples: 0, errors: 0, skipped: 0, seconds: 0 } };
+    out.phases.get(name) ?? {
+      hist: new Latency(),
+      stats: { samples: 0, errors: 0, skipped: 0, seconds: 0, windows: [] },
+    };
   const b = phase('baseline').hist.summary();
   const sc = phase('scan').hist.summary();
   const probeDetails = (name: string) => ({ interval_ms: o.probeIntervalMs, ...phase(name).stats });

@@ -175,8 +175,13 @@ describe('Phases', () => {
       ],
       [120, 310, 500],
     );
-    expect(f.get('x')!.stats).toEqual({ samples: 2, errors: 0, skipped: 1, seconds: 0.15 });
-    expect(f.get('y')!.stats).toEqual({ samples: 0, errors: 1, skipped: 1, seconds: 0.1 });
+    expect(f.get('x')!.stats).toMatchObject({ samples: 2, errors: 0, skipped: 1, seconds: 0.15 });
+    expect(f.get('y')!.stats).toMatchObject({ samples: 0, errors: 1, skipped: 1, seconds: 0.1 });
+    expect(f.get('x')!.stats.windows.map((w) => [w.seconds, w.samples])).toEqual([
+      [0.1, 1],
+      [0.05, 1],
+    ]);
+    expect(f.get('x')!.stats.windows[1]!.max_ms).toBeCloseTo(4, 2);
     expect(f.get('x')!.hist.summary().max_ms).toBeCloseTo(4, 2);
   });
 });
@@ -186,7 +191,7 @@ describe('attachment rows', () => {
     const phase = (ms: number) => {
       const hist = new Latency();
       hist.recordMs(ms);
-      return { hist, stats: { samples: 1, errors: 0, skipped: 0, seconds: 1 } };
+      return { hist, stats: { samples: 1, errors: 0, skipped: 0, seconds: 1, windows: [] } };
     };
     const phases = new Map([
       ['baseline', phase(2)],
