@@ -18,8 +18,9 @@ const finish = async () => {
   stopping = true;
   clearTimeout(limit);
   await p.stop();
-  process.stdout.write(JSON.stringify({ samples: p.samples, skipped: p.skipped, lastError: p.lastError }) + '\n');
-  process.exit(0);
+  const line = JSON.stringify({ samples: p.samples, skipped: p.skipped, lastError: p.lastError }) + '\n';
+  // Exit only once the line is flushed: a pipe to a busy parent takes it in pieces.
+  process.stdout.write(line, () => process.exit(0));
 };
 const limit = setTimeout(finish, o.maxSeconds * 1000 + 1000);
 process.stdin.on('data', () => {});

@@ -74,7 +74,7 @@ export class Prober {
     this.outstanding++;
     const done = (ok: boolean) => {
       this.outstanding--;
-      this.samples.push([dueAt, epochNow() - dueAt, ok ? 1 : 0]);
+      this.samples.push([dueAt, Math.round((epochNow() - dueAt) * 1000) / 1000, ok ? 1 : 0]);
       if (ok && this.samples.length === 1) this.onFirst();
       if (this.outstanding === 0) this.idle?.();
     };
@@ -214,7 +214,7 @@ export class ProbeChild {
           try {
             resolve(JSON.parse(l));
           } catch (e) {
-            reject(e);
+            reject(new Error(`probe child: its samples (${l.length} chars) are not JSON: ${(e as Error).message}`));
           }
         }),
       );

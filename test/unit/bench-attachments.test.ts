@@ -71,6 +71,8 @@ describe('Prober (open loop, one keep-alive connection)', () => {
   let server: Server;
   let served = 0;
   let onServed: () => void = () => {};
+  /** When set, the next request is held (its answer kept in holdFirst) instead of answered. */
+  let holdNext = false;
   let holdFirst: (() => void) | undefined;
   const sockets = new Set<string>();
   beforeAll(async () => {
@@ -81,8 +83,10 @@ describe('Prober (open loop, one keep-alive connection)', () => {
         served++;
         onServed();
       };
-      if (served === 0 && holdFirst === undefined) holdFirst = answer;
-      else answer();
+      if (holdNext) {
+        holdNext = false;
+        holdFirst = answer;
+      } else answer();
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   });
@@ -109,6 +113,7 @@ describe('Prober (open loop, one keep-alive connection)', () => {
     });
     const phases = new Phases();
     phases.set('a');
+    holdNext = true;
     p.start();
     // The first answer is held until the prober has queued more behind it on its one connection.
     await new Promise<void>((resolve, reject) => {
@@ -154,6 +159,21 @@ describe('Prober (open loop, one keep-alive connection)', () => {
     expect(r.samples).toHaveLength(served - before);
     expect(r.samples.every(([due, ms, ok]) => due > 1e12 && ms >= 0 && ok === 1)).toBe(true);
     expect(r.lastError).toBe('');
+  });
+
+  it('hands back output far larger than a pipe buffer whole (it exits only once it is flushed)', async () => {
+    const port = (server.address() as AddressInfo).port;
+    const before = served;
+    // Due every 50 µs with one request in flight at most: nearly all are skipped, and listed.
+    const child = await ProbeChild.start(
+      `http://127.0.0.1:${port}/health`,
+      { intervalMs: 0.05, maxOutstanding: 1, maxSeconds: 30 },
+      undefined,
+    );
+    await servedAtLeast(before + 1000);
+    const r = await child.stop();
+    expect(r.samples).toHaveLength(served - before);
+    expect(JSON.stringify(r).length).toBeGreaterThan(4 * 65_536); // four pipe buffers
   });
 });
 
