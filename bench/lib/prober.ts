@@ -120,8 +120,11 @@ export interface PhaseStats {
   skipped: number;
   /** Wall time the phase was current, in seconds. */
   seconds: number;
-  /** Each window of the phase in turn: its length, samples, p99 and max (to see where a spike was). */
-  windows: { seconds: number; samples: number; p99_ms: number; max_ms: number }[];
+  /**
+   * Each window of the phase in turn: its length, samples, p99, max, and when the slowest request
+   * was due (ms from the window's start), to see where a spike was.
+   */
+  windows: { seconds: number; samples: number; p99_ms: number; max_ms: number; max_due_at_ms: number }[];
 }
 
 /** Named windows of time (epoch ms); a sample belongs to the window its due time falls in. */
@@ -144,6 +147,7 @@ export class Phases {
     this.set(undefined);
     const out = new Map<string, { hist: Latency; stats: PhaseStats }>();
     const per = this.windows.map(() => new Latency());
+    const worst = this.windows.map(() => ({ ms: -1, at: 0 }));
     for (const w of this.windows) {
       const e = out.get(w.name) ?? {
         hist: new Latency(),
@@ -159,6 +163,7 @@ export class Phases {
       if (ok) {
         e.hist.recordMs(ms);
         per[i]!.recordMs(ms);
+        if (ms > worst[i]!.ms) worst[i] = { ms, at: due - this.windows[i]!.from };
         e.stats.samples++;
       } else e.stats.errors++;
     }
@@ -169,7 +174,10 @@ export class Phases {
     this.windows.forEach((w, i) => {
       const s = per[i]!.summary();
       const seconds = +((w.to - w.from) / 1000).toFixed(3);
-      out.get(w.name)!.stats.windows.push({ seconds, samples: s.count, p99_ms: s.p99_ms, max_ms: s.max_ms });
+      const max_due_at_ms = Math.round(worst[i]!.at);
+      out
+        .get(w.name)!
+        .stats.windows.push({ seconds, samples: s.count, p99_ms: s.p99_ms, max_ms: s.max_ms, max_due_at_ms });
     });
     return out;
   }

@@ -248,6 +248,7 @@ async function probeScans(api: Api, o: AttachmentOptions, want: string, tick: (s
   const phases = new Phases();
   const scans: UploadTiming[] = [];
   const scanCpu: CpuUse[] = [];
+  const baselineCpu: CpuUse[] = [];
   // Warmed up: the child's connection is up and has been answered before the first baseline.
   const child = await ProbeChild.start(`${api.server.api}/health`, opts, o.probeCores);
   let probed: Awaited<ReturnType<ProbeChild['stop']>> | undefined;
@@ -256,7 +257,9 @@ async function probeScans(api: Api, o: AttachmentOptions, want: string, tick: (s
     for (const [i, f] of files.entries()) {
       tick(`baseline ${i + 1}/${files.length}`);
       phases.set('baseline');
+      const base = cpuMeter(api.server);
       await sleep(o.baselineSeconds * 1000);
+      baselineCpu.push(base());
       let cpu: (() => CpuUse) | undefined;
       try {
         const r = await uploadOne(api, f, PROBE_POLL_MS, {
@@ -291,7 +294,7 @@ async function probeScans(api: Api, o: AttachmentOptions, want: string, tick: (s
     probed = await child.stop();
   }
   if (probed.lastError) api.notes.push(`last /health error: ${probed.lastError}`);
-  return { phases: phases.file(probed.samples, probed.skipped), scans, scanCpu };
+  return { phases: phases.file(probed.samples, probed.skipped), scans, scanCpu, baselineCpu };
 }
 
 export interface AttachmentOutcome {
@@ -300,6 +303,8 @@ export interface AttachmentOutcome {
   phases: Map<string, { hist: Latency; stats: PhaseStats }>;
   scans: UploadTiming[];
   scan_cpu: CpuUse[];
+  /** The same over the baseline windows before each scan. */
+  baseline_cpu: CpuUse[];
   errors: number;
   notes: string[];
 }
@@ -320,7 +325,15 @@ export async function attachments(server: BenchServer, o: AttachmentOptions): Pr
     const sizes: SizeOutcome[] = [];
     for (const s of o.sizes) sizes.push(await sizeClass(api, s.bytes, s.count, want, tick));
     const p = await probeScans(api, o, want, tick);
-    return { sizes, phases: p.phases, scans: p.scans, scan_cpu: p.scanCpu, errors: api.errors, notes: api.notes };
+    return {
+      sizes,
+      phases: p.phases,
+      scans: p.scans,
+      scan_cpu: p.scanCpu,
+      baseline_cpu: p.baselineCpu,
+      errors: api.errors,
+      notes: api.notes,
+    };
   } finally {
     stop();
   }
@@ -332,9 +345,10 @@ function scanNote(out: AttachmentOutcome): string {
   const ms = out.scans.map((s) => s.scan_ms);
   const all = mean(out.scan_cpu.map((c) => c.server_cpu_pct));
   const main = mean(out.scan_cpu.map((c) => c.server_main_thread_pct));
+  const baseMain = mean(out.baseline_cpu.map((c) => c.server_main_thread_pct));
   return (
     `${out.scans.length} scan(s), median ${median(ms).toFixed(0)} ms (confirm → status done); server CPU meanwhile ` +
-    `${all} % of a core, of which its main thread (the event loop) ${main} %`
+    `${all} % of a core, of which its main thread (the event loop) ${main} % (${baseMain} % in the baseline windows)`
   );
 }
 
@@ -407,7 +421,7 @@ export function attachmentRows(out: AttachmentOutcome, disk: Record<string, numb
     value: b.p99_ms,
     unit: 'ms',
     latency: b,
-    details: probeDetails('baseline'),
+    details: { ...probeDetails('baseline'), server_cpu: out.baseline_cpu },
   });
   row({
     name: 'att_health_scan',

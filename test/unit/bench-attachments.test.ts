@@ -202,6 +202,7 @@ describe('Phases', () => {
       [0.05, 1],
     ]);
     expect(f.get('x')!.stats.windows[1]!.max_ms).toBeCloseTo(4, 2);
+    expect(f.get('x')!.stats.windows.map((w) => w.max_due_at_ms)).toEqual([50, 20]);
     expect(f.get('x')!.hist.summary().max_ms).toBeCloseTo(4, 2);
   });
 });
@@ -231,6 +232,7 @@ describe('attachment rows', () => {
       phases,
       scans: [],
       scan_cpu: [],
+      baseline_cpu: [],
       errors: 1,
       notes: ['x'],
     };
