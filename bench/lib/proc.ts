@@ -157,6 +157,18 @@ export function cpuSecondsOf(pid: number): number {
   return statSeconds(`/proc/${pid}/stat`);
 }
 
+/**
+ * Milliseconds the main thread has spent runnable but waiting for a core (the second field of
+ * /proc/PID/task/PID/schedstat, in ns); 0 where the kernel does not keep it.
+ */
+function mainThreadWaitMsOf(pid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ')[1]) / 1e6 || 0;
+  } catch {
+    return 0;
+  }
+}
+
 /** The same for its main thread alone (the event loop), /proc/PID/task/PID/stat. */
 function mainThreadSecondsOf(pid: number): number {
   return statSeconds(`/proc/${pid}/task/${pid}/stat`);
@@ -202,6 +214,8 @@ export interface CpuUse {
   server_threads_pct: Record<string, number>;
   /** The server's main thread (its event loop), in % of one core. */
   server_main_thread_pct: number;
+  /** How long the main thread was ready to run but waited for a core (run-queue wait), ms. */
+  server_main_thread_wait_ms: number;
 }
 
 /** CPU use of the server and of this (load) process over a stretch of time, in % of one core. */
@@ -210,6 +224,7 @@ export function cpuMeter(server: BenchServer): () => CpuUse {
   const s0 = server.cpuSeconds();
   const th0 = threadSecondsOf(server.pid);
   const m0 = mainThreadSecondsOf(server.pid);
+  const w0 = mainThreadWaitMsOf(server.pid);
   const l0 = process.cpuUsage();
   return () => {
     const wall = (performance.now() - t0) / 1000;
@@ -224,6 +239,7 @@ export function cpuMeter(server: BenchServer): () => CpuUse {
       load_cpu_pct: Math.round((l.user + l.system) / 1e4 / wall),
       server_threads_pct: threads,
       server_main_thread_pct: Math.round((100 * (mainThreadSecondsOf(server.pid) - m0)) / wall),
+      server_main_thread_wait_ms: Math.round(mainThreadWaitMsOf(server.pid) - w0),
     };
   };
 }

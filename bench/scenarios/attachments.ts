@@ -340,15 +340,22 @@ export async function attachments(server: BenchServer, o: AttachmentOptions): Pr
 }
 
 /** One line on the scans: how long, and whose CPU (the event loop's, or the scanner's). */
-function scanNote(out: AttachmentOutcome): string {
-  const mean = (xs: number[]) => (xs.length ? Math.round(xs.reduce((a, b) => a + b, 0) / xs.length) : 0);
+function scanNote(out: AttachmentOutcome, baselineSeconds: number): string {
+  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+  const mean = (xs: number[]) => (xs.length ? Math.round(sum(xs) / xs.length) : 0);
   const ms = out.scans.map((s) => s.scan_ms);
   const all = mean(out.scan_cpu.map((c) => c.server_cpu_pct));
   const main = mean(out.scan_cpu.map((c) => c.server_main_thread_pct));
   const baseMain = mean(out.baseline_cpu.map((c) => c.server_main_thread_pct));
+  // Run-queue wait of the event loop, in ms per second of window: time it was ready but had no core.
+  const wait = (cs: CpuUse[], secs: number) =>
+    secs > 0 ? Math.round(sum(cs.map((c) => c.server_main_thread_wait_ms)) / secs) : 0;
+  const scanWait = wait(out.scan_cpu, sum(ms) / 1000);
+  const baseWait = wait(out.baseline_cpu, out.baseline_cpu.length * baselineSeconds);
   return (
     `${out.scans.length} scan(s), median ${median(ms).toFixed(0)} ms (confirm → status done); server CPU meanwhile ` +
-    `${all} % of a core, of which its main thread (the event loop) ${main} % (${baseMain} % in the baseline windows)`
+    `${all} % of a core, of which its main thread (the event loop) ${main} % (${baseMain} % in the baseline ` +
+    `windows); the event loop waited for a core ${scanWait} ms per second (baseline: ${baseWait} ms/s)`
   );
 }
 
@@ -439,7 +446,7 @@ export function attachmentRows(out: AttachmentOutcome, disk: Record<string, numb
       poll_ms: PROBE_POLL_MS,
     },
   });
-  rows.at(-1)!.notes.push(scanNote(out));
+  rows.at(-1)!.notes.push(scanNote(out, o.baselineSeconds));
   // Failures anywhere in the scenario are counted on its first row.
   rows[0]!.errors = out.errors;
   rows[0]!.notes = out.notes;
