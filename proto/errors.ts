@@ -60,6 +60,12 @@ export const ERROR_CATALOG = {
   attachment_rejected: { status: 422, wsClose: null, retry: false, doc: 'attachment rejected by the scan or an admin' },
   attachment_already_used: { status: 409, wsClose: null, retry: false, doc: 'attachment carried by another message' },
   too_many_attachments: { status: 400, wsClose: null, retry: false, doc: 'more than 10 attachments in one message' },
+  attachment_quota_exceeded: {
+    status: 429,
+    wsClose: null,
+    retry: true,
+    doc: 'too many attachments, or bytes, uploaded and not yet sent by this agent',
+  },
   attachment_too_large: { status: 413, wsClose: null, retry: false, doc: 'declared size over 25 MiB' },
   attachments_too_large: { status: 413, wsClose: null, retry: false, doc: "one message's attachments over 100 MiB" },
   invalid_digest_algorithm: { status: 422, wsClose: null, retry: false, doc: 'digest is not sha256:<64 hex>' },

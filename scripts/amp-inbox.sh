@@ -15,6 +15,9 @@ Commands:
   read <id>     Read a specific message and verify its signature
   ack <id>      Acknowledge (delete) a message
   ack-all       Acknowledge all pending messages
+  download <id> [DIR]
+                Save the attachments of a message (message id), or one attachment (its
+                att_... id), in DIR (default: the current directory)
 
 Options:
   -a, --agent NAME       Agent name (default: first registered)
@@ -27,11 +30,22 @@ Example:
   $AMP_PROG list
   $AMP_PROG read msg_123456_abc
   $AMP_PROG ack msg_123456_abc
+  $AMP_PROG download msg_123456_abc ~/Downloads
 
 'read' checks the sender's Ed25519 signature against the public key the provider resolves for
 the sender, and keeps a copy of the message in the agent's messages/ directory (for amp-reply.sh).
+'list' and 'read' show each attachment's name, size and scan status.
+
+'download' fetches each attachment from the url in the message (plain curl, redirects not
+followed; without a url from /attachments/<id>/download with the API key), checks its size and
+SHA-256 against the message's record (the provider's, and what the sender signed), and saves it
+under its sanitised name ([A-Za-z0-9._-]), never overwriting a file: report.txt exists, so
+report_1.txt, report_2.txt ... A file that does not match is removed (exit 11). It prints the
+saved paths on stdout (--json: [{id, path, size, digest}]). The message must be pending or read.
+
 Exit codes: 0 ok, 1 refused or failed, 2 usage, 3 provider not found, 4 unauthorized,
-5 no such message, 6 no such local agent, 7 the signature did not verify.
+5 no such message or attachment, 6 no such local agent, 7 the signature did not verify,
+11 a downloaded attachment did not match its size or digest (removed).
 USAGE
 }
 
@@ -60,7 +74,12 @@ need_id() {
 case "$cmd" in
   list | ack-all) [ ${#args[@]} -eq 1 ] || amp_usage_error "'$cmd' takes no argument" ;;
   read | ack) need_id ;;
-  *) amp_usage_error "unknown command '$cmd' (list, read, ack, ack-all)" ;;
+  download)
+    [[ ${#args[@]} -ge 2 && ${#args[@]} -le 3 ]] || amp_usage_error "'download' needs a message or attachment id, and optionally a directory"
+    amp_valid_id "${args[1]}" || amp_valid_att_id "${args[1]}" ||
+      amp_usage_error "'${args[1]}' is neither a message id (msg_<digits>_<letters/digits>) nor an attachment id (att_<digits>_<letters/digits>)"
+    ;;
+  *) amp_usage_error "unknown command '$cmd' (list, read, ack, ack-all, download)" ;;
 esac
 amp_require_tools
 amp_load_agent "$agent"
@@ -75,7 +94,9 @@ case "$cmd" in
       jq -r --arg me "$AGENT_ADDRESS" '
         if (.messages | length) == 0 then "No pending messages for \($me)."
         else "\(.count) pending message(s) for \($me)" + (if .remaining > 0 then ", \(.remaining) more (use --limit)" else "" end) + ":",
-          (.messages[] | "  \(.id)  \(.envelope.timestamp)  [\(.envelope.priority // "normal")]  from \(.envelope.from)  \(.envelope.subject)")
+          (.messages[] | "  \(.id)  \(.envelope.timestamp)  [\(.envelope.priority // "normal")]  from \(.envelope.from)  \(.envelope.subject)",
+            (.attachments // .payload.attachments // [] | if type == "array" then .[] else empty end | select(type == "object")
+              | "      attachment: \(.filename // "-")  \(.size // "?") bytes  \(.scan_status // "?")"))
         end' <<<"$AMP_BODY" >&2
     fi
     ;;
@@ -103,7 +124,15 @@ case "$cmd" in
       jq -r '"Message:  \(.id)", "From:     \(.envelope.from)", "To:       \(.envelope.to)", "Subject:  \(.envelope.subject)",
         "Priority: \(.envelope.priority // "normal")", "Type:     \(.payload.type // "-")", "Sent:     \(.envelope.timestamp)",
         "Thread:   \(.envelope.thread_id // .id)" + (if .envelope.in_reply_to then " (reply to \(.envelope.in_reply_to))" else "" end),
-        "", (.payload.message // (.payload | tojson))' <<<"$msg" >&2
+        "", (.payload.message // (.payload | tojson)),
+        ((.attachments // .payload.attachments // []) | if type == "array" and length > 0 then
+          "", "Attachments (save them with: amp-inbox.sh download \($id)):",
+          (.[] | select(type == "object")
+            | "  \(.id // .attachment_id)  \(.filename // "-")  \(.size // "?") bytes  \(.content_type // "-")  \(.scan_status // "?")")
+        else empty end),
+        (if ((.warnings // []) | index("attachment_suspicious")) then
+          "Warning: an attachment was found suspicious by the provider'"'"'s scan and approved by an admin" else empty end)' \
+        --arg id "$id" <<<"$msg" >&2
       case "$verified" in
         verified) amp_say "" "Signature: verified (Ed25519, key of $from)" ;;
         unsigned) amp_say "" "Signature: none (the message is unsigned; the provider authenticated the sender's API key only)" ;;
@@ -118,6 +147,32 @@ case "$cmd" in
     amp_http DELETE "$AGENT_ENDPOINT/messages/pending?id=$id" "" auth
     amp_ok || amp_fail "acknowledging $id"
     if [ "$AMP_JSON" = 1 ]; then printf '%s\n' "$AMP_BODY"; else amp_say "Acknowledged $id"; fi
+    ;;
+
+  download)
+    target=${args[1]} dir=${args[2]:-.}
+    mkdir -p -- "$dir" 2>/dev/null || amp_die "$AMP_EXIT_FAILED" "cannot create directory '$dir'"
+    [ -w "$dir" ] || amp_die "$AMP_EXIT_FAILED" "cannot write to directory '$dir'"
+    if amp_valid_id "$target"; then
+      msg=$(amp_find_message "$target")
+      [ -n "$msg" ] || amp_die "$AMP_EXIT_NOT_FOUND" "no pending or read message $target for $AGENT_ADDRESS (list them with: $AMP_PROG list)"
+      records=$(amp_attachment_records "$msg")
+      [ "$(jq length <<<"$records")" -gt 0 ] || amp_die "$AMP_EXIT_NOT_FOUND" "message $target has no attachments"
+    else
+      records=$(amp_find_attachment "$target")
+    fi
+    : >"$AMP_TMP/saved.jsonl"
+    n=$(jq length <<<"$records")
+    for i in $(seq 0 $((n - 1))); do
+      rec=$(jq -c ".[$i]" <<<"$records")
+      amp_download_attachment "$rec" "$dir"
+      jq -c --arg path "$AMP_SAVED_PATH" '{id, path: $path, filename, size, digest}' <<<"$rec" >>"$AMP_TMP/saved.jsonl"
+      if [ "$AMP_JSON" = 0 ]; then
+        printf '%s\n' "$AMP_SAVED_PATH"
+        amp_say "Saved $(jq -r '.id' <<<"$rec") as $AMP_SAVED_PATH ($(jq -r '.size' <<<"$rec") bytes, sha256 verified)"
+      fi
+    done
+    if [ "$AMP_JSON" = 1 ]; then jq -s . "$AMP_TMP/saved.jsonl"; fi
     ;;
 
   ack-all)

@@ -12,12 +12,14 @@
 #   0 ok · 1 refused by the provider or failed · 2 usage error · 3 provider not found (unreachable)
 #   4 unauthorized (bad or revoked API key) · 5 not found (recipient, message) · 6 no such local agent
 #   7 signature did not verify (amp-inbox.sh read) · 8 the AID registration awaits an admin's approval
+#   9 polled too soon (amp-identity.sh status) · 10 an attachment is held for an admin's approval
+#   (amp-send.sh --attach) · 11 a downloaded attachment does not match its size or digest (removed)
 # shellcheck shell=bash
 # shellcheck disable=SC2034 # the variables set here are read by the scripts that source it
 
 readonly AMP_EXIT_FAILED=1 AMP_EXIT_USAGE=2 AMP_EXIT_UNREACHABLE=3 AMP_EXIT_UNAUTHORIZED=4
 readonly AMP_EXIT_NOT_FOUND=5 AMP_EXIT_NO_AGENT=6 AMP_EXIT_BAD_SIGNATURE=7 AMP_EXIT_PENDING=8
-readonly AMP_EXIT_TOO_SOON=9
+readonly AMP_EXIT_TOO_SOON=9 AMP_EXIT_HELD=10 AMP_EXIT_DIGEST_MISMATCH=11
 readonly AMP_DEFAULT_PROVIDER="http://localhost:23000"
 
 AMP_PROG=$(basename "$0")
@@ -90,13 +92,18 @@ amp_first_agent() {
   done | sort | awk -F '\t' 'NR == 1 { print $2 }'
 }
 
-# amp_http METHOD URL [BODY_FILE] [auth|apikey] [CONTENT_TYPE]: the answer in AMP_BODY, the status
-# in AMP_STATUS. `auth` sends the agent's API key as a Bearer token, `apikey` in X-Api-Key (the AID
-# agent routes); either way the key goes in a header read from a file descriptor, never on a command
-# line. The body is JSON unless CONTENT_TYPE says otherwise.
+# amp_http METHOD URL [BODY_FILE] [auth|apikey|upload] [CONTENT_TYPE]: the answer in AMP_BODY, the
+# status in AMP_STATUS. `auth` sends the agent's API key as a Bearer token, `apikey` in X-Api-Key (the
+# AID agent routes); either way the key goes in a header read from a file descriptor, never on a
+# command line. `upload` (an attachment's signed upload URL) sends no key and no header but the
+# Content-Type, with AMP_UPLOAD_TIMEOUT (default 600 s). The body is JSON unless CONTENT_TYPE says otherwise.
 amp_http() {
   local method=$1 url=$2 body=${3:-} auth=${4:-} type=${5:-application/json} out="$AMP_TMP/answer" rc
-  local args=(-sS --max-time "${AMP_TIMEOUT:-30}" -X "$method" -o "$out" -w '%{http_code}' -H 'Accept: application/json')
+  local limit=${AMP_TIMEOUT:-30}
+  [ "$auth" != upload ] || limit=${AMP_UPLOAD_TIMEOUT:-600}
+  local args=(-sS --max-time "$limit" -X "$method" -o "$out" -w '%{http_code}')
+  # No `Expect: 100-continue` wait before a large upload's bytes.
+  if [ "$auth" = upload ]; then args+=(-H 'Expect:'); else args+=(-H 'Accept: application/json'); fi
   [ -n "$body" ] && args+=(-H "Content-Type: $type" --data-binary "@$body")
   set +e
   if [ "$auth" = auth ]; then
@@ -202,18 +209,26 @@ amp_verify_message() {
   openssl pkeyutl -verify -pubin -inkey "$dir/public.pem" -rawin -in "$dir/msg.txt" -sigfile "$dir/sig.bin" >/dev/null 2>&1
 }
 
-# Scratch files of this run, removed on exit.
+# Scratch files of this run, removed on exit (and a partial download, amp_download_attachment).
 AMP_TMP=$(mktemp -d)
-trap 'rm -rf "$AMP_TMP"' EXIT
+AMP_PARTIAL=""
+amp_cleanup() {
+  rm -rf "$AMP_TMP"
+  if [ -n "$AMP_PARTIAL" ]; then rm -f "$AMP_PARTIAL"; fi
+}
+trap amp_cleanup EXIT
 
 # A message id as the provider makes them (spec §7); anything else is refused before any request.
 amp_valid_id() { [[ $1 =~ ^msg[_-][0-9]+[_-][a-zA-Z0-9]+$ ]]; }
 
 # amp_send TO SUBJECT MESSAGE PRIORITY TYPE IN_REPLY_TO [THREAD_ID]: sign and route one message as
 # the loaded agent; prints the id and status (delivered, queued) or fails with the provider's reason.
+# With AMP_ATTACHMENTS_JSON (a JSON array, amp_attach_files) the payload carries them as
+# payload.attachments, covered by the signature like the rest of the payload.
 amp_send() {
   local to=$1 subject=$2 message=$3 priority=$4 type=$5 in_reply_to=$6 thread_id=${7:-} payload signature
-  payload=$(jq -cn --arg type "$type" --arg message "$message" '{type: $type, message: $message}')
+  payload=$(jq -cn --arg type "$type" --arg message "$message" --argjson att "${AMP_ATTACHMENTS_JSON:-null}" \
+    '{type: $type, message: $message} + (if $att == null then {} else {attachments: $att} end)')
   signature=$(amp_sign_fields "$AGENT_ADDRESS" "$to" "$subject" "$priority" "$in_reply_to" "$payload")
   jq -n --arg to "$to" --arg subject "$subject" --arg priority "$priority" --argjson payload "$payload" \
     --arg signature "$signature" --arg in_reply_to "$in_reply_to" --arg thread_id "$thread_id" \
@@ -222,16 +237,21 @@ amp_send() {
      + (if $thread_id == "" then {} else {thread_id: $thread_id} end)' >"$AMP_TMP/route.json"
   amp_http POST "$AGENT_ENDPOINT/route" "$AMP_TMP/route.json" auth
   if ! amp_ok; then
+    amp_route_attachment_error "sending to $to"
     if [ "$AMP_STATUS" = 404 ]; then
       amp_die "$AMP_EXIT_NOT_FOUND" "failed: unknown recipient '$to' ($(amp_error_text)). Check the address: <agent-name>@<tenant>.<domain>"
     fi
     [ "$AMP_STATUS" != 403 ] || amp_refused_while_pending "$(amp_error_text)"
     amp_fail "sending to $to"
   fi
+  amp_attachments_sent
   if [ "$AMP_JSON" = 1 ]; then
     printf '%s\n' "$AMP_BODY"
   else
     amp_say "$(jq -r '"\(.id) \(.status)" + (if .status == "queued" then " (recipient offline, in the relay queue)" elif .status == "delivered" then " (recipient online)" else "" end)' <<<"$AMP_BODY")"
+    if jq -e '(.warnings // []) | index("attachment_suspicious")' <<<"$AMP_BODY" >/dev/null 2>&1; then
+      amp_say "warning: the message carries a suspicious attachment that an admin approved (attachment_suspicious)"
+    fi
   fi
 }
 
@@ -350,4 +370,293 @@ amp_aid_tell_admin() {
     "  npx amp-relay admin registrations approve $id --tenant $AGENT_TENANT" \
     "  (or POST $IDENTITY_BASE/agent_registrations/$id/approve with an admin token)" \
     "Then check with: amp-identity.sh${AGENT_NAME:+ -a $AGENT_NAME} status"
+}
+
+# ---- Attachments (spec §22): upload, wait for the scan, download with the digest checked ----
+
+readonly AMP_MAX_ATTACHMENTS=10
+AMP_ATTACH_USED=()
+
+# An attachment id as the provider makes them (att_<unix s>_<hex>); anything else is refused.
+amp_valid_att_id() { [[ $1 =~ ^att[_-][0-9]+[_-][a-zA-Z0-9]+$ ]]; }
+
+# amp_safe_filename NAME FALLBACK: NAME with every byte but [A-Za-z0-9._-] made `_`, a leading dot
+# made `_` (no hidden files, never . or ..), at most 255 bytes; FALLBACK when NAME is empty.
+amp_safe_filename() {
+  local n
+  n=$(printf '%s' "$1" | LC_ALL=C tr -c 'A-Za-z0-9._-' '_')
+  [ "${n:0:1}" != . ] || n="_${n:1}"
+  n=${n:0:255}
+  printf '%s' "${n:-$2}"
+}
+
+# amp_mime_type FILE: `file --mime-type` when installed and sure, else by extension, else
+# application/octet-stream.
+amp_mime_type() {
+  local t=""
+  if command -v file >/dev/null 2>&1; then t=$(file --mime-type -b -- "$1" 2>/dev/null || true); fi
+  if [[ $t =~ ^[a-z]+/[A-Za-z0-9.+-]+$ ]] && [[ $t != inode/* ]] && [ "$t" != application/octet-stream ]; then
+    printf '%s' "$t"
+    return
+  fi
+  local ext=${1##*/}
+  ext=${ext##*.}
+  case "${ext,,}" in
+    txt | log) t=text/plain ;; md) t=text/markdown ;; csv) t=text/csv ;; html | htm) t=text/html ;;
+    json) t=application/json ;; xml) t=application/xml ;; yaml | yml) t=application/yaml ;;
+    pdf) t=application/pdf ;; zip) t=application/zip ;; gz) t=application/gzip ;; tar) t=application/x-tar ;;
+    png) t=image/png ;; jpg | jpeg) t=image/jpeg ;; gif) t=image/gif ;; webp) t=image/webp ;; svg) t=image/svg+xml ;;
+    *) t=application/octet-stream ;;
+  esac
+  printf '%s' "$t"
+}
+
+# AMP_SCAN_TIMEOUT: how long to wait for a scan, in whole seconds (default 60, at most 3600).
+amp_scan_timeout() {
+  local s=${AMP_SCAN_TIMEOUT:-60}
+  [[ $s =~ ^[0-9]{1,4}$ ]] || amp_usage_error "AMP_SCAN_TIMEOUT must be whole seconds from 0 to 3600 (got '$s')"
+  [ $((10#$s)) -le 3600 ] || amp_usage_error "AMP_SCAN_TIMEOUT must be whole seconds from 0 to 3600 (got '$s')"
+  printf '%s' $((10#$s))
+}
+
+# Uploads that are held (suspicious, awaiting an admin) or still being scanned are remembered in
+# <agent>/attachments/<sha256 hex>.json, so that the same command run again uses them, not a new upload.
+amp_attach_cache() { printf '%s' "$AGENT_DIR/attachments/$1.json"; }
+
+# amp_attach_files FILE...: upload each file, wait for its scan, and set AMP_ATTACHMENTS_JSON to the
+# payload.attachments entries. Exits 1 on a rejected file, 10 when any is held for approval.
+amp_attach_files() {
+  [ $# -le "$AMP_MAX_ATTACHMENTS" ] || amp_usage_error "at most $AMP_MAX_ATTACHMENTS attachments per message (got $#)"
+  local f held=()
+  AMP_ATTACH_USED=()
+  : >"$AMP_TMP/attachments.jsonl"
+  for f in "$@"; do
+    amp_attach_one "$f"
+    if [ -n "$AMP_ATTACH_HELD" ]; then held+=("$AMP_ATTACH_HELD"); fi
+  done
+  if [ ${#held[@]} -gt 0 ]; then
+    amp_say "${held[@]}" \
+      "Nothing was sent. An admin of the provider decides; on the provider's machine:" \
+      "  npx amp-relay admin attachments list --approval pending" \
+      "  npx amp-relay admin attachments approve <id>     (or: reject <id> --reason TEXT)" \
+      "Once approved, run the same command again: it uses the approved upload."
+    exit "$AMP_EXIT_HELD"
+  fi
+  AMP_ATTACHMENTS_JSON=$(jq -cs . "$AMP_TMP/attachments.jsonl")
+}
+
+# amp_attach_one FILE: one file's upload (or its remembered one) and scan; its entry goes to
+# $AMP_TMP/attachments.jsonl, or AMP_ATTACH_HELD says why it is held.
+amp_attach_one() {
+  local file=$1 name type size hex cache id=""
+  AMP_ATTACH_HELD=""
+  [[ -f $file && -r $file ]] || amp_usage_error "cannot read attachment '$file' (not a readable file)"
+  name=$(amp_safe_filename "${file##*/}" attachment)
+  type=$(amp_mime_type "$file")
+  size=$(stat -L -c %s -- "$file")
+  hex=$(sha256sum <"$file" | cut -d ' ' -f 1)
+  cache=$(amp_attach_cache "$hex")
+  if [ -f "$cache" ] && jq -e --arg n "$name" --arg t "$type" '.filename == $n and .content_type == $t' "$cache" >/dev/null 2>&1; then
+    id=$(jq -r '.id // empty' "$cache")
+    if amp_valid_att_id "$id"; then
+      amp_http GET "$AGENT_ENDPOINT/attachments/$id" "" auth
+      if ! amp_ok; then id=""; fi # gone (expired, removed): a new upload
+    else
+      id=""
+    fi
+    [ -n "$id" ] || rm -f "$cache"
+  fi
+  if [ -z "$id" ]; then
+    amp_upload_attachment "$file" "$name" "$type" "$size" "sha256:$hex"
+    id=$AMP_ATT_ID
+  fi
+  amp_wait_scan "$id" "$file" || {
+    amp_attach_remember "$cache" "$id" "$name" "$type"
+    amp_die "$AMP_EXIT_FAILED" "attachment $file ($id) is still being scanned after $(amp_scan_timeout) s; nothing was sent. Run the same command again later (it waits for this upload), or raise AMP_SCAN_TIMEOUT"
+  }
+  amp_attach_judge "$file" "$id" "$cache" "$name" "$type"
+}
+
+# amp_attach_judge FILE ID CACHE NAME TYPE: act on the scanned status in AMP_BODY.
+amp_attach_judge() {
+  local file=$1 id=$2 cache=$3 status approval why
+  status=$(jq -r '.scan_status // "pending"' <<<"$AMP_BODY")
+  approval=$(jq -r '.approval.status // empty' <<<"$AMP_BODY")
+  why=$(jq -r '[.approval.reason, ((.scan_reasons // []) | if type == "array" then map(tostring) | join(", ") else tostring end)]
+    | map(select(type == "string" and . != "")) | first // empty' <<<"$AMP_BODY")
+  case "$status:$approval" in
+    clean:* | basic_clean:* | unscanned:* | suspicious:approved) ;;
+    suspicious:rejected)
+      rm -f "$cache"
+      amp_die "$AMP_EXIT_FAILED" "attachment $file ($id) was rejected by an admin${why:+ ($why)}; nothing was sent" ;;
+    suspicious:*)
+      amp_attach_remember "$cache" "$id" "$4" "$5"
+      AMP_ATTACH_HELD="attachment $file ($id) is suspicious and held for human approval; an admin runs \`npx amp-relay admin attachments approve $id\`.${why:+ The scan found: $why.}"
+      return ;;
+    rejected:*)
+      rm -f "$cache"
+      amp_die "$AMP_EXIT_FAILED" "attachment $file ($id) was rejected by the provider's scan${why:+ ($why)}; nothing was sent" ;;
+    *) amp_die "$AMP_EXIT_FAILED" "attachment $file ($id): unexpected scan status '$status'; nothing was sent" ;;
+  esac
+  [ "$status" != unscanned ] || amp_say "warning: attachment $file ($id) was not scanned by the provider"
+  [ ! -f "$cache" ] || AMP_ATTACH_USED+=("$cache")
+  jq -c '{id: .attachment_id, filename, content_type, size, digest, scan_status} + (if .url then {url} else {} end)' \
+    <<<"$AMP_BODY" >>"$AMP_TMP/attachments.jsonl"
+}
+
+amp_attach_remember() {
+  mkdir -p "$AGENT_DIR/attachments"
+  chmod 700 "$AGENT_DIR/attachments"
+  jq -n --arg id "$2" --arg n "$3" --arg t "$4" '{id: $id, filename: $n, content_type: $t}' | amp_write_private "$1"
+}
+
+# After a send: the remembered uploads it carried are used up.
+amp_attachments_sent() {
+  local c
+  for c in "${AMP_ATTACH_USED[@]}"; do rm -f "$c"; done
+  return 0
+}
+
+# amp_upload_attachment FILE NAME TYPE SIZE DIGEST: upload init, the PUT of the bytes to the signed
+# upload URL (no API key: the URL is the credential), confirm. Sets AMP_ATT_ID.
+amp_upload_attachment() {
+  local file=$1 url
+  jq -n --arg n "$2" --arg t "$3" --argjson s "$4" --arg d "$5" \
+    '{filename: $n, content_type: $t, size: $s, digest: $d}' >"$AMP_TMP/upload.json"
+  amp_http POST "$AGENT_ENDPOINT/attachments/upload" "$AMP_TMP/upload.json" auth
+  amp_ok || amp_fail "uploading $file"
+  AMP_ATT_ID=$(jq -r '.attachment_id // empty' <<<"$AMP_BODY")
+  url=$(jq -r '.upload_url // empty' <<<"$AMP_BODY")
+  amp_valid_att_id "$AMP_ATT_ID" || amp_die "$AMP_EXIT_FAILED" "uploading $file: the provider answered no valid attachment_id"
+  [[ $url =~ ^https?:// ]] || amp_die "$AMP_EXIT_FAILED" "uploading $file: the provider answered no http(s) upload_url"
+  amp_http PUT "$url" "$file" upload "$3"
+  amp_ok || amp_fail "uploading the bytes of $file"
+  printf '{}' >"$AMP_TMP/confirm.json"
+  amp_http POST "$AGENT_ENDPOINT/attachments/$AMP_ATT_ID/confirm" "$AMP_TMP/confirm.json" auth
+  amp_ok || amp_fail "confirming the upload of $file"
+}
+
+# amp_wait_scan ID FILE: poll GET /attachments/ID every second until its scan_status is not
+# `pending` (the status document then in AMP_BODY); returns 1 when it still is after
+# AMP_SCAN_TIMEOUT seconds (as many one-second waits, so never less; each request is bounded too).
+amp_wait_scan() {
+  local limit i
+  limit=$(amp_scan_timeout)
+  for ((i = 0; ; i++)); do
+    amp_http GET "$AGENT_ENDPOINT/attachments/$1" "" auth
+    amp_ok || amp_fail "checking the scan of attachment $2 ($1)"
+    [ "$(jq -r '.scan_status // "pending"' <<<"$AMP_BODY")" = pending ] || return 0
+    [ "$i" -lt "$limit" ] || return 1
+    sleep 1
+  done
+}
+
+# amp_route_attachment_error WHAT: a route refused for an attachment (not for its recipient); the
+# held case has its own exit code and says what to do.
+amp_route_attachment_error() {
+  local code
+  code=$(jq -r '.error // empty' <<<"$AMP_BODY" 2>/dev/null || true)
+  case "$code" in
+    attachment_held) amp_die "$AMP_EXIT_HELD" "refused: an attachment is held for human approval ($(amp_error_text)); an admin runs \`npx amp-relay admin attachments approve <id>\`" ;;
+    attachment_* | attachments_* | too_many_attachments) amp_fail "$1" ;;
+  esac
+}
+
+# amp_attachment_records MESSAGE_JSON: its attachments as [{id, filename, size, digest, url,
+# scan_status, signed_size, signed_digest}]: the provider's record (with the download url), and what
+# the sender signed in payload.attachments for the same id.
+amp_attachment_records() {
+  jq -c '[(.payload.attachments // []) | if type == "array" then .[] else empty end | select(type == "object")] as $signed
+    | [(.attachments // $signed) | if type == "array" then .[] else empty end | select(type == "object")
+       | (.id // .attachment_id) as $id
+       | ([$signed[] | select((.id // .attachment_id) == $id)][0] // {}) as $s
+       | {id: $id, filename, content_type, size, digest, url, scan_status, signed_size: $s.size, signed_digest: $s.digest}]' <<<"$1"
+}
+
+# amp_find_attachment ID: [record] of one attachment, from the message carrying it (pending, or
+# kept by `amp-inbox.sh read`), else from GET /attachments/ID (the provider's status document).
+amp_find_attachment() {
+  local id=$1 f found
+  amp_http GET "$AGENT_ENDPOINT/messages/pending?limit=100" "" auth
+  amp_ok || amp_fail "listing messages"
+  found=$(jq -c --arg id "$id" '[.messages[] | select(any(.attachments // .payload.attachments // [] | if type == "array" then .[] else empty end;
+    type == "object" and (.id // .attachment_id) == $id))][0] // empty' <<<"$AMP_BODY")
+  if [ -z "$found" ] && [ -d "$AGENT_DIR/messages" ]; then
+    for f in "$AGENT_DIR"/messages/*.json; do
+      [ -f "$f" ] || continue
+      if jq -e --arg id "$id" 'any(.attachments // .payload.attachments // [] | if type == "array" then .[] else empty end;
+        type == "object" and (.id // .attachment_id) == $id)' "$f" >/dev/null 2>&1; then
+        found=$(jq -c . "$f")
+        break
+      fi
+    done
+  fi
+  if [ -n "$found" ]; then
+    amp_attachment_records "$found" | jq -c --arg id "$id" 'map(select(.id == $id))'
+    return
+  fi
+  amp_http GET "$AGENT_ENDPOINT/attachments/$id" "" auth
+  amp_ok || amp_fail "attachment $id"
+  jq -c '[{id: .attachment_id, filename, content_type, size, digest, url, scan_status}]' <<<"$AMP_BODY"
+}
+
+# amp_free_path DIR NAME: DIR/NAME, or NAME_1, NAME_2 ... before the extension, whichever does not
+# exist yet; the path is created empty (noclobber: never someone else's file) and printed.
+amp_free_path() {
+  local dir=$1 stem=$2 ext="" i path
+  if [[ $2 =~ ^(.+)(\.[A-Za-z0-9]{1,16})$ ]]; then stem=${BASH_REMATCH[1]} ext=${BASH_REMATCH[2]}; fi
+  for i in $(seq 0 1000); do
+    path="$dir/$2"
+    [ "$i" = 0 ] || path="$dir/${stem}_$i$ext"
+    if (set -C && : >"$path") 2>/dev/null; then
+      printf '%s' "$path"
+      return 0
+    fi
+  done
+  amp_die "$AMP_EXIT_FAILED" "no free file name for $2 in $dir (tried ${stem}_1 to _1000)"
+}
+
+# amp_download_attachment RECORD_JSON DIR: fetch one attachment from its url (plain curl, no
+# redirects followed) or else GET /attachments/{id}/download with the API key, check its size and
+# SHA-256 against the record, and keep it in DIR under its sanitised name (never overwriting).
+amp_download_attachment() {
+  local rec=$1 dir=$2 id name size digest url code rc got_size got_hex path
+  id=$(jq -r '.id // empty' <<<"$rec")
+  amp_valid_att_id "$id" || amp_die "$AMP_EXIT_FAILED" "the message names an invalid attachment id '$id'"
+  size=$(jq -r '.size // empty' <<<"$rec")
+  digest=$(jq -r '.digest // empty' <<<"$rec")
+  [[ $size =~ ^[0-9]+$ && $digest =~ ^sha256:[0-9a-fA-F]{64}$ ]] ||
+    amp_die "$AMP_EXIT_FAILED" "attachment $id has no size and sha256 digest on record: not downloaded"
+  if ! jq -e '(.signed_digest == null or (.signed_digest | ascii_downcase) == (.digest | ascii_downcase))
+      and (.signed_size == null or .signed_size == .size)' <<<"$rec" >/dev/null; then
+    amp_die "$AMP_EXIT_DIGEST_MISMATCH" "attachment $id: the provider's record differs from the size/digest the sender signed: not downloaded"
+  fi
+  name=$(amp_safe_filename "$(jq -r '.filename // empty' <<<"$rec")" "$id")
+  url=$(jq -r '.url // empty' <<<"$rec")
+  AMP_PARTIAL=$(mktemp "$dir/.amp-download-XXXXXX")
+  local args=(-sS --proto '=http,https' --max-time "${AMP_UPLOAD_TIMEOUT:-600}" -o "$AMP_PARTIAL" -w '%{http_code}')
+  set +e
+  if [ -n "$url" ]; then
+    [[ $url =~ ^https?:// ]] || amp_die "$AMP_EXIT_FAILED" "attachment $id: its url is not http(s): not downloaded"
+    code=$(curl "${args[@]}" -- "$url" 2>"$AMP_TMP/dl.err")
+  else
+    url="$AGENT_ENDPOINT/attachments/$id/download"
+    code=$(curl "${args[@]}" -H @<(printf 'Authorization: Bearer %s\n' "$(<"$AGENT_DIR/api_key")") -- "$url" 2>"$AMP_TMP/dl.err")
+  fi
+  rc=$?
+  set -e
+  [ "$rc" = 0 ] || amp_die "$AMP_EXIT_UNREACHABLE" "downloading attachment $id: cannot reach ${url%%\?*} ($(sed -E 's/^curl: \([0-9]+\) //' "$AMP_TMP/dl.err"))"
+  if [ "$code" != 200 ]; then
+    AMP_STATUS=$code AMP_BODY=$(head -c 4096 "$AMP_PARTIAL")
+    amp_fail "downloading attachment $id"
+  fi
+  got_size=$(stat -c %s -- "$AMP_PARTIAL")
+  got_hex=$(sha256sum <"$AMP_PARTIAL" | cut -d ' ' -f 1)
+  if [ "$got_size" != "$size" ] || [ "sha256:$got_hex" != "${digest,,}" ]; then
+    amp_die "$AMP_EXIT_DIGEST_MISMATCH" "attachment $id ($name) does not match its record: got $got_size bytes, sha256:$got_hex; expected $size bytes, ${digest,,}. The download was removed"
+  fi
+  path=$(amp_free_path "$dir" "$name")
+  mv -f -- "$AMP_PARTIAL" "$path"
+  AMP_PARTIAL=""
+  AMP_SAVED_PATH=$path
 }

@@ -17,6 +17,7 @@ Options:
   -p, --priority LEVEL   low, normal, high, urgent (default: normal)
   -t, --type TYPE        request, response, notification, update (default: request)
   -r, --reply-to ID      Message ID this is a reply to (keeps its thread)
+      --attach FILE      Attach a file (repeatable, up to 10; 25 MiB each, 100 MiB in all)
   -d, --directory DIR    Config directory (default: \$AMP_DIR or ~/.agent-messaging)
       --json             Print the provider's answer as JSON on stdout
   -h, --help             Show help
@@ -26,20 +27,34 @@ The recipient is a full address (name@tenant.domain) or a name in your own tenan
 Example:
   $AMP_PROG claude@macbook.aimaestro.local "Help" "Can you review my code?"
 
+  $AMP_PROG --attach report.pdf --attach data.csv bob@acme.aimaestro.local "Report" "Both files attached."
+
 Prints the message id and its status: delivered (the recipient is online), queued (in the relay
 queue until the recipient collects it) or failed.
-Exit codes: 0 sent, 1 refused or failed, 2 usage, 3 provider not found, 4 unauthorized,
-5 unknown recipient, 6 no such local agent, 8 the agent awaits an admin's approval (approval mode).
+
+Attachments are uploaded first (SHA-256 and size declared, the bytes PUT to the provider's signed
+upload URL, confirmed), then scanned by the provider: the send waits for each scan (polling every
+second, up to AMP_SCAN_TIMEOUT seconds, default 60). A rejected file stops the send (exit 1); a
+suspicious one is held until an admin approves it (exit 10; run the same command again after
+\`npx amp-relay admin attachments approve <id>\`). Nothing is sent unless every file is cleared.
+The entries {id, filename, content_type, size, digest, url, scan_status} go in payload.attachments,
+covered by the signature. The recipient fetches them with: amp-inbox.sh download <message-id> [DIR]
+
+Exit codes: 0 sent, 1 refused or failed (also a rejected attachment, or a scan still running after
+AMP_SCAN_TIMEOUT), 2 usage, 3 provider not found, 4 unauthorized, 5 unknown recipient,
+6 no such local agent, 8 the agent awaits an admin's approval (approval mode),
+10 an attachment is held for human approval (nothing sent).
 USAGE
 }
 
-agent="" priority=normal type=request reply_to="" args=()
+agent="" priority=normal type=request reply_to="" args=() attach=()
 while [ $# -gt 0 ]; do
   case "$1" in
     -a | --agent) [ $# -ge 2 ] || amp_usage_error "$1 needs a value"; agent=$2; shift 2 ;;
     -p | --priority) [ $# -ge 2 ] || amp_usage_error "$1 needs a value"; priority=$2; shift 2 ;;
     -t | --type) [ $# -ge 2 ] || amp_usage_error "$1 needs a value"; type=$2; shift 2 ;;
     -r | --reply-to) [ $# -ge 2 ] || amp_usage_error "$1 needs a value"; reply_to=$2; shift 2 ;;
+    --attach) [ $# -ge 2 ] || amp_usage_error "$1 needs a file"; attach+=("$2"); shift 2 ;;
     -d | --directory) [ $# -ge 2 ] || amp_usage_error "$1 needs a value"; AMP_DIR=$2; shift 2 ;;
     --json) AMP_JSON=1; shift ;;
     -h | --help) usage; exit 0 ;;
@@ -55,7 +70,16 @@ recipient=${args[0]} subject=${args[1]} message=${args[2]}
 [[ $priority =~ ^(low|normal|high|urgent)$ ]] || amp_usage_error "priority must be low, normal, high or urgent (got '$priority')"
 [[ $type =~ ^(request|response|notification|update)$ ]] || amp_usage_error "type must be request, response, notification or update (got '$type')"
 [ -z "$reply_to" ] || amp_valid_id "$reply_to" || amp_usage_error "reply-to '$reply_to' is not a message id (msg_<digits>_<letters/digits>)"
+[ ${#attach[@]} -le "$AMP_MAX_ATTACHMENTS" ] || amp_usage_error "at most $AMP_MAX_ATTACHMENTS attachments per message (got ${#attach[@]})"
+for f in "${attach[@]}"; do
+  [[ -f $f && -r $f ]] || amp_usage_error "cannot read attachment '$f' (not a readable file)"
+done
 amp_require_tools
+if [ ${#attach[@]} -gt 0 ]; then
+  amp_scan_timeout >/dev/null
+  command -v sha256sum >/dev/null 2>&1 || amp_die "$AMP_EXIT_FAILED" "sha256sum is required for attachments (Debian: coreutils)"
+fi
 amp_load_agent "$agent"
+[ ${#attach[@]} -eq 0 ] || amp_attach_files "${attach[@]}"
 
 amp_send "$recipient" "$subject" "$message" "$priority" "$type" "$reply_to"

@@ -4,12 +4,20 @@
 // directory fsynced), so a file under `sha256/` always holds exactly the bytes its name says.
 // Several attachments may share one file; the service counts references and removes it with the last.
 
-import { type FileHandle, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readdir, rename, rm, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AmpError } from '../../proto/index.js';
 import { createSha256 } from '../crypto/hash.js';
 
 export const ATTACHMENTS_DIR = 'attachments';
+/** Free space an upload must leave on the disk (the store refuses writes below 8 MiB free). */
+export const DISK_RESERVE_BYTES = 64 * 1024 * 1024;
+
+function diskFull(): AmpError {
+  return new AmpError('insufficient_storage', 'The server has no room for this file now; retry later', {
+    retryAfter: 60,
+  });
+}
 
 /** One upload being written. `write` refuses the chunk that would pass the declared size. */
 export interface UploadSink {
@@ -61,8 +69,24 @@ export class BlobStore {
     await rm(this.pathOf(digest), { force: true });
   }
 
+  /**
+   * Free bytes on the file system of the attachments (undefined when it cannot tell). An upload
+   * must leave `DISK_RESERVE_BYTES` free: the store beside it refuses writes when the disk is
+   * nearly full, and uploads must not be what fills it.
+   */
+  async freeBytes(): Promise<number | undefined> {
+    try {
+      const fs = await statfs(this.root);
+      return fs.bavail * fs.bsize;
+    } catch {
+      return undefined;
+    }
+  }
+
   /** Start writing the bytes of attachment `id`, declared as `size` bytes with `digest`. */
   async begin(id: string, size: number, digest: string): Promise<UploadSink> {
+    const free = await this.freeBytes();
+    if (free !== undefined && free < size + DISK_RESERVE_BYTES) throw diskFull();
     const partPath = join(this.tmp, `${id}.part`);
     const fh = await open(partPath, 'w', 0o600);
     return new Upload(fh, partPath, size, digest, this.pathOf(digest));
@@ -87,7 +111,12 @@ class Upload implements UploadSink {
     if (this.received > this.size) throw sizeMismatch(this.size, this.received, 'more');
     this.hash.update(chunk);
     let off = 0;
-    while (off < chunk.length) off += (await this.fh.write(chunk, off, chunk.length - off)).bytesWritten;
+    try {
+      while (off < chunk.length) off += (await this.fh.write(chunk, off, chunk.length - off)).bytesWritten;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw code === 'ENOSPC' || code === 'EDQUOT' ? diskFull() : e;
+    }
   }
 
   async finish(): Promise<void> {

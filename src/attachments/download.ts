@@ -47,10 +47,10 @@ export function fileAnswer(rec: AttachmentRecord, path: string, req: DownloadReq
   const r = parseRange(req.range, rec.size);
   if (r === 'ignore') return { status: 200, headers, file: { path, start: 0, end: rec.size - 1 } };
   if (r === 'unsatisfiable') {
-    headers['Content-Range'] = `bytes */${rec.size}`;
+    // A JSON error, not the file: none of the file's own headers.
     return {
       status: 416,
-      headers,
+      headers: { 'Content-Range': `bytes */${rec.size}`, 'Accept-Ranges': 'bytes', ETag: etag },
       body: { error: 'range_not_satisfiable', message: `The file has ${rec.size} bytes`, details: { size: rec.size } },
     };
   }

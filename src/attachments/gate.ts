@@ -21,6 +21,10 @@ export class AttachmentGate {
 
   constructor(
     private readonly attachments: Attachments,
+    /**
+     * The API base of the `url` a message carries: AMP_PUBLIC_URL, else this server's own
+     * `localhost:<port>`. Never the sender's Host header: the URL is for another agent to fetch.
+     */
     private readonly endpoint: () => string,
   ) {}
 
@@ -49,7 +53,7 @@ export class AttachmentGate {
       );
     }
     const expiresAt = nowMs + ROUTED_TTL_MS;
-    const base = (endpoint ?? this.endpoint)();
+    const base = this.endpoint();
     const metas = recs.map((r) => messageMeta({ ...r, expiresAt }, this.attachments.fileUrl(base, r.id)));
     const warnings = recs.some((r) => r.scanStatus === 'suspicious') ? ['attachment_suspicious'] : [];
     return { metas, warnings, claim: (messageId, recipientId) => this.claim(recs, messageId, recipientId, nowMs) };

@@ -12,6 +12,7 @@ import {
   UPLOAD_URL_TTL_S,
 } from '../../proto/index.js';
 import { randomHex } from '../crypto/random.js';
+import { KeyedLock } from '../store/keyed-lock.js';
 import type { AgentRecord, AttachmentRecord, AttachmentStore } from '../store/types.js';
 import type { BlobStore } from './blobs.js';
 import { downloadable, statusDoc } from './documents.js';
@@ -20,6 +21,9 @@ import type { ScanOutcome } from './scan/index.js';
 import type { UrlSigner } from './urls.js';
 
 export const UNCONFIRMED_TTL_MS = 2 * 3600 * 1000;
+/** Per agent: attachments declared and not (yet) sent, and their declared bytes. */
+export const MAX_OPEN_ATTACHMENTS = 100;
+export const MAX_OPEN_BYTES = 256 * 1024 * 1024;
 export const ROUTED_TTL_MS = 7 * 24 * 3600 * 1000;
 
 /** A request's body as the upload reads it: chunks in order, with backpressure. */
@@ -31,8 +35,12 @@ export class Attachments {
   /** Digest -> attachments whose bytes are that file. */
   private readonly refs = new Map<string, number>();
   private readonly uploading = new Set<string>();
+  /** Per digest: moving a file into place and removing it never interleave. */
+  private readonly files = new KeyedLock();
   /** Bytes of the files on disk (each file once). */
   private diskBytes = 0;
+  /** Per owner, the attachments it declared that may still be unsent (pruned when counted). */
+  private readonly unsent = new Map<string, Set<string>>();
 
   constructor(
     readonly store: AttachmentStore,
@@ -53,6 +61,7 @@ export class Attachments {
     const resume: AttachmentRecord[] = [];
     for (const rec of this.store.allAttachments()) {
       if (rec.stored) this.ref(rec.digest, rec.size);
+      if (rec.messageId === undefined) this.opened(rec);
       if (rec.state === 'confirmed' && rec.scanStatus === 'pending') resume.push(rec);
     }
     for (const rec of resume) {
@@ -75,9 +84,46 @@ export class Attachments {
     return counts;
   }
 
+  private opened(rec: AttachmentRecord): void {
+    let ids = this.unsent.get(rec.ownerId);
+    if (!ids) this.unsent.set(rec.ownerId, (ids = new Set()));
+    ids.add(rec.id);
+  }
+
+  /**
+   * An agent may hold at most MAX_OPEN_ATTACHMENTS declared-but-unsent attachments of at most
+   * MAX_OPEN_BYTES in all (sent, rejected and expired ones do not count): 429 beyond, so that one
+   * agent cannot fill the disk with files it never sends.
+   */
+  private assertQuota(ownerId: string, size: number, nowMs: number): void {
+    const ids = this.unsent.get(ownerId);
+    let count = 0;
+    let bytes = size;
+    for (const id of ids ?? []) {
+      const rec = this.store.getAttachment(id);
+      const rejected = rec?.scanStatus === 'rejected' || rec?.approval?.status === 'rejected';
+      if (!rec || rec.messageId !== undefined || rejected || rec.expiresAt <= nowMs) {
+        ids?.delete(id);
+        continue;
+      }
+      count++;
+      bytes += rec.size;
+    }
+    if (count < MAX_OPEN_ATTACHMENTS && bytes <= MAX_OPEN_BYTES) return;
+    throw new AmpError(
+      'attachment_quota_exceeded',
+      `Too many unsent attachments (at most ${MAX_OPEN_ATTACHMENTS}, ${MAX_OPEN_BYTES} bytes): send or let some expire first`,
+      {
+        details: { count, bytes: bytes - size, limit_count: MAX_OPEN_ATTACHMENTS, limit_bytes: MAX_OPEN_BYTES },
+        retryAfter: 60,
+      },
+    );
+  }
+
   /** POST attachments/upload. */
   async init(agent: AgentRecord, body: unknown, endpoint: string, nowMs = Date.now()) {
     const d = decodeUploadInit(body);
+    this.assertQuota(agent.id, d.size, nowMs);
     const id = `att_${Math.floor(nowMs / 1000)}_${randomHex(8)}`;
     const expS = Math.floor(nowMs / 1000) + UPLOAD_URL_TTL_S;
     const rec: AttachmentRecord = {
@@ -95,6 +141,7 @@ export class Attachments {
       expiresAt: expS * 1000,
     };
     await this.store.putAttachment(rec);
+    this.opened(rec);
     return {
       attachment_id: id,
       upload_url: `${endpoint}/attachments/${id}/content?${this.urls.uploadQuery(id, expS)}`,
@@ -135,7 +182,12 @@ export class Attachments {
     const sink = await this.blobs.begin(rec.id, rec.size, rec.digest);
     try {
       await body.pipe((chunk) => sink.write(chunk));
-      await sink.finish();
+      // Moved into place and counted in one step per digest: a removal of the same file (its last
+      // other reference going) runs wholly before or after, never between.
+      await this.files.run(rec.digest, async () => {
+        await sink.finish();
+        this.ref(rec.digest, rec.size);
+      });
     } catch (e) {
       await sink.discard();
       throw e;
@@ -148,7 +200,6 @@ export class Attachments {
       uploadedAt: nowMs,
       expiresAt: nowMs + UNCONFIRMED_TTL_MS,
     };
-    this.ref(rec.digest, rec.size);
     try {
       await this.store.putAttachment(next);
     } catch (e) {
@@ -257,16 +308,18 @@ export class Attachments {
     this.refs.set(digest, n + 1);
   }
 
-  private async unref(digest: string): Promise<void> {
-    const n = (this.refs.get(digest) ?? 1) - 1;
-    if (n > 0) {
-      this.refs.set(digest, n);
-      return;
-    }
-    this.refs.delete(digest);
-    const size = await this.blobs.size(digest);
-    this.diskBytes = Math.max(0, this.diskBytes - size);
-    await this.blobs.remove(digest);
+  private unref(digest: string): Promise<void> {
+    return this.files.run(digest, async () => {
+      const n = (this.refs.get(digest) ?? 1) - 1;
+      if (n > 0) {
+        this.refs.set(digest, n);
+        return;
+      }
+      this.refs.delete(digest);
+      const size = await this.blobs.size(digest);
+      this.diskBytes = Math.max(0, this.diskBytes - size);
+      await this.blobs.remove(digest);
+    });
   }
 }
 

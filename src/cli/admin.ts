@@ -5,10 +5,13 @@
 
 import { readFileSync } from 'node:fs';
 import { type Config, ConfigError, flagKey, optionType } from '../config/schema.js';
-import { type AdminSession, type Command, COMMANDS } from './admin-commands.js';
+import { ATTACHMENT_COMMANDS } from './admin-attachments.js';
+import { type AdminSession, type Command, COMMANDS as BASE_COMMANDS } from './admin-commands.js';
 import { CliError, EXIT, send, sendOk } from './admin-http.js';
 import { defaultUrl, issuerFor, mintTarget, whoAmI } from './admin-target.js';
 import { CliUsageError, mintFromDataDir } from './admin-token.js';
+
+const COMMANDS: Command[] = [...BASE_COMMANDS, ...ATTACHMENT_COMMANDS];
 
 /** Minted tokens live this long: one CLI run. */
 const TOKEN_TTL_S = 300;
@@ -42,13 +45,14 @@ function mainHelp(): string {
   const lines = COMMANDS.map((c) => `  ${c.usage}\n      ${c.summary}`);
   return `Usage: amp-relay admin <command> [options]
 
-Operate a running amp-relay over its HTTP API: AID registrations, AMP agents, queues, audit trail.
+Operate a running amp-relay over its HTTP API: AID registrations, AMP agents, queues, audit trail,
+attachments held for approval.
 
 Commands:
 ${lines.join('\n')}
 
 ID is a registration id or the user code of a pending request (XXXX-XXXX); AGENT an agent id
-(agt_...), the agent's address, or name@tenant.
+(agt_...), the agent's address, or name@tenant; ATTACHMENT an attachment id (att_...).
 
 ${COMMON_HELP}
 `;

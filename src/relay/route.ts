@@ -49,8 +49,6 @@ export interface CarriedAttachments {
 
 export interface RouteOptions {
   headerIdempotencyKey?: string;
-  /** The API endpoint the request came in on (attachment URLs in the message); default from the config. */
-  endpoint?: () => string;
   /** How the message came in (metrics, logs); default REST. */
   via?: Via;
 }
@@ -87,7 +85,6 @@ interface Delivery {
   /** The (from, to) strings the signature verified for; undefined when unsigned. */
   signed: { from: string; to: string } | undefined;
   nowMs: number;
-  endpoint?: () => string;
 }
 
 /** The (from, to) strings a signature verified for. */
@@ -105,7 +102,6 @@ interface Checked {
   nowMs: number;
   hashOf: () => string;
   via: Via;
-  endpoint?: () => string;
 }
 
 function badSignature(sender: AgentRecord): AmpError {
@@ -234,7 +230,7 @@ export class MessageRouter {
     // The payload hash is wanted by the signature check and the replay digest: made once.
     let hash: string | undefined;
     const hashOf = () => (hash ??= payloadHash(req.payload));
-    return { sender, recipient, req, toExpanded, nowMs, hashOf, via: opts.via ?? 'rest', endpoint: opts.endpoint };
+    return { sender, recipient, req, toExpanded, nowMs, hashOf, via: opts.via ?? 'rest' };
   }
 
   /**
@@ -281,7 +277,7 @@ export class MessageRouter {
     const { sender, recipient, req, nowMs } = d;
     this.assertRoom(recipient, nowMs);
     // Checked here, after the idempotency check: a repeat is answered without claiming again.
-    const carried = req.attachments && this.attachments?.check(sender, req.attachments, nowMs, d.endpoint);
+    const carried = req.attachments && this.attachments?.check(sender, req.attachments, nowMs);
     const { msg, relayExpiry } = this.buildMessage(d, carried);
     const { id, envelope } = msg;
 

@@ -194,6 +194,13 @@ describe('the whole flow', () => {
     expect(readFileSync(out)).toEqual(TEXT);
   });
 
+  it('/metrics shows the bytes on disk and the attachments by status', async () => {
+    const text = (await call('GET', `${t.url}/metrics`)).body as string;
+    const bytes = Number(/^amp_attachment_bytes (\d+)$/m.exec(text)?.[1]);
+    expect(bytes).toBeGreaterThanOrEqual(TEXT.length);
+    expect(text).toMatch(/^amp_attachments\{scan_status="basic_clean"\} [1-9]/m);
+  });
+
   it('another agent sees nothing of it', async () => {
     for (const [m, path] of [
       ['GET', ''],

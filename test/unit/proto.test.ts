@@ -557,6 +557,7 @@ describe('AmpError and ERROR_CATALOG (§21)', () => {
     ['attachment_already_used', 409, false],
     ['too_many_attachments', 400, false],
     ['attachment_too_large', 413, false],
+    ['attachment_quota_exceeded', 429, true],
     ['invalid_digest_algorithm', 422, false],
     ['attachments_too_large', 413, false],
     ['upload_url_invalid', 403, false],

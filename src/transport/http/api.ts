@@ -12,7 +12,7 @@ import {
 import type { IdentityRoutes } from '../../identity/routes.js';
 import { info, publicCacheHeaders, wellKnown } from '../../ops/discovery.js';
 import type { Agents } from '../../relay/agents.js';
-import { providerUrls, type RelayContext } from '../../relay/context.js';
+import type { RelayContext } from '../../relay/context.js';
 import type { Directory } from '../../relay/directory.js';
 import { type Inbox, parseLimit } from '../../relay/inbox.js';
 import type { Keys } from '../../relay/keys.js';
@@ -116,7 +116,7 @@ function addDiscoveryRoutes(t: RouteTable, { ctx, health, ready, metrics }: ApiD
 }
 
 /** §4 registration, §12 route, §15 the relay queue (and the reference-CLI aliases of §24), §16 reads. */
-function addMessageRoutes(t: RouteTable, { ctx, agents, router, inbox, receipts }: ApiDeps): void {
+function addMessageRoutes(t: RouteTable, { agents, router, inbox, receipts }: ApiDeps): void {
   t.api('POST', '/register', { auth: 'none', bucket: 'register' }, async (req) => {
     const out = await agents.register(
       await req.body.json(),
@@ -128,10 +128,7 @@ function addMessageRoutes(t: RouteTable, { ctx, agents, router, inbox, receipts 
   });
 
   t.api('POST', '/route', { auth: 'agent', bucket: 'route' }, async (req, { agent }) => {
-    const out = await router.route(agent, await req.body.json(), {
-      headerIdempotencyKey: req.headers.idempotencyKey,
-      endpoint: () => providerUrls(ctx.config, req.headers.host, req.headers.forwardedProto).endpoint,
-    });
+    const out = await router.route(agent, await req.body.json(), { headerIdempotencyKey: req.headers.idempotencyKey });
     return ok(out.result, 200, out.replayed ? { 'Idempotent-Replayed': 'true' } : undefined);
   });
 
