@@ -64,19 +64,27 @@ export interface SizeOutcome {
   upload_cpu?: CpuUse;
 }
 
-class Api {
-  errors = 0;
-  readonly notes: string[] = [];
-  private rewrites = 0;
+/** Failures and remarks of the whole scenario, shared by its clients. */
+interface Tally {
+  errors: number;
+  notes: string[];
+  rewrites: number;
+}
 
+class Api {
   constructor(
     readonly server: BenchServer,
     private readonly agent: BenchAgent,
+    readonly tally: Tally = { errors: 0, notes: [], rewrites: 0 },
   ) {}
 
+  get notes(): string[] {
+    return this.tally.notes;
+  }
+
   fail(what: string): void {
-    this.errors++;
-    if (this.notes.length < 20) this.notes.push(what);
+    this.tally.errors++;
+    if (this.tally.notes.length < 20) this.tally.notes.push(what);
   }
 
   /** A URL the server gave us, pointed at the server we started (loopback only, whatever the Host). */
@@ -84,7 +92,7 @@ class Api {
     const url = new URL(u);
     const origin = new URL(this.server.url);
     if (url.host !== origin.host || url.protocol !== origin.protocol) {
-      if (this.rewrites++ === 0) this.notes.push(`server URLs name ${url.origin}; sent to ${origin.origin}`);
+      if (this.tally.rewrites++ === 0) this.notes.push(`server URLs name ${url.origin}; sent to ${origin.origin}`);
       url.protocol = origin.protocol;
       url.host = origin.host;
     }
@@ -310,8 +318,11 @@ export interface AttachmentOutcome {
 }
 
 export async function attachments(server: BenchServer, o: AttachmentOptions): Promise<AttachmentOutcome> {
-  const [agent] = await registerMany(server.api, 'att', 1);
-  const api = new Api(server, agent!);
+  // An agent for each part (each size, the scans), so that no agent nears the server's quota of
+  // unsent attachments (MAX_OPEN_* in src/attachments/service.ts: 100 files, 256 MiB).
+  const agents = await registerMany(server.api, 'att', o.sizes.length + 1);
+  const api = new Api(server, agents[0]!);
+  const apiFor = (i: number) => (i === 0 ? api : new Api(server, agents[i]!, api.tally));
   const info = await fetch(`${server.api}/info`).then((r) => r.json() as Promise<Record<string, any>>);
   if (!info.attachment_limits)
     throw new Error(`${o.label}: the server's /info has no attachment_limits (a build without attachments?)`);
@@ -323,15 +334,15 @@ export async function attachments(server: BenchServer, o: AttachmentOptions): Pr
   const tick = (s: string) => (state = s);
   try {
     const sizes: SizeOutcome[] = [];
-    for (const s of o.sizes) sizes.push(await sizeClass(api, s.bytes, s.count, want, tick));
-    const p = await probeScans(api, o, want, tick);
+    for (const [i, s] of o.sizes.entries()) sizes.push(await sizeClass(apiFor(i), s.bytes, s.count, want, tick));
+    const p = await probeScans(apiFor(o.sizes.length), o, want, tick);
     return {
       sizes,
       phases: p.phases,
       scans: p.scans,
       scan_cpu: p.scanCpu,
       baseline_cpu: p.baselineCpu,
-      errors: api.errors,
+      errors: api.tally.errors,
       notes: api.notes,
     };
   } finally {
