@@ -1,5 +1,5 @@
-// Scenario 7: attachments against the real server (spec §22). One agent uploads files one at a time
-// (init → PUT of the bytes to the signed upload_url → confirm → status polled until the scan is
+// Scenario 7: attachments against the real server (spec §22). An agent (one per size) uploads
+// files one at a time (init → PUT of the bytes to the signed upload_url → confirm → status polled until the scan is
 // done) and downloads each twice (GET /attachments/{id}/download with the API key, and the
 // capability `url` without one), 1 MiB and 25 MiB files. Then /health is probed every 2 ms from a
 // keep-alive connection: a baseline window with nothing else going on, then while a 25 MiB
