@@ -10,6 +10,10 @@
 //           store opens it (overlappingSync off, so each commit is fsynced), many outstanding
 //           so lmdb-js batches them into few transactions. lmdb is used raw here on purpose: the
 //           calibrator is the floor under src/store, not src/store itself.
+//   disk-fsync SECONDS BYTES COUNT DIR
+//           MiB/s of a `dd bs=1M conv=fsync`-style write: COUNT new files of BYTES each, written
+//           sequentially and fsynced, in a temp directory under DIR (the file system the server's
+//           data dir is on); the median over the files (lib/disk.ts).
 
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -19,6 +23,7 @@ import { open } from 'lmdb';
 import { createVerifier } from '../src/crypto/verifier.js';
 import { canonicalString, payloadHash } from '../proto/index.js';
 import { payload } from './lib/client.js';
+import { diskFsyncWrite } from './lib/disk.js';
 
 const VERIFY_IN_FLIGHT = 256;
 const LMDB_OUTSTANDING = 4096;
@@ -99,15 +104,18 @@ async function lmdbRate(seconds: number): Promise<Record<string, unknown>> {
   };
 }
 
-const [mode = '', secondsArg = '3'] = process.argv.slice(2);
+const [mode = '', secondsArg = '3', bytesArg = '', countArg = '', dirArg = ''] = process.argv.slice(2);
 const seconds = Number(secondsArg);
+const diskArgsOk = Number.isSafeInteger(Number(bytesArg)) && Number(bytesArg) > 0 && Number(countArg) > 0 && !!dirArg;
 const run = {
   'verify-sodium': (t: number) => verifyRate(t, 'sodium'),
   'verify-node': (t: number) => verifyRate(t, 'node'),
   lmdb: lmdbRate,
+  'disk-fsync': async (t: number) => diskFsyncWrite(dirArg, Number(bytesArg), Number(countArg), t * 1000),
 }[mode];
-if (!run || !(seconds > 0)) {
+if (!run || !(seconds > 0) || (mode === 'disk-fsync' && !diskArgsOk)) {
   process.stderr.write('usage: calibrate.ts verify-sodium|verify-node|lmdb SECONDS\n');
+  process.stderr.write('       calibrate.ts disk-fsync SECONDS BYTES COUNT DIR\n');
   process.exit(2);
 }
 process.stdout.write(JSON.stringify(await run(seconds)) + '\n');

@@ -3,11 +3,14 @@
 // Markdown summary in bench/results/. Figures are reported, never asserted.
 
 import { spawn } from 'node:child_process';
-import { cpus, totalmem } from 'node:os';
+import { statSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { placement, ROOT, runJsonChild, startBenchServer, type BenchServer, type Placement } from './lib/proc.js';
 import { writeResults, summaryTable, type BenchResult, type ScenarioResult } from './lib/report.js';
+import { attachmentRows, attachments, diskCalibrator, type AttachmentOptions } from './scenarios/attachments.js';
+import { MIB } from './lib/disk.js';
 import { backlog } from './scenarios/backlog.js';
 import { fanout } from './scenarios/fanout.js';
 import { restRoute } from './scenarios/rest.js';
@@ -19,17 +22,19 @@ Usage: npm run bench [-- options]
 
 Options:
   --quick          about a minute: fewer sockets, shorter runs (a smoke test of the harness)
-  --only NAMES     comma-separated scenarios: signed, trusted, rest, fanout, backlog, rates
+  --only NAMES     comma-separated scenarios: signed, trusted, rest, fanout, backlog, rates, attachments
   --no-pin         do not pin the server and the load to separate cores with taskset
   --out DIR        where result files go (default bench/results)
   --profile        run each server under node --cpu-prof; profiles go to DIR/profiles
   --server-root D  run the server from another built checkout D (a baseline to compare with)
   --server-args S  more 'amp-relay serve' flags for every server, e.g. "--ed25519 node"
+  --clamd-socket P attachments: the server scans with the clamd listening on unix socket P
+                   (AMP_CLAMD_SOCKET); without it AMP_CLAMD_* are unset: no antivirus
   -h, --help       this text
 
 Writes DIR/<time>-<mode>.json (every figure) and .md (the summary table, also printed).`;
 
-const SCENARIOS = ['signed', 'trusted', 'rest', 'fanout', 'backlog', 'rates'] as const;
+const SCENARIOS = ['signed', 'trusted', 'rest', 'fanout', 'backlog', 'rates', 'attachments'] as const;
 type Name = (typeof SCENARIOS)[number];
 
 const parsed = (() => {
@@ -43,6 +48,7 @@ const parsed = (() => {
         profile: { type: 'boolean', default: false },
         'server-root': { type: 'string' },
         'server-args': { type: 'string' },
+        'clamd-socket': { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -67,6 +73,11 @@ for (const n of only) {
     process.stderr.write(`bench: unknown scenario '${n}' (${SCENARIOS.join(', ')})\n`);
     process.exit(2);
   }
+}
+const clamdSocket = args['clamd-socket'];
+if (clamdSocket !== undefined && !isSocket(clamdSocket)) {
+  process.stderr.write(`bench: --clamd-socket ${clamdSocket} is not a unix socket (is clamd running?)\n`);
+  process.exit(2);
 }
 const cores = cpus().length;
 const place: Placement = placement(!args['no-pin'], cores);
@@ -98,6 +109,12 @@ async function main(): Promise<void> {
         pages: [100],
         rateSecs: 3,
         conns: 128,
+        attSizes: [
+          { bytes: MIB, count: 5 },
+          { bytes: 25 * MIB, count: 1 },
+        ],
+        attScans: 1,
+        attBaseline: 2,
       }
     : {
         cal: 5,
@@ -111,6 +128,12 @@ async function main(): Promise<void> {
         pages: [10, 50, 100],
         rateSecs: 10,
         conns: 256,
+        attSizes: [
+          { bytes: MIB, count: 20 },
+          { bytes: 25 * MIB, count: 3 },
+        ],
+        attScans: 3,
+        attBaseline: 3,
       };
   const BYTES = 1024;
   const result: BenchResult = {
@@ -133,9 +156,9 @@ async function main(): Promise<void> {
   );
 
   // Calibrators: on the server's core (what the server can get) and, for verify, on all cores.
-  const calibrate = async (key: string, mode: string, where: string | undefined) => {
+  const calibrate = async (key: string, mode: string, where: string | undefined, more: string[] = []) => {
     const c = await runJsonChild<{ value: number; unit: string; details: Record<string, unknown> }>(
-      ['--import', 'tsx', join(ROOT, 'bench', 'calibrate.ts'), mode, String(P.cal)],
+      ['--import', 'tsx', join(ROOT, 'bench', 'calibrate.ts'), mode, String(P.cal), ...more],
       where,
       120_000,
     );
@@ -149,14 +172,25 @@ async function main(): Promise<void> {
   const verifyNode = await calibrate('verify_node_server_cores', 'verify-node', place.server);
   if (place.server !== undefined) await calibrate('verify_node_all_cores', 'verify-node', undefined);
   const lmdb = await calibrate('lmdb_appends_server_cores', 'lmdb', place.server);
+  // For the attachments: the same file sizes and counts written and fsynced on the server's core,
+  // in the temp file system the server's data dir is made in (startBenchServer: os.tmpdir()).
+  const disk: Record<string, number> = {};
+  if (only.has('attachments')) {
+    for (const s of P.attSizes) {
+      const key = diskCalibrator(s.bytes);
+      // The count bounds it; a time budget of P.cal seconds cuts a very slow disk short (≥ 1 file).
+      disk[key] = await calibrate(key, 'disk-fsync', place.server, [String(s.bytes), String(s.count), tmpdir()]);
+    }
+  }
 
   const outDir = args.out ?? join(ROOT, 'bench', 'results');
   const ratio = (v: number, c: number) => (c > 0 ? +(v / c).toFixed(3) : undefined);
-  const withServer = async (fn: (s: BenchServer) => Promise<void>) => {
+  const withServer = async (fn: (s: BenchServer) => Promise<void>, env?: Record<string, string>) => {
     const s = await startBenchServer(place.server, {
       profileDir: args.profile ? join(outDir, 'profiles') : undefined,
       serverRoot: args['server-root'],
       extraArgs: (args['server-args'] ?? '').split(/\s+/).filter(Boolean),
+      env,
     });
     try {
       await fn(s);
@@ -353,7 +387,34 @@ async function main(): Promise<void> {
     }
   });
 
+  await run('attachments', () => {
+    const o: AttachmentOptions = {
+      label: 'attachments',
+      sizes: P.attSizes,
+      scans: P.attScans,
+      scanBytes: 25 * MIB,
+      baselineSeconds: P.attBaseline,
+      probeIntervalMs: 2,
+      av: clamdSocket !== undefined,
+      probeCores: place.load,
+    };
+    return withServer(
+      async (s) => {
+        for (const r of attachmentRows(await attachments(s, o), disk, o)) push(r);
+      },
+      clamdSocket === undefined ? undefined : { AMP_CLAMD_SOCKET: clamdSocket },
+    );
+  });
+
   const files = writeResults(outDir, result);
   console.log('\n' + summaryTable(result));
   console.log(`results: ${files.json}\n         ${files.md}`);
+}
+
+function isSocket(path: string): boolean {
+  try {
+    return statSync(path).isSocket();
+  } catch {
+    return false;
+  }
 }

@@ -31,9 +31,14 @@ export function placement(pin: boolean, cores: number): Placement {
   };
 }
 
-/** Spawn `node ARGS` under taskset when a core list is given. */
+/** Antivirus settings of the server: never inherited from the caller's shell (the bench sets them). */
+const CLAMD_ENV = ['AMP_CLAMD_SOCKET', 'AMP_CLAMD_HOST'];
+
+/** Spawn `node ARGS` under taskset when a core list is given; AMP_CLAMD_* only as given in `env`. */
 export function spawnNode(args: string[], cores: string | undefined, env: Record<string, string> = {}): ChildProcess {
-  const full = { ...process.env, ...env };
+  const full: Record<string, string | undefined> = { ...process.env };
+  for (const name of CLAMD_ENV) delete full[name];
+  Object.assign(full, env);
   return cores === undefined
     ? spawn(process.execPath, args, { cwd: ROOT, env: full, stdio: ['ignore', 'pipe', 'pipe'] })
     : spawn('taskset', ['-c', cores, process.execPath, ...args], {
@@ -64,6 +69,8 @@ export interface ServerOptions {
   extraArgs?: string[];
   /** Another built checkout to run the server from (a baseline); default this one. */
   serverRoot?: string;
+  /** Environment for the server on top of this process's (AMP_CLAMD_* are unset unless given here). */
+  env?: Record<string, string>;
 }
 
 export async function startBenchServer(cores: string | undefined, opts: ServerOptions = {}): Promise<BenchServer> {
@@ -89,7 +96,7 @@ export async function startBenchServer(cores: string | undefined, opts: ServerOp
   ];
   // Info level, the default: the 'listening' line gives the port; each REST request is a log line (as
   // in production), WebSocket frames are not.
-  const proc = spawnNode(args, cores);
+  const proc = spawnNode(args, cores, opts.env);
   let stderr = '';
   proc.stderr!.on('data', (d) => (stderr += d));
   const exited = new Promise<void>((resolve) => proc.on('exit', () => resolve()));
@@ -147,8 +154,29 @@ const CLOCK_TICKS_PER_S = 100; // USER_HZ, 100 on Linux
 
 /** utime + stime of a process from /proc/PID/stat, in seconds; 0 where /proc is not there. */
 export function cpuSecondsOf(pid: number): number {
+  return statSeconds(`/proc/${pid}/stat`);
+}
+
+/**
+ * Milliseconds the main thread has spent runnable but waiting for a core (the second field of
+ * /proc/PID/task/PID/schedstat, in ns); 0 where the kernel does not keep it.
+ */
+function mainThreadWaitMsOf(pid: number): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ')[1]) / 1e6 || 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** The same for its main thread alone (the event loop), /proc/PID/task/PID/stat. */
+function mainThreadSecondsOf(pid: number): number {
+  return statSeconds(`/proc/${pid}/task/${pid}/stat`);
+}
+
+function statSeconds(path: string): number {
+  try {
+    const stat = readFileSync(path, 'utf8');
     // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS_PER_S;
@@ -184,6 +212,10 @@ export interface CpuUse {
   load_cpu_pct: number;
   /** The server's CPU by thread name, in % of one core. */
   server_threads_pct: Record<string, number>;
+  /** The server's main thread (its event loop), in % of one core. */
+  server_main_thread_pct: number;
+  /** How long the main thread was ready to run but waited for a core (run-queue wait), ms. */
+  server_main_thread_wait_ms: number;
 }
 
 /** CPU use of the server and of this (load) process over a stretch of time, in % of one core. */
@@ -191,6 +223,8 @@ export function cpuMeter(server: BenchServer): () => CpuUse {
   const t0 = performance.now();
   const s0 = server.cpuSeconds();
   const th0 = threadSecondsOf(server.pid);
+  const m0 = mainThreadSecondsOf(server.pid);
+  const w0 = mainThreadWaitMsOf(server.pid);
   const l0 = process.cpuUsage();
   return () => {
     const wall = (performance.now() - t0) / 1000;
@@ -204,6 +238,8 @@ export function cpuMeter(server: BenchServer): () => CpuUse {
       server_cpu_pct: Math.round((100 * (server.cpuSeconds() - s0)) / wall),
       load_cpu_pct: Math.round((l.user + l.system) / 1e4 / wall),
       server_threads_pct: threads,
+      server_main_thread_pct: Math.round((100 * (mainThreadSecondsOf(server.pid) - m0)) / wall),
+      server_main_thread_wait_ms: Math.round(mainThreadWaitMsOf(server.pid) - w0),
     };
   };
 }
