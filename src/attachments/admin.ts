@@ -30,6 +30,16 @@ export interface AttachmentAuditEvent {
 const APPROVALS = ['pending', 'approved', 'rejected'] as const;
 const MAX_LIST = 1000;
 
+/** `limit`: a whole number 1-1000, 100 when absent; anything else is 400. */
+function listLimit(q: URLSearchParams): number {
+  const raw = q.get('limit');
+  if (raw === null) return 100;
+  const n = Number(raw);
+  if (!/^[0-9]{1,4}$/.test(raw) || n < 1 || n > MAX_LIST)
+    throw new AmpError('invalid_field', `limit must be a whole number from 1 to ${MAX_LIST}`, { field: 'limit' });
+  return n;
+}
+
 export class AttachmentAdmin {
   private lastMs = 0;
 
@@ -45,7 +55,7 @@ export class AttachmentAdmin {
     const approval = q.get('approval');
     if (approval !== null && !(APPROVALS as readonly string[]).includes(approval))
       throw new AmpError('invalid_field', `approval must be one of ${APPROVALS.join(', ')}`, { field: 'approval' });
-    const limit = Math.min(MAX_LIST, Math.max(1, Number(q.get('limit') ?? 100) || 100));
+    const limit = listLimit(q);
     const out: Record<string, unknown>[] = [];
     for (const rec of this.attachments.store.allAttachments()) {
       if (rec.tenant !== tenant || rec.state !== 'confirmed') continue;
@@ -80,7 +90,7 @@ export class AttachmentAdmin {
 
   /** GET admin/attachments/audit: the tenant's decisions, newest first. */
   auditTrail(tenant: string, q: URLSearchParams): { events: AttachmentAuditEvent[] } {
-    const limit = Math.min(MAX_LIST, Math.max(1, Number(q.get('limit') ?? 100) || 100));
+    const limit = listLimit(q);
     const events = this.records.recordsWithPrefix<AttachmentAuditEvent>('attachment_audit', `${tenant}/`);
     return { events: events.reverse().slice(0, limit) };
   }

@@ -48,6 +48,18 @@ export class BlobStore {
     return join(this.root, 'sha256', hex.slice(0, 2), hex);
   }
 
+  /** Digests of the files under sha256/ (names that are not a digest are left out). */
+  async list(): Promise<string[]> {
+    const base = join(this.root, 'sha256');
+    const out: string[] = [];
+    for (const dir of await readdir(base).catch(() => [] as string[])) {
+      if (!/^[0-9a-f]{2}$/.test(dir)) continue;
+      for (const name of await readdir(join(base, dir)).catch(() => [] as string[]))
+        if (/^[0-9a-f]{64}$/.test(name) && name.startsWith(dir)) out.push(`sha256:${name}`);
+    }
+    return out;
+  }
+
   async exists(digest: string): Promise<boolean> {
     try {
       return (await stat(this.pathOf(digest))).isFile();

@@ -35,6 +35,8 @@ export class Attachments {
   /** Digest -> attachments whose bytes are that file. */
   private readonly refs = new Map<string, number>();
   private readonly uploading = new Set<string>();
+  /** Attachments the sweeper is removing: gone for every other caller from the moment it decided. */
+  private readonly removing = new Set<string>();
   /** Uploads being received (shutdown waits for them to finish or clean up). */
   private readonly receiving = new Set<Promise<void>>();
   /** Per digest: moving a file into place and removing it never interleave. */
@@ -51,7 +53,7 @@ export class Attachments {
     private readonly scans: ScanQueue,
   ) {
     scans.bind({
-      get: (id) => this.store.getAttachment(id),
+      get: (id) => this.find(id),
       pathOf: (rec) => this.blobs.pathOf(rec.digest),
       settle: (rec, outcome) => this.settle(rec, outcome),
     });
@@ -62,9 +64,15 @@ export class Attachments {
     await this.blobs.open();
     const resume: AttachmentRecord[] = [];
     for (const rec of this.store.allAttachments()) {
-      if (rec.stored) this.ref(rec.digest, rec.size);
+      if (rec.stored) this.ref(rec.digest);
       if (rec.messageId === undefined) this.opened(rec);
       if (rec.state === 'confirmed' && rec.scanStatus === 'pending') resume.push(rec);
+    }
+    // Files no record holds (a crash between a file's move into place and its record's commit) go;
+    // the disk in use is what is there, whatever the records say.
+    for (const digest of await this.blobs.list()) {
+      if (this.refs.has(digest)) this.diskBytes += await this.blobs.size(digest);
+      else await this.blobs.remove(digest);
     }
     for (const rec of resume) {
       if (await this.blobs.exists(rec.digest)) this.scans.enqueue(rec.id);
@@ -167,7 +175,7 @@ export class Attachments {
   async upload(id: string, query: URLSearchParams, contentLength: string, body: ByteSource) {
     const nowMs = Date.now();
     this.urls.checkUpload(id, query, nowMs);
-    const rec = this.store.getAttachment(id);
+    const rec = this.find(id);
     if (!rec) throw notFound();
     if (rec.state !== 'awaiting_upload' || this.uploading.has(id))
       throw new AmpError('upload_already_used', 'This upload URL was used already; an upload URL takes one PUT');
@@ -224,6 +232,8 @@ export class Attachments {
   /** POST attachments/{id}/confirm: the scan starts; answers the current status. */
   async confirm(agent: AgentRecord, id: string) {
     const rec = this.owned(agent, id);
+    if (rec.expiresAt <= Date.now())
+      throw new AmpError('attachment_expired', 'This upload has expired; start again with attachments/upload');
     if (rec.state === 'awaiting_upload')
       throw new AmpError('upload_incomplete', 'Upload the bytes to upload_url (PUT) before confirming');
     if (rec.state === 'uploaded') {
@@ -246,15 +256,20 @@ export class Attachments {
     return statusDoc(rec, downloadable(rec, Date.now()) ? this.fileUrl(endpoint, rec.id) : undefined);
   }
 
+  /** The record of a well-formed id that is not being removed. */
+  private find(id: string): AttachmentRecord | undefined {
+    return isAttachmentId(id) && !this.removing.has(id) ? this.store.getAttachment(id) : undefined;
+  }
+
   /** The attachment an agent may see: its own, or one a message brought it. Else 404 (no hint it exists). */
   visible(agent: AgentRecord, id: string): AttachmentRecord {
-    const rec = isAttachmentId(id) ? this.store.getAttachment(id) : undefined;
+    const rec = this.find(id);
     if (!rec || (rec.ownerId !== agent.id && rec.recipientId !== agent.id)) throw notFound();
     return rec;
   }
 
   owned(agent: AgentRecord, id: string): AttachmentRecord {
-    const rec = isAttachmentId(id) ? this.store.getAttachment(id) : undefined;
+    const rec = this.find(id);
     if (!rec || rec.ownerId !== agent.id) throw notFound();
     return rec;
   }
@@ -263,7 +278,7 @@ export class Attachments {
   byFileUrl(id: string, query: URLSearchParams): AttachmentRecord {
     if (!isAttachmentId(id)) throw notFound();
     this.urls.checkFile(id, query);
-    const rec = this.store.getAttachment(id);
+    const rec = this.find(id);
     if (!rec) throw notFound();
     return rec;
   }
@@ -274,7 +289,7 @@ export class Attachments {
 
   /** The checked records of a message's references, in order (gate.ts). */
   lookup(ref: AttachmentRef): AttachmentRecord | undefined {
-    return isAttachmentId(ref.id) ? this.store.getAttachment(ref.id) : undefined;
+    return this.find(ref.id);
   }
 
   /** Delete the bytes of a rejected or expired attachment (the file goes with its last reference). */
@@ -298,6 +313,8 @@ export class Attachments {
     if (outcome.status === 'rejected' && rec.stored) {
       await this.unref(rec.digest);
       next.stored = false;
+      // Expired and swept while its file went: nothing left to record.
+      if (!this.find(rec.id)) return;
     }
     await this.store.putAttachment(next);
   }
@@ -305,17 +322,26 @@ export class Attachments {
   /** Remove attachments whose time is up (their bytes with them). Bounded per call. */
   async sweep(nowMs = Date.now(), budget = 1000): Promise<number> {
     let removed = 0;
-    for (const rec of this.store.allAttachments()) {
+    for (const listed of this.store.allAttachments()) {
       if (removed >= budget) break;
-      if (rec.expiresAt > nowMs || this.uploading.has(rec.id)) continue;
-      await this.store.deleteAttachment(rec.id);
-      if (rec.stored) await this.unref(rec.digest);
+      // The record as it is now (a route may have claimed it, a confirm extended it, since the
+      // range read): the remove is issued in the same turn, so nothing changes it in between.
+      const rec = this.store.getAttachment(listed.id);
+      if (!rec || rec.expiresAt > nowMs || this.uploading.has(rec.id)) continue;
+      this.removing.add(rec.id);
+      try {
+        await this.store.deleteAttachment(rec.id);
+        if (rec.stored) await this.unref(rec.digest);
+      } finally {
+        this.removing.delete(rec.id);
+      }
       removed++;
     }
     return removed;
   }
 
-  private ref(digest: string, size: number): void {
+  /** One more attachment holds the file of `digest`; `size` counts it on disk when it is new there. */
+  private ref(digest: string, size = 0): void {
     const n = this.refs.get(digest) ?? 0;
     if (n === 0) this.diskBytes += size;
     this.refs.set(digest, n + 1);

@@ -2,6 +2,7 @@
 // signed upload URL (streamed to disk as they arrive), confirm, status, the two downloads (API key,
 // or the signed `url`), and the operators' approval of held files.
 
+import { AmpError } from '../../../proto/index.js';
 import type { AttachmentAdmin } from '../../attachments/admin.js';
 import type { FileAnswer } from '../../attachments/download.js';
 import { fileAnswer } from '../../attachments/download.js';
@@ -60,6 +61,8 @@ export function addAttachmentRoutes(t: RouteTable, { ctx, attachments, admin }: 
   t.api('POST', '/admin/attachments/:id/reject', ADMIN, async (req, { admin: a }) => {
     const text = (await req.body.text()).trim();
     const body = text === '' ? {} : await req.body.json();
+    if (body.reason !== undefined && body.reason !== null && typeof body.reason !== 'string')
+      throw new AmpError('invalid_field', 'reason must be a string', { field: 'reason' });
     const reason = typeof body.reason === 'string' && body.reason.trim() !== '' ? body.reason.slice(0, 500) : null;
     return ok(await admin.reject({ ...a, ip: req.ip }, req.params.id, reason));
   });
