@@ -39,9 +39,12 @@ the sender, and keeps a copy of the message in the agent's messages/ directory (
 'download' fetches each attachment from the url in the message (plain curl, redirects not
 followed; without a url from /attachments/<id>/download with the API key), checks its size and
 SHA-256 against the message's record (the provider's, and what the sender signed), and saves it
-under its sanitised name ([A-Za-z0-9._-]), never overwriting a file: report.txt exists, so
-report_1.txt, report_2.txt ... A file that does not match is removed (exit 11). It prints the
-saved paths on stdout (--json: [{id, path, size, digest}]). The message must be pending or read.
+under its sanitised name ([A-Za-z0-9._-]), never overwriting or opening an existing entry (file,
+symlink, fifo): report.txt exists, so report_1.txt, report_2.txt ... It reads at most the
+recorded size: a larger or non-matching file is stopped and removed (exit 11). A signed message's
+signature is verified first, as 'read' does (exit 7 when it does not verify); for an unsigned
+message only the provider's record is checked. It prints the saved paths on stdout
+(--json: [{id, path, filename, size, digest}]). The message must be pending or read.
 
 Exit codes: 0 ok, 1 refused or failed, 2 usage, 3 provider not found, 4 unauthorized,
 5 no such message or attachment, 6 no such local agent, 7 the signature did not verify,
@@ -109,15 +112,8 @@ case "$cmd" in
     chmod 700 "$AGENT_DIR/messages"
     (umask 077 && printf '%s\n' "$msg" >"$AGENT_DIR/messages/$id.json")
     from=$(jq -r '.envelope.from' <<<"$msg")
-    signature=$(jq -r '.envelope.signature // ""' <<<"$msg")
-    verified=unsigned
-    if [ -n "$signature" ]; then
-      verified=unverified
-      amp_http GET "$AGENT_ENDPOINT/agents/resolve/$(jq -rn --arg a "$from" '$a | @uri')" "" auth
-      if amp_ok && key=$(jq -er '.public_key' <<<"$AMP_BODY"); then
-        if amp_verify_message "$key" "$msg"; then verified=verified; fi
-      fi
-    fi
+    amp_signature_status "$msg"
+    verified=$AMP_SIG_STATUS
     if [ "$AMP_JSON" = 1 ]; then
       jq --arg v "$verified" '. + {signature_check: $v}' <<<"$msg"
     else
@@ -151,11 +147,13 @@ case "$cmd" in
 
   download)
     target=${args[1]} dir=${args[2]:-.}
+    [[ $dir != -* ]] || dir="./$dir" # never taken for an option (mkdir, mktemp, ...)
     mkdir -p -- "$dir" 2>/dev/null || amp_die "$AMP_EXIT_FAILED" "cannot create directory '$dir'"
     [ -w "$dir" ] || amp_die "$AMP_EXIT_FAILED" "cannot write to directory '$dir'"
     if amp_valid_id "$target"; then
       msg=$(amp_find_message "$target")
       [ -n "$msg" ] || amp_die "$AMP_EXIT_NOT_FOUND" "no pending or read message $target for $AGENT_ADDRESS (list them with: $AMP_PROG list)"
+      amp_require_signature "$msg"
       records=$(amp_attachment_records "$msg")
       [ "$(jq length <<<"$records")" -gt 0 ] || amp_die "$AMP_EXIT_NOT_FOUND" "message $target has no attachments"
     else

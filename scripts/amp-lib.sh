@@ -104,7 +104,11 @@ amp_http() {
   local args=(-sS --max-time "$limit" -X "$method" -o "$out" -w '%{http_code}')
   # No `Expect: 100-continue` wait before a large upload's bytes.
   if [ "$auth" = upload ]; then args+=(-H 'Expect:'); else args+=(-H 'Accept: application/json'); fi
-  [ -n "$body" ] && args+=(-H "Content-Type: $type" --data-binary "@$body")
+  # `@./NAME` for a relative path: a file named `-` or `@x` is that file, never stdin.
+  if [ -n "$body" ]; then
+    [[ $body == /* ]] || body="./$body"
+    args+=(-H "Content-Type: $type" --data-binary "@$body")
+  fi
   set +e
   if [ "$auth" = auth ]; then
     AMP_STATUS=$(curl "${args[@]}" -H @<(printf 'Authorization: Bearer %s\n' "$(<"$AGENT_DIR/api_key")") "$url" 2>"$out.err")
@@ -207,6 +211,29 @@ amp_verify_message() {
     | [.from, .to, .subject, (if (.priority // "") == "" then "normal" else .priority end), (.in_reply_to // ""), $hash]
     | map(tostring) | join("|")' <<<"$2" >"$dir/msg.txt"
   openssl pkeyutl -verify -pubin -inkey "$dir/public.pem" -rawin -in "$dir/msg.txt" -sigfile "$dir/sig.bin" >/dev/null 2>&1
+}
+
+# amp_signature_status MESSAGE_JSON: sets AMP_SIG_STATUS to `unsigned` (no envelope.signature),
+# `verified` (it verifies with the public key the provider resolves for the sender) or `unverified`.
+amp_signature_status() {
+  local from key
+  AMP_SIG_STATUS=unsigned
+  [ -n "$(jq -r '.envelope.signature // ""' <<<"$1")" ] || return 0
+  AMP_SIG_STATUS=unverified
+  from=$(jq -r '.envelope.from // ""' <<<"$1")
+  amp_http GET "$AGENT_ENDPOINT/agents/resolve/$(jq -rn --arg a "$from" '$a | @uri')" "" auth
+  if amp_ok && key=$(jq -er '.public_key' <<<"$AMP_BODY"); then
+    if amp_verify_message "$key" "$1"; then AMP_SIG_STATUS=verified; fi
+  fi
+  return 0
+}
+
+# amp_require_signature MESSAGE_JSON: exit 7 unless the message is unsigned or its signature verifies
+# (before trusting what payload.attachments says the sender signed).
+amp_require_signature() {
+  amp_signature_status "$1"
+  [ "$AMP_SIG_STATUS" != unverified ] || amp_die "$AMP_EXIT_BAD_SIGNATURE" \
+    "message $(jq -r '.id // "?"' <<<"$1") from $(jq -r '.envelope.from // "?"' <<<"$1"): its signature does not verify with the key the provider has for the sender; nothing was downloaded"
 }
 
 # Scratch files of this run, removed on exit (and a partial download, amp_download_attachment).
@@ -448,13 +475,15 @@ amp_attach_files() {
 # amp_attach_one FILE: one file's upload (or its remembered one) and scan; its entry goes to
 # $AMP_TMP/attachments.jsonl, or AMP_ATTACH_HELD says why it is held.
 amp_attach_one() {
-  local file=$1 name type size hex cache id=""
+  local file=$1 path=$1 name type size hex cache id=""
   AMP_ATTACH_HELD=""
   [[ -f $file && -r $file ]] || amp_usage_error "cannot read attachment '$file' (not a readable file)"
+  # `./NAME` for a relative path: `-` is a file named so for stat, file and curl, never stdin.
+  [[ $path == /* ]] || path="./$path"
   name=$(amp_safe_filename "${file##*/}" attachment)
-  type=$(amp_mime_type "$file")
-  size=$(stat -L -c %s -- "$file")
-  hex=$(sha256sum <"$file" | cut -d ' ' -f 1)
+  type=$(amp_mime_type "$path")
+  size=$(stat -L -c %s -- "$path")
+  hex=$(sha256sum <"$path" | cut -d ' ' -f 1)
   cache=$(amp_attach_cache "$hex")
   if [ -f "$cache" ] && jq -e --arg n "$name" --arg t "$type" '.filename == $n and .content_type == $t' "$cache" >/dev/null 2>&1; then
     id=$(jq -r '.id // empty' "$cache")
@@ -467,7 +496,7 @@ amp_attach_one() {
     [ -n "$id" ] || rm -f "$cache"
   fi
   if [ -z "$id" ]; then
-    amp_upload_attachment "$file" "$name" "$type" "$size" "sha256:$hex"
+    amp_upload_attachment "$path" "$name" "$type" "$size" "sha256:$hex"
     id=$AMP_ATT_ID
   fi
   amp_wait_scan "$id" "$file" || {
@@ -592,6 +621,7 @@ amp_find_attachment() {
     done
   fi
   if [ -n "$found" ]; then
+    amp_require_signature "$found"
     amp_attachment_records "$found" | jq -c --arg id "$id" 'map(select(.id == $id))'
     return
   fi
@@ -600,14 +630,18 @@ amp_find_attachment() {
   jq -c '[{id: .attachment_id, filename, content_type, size, digest, url, scan_status}]' <<<"$AMP_BODY"
 }
 
-# amp_free_path DIR NAME: DIR/NAME, or NAME_1, NAME_2 ... before the extension, whichever does not
-# exist yet; the path is created empty (noclobber: never someone else's file) and printed.
+# amp_free_path DIR NAME: DIR/NAME, or NAME_1, NAME_2 ... before the extension (the stem shortened
+# so that the name stays within 255 bytes), whichever is no entry at all yet: an existing symlink,
+# fifo or device counts as taken and is never opened. The path is created empty (noclobber on a
+# name that does not exist: never someone else's file) and printed.
 amp_free_path() {
-  local dir=$1 stem=$2 ext="" i path
+  local dir=$1 stem=$2 ext="" i name path
   if [[ $2 =~ ^(.+)(\.[A-Za-z0-9]{1,16})$ ]]; then stem=${BASH_REMATCH[1]} ext=${BASH_REMATCH[2]}; fi
   for i in $(seq 0 1000); do
-    path="$dir/$2"
-    [ "$i" = 0 ] || path="$dir/${stem}_$i$ext"
+    name=$2
+    [ "$i" = 0 ] || name="${stem:0:$((255 - ${#ext} - ${#i} - 1))}_$i$ext"
+    path="$dir/$name"
+    if [ -e "$path" ] || [ -L "$path" ]; then continue; fi
     if (set -C && : >"$path") 2>/dev/null; then
       printf '%s' "$path"
       return 0
@@ -616,39 +650,66 @@ amp_free_path() {
   amp_die "$AMP_EXIT_FAILED" "no free file name for $2 in $dir (tried ${stem}_1 to _1000)"
 }
 
+# amp_fetch_capped URL SIZE FILE [auth]: GET URL (no redirects followed, http(s) only) writing at
+# most SIZE bytes into FILE; up to 64 KiB more (an error answer, or a body larger than the record)
+# go to $AMP_TMP/dl.rest, and the transfer stops there. curl --max-filesize stops a larger announced
+# Content-Length before any byte. Sets `code` (the HTTP status) and AMP_FETCH_RC (curl's exit code:
+# 23 when the cap closed the pipe, 63 over --max-filesize).
+amp_fetch_capped() {
+  local url=$1 size=$2 file=$3 cap=$(($2 > 65536 ? $2 : 65536)) st
+  local args=(-sS --proto '=http,https' --max-time "${AMP_UPLOAD_TIMEOUT:-600}" --max-filesize "$cap"
+    -D "$AMP_TMP/dl.hdr" -o -)
+  : >"$AMP_TMP/dl.hdr"
+  : >"$AMP_TMP/dl.rest"
+  set +e
+  if [ "${4:-}" = auth ]; then
+    curl "${args[@]}" -H @<(printf 'Authorization: Bearer %s\n' "$(<"$AGENT_DIR/api_key")") -- "$url" 2>"$AMP_TMP/dl.err" |
+      { head -c "$size" >"$file"; head -c 65536 >"$AMP_TMP/dl.rest"; }
+  else
+    curl "${args[@]}" -- "$url" 2>"$AMP_TMP/dl.err" | { head -c "$size" >"$file"; head -c 65536 >"$AMP_TMP/dl.rest"; }
+  fi
+  st=("${PIPESTATUS[@]}")
+  set -e
+  AMP_FETCH_RC=${st[0]}
+  code=$(tr -d '\r' <"$AMP_TMP/dl.hdr" | awk '/^HTTP\// { c = $2 } END { print c }')
+}
+
 # amp_download_attachment RECORD_JSON DIR: fetch one attachment from its url (plain curl, no
 # redirects followed) or else GET /attachments/{id}/download with the API key, check its size and
 # SHA-256 against the record, and keep it in DIR under its sanitised name (never overwriting).
 amp_download_attachment() {
-  local rec=$1 dir=$2 id name size digest url code rc got_size got_hex path
+  local rec=$1 dir=$2 id name size digest url code got_size got_hex path
   id=$(jq -r '.id // empty' <<<"$rec")
   amp_valid_att_id "$id" || amp_die "$AMP_EXIT_FAILED" "the message names an invalid attachment id '$id'"
   size=$(jq -r '.size // empty' <<<"$rec")
   digest=$(jq -r '.digest // empty' <<<"$rec")
-  [[ $size =~ ^[0-9]+$ && $digest =~ ^sha256:[0-9a-fA-F]{64}$ ]] ||
+  [[ $size =~ ^[0-9]{1,12}$ && $digest =~ ^sha256:[0-9a-fA-F]{64}$ ]] ||
     amp_die "$AMP_EXIT_FAILED" "attachment $id has no size and sha256 digest on record: not downloaded"
+  size=$((10#$size))
   if ! jq -e '(.signed_digest == null or (.signed_digest | ascii_downcase) == (.digest | ascii_downcase))
       and (.signed_size == null or .signed_size == .size)' <<<"$rec" >/dev/null; then
     amp_die "$AMP_EXIT_DIGEST_MISMATCH" "attachment $id: the provider's record differs from the size/digest the sender signed: not downloaded"
   fi
   name=$(amp_safe_filename "$(jq -r '.filename // empty' <<<"$rec")" "$id")
   url=$(jq -r '.url // empty' <<<"$rec")
-  AMP_PARTIAL=$(mktemp "$dir/.amp-download-XXXXXX")
-  local args=(-sS --proto '=http,https' --max-time "${AMP_UPLOAD_TIMEOUT:-600}" -o "$AMP_PARTIAL" -w '%{http_code}')
-  set +e
+  AMP_PARTIAL=$(mktemp -- "$dir/.amp-download-XXXXXX")
   if [ -n "$url" ]; then
     [[ $url =~ ^https?:// ]] || amp_die "$AMP_EXIT_FAILED" "attachment $id: its url is not http(s): not downloaded"
-    code=$(curl "${args[@]}" -- "$url" 2>"$AMP_TMP/dl.err")
+    amp_fetch_capped "$url" "$size" "$AMP_PARTIAL"
   else
     url="$AGENT_ENDPOINT/attachments/$id/download"
-    code=$(curl "${args[@]}" -H @<(printf 'Authorization: Bearer %s\n' "$(<"$AGENT_DIR/api_key")") -- "$url" 2>"$AMP_TMP/dl.err")
+    amp_fetch_capped "$url" "$size" "$AMP_PARTIAL" auth
   fi
-  rc=$?
-  set -e
-  [ "$rc" = 0 ] || amp_die "$AMP_EXIT_UNREACHABLE" "downloading attachment $id: cannot reach ${url%%\?*} ($(sed -E 's/^curl: \([0-9]+\) //' "$AMP_TMP/dl.err"))"
+  [ "$AMP_FETCH_RC" = 0 ] || [ "$AMP_FETCH_RC" = 23 ] || [ "$AMP_FETCH_RC" = 63 ] ||
+    amp_die "$AMP_EXIT_UNREACHABLE" "downloading attachment $id: cannot reach ${url%%\?*} ($(sed -E 's/^curl: \([0-9]+\) //' "$AMP_TMP/dl.err"))"
+  [ "$AMP_FETCH_RC" != 63 ] || amp_die "$AMP_EXIT_DIGEST_MISMATCH" \
+    "attachment $id ($name): the server announced more than its record's $size bytes: not downloaded"
   if [ "$code" != 200 ]; then
-    AMP_STATUS=$code AMP_BODY=$(head -c 4096 "$AMP_PARTIAL")
+    AMP_STATUS=$code AMP_BODY=$(cat "$AMP_PARTIAL" "$AMP_TMP/dl.rest" 2>/dev/null | head -c 4096)
     amp_fail "downloading attachment $id"
+  fi
+  if [ "$AMP_FETCH_RC" != 0 ] || [ -s "$AMP_TMP/dl.rest" ]; then
+    amp_die "$AMP_EXIT_DIGEST_MISMATCH" "attachment $id ($name) is larger than its record's $size bytes: the transfer was stopped and the download removed"
   fi
   got_size=$(stat -c %s -- "$AMP_PARTIAL")
   got_hex=$(sha256sum <"$AMP_PARTIAL" | cut -d ' ' -f 1)
