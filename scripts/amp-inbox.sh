@@ -48,7 +48,7 @@ message only the provider's record is checked. It prints the saved paths on stdo
 
 Exit codes: 0 ok, 1 refused or failed, 2 usage, 3 provider not found, 4 unauthorized,
 5 no such message or attachment, 6 no such local agent, 7 the signature did not verify,
-11 a downloaded attachment did not match its size or digest (removed).
+11 a downloaded attachment did not match its size or digest, or was larger (removed).
 USAGE
 }
 

@@ -11,9 +11,9 @@
 # Exit codes of every command:
 #   0 ok · 1 refused by the provider or failed · 2 usage error · 3 provider not found (unreachable)
 #   4 unauthorized (bad or revoked API key) · 5 not found (recipient, message) · 6 no such local agent
-#   7 signature did not verify (amp-inbox.sh read) · 8 the AID registration awaits an admin's approval
+#   7 signature did not verify (amp-inbox.sh read, download) · 8 the AID registration awaits an admin's approval
 #   9 polled too soon (amp-identity.sh status) · 10 an attachment is held for an admin's approval
-#   (amp-send.sh --attach) · 11 a downloaded attachment does not match its size or digest (removed)
+#   (amp-send.sh --attach) · 11 a downloaded attachment does not match its size or digest, or is larger (removed)
 # shellcheck shell=bash
 # shellcheck disable=SC2034 # the variables set here are read by the scripts that source it
 

@@ -233,7 +233,7 @@ describe('rev3 review: download against a hostile provider', () => {
     expect(bigBytesSent).toBeLessThanOrEqual(8 << 20);
   });
 
-  it('regression: one byte more than the record (right bytes first) is refused, not truncated (exit 11)', async () => {
+  it('sound: one byte more than the record (right bytes first) is refused, not truncated (exit 11)', async () => {
     const dir = temp('dl');
     stubMessages = [stubMessage([rec('att_1_m', 'plus.txt', `${stubUrl}/plus1`)])];
     const r = await evil(['download', 'msg_1700000000_stub1', dir]);
