@@ -217,10 +217,11 @@ describe('rev3 review: download against a hostile provider', () => {
     const dir = temp('dl');
     stubMessages = [stubMessage([rec('att_1_g', 'big.txt', `${stubUrl}/big`)])];
     const r = await evil(['download', 'msg_1700000000_stub1', dir]);
-    expect(r.code).toBe(11); // sound: refused and removed in the end
+    expect(r.code, r.stderr).toBe(11);
     expect(readdirSync(dir)).toEqual([]);
-    // Before the fix all 64 MiB were read and written to DIR first.
-    expect(bigBytesSent).toBeLessThanOrEqual(1 << 20);
+    // Before the fix all 64 MiB were read and written to DIR first. The bound allows for what the
+    // loopback socket buffers take before curl closes (a few MiB on a loaded machine).
+    expect(bigBytesSent, 'bytes the stub sent').toBeLessThanOrEqual(8 << 20);
   });
 
   it('regression: a chunked 64 MiB body (no Content-Length) is cut at the recorded size (exit 11)', async () => {
@@ -230,7 +231,7 @@ describe('rev3 review: download against a hostile provider', () => {
     expect(r.code, r.stderr).toBe(11);
     expect(r.stderr).toMatch(/larger than its record/);
     expect(readdirSync(dir)).toEqual([]);
-    expect(bigBytesSent).toBeLessThanOrEqual(8 << 20);
+    expect(bigBytesSent, 'bytes the stub sent').toBeLessThanOrEqual(8 << 20);
   });
 
   it('sound: one byte more than the record (right bytes first) is refused, not truncated (exit 11)', async () => {
