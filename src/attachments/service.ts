@@ -12,18 +12,16 @@ import {
   UPLOAD_URL_TTL_S,
 } from '../../proto/index.js';
 import { randomHex } from '../crypto/random.js';
-import { KeyedLock } from '../store/keyed-lock.js';
 import type { AgentRecord, AttachmentRecord, AttachmentStore } from '../store/types.js';
 import type { BlobStore } from './blobs.js';
+import { FileRefs } from './file-refs.js';
 import { downloadable, statusDoc } from './documents.js';
+import { UnsentQuota } from './quota.js';
 import type { ScanQueue } from './scan-queue.js';
 import type { ScanOutcome } from './scan/index.js';
 import type { UrlSigner } from './urls.js';
 
 export const UNCONFIRMED_TTL_MS = 2 * 3600 * 1000;
-/** Per agent: attachments declared and not (yet) sent, and their declared bytes. */
-export const MAX_OPEN_ATTACHMENTS = 100;
-export const MAX_OPEN_BYTES = 256 * 1024 * 1024;
 export const ROUTED_TTL_MS = 7 * 24 * 3600 * 1000;
 
 /** A request's body as the upload reads it: chunks in order, with backpressure. */
@@ -32,19 +30,13 @@ export interface ByteSource {
 }
 
 export class Attachments {
-  /** Digest -> attachments whose bytes are that file. */
-  private readonly refs = new Map<string, number>();
   private readonly uploading = new Set<string>();
   /** Attachments the sweeper is removing: gone for every other caller from the moment it decided. */
   private readonly removing = new Set<string>();
   /** Uploads being received (shutdown waits for them to finish or clean up). */
   private readonly receiving = new Set<Promise<void>>();
-  /** Per digest: moving a file into place and removing it never interleave. */
-  private readonly files = new KeyedLock();
-  /** Bytes of the files on disk (each file once). */
-  private diskBytes = 0;
-  /** Per owner, the attachments it declared that may still be unsent (pruned when counted). */
-  private readonly unsent = new Map<string, Set<string>>();
+  private readonly files: FileRefs;
+  private readonly quota: UnsentQuota;
 
   constructor(
     readonly store: AttachmentStore,
@@ -52,6 +44,8 @@ export class Attachments {
     readonly urls: UrlSigner,
     private readonly scans: ScanQueue,
   ) {
+    this.files = new FileRefs(blobs);
+    this.quota = new UnsentQuota(store);
     scans.bind({
       get: (id) => this.find(id),
       pathOf: (rec) => this.blobs.pathOf(rec.digest),
@@ -59,21 +53,17 @@ export class Attachments {
     });
   }
 
-  /** After a restart: count references, resume scans that were under way. */
+  /** After a restart: count who holds which file (and drop files nobody holds), resume scans. */
   async open(): Promise<void> {
     await this.blobs.open();
+    const held: string[] = [];
     const resume: AttachmentRecord[] = [];
     for (const rec of this.store.allAttachments()) {
-      if (rec.stored) this.ref(rec.digest);
-      if (rec.messageId === undefined) this.opened(rec);
+      if (rec.stored) held.push(rec.digest);
+      if (rec.messageId === undefined) this.quota.track(rec);
       if (rec.state === 'confirmed' && rec.scanStatus === 'pending') resume.push(rec);
     }
-    // Files no record holds (a crash between a file's move into place and its record's commit) go;
-    // the disk in use is what is there, whatever the records say.
-    for (const digest of await this.blobs.list()) {
-      if (this.refs.has(digest)) this.diskBytes += await this.blobs.size(digest);
-      else await this.blobs.remove(digest);
-    }
+    await this.files.load(held);
     for (const rec of resume) {
       if (await this.blobs.exists(rec.digest)) this.scans.enqueue(rec.id);
       else await this.settle(rec, { status: 'rejected', reasons: ['file_missing'] });
@@ -89,7 +79,7 @@ export class Attachments {
   }
 
   get storedBytes(): number {
-    return this.diskBytes;
+    return this.files.bytes;
   }
 
   /** Attachments by scan status (`unconfirmed` before confirm), for /metrics. */
@@ -102,46 +92,10 @@ export class Attachments {
     return counts;
   }
 
-  private opened(rec: AttachmentRecord): void {
-    let ids = this.unsent.get(rec.ownerId);
-    if (!ids) this.unsent.set(rec.ownerId, (ids = new Set()));
-    ids.add(rec.id);
-  }
-
-  /**
-   * An agent may hold at most MAX_OPEN_ATTACHMENTS declared-but-unsent attachments of at most
-   * MAX_OPEN_BYTES in all (sent, rejected and expired ones do not count): 429 beyond, so that one
-   * agent cannot fill the disk with files it never sends.
-   */
-  private assertQuota(ownerId: string, size: number, nowMs: number): void {
-    const ids = this.unsent.get(ownerId);
-    let count = 0;
-    let bytes = size;
-    for (const id of ids ?? []) {
-      const rec = this.store.getAttachment(id);
-      const rejected = rec?.scanStatus === 'rejected' || rec?.approval?.status === 'rejected';
-      if (!rec || rec.messageId !== undefined || rejected || rec.expiresAt <= nowMs) {
-        ids?.delete(id);
-        continue;
-      }
-      count++;
-      bytes += rec.size;
-    }
-    if (count < MAX_OPEN_ATTACHMENTS && bytes <= MAX_OPEN_BYTES) return;
-    throw new AmpError(
-      'attachment_quota_exceeded',
-      `Too many unsent attachments (at most ${MAX_OPEN_ATTACHMENTS}, ${MAX_OPEN_BYTES} bytes): send or let some expire first`,
-      {
-        details: { count, bytes: bytes - size, limit_count: MAX_OPEN_ATTACHMENTS, limit_bytes: MAX_OPEN_BYTES },
-        retryAfter: 60,
-      },
-    );
-  }
-
   /** POST attachments/upload. */
   async init(agent: AgentRecord, body: unknown, endpoint: string, nowMs = Date.now()) {
     const d = decodeUploadInit(body);
-    this.assertQuota(agent.id, d.size, nowMs);
+    this.quota.assert(agent.id, d.size, nowMs);
     const id = `att_${Math.floor(nowMs / 1000)}_${randomHex(8)}`;
     const expS = Math.floor(nowMs / 1000) + UPLOAD_URL_TTL_S;
     const rec: AttachmentRecord = {
@@ -159,7 +113,7 @@ export class Attachments {
       expiresAt: expS * 1000,
     };
     await this.store.putAttachment(rec);
-    this.opened(rec);
+    this.quota.track(rec);
     return {
       attachment_id: id,
       upload_url: `${endpoint}/attachments/${id}/content?${this.urls.uploadQuery(id, expS)}`,
@@ -203,12 +157,7 @@ export class Attachments {
     const sink = await this.blobs.begin(rec.id, rec.size, rec.digest);
     try {
       await body.pipe((chunk) => sink.write(chunk));
-      // Moved into place and counted in one step per digest: a removal of the same file (its last
-      // other reference going) runs wholly before or after, never between.
-      await this.files.run(rec.digest, async () => {
-        await sink.finish();
-        this.ref(rec.digest, rec.size);
-      });
+      await this.files.add(rec.digest, rec.size, () => sink.finish());
     } catch (e) {
       await sink.discard();
       throw e;
@@ -224,7 +173,7 @@ export class Attachments {
     try {
       await this.store.putAttachment(next);
     } catch (e) {
-      await this.unref(rec.digest);
+      await this.files.release(rec.digest);
       throw e;
     }
   }
@@ -297,7 +246,7 @@ export class Attachments {
     if (!rec.stored) return rec;
     const next = { ...rec, stored: false };
     await this.store.putAttachment(next);
-    await this.unref(rec.digest);
+    await this.files.release(rec.digest);
     return next;
   }
 
@@ -311,7 +260,7 @@ export class Attachments {
     if (outcome.signature !== undefined) next.signature = outcome.signature;
     if (outcome.status === 'suspicious') next.approval = { status: 'pending' };
     if (outcome.status === 'rejected' && rec.stored) {
-      await this.unref(rec.digest);
+      await this.files.release(rec.digest);
       next.stored = false;
       // Expired and swept while its file went: nothing left to record.
       if (!this.find(rec.id)) return;
@@ -331,34 +280,13 @@ export class Attachments {
       this.removing.add(rec.id);
       try {
         await this.store.deleteAttachment(rec.id);
-        if (rec.stored) await this.unref(rec.digest);
+        if (rec.stored) await this.files.release(rec.digest);
       } finally {
         this.removing.delete(rec.id);
       }
       removed++;
     }
     return removed;
-  }
-
-  /** One more attachment holds the file of `digest`; `size` counts it on disk when it is new there. */
-  private ref(digest: string, size = 0): void {
-    const n = this.refs.get(digest) ?? 0;
-    if (n === 0) this.diskBytes += size;
-    this.refs.set(digest, n + 1);
-  }
-
-  private unref(digest: string): Promise<void> {
-    return this.files.run(digest, async () => {
-      const n = (this.refs.get(digest) ?? 1) - 1;
-      if (n > 0) {
-        this.refs.set(digest, n);
-        return;
-      }
-      this.refs.delete(digest);
-      const size = await this.blobs.size(digest);
-      this.diskBytes = Math.max(0, this.diskBytes - size);
-      await this.blobs.remove(digest);
-    });
   }
 }
 

@@ -4,11 +4,20 @@
 // its clock set forward), a hung clamd at shutdown, the admin list's limit. "regression:" marks a
 // defect the review found.
 
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, rmSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { settled, uploadConfirmed } from '../helpers/attachments.js';
-import { call, register, startTestServer, tempDir, type TestServer } from '../helpers/server.js';
+import { settled, uploadConfirmed, declare, init, put, sha256 } from '../helpers/attachments.js';
+import { call, register, startTestServer, tempDir, type TestServer, spawnServer } from '../helpers/server.js';
+import { randomBytes } from 'node:crypto';
+import { LmdbStore } from '../../src/store/lmdb.js';
+import http from 'node:http';
+import type { AgentRecord } from '../../src/store/types.js';
+import net from 'node:net';
+import { issuerOf, mintAdminToken } from '../../src/identity/admin-tokens.js';
+import { SigningKeys } from '../../src/identity/signing-keys.js';
+import { AttachmentGate } from '../../src/attachments/gate.js';
+import { openAttachmentService, uploadDirect } from '../helpers/attachment-service.js';
 
 const blobPath = (dataDir: string, digest: string) =>
   join(dataDir, 'attachments', 'sha256', digest.slice(7, 9), digest.slice(7));
@@ -86,18 +95,6 @@ describe('files that vanished', () => {
   });
 });
 
-import { readdirSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
-import { LmdbStore } from '../../src/store/lmdb.js';
-import { declare, init, put } from '../helpers/attachments.js';
-import { spawnServer } from '../helpers/server.js';
-import { pino } from 'pino';
-import { BlobStore } from '../../src/attachments/blobs.js';
-import { ScanQueue } from '../../src/attachments/scan-queue.js';
-import { createScanner } from '../../src/attachments/scan/index.js';
-import { Attachments } from '../../src/attachments/service.js';
-import { UrlSigner } from '../../src/attachments/urls.js';
-
 function blobFiles(dataDir: string): string[] {
   const root = join(dataDir, 'attachments', 'sha256');
   if (!existsSync(root)) return [];
@@ -145,16 +142,12 @@ describe('kill -9 during uploads', () => {
     }
     // A kill between a file's move into place and its record's commit leaves a file no record
     // holds (orphans may be non-empty here); the next start removes it.
-    const store = new LmdbStore({ dataDir });
-    const scans = new ScanQueue(createScanner({}), pino({ level: 'silent' }));
-    const svc = new Attachments(store, new BlobStore(dataDir), new UrlSigner(Buffer.alloc(32, 1)), scans);
-    await svc.open();
+    const { store, svc, close } = await openAttachmentService(dataDir);
     const held = new Set([...store.allAttachments()].filter((r) => r.stored).map((r) => r.digest));
     const unheld = blobFiles(dataDir).filter((f) => !held.has(f));
     await svc.sweep(Date.now() + 8 * 24 * 3600 * 1000, 100_000);
     const left = blobFiles(dataDir);
-    await scans.close();
-    await store.close();
+    await close();
     expect({ missing, unheldAfterOpen: unheld, leftAfterSweep: left }).toEqual({
       missing: [],
       unheldAfterOpen: [],
@@ -162,8 +155,6 @@ describe('kill -9 during uploads', () => {
     });
   }, 240_000);
 });
-
-import http from 'node:http';
 
 /** PUT `bytes` to `url`; `onSent` runs once the whole body was handed to the socket. */
 function putObserved(url: string, bytes: Buffer, onSent: () => void): Promise<string> {
@@ -210,30 +201,14 @@ describe('SIGTERM as an upload completes', () => {
   }, 240_000);
 });
 
-import type { AgentRecord } from '../../src/store/types.js';
-import { sha256 } from '../helpers/attachments.js';
-
 describe('the sweeper against a confirm (service on a real store and files, clock set forward)', () => {
   it('regression: a confirm racing the sweep of its expired upload leaves a record that says stored without a file', async () => {
     const dataDir = tempDir('amp-rev4-sweep-');
     dirs.push(dataDir);
-    const store = new LmdbStore({ dataDir });
-    const scans = new ScanQueue(createScanner({}), pino({ level: 'silent' }));
-    const svc = new Attachments(store, new BlobStore(dataDir), new UrlSigner(Buffer.alloc(32, 1)), scans);
-    await svc.open();
+    const { store, scans, svc, close } = await openAttachmentService(dataDir);
     const agent = { id: 'agt_owner', tenant: 'acme' } as AgentRecord;
     const bytes = Buffer.from('confirm me as I expire\n');
-    const r = await svc.init(
-      agent,
-      { filename: 'f.txt', content_type: 'text/plain', size: bytes.length, digest: sha256(bytes) },
-      'http://x/api/v1',
-    );
-    await svc.upload(r.attachment_id, new URLSearchParams(r.upload_url.split('?')[1]), String(bytes.length), {
-      pipe: async (sink) => {
-        await sink(bytes);
-        return bytes.length;
-      },
-    });
+    const r = { attachment_id: await uploadDirect(svc, agent, bytes) };
     // The sweeper's tick (2 h + 1 s after the PUT) and the owner's confirm arrive together.
     const swept = svc.sweep(Date.now() + 2 * 3600 * 1000 + 1000);
     await svc.confirm(agent, r.attachment_id).catch((e: unknown) => e);
@@ -241,16 +216,11 @@ describe('the sweeper against a confirm (service on a real store and files, cloc
     await scans.idle();
     const rec = store.getAttachment(r.attachment_id);
     const file = existsSync(svc.blobs.pathOf(sha256(bytes)));
-    await scans.close();
-    await store.close();
+    await close();
     // Either the record is gone with its file, or it is kept with its file.
     expect({ record: rec !== undefined && rec.stored === true, file }).not.toEqual({ record: true, file: false });
   });
 });
-
-import net from 'node:net';
-import { issuerOf, mintAdminToken } from '../../src/identity/admin-tokens.js';
-import { SigningKeys } from '../../src/identity/signing-keys.js';
 
 describe('a hung clamd at shutdown, admin list limits', () => {
   it('close() with a scan hung on clamd ends promptly; the scan resumes after the restart', async () => {
@@ -300,30 +270,15 @@ describe('a hung clamd at shutdown, admin list limits', () => {
   });
 });
 
-import { AttachmentGate } from '../../src/attachments/gate.js';
-
 describe('the sweeper against a route claim (service on a real store and files, clock set forward)', () => {
   it('regression: a route claiming an attachment as the sweep removes it leaves a routed record whose file is gone', async () => {
     const dataDir = tempDir('amp-rev4-claim-');
     dirs.push(dataDir);
-    const store = new LmdbStore({ dataDir });
-    const scans = new ScanQueue(createScanner({}), pino({ level: 'silent' }));
-    const svc = new Attachments(store, new BlobStore(dataDir), new UrlSigner(Buffer.alloc(32, 1)), scans);
-    await svc.open();
+    const { store, scans, svc, close } = await openAttachmentService(dataDir);
     const gate = new AttachmentGate(svc, () => 'http://x/api/v1');
     const agent = { id: 'agt_owner', tenant: 'acme' } as AgentRecord;
     const bytes = Buffer.from('route me as I expire\n');
-    const r = await svc.init(
-      agent,
-      { filename: 'f.txt', content_type: 'text/plain', size: bytes.length, digest: sha256(bytes) },
-      'http://x/api/v1',
-    );
-    await svc.upload(r.attachment_id, new URLSearchParams(r.upload_url.split('?')[1]), String(bytes.length), {
-      pipe: async (sink) => {
-        await sink(bytes);
-        return bytes.length;
-      },
-    });
+    const r = { attachment_id: await uploadDirect(svc, agent, bytes) };
     await svc.confirm(agent, r.attachment_id);
     await scans.idle();
     expect(store.getAttachment(r.attachment_id)?.scanStatus).toBe('basic_clean');
@@ -341,8 +296,7 @@ describe('the sweeper against a route claim (service on a real store and files, 
     if (refused) expect(refused).toBe('attachment_not_found');
     const rec = store.getAttachment(r.attachment_id);
     const file = existsSync(svc.blobs.pathOf(sha256(bytes)));
-    await scans.close();
-    await store.close();
+    await close();
     expect({ record: rec !== undefined && rec.stored === true, file }).not.toEqual({ record: true, file: false });
   });
 });
