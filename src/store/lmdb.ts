@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { type Database, type Key, open, type RootDatabase } from 'lmdb';
 import { AmpError } from '../../proto/index.js';
 import { AgentListing } from './lmdb-directory.js';
+import { LmdbOutbound } from './lmdb-outbound.js';
 import { LmdbQueue } from './lmdb-queue.js';
 import { SliceSweeper } from './lmdb-sweep.js';
 import { guardLmdbRejections, Writes, type WriteState } from './write-health.js';
@@ -29,6 +30,9 @@ import type {
   AppendInput,
   IdempotencyRecord,
   MessageRecord,
+  OutboundCounts,
+  OutboundEnqueue,
+  OutboundItem,
   PendingPage,
   QueueDepths,
   QueueEntry,
@@ -82,6 +86,7 @@ export interface LmdbStoreOptions {
 export class LmdbStore implements Store {
   private readonly root: RootDatabase;
   private readonly queue: LmdbQueue;
+  private readonly outq: LmdbOutbound;
   private readonly agents: Database<AgentRecord, string>;
   private readonly names: Database<string, string>;
   private readonly fingerprints: Database<string, string>;
@@ -138,6 +143,7 @@ export class LmdbStore implements Store {
       () => this.closed,
       observer && ((agentId, ids) => observer.expired(agentId, ids)),
     );
+    this.outq = new LmdbOutbound(this.root, this.w, () => this.assertOpen());
     this.agents = this.root.openDB({ name: 'agents', cache: true });
     // Cached: every route resolves its recipient by name.
     this.names = this.root.openDB({ name: 'names', cache: true });
@@ -213,6 +219,44 @@ export class LmdbStore implements Store {
 
   markReceipt(id: string, kind: ReceiptKind): boolean {
     return this.queue.markReceipt(id, kind);
+  }
+
+  // --- OutboundStore (lmdb-outbound.ts) ---
+
+  outboundEnqueue(target: string, input: OutboundEnqueue): Promise<{ added: boolean; item: OutboundItem }> {
+    return this.outq.outboundEnqueue(target, input);
+  }
+
+  outboundDue(target: string, nowMs: number, limit: number, skip?: (id: string) => boolean) {
+    return this.outq.outboundDue(target, nowMs, limit, skip);
+  }
+
+  outboundGet(target: string, id: string): OutboundItem | undefined {
+    return this.outq.outboundGet(target, id);
+  }
+
+  outboundAttempted(target: string, id: string, attempts: number, nextAt: number, error: string): Promise<boolean> {
+    return this.outq.outboundAttempted(target, id, attempts, nextAt, error);
+  }
+
+  outboundPark(target: string, id: string, attempts: number, reason: string): Promise<boolean> {
+    return this.outq.outboundPark(target, id, attempts, reason);
+  }
+
+  outboundRelease(target: string, nowMs: number): Promise<number> {
+    return this.outq.outboundRelease(target, nowMs);
+  }
+
+  outboundRemove(target: string, id: string): Promise<boolean> {
+    return this.outq.outboundRemove(target, id);
+  }
+
+  outboundCount(target: string): OutboundCounts {
+    return this.outq.outboundCount(target);
+  }
+
+  outboundTargets(): string[] {
+    return this.outq.outboundTargets();
   }
 
   // --- DirectoryStore ---
@@ -473,6 +517,7 @@ export class LmdbStore implements Store {
         agents: stat(this.agents),
         idempotency: stat(this.idem),
         outbox: stat(this.outbox),
+        outbound: this.outq.stat(stat),
         aid_audit: stat(this.records.audit),
       },
     };

@@ -324,8 +324,84 @@ export interface DataStats {
   dbs: Record<string, { entries: number; bytes: number }>;
 }
 
+/** Where an outbound item is: waiting for an attempt, or parked (kept, no more attempts until released). */
+export type OutboundState = 'pending' | 'parked';
+
+/**
+ * One message waiting to leave this process for one target: a mesh peer (`mesh:<host id>`), a
+ * federated provider (`fed:<domain>`) or a webhook (`webhook:<agent id>`). Times in ms.
+ */
+export interface OutboundItem {
+  target: string;
+  /** The message id: unique within a target (a second enqueue of it is a duplicate). */
+  id: string;
+  /** What to send (JSON text); adapters sign and address it at each attempt. */
+  body: string;
+  createdAt: number;
+  /** Dropped unattempted from then on (the message's relay expiry); null = never. */
+  expiresAt: number | null;
+  /** Attempts that ended in a failure or a park (a success removes the item). */
+  attempts: number;
+  /** Not attempted before. */
+  nextAt: number;
+  state: OutboundState;
+  /** Why the last attempt failed or why the item is parked. */
+  lastError?: string;
+}
+
+export interface OutboundEnqueue {
+  id: string;
+  body: string;
+  createdAt: number;
+  expiresAt?: number | null;
+  /** Default: createdAt (due at once). */
+  nextAt?: number;
+}
+
+/** A target's items at a glance. */
+export interface OutboundCounts {
+  pending: number;
+  parked: number;
+}
+
+/**
+ * Durable per-target outbound queues (src/outbound/ drives them). Reads are synchronous, from an
+ * in-memory index of every item (bodies stay on disk); writes resolve once durable.
+ */
+export interface OutboundStore {
+  /**
+   * Queue an item; resolves once it is durable (a 2xx `queued` may then be sent). An id already
+   * queued for the target (pending or parked) is left as it is: `added` false, that item returned.
+   */
+  outboundEnqueue(target: string, input: OutboundEnqueue): Promise<{ added: boolean; item: OutboundItem }>;
+  /**
+   * Pending items of the target due at `nowMs` (nextAt <= now), oldest enqueued first, at most
+   * `limit`, leaving out those `skip` names (attempts in flight). `nextAt`: when the earliest
+   * further pending, not skipped item is due (<= now when the limit cut the list); null if none.
+   */
+  outboundDue(
+    target: string,
+    nowMs: number,
+    limit: number,
+    skip?: (id: string) => boolean,
+  ): { items: OutboundItem[]; nextAt: number | null };
+  /** One item (pending or parked), body included. */
+  outboundGet(target: string, id: string): OutboundItem | undefined;
+  /** Record a failed attempt: the new attempt count, when to try next, why. False if the item is gone. */
+  outboundAttempted(target: string, id: string, attempts: number, nextAt: number, error: string): Promise<boolean>;
+  /** Park the item: kept, no more attempts until `outboundRelease`. False if the item is gone. */
+  outboundPark(target: string, id: string, attempts: number, reason: string): Promise<boolean>;
+  /** Parked items of the target become pending, due at `nowMs`; resolves with how many. */
+  outboundRelease(target: string, nowMs: number): Promise<number>;
+  /** Remove an item (delivered, expired or no longer wanted); false if it was not there. */
+  outboundRemove(target: string, id: string): Promise<boolean>;
+  outboundCount(target: string): OutboundCounts;
+  /** Targets that hold at least one item (restart recovery, queue depth metrics). */
+  outboundTargets(): string[];
+}
+
 /** One storage engine behind the three interfaces (LMDB embedded; NATS JetStream for clusters). */
-export interface Store extends QueueStore, DirectoryStore, RecordsStore, AttachmentStore {
+export interface Store extends QueueStore, DirectoryStore, RecordsStore, AttachmentStore, OutboundStore {
   /** Remove what has expired, at most `budget` entries of each kind per call. */
   sweep(nowMs: number, budget: number): SweepCounts;
   /** True while the store answers reads. */
