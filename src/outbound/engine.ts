@@ -53,6 +53,9 @@ export function targetKind(target: string): string {
   return i <= 0 ? '' : target.slice(0, i);
 }
 
+/** An event to emit once an attempt's slot is free. */
+type Report = (() => void) | undefined;
+
 function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
@@ -221,34 +224,42 @@ export class OutboundEngine extends EventEmitter<OutboundEvents> {
     const ac = new AbortController();
     run.inFlight.set(item.id, ac);
     run.breaker.started();
-    const p: Promise<void> = this.attempt(run, item, ac)
-      .catch((e: unknown) => {
+    // The outcome's event goes out once the slot is free and the target pumped again, so whoever
+    // hears it sees the engine's next step already scheduled.
+    const p: Promise<void> = this.attempt(run, item, ac).then(
+      (report) => {
+        this.finish(run, item.id, p);
+        report?.();
+      },
+      (e: unknown) => {
+        this.finish(run, item.id, p);
         this.emit('storeError', run.target, e);
-      })
-      .finally(() => {
-        run.inFlight.delete(item.id);
-        this.attempts.delete(p);
-        if (!this.closing) this.pump(run.target);
-      });
+      },
+    );
     this.attempts.add(p);
   }
 
-  private async attempt(run: TargetRun, item: OutboundItem, ac: AbortController): Promise<void> {
+  private finish(run: TargetRun, id: string, p: Promise<void>): void {
+    run.inFlight.delete(id);
+    this.attempts.delete(p);
+    if (!this.closing) this.pump(run.target);
+  }
+
+  /** One attempt; resolves with the report of its outcome (an event to emit), if any. */
+  private async attempt(run: TargetRun, item: OutboundItem, ac: AbortController): Promise<Report> {
     const started = this.clock.now();
     if (item.expiresAt !== null && item.expiresAt <= started) {
-      if (await this.store.outboundRemove(run.target, item.id)) {
-        this.counters.kind(run.kind).expired++;
-        this.emit('expired', item);
-      }
       run.breaker.neutral();
-      return;
+      if (!(await this.store.outboundRemove(run.target, item.id))) return;
+      this.counters.kind(run.kind).expired++;
+      return () => this.emit('expired', item);
     }
     const outcome = await this.deliver(run, item, ac);
     const ms = this.clock.now() - started;
     // Closing: the item stays as it was, unless it was delivered (sending it again would repeat it).
     if (this.closing && outcome !== 'delivered') return;
     this.counters.attempt(run.kind, ms);
-    await this.settle(run, item, outcome, ms);
+    return this.settle(run, item, outcome, ms);
   }
 
   /** The adapter's outcome; a rejection or the attempt timeout is a `retry`. */
@@ -270,43 +281,60 @@ export class OutboundEngine extends EventEmitter<OutboundEvents> {
     }
   }
 
-  private async settle(run: TargetRun, item: OutboundItem, outcome: Outcome, ms: number): Promise<void> {
+  private async settle(run: TargetRun, item: OutboundItem, outcome: Outcome, ms: number): Promise<Report> {
     const { target, kind, breaker } = run;
     const stats = this.counters.kind(kind);
     if (outcome === 'delivered' || outcome === 'obsolete') {
-      if (outcome === 'delivered') this.breakerSuccess(run);
+      let closed: Report;
+      if (outcome === 'delivered') closed = this.breakerSuccess(run);
       else breaker.neutral();
-      if (!(await this.store.outboundRemove(target, item.id))) return;
+      if (!(await this.store.outboundRemove(target, item.id))) return closed;
       stats[outcome]++;
-      if (outcome === 'delivered') this.emit('delivered', item, ms);
-      else this.emit('obsolete', item);
-      return;
+      return () => {
+        closed?.();
+        if (outcome === 'delivered') this.emit('delivered', item, ms);
+        else this.emit('obsolete', item);
+      };
     }
     const attempts = item.attempts + 1;
     if ('park' in outcome) {
-      this.breakerSuccess(run); // the target answered
-      return this.park(run, item, attempts, outcome.reason);
+      const closed = this.breakerSuccess(run); // the target answered
+      const parked = await this.park(run, item, attempts, outcome.reason);
+      return () => {
+        closed?.();
+        parked?.();
+      };
     }
     stats.failures++;
     const wasOpen = breaker.state === 'open';
     breaker.failure(this.clock.now());
-    if (!wasOpen && breaker.state === 'open') this.emit('breaker', target, 'open');
+    const opened = !wasOpen && breaker.state === 'open';
     const delay = retryDelay(run.policy.retry, attempts, this.random);
-    if (delay === null) return this.park(run, item, attempts, `gave up after ${attempts} attempts: ${outcome.reason}`);
-    const nextAt = this.clock.now() + Math.max(delay, outcome.retryAfterMs ?? 0);
-    if (!(await this.store.outboundAttempted(target, item.id, attempts, nextAt, outcome.reason))) return;
-    this.emit('retry', { ...item, attempts, nextAt, lastError: outcome.reason }, outcome.reason, nextAt);
+    let report: Report;
+    if (delay === null) {
+      report = await this.park(run, item, attempts, `gave up after ${attempts} attempts: ${outcome.reason}`);
+    } else {
+      const nextAt = this.clock.now() + Math.max(delay, outcome.retryAfterMs ?? 0);
+      const kept = await this.store.outboundAttempted(target, item.id, attempts, nextAt, outcome.reason);
+      const next = { ...item, attempts, nextAt, lastError: outcome.reason };
+      if (kept) report = () => this.emit('retry', next, outcome.reason, nextAt);
+    }
+    return () => {
+      if (opened) this.emit('breaker', target, 'open');
+      report?.();
+    };
   }
 
-  private async park(run: TargetRun, item: OutboundItem, attempts: number, reason: string): Promise<void> {
+  private async park(run: TargetRun, item: OutboundItem, attempts: number, reason: string): Promise<Report> {
     if (!(await this.store.outboundPark(run.target, item.id, attempts, reason))) return;
     this.counters.kind(run.kind).parked++;
-    this.emit('parked', { ...item, attempts, state: 'parked', lastError: reason }, reason);
+    return () => this.emit('parked', { ...item, attempts, state: 'parked', lastError: reason }, reason);
   }
 
-  private breakerSuccess(run: TargetRun): void {
+  /** Close the breaker; the report of that transition, if it was one. */
+  private breakerSuccess(run: TargetRun): Report {
     const was: BreakerState = run.breaker.state;
     run.breaker.success();
-    if (was !== 'closed') this.emit('breaker', run.target, 'closed');
+    if (was !== 'closed') return () => this.emit('breaker', run.target, 'closed');
   }
 }
