@@ -90,6 +90,11 @@ export class Receiver extends EventEmitter {
   readonly received: Received[] = [];
   private server: Server | undefined;
   url = '';
+  /** While true, answers wait for release(): requests open at once can be counted. */
+  hold = false;
+  open = 0;
+  maxOpen = 0;
+  private held: Array<() => void> = [];
 
   constructor(public statuses: number[] = []) {
     super();
@@ -108,7 +113,14 @@ export class Receiver extends EventEmitter {
           status,
         };
         this.received.push(rec);
-        res.writeHead(status, { 'content-type': 'application/json' }).end('{}');
+        this.open++;
+        this.maxOpen = Math.max(this.maxOpen, this.open);
+        const answer = () => {
+          this.open--;
+          res.writeHead(status, { 'content-type': 'application/json' }).end('{}');
+        };
+        if (this.hold) this.held.push(answer);
+        else answer();
         this.emit('request', rec);
       });
     });
@@ -116,6 +128,13 @@ export class Receiver extends EventEmitter {
     await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
     this.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
     return this.url;
+  }
+
+  /** Answer every held request; returns how many. */
+  release(): number {
+    const held = this.held.splice(0);
+    for (const answer of held) answer();
+    return held.length;
   }
 
   close(): Promise<void> {

@@ -165,7 +165,8 @@ describe('outbound engine (LMDB store, in-process adapter)', () => {
     for (let round = 0; round < 10 && counts.delivered < 10; round++) {
       const left = 10 - counts.delivered;
       const expected = Math.min(4, left);
-      await until(adapter, 'call', () => holds.length === expected, `${expected} attempts in flight`);
+      await until(adapter, 'call', () => holds.length >= expected, `${expected} attempts in flight`);
+      expect(holds).toHaveLength(expected);
       expect(adapter.inFlight).toBe(expected);
       const before = counts.delivered;
       for (const release of holds.splice(0)) release('delivered');
