@@ -136,16 +136,6 @@ export class OutboundEngine extends EventEmitter<OutboundEvents> {
     };
   }
 
-  /** Pending items per kind (the queue depth gauge). */
-  depthByKind(): Record<string, number> {
-    const out: Record<string, number> = {};
-    for (const target of this.store.outboundTargets()) {
-      const kind = targetKind(target);
-      out[kind] = (out[kind] ?? 0) + this.store.outboundCount(target).pending;
-    }
-    return out;
-  }
-
   /**
    * Stop: no new attempts, timers cleared, attempts in flight aborted and awaited. Their items stay
    * queued as they were (an attempt that had already succeeded is still removed). Call before the

@@ -4,6 +4,7 @@
 // an engine or adapter event; time moves only through clock.advance.
 
 import { rmSync } from 'node:fs';
+import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import {
   type Adapter,
@@ -12,6 +13,7 @@ import {
   type Outcome,
   WEBHOOK_POLICY,
 } from '../../src/outbound/index.js';
+import { registerOutboundMetrics } from '../../src/ops/outbound-metrics.js';
 import { LmdbStore } from '../../src/store/lmdb.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { aborted, countEvents, deferred, FakeAdapter, until } from '../helpers/outbound.js';
@@ -218,6 +220,38 @@ describe('outbound engine (LMDB store, in-process adapter)', () => {
     await until(e, 'expired', () => counts.expired === 1);
     expect(adapter.calls).toHaveLength(2);
     expect(store.outboundTargets()).toEqual([]);
+  });
+
+  it('metrics per target kind: depth, parked, in flight, breakers, attempts and outcomes', async () => {
+    const store = openStore();
+    const clock = new ManualClock();
+    const hook = new FakeAdapter((item) => (item.id === 'bad' ? { park: true, reason: 'HTTP 404' } : 'delivered'));
+    const mesh = new FakeAdapter(() => ({ retry: true, reason: 'down' }));
+    const { e, counts } = engine({
+      store,
+      clock,
+      adapters: { webhook: hook, mesh },
+      policies: { mesh: { concurrency: 1, breaker: { failures: 1, coolDownMs: 60_000 } } },
+    });
+    const registry = new Registry();
+    registerOutboundMetrics(registry, e);
+    e.start();
+    for (const id of ['ok', 'bad']) await e.enqueue('webhook:agt_1', { id, body: '{}' });
+    for (const id of ['m1', 'm2']) await e.enqueue('mesh:peer', { id, body: '{}' });
+    await until(e, 'retry', () => counts.retry === 1 && counts.delivered === 1 && counts.parked === 1);
+    const text = await registry.metrics();
+    const value = (line: string) => expect(text).toContain(line);
+    value('amp_outbound_queue_depth{kind="mesh"} 2');
+    value('amp_outbound_queue_depth{kind="webhook"} 0');
+    value('amp_outbound_parked{kind="webhook"} 1');
+    value('amp_outbound_breakers_open{kind="mesh"} 1');
+    value('amp_outbound_in_flight{kind="mesh"} 0');
+    value('amp_outbound_attempts_total{kind="webhook"} 2');
+    value('amp_outbound_delivered_total{kind="webhook"} 1');
+    value('amp_outbound_parked_total{kind="webhook"} 1');
+    value('amp_outbound_attempts_total{kind="mesh"} 1');
+    value('amp_outbound_failures_total{kind="mesh"} 1');
+    expect(text).toMatch(/amp_outbound_attempt_seconds_total\{kind="mesh"\} \d/);
   });
 
   it('cancel removes an item before it is attempted', async () => {
