@@ -113,6 +113,24 @@ export class OutboundEngine extends EventEmitter<OutboundEvents> {
     return n;
   }
 
+  /**
+   * Drop up to `limit` expired items that no attempt will reach soon: parked ones, and pending ones
+   * behind a long retry delay or an open breaker (an attempt drops an expired item too). For the
+   * store's periodic sweep; resolves with how many went.
+   */
+  async sweepExpired(limit = 1000): Promise<number> {
+    let dropped = 0;
+    for (const { target, id } of this.store.outboundExpired(this.clock.now(), limit)) {
+      if (this.runs.get(target)?.inFlight.has(id)) continue;
+      const item = this.store.outboundGet(target, id);
+      if (!item || !(await this.store.outboundRemove(target, id))) continue;
+      this.counters.kind(targetKind(target)).expired++;
+      this.emit('expired', item);
+      dropped++;
+    }
+    return dropped;
+  }
+
   /** Counters per target kind (cumulative since start). */
   kindStats(): Record<string, KindStats> {
     return this.counters.snapshot();

@@ -255,6 +255,17 @@ export class LmdbOutbound implements OutboundStore {
     return { pending, parked };
   }
 
+  outboundExpired(nowMs: number, limit: number): Array<{ target: string; id: string }> {
+    const out: Array<{ target: string; id: string }> = [];
+    for (const [target, t] of this.all()) {
+      for (const [id, e] of t) {
+        if (out.length >= limit) return out;
+        if (e.expiresAt !== null && e.expiresAt <= nowMs && !e.appending) out.push({ target, id });
+      }
+    }
+    return out;
+  }
+
   outboundTargets(): string[] {
     return [...this.all().keys()];
   }

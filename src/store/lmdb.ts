@@ -255,6 +255,10 @@ export class LmdbStore implements Store {
     return this.outq.outboundCount(target);
   }
 
+  outboundExpired(nowMs: number, limit: number): Array<{ target: string; id: string }> {
+    return this.outq.outboundExpired(nowMs, limit);
+  }
+
   outboundTargets(): string[] {
     return this.outq.outboundTargets();
   }

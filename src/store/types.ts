@@ -396,6 +396,8 @@ export interface OutboundStore {
   /** Remove an item (delivered, expired or no longer wanted); false if it was not there. */
   outboundRemove(target: string, id: string): Promise<boolean>;
   outboundCount(target: string): OutboundCounts;
+  /** Items (pending or parked) whose expiry is at or before `nowMs`, at most `limit` (for a sweep). */
+  outboundExpired(nowMs: number, limit: number): Array<{ target: string; id: string }>;
   /** Targets that hold at least one item (restart recovery, queue depth metrics). */
   outboundTargets(): string[];
 }

@@ -254,6 +254,29 @@ describe('outbound engine (LMDB store, in-process adapter)', () => {
     expect(text).toMatch(/amp_outbound_attempt_seconds_total\{kind="mesh"\} \d/);
   });
 
+  it('sweepExpired drops expired parked and waiting items, not live ones', async () => {
+    const store = openStore();
+    const clock = new ManualClock();
+    const adapter = new FakeAdapter((item) =>
+      item.id === 'p' ? { park: true, reason: 'HTTP 403' } : { retry: true, reason: 'down' },
+    );
+    const policy = { retry: { baseMs: 3600_000, factor: 1, jitter: 0 } };
+    const { e, counts } = engine({ store, clock, adapters: { webhook: adapter }, policies: { webhook: policy } });
+    e.start();
+    const exp = clock.now() + 1000;
+    await e.enqueue('webhook:a', { id: 'p', body: '{}', expiresAt: exp });
+    await e.enqueue('webhook:a', { id: 'w', body: '{}', expiresAt: exp });
+    await e.enqueue('webhook:a', { id: 'live', body: '{}', expiresAt: exp + 3600_000 });
+    await until(e, 'retry', () => counts.parked === 1 && counts.retry === 2);
+    expect(await e.sweepExpired()).toBe(0);
+    clock.advance(1000);
+    expect(await e.sweepExpired()).toBe(2);
+    expect(counts.expired).toBe(2);
+    expect(store.outboundCount('webhook:a')).toEqual({ pending: 1, parked: 0 });
+    expect(store.outboundGet('webhook:a', 'live')).toBeDefined();
+    expect(e.kindStats().webhook!.expired).toBe(2);
+  });
+
   it('cancel removes an item before it is attempted', async () => {
     const store = openStore();
     const adapter = new FakeAdapter();
