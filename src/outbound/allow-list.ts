@@ -4,7 +4,7 @@
 // A hostname entry exempts that exact name (no subdomains), whatever it resolves to; a CIDR entry
 // exempts the addresses inside it, whatever name led there.
 
-import { type Cidr, inCidr, ipBytes, parseCidr } from './ip.js';
+import { type Cidr, inCidr, ipBytes, mappedIpv4, parseCidr } from './ip.js';
 
 export interface AllowList {
   /** Lowercase, without a trailing dot. */
@@ -49,8 +49,10 @@ export function hostAllowed(allow: AllowList, hostname: string): boolean {
   return allow.hosts.has(hostname.toLowerCase().replace(/\.$/, ''));
 }
 
-/** Is this address inside a listed CIDR? */
+/** Is this address inside a listed CIDR? An IPv4-mapped IPv6 address counts as its IPv4 address. */
 export function addressAllowed(allow: AllowList, address: string): boolean {
   const bytes = ipBytes(address);
-  return bytes !== undefined && allow.cidrs.some((c) => inCidr(bytes, c));
+  if (bytes === undefined) return false;
+  const v4 = mappedIpv4(bytes);
+  return allow.cidrs.some((c) => inCidr(bytes, c) || (v4 !== undefined && inCidr(v4, c)));
 }

@@ -89,6 +89,10 @@ const routesA: Routes = {
     const ok = verifyHmacRequestHeader('whsec_test', req.headers['x-amp-timestamp'] as string, body, sig);
     res.writeHead(ok ? 204 : 401).end();
   },
+  '/cut': (_q, res) => {
+    res.writeHead(200, { 'content-length': '100' }).write('only ten b', () => res.socket?.destroy());
+  },
+  '/to-tls': redirect(301, () => TLS('/ok')),
   '/to-b': redirect(307, () => B('/ok')),
   '/to-b-303': redirect(303, () => B('/ok')),
   '/to-b-then-b': redirect(302, () => B('/to-a-ok')),
@@ -216,6 +220,19 @@ describe('requests', () => {
     expect(seenTls.length).toBe(before);
   });
 
+  it('reaches an IPv6 literal (brackets in the URL, none on the wire)', async () => {
+    const v6 = createHttpServer(handler([], { '/ok': echo }));
+    const port = await listen(v6, '::1');
+    try {
+      const allow = parseAllowList('::1').allow;
+      const r = await fetchChecked(`http://[::1]:${port}/ok`, { allow });
+      expect(r).toMatchObject({ status: 200, address: '::1' });
+      expect((await refusedBy(`http://[::1]:${port}/ok`, { allow: loopback })).reason).toBe('refused_address');
+    } finally {
+      await new Promise((r) => v6.close(r));
+    }
+  });
+
   it('a closed port is a network failure (retry)', async () => {
     const closed = createNetServer();
     const port = await listen(closed, '127.0.0.1');
@@ -238,6 +255,12 @@ describe('timeouts and the body bound', () => {
     expect((await failedWith(A('/hang'), opts)).kind).toBe('response_timeout');
     const drip = await failedWith(A('/drip'), opts);
     expect(drip).toMatchObject({ kind: 'response_timeout', message: 'no complete response within 300 ms' });
+  });
+
+  it('a response cut short by the server is a network failure', async () => {
+    const e = await failedWith(A('/cut'), { allow: loopback });
+    expect(e.kind).toBe('network');
+    expect(e.message).toContain('response cut short');
   });
 
   it('the body is cut at the bound (default 64 KiB) and flagged', async () => {
@@ -319,6 +342,11 @@ describe('redirects', () => {
     const r = await fetchChecked(A('/to-named'), { allow: loopback, resolver: resolverTo('127.0.0.1') });
     expect(r).toMatchObject({ status: 200, address: '127.0.0.1', url: `http://named.test:${portB}/ok` });
     expect(lookups).toEqual(['named.test', 'named.test']);
+  });
+
+  it('from http to https is followed', async () => {
+    const r = await fetchChecked(A('/to-tls'), { allow: loopback, ca: cert });
+    expect(r).toMatchObject({ status: 200, url: TLS('/ok'), redirects: 1 });
   });
 
   it('from https to http is refused, even to an allow-listed server', async () => {

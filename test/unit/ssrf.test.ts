@@ -313,6 +313,14 @@ describe('allow list', () => {
     expect((await refusal('https://10.0.1.1/', allow)).reason).toBe('refused_address');
   });
 
+  it('an IPv4 CIDR covers the IPv4-mapped form of its addresses', async () => {
+    const { allow } = parseAllowList('127.0.0.0/8');
+    expect(await checkUrl('http://[::ffff:127.0.0.1]:9/', allow)).toMatchObject({ allowListed: true });
+    const { resolver } = tableResolver({ 'm.test': ['::ffff:127.0.0.2'] });
+    expect(await checkUrl('http://m.test/', allow, { resolver })).toMatchObject({ allowListed: true });
+    expect((await refusal('http://[::ffff:10.0.0.1]/', allow)).reason).toBe('refused_address');
+  });
+
   it('does not excuse a non-canonical spelling of a listed address', async () => {
     const { allow } = parseAllowList('127.0.0.0/8');
     expect((await refusal('http://127.1/', allow)).reason).toBe('non_canonical_ip');
