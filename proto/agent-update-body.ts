@@ -10,6 +10,7 @@ import {
   MAX_METADATA_BYTES,
   codePointLength,
 } from './limits.js';
+import { decodeWebhookSecret, decodeWebhookUrl } from './register-body.js';
 
 export const IMMUTABLE_AGENT_FIELDS = [
   'name',
@@ -28,6 +29,10 @@ export interface AgentUpdateRequest {
   /** A string sets the alias, null removes it. */
   alias?: string | null;
   prefer_websocket?: boolean;
+  /** A string sets the webhook URL (checked by the relay: SSRF rules), null removes the webhook. */
+  webhook_url?: string | null;
+  /** A new secret; a new webhook_url needs one unless the agent already has a secret. */
+  webhook_secret?: string;
   /** Replaces the metadata wholesale; at most MAX_METADATA_BYTES of compact JSON. */
   metadata?: Record<string, unknown>;
   /** Replaces the capabilities wholesale. */
@@ -49,8 +54,7 @@ export function decodeAgentUpdateBody(body: unknown): AgentUpdateRequest {
   }
   if (delivery !== undefined) {
     if (!isObject(delivery)) throw invalidField('delivery', 'delivery must be an object');
-    if (delivery.webhook_url != null || delivery.webhook_secret != null)
-      throw invalidField('delivery.webhook_url', 'webhook delivery is not enabled on this provider');
+    decodeWebhookFields(delivery, req);
     if (delivery.prefer_websocket !== undefined) {
       if (typeof delivery.prefer_websocket !== 'boolean')
         throw invalidField('delivery.prefer_websocket', 'prefer_websocket must be true or false');
@@ -77,4 +81,16 @@ export function decodeAgentUpdateBody(body: unknown): AgentUpdateRequest {
     req.capabilities = capabilities;
   }
   return req;
+}
+
+/** `webhook_url` (string or null) and `webhook_secret`, merged field by field (§7.1). */
+function decodeWebhookFields(delivery: Record<string, unknown>, req: AgentUpdateRequest): void {
+  const { webhook_url: url, webhook_secret: secret } = delivery;
+  if (url === null) {
+    if (secret != null) throw invalidField('delivery.webhook_secret', 'webhook_secret needs a webhook_url');
+    req.webhook_url = null;
+    return;
+  }
+  if (url !== undefined) req.webhook_url = decodeWebhookUrl(url);
+  if (secret != null) req.webhook_secret = decodeWebhookSecret(secret);
 }

@@ -22,6 +22,8 @@ export interface RegisterRequest {
   alias?: string;
   scope?: { platform: string; repo: string };
   prefer_websocket: boolean;
+  /** §18: checked against the SSRF rules by the relay (it needs DNS), with its secret. */
+  webhook?: { url: string; secret: string };
   metadata: Record<string, unknown>;
   capabilities: string[];
   client_agent_id?: string;
@@ -90,10 +92,8 @@ export function decodeRegisterBody(body: unknown, defaultTenant: string): Regist
     if (platform != null && repo != null)
       req.scope = { platform: label('scope.platform', platform), repo: label('scope.repo', repo) };
   }
-  if (body.delivery?.webhook_url != null) {
-    // Webhook delivery is a later capability (§18); until it is built the field is refused.
-    throw invalidField('delivery.webhook_url', 'webhook delivery is not enabled on this provider');
-  }
+  const webhook = decodeWebhook(body.delivery?.webhook_url, body.delivery?.webhook_secret);
+  if (webhook) req.webhook = webhook;
   if (Buffer.byteLength(JSON.stringify(req.metadata), 'utf8') > MAX_METADATA_BYTES) {
     throw invalidField('metadata', `metadata must be at most ${MAX_METADATA_BYTES} bytes of JSON`);
   }
@@ -114,4 +114,42 @@ export function decodeRegisterBody(body: unknown, defaultTenant: string): Regist
     req.proof = { timestamp: ts, signature: body.proof.signature };
   }
   return req;
+}
+
+/** At least this many characters in a webhook secret (§4). */
+export const MIN_WEBHOOK_SECRET_CHARS = 16;
+const MAX_WEBHOOK_URL_CHARS = 2048;
+const MAX_WEBHOOK_SECRET_CHARS = 256;
+
+/** `delivery.webhook_url` with its `webhook_secret` (§4: the URL requires a secret of ≥ 16 characters). */
+export function decodeWebhook(url: unknown, secret: unknown): { url: string; secret: string } | undefined {
+  if (url == null) {
+    if (secret != null) throw invalidField('delivery.webhook_secret', 'webhook_secret needs a webhook_url');
+    return undefined;
+  }
+  return { url: decodeWebhookUrl(url), secret: decodeWebhookSecret(secret) };
+}
+
+/** The URL's shape only; the SSRF rules (§18) are the relay's check. */
+export function decodeWebhookUrl(url: unknown): string {
+  if (typeof url !== 'string' || url.length > MAX_WEBHOOK_URL_CHARS)
+    throw invalidField(
+      'delivery.webhook_url',
+      `webhook_url must be a URL of at most ${MAX_WEBHOOK_URL_CHARS} characters`,
+    );
+  return url;
+}
+
+export function decodeWebhookSecret(secret: unknown): string {
+  if (
+    typeof secret !== 'string' ||
+    codePointLength(secret) < MIN_WEBHOOK_SECRET_CHARS ||
+    codePointLength(secret) > MAX_WEBHOOK_SECRET_CHARS
+  ) {
+    throw invalidField(
+      'delivery.webhook_secret',
+      `webhook_url requires a webhook_secret of ${MIN_WEBHOOK_SECRET_CHARS}-${MAX_WEBHOOK_SECRET_CHARS} characters`,
+    );
+  }
+  return secret;
 }

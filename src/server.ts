@@ -37,6 +37,9 @@ import { AbuseCounters } from './relay/abuse.js';
 import { Suspensions } from './relay/suspension.js';
 import { Sessions } from './relay/sessions.js';
 import { WsGateway } from './relay/ws-gateway.js';
+import { Webhooks } from './relay/webhooks.js';
+import type { OutboundEngine } from './outbound/index.js';
+import { buildOutbound, type OutboundOptions } from './outbound-wiring.js';
 import { LmdbStore } from './store/lmdb.js';
 import { startTtlSweeper } from './store/sweeper.js';
 import type { Store } from './store/types.js';
@@ -61,7 +64,7 @@ export interface ServerHandle {
   close(): Promise<void>;
 }
 
-export interface StartOptions extends ConfigInput {
+export interface StartOptions extends ConfigInput, OutboundOptions {
   logger?: Logger;
   /** Environment to read AMP_* variables from; tests pass {} to stay hermetic. Default: none. */
   env?: Record<string, string | undefined>;
@@ -75,11 +78,12 @@ function buildRelay(ctx: RelayContext, store: Store, verifier: Ed25519Verifier, 
   const push = new Push(ctx.config, store, sessions, receipts, ctx.observer);
   const agents = new Agents(ctx, store, sessions, verifier);
   const abuse = new AbuseCounters();
-  const router = new MessageRouter(ctx, agents, stores, push, receipts, abuse, gate);
+  const webhooks = new Webhooks({ ...stores, sessions, receipts, logger: ctx.logger, allow: agents.webhookAllow });
+  const router = new MessageRouter(ctx, agents, stores, push, receipts, abuse, gate, webhooks);
   const inbox = new Inbox(store, receipts, ctx.observer);
   const link = new IdentityLink(agents, store, sessions, ctx.logger);
   const suspensions = new Suspensions(ctx, agents, store, sessions);
-  return { sessions, receipts, push, agents, router, inbox, link, abuse, suspensions };
+  return { sessions, receipts, push, agents, router, inbox, link, abuse, suspensions, webhooks };
 }
 
 /** The identity service (AID); its registrations tell `link` when the AMP agent must follow. */
@@ -104,10 +108,10 @@ async function buildIdentity(
 }
 
 /** The socket sweep and the TTL sweep; returns what stops both. */
-function startTimers(sessions: Sessions, store: Store, logger: Logger): () => void {
+function startTimers(sessions: Sessions, store: Store, logger: Logger, outbound: OutboundEngine): () => void {
   const sweeper = setInterval(() => sessions.sweep(), SWEEP_INTERVAL_MS);
   sweeper.unref();
-  const ttlSweeper = startTtlSweeper(store, logger);
+  const ttlSweeper = startTtlSweeper(store, logger, () => outbound.sweepExpired());
   return () => {
     clearInterval(sweeper);
     ttlSweeper.stop();
@@ -126,7 +130,7 @@ function shownHost(host: string): string {
 }
 
 export async function startServer(options: StartOptions = {}): Promise<ServerHandle> {
-  const { logger: givenLogger, env, ...overrides } = options;
+  const { logger: givenLogger, env, webhookPolicy, ...overrides } = options;
   const config = loadConfig({ env, overrides });
   const logger = givenLogger ?? createLogger(config.logLevel, config.logFormat);
   const expiring = tlsExpiryWarning(config);
@@ -136,7 +140,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
   // Before the store opens: a second server on the same data dir stops here.
   const lock = openDataDir(config.dataDir, logger);
   try {
-    return await startOnDataDir(config, logger, http, lock);
+    return await startOnDataDir(config, logger, http, lock, { webhookPolicy });
   } catch (e) {
     lock.release();
     throw e;
@@ -200,12 +204,14 @@ async function startOnDataDir(
   logger: Logger,
   http: HttpServer,
   lock: DataDirLock,
+  outboundOpts: OutboundOptions,
 ): Promise<ServerHandle> {
   const { verifier, telemetry, store, limits, ctx } = openCore(config, logger);
   let listeningPort = config.port;
   const publicBase = () => config.publicUrl.replace(/\/+$/, '') || `${http.scheme}://localhost:${listeningPort}`;
   const files = await openAttachments(ctx, store, () => `${publicBase()}/api/v1`);
   const relay = buildRelay(ctx, store, verifier, files?.gate);
+  const outbound = buildOutbound(store, relay.webhooks, { registry: telemetry.registry, logger }, outboundOpts);
   const aid = await buildIdentity(ctx, store, verifier, relay.link, publicBase);
   securePrivateFiles(lock.dir, logger); // every file now exists: narrow those left by older versions
   const { sessions } = relay;
@@ -234,11 +240,13 @@ async function startOnDataDir(
     observer: telemetry,
   });
 
-  const stopTimers = startTimers(sessions, store, logger);
+  const stopTimers = startTimers(sessions, store, logger, outbound);
+  outbound.start();
   try {
     listeningPort = await http.listen(config.host, config.port);
   } catch (e) {
     stopTimers();
+    await outbound.close();
     await files?.close();
     await store.close();
     throw e;
@@ -256,6 +264,7 @@ async function startOnDataDir(
       await inFlight.drain(SHUTDOWN_DRAIN_MS);
       sessions.closeAll(CLOSE.SERVER_SHUTDOWN, 'server_shutdown');
       http.closeAll();
+      await outbound.close();
       await files?.close();
       await store.close();
       lock.release();

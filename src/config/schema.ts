@@ -7,6 +7,7 @@ import { hostProblem } from './host.js';
 import { clamdProblems } from './clamd.js';
 import { tlsProblems } from './tls.js';
 import { trustedProxyProblems } from './trusted-proxies.js';
+import { parseAllowList } from '../outbound/allow-list.js';
 
 export type OptionType = 'string' | 'int' | 'bool' | 'enum' | 'list';
 
@@ -58,6 +59,13 @@ export const OPTIONS = {
     type: 'list',
     default: [],
     doc: 'Reverse proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-Proto and X-Forwarded-Host are believed when AMP_PUBLIC_URL is not set; default: none, not even loopback',
+  },
+  webhookAllowHosts: {
+    env: 'AMP_WEBHOOK_ALLOW_HOSTS',
+    flag: '--webhook-allow-hosts',
+    type: 'list',
+    default: [],
+    doc: 'Webhook targets (hostnames, IPs or CIDRs, comma-separated) exempt from the SSRF rules and reachable over http, e.g. localhost,127.0.0.1/32 in development; default: none',
   },
   tlsCert: {
     env: 'AMP_TLS_CERT',
@@ -470,6 +478,7 @@ function crossCheck(c: Config, name: (key: keyof Config) => string, problems: st
     if (!isBaseUrl(a))
       problems.push(`${name('aidIssuerAliases')} entries are http(s) base URLs without query (got '${a}')`);
   problems.push(...trustedProxyProblems(c.trustedProxies, name('trustedProxies')));
+  problems.push(...parseAllowList(c.webhookAllowHosts, name('webhookAllowHosts')).problems);
   problems.push(...tlsProblems(c, name));
   problems.push(...clamdProblems(c, name));
   if (c.wsHardBuffer <= c.wsSoftBuffer)

@@ -32,7 +32,7 @@ export function publicCacheHeaders(config: Config, maxAgeSeconds: number): Recor
 }
 
 // Only what is built (and turned on) is advertised.
-const CORE_CAPABILITIES = ['registration', 'local-delivery', 'relay-queue', 'websockets'];
+const CORE_CAPABILITIES = ['registration', 'local-delivery', 'relay-queue', 'websockets', 'webhooks'];
 
 function capabilities(config: Config): string[] {
   return config.attachments ? [...CORE_CAPABILITIES, 'attachments'] : CORE_CAPABILITIES;

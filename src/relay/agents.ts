@@ -21,6 +21,7 @@ import {
   registerProofString,
   wsAuthString,
   decodeSignature,
+  type RegisterRequest,
 } from '../../proto/index.js';
 import { safeEqual } from '../crypto/hash.js';
 import { hashApiKey, parsePublicKeyPem } from '../crypto/keys.js';
@@ -31,6 +32,8 @@ import type { AgentRecord, DirectoryStore } from '../store/types.js';
 import type { Sessions } from './sessions.js';
 import { providerUrls, type RelayContext } from './context.js';
 import { nameSuggestions } from './suggestions.js';
+import type { AllowList } from '../outbound/index.js';
+import { checkWebhookUrl, webhookAllowList } from './webhook-url.js';
 
 const LAST_USED_WRITE_INTERVAL_MS = 60_000;
 const WS_AUTH_WINDOW_S = 60;
@@ -58,7 +61,19 @@ export class Agents {
     private readonly sessions: Sessions,
     /** The server's one verifier; it keeps agents' keys parsed. */
     readonly verifier: Ed25519Verifier,
-  ) {}
+  ) {
+    this.webhookAllow = webhookAllowList(ctx.config.webhookAllowHosts);
+  }
+
+  /** AMP_WEBHOOK_ALLOW_HOSTS, parsed. */
+  readonly webhookAllow: AllowList;
+
+  /** The body decoded; a webhook_url checked by the SSRF rules (§18, it resolves the name). */
+  private async decode(body: unknown): Promise<RegisterRequest> {
+    const req = decodeRegisterBody(body, this.ctx.config.defaultTenant);
+    if (req.webhook) await checkWebhookUrl(req.webhook.url, this.webhookAllow);
+    return req;
+  }
 
   /** The agent as stored now, if it still exists. */
   find(id: string): AgentRecord | undefined {
@@ -131,7 +146,7 @@ export class Agents {
   async register(body: unknown, host: string, forwardedProto: string, registrationKey = ''): Promise<RegisterOutcome> {
     const { config } = this.ctx;
     const store = this.store;
-    const req = decodeRegisterBody(body, config.defaultTenant);
+    const req = await this.decode(body);
     const keyFromBody = (body as Record<string, unknown>).registration_key;
     this.checkRegistrationPolicy(req.tenant, registrationKey || (typeof keyFromBody === 'string' ? keyFromBody : ''));
     const key = parsePublicKeyPem(req.public_key);
@@ -183,11 +198,11 @@ export class Agents {
         tenant: req.tenant,
         address,
         short_address: shortAddress,
-        public_key_pem: key.pem,
-        public_key_hex: key.raw.toString('hex'),
+        ...{ public_key_pem: key.pem, public_key_hex: key.raw.toString('hex') },
         fingerprint: key.fingerprint,
         fingerprint_raw: key.fingerprintRaw,
         prefer_websocket: req.prefer_websocket,
+        ...(req.webhook && { webhook_url: req.webhook.url, webhook_secret: req.webhook.secret }),
         metadata_json: JSON.stringify(req.metadata),
         capabilities: req.capabilities,
         status: config.registrationMode === 'approval' ? 'pending' : 'active',
@@ -386,7 +401,11 @@ export class Agents {
       tenant: agent.tenant,
       alias: agent.alias ?? null,
       status: agent.status,
-      delivery: { webhook_url: null, webhook_secret_set: false, prefer_websocket: agent.prefer_websocket },
+      delivery: {
+        webhook_url: agent.webhook_url ?? null,
+        webhook_secret_set: agent.webhook_secret !== undefined,
+        prefer_websocket: agent.prefer_websocket,
+      },
       key_algorithm: 'Ed25519',
       fingerprint: agent.fingerprint,
       capabilities: agent.capabilities,

@@ -7,6 +7,7 @@ import type { Agents } from './agents.js';
 import { type AmpLifecycleHooks, providerUrls, type RelayContext } from './context.js';
 import type { Sessions } from './sessions.js';
 import { effectiveStatus } from './suspension.js';
+import { checkWebhookUrl } from './webhook-url.js';
 
 const CARD_LIFETIME_MS = 182 * 24 * 3600 * 1000;
 const DEFAULT_LIST_LIMIT = 50;
@@ -56,9 +57,26 @@ export class Directory {
       const fresh = this.agents.current(agent.id);
       const updated: AgentRecord = { ...fresh, ...patch };
       if ('alias' in patch && patch.alias === undefined) delete updated.alias;
+      await this.applyWebhook(updated, req);
       await this.store.putAgent(updated);
       return { updated: true, address: updated.address };
     });
+  }
+
+  /** §7.1, §18: webhook_url and webhook_secret merged field by field; a new URL passes the SSRF rules. */
+  private async applyWebhook(updated: AgentRecord, req: AgentUpdateRequest): Promise<void> {
+    if (req.webhook_url === null) {
+      delete updated.webhook_url;
+      delete updated.webhook_secret;
+      return;
+    }
+    if (req.webhook_secret !== undefined) updated.webhook_secret = req.webhook_secret;
+    if (req.webhook_url === undefined) return;
+    if (updated.webhook_secret === undefined) {
+      throw invalidField('delivery.webhook_secret', 'webhook_url requires a webhook_secret of at least 16 characters');
+    }
+    await checkWebhookUrl(req.webhook_url, this.agents.webhookAllow);
+    updated.webhook_url = req.webhook_url;
   }
 
   /**

@@ -12,7 +12,7 @@ import type { AgentSession, Sessions } from './sessions.js';
 const OUTBOX_CAP = 1000;
 const OUTBOX_TTL_MS = 7 * 24 * 3600 * 1000;
 
-export type HandOverMethod = 'websocket' | 'relay';
+export type HandOverMethod = 'websocket' | 'relay' | 'webhook';
 
 export class Receipts {
   /** Receipts dropped because a sender's outbox was full. */

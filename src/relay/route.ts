@@ -26,6 +26,7 @@ import type { Agents } from './agents.js';
 import type { RelayContext } from './context.js';
 import type { AbuseCounters } from './abuse.js';
 import type { Via } from './observer.js';
+import type { Webhooks } from './webhooks.js';
 import { effectiveStatus } from './suspension.js';
 
 const QUEUE_FULL_RETRY_AFTER_S = 60;
@@ -131,6 +132,8 @@ export class MessageRouter {
     private readonly abuse: AbuseCounters,
     /** Absent when the provider has no `attachments` capability. */
     private readonly attachments?: AttachmentChecks,
+    /** §18: hands a message to the recipient's webhook when it has one. */
+    private readonly webhooks?: Pick<Webhooks, 'afterAppend'>,
   ) {}
 
   /** Spec §12.3 step 2, before the body is read: the sender's route buckets. */
@@ -302,6 +305,8 @@ export class MessageRouter {
       : { id, status: 'queued', method: 'relay', queued_at: msg.queued_at, thread_id: envelope.thread_id };
     if (carried && carried.warnings.length > 0) result.warnings = carried.warnings;
     const claimed = carried?.claim(id, recipient.id);
+    const hooked =
+      pushed && recipient.prefer_websocket ? undefined : this.webhooks?.afterAppend(recipient, id, json, relayExpiry);
     // The idempotency record commits in the same transaction as the message.
     const remembered = idem
       ? records.putIdempotency(sender.id, idem.key, {
@@ -312,7 +317,7 @@ export class MessageRouter {
       : undefined;
     try {
       // A failed commit rejects both (507): nothing was stored, nothing is remembered.
-      await Promise.all([committed, remembered, claimed]);
+      await Promise.all([committed, remembered, claimed, hooked]);
     } finally {
       this.push.afterCommit(recipient.id);
     }

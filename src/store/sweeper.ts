@@ -25,12 +25,14 @@ export function sweepOnce(store: Store, nowMs: number = Date.now()): Promise<num
   });
 }
 
-export function startTtlSweeper(store: Store, logger: Logger): { stop(): void } {
+/** `more`: a further sweep on the same schedule (e.g. the outbound engine's expired items). */
+export function startTtlSweeper(store: Store, logger: Logger, more?: () => Promise<number>): { stop(): void } {
   let running = false;
   const timer = setInterval(() => {
     if (running) return;
     running = true;
     sweepOnce(store)
+      .then(async (removed) => removed + ((await more?.()) ?? 0))
       .then((removed) => {
         if (removed > 0) logger.debug({ removed }, 'ttl sweep');
       })

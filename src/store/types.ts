@@ -21,6 +21,9 @@ export interface AgentRecord {
   fingerprint: string;
   fingerprint_raw: string;
   prefer_websocket: boolean;
+  /** §18: where messages are POSTed (checked by the SSRF rules when set), and the HMAC secret. */
+  webhook_url?: string;
+  webhook_secret?: string;
   /** JSON text, kept exactly as registered (a msgpack map would rename a `__proto__` key). */
   metadata_json: string;
   capabilities: string[];

@@ -20,7 +20,7 @@ describe('discovery documents', () => {
       version: 'AMP1',
       endpoint: 'https://amp.example.com/api/v1',
       provider: 'aimaestro.local',
-      capabilities: ['registration', 'local-delivery', 'relay-queue', 'websockets', 'attachments'],
+      capabilities: ['registration', 'local-delivery', 'relay-queue', 'websockets', 'webhooks', 'attachments'],
       contact: 'ops@example.com',
     });
     expect(r.body.public_key).toMatch(/^-----BEGIN PUBLIC KEY-----\n[A-Za-z0-9+/=]+\n-----END PUBLIC KEY-----$/);

@@ -143,7 +143,20 @@ describe('decodeAgentUpdateBody', () => {
         capabilities: ['a', 'b'],
         unknown_field: 1,
       }),
-    ).toStrictEqual({ alias: 'Ünïcødé', prefer_websocket: false, metadata: { team: 'x' }, capabilities: ['a', 'b'] });
+    ).toStrictEqual({
+      alias: 'Ünïcødé',
+      prefer_websocket: false,
+      webhook_url: null,
+      metadata: { team: 'x' },
+      capabilities: ['a', 'b'],
+    });
+    // §7.1: the webhook fields merge one by one (the URL's SSRF check is the relay's, it resolves names).
+    expect(decodeAgentUpdateBody({ delivery: { webhook_url: 'https://x.example/h' } })).toStrictEqual({
+      webhook_url: 'https://x.example/h',
+    });
+    expect(decodeAgentUpdateBody({ delivery: { webhook_secret: 's'.repeat(16) } })).toStrictEqual({
+      webhook_secret: 's'.repeat(16),
+    });
     expect(decodeAgentUpdateBody({ alias: null })).toStrictEqual({ alias: null });
     expect(decodeAgentUpdateBody({ alias: '😀'.repeat(128) }).alias).toHaveLength(256); // code points count
   });
@@ -164,14 +177,19 @@ describe('decodeAgentUpdateBody', () => {
     ['delivery null', { delivery: null }, ['invalid_field', 'delivery', 'delivery must be an object']],
     ['delivery an array', { delivery: [] }, ['invalid_field', 'delivery', 'delivery must be an object']],
     [
-      'a webhook',
-      { delivery: { webhook_url: 'https://x.example' } },
-      ['invalid_field', 'delivery.webhook_url', 'webhook delivery is not enabled on this provider'],
+      'a webhook url that is no string',
+      { delivery: { webhook_url: 5 } },
+      ['invalid_field', 'delivery.webhook_url', 'webhook_url must be a URL of at most 2048 characters'],
     ],
     [
-      'a webhook secret',
+      'a short webhook secret',
       { delivery: { webhook_secret: 's' } },
-      ['invalid_field', 'delivery.webhook_url', 'webhook delivery is not enabled on this provider'],
+      ['invalid_field', 'delivery.webhook_secret', 'webhook_url requires a webhook_secret of 16-256 characters'],
+    ],
+    [
+      'a secret with the webhook removed',
+      { delivery: { webhook_url: null, webhook_secret: 's'.repeat(16) } },
+      ['invalid_field', 'delivery.webhook_secret', 'webhook_secret needs a webhook_url'],
     ],
     [
       'prefer_websocket a string',

@@ -1,0 +1,119 @@
+// Webhook delivery (spec §18). The relay decides WHEN: a message appended for a recipient with a
+// webhook_url, while it has no live session (or always, with prefer_websocket false), is handed to
+// the outbound engine as `webhook:<agent id>`. The adapter here decides HOW, at each attempt: the
+// message must still be unacked (else `obsolete`), the request is signed with a fresh timestamp
+// and sent under the SSRF rules (fetchChecked); 2xx acks the message (receipt `method: webhook`),
+// 4xx or a refused target parks it (it stays in the relay queue for polling), 5xx, timeouts and
+// network errors are retried by the engine's WEBHOOK_POLICY.
+
+import type { Logger } from 'pino';
+import type { QueuedMessage } from '../../proto/index.js';
+import { webhookSignatureHeader } from '../crypto/request-signing.js';
+import {
+  type Adapter,
+  type AllowList,
+  fetchChecked,
+  type OutboundItem,
+  type Outcome,
+  UrlRefusedError,
+} from '../outbound/index.js';
+import type { AgentRecord, DirectoryStore, QueueStore } from '../store/types.js';
+import { VERSION } from '../version.js';
+import type { Receipts } from './receipts.js';
+import type { Sessions } from './sessions.js';
+import { effectiveStatus } from './suspension.js';
+
+export const WEBHOOK_KIND = 'webhook';
+
+/** The outbound target of an agent's webhook. */
+export function webhookTarget(agentId: string): string {
+  return `${WEBHOOK_KIND}:${agentId}`;
+}
+
+/** What hands a message to the outbound engine (OutboundEngine.enqueue). */
+export type EnqueueWebhook = (
+  target: string,
+  input: { id: string; body: string; expiresAt: number },
+) => Promise<unknown>;
+
+export interface WebhookDeps {
+  queue: QueueStore;
+  directory: DirectoryStore;
+  sessions: Sessions;
+  receipts: Receipts;
+  logger: Logger;
+  allow: AllowList;
+}
+
+export class Webhooks implements Adapter {
+  private enqueue: EnqueueWebhook | undefined;
+
+  constructor(private readonly deps: WebhookDeps) {}
+
+  /** The engine, once built (it needs this adapter first). */
+  attach(enqueue: EnqueueWebhook): void {
+    this.enqueue = enqueue;
+  }
+
+  /**
+   * A message was appended for `recipient` (issued in the same turn as the append): queue it for
+   * the webhook when §18 says so. Resolves once the outbound item is durable (or at once).
+   */
+  afterAppend(recipient: AgentRecord, id: string, json: string, expiresAt: number): Promise<unknown> | undefined {
+    if (!this.enqueue || !recipient.webhook_url || !recipient.webhook_secret) return undefined;
+    if (effectiveStatus(recipient, Date.now()) !== 'active') return undefined;
+    if (recipient.prefer_websocket && this.deps.sessions.isOnline(recipient.id)) return undefined;
+    return this.enqueue(webhookTarget(recipient.id), { id, body: json, expiresAt });
+  }
+
+  async deliver(item: OutboundItem, signal: AbortSignal): Promise<Outcome> {
+    const { queue, directory } = this.deps;
+    const now = Date.now();
+    const m = queue.message(item.id);
+    if (!m || m.ackedAt !== undefined || m.expiresAt <= now) return 'obsolete';
+    const agent = directory.getAgent(m.recipientId);
+    if (!agent?.webhook_url || !agent.webhook_secret) return 'obsolete';
+    if (effectiveStatus(agent, now) !== 'active') return { park: true, reason: 'agent not active' };
+    const msg = JSON.parse(item.body) as QueuedMessage;
+    const body = JSON.stringify({ envelope: msg.envelope, payload: msg.payload });
+    const timestamp = String(Math.floor(now / 1000));
+    const headers = {
+      'content-type': 'application/json',
+      'user-agent': `amp-relay/${VERSION}`,
+      'x-amp-signature': webhookSignatureHeader(agent.webhook_secret, timestamp, body),
+      'x-amp-timestamp': timestamp,
+      'x-amp-message-id': item.id,
+      'x-amp-delivery-attempt': String(item.attempts + 1),
+    };
+    const sent = fetchChecked(agent.webhook_url, { allow: this.deps.allow, method: 'POST', headers, body });
+    return this.outcome(agent, item.id, await abortable(sent, signal));
+  }
+
+  private async outcome(agent: AgentRecord, id: string, r: Awaited<ReturnType<typeof fetchChecked>> | Error) {
+    if (r instanceof UrlRefusedError) {
+      if (r.reason === 'unresolvable') return { retry: true as const, reason: r.message };
+      this.deps.logger.warn({ agent: agent.id, id, reason: r.reason }, `webhook target refused: ${r.message}`);
+      return { park: true as const, reason: `refused: ${r.message}` };
+    }
+    if (r instanceof Error) return { retry: true as const, reason: r.message };
+    if (r.status >= 200 && r.status < 300) {
+      await this.deps.queue.ack(agent.id, [id], Date.now(), (owed) => this.deps.receipts.handedOver(owed, 'webhook'));
+      return 'delivered' as const;
+    }
+    if (r.status >= 400 && r.status < 500) return { park: true as const, reason: `HTTP ${r.status}` };
+    return { retry: true as const, reason: `HTTP ${r.status}` };
+  }
+}
+
+/** The request's result or its error; rejects as soon as `signal` aborts. */
+function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T | Error> {
+  const settled = p.then(
+    (v) => v,
+    (e: unknown) => (e instanceof Error ? e : new Error(String(e))),
+  );
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return Promise.race([
+    settled,
+    new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true })),
+  ]);
+}
