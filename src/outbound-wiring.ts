@@ -31,6 +31,9 @@ export function buildOutbound(
   webhooks.attach((target, input) => engine.enqueue(target, input));
   registerOutboundMetrics(parts.registry, engine);
   engine.on('storeError', (target, err) => parts.logger.warn({ target, err }, 'outbound store write failed'));
+  engine.on('delivered', (item, ms) =>
+    parts.logger.debug({ target: item.target, id: item.id, ms }, 'outbound delivered'),
+  );
   engine.on('parked', (item, reason) =>
     parts.logger.info({ target: item.target, id: item.id, reason }, 'outbound parked'),
   );

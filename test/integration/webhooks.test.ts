@@ -77,7 +77,7 @@ function logSink() {
   const lines: Array<Record<string, any>> = [];
   const events = new EventEmitter();
   const logger = pino(
-    { level: 'info' },
+    { level: 'debug' },
     {
       write: (line: string) => {
         lines.push(JSON.parse(line));
@@ -87,7 +87,9 @@ function logSink() {
   );
   const parked = (id: string) =>
     until(events, 'line', () => lines.some((l) => l.msg === 'outbound parked' && l.id === id), `${id} parked`);
-  return { logger, lines, parked };
+  const delivered = (id: string) =>
+    until(events, 'line', () => lines.some((l) => l.msg === 'outbound delivered' && l.id === id), `${id} delivered`);
+  return { logger, lines, parked, delivered };
 }
 
 const hooks: Hook[] = [];
@@ -211,6 +213,36 @@ describe('webhook delivery (§18)', () => {
     expect(parked?.reason).toMatch(/^refused: address 169\.254\.169\.254 is in refused range 169\.254\.0\.0\/16/);
     expect(h.hits).toHaveLength(1);
     expect(await pending(t, b)).toEqual([r.id]);
+  });
+});
+
+describe('when the webhook is used (§18 prefer_websocket)', () => {
+  it('prefer_websocket true: not while the recipient has a live session, then again once it is gone', async () => {
+    const h = await hook();
+    const { a, b } = await pair(h);
+    const live = await connectWs(t.server.wsUrl, b.api_key, { protocols: ['amp.v1'] });
+    const pushed = await routeOk(t.api, a, message(b, 'to the socket'));
+    expect(pushed).toMatchObject({ status: 'delivered', method: 'websocket' });
+    live.ws.close();
+    await once(live.ws, 'close');
+    // The session is gone once the server saw the close: a route then reaches the webhook.
+    const r = await routeOk(t.api, a, message(b, 'to the hook'));
+    await log.delivered(r.id);
+    // The webhook target is FIFO: had the first message been handed to it, it would have come first.
+    expect(h.hits.map((x) => x.headers['x-amp-message-id'])).toEqual([r.id]);
+    expect(await pending(t, b)).toEqual([pushed.id]);
+  });
+
+  it('prefer_websocket false: pushed to the socket and POSTed; the 2xx acks it', async () => {
+    const h = await hook();
+    const { a, b } = await pair(h, { prefer_websocket: false });
+    const live = await connectWs(t.server.wsUrl, b.api_key, { protocols: ['amp.v1'] });
+    const r = await routeOk(t.api, a, message(b, 'both ways'));
+    expect(r).toMatchObject({ status: 'delivered', method: 'websocket' });
+    await live.nextType('message.new');
+    await log.delivered(r.id);
+    expect(h.hits.map((x) => x.headers['x-amp-message-id'])).toEqual([r.id]);
+    expect(await pending(t, b)).toEqual([]);
   });
 });
 
