@@ -28,7 +28,7 @@ export function buildOutbound(
     adapters: { [WEBHOOK_KIND]: webhooks },
     policies: { [WEBHOOK_KIND]: withPolicy(WEBHOOK_POLICY, opts.webhookPolicy) },
   });
-  webhooks.attach((target, input) => engine.enqueue(target, input));
+  webhooks.attach(engine);
   registerOutboundMetrics(parts.registry, engine);
   engine.on('storeError', (target, err) => parts.logger.warn({ target, err }, 'outbound store write failed'));
   engine.on('delivered', (item, ms) =>

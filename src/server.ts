@@ -180,7 +180,7 @@ function buildRest(
   const { ctx, store, relay, aid, telemetry, files } = parts;
   const { sessions, agents } = relay;
   const keys = new Keys(ctx, agents, store, sessions, aid.registrations);
-  const directory = new Directory(ctx, agents, store, sessions, aid.registrations);
+  const directory = new Directory(ctx, agents, store, sessions, aid.registrations, relay.webhooks);
   const admin = new AdminView(agents, store, sessions, directory);
   registerMetrics(telemetry.registry, { ...relay, startedAt: ctx.startedAt, store, attachments: files?.attachments });
   return buildApi({

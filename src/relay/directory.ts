@@ -8,6 +8,7 @@ import { type AmpLifecycleHooks, providerUrls, type RelayContext } from './conte
 import type { Sessions } from './sessions.js';
 import { effectiveStatus } from './suspension.js';
 import { checkWebhookUrl } from './webhook-url.js';
+import type { Webhooks } from './webhooks.js';
 
 const CARD_LIFETIME_MS = 182 * 24 * 3600 * 1000;
 const DEFAULT_LIST_LIMIT = 50;
@@ -44,6 +45,8 @@ export class Directory {
     private readonly store: DirectoryStore,
     private readonly sessions: Sessions,
     private readonly identity: AmpLifecycleHooks,
+    /** §18: told when an agent's webhook changes (its parked items are tried again). */
+    private readonly webhooks?: Pick<Webhooks, 'changed'>,
   ) {}
 
   /** PATCH agents/me: alias, delivery.prefer_websocket, metadata, capabilities (checked by decodeAgentUpdateBody). */
@@ -59,6 +62,7 @@ export class Directory {
       if ('alias' in patch && patch.alias === undefined) delete updated.alias;
       await this.applyWebhook(updated, req);
       await this.store.putAgent(updated);
+      if (req.webhook_url || req.webhook_secret) await this.webhooks?.changed(updated.id);
       return { updated: true, address: updated.address };
     });
   }

@@ -13,6 +13,7 @@ import {
   type Adapter,
   type AllowList,
   fetchChecked,
+  type OutboundEngine,
   type OutboundItem,
   type Outcome,
   UrlRefusedError,
@@ -30,11 +31,8 @@ export function webhookTarget(agentId: string): string {
   return `${WEBHOOK_KIND}:${agentId}`;
 }
 
-/** What hands a message to the outbound engine (OutboundEngine.enqueue). */
-export type EnqueueWebhook = (
-  target: string,
-  input: { id: string; body: string; expiresAt: number },
-) => Promise<unknown>;
+/** What the adapter needs of the outbound engine. */
+export type WebhookEngine = Pick<OutboundEngine, 'enqueue' | 'release'>;
 
 export interface WebhookDeps {
   queue: QueueStore;
@@ -46,13 +44,18 @@ export interface WebhookDeps {
 }
 
 export class Webhooks implements Adapter {
-  private enqueue: EnqueueWebhook | undefined;
+  private engine: WebhookEngine | undefined;
 
   constructor(private readonly deps: WebhookDeps) {}
 
   /** The engine, once built (it needs this adapter first). */
-  attach(enqueue: EnqueueWebhook): void {
-    this.enqueue = enqueue;
+  attach(engine: WebhookEngine): void {
+    this.engine = engine;
+  }
+
+  /** The agent's webhook URL or secret changed: what was parked is tried again (PATCH agents/me). */
+  async changed(agentId: string): Promise<void> {
+    await this.engine?.release(webhookTarget(agentId));
   }
 
   /**
@@ -60,10 +63,10 @@ export class Webhooks implements Adapter {
    * the webhook when §18 says so. Resolves once the outbound item is durable (or at once).
    */
   afterAppend(recipient: AgentRecord, id: string, json: string, expiresAt: number): Promise<unknown> | undefined {
-    if (!this.enqueue || !recipient.webhook_url || !recipient.webhook_secret) return undefined;
+    if (!this.engine || !recipient.webhook_url || !recipient.webhook_secret) return undefined;
     if (effectiveStatus(recipient, Date.now()) !== 'active') return undefined;
     if (recipient.prefer_websocket && this.deps.sessions.isOnline(recipient.id)) return undefined;
-    return this.enqueue(webhookTarget(recipient.id), { id, body: json, expiresAt });
+    return this.engine.enqueue(webhookTarget(recipient.id), { id, body: json, expiresAt });
   }
 
   async deliver(item: OutboundItem, signal: AbortSignal): Promise<Outcome> {

@@ -204,6 +204,24 @@ describe('webhook delivery (§18)', () => {
     expect(parked?.reason).toBe('HTTP 400');
   });
 
+  it('a new webhook_url by PATCH agents/me: the parked message is tried again there', async () => {
+    const h = await hook([400]);
+    const { a, b, ws } = await pair(h);
+    const r = await routeOk(t.api, a, message(b, 'parked, then moved'));
+    await log.parked(r.id);
+    const moved = await hook();
+    const p = await call('PATCH', `${t.api}/agents/me`, {
+      key: b.api_key,
+      json: { delivery: { webhook_url: moved.url } },
+    });
+    expect(p).toMatchObject({ status: 200, body: { updated: true } });
+    expect((await ws.nextType('message.delivered')).data).toMatchObject({ id: r.id, method: 'webhook' });
+    expect(moved.hits.map((x) => [x.headers['x-amp-message-id'], x.headers['x-amp-delivery-attempt']])).toEqual([
+      [r.id, '2'],
+    ]);
+    expect(await pending(t, b)).toEqual([]);
+  });
+
   it('a redirect to 169.254.169.254 is not followed: parked, the message stays queued', async () => {
     const h = await hook([{ redirect: 'http://169.254.169.254/latest/meta-data/' }]);
     const { a, b } = await pair(h);
