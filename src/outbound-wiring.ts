@@ -34,6 +34,9 @@ export function buildOutbound(
   engine.on('delivered', (item, ms) =>
     parts.logger.debug({ target: item.target, id: item.id, ms }, 'outbound delivered'),
   );
+  engine.on('retry', (item, reason, nextAt) =>
+    parts.logger.info({ target: item.target, id: item.id, reason, nextAt }, 'outbound retry'),
+  );
   engine.on('parked', (item, reason) =>
     parts.logger.info({ target: item.target, id: item.id, reason }, 'outbound parked'),
   );

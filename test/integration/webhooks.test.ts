@@ -10,8 +10,6 @@
 
 import { EventEmitter, once } from 'node:events';
 import { rmSync } from 'node:fs';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { timestampProblem, verifyHmacRequestHeader } from '../../src/crypto/request-signing.js';
@@ -26,51 +24,8 @@ import {
   type TestServer,
   tempDir,
 } from '../helpers/server.js';
+import { type Answer, Hook, SECRET } from '../helpers/webhook.js';
 import { closeAllWs, connectWs } from '../helpers/ws.js';
-
-const SECRET = 'whsec_0123456789abcdef';
-
-interface Hit {
-  headers: IncomingHttpHeaders;
-  body: string;
-  status: number;
-}
-
-type Answer = number | { redirect: string };
-
-/** Answers each request with the next of `answers` (then 200) and emits 'request'. */
-class Hook extends EventEmitter {
-  readonly hits: Hit[] = [];
-  url = '';
-  private server: Server | undefined;
-  constructor(public answers: Answer[] = []) {
-    super();
-  }
-  async listen(): Promise<string> {
-    this.server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const a = this.answers.shift() ?? 200;
-        const status = typeof a === 'number' ? a : 302;
-        this.hits.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), status });
-        if (typeof a === 'number') res.writeHead(a, { 'content-type': 'application/json' }).end('{}');
-        else res.writeHead(302, { location: a.redirect }).end();
-        this.emit('request');
-      });
-    });
-    this.server.listen(0, '127.0.0.1');
-    await once(this.server, 'listening');
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/hook`;
-    return this.url;
-  }
-  close(): Promise<void> {
-    const s = this.server;
-    if (!s) return Promise.resolve();
-    s.closeAllConnections();
-    return new Promise((resolve) => s.close(() => resolve()));
-  }
-}
 
 /** A logger whose lines the test can wait on. */
 function logSink() {
