@@ -367,11 +367,18 @@ describe('decodeRegisterBody', () => {
     ['platform only', { scope: { platform: 'github' } }, 'scope'],
     ['repo only', { scope: { repo: 'web' } }, 'scope'],
     ['bad platform label', { scope: { platform: 'git hub', repo: 'web' } }, 'scope.platform'],
+    // §4: webhook_url needs a webhook_secret of at least 16 characters (the SSRF rules are the relay's).
     [
-      'webhook_url',
-      { delivery: { webhook_url: 'https://hooks.example.com/amp', webhook_secret: 'whsec_0123456789abcdef' } },
-      'delivery.webhook_url',
+      'webhook_url without a secret',
+      { delivery: { webhook_url: 'https://hooks.example.com/amp' } },
+      'delivery.webhook_secret',
     ],
+    [
+      'webhook_secret of 15 chars',
+      { delivery: { webhook_url: 'https://hooks.example.com/amp', webhook_secret: 'whsec_012345678' } },
+      'delivery.webhook_secret',
+    ],
+    ['webhook_secret alone', { delivery: { webhook_secret: 'whsec_0123456789abcdef' } }, 'delivery.webhook_secret'],
     ['33 capabilities', { capabilities: Array.from({ length: 33 }, (_, i) => `c${i}`) }, 'capabilities'],
     ['capability of 65 chars', { capabilities: ['c'.repeat(65)] }, 'capabilities'],
     ['alias of 129 code points', { alias: '😀'.repeat(129) }, 'alias'],
@@ -380,6 +387,12 @@ describe('decodeRegisterBody', () => {
   ])('%s -> invalid_field', (_n, extra, field) => {
     const e = regErr(extra);
     expect([e.code, e.field]).toEqual(['invalid_field', field]);
+  });
+
+  it('keeps a webhook_url with its secret (the relay checks the URL by the SSRF rules)', () => {
+    const delivery = { webhook_url: 'https://hooks.example.com/amp', webhook_secret: 'whsec_0123456789abcdef' };
+    expect(reg({ delivery }).webhook).toEqual({ url: delivery.webhook_url, secret: delivery.webhook_secret });
+    expect(reg({ delivery: { webhook_url: null } }).webhook).toBeUndefined();
   });
 
   it.each([
