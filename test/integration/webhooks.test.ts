@@ -12,6 +12,7 @@ import { EventEmitter, once } from 'node:events';
 import { rmSync } from 'node:fs';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/schema.js';
 import { timestampProblem, verifyHmacRequestHeader } from '../../src/crypto/request-signing.js';
 import { until } from '../helpers/outbound.js';
 import {
@@ -290,5 +291,17 @@ describe('webhook URLs under the SSRF rules (§18)', () => {
       await s.close();
       rmSync(dataDir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('AMP_WEBHOOK_ALLOW_HOSTS', () => {
+  it('refuses entries that are no hostname, IP or CIDR, naming the variable', () => {
+    expect(() => loadConfig({ env: { AMP_WEBHOOK_ALLOW_HOSTS: 'localhost,0x7f.1,127.0.0.1/33' } })).toThrow(
+      /AMP_WEBHOOK_ALLOW_HOSTS entries are hostnames, IP addresses or CIDRs \(got '0x7f\.1'\)[\s\S]*got '127\.0\.0\.1\/33'/,
+    );
+    expect(loadConfig({ env: { AMP_WEBHOOK_ALLOW_HOSTS: 'localhost, 127.0.0.1/32' } }).webhookAllowHosts).toEqual([
+      'localhost',
+      '127.0.0.1/32',
+    ]);
   });
 });
