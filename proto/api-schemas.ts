@@ -179,7 +179,16 @@ export const AckBatchSchema = Type.Object({ acknowledged: Type.Integer({ descrip
 export const AgentUpdateBodySchema = Type.Object(
   {
     alias: Type.Optional(Nullable(Str(`At most ${MAX_ALIAS_CHARS} characters; null removes it`))),
-    delivery: Type.Optional(Type.Object({ prefer_websocket: Type.Optional(Type.Boolean()) }, Open)),
+    delivery: Type.Optional(
+      Type.Object(
+        {
+          webhook_url: Type.Optional(Nullable(Str('§18: https URL passing the SSRF rules; null removes the webhook'))),
+          webhook_secret: Type.Optional(Str('16-256 characters; required with a first webhook_url; never returned')),
+          prefer_websocket: Type.Optional(Type.Boolean()),
+        },
+        Open,
+      ),
+    ),
     metadata: Type.Optional(Type.Object({}, Open)),
     capabilities: Type.Optional(Type.Array(Type.String())),
   },
@@ -233,7 +242,10 @@ export const AgentSelfSchema = Type.Object(
     tenant: Str(),
     alias: NullableStr(),
     status: Str(),
-    delivery: Type.Object({ prefer_websocket: Type.Boolean() }, Open),
+    delivery: Type.Object(
+      { webhook_url: NullableStr(), webhook_secret_set: Type.Boolean(), prefer_websocket: Type.Boolean() },
+      Open,
+    ),
     key_algorithm: Str(),
     fingerprint: Str(),
     capabilities: Type.Array(Type.String()),
