@@ -37,6 +37,7 @@ export function buildOutbound(
   engine.on('retry', (item, reason, nextAt) =>
     parts.logger.info({ target: item.target, id: item.id, reason, nextAt }, 'outbound retry'),
   );
+  engine.on('obsolete', (item) => parts.logger.debug({ target: item.target, id: item.id }, 'outbound obsolete'));
   engine.on('parked', (item, reason) =>
     parts.logger.info({ target: item.target, id: item.id, reason }, 'outbound parked'),
   );

@@ -107,6 +107,8 @@ export class Directory {
       this.sessions.closeAgent(fresh.id, CLOSE.AUTH_FAILED, 'agent_deregistered');
       const holdUntil = config.deregistrationHoldDays > 0 ? now + config.deregistrationHoldDays * 24 * 3600 * 1000 : 0;
       await store.deleteAgent(fresh, holdUntil);
+      // Its webhook's parked items are attempted once more: they find no agent and leave the queue.
+      if (fresh.webhook_url) await this.webhooks?.changed(fresh.id);
       this.ctx.logger.warn(
         { event: 'agent_deregistered', agent: fresh.id, address: fresh.address },
         'agent deregistered',

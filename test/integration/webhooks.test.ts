@@ -45,7 +45,7 @@ function logSink() {
     until(events, 'line', () => lines.some((l) => l.msg === 'outbound parked' && l.id === id), `${id} parked`);
   const delivered = (id: string) =>
     until(events, 'line', () => lines.some((l) => l.msg === 'outbound delivered' && l.id === id), `${id} delivered`);
-  return { logger, lines, parked, delivered };
+  return { logger, lines, events, parked, delivered };
 }
 
 const hooks: Hook[] = [];
@@ -176,6 +176,16 @@ describe('webhook delivery (§18)', () => {
       [r.id, '2'],
     ]);
     expect(await pending(t, b)).toEqual([]);
+  });
+
+  it('DELETE agents/me: the parked items of its webhook leave the outbound queue, unsent', async () => {
+    const h = await hook([400]);
+    const { a, b } = await pair(h);
+    const r = await routeOk(t.api, a, message(b, 'parked, then the agent goes'));
+    await log.parked(r.id);
+    expect((await call('DELETE', `${t.api}/agents/me`, { key: b.api_key })).status).toBe(200);
+    await until(log.events, 'line', () => log.lines.some((l) => l.msg === 'outbound obsolete' && l.id === r.id));
+    expect(h.hits).toHaveLength(1);
   });
 
   it('a redirect to 169.254.169.254 is not followed: parked, the message stays queued', async () => {
