@@ -72,8 +72,10 @@ export class Webhooks implements Adapter {
   async deliver(item: OutboundItem, signal: AbortSignal): Promise<Outcome> {
     const { queue, directory } = this.deps;
     const now = Date.now();
+    // Still pending for its recipient (the queue's in-memory index), not `ackedAt`: the queue
+    // remembers an ack only for messages expiring within a day.
     const m = queue.message(item.id);
-    if (!m || m.ackedAt !== undefined || m.expiresAt <= now) return 'obsolete';
+    if (!m || !queue.isPending(m.recipientId, item.id, now)) return 'obsolete';
     const agent = directory.getAgent(m.recipientId);
     if (!agent?.webhook_url || !agent.webhook_secret) return 'obsolete';
     if (effectiveStatus(agent, now) !== 'active') return { park: true, reason: 'agent not active' };

@@ -177,6 +177,11 @@ export class LmdbQueue implements QueueStore {
     return ri.entries.size;
   }
 
+  isPending(agentId: string, id: string, nowMs: number): boolean {
+    const ent = this.index(agentId).entries.get(id);
+    return ent !== undefined && ent.exp > nowMs;
+  }
+
   append(agentId: string, input: AppendInput): Appended {
     this.assertOpen();
     this.w.assertRoom();

@@ -181,6 +181,10 @@ export class LmdbStore implements Store {
     return this.queue.pendingCount(agentId, nowMs);
   }
 
+  isPending(agentId: string, id: string, nowMs: number): boolean {
+    return this.queue.isPending(agentId, id, nowMs);
+  }
+
   queueHead(agentId: string, nowMs: number): QueueHead {
     return this.queue.queueHead(agentId, nowMs);
   }

@@ -177,6 +177,8 @@ export interface QueueHead {
 export interface QueueStore {
   /** Unacked, unexpired messages queued for the agent. */
   pendingCount(agentId: string, nowMs: number): number;
+  /** Whether message `id` is still queued for the agent: not acked, not expired (in-memory index). */
+  isPending(agentId: string, id: string, nowMs: number): boolean;
   /** Depth and oldest message, from the in-memory index plus one read: no scan of the queue. */
   queueHead(agentId: string, nowMs: number): QueueHead;
   /** Append to the agent's queue; `committed` resolves once durable (a 2xx may then be sent). */
