@@ -2,7 +2,8 @@
 // connection goes to the checked address (a `lookup` that answers with it, so no second DNS
 // lookup, while Host and TLS SNI/certificate checks keep the name), with a connect timeout (TCP
 // and TLS) and a response timeout (headers and body), a bounded body, and at most `maxRedirects`
-// redirects, each target checked by the same rules and never from https to http.
+// redirects, each target checked by the same rules and never from https to http; a redirect repeats
+// the request as it was (method and body kept, whatever the status).
 
 import { type IncomingHttpHeaders, type IncomingMessage, request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -82,7 +83,7 @@ export async function fetchChecked(url: string, opts: FetchCheckedOptions): Prom
     if (target.url.protocol === 'https:' && next.url.protocol === 'http:') {
       throw new UrlRefusedError('https_to_http', `redirect from https to http (${next.url.href})`, next.url.href);
     }
-    hop = redirectedHop(hop, res.status, target.url.origin !== next.url.origin);
+    hop = redirectedHop(hop, target.url.origin !== next.url.origin);
     target = next;
   }
 }
@@ -102,14 +103,15 @@ function absoluteLocation(location: string, base: URL): string {
   }
 }
 
-/** 303 (and 301/302 after a POST) become a GET without a body, as browsers do; 307/308 repeat the request. */
-function redirectedHop(hop: Hop, status: number, crossOrigin: boolean): Hop {
+/**
+ * Every redirect (301, 302, 303, 307, 308) repeats the request with its method, headers and body:
+ * a webhook or federation POST is never turned into a bodiless GET whose 2xx would then count as
+ * the delivery. Across origins, credentials (authorization, cookie) are dropped.
+ */
+function redirectedHop(hop: Hop, crossOrigin: boolean): Hop {
   const headers = { ...hop.headers };
   if (crossOrigin) for (const h of Object.keys(headers)) if (/^(authorization|cookie)$/i.test(h)) delete headers[h];
-  const toGet = status === 303 ? hop.method !== 'HEAD' : (status === 301 || status === 302) && hop.method === 'POST';
-  if (!toGet) return { ...hop, headers };
-  for (const h of Object.keys(headers)) if (/^content-/i.test(h)) delete headers[h];
-  return { method: 'GET', headers };
+  return { ...hop, headers };
 }
 
 type HopResult = Pick<FetchCheckedResult, 'status' | 'headers' | 'body' | 'truncated'>;

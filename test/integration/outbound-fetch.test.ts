@@ -94,6 +94,8 @@ const routesA: Routes = {
   },
   '/to-tls': redirect(301, () => TLS('/ok')),
   '/to-b': redirect(307, () => B('/ok')),
+  '/to-b-301': redirect(301, () => B('/ok')),
+  '/to-b-302': redirect(302, () => B('/ok')),
   '/to-b-303': redirect(303, () => B('/ok')),
   '/to-b-then-b': redirect(302, () => B('/to-a-ok')),
   '/loop': redirect(302, () => '/loop'),
@@ -282,11 +284,13 @@ describe('redirects', () => {
     expect(JSON.parse(r.body.toString())).toEqual({ method: 'POST', body: 'hello' });
   });
 
-  it('303 turns a POST into a GET without the body', async () => {
+  it('301, 302 and 303 also repeat the POST with its body and headers (never a bodiless GET)', async () => {
     const headers = { 'content-type': 'application/json' };
-    const r = await fetchChecked(A('/to-b-303'), { allow: loopback, method: 'POST', headers, body: '{}' });
-    expect(JSON.parse(r.body.toString())).toEqual({ method: 'GET', body: '' });
-    expect(seenB.at(-1)?.headers['content-type']).toBeUndefined();
+    for (const path of ['/to-b-301', '/to-b-302', '/to-b-303']) {
+      const r = await fetchChecked(A(path), { allow: loopback, method: 'POST', headers, body: '{"n":1}' });
+      expect([path, r.status, JSON.parse(r.body.toString())]).toEqual([path, 200, { method: 'POST', body: '{"n":1}' }]);
+      expect(seenB.at(-1)?.headers['content-type']).toBe('application/json');
+    }
   });
 
   it('two redirects are followed, a third is refused', async () => {

@@ -149,7 +149,7 @@ describe('webhook delivery details', () => {
     expect([p.status, h.hits.length]).toEqual([p.status, 1]);
   });
 
-  it.fails('DEFECT a 301/302 redirect (e.g. a trailing-slash redirect) does not turn the POST into a bodiless GET that acks', async () => {
+  it('regression: a 301/302 redirect (e.g. a trailing-slash redirect) does not turn the POST into a bodiless GET that acks', async () => {
     n++;
     const methods: string[] = [];
     const bodies: string[] = [];
