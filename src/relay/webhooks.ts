@@ -1,7 +1,7 @@
 // Webhook delivery (spec §18). The relay decides WHEN: a message appended for a recipient with a
 // webhook_url, while it has no live session (or always, with prefer_websocket false), is handed to
 // the outbound engine as `webhook:<agent id>`. The adapter here decides HOW, at each attempt: the
-// message must still be unacked (else `obsolete`), the request is signed with a fresh timestamp
+// message must still be pending and, with prefer_websocket, the recipient offline (else `obsolete`), the request is signed with a fresh timestamp
 // and sent under the SSRF rules (fetchChecked); 2xx acks the message (receipt `method: webhook`),
 // 4xx or a refused target parks it (it stays in the relay queue for polling), 5xx, timeouts and
 // network errors are retried by the engine's WEBHOOK_POLICY.
@@ -79,6 +79,8 @@ export class Webhooks implements Adapter {
     const agent = directory.getAgent(m.recipientId);
     if (!agent?.webhook_url || !agent.webhook_secret) return 'obsolete';
     if (effectiveStatus(agent, now) !== 'active') return { park: true, reason: 'agent not active' };
+    // prefer_websocket: a live session got the message pushed when it connected; the session owns it.
+    if (agent.prefer_websocket && this.deps.sessions.isOnline(agent.id)) return 'obsolete';
     const msg = JSON.parse(item.body) as QueuedMessage;
     const body = JSON.stringify({ envelope: msg.envelope, payload: msg.payload });
     const timestamp = String(Math.floor(now / 1000));
