@@ -21,7 +21,6 @@ import {
   registerProofString,
   wsAuthString,
   decodeSignature,
-  type RegisterRequest,
 } from '../../proto/index.js';
 import { safeEqual } from '../crypto/hash.js';
 import { hashApiKey, parsePublicKeyPem } from '../crypto/keys.js';
@@ -67,13 +66,6 @@ export class Agents {
 
   /** AMP_WEBHOOK_ALLOW_HOSTS, parsed. */
   readonly webhookAllow: AllowList;
-
-  /** The body decoded; a webhook_url checked by the SSRF rules (§18, it resolves the name). */
-  private async decode(body: unknown): Promise<RegisterRequest> {
-    const req = decodeRegisterBody(body, this.ctx.config.defaultTenant);
-    if (req.webhook) await checkWebhookUrl(req.webhook.url, this.webhookAllow);
-    return req;
-  }
 
   /** The agent as stored now, if it still exists. */
   find(id: string): AgentRecord | undefined {
@@ -143,13 +135,9 @@ export class Agents {
     return agent && (agent.address === address || agent.short_address === address) ? agent : undefined;
   }
 
-  async register(body: unknown, host: string, forwardedProto: string, registrationKey = ''): Promise<RegisterOutcome> {
-    const { config } = this.ctx;
-    const store = this.store;
-    const req = await this.decode(body);
-    const keyFromBody = (body as Record<string, unknown>).registration_key;
-    this.checkRegistrationPolicy(req.tenant, registrationKey || (typeof keyFromBody === 'string' ? keyFromBody : ''));
-    const key = parsePublicKeyPem(req.public_key);
+  /** The public key parsed, or 400 (a private key, a bad format) or key_revoked. */
+  private registrableKey(publicKey: string) {
+    const key = parsePublicKeyPem(publicKey);
     if (key === 'private_key') {
       throw invalidField(
         'public_key',
@@ -157,11 +145,23 @@ export class Agents {
       );
     }
     if (typeof key === 'string') throw invalidField('public_key', 'Invalid public key format');
-    if (store.findRevokedKey(key.fingerprint)) {
+    if (this.store.findRevokedKey(key.fingerprint)) {
       throw new AmpError('key_revoked', 'This key has been revoked and cannot be registered; generate a new keypair', {
         field: 'public_key',
       });
     }
+    return key;
+  }
+
+  async register(body: unknown, host: string, forwardedProto: string, registrationKey = ''): Promise<RegisterOutcome> {
+    const { config } = this.ctx;
+    const store = this.store;
+    const req = decodeRegisterBody(body, config.defaultTenant);
+    const keyFromBody = (body as Record<string, unknown>).registration_key;
+    this.checkRegistrationPolicy(req.tenant, registrationKey || (typeof keyFromBody === 'string' ? keyFromBody : ''));
+    const key = this.registrableKey(req.public_key);
+    // After the policy and key checks: the SSRF check resolves the name (§18).
+    if (req.webhook) await checkWebhookUrl(req.webhook.url, this.webhookAllow);
 
     const address = formatAddress(req.name, req.tenant, config.providerDomain, req.scope);
     if (address.length > MAX_ADDRESS_CHARS) {
