@@ -1,7 +1,8 @@
 // The SSRF rules of spec §18 for a URL the provider will send a request to (a webhook, a
 // federated provider): https only (http only for allow-listed targets), no credentials in the URL,
 // the host written as a name or a canonical IP (a URL parser turns `0x7f.1`, `0177.0.0.1`,
-// `2130706433`, `127.1` into 127.0.0.1, so the host is also read from the raw string), resolved
+// `2130706433`, `127.1` into 127.0.0.1 and `[2001:0DB8:0::1]` into [2001:db8::1], so the host is
+// also read from the raw string), resolved
 // once, every address checked, and the checked address returned so the caller connects to it and
 // never looks the name up again (DNS rebinding).
 
@@ -116,12 +117,16 @@ export function parseTarget(input: string): URL {
   if (url.username || url.password) {
     throw new UrlRefusedError('credentials', 'credentials in the URL are not allowed', input);
   }
+  // An IP literal must be written exactly as the URL parser serializes it: IPv4 dotted decimal,
+  // IPv6 in brackets, lower case, no leading zeros, the longest run of zero groups as `::`.
   const raw = rawHost(input);
-  if (isIP(url.hostname) === 4 && raw !== url.hostname) {
+  const v6 = url.hostname.startsWith('[');
+  if ((v6 || isIP(url.hostname) === 4) && raw !== url.hostname) {
     const shown = raw === undefined ? 'the host' : `'${raw}'`;
+    const address = v6 ? url.hostname.slice(1, -1) : url.hostname;
     throw new UrlRefusedError(
       'non_canonical_ip',
-      `${shown} is a non-canonical spelling of ${url.hostname}; write the address as ${url.hostname}`,
+      `${shown} is a non-canonical spelling of ${address}; write the address as ${url.hostname}`,
       input,
     );
   }

@@ -1,6 +1,5 @@
 // Independent review of issue 16 (webhooks, §18) on branch i16 (a40d722): reproductions against the
-// real server and a node:http receiver on 127.0.0.1. Tests named `regression: ...` failed on a40d722;
-// `it.fails(DEFECT ...)` ones still fail (not fixed yet).
+// real server and a node:http receiver on 127.0.0.1. Tests named `regression: ...` failed on a40d722.
 
 import { EventEmitter, once } from 'node:events';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
@@ -304,7 +303,7 @@ describe('webhook delivery details', () => {
 });
 
 describe('non-canonical IPv6 spellings', () => {
-  it.fails('DEFECT (low, spec-literal) a non-canonical IPv6 literal is refused like non-canonical IPv4', async () => {
+  it('regression: (low, spec-literal) a non-canonical IPv6 literal is refused like non-canonical IPv4', async () => {
     const plain = await startTestServer();
     try {
       const out: Array<[string, number]> = [];
