@@ -311,8 +311,9 @@ export class MessageRouter {
         })
       : undefined;
     try {
-      // A failed commit rejects both (507): nothing was stored, nothing is remembered.
-      await Promise.all([committed, remembered, claimed]);
+      // A failed commit rejects them all (507): nothing was stored, remembered or claimed. Most
+      // messages have no idempotency record and no attachment: then only the append is awaited.
+      await (remembered || claimed ? Promise.all([committed, remembered, claimed]) : committed);
     } finally {
       this.push.afterCommit(recipient.id);
     }
