@@ -5,7 +5,7 @@
 import { AmpError, isoTime } from '../../proto/index.js';
 import { randomUUID } from '../crypto/random.js';
 import type { AttachmentRecord, RecordsStore } from '../store/types.js';
-import { approvalDoc, statusDoc } from './documents.js';
+import { statusDoc } from './documents.js';
 import { type Attachments, notFound } from './service.js';
 
 export interface AdminActor {
@@ -114,11 +114,9 @@ export class AttachmentAdmin {
   private doc(rec: AttachmentRecord): Record<string, unknown> {
     const d = statusDoc(rec, undefined);
     d.owner = this.addressOf(rec.ownerId) ?? null;
-    if (rec.scanReasons?.length) d.scan_reasons = rec.scanReasons;
     if (rec.messageId) d.message_id = rec.messageId;
-    const approval = approvalDoc(rec);
-    if (approval && rec.approval?.ip) approval.ip = rec.approval.ip;
-    if (approval) d.approval = approval;
+    // statusDoc shows the approval; operators also see where it came from.
+    if (d.approval && rec.approval?.ip) (d.approval as Record<string, unknown>).ip = rec.approval.ip;
     return d;
   }
 

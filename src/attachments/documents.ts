@@ -11,7 +11,7 @@ export function downloadable(rec: AttachmentRecord, nowMs: number): boolean {
   return rec.scanStatus === 'suspicious' && rec.approval?.status === 'approved';
 }
 
-export function approvalDoc(rec: AttachmentRecord): Record<string, unknown> | undefined {
+function approvalDoc(rec: AttachmentRecord): Record<string, unknown> | undefined {
   const a = rec.approval;
   if (!a) return undefined;
   const doc: Record<string, unknown> = { status: a.status };

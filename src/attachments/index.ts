@@ -2,7 +2,7 @@
 // URLs, the scan queue, the route's gate and the operators' approvals; off when AMP_ATTACHMENTS=false.
 
 import type { Logger } from 'pino';
-import { parseHostPort } from '../config/clamd.js';
+import { parseClamdHost } from '../config/clamd.js';
 import type { Config } from '../config/schema.js';
 import { derivedSecret } from '../crypto/provider-key.js';
 import type { RelayContext } from '../relay/context.js';
@@ -19,8 +19,8 @@ const SWEEP_EVERY_MS = 60_000;
 
 export function clamdTarget(config: Config): ClamdTarget | undefined {
   if (config.clamdSocket) return { socket: config.clamdSocket };
-  const hp = config.clamdHost ? parseHostPort(config.clamdHost) : null;
-  return hp ?? undefined;
+  // check-config refused a value that does not parse before the server got here.
+  return config.clamdHost ? parseClamdHost(config.clamdHost) : undefined;
 }
 
 export interface AttachmentService {

@@ -316,8 +316,10 @@ export class MessageRouter {
         })
       : undefined;
     try {
-      // A failed commit rejects both (507): nothing was stored, nothing is remembered.
-      await Promise.all([committed, remembered, claimed, hooked]);
+      // A failed commit rejects them all (507): nothing was stored, remembered, claimed or handed to
+      // a webhook. Most messages have none of these: then only the append is awaited.
+      const extra = remembered || claimed || hooked;
+      await (extra ? Promise.all([committed, remembered, claimed, hooked]) : committed);
     } finally {
       this.push.afterCommit(recipient.id);
     }

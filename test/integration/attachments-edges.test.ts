@@ -7,6 +7,8 @@
 
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { declare, init, put, settled, sha256, uploadConfirmed } from '../helpers/attachments.js';
@@ -41,6 +43,28 @@ async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Pr
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/**
+ * As `agent`, declare 25 MiB of `fill` and PUT only its first 5 MiB on a raw socket; resolves once
+ * the partial file is in `<dataDir>/attachments/tmp`. The socket and the rest of the bytes are
+ * returned (the caller ends the upload or leaves it hanging).
+ */
+async function partialUpload(api: string, port: number, agent: Registered, dataDir: string, fill: number) {
+  const bytes = Buffer.alloc(25 * MiB, fill);
+  const i = await init(api, agent, declare(bytes, 'partial.txt'));
+  const u = new URL(i.body.upload_url);
+  const s = await rawSocket(port);
+  s.on('error', () => {});
+  s.write(
+    rawRequest('PUT', u.pathname + u.search, {
+      headers: { 'Content-Type': 'text/plain', 'Content-Length': String(bytes.length) },
+    }),
+  );
+  s.write(bytes.subarray(0, 5 * MiB));
+  const tmp = join(dataDir, 'attachments', 'tmp');
+  await waitFor(() => readdirSync(tmp).length > 0, 5000, 'part file');
+  return { s, bytes, tmp };
 }
 
 describe('in-process server', () => {
@@ -144,7 +168,7 @@ describe('in-process server', () => {
       s.destroy();
       await waitFor(() => readdirSync(join(t.dataDir, 'attachments', 'tmp')).length === 0, 5000, 'part file removed');
     }
-    await new Promise((r) => setTimeout(r, 300));
+    await waitFor(() => fdCount() <= before + 1, 5000, 'the fds of the aborted transfers to close');
     expect(fdCount()).toBeLessThanOrEqual(before + 1);
   });
 
@@ -193,7 +217,7 @@ describe('shutdown', () => {
     const hung = net.createServer((s) => sockets.push(s));
     await new Promise<void>((r) => hung.listen(0, '127.0.0.1', () => r()));
     const hport = (hung.address() as net.AddressInfo).port;
-    const t = await startTestServer({ clamdHost: `127.0.0.1:${hport}` } as never);
+    const t = await startTestServer({ clamdHost: `127.0.0.1:${hport}` });
     try {
       const alice = await register(t.api, 'alice', 'acme');
       await uploadConfirmed(t.api, alice, Buffer.from('clean text\n'), 'c.txt');
@@ -214,19 +238,7 @@ describe('shutdown', () => {
     const t = await startTestServer({ dataDir });
     try {
       const alice = await register(t.api, 'alice', 'acme');
-      const bytes = Buffer.alloc(25 * MiB, 0x64);
-      const i = await init(t.api, alice, declare(bytes, 'slow.txt'));
-      const u = new URL(i.body.upload_url);
-      const s = await rawSocket(t.server.port);
-      s.on('error', () => {});
-      s.write(
-        rawRequest('PUT', u.pathname + u.search, {
-          headers: { 'Content-Type': 'text/plain', 'Content-Length': String(bytes.length) },
-        }),
-      );
-      s.write(bytes.subarray(0, 5 * MiB));
-      const tmp = join(dataDir, 'attachments', 'tmp');
-      await waitFor(() => readdirSync(tmp).length > 0, 5000, 'part file');
+      const { s, tmp } = await partialUpload(t.api, t.server.port, alice, dataDir, 0x64);
       await t.server.close();
       expect(readdirSync(tmp)).toEqual([]);
       s.destroy();
@@ -273,19 +285,7 @@ describe('dist CLI, memory and SIGTERM', () => {
     const c = await spawnServer(dataDir);
     try {
       const alice = await register(c.api, 'alice', 'acme');
-      const bytes = Buffer.alloc(25 * MiB, 0x66);
-      const i = await init(c.api, alice, declare(bytes, 'term.txt'));
-      const u = new URL(i.body.upload_url);
-      const s = await rawSocket(Number(new URL(c.url).port));
-      s.on('error', () => {});
-      s.write(
-        rawRequest('PUT', u.pathname + u.search, {
-          headers: { 'Content-Type': 'text/plain', 'Content-Length': String(bytes.length) },
-        }),
-      );
-      s.write(bytes.subarray(0, 5 * MiB));
-      const tmp = join(dataDir, 'attachments', 'tmp');
-      await waitFor(() => readdirSync(tmp).length > 0, 5000, 'part file');
+      const { s, bytes, tmp } = await partialUpload(c.api, Number(new URL(c.url).port), alice, dataDir, 0x66);
       // Keep the upload alive (1 KiB every 200 ms) so the shutdown's drain, not uWS's idle timeout, cuts it.
       let at = 5 * MiB;
       const trickle = setInterval(() => {
@@ -344,13 +344,28 @@ describe('clamd over TCP (fake clamd speaking INSTREAM)', () => {
     await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
     const cport = (probe.address() as net.AddressInfo).port;
     await new Promise<void>((r) => probe.close(() => r()));
-    const t = await startTestServer({ clamdHost: `127.0.0.1:${cport}` } as never);
+    const deferrals = new Map<string, number>();
+    const logger = pino(
+      { level: 'warn' },
+      new Writable({
+        write(chunk, _enc, done) {
+          for (const line of String(chunk).split('\n').filter(Boolean)) {
+            const rec = JSON.parse(line) as { attachment?: string; msg?: string };
+            if (rec.attachment && /deferred/.test(String(rec.msg)))
+              deferrals.set(rec.attachment, (deferrals.get(rec.attachment) ?? 0) + 1);
+          }
+          done();
+        },
+      }),
+    );
+    const t = await startTestServer({ clamdHost: `127.0.0.1:${cport}`, logger });
     let fake: Awaited<ReturnType<typeof fakeClamd>> | undefined;
     try {
       expect((await call('GET', `${t.api}/info`)).body.attachment_limits.av_scanning).toBe(true);
       const alice = await register(t.api, 'alice', 'acme');
       const id = await uploadConfirmed(t.api, alice, Buffer.from('waiting for av\n'), 'w.txt');
-      await new Promise((r) => setTimeout(r, 2500)); // two attempts at least (1 s, then 2 s backoff)
+      // Two attempts at least (1 s, then 2 s backoff), as the server logs each deferral.
+      await waitFor(() => (deferrals.get(id) ?? 0) >= 2, 15_000, 'two deferred scans');
       expect((await call('GET', `${t.api}/attachments/${id}`, { key: alice.api_key })).body.scan_status).toBe(
         'pending',
       );
@@ -371,7 +386,7 @@ describe('clamd over TCP (fake clamd speaking INSTREAM)', () => {
 
   it('clamd ERROR reply (stream limit): stays pending, never clean', async () => {
     const fake = await fakeClamd(() => 'INSTREAM size limit exceeded. ERROR');
-    const t = await startTestServer({ clamdHost: `127.0.0.1:${fake.port}` } as never);
+    const t = await startTestServer({ clamdHost: `127.0.0.1:${fake.port}` });
     try {
       const alice = await register(t.api, 'alice', 'acme');
       const id = await uploadConfirmed(t.api, alice, Buffer.from('too big for clamd\n'), 'e.txt');
@@ -523,7 +538,7 @@ describe('scan outcomes and settings (in-process)', () => {
 
 describe('AMP_ATTACHMENTS=false', () => {
   it('routes answer 404 and info has no av', async () => {
-    const t = await startTestServer({ attachments: false } as never);
+    const t = await startTestServer({ attachments: false });
     try {
       const alice = await register(t.api, 'alice', 'acme');
       const r = await init(t.api, alice, declare(Buffer.from('x'), 'x.txt'));

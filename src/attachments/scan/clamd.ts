@@ -5,8 +5,11 @@
 
 import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
-import { connect, isIP, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import type { ClamdTarget } from './types.js';
+
+// AMP_CLAMD_HOST is parsed where the configuration is checked, by the same function.
+export { parseClamdHost } from '../../config/clamd.js';
 
 export const DEFAULT_CLAMD_TIMEOUT_MS = 60_000;
 const CONNECT_TIMEOUT_MS = 5_000;
@@ -15,24 +18,6 @@ const CHUNK_BYTES = 64 * 1024;
 const MAX_REPLY_BYTES = 4096;
 
 export type ClamdResult = { kind: 'ok' } | { kind: 'found'; signature: string } | { kind: 'error'; reason: string };
-
-/** 'host:port' or '[v6 address]:port' (AMP_CLAMD_HOST). Throws an Error that says what is wrong. */
-export function parseClamdHost(value: string): { host: string; port: number } {
-  const v = value.trim();
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(v) ?? /^([^:[\]]+):(\d+)$/.exec(v);
-  if (!m) {
-    const hint =
-      v.split(':').length > 2 && !v.startsWith('[') ? ' (write an IPv6 address in brackets: [::1]:3310)' : '';
-    throw new Error(`clamd host must be host:port, e.g. 127.0.0.1:3310 or [::1]:3310, not '${value}'${hint}`);
-  }
-  const host = m[1]!;
-  const port = Number(m[2]);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new Error(`clamd port must be 1-65535, not '${m[2]}' in '${value}'`);
-  }
-  if (v.startsWith('[') && isIP(host) !== 6) throw new Error(`'${host}' in '${value}' is not an IPv6 address`);
-  return { host, port };
-}
 
 function describe(t: ClamdTarget): string {
   return t.socket ?? `${t.host}:${t.port}`;
