@@ -85,6 +85,26 @@ export const ERROR_CATALOG = {
     doc: 'uploaded bytes differ from the declared digest',
   },
   upload_incomplete: { status: 409, wsClose: null, retry: false, doc: 'confirm before the upload finished' },
+  // §19 federation and mesh
+  provider_not_trusted: {
+    status: 403,
+    wsClose: null,
+    retry: false,
+    doc: 'federation: provider unknown, not allowed, or its signature does not verify with its discovered key',
+  },
+  key_mismatch: {
+    status: 403,
+    wsClose: null,
+    retry: false,
+    doc: "federation: sender_public_key is not the key of the sender's home provider",
+  },
+  recipient_not_found: { status: 404, wsClose: null, retry: false, doc: 'federation: no such agent here' },
+  replay_detected: {
+    status: 409,
+    wsClose: null,
+    retry: false,
+    doc: 'federation/mesh: a message id or MAC already seen, with other content',
+  },
   queue_full: { status: 429, wsClose: null, retry: true, doc: 'recipient queue at maximum' },
   rate_limited: { status: 429, wsClose: null, retry: true, doc: 'rate-limit bucket empty' },
   internal_error: { status: 500, wsClose: 1011, retry: true, doc: 'bug' },

@@ -56,7 +56,7 @@ export interface AttachmentMeta {
 }
 
 export type RouteStatus = 'delivered' | 'queued';
-export type RouteMethod = 'websocket' | 'relay';
+export type RouteMethod = 'websocket' | 'relay' | 'mesh';
 
 export interface RouteResult {
   id: string;
@@ -66,4 +66,6 @@ export interface RouteResult {
   queued_at?: string;
   thread_id: string;
   warnings?: string[];
+  /** §19.2: the mesh peer that took the message (with `method: "mesh"`). */
+  remote_host?: string;
 }

@@ -3,7 +3,16 @@
 // Mesh and federation adapters join here as they are built.
 
 import type { Logger } from 'pino';
-import { OutboundEngine, type PolicyOverride, WEBHOOK_POLICY, withPolicy } from './outbound/index.js';
+import {
+  type Adapter,
+  OutboundEngine,
+  type OutboundItem,
+  type TargetPolicy,
+  type PolicyOverride,
+  WEBHOOK_POLICY,
+  withPolicy,
+} from './outbound/index.js';
+import type { RemoteOutbox } from './relay/remote.js';
 import { registerOutboundMetrics } from './ops/outbound-metrics.js';
 import { WEBHOOK_KIND, type Webhooks } from './relay/webhooks.js';
 import type { Store } from './store/types.js';
@@ -22,11 +31,13 @@ export function buildOutbound(
   webhooks: Webhooks,
   parts: { registry: Parameters<typeof registerOutboundMetrics>[0]; logger: Logger },
   opts: OutboundOptions = {},
+  /** More kinds of target (mesh, federation): their adapters and, when not the default, policies. */
+  more: { adapters: Record<string, Adapter>; policies?: Record<string, TargetPolicy> } = { adapters: {} },
 ): OutboundEngine {
   const engine = new OutboundEngine({
     store,
-    adapters: { [WEBHOOK_KIND]: webhooks },
-    policies: { [WEBHOOK_KIND]: withPolicy(WEBHOOK_POLICY, opts.webhookPolicy) },
+    adapters: { ...more.adapters, [WEBHOOK_KIND]: webhooks },
+    policies: { ...more.policies, [WEBHOOK_KIND]: withPolicy(WEBHOOK_POLICY, opts.webhookPolicy) },
   });
   webhooks.attach(engine);
   registerOutboundMetrics(parts.registry, engine);
@@ -42,4 +53,28 @@ export function buildOutbound(
     parts.logger.info({ target: item.target, id: item.id, reason }, 'outbound parked'),
   );
   return engine;
+}
+
+/** route()'s door to the engine for mesh and federation items (src/relay/remote.ts). */
+export function remoteOutbox(engine: OutboundEngine): RemoteOutbox {
+  const waiting = new Map<string, (ok: boolean) => void>();
+  const settle = (item: OutboundItem, ok: boolean) => waiting.get(`${item.target}\n${item.id}`)?.(ok);
+  engine.on('delivered', (item) => settle(item, true));
+  engine.on('retry', (item) => settle(item, false));
+  engine.on('parked', (item) => settle(item, false));
+  engine.on('expired', (item) => settle(item, false));
+  return {
+    enqueue: (target, item) => engine.enqueue(target, item),
+    firstAttempt: (target, id, ms) =>
+      new Promise<boolean>((resolve) => {
+        const key = `${target}\n${id}`;
+        const done = (ok: boolean) => {
+          clearTimeout(timer);
+          if (waiting.get(key) === done) waiting.delete(key);
+          resolve(ok);
+        };
+        const timer = setTimeout(done, ms, false);
+        waiting.set(key, done);
+      }),
+  };
 }

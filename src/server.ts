@@ -40,6 +40,8 @@ import { WsGateway } from './relay/ws-gateway.js';
 import { Webhooks } from './relay/webhooks.js';
 import type { OutboundEngine } from './outbound/index.js';
 import { buildOutbound, type OutboundOptions } from './outbound-wiring.js';
+import { buildRemote, connectRemote } from './remote-wiring.js';
+import { ForeignInbox } from './relay/foreign.js';
 import { LmdbStore } from './store/lmdb.js';
 import { startTtlSweeper } from './store/sweeper.js';
 import type { Store } from './store/types.js';
@@ -80,10 +82,11 @@ function buildRelay(ctx: RelayContext, store: Store, verifier: Ed25519Verifier, 
   const abuse = new AbuseCounters();
   const webhooks = new Webhooks({ ...stores, sessions, receipts, logger: ctx.logger, allow: agents.webhookAllow });
   const router = new MessageRouter(ctx, agents, stores, push, receipts, abuse, gate, webhooks);
+  const foreign = new ForeignInbox(ctx, agents, stores, push, webhooks);
   const inbox = new Inbox(store, receipts, ctx.observer);
   const link = new IdentityLink(agents, store, sessions, ctx.logger);
   const suspensions = new Suspensions(ctx, agents, store, sessions);
-  return { sessions, receipts, push, agents, router, inbox, link, abuse, suspensions, webhooks };
+  return { sessions, receipts, push, agents, router, foreign, inbox, link, abuse, suspensions, webhooks };
 }
 
 /** The identity service (AID); its registrations tell `link` when the AMP agent must follow. */
@@ -211,7 +214,9 @@ async function startOnDataDir(
   const publicBase = () => config.publicUrl.replace(/\/+$/, '') || `${http.scheme}://localhost:${listeningPort}`;
   const files = await openAttachments(ctx, store, () => `${publicBase()}/api/v1`);
   const relay = buildRelay(ctx, store, verifier, files?.gate);
-  const outbound = buildOutbound(store, relay.webhooks, { registry: telemetry.registry, logger }, outboundOpts);
+  const remote = buildRemote(ctx);
+  const outbound = buildOutbound(store, relay.webhooks, { registry: telemetry.registry, logger }, outboundOpts, remote);
+  connectRemote(remote, outbound, relay);
   const aid = await buildIdentity(ctx, store, verifier, relay.link, publicBase);
   securePrivateFiles(lock.dir, logger); // every file now exists: narrow those left by older versions
   const { sessions } = relay;

@@ -67,6 +67,42 @@ export const OPTIONS = {
     default: [],
     doc: 'Webhook targets (hostnames, IPs or CIDRs, comma-separated) exempt from the SSRF rules and reachable over http, e.g. localhost,127.0.0.1/32 in development; default: none',
   },
+  meshConfig: {
+    env: 'AMP_MESH_CONFIG',
+    flag: '--mesh-config',
+    type: 'string',
+    default: '',
+    doc: 'Path of the mesh JSON file (§19.2: {"mesh": {"self_id", "hosts": [{"id", "url", "secret" | "public_key"}]}}); default: no mesh',
+  },
+  federationPins: {
+    env: 'AMP_FEDERATION_PINS',
+    flag: '--federation-pins',
+    type: 'string',
+    default: '',
+    doc: 'Path of a JSON file of pinned providers {"<domain>": {"endpoint", "public_key"}} (§19.1); federation is on when this is set',
+  },
+  federationMode: {
+    env: 'AMP_FEDERATION_MODE',
+    flag: '--federation-mode',
+    type: 'enum',
+    values: ['open', 'allowlist', 'closed'],
+    default: 'allowlist',
+    doc: 'Which providers may deliver to us: open (any that verifies), allowlist (pinned ones plus AMP_FEDERATION_ALLOW) or closed',
+  },
+  federationAllow: {
+    env: 'AMP_FEDERATION_ALLOW',
+    flag: '--federation-allow',
+    type: 'list',
+    default: [],
+    doc: 'In allowlist mode, provider domains (comma-separated) allowed besides the pinned ones',
+  },
+  federationAllowHttp: {
+    env: 'AMP_FEDERATION_ALLOW_HTTP',
+    flag: '--federation-allow-http',
+    type: 'list',
+    default: [],
+    doc: 'Federation peers (hostnames, IPs or CIDRs) reachable over http and on private or loopback addresses; development and tests only; default: none',
+  },
   tlsCert: {
     env: 'AMP_TLS_CERT',
     flag: '--tls-cert',
@@ -479,6 +515,7 @@ function crossCheck(c: Config, name: (key: keyof Config) => string, problems: st
       problems.push(`${name('aidIssuerAliases')} entries are http(s) base URLs without query (got '${a}')`);
   problems.push(...trustedProxyProblems(c.trustedProxies, name('trustedProxies')));
   problems.push(...parseAllowList(c.webhookAllowHosts, name('webhookAllowHosts')).problems);
+  problems.push(...parseAllowList(c.federationAllowHttp, name('federationAllowHttp')).problems);
   problems.push(...tlsProblems(c, name));
   problems.push(...clamdProblems(c, name));
   if (c.wsHardBuffer <= c.wsSoftBuffer)

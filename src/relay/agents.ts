@@ -422,16 +422,25 @@ export class Agents {
    * (tenant, name); extra scope labels must equal the agent's platform/repo.
    */
   resolveRecipient(raw: string, sender: AgentRecord, field = 'to'): { agent: AgentRecord; address: string } {
+    return this.resolveExpanded(this.expandRecipient(raw, sender, field), field);
+  }
+
+  /** §4 expansion of a recipient address (400 when malformed) and its provider part. */
+  expandRecipient(raw: string, sender: AgentRecord, field = 'to'): { address: string; provider: string } {
     const { config } = this.ctx;
-    const store = this.store;
     const exp = expandAddress(raw, { senderTenant: sender.tenant, domain: config.providerDomain });
     if (!exp.ok) {
       throw exp.problem === 'no_tenant'
         ? invalidField(field, `Address '${raw}' has no tenant; write name@tenant.${config.providerDomain}`)
         : invalidField(field, `'${raw}' is not a valid AMP address (name@tenant.provider)`);
     }
-    const parsed = parseAddress(exp.address, this.ctx.knownProviders);
-    const provider = parsed.provider!;
+    return { address: exp.address, provider: parseAddress(exp.address, this.ctx.knownProviders).provider! };
+  }
+
+  /** The agent of an expanded address: 422 `external_provider` when not ours, else 404 when unknown. */
+  resolveExpanded(exp: { address: string; provider: string }, field = 'to'): { agent: AgentRecord; address: string } {
+    const store = this.store;
+    const { provider } = exp;
     if (!this.ctx.knownProviders.includes(provider)) {
       throw new AmpError(
         'external_provider',

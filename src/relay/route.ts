@@ -27,6 +27,7 @@ import type { RelayContext } from './context.js';
 import type { AbuseCounters } from './abuse.js';
 import type { Via } from './observer.js';
 import type { Webhooks } from './webhooks.js';
+import type { OutboundMessage, RemoteRoute, RemoteRouting } from './remote.js';
 import { effectiveStatus } from './suspension.js';
 
 const QUEUE_FULL_RETRY_AFTER_S = 60;
@@ -52,6 +53,8 @@ export interface RouteOptions {
   headerIdempotencyKey?: string;
   /** How the message came in (metrics, logs); default REST. */
   via?: Via;
+  /** Set by route() itself once the mesh peers named the host of an address unknown here. */
+  remote?: { route: RemoteRoute; address: string };
 }
 
 export interface RouteOutcome {
@@ -80,6 +83,8 @@ interface Delivery {
   via: Via;
   sender: AgentRecord;
   recipient: AgentRecord;
+  /** Set for an address on a mesh peer or another provider; `recipient` is then the sender. */
+  remote?: RemoteRoute;
   req: RouteRequest;
   /** `to` expanded to the full address. */
   toExpanded: string;
@@ -98,6 +103,7 @@ const LATER = Symbol('later');
 interface Checked {
   sender: AgentRecord;
   recipient: AgentRecord;
+  remote?: RemoteRoute;
   req: RouteRequest;
   toExpanded: string;
   nowMs: number;
@@ -136,6 +142,13 @@ export class MessageRouter {
     private readonly webhooks?: Pick<Webhooks, 'afterAppend'>,
   ) {}
 
+  /** §19: mesh peers and federated providers, when configured (set once the outbound engine exists). */
+  private remote: RemoteRouting | undefined;
+
+  useRemote(remote: RemoteRouting): void {
+    this.remote = remote;
+  }
+
   /** Spec §12.3 step 2, before the body is read: the sender's route buckets. */
   senderRateLimit(sender: AgentRecord): Record<string, string> {
     try {
@@ -168,6 +181,8 @@ export class MessageRouter {
       const signed = before ? LATER : this.verifyNow(c);
       admitted = signed === LATER ? await this.admitInTurn(c, before) : this.admit(c, signed);
     } catch (e) {
+      const onPeer = await this.askPeers(e, opts);
+      if (onPeer) return this.route(sender, body, { ...opts, remote: onPeer });
       this.abuse.refused(sender.id, e);
       throw e;
     }
@@ -222,7 +237,13 @@ export class MessageRouter {
       }
     }
 
-    const { agent: recipient, address: toExpanded } = this.agents.resolveRecipient(req.to, sender);
+    // The payload hash is wanted by the signature check and the replay digest: made once.
+    let hash: string | undefined;
+    const hashOf = () => (hash ??= payloadHash(req.payload));
+    const via = opts.via ?? 'rest';
+    const dest = this.destination(req.to, sender, opts);
+    if ('remote' in dest) return { sender, recipient: sender, req, nowMs, hashOf, via, ...dest };
+    const { agent: recipient, address: toExpanded } = dest;
     if (effectiveStatus(recipient, nowMs) === 'suspended')
       throw new AmpError('recipient_suspended', 'The recipient agent is suspended', { field: 'to' });
     if (config.crossTenant === 'deny' && recipient.tenant !== sender.tenant) {
@@ -230,10 +251,34 @@ export class MessageRouter {
     }
 
     enforce(this.ctx.limits.take([['receive', recipient.id]]), 'recipient');
-    // The payload hash is wanted by the signature check and the replay digest: made once.
-    let hash: string | undefined;
-    const hashOf = () => (hash ??= payloadHash(req.payload));
-    return { sender, recipient, req, toExpanded, nowMs, hashOf, via: opts.via ?? 'rest' };
+    return { sender, recipient, req, toExpanded, nowMs, hashOf, via };
+  }
+
+  /** Step 6: the local agent an address names, or the mesh peer or provider it lives on. */
+  private destination(
+    to: string,
+    sender: AgentRecord,
+    opts: RouteOptions,
+  ): { agent: AgentRecord; address: string } | { remote: RemoteRoute; toExpanded: string } {
+    if (opts.remote) return { remote: opts.remote.route, toExpanded: opts.remote.address };
+    const exp = this.agents.expandRecipient(to, sender);
+    const directory = this.remote?.directory;
+    const remote = directory?.route(exp.address, exp.provider);
+    if (remote) return { remote, toExpanded: exp.address };
+    const local = directory?.localize(exp.address);
+    const found = this.agents.resolveExpanded(local ? { ...exp, address: local } : exp);
+    return { agent: found.agent, address: exp.address };
+  }
+
+  /** An own-domain address unknown here, with a mesh: the peer that has it (asked once, cached there). */
+  private async askPeers(e: unknown, opts: RouteOptions): Promise<RouteOptions['remote']> {
+    if (!this.remote || opts.remote || !(e instanceof AmpError) || e.code !== 'not_found' || e.field !== 'to') {
+      return undefined;
+    }
+    const address = e.details.address;
+    if (typeof address !== 'string') return undefined;
+    const route = await this.remote.directory.lookup(address);
+    return route && { route, address };
   }
 
   /**
@@ -244,6 +289,11 @@ export class MessageRouter {
     const { sender, req, toExpanded, hashOf } = c;
     if (signed && this.stores.directory.findRevokedKey(sender.fingerprint)) {
       throw new AmpError('key_revoked', "The sender's key has been revoked", { field: 'signature' });
+    }
+    if (c.remote?.kind === 'federation' && !signed) {
+      throw new AmpError('signature_missing', 'Messages to another provider must be signed (§19.1)', {
+        field: 'signature',
+      });
     }
     const d: Delivery = { ...c, signed };
 
@@ -275,8 +325,8 @@ export class MessageRouter {
 
   /** Steps 9-12: queue cap, build, append + push, commit, answer. */
   private async deliver(d: Delivery, idem?: { key: string; digest: string }): Promise<RouteResult> {
-    const { config } = this.ctx;
-    const { queue, records } = this.stores;
+    if (d.remote) return this.deliverRemote(d, d.remote, idem);
+    const { queue } = this.stores;
     const { sender, recipient, req, nowMs } = d;
     this.assertRoom(recipient, nowMs);
     // Checked here, after the idempotency check: a repeat is answered without claiming again.
@@ -308,13 +358,7 @@ export class MessageRouter {
     const hooked =
       pushed && recipient.prefer_websocket ? undefined : this.webhooks?.afterAppend(recipient, id, json, relayExpiry);
     // The idempotency record commits in the same transaction as the message.
-    const remembered = idem
-      ? records.putIdempotency(sender.id, idem.key, {
-          digest: idem.digest,
-          result: { ...result },
-          expiresAt: nowMs + config.idempotencyTtl * 1000,
-        })
-      : undefined;
+    const remembered = idem && this.remember(sender, idem, result, nowMs);
     try {
       // A failed commit rejects them all (507): nothing was stored, remembered, claimed or handed to
       // a webhook. Most messages have none of these: then only the append is awaited.
@@ -326,6 +370,62 @@ export class MessageRouter {
     this.ctx.observer.routed(d.via, id, sender.id, recipient.id);
     if (pushed && req.receipt) this.receipts.handedOver(id, 'websocket');
     return result;
+  }
+
+  /**
+   * §19: a message for a mesh peer or another provider. Built like a local one (its id, timestamp
+   * and the sender's signature travel with it), made durable in the target's outbound queue, and
+   * answered `queued`/`relay`, or `delivered`/`mesh` when a mesh peer took it within its wait.
+   */
+  private async deliverRemote(
+    d: Delivery,
+    remote: RemoteRoute,
+    idem?: { key: string; digest: string },
+  ): Promise<RouteResult> {
+    const { sender, req, nowMs } = d;
+    if (req.attachments) {
+      throw new AmpError('attachments_not_supported', 'Attachments cannot be sent to another host or provider', {
+        field: 'payload.attachments',
+      });
+    }
+    const outbox = this.remote!.outbox;
+    const { msg, relayExpiry } = this.buildMessage(d);
+    const { id, envelope } = msg;
+    const body: OutboundMessage = {
+      envelope,
+      payload: msg.payload,
+      sender_public_key: d.signed ? sender.public_key_pem : '',
+    };
+    const took = remote.waitMs > 0 ? outbox.firstAttempt(remote.target, id, remote.waitMs) : undefined;
+    const queued = outbox.enqueue(remote.target, { id, body: JSON.stringify(body), expiresAt: relayExpiry });
+    const result: RouteResult = {
+      id,
+      status: 'queued',
+      method: 'relay',
+      queued_at: msg.queued_at,
+      thread_id: envelope.thread_id,
+    };
+    const remembered = idem && this.remember(sender, idem, result, nowMs);
+    await (remembered ? Promise.all([queued, remembered]) : queued);
+    this.ctx.observer.routed(d.via, id, sender.id, remote.target);
+    if (!(await took)) return result;
+    return {
+      id,
+      status: 'delivered',
+      method: 'mesh',
+      remote_host: remote.remoteHost,
+      delivered_at: isoTime(Date.now()),
+      thread_id: envelope.thread_id,
+    };
+  }
+
+  /** §12.5: the answer kept for an idempotency key, committed with the message. */
+  private remember(sender: AgentRecord, idem: { key: string; digest: string }, result: RouteResult, nowMs: number) {
+    return this.stores.records.putIdempotency(sender.id, idem.key, {
+      digest: idem.digest,
+      result: { ...result },
+      expiresAt: nowMs + this.ctx.config.idempotencyTtl * 1000,
+    });
   }
 
   /** Step 9: the recipient's queue cap (§12.3); the message is refused, never evicted. */

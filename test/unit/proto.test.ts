@@ -579,6 +579,11 @@ describe('AmpError and ERROR_CATALOG (§21)', () => {
     ['upload_size_mismatch', 422, false],
     ['upload_digest_mismatch', 422, false],
     ['upload_incomplete', 409, false],
+    // §19 federation and mesh
+    ['provider_not_trusted', 403, false],
+    ['key_mismatch', 403, false],
+    ['recipient_not_found', 404, false],
+    ['replay_detected', 409, false],
   ];
   it.each([...SPEC, ...EXTENSIONS])('%s -> %d, retry %s', (code, status, retry) => {
     expect([(ERROR_CATALOG as Any)[code]?.status, (ERROR_CATALOG as Any)[code]?.retry]).toEqual([status, retry]);

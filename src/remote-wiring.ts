@@ -1,0 +1,34 @@
+// Mesh peers and federated providers in the server (src/server.ts calls this): their outbound
+// adapters for the engine, and the directory route() asks where an address lives (spec §19).
+// Each part is present only when configured (AMP_MESH_CONFIG, AMP_FEDERATION_PINS).
+
+import type { Adapter, OutboundEngine, TargetPolicy } from './outbound/index.js';
+import { remoteOutbox } from './outbound-wiring.js';
+import type { RelayContext } from './relay/context.js';
+import type { ForeignInbox } from './relay/foreign.js';
+import { combineDirectories, type RemoteDirectory } from './relay/remote.js';
+import type { MessageRouter } from './relay/route.js';
+
+export interface RemoteParts {
+  /** Outbound adapters by target kind (`mesh`, `federation`), and their policies when not the default. */
+  adapters: Record<string, Adapter>;
+  policies: Record<string, TargetPolicy>;
+  directory: RemoteDirectory | undefined;
+}
+
+/** Reads the mesh and federation configuration; built before the outbound engine. */
+export function buildRemote(_ctx: RelayContext): RemoteParts {
+  const directory = combineDirectories([]);
+  return { adapters: {}, policies: {}, directory };
+}
+
+/** Once the engine exists: route() may send to remote addresses, and foreign messages resolve mesh addresses. */
+export function connectRemote(
+  parts: RemoteParts,
+  engine: OutboundEngine,
+  relay: { router: MessageRouter; foreign: ForeignInbox },
+): void {
+  if (!parts.directory) return;
+  relay.router.useRemote({ directory: parts.directory, outbox: remoteOutbox(engine) });
+  relay.foreign.useDirectory(parts.directory);
+}
