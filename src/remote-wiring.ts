@@ -8,6 +8,7 @@ import type { RelayContext } from './relay/context.js';
 import type { ForeignInbox } from './relay/foreign.js';
 import { combineDirectories, type RemoteDirectory } from './relay/remote.js';
 import type { MessageRouter } from './relay/route.js';
+import { type PeerStatus, PeerTracker } from './relay/peers.js';
 
 export interface RemoteParts {
   /** Outbound adapters by target kind (`mesh`, `federation`), and their policies when not the default. */
@@ -22,13 +23,33 @@ export function buildRemote(_ctx: RelayContext): RemoteParts {
   return { adapters: {}, policies: {}, directory };
 }
 
-/** Once the engine exists: route() may send to remote addresses, and foreign messages resolve mesh addresses. */
+/**
+ * Once the engine exists: route() may send to remote addresses, foreign messages resolve mesh
+ * addresses, and the peers' reachability is followed. Returns the `GET /v1/peers` document.
+ */
 export function connectRemote(
   parts: RemoteParts,
   engine: OutboundEngine,
   relay: { router: MessageRouter; foreign: ForeignInbox },
-): void {
-  if (!parts.directory) return;
-  relay.router.useRemote({ directory: parts.directory, outbox: remoteOutbox(engine) });
-  relay.foreign.useDirectory(parts.directory);
+): () => PeersDoc {
+  const { directory } = parts;
+  if (directory) {
+    relay.router.useRemote({ directory, outbox: remoteOutbox(engine) });
+    relay.foreign.useDirectory(directory);
+  }
+  const tracker = new PeerTracker();
+  tracker.watch(engine);
+  return () => {
+    const doc: PeersDoc = { mesh: [], federation: [] };
+    for (const entry of directory?.peers?.() ?? []) {
+      doc[entry.kind].push(tracker.status(entry, engine.targetStat(entry.target)));
+    }
+    return doc;
+  };
+}
+
+/** `GET /v1/peers`: each configured mesh host and pinned provider, reachable or not, and its queue. */
+export interface PeersDoc {
+  mesh: PeerStatus[];
+  federation: PeerStatus[];
 }

@@ -40,7 +40,7 @@ import { WsGateway } from './relay/ws-gateway.js';
 import { Webhooks } from './relay/webhooks.js';
 import type { OutboundEngine } from './outbound/index.js';
 import { buildOutbound, type OutboundOptions } from './outbound-wiring.js';
-import { buildRemote, connectRemote } from './remote-wiring.js';
+import { buildRemote, connectRemote, type PeersDoc } from './remote-wiring.js';
 import { ForeignInbox } from './relay/foreign.js';
 import { LmdbStore } from './store/lmdb.js';
 import { startTtlSweeper } from './store/sweeper.js';
@@ -177,10 +177,11 @@ function buildRest(
     aid: Identity;
     telemetry: Telemetry;
     files?: AttachmentService;
+    peers: () => PeersDoc;
   },
   healthInputs: () => HealthInputs,
 ) {
-  const { ctx, store, relay, aid, telemetry, files } = parts;
+  const { ctx, store, relay, aid, telemetry, files, peers } = parts;
   const { sessions, agents } = relay;
   const keys = new Keys(ctx, agents, store, sessions, aid.registrations);
   const directory = new Directory(ctx, agents, store, sessions, aid.registrations, relay.webhooks);
@@ -198,6 +199,7 @@ function buildRest(
     ready: () => ready(healthInputs()),
     metrics: metricsEndpoint(telemetry.registry, ctx.config.metricsToken),
     attachments: files,
+    peers,
   });
 }
 
@@ -216,7 +218,7 @@ async function startOnDataDir(
   const relay = buildRelay(ctx, store, verifier, files?.gate);
   const remote = buildRemote(ctx);
   const outbound = buildOutbound(store, relay.webhooks, { registry: telemetry.registry, logger }, outboundOpts, remote);
-  connectRemote(remote, outbound, relay);
+  const peers = connectRemote(remote, outbound, relay);
   const aid = await buildIdentity(ctx, store, verifier, relay.link, publicBase);
   securePrivateFiles(lock.dir, logger); // every file now exists: narrow those left by older versions
   const { sessions } = relay;
@@ -234,7 +236,7 @@ async function startOnDataDir(
     writes: store.writeState(),
     agentsOnline: sessions.onlineAgents(),
   });
-  const api = buildRest({ ctx, store, relay, aid, telemetry, files }, healthInputs);
+  const api = buildRest({ ctx, store, relay, aid, telemetry, files, peers }, healthInputs);
   const trustsProxy = trustedProxyMatcher(config.trustedProxies);
   attachHttp(http.app, api, {
     corsOrigin: config.corsOrigin,

@@ -34,6 +34,8 @@ export interface RemoteDirectory {
    * `bob@<self host id>.<domain>` → the agent's own address. Undefined: leave it as it is.
    */
   localize(address: string): string | undefined;
+  /** The configured hosts or pinned providers, for `GET /v1/peers`. */
+  peers?(): PeerEntry[];
 }
 
 /** The body of an outbound item for a mesh peer or a federated provider. */
@@ -110,5 +112,17 @@ export function combineDirectories(parts: ReadonlyArray<RemoteDirectory | undefi
       }
       return undefined;
     },
+    peers: () => list.flatMap((d) => d.peers?.() ?? []),
   };
+}
+
+/** A configured mesh host or federated provider, as `GET /v1/peers` lists it. */
+export interface PeerEntry {
+  kind: 'mesh' | 'federation';
+  /** The mesh host id or the provider domain. */
+  id: string;
+  /** Where we reach it (a base URL), or "" until discovered. */
+  url: string;
+  /** Its outbound target id. */
+  target: string;
 }

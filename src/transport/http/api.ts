@@ -48,6 +48,8 @@ export interface ApiDeps {
   health: () => { status: number; body: Record<string, unknown> };
   /** The /ready document: 503 while writes fail. */
   ready: () => { status: number; body: Record<string, unknown> };
+  /** GET /peers: the mesh hosts' and federated providers' reachability (src/remote-wiring.ts). */
+  peers: () => unknown;
   /** GET /metrics: the Prometheus text, and whether a request may read it (AMP_METRICS_TOKEN). */
   metrics: {
     text: () => Promise<string>;
@@ -158,8 +160,9 @@ function addMessageRoutes(t: RouteTable, { agents, router, inbox, receipts }: Ap
 }
 
 /** §7 agents: self, card, listing, resolve. */
-function addAgentRoutes(t: RouteTable, { agents, directory }: ApiDeps): void {
+function addAgentRoutes(t: RouteTable, { agents, directory, peers }: ApiDeps): void {
   t.api('GET', '/agents/me', AGENT, (_req, { agent }) => ok(agents.self(agent)));
+  t.api('GET', '/peers', AGENT, () => ok(peers(), 200, NO_STORE));
   t.api('PATCH', '/agents/me', AGENT, async (req, { agent }) =>
     ok(await directory.update(agent, decodeAgentUpdateBody(await req.body.json()))),
   );

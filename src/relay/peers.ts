@@ -1,0 +1,70 @@
+// The reachability of mesh hosts and federated providers (`GET /v1/peers`, amp-status.sh): each
+// target's last contact as the outbound engine and the adapters saw it, with its queue. Kept in
+// memory: after a restart a peer is unknown (`reachable: null`) until the next contact.
+
+import { isoTime } from '../../proto/index.js';
+import type { OutboundEngine, TargetStats } from '../outbound/index.js';
+import type { PeerEntry } from './remote.js';
+
+interface Contact {
+  okAt?: number;
+  failAt?: number;
+  error?: string;
+}
+
+export interface PeerStatus {
+  id: string;
+  url: string;
+  /** true: the last contact succeeded; false: it failed; null: no contact since the start. */
+  reachable: boolean | null;
+  last_success_at: string | null;
+  last_failure_at: string | null;
+  last_error: string | null;
+  /** Messages waiting for this peer (parked ones included), and its circuit breaker. */
+  pending: number;
+  parked: number;
+  breaker: TargetStats['breaker'];
+}
+
+export class PeerTracker {
+  private readonly contacts = new Map<string, Contact>();
+
+  /** Follows the engine's outcomes for every target (webhooks' are kept too, and never listed). */
+  watch(engine: Pick<OutboundEngine, 'on'>): void {
+    engine.on('delivered', (item) => this.succeeded(item.target));
+    engine.on('retry', (item, reason) => this.failed(item.target, reason));
+  }
+
+  succeeded(target: string, at = Date.now()): void {
+    const c = this.contact(target);
+    c.okAt = at;
+  }
+
+  failed(target: string, reason: string, at = Date.now()): void {
+    const c = this.contact(target);
+    c.failAt = at;
+    c.error = reason;
+  }
+
+  status(entry: PeerEntry, stats: Pick<TargetStats, 'pending' | 'parked' | 'breaker'>): PeerStatus {
+    const c = this.contacts.get(entry.target) ?? {};
+    const reachable = c.okAt === undefined && c.failAt === undefined ? null : (c.okAt ?? 0) >= (c.failAt ?? 0);
+    return {
+      id: entry.id,
+      url: entry.url,
+      reachable,
+      last_success_at: c.okAt === undefined ? null : isoTime(c.okAt),
+      last_failure_at: c.failAt === undefined ? null : isoTime(c.failAt),
+      last_error: c.error ?? null,
+      pending: stats.pending,
+      parked: stats.parked,
+      breaker: stats.breaker,
+    };
+  }
+
+  private contact(target: string): Contact {
+    let c = this.contacts.get(target);
+    if (!c) this.contacts.set(target, (c = {}));
+    return c;
+  }
+}
