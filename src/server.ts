@@ -41,6 +41,7 @@ import { Webhooks } from './relay/webhooks.js';
 import type { OutboundEngine } from './outbound/index.js';
 import { buildOutbound, type OutboundOptions } from './outbound-wiring.js';
 import { buildRemote, connectRemote, type PeersDoc } from './remote-wiring.js';
+import { registerPeerMetrics } from './ops/peer-metrics.js';
 import { ForeignInbox } from './relay/foreign.js';
 import { LmdbStore } from './store/lmdb.js';
 import { startTtlSweeper } from './store/sweeper.js';
@@ -187,6 +188,7 @@ function buildRest(
   const directory = new Directory(ctx, agents, store, sessions, aid.registrations, relay.webhooks);
   const admin = new AdminView(agents, store, sessions, directory);
   registerMetrics(telemetry.registry, { ...relay, startedAt: ctx.startedAt, store, attachments: files?.attachments });
+  registerPeerMetrics(telemetry.registry, peers);
   return buildApi({
     ctx,
     ...relay,
