@@ -42,6 +42,7 @@ import type { OutboundEngine } from './outbound/index.js';
 import { buildOutbound, type OutboundOptions } from './outbound-wiring.js';
 import { buildRemote, connectRemote } from './remote-wiring.js';
 import { ForeignInbox } from './relay/foreign.js';
+import type { MeshInbound } from './relay/mesh/index.js';
 import { LmdbStore } from './store/lmdb.js';
 import { startTtlSweeper } from './store/sweeper.js';
 import type { Store } from './store/types.js';
@@ -177,10 +178,11 @@ function buildRest(
     aid: Identity;
     telemetry: Telemetry;
     files?: AttachmentService;
+    mesh?: MeshInbound;
   },
   healthInputs: () => HealthInputs,
 ) {
-  const { ctx, store, relay, aid, telemetry, files } = parts;
+  const { ctx, store, relay, aid, telemetry, files, mesh } = parts;
   const { sessions, agents } = relay;
   const keys = new Keys(ctx, agents, store, sessions, aid.registrations);
   const directory = new Directory(ctx, agents, store, sessions, aid.registrations, relay.webhooks);
@@ -198,6 +200,7 @@ function buildRest(
     ready: () => ready(healthInputs()),
     metrics: metricsEndpoint(telemetry.registry, ctx.config.metricsToken),
     attachments: files,
+    mesh,
   });
 }
 
@@ -216,7 +219,7 @@ async function startOnDataDir(
   const relay = buildRelay(ctx, store, verifier, files?.gate);
   const remote = buildRemote(ctx);
   const outbound = buildOutbound(store, relay.webhooks, { registry: telemetry.registry, logger }, outboundOpts, remote);
-  connectRemote(remote, outbound, relay);
+  connectRemote(remote, outbound, relay, verifier);
   const aid = await buildIdentity(ctx, store, verifier, relay.link, publicBase);
   securePrivateFiles(lock.dir, logger); // every file now exists: narrow those left by older versions
   const { sessions } = relay;
@@ -233,8 +236,9 @@ async function startOnDataDir(
     storeHealthy: store.healthy(),
     writes: store.writeState(),
     agentsOnline: sessions.onlineAgents(),
+    mesh: remote.mesh?.status(),
   });
-  const api = buildRest({ ctx, store, relay, aid, telemetry, files }, healthInputs);
+  const api = buildRest({ ctx, store, relay, aid, telemetry, files, mesh: remote.mesh?.inbound }, healthInputs);
   const trustsProxy = trustedProxyMatcher(config.trustedProxies);
   attachHttp(http.app, api, {
     corsOrigin: config.corsOrigin,
@@ -264,6 +268,7 @@ async function startOnDataDir(
     (closing ??= (async () => {
       shuttingDown = true;
       stopTimers();
+      remote.mesh?.close();
       http.stopAccepting();
       // Requests already in the relay finish (their writes commit) before the store closes.
       await inFlight.drain(SHUTDOWN_DRAIN_MS);
