@@ -85,6 +85,10 @@ export class MeshClient {
     }
   }
 
+  isReachable(id: string): boolean {
+    return this.reachable.get(id) === true;
+  }
+
   /** How many peers answered their last request. */
   reachableCount(): number {
     let n = 0;

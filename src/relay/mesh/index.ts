@@ -1,7 +1,7 @@
 // The mesh of this host (spec §19.2), built from AMP_MESH_CONFIG: the directory route() asks, the
 // outbound adapter of `mesh:<host id>` targets, the handler of peers' requests, and the
 // reachability of the peers for /v1/health (their last answer, and a light probe of their
-// /v1/health every 15 s, 2 s at most each).
+// /v1/health: every 15 s while a peer answers, every 3 s while it does not; 2 s at most each).
 
 import { randomHex } from '../../crypto/random.js';
 import type { Ed25519Verifier } from '../../crypto/verifier.js';
@@ -19,7 +19,8 @@ export { loadMeshConfig } from './config.js';
 export type { MeshHeaders, MeshInbound } from './inbound.js';
 
 const RESOLVE_TIMEOUT_MS = 2000;
-const PROBE_EVERY_MS = 15_000;
+const PROBE_TICK_MS = 3000;
+const PROBE_REACHABLE_EVERY_MS = 15_000;
 const PROBE_TIMEOUT_MS = 2000;
 
 export interface MeshStatus {
@@ -36,6 +37,8 @@ export class Mesh {
   /** Set by connect(), once the relay core exists. */
   inbound: MeshInbound | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** Peer id → when it was last probed. */
+  private readonly probed = new Map<string, number>();
 
   constructor(
     private readonly ctx: RelayContext,
@@ -59,7 +62,7 @@ export class Mesh {
     const { directory } = this;
     this.inbound = new MeshInbound(this.ctx, this.config.hosts, { ...parts, directory, selfId: this.config.selfId });
     this.probe();
-    this.timer = setInterval(() => this.probe(), PROBE_EVERY_MS);
+    this.timer = setInterval(() => this.probe(), PROBE_TICK_MS);
     this.timer.unref();
   }
 
@@ -76,8 +79,15 @@ export class Mesh {
     };
   }
 
+  /** Peers that did not answer last, and the others every PROBE_REACHABLE_EVERY_MS. */
   private probe(): void {
-    for (const h of this.config.hosts) void this.client.probe(h, PROBE_TIMEOUT_MS);
+    const now = Date.now();
+    for (const h of this.config.hosts) {
+      const due = !this.client.isReachable(h.id) || now - (this.probed.get(h.id) ?? 0) >= PROBE_REACHABLE_EVERY_MS;
+      if (!due) continue;
+      this.probed.set(h.id, now);
+      void this.client.probe(h, PROBE_TIMEOUT_MS);
+    }
   }
 
   /** Every peer at once; the first that has the address wins (undefined: none, within the timeout). */
