@@ -100,14 +100,14 @@ function parseHost(h: unknown, at: string, say: (p: string) => void): MeshHost |
   let ok = true;
   const bad = (p: string) => {
     ok = false;
-    say(`${at}.${p}`);
+    say(`${at}${p}`);
   };
   for (const k of Object.keys(h))
-    if (!HOST_FIELDS.has(k)) bad(`${k} is not a host field (id, url, secret, public_key)`);
+    if (!HOST_FIELDS.has(k)) bad(`.${k} is not a host field (id, url, secret, public_key)`);
   if (typeof h.id !== 'string' || !LABEL_RE.test(h.id))
-    bad(`id must be a lowercase DNS label (a-z, 0-9, '-'; got ${JSON.stringify(h.id ?? null)})`);
+    bad(`.id must be a lowercase DNS label (a-z, 0-9, '-'; got ${JSON.stringify(h.id ?? null)})`);
   const url = baseUrl(h.url);
-  if (!url) bad(`url must be an http(s) base URL without query or credentials (got ${JSON.stringify(h.url ?? null)})`);
+  if (!url) bad(`.url must be an http(s) base URL without query or credentials (got ${JSON.stringify(h.url ?? null)})`);
   const auth = parseAuth(h, bad);
   return ok && url && auth ? { id: h.id as string, url, auth } : undefined;
 }
@@ -116,13 +116,13 @@ function parseAuth(h: Record<string, unknown>, bad: (p: string) => void): MeshAu
   const hasSecret = h.secret !== undefined;
   const hasKey = h.public_key !== undefined;
   if (hasSecret === hasKey) {
-    bad('needs exactly one of secret (a shared secret) or public_key (the peer host key, Ed25519 PEM)');
+    bad(' needs exactly one of secret (a shared secret) or public_key (the peer host key, Ed25519 PEM)');
     return undefined;
   }
   if (hasSecret) {
     if (typeof h.secret === 'string' && h.secret.length >= MIN_SECRET_CHARS)
       return { kind: 'secret', secret: h.secret };
-    bad(`secret must be a string of at least ${MIN_SECRET_CHARS} characters`);
+    bad(`.secret must be a string of at least ${MIN_SECRET_CHARS} characters`);
     return undefined;
   }
   const key = typeof h.public_key === 'string' ? parsePublicKeyPem(h.public_key) : 'not_pem';
@@ -133,7 +133,7 @@ function parseAuth(h: Record<string, unknown>, bad: (p: string) => void): MeshAu
       : key === 'not_ed25519'
         ? 'is not an Ed25519 key'
         : 'must be an Ed25519 public key in PEM (-----BEGIN PUBLIC KEY-----)';
-  bad(`public_key ${why}`);
+  bad(`.public_key ${why}`);
   return undefined;
 }
 
