@@ -82,15 +82,18 @@ async function pending(h: Host, agent: Registered): Promise<any[]> {
   return r.body.messages;
 }
 
-/** Waits (bounded) until the agent's inbox on `h` holds the message `id`; returns that message. */
+/**
+ * The message `id` once it is in the agent's inbox on `h`: a WebSocket session gets the queued
+ * messages at connect and later ones live, so this waits on frames (bounded), never polls.
+ */
 async function arrived(h: Host, agent: Registered, id: string, timeoutMs = 10_000): Promise<any> {
-  let found: any;
-  const ok = await until(async () => {
-    found = (await pending(h, agent)).find((m) => m.id === id);
-    return found !== undefined;
-  }, timeoutMs);
-  expect(ok, `message ${id} did not arrive at ${agent.address} on ${h.id}`).toBe(true);
-  return found;
+  const ws = await connectWs(`ws://127.0.0.1:${h.port}/v1/ws`, agent.api_key);
+  try {
+    const frame = await ws.next((f: any) => f?.type === 'message.new' && f.data?.id === id, timeoutMs);
+    return frame.data;
+  } finally {
+    await ws.close();
+  }
 }
 
 function signed(from: Registered, to: string, subject: string, message: string) {
@@ -117,8 +120,19 @@ function verifiesEndToEnd(m: any, sender: Registered): boolean {
   return cryptoVerify(null, Buffer.from(s, 'utf8'), sender.keys.publicKey, Buffer.from(e.signature, 'base64'));
 }
 
-/** A forwarded message as host-a would send it to host-b, with its mesh headers. */
-function forged(opts: { ts?: number; secret?: string; host?: string; id?: string; to?: string } = {}) {
+interface ForgeOptions {
+  ts?: number;
+  secret?: string;
+  host?: string;
+  id?: string;
+  to?: string;
+  /** Replace or add body fields (e.g. the whole body of an earlier request). */
+  fields?: Record<string, unknown>;
+  headers?: Record<string, string>;
+}
+
+/** A forwarded message as host-a would send it (to host-b by default), with its mesh headers. */
+function forged(opts: ForgeOptions = {}) {
   const ts = String(opts.ts ?? Math.floor(Date.now() / 1000));
   const id = opts.id ?? `msg_${Date.now()}_${Math.random().toString(16).slice(2, 18).padEnd(16, '0')}`;
   const raw = JSON.stringify({
@@ -129,6 +143,7 @@ function forged(opts: { ts?: number; secret?: string; host?: string; id?: string
     payload: { type: 'notification', message: 'hello' },
     id,
     timestamp: new Date().toISOString(),
+    ...opts.fields,
   });
   const mac = createHmac('sha256', opts.secret ?? SECRET)
     .update(`${ts}.${raw}`)
@@ -139,8 +154,9 @@ function forged(opts: { ts?: number; secret?: string; host?: string; id?: string
     'X-AMP-Timestamp': ts,
     'X-AMP-Mesh-Auth': `sha256=${mac}`,
     'X-Forwarded-From': alice.address,
+    ...opts.headers,
   };
-  return { raw, headers, id };
+  return { raw, headers, id: JSON.parse(raw).id as string };
 }
 
 beforeAll(async () => {
@@ -287,6 +303,42 @@ describe('mesh between two hosts', () => {
     const ids = (await pending(b, bob)).map((m) => m.id);
     expect(ids).toContain(good.id);
     for (const x of [wrong, stale, stranger]) expect(ids).not.toContain(x.id);
+  });
+
+  it('a repeated id answers duplicate (same content) or replay_detected; a peer cannot speak for a local agent', async () => {
+    const url = `http://127.0.0.1:${b.port}/v1/route`;
+    const first = forged();
+    expect((await call('POST', url, { raw: first.raw, headers: first.headers })).status).toBe(200);
+    // A peer's retry: the same message, forwarded again (a new forwarded_at, hence a new MAC).
+    const again = forged({
+      fields: { ...JSON.parse(first.raw), _forwarded: { forwarded_at: new Date().toISOString() } },
+    });
+    const dup = await call('POST', url, { raw: again.raw, headers: again.headers });
+    expect(dup.status).toBe(200);
+    expect(dup.body).toMatchObject({ id: first.id, duplicate: true });
+    const other = forged({ fields: { ...JSON.parse(first.raw), subject: 'other content' } });
+    const replayed = await call('POST', url, { raw: other.raw, headers: other.headers });
+    expect([replayed.status, replayed.body.error]).toEqual([409, 'replay_detected']);
+    expect((await pending(b, bob)).filter((m) => m.id === first.id)).toHaveLength(1);
+
+    const asLocal = forged({ fields: { from: carol.address } });
+    const r1 = await call('POST', url, { raw: asLocal.raw, headers: asLocal.headers });
+    expect(r1.body).toMatchObject({ error: 'forbidden', field: 'from' });
+
+    // Signed by another key than the one X-AMP-Sender-Key names: refused; by alice's own: verified.
+    const payload = { type: 'notification', message: 'hello' };
+    const fields = { from: alice.address, to: bob.address, subject: 'signed', payload };
+    const senderKey = alice.keys.publicKey.export({ format: 'der', type: 'spki' }).subarray(12).toString('hex');
+    const wrongSig = signMessage(newKeypair().privateKey, fields);
+    const bad = forged({ fields: { ...fields, signature: wrongSig }, headers: { 'X-AMP-Sender-Key': senderKey } });
+    const r2 = await call('POST', url, { raw: bad.raw, headers: bad.headers });
+    expect([r2.status, r2.body.error]).toEqual([403, 'signature_invalid']);
+    const sig = signMessage(alice.keys.privateKey, fields);
+    const good = forged({ fields: { ...fields, signature: sig }, headers: { 'X-AMP-Sender-Key': senderKey } });
+    expect((await call('POST', url, { raw: good.raw, headers: good.headers })).status).toBe(200);
+    const m = await arrived(b, bob, good.id);
+    expect(m.security.signature_verified).toBe(true);
+    expect(verifiesEndToEnd(m, alice)).toBe(true);
   });
 
   it('B down: A answers queued; A killed -9 and restarted, B back: the message arrives exactly once', async () => {

@@ -2,6 +2,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { MeshConfigError, parseMeshConfig } from '../../src/relay/mesh/config.js';
+import { readmeBlock } from '../helpers/readme.js';
 import { newKeypair } from '../helpers/server.js';
 
 const SECRET = 'a-shared-secret-0123';
@@ -81,5 +82,19 @@ describe('parseMeshConfig', () => {
     expect(p.length).toBeGreaterThan(0);
     expect(p.join('\n')).toMatch(why);
     for (const line of p) expect(line.startsWith(SRC)).toBe(true);
+  });
+});
+
+describe("the README's mesh example", () => {
+  it('parses as written', () => {
+    const c = parseMeshConfig(readmeBlock('mesh-config'), 'README mesh-config');
+    expect(c.selfId).toBe('macbook');
+    expect(c.hosts).toEqual([
+      {
+        id: 'server-01',
+        url: 'http://10.0.0.5:23000',
+        auth: { kind: 'secret', secret: 'change-me-to-a-long-random-secret' },
+      },
+    ]);
   });
 });
