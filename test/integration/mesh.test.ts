@@ -204,6 +204,10 @@ describe('mesh between two hosts', () => {
       alice.keys.publicKey.export({ format: 'der', type: 'spki' }).subarray(12).toString('hex'),
     );
     expect(verifiesEndToEnd(m, alice)).toBe(true);
+    // On host-a itself, alice@host-a is alice of its default tenant (alpha): a local message.
+    const self = await routeOk(api(a), alice, signed(alice, 'alice@host-a', 'note to self', 'local'));
+    expect(self).toMatchObject({ status: 'queued', method: 'relay' });
+    expect((await arrived(a, alice, self.id)).envelope.to).toBe('alice@host-a');
   });
 
   it('bob on B → alice@host-a while alice is online: pushed live on A, answer delivered/mesh', async () => {

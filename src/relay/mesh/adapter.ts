@@ -3,9 +3,9 @@
 // sender's `signature` and `_forwarded`, signed for that peer (client.ts). The peer keeps the
 // envelope, so the recipient verifies the sender's own signature.
 //
-// Outcomes: 2xx (a duplicate too) → delivered; 429 → retry after its Retry-After; any other 4xx →
-// parked (the peer refused it: unknown recipient, bad authentication); 5xx, network error or
-// timeout → retry with the mesh policy's backoff.
+// Outcomes: 2xx (a duplicate too) → delivered; 429 → retry after its Retry-After; 5xx, network
+// error or timeout → retry with the mesh policy's backoff; anything else (a 4xx: unknown recipient,
+// bad authentication; a redirect, which is not followed) → parked.
 
 import { isoTime } from '../../../proto/index.js';
 import type { Adapter, OutboundItem, Outcome, TargetPolicy } from '../../outbound/index.js';
@@ -44,8 +44,8 @@ export class MeshAdapter implements Adapter {
     if (r.status >= 200 && r.status < 300) return 'delivered';
     const reason = `HTTP ${r.status} from ${hostId}: ${r.text.slice(0, 200)}`;
     if (r.status === 429) return { retry: true, reason, retryAfterMs: retryAfterMs(r.headers.get('retry-after')) };
-    if (r.status >= 400 && r.status < 500) return { park: true, reason };
-    return { retry: true, reason };
+    if (r.status >= 500) return { retry: true, reason };
+    return { park: true, reason };
   }
 
   /** The flat route body the peer reads (§19.2). */
