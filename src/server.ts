@@ -43,6 +43,7 @@ import { buildOutbound, type OutboundOptions } from './outbound-wiring.js';
 import { buildRemote, connectRemote, type PeersDoc } from './remote-wiring.js';
 import { registerPeerMetrics } from './ops/peer-metrics.js';
 import { ForeignInbox } from './relay/foreign.js';
+import type { MeshInbound } from './relay/mesh/index.js';
 import { LmdbStore } from './store/lmdb.js';
 import { startTtlSweeper } from './store/sweeper.js';
 import type { Store } from './store/types.js';
@@ -179,10 +180,11 @@ function buildRest(
     telemetry: Telemetry;
     files?: AttachmentService;
     peers: () => PeersDoc;
+    mesh?: MeshInbound;
   },
   healthInputs: () => HealthInputs,
 ) {
-  const { ctx, store, relay, aid, telemetry, files, peers } = parts;
+  const { ctx, store, relay, aid, telemetry, files, peers, mesh } = parts;
   const { sessions, agents } = relay;
   const keys = new Keys(ctx, agents, store, sessions, aid.registrations);
   const directory = new Directory(ctx, agents, store, sessions, aid.registrations, relay.webhooks);
@@ -202,6 +204,7 @@ function buildRest(
     metrics: metricsEndpoint(telemetry.registry, ctx.config.metricsToken),
     attachments: files,
     peers,
+    mesh,
   });
 }
 
@@ -220,7 +223,7 @@ async function startOnDataDir(
   const relay = buildRelay(ctx, store, verifier, files?.gate);
   const remote = buildRemote(ctx);
   const outbound = buildOutbound(store, relay.webhooks, { registry: telemetry.registry, logger }, outboundOpts, remote);
-  const peers = connectRemote(remote, outbound, relay);
+  const peers = connectRemote(remote, outbound, relay, verifier);
   const aid = await buildIdentity(ctx, store, verifier, relay.link, publicBase);
   securePrivateFiles(lock.dir, logger); // every file now exists: narrow those left by older versions
   const { sessions } = relay;
@@ -237,8 +240,9 @@ async function startOnDataDir(
     storeHealthy: store.healthy(),
     writes: store.writeState(),
     agentsOnline: sessions.onlineAgents(),
+    mesh: remote.mesh?.status(),
   });
-  const api = buildRest({ ctx, store, relay, aid, telemetry, files, peers }, healthInputs);
+  const api = buildRest({ ctx, store, relay, aid, telemetry, files, peers, mesh: remote.mesh?.inbound }, healthInputs);
   const trustsProxy = trustedProxyMatcher(config.trustedProxies);
   attachHttp(http.app, api, {
     corsOrigin: config.corsOrigin,
@@ -268,6 +272,7 @@ async function startOnDataDir(
     (closing ??= (async () => {
       shuttingDown = true;
       stopTimers();
+      remote.mesh?.close();
       http.stopAccepting();
       // Requests already in the relay finish (their writes commit) before the store closes.
       await inFlight.drain(SHUTDOWN_DRAIN_MS);

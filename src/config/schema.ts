@@ -8,6 +8,7 @@ import { clamdProblems } from './clamd.js';
 import { tlsProblems } from './tls.js';
 import { trustedProxyProblems } from './trusted-proxies.js';
 import { parseAllowList } from '../outbound/allow-list.js';
+import { meshConfigProblems } from '../relay/mesh/config.js';
 
 export type OptionType = 'string' | 'int' | 'bool' | 'enum' | 'list';
 
@@ -516,6 +517,7 @@ function crossCheck(c: Config, name: (key: keyof Config) => string, problems: st
   problems.push(...trustedProxyProblems(c.trustedProxies, name('trustedProxies')));
   problems.push(...parseAllowList(c.webhookAllowHosts, name('webhookAllowHosts')).problems);
   problems.push(...parseAllowList(c.federationAllowHttp, name('federationAllowHttp')).problems);
+  problems.push(...meshConfigProblems(c.meshConfig, name('meshConfig')));
   problems.push(...tlsProblems(c, name));
   problems.push(...clamdProblems(c, name));
   if (c.wsHardBuffer <= c.wsSoftBuffer)

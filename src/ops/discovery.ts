@@ -35,7 +35,8 @@ export function publicCacheHeaders(config: Config, maxAgeSeconds: number): Recor
 const CORE_CAPABILITIES = ['registration', 'local-delivery', 'relay-queue', 'websockets', 'webhooks'];
 
 function capabilities(config: Config): string[] {
-  return config.attachments ? [...CORE_CAPABILITIES, 'attachments'] : CORE_CAPABILITIES;
+  const caps = config.attachments ? [...CORE_CAPABILITIES, 'attachments'] : CORE_CAPABILITIES;
+  return config.meshConfig ? [...caps, 'mesh-routing'] : caps;
 }
 
 /** §22 `attachment_limits`; `av_scanning` only when clamd is configured. */
@@ -109,6 +110,8 @@ export interface HealthInputs {
   /** Whether store writes commit (a full disk makes them fail until space is freed). */
   writes: { ok: true } | { ok: false; reason: string; since: number };
   agentsOnline: number;
+  /** §19.2, when a mesh is configured: its peers and how many answered last. */
+  mesh?: { enabled: boolean; hosts_configured: number; hosts_reachable: number; self_host_id: string };
 }
 
 /**
@@ -129,6 +132,7 @@ export function health(ctx: RelayContext, h: HealthInputs): { status: number; bo
       federation: false,
       agents_online: h.agentsOnline,
       uptime_seconds: Math.floor((Date.now() - ctx.startedAt) / 1000),
+      ...(h.mesh ? { mesh: h.mesh } : {}),
     },
   };
 }

@@ -60,7 +60,8 @@ export class PeerTracker {
 
   status(entry: PeerEntry, stats: Pick<TargetStats, 'pending' | 'parked' | 'breaker'>): PeerStatus {
     const c = this.contacts.get(entry.target) ?? fresh();
-    const reachable = c.okAt === undefined && c.failAt === undefined ? null : (c.okAt ?? 0) >= (c.failAt ?? 0);
+    const seen = c.okAt === undefined && c.failAt === undefined ? null : (c.okAt ?? 0) >= (c.failAt ?? 0);
+    const reachable = entry.reachable?.() ?? seen;
     return {
       id: entry.id,
       url: entry.url,

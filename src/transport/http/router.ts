@@ -19,6 +19,14 @@ export interface RequestHeaders {
   range: string;
   ifNoneMatch: string;
   ifRange: string;
+  /** §19.2 mesh peers: their host id, request time, proof (HMAC or signature), the sender's key. */
+  meshHost: string;
+  ampTimestamp: string;
+  meshAuth: string;
+  meshSignature: string;
+  senderKey: string;
+  /** Informational only: it never names the sender (an API key or mesh authentication does). */
+  forwardedFrom: string;
 }
 
 export interface HttpRequest {
