@@ -14,12 +14,16 @@ export type { OutboundItem } from '../store/types.js';
  * - `retry`: a transient failure (5xx, timeout, network); tried again after the policy's delay
  *   (at least `retryAfterMs` when given, e.g. a 429's Retry-After), parked once retries run out.
  * - `park`: a refusal not worth repeating (e.g. a webhook 4xx); kept, not tried again until released.
+ * - `defer`: not sent, for a reason on this side that ends at `until` (e.g. the recipient agent is
+ *   suspended until then); waits as it is, no attempt counted, the breaker untouched (a release
+ *   brings it forward).
  */
 export type Outcome =
   | 'delivered'
   | 'obsolete'
   | { retry: true; reason: string; retryAfterMs?: number }
-  | { park: true; reason: string };
+  | { park: true; reason: string }
+  | { defer: true; reason: string; until: number };
 
 /** One kind of target (the part of the target id before ':'). */
 export interface Adapter {
@@ -61,6 +65,7 @@ export interface OutboundEvents {
   delivered: [item: OutboundItem, latencyMs: number];
   retry: [item: OutboundItem, reason: string, nextAt: number];
   parked: [item: OutboundItem, reason: string];
+  deferred: [item: OutboundItem, reason: string, until: number];
   expired: [item: OutboundItem];
   obsolete: [item: OutboundItem];
   breaker: [target: string, state: BreakerState];

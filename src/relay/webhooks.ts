@@ -1,10 +1,12 @@
 // Webhook delivery (spec §18). The relay decides WHEN: a message appended for a recipient with a
 // webhook_url, while it has no live session (or always, with prefer_websocket false), is handed to
 // the outbound engine as `webhook:<agent id>`. The adapter here decides HOW, at each attempt: the
-// message must still be pending and, with prefer_websocket, the recipient offline (else `obsolete`), the request is signed with a fresh timestamp
-// and sent under the SSRF rules (fetchChecked); 2xx acks the message (receipt `method: webhook`),
-// 4xx or a refused target parks it (it stays in the relay queue for polling), 5xx, timeouts and
-// network errors are retried by the engine's WEBHOOK_POLICY.
+// message must still be pending and, with prefer_websocket, the recipient offline (else
+// `obsolete`); while the agent is suspended the item is held (deferred to the end of a timed
+// suspension, else parked) and released when the agent is active again; the request is signed with
+// a fresh timestamp and sent under the SSRF rules (fetchChecked); 2xx acks the message (receipt
+// `method: webhook`, counted as a `webhook` ack), 4xx or a refused target parks it (it stays in
+// the relay queue for polling), 5xx, timeouts and network errors are retried by WEBHOOK_POLICY.
 
 import type { Logger } from 'pino';
 import type { QueuedMessage } from '../../proto/index.js';
@@ -20,11 +22,15 @@ import {
 } from '../outbound/index.js';
 import type { AgentRecord, DirectoryStore, QueueStore } from '../store/types.js';
 import { VERSION } from '../version.js';
+import type { RelayObserver } from './observer.js';
 import type { Receipts } from './receipts.js';
 import type { Sessions } from './sessions.js';
 import { effectiveStatus } from './suspension.js';
 
 export const WEBHOOK_KIND = 'webhook';
+
+/** Why an item waits while its agent is not active (the reason a reactivation releases). */
+export const HELD_INACTIVE = 'agent not active';
 
 /** The outbound target of an agent's webhook. */
 export function webhookTarget(agentId: string): string {
@@ -41,6 +47,7 @@ export interface WebhookDeps {
   receipts: Receipts;
   logger: Logger;
   allow: AllowList;
+  observer: Pick<RelayObserver, 'acked'>;
 }
 
 export class Webhooks implements Adapter {
@@ -56,6 +63,19 @@ export class Webhooks implements Adapter {
   /** The agent's webhook URL or secret changed: what was parked is tried again (PATCH agents/me). */
   async changed(agentId: string): Promise<void> {
     await this.engine?.release(webhookTarget(agentId));
+  }
+
+  /**
+   * The agent is active again (unsuspended, reactivated by AID): what its suspension held is tried
+   * now. Items parked by a receiver's 4xx stay parked (a suspension changed nothing about them).
+   * Never throws: a failed write leaves the items held (and the messages pollable).
+   */
+  async reactivated(agentId: string): Promise<void> {
+    try {
+      await this.engine?.release(webhookTarget(agentId), (reason) => reason === HELD_INACTIVE);
+    } catch (err) {
+      this.deps.logger.warn({ agent: agentId, err }, 'webhook items held by a suspension not released');
+    }
   }
 
   /**
@@ -78,7 +98,7 @@ export class Webhooks implements Adapter {
     if (!m || !queue.isPending(m.recipientId, item.id, now)) return 'obsolete';
     const agent = directory.getAgent(m.recipientId);
     if (!agent?.webhook_url || !agent.webhook_secret) return 'obsolete';
-    if (effectiveStatus(agent, now) !== 'active') return { park: true, reason: 'agent not active' };
+    if (effectiveStatus(agent, now) !== 'active') return held(agent, now);
     // prefer_websocket: a live session got the message pushed when it connected; the session owns it.
     if (agent.prefer_websocket && this.deps.sessions.isOnline(agent.id)) return 'obsolete';
     const msg = JSON.parse(item.body) as QueuedMessage;
@@ -104,12 +124,24 @@ export class Webhooks implements Adapter {
     }
     if (r instanceof Error) return { retry: true as const, reason: r.message };
     if (r.status >= 200 && r.status < 300) {
-      await this.deps.queue.ack(agent.id, [id], Date.now(), (owed) => this.deps.receipts.handedOver(owed, 'webhook'));
+      const { queue, receipts, observer } = this.deps;
+      const [acked] = await queue.ack(agent.id, [id], Date.now(), (owed) => receipts.handedOver(owed, 'webhook'));
+      if (acked === 'acked') observer.acked('webhook', agent.id, [id]);
       return 'delivered' as const;
     }
     if (r.status >= 400 && r.status < 500) return { park: true as const, reason: `HTTP ${r.status}` };
     return { retry: true as const, reason: `HTTP ${r.status}` };
   }
+}
+
+/**
+ * An item of an agent that is not active waits: until the end of an operator's timed suspension
+ * (then tried again, durably, a restart included), else parked until `reactivated`.
+ */
+function held(agent: AgentRecord, now: number): Outcome {
+  const until = agent.suspension?.until;
+  if (until !== undefined && until !== null && until > now) return { defer: true, reason: HELD_INACTIVE, until };
+  return { park: true, reason: HELD_INACTIVE };
 }
 
 /** The request's result or its error; rejects as soon as `signal` aborts. */
