@@ -84,7 +84,7 @@ function buildRelay(ctx: RelayContext, store: Store, verifier: Ed25519Verifier, 
   const webhooks = new Webhooks({ ...webhookDeps, allow: agents.webhookAllow });
   const router = new MessageRouter(ctx, agents, stores, push, receipts, abuse, gate, webhooks);
   const foreign = new ForeignInbox(ctx, agents, stores, push, webhooks);
-  const inbox = new Inbox(store, receipts, ctx.observer);
+  const inbox = new Inbox(store, receipts, ctx.observer, webhooks);
   const link = new IdentityLink(agents, store, sessions, ctx.logger, webhooks);
   const suspensions = new Suspensions(ctx, agents, store, sessions, webhooks);
   return { sessions, receipts, push, agents, router, foreign, inbox, link, abuse, suspensions, webhooks };

@@ -62,7 +62,8 @@ export class Directory {
       if ('alias' in patch && patch.alias === undefined) delete updated.alias;
       await this.applyWebhook(updated, req);
       await this.store.putAgent(updated);
-      if (req.webhook_url || req.webhook_secret) await this.webhooks?.changed(updated.id);
+      // A new URL or secret tries the parked items again; a removed webhook drops them (obsolete).
+      if (req.webhook_url !== undefined || req.webhook_secret !== undefined) await this.webhooks?.changed(updated.id);
       return { updated: true, address: updated.address };
     });
   }

@@ -38,7 +38,7 @@ export function webhookTarget(agentId: string): string {
 }
 
 /** What the adapter needs of the outbound engine. */
-export type WebhookEngine = Pick<OutboundEngine, 'enqueue' | 'release'>;
+export type WebhookEngine = Pick<OutboundEngine, 'enqueue' | 'release' | 'cancel'>;
 
 export interface WebhookDeps {
   queue: QueueStore;
@@ -79,12 +79,27 @@ export class Webhooks implements Adapter {
   }
 
   /**
+   * The recipient acked these messages (REST or WebSocket): what its webhook still held of them
+   * (parked by a 4xx, waiting for a retry) leaves the outbound queue. Never throws (an item left
+   * behind finds the message acked at its next attempt, or expires with it).
+   */
+  async acked(agentId: string, ids: readonly string[]): Promise<void> {
+    const engine = this.engine;
+    if (!engine) return;
+    try {
+      for (const id of ids) await engine.cancel(webhookTarget(agentId), id);
+    } catch (err) {
+      this.deps.logger.warn({ agent: agentId, err }, 'acked webhook items not removed');
+    }
+  }
+
+  /**
    * A message was appended for `recipient` (issued in the same turn as the append): queue it for
-   * the webhook when §18 says so. Resolves once the outbound item is durable (or at once).
+   * the webhook when §18 says so. Resolves once the outbound item is durable (or at once). An agent
+   * not active (awaiting approval) gets it queued too: held at the attempt until it is active.
    */
   afterAppend(recipient: AgentRecord, id: string, json: string, expiresAt: number): Promise<unknown> | undefined {
     if (!this.engine || !recipient.webhook_url || !recipient.webhook_secret) return undefined;
-    if (effectiveStatus(recipient, Date.now()) !== 'active') return undefined;
     if (recipient.prefer_websocket && this.deps.sessions.isOnline(recipient.id)) return undefined;
     return this.engine.enqueue(webhookTarget(recipient.id), { id, body: json, expiresAt });
   }
