@@ -3,9 +3,14 @@
 // counted in amp_messages_acked_total, and a name with several checked addresses tried address
 // after address (the resolver is injected: /etc/hosts here maps localhost to 127.0.0.1 only).
 
+import { execFileSync } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { issuerOf, mintAdminToken } from '../../src/identity/admin-tokens.js';
@@ -203,6 +208,36 @@ describe('fetchChecked: a name with several checked addresses', () => {
     const resolver = resolverOf('::1', '127.0.0.1');
     const r = await fetchChecked(`http://multi.test:${port}/hook`, { allow, resolver, method: 'POST', body: '{}' });
     expect(r).toMatchObject({ status: 200, address: '127.0.0.1' });
+  });
+
+  it('regression: https: the next address, the certificate still checked against the name', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'amp-wh-multi-'));
+    const tls = createHttpsServer();
+    try {
+      execFileSync(
+        'openssl',
+        ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
+          .concat(['-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '2'])
+          .concat(['-subj', '/CN=multi.test', '-addext', 'subjectAltName=DNS:multi.test']),
+        { stdio: 'pipe' },
+      );
+      const cert = readFileSync(join(dir, 'cert.pem'), 'utf8');
+      tls.setSecureContext({ key: readFileSync(join(dir, 'key.pem')), cert });
+      tls.on('request', (req, res) => req.resume().on('end', () => res.writeHead(200).end('ok')));
+      tls.listen(0, '127.0.0.1');
+      await new Promise((r) => tls.once('listening', r));
+      const url = `https://multi.test:${(tls.address() as AddressInfo).port}/hook`;
+      const resolver = resolverOf('::1', '127.0.0.2', '127.0.0.1');
+      const r = await fetchChecked(url, { allow, resolver, ca: cert, method: 'POST', body: '{}' });
+      expect(r).toMatchObject({ status: 200, address: '127.0.0.1' });
+      // Without the CA: the certificate is refused at the address that answered (a failure, not a 2xx).
+      const e = await fetchChecked(url, { allow, resolver }).catch((x: unknown) => x);
+      expect(e).toBeInstanceOf(OutboundFailure);
+    } finally {
+      tls.closeAllConnections();
+      await new Promise((r) => tls.close(r));
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('regression: every address refused: one network failure naming each (a retry), nothing sent', async () => {
