@@ -18,6 +18,7 @@ import { SigningKeys } from '../../src/identity/signing-keys.js';
 import { parseAllowList } from '../../src/outbound/allow-list.js';
 import { fetchChecked, OutboundFailure } from '../../src/outbound/fetch-checked.js';
 import { type ResolvedAddress, UrlRefusedError } from '../../src/outbound/ssrf.js';
+import { activeRegistration, asAdmin, startAidServer } from '../helpers/aid.js';
 import { until } from '../helpers/outbound.js';
 import { call, type Registered, register, routeOk, startTestServer, type TestServer } from '../helpers/server.js';
 import { type Answer, Hook, SECRET } from '../helpers/webhook.js';
@@ -142,6 +143,35 @@ describe('suspension and the webhook', () => {
     await until(log.events, 'line', seen('outbound delivered', after.id), 'the 3rd delivered');
     expect(h.hits.map((x) => x.headers['x-amp-message-id'])).toEqual([refused.id, held.id, after.id]);
     expect(await pendingIds(t, b)).toEqual([refused.id]);
+  });
+});
+
+describe('an AID suspension and reactivation', () => {
+  it('regression: the reactivation releases what the AID suspension held', async () => {
+    const log = logSink();
+    const s = await startAidServer({
+      webhookAllowHosts: ['127.0.0.1/32'],
+      webhookPolicy: { retry: { delaysMs: [300, 300] } },
+      logger: log.logger,
+    });
+    try {
+      const { t } = s;
+      const seen = (what: string, id: string) => () => log.lines.some((l) => l.msg === what && l.id === id);
+      const h = await hook([500]);
+      const a = await register(t.api, 'ga-a', 'acme');
+      const b = await register(t.api, 'ga-b', 'acme', { delivery: { webhook_url: h.url, webhook_secret: SECRET } });
+      const reg = await activeRegistration(s, b);
+      const r = await routeOk(t.api, a, msg(b.address, 'held by AID'));
+      await until(log.events, 'line', seen('outbound retry', r.id), 'the first attempt failed');
+      expect((await asAdmin(s, 'POST', `/${reg}/suspend`)).status).toBe(200);
+      await until(log.events, 'line', seen('outbound parked', r.id), 'held while suspended');
+      expect((await asAdmin(s, 'POST', `/${reg}/reactivate`)).status).toBe(200);
+      await until(log.events, 'line', seen('outbound delivered', r.id), 'delivered after the reactivation');
+      expect(h.hits).toHaveLength(2);
+      expect(await pendingIds(t, b)).toEqual([]);
+    } finally {
+      await s.t.close();
+    }
   });
 });
 
