@@ -123,3 +123,37 @@ describe('parked items that no longer have a reason to be kept', () => {
     expect(await pendingIds(t.api, b)).toEqual([r.id]);
   });
 });
+
+describe('the breaker of one agent webhook', () => {
+  it('10 failures in a row pause that webhook (no 11th POST), others go on', async () => {
+    const log = logSink();
+    // Retries 20 ms apart instead of 30 s / 2 min; the breaker as in production (10 failures, 5 min).
+    const t = await startTestServer({
+      webhookAllowHosts: ['127.0.0.1/32'],
+      webhookPolicy: { retry: { delaysMs: [20, 20] } },
+      logger: log.logger,
+    });
+    try {
+      const failing = await hook(Array(20).fill(500));
+      const fine = await hook();
+      const a = await register(t.api, 'br-a', 'acme');
+      const x = await register(t.api, 'br-x', 'acme', hooked(failing));
+      const y = await register(t.api, 'br-y', 'acme', hooked(fine));
+      const ids: string[] = [];
+      for (let i = 0; i < 4; i++) ids.push((await routeOk(t.api, a, msg(x.address, `fails ${i}`))).id);
+      const failed = () =>
+        log.lines.filter((l) => l.target === `webhook:${x.agent_id}` && l.msg !== 'outbound obsolete');
+      await until(log.events, 'line', () => failed().length >= 10, '10 failed attempts', 8000);
+      expect(await gauge(t, 'amp_outbound_breakers_open', 'kind="webhook"')).toBe(1);
+      // Another agent's webhook is not paused.
+      const r = await routeOk(t.api, a, msg(y.address, 'other agent'));
+      await until(log.events, 'line', () => log.lines.some((l) => l.msg === 'outbound delivered' && l.id === r.id));
+      // 4 messages x 3 attempts = 12 possible; the breaker stopped at 10 (the rest wait 5 min).
+      expect(failing.hits).toHaveLength(10);
+      expect(await gauge(t, 'amp_outbound_queue_depth', 'kind="webhook"')).toBeGreaterThan(0);
+      expect(await pendingIds(t.api, x)).toEqual(ids);
+    } finally {
+      await t.close();
+    }
+  });
+});
