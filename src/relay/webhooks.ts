@@ -66,6 +66,14 @@ export class Webhooks implements Adapter {
   }
 
   /**
+   * The agent was deregistered: everything its webhook holds (parked, deferred by a suspension,
+   * waiting for a retry) is attempted at once, finds no agent and leaves the queue unsent.
+   */
+  async gone(agentId: string): Promise<void> {
+    await this.engine?.release(webhookTarget(agentId), () => true);
+  }
+
+  /**
    * The agent is active again (unsuspended, reactivated by AID): what its suspension held is tried
    * now. Items parked by a receiver's 4xx stay parked (a suspension changed nothing about them).
    * Never throws: a failed write leaves the items held (and the messages pollable).

@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { asAdmin, requestRegistration, startAidServer, type AidServer } from '../helpers/aid.js';
+import { adminToken, asAdmin, requestRegistration, startAidServer, type AidServer } from '../helpers/aid.js';
 import { until } from '../helpers/outbound.js';
 import { call, type Registered, register, routeOk, startTestServer, type TestServer } from '../helpers/server.js';
 import { type Answer, Hook, SECRET } from '../helpers/webhook.js';
@@ -152,6 +152,41 @@ describe('the breaker of one agent webhook', () => {
       expect(failing.hits).toHaveLength(10);
       expect(await gauge(t, 'amp_outbound_queue_depth', 'kind="webhook"')).toBeGreaterThan(0);
       expect(await pendingIds(t.api, x)).toEqual(ids);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('an agent deregistered while its timed suspension holds webhook items', () => {
+  it('regression: the deferred items leave the outbound queue with the agent', async () => {
+    const log = logSink();
+    const t = await startTestServer({
+      webhookAllowHosts: ['127.0.0.1/32'],
+      webhookPolicy: { retry: { delaysMs: [300, 300] } },
+      logger: log.logger,
+    });
+    try {
+      const token = await adminToken(t, { scopes: ['amp:admin'] });
+      const auth = { Authorization: `Bearer ${token}` };
+      const h = await hook([500]);
+      const a = await register(t.api, 'dd-a', 'acme');
+      const b = await register(t.api, 'dd-b', 'acme', hooked(h));
+      const seen = (what: string, id: string) => () => log.lines.some((l) => l.msg === what && l.id === id);
+      const r = await routeOk(t.api, a, msg(b.address, 'deferred then deregistered'));
+      await until(log.events, 'line', seen('outbound retry', r.id), 'the first attempt failed');
+      const s = await call('POST', `${t.api}/agents/${b.agent_id}/suspend`, {
+        headers: auth,
+        json: { duration_hours: 1 },
+      });
+      expect(s.status).toBe(200);
+      await until(log.events, 'line', seen('outbound deferred', r.id), 'held until the suspension ends');
+      const d = await call('DELETE', `${t.api}/admin/agents/${b.agent_id}`, { headers: auth });
+      expect(d.status).toBe(200);
+      // Before the fix: only parked items were released; this one stayed queued for the hour.
+      await until(log.events, 'line', seen('outbound obsolete', r.id), 'dropped with the agent');
+      expect(await gauge(t, 'amp_outbound_queue_depth', 'kind="webhook"')).toBe(0);
+      expect(h.hits).toHaveLength(1);
     } finally {
       await t.close();
     }
