@@ -2,11 +2,12 @@
 // webhook_url, while it has no live session (or always, with prefer_websocket false), is handed to
 // the outbound engine as `webhook:<agent id>`. The adapter here decides HOW, at each attempt: the
 // message must still be pending and, with prefer_websocket, the recipient offline (else
-// `obsolete`); while the agent is suspended the item is held (deferred to the end of a timed
-// suspension, else parked) and released when the agent is active again; the request is signed with
-// a fresh timestamp and sent under the SSRF rules (fetchChecked); 2xx acks the message (receipt
-// `method: webhook`, counted as a `webhook` ack), 4xx or a refused target parks it (it stays in
-// the relay queue for polling), 5xx, timeouts and network errors are retried by WEBHOOK_POLICY.
+// `obsolete`); while the agent is suspended or awaiting approval the item is held (deferred to the
+// end of a timed suspension or the message's expiry) and released when the agent is active again;
+// the request is signed with a fresh timestamp and sent under the SSRF rules (fetchChecked); 2xx
+// acks the message (receipt `method: webhook`, counted as a `webhook` ack), 4xx or a refused target
+// parks it (it stays in the relay queue for polling), 5xx, timeouts and network errors are retried
+// by WEBHOOK_POLICY.
 
 import type { Logger } from 'pino';
 import type { QueuedMessage } from '../../proto/index.js';
@@ -121,7 +122,7 @@ export class Webhooks implements Adapter {
     if (!m || !queue.isPending(m.recipientId, item.id, now)) return 'obsolete';
     const agent = directory.getAgent(m.recipientId);
     if (!agent?.webhook_url || !agent.webhook_secret) return 'obsolete';
-    if (effectiveStatus(agent, now) !== 'active') return held(agent, now);
+    if (effectiveStatus(agent, now) !== 'active') return held(agent, item, now);
     // prefer_websocket: a live session got the message pushed when it connected; the session owns it.
     if (agent.prefer_websocket && this.deps.sessions.isOnline(agent.id)) return 'obsolete';
     const msg = JSON.parse(item.body) as QueuedMessage;
@@ -158,12 +159,14 @@ export class Webhooks implements Adapter {
 }
 
 /**
- * An item of an agent that is not active waits: until the end of an operator's timed suspension
- * (then tried again, durably, a restart included), else parked until `reactivated`.
+ * An item of an agent that is not active waits, no attempt counted: until the end of an operator's
+ * timed suspension (then tried again, durably, a restart included) or else the message's expiry,
+ * unless `reactivated` brings it forward; parked when neither time is known.
  */
-function held(agent: AgentRecord, now: number): Outcome {
-  const until = agent.suspension?.until;
-  if (until !== undefined && until !== null && until > now) return { defer: true, reason: HELD_INACTIVE, until };
+function held(agent: AgentRecord, item: OutboundItem, now: number): Outcome {
+  const ends = agent.suspension?.until;
+  const until = Math.min(ends != null && ends > now ? ends : Number.POSITIVE_INFINITY, item.expiresAt ?? Infinity);
+  if (Number.isFinite(until)) return { defer: true, reason: HELD_INACTIVE, until };
   return { park: true, reason: HELD_INACTIVE };
 }
 

@@ -107,20 +107,21 @@ describe('suspension and the webhook', () => {
 
   it('regression: unsuspend releases what the suspension held: POSTed and acked', async () => {
     const { h, b, r } = await heldBySuspension([500], {});
-    await until(log.events, 'line', seen('outbound parked', r.id), 'held while suspended');
+    await until(log.events, 'line', seen('outbound deferred', r.id), 'held while suspended');
     expect(h.hits).toHaveLength(1);
     expect((await admin(b, 'unsuspend')).status).toBe(200);
-    // Before the fix: the item stayed parked ('agent suspended') until the message expired.
+    // Before the fix: the item stayed parked ('agent not active') until the message expired.
     await until(log.events, 'line', seen('outbound delivered', r.id), 'delivered after the unsuspend', 5000);
     expect(h.hits.map((x) => x.headers['x-amp-message-id'])).toEqual([r.id, r.id]);
+    // Holding it counted no attempt: the POST after the lifting is attempt 2 (it keeps its 2-min retry).
+    expect(h.hits.map((x) => x.headers['x-amp-delivery-attempt'])).toEqual(['1', '2']);
     expect(await pendingIds(t, b)).toEqual([]);
   });
 
   it('regression: a timed suspension that ends by itself releases what it held', async () => {
     // 0.0005 h = 1.8 s: the item waits for the end of the suspension, then is POSTed.
     const { h, b, r } = await heldBySuspension([500], { duration_hours: 0.0005 });
-    const held = (l: Record<string, any>) => l.id === r.id && ['outbound parked', 'outbound deferred'].includes(l.msg);
-    await until(log.events, 'line', () => log.lines.some(held), 'held while suspended');
+    await until(log.events, 'line', seen('outbound deferred', r.id), 'held while suspended');
     expect(h.hits).toHaveLength(1);
     await until(log.events, 'line', seen('outbound delivered', r.id), 'delivered once the suspension ended', 8000);
     expect(h.hits).toHaveLength(2);
@@ -164,7 +165,7 @@ describe('an AID suspension and reactivation', () => {
       const r = await routeOk(t.api, a, msg(b.address, 'held by AID'));
       await until(log.events, 'line', seen('outbound retry', r.id), 'the first attempt failed');
       expect((await asAdmin(s, 'POST', `/${reg}/suspend`)).status).toBe(200);
-      await until(log.events, 'line', seen('outbound parked', r.id), 'held while suspended');
+      await until(log.events, 'line', seen('outbound deferred', r.id), 'held while suspended');
       expect((await asAdmin(s, 'POST', `/${reg}/reactivate`)).status).toBe(200);
       await until(log.events, 'line', seen('outbound delivered', r.id), 'delivered after the reactivation');
       expect(h.hits).toHaveLength(2);
