@@ -52,6 +52,9 @@ export function buildOutbound(
   engine.on('parked', (item, reason) =>
     parts.logger.info({ target: item.target, id: item.id, reason }, 'outbound parked'),
   );
+  engine.on('deferred', (item, reason, until) =>
+    parts.logger.info({ target: item.target, id: item.id, reason, until }, 'outbound deferred'),
+  );
   return engine;
 }
 

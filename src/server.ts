@@ -82,12 +82,13 @@ function buildRelay(ctx: RelayContext, store: Store, verifier: Ed25519Verifier, 
   const push = new Push(ctx.config, store, sessions, receipts, ctx.observer);
   const agents = new Agents(ctx, store, sessions, verifier);
   const abuse = new AbuseCounters();
-  const webhooks = new Webhooks({ ...stores, sessions, receipts, logger: ctx.logger, allow: agents.webhookAllow });
+  const webhookDeps = { ...stores, sessions, receipts, logger: ctx.logger, observer: ctx.observer };
+  const webhooks = new Webhooks({ ...webhookDeps, allow: agents.webhookAllow });
   const router = new MessageRouter(ctx, agents, stores, push, receipts, abuse, gate, webhooks);
   const foreign = new ForeignInbox(ctx, agents, stores, push, webhooks);
-  const inbox = new Inbox(store, receipts, ctx.observer);
-  const link = new IdentityLink(agents, store, sessions, ctx.logger);
-  const suspensions = new Suspensions(ctx, agents, store, sessions);
+  const inbox = new Inbox(store, receipts, ctx.observer, webhooks);
+  const link = new IdentityLink(agents, store, sessions, ctx.logger, webhooks);
+  const suspensions = new Suspensions(ctx, agents, store, sessions, webhooks);
   return { sessions, receipts, push, agents, router, foreign, inbox, link, abuse, suspensions, webhooks };
 }
 

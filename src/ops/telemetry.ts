@@ -10,7 +10,7 @@
 
 import { Counter, Histogram, Registry } from 'prom-client';
 import type { Logger } from 'pino';
-import type { RelayObserver, Via } from '../relay/observer.js';
+import type { AckVia, RelayObserver, Via } from '../relay/observer.js';
 import type { StoreObserver } from '../store/types.js';
 import { scraped } from './metrics.js';
 
@@ -43,7 +43,7 @@ export class Telemetry implements RelayObserver, StoreObserver, HttpObserver, To
    */
   private readonly requests: Logger;
   private readonly routedBy = { rest: 0, ws: 0 };
-  private readonly ackedBy = { rest: 0, ws: 0 };
+  private readonly ackedBy: Record<AckVia, number> = { rest: 0, ws: 0, webhook: 0 };
   private expirations = 0;
   private readonly http: Histogram<'method' | 'route' | 'status'>;
   private readonly commits: Histogram;
@@ -57,8 +57,8 @@ export class Telemetry implements RelayObserver, StoreObserver, HttpObserver, To
     const registry = this.registry;
     this.debug = logger.isLevelEnabled('debug');
     this.requests = logger.child({}, { redact: [] });
-    const byVia = (o: Record<Via, number>) => () =>
-      (['rest', 'ws'] as const).map((v): [Record<string, string>, number] => [{ method: v }, o[v]]);
+    const byVia = (o: Record<string, number>) => () =>
+      Object.entries(o).map(([v, n]): [Record<string, string>, number] => [{ method: v }, n]);
     const r = registry;
     scraped(
       r,
@@ -69,7 +69,7 @@ export class Telemetry implements RelayObserver, StoreObserver, HttpObserver, To
       byVia(this.routedBy),
     );
     // amp_messages_pushed_total is read from the push counters (ops/metrics.ts), as amp_ws_pushes_total.
-    const ackedHelp = 'Messages acknowledged by their recipient, by how';
+    const ackedHelp = 'Messages acknowledged by their recipient, by how (rest, ws, or its webhook)';
     scraped(r, 'counter', 'amp_messages_acked_total', ackedHelp, ['method'], byVia(this.ackedBy));
     const expiredHelp = 'Pending messages dropped at their relay expiry, unacknowledged';
     scraped(r, 'counter', 'amp_messages_expired_total', expiredHelp, [], () => this.expirations);
@@ -116,7 +116,7 @@ export class Telemetry implements RelayObserver, StoreObserver, HttpObserver, To
     if (this.debug) this.logger.debug({ event: 'pushed', id, to: recipientId, sessions }, 'message pushed');
   }
 
-  acked(via: Via, recipientId: string, ids: readonly string[]): void {
+  acked(via: AckVia, recipientId: string, ids: readonly string[]): void {
     this.ackedBy[via] += ids.length;
     if (this.debug) this.logger.debug({ event: 'acked', via, ids, by: recipientId }, 'messages acknowledged');
   }

@@ -106,9 +106,13 @@ export class OutboundEngine extends EventEmitter<OutboundEvents> {
     return this.store.outboundRemove(target, id);
   }
 
-  /** Parked items of the target are attempted again (e.g. after its webhook URL changed). */
-  async release(target: string): Promise<number> {
-    const n = await this.store.outboundRelease(target, this.clock.now());
+  /**
+   * Parked items of the target are attempted again (e.g. after its webhook URL changed). With
+   * `only`: just the items whose last reason it accepts, parked or deferred (e.g. those held while
+   * the agent was suspended, not those a receiver refused).
+   */
+  async release(target: string, only?: (reason: string | undefined) => boolean): Promise<number> {
+    const n = await this.store.outboundRelease(target, this.clock.now(), only);
     this.pump(target);
     return n;
   }
@@ -303,6 +307,14 @@ export class OutboundEngine extends EventEmitter<OutboundEvents> {
         if (outcome === 'delivered') this.emit('delivered', item, ms);
         else this.emit('obsolete', item);
       };
+    }
+    if ('defer' in outcome) {
+      breaker.neutral();
+      const { reason, until } = outcome;
+      const kept = await this.store.outboundAttempted(target, item.id, item.attempts, until, reason);
+      return kept
+        ? () => this.emit('deferred', { ...item, nextAt: until, lastError: reason }, reason, until)
+        : undefined;
     }
     const attempts = item.attempts + 1;
     if ('park' in outcome) {

@@ -1,7 +1,9 @@
 // One outbound HTTP request under the SSRF rules (spec §18): the URL is checked (ssrf.ts), the
-// connection goes to the checked address (a `lookup` that answers with it, so no second DNS
-// lookup, while Host and TLS SNI/certificate checks keep the name), with a connect timeout (TCP
-// and TLS) and a response timeout (headers and body), a bounded body, and at most `maxRedirects`
+// connection goes to the checked addresses (a `lookup` that answers with them, so no second DNS
+// lookup, while Host and TLS SNI/certificate checks keep the name); a name with several addresses
+// is tried address after address (Node's autoSelectFamily: the next one on a refused, unreachable
+// or slow connect, never one the check did not see), with a connect timeout (TCP and TLS, all
+// addresses) and a response timeout (headers and body), a bounded body, and at most `maxRedirects`
 // redirects, each target checked by the same rules and never from https to http; a redirect repeats
 // the request as it was (method and body kept, whatever the status).
 
@@ -74,7 +76,7 @@ export async function fetchChecked(url: string, opts: FetchCheckedOptions): Prom
     const res = await requestOnce(target, hop, opts);
     const location = res.headers.location;
     if (!REDIRECT_STATUSES.has(res.status) || location === undefined) {
-      return { ...res, url: target.url.href, address: target.address, redirects };
+      return { ...res, url: target.url.href, redirects };
     }
     if (redirects >= maxRedirects) {
       throw new UrlRefusedError('too_many_redirects', `more than ${maxRedirects} redirects`, target.url.href);
@@ -114,15 +116,29 @@ function redirectedHop(hop: Hop, crossOrigin: boolean): Hop {
   return { ...hop, headers };
 }
 
-type HopResult = Pick<FetchCheckedResult, 'status' | 'headers' | 'body' | 'truncated'>;
+type HopResult = Pick<FetchCheckedResult, 'status' | 'headers' | 'body' | 'truncated' | 'address'>;
+
+/** Answers with the checked addresses only (every one, in the resolver's order, when asked for all). */
+function checkedLookup(target: CheckedUrl): LookupFunction {
+  return (_name, options, callback) => {
+    const cb = callback as (...args: unknown[]) => void;
+    if (options.all)
+      cb(
+        null,
+        target.addresses.map((a) => ({ address: a.address, family: a.family })),
+      );
+    else cb(null, target.address, target.family);
+  };
+}
+
+/** A connect error's words: Node reports a failure of every address as an AggregateError without a message. */
+function errorMessage(e: Error): string {
+  if (e.message || !(e instanceof AggregateError)) return e.message;
+  return e.errors.map((x: unknown) => (x instanceof Error ? x.message : String(x))).join('; ');
+}
 
 function requestOnce(target: CheckedUrl, hop: Hop, opts: FetchCheckedOptions): Promise<HopResult> {
   const href = target.url.href;
-  const lookup: LookupFunction = (_name, options, callback) => {
-    const cb = callback as (...args: unknown[]) => void;
-    if (options.all) cb(null, [{ address: target.address, family: target.family }]);
-    else cb(null, target.address, target.family);
-  };
   const headers = { ...hop.headers };
   if (hop.body) headers['content-length'] = String(hop.body.length);
   const options = {
@@ -131,7 +147,9 @@ function requestOnce(target: CheckedUrl, hop: Hop, opts: FetchCheckedOptions): P
     path: target.url.pathname + target.url.search,
     method: hop.method,
     headers,
-    lookup,
+    lookup: checkedLookup(target),
+    // Several addresses: tried in turn, the next after a refusal or 250 ms without a connection.
+    autoSelectFamily: true,
     agent: false as const,
     ca: opts.ca,
   };
@@ -144,8 +162,10 @@ function requestOnce(target: CheckedUrl, hop: Hop, opts: FetchCheckedOptions): P
     };
     const connectMs = opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
     let timer = setTimeout(() => fail('connect_timeout', `no connection within ${connectMs} ms`), connectMs);
+    let address = target.address;
     req.on('socket', (socket: Socket) => {
       const connected = () => {
+        address = socket.remoteAddress ?? address;
         clearTimeout(timer);
         const ms = opts.responseTimeoutMs ?? RESPONSE_TIMEOUT_MS;
         timer = setTimeout(() => fail('response_timeout', `no complete response within ${ms} ms`), ms);
@@ -154,14 +174,14 @@ function requestOnce(target: CheckedUrl, hop: Hop, opts: FetchCheckedOptions): P
     });
     req.on('error', (e) => {
       clearTimeout(timer);
-      reject(e instanceof OutboundFailure ? e : new OutboundFailure('network', e.message, href));
+      reject(e instanceof OutboundFailure ? e : new OutboundFailure('network', errorMessage(e), href));
     });
     req.on('response', (res) => {
       readBody(res, opts.maxBodyBytes ?? MAX_RESPONSE_BODY_BYTES).then(
         ({ body, truncated }) => {
           clearTimeout(timer);
           if (truncated) req.destroy();
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, truncated });
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, truncated, address });
         },
         (e: Error) => {
           clearTimeout(timer);

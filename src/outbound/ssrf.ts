@@ -55,7 +55,7 @@ export interface CheckedUrl {
   /** The host to name in Host and SNI: lowercase, IPv6 without brackets. */
   hostname: string;
   port: number;
-  /** The address to connect to (the first of `addresses`). */
+  /** The first of `addresses` (tried first; fetchChecked tries the others when it cannot connect). */
   address: string;
   family: 4 | 6;
   /** Every address the name resolved to, all checked. */

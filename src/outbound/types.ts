@@ -14,12 +14,16 @@ export type { OutboundItem } from '../store/types.js';
  * - `retry`: a transient failure (5xx, timeout, network); tried again after the policy's delay
  *   (at least `retryAfterMs` when given, e.g. a 429's Retry-After), parked once retries run out.
  * - `park`: a refusal not worth repeating (e.g. a webhook 4xx); kept, not tried again until released.
+ * - `defer`: not sent, for a reason on this side that ends at `until` (e.g. the recipient agent is
+ *   suspended until then); waits as it is, no attempt counted, the breaker untouched (a release
+ *   brings it forward).
  */
 export type Outcome =
   | 'delivered'
   | 'obsolete'
   | { retry: true; reason: string; retryAfterMs?: number }
-  | { park: true; reason: string; refusal?: Refusal };
+  | { park: true; reason: string; refusal?: Refusal }
+  | { defer: true; reason: string; until: number };
 
 /** A target's answer that parked an item (e.g. a peer's 404 JSON), for whoever waits on the first attempt. */
 export interface Refusal {
@@ -67,6 +71,7 @@ export interface OutboundEvents {
   delivered: [item: OutboundItem, latencyMs: number];
   retry: [item: OutboundItem, reason: string, nextAt: number];
   parked: [item: OutboundItem, reason: string, refusal?: Refusal];
+  deferred: [item: OutboundItem, reason: string, until: number];
   expired: [item: OutboundItem];
   obsolete: [item: OutboundItem];
   breaker: [target: string, state: BreakerState];

@@ -46,7 +46,7 @@ export class Directory {
     private readonly sessions: Sessions,
     private readonly identity: AmpLifecycleHooks,
     /** §18: told when an agent's webhook changes (its parked items are tried again). */
-    private readonly webhooks?: Pick<Webhooks, 'changed'>,
+    private readonly webhooks?: Pick<Webhooks, 'changed' | 'gone'>,
   ) {}
 
   /** PATCH agents/me: alias, delivery.prefer_websocket, metadata, capabilities (checked by decodeAgentUpdateBody). */
@@ -62,7 +62,8 @@ export class Directory {
       if ('alias' in patch && patch.alias === undefined) delete updated.alias;
       await this.applyWebhook(updated, req);
       await this.store.putAgent(updated);
-      if (req.webhook_url || req.webhook_secret) await this.webhooks?.changed(updated.id);
+      // A new URL or secret tries the parked items again; a removed webhook drops them (obsolete).
+      if (req.webhook_url !== undefined || req.webhook_secret !== undefined) await this.webhooks?.changed(updated.id);
       return { updated: true, address: updated.address };
     });
   }
@@ -107,8 +108,8 @@ export class Directory {
       this.sessions.closeAgent(fresh.id, CLOSE.AUTH_FAILED, 'agent_deregistered');
       const holdUntil = config.deregistrationHoldDays > 0 ? now + config.deregistrationHoldDays * 24 * 3600 * 1000 : 0;
       await store.deleteAgent(fresh, holdUntil);
-      // Its webhook's parked items are attempted once more: they find no agent and leave the queue.
-      if (fresh.webhook_url) await this.webhooks?.changed(fresh.id);
+      // Its webhook's items (parked, deferred, waiting) are attempted at once: no agent, they leave.
+      if (fresh.webhook_url) await this.webhooks?.gone(fresh.id);
       this.ctx.logger.warn(
         { event: 'agent_deregistered', agent: fresh.id, address: fresh.address },
         'agent deregistered',

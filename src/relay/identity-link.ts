@@ -8,7 +8,7 @@ import { CLOSE } from '../../proto/index.js';
 import type { AgentRecord, DirectoryStore } from '../store/types.js';
 import type { Agents } from './agents.js';
 import type { Sessions } from './sessions.js';
-import { effectiveStatus } from './suspension.js';
+import { effectiveStatus, type ReactivationListener } from './suspension.js';
 
 /** The AID transitions the AMP side hears of. */
 export type RegistrationAction = 'approve' | 'reject' | 'suspend' | 'reactivate' | 'delete';
@@ -26,6 +26,8 @@ export class IdentityLink {
     private readonly directory: DirectoryStore,
     private readonly sessions: Sessions,
     private readonly logger: Logger,
+    /** §18: told when the agent is active again (what its suspension held is tried again). */
+    private readonly webhooks?: ReactivationListener,
   ) {}
 
   /** After a committed registration transition: the bound AMP agent follows. */
@@ -40,6 +42,7 @@ export class IdentityLink {
       if (next === a.status) return;
       await this.directory.putAgent({ ...a, status: next });
       if (next === 'suspended') this.sessions.closeAgent(a.id, CLOSE.AUTH_FAILED, 'agent_suspended');
+      if (next === 'active') await this.webhooks?.reactivated(a.id);
       const log = { event: 'amp_agent_status', agent: a.id, status: next, cause: `aid_${action}` };
       this.logger.info(log, 'agent status follows its identity registration');
     });
@@ -61,6 +64,7 @@ export class IdentityLink {
     delete updated.suspension;
     await this.directory.putAgent(updated);
     if (after === 'suspended') this.sessions.closeAgent(a.id, CLOSE.AUTH_FAILED, 'agent_suspended');
+    if (after === 'active') await this.webhooks?.reactivated(a.id);
     const log = { event: 'amp_agent_status', agent: a.id, status: after, cause: `aid_${action}` };
     this.logger.info(log, 'agent status follows its identity registration');
   }

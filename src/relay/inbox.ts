@@ -30,11 +30,17 @@ export function parseLimit(raw: string | null): number {
   return Math.min(n, MAX_PENDING_LIMIT);
 }
 
+/** Who must hear of acks besides the observer (the webhook adapter: its held items leave). */
+export interface AckListener {
+  acked(agentId: string, ids: readonly string[]): Promise<void>;
+}
+
 export class Inbox {
   constructor(
     private readonly queue: QueueStore,
     private readonly receipts: Receipts,
     private readonly observer: RelayObserver,
+    private readonly webhooks?: AckListener,
   ) {}
 
   list(agent: AgentRecord, limit: number): { messages: QueuedMessage[]; count: number; remaining: number } {
@@ -52,7 +58,11 @@ export class Inbox {
     for (const id of owed) this.receipts.handedOver(id, 'relay');
     const acked =
       outcomes.length === 1 ? (outcomes[0] === 'acked' ? ids : []) : ids.filter((_, i) => outcomes[i] === 'acked');
-    if (acked.length > 0) this.observer.acked(via, agent.id, acked);
+    if (acked.length > 0) {
+      this.observer.acked(via, agent.id, acked);
+      // Always (an index lookup when nothing is held): a session's agent record may predate its webhook.
+      await this.webhooks?.acked(agent.id, acked);
+    }
     return outcomes;
   }
 

@@ -2,7 +2,8 @@
 // an `amp:admin` JWT of the agent's tenant (checked by the route's guard). A suspended agent cannot
 // route, list or ack (403 agent_suspended) or connect (4003); senders to it get 403
 // recipient_suspended; its queue is kept; its sessions close with 4003 `agent_suspended`. A
-// suspension with a duration ends by itself: effectiveStatus() reads the expiry on every request.
+// suspension with a duration ends by itself: effectiveStatus() reads the expiry on every request
+// (webhook items it held wait for its end: see webhooks.ts).
 // Both answers are idempotent: asking again reports the state and changes nothing.
 
 import { AmpError, CLOSE, invalidField, isoTime } from '../../proto/index.js';
@@ -16,6 +17,11 @@ const HOUR_MS = 3600 * 1000;
 const MAX_DURATION_HOURS = 10 * 365 * 24;
 const MAX_REASON_CHARS = 200;
 const DEFAULT_REASON = 'admin_action';
+
+/** Who must hear that an agent is active again (the webhook adapter: what a suspension held is tried). */
+export interface ReactivationListener {
+  reactivated(agentId: string): Promise<void>;
+}
 
 /** The agent's status now, with an operator's suspension that has expired counted as lifted. */
 export function effectiveStatus(a: AgentRecord, nowMs: number): AgentRecord['status'] {
@@ -58,6 +64,8 @@ export class Suspensions {
     private readonly agents: Agents,
     private readonly store: DirectoryStore,
     private readonly sessions: Sessions,
+    /** §18: told when the agent is active again (what its suspension held is tried again). */
+    private readonly webhooks?: ReactivationListener,
   ) {}
 
   async suspend(agentId: string, admin: AdminCaller, req: SuspendRequest): Promise<Record<string, unknown>> {
@@ -105,6 +113,7 @@ export class Suspensions {
       const updated: AgentRecord = { ...a, status: a.suspension?.previous ?? 'active' };
       delete updated.suspension;
       await this.store.putAgent(updated);
+      if (updated.status === 'active') await this.webhooks?.reactivated(a.id);
       // An expired suspension is only tidied up: it had already ended, no audit line.
       if (lifting)
         this.ctx.logger.warn(

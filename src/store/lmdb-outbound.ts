@@ -212,8 +212,15 @@ export class LmdbOutbound implements OutboundStore {
     });
   }
 
-  async outboundRelease(target: string, nowMs: number): Promise<number> {
-    const parked = [...(this.entries(target) ?? [])].filter(([, e]) => e.state === 'parked').map(([id]) => id);
+  async outboundRelease(
+    target: string,
+    nowMs: number,
+    only?: (reason: string | undefined) => boolean,
+  ): Promise<number> {
+    const held = (e: Entry) => e.state === 'parked' || (only !== undefined && e.nextAt > nowMs);
+    const parked = [...(this.entries(target) ?? [])]
+      .filter(([, e]) => held(e) && (only === undefined || only(e.lastError)))
+      .map(([id]) => id);
     const done = await Promise.all(
       parked.map((id) =>
         this.update(target, id, (e) => {

@@ -247,8 +247,8 @@ export class LmdbStore implements Store {
     return this.outq.outboundPark(target, id, attempts, reason);
   }
 
-  outboundRelease(target: string, nowMs: number): Promise<number> {
-    return this.outq.outboundRelease(target, nowMs);
+  outboundRelease(target: string, nowMs: number, only?: (reason: string | undefined) => boolean): Promise<number> {
+    return this.outq.outboundRelease(target, nowMs, only);
   }
 
   outboundRemove(target: string, id: string): Promise<boolean> {

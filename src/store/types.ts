@@ -396,8 +396,12 @@ export interface OutboundStore {
   outboundAttempted(target: string, id: string, attempts: number, nextAt: number, error: string): Promise<boolean>;
   /** Park the item: kept, no more attempts until `outboundRelease`. False if the item is gone. */
   outboundPark(target: string, id: string, attempts: number, reason: string): Promise<boolean>;
-  /** Parked items of the target become pending, due at `nowMs`; resolves with how many. */
-  outboundRelease(target: string, nowMs: number): Promise<number>;
+  /**
+   * Parked items of the target become pending, due at `nowMs`; resolves with how many. With
+   * `only`: just the items whose last reason (`lastError`) it accepts, parked ones and pending ones
+   * not due before `nowMs` (deferred) alike.
+   */
+  outboundRelease(target: string, nowMs: number, only?: (reason: string | undefined) => boolean): Promise<number>;
   /** Remove an item (delivered, expired or no longer wanted); false if it was not there. */
   outboundRemove(target: string, id: string): Promise<boolean>;
   outboundCount(target: string): OutboundCounts;
