@@ -41,6 +41,7 @@ import { Webhooks } from './relay/webhooks.js';
 import type { OutboundEngine } from './outbound/index.js';
 import { buildOutbound, type OutboundOptions } from './outbound-wiring.js';
 import { buildRemote, connectRemote } from './remote-wiring.js';
+import type { Federation } from './relay/federation/index.js';
 import { ForeignInbox } from './relay/foreign.js';
 import { LmdbStore } from './store/lmdb.js';
 import { startTtlSweeper } from './store/sweeper.js';
@@ -177,6 +178,7 @@ function buildRest(
     aid: Identity;
     telemetry: Telemetry;
     files?: AttachmentService;
+    federation?: Federation;
   },
   healthInputs: () => HealthInputs,
 ) {
@@ -198,6 +200,7 @@ function buildRest(
     ready: () => ready(healthInputs()),
     metrics: metricsEndpoint(telemetry.registry, ctx.config.metricsToken),
     attachments: files,
+    federation: parts.federation?.inbound,
   });
 }
 
@@ -214,7 +217,7 @@ async function startOnDataDir(
   const publicBase = () => config.publicUrl.replace(/\/+$/, '') || `${http.scheme}://localhost:${listeningPort}`;
   const files = await openAttachments(ctx, store, () => `${publicBase()}/api/v1`);
   const relay = buildRelay(ctx, store, verifier, files?.gate);
-  const remote = buildRemote(ctx);
+  const remote = buildRemote(ctx, { verifier, store, relay });
   const outbound = buildOutbound(store, relay.webhooks, { registry: telemetry.registry, logger }, outboundOpts, remote);
   connectRemote(remote, outbound, relay);
   const aid = await buildIdentity(ctx, store, verifier, relay.link, publicBase);
@@ -234,7 +237,7 @@ async function startOnDataDir(
     writes: store.writeState(),
     agentsOnline: sessions.onlineAgents(),
   });
-  const api = buildRest({ ctx, store, relay, aid, telemetry, files }, healthInputs);
+  const api = buildRest({ ctx, store, relay, aid, telemetry, files, federation: remote.federation }, healthInputs);
   const trustsProxy = trustedProxyMatcher(config.trustedProxies);
   attachHttp(http.app, api, {
     corsOrigin: config.corsOrigin,

@@ -8,6 +8,7 @@ import { clamdProblems } from './clamd.js';
 import { tlsProblems } from './tls.js';
 import { trustedProxyProblems } from './trusted-proxies.js';
 import { parseAllowList } from '../outbound/allow-list.js';
+import { readPinsFile } from '../relay/federation/pins.js';
 
 export type OptionType = 'string' | 'int' | 'bool' | 'enum' | 'list';
 
@@ -515,7 +516,10 @@ function crossCheck(c: Config, name: (key: keyof Config) => string, problems: st
       problems.push(`${name('aidIssuerAliases')} entries are http(s) base URLs without query (got '${a}')`);
   problems.push(...trustedProxyProblems(c.trustedProxies, name('trustedProxies')));
   problems.push(...parseAllowList(c.webhookAllowHosts, name('webhookAllowHosts')).problems);
-  problems.push(...parseAllowList(c.federationAllowHttp, name('federationAllowHttp')).problems);
+  const allowHttp = parseAllowList(c.federationAllowHttp, name('federationAllowHttp'));
+  problems.push(...allowHttp.problems);
+  if (c.federationPins)
+    problems.push(...readPinsFile(c.federationPins, name('federationPins'), allowHttp.allow).problems);
   problems.push(...tlsProblems(c, name));
   problems.push(...clamdProblems(c, name));
   if (c.wsHardBuffer <= c.wsSoftBuffer)

@@ -17,6 +17,7 @@ import {
 } from '../../proto/index.js';
 import type { Config } from '../config/schema.js';
 import { providerUrls, type RelayContext } from '../relay/context.js';
+import { federationEnabled } from '../relay/federation/pins.js';
 import { VERSION } from '../version.js';
 
 /**
@@ -35,7 +36,8 @@ export function publicCacheHeaders(config: Config, maxAgeSeconds: number): Recor
 const CORE_CAPABILITIES = ['registration', 'local-delivery', 'relay-queue', 'websockets', 'webhooks'];
 
 function capabilities(config: Config): string[] {
-  return config.attachments ? [...CORE_CAPABILITIES, 'attachments'] : CORE_CAPABILITIES;
+  const caps = config.attachments ? [...CORE_CAPABILITIES, 'attachments'] : CORE_CAPABILITIES;
+  return federationEnabled(config) ? [...caps, 'federation'] : caps;
 }
 
 /** §22 `attachment_limits`; `av_scanning` only when clamd is configured. */
@@ -57,6 +59,7 @@ export function wellKnown(ctx: RelayContext, host: string, proto: string): Recor
     public_key: ctx.providerKey.publicKey.pem,
     fingerprint: ctx.providerKey.publicKey.fingerprint,
     capabilities: capabilities(ctx.config),
+    federation: federationEnabled(ctx.config),
   };
   if (ctx.config.contact) doc.contact = ctx.config.contact;
   if (ctx.config.attachments) doc.attachment_limits = attachmentLimits(ctx.config);
@@ -71,6 +74,7 @@ export function info(ctx: RelayContext, host: string, proto: string): Record<str
     public_key: ctx.providerKey.publicKey.pem,
     fingerprint: ctx.providerKey.publicKey.fingerprint,
     capabilities: capabilities(ctx.config),
+    federation: federationEnabled(config),
     registration_modes: [config.registrationMode],
     ...(ctx.limits.enabled
       ? {
@@ -126,7 +130,7 @@ export function health(ctx: RelayContext, h: HealthInputs): { status: number; bo
       ...(h.writes.ok ? {} : { reason: `store writes fail: ${h.writes.reason}`, since: isoTime(h.writes.since) }),
       version: VERSION,
       provider: ctx.config.providerDomain,
-      federation: false,
+      federation: federationEnabled(ctx.config),
       agents_online: h.agentsOnline,
       uptime_seconds: Math.floor((Date.now() - ctx.startedAt) / 1000),
     },

@@ -178,6 +178,10 @@ function readHeaders(req: UwsRequest) {
     range: req.getHeader('range'),
     ifNoneMatch: req.getHeader('if-none-match'),
     ifRange: req.getHeader('if-range'),
+    ampProvider: req.getHeader('x-amp-provider'),
+    ampTimestamp: req.getHeader('x-amp-timestamp'),
+    ampSignature: req.getHeader('x-amp-signature'),
+    ampKeyRevoked: req.getHeader('x-amp-key-revoked'),
   };
 }
 

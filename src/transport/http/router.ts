@@ -19,6 +19,11 @@ export interface RequestHeaders {
   range: string;
   ifNoneMatch: string;
   ifRange: string;
+  /** Federation (§19.1): the calling provider's X-AMP-Provider, X-AMP-Timestamp, X-AMP-Signature, X-AMP-Key-Revoked. */
+  ampProvider: string;
+  ampTimestamp: string;
+  ampSignature: string;
+  ampKeyRevoked: string;
 }
 
 export interface HttpRequest {
