@@ -51,7 +51,11 @@ function outcome(
   about: { id: string; domain: string; logger: Logger },
 ): Outcome {
   if (status === 200) return 'delivered';
-  const code = errorCode(body);
+  const { code, field } = errorOf(body);
+  // Ed25519 is deterministic: the same body in the same second is the same signature, which the
+  // receiver takes once. Another second makes another signature.
+  if (status === 409 && field === 'X-AMP-Signature')
+    return { retry: true, reason: '409 signature reused', retryAfterMs: 1000 };
   if (status === 429) {
     const s = Number(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter);
     return { retry: true, reason: `429 ${code}`, retryAfterMs: Number.isFinite(s) && s > 0 ? s * 1000 : undefined };
@@ -66,11 +70,11 @@ function outcome(
   return { retry: true, reason: `${status} ${code}` };
 }
 
-function errorCode(body: Buffer): string {
+function errorOf(body: Buffer): { code: string; field: string } {
   try {
-    const v = JSON.parse(body.toString('utf8')) as { error?: unknown };
-    return typeof v.error === 'string' ? v.error : '';
+    const v = JSON.parse(body.toString('utf8')) as { error?: unknown; field?: unknown };
+    return { code: typeof v.error === 'string' ? v.error : '', field: typeof v.field === 'string' ? v.field : '' };
   } catch {
-    return '';
+    return { code: '', field: '' };
   }
 }

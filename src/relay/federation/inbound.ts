@@ -60,7 +60,7 @@ export class FederationInbound {
 
   /** POST federation/deliver: the message appended for its local recipient, or an AmpError. */
   async deliver(h: ProviderHeaders, raw: Buffer): Promise<ForeignOutcome> {
-    const home = await this.authenticate(h, raw);
+    const home = await this.authenticate(h, raw, true);
     const body = decodeDeliverBody(parseObject(raw));
     const { envelope } = body;
     const nowMs = Date.now();
@@ -89,7 +89,8 @@ export class FederationInbound {
 
   /** GET federation/keys/{address}: our agent's current key, and whether `fingerprint` is revoked. */
   async key(h: ProviderHeaders, address: string, fingerprint: string): Promise<HomeKey> {
-    await this.authenticate(h, `${address}\n${fingerprint}`);
+    // A read: the same signed request again within the window answers the same, so it is not claimed once.
+    await this.authenticate(h, `${address}\n${fingerprint}`, false);
     const agent = this.deps.findAgent(address);
     if (!agent) throw new AmpError('not_found', 'No agent with this address here', { details: { address } });
     const current = fingerprint === agent.fingerprint || fingerprint === agent.fingerprint_raw;
@@ -103,7 +104,7 @@ export class FederationInbound {
   }
 
   /** The calling provider, once trusted, fresh, within its limits and verified with its own key. */
-  private async authenticate(h: ProviderHeaders, signed: string | Buffer): Promise<ProviderInfo> {
+  private async authenticate(h: ProviderHeaders, signed: string | Buffer, once: boolean): Promise<ProviderInfo> {
     const { ctx, providers } = this.deps;
     const domain = h.provider.trim().toLowerCase();
     if (!DOMAIN_RE.test(domain) || ctx.knownProviders.includes(domain) || !this.deps.trusts(domain)) {
@@ -121,12 +122,12 @@ export class FederationInbound {
       throw e;
     }
     const claim = [domain, h.timestamp, h.signature];
-    if (!this.seen.claim(claim)) {
+    if (once && !this.seen.claim(claim)) {
       throw new AmpError('replay_detected', 'This provider signature was already used', { field: 'X-AMP-Signature' });
     }
     const ok = await verifyRequestSignature(this.deps.verifier, info.publicKeyPem, h.timestamp, signed, h.signature);
     if (!ok) {
-      this.seen.release(claim);
+      if (once) this.seen.release(claim);
       if (info.via !== 'pin') providers.forget(domain);
       throw badProviderSignature(`X-AMP-Signature does not verify with the key of '${domain}'`);
     }
@@ -180,7 +181,7 @@ export class FederationInbound {
 function checkHomeKey(home: HomeKey, key: ParsedPublicKey): void {
   if (home.key_revoked) throw revoked();
   const current = parseSenderKey(home.public_key);
-  if (!current || !current.raw.equals(key.raw)) {
+  if (!current?.raw.equals(key.raw)) {
     throw new AmpError('key_mismatch', "sender_public_key is not the sender's key at its home provider", {
       field: 'sender_public_key',
       details: { expected_fingerprint: home.fingerprint },
