@@ -74,7 +74,6 @@ export function info(ctx: RelayContext, host: string, proto: string): Record<str
     public_key: ctx.providerKey.publicKey.pem,
     fingerprint: ctx.providerKey.publicKey.fingerprint,
     capabilities: capabilities(ctx.config),
-    federation: federationEnabled(config),
     registration_modes: [config.registrationMode],
     ...(ctx.limits.enabled
       ? {
@@ -88,6 +87,7 @@ export function info(ctx: RelayContext, host: string, proto: string): Record<str
     implementation: { name: 'amp-relay', version: VERSION },
     key_algorithms: ['Ed25519'],
     signatures: config.signatures,
+    federation: federationEnabled(config),
     limits: {
       max_subject_chars: MAX_SUBJECT_CHARS,
       max_message_bytes: MAX_MESSAGE_BYTES,

@@ -108,6 +108,12 @@ describe('messages between the providers', () => {
     expect([r.status, r.body.error]).toEqual([422, 'signature_missing']);
   });
 
+  it('a provider outside the allowlist is refused by the sending provider (403 provider_not_trusted)', async () => {
+    const to = 'zoe@acme.c.example';
+    const r = await signedRoute(alice, to, 'x', { type: 'notification', message: 'x' });
+    expect([r.status, r.body.error, r.body.details?.provider]).toEqual([403, 'provider_not_trusted', 'c.example']);
+  });
+
   it('a duplicate of an accepted id answers duplicate: true and delivers nothing new', async () => {
     const msg = body(alice, bob.address);
     const first = await deliverAs(b, a, raw(msg));

@@ -4,7 +4,7 @@
 // key lookups from other providers). `closed` turns federation off both ways (the pins are still
 // checked at start).
 
-import { parseAddress } from '../../../proto/index.js';
+import { AmpError, parseAddress } from '../../../proto/index.js';
 import { providerSigner } from '../../crypto/federation-keys.js';
 import type { Ed25519Verifier } from '../../crypto/verifier.js';
 import { type Adapter, parseAllowList, type TargetPolicy } from '../../outbound/index.js';
@@ -54,14 +54,21 @@ export function openFederation(ctx: RelayContext, deps: FederationDeps): Federat
   return {
     adapter: federationAdapter(providers, signer, ctx.logger),
     policy: FEDERATION_POLICY,
-    directory: federationDirectory(ctx, providers),
+    directory: federationDirectory(ctx, providers, trusts),
     inbound,
     providers,
   };
 }
 
-/** Addresses of other providers go to `federation:<provider>` (answered queued/relay at once). */
-function federationDirectory(ctx: RelayContext, providers: Providers): RemoteDirectory {
+/**
+ * Addresses of other providers go to `federation:<provider>` (answered queued/relay at once). In
+ * allowlist mode only to the providers that may deliver here too (their answers could not come back).
+ */
+function federationDirectory(
+  ctx: RelayContext,
+  providers: Providers,
+  trusts: (domain: string) => boolean,
+): RemoteDirectory {
   const pinned = providers.pinnedDomains();
   return {
     route(address, provider) {
@@ -69,6 +76,16 @@ function federationDirectory(ctx: RelayContext, providers: Providers): RemoteDir
       // A pinned provider of more than two labels (amp.b.example) is named by its pin.
       const domain = parseAddress(address, pinned).provider ?? provider;
       if (!DOMAIN_RE.test(domain) || ctx.knownProviders.includes(domain)) return undefined;
+      if (!trusts(domain)) {
+        throw new AmpError(
+          'provider_not_trusted',
+          `Provider '${domain}' is not in this provider's federation allowlist`,
+          {
+            field: 'to',
+            details: { provider: domain },
+          },
+        );
+      }
       return { kind: 'federation', target: `federation:${domain}`, waitMs: 0 };
     },
     lookup: async () => undefined,
