@@ -11,7 +11,9 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isoTime, newMessageId } from '../../proto/index.js';
 import { parseAllowList } from '../../src/outbound/allow-list.js';
+import { parsePins } from '../../src/relay/federation/pins.js';
 import { DiscoveryError, Providers } from '../../src/relay/federation/providers.js';
+import { readmeBlock } from '../helpers/readme.js';
 import { call, ROOT, spawnServer, startTestServer, type TestServer, tempDir } from '../helpers/server.js';
 
 const run = promisify(execFile);
@@ -66,6 +68,19 @@ describe('a bad pins file', () => {
     expect(bad.stderr).toContain("'a.example' endpoint 'http://a.example/v1' must be https");
     const good = await cli(goodPins());
     expect([good.code, good.stdout]).toEqual([0, 'configuration is valid\n']);
+  });
+
+  it("the README's pins file (block federation-pins, as written) is valid for check-config", async () => {
+    const file = join(dir, 'readme-pins.json');
+    writeFileSync(file, readmeBlock('federation-pins'));
+    const r = await cli(file);
+    expect([r.code, r.stdout, r.stderr]).toEqual([0, 'configuration is valid\n', '']);
+    const { pins, problems } = parsePins(readmeBlock('federation-pins'), 'README', parseAllowList('').allow);
+    expect(problems).toEqual([]);
+    expect(pins.map((p) => [p.domain, p.publicKeyPem === undefined])).toEqual([
+      ['crabmail.ai', false],
+      ['partner.example', true],
+    ]);
   });
 
   it('serve refuses to start with it', async () => {
