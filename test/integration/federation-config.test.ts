@@ -109,6 +109,33 @@ describe('federation off', () => {
   });
 });
 
+describe('the per-provider limit', () => {
+  it('100/min per provider, counted only once the provider signature verified', async () => {
+    const t = await startTestServer({ providerDomain: 'b.example', federationPins: goodPins() });
+    try {
+      const post = (raw: string, key: KeyObject) => {
+        const ts = String(Math.floor(Date.now() / 1000));
+        const headers = {
+          'X-AMP-Provider': 'a.example',
+          'X-AMP-Timestamp': ts,
+          'X-AMP-Signature': sign(null, Buffer.from(`${ts}.${raw}`), key).toString('base64'),
+        };
+        return call('POST', `${t.url}/v1/federation/deliver`, { raw, headers });
+      };
+      const forger = generateKeyPairSync('ed25519').privateKey;
+      for (let i = 0; i < 5; i++) expect((await post(`{${i}`, forger)).status).toBe(403);
+      const codes: number[] = [];
+      for (let i = 0; i < 100; i++) codes.push((await post(`{${i}`, aKey.privateKey)).status);
+      expect(new Set(codes)).toEqual(new Set([400])); // signed, but not JSON
+      const last = await post('{last', aKey.privateKey);
+      expect([last.status, last.body.error, last.body.accepted]).toEqual([429, 'rate_limited', false]);
+      expect(Number(last.headers.get('retry-after'))).toBeGreaterThan(0);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
 describe('AMP_RATE_LIMITS=off', () => {
   it('lifts the per-recipient federation limit (21 deliveries, none 429)', async () => {
     const t = await startTestServer({

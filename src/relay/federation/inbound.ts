@@ -113,7 +113,6 @@ export class FederationInbound {
     checkTimestamp(h.timestamp);
     if (!h.signature) throw badProviderSignature('X-AMP-Signature is required');
     enforce(ctx.limits.take([['federation_total', '']]), 'federation');
-    enforce(ctx.limits.take([['federation', domain]]), 'provider');
     let info: ProviderInfo;
     try {
       info = await providers.resolve(domain);
@@ -131,6 +130,8 @@ export class FederationInbound {
       if (info.via !== 'pin') providers.forget(domain);
       throw badProviderSignature(`X-AMP-Signature does not verify with the key of '${domain}'`);
     }
+    // After the signature: requests that only name a provider cannot spend its tokens.
+    enforce(ctx.limits.take([['federation', domain]]), 'provider');
     return info;
   }
 
