@@ -33,17 +33,17 @@ const goodPins = () => pinsFile('good.json', { 'a.example': { endpoint: 'https:/
 const badPins = () => pinsFile('bad.json', { 'a.example': { endpoint: 'http://a.example/v1', public_key: aPem } });
 
 /** POST federation/deliver as a.example (its key is the test's), the recipient `to`, unsigned message. */
-function deliverUnsigned(t: TestServer, key: KeyObject, to: string) {
+function deliverUnsigned(t: TestServer, key: KeyObject, to: string, provider = 'a.example') {
   const id = newMessageId();
   const envelope = {
-    ...{ version: 'amp/0.1', id, from: 'alice@acme.a.example', to, subject: 's', priority: 'normal' },
+    ...{ version: 'amp/0.1', id, from: `alice@acme.${provider}`, to, subject: 's', priority: 'normal' },
     ...{ timestamp: isoTime(Date.now()), signature: '', thread_id: id },
   };
   const raw = JSON.stringify({ envelope, payload: { type: 'notification', message: 'x' }, sender_public_key: aPem });
   const ts = String(Math.floor(Date.now() / 1000));
   const headers = {
     'Content-Type': 'application/json',
-    'X-AMP-Provider': 'a.example',
+    'X-AMP-Provider': provider,
     'X-AMP-Timestamp': ts,
     'X-AMP-Signature': sign(null, Buffer.from(`${ts}.${raw}`), key).toString('base64'),
   };
@@ -105,6 +105,34 @@ describe('federation off', () => {
       expect([r.status, r.body.accepted, r.body.error]).toEqual([403, false, 'provider_not_trusted']);
     } finally {
       await t.close();
+    }
+  });
+});
+
+describe('a pinned provider whose key cannot be had', () => {
+  it('key unreachable: 503 (the sender retries); a key that is not the pinned fingerprint: 403', async () => {
+    const other = await startTestServer({ providerDomain: 'a.example' }); // serves its own, other key
+    const fp = (await call('GET', `${other.api}/info`)).body.fingerprint as string;
+    expect(fp).not.toBe('');
+    const pins = pinsFile('fp.json', {
+      'a.example': { endpoint: other.api, public_key: `SHA256:${'C'.repeat(43)}=` },
+      'down.example': { endpoint: 'http://127.0.0.1:1/v1', public_key: `SHA256:${'D'.repeat(43)}=` },
+    });
+    const t = await startTestServer({
+      providerDomain: 'b.example',
+      federationPins: pins,
+      federationAllowHttp: ['127.0.0.1'],
+    });
+    try {
+      const wrong = await deliverUnsigned(t, aKey.privateKey, 'bob@acme.b.example');
+      expect([wrong.status, wrong.body.error, wrong.body.accepted]).toEqual([403, 'provider_not_trusted', false]);
+      expect(wrong.body.message).toMatch(/not the expected/);
+      const down = await deliverUnsigned(t, aKey.privateKey, 'bob@acme.b.example', 'down.example');
+      expect([down.status, down.body.error, down.body.accepted]).toEqual([503, 'service_unavailable', false]);
+      expect(down.headers.get('retry-after')).toBe('30');
+    } finally {
+      await t.close();
+      await other.close();
     }
   });
 });

@@ -113,13 +113,7 @@ export class FederationInbound {
     checkTimestamp(h.timestamp);
     if (!h.signature) throw badProviderSignature('X-AMP-Signature is required');
     enforce(ctx.limits.take([['federation_total', '']]), 'federation');
-    let info: ProviderInfo;
-    try {
-      info = await providers.resolve(domain);
-    } catch (e) {
-      if (e instanceof DiscoveryError) throw notTrusted(`Provider '${domain}' could not be discovered: ${e.message}`);
-      throw e;
-    }
+    const info = await this.providerInfo(domain);
     const claim = [domain, h.timestamp, h.signature];
     if (once && !this.seen.claim(claim)) {
       throw new AmpError('replay_detected', 'This provider signature was already used', { field: 'X-AMP-Signature' });
@@ -133,6 +127,22 @@ export class FederationInbound {
     // After the signature: requests that only name a provider cannot spend its tokens.
     enforce(ctx.limits.take([['federation', domain]]), 'provider');
     return info;
+  }
+
+  /** The provider's endpoint and key (pin or discovery). */
+  private async providerInfo(domain: string): Promise<ProviderInfo> {
+    try {
+      return await this.deps.providers.resolve(domain);
+    } catch (e) {
+      if (!(e instanceof DiscoveryError)) throw e;
+      // A fetch that failed says nothing about the provider: the sender retries on a 503.
+      if (e.transient) {
+        throw new AmpError('service_unavailable', `The key of '${domain}' cannot be fetched now: ${e.message}`, {
+          retryAfter: 30,
+        });
+      }
+      throw notTrusted(`Provider '${domain}' could not be discovered: ${e.message}`);
+    }
   }
 
   /** The sender is the delivering provider's agent; the recipient is ours. */

@@ -7,7 +7,7 @@
 
 import { resolveTxt } from 'node:dns/promises';
 import { parsePublicKeyPem } from '../../crypto/keys.js';
-import { type AllowList, fetchChecked } from '../../outbound/index.js';
+import { type AllowList, fetchChecked, UrlRefusedError } from '../../outbound/index.js';
 import { endpointProblem, type Pin } from './pins.js';
 import { parseAmpTxt } from './txt.js';
 
@@ -24,9 +24,19 @@ export interface ProviderInfo {
   via: 'pin' | 'dns' | 'well-known';
 }
 
-/** Why a provider could not be found or trusted (the message says which step failed). */
+/**
+ * Why a provider could not be found or trusted (the message says which step failed). `transient`:
+ * a fetch failed (network, timeout, an error status), so asking again later may succeed; otherwise
+ * what the provider publishes is wrong (a key that does not match its pin, a bad document).
+ */
 export class DiscoveryError extends Error {
   override readonly name = 'DiscoveryError';
+  constructor(
+    message: string,
+    readonly transient = false,
+  ) {
+    super(message);
+  }
 }
 
 export type TxtResolver = (name: string) => Promise<string[][]>;
@@ -139,9 +149,11 @@ export class Providers {
         maxBodyBytes: DOC_MAX_BYTES,
       });
     } catch (e) {
-      throw new DiscoveryError(`${url}: ${(e as Error).message}`);
+      const refused = e instanceof UrlRefusedError && e.reason !== 'unresolvable';
+      throw new DiscoveryError(`${url}: ${(e as Error).message}`, !refused);
     }
-    if (res.status !== 200 || res.truncated) throw new DiscoveryError(`${url} answered ${res.status}`);
+    if (res.status !== 200) throw new DiscoveryError(`${url} answered ${res.status}`, true);
+    if (res.truncated) throw new DiscoveryError(`${url} is larger than ${DOC_MAX_BYTES} bytes`);
     try {
       const doc = JSON.parse(res.body.toString('utf8')) as unknown;
       if (doc !== null && typeof doc === 'object' && !Array.isArray(doc)) return doc as Record<string, unknown>;
