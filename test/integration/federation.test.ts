@@ -227,11 +227,13 @@ describe('inbound refusals (§19.1)', () => {
     refused(await deliverAs(b, a, raw(body(alice, 'nobody@acme.b.example'))), 404, 'recipient_not_found');
   });
 
-  it('bad JSON, a missing envelope, an oversized body: 4xx with accepted: false', async () => {
+  it('bad JSON, a missing envelope, an oversized body or message: 4xx with accepted: false', async () => {
     refused(await deliverAs(b, a, '{"envelope": '), 400, 'invalid_request');
     refused(await deliverAs(b, a, raw({ payload: {} })), 400, 'missing_field');
     const big = raw({ ...body(alice, carol.address), pad: 'x'.repeat(1_100_000) });
     refused(await deliverAs(b, a, big), 413, 'request_too_large');
+    const stored = body(alice, carol.address, { payload: { type: 'notification', message: 'y'.repeat(600_000) } });
+    refused(await deliverAs(b, a, raw(stored)), 413, 'payload_too_large');
   });
 
   it('the 20/min per-recipient limit: 429 rate_limited', async () => {

@@ -8,9 +8,11 @@ import {
   invalidField,
   isAcceptedMessageId,
   isFullAddress,
+  MAX_STORED_MESSAGE_BYTES,
   MAX_SUBJECT_CHARS,
   PRIORITIES,
   type Priority,
+  tooLarge,
 } from '../../../proto/index.js';
 
 export interface DeliverBody {
@@ -26,7 +28,13 @@ export function decodeDeliverBody(body: Record<string, unknown>): DeliverBody {
   const payload = object(body.payload, 'payload');
   const key = body.sender_public_key;
   if (key !== undefined && typeof key !== 'string') throw invalidField('sender_public_key', 'must be a string');
-  return { envelope: decodeEnvelope(envelope), payload, sender_public_key: key ?? '' };
+  const out = { envelope: decodeEnvelope(envelope), payload, sender_public_key: key ?? '' };
+  // §8.3: the stored message's limit holds for messages from other providers too.
+  const stored = Buffer.byteLength(JSON.stringify({ envelope: out.envelope, payload }), 'utf8');
+  if (stored > MAX_STORED_MESSAGE_BYTES) {
+    throw tooLarge('payload', 'The stored message', MAX_STORED_MESSAGE_BYTES, stored, 'bytes');
+  }
+  return out;
 }
 
 function decodeEnvelope(e: Record<string, unknown>): Envelope {

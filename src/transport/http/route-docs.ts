@@ -131,6 +131,7 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
       'recipient_suspended',
       'replay_detected',
       'request_too_large',
+      'payload_too_large',
       'rate_limited',
       'queue_full',
       'service_unavailable',
