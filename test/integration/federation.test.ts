@@ -307,5 +307,11 @@ describe('B down', () => {
     const ws = await connectWs(b.ws, bob.api_key);
     const got = await ws.next((f) => f?.type === 'message.new' && f.data.id === r.body.id, 35_000);
     expect(got.data.envelope.subject).toBe('while B is down');
+    // A's metrics count the federation target kind's failed and delivered attempts.
+    const metrics = await call('GET', `${a.api.replace('/api/v1', '')}/metrics`);
+    const count = (name: string) =>
+      Number(new RegExp(`^${name}\\{kind="federation"\\} (\\d+)`, 'm').exec(metrics.body)?.[1]);
+    expect(count('amp_outbound_failures_total')).toBeGreaterThanOrEqual(1);
+    expect(count('amp_outbound_delivered_total')).toBeGreaterThanOrEqual(1); // this one may be counted just after
   }, 60_000);
 });
