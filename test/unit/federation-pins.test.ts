@@ -86,6 +86,9 @@ describe('pins file', () => {
       expect(() => loadConfig({ env: { AMP_FEDERATION_PINS: join(dir, 'missing.json') } })).toThrow(/cannot read/);
       writeFileSync(file, JSON.stringify({ 'b.example': { endpoint: 'https://b.example/v1', public_key: FP } }));
       expect(loadConfig({ env }).federationPins).toBe(file);
+      expect(() => loadConfig({ env: { ...env, AMP_FEDERATION_ALLOW: 'c.example,http://x' } })).toThrow(
+        /AMP_FEDERATION_ALLOW entries are provider domains .*'http:\/\/x'/,
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
