@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isoTime, newMessageId } from '../../proto/index.js';
 import { deliverAs, type Provider, providerHeaders, start, stopAll, twoProviders } from '../helpers/federation.js';
 import { call, newKeypair, type Keypair, register, type Registered, route, signMessage } from '../helpers/server.js';
-import { closeAllWs, connectWs, type WsClient } from '../helpers/ws.js';
+import { closeAllWs, connectWs, until, type WsClient } from '../helpers/ws.js';
 
 let a: Provider;
 let b: Provider;
@@ -128,7 +128,7 @@ describe('messages between the providers', () => {
     expect((await deliverAs(b, a, raw(later))).status).toBe(200);
     const next = await bobWs.next((f) => f?.type === 'message.new', 5000);
     expect(next.data.id).toBe(later.envelope.id);
-    const pending = await call('GET', `${b.api}/messages/pending`, { key: bob.api_key });
+    const pending = await call('GET', `${b.api}/messages/pending?limit=100`, { key: bob.api_key });
     const ids = pending.body.messages.map((m: { id: string }) => m.id);
     expect(ids.filter((id: string) => id === msg.envelope.id)).toHaveLength(1);
   });
@@ -316,4 +316,26 @@ describe('B down', () => {
     expect(count('amp_outbound_failures_total')).toBeGreaterThanOrEqual(1);
     expect(count('amp_outbound_delivered_total')).toBeGreaterThanOrEqual(1); // this one may be counted just after
   }, 60_000);
+
+  it('B down, A killed with -9 after answering queued and restarted: delivered once B is back, once', async () => {
+    await b.server!.stop();
+    const retried = logged(a, (rec) => rec.msg === 'outbound retry' && rec.target === 'federation:b.example');
+    const r = await signedRoute(alice, bob.address, 'across a kill -9', { type: 'notification', message: 'kept' });
+    expect(r.body).toMatchObject({ status: 'queued', method: 'relay' });
+    await retried;
+    expect(await a.server!.stop('SIGKILL')).toBe('SIGKILL');
+    await start(a);
+    await start(b);
+    const ws = await connectWs(b.ws, bob.api_key);
+    const got = await ws.next((f) => f?.type === 'message.new' && f.data.id === r.body.id, 35_000);
+    expect(got.data.security.signature_verified).toBe(true);
+    // The push precedes the commit: the pending list shows it once committed, once.
+    let copies = 0;
+    const listed = await until(async () => {
+      const p = await call('GET', `${b.api}/messages/pending?limit=100`, { key: bob.api_key });
+      copies = p.body.messages.filter((m: { id: string }) => m.id === r.body.id).length;
+      return copies > 0;
+    }, 5000);
+    expect([listed, copies]).toEqual([true, 1]);
+  }, 90_000);
 });
