@@ -311,6 +311,27 @@ export const RotateKeyResponseSchema = Type.Object(
   Open,
 );
 
+const PeerStatusSchema = Type.Object(
+  {
+    id: Str('Mesh host id or provider domain'),
+    url: Str('Base URL, "" until discovered'),
+    reachable: Type.Union([Type.Boolean(), Type.Null()], { description: 'null: no contact since the start' }),
+    last_success_at: NullableStr(),
+    last_failure_at: NullableStr(),
+    last_error: NullableStr(),
+    pending: Type.Integer({ minimum: 0 }),
+    parked: Type.Integer({ minimum: 0 }),
+    breaker: Str('closed, open or half-open'),
+  },
+  Open,
+);
+
+/** `GET /v1/peers` (§19): mesh hosts and federated providers, reachable or not. */
+export const PeersSchema = Type.Object(
+  { mesh: Type.Array(PeerStatusSchema), federation: Type.Array(PeerStatusSchema) },
+  Open,
+);
+
 /** §3 `/.well-known/agent-messaging.json`. */
 export const ProviderDiscoverySchema = Type.Object(
   {
@@ -349,6 +370,7 @@ export const API_SCHEMAS = {
   AgentList: AgentListSchema,
   ResolvedAgent: ResolvedAgentSchema,
   AgentCard: AgentCardSchema,
+  Peers: PeersSchema,
   RotateKeyResponse: RotateKeyResponseSchema,
   ProviderDiscovery: ProviderDiscoverySchema,
   Jwks: JwksSchema,

@@ -275,7 +275,7 @@ amp_send() {
   if [ "$AMP_JSON" = 1 ]; then
     printf '%s\n' "$AMP_BODY"
   else
-    amp_say "$(jq -r '"\(.id) \(.status)" + (if .status == "queued" then " (recipient offline, in the relay queue)" elif .status == "delivered" then " (recipient online)" else "" end)' <<<"$AMP_BODY")"
+    amp_say "$(jq -r '"\(.id) \(.status)" + (if .status == "queued" then " (in the relay queue: the recipient is offline, or on another host or provider and gets it once reachable)" elif .method == "mesh" then " (forwarded to mesh host \(.remote_host))" elif .status == "delivered" then " (recipient online)" else "" end)' <<<"$AMP_BODY")"
     if jq -e '(.warnings // []) | index("attachment_suspicious")' <<<"$AMP_BODY" >/dev/null 2>&1; then
       amp_say "warning: the message carries a suspicious attachment that an admin approved (attachment_suspicious)"
     fi

@@ -6,7 +6,8 @@ set -euo pipefail
 
 usage() {
   cat <<USAGE
-Show an agent's identity, the provider's health and the number of pending messages.
+Show an agent's identity, the provider's health, the number of pending messages, and the
+reachability of the provider's mesh hosts and federated providers (when it has any).
 
 Usage: $AMP_PROG [options]
 
@@ -43,16 +44,21 @@ me=$AMP_BODY
 amp_http GET "$AGENT_ENDPOINT/messages/pending?limit=1" "" auth
 amp_ok || amp_fail "counting pending messages"
 pending=$(jq '.count + .remaining' <<<"$AMP_BODY")
+# Mesh hosts and federated providers (§19); an older provider without GET /peers shows none.
+amp_http GET "$AGENT_ENDPOINT/peers" "" auth
+peers='{"mesh": [], "federation": []}'
+! amp_ok || peers=$AMP_BODY
 others=$(amp_agent_names | paste -sd' ' -)
 default=$(amp_first_agent)
 
 status=$(jq -n --arg name "$AGENT_NAME" --arg dir "$AGENT_DIR" --arg provider "$PROVIDER_URL" --argjson me "$me" \
-  --argjson health "$health" --argjson pending "$pending" --arg agents "$others" --arg default "$default" '{
+  --argjson health "$health" --argjson pending "$pending" --arg agents "$others" --arg default "$default" --argjson peers "$peers" '{
     agent: {name: $name, address: $me.address, agent_id: $me.agent_id, tenant: $me.tenant, status: $me.status,
             fingerprint: $me.fingerprint, online: $me.online, config_dir: $dir, default: ($name == $default)},
     provider: {url: $provider, status: $health.status, version: $health.version, domain: $health.provider,
                agents_online: $health.agents_online, uptime_seconds: $health.uptime_seconds},
     pending: $pending,
+    peers: {mesh: ($peers.mesh // []), federation: ($peers.federation // [])},
     local_agents: ($agents | split(" ") | map(select(. != "")))
   }')
 if [ "$AMP_JSON" = 1 ]; then
@@ -62,7 +68,13 @@ else
     "Address:   \(.agent.address)", "Status:    \(.agent.status)", "Key:       \(.agent.fingerprint)",
     "Provider:  \(.provider.url) (\(.provider.status), amp-relay \(.provider.version), \(.provider.agents_online) agent(s) online)",
     "Pending:   \(.pending) message(s)",
-    "Local agents: \(.local_agents | join(", "))"' <<<"$status" >&2
+    "Local agents: \(.local_agents | join(", "))",
+    (def peer: "\(.id) " + (if .reachable == true then "reachable" elif .reachable == false
+        then "unreachable" + (if .last_error then " (\(.last_error))" else "" end) else "not contacted yet" end)
+        + (if .pending > 0 then ", \(.pending) waiting" else "" end);
+     (if (.peers.mesh | length) > 0 then "Mesh:      " + (.peers.mesh | map(peer) | join("; ")) else empty end),
+     (if (.peers.federation | length) > 0 then "Federation: " + (.peers.federation | map(peer) | join("; "))
+      else empty end))' <<<"$status" >&2
   if [ "$(jq -r '.agent.status' <<<"$status")" = pending ]; then
     amp_say "" "$AGENT_NAME awaits an admin's approval of its identity registration and cannot send yet." \
       "See the user code and the registration's status with: amp-identity.sh -a $AGENT_NAME status"

@@ -40,9 +40,11 @@ import { WsGateway } from './relay/ws-gateway.js';
 import { Webhooks } from './relay/webhooks.js';
 import type { OutboundEngine } from './outbound/index.js';
 import { buildOutbound, type OutboundOptions } from './outbound-wiring.js';
-import { buildRemote, connectRemote } from './remote-wiring.js';
-import type { Federation } from './relay/federation/index.js';
+import { buildRemote, connectRemote, type PeersDoc, remoteInbound } from './remote-wiring.js';
+import { registerPeerMetrics } from './ops/peer-metrics.js';
 import { ForeignInbox } from './relay/foreign.js';
+import type { MeshInbound } from './relay/mesh/index.js';
+import type { FederationInbound } from './relay/federation/index.js';
 import { LmdbStore } from './store/lmdb.js';
 import { startTtlSweeper } from './store/sweeper.js';
 import type { Store } from './store/types.js';
@@ -178,16 +180,19 @@ function buildRest(
     aid: Identity;
     telemetry: Telemetry;
     files?: AttachmentService;
-    federation?: Federation;
+    peers: () => PeersDoc;
+    mesh?: MeshInbound;
+    federation?: FederationInbound;
   },
   healthInputs: () => HealthInputs,
 ) {
-  const { ctx, store, relay, aid, telemetry, files } = parts;
+  const { ctx, store, relay, aid, telemetry, files, peers, mesh } = parts;
   const { sessions, agents } = relay;
   const keys = new Keys(ctx, agents, store, sessions, aid.registrations);
   const directory = new Directory(ctx, agents, store, sessions, aid.registrations, relay.webhooks);
   const admin = new AdminView(agents, store, sessions, directory);
   registerMetrics(telemetry.registry, { ...relay, startedAt: ctx.startedAt, store, attachments: files?.attachments });
+  registerPeerMetrics(telemetry.registry, peers);
   return buildApi({
     ctx,
     ...relay,
@@ -200,7 +205,9 @@ function buildRest(
     ready: () => ready(healthInputs()),
     metrics: metricsEndpoint(telemetry.registry, ctx.config.metricsToken),
     attachments: files,
-    federation: parts.federation?.inbound,
+    peers,
+    mesh,
+    federation: parts.federation,
   });
 }
 
@@ -219,7 +226,7 @@ async function startOnDataDir(
   const relay = buildRelay(ctx, store, verifier, files?.gate);
   const remote = buildRemote(ctx, { verifier, store, relay });
   const outbound = buildOutbound(store, relay.webhooks, { registry: telemetry.registry, logger }, outboundOpts, remote);
-  connectRemote(remote, outbound, relay);
+  const peers = connectRemote(remote, outbound, relay, verifier);
   const aid = await buildIdentity(ctx, store, verifier, relay.link, publicBase);
   securePrivateFiles(lock.dir, logger); // every file now exists: narrow those left by older versions
   const { sessions } = relay;
@@ -236,8 +243,9 @@ async function startOnDataDir(
     storeHealthy: store.healthy(),
     writes: store.writeState(),
     agentsOnline: sessions.onlineAgents(),
+    mesh: remote.mesh?.status(),
   });
-  const api = buildRest({ ctx, store, relay, aid, telemetry, files, federation: remote.federation }, healthInputs);
+  const api = buildRest({ ctx, store, relay, aid, telemetry, files, peers, ...remoteInbound(remote) }, healthInputs);
   const trustsProxy = trustedProxyMatcher(config.trustedProxies);
   attachHttp(http.app, api, {
     corsOrigin: config.corsOrigin,
@@ -267,6 +275,7 @@ async function startOnDataDir(
     (closing ??= (async () => {
       shuttingDown = true;
       stopTimers();
+      remote.mesh?.close();
       http.stopAccepting();
       // Requests already in the relay finish (their writes commit) before the store closes.
       await inFlight.drain(SHUTDOWN_DRAIN_MS);

@@ -9,6 +9,7 @@ import { tlsProblems } from './tls.js';
 import { trustedProxyProblems } from './trusted-proxies.js';
 import { parseAllowList } from '../outbound/allow-list.js';
 import { DOMAIN_RE, readPinsFile } from '../relay/federation/pins.js';
+import { meshConfigProblems } from '../relay/mesh/config.js';
 
 export type OptionType = 'string' | 'int' | 'bool' | 'enum' | 'list';
 
@@ -517,6 +518,7 @@ function crossCheck(c: Config, name: (key: keyof Config) => string, problems: st
   problems.push(...trustedProxyProblems(c.trustedProxies, name('trustedProxies')));
   problems.push(...parseAllowList(c.webhookAllowHosts, name('webhookAllowHosts')).problems);
   problems.push(...federationProblems(c, name));
+  problems.push(...meshConfigProblems(c.meshConfig, name('meshConfig')));
   problems.push(...tlsProblems(c, name));
   problems.push(...clamdProblems(c, name));
   if (c.wsHardBuffer <= c.wsSoftBuffer)

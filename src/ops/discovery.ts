@@ -37,7 +37,8 @@ const CORE_CAPABILITIES = ['registration', 'local-delivery', 'relay-queue', 'web
 
 function capabilities(config: Config): string[] {
   const caps = config.attachments ? [...CORE_CAPABILITIES, 'attachments'] : CORE_CAPABILITIES;
-  return federationEnabled(config) ? [...caps, 'federation'] : caps;
+  const withMesh = config.meshConfig ? [...caps, 'mesh-routing'] : caps;
+  return federationEnabled(config) ? [...withMesh, 'federation'] : withMesh;
 }
 
 /** §22 `attachment_limits`; `av_scanning` only when clamd is configured. */
@@ -113,6 +114,8 @@ export interface HealthInputs {
   /** Whether store writes commit (a full disk makes them fail until space is freed). */
   writes: { ok: true } | { ok: false; reason: string; since: number };
   agentsOnline: number;
+  /** §19.2, when a mesh is configured: its peers and how many answered last. */
+  mesh?: { enabled: boolean; hosts_configured: number; hosts_reachable: number; self_host_id: string };
 }
 
 /**
@@ -133,6 +136,7 @@ export function health(ctx: RelayContext, h: HealthInputs): { status: number; bo
       federation: federationEnabled(ctx.config),
       agents_online: h.agentsOnline,
       uptime_seconds: Math.floor((Date.now() - ctx.startedAt) / 1000),
+      ...(h.mesh ? { mesh: h.mesh } : {}),
     },
   };
 }

@@ -97,6 +97,11 @@ describe('messages between the providers', () => {
     const reply = await aliceWs.next((f) => f?.type === 'message.new' && f.data.id === back.body.id, 15_000);
     expect(reply.data.envelope.from).toBe(bob.address);
     expect(reply.data.security.signature_verified).toBe(true);
+    // GET /v1/peers (amp-status.sh) lists the pinned provider, reachable once it took a message.
+    const peers = await call('GET', `${a.api}/peers`, { key: alice.api_key });
+    expect(peers.body.federation).toEqual([
+      expect.objectContaining({ id: 'b.example', url: b.api, reachable: true, delivered: 1, pending: 0 }),
+    ]);
   });
 
   it('an unsigned message to another provider is refused by the sending provider (422 signature_missing)', async () => {

@@ -11,7 +11,7 @@ import { type Adapter, parseAllowList, type TargetPolicy } from '../../outbound/
 import type { AgentRecord, DirectoryStore } from '../../store/types.js';
 import type { RelayContext } from '../context.js';
 import type { ForeignInbox } from '../foreign.js';
-import type { RemoteDirectory } from '../remote.js';
+import type { PeerEntry, RemoteDirectory } from '../remote.js';
 import { FEDERATION_POLICY, federationAdapter } from './adapter.js';
 import { HomeKeys } from './home-keys.js';
 import { FederationInbound } from './inbound.js';
@@ -37,6 +37,8 @@ export interface Federation {
   directory: RemoteDirectory;
   inbound: FederationInbound;
   providers: Providers;
+  /** The pinned providers, for `GET /v1/peers` (their reachability is the engine's last contact). */
+  peers(): PeerEntry[];
 }
 
 export function openFederation(ctx: RelayContext, deps: FederationDeps): Federation | undefined {
@@ -57,6 +59,8 @@ export function openFederation(ctx: RelayContext, deps: FederationDeps): Federat
     directory: federationDirectory(ctx, providers, trusts),
     inbound,
     providers,
+    peers: () =>
+      pins.map((p) => ({ kind: 'federation', id: p.domain, url: p.endpoint, target: `federation:${p.domain}` })),
   };
 }
 

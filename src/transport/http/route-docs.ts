@@ -232,6 +232,10 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     summary: 'Deregister the calling agent (its keys are revoked)',
     res: 'AgentDeregistered',
   },
+  'GET /api/v1/peers': {
+    summary: 'Mesh hosts and federated providers: reachable or not, and what waits for each (§19)',
+    res: 'Peers',
+  },
   'GET /api/v1/agents/me/card': { summary: "The calling agent's Agent Card (provider-asserted)", res: 'AgentCard' },
   'GET /api/v1/agents': {
     summary: "List the agents of the caller's tenant",
