@@ -190,6 +190,12 @@ describe('inbound refusals (§19.1)', () => {
     expect(ok.status, JSON.stringify(ok.body)).toBe(200);
   });
 
+  it('a key the delivering provider names in X-AMP-Key-Revoked: 403 key_revoked', async () => {
+    const msg = body(alice, carol.address);
+    const headers = { 'X-AMP-Key-Revoked': alice.body.fingerprint as string };
+    refused(await deliverAs(b, a, raw(msg), { headers }), 403, 'key_revoked');
+  });
+
   it('a repeated id with other content: 409 replay_detected', async () => {
     const msg = body(alice, carol.address);
     expect((await deliverAs(b, a, raw(msg))).status).toBe(200);
