@@ -13,6 +13,7 @@ import { parseAmpTxt } from './txt.js';
 
 export const PROVIDER_CACHE_MS = 3_600_000;
 const MAX_CACHED = 10_000;
+const FORGET_AFTER_MS = 60_000;
 const DOC_MAX_BYTES = 64 * 1024;
 
 export interface ProviderInfo {
@@ -87,9 +88,13 @@ export class Providers {
     return work;
   }
 
-  /** Forget a cached answer (e.g. the provider's signature no longer verifies with it). */
+  /**
+   * Forget a cached answer (the provider's signature no longer verifies with it: it may have a new
+   * key), unless it is younger than a minute (forged requests must not make us discover again and again).
+   */
   forget(domain: string): void {
-    this.cache.delete(domain);
+    const hit = this.cache.get(domain);
+    if (hit && hit.until - PROVIDER_CACHE_MS + FORGET_AFTER_MS <= this.now()) this.cache.delete(domain);
   }
 
   private async discover(domain: string): Promise<ProviderInfo> {
