@@ -40,10 +40,11 @@ import { WsGateway } from './relay/ws-gateway.js';
 import { Webhooks } from './relay/webhooks.js';
 import type { OutboundEngine } from './outbound/index.js';
 import { buildOutbound, type OutboundOptions } from './outbound-wiring.js';
-import { buildRemote, connectRemote, type PeersDoc } from './remote-wiring.js';
+import { buildRemote, connectRemote, type PeersDoc, remoteInbound } from './remote-wiring.js';
 import { registerPeerMetrics } from './ops/peer-metrics.js';
 import { ForeignInbox } from './relay/foreign.js';
 import type { MeshInbound } from './relay/mesh/index.js';
+import type { FederationInbound } from './relay/federation/index.js';
 import { LmdbStore } from './store/lmdb.js';
 import { startTtlSweeper } from './store/sweeper.js';
 import type { Store } from './store/types.js';
@@ -182,6 +183,7 @@ function buildRest(
     files?: AttachmentService;
     peers: () => PeersDoc;
     mesh?: MeshInbound;
+    federation?: FederationInbound;
   },
   healthInputs: () => HealthInputs,
 ) {
@@ -206,6 +208,7 @@ function buildRest(
     attachments: files,
     peers,
     mesh,
+    federation: parts.federation,
   });
 }
 
@@ -222,7 +225,7 @@ async function startOnDataDir(
   const publicBase = () => config.publicUrl.replace(/\/+$/, '') || `${http.scheme}://localhost:${listeningPort}`;
   const files = await openAttachments(ctx, store, () => `${publicBase()}/api/v1`);
   const relay = buildRelay(ctx, store, verifier, files?.gate);
-  const remote = buildRemote(ctx);
+  const remote = buildRemote(ctx, { verifier, store, relay });
   const outbound = buildOutbound(store, relay.webhooks, { registry: telemetry.registry, logger }, outboundOpts, remote);
   const peers = connectRemote(remote, outbound, relay, verifier);
   const aid = await buildIdentity(ctx, store, verifier, relay.link, publicBase);
@@ -243,7 +246,7 @@ async function startOnDataDir(
     agentsOnline: sessions.onlineAgents(),
     mesh: remote.mesh?.status(),
   });
-  const api = buildRest({ ctx, store, relay, aid, telemetry, files, peers, mesh: remote.mesh?.inbound }, healthInputs);
+  const api = buildRest({ ctx, store, relay, aid, telemetry, files, peers, ...remoteInbound(remote) }, healthInputs);
   const trustsProxy = trustedProxyMatcher(config.trustedProxies);
   attachHttp(http.app, api, {
     corsOrigin: config.corsOrigin,

@@ -25,6 +25,8 @@ import type { MeshHeaders, MeshInbound } from '../../relay/mesh/index.js';
 import type { Attachments } from '../../attachments/service.js';
 import { addAdminRoutes } from './admin-api.js';
 import { addAttachmentRoutes } from './attachments-api.js';
+import { addFederationRoutes } from './federation-api.js';
+import type { FederationInbound } from '../../relay/federation/index.js';
 import { type AidDeps, addAidRoutes } from './aid-api.js';
 import { addOpenApiRoutes } from './openapi.js';
 import { type AgentCaller, NO_STORE, RouteTable } from './route-table.js';
@@ -43,6 +45,8 @@ export interface ApiDeps {
   attachments?: { attachments: Attachments; admin: AttachmentAdmin };
   /** §19.2: requests of mesh peers, when a mesh is configured. */
   mesh?: MeshInbound;
+  /** §19.1, when federation is on (else its routes refuse with provider_not_trusted). */
+  federation?: FederationInbound;
   /** The operators' views under admin/ (amp:admin). */
   admin: AdminView;
   identity: IdentityRoutes;
@@ -78,6 +82,7 @@ export function buildApi(deps: ApiDeps): Router {
   addOperatorRoutes(t, deps);
   addAdminRoutes(t, deps.admin);
   if (deps.attachments) addAttachmentRoutes(t, { ctx, ...deps.attachments });
+  addFederationRoutes(t, deps.federation);
   addAidDiscoveryRoutes(t, identity);
   addAidRoutes(t, deps.aid);
   // A plain GET on the WebSocket path (no Upgrade header) says what the path is for.

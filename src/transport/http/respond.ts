@@ -184,6 +184,9 @@ function readHeaders(req: UwsRequest) {
     meshSignature: req.getHeader('x-amp-mesh-signature'),
     senderKey: req.getHeader('x-amp-sender-key'),
     forwardedFrom: req.getHeader('x-forwarded-from'),
+    ampProvider: req.getHeader('x-amp-provider'),
+    ampSignature: req.getHeader('x-amp-signature'),
+    ampKeyRevoked: req.getHeader('x-amp-key-revoked'),
   };
 }
 
