@@ -437,19 +437,28 @@ export class Agents {
     return { address: exp.address, provider: parseAddress(exp.address, this.ctx.knownProviders).provider! };
   }
 
+  /** Why an address on another provider gets no answer here: for a route, or for a resolve. */
+  private foreignText(address: string, provider: string, field: string): string {
+    const { config } = this.ctx;
+    if (field !== 'to') {
+      return `'${address}' is on provider '${provider}'; this provider resolves its own agents only (ask that provider)`;
+    }
+    const why =
+      config.federationPins && config.federationMode !== 'closed'
+        ? 'this provider does not federate with it'
+        : "federation is not enabled here; send it to that provider's route_url";
+    return `Recipient is on provider '${provider}', and ${why}`;
+  }
+
   /** The agent of an expanded address: 422 `external_provider` when not ours, else 404 when unknown. */
   resolveExpanded(exp: { address: string; provider: string }, field = 'to'): { agent: AgentRecord; address: string } {
     const store = this.store;
     const { provider } = exp;
     if (!this.ctx.knownProviders.includes(provider)) {
-      throw new AmpError(
-        'external_provider',
-        `Recipient is on provider '${provider}', and federation is not enabled here; send it to that provider's route_url`,
-        {
-          field,
-          details: { provider },
-        },
-      );
+      throw new AmpError('external_provider', this.foreignText(exp.address, provider, field), {
+        field,
+        details: { provider },
+      });
     }
     const parts = localParts(exp.address, provider);
     const agent = parts && store.findAgentByName(parts.tenant, parts.name);

@@ -119,6 +119,13 @@ describe('messages between the providers', () => {
     expect([r.status, r.body.error, r.body.details?.provider]).toEqual([403, 'provider_not_trusted', 'c.example']);
   });
 
+  it("resolving another provider's agent here: 422 external_provider that says why (not 'federation is not enabled')", async () => {
+    const r = await call('GET', `${a.api}/agents/resolve/${encodeURIComponent(bob.address)}`, { key: alice.api_key });
+    expect([r.status, r.body.error]).toEqual([422, 'external_provider']);
+    expect(r.body.message).toContain('resolves its own agents only');
+    expect(r.body.message).not.toContain('federation is not enabled');
+  });
+
   it('a duplicate of an accepted id answers duplicate: true and delivers nothing new', async () => {
     const msg = body(alice, bob.address);
     const first = await deliverAs(b, a, raw(msg));
