@@ -1,0 +1,137 @@
+// Review of federation (spec §19.1): reproductions of defects found on the integration branch.
+// Each `it` named `DEFECT: …` fails on the branch it was written against. Two real providers
+// (a.example, b.example) as child processes, as in federation.test.ts (test/helpers/federation.ts).
+
+import { randomBytes, sign } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isoTime, newMessageId } from '../../proto/index.js';
+import { deliverAs, type Provider, start, stopAll, twoProviders } from '../helpers/federation.js';
+import { call, type Keypair, newKeypair, register, type Registered, route, signMessage } from '../helpers/server.js';
+import { until } from '../helpers/ws.js';
+
+let a: Provider;
+let b: Provider;
+let alice: Registered; // on A
+let bob: Registered; // on B
+
+beforeAll(async () => {
+  ({ a, b } = await twoProviders());
+  await Promise.all([start(a), start(b)]);
+  alice = await register(a.api, 'alice', 'acme');
+  bob = await register(b.api, 'bob', 'acme');
+}, 60_000);
+
+afterAll(async () => {
+  await stopAll(a, b);
+});
+
+const raw = (v: unknown) => JSON.stringify(v);
+
+/** A delivery body as A's provider would build it for `sender`, signed with `keys`. */
+function body(sender: Registered, to: string, keys: Keypair = sender.keys) {
+  const payload = { type: 'notification', message: `hello ${Math.random()}` };
+  const id = newMessageId();
+  const subject = 'crafted';
+  const envelope = {
+    ...{ version: 'amp/0.1', id, from: sender.address, to, subject, priority: 'normal' },
+    timestamp: isoTime(Date.now()),
+    signature: signMessage(keys.privateKey, { from: sender.address, to, subject, payload }),
+    thread_id: id,
+  };
+  return { envelope, payload, sender_public_key: keys.publicPem };
+}
+
+function signedRoute(from: Registered, keys: Keypair, to: string, subject: string) {
+  const payload = { type: 'notification', message: subject };
+  const signature = signMessage(keys.privateKey, { from: from.address, to, subject, payload });
+  return route(a.api, from, { to, subject, payload, signature });
+}
+
+/** Resolves with the first JSON log line of the provider's process that matches (within `ms`). */
+function logged(p: Provider, match: (rec: Record<string, unknown>) => boolean, ms: number) {
+  const out = p.server!.proc.stdout!;
+  return new Promise<Record<string, unknown> | undefined>((resolve) => {
+    let buf = '';
+    const timer = setTimeout(() => done(undefined), ms);
+    const onData = (d: Buffer) => {
+      buf += d.toString('utf8');
+      const lines = buf.split('\n');
+      buf = lines.pop() ?? '';
+      for (const line of lines) {
+        try {
+          const rec = JSON.parse(line) as Record<string, unknown>;
+          if (match(rec)) return done(rec);
+        } catch {
+          // not a log line
+        }
+      }
+    };
+    const done = (rec: Record<string, unknown> | undefined) => {
+      clearTimeout(timer);
+      out.off('data', onData);
+      resolve(rec);
+    };
+    out.on('data', onData);
+  });
+}
+
+async function pendingIds(p: Provider, who: Registered): Promise<string[]> {
+  const r = await call('GET', `${p.api}/messages/pending?limit=100`, { key: who.api_key });
+  return r.body.messages.map((m: { id: string }) => m.id);
+}
+
+describe('review: federation (§19.1)', () => {
+  it('DEFECT: a message signed with the sender’s new key right after a key rotation is refused (key_mismatch) and parked forever', async () => {
+    // B learns alice's key K1 (cached by B's HomeKeys).
+    const first = await signedRoute(alice, alice.keys, bob.address, 'before rotation');
+    expect(first.status, raw(first.body)).toBe(200);
+    expect(await until(async () => (await pendingIds(b, bob)).includes(first.body.id), 15_000)).toBe(true);
+    // alice rotates to K2 at her home provider A (a legitimate, documented operation).
+    const k2 = newKeypair();
+    const rotated = await call('POST', `${a.api}/auth/rotate-keys`, {
+      key: alice.api_key,
+      json: {
+        new_public_key: k2.publicPem,
+        key_algorithm: 'Ed25519',
+        proof: sign(null, Buffer.from(k2.publicPem, 'utf8'), alice.keys.privateKey).toString('base64'),
+      },
+    });
+    expect(rotated.status, raw(rotated.body)).toBe(200);
+    // A message correctly signed with her current key K2, through her provider: A answers queued...
+    const refusedAtB = logged(a, (rec) => rec.event === 'federation_refused', 20_000);
+    const second = await signedRoute(alice, k2, bob.address, 'after rotation');
+    expect(second.status, raw(second.body)).toBe(200);
+    // ...but B compares it with the K1 it cached less than a minute ago, answers 403 key_mismatch,
+    // and A parks the message: it is never delivered and nobody is told.
+    const refusal = await refusedAtB;
+    expect(refusal, `A logged ${raw(refusal)}`).toBeUndefined();
+    expect((await pendingIds(b, bob)).includes(second.body.id)).toBe(true);
+  }, 60_000);
+
+  it('DEFECT: requests with a forged provider signature spend the 1000/min overall budget: a real provider then gets 429', async () => {
+    const carol = await register(b.api, 'carol', 'acme');
+    const erin = await register(a.api, 'erin', 'acme');
+    const forged = () => {
+      const text = raw(body(erin, carol.address));
+      const ts = String(Math.floor(Date.now() / 1000));
+      // Anyone can send these: X-AMP-Provider names the pinned a.example, the signature is garbage.
+      const signature = randomBytes(64).toString('base64');
+      return deliverAs(b, a, text, { ts, signature });
+    };
+    let last = 0;
+    let sent = 0;
+    for (let round = 0; round < 60 && last !== 429; round++) {
+      const codes = await Promise.all(Array.from({ length: 25 }, () => forged().then((r) => r.status)));
+      sent += codes.length;
+      expect(
+        codes.every((c) => c === 403 || c === 429),
+        raw(codes),
+      ).toBe(true);
+      if (codes.includes(429)) last = 429;
+    }
+    expect(last, `after ${sent} forged requests`).toBe(429); // the attacker has exhausted the overall budget
+    // A's genuine, correctly signed delivery is now refused as well.
+    const genuine = await deliverAs(b, a, raw(body(erin, carol.address)));
+    expect([genuine.status, genuine.body?.error], raw(genuine.body)).toEqual([200, undefined]);
+  }, 60_000);
+});
