@@ -3,9 +3,12 @@
 // (a.example, b.example) as child processes, as in federation.test.ts (test/helpers/federation.ts).
 
 import { randomBytes, sign } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isoTime, newMessageId } from '../../proto/index.js';
-import { deliverAs, type Provider, start, stopAll, twoProviders } from '../helpers/federation.js';
+import { deliverAs, type Provider, providerHeaders, start, stopAll, twoProviders } from '../helpers/federation.js';
 import { call, type Keypair, newKeypair, register, type Registered, route, signMessage } from '../helpers/server.js';
 import { until } from '../helpers/ws.js';
 
@@ -13,9 +16,25 @@ let a: Provider;
 let b: Provider;
 let alice: Registered; // on A
 let bob: Registered; // on B
+// A third provider, `acme.b.example` (a name under B's own domain), run by the test: its provider
+// key, the sender key it vouches for, and its key-lookup endpoint (a tiny HTTP server).
+const sub = { domain: 'acme.b.example', key: newKeypair(), sender: newKeypair() };
+let subServer: Server;
 
 beforeAll(async () => {
   ({ a, b } = await twoProviders());
+  subServer = createServer((req, res) => {
+    // GET /v1/federation/keys/<address>: "yes, that address's key is my sender key".
+    const address = decodeURIComponent((req.url ?? '').split('/keys/')[1]?.split('?')[0] ?? '');
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.end(JSON.stringify({ address, public_key: sub.sender.publicPem, fingerprint: 'x', key_revoked: false }));
+  });
+  await new Promise<void>((r) => subServer.listen(0, '127.0.0.1', r));
+  const subPort = (subServer.address() as AddressInfo).port;
+  // B trusts acme.b.example (a pin here: DNS TXT or well-known discovery in `open` mode do the same).
+  const pins = JSON.parse(readFileSync(b.pins, 'utf8'));
+  pins[sub.domain] = { endpoint: `http://127.0.0.1:${subPort}/v1`, public_key: sub.key.publicPem };
+  writeFileSync(b.pins, JSON.stringify(pins));
   await Promise.all([start(a), start(b)]);
   alice = await register(a.api, 'alice', 'acme');
   bob = await register(b.api, 'bob', 'acme');
@@ -23,6 +42,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stopAll(a, b);
+  await new Promise((r) => subServer?.close(r));
 });
 
 const raw = (v: unknown) => JSON.stringify(v);
@@ -107,6 +127,24 @@ describe('review: federation (§19.1)', () => {
     expect(refusal, `A logged ${raw(refusal)}`).toBeUndefined();
     expect((await pendingIds(b, bob)).includes(second.body.id)).toBe(true);
   }, 60_000);
+
+  it('DEFECT: a provider under our own domain (acme.b.example) delivers messages as our own local agent bob@acme.b.example', async () => {
+    const carol = await register(b.api, 'carol2', 'acme');
+    expect(bob.address).toBe('bob@acme.b.example'); // B's own agent bob, tenant acme
+    // acme.b.example signs a message "from bob@acme.b.example" with a key of its choosing.
+    const spoof = body({ ...bob, keys: sub.sender }, carol.address);
+    const text = raw(spoof);
+    const headers = {
+      'Content-Type': 'application/json',
+      ...providerHeaders({ ...a, domain: sub.domain, key: sub.key.privateKey }, text),
+    };
+    const r = await call('POST', `${b.api.replace('/api/v1', '/v1')}/federation/deliver`, { raw: text, headers });
+    // B's own agents can only be spoken for by B: this must be refused (403 provider_not_trusted).
+    const pending = await call('GET', `${b.api}/messages/pending?limit=100`, { key: carol.api_key });
+    const got = pending.body.messages.find((m: { id: string }) => m.id === spoof.envelope.id);
+    expect(got?.envelope.from, raw(got?.security)).toBeUndefined();
+    expect([r.status, r.body?.error], raw(r.body)).toEqual([403, 'provider_not_trusted']);
+  });
 
   it('DEFECT: requests with a forged provider signature spend the 1000/min overall budget: a real provider then gets 429', async () => {
     const carol = await register(b.api, 'carol', 'acme');
