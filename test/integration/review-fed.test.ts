@@ -146,6 +146,24 @@ describe('review: federation (§19.1)', () => {
     expect([r.status, r.body?.error], raw(r.body)).toEqual([403, 'provider_not_trusted']);
   });
 
+  it('DEFECT: the same message again with its payload keys in another order is 409 replay_detected, not a duplicate', async () => {
+    const dan = await register(b.api, 'dan', 'acme');
+    const frank = await register(a.api, 'frank', 'acme');
+    const msg = body(frank, dan.address);
+    msg.payload = { type: 'notification', message: 'same content' };
+    msg.envelope.signature = signMessage(frank.keys.privateKey, {
+      ...{ from: frank.address, to: dan.address, subject: msg.envelope.subject, payload: msg.payload },
+    });
+    const first = await deliverAs(b, a, raw(msg));
+    expect(first.status, raw(first.body)).toBe(200);
+    // The same message as another implementation may serialise it on a retry: the same canonical
+    // payload (the signature still verifies), its keys in another order.
+    const again = { ...msg, payload: { message: 'same content', type: 'notification' } };
+    const ts = String(Math.floor(Date.now() / 1000) - 1); // another provider signature
+    const r = await deliverAs(b, a, raw(again), { ts });
+    expect([r.status, r.body?.duplicate], raw(r.body)).toEqual([200, true]);
+  });
+
   it('DEFECT: requests with a forged provider signature spend the 1000/min overall budget: a real provider then gets 429', async () => {
     const carol = await register(b.api, 'carol', 'acme');
     const erin = await register(a.api, 'erin', 'acme');
