@@ -164,6 +164,21 @@ describe('review: federation (§19.1)', () => {
     expect([r.status, r.body?.duplicate], raw(r.body)).toEqual([200, true]);
   });
 
+  it('DEFECT: the 20/min per-recipient limit is per address string: the same agent by its short address gets 20 more', async () => {
+    const gus = await register(b.api, 'gus', 'acme', { scope: { platform: 'github', repo: 'web' } });
+    expect([gus.address, gus.body.short_address]).toEqual(['gus@web.github.acme.b.example', 'gus@acme.b.example']);
+    const unsigned = (to: string) => {
+      const msg = body(alice, to);
+      msg.envelope.signature = ''; // counted before the signature checks (as in federation.test.ts)
+      return deliverAs(b, a, raw(msg)).then((r) => r.status);
+    };
+    const codes: number[] = [];
+    for (let i = 0; i < 30 && codes.at(-1) !== 429; i++) codes.push(await unsigned(gus.address));
+    expect(codes.at(-1)).toBe(429); // gus's 20/min from a.example are spent
+    // The same recipient, named by its short address: still gus, so still 429.
+    expect(await unsigned(gus.body.short_address)).toBe(429);
+  });
+
   it('DEFECT: requests with a forged provider signature spend the 1000/min overall budget: a real provider then gets 429', async () => {
     const carol = await register(b.api, 'carol', 'acme');
     const erin = await register(a.api, 'erin', 'acme');
