@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isoTime, newMessageId } from '../../proto/index.js';
 import { deliverAs, type Provider, providerHeaders, start, stopAll, twoProviders } from '../helpers/federation.js';
 import { call, type Keypair, newKeypair, register, type Registered, route, signMessage } from '../helpers/server.js';
-import { until } from '../helpers/ws.js';
+import { closeAllWs, connectWs, until } from '../helpers/ws.js';
 
 let a: Provider;
 let b: Provider;
@@ -41,6 +41,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
+  await closeAllWs();
   await stopAll(a, b);
   await new Promise((r) => subServer?.close(r));
 });
@@ -178,6 +179,21 @@ describe('review: federation (§19.1)', () => {
     // The same recipient, named by its short address: still gus, so still 429.
     expect(await unsigned(gus.body.short_address)).toBe(429);
   });
+
+  it('DEFECT: reading a message from another provider answers read_receipt_sent: true, but no receipt ever leaves', async () => {
+    const hank = await register(a.api, 'hank', 'acme');
+    const ivy = await register(b.api, 'ivy', 'acme');
+    const hankWs = await connectWs(a.ws, hank.api_key);
+    const msg = body(hank, ivy.address);
+    expect((await deliverAs(b, a, raw(msg))).status).toBe(200);
+    const read = await call('POST', `${b.api}/messages/${msg.envelope.id}/read`, { key: ivy.api_key });
+    expect(read.body).toEqual({ read_receipt_sent: true });
+    // What the answer promises: the sender (live on A) gets message.read.
+    const got = await hankWs
+      .next((f) => f?.type === 'message.read' && f.data?.id === msg.envelope.id, 10_000)
+      .catch(() => undefined);
+    expect(got, 'hank on A never gets the read receipt ivy on B was told was sent').toBeDefined();
+  }, 30_000);
 
   it('DEFECT: requests with a forged provider signature spend the 1000/min overall budget: a real provider then gets 429', async () => {
     const carol = await register(b.api, 'carol', 'acme');
