@@ -113,7 +113,7 @@ beforeAll(async () => {
   b.args = ['--default-tenant', 'alpha', '--provider-aliases', ALIAS, '--max-queue', '2'];
   await Promise.all([start(a), start(b)]);
   alice = await register(api(a), 'alice', 'alpha');
-  for (const name of ['bob', 'bob2', 'tara', 'al2', 'ivan', 'olive', 'rita', 'sam', 'ursula'])
+  for (const name of ['bob', 'bob2', 'tara', 'al2', 'ivan', 'olive', 'rita', 'sam', 'ursula', 'walt'])
     onB[name] = await register(api(b), name, 'alpha');
   onB.carol = await register(api(b), 'carol', 'acme');
 }, 60_000);
@@ -194,6 +194,15 @@ describe('mesh review: routing', () => {
       200,
       'delivered',
     ]);
+  });
+
+  it('DEFECT: name@<own host id> unknown here is looked up at the peers and delivered to another host', async () => {
+    // walt lives on host-b (tenant alpha). `walt@host-a` names host-a, where there is no walt: A rewrites
+    // it to walt@alpha.<domain>, finds nobody, then asks the peers for that rewritten address.
+    // (Signed, it is refused by host-b, whose copy keeps `to` as signed; unsigned, it is delivered there.)
+    const msg = { to: 'walt@host-a', subject: 'for host-a', payload: { type: 'notification', message: 'x' } };
+    const r = await route(api(a), alice, msg);
+    expect([r.status, r.body.error, r.body.remote_host]).toEqual([404, 'not_found', undefined]);
   });
 
   it('DEFECT: an idempotent repeat of a message the peer took answers queued/relay, not the first answer', async () => {
