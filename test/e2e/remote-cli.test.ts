@@ -12,11 +12,11 @@
 import { execFile } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type Provider, start, stopAll, twoProviders } from '../helpers/federation.js';
 import { freePort } from '../helpers/ports.js';
 import { type ChildServer, ROOT, spawnServer, tempDir } from '../helpers/server.js';
-import { setupOrFailEveryTest } from '../helpers/setup.js';
+import { readmeBlock } from '../helpers/readme.js';
 import { until } from '../helpers/ws.js';
 
 const PROC_TIMEOUT_MS = 30_000;
@@ -89,7 +89,22 @@ async function statusJson(h: string): Promise<any> {
   return JSON.parse(r.stdout);
 }
 
-setupOrFailEveryTest(async () => {
+// As test/helpers/setup.ts (a failed start fails every test rather than skipping them), with a
+// longer bound: three servers start and three agents register.
+let setupError: unknown;
+beforeEach(() => {
+  if (setupError) throw setupError;
+});
+
+beforeAll(async () => {
+  try {
+    await setup();
+  } catch (e) {
+    setupError = e;
+  }
+}, 90_000);
+
+async function setup(): Promise<void> {
   ({ a, b } = await twoProviders());
   c = { port: await freePort(), dir: tempDir('amp-remote-cli-host-c-') };
   const meshA = meshFile(a.dir, 'host-a', 'host-c', c.port);
@@ -108,7 +123,7 @@ setupOrFailEveryTest(async () => {
   await registerIn(homeAlice, 'alice', a.port, 'acme');
   await registerIn(homeBob, 'bob', b.port, 'acme');
   await registerIn(homeCarol, 'carol', c.port, 'gamma');
-}, 90_000);
+}
 
 afterAll(async () => {
   await c?.child?.stop('SIGKILL');
@@ -145,7 +160,7 @@ describe('federation: alice on a.example ↔ bob on b.example with the bash CLI'
     const j = await cli(homeBob, 'amp-inbox.sh', ['--json', 'read', sentId]);
     expectExit(j, 0);
     expect(JSON.parse(j.stdout)).toMatchObject({ id: sentId, signature_check: 'verified', signature_key: 'message' });
-  });
+  }, 60_000);
 
   it('a forged copy (payload changed, same signature) does not verify: exit 7', async () => {
     // amp-inbox.sh read falls back to the copy it kept; tamper with it and read again.
@@ -186,7 +201,7 @@ describe('federation: alice on a.example ↔ bob on b.example with the bash CLI'
     expect(read.stderr).toContain(`Subject:  Re: Across providers`);
     expect(read.stderr).toContain(`(reply to ${sentId})`);
     expect(read.stderr).toMatch(/Signature: verified/);
-  });
+  }, 60_000);
 });
 
 describe('mesh: alice on host-a ↔ carol on host-c', () => {
@@ -201,7 +216,13 @@ describe('mesh: alice on host-a ↔ carol on host-c', () => {
     expect(read.stderr).toContain(`Signature: verified (Ed25519, key of ${ALICE} at its home provider or mesh host`);
     const reply = await cli(homeCarol, 'amp-reply.sh', [m![1], 'hi alice']);
     expectExit(reply, 0);
-    expect(reply.stderr).toMatch(/delivered \(forwarded to mesh host host-a\)/);
+    const back = /^(msg_\d+_[a-zA-Z0-9]+) delivered \(forwarded to mesh host host-a\)$/m.exec(reply.stderr);
+    expect(back, reply.stderr).not.toBeNull();
+    const got = await cli(homeAlice, 'amp-inbox.sh', ['read', back![1]]);
+    expectExit(got, 0);
+    expect(got.stderr).toContain(`From:     ${CAROL}`);
+    expect(got.stderr).toContain(`(reply to ${m![1]})`);
+    expect(got.stderr).toContain(`Signature: verified (Ed25519, key of ${CAROL} at its home provider or mesh host`);
   });
 
   it('a name host-c does not have: exit 5 naming host-c', async () => {
@@ -213,6 +234,20 @@ describe('mesh: alice on host-a ↔ carol on host-c', () => {
 });
 
 describe('refusals shown by the CLI', () => {
+  it('the --help texts say how remote recipients, peers and remote signatures work', async () => {
+    const send = await cli(homeAlice, 'amp-send.sh', ['--help']);
+    expectExit(send, 0);
+    for (const s of ['name@<host-id>', 'HTTP 422 external_provider', 'forwarded to mesh\nhost <id>']) {
+      expect(send.stdout).toContain(s);
+    }
+    const status = await cli(homeAlice, 'amp-status.sh', ['--help']);
+    expectExit(status, 0);
+    expect(status.stdout).toContain('Federation: b.example unreachable (');
+    const inbox = await cli(homeAlice, 'amp-inbox.sh', ['--help']);
+    expectExit(inbox, 0);
+    expect(inbox.stdout).toContain('signature_key (provider, message, none)');
+  });
+
   it('from host-c (no federation) to b.example: the 422 external_provider message, exit 1', async () => {
     const r = await cli(homeCarol, 'amp-send.sh', [BOB, 'x', 'y']);
     expectExit(r, 1);
@@ -228,6 +263,36 @@ describe('refusals shown by the CLI', () => {
 });
 
 describe('amp-status.sh: the mesh and federation peers', () => {
+  // Adapted: the README block runs as written with bash in alice's HOME, the scripts on PATH (as
+  // after the install step); its output block is matched line by line, message ids as a pattern.
+  it('README cli-remote: the sends and the status lines of cli-remote-output', async () => {
+    const r = await new Promise<Run>((resolve) => {
+      execFile(
+        'bash',
+        ['-euo', 'pipefail', '-c', readmeBlock('cli-remote')],
+        {
+          env: { PATH: `${join(ROOT, 'scripts')}:${process.env.PATH ?? ''}`, HOME: homeAlice },
+          cwd: homeAlice,
+          timeout: PROC_TIMEOUT_MS,
+          killSignal: 'SIGKILL',
+        },
+        (err, stdout, stderr) => {
+          const e = err as { code?: number | string; signal?: string | null } | null;
+          const code = e ? (typeof e.code === 'number' ? e.code : null) : 0;
+          resolve({ code, signal: e?.signal ?? null, stdout: String(stdout), stderr: String(stderr) });
+        },
+      );
+    });
+    expectExit(r, 0);
+    for (const line of readmeBlock('cli-remote-output').trimEnd().split('\n')) {
+      const pattern = line.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/msg_\d+_[a-z0-9]+/, 'msg_\\d+_[a-zA-Z0-9]+');
+      expect(r.stderr, line).toMatch(new RegExp(`^${pattern}$`, 'm'));
+    }
+    // The message for b.example leaves A's queue before the next test counts what waits.
+    const drained = await until(async () => (await statusJson(homeAlice)).peers.federation[0]?.pending === 0, 20_000);
+    expect(drained).toBe(true);
+  }, 60_000);
+
   it('shows host-c and b.example reachable; --json has the peers object', async () => {
     const s = await statusJson(homeAlice);
     expect(s.peers.mesh).toEqual([expect.objectContaining({ id: 'host-c', reachable: true, pending: 0 })]);
@@ -255,5 +320,5 @@ describe('amp-status.sh: the mesh and federation peers', () => {
     expectExit(text, 0);
     expect(text.stderr).toMatch(/^Federation: b\.example unreachable \(.+\), 1 waiting$/m);
     expect(text.stderr).toMatch(/^Mesh: +host-c reachable$/m);
-  });
+  }, 60_000);
 });
