@@ -301,6 +301,15 @@ describe('amp-status.sh: the mesh and federation peers', () => {
     expectExit(r, 0);
     expect(r.stderr).toMatch(/^Mesh: +host-c reachable$/m);
     expect(r.stderr).toMatch(/^Federation: b\.example reachable$/m);
+    // host-c has a mesh and no federation: a Mesh line only (its reply went to host-a).
+    const onC = await cli(homeCarol, 'amp-status.sh');
+    expectExit(onC, 0);
+    expect(onC.stderr).toMatch(/^Mesh: +host-a reachable$/m);
+    expect(onC.stderr).not.toMatch(/^Federation:/m);
+    expect((await statusJson(homeCarol)).peers).toEqual({
+      mesh: [expect.objectContaining({ id: 'host-a', reachable: true })],
+      federation: [],
+    });
   });
 
   it('after B is killed (-9) and a send is attempted: b.example unreachable with the message waiting', async () => {
