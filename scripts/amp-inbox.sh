@@ -34,6 +34,10 @@ Example:
 
 'read' checks the sender's Ed25519 signature against the public key the provider resolves for
 the sender, and keeps a copy of the message in the agent's messages/ directory (for amp-reply.sh).
+A sender on another provider (federation) or mesh host is not resolvable here: its key is then the
+message's sender_public_key, which your provider checked on receipt (the sender's key at its home
+provider, or the one the authenticated mesh host named). --json adds signature_check
+(verified, unverified, unsigned) and signature_key (provider, message, none).
 'list' and 'read' show each attachment's name, size and scan status.
 
 'download' fetches each attachment from the url in the message (plain curl, redirects not
@@ -115,7 +119,7 @@ case "$cmd" in
     amp_signature_status "$msg"
     verified=$AMP_SIG_STATUS
     if [ "$AMP_JSON" = 1 ]; then
-      jq --arg v "$verified" '. + {signature_check: $v}' <<<"$msg"
+      jq --arg v "$verified" --arg k "$AMP_SIG_KEY_SOURCE" '. + {signature_check: $v, signature_key: $k}' <<<"$msg"
     else
       jq -r '"Message:  \(.id)", "From:     \(.envelope.from)", "To:       \(.envelope.to)", "Subject:  \(.envelope.subject)",
         "Priority: \(.envelope.priority // "normal")", "Type:     \(.payload.type // "-")", "Sent:     \(.envelope.timestamp)",
@@ -129,9 +133,12 @@ case "$cmd" in
         (if ((.warnings // []) | index("attachment_suspicious")) then
           "Warning: an attachment was found suspicious by the provider'"'"'s scan and approved by an admin" else empty end)' \
         --arg id "$id" <<<"$msg" >&2
-      case "$verified" in
-        verified) amp_say "" "Signature: verified (Ed25519, key of $from)" ;;
-        unsigned) amp_say "" "Signature: none (the message is unsigned; the provider authenticated the sender's API key only)" ;;
+      case "$verified:$AMP_SIG_KEY_SOURCE" in
+        verified:message) amp_say "" "Signature: verified (Ed25519, key of $from at its home provider or mesh host, as your provider received and checked it)" ;;
+        verified:*) amp_say "" "Signature: verified (Ed25519, key of $from)" ;;
+        unsigned:*) amp_say "" "Signature: none (the message is unsigned; the provider authenticated the sender's API key only)" ;;
+        *:none) amp_say "" "Signature: NOT verified: your provider has no key for $from (not an agent there, and no checked sender key came with the message)" ;;
+        *:message) amp_say "" "Signature: NOT verified: it does not match the key of $from that came with the message" ;;
         *) amp_say "" "Signature: NOT verified: it does not match the key the provider has for $from" ;;
       esac
     fi

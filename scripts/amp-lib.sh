@@ -214,18 +214,46 @@ amp_verify_message() {
 }
 
 # amp_signature_status MESSAGE_JSON: sets AMP_SIG_STATUS to `unsigned` (no envelope.signature),
-# `verified` (it verifies with the public key the provider resolves for the sender) or `unverified`.
+# `verified` (it verifies with the sender's public key) or `unverified`, and AMP_SIG_KEY_SOURCE to
+# where the key came from: `provider` (the provider resolves the sender: an agent registered there)
+# or `message` (a sender on another provider or mesh host, which our provider cannot resolve: the
+# message's sender_public_key, which our provider checked on receipt, federation §19.1: the
+# sender's key at its home provider; mesh §19.2: the key the authenticated peer host named), or
+# `none` (neither: nothing to verify with).
 amp_signature_status() {
   local from key
-  AMP_SIG_STATUS=unsigned
+  AMP_SIG_STATUS=unsigned AMP_SIG_KEY_SOURCE=none
   [ -n "$(jq -r '.envelope.signature // ""' <<<"$1")" ] || return 0
   AMP_SIG_STATUS=unverified
   from=$(jq -r '.envelope.from // ""' <<<"$1")
   amp_http GET "$AGENT_ENDPOINT/agents/resolve/$(jq -rn --arg a "$from" '$a | @uri')" "" auth
   if amp_ok && key=$(jq -er '.public_key' <<<"$AMP_BODY"); then
-    if amp_verify_message "$key" "$1"; then AMP_SIG_STATUS=verified; fi
+    AMP_SIG_KEY_SOURCE=provider
+  elif [[ $AMP_STATUS =~ ^(404|422)$ ]] && key=$(amp_message_sender_key "$1"); then
+    AMP_SIG_KEY_SOURCE=message
+  else
+    return 0
   fi
+  if amp_verify_message "$key" "$1"; then AMP_SIG_STATUS=verified; fi
   return 0
+}
+
+# amp_message_sender_key MESSAGE_JSON: the message's sender_public_key as a PEM, when our provider
+# marked the message signature_verified (it checked that key on receipt); fails otherwise.
+amp_message_sender_key() {
+  local key der escaped="" i
+  jq -e '.security.signature_verified == true' <<<"$1" >/dev/null 2>&1 || return 1
+  key=$(jq -r '.sender_public_key // "" | tostring' <<<"$1")
+  if [[ $key =~ ^[0-9a-fA-F]{64}$ ]]; then
+    # The raw 32-byte Ed25519 key, as an SPKI PEM: the fixed 12-byte DER prefix, then the key.
+    der="302a300506032b6570032100$key"
+    for ((i = 0; i < ${#der}; i += 2)); do escaped+="\\x${der:i:2}"; done
+    printf -- '-----BEGIN PUBLIC KEY-----\n%s\n-----END PUBLIC KEY-----\n' "$(printf '%b' "$escaped" | base64 | tr -d '\n')"
+  elif [[ $key == "-----BEGIN PUBLIC KEY-----"* ]]; then
+    printf '%s\n' "$key"
+  else
+    return 1
+  fi
 }
 
 # amp_require_signature MESSAGE_JSON: exit 7 unless the message is unsigned or its signature verifies

@@ -22,15 +22,22 @@ Options:
       --json             Print the provider's answer as JSON on stdout
   -h, --help             Show help
 
-The recipient is a full address (name@tenant.domain) or a name in your own tenant.
+The recipient is a full address (name@tenant.domain) or a name in your own tenant. The message
+always goes to your own provider, which forwards it when the recipient is elsewhere:
+  name@<host-id>               an agent on a host of your provider's mesh (§19.2)
+  name@tenant.other.example    an agent of another provider, when yours federates with it (§19.1);
+                               without federation it refuses with HTTP 422 external_provider, and
+                               a provider it does not trust with HTTP 403 provider_not_trusted (exit 1)
+amp-status.sh shows whether those hosts and providers are reachable and what waits for them.
 
 Example:
   $AMP_PROG claude@macbook.aimaestro.local "Help" "Can you review my code?"
 
   $AMP_PROG --attach report.pdf --attach data.csv bob@acme.aimaestro.local "Report" "Both files attached."
 
-Prints the message id and its status: delivered (the recipient is online), queued (in the relay
-queue until the recipient collects it) or failed.
+Prints the message id and its status: delivered (the recipient is online, or "forwarded to mesh
+host <id>": that host took it), queued (in the relay queue until the recipient collects it, or in
+your provider's outbound queue until the other host or provider takes it) or failed.
 
 Attachments are uploaded first (SHA-256 and size declared, the bytes PUT to the provider's signed
 upload URL, confirmed), then scanned by the provider: the send waits for each scan (polling every

@@ -17,6 +17,12 @@ Options:
       --json             Print the status as JSON on stdout
   -h, --help             Show help
 
+Peers (GET /api/v1/peers) print as, e.g.:
+  Mesh:      host-c reachable
+  Federation: b.example unreachable (connect ECONNREFUSED 10.0.0.7:23000), 1 waiting
+each reachable, unreachable (the last error) or not contacted yet, by the last attempt since the
+provider started; --json has them under peers: {mesh: [...], federation: [...]}.
+
 Exit codes: 0 ok, 1 provider unhealthy or refused, 2 usage, 3 provider not found,
 4 unauthorized, 6 no such local agent.
 USAGE
