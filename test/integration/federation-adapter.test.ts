@@ -98,9 +98,36 @@ describe('federation adapter', () => {
       { status: 429, body: { error: 'rate_limited' }, headers: { 'Retry-After': '7' } },
       { retry: true, reason: '429 rate_limited', retryAfterMs: 7000 },
     ],
+    // Refusals that can clear later (a key rotation the receiver has not seen yet, a suspension, clocks,
+    // our provider key): retried with the policy's backoff, not parked.
     [
-      { status: 403, body: { error: 'key_mismatch' } },
-      { park: true, reason: '403 key_mismatch' },
+      { status: 403, body: { error: 'key_mismatch', field: 'sender_public_key' } },
+      { retry: true, reason: '403 key_mismatch' },
+    ],
+    [
+      { status: 403, body: { error: 'recipient_suspended' } },
+      { retry: true, reason: '403 recipient_suspended' },
+    ],
+    [
+      { status: 400, body: { error: 'timestamp_future', field: 'X-AMP-Timestamp' } },
+      { retry: true, reason: '400 timestamp_future' },
+    ],
+    [
+      { status: 403, body: { error: 'signature_invalid', field: 'X-AMP-Signature' } },
+      { retry: true, reason: '403 signature_invalid' },
+    ],
+    // Final refusals: parked.
+    [
+      { status: 403, body: { error: 'signature_invalid', field: 'envelope.signature' } },
+      { park: true, reason: '403 signature_invalid' },
+    ],
+    [
+      { status: 403, body: { error: 'key_revoked', field: 'sender_public_key' } },
+      { park: true, reason: '403 key_revoked' },
+    ],
+    [
+      { status: 403, body: { error: 'provider_not_trusted', field: 'X-AMP-Provider' } },
+      { park: true, reason: '403 provider_not_trusted' },
     ],
     [
       { status: 404, body: { error: 'recipient_not_found' } },

@@ -1,8 +1,10 @@
 // The outbound engine's adapter for other providers (targets `federation:<domain>`, spec §19.1):
 // each attempt discovers the provider (cached), then POSTs the item's {envelope, payload,
 // sender_public_key} to `<endpoint>/federation/deliver`, signed with a fresh timestamp.
-// 200 (a duplicate too) → delivered; 429 → retry after its Retry-After; another 4xx → parked (the
-// refusal is logged); 5xx, network errors and failed discovery → retry.
+// 200 (a duplicate too) → delivered; 429 → retry after its Retry-After; a refusal that can clear
+// later (the sender's key just rotated, a suspended recipient, a clock or provider-key problem) →
+// retry with the policy's backoff; another 4xx → parked (the refusal is logged); 5xx, network
+// errors and failed discovery → retry.
 
 import type { Logger } from 'pino';
 import type { Adapter, Outcome, OutboundItem, TargetPolicy } from '../../outbound/index.js';
@@ -60,6 +62,13 @@ function outcome(
     const s = Number(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter);
     return { retry: true, reason: `429 ${code}`, retryAfterMs: Number.isFinite(s) && s > 0 ? s * 1000 : undefined };
   }
+  if (status >= 400 && status < 500 && mayClear(code, field)) {
+    about.logger.info(
+      { event: 'federation_retry', provider: about.domain, id: about.id, status, code },
+      `provider ${about.domain} refused message ${about.id} for now: ${status} ${code}; retrying`,
+    );
+    return { retry: true, reason: `${status} ${code}` };
+  }
   if (status >= 400 && status < 500) {
     about.logger.warn(
       { event: 'federation_refused', provider: about.domain, id: about.id, status, code },
@@ -68,6 +77,18 @@ function outcome(
     return { park: true, reason: `${status} ${code}` };
   }
   return { retry: true, reason: `${status} ${code}` };
+}
+
+/**
+ * Refusals that can clear without a change to the message: the receiver's cache of the sender's key
+ * is older than a rotation (key_mismatch), the recipient is suspended for a while, the clocks differ,
+ * or the receiver does not (yet) verify our provider signature (a provider key rotation). The
+ * message's own signature, a revoked key, an unknown recipient or an untrusted provider are final.
+ */
+const MAY_CLEAR = new Set(['key_mismatch', 'recipient_suspended', 'timestamp_future', 'queue_full', 'rate_limited']);
+
+function mayClear(code: string, field: string): boolean {
+  return MAY_CLEAR.has(code) || (code === 'signature_invalid' && field === 'X-AMP-Signature');
 }
 
 function errorOf(body: Buffer): { code: string; field: string } {
