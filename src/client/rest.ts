@@ -122,7 +122,7 @@ export class AmpClient {
     return this.request('POST', '/messages/pending/ack', { ids });
   }
 
-  read(id: string): Promise<{ read_receipt_sent: true; already_read?: true }> {
+  read(id: string): Promise<{ read_receipt_sent: boolean; already_read?: true; reason?: string }> {
     return this.request('POST', `/messages/${encodeURIComponent(id)}/read`);
   }
 

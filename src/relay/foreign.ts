@@ -4,7 +4,7 @@
 // recipient verifies end to end. A repeated id from the same source is a duplicate when its content
 // is the same, and `replay_detected` otherwise; the memory of ids commits with the message.
 
-import { AmpError, isoTime, type QueuedMessage, type Security } from '../../proto/index.js';
+import { AmpError, canonicalJson, isoTime, payloadHash, type QueuedMessage, type Security } from '../../proto/index.js';
 import { sha256Base64 } from '../crypto/hash.js';
 import type { AgentRecord, QueueStore, RecordsStore } from '../store/types.js';
 import type { Agents } from './agents.js';
@@ -45,7 +45,7 @@ export class ForeignInbox {
   async accept(m: ForeignMessage): Promise<ForeignOutcome> {
     const nowMs = Date.now();
     const recipient = this.recipient(m);
-    const digest = sha256Base64(`${JSON.stringify(m.envelope)}\n${JSON.stringify(m.payload)}`);
+    const digest = contentDigest(m);
     const slot = `${m.source}\n${m.envelope.id}`;
     const seen = this.inFlight.get(slot) ?? this.remembered(m, nowMs);
     if (seen) return this.repeat(await seen, digest);
@@ -64,9 +64,14 @@ export class ForeignInbox {
     }
   }
 
+  /** Our agent that `to` names (a full or short address, or the mesh's own-host form). */
+  findRecipient(to: string): AgentRecord | undefined {
+    return this.agents.findByAddress(this.directory?.localize(to) ?? to);
+  }
+
   private recipient(m: ForeignMessage): AgentRecord {
     const to = m.envelope.to;
-    const agent = this.agents.findByAddress(this.directory?.localize(to) ?? to);
+    const agent = this.findRecipient(to);
     if (agent) return agent;
     const code = m.source.startsWith('federation:') ? 'recipient_not_found' : 'not_found';
     throw new AmpError(code, 'Agent not found', { field: 'to', details: { address: to } });
@@ -139,6 +144,15 @@ export class ForeignInbox {
     }
     return answer;
   }
+}
+
+/**
+ * What "the same content" means for a repeated id: the envelope's fields and the payload's canonical
+ * hash (the one the signature covers), so another serialisation of the same message (keys in another
+ * order) is a duplicate, not a replay.
+ */
+function contentDigest(m: ForeignMessage): string {
+  return sha256Base64(`${canonicalJson(m.envelope)}\n${payloadHash(m.payload)}`);
 }
 
 function replayed(id: string): AmpError {

@@ -128,10 +128,12 @@ export type BucketName =
   | 'aid_request_key'
   | 'aid_lookup_failures'
   | 'aid_introspect'
-  // Federation (§19.1): per delivering provider, per recipient of one provider, and overall.
+  // Federation (§19.1): per delivering provider, per recipient of one provider, and overall (verified
+  // requests), and failed provider signatures per client IP.
   | 'federation'
   | 'federation_recipient'
-  | 'federation_total';
+  | 'federation_total'
+  | 'federation_failures';
 
 const MIN = 60_000;
 const HOUR = 3_600_000;
@@ -152,6 +154,7 @@ const FEDERATION_BUCKETS: Partial<Record<BucketName, BucketSpec>> = {
   federation: { limit: 100, windowMs: MIN },
   federation_recipient: { limit: 20, windowMs: MIN },
   federation_total: { limit: 1000, windowMs: MIN },
+  federation_failures: { limit: 100, windowMs: MIN },
 };
 
 /** Spec §20: `local` (the default, agent swarms on one host) and `public` (Internet-facing). */

@@ -2,6 +2,8 @@
 // sender asked for one: a WebSocket push, the first pending list that contains it, or an ack
 // that came first. A read receipt goes when the recipient says so. Both reach the sender's live
 // sessions, or wait in a per-sender outbox (≤ 1000, 7 days) flushed after its next `connected`.
+// Messages that came from another provider or mesh host have no local sender: no receipt is kept
+// for them (receipts do not travel between providers), and the read answers `read_receipt_sent: false`.
 
 import { AmpError, isoTime } from '../../proto/index.js';
 import type { Logger } from 'pino';
@@ -13,6 +15,16 @@ const OUTBOX_CAP = 1000;
 const OUTBOX_TTL_MS = 7 * 24 * 3600 * 1000;
 
 export type HandOverMethod = 'websocket' | 'relay' | 'webhook';
+
+export interface ReadAnswer {
+  read_receipt_sent: boolean;
+  already_read?: true;
+  /** Why no receipt was sent: `sender_not_local` (the sender is on another provider or mesh host). */
+  reason?: 'sender_not_local';
+}
+
+/** The sender of a message that arrived from a federated provider or a mesh peer (foreign.ts `source`). */
+const FOREIGN_SENDER = /^(federation|mesh):/;
 
 export class Receipts {
   /** Receipts dropped because a sender's outbox was full. */
@@ -28,7 +40,7 @@ export class Receipts {
   handedOver(messageId: string, method: HandOverMethod): void {
     const { queue, directory } = this.stores;
     const m = queue.message(messageId);
-    if (!m?.receiptRequested || m.deliveryReceiptSent) return;
+    if (!m?.receiptRequested || m.deliveryReceiptSent || FOREIGN_SENDER.test(m.senderId)) return;
     if (!queue.markReceipt(messageId, 'delivery')) return;
     const recipient = directory.getAgent(m.recipientId);
     this.toAgent(m.senderId, {
@@ -38,13 +50,19 @@ export class Receipts {
   }
 
   /** `POST messages/{id}/read` by the recipient. */
-  read(reader: AgentRecord, messageId: string): { read_receipt_sent: true; already_read?: true } {
+  read(reader: AgentRecord, messageId: string): ReadAnswer {
     const { queue } = this.stores;
     const m = queue.message(messageId);
     if (!m || m.recipientId !== reader.id || m.expiresAt <= Date.now()) {
       throw new AmpError('not_found', 'Message not found', { field: 'id' });
     }
-    if (!queue.markReceipt(messageId, 'read')) return { read_receipt_sent: true, already_read: true };
+    const first = queue.markReceipt(messageId, 'read');
+    if (FOREIGN_SENDER.test(m.senderId)) {
+      return first
+        ? { read_receipt_sent: false, reason: 'sender_not_local' }
+        : { read_receipt_sent: false, already_read: true, reason: 'sender_not_local' };
+    }
+    if (!first) return { read_receipt_sent: true, already_read: true };
     this.toAgent(m.senderId, {
       type: 'message.read',
       data: { id: messageId, read_at: isoTime(Date.now()), reader: reader.address },

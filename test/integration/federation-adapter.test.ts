@@ -98,9 +98,28 @@ describe('federation adapter', () => {
       { status: 429, body: { error: 'rate_limited' }, headers: { 'Retry-After': '7' } },
       { retry: true, reason: '429 rate_limited', retryAfterMs: 7000 },
     ],
+    // Refusals of every message that can clear later (clocks, our provider key): retried with the
+    // policy's backoff, not parked (those of one message: deferred, below).
     [
-      { status: 403, body: { error: 'key_mismatch' } },
-      { park: true, reason: '403 key_mismatch' },
+      { status: 400, body: { error: 'timestamp_future', field: 'X-AMP-Timestamp' } },
+      { retry: true, reason: '400 timestamp_future' },
+    ],
+    [
+      { status: 403, body: { error: 'signature_invalid', field: 'X-AMP-Signature' } },
+      { retry: true, reason: '403 signature_invalid' },
+    ],
+    // Final refusals: parked.
+    [
+      { status: 403, body: { error: 'signature_invalid', field: 'envelope.signature' } },
+      { park: true, reason: '403 signature_invalid' },
+    ],
+    [
+      { status: 403, body: { error: 'key_revoked', field: 'sender_public_key' } },
+      { park: true, reason: '403 key_revoked' },
+    ],
+    [
+      { status: 403, body: { error: 'provider_not_trusted', field: 'X-AMP-Provider' } },
+      { park: true, reason: '403 provider_not_trusted' },
     ],
     [
       { status: 404, body: { error: 'recipient_not_found' } },
@@ -126,6 +145,25 @@ describe('federation adapter', () => {
     answer = a;
     expect(await adapter().deliver(item, new AbortController().signal)).toEqual(outcome);
   });
+
+  it.each([
+    [{ error: 'key_mismatch', field: 'sender_public_key' }, '403 key_mismatch'],
+    [{ error: 'recipient_suspended', field: 'to' }, '403 recipient_suspended'],
+  ])(
+    'a refusal of this message that can clear later (%j): deferred, about as long again as it waited',
+    async (b, reason) => {
+      answer = { status: 403, body: b };
+      const createdAt = Date.now() - 10_000; // queued 10 s ago: waits 8-12 s more
+      const before = Date.now();
+      const out = await adapter().deliver({ ...item, createdAt }, new AbortController().signal);
+      expect(out).toMatchObject({ defer: true, reason });
+      const until = (out as { until: number }).until;
+      expect(until - before).toBeGreaterThanOrEqual(7_900);
+      expect(until - Date.now()).toBeLessThanOrEqual(12_100);
+      const fresh = await adapter().deliver({ ...item, createdAt: Date.now() }, new AbortController().signal);
+      expect((fresh as { until: number }).until - Date.now()).toBeLessThanOrEqual(1_300); // at least 1 s (±20 %)
+    },
+  );
 
   it('a provider that cannot be reached, or whose key cannot be fetched (discovery): retry', async () => {
     const closed = 'http://127.0.0.1:1/v1'; // nothing listens on port 1

@@ -1,6 +1,6 @@
-// Review of federation (spec §19.1): reproductions of defects found on the integration branch.
-// Each `it` named `DEFECT: …` fails on the branch it was written against. Two real providers
-// (a.example, b.example) as child processes, as in federation.test.ts (test/helpers/federation.ts).
+// Review of federation (spec §19.1): reproductions of defects found on the integration branch, now
+// regression tests (`regression: …`, each failed before its fix). Two real providers (a.example,
+// b.example) as child processes, as in federation.test.ts (test/helpers/federation.ts).
 
 import { randomBytes, sign } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -34,6 +34,8 @@ beforeAll(async () => {
   // B trusts acme.b.example (a pin here: DNS TXT or well-known discovery in `open` mode do the same).
   const pins = JSON.parse(readFileSync(b.pins, 'utf8'));
   pins[sub.domain] = { endpoint: `http://127.0.0.1:${subPort}/v1`, public_key: sub.key.publicPem };
+  // And a provider under A's domain (sub.a.example): its agents are its own, not a.example's.
+  pins['sub.a.example'] = { endpoint: `http://127.0.0.1:${subPort}/v1`, public_key: sub.key.publicPem };
   writeFileSync(b.pins, JSON.stringify(pins));
   await Promise.all([start(a), start(b)]);
   alice = await register(a.api, 'alice', 'acme');
@@ -68,32 +70,33 @@ function signedRoute(from: Registered, keys: Keypair, to: string, subject: strin
   return route(a.api, from, { to, subject, payload, signature });
 }
 
-/** Resolves with the first JSON log line of the provider's process that matches (within `ms`). */
-function logged(p: Provider, match: (rec: Record<string, unknown>) => boolean, ms: number) {
+/** Collects the JSON log lines of the provider's process that match, until `stop()`; `first` resolves on one. */
+function watch(p: Provider, match: (rec: Record<string, unknown>) => boolean) {
   const out = p.server!.proc.stdout!;
-  return new Promise<Record<string, unknown> | undefined>((resolve) => {
-    let buf = '';
-    const timer = setTimeout(() => done(undefined), ms);
-    const onData = (d: Buffer) => {
-      buf += d.toString('utf8');
-      const lines = buf.split('\n');
-      buf = lines.pop() ?? '';
-      for (const line of lines) {
-        try {
-          const rec = JSON.parse(line) as Record<string, unknown>;
-          if (match(rec)) return done(rec);
-        } catch {
-          // not a log line
-        }
-      }
-    };
-    const done = (rec: Record<string, unknown> | undefined) => {
-      clearTimeout(timer);
-      out.off('data', onData);
-      resolve(rec);
-    };
-    out.on('data', onData);
+  const hits: Record<string, unknown>[] = [];
+  let found: (rec: Record<string, unknown>) => void = () => {};
+  const first = new Promise<Record<string, unknown>>((resolve) => {
+    found = resolve;
   });
+  let buf = '';
+  const onData = (d: Buffer) => {
+    buf += d.toString('utf8');
+    const lines = buf.split('\n');
+    buf = lines.pop() ?? '';
+    for (const line of lines) {
+      try {
+        const rec = JSON.parse(line) as Record<string, unknown>;
+        if (match(rec)) {
+          hits.push(rec);
+          found(rec);
+        }
+      } catch {
+        // not a log line
+      }
+    }
+  };
+  out.on('data', onData);
+  return { hits, first, stop: () => out.off('data', onData) };
 }
 
 async function pendingIds(p: Provider, who: Registered): Promise<string[]> {
@@ -102,7 +105,7 @@ async function pendingIds(p: Provider, who: Registered): Promise<string[]> {
 }
 
 describe('review: federation (§19.1)', () => {
-  it('DEFECT: a message signed with the sender’s new key right after a key rotation is refused (key_mismatch) and parked forever', async () => {
+  it('regression: a message signed with the sender’s new key right after a key rotation is delivered (B asks A again)', async () => {
     // B learns alice's key K1 (cached by B's HomeKeys).
     const first = await signedRoute(alice, alice.keys, bob.address, 'before rotation');
     expect(first.status, raw(first.body)).toBe(200);
@@ -119,17 +122,20 @@ describe('review: federation (§19.1)', () => {
     });
     expect(rotated.status, raw(rotated.body)).toBe(200);
     // A message correctly signed with her current key K2, through her provider: A answers queued...
-    const refusedAtB = logged(a, (rec) => rec.event === 'federation_refused', 20_000);
+    const bobWs = await connectWs(b.ws, bob.api_key);
+    const refusals = watch(a, (rec) => rec.event === 'federation_refused' || rec.event === 'federation_retry');
     const second = await signedRoute(alice, k2, bob.address, 'after rotation');
     expect(second.status, raw(second.body)).toBe(200);
-    // ...but B compares it with the K1 it cached less than a minute ago, answers 403 key_mismatch,
-    // and A parks the message: it is never delivered and nobody is told.
-    const refusal = await refusedAtB;
-    expect(refusal, `A logged ${raw(refusal)}`).toBeUndefined();
-    expect((await pendingIds(b, bob)).includes(second.body.id)).toBe(true);
+    // ...and B, whose cached K1 is less than a minute old, asks A again instead of answering 403
+    // key_mismatch (which A used to park for good): delivered on the first attempt, no refusal at A.
+    const pushed = bobWs.next((f) => f?.type === 'message.new' && f.data?.id === second.body.id, 15_000);
+    const outcome = await Promise.race([pushed.then(() => 'delivered'), refusals.first.then(() => 'refused')]);
+    refusals.stop();
+    expect(refusals.hits, `A logged ${raw(refusals.hits)}`).toEqual([]);
+    expect(outcome).toBe('delivered');
   }, 60_000);
 
-  it('DEFECT: a provider under our own domain (acme.b.example) delivers messages as our own local agent bob@acme.b.example', async () => {
+  it('regression: a provider under our own domain (acme.b.example) cannot deliver as our own local agent bob@acme.b.example', async () => {
     const carol = await register(b.api, 'carol2', 'acme');
     expect(bob.address).toBe('bob@acme.b.example'); // B's own agent bob, tenant acme
     // acme.b.example signs a message "from bob@acme.b.example" with a key of its choosing.
@@ -147,7 +153,14 @@ describe('review: federation (§19.1)', () => {
     expect([r.status, r.body?.error], raw(r.body)).toEqual([403, 'provider_not_trusted']);
   });
 
-  it('DEFECT: the same message again with its payload keys in another order is 409 replay_detected, not a duplicate', async () => {
+  it('regression: a.example cannot deliver for the agents of sub.a.example (envelope.from’s provider is its longest known domain)', async () => {
+    const eve = { ...alice, address: 'eve@sub.a.example' };
+    const r = await deliverAs(b, a, raw(body(eve, bob.address)));
+    // It used to be taken as a.example's agent (its two last labels) and go on to the key checks.
+    expect([r.status, r.body?.error], raw(r.body)).toEqual([403, 'provider_not_trusted']);
+  });
+
+  it('regression: the same message again with its payload keys in another order is a duplicate, not 409 replay_detected', async () => {
     const dan = await register(b.api, 'dan', 'acme');
     const frank = await register(a.api, 'frank', 'acme');
     const msg = body(frank, dan.address);
@@ -165,7 +178,7 @@ describe('review: federation (§19.1)', () => {
     expect([r.status, r.body?.duplicate], raw(r.body)).toEqual([200, true]);
   });
 
-  it('DEFECT: the 20/min per-recipient limit is per address string: the same agent by its short address gets 20 more', async () => {
+  it('regression: the 20/min per-recipient limit is per agent: the same agent by its short address gets no more', async () => {
     const gus = await register(b.api, 'gus', 'acme', { scope: { platform: 'github', repo: 'web' } });
     expect([gus.address, gus.body.short_address]).toEqual(['gus@web.github.acme.b.example', 'gus@acme.b.example']);
     const unsigned = (to: string) => {
@@ -180,22 +193,19 @@ describe('review: federation (§19.1)', () => {
     expect(await unsigned(gus.body.short_address)).toBe(429);
   });
 
-  it('DEFECT: reading a message from another provider answers read_receipt_sent: true, but no receipt ever leaves', async () => {
+  it('regression: reading a message from another provider answers read_receipt_sent: false (receipts do not cross providers)', async () => {
     const hank = await register(a.api, 'hank', 'acme');
     const ivy = await register(b.api, 'ivy', 'acme');
-    const hankWs = await connectWs(a.ws, hank.api_key);
     const msg = body(hank, ivy.address);
     expect((await deliverAs(b, a, raw(msg))).status).toBe(200);
+    // The answer says no receipt went (it used to say true, and keep it in an outbox of no local agent).
     const read = await call('POST', `${b.api}/messages/${msg.envelope.id}/read`, { key: ivy.api_key });
-    expect(read.body).toEqual({ read_receipt_sent: true });
-    // What the answer promises: the sender (live on A) gets message.read.
-    const got = await hankWs
-      .next((f) => f?.type === 'message.read' && f.data?.id === msg.envelope.id, 10_000)
-      .catch(() => undefined);
-    expect(got, 'hank on A never gets the read receipt ivy on B was told was sent').toBeDefined();
+    expect([read.status, read.body]).toEqual([200, { read_receipt_sent: false, reason: 'sender_not_local' }]);
+    const again = await call('POST', `${b.api}/messages/${msg.envelope.id}/read`, { key: ivy.api_key });
+    expect(again.body).toEqual({ read_receipt_sent: false, already_read: true, reason: 'sender_not_local' });
   }, 30_000);
 
-  it('DEFECT: requests with a forged provider signature spend the 1000/min overall budget: a real provider then gets 429', async () => {
+  it('regression: requests with a forged provider signature do not spend the 1000/min overall budget', async () => {
     const carol = await register(b.api, 'carol', 'acme');
     const erin = await register(a.api, 'erin', 'acme');
     const forged = () => {
@@ -205,19 +215,16 @@ describe('review: federation (§19.1)', () => {
       const signature = randomBytes(64).toString('base64');
       return deliverAs(b, a, text, { ts, signature });
     };
-    let last = 0;
-    let sent = 0;
-    for (let round = 0; round < 60 && last !== 429; round++) {
+    // 1300 forged requests within a few seconds: more than the overall 1000/min (and its refill)
+    // would allow if they counted. They are refused as 403 signature_invalid; from loopback (the
+    // local profile's per-IP exemption) the failed-signature bucket does not apply either.
+    const seen = new Map<number, number>();
+    for (let round = 0; round < 52; round++) {
       const codes = await Promise.all(Array.from({ length: 25 }, () => forged().then((r) => r.status)));
-      sent += codes.length;
-      expect(
-        codes.every((c) => c === 403 || c === 429),
-        raw(codes),
-      ).toBe(true);
-      if (codes.includes(429)) last = 429;
+      for (const c of codes) seen.set(c, (seen.get(c) ?? 0) + 1);
     }
-    expect(last, `after ${sent} forged requests`).toBe(429); // the attacker has exhausted the overall budget
-    // A's genuine, correctly signed delivery is now refused as well.
+    expect(Object.fromEntries(seen)).toEqual({ 403: 1300 });
+    // A's genuine, correctly signed delivery is still accepted.
     const genuine = await deliverAs(b, a, raw(body(erin, carol.address)));
     expect([genuine.status, genuine.body?.error], raw(genuine.body)).toEqual([200, undefined]);
   }, 60_000);

@@ -1,8 +1,11 @@
 // The outbound engine's adapter for other providers (targets `federation:<domain>`, spec §19.1):
 // each attempt discovers the provider (cached), then POSTs the item's {envelope, payload,
 // sender_public_key} to `<endpoint>/federation/deliver`, signed with a fresh timestamp.
-// 200 (a duplicate too) → delivered; 429 → retry after its Retry-After; another 4xx → parked (the
-// refusal is logged); 5xx, network errors and failed discovery → retry.
+// 200 (a duplicate too) → delivered; 429 → retry after its Retry-After; a refusal of this message
+// that can clear later (the sender's key just rotated, a suspended recipient) → deferred, waiting
+// about as long again as it has waited (1 s … 5 min), the provider's breaker untouched; a refusal of
+// all our messages that can clear (clocks, our provider key) → retry with the policy's backoff;
+// another 4xx → parked (the refusal is logged); 5xx, network errors and failed discovery → retry.
 
 import type { Logger } from 'pino';
 import type { Adapter, Outcome, OutboundItem, TargetPolicy } from '../../outbound/index.js';
@@ -39,7 +42,8 @@ export function federationAdapter(providers: Providers, signer: RequestSigner, l
         if (e instanceof UrlRefusedError || e instanceof OutboundFailure) return { retry: true, reason: e.message };
         throw e;
       }
-      return outcome(res.status, res.headers['retry-after'], res.body, { id: item.id, domain, logger });
+      const about = { id: item.id, domain, logger, createdAt: item.createdAt };
+      return outcome(res.status, res.headers['retry-after'], res.body, about);
     },
   };
 }
@@ -48,7 +52,7 @@ function outcome(
   status: number,
   retryAfter: string | string[] | undefined,
   body: Buffer,
-  about: { id: string; domain: string; logger: Logger },
+  about: { id: string; domain: string; logger: Logger; createdAt: number },
 ): Outcome {
   if (status === 200) return 'delivered';
   const { code, field } = errorOf(body);
@@ -60,6 +64,15 @@ function outcome(
     const s = Number(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter);
     return { retry: true, reason: `429 ${code}`, retryAfterMs: Number.isFinite(s) && s > 0 ? s * 1000 : undefined };
   }
+  const later = status >= 400 && status < 500 ? mayClear(code, field) : undefined;
+  if (later) {
+    about.logger.info(
+      { event: 'federation_retry', provider: about.domain, id: about.id, status, code },
+      `provider ${about.domain} refused message ${about.id} for now: ${status} ${code}; trying again later`,
+    );
+    const reason = `${status} ${code}`;
+    return later === 'message' ? { defer: true, reason, until: deferUntil(about.createdAt) } : { retry: true, reason };
+  }
   if (status >= 400 && status < 500) {
     about.logger.warn(
       { event: 'federation_refused', provider: about.domain, id: about.id, status, code },
@@ -68,6 +81,28 @@ function outcome(
     return { park: true, reason: `${status} ${code}` };
   }
   return { retry: true, reason: `${status} ${code}` };
+}
+
+/**
+ * Refusals that can clear without a change to the message: of this message, the receiver's cache of
+ * the sender's key is older than a rotation (key_mismatch) or the recipient is suspended for a
+ * while; of every message to that provider, the clocks differ or the receiver does not (yet) verify
+ * our provider signature (a provider key rotation). The message's own signature, a revoked key, an
+ * unknown recipient or an untrusted provider are final (undefined).
+ */
+function mayClear(code: string, field: string): 'message' | 'provider' | undefined {
+  if (code === 'key_mismatch' || code === 'recipient_suspended') return 'message';
+  if (code === 'timestamp_future' || (code === 'signature_invalid' && field === 'X-AMP-Signature')) return 'provider';
+  return undefined;
+}
+
+const DEFER_MIN_MS = 1000;
+const DEFER_MAX_MS = 5 * 60_000;
+
+/** About as long again as the message has waited (so waits double), 1 s … 5 min, ±20 %. */
+function deferUntil(createdAt: number, now = Date.now()): number {
+  const wait = Math.min(DEFER_MAX_MS, Math.max(DEFER_MIN_MS, now - createdAt));
+  return now + Math.round(wait * (0.8 + 0.4 * Math.random()));
 }
 
 function errorOf(body: Buffer): { code: string; field: string } {

@@ -2,7 +2,7 @@
 // revoked). Asked with `GET <endpoint>/federation/keys/<address>?fingerprint=<SHA256:…>`, signed by
 // our provider key over "<timestamp>.<address>\n<fingerprint>" (see inbound.ts for the answering
 // side). Answers are cached for an hour per address; a key that differs from a cached one is asked
-// again at most once a minute (the sender may have rotated).
+// again at once (the sender may just have rotated), at most once a minute per address and key.
 
 import { AmpError } from '../../../proto/index.js';
 import { OutboundFailure, UrlRefusedError } from '../../outbound/index.js';
@@ -23,6 +23,8 @@ export interface HomeKey {
 
 export class HomeKeys {
   private readonly cache = new Map<string, { key: HomeKey; at: number }>();
+  /** When a key that differed from the cached one was last asked about, per "<address>\n<fingerprint>". */
+  private readonly rechecked = new Map<string, number>();
 
   constructor(private readonly signer: RequestSigner) {}
 
@@ -34,7 +36,9 @@ export class HomeKeys {
     const now = Date.now();
     const hit = this.cache.get(address);
     if (hit && now - hit.at < HOME_KEY_CACHE_MS) {
-      if (fingerprints.includes(hit.key.fingerprint) || now - hit.at < RECHECK_AFTER_MS) return hit.key;
+      if (fingerprints.includes(hit.key.fingerprint) || this.recheckedLately(address, fingerprints[0], now)) {
+        return hit.key;
+      }
     }
     const key = await this.ask(home, address, fingerprints[0]);
     if (!key.key_revoked) {
@@ -43,6 +47,20 @@ export class HomeKeys {
       this.cache.set(address, { key, at: now });
     }
     return key;
+  }
+
+  /** Whether this other key was asked about within the last minute (else it is noted as asked now). */
+  private recheckedLately(address: string, fingerprint: string, now: number): boolean {
+    const slot = `${address}\n${fingerprint}`;
+    const at = this.rechecked.get(slot);
+    if (at !== undefined && now - at < RECHECK_AFTER_MS) return true;
+    if (this.rechecked.size >= MAX_CACHED) {
+      for (const [k, t] of this.rechecked) if (now - t >= RECHECK_AFTER_MS) this.rechecked.delete(k);
+      if (this.rechecked.size >= MAX_CACHED) this.rechecked.delete(this.rechecked.keys().next().value as string);
+    }
+    this.rechecked.delete(slot);
+    this.rechecked.set(slot, now);
+    return false;
   }
 
   private async ask(home: ProviderInfo, address: string, fingerprint: string): Promise<HomeKey> {

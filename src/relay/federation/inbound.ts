@@ -21,7 +21,7 @@ import type { Ed25519Verifier } from '../../crypto/verifier.js';
 import type { AgentRecord, DirectoryStore } from '../../store/types.js';
 import type { RelayContext } from '../context.js';
 import type { ForeignInbox } from '../foreign.js';
-import { enforce } from '../ratelimit.js';
+import { enforce, isLoopback } from '../ratelimit.js';
 import type { ForeignOutcome } from '../remote.js';
 import { type DeliverBody, decodeDeliverBody } from './envelope.js';
 import type { HomeKey, HomeKeys } from './home-keys.js';
@@ -46,10 +46,12 @@ export interface FederationInboundDeps {
   providers: Providers;
   homeKeys: HomeKeys;
   store: Pick<DirectoryStore, 'findRevokedKey'>;
-  foreign: Pick<ForeignInbox, 'accept'>;
+  foreign: Pick<ForeignInbox, 'accept' | 'findRecipient'>;
   findAgent: (address: string) => AgentRecord | undefined;
   /** Whether a provider may deliver here at all (AMP_FEDERATION_MODE). */
   trusts: (domain: string) => boolean;
+  /** The other providers named by configuration (pins, AMP_FEDERATION_ALLOW), for envelope.from's provider part. */
+  federatedDomains: readonly string[];
 }
 
 export class FederationInbound {
@@ -59,18 +61,19 @@ export class FederationInbound {
   constructor(private readonly deps: FederationInboundDeps) {}
 
   /** POST federation/deliver: the message appended for its local recipient, or an AmpError. */
-  async deliver(h: ProviderHeaders, raw: Buffer): Promise<ForeignOutcome> {
-    const home = await this.authenticate(h, raw, true);
+  async deliver(h: ProviderHeaders, raw: Buffer, ip = ''): Promise<ForeignOutcome> {
+    const home = await this.authenticate(h, raw, true, ip);
     const body = decodeDeliverBody(parseObject(raw));
     const { envelope } = body;
     const nowMs = Date.now();
-    this.checkAddresses(body, home.domain);
+    const recipient = this.checkAddresses(body, home.domain);
     if (Date.parse(envelope.timestamp) > nowMs + ENVELOPE_FUTURE_S * 1000) {
       throw new AmpError('timestamp_future', 'envelope.timestamp is more than 60 s ahead of this provider', {
         field: 'envelope.timestamp',
       });
     }
-    const recipientKey = `${home.domain}\n${envelope.to.toLowerCase()}`;
+    // Per agent, however the address names it (full or short).
+    const recipientKey = `${home.domain}\n${recipient.id}`;
     enforce(this.deps.ctx.limits.take([['federation_recipient', recipientKey]]), 'recipient');
     const key = await this.senderKey(body, h);
     const current = await this.deps.homeKeys.lookup(home, envelope.from.toLowerCase(), [
@@ -88,9 +91,9 @@ export class FederationInbound {
   }
 
   /** GET federation/keys/{address}: our agent's current key, and whether `fingerprint` is revoked. */
-  async key(h: ProviderHeaders, address: string, fingerprint: string): Promise<HomeKey> {
+  async key(h: ProviderHeaders, address: string, fingerprint: string, ip = ''): Promise<HomeKey> {
     // A read: the same signed request again within the window answers the same, so it is not claimed once.
-    await this.authenticate(h, `${address}\n${fingerprint}`, false);
+    await this.authenticate(h, `${address}\n${fingerprint}`, false, ip);
     const agent = this.deps.findAgent(address);
     if (!agent) throw new AmpError('not_found', 'No agent with this address here', { details: { address } });
     const current = fingerprint === agent.fingerprint || fingerprint === agent.fingerprint_raw;
@@ -103,16 +106,26 @@ export class FederationInbound {
     };
   }
 
-  /** The calling provider, once trusted, fresh, within its limits and verified with its own key. */
-  private async authenticate(h: ProviderHeaders, signed: string | Buffer, once: boolean): Promise<ProviderInfo> {
+  /**
+   * The calling provider, once trusted, fresh, within its limits and verified with its own key. The
+   * overall and per-provider limits count verified requests only (a forged request spends neither);
+   * failed verifications are counted per client IP, and an IP with too many is refused before the work.
+   */
+  private async authenticate(
+    h: ProviderHeaders,
+    signed: string | Buffer,
+    once: boolean,
+    ip: string,
+  ): Promise<ProviderInfo> {
     const { ctx, providers } = this.deps;
     const domain = h.provider.trim().toLowerCase();
-    if (!DOMAIN_RE.test(domain) || ctx.knownProviders.includes(domain) || !this.deps.trusts(domain)) {
+    if (!DOMAIN_RE.test(domain) || this.isOurs(domain) || !this.deps.trusts(domain)) {
       throw notTrusted(domain === '' ? 'X-AMP-Provider is required' : `Provider '${domain}' is not trusted here`);
     }
     checkTimestamp(h.timestamp);
     if (!h.signature) throw badProviderSignature('X-AMP-Signature is required');
-    enforce(ctx.limits.take([['federation_total', '']]), 'federation');
+    const failures = ctx.limits.exemptLoopback && isLoopback(ip) ? undefined : ip;
+    if (failures !== undefined) enforce(ctx.limits.peek('federation_failures', failures), 'failed provider signatures');
     const info = await this.providerInfo(domain);
     const claim = [domain, h.timestamp, h.signature];
     if (once && !this.seen.claim(claim)) {
@@ -122,11 +135,18 @@ export class FederationInbound {
     if (!ok) {
       if (once) this.seen.release(claim);
       if (info.via !== 'pin') providers.forget(domain);
+      if (failures !== undefined) ctx.limits.take([['federation_failures', failures]]);
       throw badProviderSignature(`X-AMP-Signature does not verify with the key of '${domain}'`);
     }
-    // After the signature: requests that only name a provider cannot spend its tokens.
+    // After the signature: requests that only name a provider cannot spend its (or the overall) tokens.
+    enforce(ctx.limits.take([['federation_total', '']]), 'federation');
     enforce(ctx.limits.take([['federation', domain]]), 'provider');
     return info;
+  }
+
+  /** One of our own domains or aliases, or a name under one: only this provider speaks for those. */
+  private isOurs(domain: string): boolean {
+    return this.deps.ctx.knownProviders.some((d) => domain === d || domain.endsWith(`.${d}`));
   }
 
   /** The provider's endpoint and key (pin or discovery). */
@@ -145,17 +165,29 @@ export class FederationInbound {
     }
   }
 
-  /** The sender is the delivering provider's agent; the recipient is ours. */
-  private checkAddresses(body: DeliverBody, provider: string): void {
+  /**
+   * The sender is the delivering provider's agent (the provider part of envelope.from is the longest
+   * domain we know that ends it: ours, a pinned or allowed one, or the delivering one); the recipient
+   * is our agent.
+   */
+  private checkAddresses(body: DeliverBody, provider: string): AgentRecord {
     const from = body.envelope.from.toLowerCase();
-    if (parseAddress(from, [provider]).provider !== provider) {
+    const { knownProviders } = this.deps.ctx;
+    const domains = [provider, ...knownProviders, ...this.deps.federatedDomains];
+    if (parseAddress(from, domains).provider !== provider) {
       throw notTrusted(`Provider '${provider}' may deliver only its own agents' messages (envelope.from ${from})`);
     }
-    const { knownProviders } = this.deps.ctx;
     const to = body.envelope.to.toLowerCase();
-    if (!knownProviders.includes(parseAddress(to, knownProviders).provider ?? '')) {
-      throw new AmpError('recipient_not_found', `'${to}' is not an address of this provider`, { field: 'envelope.to' });
+    const agent = knownProviders.includes(parseAddress(to, knownProviders).provider ?? '')
+      ? this.deps.foreign.findRecipient(to)
+      : undefined;
+    if (!agent) {
+      throw new AmpError('recipient_not_found', `'${to}' is not an agent of this provider`, {
+        field: 'envelope.to',
+        details: { address: to },
+      });
     }
+    return agent;
   }
 
   /** The sender's key as sent: present, not revoked here, and its signature over the message verifies. */

@@ -27,7 +27,7 @@ export { federationEnabled } from './pins.js';
 export interface FederationDeps {
   verifier: Ed25519Verifier;
   store: Pick<DirectoryStore, 'findRevokedKey'>;
-  foreign: Pick<ForeignInbox, 'accept'>;
+  foreign: Pick<ForeignInbox, 'accept' | 'findRecipient'>;
   findAgent: (address: string) => AgentRecord | undefined;
 }
 
@@ -52,7 +52,9 @@ export function openFederation(ctx: RelayContext, deps: FederationDeps): Federat
   const signer: RequestSigner = { domain: config.providerDomain, sign: providerSigner(ctx.providerKey), allowHttp };
   const allowed = new Set([...providers.pinnedDomains(), ...config.federationAllow.map((d) => d.toLowerCase())]);
   const trusts = (domain: string) => config.federationMode === 'open' || allowed.has(domain);
-  const inbound = new FederationInbound({ ctx, ...deps, providers, homeKeys: new HomeKeys(signer), trusts });
+  const federatedDomains = [...allowed];
+  const homeKeys = new HomeKeys(signer);
+  const inbound = new FederationInbound({ ctx, ...deps, providers, homeKeys, trusts, federatedDomains });
   return {
     adapter: federationAdapter(providers, signer, ctx.logger),
     policy: FEDERATION_POLICY,

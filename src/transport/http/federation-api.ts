@@ -18,7 +18,7 @@ export function addFederationRoutes(t: RouteTable, federation: FederationInbound
   t.api('GET', '/federation/keys/:address', PUBLIC, async (req) => {
     const address = req.params.address.toLowerCase();
     const fingerprint = req.query.get('fingerprint') ?? '';
-    const key = await enabled(federation).key(providerHeaders(req), address, fingerprint);
+    const key = await enabled(federation).key(providerHeaders(req), address, fingerprint, req.ip);
     const headers: Record<string, string> = { 'Cache-Control': 'no-store' };
     if (key.key_revoked) headers['X-AMP-Key-Revoked'] = fingerprint;
     return { status: 200, body: key, headers };
@@ -28,7 +28,7 @@ export function addFederationRoutes(t: RouteTable, federation: FederationInbound
 async function deliver(federation: FederationInbound | undefined, req: HttpRequest): Promise<HttpReply> {
   const fed = enabled(federation);
   const raw = await readBody(req);
-  const o = await fed.deliver(providerHeaders(req), raw);
+  const o = await fed.deliver(providerHeaders(req), raw, req.ip);
   const body: Record<string, unknown> = {
     accepted: true,
     id: o.id,
