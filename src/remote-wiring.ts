@@ -11,6 +11,7 @@ import type { MessageRouter } from './relay/route.js';
 import { type PeerStatus, PeerTracker } from './relay/peers.js';
 import type { Ed25519Verifier } from './crypto/verifier.js';
 import type { Agents } from './relay/agents.js';
+import type { RecordsStore } from './store/types.js';
 import { loadMeshConfig, Mesh, MESH_KIND, MESH_POLICY } from './relay/mesh/index.js';
 import { type Federation, type FederationDeps, openFederation } from './relay/federation/index.js';
 
@@ -28,13 +29,13 @@ export interface RemoteParts {
 /** What federation's inbound side checks with: the verifier, the revocation list, the agents, the foreign inbox. */
 export interface RemoteDeps {
   verifier: FederationDeps['verifier'];
-  store: FederationDeps['store'];
+  store: FederationDeps['store'] & Pick<RecordsStore, 'getIdempotency' | 'putIdempotency'>;
   relay: { foreign: ForeignInbox; agents: Pick<Agents, 'findByAddress'> };
 }
 
 /** Reads the mesh and federation configuration; built before the outbound engine. */
 export function buildRemote(ctx: RelayContext, deps: RemoteDeps): RemoteParts {
-  const mesh = ctx.config.meshConfig ? new Mesh(ctx, loadMeshConfig(ctx.config.meshConfig)) : undefined;
+  const mesh = ctx.config.meshConfig ? new Mesh(ctx, loadMeshConfig(ctx.config.meshConfig), deps.store) : undefined;
   const { verifier, store, relay } = deps;
   const findAgent = (address: string) => relay.agents.findByAddress(address);
   const federation = openFederation(ctx, { verifier, store, foreign: relay.foreign, findAgent });
@@ -75,6 +76,7 @@ export function connectRemote(
   }
   const tracker = new PeerTracker();
   tracker.watch(engine);
+  parts.mesh?.releaseParked(engine);
   return () => {
     const doc: PeersDoc = { mesh: [], federation: [] };
     for (const entry of [...(parts.mesh?.peers() ?? []), ...(parts.federation?.peers() ?? [])]) {

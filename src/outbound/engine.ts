@@ -1,6 +1,7 @@
 // The one delivery engine for messages leaving this process. Items wait in durable per-target
 // queues (OutboundStore); the engine attempts the due ones through the adapter of the target's kind
-// (`mesh:…`, `fed:…`, `webhook:…`), at most `concurrency` at once per target, retries failures
+// (`mesh:…`, `fed:…`, `webhook:…`), at most `concurrency` at once per target (an `ordered` target:
+// only its oldest pending item, one at a time, so nothing overtakes), retries failures
 // after the policy's backoff, pauses a failing target with its breaker, and parks what the
 // adapter refuses for good. Delivery is at least once: an item leaves the queue only after its
 // adapter said `delivered`, so a crash between the two repeats it (receivers dedupe by id).
@@ -202,9 +203,11 @@ export class OutboundEngine extends EventEmitter<OutboundEvents> {
     if (!run) return;
     const now = this.clock.now();
     const before = run.breaker.state;
-    const free = Math.max(0, Math.min(run.policy.concurrency - run.inFlight.size, run.breaker.admit(now)));
+    const { ordered } = run.policy;
+    const concurrency = ordered ? 1 : run.policy.concurrency;
+    const free = Math.max(0, Math.min(concurrency - run.inFlight.size, run.breaker.admit(now)));
     if (run.breaker.state !== before) this.emit('breaker', target, run.breaker.state);
-    const due = this.store.outboundDue(target, now, free, (id) => run.inFlight.has(id));
+    const due = this.store.outboundDue(target, now, free, (id) => run.inFlight.has(id), ordered);
     for (const item of due.items) this.begin(run, item);
     if (due.nextAt === null) {
       this.forgetIfIdle(run);

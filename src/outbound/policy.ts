@@ -30,6 +30,12 @@ export interface TargetPolicy {
   breaker: BreakerPolicy;
   /** An attempt still running after this long is aborted and counts as failed. */
   attemptTimeoutMs: number;
+  /**
+   * Head of line: only the oldest pending (not parked) item of a target may be attempted, one at a
+   * time, so items arrive in enqueue order (a later one never overtakes one waiting for its retry).
+   * `concurrency` is then 1. Default false.
+   */
+  ordered?: boolean;
 }
 
 /** Mesh peers and federated providers: retried until the message expires. */
@@ -75,6 +81,7 @@ export function withPolicy(base: TargetPolicy, over: PolicyOverride = {}): Targe
     retry: { ...base.retry, ...over.retry },
     breaker: { ...base.breaker, ...over.breaker },
     attemptTimeoutMs: over.attemptTimeoutMs ?? base.attemptTimeoutMs,
+    ordered: over.ordered ?? base.ordered ?? false,
   };
 }
 
@@ -83,4 +90,5 @@ export interface PolicyOverride {
   retry?: Partial<RetryPolicy>;
   breaker?: Partial<BreakerPolicy>;
   attemptTimeoutMs?: number;
+  ordered?: boolean;
 }

@@ -1,5 +1,6 @@
 // The reachability of mesh hosts and federated providers (`GET /v1/peers`, amp-status.sh): each
-// target's last contact as the outbound engine and the adapters saw it, with its queue. Kept in
+// target's last contact as the outbound engine and the adapters saw it (a parked item's refusal is
+// an answer: reachable, with the refusal as last_error), with its queue. Kept in
 // memory: after a restart a peer is unknown (`reachable: null`) until the next contact.
 
 import { isoTime } from '../../proto/index.js';
@@ -41,6 +42,14 @@ export class PeerTracker {
   watch(engine: Pick<OutboundEngine, 'on'>): void {
     engine.on('delivered', (item, ms) => this.succeeded(item.target, Date.now(), ms));
     engine.on('retry', (item, reason) => this.failed(item.target, reason));
+    // A refusal parks the item: the peer answered (reachable), and the reason is its last error.
+    engine.on('parked', (item, reason) => this.refused(item.target, reason));
+  }
+
+  refused(target: string, reason: string, at = Date.now()): void {
+    const c = this.contact(target);
+    c.okAt = at;
+    c.error = reason;
   }
 
   succeeded(target: string, at = Date.now(), latencyMs?: number): void {

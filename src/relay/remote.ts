@@ -13,6 +13,11 @@ export interface RemoteRoute {
   /** Mesh: the peer's host id, named as `remote_host` in the answer. */
   remoteHost?: string;
   /**
+   * The recipient's tenant when the address names it (a mesh org address `name@acme.<domain>`);
+   * undefined for `name@<host id>` (the peer's default tenant, not known here).
+   */
+  tenant?: string;
+  /**
    * How long the route answer may wait for the first attempt (mesh: a LAN peer answers quickly,
    * and a success answers `delivered`/`mesh`); 0 answers `queued`/`relay` at once (federation).
    */
@@ -34,6 +39,8 @@ export interface RemoteDirectory {
    * `bob@<self host id>.<domain>` → the agent's own address. Undefined: leave it as it is.
    */
   localize(address: string): string | undefined;
+  /** Whether the address names this very host (`name@<self host id>`): never asked of the peers. */
+  ownHost?(address: string): boolean;
 }
 
 /** The body of an outbound item for a mesh peer or a federated provider. */
@@ -42,6 +49,11 @@ export interface OutboundMessage {
   payload: Record<string, unknown>;
   /** The sender's Ed25519 public key (PEM) when the message is signed, else "". */
   sender_public_key: string;
+  /**
+   * Mesh, with AMP_CROSS_TENANT=deny here: the receiving host must refuse a recipient of another
+   * tenant than the sender's (sent as `_forwarded.cross_tenant: "deny"`).
+   */
+  same_tenant?: boolean;
 }
 
 /** A message another host or provider delivers here, once that host or provider is authenticated. */
@@ -118,6 +130,7 @@ export function combineDirectories(parts: ReadonlyArray<RemoteDirectory | undefi
       }
       return undefined;
     },
+    ownHost: (address) => list.some((d) => d.ownHost?.(address) === true),
   };
 }
 

@@ -130,6 +130,8 @@ export class MessageRouter {
   private readonly inFlightIdem = new Map<string, Promise<{ digest: string; result: RouteResult }>>();
   /** Per sender, the admission of its latest route request (see route()). */
   private readonly admitting = new Map<string, Promise<void>>();
+  /** 404s for an address naming this mesh host: not asked of the peers. */
+  private readonly notForPeers = new WeakSet<AmpError>();
 
   constructor(
     private readonly ctx: RelayContext,
@@ -244,7 +246,13 @@ export class MessageRouter {
     const hashOf = () => (hash ??= payloadHash(req.payload));
     const via = opts.via ?? 'rest';
     const dest = this.destination(req.to, sender, opts);
-    if ('remote' in dest) return { sender, recipient: sender, req, nowMs, hashOf, via, ...dest };
+    if ('remote' in dest) {
+      // A mesh org address names its tenant; `name@<host id>` does not: its host checks (see deliverRemote).
+      const { tenant } = dest.remote;
+      if (config.crossTenant === 'deny' && tenant !== undefined && tenant !== sender.tenant)
+        throw new AmpError('forbidden', 'Messages to other tenants are not allowed on this provider', { field: 'to' });
+      return { sender, recipient: sender, req, nowMs, hashOf, via, ...dest };
+    }
     const { agent: recipient, address: toExpanded } = dest;
     if (effectiveStatus(recipient, nowMs) === 'suspended')
       throw new AmpError('recipient_suspended', 'The recipient agent is suspended', { field: 'to' });
@@ -268,8 +276,17 @@ export class MessageRouter {
     const remote = directory?.route(exp.address, exp.provider);
     if (remote) return { remote, toExpanded: exp.address };
     const local = directory?.localize(exp.address);
-    const found = this.agents.resolveExpanded(local ? { ...exp, address: local } : exp);
-    return { agent: found.agent, address: exp.address };
+    try {
+      // localize() writes our main domain (a provider alias is the same address).
+      const found = this.agents.resolveExpanded(
+        local ? { address: local, provider: this.ctx.config.providerDomain } : exp,
+      );
+      return { agent: found.agent, address: exp.address };
+    } catch (e) {
+      // `name@<this host's id>` is here or nowhere: the peers are not asked for it.
+      if (e instanceof AmpError && directory?.ownHost?.(exp.address)) this.notForPeers.add(e);
+      throw e;
+    }
   }
 
   /** An own-domain address unknown here, with a mesh: the peer that has it (asked once, cached there). */
@@ -278,8 +295,9 @@ export class MessageRouter {
       return undefined;
     }
     const address = e.details.address;
-    if (typeof address !== 'string') return undefined;
-    const route = await this.remote.directory.lookup(address);
+    if (typeof address !== 'string' || this.notForPeers.has(e)) return undefined;
+    const { directory } = this.remote;
+    const route = await directory.lookup(directory.localize(address) ?? address);
     return route && { route, address };
   }
 
@@ -398,6 +416,8 @@ export class MessageRouter {
       payload: msg.payload,
       sender_public_key: d.signed ? sender.public_key_pem : '',
     };
+    // AMP_CROSS_TENANT=deny: the tenant of `name@<host id>` is known at that host only; it checks.
+    if (this.ctx.config.crossTenant === 'deny' && remote.kind === 'mesh') body.same_tenant = true;
     const first = remote.waitMs > 0 ? outbox.firstAttempt(remote.target, id, remote.waitMs) : undefined;
     const queued = outbox.enqueue(remote.target, { id, body: JSON.stringify(body), expiresAt: relayExpiry });
     const result: RouteResult = {
@@ -421,7 +441,7 @@ export class MessageRouter {
     }
     this.ctx.observer.routed(d.via, id, sender.id, remote.target);
     if (took?.outcome !== 'delivered') return result;
-    return {
+    const delivered: RouteResult = {
       id,
       status: 'delivered',
       method: 'mesh',
@@ -429,6 +449,9 @@ export class MessageRouter {
       delivered_at: isoTime(Date.now()),
       thread_id: envelope.thread_id,
     };
+    // §12.5: a repeat gets this answer, not the `queued` one remembered with the item.
+    if (idem) await this.remember(sender, idem, delivered, nowMs);
+    return delivered;
   }
 
   /** §12.5: the answer kept for an idempotency key, committed with the message. */

@@ -163,17 +163,21 @@ export class LmdbOutbound implements OutboundStore {
     nowMs: number,
     limit: number,
     skip?: (id: string) => boolean,
+    headOnly = false,
   ): { items: OutboundItem[]; nextAt: number | null } {
     const items: OutboundItem[] = [];
     let nextAt: number | null = null;
     for (const [id, e] of this.entries(target) ?? []) {
-      if (e.state !== 'pending' || e.appending || skip?.(id)) continue;
+      if (e.state !== 'pending') continue;
+      if (headOnly && (e.appending || skip?.(id))) break;
+      if (e.appending || skip?.(id)) continue;
       if (e.nextAt <= nowMs && items.length < limit) {
         const stored = this.db.get([target, e.seq]);
         if (stored) items.push(this.item(target, id, e, stored.b));
       } else if (nextAt === null || e.nextAt < nextAt) {
         nextAt = e.nextAt;
       }
+      if (headOnly) break;
     }
     return { items, nextAt };
   }

@@ -231,8 +231,8 @@ export class LmdbStore implements Store {
     return this.outq.outboundEnqueue(target, input);
   }
 
-  outboundDue(target: string, nowMs: number, limit: number, skip?: (id: string) => boolean) {
-    return this.outq.outboundDue(target, nowMs, limit, skip);
+  outboundDue(target: string, nowMs: number, limit: number, skip?: (id: string) => boolean, headOnly?: boolean) {
+    return this.outq.outboundDue(target, nowMs, limit, skip, headOnly);
   }
 
   outboundGet(target: string, id: string): OutboundItem | undefined {

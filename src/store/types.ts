@@ -383,12 +383,15 @@ export interface OutboundStore {
    * Pending items of the target due at `nowMs` (nextAt <= now), oldest enqueued first, at most
    * `limit`, leaving out those `skip` names (attempts in flight). `nextAt`: when the earliest
    * further pending, not skipped item is due (<= now when the limit cut the list); null if none.
+   * `headOnly`: only the oldest pending item is considered; while it is skipped (in flight) or not
+   * yet durable nothing is due and nextAt is null (its attempt's end or its enqueue pumps again).
    */
   outboundDue(
     target: string,
     nowMs: number,
     limit: number,
     skip?: (id: string) => boolean,
+    headOnly?: boolean,
   ): { items: OutboundItem[]; nextAt: number | null };
   /** One item (pending or parked), body included. */
   outboundGet(target: string, id: string): OutboundItem | undefined;

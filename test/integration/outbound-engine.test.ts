@@ -328,4 +328,40 @@ describe('outbound engine across a restart (close, reopen the store, new engine)
     expect(adapter.ids()).toEqual(['m1', 'm3']);
     expect(store.outboundTargets()).toEqual(['webhook:y']);
   });
+
+  it('ordered: only the oldest pending item is attempted, one at a time; a parked one does not block', async () => {
+    const store = openStore();
+    const clock = new ManualClock();
+    // m1 fails twice (retry after 1 s, then 2 s), then goes through; p1 is refused (parked).
+    let m1Failures = 0;
+    const adapter = new FakeAdapter((item) => {
+      if (item.id === 'p1') return { park: true, reason: 'HTTP 404' };
+      if (item.id === 'm1' && m1Failures < 2) {
+        m1Failures++;
+        return { retry: true, reason: 'HTTP 503' };
+      }
+      return 'delivered';
+    });
+    const policy = { concurrency: 4, ordered: true, retry: { baseMs: 1000, factor: 2, jitter: 0 } };
+    const { e, counts } = engine({ store, clock, adapters: { mesh: adapter }, policies: { mesh: policy } });
+    e.start();
+    await e.enqueue('mesh:b', { id: 'p1', body: '{}' });
+    await until(e, 'parked', () => counts.parked === 1);
+    await e.enqueue('mesh:b', { id: 'm1', body: '{}' });
+    await until(e, 'retry', () => counts.retry === 1);
+    // m2 and m3 are due now, m1 only in 1 s: nothing overtakes it.
+    await e.enqueue('mesh:b', { id: 'm2', body: '{}' });
+    await e.enqueue('mesh:b', { id: 'm3', body: '{}' });
+    expect(adapter.ids()).toEqual(['p1', 'm1']);
+    clock.advance(999);
+    expect(adapter.ids()).toEqual(['p1', 'm1']);
+    clock.advance(1);
+    await until(e, 'retry', () => counts.retry === 2);
+    expect(adapter.ids()).toEqual(['p1', 'm1', 'm1']);
+    clock.advance(2000);
+    await until(e, 'delivered', () => counts.delivered === 3, '3 deliveries');
+    expect(adapter.ids()).toEqual(['p1', 'm1', 'm1', 'm1', 'm2', 'm3']);
+    expect(adapter.maxInFlight).toBe(1);
+    expect(store.outboundCount('mesh:b')).toEqual({ pending: 0, parked: 1 });
+  });
 });

@@ -11,7 +11,7 @@ const names = {
   defaultTenant: 'home',
 };
 
-function directory(answer: (address: string) => string | undefined = () => undefined) {
+function directory(answer: (address: string) => string | undefined | null = () => undefined) {
   const asked: string[] = [];
   const d = new MeshDirectory(names, async (address) => {
     asked.push(address);
@@ -39,7 +39,10 @@ describe('MeshDirectory', () => {
     const { d } = directory();
     expect(d.localize('bob@macbook.aimaestro.local')).toBe('bob@home.aimaestro.local');
     expect(d.localize('Bob@MacBook')).toBe('bob@home.aimaestro.local');
-    expect(d.localize('bob@repo.plat.macbook.amp.example.com')).toBe('bob@repo.plat.home.amp.example.com');
+    // A provider alias names the same agents: written with the main domain.
+    expect(d.localize('bob@repo.plat.macbook.amp.example.com')).toBe('bob@repo.plat.home.aimaestro.local');
+    expect(d.localize('bob@acme.amp.example.com')).toBe('bob@acme.aimaestro.local');
+    expect(d.localize('bob@server-01.amp.example.com')).toBe('bob@server-01.aimaestro.local');
     expect(d.localize('bob@acme')).toBe('bob@acme.aimaestro.local');
     expect(d.localize('bob@acme.aimaestro.local')).toBeUndefined();
     expect(d.localize('not an address')).toBeUndefined();
@@ -54,5 +57,34 @@ describe('MeshDirectory', () => {
     expect(await d.lookup('nobody@acme.aimaestro.local')).toBeUndefined();
     expect(await d.lookup('bob@acme.aimaestro.local')).toBeDefined();
     expect(asked).toEqual(['bob@acme.aimaestro.local', 'nobody@acme.aimaestro.local']);
+  });
+
+  it('own host, tenant and sender checks: a peer speaks for its own agents and org addresses only', () => {
+    const { d } = directory();
+    expect(['bob@macbook', 'bob@macbook.amp.example.com', 'bob@acme'].map((a) => d.ownHost(a))).toEqual([
+      true,
+      true,
+      false,
+    ]);
+    expect(d.tenantOf('bob@acme.amp.example.com')).toBe('acme');
+    expect(d.tenantOf('bob@macbook.aimaestro.local')).toBe('home');
+    expect(d.senderProblem('dave@lab.aimaestro.local', 'lab')).toBeUndefined();
+    expect(d.senderProblem('dave@acme.amp.example.com', 'lab')).toBeUndefined();
+    expect(d.senderProblem('dave@server-01.amp.example.com', 'lab')).toMatch(/another mesh host/);
+    expect(d.senderProblem('dave@macbook.aimaestro.local', 'lab')).toMatch(/registered on this host/);
+    expect(d.senderProblem('ceo@corp.bank.example', 'lab')).toMatch(/another provider/);
+    expect(d.senderProblem('dave@aimaestro.local', 'lab')).toBeDefined(); // no tenant, no host
+  });
+
+  it('an org address found at a peer names its tenant; a miss some peer could not answer is not cached', async () => {
+    let unsure = true;
+    const { d, asked } = directory((a) => (a.startsWith('bob@') ? 'lab' : unsure ? null : undefined));
+    expect(await d.lookup('bob@acme.aimaestro.local')).toMatchObject({ target: 'mesh:lab', tenant: 'acme' });
+    expect(d.route('bob@lab.aimaestro.local', 'aimaestro.local')?.tenant).toBeUndefined();
+    expect(await d.lookup('eve@acme.aimaestro.local')).toBeUndefined();
+    unsure = false;
+    expect(await d.lookup('eve@acme.aimaestro.local')).toBeUndefined();
+    expect(await d.lookup('eve@acme.aimaestro.local')).toBeUndefined();
+    expect(asked).toEqual(['bob@acme.aimaestro.local', 'eve@acme.aimaestro.local', 'eve@acme.aimaestro.local']);
   });
 });

@@ -3,9 +3,16 @@
 // sender's `signature` and `_forwarded`, signed for that peer (client.ts). The peer keeps the
 // envelope, so the recipient verifies the sender's own signature.
 //
-// Outcomes: 2xx (a duplicate too) → delivered; 429 → retry after its Retry-After; 5xx, network
-// error or timeout → retry with the mesh policy's backoff; anything else (a 4xx: unknown recipient,
-// bad authentication; a redirect, which is not followed) → parked.
+// Outcomes: 2xx (a duplicate too) → delivered. A refusal that cannot change by sending again →
+// parked: 400, 413, 422 (invalid), 403 (policy: a sender the peer will not take), 404 (no such
+// agent there), 409 (the id is there with other content), and a redirect (not followed). Anything
+// else is retried with the mesh policy's backoff (a 429 after its Retry-After at least): a network
+// error or timeout, 5xx, 408, and 401 (the peers' authentication: clock skew, a secret being
+// rotated on both sides, a MAC timestamped before the peer restarted), since the peer or its
+// configuration may come back right.
+//
+// The items of one peer are sent in order (MESH_POLICY.ordered): a later message never overtakes
+// one waiting for its retry, so one sender's messages arrive in the order they were sent.
 
 import { isoTime } from '../../../proto/index.js';
 import type { Adapter, OutboundItem, Outcome, TargetPolicy } from '../../outbound/index.js';
@@ -14,14 +21,19 @@ import type { MeshClient } from './client.js';
 
 /**
  * A LAN peer: retried quickly first (1 s, 3 s, 9 s, 27 s, then every minute) until the message
- * expires; 5 failures in a row pause the peer for 30 s.
+ * expires; 5 failures in a row pause the peer for 30 s. Head of line: one attempt at a time, the
+ * oldest pending item first (per-sender order across the hop).
  */
 export const MESH_POLICY: TargetPolicy = {
-  concurrency: 4,
+  concurrency: 1,
+  ordered: true,
   retry: { baseMs: 1000, factor: 3, maxMs: 60_000, maxAttempts: Number.POSITIVE_INFINITY, jitter: 0.2 },
   breaker: { failures: 5, coolDownMs: 30_000 },
   attemptTimeoutMs: 10_000,
 };
+
+/** Peer answers that park an item: a refusal sending it again cannot change. */
+const PERMANENT = new Set([400, 403, 404, 409, 410, 413, 422]);
 
 export const MESH_KIND = 'mesh';
 
@@ -40,16 +52,20 @@ export class MeshAdapter implements Adapter {
     };
     const senderKey = msg.sender_public_key ? pemToHex(msg.sender_public_key) : undefined;
     if (senderKey) headers['X-AMP-Sender-Key'] = senderKey;
-    const r = await this.client.post(host, '/route', this.flatBody(msg), signal, headers);
+    const r = await this.client.post(host, '/route', this.flatBody(msg, senderKey), signal, headers);
     if (r.status >= 200 && r.status < 300) return 'delivered';
     const reason = `HTTP ${r.status} from ${hostId}: ${r.text.slice(0, 200)}`;
-    if (r.status === 429) return { retry: true, reason, retryAfterMs: retryAfterMs(r.headers.get('retry-after')) };
-    if (r.status >= 500) return { retry: true, reason };
-    return { park: true, reason, refusal: { status: r.status, body: parseJson(r.text) } };
+    if (PERMANENT.has(r.status) || (r.status >= 300 && r.status < 400))
+      return { park: true, reason, refusal: { status: r.status, body: parseJson(r.text) } };
+    const after = r.status === 429 ? retryAfterMs(r.headers.get('retry-after')) : undefined;
+    return after === undefined ? { retry: true, reason } : { retry: true, reason, retryAfterMs: after };
   }
 
-  /** The flat route body the peer reads (§19.2). */
-  private flatBody(msg: OutboundMessage): Record<string, unknown> {
+  /**
+   * The flat route body the peer reads (§19.2). The sender's key goes in it too
+   * (`sender_public_key`, 64 hex), so the MAC covers the key the signature is checked with.
+   */
+  private flatBody(msg: OutboundMessage, senderKey: string | undefined): Record<string, unknown> {
     const e = msg.envelope;
     const body: Record<string, unknown> = {
       from: e.from,
@@ -62,6 +78,7 @@ export class MeshAdapter implements Adapter {
       thread_id: e.thread_id,
     };
     if (e.signature) body.signature = e.signature;
+    if (e.signature && senderKey) body.sender_public_key = senderKey;
     if (e.in_reply_to !== undefined) body.in_reply_to = e.in_reply_to;
     if (e.expires_at !== undefined) body.expires_at = e.expires_at;
     body._forwarded = {
@@ -69,6 +86,7 @@ export class MeshAdapter implements Adapter {
       original_to: e.to,
       forwarded_by: this.client.config.selfId,
       forwarded_at: isoTime(Date.now()),
+      ...(msg.same_tenant ? { cross_tenant: 'deny' } : {}),
     };
     return body;
   }

@@ -6,7 +6,11 @@
 //   `localize` rewrites it (extra scope labels are kept: `bob@repo.plat.<self id>.<domain>`).
 // - an org address unknown here (`bob@acme.<domain>`): `lookup` asks every peer at once
 //   (POST /v1/mesh/resolve) and takes the first that has it; answers are cached (found 5 min,
-//   not found 30 s).
+//   not found 30 s). `name@<self id>.<domain>` unknown here is never asked of the peers (404).
+// - a provider alias (AMP_PROVIDER_ALIASES) names the same agents: `localize` writes an address
+//   with our main domain, so `bob@acme.<alias>` is `bob@acme.<domain>` everywhere.
+// - a peer speaks for its own agents only (`sender`): `from` must be `name@<its id>.<domain>` or
+//   an org address (its tenant not a host id, ours included), never another provider's agent.
 
 import type { RemoteDirectory, RemoteRoute } from '../remote.js';
 
@@ -24,13 +28,17 @@ export interface MeshNames {
   defaultTenant: string;
 }
 
-/** Asks the peers whether they have an agent at `address`: the id of the first that does. */
-export type PeerResolver = (address: string) => Promise<string | undefined>;
+/**
+ * Asks the peers whether they have an agent at `address`: the id of the first that does; undefined
+ * when every peer answered 404; null when none has it but some did not answer for sure (down,
+ * 401, 5xx): that miss is not cached.
+ */
+export type PeerResolver = (address: string) => Promise<string | undefined | null>;
 
 export class MeshDirectory implements RemoteDirectory {
   private readonly hosts: Set<string>;
   private readonly cache = new Map<string, { host: string | undefined; until: number }>();
-  private readonly asking = new Map<string, Promise<string | undefined>>();
+  private readonly asking = new Map<string, Promise<string | undefined | null>>();
 
   constructor(
     private readonly names: MeshNames,
@@ -55,15 +63,53 @@ export class MeshDirectory implements RemoteDirectory {
     const provider = address && this.providerOf(address);
     if (!address || !provider) return undefined;
     const tenant = tenantLabel(address, provider);
-    let out = address;
-    if (tenant === this.names.selfId) {
-      const head = address.slice(0, address.length - provider.length - 1 - tenant.length);
-      out = `${head}${this.names.defaultTenant}.${provider}`;
-    }
+    const domain = this.names.providers[0]!;
+    let head = address.slice(0, address.length - provider.length);
+    if (tenant === this.names.selfId)
+      head = `${head.slice(0, head.length - 1 - tenant.length)}${this.names.defaultTenant}.`;
+    const out = `${head}${domain}`;
     return out === raw ? undefined : out;
   }
 
+  /** Whether the address names this host (`name@<self id>`, any provider spelling). */
+  ownHost(raw: string): boolean {
+    const address = this.expand(raw.toLowerCase());
+    const provider = address && this.providerOf(address);
+    return !!provider && tenantLabel(address, provider) === this.names.selfId;
+  }
+
+  /**
+   * Why peer `peer` may not send as `from` (undefined: it may, if `from` is not registered here,
+   * which the caller checks): an address of another provider, of this host or of another host.
+   */
+  senderProblem(from: string, peer: string): string | undefined {
+    const address = this.expand(from.toLowerCase());
+    const provider = address && this.providerOf(address);
+    if (!provider) return 'A mesh peer speaks for agents of this provider only, not of another provider';
+    const tenant = tenantLabel(address, provider);
+    if (tenant === undefined) return 'from must name a tenant or a host (name@tenant.<domain>)';
+    if (tenant === peer) return undefined;
+    if (tenant === this.names.selfId) return 'A mesh peer cannot send as an agent registered on this host';
+    if (this.hosts.has(tenant)) return `A mesh peer cannot send as an agent of another mesh host ('${tenant}')`;
+    return undefined;
+  }
+
+  /** The tenant an own-domain address names (after localize), or undefined. */
+  tenantOf(raw: string): string | undefined {
+    const address = this.localize(raw) ?? raw.toLowerCase();
+    const provider = this.providerOf(address);
+    return provider && tenantLabel(address, provider);
+  }
+
   async lookup(address: string): Promise<RemoteRoute | undefined> {
+    const route = await this.lookupHost(address);
+    if (!route) return undefined;
+    const provider = this.providerOf(address);
+    const tenant = provider && tenantLabel(address, provider);
+    return tenant ? { ...route, tenant } : route;
+  }
+
+  private async lookupHost(address: string): Promise<RemoteRoute | undefined> {
     const now = Date.now();
     const hit = this.cache.get(address);
     if (hit && hit.until > now) return hit.host === undefined ? undefined : this.routeTo(hit.host);
@@ -73,6 +119,7 @@ export class MeshDirectory implements RemoteDirectory {
       this.asking.set(address, asking);
     }
     const host = await asking;
+    if (host === null) return undefined;
     this.remember(address, host, now);
     return host === undefined ? undefined : this.routeTo(host);
   }

@@ -5,11 +5,24 @@
 // X-AMP-Mesh-Signature (Ed25519 by its host key). Each proof is accepted once. Every refusal of
 // the peer is 401 `unauthorized` naming the problem; the host checks run before the body is read.
 //
-// Only then are `from`, `id` and `timestamp` honoured. A signed message is checked with
-// X-AMP-Sender-Key (the sender's key, 64 hex or PEM) against the canonical string: it must verify
-// (else 403 `signature_invalid`), and the recipient sees `signature_verified: true`. A peer may not
-// speak for an agent registered here (403 `forbidden`). The message is appended with its envelope
-// as built by the sender's host (ForeignInbox, ids deduplicated per peer).
+// Only then are `from`, `id` and `timestamp` honoured. A peer speaks for its own agents only:
+// `from` must be `name@<that peer's id>.<domain>` or an org address of this provider (its tenant
+// not a host id) that is not registered here, in any spelling (a provider alias is the same
+// address); anything else is 403 `forbidden` (another provider's agent, another host's, ours).
+// A signed message is checked against the canonical string with the sender's key the peer names:
+// `sender_public_key` in the body (covered by the MAC) or else X-AMP-Sender-Key (64 hex or PEM). A
+// signature without a key, or one that does not verify, is 403 `signature_invalid`; an unsigned
+// one is 422 `signature_missing` where signatures are required. `signature_verified: true` thus
+// means "verified with the key the authenticated peer named for that sender" (trust_level
+// `external`): the peer vouches for the key, as it does for the sender.
+//
+// AMP_CROSS_TENANT=deny here, or `_forwarded.cross_tenant: "deny"` from the sending host: the
+// tenant `from` names must be the recipient's (403 `forbidden`).
+//
+// The proofs accepted are remembered in memory and in the store (10 min, twice the window), so a
+// captured request is refused after a restart of this host too; the peer's retry of a message has a
+// fresh timestamp, hence a fresh proof. The message is appended with its envelope as built by the
+// sender's host (ForeignInbox, ids deduplicated per peer).
 
 import {
   AMP_VERSION,
@@ -35,6 +48,7 @@ import {
   verifyRequestSignature,
 } from '../../crypto/request-signing.js';
 import type { Ed25519Verifier } from '../../crypto/verifier.js';
+import type { RecordsStore } from '../../store/types.js';
 import type { Agents } from '../agents.js';
 import type { RelayContext } from '../context.js';
 import type { ForeignInbox } from '../foreign.js';
@@ -49,6 +63,9 @@ export interface MeshHeaders {
   meshSignature: string;
   senderKey: string;
 }
+
+/** The idempotency-record owner under which a peer's accepted proofs are kept: `mesh-proof:<host id>`. */
+const PROOF_SLOT = 'mesh-proof:';
 
 /** DER prefix of an Ed25519 SubjectPublicKeyInfo. */
 const SPKI_PREFIX_HEX = '302a300506032b6570032100';
@@ -70,6 +87,8 @@ export class MeshInbound {
       foreign: ForeignInbox;
       directory: MeshDirectory;
       selfId: string;
+      /** Where accepted proofs are remembered across restarts (as idempotency records). */
+      records: Pick<RecordsStore, 'getIdempotency' | 'putIdempotency'>;
     },
   ) {}
 
@@ -96,8 +115,11 @@ export class MeshInbound {
     return host;
   }
 
-  /** The proof over "<timestamp>.<raw body>", then claimed: a second use is refused. */
-  async authenticate(host: MeshHost, h: MeshHeaders, raw: string): Promise<void> {
+  /**
+   * The proof over "<timestamp>.<raw body>", then claimed: a second use is refused, after a restart
+   * too. Resolves once checked, to the promise of the claim being durable (await it before answering).
+   */
+  async authenticate(host: MeshHost, h: MeshHeaders, raw: string): Promise<{ durable: Promise<void> }> {
     let ok: boolean;
     const proof = host.auth.kind === 'secret' ? h.meshAuth : h.meshSignature;
     if (host.auth.kind === 'secret') ok = verifyHmacRequestHeader(host.auth.secret, h.timestamp, raw, h.meshAuth);
@@ -109,21 +131,29 @@ export class MeshInbound {
       const what = host.auth.kind === 'secret' ? 'X-AMP-Mesh-Auth is not the HMAC' : 'X-AMP-Mesh-Signature is not';
       throw refused(`${what} of this request by mesh host '${host.id}' (over "<timestamp>.<raw body>")`);
     }
-    if (!this.used.claim([host.id, proof])) {
+    const nowMs = Date.now();
+    const slot = `${PROOF_SLOT}${host.id}`;
+    const { records } = this.parts;
+    if (!this.used.claim([host.id, proof]) || records.getIdempotency(slot, proof, nowMs)) {
       throw refused('This mesh request was already accepted: each MAC or signature is accepted once');
     }
+    const expiresAt = nowMs + 2 * REQUEST_TIMESTAMP_WINDOW_S * 1000;
+    return { durable: records.putIdempotency(slot, proof, { digest: '', result: {}, expiresAt }) };
   }
 
   /** POST /v1/route from a peer: the forwarded message, appended for its local recipient. */
   async route(h: MeshHeaders, raw: () => Promise<string>): Promise<Record<string, unknown>> {
     const host = this.checkHeaders(h);
     const text = await raw();
-    await this.authenticate(host, h, text);
+    const { durable } = await this.authenticate(host, h, text);
+    durable.catch(() => {}); // awaited below; a refusal before then must not leave it unhandled
     const nowMs = Date.now();
     const body = parseObject(text);
     const req = decodeRouteBody(body, { nowMs, attachments: false });
-    const envelope = this.envelope(body, req, nowMs);
-    const { verified, keyHex } = await this.senderSignature(envelope, req.payload, req.signatureBytes, h.senderKey);
+    const envelope = this.envelope(body, req, nowMs, host.id);
+    this.sameTenant(envelope, body._forwarded);
+    const key = typeof body.sender_public_key === 'string' ? body.sender_public_key : h.senderKey;
+    const { verified, keyHex } = await this.senderSignature(envelope, req.payload, req.signatureBytes, key);
     const out = await this.parts.foreign.accept({
       envelope,
       payload: req.payload,
@@ -131,6 +161,7 @@ export class MeshInbound {
       signatureVerified: verified,
       source: `mesh:${host.id}`,
     });
+    await durable;
     const at = isoTime(Date.now());
     return {
       id: out.id,
@@ -145,7 +176,7 @@ export class MeshInbound {
   async resolve(h: MeshHeaders, raw: () => Promise<string>): Promise<Record<string, unknown>> {
     const host = this.checkHeaders(h);
     const text = await raw();
-    await this.authenticate(host, h, text);
+    await (await this.authenticate(host, h, text)).durable;
     const address = parseObject(text).address;
     if (typeof address !== 'string' || address.length > 254) throw invalidField('address', 'address must be a string');
     const { agents, directory, selfId } = this.parts;
@@ -155,11 +186,18 @@ export class MeshInbound {
   }
 
   /** The envelope as the sender's host built it, once its fields are checked. */
-  private envelope(body: Record<string, unknown>, req: ReturnType<typeof decodeRouteBody>, nowMs: number): Envelope {
+  private envelope(
+    body: Record<string, unknown>,
+    req: ReturnType<typeof decodeRouteBody>,
+    nowMs: number,
+    peer: string,
+  ): Envelope {
     const { id, timestamp } = body;
     const from = typeof req.from === 'string' ? req.from.toLowerCase() : '';
     if (!isFullAddress(from)) throw invalidField('from', 'from must be the full address of the sender');
     const { agents, directory } = this.parts;
+    const problem = directory.senderProblem(from, peer);
+    if (problem) throw new AmpError('forbidden', problem, { field: 'from', details: { from, mesh_host: peer } });
     if (agents.findByAddress(directory.localize(from) ?? from))
       throw new AmpError('forbidden', 'A mesh peer cannot send as an agent registered on this host', {
         field: 'from',
@@ -187,7 +225,18 @@ export class MeshInbound {
     return envelope;
   }
 
-  /** §11 end to end: a present signature must verify with X-AMP-Sender-Key. */
+  /** AMP_CROSS_TENANT=deny (ours, or the sending host's): `from` and the recipient share a tenant. */
+  private sameTenant(e: Envelope, forwarded: unknown): void {
+    const theirs = (forwarded as { cross_tenant?: unknown } | undefined)?.cross_tenant === 'deny';
+    if (this.ctx.config.crossTenant !== 'deny' && !theirs) return;
+    const { agents, directory } = this.parts;
+    const recipient = agents.findByAddress(directory.localize(e.to) ?? e.to);
+    if (!recipient || directory.tenantOf(e.from) === recipient.tenant) return; // unknown: 404 later
+    const where = theirs ? "on the sender's host" : 'on this host';
+    throw new AmpError('forbidden', `Messages to other tenants are not allowed ${where}`, { field: 'to' });
+  }
+
+  /** §11 end to end: a present signature must verify with the sender's key the peer names. */
   private async senderSignature(
     e: Envelope,
     payload: Record<string, unknown>,
@@ -199,9 +248,14 @@ export class MeshInbound {
         throw new AmpError('signature_missing', 'This host requires signed messages', { field: 'signature' });
       return { verified: false, keyHex: '' };
     }
-    if (!keyHeader) return { verified: false, keyHex: '' };
+    if (!keyHeader)
+      throw new AmpError(
+        'signature_invalid',
+        "A signed message needs the sender's key to verify (sender_public_key or X-AMP-Sender-Key)",
+        { field: 'signature' },
+      );
     const key = senderKey(keyHeader);
-    if (!key) throw invalidField('X-AMP-Sender-Key', 'X-AMP-Sender-Key must be an Ed25519 public key (64 hex or PEM)');
+    if (!key) throw invalidField('sender_public_key', "The sender's key must be an Ed25519 public key (64 hex or PEM)");
     const fields = { from: e.from, to: e.to, subject: e.subject, priority: e.priority, in_reply_to: e.in_reply_to };
     const data = Buffer.from(canonicalString({ ...fields, payload_hash: payloadHash(payload) }), 'utf8');
     if (!(await this.parts.verifier.verify(key.pem, data, signature)))

@@ -5,6 +5,8 @@
 
 import { randomHex } from '../../crypto/random.js';
 import type { Ed25519Verifier } from '../../crypto/verifier.js';
+import type { OutboundEngine } from '../../outbound/index.js';
+import type { RecordsStore } from '../../store/types.js';
 import type { Agents } from '../agents.js';
 import type { RelayContext } from '../context.js';
 import type { ForeignInbox } from '../foreign.js';
@@ -44,6 +46,8 @@ export class Mesh {
   constructor(
     private readonly ctx: RelayContext,
     readonly config: MeshConfig,
+    /** Remembers the peers' accepted proofs across restarts. */
+    private readonly records: Pick<RecordsStore, 'getIdempotency' | 'putIdempotency'>,
   ) {
     this.client = new MeshClient(config, ctx.providerKey.privatePem);
     this.directory = new MeshDirectory(
@@ -61,10 +65,29 @@ export class Mesh {
   /** Peers' requests can be answered from now on; the probes start. */
   connect(parts: { verifier: Ed25519Verifier; agents: Agents; foreign: ForeignInbox }): void {
     const { directory } = this;
-    this.inbound = new MeshInbound(this.ctx, this.config.hosts, { ...parts, directory, selfId: this.config.selfId });
+    this.inbound = new MeshInbound(this.ctx, this.config.hosts, {
+      ...parts,
+      directory,
+      selfId: this.config.selfId,
+      records: this.records,
+    });
     this.probe();
     this.timer = setInterval(() => this.probe(), PROBE_TICK_MS);
     this.timer.unref();
+  }
+
+  /**
+   * At start: the items a peer refused before (parked) are tried again, once each: the
+   * configuration here or there may have changed since (a secret, a registered agent).
+   */
+  releaseParked(engine: Pick<OutboundEngine, 'release'>): void {
+    for (const h of this.config.hosts) {
+      const target = this.directory.routeTo(h.id).target;
+      engine.release(target).then(
+        (n) => n > 0 && this.ctx.logger.info({ target, released: n }, 'mesh: parked items released at start'),
+        (err) => this.ctx.logger.warn({ target, err }, 'mesh: parked items not released'),
+      );
+    }
   }
 
   close(): void {
@@ -102,27 +125,31 @@ export class Mesh {
     }
   }
 
-  /** Every peer at once; the first that has the address wins (undefined: none, within the timeout). */
-  private resolveAtPeers(address: string): Promise<string | undefined> {
+  /**
+   * Every peer at once; the first that has the address wins. Undefined: every peer answered 404;
+   * null: none has it, but some did not answer for sure (not cached by the directory).
+   */
+  private resolveAtPeers(address: string): Promise<string | undefined | null> {
     const hosts = this.config.hosts;
     return new Promise((resolve) => {
       let left = hosts.length;
-      const done = (id: string | undefined) => {
+      let unsure = false;
+      const done = (id: string | undefined | null) => {
         left--;
-        if (id !== undefined) resolve(id);
-        else if (left === 0) resolve(undefined);
+        if (id === null) unsure = true;
+        if (typeof id === 'string') resolve(id);
+        else if (left === 0) resolve(unsure ? null : undefined);
       };
-      for (const h of hosts) this.askPeer(h, address).then(done, () => done(undefined));
+      for (const h of hosts) this.askPeer(h, address).then(done, () => done(null));
     });
   }
 
-  private async askPeer(host: MeshHost, address: string): Promise<string | undefined> {
+  private async askPeer(host: MeshHost, address: string): Promise<string | undefined | null> {
     const signal = AbortSignal.timeout(RESOLVE_TIMEOUT_MS);
     const r = await this.client.post(host, '/mesh/resolve', { address, nonce: randomHex(8) }, signal);
-    if (r.status !== 200) {
-      if (r.status !== 404) this.ctx.logger.warn({ host: host.id, status: r.status }, 'mesh resolve refused');
-      return undefined;
-    }
-    return host.id;
+    if (r.status === 200) return host.id;
+    if (r.status === 404) return undefined;
+    this.ctx.logger.warn({ host: host.id, status: r.status }, 'mesh resolve refused');
+    return null;
   }
 }
