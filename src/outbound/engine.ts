@@ -1,7 +1,7 @@
 // The one delivery engine for messages leaving this process. Items wait in durable per-target
 // queues (OutboundStore); the engine attempts the due ones through the adapter of the target's kind
 // (`mesh:…`, `fed:…`, `webhook:…`), at most `concurrency` at once per target (an `ordered` target:
-// only its oldest pending item, one at a time, so nothing overtakes), retries failures
+// only the oldest pending item of each group, e.g. of each sender, so none overtakes its group's earlier ones), retries failures
 // after the policy's backoff, pauses a failing target with its breaker, and parks what the
 // adapter refuses for good. Delivery is at least once: an item leaves the queue only after its
 // adapter said `delivered`, so a crash between the two repeats it (receivers dedupe by id).
@@ -35,6 +35,8 @@ export interface EnqueueInput {
   body: string;
   /** Dropped unattempted from then on (ms); default never. */
   expiresAt?: number | null;
+  /** Ordering group of an `ordered` target (e.g. the sender): items of one group go in order. */
+  group?: string;
 }
 
 interface TargetRun {
@@ -97,6 +99,7 @@ export class OutboundEngine extends EventEmitter<OutboundEvents> {
       body: input.body,
       createdAt: this.clock.now(),
       expiresAt: input.expiresAt ?? null,
+      group: input.group,
     });
     this.pump(target);
     return { added };
@@ -204,8 +207,7 @@ export class OutboundEngine extends EventEmitter<OutboundEvents> {
     const now = this.clock.now();
     const before = run.breaker.state;
     const { ordered } = run.policy;
-    const concurrency = ordered ? 1 : run.policy.concurrency;
-    const free = Math.max(0, Math.min(concurrency - run.inFlight.size, run.breaker.admit(now)));
+    const free = Math.max(0, Math.min(run.policy.concurrency - run.inFlight.size, run.breaker.admit(now)));
     if (run.breaker.state !== before) this.emit('breaker', target, run.breaker.state);
     const due = this.store.outboundDue(target, now, free, (id) => run.inFlight.has(id), ordered);
     for (const item of due.items) this.begin(run, item);

@@ -31,9 +31,10 @@ export interface TargetPolicy {
   /** An attempt still running after this long is aborted and counts as failed. */
   attemptTimeoutMs: number;
   /**
-   * Head of line: only the oldest pending (not parked) item of a target may be attempted, one at a
-   * time, so items arrive in enqueue order (a later one never overtakes one waiting for its retry).
-   * `concurrency` is then 1. Default false.
+   * Head of line per group: only the oldest pending (not parked) item of each ordering group (the
+   * enqueue's `group`, e.g. the sender; absent: the whole target) may be attempted, so a group's
+   * items arrive in enqueue order (a later one never overtakes one waiting for its retry), while
+   * `concurrency` groups are attempted at once. Default false.
    */
   ordered?: boolean;
 }

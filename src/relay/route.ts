@@ -419,7 +419,12 @@ export class MessageRouter {
     // AMP_CROSS_TENANT=deny: the tenant of `name@<host id>` is known at that host only; it checks.
     if (this.ctx.config.crossTenant === 'deny' && remote.kind === 'mesh') body.same_tenant = true;
     const first = remote.waitMs > 0 ? outbox.firstAttempt(remote.target, id, remote.waitMs) : undefined;
-    const queued = outbox.enqueue(remote.target, { id, body: JSON.stringify(body), expiresAt: relayExpiry });
+    const queued = outbox.enqueue(remote.target, {
+      id,
+      body: JSON.stringify(body),
+      expiresAt: relayExpiry,
+      group: sender.id,
+    });
     const result: RouteResult = {
       id,
       status: 'queued',

@@ -30,6 +30,8 @@ interface StoredOutbound {
   p?: 1;
   /** last error / park reason */
   r?: string;
+  /** ordering group */
+  g?: string;
 }
 
 interface Entry {
@@ -40,6 +42,7 @@ interface Entry {
   nextAt: number;
   state: OutboundState;
   lastError: string | undefined;
+  group: string | undefined;
   /** Set while the enqueue is not committed yet: a duplicate enqueue waits for it. */
   appending: Promise<void> | undefined;
 }
@@ -49,6 +52,7 @@ function toStored(id: string, body: string, e: Entry): StoredOutbound {
   if (e.expiresAt !== null) v.x = e.expiresAt;
   if (e.state === 'parked') v.p = 1;
   if (e.lastError !== undefined) v.r = e.lastError;
+  if (e.group !== undefined) v.g = e.group;
   return v;
 }
 
@@ -61,6 +65,7 @@ function toEntry(seq: number, v: StoredOutbound): Entry {
     nextAt: v.n,
     state: v.p === 1 ? 'parked' : 'pending',
     lastError: v.r,
+    group: v.g,
     appending: undefined,
   };
 }
@@ -138,6 +143,7 @@ export class LmdbOutbound implements OutboundStore {
       nextAt: input.nextAt ?? input.createdAt,
       state: 'pending',
       lastError: undefined,
+      group: input.group,
       appending: undefined,
     };
     t.set(input.id, e);
@@ -167,9 +173,15 @@ export class LmdbOutbound implements OutboundStore {
   ): { items: OutboundItem[]; nextAt: number | null } {
     const items: OutboundItem[] = [];
     let nextAt: number | null = null;
+    // Ordered: the groups whose oldest pending item was seen; later items of theirs wait.
+    const headsSeen = headOnly ? new Set<string>() : undefined;
     for (const [id, e] of this.entries(target) ?? []) {
       if (e.state !== 'pending') continue;
-      if (headOnly && (e.appending || skip?.(id))) break;
+      if (headsSeen) {
+        const group = e.group ?? '';
+        if (headsSeen.has(group)) continue;
+        headsSeen.add(group);
+      }
       if (e.appending || skip?.(id)) continue;
       if (e.nextAt <= nowMs && items.length < limit) {
         const stored = this.db.get([target, e.seq]);
@@ -177,7 +189,6 @@ export class LmdbOutbound implements OutboundStore {
       } else if (nextAt === null || e.nextAt < nextAt) {
         nextAt = e.nextAt;
       }
-      if (headOnly) break;
     }
     return { items, nextAt };
   }

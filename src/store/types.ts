@@ -361,6 +361,11 @@ export interface OutboundEnqueue {
   expiresAt?: number | null;
   /** Default: createdAt (due at once). */
   nextAt?: number;
+  /**
+   * The ordering group (e.g. the sender): in an ordered due list, an item waits for the earlier
+   * pending items of its group only. Absent: one group for the whole target.
+   */
+  group?: string;
 }
 
 /** A target's items at a glance. */
@@ -383,8 +388,9 @@ export interface OutboundStore {
    * Pending items of the target due at `nowMs` (nextAt <= now), oldest enqueued first, at most
    * `limit`, leaving out those `skip` names (attempts in flight). `nextAt`: when the earliest
    * further pending, not skipped item is due (<= now when the limit cut the list); null if none.
-   * `headOnly`: only the oldest pending item is considered; while it is skipped (in flight) or not
-   * yet durable nothing is due and nextAt is null (its attempt's end or its enqueue pumps again).
+   * `headOnly`: only the oldest pending item of each group (OutboundEnqueue.group) is considered;
+   * while it is skipped (in flight) or not yet durable nothing of its group is due (its attempt's
+   * end or its enqueue pumps again).
    */
   outboundDue(
     target: string,

@@ -364,4 +364,47 @@ describe('outbound engine across a restart (close, reopen the store, new engine)
     expect(adapter.maxInFlight).toBe(1);
     expect(store.outboundCount('mesh:b')).toEqual({ pending: 0, parked: 1 });
   });
+  it('ordered with groups: a sender waiting for its retry holds back only its own later items', async () => {
+    const store = openStore();
+    const clock = new ManualClock();
+    let a1Failures = 0;
+    const adapter = new FakeAdapter((item) => {
+      if (item.id === 'a1' && a1Failures < 1) {
+        a1Failures++;
+        return { retry: true, reason: 'HTTP 503' };
+      }
+      return 'delivered';
+    });
+    const policy = { concurrency: 4, ordered: true, retry: { baseMs: 1000, factor: 2, jitter: 0 } };
+    const { e, counts } = engine({ store, clock, adapters: { mesh: adapter }, policies: { mesh: policy } });
+    e.start();
+    await e.enqueue('mesh:b', { id: 'a1', body: '{}', group: 'alice' });
+    await until(e, 'retry', () => counts.retry === 1);
+    await e.enqueue('mesh:b', { id: 'a2', body: '{}', group: 'alice' });
+    await e.enqueue('mesh:b', { id: 'b1', body: '{}', group: 'bob' });
+    await e.enqueue('mesh:b', { id: 'b2', body: '{}', group: 'bob' });
+    await until(e, 'delivered', () => counts.delivered === 2, "bob's two");
+    // bob's went meanwhile, in order; alice's a2 still waits behind a1's retry.
+    expect(adapter.ids()).toEqual(['a1', 'b1', 'b2']);
+    clock.advance(1000);
+    await until(e, 'delivered', () => counts.delivered === 4, "alice's two");
+    expect(adapter.ids()).toEqual(['a1', 'b1', 'b2', 'a1', 'a2']);
+    expect(store.outboundCount('mesh:b')).toEqual({ pending: 0, parked: 0 });
+  });
+
+  it('ordered groups survive a restart (the group is stored with the item)', async () => {
+    const dir = tempDir();
+    defer(() => rmSync(dir, { recursive: true, force: true }));
+    let store = new LmdbStore({ dataDir: dir });
+    await store.outboundEnqueue('mesh:b', { id: 'a1', body: '{}', createdAt: 1, group: 'alice', nextAt: 10_000 });
+    await store.outboundEnqueue('mesh:b', { id: 'a2', body: '{}', createdAt: 2, group: 'alice' });
+    await store.outboundEnqueue('mesh:b', { id: 'b1', body: '{}', createdAt: 3, group: 'bob' });
+    await store.close();
+    store = new LmdbStore({ dataDir: dir });
+    defer(() => store.close());
+    const due = store.outboundDue('mesh:b', 5, 10, undefined, true);
+    expect(due.items.map((i) => i.id)).toEqual(['b1']);
+    expect(due.nextAt).toBe(10_000);
+    expect(store.outboundDue('mesh:b', 5, 10).items.map((i) => i.id)).toEqual(['a2', 'b1']);
+  });
 });

@@ -15,9 +15,12 @@ import { type RequestSigner, sendSigned } from './signed-request.js';
 
 /**
  * Retries: 1 s, 5 s, 25 s, 2 min, then every 5 min (±20 % jitter) until the message expires; five
- * failures in a row pause the provider for 30 s before one probe.
+ * failures in a row pause the provider for 30 s before one probe. Up to 8 requests at once, each
+ * sender's messages in order (one of a sender at a time, the oldest first).
  */
 export const FEDERATION_POLICY: TargetPolicy = withPolicy(DEFAULT_POLICY, {
+  concurrency: 8,
+  ordered: true,
   retry: { baseMs: 1000, factor: 5, maxMs: 5 * 60_000, jitter: 0.2 },
   breaker: { failures: 5, coolDownMs: 30_000 },
 });

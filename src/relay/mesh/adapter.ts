@@ -11,8 +11,9 @@
 // rotated on both sides, a MAC timestamped before the peer restarted), since the peer or its
 // configuration may come back right.
 //
-// The items of one peer are sent in order (MESH_POLICY.ordered): a later message never overtakes
-// one waiting for its retry, so one sender's messages arrive in the order they were sent.
+// Each sender's items for one peer are sent in order (MESH_POLICY.ordered, grouped by sender): a
+// later message never overtakes one of the same sender waiting for its retry, so one sender's
+// messages arrive in the order they were sent; other senders' go meanwhile.
 
 import { isoTime } from '../../../proto/index.js';
 import type { Adapter, OutboundItem, Outcome, TargetPolicy } from '../../outbound/index.js';
@@ -21,11 +22,11 @@ import type { MeshClient } from './client.js';
 
 /**
  * A LAN peer: retried quickly first (1 s, 3 s, 9 s, 27 s, then every minute) until the message
- * expires; 5 failures in a row pause the peer for 30 s. Head of line: one attempt at a time, the
- * oldest pending item first (per-sender order across the hop).
+ * expires; 5 failures in a row pause the peer for 30 s. Up to 4 attempts at once, one per sender
+ * (the oldest pending item of each sender first: per-sender order across the hop).
  */
 export const MESH_POLICY: TargetPolicy = {
-  concurrency: 1,
+  concurrency: 4,
   ordered: true,
   retry: { baseMs: 1000, factor: 3, maxMs: 60_000, maxAttempts: Number.POSITIVE_INFINITY, jitter: 0.2 },
   breaker: { failures: 5, coolDownMs: 30_000 },
