@@ -25,7 +25,7 @@ export interface PeerStatus {
   last_success_at: string | null;
   last_failure_at: string | null;
   last_error: string | null;
-  /** Messages waiting for this peer (parked ones included), and its circuit breaker. */
+  /** Messages waiting for an attempt to this peer, those parked (kept, not retried), and its breaker. */
   pending: number;
   parked: number;
   breaker: TargetStats['breaker'];
