@@ -1,0 +1,115 @@
+// Second review of the mesh/federation fixes and of the per-sender outbound order: reproductions of
+// defects found on the integration branch (each `DEFECT: …` fails until fixed). The engine runs on a
+// real LMDB store with a hand-moved clock (as in outbound-engine.test.ts); the providers are real
+// `amp-relay serve` child processes on loopback (as in federation.test.ts).
+
+import { randomBytes } from 'node:crypto';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type Adapter, OutboundEngine, type OutboundEngineOptions } from '../../src/outbound/index.js';
+import { FEDERATION_POLICY } from '../../src/relay/federation/adapter.js';
+import { ManualClock } from '../helpers/manual-clock.js';
+import { countEvents, FakeAdapter, until } from '../helpers/outbound.js';
+import { call, type ChildServer, spawnServer, tempDir } from '../helpers/server.js';
+import { afterEachCleanup, testStores } from '../helpers/store.js';
+
+const defer = afterEachCleanup();
+const openStore = testStores('amp-review2-', defer);
+const EVENTS = ['delivered', 'retry', 'parked', 'deferred', 'expired'];
+
+function engine(opts: Omit<OutboundEngineOptions, 'random'>) {
+  const e = new OutboundEngine({ random: () => 0, ...opts });
+  const counts = countEvents(e, EVENTS);
+  defer(() => e.close());
+  return { e, counts };
+}
+
+describe('per-sender order (federation policy)', () => {
+  it("DEFECT: one message deferred for its recipient (recipient_suspended) holds back the sender's messages to every other recipient at that provider", async () => {
+    const store = openStore();
+    const clock = new ManualClock();
+    // What federationAdapter answers for B's `403 recipient_suspended` (federation-adapter.test.ts):
+    // a defer of that message, up to 5 min at a time, for as long as the recipient stays suspended.
+    const adapter = new FakeAdapter((item) => {
+      const to = (JSON.parse(item.body) as { envelope: { to: string } }).envelope.to;
+      if (to === 'bob@acme.b.example') {
+        return { defer: true, reason: '403 recipient_suspended', until: clock.now() + 5 * 60_000 };
+      }
+      return 'delivered';
+    });
+    const { e, counts } = engine({
+      store,
+      clock,
+      adapters: { federation: adapter as Adapter },
+      policies: { federation: FEDERATION_POLICY },
+    });
+    e.start();
+    const msg = (id: string, to: string) => ({ id, body: JSON.stringify({ envelope: { id, to } }), group: 'alice' });
+    await e.enqueue('federation:b.example', msg('m1', 'bob@acme.b.example'));
+    await until(e, 'deferred', () => counts.deferred === 1, 'm1 deferred');
+    // alice now writes to carol, another (active) agent of the same provider.
+    await e.enqueue('federation:b.example', msg('m2', 'carol@acme.b.example'));
+    // Ten minutes pass (bob still suspended, m1 deferred again each time): carol's message should
+    // have gone at once, it has nothing to do with bob's suspension.
+    for (let i = 0; i < 2; i++) {
+      clock.advance(5 * 60_000);
+      await until(e, 'deferred', () => counts.deferred === 2 + i, `m1 deferred again (${i + 1})`);
+    }
+    expect(
+      adapter.ids().filter((id) => id === 'm2'),
+      `attempts so far: ${adapter.ids()}`,
+    ).toEqual(['m2']);
+    expect(counts.delivered).toBe(1);
+  });
+});
+
+describe('federation inbound, open mode, public profile', () => {
+  let server: ChildServer | undefined;
+  let dir: string | undefined;
+  afterEach(async () => {
+    await server?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    server = undefined;
+    dir = undefined;
+  });
+
+  it('DEFECT: forged requests naming ever new provider domains each start a discovery, bounded by no limit', async () => {
+    dir = tempDir('amp-review2-open-');
+    // Federation is on with a pins file (none pinned: open mode discovers every provider).
+    const pins = join(dir, 'pins.json');
+    writeFileSync(pins, '{}');
+    server = await spawnServer(dir, [
+      ...['--provider-domain', 'b.example', '--federation-pins', pins, '--federation-mode', 'open'],
+      ...['--rate-limit-profile', 'public'],
+      ...['--rate-limit-overrides', 'federation_failures=3/min,federation_total=3/min'],
+    ]);
+    const url = `${server.url}/v1/federation/deliver`;
+    const statuses: number[] = [];
+    const messages: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      // Anyone can send this: a made-up provider name and 64 random bytes as its "signature".
+      const domain = `p${i}-${randomBytes(4).toString('hex')}.invalid`;
+      const ts = String(Math.floor(Date.now() / 1000));
+      const r = await call('POST', url, {
+        raw: JSON.stringify({ envelope: {}, payload: {} }),
+        headers: {
+          'Content-Type': 'application/json',
+          'X-AMP-Provider': domain,
+          'X-AMP-Timestamp': ts,
+          'X-AMP-Signature': randomBytes(64).toString('base64'),
+        },
+      });
+      statuses.push(r.status);
+      messages.push(String(r.body?.message));
+    }
+    // Each of the 8 was answered after a DNS TXT lookup and a well-known fetch for its domain (the
+    // answers say discovery failed); the failed-signature bucket (3/min) never counted them, and the
+    // overall limit (3/min) now counts verified requests only. From one IP, the 4th should be 429.
+    expect(
+      messages.every((m) => /discover|fetch/i.test(m)),
+      messages.join('\n'),
+    ).toBe(true);
+    expect(statuses, messages.join('\n')).toContain(429);
+  }, 60_000);
+});
