@@ -3,6 +3,7 @@
 // real LMDB store with a hand-moved clock (as in outbound-engine.test.ts); the providers are real
 // `amp-relay serve` child processes on loopback (as in federation.test.ts).
 
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,7 +12,9 @@ import { type Adapter, OutboundEngine, type OutboundEngineOptions } from '../../
 import { FEDERATION_POLICY } from '../../src/relay/federation/adapter.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { countEvents, FakeAdapter, until } from '../helpers/outbound.js';
-import { call, type ChildServer, spawnServer, tempDir } from '../helpers/server.js';
+import { freePort } from '../helpers/ports.js';
+import { call, type ChildServer, ROOT, register, routeOk, spawnServer, tempDir } from '../helpers/server.js';
+import { connectWs, until as poll } from '../helpers/ws.js';
 import { afterEachCleanup, testStores } from '../helpers/store.js';
 
 const defer = afterEachCleanup();
@@ -112,4 +115,81 @@ describe('federation inbound, open mode, public profile', () => {
     ).toBe(true);
     expect(statuses, messages.join('\n')).toContain(429);
   }, 60_000);
+});
+
+describe('mesh: a queued message whose recipient is suspended at the peer', () => {
+  const DOMAIN_SECRET = 'mesh-secret-of-at-least-16-chars';
+  const hosts = { a: { id: 'host-a', port: 0, dir: '', file: '' }, b: { id: 'host-b', port: 0, dir: '', file: '' } };
+  const children: ChildServer[] = [];
+  const api = (h: { port: number }) => `http://127.0.0.1:${h.port}/api/v1`;
+  const startHost = async (h: typeof hosts.a, tenant: string) => {
+    const child = await spawnServer(h.dir, [
+      '--port',
+      String(h.port),
+      '--mesh-config',
+      h.file,
+      '--default-tenant',
+      tenant,
+    ]);
+    children.push(child);
+    return child;
+  };
+  const admin = (h: typeof hosts.b, ...args: string[]) =>
+    new Promise<string>((resolve, reject) =>
+      execFile(
+        process.execPath,
+        [join(ROOT, 'bin', 'amp-relay.js'), 'admin', ...args, '--data-dir', h.dir, '--port', String(h.port)],
+        { cwd: ROOT, env: { PATH: process.env.PATH ?? '' }, timeout: 30_000 },
+        (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)),
+      ),
+    );
+
+  afterEach(async () => {
+    for (const c of children.splice(0)) await c.stop('SIGKILL');
+    for (const h of Object.values(hosts)) if (h.dir) rmSync(h.dir, { recursive: true, force: true });
+  });
+
+  it('DEFECT: is parked for good on 403 recipient_suspended; lifting the suspension never delivers it', async () => {
+    for (const h of Object.values(hosts)) {
+      h.port = await freePort();
+      h.dir = tempDir(`amp-review2-${h.id}-`);
+      h.file = join(h.dir, 'mesh.json');
+    }
+    for (const [h, peer] of [
+      [hosts.a, hosts.b],
+      [hosts.b, hosts.a],
+    ] as const) {
+      const hostsList = [{ id: peer.id, url: `http://127.0.0.1:${peer.port}`, secret: DOMAIN_SECRET }];
+      writeFileSync(h.file, JSON.stringify({ mesh: { self_id: h.id, hosts: hostsList } }));
+    }
+    await startHost(hosts.a, 'alpha');
+    const b1 = await startHost(hosts.b, 'beta');
+    const alice = await register(api(hosts.a), 'alice', 'alpha');
+    const bob = await register(api(hosts.b), 'bob', 'beta');
+    // An operator suspends bob on B for an hour; B then goes down for a moment.
+    await admin(hosts.b, 'agents', 'suspend', bob.agent_id, '--tenant', 'beta', '--hours', '1');
+    await b1.stop();
+    const r = await routeOk(api(hosts.a), alice, {
+      to: 'bob@host-b',
+      subject: 's',
+      payload: { type: 'notification', message: 'hi' },
+    });
+    expect(r).toMatchObject({ status: 'queued', method: 'relay' });
+    await startHost(hosts.b, 'beta');
+    // A's retry reaches B, which answers 403 recipient_suspended: A parks the message.
+    const parked = await poll(async () => {
+      const p = await call('GET', `${api(hosts.a)}/peers`, { key: alice.api_key });
+      return p.body?.mesh?.find((x: any) => x.id === 'host-b')?.parked === 1;
+    }, 30_000);
+    expect(parked).toBe(true);
+    // The suspension is lifted: bob can receive again, yet A never tries the parked message again
+    // (only a restart of A would). Federation defers the same refusal and delivers it later.
+    await admin(hosts.b, 'agents', 'unsuspend', bob.agent_id, '--tenant', 'beta');
+    const ws = await connectWs(`ws://127.0.0.1:${hosts.b.port}/v1/ws`, bob.api_key);
+    const frame = await ws
+      .next((f: any) => f?.type === 'message.new' && f.data?.id === r.id, 20_000)
+      .catch((e: Error) => e.message);
+    await ws.close();
+    expect(typeof frame === 'object' ? frame.data.id : frame).toBe(r.id);
+  }, 120_000);
 });
