@@ -12,8 +12,19 @@ import { type Adapter, OutboundEngine, type OutboundEngineOptions } from '../../
 import { FEDERATION_POLICY } from '../../src/relay/federation/adapter.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { countEvents, FakeAdapter, until } from '../helpers/outbound.js';
+import { type Provider, start as startProvider, stopAll, twoProviders } from '../helpers/federation.js';
 import { freePort } from '../helpers/ports.js';
-import { call, type ChildServer, ROOT, register, routeOk, spawnServer, tempDir } from '../helpers/server.js';
+import {
+  call,
+  type ChildServer,
+  ROOT,
+  type Registered,
+  register,
+  routeOk,
+  signMessage,
+  spawnServer,
+  tempDir,
+} from '../helpers/server.js';
 import { connectWs, until as poll } from '../helpers/ws.js';
 import { afterEachCleanup, testStores } from '../helpers/store.js';
 
@@ -192,4 +203,60 @@ describe('mesh: a queued message whose recipient is suspended at the peer', () =
     await ws.close();
     expect(typeof frame === 'object' ? frame.data.id : frame).toBe(r.id);
   }, 120_000);
+});
+
+describe('federation: per-sender order between two real providers', () => {
+  let pa: Provider | undefined;
+  let pb: Provider | undefined;
+  afterEach(async () => {
+    if (pa && pb) await stopAll(pa, pb);
+    pa = pb = undefined;
+  });
+
+  it("DEFECT: alice's message to a suspended agent at b.example holds back her message to carol there", async () => {
+    ({ a: pa, b: pb } = await twoProviders());
+    await Promise.all([startProvider(pa), startProvider(pb)]);
+    const alice = await register(pa.api, 'alice', 'acme');
+    const bob = await register(pb.api, 'bob', 'acme');
+    const carol = await register(pb.api, 'carol', 'acme');
+    const b = pb;
+    await new Promise<void>((resolve, reject) =>
+      execFile(
+        process.execPath,
+        [join(ROOT, 'bin', 'amp-relay.js'), 'admin', 'agents', 'suspend', bob.agent_id, '--tenant', 'acme'].concat([
+          '--hours',
+          '1',
+          '--data-dir',
+          b.dir,
+          '--port',
+          String(b.port),
+          '--provider-domain',
+          b.domain,
+        ]),
+        { cwd: ROOT, env: { PATH: process.env.PATH ?? '' }, timeout: 30_000 },
+        (err, _out, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve()),
+      ),
+    );
+    const send = (to: Registered, message: string) => {
+      const payload = { type: 'notification', message };
+      const signature = signMessage(alice.keys.privateKey, {
+        from: alice.address,
+        to: to.address,
+        subject: 's',
+        payload,
+      });
+      return routeOk(pa!.api, alice, { to: to.address, subject: 's', payload, signature });
+    };
+    const m1 = await send(bob, 'to bob (suspended at B: B answers 403 recipient_suspended, A defers it)');
+    expect(m1).toMatchObject({ status: 'queued' });
+    const carolWs = await connectWs(b.ws, carol.api_key);
+    const m2 = await send(carol, 'to carol (active)');
+    // carol's message has nothing to do with bob's suspension; B takes it at once when A sends it.
+    const got = await carolWs
+      .next((f: any) => f?.type === 'message.new' && f.data?.id === m2.id, 15_000)
+      .then((f: any) => f.data.id as string)
+      .catch((e: Error) => e.message);
+    await carolWs.close();
+    expect(got).toBe(m2.id);
+  }, 90_000);
 });
