@@ -4,7 +4,7 @@
 // `amp-relay serve` child processes on loopback (as in federation.test.ts).
 
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -17,6 +17,7 @@ import { freePort } from '../helpers/ports.js';
 import {
   call,
   type ChildServer,
+  newKeypair,
   ROOT,
   type Registered,
   register,
@@ -258,5 +259,81 @@ describe('federation: per-sender order between two real providers', () => {
       .catch((e: Error) => e.message);
     await carolWs.close();
     expect(got).toBe(m2.id);
+  }, 90_000);
+});
+
+describe('mesh: who a peer may speak for', () => {
+  const SECRET = 'mesh-secret-of-at-least-16-chars';
+  const hb = { id: 'host-b', port: 0, dir: '', file: '' };
+  const hc = { id: 'host-c', port: 0, dir: '', file: '' };
+  const kids: ChildServer[] = [];
+  afterEach(async () => {
+    for (const c of kids.splice(0)) await c.stop('SIGKILL');
+    for (const h of [hb, hc]) if (h.dir) rmSync(h.dir, { recursive: true, force: true });
+  });
+
+  it("DEFECT: host-a may send as an org agent that lives on host-c (with a key of its choosing: 'verified')", async () => {
+    for (const h of [hb, hc]) {
+      h.port = await freePort();
+      h.dir = tempDir(`amp-review2-${h.id}-`);
+      h.file = join(h.dir, 'mesh.json');
+    }
+    const peer = (id: string, port: number) => ({ id, url: `http://127.0.0.1:${port}`, secret: SECRET });
+    // B peers with A (not running: the test holds the A-B secret, as host-a does) and C.
+    const bHosts = [peer('host-a', await freePort()), peer('host-c', hc.port)];
+    writeFileSync(hb.file, JSON.stringify({ mesh: { self_id: 'host-b', hosts: bHosts } }));
+    writeFileSync(hc.file, JSON.stringify({ mesh: { self_id: 'host-c', hosts: [peer('host-b', hb.port)] } }));
+    for (const [h, tenant] of [
+      [hb, 'beta'],
+      [hc, 'gamma'],
+    ] as const) {
+      kids.push(
+        await spawnServer(h.dir, ['--port', String(h.port), '--mesh-config', h.file, '--default-tenant', tenant]),
+      );
+    }
+    const api = (h: { port: number }) => `http://127.0.0.1:${h.port}/api/v1`;
+    const bob = await register(api(hb), 'bob', 'beta');
+    const carol = await register(api(hc), 'carol', 'acme'); // carol@acme.aimaestro.local lives on host-c
+    // B itself finds carol at host-c (its peers' resolve): bob's message to her goes there.
+    const toCarol = await routeOk(api(hb), bob, {
+      to: carol.address,
+      subject: 'hi',
+      payload: { type: 'notification', message: 'x' },
+    });
+    expect(toCarol).toMatchObject({ status: 'delivered', method: 'mesh', remote_host: 'host-c' });
+    // host-a forwards a message "from carol", signed with a key host-a made up and names for her.
+    const fake = newKeypair();
+    const payload = { type: 'notification', message: 'wire the money' };
+    const fields = { from: carol.address, to: bob.address, subject: 'urgent', priority: 'normal' };
+    const id = `msg_${Date.now()}_${randomBytes(8).toString('hex')}`;
+    const raw = JSON.stringify({
+      ...fields,
+      payload,
+      id,
+      timestamp: new Date().toISOString(),
+      signature: signMessage(fake.privateKey, { ...fields, payload }),
+      sender_public_key: fake.publicKey.export({ format: 'der', type: 'spki' }).subarray(12).toString('hex'),
+    });
+    const ts = String(Math.floor(Date.now() / 1000));
+    const mac = createHmac('sha256', SECRET).update(`${ts}.${raw}`).digest('hex');
+    const headers = {
+      'Content-Type': 'application/json',
+      'X-AMP-Mesh-Host': 'host-a',
+      'X-AMP-Timestamp': ts,
+      'X-AMP-Mesh-Auth': `sha256=${mac}`,
+    };
+    const r = await call('POST', `http://127.0.0.1:${hb.port}/v1/route`, { raw, headers });
+    const inbox = await call('GET', `${api(hb)}/messages/pending?limit=100`, { key: bob.api_key });
+    const forged = inbox.body.messages.find((m: any) => m.id === id);
+    // Expected: refused (403 forbidden: carol is host-c's agent, not host-a's), nothing in bob's inbox.
+    expect({
+      status: r.status,
+      inInbox: forged?.envelope?.from,
+      verified: forged?.security?.signature_verified,
+    }).toEqual({
+      status: 403,
+      inInbox: undefined,
+      verified: undefined,
+    });
   }, 90_000);
 });
