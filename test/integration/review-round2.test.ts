@@ -79,6 +79,37 @@ describe('per-sender order (federation policy)', () => {
   });
 });
 
+describe('per-sender order: an expired head', () => {
+  it("DEFECT: the sweep drops a group's expired head but its next item waits for the head's old timer", async () => {
+    const store = openStore();
+    const clock = new ManualClock();
+    const adapter = new FakeAdapter((item) =>
+      item.id === 'm1'
+        ? { defer: true, reason: '403 recipient_suspended', until: clock.now() + 5 * 60_000 }
+        : 'delivered',
+    );
+    const { e, counts } = engine({
+      store,
+      clock,
+      adapters: { federation: adapter as Adapter },
+      policies: { federation: FEDERATION_POLICY },
+    });
+    e.start();
+    // m1 may live 10 s (its envelope's expires_at); it is deferred for 5 min.
+    await e.enqueue('federation:b.example', { id: 'm1', body: '{}', group: 'alice', expiresAt: clock.now() + 10_000 });
+    await until(e, 'deferred', () => counts.deferred === 1, 'm1 deferred');
+    await e.enqueue('federation:b.example', { id: 'm2', body: '{}', group: 'alice' });
+    clock.advance(11_000);
+    // The store's periodic sweep (server.ts startTtlSweeper) drops m1: nothing of alice's is ahead of m2.
+    expect(await e.sweepExpired()).toBe(1);
+    const went = await until(e, 'delivered', () => counts.delivered === 1, 'm2 delivered', 2000).then(
+      () => 'delivered',
+      (err: Error) => `${err.message}; attempts: ${adapter.ids().join(',')}`,
+    );
+    expect(went).toBe('delivered');
+  });
+});
+
 describe('federation inbound, open mode, public profile', () => {
   let server: ChildServer | undefined;
   let dir: string | undefined;
