@@ -67,6 +67,11 @@ export function remoteOutbox(engine: OutboundEngine): RemoteOutbox {
   engine.on('retry', (item) => settle(item, PENDING));
   engine.on('expired', (item) => settle(item, PENDING));
   engine.on('parked', (item, _reason, refusal) => settle(item, refusal ? { outcome: 'refused', ...refusal } : PENDING));
+  // Deferred with the target's answer (a mesh peer's recipient_suspended): refused for a sender still
+  // waiting on the first attempt; an item nobody waits on is tried again later.
+  engine.on('deferred', (item, _reason, _until, refusal) =>
+    settle(item, refusal ? { outcome: 'refused', ...refusal } : PENDING),
+  );
   return {
     enqueue: (target, item) => engine.enqueue(target, item),
     cancel: (target, id) => engine.cancel(target, id),

@@ -106,8 +106,11 @@ export class OutboundEngine extends EventEmitter<OutboundEvents> {
   }
 
   /** Drop an item that no longer needs sending (an attempt in flight finishes, its result ignored). */
-  cancel(target: string, id: string): Promise<boolean> {
-    return this.store.outboundRemove(target, id);
+  async cancel(target: string, id: string): Promise<boolean> {
+    const removed = await this.store.outboundRemove(target, id);
+    // The next item of its ordering group may go now.
+    if (removed) this.pump(target);
+    return removed;
   }
 
   /**
@@ -134,6 +137,7 @@ export class OutboundEngine extends EventEmitter<OutboundEvents> {
       if (!item || !(await this.store.outboundRemove(target, id))) continue;
       this.counters.kind(targetKind(target)).expired++;
       this.emit('expired', item);
+      this.pump(target);
       dropped++;
     }
     return dropped;
@@ -315,10 +319,10 @@ export class OutboundEngine extends EventEmitter<OutboundEvents> {
     }
     if ('defer' in outcome) {
       breaker.neutral();
-      const { reason, until } = outcome;
+      const { reason, until, refusal } = outcome;
       const kept = await this.store.outboundAttempted(target, item.id, item.attempts, until, reason);
       return kept
-        ? () => this.emit('deferred', { ...item, nextAt: until, lastError: reason }, reason, until)
+        ? () => this.emit('deferred', { ...item, nextAt: until, lastError: reason }, reason, until, refusal)
         : undefined;
     }
     const attempts = item.attempts + 1;

@@ -6,6 +6,7 @@ export { type EnqueueInput, OutboundEngine, type OutboundEngineOptions, targetKi
 export {
   type BreakerPolicy,
   DEFAULT_POLICY,
+  deferUntil,
   type PolicyOverride,
   type RetryPolicy,
   retryDelay,

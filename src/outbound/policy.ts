@@ -93,3 +93,15 @@ export interface PolicyOverride {
   attemptTimeoutMs?: number;
   ordered?: boolean;
 }
+
+const DEFER_MIN_MS = 1000;
+const DEFER_MAX_MS = 5 * 60_000;
+
+/**
+ * When a deferred item (a refusal of this one message that may clear, e.g. a suspended recipient)
+ * is tried again: about as long again as it has waited (so waits double), 1 s … 5 min, ±20 %.
+ */
+export function deferUntil(createdAt: number, now = Date.now()): number {
+  const wait = Math.min(DEFER_MAX_MS, Math.max(DEFER_MIN_MS, now - createdAt));
+  return now + Math.round(wait * (0.8 + 0.4 * Math.random()));
+}

@@ -23,7 +23,7 @@ export type Outcome =
   | 'obsolete'
   | { retry: true; reason: string; retryAfterMs?: number }
   | { park: true; reason: string; refusal?: Refusal }
-  | { defer: true; reason: string; until: number };
+  | { defer: true; reason: string; until: number; refusal?: Refusal };
 
 /** A target's answer that parked an item (e.g. a peer's 404 JSON), for whoever waits on the first attempt. */
 export interface Refusal {
@@ -71,7 +71,7 @@ export interface OutboundEvents {
   delivered: [item: OutboundItem, latencyMs: number];
   retry: [item: OutboundItem, reason: string, nextAt: number];
   parked: [item: OutboundItem, reason: string, refusal?: Refusal];
-  deferred: [item: OutboundItem, reason: string, until: number];
+  deferred: [item: OutboundItem, reason: string, until: number, refusal?: Refusal];
   expired: [item: OutboundItem];
   obsolete: [item: OutboundItem];
   breaker: [target: string, state: BreakerState];

@@ -44,6 +44,8 @@ export class PeerTracker {
     engine.on('retry', (item, reason) => this.failed(item.target, reason));
     // A refusal parks the item: the peer answered (reachable), and the reason is its last error.
     engine.on('parked', (item, reason) => this.refused(item.target, reason));
+    // Held back for its recipient (e.g. suspended there): the peer answered too.
+    engine.on('deferred', (item, reason) => this.refused(item.target, reason));
   }
 
   refused(target: string, reason: string, at = Date.now()): void {

@@ -88,7 +88,7 @@ export type FirstAttempt =
 /** What route() needs of the outbound engine for remote messages. */
 export interface RemoteOutbox {
   /** Resolves once the item is durable (a 2xx may then be answered). */
-  /** `group`: the sender; an ordered target keeps each sender's messages in order. */
+  /** `group`: sender and recipient; an ordered target keeps each such pair's messages in order. */
   enqueue(target: string, item: { id: string; body: string; expiresAt: number; group: string }): Promise<unknown>;
   /**
    * Called before enqueue(), in the same turn: how the first attempt ended within `ms`:

@@ -423,7 +423,8 @@ export class MessageRouter {
       id,
       body: JSON.stringify(body),
       expiresAt: relayExpiry,
-      group: sender.id,
+      // One sender's messages to one recipient go in order; a held-back one delays no other recipient's.
+      group: `${sender.id} ${d.toExpanded}`,
     });
     const result: RouteResult = {
       id,

@@ -9,14 +9,14 @@
 
 import type { Logger } from 'pino';
 import type { Adapter, Outcome, OutboundItem, TargetPolicy } from '../../outbound/index.js';
-import { DEFAULT_POLICY, OutboundFailure, UrlRefusedError, withPolicy } from '../../outbound/index.js';
+import { DEFAULT_POLICY, deferUntil, OutboundFailure, UrlRefusedError, withPolicy } from '../../outbound/index.js';
 import { DiscoveryError, type Providers } from './providers.js';
 import { type RequestSigner, sendSigned } from './signed-request.js';
 
 /**
  * Retries: 1 s, 5 s, 25 s, 2 min, then every 5 min (±20 % jitter) until the message expires; five
- * failures in a row pause the provider for 30 s before one probe. Up to 8 requests at once, each
- * sender's messages in order (one of a sender at a time, the oldest first).
+ * failures in a row pause the provider for 30 s before one probe. Up to 8 requests at once; each
+ * sender's messages to one recipient in order (one of such a pair at a time, the oldest first).
  */
 export const FEDERATION_POLICY: TargetPolicy = withPolicy(DEFAULT_POLICY, {
   concurrency: 8,
@@ -97,15 +97,6 @@ function mayClear(code: string, field: string): 'message' | 'provider' | undefin
   if (code === 'key_mismatch' || code === 'recipient_suspended') return 'message';
   if (code === 'timestamp_future' || (code === 'signature_invalid' && field === 'X-AMP-Signature')) return 'provider';
   return undefined;
-}
-
-const DEFER_MIN_MS = 1000;
-const DEFER_MAX_MS = 5 * 60_000;
-
-/** About as long again as the message has waited (so waits double), 1 s … 5 min, ±20 %. */
-function deferUntil(createdAt: number, now = Date.now()): number {
-  const wait = Math.min(DEFER_MAX_MS, Math.max(DEFER_MIN_MS, now - createdAt));
-  return now + Math.round(wait * (0.8 + 0.4 * Math.random()));
 }
 
 function errorOf(body: Buffer): { code: string; field: string } {

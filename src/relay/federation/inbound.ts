@@ -126,7 +126,12 @@ export class FederationInbound {
     if (!h.signature) throw badProviderSignature('X-AMP-Signature is required');
     const failures = ctx.limits.exemptLoopback && isLoopback(ip) ? undefined : ip;
     if (failures !== undefined) enforce(ctx.limits.peek('federation_failures', failures), 'failed provider signatures');
-    const info = await this.providerInfo(domain);
+    // A discovery that fails counts like a failed signature: requests naming ever new made-up
+    // providers (open mode) cost their address its failures budget.
+    const info = await this.providerInfo(domain).catch((e: unknown) => {
+      if (failures !== undefined) ctx.limits.take([['federation_failures', failures]]);
+      throw e;
+    });
     const claim = [domain, h.timestamp, h.signature];
     if (once && !this.seen.claim(claim)) {
       throw new AmpError('replay_detected', 'This provider signature was already used', { field: 'X-AMP-Signature' });

@@ -11,19 +11,19 @@
 // rotated on both sides, a MAC timestamped before the peer restarted), since the peer or its
 // configuration may come back right.
 //
-// Each sender's items for one peer are sent in order (MESH_POLICY.ordered, grouped by sender): a
-// later message never overtakes one of the same sender waiting for its retry, so one sender's
-// messages arrive in the order they were sent; other senders' go meanwhile.
+// Each sender's items for one recipient are sent in order (MESH_POLICY.ordered, grouped by sender
+// and recipient): a later message never overtakes an earlier one of the pair waiting for its retry,
+// so a conversation arrives in the order it was sent; other pairs' messages go meanwhile.
 
 import { isoTime } from '../../../proto/index.js';
-import type { Adapter, OutboundItem, Outcome, TargetPolicy } from '../../outbound/index.js';
+import { type Adapter, deferUntil, type OutboundItem, type Outcome, type TargetPolicy } from '../../outbound/index.js';
 import type { OutboundMessage } from '../remote.js';
 import type { MeshClient } from './client.js';
 
 /**
  * A LAN peer: retried quickly first (1 s, 3 s, 9 s, 27 s, then every minute) until the message
  * expires; 5 failures in a row pause the peer for 30 s. Up to 4 attempts at once, one per sender
- * (the oldest pending item of each sender first: per-sender order across the hop).
+ * and recipient (the oldest pending item of each pair first: their order kept across the hop).
  */
 export const MESH_POLICY: TargetPolicy = {
   concurrency: 4,
@@ -56,8 +56,11 @@ export class MeshAdapter implements Adapter {
     const r = await this.client.post(host, '/route', this.flatBody(msg, senderKey), signal, headers);
     if (r.status >= 200 && r.status < 300) return 'delivered';
     const reason = `HTTP ${r.status} from ${hostId}: ${r.text.slice(0, 200)}`;
-    if (PERMANENT.has(r.status) || (r.status >= 300 && r.status < 400))
-      return { park: true, reason, refusal: { status: r.status, body: parseJson(r.text) } };
+    const refusal = { status: r.status, body: parseJson(r.text) };
+    // A suspended recipient may be unsuspended: held back and tried again, like federation does.
+    if (r.status === 403 && errorCode(refusal.body) === 'recipient_suspended')
+      return { defer: true, reason, until: deferUntil(item.createdAt), refusal };
+    if (PERMANENT.has(r.status) || (r.status >= 300 && r.status < 400)) return { park: true, reason, refusal };
     const after = r.status === 429 ? retryAfterMs(r.headers.get('retry-after')) : undefined;
     return after === undefined ? { retry: true, reason } : { retry: true, reason, retryAfterMs: after };
   }
@@ -111,4 +114,9 @@ function parseJson(text: string): unknown {
   } catch {
     return undefined;
   }
+}
+
+function errorCode(body: unknown): string | undefined {
+  const e = (body as { error?: unknown } | undefined)?.error;
+  return typeof e === 'string' ? e : undefined;
 }

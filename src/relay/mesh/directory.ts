@@ -94,6 +94,20 @@ export class MeshDirectory implements RemoteDirectory {
     return undefined;
   }
 
+  /**
+   * For an org `from` (`name@tenant.<domain>`, tenant not a host id) that a peer forwards: the other
+   * host that has that agent (asked of the peers, cached), or undefined when none but the sender
+   * does. A peer may speak for its own org agents only.
+   */
+  async orgSenderElsewhere(from: string, peer: string): Promise<string | undefined> {
+    const address = this.expand(from.toLowerCase());
+    const provider = address && this.providerOf(address);
+    const tenant = provider && tenantLabel(address, provider);
+    if (!address || tenant === undefined || tenant === peer || this.hosts.has(tenant)) return undefined;
+    const found = await this.lookupHost(address);
+    return found?.remoteHost !== undefined && found.remoteHost !== peer ? found.remoteHost : undefined;
+  }
+
   /** The tenant an own-domain address names (after localize), or undefined. */
   tenantOf(raw: string): string | undefined {
     const address = this.localize(raw) ?? raw.toLowerCase();

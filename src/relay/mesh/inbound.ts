@@ -151,6 +151,13 @@ export class MeshInbound {
     const body = parseObject(text);
     const req = decodeRouteBody(body, { nowMs, attachments: false });
     const envelope = this.envelope(body, req, nowMs, host.id);
+    const owner = await this.parts.directory.orgSenderElsewhere(envelope.from, host.id);
+    if (owner !== undefined) {
+      throw new AmpError('forbidden', `A mesh peer cannot send as an agent of another mesh host ('${owner}')`, {
+        field: 'from',
+        details: { from: envelope.from, mesh_host: host.id },
+      });
+    }
     this.sameTenant(envelope, body._forwarded);
     const key = typeof body.sender_public_key === 'string' ? body.sender_public_key : h.senderKey;
     const { verified, keyHex } = await this.senderSignature(envelope, req.payload, req.signatureBytes, key);
