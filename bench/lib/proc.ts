@@ -71,10 +71,14 @@ export interface ServerOptions {
   serverRoot?: string;
   /** Environment for the server on top of this process's (AMP_CLAMD_* are unset unless given here). */
   env?: Record<string, string>;
+  /** Listen on this port (default 0: any free one), for servers that must name each other first. */
+  port?: number;
+  /** A data dir made (and filled) by the caller; removed at stop() like a fresh one. */
+  dataDir?: string;
 }
 
 export async function startBenchServer(cores: string | undefined, opts: ServerOptions = {}): Promise<BenchServer> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'amp-bench-'));
+  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'amp-bench-'));
   const nodeArgs = opts.profileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.profileDir] : [];
   const args = [
     ...nodeArgs,
@@ -83,7 +87,7 @@ export async function startBenchServer(cores: string | undefined, opts: ServerOp
     '--host',
     '127.0.0.1',
     '--port',
-    '0',
+    String(opts.port ?? 0),
     '--data-dir',
     dataDir,
     '--log-level',
