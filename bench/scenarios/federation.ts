@@ -7,6 +7,7 @@
 // route → receipt, as in the other scenarios. Every message is counted by id at the recipient:
 // losses and duplicates are reported. Each phase runs loaded (N in flight) and with 1 in flight.
 
+import { loadavg } from 'node:os';
 import { type BenchAgent, type BenchSocket, buildRouteFrames, connectMany, registerMany } from '../lib/client.js';
 import { Latency, type LatencySummary } from '../lib/hist.js';
 import { cpuMeter, type BenchServer, type CpuUse } from '../lib/proc.js';
@@ -78,6 +79,8 @@ export interface FederationOutcome {
   singleLight: PhaseOutcome;
   federatedLight: PhaseOutcome;
   notes: string[];
+  /** The machine's 1-minute load average when the scenario started and ended (a shared machine). */
+  load_average: { start: number; end: number };
 }
 
 /** Wait until `done()` or the time is up; polls on a timer because the events are counted, not awaited. */
@@ -88,6 +91,7 @@ async function until(done: () => boolean, ms: number): Promise<boolean> {
 }
 
 export async function federation(p: Providers, o: FederationOptions): Promise<FederationOutcome> {
+  const loadStart = loadavg()[0]!;
   const onA = await registerMany(p.a.api, 'frcpt', o.senders);
   const onB = await registerMany(p.b.api, 'frcpt', o.senders);
   // Senders are new in every phase: a signed message sent again is a replay (the same answer, no
@@ -111,7 +115,8 @@ export async function federation(p: Providers, o: FederationOptions): Promise<Fe
   const lightFrames = Math.ceil((o.lightSeconds + 2) * LIGHT_MAX_RATE);
   const singleLight = await phase(p, spec('single-1', p.a, onA, true, lightFrames), o);
   const federatedLight = await phase(p, spec('federated-1', p.b, onB, true, lightFrames), o);
-  return { single, federated, singleLight, federatedLight, notes: [...p.notes] };
+  const load_average = { start: +loadStart.toFixed(2), end: +loadavg()[0]!.toFixed(2) };
+  return { single, federated, singleLight, federatedLight, notes: [...p.notes], load_average };
 }
 
 /** Per-sender bookkeeping of one phase. */
@@ -317,6 +322,7 @@ export function federationRows(r: FederationOutcome, o: FederationOptions): Scen
     seconds: o.seconds,
     payload_bytes: o.bytes,
     placement: o.placementNote,
+    load_average: r.load_average,
   };
   const phaseNotes = (x: PhaseOutcome, name: string) => [
     ...(x.measured
@@ -345,7 +351,11 @@ export function federationRows(r: FederationOutcome, o: FederationOptions): Scen
   const added = `added latency per hop: p50 ${loaded.p50_ms} ms, p99 ${loaded.p99_ms} ms (${o.senders * o.window} in flight); 1 in flight: p50 ${light.p50_ms} ms, p99 ${light.p99_ms} ms`;
   return [
     row('federation_single', '8 one provider, A→A signed 1 KB', r.single, {
-      notes: [...r.notes, ...phaseNotes(r.single, 'single')],
+      notes: [
+        `load average ${r.load_average.start} → ${r.load_average.end}; ${o.placementNote}`,
+        ...r.notes,
+        ...phaseNotes(r.single, 'single'),
+      ],
     }),
     row('federation_federated', '8 federated, A→B signed 1 KB', r.federated, {
       calibrator: 'federation_single',
