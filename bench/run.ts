@@ -31,6 +31,7 @@ Options:
   --profile        run each server under node --cpu-prof; profiles go to DIR/profiles
   --server-root D  run the server from another built checkout D (a baseline to compare with)
   --server-args S  more 'amp-relay serve' flags for every server, e.g. "--ed25519 node"
+  --server-logs    federation: keep both providers' logs in DIR/logs/<time>-<domain>.log
   --clamd-socket P attachments: the server scans with the clamd listening on unix socket P
                    (AMP_CLAMD_SOCKET); without it AMP_CLAMD_* are unset: no antivirus
   -h, --help       this text
@@ -52,6 +53,7 @@ const parsed = (() => {
         'server-root': { type: 'string' },
         'server-args': { type: 'string' },
         'clamd-socket': { type: 'string' },
+        'server-logs': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -435,11 +437,15 @@ async function main(): Promise<void> {
       drainMs: 30_000,
       placementNote: note,
     };
-    const providers = await startProviders(fedPlace, {
-      profileDir: args.profile ? join(outDir, 'profiles') : undefined,
-      serverRoot: args['server-root'],
-      extraArgs: (args['server-args'] ?? '').split(/\s+/).filter(Boolean),
-    });
+    const providers = await startProviders(
+      fedPlace,
+      {
+        profileDir: args.profile ? join(outDir, 'profiles') : undefined,
+        serverRoot: args['server-root'],
+        extraArgs: (args['server-args'] ?? '').split(/\s+/).filter(Boolean),
+      },
+      args['server-logs'] ? join(outDir, 'logs', result.started_at.replace(/[:.]/g, '-')) : undefined,
+    );
     try {
       for (const r of federationRows(await federation(providers, o), o)) push(r);
     } finally {

@@ -2,9 +2,9 @@
 // on its own core, calibrator children, RSS readings. Only processes started here are ended, by PID.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
@@ -75,6 +75,8 @@ export interface ServerOptions {
   port?: number;
   /** A data dir made (and filled) by the caller; removed at stop() like a fresh one. */
   dataDir?: string;
+  /** Append the server's log (stdout and stderr) to this file. */
+  logFile?: string;
 }
 
 export async function startBenchServer(cores: string | undefined, opts: ServerOptions = {}): Promise<BenchServer> {
@@ -103,6 +105,12 @@ export async function startBenchServer(cores: string | undefined, opts: ServerOp
   const proc = spawnNode(args, cores, opts.env);
   let stderr = '';
   proc.stderr!.on('data', (d) => (stderr += d));
+  if (opts.logFile) {
+    mkdirSync(dirname(opts.logFile), { recursive: true });
+    const log = createWriteStream(opts.logFile, { flags: 'a' });
+    proc.stdout!.pipe(log);
+    proc.stderr!.pipe(log);
+  }
   const exited = new Promise<void>((resolve) => proc.on('exit', () => resolve()));
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(

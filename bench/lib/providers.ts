@@ -76,8 +76,15 @@ function prepare(domain: string, port: number): Prepared {
   return { domain, port, dataDir, publicPem: publicKey.export({ format: 'pem', type: 'spki' }) as string };
 }
 
-/** Start A and B, each pinning the other (allowlist mode, http allowed for 127.0.0.1). */
-export async function startProviders(place: ProviderPlacement, base: ServerOptions = {}): Promise<Providers> {
+/**
+ * Start A and B, each pinning the other (allowlist mode, http allowed for 127.0.0.1). With
+ * `logPrefix`, each server's log goes to `<logPrefix>-a.example.log` and `-b.example.log`.
+ */
+export async function startProviders(
+  place: ProviderPlacement,
+  base: ServerOptions = {},
+  logPrefix?: string,
+): Promise<Providers> {
   const pinDir = mkdtempSync(join(tmpdir(), 'amp-bench-pins-'));
   const a = prepare(DOMAIN_A, await freePort());
   const b = prepare(DOMAIN_B, await freePort());
@@ -90,6 +97,7 @@ export async function startProviders(place: ProviderPlacement, base: ServerOptio
       ...base,
       port: self.port,
       dataDir: self.dataDir,
+      logFile: logPrefix === undefined ? undefined : `${logPrefix}-${self.domain}.log`,
       extraArgs: [...(base.extraArgs ?? []), '--provider-domain', self.domain],
       env: {
         ...base.env,

@@ -19,6 +19,8 @@ const ACK_FLUSH_MS = 5;
 const PROBE_TIMEOUT_MS = 15_000;
 /** Pre-signed frames for the 1-in-flight runs: this many per second of the run. */
 const LIGHT_MAX_RATE = 5000;
+/** Pending messages read per recipient when looking for missing ones. */
+const DIAG_PAGE = 1000;
 
 export interface FederationOptions {
   label: string;
@@ -58,6 +60,7 @@ export interface PhaseOutcome {
   measured: boolean;
   rate: number;
   latency: LatencySummary;
+  /** The slowest of the senders' first messages (sent together, one each, before the run). */
   first_delivery_ms: number | undefined;
   sent: number;
   routed_ok: number;
@@ -71,6 +74,18 @@ export interface PhaseOutcome {
   cpu_a?: CpuUse;
   cpu_b?: CpuUse;
   last_error: string;
+  /** When messages went missing: where they are after the drain (see diagnose()). */
+  missing?: Missing;
+}
+
+/** Where missing messages are after the drain, from the servers' own REST views. */
+export interface Missing {
+  /** `sender/seq` of each message answered 2xx and not pushed by the end of the drain (at most 20). */
+  keys: string[];
+  /** Of those, how many the recipient's provider holds as pending (GET /messages/pending). */
+  pending_at_recipient: number;
+  /** A's `GET /peers` federation entries (waiting and parked messages, last error). */
+  peers_at_sender: unknown;
 }
 
 export interface FederationOutcome {
@@ -208,7 +223,8 @@ async function runPhase(
       b.sentAt[i]!.delete(m.seq);
       b.arrived[i]!.add(m.seq);
       b.outstanding[i]!--;
-      firstAt ??= performance.now() - t0;
+      // The slowest first message (the probes below): first contact, key lookups.
+      if (b.arrived[i]!.size === 1) firstAt = Math.max(firstAt ?? 0, performance.now() - t0);
       if (measuring) {
         lat.recordMs(performance.now() - t0);
         measuredArrived++;
@@ -228,11 +244,14 @@ async function runPhase(
   });
   const lastError = () => [...sockets, ...receivers].find((x) => x.lastError)?.lastError ?? '';
   try {
-    // The first message alone: on the federated path it pays discovery and the first connection.
+    // One message per sender first, alone: on the federated path the first ones pay for the
+    // first connection and B's lookup of each sender's key at A (cached afterwards), which the
+    // loaded run should not count. Senders have different addresses, so no two lookups coincide.
     sending = false;
-    sendOne(0);
-    const probeOk = await until(() => b.arrived[0]!.size > 0 || routeErrors > 0, PROBE_TIMEOUT_MS);
-    if (!probeOk || b.arrived[0]!.size === 0) {
+    for (let i = 0; i < n; i++) sendOne(i);
+    const probed = () => b.arrived.every((a) => a.size > 0);
+    await until(() => probed() || routeErrors > 0, PROBE_TIMEOUT_MS);
+    if (!probed()) {
       return outcome(false, 0, lat, firstAt, count(), routeErrors, duplicates, exhausted, lastError());
     }
     sending = true;
@@ -259,9 +278,10 @@ async function runPhase(
       exhausted,
       lastError(),
     );
-    // Lost: answered 2xx, never pushed (still waiting after the drain).
+    // Lost (or late): answered 2xx, not pushed by the end of the drain.
     out.lost = b.sentAt.reduce((x, m, i) => x + [...m.keys()].filter((q) => b.ok[i]!.has(q)).length, 0);
     out.unresolved = b.sentAt.reduce((x, m) => x + m.size, 0) - out.lost;
+    if (out.lost + out.unresolved > 0) out.missing = await diagnose(p, s, sockets, receivers, b);
     out.cpu_a = cpu.a;
     out.cpu_b = cpu.b;
     return out;
@@ -270,6 +290,31 @@ async function runPhase(
     clearInterval(acker);
     for (const r of receivers) r.flushAcks();
   }
+}
+
+/** Looks for the messages still in flight after the drain: pending at the recipient, or waiting at A. */
+async function diagnose(
+  p: Providers,
+  s: PhaseSpec,
+  sockets: BenchSocket[],
+  receivers: BenchSocket[],
+  b: Books,
+): Promise<Missing> {
+  const get = async (url: string, key: string) => {
+    const res = await fetch(url, { headers: { Authorization: `Bearer ${key}` } });
+    return res.ok ? ((await res.json()) as Record<string, unknown>) : { status: res.status };
+  };
+  const keys: string[] = [];
+  let pending = 0;
+  for (const [i, m] of b.sentAt.entries()) {
+    if (m.size === 0) continue;
+    for (const q of m.keys()) if (keys.length < 20) keys.push(`${i}/${q}`);
+    const page = await get(`${s.target.api}/messages/pending?limit=${DIAG_PAGE}`, receivers[i]!.agent.apiKey);
+    const list = (page.messages ?? []) as { payload?: { context?: { s?: number; n?: number } } }[];
+    pending += list.filter((x) => x.payload?.context?.s === i && m.has(x.payload.context.n ?? -1)).length;
+  }
+  const peers = await get(`${p.a.api}/peers`, sockets[0]!.agent.apiKey);
+  return { keys, pending_at_recipient: pending, peers_at_sender: peers.federation ?? peers };
 }
 
 function outcome(
@@ -328,9 +373,13 @@ export function federationRows(r: FederationOutcome, o: FederationOptions): Scen
     ...(x.measured
       ? []
       : [
-          `${name}: the first message was refused or did not arrive within ${PROBE_TIMEOUT_MS} ms; not measured${x.last_error ? ` (${x.last_error})` : ''}`,
+          `${name}: a sender's first message was refused or did not arrive within ${PROBE_TIMEOUT_MS} ms; not measured${x.last_error ? ` (${x.last_error})` : ''}`,
         ]),
-    ...(x.lost ? [`${name}: LOST ${x.lost} messages answered 2xx but never pushed`] : []),
+    ...(x.lost
+      ? [
+          `${name}: ${x.lost} messages answered 2xx and not pushed within the ${o.drainMs} ms drain (LOST, or late)${x.missing ? `; ${x.missing.pending_at_recipient} of them pending at the recipient's provider; sender's peers: ${JSON.stringify(x.missing.peers_at_sender)}` : ''}`,
+        ]
+      : []),
     ...(x.unresolved ? [`${name}: ${x.unresolved} messages neither answered nor pushed by the end of the drain`] : []),
     ...(x.duplicates ? [`${name}: ${x.duplicates} duplicate pushes`] : []),
     ...(x.route_errors ? [`${name}: ${x.route_errors} routes refused (last: ${x.last_error})`] : []),
