@@ -73,6 +73,7 @@ export interface PhaseOutcome {
   exhausted: boolean;
   cpu_a?: CpuUse;
   cpu_b?: CpuUse;
+  cpu_us_per_msg?: { a: number | undefined; b: number | undefined };
   last_error: string;
   /** When messages went missing: where they are after the drain (see diagnose()). */
   missing?: Missing;
@@ -284,6 +285,9 @@ async function runPhase(
     if (out.lost + out.unresolved > 0) out.missing = await diagnose(p, s, sockets, receivers, b);
     out.cpu_a = cpu.a;
     out.cpu_b = cpu.b;
+    // Server CPU per message received (µs): what one message costs each provider.
+    const per = (pct: number) => (out.rate > 0 ? Math.round((pct * 10_000) / out.rate) : undefined);
+    out.cpu_us_per_msg = { a: per(cpu.a.server_cpu_pct), b: per(cpu.b.server_cpu_pct) };
     return out;
   } finally {
     stop();
