@@ -15,7 +15,7 @@ import { backlog } from './scenarios/backlog.js';
 import { fanout } from './scenarios/fanout.js';
 import { restRoute } from './scenarios/rest.js';
 import { federation, federationRows, type FederationOptions } from './scenarios/federation.js';
-import { loadCores, providerPlacement, startProviders } from './lib/providers.js';
+import { coreList, loadCores, providerPlacement, startProviders } from './lib/providers.js';
 import { closePairs, closedLoop, fixedRate, setupPairs } from './scenarios/routing.js';
 
 const HELP = `amp-relay bench: the real server as a child process on its own core, load from this one.
@@ -423,7 +423,13 @@ async function main(): Promise<void> {
   });
 
   await run('federation', async () => {
-    const note = `${fedPlace.note}; load process on core(s) ${loadCores() || 'unknown'}${loadPin === undefined ? ' (not pinned)' : ''}`;
+    const lc = loadCores();
+    const shares = [fedPlace.a, fedPlace.b].filter((c) => c !== undefined && coreList(lc).includes(Number(c)));
+    const how =
+      loadPin === undefined
+        ? 'not pinned'
+        : `pinned, sharing the core of ${shares.map((c) => (c === fedPlace.a ? 'A' : 'B')).join(' and ') || 'neither'}`;
+    const note = `${fedPlace.note}; load process on core(s) ${lc || 'unknown'} (${how})`;
     console.log(`  ${note}`);
     const o: FederationOptions = {
       label: 'federation',

@@ -50,6 +50,17 @@ export function loadCores(): string {
   }
 }
 
+/** The cores of a list such as "0-2,5" ([0, 1, 2, 5]); [] for "". */
+export function coreList(list: string): number[] {
+  return list
+    .split(',')
+    .filter(Boolean)
+    .flatMap((part) => {
+      const [from, to = from] = part.split('-').map(Number);
+      return Array.from({ length: Math.max(0, to! - from! + 1) }, (_, i) => from! + i);
+    });
+}
+
 export interface Providers {
   a: BenchServer;
   b: BenchServer;
