@@ -12,7 +12,7 @@ import {
   WEBHOOK_POLICY,
   withPolicy,
 } from './outbound/index.js';
-import type { RemoteOutbox } from './relay/remote.js';
+import type { FirstAttempt, RemoteOutbox } from './relay/remote.js';
 import { registerOutboundMetrics } from './ops/outbound-metrics.js';
 import { WEBHOOK_KIND, type Webhooks } from './relay/webhooks.js';
 import type { Store } from './store/types.js';
@@ -57,23 +57,25 @@ export function buildOutbound(
 
 /** route()'s door to the engine for mesh and federation items (src/relay/remote.ts). */
 export function remoteOutbox(engine: OutboundEngine): RemoteOutbox {
-  const waiting = new Map<string, (ok: boolean) => void>();
-  const settle = (item: OutboundItem, ok: boolean) => waiting.get(`${item.target}\n${item.id}`)?.(ok);
-  engine.on('delivered', (item) => settle(item, true));
-  engine.on('retry', (item) => settle(item, false));
-  engine.on('parked', (item) => settle(item, false));
-  engine.on('expired', (item) => settle(item, false));
+  const waiting = new Map<string, (first: FirstAttempt) => void>();
+  const settle = (item: OutboundItem, first: FirstAttempt) => waiting.get(`${item.target}\n${item.id}`)?.(first);
+  const PENDING: FirstAttempt = { outcome: 'pending' };
+  engine.on('delivered', (item) => settle(item, { outcome: 'delivered' }));
+  engine.on('retry', (item) => settle(item, PENDING));
+  engine.on('expired', (item) => settle(item, PENDING));
+  engine.on('parked', (item, _reason, refusal) => settle(item, refusal ? { outcome: 'refused', ...refusal } : PENDING));
   return {
     enqueue: (target, item) => engine.enqueue(target, item),
+    cancel: (target, id) => engine.cancel(target, id),
     firstAttempt: (target, id, ms) =>
-      new Promise<boolean>((resolve) => {
+      new Promise<FirstAttempt>((resolve) => {
         const key = `${target}\n${id}`;
-        const done = (ok: boolean) => {
+        const done = (first: FirstAttempt) => {
           clearTimeout(timer);
           if (waiting.get(key) === done) waiting.delete(key);
-          resolve(ok);
+          resolve(first);
         };
-        const timer = setTimeout(done, ms, false);
+        const timer = setTimeout(done, ms, PENDING);
         waiting.set(key, done);
       }),
   };

@@ -40,8 +40,11 @@ import { WsGateway } from './relay/ws-gateway.js';
 import { Webhooks } from './relay/webhooks.js';
 import type { OutboundEngine } from './outbound/index.js';
 import { buildOutbound, type OutboundOptions } from './outbound-wiring.js';
-import { buildRemote, connectRemote, type PeersDoc } from './remote-wiring.js';
+import { buildRemote, connectRemote, type PeersDoc, remoteInbound } from './remote-wiring.js';
+import { registerPeerMetrics } from './ops/peer-metrics.js';
 import { ForeignInbox } from './relay/foreign.js';
+import type { MeshInbound } from './relay/mesh/index.js';
+import type { FederationInbound } from './relay/federation/index.js';
 import { LmdbStore } from './store/lmdb.js';
 import { startTtlSweeper } from './store/sweeper.js';
 import type { Store } from './store/types.js';
@@ -178,15 +181,18 @@ function buildRest(
     telemetry: Telemetry;
     files?: AttachmentService;
     peers: () => PeersDoc;
+    mesh?: MeshInbound;
+    federation?: FederationInbound;
   },
   healthInputs: () => HealthInputs,
 ) {
-  const { ctx, store, relay, aid, telemetry, files, peers } = parts;
+  const { ctx, store, relay, aid, telemetry, files, peers, mesh } = parts;
   const { sessions, agents } = relay;
   const keys = new Keys(ctx, agents, store, sessions, aid.registrations);
   const directory = new Directory(ctx, agents, store, sessions, aid.registrations, relay.webhooks);
   const admin = new AdminView(agents, store, sessions, directory);
   registerMetrics(telemetry.registry, { ...relay, startedAt: ctx.startedAt, store, attachments: files?.attachments });
+  registerPeerMetrics(telemetry.registry, peers);
   return buildApi({
     ctx,
     ...relay,
@@ -200,6 +206,8 @@ function buildRest(
     metrics: metricsEndpoint(telemetry.registry, ctx.config.metricsToken),
     attachments: files,
     peers,
+    mesh,
+    federation: parts.federation,
   });
 }
 
@@ -216,9 +224,9 @@ async function startOnDataDir(
   const publicBase = () => config.publicUrl.replace(/\/+$/, '') || `${http.scheme}://localhost:${listeningPort}`;
   const files = await openAttachments(ctx, store, () => `${publicBase()}/api/v1`);
   const relay = buildRelay(ctx, store, verifier, files?.gate);
-  const remote = buildRemote(ctx);
+  const remote = buildRemote(ctx, { verifier, store, relay });
   const outbound = buildOutbound(store, relay.webhooks, { registry: telemetry.registry, logger }, outboundOpts, remote);
-  const peers = connectRemote(remote, outbound, relay);
+  const peers = connectRemote(remote, outbound, relay, verifier);
   const aid = await buildIdentity(ctx, store, verifier, relay.link, publicBase);
   securePrivateFiles(lock.dir, logger); // every file now exists: narrow those left by older versions
   const { sessions } = relay;
@@ -235,8 +243,9 @@ async function startOnDataDir(
     storeHealthy: store.healthy(),
     writes: store.writeState(),
     agentsOnline: sessions.onlineAgents(),
+    mesh: remote.mesh?.status(),
   });
-  const api = buildRest({ ctx, store, relay, aid, telemetry, files, peers }, healthInputs);
+  const api = buildRest({ ctx, store, relay, aid, telemetry, files, peers, ...remoteInbound(remote) }, healthInputs);
   const trustsProxy = trustedProxyMatcher(config.trustedProxies);
   attachHttp(http.app, api, {
     corsOrigin: config.corsOrigin,
@@ -266,6 +275,7 @@ async function startOnDataDir(
     (closing ??= (async () => {
       shuttingDown = true;
       stopTimers();
+      remote.mesh?.close();
       http.stopAccepting();
       // Requests already in the relay finish (their writes commit) before the store closes.
       await inFlight.drain(SHUTDOWN_DRAIN_MS);

@@ -8,6 +8,8 @@ import { clamdProblems } from './clamd.js';
 import { tlsProblems } from './tls.js';
 import { trustedProxyProblems } from './trusted-proxies.js';
 import { parseAllowList } from '../outbound/allow-list.js';
+import { DOMAIN_RE, readPinsFile } from '../relay/federation/pins.js';
+import { meshConfigProblems } from '../relay/mesh/config.js';
 
 export type OptionType = 'string' | 'int' | 'bool' | 'enum' | 'list';
 
@@ -515,13 +517,26 @@ function crossCheck(c: Config, name: (key: keyof Config) => string, problems: st
       problems.push(`${name('aidIssuerAliases')} entries are http(s) base URLs without query (got '${a}')`);
   problems.push(...trustedProxyProblems(c.trustedProxies, name('trustedProxies')));
   problems.push(...parseAllowList(c.webhookAllowHosts, name('webhookAllowHosts')).problems);
-  problems.push(...parseAllowList(c.federationAllowHttp, name('federationAllowHttp')).problems);
+  problems.push(...federationProblems(c, name));
+  problems.push(...meshConfigProblems(c.meshConfig, name('meshConfig')));
   problems.push(...tlsProblems(c, name));
   problems.push(...clamdProblems(c, name));
   if (c.wsHardBuffer <= c.wsSoftBuffer)
     problems.push(`${name('wsHardBuffer')} must be larger than ${name('wsSoftBuffer')}`);
   if (c.publicUrl && !isHttpUrl(c.publicUrl))
     problems.push(`${name('publicUrl')} must be an http(s) URL (got '${c.publicUrl}')`);
+}
+
+/** §19.1: AMP_FEDERATION_ALLOW_HTTP, the pins file (read and checked now), AMP_FEDERATION_ALLOW. */
+function federationProblems(c: Config, name: (key: keyof Config) => string): string[] {
+  const allowHttp = parseAllowList(c.federationAllowHttp, name('federationAllowHttp'));
+  const problems = [...allowHttp.problems];
+  if (c.federationPins)
+    problems.push(...readPinsFile(c.federationPins, name('federationPins'), allowHttp.allow).problems);
+  for (const d of c.federationAllow)
+    if (!DOMAIN_RE.test(d.toLowerCase()))
+      problems.push(`${name('federationAllow')} entries are provider domains such as partner.example (got '${d}')`);
+  return problems;
 }
 
 function isHttpUrl(s: string): URL | undefined {

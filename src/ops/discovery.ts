@@ -17,6 +17,7 @@ import {
 } from '../../proto/index.js';
 import type { Config } from '../config/schema.js';
 import { providerUrls, type RelayContext } from '../relay/context.js';
+import { federationEnabled } from '../relay/federation/pins.js';
 import { VERSION } from '../version.js';
 
 /**
@@ -35,7 +36,9 @@ export function publicCacheHeaders(config: Config, maxAgeSeconds: number): Recor
 const CORE_CAPABILITIES = ['registration', 'local-delivery', 'relay-queue', 'websockets', 'webhooks'];
 
 function capabilities(config: Config): string[] {
-  return config.attachments ? [...CORE_CAPABILITIES, 'attachments'] : CORE_CAPABILITIES;
+  const caps = config.attachments ? [...CORE_CAPABILITIES, 'attachments'] : CORE_CAPABILITIES;
+  const withMesh = config.meshConfig ? [...caps, 'mesh-routing'] : caps;
+  return federationEnabled(config) ? [...withMesh, 'federation'] : withMesh;
 }
 
 /** §22 `attachment_limits`; `av_scanning` only when clamd is configured. */
@@ -57,6 +60,7 @@ export function wellKnown(ctx: RelayContext, host: string, proto: string): Recor
     public_key: ctx.providerKey.publicKey.pem,
     fingerprint: ctx.providerKey.publicKey.fingerprint,
     capabilities: capabilities(ctx.config),
+    federation: federationEnabled(ctx.config),
   };
   if (ctx.config.contact) doc.contact = ctx.config.contact;
   if (ctx.config.attachments) doc.attachment_limits = attachmentLimits(ctx.config);
@@ -84,6 +88,7 @@ export function info(ctx: RelayContext, host: string, proto: string): Record<str
     implementation: { name: 'amp-relay', version: VERSION },
     key_algorithms: ['Ed25519'],
     signatures: config.signatures,
+    federation: federationEnabled(config),
     limits: {
       max_subject_chars: MAX_SUBJECT_CHARS,
       max_message_bytes: MAX_MESSAGE_BYTES,
@@ -109,6 +114,8 @@ export interface HealthInputs {
   /** Whether store writes commit (a full disk makes them fail until space is freed). */
   writes: { ok: true } | { ok: false; reason: string; since: number };
   agentsOnline: number;
+  /** §19.2, when a mesh is configured: its peers and how many answered last. */
+  mesh?: { enabled: boolean; hosts_configured: number; hosts_reachable: number; self_host_id: string };
 }
 
 /**
@@ -126,9 +133,10 @@ export function health(ctx: RelayContext, h: HealthInputs): { status: number; bo
       ...(h.writes.ok ? {} : { reason: `store writes fail: ${h.writes.reason}`, since: isoTime(h.writes.since) }),
       version: VERSION,
       provider: ctx.config.providerDomain,
-      federation: false,
+      federation: federationEnabled(ctx.config),
       agents_online: h.agentsOnline,
       uptime_seconds: Math.floor((Date.now() - ctx.startedAt) / 1000),
+      ...(h.mesh ? { mesh: h.mesh } : {}),
     },
   };
 }

@@ -15,7 +15,7 @@ import { Breaker, type BreakerState } from './breaker.js';
 import { type Clock, type ClockTimer, systemClock } from './clock.js';
 import { DEFAULT_POLICY, type PolicyOverride, retryDelay, type TargetPolicy, withPolicy } from './policy.js';
 import { OutboundStats } from './stats.js';
-import type { Adapter, KindStats, OutboundEvents, Outcome, TargetStats } from './types.js';
+import type { Adapter, KindStats, OutboundEvents, Outcome, Refusal, TargetStats } from './types.js';
 
 export interface OutboundEngineOptions {
   store: OutboundStore;
@@ -307,7 +307,7 @@ export class OutboundEngine extends EventEmitter<OutboundEvents> {
     const attempts = item.attempts + 1;
     if ('park' in outcome) {
       const closed = this.breakerSuccess(run); // the target answered
-      const parked = await this.park(run, item, attempts, outcome.reason);
+      const parked = await this.park(run, item, attempts, outcome.reason, outcome.refusal);
       return () => {
         closed?.();
         parked?.();
@@ -333,10 +333,16 @@ export class OutboundEngine extends EventEmitter<OutboundEvents> {
     };
   }
 
-  private async park(run: TargetRun, item: OutboundItem, attempts: number, reason: string): Promise<Report> {
+  private async park(
+    run: TargetRun,
+    item: OutboundItem,
+    attempts: number,
+    reason: string,
+    refusal?: Refusal,
+  ): Promise<Report> {
     if (!(await this.store.outboundPark(run.target, item.id, attempts, reason))) return;
     this.counters.kind(run.kind).parked++;
-    return () => this.emit('parked', { ...item, attempts, state: 'parked', lastError: reason }, reason);
+    return () => this.emit('parked', { ...item, attempts, state: 'parked', lastError: reason }, reason, refusal);
   }
 
   /** Close the breaker; the report of that transition, if it was one. */

@@ -13,7 +13,7 @@ export {
   WEBHOOK_POLICY,
   withPolicy,
 } from './policy.js';
-export type { Adapter, KindStats, OutboundEvents, OutboundItem, Outcome, TargetStats } from './types.js';
+export type { Adapter, KindStats, OutboundEvents, OutboundItem, Outcome, Refusal, TargetStats } from './types.js';
 export { type AllowList, EMPTY_ALLOW_LIST, parseAllowList } from './allow-list.js';
 export { type CheckedUrl, checkUrl, UrlRefusedError } from './ssrf.js';
 export { fetchChecked, OutboundFailure } from './fetch-checked.js';

@@ -19,7 +19,13 @@ export type Outcome =
   | 'delivered'
   | 'obsolete'
   | { retry: true; reason: string; retryAfterMs?: number }
-  | { park: true; reason: string };
+  | { park: true; reason: string; refusal?: Refusal };
+
+/** A target's answer that parked an item (e.g. a peer's 404 JSON), for whoever waits on the first attempt. */
+export interface Refusal {
+  status: number;
+  body: unknown;
+}
 
 /** One kind of target (the part of the target id before ':'). */
 export interface Adapter {
@@ -60,7 +66,7 @@ export interface TargetStats {
 export interface OutboundEvents {
   delivered: [item: OutboundItem, latencyMs: number];
   retry: [item: OutboundItem, reason: string, nextAt: number];
-  parked: [item: OutboundItem, reason: string];
+  parked: [item: OutboundItem, reason: string, refusal?: Refusal];
   expired: [item: OutboundItem];
   obsolete: [item: OutboundItem];
   breaker: [target: string, state: BreakerState];

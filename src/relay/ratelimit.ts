@@ -127,7 +127,11 @@ export type BucketName =
   | 'aid_request'
   | 'aid_request_key'
   | 'aid_lookup_failures'
-  | 'aid_introspect';
+  | 'aid_introspect'
+  // Federation (§19.1): per delivering provider, per recipient of one provider, and overall.
+  | 'federation'
+  | 'federation_recipient'
+  | 'federation_total';
 
 const MIN = 60_000;
 const HOUR = 3_600_000;
@@ -143,6 +147,13 @@ const AID_BUCKETS: Partial<Record<BucketName, BucketSpec>> = {
   aid_introspect: { limit: 600, windowMs: MIN },
 };
 
+/** §19.1: deliveries from other providers, the same in both profiles. */
+const FEDERATION_BUCKETS: Partial<Record<BucketName, BucketSpec>> = {
+  federation: { limit: 100, windowMs: MIN },
+  federation_recipient: { limit: 20, windowMs: MIN },
+  federation_total: { limit: 1000, windowMs: MIN },
+};
+
 /** Spec §20: `local` (the default, agent swarms on one host) and `public` (Internet-facing). */
 export const PROFILES: Record<'local' | 'public', Partial<Record<BucketName, BucketSpec>>> = {
   local: {
@@ -154,6 +165,7 @@ export const PROFILES: Record<'local' | 'public', Partial<Record<BucketName, Buc
     ws_connect: { limit: 600, windowMs: MIN },
     ws_frames: { limit: 6000, windowMs: MIN },
     ...AID_BUCKETS,
+    ...FEDERATION_BUCKETS,
   },
   public: {
     register: { limit: 10, windowMs: MIN },
@@ -165,6 +177,7 @@ export const PROFILES: Record<'local' | 'public', Partial<Record<BucketName, Buc
     ws_connect: { limit: 30, windowMs: MIN },
     ws_frames: { limit: 1200, windowMs: MIN },
     ...AID_BUCKETS,
+    ...FEDERATION_BUCKETS,
   },
 };
 

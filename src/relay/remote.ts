@@ -34,8 +34,6 @@ export interface RemoteDirectory {
    * `bob@<self host id>.<domain>` → the agent's own address. Undefined: leave it as it is.
    */
   localize(address: string): string | undefined;
-  /** The configured hosts or pinned providers, for `GET /v1/peers`. */
-  peers?(): PeerEntry[];
 }
 
 /** The body of an outbound item for a mesh peer or a federated provider. */
@@ -70,15 +68,23 @@ export interface ForeignOutcome {
   duplicate: boolean;
 }
 
+export type FirstAttempt =
+  | { outcome: 'delivered' }
+  | { outcome: 'pending' }
+  | { outcome: 'refused'; status: number; body: unknown };
+
 /** What route() needs of the outbound engine for remote messages. */
 export interface RemoteOutbox {
   /** Resolves once the item is durable (a 2xx may then be answered). */
   enqueue(target: string, item: { id: string; body: string; expiresAt: number }): Promise<unknown>;
   /**
-   * Called before enqueue(), in the same turn: resolves true when the item is delivered within
-   * `ms`, false when its first attempt fails, it is parked, or the time runs out.
+   * Called before enqueue(), in the same turn: how the first attempt ended within `ms`:
+   * `delivered`, `refused` (the target's answer parked it; it is still queued, parked), or
+   * `pending` (it failed and will be retried, or the time ran out).
    */
-  firstAttempt(target: string, id: string, ms: number): Promise<boolean>;
+  firstAttempt(target: string, id: string, ms: number): Promise<FirstAttempt>;
+  /** Drops an item (a refused one the sender is told about instead). */
+  cancel(target: string, id: string): Promise<boolean>;
 }
 
 export interface RemoteRouting {
@@ -112,7 +118,6 @@ export function combineDirectories(parts: ReadonlyArray<RemoteDirectory | undefi
       }
       return undefined;
     },
-    peers: () => list.flatMap((d) => d.peers?.() ?? []),
   };
 }
 
@@ -125,4 +130,6 @@ export interface PeerEntry {
   url: string;
   /** Its outbound target id. */
   target: string;
+  /** What the part knows itself of the peer's reachability (mesh probes), else undefined. */
+  reachable?: () => boolean | undefined;
 }

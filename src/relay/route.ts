@@ -3,6 +3,8 @@
 
 import {
   AmpError,
+  ERROR_CATALOG,
+  type ErrorCode,
   AMP_VERSION,
   canonicalString,
   decodeRouteBody,
@@ -396,7 +398,7 @@ export class MessageRouter {
       payload: msg.payload,
       sender_public_key: d.signed ? sender.public_key_pem : '',
     };
-    const took = remote.waitMs > 0 ? outbox.firstAttempt(remote.target, id, remote.waitMs) : undefined;
+    const first = remote.waitMs > 0 ? outbox.firstAttempt(remote.target, id, remote.waitMs) : undefined;
     const queued = outbox.enqueue(remote.target, { id, body: JSON.stringify(body), expiresAt: relayExpiry });
     const result: RouteResult = {
       id,
@@ -407,8 +409,18 @@ export class MessageRouter {
     };
     const remembered = idem && this.remember(sender, idem, result, nowMs);
     await (remembered ? Promise.all([queued, remembered]) : queued);
+    const took = await first;
+    if (took?.outcome === 'refused') {
+      // The peer refused it at once (e.g. no such agent there): the sender hears why, nothing stays queued.
+      // Its idempotency record is forgotten too (expired at once), so a retry is decided afresh.
+      const forgot =
+        idem &&
+        this.stores.records.putIdempotency(sender.id, idem.key, { digest: idem.digest, result: {}, expiresAt: 0 });
+      await Promise.all([outbox.cancel(remote.target, id), forgot]);
+      throw peerRefusal(remote, took.status, took.body, d.toExpanded);
+    }
     this.ctx.observer.routed(d.via, id, sender.id, remote.target);
-    if (!(await took)) return result;
+    if (took?.outcome !== 'delivered') return result;
     return {
       id,
       status: 'delivered',
@@ -546,4 +558,18 @@ export class MessageRouter {
     }
     throw badSignature(c.sender);
   }
+}
+
+/** A mesh peer's refusal, told to the sender as the peer's own code where we know it. */
+function peerRefusal(remote: RemoteRoute, status: number, body: unknown, to: string): AmpError {
+  const b = (body ?? {}) as { error?: unknown; message?: unknown };
+  const host = remote.remoteHost ?? remote.target;
+  const said = typeof b.message === 'string' ? b.message : `HTTP ${status}`;
+  const details = { remote_host: host, remote_status: status, address: to };
+  if (status === 404)
+    return new AmpError('not_found', `Agent not found (at mesh host ${host})`, { field: 'to', details });
+  const known = typeof b.error === 'string' && Object.hasOwn(ERROR_CATALOG, b.error);
+  // The peer's 401 is about the hosts' authentication, not the sender's key.
+  const code = known && b.error !== 'unauthorized' ? (b.error as ErrorCode) : 'forbidden';
+  return new AmpError(code, `Mesh host ${host} refused the message: ${said}`, { field: 'to', details });
 }

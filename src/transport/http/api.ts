@@ -21,9 +21,12 @@ import type { MessageRouter } from '../../relay/route.js';
 import { decodeSuspendBody, type Suspensions } from '../../relay/suspension.js';
 import type { AdminView } from '../../relay/admin.js';
 import type { AttachmentAdmin } from '../../attachments/admin.js';
+import type { MeshHeaders, MeshInbound } from '../../relay/mesh/index.js';
 import type { Attachments } from '../../attachments/service.js';
 import { addAdminRoutes } from './admin-api.js';
 import { addAttachmentRoutes } from './attachments-api.js';
+import { addFederationRoutes } from './federation-api.js';
+import type { FederationInbound } from '../../relay/federation/index.js';
 import { type AidDeps, addAidRoutes } from './aid-api.js';
 import { addOpenApiRoutes } from './openapi.js';
 import { type AgentCaller, NO_STORE, RouteTable } from './route-table.js';
@@ -40,6 +43,10 @@ export interface ApiDeps {
   suspensions: Suspensions;
   /** §22, when the provider has the capability. */
   attachments?: { attachments: Attachments; admin: AttachmentAdmin };
+  /** §19.2: requests of mesh peers, when a mesh is configured. */
+  mesh?: MeshInbound;
+  /** §19.1, when federation is on (else its routes refuse with provider_not_trusted). */
+  federation?: FederationInbound;
   /** The operators' views under admin/ (amp:admin). */
   admin: AdminView;
   identity: IdentityRoutes;
@@ -75,6 +82,7 @@ export function buildApi(deps: ApiDeps): Router {
   addOperatorRoutes(t, deps);
   addAdminRoutes(t, deps.admin);
   if (deps.attachments) addAttachmentRoutes(t, { ctx, ...deps.attachments });
+  addFederationRoutes(t, deps.federation);
   addAidDiscoveryRoutes(t, identity);
   addAidRoutes(t, deps.aid);
   // A plain GET on the WebSocket path (no Upgrade header) says what the path is for.
@@ -118,7 +126,7 @@ function addDiscoveryRoutes(t: RouteTable, { ctx, health, ready, metrics }: ApiD
 }
 
 /** §4 registration, §12 route, §15 the relay queue (and the reference-CLI aliases of §24), §16 reads. */
-function addMessageRoutes(t: RouteTable, { agents, router, inbox, receipts }: ApiDeps): void {
+function addMessageRoutes(t: RouteTable, { agents, router, inbox, receipts, mesh }: ApiDeps): void {
   t.api('POST', '/register', { auth: 'none', bucket: 'register' }, async (req) => {
     const out = await agents.register(
       await req.body.json(),
@@ -129,10 +137,13 @@ function addMessageRoutes(t: RouteTable, { agents, router, inbox, receipts }: Ap
     return ok(out.body, out.status);
   });
 
-  t.api('POST', '/route', { auth: 'agent', bucket: 'route' }, async (req, { agent }) => {
+  const routeGuard = { auth: 'agent', bucket: 'route' } as const;
+  const sendRoute = async (req: HttpRequest, { agent }: AgentCaller) => {
     const out = await router.route(agent, await req.body.json(), { headerIdempotencyKey: req.headers.idempotencyKey });
     return ok(out.result, 200, out.replayed ? { 'Idempotent-Replayed': 'true' } : undefined);
-  });
+  };
+  if (mesh) addMeshRoutes(t, mesh, routeGuard, sendRoute);
+  else t.api('POST', '/route', routeGuard, sendRoute);
 
   const pending = { auth: 'agent', bucket: 'pending' } as const;
   const list = (req: HttpRequest, { agent }: AgentCaller) => ok(inbox.list(agent, parseLimit(req.query.get('limit'))));
@@ -157,6 +168,33 @@ function addMessageRoutes(t: RouteTable, { agents, router, inbox, receipts }: Ap
     if (!isAcceptedMessageId(req.params.id)) throw invalidField('id', 'id is not a valid message id');
     return ok(receipts.read(agent, req.params.id));
   });
+}
+
+/**
+ * §19.2: a mesh peer's forwarded message comes to POST /route too, told apart by X-AMP-Mesh-Host
+ * (or by an X-Forwarded-From without an API key, refused there with 401); peers resolve addresses
+ * with POST /mesh/resolve. Both authenticate the peer (src/relay/mesh/inbound.ts).
+ */
+function addMeshRoutes(
+  t: RouteTable,
+  mesh: MeshInbound,
+  guard: { auth: 'agent'; bucket: 'route' },
+  sendRoute: (req: HttpRequest, caller: AgentCaller) => Promise<ReturnType<typeof ok>>,
+): void {
+  const meshHeaders = (req: HttpRequest): MeshHeaders => ({
+    meshHost: req.headers.meshHost,
+    timestamp: req.headers.ampTimestamp,
+    meshAuth: req.headers.meshAuth,
+    meshSignature: req.headers.meshSignature,
+    senderKey: req.headers.senderKey,
+  });
+  t.apiWithPeer('POST', '/route', guard, sendRoute, {
+    claims: ({ headers: x }) => x.meshHost !== '' || (x.forwardedFrom !== '' && !x.authorization && !x.xApiKey),
+    handler: async (req) => ok(await mesh.route(meshHeaders(req), () => req.body.text())),
+  });
+  t.api('POST', '/mesh/resolve', PUBLIC, async (req) =>
+    ok(await mesh.resolve(meshHeaders(req), () => req.body.text())),
+  );
 }
 
 /** §7 agents: self, card, listing, resolve. */

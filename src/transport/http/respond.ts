@@ -178,6 +178,15 @@ function readHeaders(req: UwsRequest) {
     range: req.getHeader('range'),
     ifNoneMatch: req.getHeader('if-none-match'),
     ifRange: req.getHeader('if-range'),
+    meshHost: req.getHeader('x-amp-mesh-host'),
+    ampTimestamp: req.getHeader('x-amp-timestamp'),
+    meshAuth: req.getHeader('x-amp-mesh-auth'),
+    meshSignature: req.getHeader('x-amp-mesh-signature'),
+    senderKey: req.getHeader('x-amp-sender-key'),
+    forwardedFrom: req.getHeader('x-forwarded-from'),
+    ampProvider: req.getHeader('x-amp-provider'),
+    ampSignature: req.getHeader('x-amp-signature'),
+    ampKeyRevoked: req.getHeader('x-amp-key-revoked'),
   };
 }
 

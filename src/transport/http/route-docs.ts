@@ -43,6 +43,11 @@ export interface RouteDoc {
   query?: Readonly<Record<string, string>>;
 }
 
+const FEDERATION_HEADERS = {
+  'X-AMP-Provider': 'The calling provider (its key comes from a pin or discovery, never from the request)',
+  'X-AMP-Timestamp': 'Unix seconds, within 300 s of this server',
+  'X-AMP-Signature': 'base64 Ed25519 by the provider key over "<timestamp>.<signed bytes>"',
+} as const;
 const BY_ID_OR_ADDRESS = "The agent's AMP id (agt_...) or its address (name@tenant.provider)";
 const ACK_ERRORS = ['missing_field', 'invalid_field', 'not_found', 'agent_suspended'] as const;
 const ACK_ONE: RouteDoc = {
@@ -105,6 +110,50 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     status: 101,
     headers: { Upgrade: 'websocket', 'Sec-WebSocket-Protocol': 'amp.v1 (JSON, the default) or amp.v1+msgpack' },
     errors: ['invalid_request'],
+  },
+  // Federation (§19.1): provider-to-provider, no API key; the calling provider signs each request.
+  'POST /api/v1/federation/deliver': {
+    summary: 'Deliver a message from another provider (signed by that provider)',
+    description:
+      'Body {envelope, payload, sender_public_key}. Answers {accepted: true, id, delivered, method} ' +
+      '(+ duplicate: true for a repeated id with the same content); refusals are {accepted: false, error, message}.',
+    headers: FEDERATION_HEADERS,
+    errors: [
+      'invalid_request',
+      'missing_field',
+      'invalid_field',
+      'timestamp_future',
+      'provider_not_trusted',
+      'signature_invalid',
+      'key_mismatch',
+      'key_revoked',
+      'recipient_not_found',
+      'recipient_suspended',
+      'replay_detected',
+      'request_too_large',
+      'payload_too_large',
+      'rate_limited',
+      'queue_full',
+      'service_unavailable',
+    ],
+  },
+  'GET /api/v1/federation/keys/:address': {
+    summary: "An agent's current key, for its messages' recipients' providers (signed by the asking provider)",
+    description:
+      'X-AMP-Signature covers "<timestamp>.<address>\\n<fingerprint>". Answers {address, public_key, fingerprint, ' +
+      'key_revoked}: key_revoked tells whether the asked fingerprint is a revoked key of this agent.',
+    headers: FEDERATION_HEADERS,
+    query: { fingerprint: 'The key the message came with (SHA256:…)' },
+    params: { address: "The agent's full address" },
+    errors: [
+      'invalid_request',
+      'timestamp_future',
+      'provider_not_trusted',
+      'signature_invalid',
+      'replay_detected',
+      'not_found',
+      'rate_limited',
+    ],
   },
   // Registration and messages
   'POST /api/v1/register': {

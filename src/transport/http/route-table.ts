@@ -119,6 +119,24 @@ export class RouteTable {
     return this;
   }
 
+  /**
+   * An AMP route that a second kind of caller uses too, told apart by its headers before any guard
+   * runs: when `peer.claims(req)`, `peer.handler` runs instead (it authenticates the caller itself
+   * and reads the body when it is ready to); otherwise the route's own guard and handler.
+   */
+  apiWithPeer<const G extends AmpGuard>(
+    method: string,
+    path: string,
+    guard: G,
+    handler: Guarded<AmpContext<G>>,
+    peer: { claims: (req: HttpRequest) => boolean; handler: Handler },
+  ): this {
+    const own = this.amp(guard, handler, false);
+    this.router.api(method, path, (req) => (peer.claims(req) ? peer.handler(req) : own(req)));
+    this.routes.push({ method, path, mount: 'api', guard });
+    return this;
+  }
+
   /** An AMP route at the root (well-known documents, metrics). */
   root<const G extends AmpGuard>(
     method: string,

@@ -19,6 +19,19 @@ export interface RequestHeaders {
   range: string;
   ifNoneMatch: string;
   ifRange: string;
+  /** §19.2 mesh peers: their host id, request time, proof (HMAC or signature), the sender's key. */
+  meshHost: string;
+  /** X-AMP-Timestamp of a mesh peer's or another provider's request (§19). */
+  ampTimestamp: string;
+  meshAuth: string;
+  meshSignature: string;
+  senderKey: string;
+  /** Informational only: it never names the sender (an API key or mesh authentication does). */
+  forwardedFrom: string;
+  /** Federation (§19.1): the calling provider's X-AMP-Provider, X-AMP-Signature, X-AMP-Key-Revoked. */
+  ampProvider: string;
+  ampSignature: string;
+  ampKeyRevoked: string;
 }
 
 export interface HttpRequest {
