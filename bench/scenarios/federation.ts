@@ -15,7 +15,7 @@ import type { Providers } from '../lib/providers.js';
 import { perSecond, progress, type ScenarioResult } from '../lib/report.js';
 
 const ACK_FLUSH_MS = 5;
-/** How long the first message of a phase may take (federation: discovery, first connection). */
+/** How long the senders' first messages of a phase may take (federation: first connection, key lookups). */
 const PROBE_TIMEOUT_MS = 15_000;
 /** Pre-signed frames for the 1-in-flight runs: this many per second of the run. */
 const LIGHT_MAX_RATE = 5000;
