@@ -14,6 +14,8 @@ import { MIB } from './lib/disk.js';
 import { backlog } from './scenarios/backlog.js';
 import { fanout } from './scenarios/fanout.js';
 import { restRoute } from './scenarios/rest.js';
+import { federation, federationRows, type FederationOptions } from './scenarios/federation.js';
+import { coreList, loadCores, providerPlacement, startProviders } from './lib/providers.js';
 import { closePairs, closedLoop, fixedRate, setupPairs } from './scenarios/routing.js';
 
 const HELP = `amp-relay bench: the real server as a child process on its own core, load from this one.
@@ -22,19 +24,21 @@ Usage: npm run bench [-- options]
 
 Options:
   --quick          about a minute: fewer sockets, shorter runs (a smoke test of the harness)
-  --only NAMES     comma-separated scenarios: signed, trusted, rest, fanout, backlog, rates, attachments
+  --only NAMES     comma-separated scenarios: signed, trusted, rest, fanout, backlog, rates, attachments,
+                   federation (two providers, a.example and b.example, each on its own core)
   --no-pin         do not pin the server and the load to separate cores with taskset
   --out DIR        where result files go (default bench/results)
   --profile        run each server under node --cpu-prof; profiles go to DIR/profiles
   --server-root D  run the server from another built checkout D (a baseline to compare with)
   --server-args S  more 'amp-relay serve' flags for every server, e.g. "--ed25519 node"
+  --server-logs    federation: keep both providers' logs in DIR/logs/<time>-<domain>.log
   --clamd-socket P attachments: the server scans with the clamd listening on unix socket P
                    (AMP_CLAMD_SOCKET); without it AMP_CLAMD_* are unset: no antivirus
   -h, --help       this text
 
 Writes DIR/<time>-<mode>.json (every figure) and .md (the summary table, also printed).`;
 
-const SCENARIOS = ['signed', 'trusted', 'rest', 'fanout', 'backlog', 'rates', 'attachments'] as const;
+const SCENARIOS = ['signed', 'trusted', 'rest', 'fanout', 'backlog', 'rates', 'attachments', 'federation'] as const;
 type Name = (typeof SCENARIOS)[number];
 
 const parsed = (() => {
@@ -49,6 +53,7 @@ const parsed = (() => {
         'server-root': { type: 'string' },
         'server-args': { type: 'string' },
         'clamd-socket': { type: 'string' },
+        'server-logs': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -81,12 +86,17 @@ if (clamdSocket !== undefined && !isSocket(clamdSocket)) {
 }
 const cores = cpus().length;
 const place: Placement = placement(!args['no-pin'], cores);
+// Scenario 8 runs two servers, on a core each; alone, its load goes where they leave room (on two
+// cores: nowhere, so it is not pinned). With other scenarios the load stays where theirs goes.
+const fedPlace = providerPlacement(!args['no-pin'], cores);
+const fedOnly = only.size === 1 && only.has('federation');
+const loadPin = fedOnly ? fedPlace.load : place.load;
 
 // The load runs pinned too: re-run this file under taskset once.
-if (place.load !== undefined && process.env.AMP_BENCH_PINNED !== '1') {
+if (loadPin !== undefined && process.env.AMP_BENCH_PINNED !== '1') {
   const child = spawn(
     'taskset',
-    ['-c', place.load, process.execPath, '--import', 'tsx', join(ROOT, 'bench', 'run.ts'), ...process.argv.slice(2)],
+    ['-c', loadPin, process.execPath, '--import', 'tsx', join(ROOT, 'bench', 'run.ts'), ...process.argv.slice(2)],
     { stdio: 'inherit', env: { ...process.env, AMP_BENCH_PINNED: '1' } },
   );
   child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
@@ -115,6 +125,8 @@ async function main(): Promise<void> {
         ],
         attScans: 1,
         attBaseline: 2,
+        fedSenders: 8,
+        fedLight: 2,
       }
     : {
         cal: 5,
@@ -134,6 +146,8 @@ async function main(): Promise<void> {
         ],
         attScans: 3,
         attBaseline: 3,
+        fedSenders: 16,
+        fedLight: 5,
       };
   const BYTES = 1024;
   const result: BenchResult = {
@@ -146,7 +160,9 @@ async function main(): Promise<void> {
       node: process.version,
       platform: process.platform,
     },
-    placement: place.note,
+    placement: fedOnly
+      ? `${fedPlace.note}; load on core(s) ${loadCores() || '?'}${loadPin === undefined ? ' (not pinned)' : ''}; calibrators ${place.server === undefined ? 'not pinned' : `on core ${place.server}`}`
+      : place.note,
     server: { root: args['server-root'] ?? ROOT, args: args['server-args'] ?? '' },
     calibrators: {},
     scenarios: [],
@@ -404,6 +420,43 @@ async function main(): Promise<void> {
       },
       clamdSocket === undefined ? undefined : { AMP_CLAMD_SOCKET: clamdSocket },
     );
+  });
+
+  await run('federation', async () => {
+    const lc = loadCores();
+    const shares = [fedPlace.a, fedPlace.b].filter((c) => c !== undefined && coreList(lc).includes(Number(c)));
+    const how =
+      loadPin === undefined
+        ? 'not pinned'
+        : `pinned, sharing the core of ${shares.map((c) => (c === fedPlace.a ? 'A' : 'B')).join(' and ') || 'neither'}`;
+    const note = `${fedPlace.note}; load process on core(s) ${lc || 'unknown'} (${how})`;
+    console.log(`  ${note}`);
+    const o: FederationOptions = {
+      label: 'federation',
+      senders: P.fedSenders,
+      window: 16,
+      seconds: P.secs,
+      warmupSeconds: P.warm,
+      lightSeconds: P.fedLight,
+      bytes: BYTES,
+      framesPerSender: Math.ceil((Math.max(verifyServer, verifyNode) * (P.secs + P.warm) * 1.2) / P.fedSenders) + 64,
+      drainMs: 30_000,
+      placementNote: note,
+    };
+    const providers = await startProviders(
+      fedPlace,
+      {
+        profileDir: args.profile ? join(outDir, 'profiles') : undefined,
+        serverRoot: args['server-root'],
+        extraArgs: (args['server-args'] ?? '').split(/\s+/).filter(Boolean),
+      },
+      args['server-logs'] ? join(outDir, 'logs', result.started_at.replace(/[:.]/g, '-')) : undefined,
+    );
+    try {
+      for (const r of federationRows(await federation(providers, o), o)) push(r);
+    } finally {
+      await providers.stop();
+    }
   });
 
   const files = writeResults(outDir, result);

@@ -2,9 +2,9 @@
 // on its own core, calibrator children, RSS readings. Only processes started here are ended, by PID.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
@@ -71,10 +71,16 @@ export interface ServerOptions {
   serverRoot?: string;
   /** Environment for the server on top of this process's (AMP_CLAMD_* are unset unless given here). */
   env?: Record<string, string>;
+  /** Listen on this port (default 0: any free one), for servers that must name each other first. */
+  port?: number;
+  /** A data dir made (and filled) by the caller; removed at stop() like a fresh one. */
+  dataDir?: string;
+  /** Append the server's log (stdout and stderr) to this file. */
+  logFile?: string;
 }
 
 export async function startBenchServer(cores: string | undefined, opts: ServerOptions = {}): Promise<BenchServer> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'amp-bench-'));
+  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'amp-bench-'));
   const nodeArgs = opts.profileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.profileDir] : [];
   const args = [
     ...nodeArgs,
@@ -83,7 +89,7 @@ export async function startBenchServer(cores: string | undefined, opts: ServerOp
     '--host',
     '127.0.0.1',
     '--port',
-    '0',
+    String(opts.port ?? 0),
     '--data-dir',
     dataDir,
     '--log-level',
@@ -99,6 +105,12 @@ export async function startBenchServer(cores: string | undefined, opts: ServerOp
   const proc = spawnNode(args, cores, opts.env);
   let stderr = '';
   proc.stderr!.on('data', (d) => (stderr += d));
+  if (opts.logFile) {
+    mkdirSync(dirname(opts.logFile), { recursive: true });
+    const log = createWriteStream(opts.logFile, { flags: 'a' });
+    proc.stdout!.pipe(log);
+    proc.stderr!.pipe(log);
+  }
   const exited = new Promise<void>((resolve) => proc.on('exit', () => resolve()));
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(
