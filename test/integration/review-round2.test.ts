@@ -239,6 +239,31 @@ describe('mesh: a queued message whose recipient is suspended at the peer', () =
     await ws.close();
     expect(typeof frame === 'object' ? frame.data.id : frame).toBe(r.id);
   }, 120_000);
+
+  it('a recipient suspended at the peer on the first attempt: the sender is told 403, nothing stays queued', async () => {
+    for (const h of Object.values(hosts)) {
+      h.port = await freePort();
+      h.dir = tempDir(`amp-review2-${h.id}-`);
+      h.file = join(h.dir, 'mesh.json');
+    }
+    for (const [h, peer] of [
+      [hosts.a, hosts.b],
+      [hosts.b, hosts.a],
+    ] as const) {
+      const hostsList = [{ id: peer.id, url: `http://127.0.0.1:${peer.port}`, secret: DOMAIN_SECRET }];
+      writeFileSync(h.file, JSON.stringify({ mesh: { self_id: h.id, hosts: hostsList } }));
+    }
+    await Promise.all([startHost(hosts.a, 'alpha'), startHost(hosts.b, 'beta')]);
+    const alice = await register(api(hosts.a), 'alice', 'alpha');
+    const bob = await register(api(hosts.b), 'bob', 'beta');
+    await admin(hosts.b, 'agents', 'suspend', bob.agent_id, '--tenant', 'beta', '--hours', '1');
+    const body = { to: 'bob@host-b', subject: 's', payload: { type: 'notification', message: 'hi' } };
+    const r = await call('POST', `${api(hosts.a)}/route`, { key: alice.api_key, json: body });
+    expect([r.status, r.body.error, r.body.details?.remote_host]).toEqual([403, 'recipient_suspended', 'host-b']);
+    const peers = await call('GET', `${api(hosts.a)}/peers`, { key: alice.api_key });
+    const peer = peers.body.mesh.find((x: any) => x.id === 'host-b');
+    expect([peer.pending, peer.parked]).toEqual([0, 0]);
+  }, 60_000);
 });
 
 describe('federation: per-sender order between two real providers', () => {
