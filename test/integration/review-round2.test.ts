@@ -191,12 +191,8 @@ describe('mesh: a queued message whose recipient is suspended at the peer', () =
       ),
     );
 
-  afterEach(async () => {
-    for (const c of children.splice(0)) await c.stop('SIGKILL');
-    for (const h of Object.values(hosts)) if (h.dir) rmSync(h.dir, { recursive: true, force: true });
-  });
-
-  it('regression: is parked for good on 403 recipient_suspended; lifting the suspension never delivers it', async () => {
+  /** Fresh ports, data dirs and mesh files for A and B, naming each other with one secret. */
+  const writeConfigs = async () => {
     for (const h of Object.values(hosts)) {
       h.port = await freePort();
       h.dir = tempDir(`amp-review2-${h.id}-`);
@@ -209,6 +205,14 @@ describe('mesh: a queued message whose recipient is suspended at the peer', () =
       const hostsList = [{ id: peer.id, url: `http://127.0.0.1:${peer.port}`, secret: DOMAIN_SECRET }];
       writeFileSync(h.file, JSON.stringify({ mesh: { self_id: h.id, hosts: hostsList } }));
     }
+  };
+  afterEach(async () => {
+    for (const c of children.splice(0)) await c.stop('SIGKILL');
+    for (const h of Object.values(hosts)) if (h.dir) rmSync(h.dir, { recursive: true, force: true });
+  });
+
+  it('regression: is parked for good on 403 recipient_suspended; lifting the suspension never delivers it', async () => {
+    await writeConfigs();
     await startHost(hosts.a, 'alpha');
     const b1 = await startHost(hosts.b, 'beta');
     const alice = await register(api(hosts.a), 'alice', 'alpha');
@@ -241,18 +245,7 @@ describe('mesh: a queued message whose recipient is suspended at the peer', () =
   }, 120_000);
 
   it('a recipient suspended at the peer on the first attempt: the sender is told 403, nothing stays queued', async () => {
-    for (const h of Object.values(hosts)) {
-      h.port = await freePort();
-      h.dir = tempDir(`amp-review2-${h.id}-`);
-      h.file = join(h.dir, 'mesh.json');
-    }
-    for (const [h, peer] of [
-      [hosts.a, hosts.b],
-      [hosts.b, hosts.a],
-    ] as const) {
-      const hostsList = [{ id: peer.id, url: `http://127.0.0.1:${peer.port}`, secret: DOMAIN_SECRET }];
-      writeFileSync(h.file, JSON.stringify({ mesh: { self_id: h.id, hosts: hostsList } }));
-    }
+    await writeConfigs();
     await Promise.all([startHost(hosts.a, 'alpha'), startHost(hosts.b, 'beta')]);
     const alice = await register(api(hosts.a), 'alice', 'alpha');
     const bob = await register(api(hosts.b), 'bob', 'beta');
