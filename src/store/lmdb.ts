@@ -164,6 +164,8 @@ export class LmdbStore implements Store {
       registrations: this.root.openDB({ name: 'aid_registrations', cache: true }),
       audit: this.root.openDB({ name: 'aid_audit' }),
       attachment_audit: this.root.openDB({ name: 'attachment_audit' }),
+      admin_actions: this.root.openDB({ name: 'admin_actions' }),
+      console_spent: this.root.openDB({ name: 'console_spent' }),
     };
     this.attachments = this.root.openDB({ name: 'attachments', cache: true });
   }
@@ -462,6 +464,23 @@ export class LmdbStore implements Store {
     return out;
   }
 
+  async spendOnce(kind: RecordKind, key: string, value: unknown): Promise<boolean> {
+    this.assertOpen();
+    this.w.assertRoom();
+    const db = this.records[kind];
+    if (db.get(key) !== undefined) return false;
+    // The condition is checked in the write transaction, in issue order: of two spends, one wins.
+    const won = db.ifNoExists(key, () => {
+      db.put(key, JSON.stringify(value));
+    });
+    this.w.timed(won);
+    try {
+      return await won;
+    } catch (e) {
+      return this.w.failure(e);
+    }
+  }
+
   getMeta<T>(key: string): T | undefined {
     return this.meta.get(key) as T | undefined;
   }
@@ -498,6 +517,8 @@ export class LmdbStore implements Store {
     });
     s.slice('holds', this.holds, budget, (_k, until) => until <= nowMs);
     s.slice('revoked', this.revoked, budget, (_k, v) => v.revoked_at + REVOCATION_MEMORY_MS <= nowMs);
+    // Spent console sign-in ids are kept until their link would have expired anyway.
+    s.slice('console_spent', this.records.console_spent, budget, (_k, v) => spentUntil(v) <= nowMs);
     return {
       expiredMessages: queue.messages,
       forgottenIndexEntries: queue.indexEntries,
@@ -551,5 +572,15 @@ export class LmdbStore implements Store {
     this.w.close();
     await this.settled();
     await this.root.close();
+  }
+}
+
+/** A spent id's record `{exp}` (unix seconds) as ms; unreadable ones go at once. */
+function spentUntil(v: string): number {
+  try {
+    const exp = (JSON.parse(v) as { exp?: unknown }).exp;
+    return typeof exp === 'number' ? exp * 1000 : 0;
+  } catch {
+    return 0;
   }
 }

@@ -152,7 +152,7 @@ export interface SweepCounts {
 }
 
 /** Collections of the identity service, stored as JSON text keyed by `tenant/...`. */
-export type RecordKind = 'registrations' | 'audit' | 'attachment_audit';
+export type RecordKind = 'registrations' | 'audit' | 'attachment_audit' | 'admin_actions' | 'console_spent';
 
 export type AckOutcome = 'acked' | 'already_acked' | 'unknown';
 
@@ -264,6 +264,11 @@ export interface RecordsStore {
   getRecord<T>(kind: RecordKind, key: string): T | undefined;
   /** Records whose key starts with `prefix`, in key order. */
   recordsWithPrefix<T>(kind: RecordKind, prefix: string): T[];
+  /**
+   * Write `value` under `key` only if the key is absent, atomically (two concurrent calls: exactly
+   * one resolves true). Single-use ids (console sign-in links) are spent with it.
+   */
+  spendOnce(kind: RecordKind, key: string, value: unknown): Promise<boolean>;
   getMeta<T>(key: string): T | undefined;
   putMeta(key: string, value: unknown): Promise<void>;
   /** Resolves once every write issued so far is committed (range reads then see it). */
