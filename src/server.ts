@@ -10,6 +10,7 @@ import { trustedProxyMatcher } from './config/trusted-proxies.js';
 import { createVerifier, type Ed25519Verifier } from './crypto/verifier.js';
 import { loadOrCreateProviderKey } from './crypto/provider-key.js';
 import { type AttachmentService, openAttachments } from './attachments/index.js';
+import { buildConsoleData } from './console/wiring.js';
 import { AuditTrail } from './identity/audit.js';
 import { MAX_PENDING_PER_TENANT, Registrations } from './identity/registrations.js';
 import { IdentityRoutes } from './identity/routes.js';
@@ -186,6 +187,7 @@ function buildRest(
     federation?: FederationInbound;
   },
   healthInputs: () => HealthInputs,
+  consoleData: ReturnType<typeof buildConsoleData>,
 ) {
   const { ctx, store, relay, aid, telemetry, files, peers, mesh } = parts;
   const { sessions, agents } = relay;
@@ -200,6 +202,7 @@ function buildRest(
     keys,
     directory,
     admin,
+    console: consoleData,
     identity: aid.identity,
     aid: { ...aid, agents, limits: ctx.limits, tokenEvents: telemetry },
     health: () => health(ctx, healthInputs()),
@@ -246,9 +249,20 @@ async function startOnDataDir(
     agentsOnline: sessions.onlineAgents(),
     mesh: remote.mesh?.status(),
   });
-  const api = buildRest({ ctx, store, relay, aid, telemetry, files, peers, ...remoteInbound(remote) }, healthInputs);
+  const consoleData = buildConsoleData({
+    ...{ sessions, telemetry, push: relay.push, store, audit: aid.audit },
+    health: () => health(ctx, healthInputs()).body as { status: string },
+    ready: () => ready(healthInputs()).status === 200,
+    outboundKinds: [
+      ...(remote.mesh ? (['mesh'] as const) : []),
+      ...(remote.federation ? (['federation'] as const) : []),
+    ],
+    onError: (err) => logger.error({ err }, 'console live snapshot failed'),
+  });
+  const restParts = { ctx, store, relay, aid, telemetry, files, peers, ...remoteInbound(remote) };
+  const api = buildRest(restParts, healthInputs, consoleData);
   const trustsProxy = trustedProxyMatcher(config.trustedProxies);
-  attachHttp(http.app, api, {
+  const httpHandle = attachHttp(http.app, api, {
     corsOrigin: config.corsOrigin,
     logger,
     inFlight,
@@ -276,6 +290,9 @@ async function startOnDataDir(
     (closing ??= (async () => {
       shuttingDown = true;
       stopTimers();
+      // Open streams (the console's live feed) end now: they are not requests to wait for.
+      consoleData.live.close();
+      httpHandle.streams.closeAll();
       remote.mesh?.close();
       http.stopAccepting();
       // Requests already in the relay finish (their writes commit) before the store closes.

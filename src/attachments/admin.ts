@@ -6,6 +6,7 @@ import { AmpError, isoTime } from '../../proto/index.js';
 import { randomUUID } from '../crypto/random.js';
 import type { AttachmentRecord, RecordsStore } from '../store/types.js';
 import { statusDoc } from './documents.js';
+import { type Preview, preview } from './preview.js';
 import { type Attachments, notFound } from './service.js';
 
 export interface AdminActor {
@@ -93,6 +94,13 @@ export class AttachmentAdmin {
     const limit = listLimit(q);
     const events = this.records.recordsWithPrefix<AttachmentAuditEvent>('attachment_audit', `${tenant}/`);
     return { events: events.reverse().slice(0, limit) };
+  }
+
+  /** GET admin/attachments/{id}/preview: the start of a text file of this tenant (others: 404). */
+  async preview(tenant: string, id: string): Promise<Preview> {
+    const rec = this.attachments.lookup({ id });
+    if (!rec || rec.tenant !== tenant) throw notFound();
+    return preview(rec, this.attachments.blobs.pathOf(rec.digest));
   }
 
   /** A suspicious attachment of this tenant (others: 404; not held: 409). */

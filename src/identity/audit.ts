@@ -104,6 +104,11 @@ export class AuditTrail {
     return ev;
   }
 
+  /** Every event of the tenant, oldest first (the console's merged audit log filters them itself). */
+  events(tenant: string): AuditEvent[] {
+    return this.store.recordsWithPrefix<AuditEvent>('audit', `${tenant}/`);
+  }
+
   /** §11.3: filters, newest first, paginated. */
   list(tenant: string, q: URLSearchParams, registrationId?: string): Record<string, unknown> {
     const types = [...q.getAll('event_type'), ...q.getAll('event_type[]')]

@@ -12,6 +12,7 @@ import { Counter, Histogram, Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import type { AckVia, RelayObserver, Via } from '../relay/observer.js';
 import type { StoreObserver } from '../store/types.js';
+import { CommitWindow } from './commit-window.js';
 import { scraped } from './metrics.js';
 
 /** What the HTTP layer reports of each answered request. */
@@ -52,6 +53,8 @@ export class Telemetry implements RelayObserver, StoreObserver, HttpObserver, To
 
   /** This server's metrics (a Registry per server: a process may run several). */
   readonly registry = new Registry();
+  /** Recent commit latencies, for the console's live percentiles. */
+  readonly recentCommits = new CommitWindow();
 
   constructor(private readonly logger: Logger) {
     const registry = this.registry;
@@ -128,6 +131,12 @@ export class Telemetry implements RelayObserver, StoreObserver, HttpObserver, To
 
   committed(seconds: number): void {
     this.commits.observe(seconds);
+    this.recentCommits.add(seconds * 1000);
+  }
+
+  /** Messages routed since start (REST and WebSocket). */
+  get routedTotal(): number {
+    return this.routedBy.rest + this.routedBy.ws;
   }
 
   tokenIssued(): void {

@@ -29,9 +29,14 @@ export class AdminView {
     private readonly directory: Directory,
   ) {}
 
-  /** GET admin/agents: a page of the tenant's agents (`limit`, `cursor`, `search` as GET agents). */
+  /**
+   * GET admin/agents: a page of the tenant's agents (`limit`, `cursor`, `search` as GET agents);
+   * `q`: a case-insensitive substring of the address, name, alias or id.
+   */
   listAgents(tenant: string, q: URLSearchParams): Record<string, unknown> {
-    const page = this.store.listAgentPage(tenant, agentPageQuery(q));
+    const query = agentPageQuery(q);
+    const text = (q.get('q') ?? '').trim().toLowerCase();
+    const page = this.store.listAgentPage(tenant, text === '' ? query : { ...query, search: text, byId: true });
     const now = Date.now();
     return {
       tenant,
@@ -105,7 +110,9 @@ export class AdminView {
     const head = this.store.queueHead(a.id, now);
     return {
       agent_id: a.id,
+      id: a.id,
       address: a.address,
+      name: a.name,
       alias: a.alias ?? null,
       status,
       suspended: status === 'suspended',

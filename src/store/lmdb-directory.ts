@@ -34,8 +34,11 @@ const entryOf = (a: AgentRecord): Entry => ({
   alias: (a.alias ?? '').toLowerCase(),
 });
 
-const matches = (e: Entry, search: string) =>
-  e.name.includes(search) || e.address.includes(search) || e.alias.includes(search);
+const matches = (e: Entry, search: string, byId = false) =>
+  e.name.includes(search) ||
+  e.address.includes(search) ||
+  e.alias.includes(search) ||
+  (byId && e.id.toLowerCase().includes(search));
 
 /** The first index whose address is > `after` (entries.length when none). */
 function firstAfter(entries: readonly Entry[], after: string): number {
@@ -93,7 +96,7 @@ export class AgentListing {
     let more = false;
     for (let i = start; i < t.entries.length; i++) {
       const e = t.entries[i];
-      if (q.search && !matches(e, q.search)) continue;
+      if (q.search && !matches(e, q.search, q.byId)) continue;
       if (picked.length === q.limit) {
         more = true;
         break;
@@ -105,15 +108,16 @@ export class AgentListing {
       const a = this.get(e.id);
       if (a) agents.push(a);
     }
-    return { agents, total: q.search ? this.searchTotal(t, q.search) : t.entries.length, more };
+    return { agents, total: q.search ? this.searchTotal(t, q.search, q.byId === true) : t.entries.length, more };
   }
 
-  private searchTotal(t: TenantEntries, search: string): number {
+  private searchTotal(t: TenantEntries, search: string, byId: boolean): number {
     const known = t.searchTotal;
-    if (known && known.search === search && known.version === t.version) return known.total;
+    const key = byId ? `id:${search}` : `s:${search}`;
+    if (known && known.search === key && known.version === t.version) return known.total;
     let total = 0;
-    for (const e of t.entries) if (matches(e, search)) total++;
-    t.searchTotal = { search, version: t.version, total };
+    for (const e of t.entries) if (matches(e, search, byId)) total++;
+    t.searchTotal = { search: key, version: t.version, total };
     return total;
   }
 

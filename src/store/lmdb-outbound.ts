@@ -277,6 +277,11 @@ export class LmdbOutbound implements OutboundStore {
     return { pending, parked };
   }
 
+  outboundOldest(target: string): number | null {
+    for (const e of this.entries(target)?.values() ?? []) if (e.state === 'pending') return e.createdAt;
+    return null;
+  }
+
   outboundExpired(nowMs: number, limit: number): Array<{ target: string; id: string }> {
     const out: Array<{ target: string; id: string }> = [];
     for (const [target, t] of this.all()) {

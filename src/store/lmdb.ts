@@ -261,6 +261,10 @@ export class LmdbStore implements Store {
     return this.outq.outboundCount(target);
   }
 
+  outboundOldest(target: string): number | null {
+    return this.outq.outboundOldest(target);
+  }
+
   outboundExpired(nowMs: number, limit: number): Array<{ target: string; id: string }> {
     return this.outq.outboundExpired(nowMs, limit);
   }

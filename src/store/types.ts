@@ -217,6 +217,8 @@ export interface AgentPageQuery {
   limit: number;
   /** Lowercase substring of name, address or alias; '' matches every agent. */
   search: string;
+  /** `search` may match the agent id too (operators' search). */
+  byId?: boolean;
 }
 
 export interface AgentPage {
@@ -419,6 +421,8 @@ export interface OutboundStore {
   /** Remove an item (delivered, expired or no longer wanted); false if it was not there. */
   outboundRemove(target: string, id: string): Promise<boolean>;
   outboundCount(target: string): OutboundCounts;
+  /** When the first pending item in queue order was enqueued (ms): its oldest; null when none is pending. */
+  outboundOldest(target: string): number | null;
   /** Items (pending or parked) whose expiry is at or before `nowMs`, at most `limit` (for a sweep). */
   outboundExpired(nowMs: number, limit: number): Array<{ target: string; id: string }>;
   /** Targets that hold at least one item (restart recovery, queue depth metrics). */

@@ -25,6 +25,7 @@ import type { MeshHeaders, MeshInbound } from '../../relay/mesh/index.js';
 import type { Attachments } from '../../attachments/service.js';
 import { addAdminRoutes } from './admin-api.js';
 import { addAttachmentRoutes } from './attachments-api.js';
+import { addConsoleDataRoutes, type ConsoleDataDeps } from './console-data-api.js';
 import { addFederationRoutes } from './federation-api.js';
 import type { FederationInbound } from '../../relay/federation/index.js';
 import { type AidDeps, addAidRoutes } from './aid-api.js';
@@ -49,6 +50,8 @@ export interface ApiDeps {
   federation?: FederationInbound;
   /** The operators' views under admin/ (amp:admin). */
   admin: AdminView;
+  /** The admin console's live feed and merged audit log. */
+  console: ConsoleDataDeps;
   identity: IdentityRoutes;
   aid: AidDeps;
   /** The /health document and its status. */
@@ -81,6 +84,7 @@ export function buildApi(deps: ApiDeps): Router {
   addKeyRoutes(t, deps);
   addOperatorRoutes(t, deps);
   addAdminRoutes(t, deps.admin);
+  addConsoleDataRoutes(t, deps.console);
   if (deps.attachments) addAttachmentRoutes(t, { ctx, ...deps.attachments });
   addFederationRoutes(t, deps.federation);
   addAidDiscoveryRoutes(t, identity);

@@ -55,6 +55,9 @@ export function addAttachmentRoutes(t: RouteTable, { ctx, attachments, admin }: 
 
   t.api('GET', '/admin/attachments', ADMIN, (req, { admin: a }) => ok(admin.list(a.tenant, req.query)));
   t.api('GET', '/admin/attachments/audit', ADMIN, (req, { admin: a }) => ok(admin.auditTrail(a.tenant, req.query)));
+  t.api('GET', '/admin/attachments/:id/preview', ADMIN, async (req, { admin: a }) =>
+    ok(await admin.preview(a.tenant, req.params.id)),
+  );
   t.api('POST', '/admin/attachments/:id/approve', ADMIN, async (req, { admin: a }) =>
     ok(await admin.approve({ ...a, ip: req.ip }, req.params.id)),
   );

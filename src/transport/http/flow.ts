@@ -9,7 +9,7 @@
 
 import type { HttpResponse } from 'uWebSockets.js';
 
-export type PauseReason = 'answer' | 'sink' | 'held' | 'file';
+export type PauseReason = 'answer' | 'sink' | 'held' | 'file' | 'stream';
 
 export class PauseControl {
   private readonly reasons = new Set<PauseReason>();

@@ -139,7 +139,7 @@ function parameters(path: string, doc: RouteDoc | undefined): Json[] {
 
 function successContent(doc: RouteDoc | undefined): Json | undefined {
   if (doc?.status === 101) return undefined;
-  if (doc?.text) return { 'text/plain': { schema: { type: 'string' } } };
+  if (doc?.text) return { [doc.text === true ? 'text/plain' : doc.text]: { schema: { type: 'string' } } };
   const schema = doc?.res
     ? { $ref: `#/components/schemas/${doc.res}` }
     : { type: 'object', additionalProperties: true, description: doc?.summary ?? 'A JSON object' };

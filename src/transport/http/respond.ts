@@ -27,6 +27,7 @@ import { sendFile } from './file-reply.js';
 import { PauseControl } from './flow.js';
 import { clientOrigin } from './forwarded.js';
 import type { Handler, HttpReply, HttpRequest, Match, Router } from './router.js';
+import { OpenStreams, openStream } from './stream-reply.js';
 
 export interface HttpOptions {
   corsOrigin: string;
@@ -39,6 +40,11 @@ export interface HttpOptions {
   trustsProxy?: (ip: string) => boolean;
   /** Told of every answered request: a log line and the latency histogram. */
   observer?: HttpObserver;
+}
+
+/** What the server keeps of the HTTP side: the open streams, ended at shutdown. */
+export interface HttpHandle {
+  streams: OpenStreams;
 }
 
 interface ResState {
@@ -83,6 +89,7 @@ function write(
   state: ResState,
   reply: HttpReply,
   opts: HttpOptions,
+  streams: OpenStreams,
   closeConnection = false,
 ): Promise<void> | undefined {
   if (state.aborted || state.done) return;
@@ -90,6 +97,7 @@ function write(
   const body = state.req?.body;
   const incomplete = body?.incomplete === true;
   if (reply.file && !incomplete) return writeFile(res, state, reply, opts);
+  if (reply.stream && !incomplete) return writeStream(res, state, reply, opts, streams);
   emit(res, state, reply, opts, closeConnection || incomplete);
   // The rest of a streamed body is never read: a sink still waiting for it fails.
   if (incomplete) body?.abort();
@@ -122,6 +130,22 @@ function emit(res: HttpResponse, state: ResState, reply: HttpReply, opts: HttpOp
     res.end(state.head ? undefined : text, closeConnection);
   });
   observe(state, reply.status, opts);
+}
+
+/** Open a long-lived stream; it is answered (and logged) once its head is written. */
+function writeStream(res: HttpResponse, state: ResState, reply: HttpReply, opts: HttpOptions, streams: OpenStreams) {
+  const parts = {
+    res,
+    flow: state.flow,
+    writeHead: () => writeHead(res, reply, opts, false),
+    isAborted: () => state.aborted,
+    onAbort: (fn: () => void) => {
+      state.onAbort = fn;
+    },
+  };
+  openStream(parts, state.head, reply.stream!, streams);
+  observe(state, reply.status, opts);
+  return undefined;
 }
 
 function observe(state: ResState, status: number, opts: HttpOptions): void {
@@ -242,7 +266,8 @@ function failureReply(e: unknown, logger: Logger, ip: string, method: string, pa
 }
 
 /** Route every HTTP request on `app` through `router`. */
-export function attachHttp(app: TemplatedApp, router: Router, opts: HttpOptions): void {
+export function attachHttp(app: TemplatedApp, router: Router, opts: HttpOptions): HttpHandle {
+  const streams = new OpenStreams();
   app.any('/*', (res, ureq) => {
     const t0 = performance.now();
     const method = ureq.getMethod().toUpperCase();
@@ -270,18 +295,18 @@ export function attachHttp(app: TemplatedApp, router: Router, opts: HttpOptions)
     const forwardedHost = ureq.getHeader('x-forwarded-host');
     Object.assign(headers, clientOrigin(headers.host, headers.forwardedProto, forwardedHost, !!opts.trustsProxy?.(ip)));
     const framing = conflictingContentLength(ureq, headers.contentLength);
-    if (framing) return write(res, state, errorReply(framing), opts, true);
+    if (framing) return write(res, state, errorReply(framing), opts, streams, true);
 
-    if (method === 'OPTIONS') return write(res, state, PREFLIGHT_REPLY, opts);
+    if (method === 'OPTIONS') return write(res, state, PREFLIGHT_REPLY, opts, streams);
     if (opts.isClosing()) {
       const closing = new AmpError('service_unavailable', 'The server is shutting down; retry shortly', {
         retryAfter: 1,
       });
-      return write(res, state, errorReply(closing), opts, true);
+      return write(res, state, errorReply(closing), opts, streams, true);
     }
     const m = router.match(method, path);
     if (m.kind !== 'not_found') state.route = m.route;
-    if (m.kind !== 'handler') return write(res, state, unroutedReply(m, method, path), opts);
+    if (m.kind !== 'handler') return write(res, state, unroutedReply(m, method, path), opts, streams);
     const length = BODY_METHODS.has(method) ? headers.contentLength : '0';
     const reader = new BodyReader(res, length, undefined, m.streamBody ? state.flow : undefined);
     body = reader;
@@ -296,15 +321,23 @@ export function attachHttp(app: TemplatedApp, router: Router, opts: HttpOptions)
       agentId: undefined,
     };
     state.req = request;
-    run(res, state, m.handler, request, opts);
+    run(res, state, m.handler, request, opts, streams);
   });
+  return { streams };
 }
 
 /** Run the handler and write its answer; the request counts as in flight until that is written. */
-function run(res: HttpResponse, state: ResState, handler: Handler, request: HttpRequest, opts: HttpOptions): void {
+function run(
+  res: HttpResponse,
+  state: ResState,
+  handler: Handler,
+  request: HttpRequest,
+  opts: HttpOptions,
+  streams: OpenStreams,
+): void {
   const fail = (e: unknown) => {
     const [reply, closeConnection] = failureReply(e, opts.logger, request.ip, request.method, request.path);
-    return write(res, state, reply, opts, closeConnection);
+    return write(res, state, reply, opts, streams, closeConnection);
   };
   opts.inFlight.begin();
   let written: Promise<void> | undefined;
@@ -315,10 +348,10 @@ function run(res: HttpResponse, state: ResState, handler: Handler, request: Http
       request.body.onComplete(() => {
         if (!state.aborted && !state.done) state.flow.hold('answer');
       });
-      out.then((reply) => write(res, state, reply, opts), fail).finally(() => opts.inFlight.end());
+      out.then((reply) => write(res, state, reply, opts, streams), fail).finally(() => opts.inFlight.end());
       return;
     }
-    written = write(res, state, out, opts);
+    written = write(res, state, out, opts, streams);
   } catch (e) {
     written = fail(e);
   }

@@ -22,8 +22,8 @@ export interface RouteDoc {
   res?: ApiSchemaName;
   /** The success status (200 by default). */
   status?: number;
-  /** Plain text instead of JSON (metrics). */
-  text?: true;
+  /** Plain text instead of JSON (metrics), or text of this media type (`text/event-stream`). */
+  text?: true | string;
   /**
    * Codes the route itself may answer, from the AMP catalog (AMP routes) or the AID one (AID routes),
    * each under its status; `code@status` for another status the AID catalog gives it (`invalid_proof@401`).
@@ -241,7 +241,12 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     summary: "List the agents of the caller's tenant",
     res: 'AgentList',
     errors: ['invalid_field', 'forbidden', 'agent_suspended'],
-    query: { search: 'Substring of name or alias', limit: 'Page size', cursor: 'From the previous page' },
+    query: {
+      search: 'Substring of name or alias',
+      q: 'Case-insensitive substring of the address, name, alias or id',
+      limit: 'Page size',
+      cursor: 'From the previous page',
+    },
   },
   'GET /api/v1/agents/resolve/:address': RESOLVE,
   'GET /api/v1/agents/:address': { ...RESOLVE, summary: 'Resolve an address (legacy form: the segment holds an @)' },
@@ -269,6 +274,28 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     summary: 'Deregister an agent of the token tenant, by id or address (amp:admin)',
     params: { agent_id: BY_ID_OR_ADDRESS },
     errors: ['unauthorized', 'forbidden', 'not_found'],
+  },
+  'GET /api/v1/admin/audit': {
+    summary:
+      "The token tenant's audit log, newest first: AID activity, attachment decisions and operators' actions on agents (amp:admin)",
+    description:
+      'Rows {id, at, type, actor, ip, target, reason, source}; `types` lists every type. With format=csv: text/csv, every matching row (at most 50,000), cells quoted, a cell starting with = + - @ TAB or CR prefixed with an apostrophe.',
+    errors: ['invalid_field'],
+    query: {
+      type: 'One of the listed types (exact)',
+      actor: "Case-insensitive substring of the actor's e-mail or id",
+      since: 'From this time on (ISO 8601 with a zone, or unix seconds)',
+      before: 'Before this time (ISO 8601 with a zone, or unix seconds)',
+      page: 'Page, from 1',
+      records: 'Rows per page (default 25, at most 100)',
+      format: 'csv for the CSV export',
+    },
+  },
+  'GET /api/v1/console/live': {
+    summary: 'The live overview as Server-Sent Events: a snapshot at once, then one per second (amp:admin)',
+    description:
+      'Each event is `event: snapshot` with JSON data: sessions and agents online, routed and pushed totals and rates, queue depth and oldest message age, store commit p50/p99 (ms, last 10 s), health, readiness, outbound queues.',
+    text: 'text/event-stream',
   },
   'GET /api/v1/admin/queues': {
     summary: "Queue depths of the token tenant's agents, deepest first, with the oldest message (amp:admin)",
@@ -338,6 +365,12 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
   'GET /api/v1/admin/attachments/audit': {
     summary: 'Approvals and rejections of held attachments, newest first: who, when, from which IP (amp:admin)',
     query: { limit: 'At most this many (default 100)' },
+  },
+  'GET /api/v1/admin/attachments/:id/preview': {
+    summary:
+      'A safe preview of an attachment of the token tenant: the first 4 KiB of a text file, control characters removed (amp:admin)',
+    description: 'Answers {previewable, text, truncated, reason}; a binary or non-text file is not previewable.',
+    errors: ['attachment_not_found'],
   },
   'POST /api/v1/admin/attachments/:id/approve': {
     summary: 'Approve a held (suspicious) attachment: it may be sent, with a warning (amp:admin)',

@@ -4,6 +4,7 @@
 // beats a parameter (`/:t/agent_registrations/request` over `/:t/agent_registrations/:id`).
 
 import type { BodyReader } from './body.js';
+import type { StreamSink } from './stream-reply.js';
 
 export interface RequestHeaders {
   authorization: string;
@@ -64,6 +65,12 @@ export interface HttpReply {
    * opened is 404 `not_found`; a read failing mid-way closes the connection.
    */
   file?: FileRange;
+  /**
+   * A long-lived answer (Server-Sent Events) instead of `body`: called once the head is written,
+   * with a sink to write chunks to until either side closes it (stream-reply.ts: backpressure,
+   * shutdown). Not counted as a request in flight. The handler sets Content-Type etc.
+   */
+  stream?: (sink: StreamSink) => void;
 }
 
 /** Per-route options. */
