@@ -187,9 +187,9 @@ function buildRest(
     federation?: FederationInbound;
   },
   healthInputs: () => HealthInputs,
-  consoleData: ReturnType<typeof buildConsoleData>,
 ) {
   const { ctx, store, relay, aid, telemetry, files, peers, mesh } = parts;
+  const consoleData = buildConsole(parts, healthInputs);
   const { sessions, agents } = relay;
   const keys = new Keys(ctx, agents, store, sessions, aid.registrations);
   const directory = new Directory(ctx, agents, store, sessions, aid.registrations, relay.webhooks);
@@ -212,6 +212,25 @@ function buildRest(
     peers,
     mesh,
     federation: parts.federation,
+  });
+}
+
+/** The console's live hub and audit view over the server's parts. */
+function buildConsole(
+  parts: { ctx: RelayContext; store: Store; relay: Relay; aid: Identity; telemetry: Telemetry } & {
+    mesh?: unknown;
+    federation?: unknown;
+  },
+  healthInputs: () => HealthInputs,
+) {
+  const { ctx, store, relay, aid, telemetry } = parts;
+  const kinds = [...(parts.mesh ? (['mesh'] as const) : []), ...(parts.federation ? (['federation'] as const) : [])];
+  return buildConsoleData({
+    ...{ sessions: relay.sessions, telemetry, push: relay.push, store, audit: aid.audit },
+    health: () => health(ctx, healthInputs()).body as { status: string },
+    ready: () => ready(healthInputs()).status === 200,
+    outboundKinds: kinds,
+    onError: (err) => ctx.logger.error({ err }, 'console live snapshot failed'),
   });
 }
 
@@ -249,25 +268,13 @@ async function startOnDataDir(
     agentsOnline: sessions.onlineAgents(),
     mesh: remote.mesh?.status(),
   });
-  const consoleData = buildConsoleData({
-    ...{ sessions, telemetry, push: relay.push, store, audit: aid.audit },
-    health: () => health(ctx, healthInputs()).body as { status: string },
-    ready: () => ready(healthInputs()).status === 200,
-    outboundKinds: [
-      ...(remote.mesh ? (['mesh'] as const) : []),
-      ...(remote.federation ? (['federation'] as const) : []),
-    ],
-    onError: (err) => logger.error({ err }, 'console live snapshot failed'),
-  });
-  const restParts = { ctx, store, relay, aid, telemetry, files, peers, ...remoteInbound(remote) };
-  const api = buildRest(restParts, healthInputs, consoleData);
-  const trustsProxy = trustedProxyMatcher(config.trustedProxies);
+  const api = buildRest({ ctx, store, relay, aid, telemetry, files, peers, ...remoteInbound(remote) }, healthInputs);
   const httpHandle = attachHttp(http.app, api, {
     corsOrigin: config.corsOrigin,
     logger,
     inFlight,
     isClosing,
-    trustsProxy,
+    trustsProxy: trustedProxyMatcher(config.trustedProxies),
     observer: telemetry,
   });
 
@@ -290,9 +297,7 @@ async function startOnDataDir(
     (closing ??= (async () => {
       shuttingDown = true;
       stopTimers();
-      // Open streams (the console's live feed) end now: they are not requests to wait for.
-      consoleData.live.close();
-      httpHandle.streams.closeAll();
+      httpHandle.streams.closeAll(); // the console's live feeds: not requests to wait for
       remote.mesh?.close();
       http.stopAccepting();
       // Requests already in the relay finish (their writes commit) before the store closes.

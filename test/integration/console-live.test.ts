@@ -13,7 +13,6 @@ import { closeAllWs, connectWs } from '../helpers/ws.js';
 let t: TestServer;
 let token: string;
 let alice: Registered;
-let bob: Registered;
 const open: SseClient[] = [];
 
 async function live(server = t, tok = token): Promise<SseClient> {
@@ -27,7 +26,7 @@ beforeAll(async () => {
   t = await startTestServer();
   token = await adminToken(t, { tenant: 'acme', scopes: ['amp:admin'] });
   alice = await register(t.api, 'alice', 'acme');
-  bob = await register(t.api, 'bob', 'acme');
+  await register(t.api, 'bob', 'acme');
 });
 afterAll(async () => {
   for (const c of open) c.close();
