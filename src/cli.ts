@@ -27,6 +27,8 @@ Usage:
                                  the key set in --data-dir (never creates keys); its issuer is
                                  --public-url/<tenant>, else http://localhost:<--port>/<tenant>
                                  (https://localhost:<--port>/<tenant> with AMP_TLS_CERT/KEY)
+  amp-relay admin login [--tenant T] [--scopes S,...] [--ttl SECONDS] [--url BASE] [options]
+                                 Print a one-time sign-in link to the admin console (/admin)
   amp-relay admin <registrations|agents|queues|audit> ...
                                  Operate a running server over its API (token minted from
                                  --data-dir, or --token); 'amp-relay admin --help' for more

@@ -24,6 +24,7 @@ import { createLogger, flushLogs } from './ops/logger.js';
 import { metricsEndpoint, registerMetrics } from './ops/metrics.js';
 import { Telemetry } from './ops/telemetry.js';
 import { AdminView } from './relay/admin.js';
+import { AdminActions } from './relay/admin-actions.js';
 import { Agents } from './relay/agents.js';
 import type { RelayContext } from './relay/context.js';
 import { Directory } from './relay/directory.js';
@@ -47,6 +48,9 @@ import { ForeignInbox } from './relay/foreign.js';
 import type { MeshInbound } from './relay/mesh/index.js';
 import type { FederationInbound } from './relay/federation/index.js';
 import { LmdbStore } from './store/lmdb.js';
+import { type ConsoleFeatures, ConsoleLogin } from './console/login.js';
+import { ConsoleSessions } from './console/sessions.js';
+import { ConsoleFiles } from './console/static.js';
 import { startTtlSweeper } from './store/sweeper.js';
 import type { Store } from './store/types.js';
 import { buildApi } from './transport/http/api.js';
@@ -72,6 +76,8 @@ export interface ServerHandle {
 
 export interface StartOptions extends ConfigInput, OutboundOptions {
   logger?: Logger;
+  /** The admin console's built files (index.html, assets/); default `<repo>/dist/console`. */
+  consoleDir?: string;
   /** Environment to read AMP_* variables from; tests pass {} to stay hermetic. Default: none. */
   env?: Record<string, string | undefined>;
 }
@@ -90,8 +96,9 @@ function buildRelay(ctx: RelayContext, store: Store, verifier: Ed25519Verifier, 
   const foreign = new ForeignInbox(ctx, agents, stores, push, webhooks);
   const inbox = new Inbox(store, receipts, ctx.observer, webhooks);
   const link = new IdentityLink(agents, store, sessions, ctx.logger, webhooks);
-  const suspensions = new Suspensions(ctx, agents, store, sessions, webhooks);
-  return { sessions, receipts, push, agents, router, foreign, inbox, link, abuse, suspensions, webhooks };
+  const actions = new AdminActions(store);
+  const suspensions = new Suspensions(ctx, agents, store, sessions, webhooks, actions);
+  return { sessions, receipts, push, agents, router, foreign, inbox, link, abuse, suspensions, webhooks, actions };
 }
 
 /** The identity service (AID); its registrations tell `link` when the AMP agent must follow. */
@@ -126,6 +133,22 @@ function startTimers(sessions: Sessions, store: Store, logger: Logger, outbound:
   };
 }
 
+type ConsoleParts = ReturnType<typeof buildConsole>;
+
+/** The admin console: sign-in links checked by the identity service, sessions, the built page. */
+function buildConsole(
+  config: Config,
+  store: Store,
+  identity: IdentityRoutes,
+  features: ConsoleFeatures,
+  dir: string | undefined,
+) {
+  const sessions = new ConsoleSessions();
+  const login = new ConsoleLogin({ check: (t) => identity.consoleLogin(t), records: store, sessions, features });
+  const secure = tlsEnabled(config) || config.publicUrl.startsWith('https:');
+  return { login, files: new ConsoleFiles(dir), secure };
+}
+
 function tlsFiles(c: Config): TlsFiles | undefined {
   if (!tlsEnabled(c)) return undefined;
   return { certFile: c.tlsCert, keyFile: c.tlsKey, passphrase: c.tlsKeyPassphrase || undefined };
@@ -138,7 +161,7 @@ function shownHost(host: string): string {
 }
 
 export async function startServer(options: StartOptions = {}): Promise<ServerHandle> {
-  const { logger: givenLogger, env, webhookPolicy, ...overrides } = options;
+  const { logger: givenLogger, env, webhookPolicy, consoleDir, ...overrides } = options;
   const config = loadConfig({ env, overrides });
   const logger = givenLogger ?? createLogger(config.logLevel, config.logFormat);
   const expiring = tlsExpiryWarning(config);
@@ -148,7 +171,7 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
   // Before the store opens: a second server on the same data dir stops here.
   const lock = openDataDir(config.dataDir, logger);
   try {
-    return await startOnDataDir(config, logger, http, lock, { webhookPolicy });
+    return await startOnDataDir(config, logger, http, lock, { webhookPolicy, consoleDir });
   } catch (e) {
     lock.release();
     throw e;
@@ -183,17 +206,18 @@ function buildRest(
     telemetry: Telemetry;
     files?: AttachmentService;
     peers: () => PeersDoc;
+    console: ConsoleParts;
     mesh?: MeshInbound;
     federation?: FederationInbound;
   },
   healthInputs: () => HealthInputs,
 ) {
   const { ctx, store, relay, aid, telemetry, files, peers, mesh } = parts;
-  const consoleData = buildConsole(parts, healthInputs);
+  const consoleData = buildLiveAndAudit(parts, healthInputs);
   const { sessions, agents } = relay;
   const keys = new Keys(ctx, agents, store, sessions, aid.registrations);
   const directory = new Directory(ctx, agents, store, sessions, aid.registrations, relay.webhooks);
-  const admin = new AdminView(agents, store, sessions, directory);
+  const admin = new AdminView(agents, store, sessions, directory, relay.actions);
   registerMetrics(telemetry.registry, { ...relay, startedAt: ctx.startedAt, store, attachments: files?.attachments });
   registerPeerMetrics(telemetry.registry, peers);
   return buildApi({
@@ -202,7 +226,7 @@ function buildRest(
     keys,
     directory,
     admin,
-    console: consoleData,
+    consoleData,
     identity: aid.identity,
     aid: { ...aid, agents, limits: ctx.limits, tokenEvents: telemetry },
     health: () => health(ctx, healthInputs()),
@@ -212,11 +236,12 @@ function buildRest(
     peers,
     mesh,
     federation: parts.federation,
+    console: parts.console,
   });
 }
 
 /** The console's live hub and audit view over the server's parts. */
-function buildConsole(
+function buildLiveAndAudit(
   parts: { ctx: RelayContext; store: Store; relay: Relay; aid: Identity; telemetry: Telemetry } & {
     mesh?: unknown;
     federation?: unknown;
@@ -234,13 +259,29 @@ function buildConsole(
   });
 }
 
+/** What /health and /ready read, at each request. */
+function healthInputsOf(
+  store: Store,
+  sessions: Relay['sessions'],
+  remote: { mesh?: { status(): HealthInputs['mesh'] } },
+  shuttingDown: () => boolean,
+): () => HealthInputs {
+  return () => ({
+    shuttingDown: shuttingDown(),
+    storeHealthy: store.healthy(),
+    writes: store.writeState(),
+    agentsOnline: sessions.onlineAgents(),
+    mesh: remote.mesh?.status(),
+  });
+}
+
 /** The rest of startServer, once the data dir is ours; close() gives it back. */
 async function startOnDataDir(
   config: Config,
   logger: Logger,
   http: HttpServer,
   lock: DataDirLock,
-  outboundOpts: OutboundOptions,
+  outboundOpts: OutboundOptions & { consoleDir?: string },
 ): Promise<ServerHandle> {
   const { verifier, telemetry, store, limits, ctx } = openCore(config, logger);
   let listeningPort = config.port;
@@ -261,14 +302,11 @@ async function startOnDataDir(
   const buffers = { softBytes: config.wsSoftBuffer, hardBytes: config.wsHardBuffer };
   const gateway = new WsGateway(sessionDeps, isClosing);
   attachWebSockets(http.app, { gateway, logger, corsOrigin: config.corsOrigin, buffers });
-  const healthInputs = () => ({
-    shuttingDown,
-    storeHealthy: store.healthy(),
-    writes: store.writeState(),
-    agentsOnline: sessions.onlineAgents(),
-    mesh: remote.mesh?.status(),
-  });
-  const api = buildRest({ ctx, store, relay, aid, telemetry, files, peers, ...remoteInbound(remote) }, healthInputs);
+  const healthInputs = healthInputsOf(store, sessions, remote, () => shuttingDown);
+  const inbound = remoteInbound(remote);
+  const features = { attachments: files !== undefined, outbound: Boolean(inbound.mesh || inbound.federation) };
+  const admins = buildConsole(config, store, aid.identity, features, outboundOpts.consoleDir);
+  const api = buildRest({ ctx, store, relay, aid, telemetry, files, peers, console: admins, ...inbound }, healthInputs);
   const httpHandle = attachHttp(http.app, api, {
     corsOrigin: config.corsOrigin,
     logger,
@@ -279,11 +317,13 @@ async function startOnDataDir(
   });
 
   const stopTimers = startTimers(sessions, store, logger, outbound);
+  admins.login.sessions.start();
   outbound.start();
   try {
     listeningPort = await http.listen(config.host, config.port);
   } catch (e) {
     stopTimers();
+    admins.login.sessions.stop();
     await outbound.close();
     await files?.close();
     await store.close();
@@ -297,6 +337,7 @@ async function startOnDataDir(
     (closing ??= (async () => {
       shuttingDown = true;
       stopTimers();
+      admins.login.sessions.stop();
       httpHandle.streams.closeAll(); // the console's live feeds: not requests to wait for
       remote.mesh?.close();
       http.stopAccepting();

@@ -10,6 +10,7 @@ import { type AdminSession, type Command, COMMANDS as BASE_COMMANDS } from './ad
 import { CliError, EXIT, send, sendOk } from './admin-http.js';
 import { defaultUrl, issuerFor, mintTarget, whoAmI } from './admin-target.js';
 import { CliUsageError, mintFromDataDir } from './admin-token.js';
+import { adminLoginCommand } from './admin-login.js';
 
 const COMMANDS: Command[] = [...BASE_COMMANDS, ...ATTACHMENT_COMMANDS];
 
@@ -49,6 +50,8 @@ Operate a running amp-relay over its HTTP API: AID registrations, AMP agents, qu
 attachments held for approval.
 
 Commands:
+  login [--tenant T] [--email E] [--scopes S,...] [--ttl SECONDS] [--url BASE]
+      Print a one-time sign-in link to the admin console (/admin); 'amp-relay admin login --help'
 ${lines.join('\n')}
 
 ID is a registration id or the user code of a pending request (XXXX-XXXX); AGENT an agent id
@@ -234,6 +237,7 @@ async function session(p: Parsed, config: (args: string[]) => Config): Promise<A
 }
 
 async function runAdmin(args: string[], config: (args: string[]) => Config): Promise<number> {
+  if (args[0] === 'login') return adminLoginCommand(args.slice(1), config);
   const p = parse(args);
   if (p.words.length === 0) {
     process.stdout.write(mainHelp());

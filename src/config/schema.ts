@@ -208,7 +208,7 @@ export const OPTIONS = {
     flag: '--rate-limit-overrides',
     type: 'list',
     default: [],
-    doc: 'Per-bucket limits, e.g. route=100/min,register=5/min (units s, min, h, d; buckets: register, route, route_hour, receive, pending, api, ws_connect, ws_frames, aid_token, aid_token_key, aid_request, aid_request_key, aid_lookup_failures, aid_introspect, federation, federation_recipient, federation_total, federation_failures)',
+    doc: 'Per-bucket limits, e.g. route=100/min,register=5/min (units s, min, h, d; buckets: register, route, route_hour, receive, pending, api, ws_connect, ws_frames, aid_token, aid_token_key, aid_request, aid_request_key, aid_lookup_failures, aid_introspect, federation, federation_recipient, federation_total, federation_failures, console_login)',
   },
   signatures: {
     env: 'AMP_SIGNATURES',

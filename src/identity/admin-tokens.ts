@@ -10,6 +10,7 @@ export const ADMIN_SCOPES = [
   'agent_registrations:write',
   'aid:introspect',
   'amp:admin',
+  'amp:admin:read',
 ] as const;
 export const DEFAULT_ADMIN_TTL_S = 3600;
 export const MAX_ADMIN_TTL_S = 30 * 24 * 3600;
@@ -158,6 +159,14 @@ export async function checkAdminToken(
   return checkClaims(payload, tenant, scope);
 }
 
+/** Whether `scopes` grant `scope`: a write scope implies its read scope. */
+export function hasScope(scopes: readonly string[], scope: string): boolean {
+  if (scopes.includes(scope)) return true;
+  if (scope === 'agent_registrations:read') return scopes.includes('agent_registrations:write');
+  if (scope === 'amp:admin:read') return scopes.includes('amp:admin');
+  return false;
+}
+
 /** The checks after the signature, issuer and expiry: tenant, kind, e-mail, scope. */
 function checkClaims(payload: JWTPayload, tenant: string, scope: string): AdminCheck {
   if (payload.company_url_id !== tenant) {
@@ -184,9 +193,7 @@ function checkClaims(payload: JWTPayload, tenant: string, scope: string): AdminC
     return { ok: false, status: 401, error: 'invalid_token', description: 'The admin token has no email claim', why };
   }
   const scopes = Array.isArray(payload.scopes) ? (payload.scopes as string[]) : String(payload.scope ?? '').split(' ');
-  const has =
-    scopes.includes(scope) || (scope === 'agent_registrations:read' && scopes.includes('agent_registrations:write'));
-  if (!has)
+  if (!hasScope(scopes, scope))
     return {
       ok: false,
       status: 403,

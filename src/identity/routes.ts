@@ -4,12 +4,20 @@
 import { AmpError, REGISTERED_LABEL_RE, RESERVED_TENANTS } from '../../proto/index.js';
 import type { DirectoryStore } from '../store/types.js';
 import type { Logger } from 'pino';
-import { type AdminCheck, checkAdminToken, issuerOf } from './admin-tokens.js';
+import { type AdminCheck, checkAdminToken, hasScope, issuerOf } from './admin-tokens.js';
+import { type ConsoleLoginCheck, checkConsoleLogin, claimedTenant } from './console-login.js';
 import type { Actor } from './audit.js';
 import { AidError } from './errors.js';
 import { authorizationServerMetadata, openidConfiguration, protectedResourceMetadata } from './discovery.js';
 import type { SigningKeys } from './signing-keys.js';
 import { decodeJwt } from 'jose';
+
+/** A signed-in console admin (src/console/ sessions): what the sign-in link granted. */
+export interface AdminPrincipal {
+  tenant: string;
+  email: string;
+  scopes: readonly string[];
+}
 
 export type DiscoveryDoc = 'oauth-authorization-server' | 'openid-configuration' | 'oauth-protected-resource';
 
@@ -60,7 +68,7 @@ export class IdentityRoutes {
    * that tenant). Refusals in the AMP shape: no or a bad token 401 `unauthorized`, an agent token
    * or a missing scope 403 `forbidden`.
    */
-  async ampAdmin(authorization: string): Promise<{ email: string; tenant: string }> {
+  async ampAdmin(authorization: string, scope = 'amp:admin'): Promise<{ email: string; tenant: string }> {
     const m = /^bearer\s+(\S+)$/i.exec(authorization.trim());
     if (!m) throw new AmpError('unauthorized', 'An admin bearer token (scope amp:admin) is required');
     let tenant: unknown;
@@ -74,12 +82,40 @@ export class IdentityRoutes {
       this.logger?.debug({ event: 'admin_token_refused', scope: 'amp:admin', ...why }, 'admin token refused');
       throw new AmpError('unauthorized', 'The admin token is invalid or expired');
     }
-    const r = await this.checkAdmin(m[1], tenant, 'amp:admin');
+    const r = await this.checkAdmin(m[1], tenant, scope);
     if (!r.ok)
       throw new AmpError(r.status === 401 ? 'unauthorized' : 'forbidden', r.description, {
         headers: { 'WWW-Authenticate': `Bearer error="${r.error}"` },
       });
     return { email: r.claims.email, tenant };
+  }
+
+  /** §10 for a console session: the same actor as an admin JWT of its tenant with `scope` gives. */
+  sessionAdmin(p: AdminPrincipal, tenant: string, scope: string, ip: string, userAgent: string): Actor {
+    if (p.tenant !== tenant)
+      throw new AidError('invalid_token', 'The console session is not valid for this organisation');
+    if (!hasScope(p.scopes, scope)) throw new AidError('insufficient_scope', `The session lacks the ${scope} scope`);
+    return { type: 'admin', id: `admin:${p.email}`, email: p.email, address: null, ip, userAgent };
+  }
+
+  /** §20 for a console session: as ampAdmin, with the session's tenant and scopes. */
+  ampSessionAdmin(p: AdminPrincipal, scope: string): { email: string; tenant: string } {
+    if (!hasScope(p.scopes, scope)) throw new AmpError('forbidden', `The session lacks the ${scope} scope`);
+    return { email: p.email, tenant: p.tenant };
+  }
+
+  /** A console sign-in link, checked under its tenant's issuer and aliases (src/identity/console-login.ts). */
+  async consoleLogin(token: string): Promise<ConsoleLoginCheck> {
+    const tenant = claimedTenant(token);
+    if (tenant === undefined || !REGISTERED_LABEL_RE.test(tenant))
+      return {
+        ok: false,
+        reason: 'malformed',
+        message: 'This sign-in link is malformed; run amp-relay admin login again',
+      };
+    const r = await checkConsoleLogin(this.keys, token, [this.issuer(tenant), ...this.proofAliases(tenant)]);
+    if (!r.ok) this.logger?.debug({ event: 'console_login_refused', tenant, reason: r.reason }, 'sign-in link refused');
+    return r;
   }
 
   /**

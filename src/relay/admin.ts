@@ -7,7 +7,8 @@ import type { AgentRecord, DirectoryStore, QueueStore } from '../store/types.js'
 import type { Agents } from './agents.js';
 import { agentPageQuery, type Directory, nextCursor } from './directory.js';
 import type { Sessions } from './sessions.js';
-import { effectiveStatus } from './suspension.js';
+import { type AdminCaller, effectiveStatus } from './suspension.js';
+import type { AdminActions } from './admin-actions.js';
 
 /** A queues view walks the tenant's agents a page at a time, and stops after this many. */
 export const MAX_QUEUE_SCAN_AGENTS = 10_000;
@@ -27,6 +28,8 @@ export class AdminView {
     private readonly store: DirectoryStore & QueueStore,
     private readonly sessions: Sessions,
     private readonly directory: Directory,
+    /** Where deregistrations are recorded for the audit log. */
+    private readonly actions?: AdminActions,
   ) {}
 
   /**
@@ -53,9 +56,18 @@ export class AdminView {
   }
 
   /** DELETE admin/agents/{id or address}: deregister as the agent itself would (DELETE agents/me). */
-  async deregister(tenant: string, agentId: string): Promise<Record<string, unknown>> {
-    const a = this.target(tenant, agentId);
-    return { agent_id: a.id, ...(await this.directory.deregister(a)) };
+  async deregister(admin: AdminCaller, agentId: string): Promise<Record<string, unknown>> {
+    const a = this.target(admin.tenant, agentId);
+    const out = { agent_id: a.id, ...(await this.directory.deregister(a)) };
+    await this.actions?.record({
+      type: 'agent_deregistered',
+      tenant: a.tenant,
+      actorEmail: admin.email,
+      ip: admin.ip ?? '',
+      target: a.address,
+      targetId: a.id,
+    });
+    return out;
   }
 
   /**

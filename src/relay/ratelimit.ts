@@ -133,7 +133,9 @@ export type BucketName =
   | 'federation'
   | 'federation_recipient'
   | 'federation_total'
-  | 'federation_failures';
+  | 'federation_failures'
+  // Admin console sign-ins per client IP (POST console/session).
+  | 'console_login';
 
 const MIN = 60_000;
 const HOUR = 3_600_000;
@@ -157,6 +159,11 @@ const FEDERATION_BUCKETS: Partial<Record<BucketName, BucketSpec>> = {
   federation_failures: { limit: 100, windowMs: MIN },
 };
 
+/** Admin console sign-ins, the same in both profiles. */
+const CONSOLE_BUCKETS: Partial<Record<BucketName, BucketSpec>> = {
+  console_login: { limit: 30, windowMs: MIN },
+};
+
 /** Spec §20: `local` (the default, agent swarms on one host) and `public` (Internet-facing). */
 export const PROFILES: Record<'local' | 'public', Partial<Record<BucketName, BucketSpec>>> = {
   local: {
@@ -169,6 +176,7 @@ export const PROFILES: Record<'local' | 'public', Partial<Record<BucketName, Buc
     ws_frames: { limit: 6000, windowMs: MIN },
     ...AID_BUCKETS,
     ...FEDERATION_BUCKETS,
+    ...CONSOLE_BUCKETS,
   },
   public: {
     register: { limit: 10, windowMs: MIN },
@@ -181,6 +189,7 @@ export const PROFILES: Record<'local' | 'public', Partial<Record<BucketName, Buc
     ws_frames: { limit: 1200, windowMs: MIN },
     ...AID_BUCKETS,
     ...FEDERATION_BUCKETS,
+    ...CONSOLE_BUCKETS,
   },
 };
 

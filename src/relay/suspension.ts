@@ -8,6 +8,7 @@
 
 import { AmpError, CLOSE, invalidField, isoTime } from '../../proto/index.js';
 import type { AgentRecord, DirectoryStore } from '../store/types.js';
+import type { AdminActions, AdminActionType } from './admin-actions.js';
 import type { Agents } from './agents.js';
 import type { RelayContext } from './context.js';
 import type { Sessions } from './sessions.js';
@@ -52,10 +53,11 @@ export function decodeSuspendBody(body: Record<string, unknown>): SuspendRequest
   return { reason: (reason as string | undefined) ?? DEFAULT_REASON, durationHours: (hours as number | null) ?? null };
 }
 
-/** Who asked, for the audit line (never the token). */
+/** Who asked, for the audit line (never the token): the admin's e-mail, tenant and the request's IP. */
 export interface AdminCaller {
   email: string;
   tenant: string;
+  ip?: string;
 }
 
 export class Suspensions {
@@ -66,6 +68,8 @@ export class Suspensions {
     private readonly sessions: Sessions,
     /** §18: told when the agent is active again (what its suspension held is tried again). */
     private readonly webhooks?: ReactivationListener,
+    /** Where each suspension and lift is recorded for the audit log (admin e-mail, IP, agent, reason). */
+    private readonly actions?: AdminActions,
   ) {}
 
   async suspend(agentId: string, admin: AdminCaller, req: SuspendRequest): Promise<Record<string, unknown>> {
@@ -97,6 +101,7 @@ export class Suspensions {
         },
         'agent suspended by an operator',
       );
+      await this.record('agent_suspended', a, admin, req.reason);
       return suspendedBody(updated);
     });
   }
@@ -115,12 +120,26 @@ export class Suspensions {
       await this.store.putAgent(updated);
       if (updated.status === 'active') await this.webhooks?.reactivated(a.id);
       // An expired suspension is only tidied up: it had already ended, no audit line.
-      if (lifting)
+      if (lifting) {
         this.ctx.logger.warn(
           { event: 'agent_unsuspended', agent: a.id, address: a.address, admin: admin.email },
           'agent unsuspended by an operator',
         );
+        await this.record('agent_unsuspended', a, admin, null);
+      }
       return body;
+    });
+  }
+
+  private async record(type: AdminActionType, a: AgentRecord, admin: AdminCaller, reason: string | null) {
+    await this.actions?.record({
+      type,
+      tenant: a.tenant,
+      actorEmail: admin.email,
+      ip: admin.ip ?? '',
+      target: a.address,
+      targetId: a.id,
+      reason,
     });
   }
 

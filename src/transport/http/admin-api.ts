@@ -13,7 +13,7 @@ export function addAdminRoutes(t: RouteTable, admin: AdminView): void {
   t.api('GET', '/admin/agents', ADMIN, (req, { admin: a }) => ok(admin.listAgents(a.tenant, req.query)));
   t.api('GET', '/admin/agents/:agent_id', ADMIN, (req, { admin: a }) => ok(admin.agent(a.tenant, req.params.agent_id)));
   t.api('DELETE', '/admin/agents/:agent_id', ADMIN, async (req, { admin: a }) =>
-    ok(await admin.deregister(a.tenant, req.params.agent_id)),
+    ok(await admin.deregister(a, req.params.agent_id)),
   );
   t.api('GET', '/admin/queues', ADMIN, (req, { admin: a }) => ok(admin.queues(a.tenant, req.query)));
 }

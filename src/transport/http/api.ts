@@ -25,6 +25,7 @@ import type { MeshHeaders, MeshInbound } from '../../relay/mesh/index.js';
 import type { Attachments } from '../../attachments/service.js';
 import { addAdminRoutes } from './admin-api.js';
 import { addAttachmentRoutes } from './attachments-api.js';
+import { addConsoleRoutes, type ConsoleDeps } from './console-api.js';
 import { addConsoleDataRoutes, type ConsoleDataDeps } from './console-data-api.js';
 import { addFederationRoutes } from './federation-api.js';
 import type { FederationInbound } from '../../relay/federation/index.js';
@@ -48,10 +49,12 @@ export interface ApiDeps {
   mesh?: MeshInbound;
   /** §19.1, when federation is on (else its routes refuse with provider_not_trusted). */
   federation?: FederationInbound;
+  /** The admin console: sign-in sessions and its built page. */
+  console?: Omit<ConsoleDeps, 'limits'>;
   /** The operators' views under admin/ (amp:admin). */
   admin: AdminView;
   /** The admin console's live feed and merged audit log. */
-  console: ConsoleDataDeps;
+  consoleData: ConsoleDataDeps;
   identity: IdentityRoutes;
   aid: AidDeps;
   /** The /health document and its status. */
@@ -77,18 +80,20 @@ const ADMIN = { auth: 'admin' } as const;
 
 export function buildApi(deps: ApiDeps): Router {
   const { ctx, agents, router, identity } = deps;
-  const t = new RouteTable(new Router(), { agents, limits: ctx.limits, router, identity });
+  const sessions = deps.console?.login.sessions;
+  const t = new RouteTable(new Router(), { agents, limits: ctx.limits, router, identity, console: sessions });
   addDiscoveryRoutes(t, deps);
   addMessageRoutes(t, deps);
   addAgentRoutes(t, deps);
   addKeyRoutes(t, deps);
   addOperatorRoutes(t, deps);
   addAdminRoutes(t, deps.admin);
-  addConsoleDataRoutes(t, deps.console);
+  addConsoleDataRoutes(t, deps.consoleData);
   if (deps.attachments) addAttachmentRoutes(t, { ctx, ...deps.attachments });
   addFederationRoutes(t, deps.federation);
   addAidDiscoveryRoutes(t, identity);
   addAidRoutes(t, deps.aid);
+  if (deps.console) addConsoleRoutes(t, { ...deps.console, limits: ctx.limits });
   // A plain GET on the WebSocket path (no Upgrade header) says what the path is for.
   t.api('GET', '/ws', PUBLIC, () => {
     throw new AmpError(

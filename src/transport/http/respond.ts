@@ -211,6 +211,8 @@ function readHeaders(req: UwsRequest) {
     ampProvider: req.getHeader('x-amp-provider'),
     ampSignature: req.getHeader('x-amp-signature'),
     ampKeyRevoked: req.getHeader('x-amp-key-revoked'),
+    cookie: req.getHeader('cookie'),
+    csrfToken: req.getHeader('x-csrf-token'),
   };
 }
 

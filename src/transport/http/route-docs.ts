@@ -302,6 +302,27 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     errors: ['unauthorized', 'forbidden', 'invalid_field'],
     query: { limit: 'At most this many queues (default 20)' },
   },
+  // The admin console's sign-in (README "Admin console"); its page is served at /admin.
+  'POST /api/v1/console/session': {
+    summary: 'Sign in to the admin console with a sign-in link token (amp-relay admin login); sets the session cookie',
+    description:
+      'Body {"token": "<the #login= part of the link>"}. Answers 201 {email, tenant, scopes, csrf_token, expires_at, ' +
+      'features} and `Set-Cookie: amp_console=...; HttpOnly; SameSite=Strict`. A bad, expired or foreign link is 401 ' +
+      '`invalid_login_link`, a link used before 401 `login_link_used` (each link works once).',
+    status: 201,
+    errors: ['invalid_request', 'rate_limited'],
+  },
+  'GET /api/v1/console/session': {
+    summary: 'The signed-in console session (its amp_console cookie), with its CSRF token',
+    errors: ['unauthorized'],
+    unauthorized: 'no live console session (signed out, expired after 8 h, or the server restarted)',
+  },
+  'DELETE /api/v1/console/session': {
+    summary: 'Sign out of the admin console (needs X-CSRF-Token); expires the cookie',
+    headers: { 'X-CSRF-Token': "The session's csrf_token" },
+    errors: ['unauthorized', 'forbidden'],
+    unauthorized: 'no live console session',
+  },
   // §22 attachments
   'POST /api/v1/attachments/upload': {
     summary: 'Declare a file (name, type, size, sha256 digest); answers a single-use signed upload URL',

@@ -7,7 +7,9 @@
 //   t.aid('GET', '/:t/agent_registrations', { tenant: true, admin: 'agent_registrations:read' },
 //     (req, { tenant }) => ok(registrations.list(tenant, req.query)));
 
-import { aidErrorBody, isAmpError } from '../../../proto/index.js';
+import { AmpError, aidErrorBody, isAmpError } from '../../../proto/index.js';
+import type { ConsoleSession } from '../../console/sessions.js';
+import { safeEqual } from '../../crypto/hash.js';
 import type { Actor } from '../../identity/audit.js';
 import { AidError } from '../../identity/errors.js';
 import type { IdentityRoutes } from '../../identity/routes.js';
@@ -35,9 +37,12 @@ export interface AgentCaller {
   keyHash: string;
 }
 
-/** The operator behind an `amp:admin` JWT: the token's email and tenant (the only tenant it sees). */
+/**
+ * The operator behind an `amp:admin` JWT or a console session: its email and tenant (the only
+ * tenant it sees), and the request's IP (the audit log's).
+ */
 export interface AdminCaller {
-  admin: { email: string; tenant: string };
+  admin: { email: string; tenant: string; ip: string };
 }
 
 export type AmpContext<G extends AmpGuard> = G extends { auth: 'agent' }
@@ -75,6 +80,8 @@ export interface GuardDeps {
   /** The route call's sender buckets. */
   router: MessageRouter;
   identity: IdentityRoutes;
+  /** Admin console sessions (src/console/): a request without Authorization may name one in its Cookie. */
+  console?: { session(cookie: string): ConsoleSession | undefined };
 }
 
 /** How each bucket names itself in a 429 (`details.scope`). */
@@ -82,6 +89,10 @@ const BUCKET_SCOPE = { api: 'agent', pending: 'pending', register: 'ip' } as con
 
 /** Methods whose handlers may run before the body is in (they have none and change nothing). */
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** Methods an `amp:admin:read` token or session may call on AMP admin routes. */
+const READ_METHODS = new Set(['GET', 'HEAD']);
+export const CSRF_MESSAGE =
+  'Missing or wrong CSRF token: a console session needs the X-CSRF-Token header (its csrf_token) on this method';
 
 export const NO_STORE = { 'Cache-Control': 'no-store', Pragma: 'no-cache' };
 
@@ -184,13 +195,27 @@ export class RouteTable {
     };
   }
 
-  /** The admin JWT is checked (asynchronously) before any body is read: no token, no body buffered. */
+  /**
+   * The admin JWT (or console session) is checked before any body is read: no token, no body
+   * buffered. GET and HEAD take `amp:admin:read`, which `amp:admin` implies; others `amp:admin`.
+   */
   private adminRoute(handler: Guarded<AdminCaller>, streamBody: boolean): Handler {
     return async (req) => {
-      const admin = await this.deps.identity.ampAdmin(req.headers.authorization);
+      const scope = READ_METHODS.has(req.method) ? 'amp:admin:read' : 'amp:admin';
+      const session = this.consoleSession(req);
+      if (session && !csrfOk(req, session)) throw new AmpError('forbidden', CSRF_MESSAGE);
+      const who = session
+        ? this.deps.identity.ampSessionAdmin(session.principal, scope)
+        : await this.deps.identity.ampAdmin(req.headers.authorization, scope);
       if (!SAFE_METHODS.has(req.method) && !streamBody) await req.body.complete();
-      return handler(req, { admin });
+      return handler(req, { admin: { ...who, ip: req.ip } });
     };
+  }
+
+  /** The live console session a request without Authorization names in its Cookie (an Authorization header wins). */
+  consoleSession(req: HttpRequest): ConsoleSession | undefined {
+    if (req.headers.authorization.trim() !== '' || !this.deps.console) return undefined;
+    return this.deps.console.session(req.headers.cookie);
   }
 
   private ampCaller(
@@ -217,12 +242,20 @@ export class RouteTable {
     const { identity } = this.deps;
     const tenant = identity.tenant(req.params.t);
     const ctx: Record<string, unknown> = { tenant };
-    if (guard.admin)
-      ctx.actor = await identity.admin(req.headers.authorization, tenant, guard.admin, req.ip, req.headers.userAgent);
+    if (guard.admin) ctx.actor = await this.aidAdmin(req, tenant, guard.admin);
     if (guard.agentKey === 'required') ctx.agent = this.requiredAgentKey(req);
     if (guard.agentKey === 'if_sent') this.agentKeyIfSent(req, tenant);
     if (guard.introspector) ctx.caller = await this.introspector(req, tenant);
     return ctx;
+  }
+
+  /** §10: an admin JWT of the tenant, or a console session of it (its CSRF token on non-safe methods). */
+  private aidAdmin(req: HttpRequest, tenant: string, scope: string): Promise<Actor> | Actor {
+    const { identity } = this.deps;
+    const session = this.consoleSession(req);
+    if (!session) return identity.admin(req.headers.authorization, tenant, scope, req.ip, req.headers.userAgent);
+    if (!csrfOk(req, session)) throw new AidError('insufficient_scope', CSRF_MESSAGE);
+    return identity.sessionAdmin(session.principal, tenant, scope, req.ip, req.headers.userAgent);
   }
 
   private requiredAgentKey(req: HttpRequest): AgentRecord {
@@ -259,6 +292,14 @@ export class RouteTable {
       } catch {
         caller = null;
       }
+    } else if (this.consoleSession(req)) {
+      const session = this.consoleSession(req) as ConsoleSession;
+      caller = await Promise.resolve()
+        .then(() => identity.sessionAdmin(session.principal, tenant, 'agent_registrations:read', req.ip, ''))
+        .then(
+          (a) => a.id,
+          () => null,
+        );
     } else if (req.headers.authorization) {
       for (const scope of ['agent_registrations:read', 'aid:introspect']) {
         if (caller) break;
@@ -275,6 +316,13 @@ export class RouteTable {
       );
     return caller;
   }
+}
+
+/** Safe methods need no CSRF token; others the session's, compared in constant time. */
+function csrfOk(req: HttpRequest, session: ConsoleSession): boolean {
+  return (
+    SAFE_METHODS.has(req.method) || (req.headers.csrfToken !== '' && safeEqual(req.headers.csrfToken, session.csrf))
+  );
 }
 
 /** The guard's rate-limit headers under the handler's own. */

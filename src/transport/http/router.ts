@@ -33,6 +33,9 @@ export interface RequestHeaders {
   ampProvider: string;
   ampSignature: string;
   ampKeyRevoked: string;
+  /** The admin console's session cookie (amp_console) and the CSRF token its non-safe requests carry. */
+  cookie: string;
+  csrfToken: string;
 }
 
 export interface HttpRequest {
