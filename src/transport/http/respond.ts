@@ -12,8 +12,10 @@
 // read together with a pending one are lost with the connection (uWS gives JS no way to hold them);
 // the body reader then refuses the pending request's work, so nothing unanswered takes effect.
 //
-// Streamed bodies (streamBody routes, body-stream.ts) and file replies (file-reply.ts) pause the
-// same socket for their own reasons; flow.ts keeps the reasons apart. A reply written before a
+// Streamed bodies (streamBody routes, body-stream.ts), file replies (file-reply.ts) and long-lived
+// stream replies (stream-reply.ts: Server-Sent Events) pause the same socket for their own reasons;
+// flow.ts keeps the reasons apart. A stream reply is not in flight once its head is written:
+// shutdown ends it (HttpHandle.streams) rather than waiting for it. A reply written before a
 // streamed body fully arrived closes the connection: the unread rest cannot start a next request.
 
 import { STATUS_CODES } from 'node:http';
