@@ -4,6 +4,7 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readmeBlock } from '../helpers/readme.js';
 import { call, ROOT, startTestServer, type TestServer } from '../helpers/server.js';
 
 const PUBLIC_URL = 'http://console-cli.test:8080';
@@ -17,10 +18,13 @@ interface Run {
 let t: TestServer;
 
 function login(...args: string[]): Promise<Run> {
+  return run(process.execPath, [join(ROOT, 'bin', 'amp-relay.js'), 'admin', 'login', ...args]);
+}
+
+function run(cmd: string, args: string[]): Promise<Run> {
   const env = { PATH: process.env.PATH ?? '', HOME: t.dataDir, AMP_DATA_DIR: t.dataDir, AMP_PUBLIC_URL: PUBLIC_URL };
   return new Promise((resolve) => {
-    const bin = join(ROOT, 'bin', 'amp-relay.js');
-    execFile(process.execPath, [bin, 'admin', 'login', ...args], { env, timeout: 60_000 }, (err, stdout, stderr) => {
+    execFile(cmd, args, { env, cwd: ROOT, timeout: 60_000 }, (err, stdout, stderr) => {
       const c = (err as { code?: unknown } | null)?.code;
       resolve({ code: err ? (typeof c === 'number' ? c : null) : 0, stdout: String(stdout), stderr: String(stderr) });
     });
@@ -67,6 +71,16 @@ describe('amp-relay admin login', () => {
     });
     const second = await call('POST', `${t.api}/console/session`, { json: { token } });
     expect(second.body.error).toBe('login_link_used');
+  });
+
+  it('runs the README block as written (npx amp-relay from the clone)', async () => {
+    const block = readmeBlock('admin-login');
+    const r = await run('bash', ['--norc', '-euo', 'pipefail', '-c', block]);
+    expect(r.code, r.stderr).toBe(0);
+    const token = /#login=(\S+)\n$/.exec(r.stdout)?.[1] ?? '';
+    const session = await call('POST', `${t.api}/console/session`, { json: { token } });
+    expect(session.status, JSON.stringify(session.body)).toBe(201);
+    expect(session.body).toMatchObject({ tenant: 'acme', email: 'ops@acme.com' });
   });
 
   it('--url changes the base of the link', async () => {
