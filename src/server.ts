@@ -123,17 +123,33 @@ async function buildIdentity(
 }
 
 /** The socket sweep and the TTL sweep; returns what stops both. */
-function startTimers(sessions: Sessions, store: Store, logger: Logger, outbound: OutboundEngine): () => void {
+function startTimers(
+  sessions: Sessions,
+  store: Store,
+  logger: Logger,
+  outbound: OutboundEngine,
+  admins: ConsoleSessions,
+): () => void {
   const sweeper = setInterval(() => sessions.sweep(), SWEEP_INTERVAL_MS);
   sweeper.unref();
   const ttlSweeper = startTtlSweeper(store, logger, () => outbound.sweepExpired());
+  admins.start();
   return () => {
     clearInterval(sweeper);
     ttlSweeper.stop();
+    admins.stop();
   };
 }
 
 type ConsoleParts = ReturnType<typeof buildConsole>;
+
+/**
+ * What the console shows: held attachments when the capability is on; outbound queues when a mesh
+ * or federation is configured (webhooks are every agent's to set, so they alone do not count).
+ */
+function consoleFeatures(files: AttachmentService | undefined, inbound: { mesh?: unknown; federation?: unknown }) {
+  return { attachments: files !== undefined, outbound: Boolean(inbound.mesh || inbound.federation) };
+}
 
 /** The admin console: sign-in links checked by the identity service, sessions, the built page. */
 function buildConsole(
@@ -293,7 +309,6 @@ async function startOnDataDir(
   const peers = connectRemote(remote, outbound, relay, verifier);
   const aid = await buildIdentity(ctx, store, verifier, relay.link, publicBase);
   securePrivateFiles(lock.dir, logger); // every file now exists: narrow those left by older versions
-  const { sessions } = relay;
 
   let shuttingDown = false;
   const isClosing = () => shuttingDown;
@@ -302,11 +317,10 @@ async function startOnDataDir(
   const buffers = { softBytes: config.wsSoftBuffer, hardBytes: config.wsHardBuffer };
   const gateway = new WsGateway(sessionDeps, isClosing);
   attachWebSockets(http.app, { gateway, logger, corsOrigin: config.corsOrigin, buffers });
-  const healthInputs = healthInputsOf(store, sessions, remote, () => shuttingDown);
-  const inbound = remoteInbound(remote);
-  const features = { attachments: files !== undefined, outbound: Boolean(inbound.mesh || inbound.federation) };
-  const admins = buildConsole(config, store, aid.identity, features, outboundOpts.consoleDir);
-  const api = buildRest({ ctx, store, relay, aid, telemetry, files, peers, console: admins, ...inbound }, healthInputs);
+  const healthInputs = healthInputsOf(store, relay.sessions, remote, () => shuttingDown);
+  const admins = buildConsole(config, store, aid.identity, consoleFeatures(files, remote), outboundOpts.consoleDir);
+  const rest = { ctx, store, relay, aid, telemetry, files, peers, console: admins, ...remoteInbound(remote) };
+  const api = buildRest(rest, healthInputs);
   const httpHandle = attachHttp(http.app, api, {
     corsOrigin: config.corsOrigin,
     logger,
@@ -316,14 +330,12 @@ async function startOnDataDir(
     observer: telemetry,
   });
 
-  const stopTimers = startTimers(sessions, store, logger, outbound);
-  admins.login.sessions.start();
+  const stopTimers = startTimers(relay.sessions, store, logger, outbound, admins.login.sessions);
   outbound.start();
   try {
     listeningPort = await http.listen(config.host, config.port);
   } catch (e) {
     stopTimers();
-    admins.login.sessions.stop();
     await outbound.close();
     await files?.close();
     await store.close();
@@ -337,13 +349,12 @@ async function startOnDataDir(
     (closing ??= (async () => {
       shuttingDown = true;
       stopTimers();
-      admins.login.sessions.stop();
       httpHandle.streams.closeAll(); // the console's live feeds: not requests to wait for
       remote.mesh?.close();
       http.stopAccepting();
       // Requests already in the relay finish (their writes commit) before the store closes.
       await inFlight.drain(SHUTDOWN_DRAIN_MS);
-      sessions.closeAll(CLOSE.SERVER_SHUTDOWN, 'server_shutdown');
+      relay.sessions.closeAll(CLOSE.SERVER_SHUTDOWN, 'server_shutdown');
       http.closeAll();
       await outbound.close();
       await files?.close();

@@ -329,7 +329,7 @@ describe('failures', () => {
     expect(garbage.stderr).toContain('hint: --token is not a JWT');
     const noScope = await admin('queues', '--token', await mintedToken('agent_registrations:write', port));
     expect(noScope.code).toBe(4);
-    expect(noScope.stderr).toContain('403 forbidden: The token lacks the amp:admin scope');
+    expect(noScope.stderr).toContain('403 forbidden: The token lacks the amp:admin:read scope');
     expect(noScope.stderr).toContain('hint: the token may lack the scope(s) amp:admin');
     const wrongIssuer = await admin('queues', '--token', await mintedToken('amp:admin', '23000'));
     expect(wrongIssuer.code).toBe(4);

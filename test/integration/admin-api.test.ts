@@ -260,7 +260,7 @@ describe('admin token refusals are logged at debug with the reason, never the to
     expect(Date.parse(expired.got)).toBeLessThan(Date.now());
     expect(await refusedWith(await mint('acme', ['agent_registrations:read']))).toMatchObject({
       reason: 'missing_scope',
-      expected: 'amp:admin',
+      expected: 'amp:admin:read',
     });
     expect(await refusedWith(await mintWith(keys, { token_type: 'agent' }))).toMatchObject({
       reason: 'not_admin_token',
