@@ -2,7 +2,7 @@
 // Build the admin console (src/console/web) with esbuild: one bundled, minified ES module
 // (app.js) and its stylesheet (app.css) under <outdir>/assets, and index.html copied next to
 // <outdir>/assets. The server serves <outdir> (default dist/console) at /admin.
-//   node scripts/build-console.mjs [--outdir DIR]     (or AMP_CONSOLE_OUTDIR=DIR)
+//   node scripts/build-console.mjs [--outdir DIR] [--external MOD,MOD...]   (or AMP_CONSOLE_OUTDIR=DIR)
 import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -13,12 +13,12 @@ export const CONSOLE_SRC = join(root, 'src', 'console', 'web');
 export const DEFAULT_OUTDIR = join(root, 'dist', 'console');
 
 /**
- * Build into `outdir` (emptied first). `external` leaves those imports out of the bundle (the
+ * Build into `outdir` (its assets/ emptied first). `external` leaves those imports out of the bundle (the
  * tests use it to look at the console's own code without Preact's runtime).
  */
 export async function buildConsole({ outdir = DEFAULT_OUTDIR, external = [] } = {}) {
   const assets = join(outdir, 'assets');
-  rmSync(outdir, { recursive: true, force: true });
+  rmSync(assets, { recursive: true, force: true });
   mkdirSync(assets, { recursive: true });
   const result = await build({
     entryPoints: [
@@ -42,15 +42,17 @@ export async function buildConsole({ outdir = DEFAULT_OUTDIR, external = [] } = 
   return result;
 }
 
-function outdirArg(argv) {
-  const i = argv.indexOf('--outdir');
-  if (i >= 0 && argv[i + 1]) return resolve(argv[i + 1]);
-  return process.env.AMP_CONSOLE_OUTDIR ? resolve(process.env.AMP_CONSOLE_OUTDIR) : DEFAULT_OUTDIR;
+function arg(argv, name) {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const argv = process.argv.slice(2);
+  const out = arg(argv, '--outdir') ?? process.env.AMP_CONSOLE_OUTDIR;
+  const external = (arg(argv, '--external') ?? '').split(',').filter(Boolean);
   try {
-    await buildConsole({ outdir: outdirArg(process.argv.slice(2)) });
+    await buildConsole({ outdir: out ? resolve(out) : DEFAULT_OUTDIR, external });
   } catch (e) {
     process.stderr.write(`amp-relay: building the admin console failed: ${e instanceof Error ? e.message : e}\n`);
     process.exitCode = 1;
