@@ -53,7 +53,8 @@ describe('admin console build', () => {
       expect(body.trim(), 'inline script').toBe('');
       expect(attrs).toMatch(/\bsrc="[^"]+"/);
     }
-    const refs = [...html.matchAll(/\b(?:src|href)="([^"]*)"/gi)].map((m) => m[1]);
+    // `data:,` is the empty icon (no favicon request); everything else is a built file.
+    const refs = [...html.matchAll(/\b(?:src|href)="([^"]*)"/gi)].map((m) => m[1]).filter((r) => r !== 'data:,');
     expect(refs).toContain('/admin/assets/app.js');
     expect(refs).toContain('/admin/assets/app.css');
     for (const ref of refs) {
