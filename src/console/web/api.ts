@@ -17,6 +17,12 @@ export class ApiError extends Error {
 let csrfToken = '';
 type ErrorListener = (message: string | null) => void;
 const errorListeners = new Set<ErrorListener>();
+let onSignedOut: (() => void) | null = null;
+
+/** Called when a request answers 401 while signed in (the session expired or the server restarted). */
+export function whenSignedOut(fn: (() => void) | null): void {
+  onSignedOut = fn;
+}
 
 export function setCsrfToken(token: string): void {
   csrfToken = token;
@@ -74,6 +80,7 @@ export async function api<T = Record<string, unknown>>(path: string, opts: Reque
   if (!res.ok) {
     const err = await errorOf(res);
     if (!opts.quiet) showError(err.message);
+    if (res.status === 401 && !opts.quiet) onSignedOut?.();
     throw err;
   }
   if (res.status === 204) return {} as T;

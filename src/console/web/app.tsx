@@ -2,6 +2,7 @@
 // the current path names.
 
 import { useEffect, useState } from 'preact/hooks';
+import { whenSignedOut } from './api';
 import { ErrorBanner, Link, attempt } from './components';
 import { DialogHost } from './dialog';
 import { AgentsPage } from './pages/agents';
@@ -110,6 +111,8 @@ export function App() {
     loadSession().then(setState, (e: unknown) =>
       setState({ kind: 'signed-out', loginError: e instanceof Error ? e.message : String(e) }),
     );
+    whenSignedOut(() => setState({ kind: 'signed-out', loginError: null }));
+    return () => whenSignedOut(null);
   }, []);
   const onSignOut = () =>
     attempt(async () => {

@@ -100,10 +100,10 @@ function Rows(props: { rows: AuditRow[] }) {
       <tbody>
         {props.rows.map((r) => (
           <tr key={r.id} data-testid="audit-row">
-            <td>{when(r.at)}</td>
-            <td class="mono">{r.type}</td>
+            <td class="when">{when(r.at)}</td>
+            <td class="mono nowrap">{r.type}</td>
             <td>{r.actor ?? ''}</td>
-            <td class="mono">{r.ip ?? ''}</td>
+            <td class="mono nowrap">{r.ip ?? ''}</td>
             <td class="mono">{r.target ?? ''}</td>
             <td>{r.reason ?? ''}</td>
             <td>
@@ -151,7 +151,11 @@ export function AuditPage(_props: { session: Session }) {
         <button type="button" data-testid="audit-next" disabled={page >= pages} onClick={() => setPage(page + 1)}>
           Older →
         </button>
-        {answer && <span class="muted">{answer.meta.total_count} events</span>}
+        {answer && (
+          <span class="muted">
+            {answer.meta.total_count} {answer.meta.total_count === 1 ? 'event' : 'events'}
+          </span>
+        )}
       </div>
     </section>
   );

@@ -43,8 +43,8 @@ function AuditTrail(props: { events: Resource<AuditAttrs>[] }) {
       <tbody>
         {props.events.map(({ id, attributes: e }) => (
           <tr key={id} data-testid="reg-audit-row">
-            <td>{when(e.created_at)}</td>
-            <td class="mono">{e.event_type}</td>
+            <td class="when">{when(e.created_at)}</td>
+            <td class="mono nowrap">{e.event_type}</td>
             <td>
               {e.actor_email ?? `${e.actor_type} ${e.actor_id}`}
               {e.ip_address && <span class="muted"> ({e.ip_address})</span>}

@@ -31,7 +31,7 @@ function Row(props: { reg: Registration; write: boolean; act: (r: Registration, 
       <td>
         <Badge status={a.status} testid="reg-status" />
       </td>
-      <td>{when(a.created_at)}</td>
+      <td class="when">{when(a.created_at)}</td>
       <td class="actions">
         <Link href={`/admin/registrations/${encodeURIComponent(reg.id)}`} testid="reg-open">
           Open
