@@ -3,16 +3,17 @@
 #   docker build -t amp-relay .
 #   docker run -d --name amp-relay -p 23000:23000 -v amp-relay-data:/data amp-relay
 
-# Build stage: the TypeScript compiler is a dev dependency.
+# Build stage: the TypeScript compiler and esbuild (the admin console's bundler) are dev dependencies.
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json ./
 RUN npm ci
 COPY proto ./proto
 COPY src ./src
-RUN npx tsc -p tsconfig.json
+COPY scripts/build-console.mjs ./scripts/
+RUN npx tsc -p tsconfig.json && node scripts/build-console.mjs
 
-# Runtime stage: production dependencies and the compiled code only.
+# Runtime stage: production dependencies, the compiled code and the built console (dist/console).
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production \
     AMP_HOST=0.0.0.0 \

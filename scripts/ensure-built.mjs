@@ -1,6 +1,10 @@
 #!/usr/bin/env node
-// Compile TypeScript to dist/ when dist/ is missing or older than any source file, so that
-// `npm start` and `npm test` work right after `npm ci` and always run current code.
+// Compile TypeScript to dist/ when dist/ is missing or older than any source file, and build the
+// admin console (scripts/build-console.mjs: src/console/web to dist/console) when
+// dist/console/index.html is missing or older than a file under src/console/web or the build
+// script, so that `npm start` and `npm test` work right after `npm ci` and always run current code.
+// The console's sources are not tsc's (tsconfig.json excludes src/console/web): changing them
+// rebuilds the console only. Both builds run under the one lock below.
 //
 // Two commands started at once must not both compile (tsc rewrites dist/ in place, and a process
 // loading it half-written fails): the build runs under a lock, the dir dist/.build-lock (mkdir is
@@ -22,6 +26,9 @@ import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = join(root, 'dist');
 const marker = join(dist, 'src', 'cli.js');
+const consoleSrc = join(root, 'src', 'console', 'web');
+const consoleScript = join(root, 'scripts', 'build-console.mjs');
+const consoleMarker = join(dist, 'console', 'index.html');
 const lockDir = join(dist, '.build-lock');
 const WAIT_MS = 300_000;
 const POLL_MS = 100;
@@ -31,23 +38,35 @@ const DENIED = new Set(['EACCES', 'EPERM', 'EROFS']);
 const DENIED_MESSAGE =
   "amp-relay: cannot build dist/ here (permission denied): run `npm run build` as the clone's owner\n";
 
-function newest(dir) {
+/** The latest mtime of a file under `dir`, leaving out the directory `skip`. */
+function newest(dir, skip) {
   let t = 0;
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     const p = join(dir, e.name);
-    t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
+    if (p === skip) continue;
+    t = Math.max(t, e.isDirectory() ? newest(p, skip) : statSync(p).mtimeMs);
   }
   return t;
 }
 
-function isCurrent() {
+const builtSince = (file, time) => existsSync(file) && statSync(file).mtimeMs >= time;
+
+function tscCurrent() {
   const sourcesTime = Math.max(
-    newest(join(root, 'src')),
+    newest(join(root, 'src'), consoleSrc),
     newest(join(root, 'proto')),
     statSync(join(root, 'tsconfig.json')).mtimeMs,
   );
-  return existsSync(marker) && statSync(marker).mtimeMs >= sourcesTime;
+  return builtSince(marker, sourcesTime);
 }
+
+/** A clone without the console's sources (or its build script) has no console to build. */
+function consoleCurrent() {
+  if (!existsSync(consoleSrc) || !existsSync(consoleScript)) return true;
+  return builtSince(consoleMarker, Math.max(newest(consoleSrc), statSync(consoleScript).mtimeMs));
+}
+
+const isCurrent = () => tscCurrent() && consoleCurrent();
 
 function sleep(ms) {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
@@ -191,19 +210,26 @@ function release() {
   if (readOr(join(lockDir, 'pid'), '') === ownEntry) rmSync(lockDir, { recursive: true, force: true });
 }
 
-function build() {
-  process.stderr.write('amp-relay: compiling TypeScript (tsc)...\n');
+/** Run `args` with node, saying `what` first; false (and a line saying so) when it fails. */
+function step(what, failed, args) {
+  process.stderr.write(`amp-relay: ${what}...\n`);
   try {
-    execFileSync(
-      process.execPath,
-      [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json')],
-      { stdio: 'inherit' },
-    );
+    execFileSync(process.execPath, args, { stdio: 'inherit' });
     return true;
   } catch {
-    process.stderr.write('amp-relay: TypeScript compilation failed (see above)\n');
+    process.stderr.write(`amp-relay: ${failed} (see above)\n`);
     return false;
   }
+}
+
+/** Whichever of the two builds is not current: tsc to dist/, then the console to dist/console. */
+function build() {
+  const tsc = [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json')];
+  if (!tscCurrent() && !step('compiling TypeScript (tsc)', 'TypeScript compilation failed', tsc)) return false;
+  return (
+    consoleCurrent() ||
+    step('building the admin console (esbuild)', 'building the admin console failed', [consoleScript])
+  );
 }
 
 /** Exit code: 0 when dist/ is current (built now or before). */

@@ -26,6 +26,8 @@ import { ROOT, tempDir } from '../helpers/server.js';
 const root = tempDir('amp-clone-');
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 const BUILD_TIMEOUT_MS = 150_000;
+/** What a build of an unbuilt clone says on stderr: tsc, then the admin console. */
+const BUILDING = 'amp-relay: compiling TypeScript (tsc)...\namp-relay: building the admin console (esbuild)...\n';
 
 function cloneInto(dir: string): void {
   const tracked = execFileSync(
@@ -111,14 +113,31 @@ describe('amp-relay in a fresh clone, before any build', () => {
     cloneInto(dir);
     expect(existsSync(join(dir, 'dist'))).toBe(false);
     const r = npx(dir, ['keygen']);
-    expect(r.stderr).toBe('amp-relay: compiling TypeScript (tsc)...\n');
+    expect(r.stderr).toBe(BUILDING);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^-----BEGIN PRIVATE KEY-----\n[\s\S]*-----END PUBLIC KEY-----\n$/);
     expect(existsSync(join(dir, 'dist', 'src', 'cli.js'))).toBe(true);
+    expect(existsSync(join(dir, 'dist', 'console', 'index.html'))).toBe(true);
+    expect(existsSync(join(dir, 'dist', 'console', 'assets', 'app.js'))).toBe(true);
     // Built once: the next run says nothing about compiling.
     const again = npx(dir, ['--help']);
     expect(again.stderr).toBe('');
     expect(again.status).toBe(0);
+  }, 200_000);
+
+  it('a console older than its sources rebuilds the console only; an older dist/src, tsc only', () => {
+    const dir = builtClone('console-stale');
+    const ensure = () => {
+      const r = spawnSync(process.execPath, ['scripts/ensure-built.mjs'], { cwd: dir, encoding: 'utf8', env: ENV });
+      return { status: r.status, stderr: r.stderr };
+    };
+    const past = new Date(Date.now() - 3_600_000);
+    utimesSync(join(dir, 'dist', 'console', 'index.html'), past, past);
+    expect(ensure()).toEqual({ status: 0, stderr: 'amp-relay: building the admin console (esbuild)...\n' });
+    expect(ensure()).toEqual({ status: 0, stderr: '' });
+    utimesSync(join(dir, 'dist', 'src', 'cli.js'), past, past);
+    expect(ensure()).toEqual({ status: 0, stderr: 'amp-relay: compiling TypeScript (tsc)...\n' });
+    expect(ensure()).toEqual({ status: 0, stderr: '' });
   }, 200_000);
 
   // Three commands in an unbuilt clone: the first compiles; the second starts while it does; the
@@ -149,7 +168,7 @@ describe('amp-relay in a fresh clone, before any build', () => {
     mkdirSync(join(dir, 'dist', '.build-lock'), { recursive: true });
     writeFileSync(join(dir, 'dist', '.build-lock', 'pid'), dead.stdout);
     const r = npx(dir, ['--help']);
-    expect(r.stderr).toBe('amp-relay: compiling TypeScript (tsc)...\n');
+    expect(r.stderr).toBe(BUILDING);
     expect(r.status).toBe(0);
     expect(existsSync(join(dir, 'dist', '.build-lock'))).toBe(false);
   }, 200_000);

@@ -122,7 +122,7 @@ function installed(cmd: string, args: string[], env: Record<string, string> = {}
 }
 
 describe('npm pack', () => {
-  it('packs the built code, the CLI and the agent scripts, executable', () => {
+  it('packs the built code, the admin console, the CLI and the agent scripts, executable', () => {
     const paths = new Set(files.map((f) => f.path));
     for (const p of [
       'package.json',
@@ -132,6 +132,9 @@ describe('npm pack', () => {
       'dist/src/node-version.js',
       'dist/src/server.js',
       'dist/proto/index.js',
+      'dist/console/index.html',
+      'dist/console/assets/app.js',
+      'dist/console/assets/app.css',
       'scripts/amp-lib.sh',
       ...AGENT_SCRIPTS.map((s) => `scripts/${s}.sh`),
     ]) {

@@ -121,6 +121,16 @@ describe('Dockerfile', () => {
     expect(all('STOPSIGNAL')).toEqual(['SIGTERM']);
   });
 
+  it('builds the admin console in the build stage and ships it with dist/', () => {
+    const buildStage = ins.slice(0, ins.map(([i]) => i).lastIndexOf('FROM'));
+    const runs = buildStage.filter(([i]) => i === 'RUN').map(([, a]) => a);
+    expect(runs.some((a) => a.includes('tsc -p tsconfig.json') && a.includes('node scripts/build-console.mjs'))).toBe(
+      true,
+    );
+    expect(buildStage.some(([i, a]) => i === 'COPY' && a.startsWith('scripts/build-console.mjs '))).toBe(true);
+    expect(lastStage.some(([i, a]) => i === 'COPY' && /^--from=build \/app\/dist \.\/dist$/.test(a))).toBe(true);
+  });
+
   it('copies only what exists, and .dockerignore keeps local state out', () => {
     for (const [i, a] of ins) {
       if (i !== 'COPY' || a.startsWith('--from')) continue;
