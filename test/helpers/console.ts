@@ -4,7 +4,7 @@
 // the host the login link and the AID authorization_url name, so the cookie is on it).
 
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, expect } from 'vitest';
@@ -44,15 +44,51 @@ export function runNode(args: string[], timeoutMs = PROC_TIMEOUT_MS): Promise<Ru
   });
 }
 
-/** dist/ current (the CLI runs from it), and the console built once if dist/console is missing. */
+const BUILD_LOCK = join(ROOT, 'dist', '.console-build-lock');
+const BUILD_WAIT_MS = 120_000;
+
+/**
+ * dist/ current (the CLI runs from it), and the console built if dist/console is missing. Test
+ * files run in parallel and the build empties its outdir first: one builds (it made the lock dir,
+ * mkdir being atomic), the others wait (bounded) for its index.html.
+ */
 export async function ensureConsoleBuilt(): Promise<void> {
   const built = await runNode(['scripts/ensure-built.mjs'], 300_000);
   if (built.code !== 0) throw new Error(`scripts/ensure-built.mjs failed (${built.code}): ${built.stderr}`);
-  if (existsSync(join(CONSOLE_DIR, 'index.html'))) return;
+  const index = join(CONSOLE_DIR, 'index.html');
+  const deadline = Date.now() + BUILD_WAIT_MS;
+  while (!existsSync(index)) {
+    if (takeLock()) {
+      try {
+        if (!existsSync(index)) await buildConsole();
+      } finally {
+        rmSync(BUILD_LOCK, { recursive: true, force: true });
+      }
+    } else if (Date.now() > deadline) {
+      throw new Error(`dist/console not built within ${BUILD_WAIT_MS} ms (lock ${BUILD_LOCK})`);
+    } else {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+/** The build lock, when free or left by a build that died (older than the wait). */
+function takeLock(): boolean {
+  try {
+    mkdirSync(BUILD_LOCK);
+    return true;
+  } catch {
+    const age = Date.now() - (statSync(BUILD_LOCK, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
+    if (age > BUILD_WAIT_MS) rmSync(BUILD_LOCK, { recursive: true, force: true });
+    return false;
+  }
+}
+
+async function buildConsole(): Promise<void> {
   const script = join(ROOT, 'scripts', 'build-console.mjs');
   if (!existsSync(script))
     throw new Error('dist/console is missing and there is no scripts/build-console.mjs to build it');
-  const r = await runNode([script], 120_000);
+  const r = await runNode([script], BUILD_WAIT_MS);
   if (r.code !== 0 || !existsSync(join(CONSOLE_DIR, 'index.html')))
     throw new Error(`node scripts/build-console.mjs failed (${r.code}): ${r.stderr}${r.stdout}`);
 }
