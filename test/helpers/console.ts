@@ -154,7 +154,9 @@ export function consoleSuite(opts: StartOptions = {}): ConsoleSuite {
 
 /** Runs `amp-relay admin login` against the server's data dir and public base; the one line it printed. */
 export async function loginLink(t: TestServer, o: LoginOptions = {}): Promise<string> {
-  const args = ['bin/amp-relay.js', 'admin', 'login', '--data-dir', t.dataDir, '--url', t.publicBase];
+  // The server's own settings, as an operator's shell has them (the port: the issuer the link is signed for).
+  const args = ['bin/amp-relay.js', 'admin', 'login', '--data-dir', t.dataDir, '--port', String(t.server.port)];
+  args.push('--url', t.publicBase);
   args.push('--tenant', o.tenant ?? 'acme', '--email', o.email ?? 'ops@acme.com');
   if (o.scopes) args.push('--scopes', o.scopes.join(','));
   if (o.ttl !== undefined) args.push('--ttl', String(o.ttl));
