@@ -237,6 +237,7 @@ describe('agent-controlled text is text', () => {
     // Detail: name (and description, if shown), as text.
     await row.locator(tid('reg-open')).click();
     await eventually(() => page.locator(tid('reg-detail-name')).textContent()).toBe(`${SCRIPT} ${IMG}`);
+    expect(await bodyText(w)).toContain(`about ${IMG} ${SCRIPT}`);
     await expectNoInjection(w);
     // The rejected one's reason in its audit trail.
     await page.goto(`${s.base}/admin/registrations/${rejId}`);
