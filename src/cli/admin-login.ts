@@ -27,7 +27,9 @@ once and expires after --ttl seconds.
                    include reading); read-only: agent_registrations:read,amp:admin:read
   --ttl SECONDS    how long the link stays valid (default ${DEFAULT_LOGIN_TTL_S}, at most ${MAX_LOGIN_TTL_S})
   --url BASE       the server's address in the link (default: AMP_PUBLIC_URL, else
-                   http://localhost:<AMP_PORT>, https with AMP_TLS_CERT/KEY)
+                   http://localhost:<AMP_PORT>, https with AMP_TLS_CERT/KEY). The link is signed
+                   for the server's issuer, which --url does not change: give the server's
+                   --port or --public-url (or AMP_PORT / AMP_PUBLIC_URL) as it runs with
   --data-dir DIR   the server's data dir, whose signing keys sign the link (default: AMP_DATA_DIR,
                    else ./data); other server options (--port, --public-url ...) are read as 'serve' does
   -h, --help       this help
