@@ -183,6 +183,7 @@ describe('admin console flows (Chromium)', () => {
       before + 5,
       { timeout: STEP_MS },
     );
+    await screenshot(page, 'overview-live');
     expect(problems(w)).toEqual([]);
   });
 
