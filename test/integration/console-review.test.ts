@@ -100,6 +100,14 @@ describe('console review: sessions and sign-in', () => {
   });
 });
 
+describe('console review: static page', () => {
+  it('serves index.html for /admin paths deeper than three segments (contract: /admin/<anything not under assets>)', async () => {
+    const r = await fetch(`${s.t.url}/admin/registrations/abc/activity/more`);
+    expect(r.status).not.toBe(500);
+    expect(r.status === 200 || r.status === 503, String(r.status)).toBe(true);
+  });
+});
+
 describe('console review: scopes', () => {
   it('the merged audit log answers a session holding only agent_registrations:read (the contract allows it)', async () => {
     const a = await signIn(['agent_registrations:read']);
