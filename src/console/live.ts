@@ -2,6 +2,9 @@
 // keeps the open streams and, while at least one is open, one LIVE_TICK_MS timer that computes the
 // snapshot once per tick and writes the same text to every stream. No stream open: no timer.
 //
+// A stream opened by a console session ends at the first tick after that session is gone (signed
+// out or expired): the figures never outlive the sign-in that asked for them.
+//
 // A new stream gets a snapshot at once. A stream whose client has not taken the previous snapshot
 // skips this one (the transport drops the write, stream-reply.ts): snapshots replace each other, so
 // a slow reader only sees fewer of them.
@@ -55,7 +58,8 @@ export interface LiveSnapshot {
 const rate = (delta: number, ms: number) => (ms <= 0 ? 0 : Math.round((delta / ms) * 100_000) / 100);
 
 export class LiveHub {
-  private readonly sinks = new Set<LiveSink>();
+  /** Each open stream, with whether the session that opened it still lives (none: a bearer token's). */
+  private readonly sinks = new Map<LiveSink, (() => boolean) | undefined>();
   private timer: NodeJS.Timeout | undefined;
   private prev: { at: number; routed: number; pushed: number } | undefined;
   private closed = false;
@@ -71,10 +75,13 @@ export class LiveHub {
     return this.sinks.size;
   }
 
-  /** Start feeding `sink`: a snapshot now, then one per tick until it closes. */
-  add(sink: LiveSink): void {
+  /**
+   * Start feeding `sink`: a snapshot now, then one per tick until it closes, or until `alive()` says
+   * the console session that opened it is gone.
+   */
+  add(sink: LiveSink, alive?: () => boolean): void {
     if (this.closed) return sink.close();
-    this.sinks.add(sink);
+    this.sinks.set(sink, alive);
     sink.onClose(() => this.remove(sink));
     const text = this.frame();
     if (text !== undefined) sink.write(text);
@@ -87,7 +94,7 @@ export class LiveHub {
   /** Shutdown: end every stream and stop the timer; later streams are closed at once. */
   close(): void {
     this.closed = true;
-    for (const s of [...this.sinks]) s.close();
+    for (const s of [...this.sinks.keys()]) s.close();
     this.stop();
   }
 
@@ -121,7 +128,10 @@ export class LiveHub {
   private tick(): void {
     const text = this.frame();
     if (text === undefined) return;
-    for (const sink of [...this.sinks]) sink.write(text);
+    for (const [sink, alive] of [...this.sinks]) {
+      if (alive && !alive()) sink.close();
+      else sink.write(text);
+    }
   }
 
   /** The SSE event of a fresh snapshot; undefined when it could not be computed. */

@@ -7,6 +7,9 @@ import type { ConsoleLoginCheck } from '../identity/console-login.js';
 import type { RecordsStore } from '../store/types.js';
 import { type ConsoleSession, type ConsoleSessions, SESSION_COOKIE, SESSION_TTL_S } from './sessions.js';
 
+/** Seconds a spent link's id is kept after its expiry (the check allows 5 s of clock skew). */
+export const SPENT_MARGIN_S = 60;
+
 export interface ConsoleFeatures {
   /** The attachments capability is on (the held-files page works). */
   attachments: boolean;
@@ -42,7 +45,9 @@ export class ConsoleLogin {
     const r = await this.deps.check(token);
     if (!r.ok) return { ok: false, error: 'invalid_login_link', message: r.message };
     const { jti, exp, tenant, email, scopes } = r.login;
-    const won = await this.deps.records.spendOnce('console_spent', jti, { exp });
+    // Kept past the link's expiry by more than the clock allowance the check grants an expired
+    // link, so the sweep never forgets a spent link that would still be accepted.
+    const won = await this.deps.records.spendOnce('console_spent', jti, { exp: exp + SPENT_MARGIN_S });
     if (!won)
       return {
         ok: false,

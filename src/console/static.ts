@@ -83,6 +83,8 @@ export class ConsoleFiles {
     const headers = {
       'Content-Type': TYPES[extname(path).toLowerCase()] ?? 'application/octet-stream',
       'X-Content-Type-Options': 'nosniff',
+      // Opened directly (an SVG, say), an asset runs nothing on our origin.
+      'Content-Security-Policy': "default-src 'none'",
       'Cache-Control': 'no-cache',
     };
     return { kind: 'file', file: { path, size, headers } };

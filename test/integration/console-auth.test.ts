@@ -272,7 +272,14 @@ describe('sessions', () => {
 
 describe('the console page', () => {
   it('serves index.html with the CSP and headers for /admin, its pages and /agents/authorize', async () => {
-    for (const path of ['/admin', '/admin/', '/admin/registrations/abc', '/agents/authorize?code=ABCD-EFGH']) {
+    const pages = [
+      '/admin',
+      '/admin/',
+      '/admin/registrations/abc',
+      '/admin/a/b/c/d/e',
+      '/agents/authorize?code=ABCD-EFGH',
+    ];
+    for (const path of pages) {
       const r = await fetch(`${s.t.url}${path}`);
       expect(r.status, path).toBe(200);
       expect(r.headers.get('content-type')).toMatch(/^text\/html/);
@@ -290,6 +297,31 @@ describe('the console page', () => {
     expect(js.status).toBe(200);
     expect(js.headers.get('content-type')).toMatch(/^text\/javascript/);
     expect(await js.text()).toBe('console.log(1);\n');
+    // An asset opened by itself runs nothing on this origin.
+    expect(js.headers.get('content-security-policy')).toBe("default-src 'none'");
+    // A missing asset, however deep, is 404 (never the page); other methods on a page path are 405.
+    for (const path of ['/admin/assets/x/y/z.js', '/admin/assets/a/b']) {
+      const r = await fetch(`${s.t.url}${path}`);
+      expect(r.status, path).toBe(404);
+      expect(((await r.json()) as { error: string }).error).toBe('not_found');
+    }
+    expect((await fetch(`${s.t.url}/admin/a/b/c/d`, { method: 'POST' })).status).toBe(405);
+  });
+
+  it('signing in needs a JSON body: a form post (text/plain, urlencoded) is 400 and opens no session', async () => {
+    for (const type of ['text/plain', 'application/x-www-form-urlencoded', '']) {
+      const token = await loginToken(s);
+      const headers: Record<string, string> = type ? { 'Content-Type': type } : {};
+      const r = await fetch(`${s.t.url}/v1/console/session`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ token }),
+      });
+      expect(r.status, type).toBe(400);
+      expect(r.headers.get('set-cookie'), type).toBeNull();
+      // The link is not spent by the refused attempt.
+      expect((await postSession(s, token)).status, type).toBe(201);
+    }
   });
 
   it('refuses paths outside assets/', async () => {

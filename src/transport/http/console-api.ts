@@ -27,6 +27,9 @@ export function addConsoleRoutes(t: RouteTable, deps: ConsoleDeps): void {
   const sessionOf = (req: HttpRequest) => login.sessions.session(req.headers.cookie);
   t.api('POST', '/console/session', PUBLIC, async (req) => {
     const limited = enforce(deps.limits.takeForIp('console_login', req.ip), 'ip');
+    // JSON only: a cross-site form (text/plain, urlencoded) cannot sign a browser in as someone else.
+    if (!/^application\/json\s*(;|$)/i.test(req.headers.contentType.trim()))
+      throw new AmpError('invalid_request', 'Sign in with a JSON body: Content-Type: application/json');
     const body = await req.body.json();
     const r = await login.signIn((body as Record<string, unknown>).token);
     if (!r.ok) return { status: 401, body: { error: r.error, message: r.message, details: {} }, headers: NO_STORE };
@@ -52,8 +55,11 @@ export function addConsoleRoutes(t: RouteTable, deps: ConsoleDeps): void {
 /** The single-page app's paths (index.html) and its assets; not API routes (no OpenAPI entry). */
 function addPageRoutes(t: RouteTable, files: ConsoleFiles): void {
   const page = () => fileReply(files.page());
-  for (const path of ['/admin', '/admin/:a', '/admin/:a/:b', '/admin/:a/:b/:c', '/agents/authorize'])
-    t.router.add('GET', path, page);
+  t.router.add('GET', '/agents/authorize', page);
+  // Every page path, however deep; a missing asset is 404, never the page.
+  t.router.subtree('/admin', (req) =>
+    req.path.startsWith('/admin/assets/') ? fileReply({ kind: 'not_found' }) : page(),
+  );
   t.router.add('GET', '/admin/assets/:a', (req) => fileReply(files.asset([req.params.a])));
   t.router.add('GET', '/admin/assets/:a/:b', (req) => fileReply(files.asset([req.params.a, req.params.b])));
 }

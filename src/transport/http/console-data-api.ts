@@ -6,6 +6,8 @@ import type { LiveHub } from '../../console/live.js';
 import { NO_STORE, type RouteTable } from './route-table.js';
 
 const ADMIN = { auth: 'admin' } as const;
+/** The merged audit log includes the AID activity log: an AID reader may read it too. */
+const AUDIT_READERS = { auth: 'admin', orReadScope: 'agent_registrations:read' } as const;
 
 export interface ConsoleDataDeps {
   live: LiveHub;
@@ -19,12 +21,11 @@ export const SSE_HEADERS = {
 };
 
 export function addConsoleDataRoutes(t: RouteTable, { live, audit }: ConsoleDataDeps): void {
-  t.api('GET', '/console/live', ADMIN, () => ({
-    status: 200,
-    headers: SSE_HEADERS,
-    stream: (sink) => live.add(sink),
-  }));
-  t.api('GET', '/admin/audit', ADMIN, (req, { admin: a }) => {
+  t.api('GET', '/console/live', ADMIN, (req) => {
+    const alive = t.sessionAlive(req);
+    return { status: 200, headers: SSE_HEADERS, stream: (sink) => live.add(sink, alive) };
+  });
+  t.api('GET', '/admin/audit', AUDIT_READERS, (req, { admin: a }) => {
     if (req.query.get('format') === 'csv')
       return {
         status: 200,

@@ -29,7 +29,7 @@ import type { Handler, HttpReply, HttpRequest, Router, RouteOptions } from './ro
 export type AmpGuard =
   | { auth: 'none'; bucket?: 'register' }
   | { auth: 'agent'; bucket: 'api' | 'pending' | 'route' }
-  | { auth: 'admin' };
+  | { auth: 'admin'; orReadScope?: 'agent_registrations:read' };
 
 export interface AgentCaller {
   agent: AgentRecord;
@@ -184,7 +184,7 @@ export class RouteTable {
    * handler starts at once (after the guard) and gets the body through `pipe`, which fails the same way.
    */
   private amp<G extends AmpGuard>(guard: G, handler: Guarded<AmpContext<G>>, streamBody: boolean): Handler {
-    if (guard.auth === 'admin') return this.adminRoute(handler as Guarded<AdminCaller>, streamBody);
+    if (guard.auth === 'admin') return this.adminRoute(handler as Guarded<AdminCaller>, streamBody, guard.orReadScope);
     return (req) => {
       const [caller, headers] = this.ampCaller(guard as Exclude<AmpGuard, { auth: 'admin' }>, req);
       const run = () => {
@@ -198,18 +198,34 @@ export class RouteTable {
   /**
    * The admin JWT (or console session) is checked before any body is read: no token, no body
    * buffered. GET and HEAD take `amp:admin:read`, which `amp:admin` implies; others `amp:admin`.
+   * `orReadScope`: a GET is also open to that scope (the merged audit log to AID readers).
    */
-  private adminRoute(handler: Guarded<AdminCaller>, streamBody: boolean): Handler {
+  private adminRoute(handler: Guarded<AdminCaller>, streamBody: boolean, orReadScope?: string): Handler {
     return async (req) => {
-      const scope = READ_METHODS.has(req.method) ? 'amp:admin:read' : 'amp:admin';
+      const read = READ_METHODS.has(req.method);
       const session = this.consoleSession(req);
       if (session && !csrfOk(req, session)) throw new AmpError('forbidden', CSRF_MESSAGE);
-      const who = session
-        ? this.deps.identity.ampSessionAdmin(session.principal, scope)
-        : await this.deps.identity.ampAdmin(req.headers.authorization, scope);
+      const check = (scope: string) =>
+        session
+          ? this.deps.identity.ampSessionAdmin(session.principal, scope)
+          : this.deps.identity.ampAdmin(req.headers.authorization, scope);
+      const who = await Promise.resolve()
+        .then(() => check(read ? 'amp:admin:read' : 'amp:admin'))
+        .catch((e) => {
+          if (!read || !orReadScope || !isAmpError(e) || e.code !== 'forbidden') throw e;
+          return check(orReadScope);
+        });
       if (!SAFE_METHODS.has(req.method) && !streamBody) await req.body.complete();
       return handler(req, { admin: { ...who, ip: req.ip } });
     };
+  }
+
+  /** For a request made with a console session: whether that session still lives (signed out or expired: no). */
+  sessionAlive(req: HttpRequest): (() => boolean) | undefined {
+    const sessions = this.deps.console;
+    if (!sessions || !this.consoleSession(req)) return undefined;
+    const cookie = req.headers.cookie;
+    return () => sessions.session(cookie) !== undefined;
   }
 
   /** The live console session a request without Authorization names in its Cookie (an Authorization header wins). */

@@ -105,6 +105,8 @@ export class Router {
   private readonly exact = new Map<string, PathEntry>();
   /** Most specific first (see `bySpecificity`), so the first path that matches is the one to use. */
   private readonly patterns: PathEntry[] = [];
+  /** GET handlers for whole subtrees (`/admin/...` of a single-page app), tried when no path matched. */
+  private readonly subtrees: { prefix: string; handler: Handler }[] = [];
 
   /** Register `handler` for `method` on `path` (`:name` segments are parameters). */
   add(method: string, path: string, handler: Handler, opts: RouteOptions = {}): this {
@@ -127,6 +129,12 @@ export class Router {
     return this;
   }
 
+  /** GET (and HEAD) of `prefix` and every path under it that no other route matches. */
+  subtree(prefix: string, handler: Handler): this {
+    this.subtrees.push({ prefix, handler });
+    return this;
+  }
+
   /**
    * The path decides the entry, then the method: once a path matches, a missing method is 405 with
    * the entry's Allow list, never a fall-through to a less specific path.
@@ -146,10 +154,18 @@ export class Router {
         }
       }
     }
-    if (!entry) return { kind: 'not_found' };
+    if (!entry) return this.matchSubtree(method, path);
     const found = entry.handlers.get(method) ?? (method === 'HEAD' ? entry.handlers.get('GET') : undefined);
     if (!found) return { kind: 'method_not_allowed', allow: [...entry.handlers.keys()], route: entry.path };
     return { kind: 'handler', handler: found.handler, params, route: entry.path, streamBody: found.streamBody };
+  }
+
+  private matchSubtree(method: string, path: string): Match {
+    const tree = this.subtrees.find((t) => path === t.prefix || path.startsWith(`${t.prefix}/`));
+    if (!tree) return { kind: 'not_found' };
+    const route = `${tree.prefix}/*`;
+    if (method !== 'GET' && method !== 'HEAD') return { kind: 'method_not_allowed', allow: ['GET'], route };
+    return { kind: 'handler', handler: tree.handler, params: {}, route, streamBody: false };
   }
 }
 
