@@ -16,6 +16,8 @@ export const CLIENT_ENV: readonly string[] = [
   'AMP_ADMIN_TOKEN', // amp-relay admin: an admin JWT to use instead of minting one
   'AMP_FUZZ_SEED', // test/integration/ws-fuzz.test.ts: the fuzzer's seed
   'AMP_BENCH_PINNED', // bench/run.ts: the bench runs pinned to CPUs
+  'AMP_TEST_CHROMIUM', // test/helpers/browser.ts: the Chromium the console's tests drive (default /usr/bin/chromium)
+  'AMP_CONSOLE_OUTDIR', // scripts/build-console.mjs: where the console is built (default dist/console)
 ];
 
 const SERVER_ENV: readonly string[] = Object.values(OPTIONS).map((o) => o.env);
