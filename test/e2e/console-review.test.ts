@@ -4,7 +4,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { STEP_MS } from '../helpers/browser.js';
-import { CONSOLE_API, consoleSuite, eventually, signIn, tid } from '../helpers/console.js';
+import { CONSOLE_API, consoleSuite, eventually, sessionOf, signIn, tid } from '../helpers/console.js';
 
 const s = consoleSuite();
 
@@ -68,7 +68,7 @@ describe('console review: a session ending while the page is open', () => {
     const w = await s.page();
     await signIn(w.page, await s.loginLink());
     const cookie = (await w.context.cookies()).find((c) => c.name === 'amp_console')!.value;
-    const { csrf_token } = await w.page.evaluate(async () => (await fetch('/v1/console/session')).json());
+    const { csrf_token } = await sessionOf(w.page);
     const r = await countSnapshots(cookie, 3_000, async () => {
       const out = await fetch(`${s.t.url}${CONSOLE_API}/session`, {
         method: 'DELETE',
