@@ -3,8 +3,10 @@
 // restart) must bring the page to the signed-out view, and its live stream must end with it.
 
 import { describe, expect, it } from 'vitest';
-import { STEP_MS } from '../helpers/browser.js';
-import { CONSOLE_API, consoleSuite, eventually, sessionOf, signIn, tid } from '../helpers/console.js';
+import { asAdmin, pendingRegistration } from '../helpers/aid.js';
+import { problems, STEP_MS } from '../helpers/browser.js';
+import { CONSOLE_API, consoleSuite, eventually, pageFetch, sessionOf, signIn, tid } from '../helpers/console.js';
+import { register } from '../helpers/server.js';
 
 const s = consoleSuite();
 
@@ -79,5 +81,87 @@ describe('console review: a session ending while the page is open', () => {
     // No more server figures for a cookie that no longer signs anyone in.
     expect(r, 'snapshots kept coming after sign-out').toMatchObject({ ended: true });
     expect(r.after - r.before).toBeLessThanOrEqual(1);
+  });
+});
+
+// Behaviours the issue asks for that console-flows/console-security do not exercise: with each of
+// these broken in src/console/web (banner never shown, pending not first, "Older" not paging, the
+// authorize page's Reject approving) both files still pass; these tests fail.
+describe('console review: behaviours the other browser tests leave out', () => {
+  it("an action the server refuses shows the server's message in the error banner", async () => {
+    const aid = await s.aid();
+    const { id } = await pendingRegistration(aid, await register(s.t.api, 'rev-refused', 'acme'));
+    const w = await s.page();
+    await signIn(w.page, await s.loginLink());
+    await w.page.locator(tid('nav-registrations')).click();
+    const row = w.page.locator(`${tid('reg-row')}[data-id="${id}"]`);
+    await row.locator(tid('reg-approve')).waitFor();
+    // Rejected behind the page's back: approving it now is refused (422, invalid_transition).
+    expect((await asAdmin(aid, 'POST', `/${id}/reject`, { reason: 'elsewhere' })).status).toBe(200);
+    await row.locator(tid('reg-approve')).click();
+    await eventually(() => w.page.locator(tid('error-banner')).textContent()).toBe(
+      'Cannot approve a registration in status rejected',
+    );
+    expect(problems(w)).toEqual([]);
+  });
+
+  it('pending registrations are listed before newer decided ones', async () => {
+    const aid = await s.aid();
+    const { id: older } = await pendingRegistration(aid, await register(s.t.api, 'rev-older', 'acme'));
+    for (const n of ['rev-new-1', 'rev-new-2']) {
+      const { id } = await pendingRegistration(aid, await register(s.t.api, n, 'acme'));
+      expect((await asAdmin(aid, 'POST', `/${id}/reject`, { reason: 'no' })).status).toBe(200);
+    }
+    const w = await s.page();
+    await signIn(w.page, await s.loginLink());
+    await w.page.locator(tid('nav-registrations')).click();
+    await w.page.locator(`${tid('reg-row')}[data-id="${older}"]`).waitFor();
+    const statuses = await w.page.locator(tid('reg-status')).allTextContents();
+    const firstDecided = statuses.findIndex((x) => x !== 'pending');
+    expect(statuses.slice(firstDecided).includes('pending'), statuses.join(',')).toBe(false);
+  });
+
+  it("the audit log's Older / Newer buttons page through the events", async () => {
+    const w = await s.page();
+    await signIn(w.page, await s.loginLink({ email: 'pager@acme.com' }));
+    const agent = await register(s.t.api, 'rev-pager', 'acme');
+    const { csrf_token } = await sessionOf(w.page);
+    for (let i = 0; i < 14; i++)
+      for (const a of ['suspend', 'unsuspend'])
+        expect(
+          (
+            await pageFetch(w.page, `/v1/agents/${agent.agent_id}/${a}`, {
+              method: 'POST',
+              json: {},
+              headers: { 'X-CSRF-Token': csrf_token },
+            })
+          ).status,
+        ).toBe(200);
+    await w.page.locator(tid('nav-audit')).click();
+    await w.page.locator(tid('audit-actor')).fill('pager@');
+    await w.page.locator(tid('audit-apply')).click();
+    await eventually(() => w.page.locator(tid('audit-page')).textContent()).toBe('1 / 2');
+    const first = await w.page.locator(tid('audit-row')).allTextContents();
+    await w.page.locator(tid('audit-next')).click();
+    await eventually(() => w.page.locator(tid('audit-page')).textContent()).toBe('2 / 2');
+    await eventually(() => w.page.locator(tid('audit-row')).count()).toBe(28 - first.length);
+    await w.page.locator(tid('audit-prev')).click();
+    await eventually(() => w.page.locator(tid('audit-page')).textContent()).toBe('1 / 2');
+  });
+
+  it("the authorize page's Reject rejects, with the reason typed", async () => {
+    const aid = await s.aid();
+    const { id, userCode } = await pendingRegistration(aid, await register(s.t.api, 'rev-authz', 'acme'));
+    const w = await s.page();
+    await signIn(w.page, await s.loginLink());
+    await w.page.goto(`${s.base}/agents/authorize`);
+    await w.page.locator(tid('authz-code')).fill(userCode);
+    await w.page.locator(tid('authz-lookup')).click();
+    await w.page.locator(tid('authz-reject')).click();
+    await w.page.locator(tid('action-reason')).fill('unknown agent');
+    await w.page.locator(tid('action-confirm')).click();
+    await eventually(() => w.page.locator(tid('authz-result')).textContent()).toContain('rejected');
+    const r = await asAdmin(aid, 'GET', `/${id}`);
+    expect(r.body.data.attributes).toMatchObject({ status: 'rejected', rejection_reason: 'unknown agent' });
   });
 });
