@@ -179,6 +179,11 @@ describe('sessions', () => {
     expect(after.status).toBe(401);
     const list = await call('GET', `${s.t.api}/admin/agents`, { headers: withSession(a, null) });
     expect(list.status).toBe(401);
+    // The page tells the operator why: the session ended (not "a bearer token is required").
+    expect(list.body.message).toMatch(/console session ended/);
+    const regs = await call('GET', `${s.t.url}/acme/agent_registrations`, { headers: withSession(a, null) });
+    expect(regs.status).toBe(401);
+    expect(JSON.stringify(regs.body)).toMatch(/console session ended/);
   });
 
   it('a missing or wrong CSRF token is 403 and changes nothing (AMP and AID routes)', async () => {

@@ -87,6 +87,15 @@ export async function api<T = Record<string, unknown>>(path: string, opts: Reque
   return (await res.json()) as T;
 }
 
+/** Whether the session still lives (after a lost live stream, say): a 401 signs the page out. */
+export async function checkSignedIn(): Promise<void> {
+  try {
+    await api('/v1/console/session', { quiet: true });
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) onSignedOut?.();
+  }
+}
+
 /** A query string of the non-empty values (with its leading `?`), or ''. */
 export function query(params: Record<string, string | number | undefined | null>): string {
   const q = new URLSearchParams();

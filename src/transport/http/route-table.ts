@@ -95,6 +95,8 @@ export const CSRF_MESSAGE =
   'Missing or wrong CSRF token: a console session needs the X-CSRF-Token header (its csrf_token) on this method';
 
 export const NO_STORE = { 'Cache-Control': 'no-store', Pragma: 'no-cache' };
+const SESSION_ENDED =
+  'The console session ended (signed out, expired, or the server restarted); run amp-relay admin login';
 
 /** One registered route as the OpenAPI document sees it (`mount` tells how `path` was served). */
 export interface RouteEntry {
@@ -205,6 +207,7 @@ export class RouteTable {
       const read = READ_METHODS.has(req.method);
       const session = this.consoleSession(req);
       if (session && !csrfOk(req, session)) throw new AmpError('forbidden', CSRF_MESSAGE);
+      if (!session && endedSession(req)) throw new AmpError('unauthorized', SESSION_ENDED);
       const check = (scope: string) =>
         session
           ? this.deps.identity.ampSessionAdmin(session.principal, scope)
@@ -269,6 +272,7 @@ export class RouteTable {
   private aidAdmin(req: HttpRequest, tenant: string, scope: string): Promise<Actor> | Actor {
     const { identity } = this.deps;
     const session = this.consoleSession(req);
+    if (!session && endedSession(req)) throw new AidError('invalid_token', SESSION_ENDED);
     if (!session) return identity.admin(req.headers.authorization, tenant, scope, req.ip, req.headers.userAgent);
     if (!csrfOk(req, session)) throw new AidError('insufficient_scope', CSRF_MESSAGE);
     return identity.sessionAdmin(session.principal, tenant, scope, req.ip, req.headers.userAgent);
@@ -332,6 +336,11 @@ export class RouteTable {
       );
     return caller;
   }
+}
+
+/** A request with no Authorization whose console cookie names no live session (the page says why). */
+function endedSession(req: HttpRequest): boolean {
+  return req.headers.authorization.trim() === '' && /(?:^|;)\s*amp_console=/.test(req.headers.cookie);
 }
 
 /** Safe methods need no CSRF token; others the session's, compared in constant time. */

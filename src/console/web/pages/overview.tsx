@@ -2,6 +2,7 @@
 // server's figures every second; EventSource reconnects by itself while the page is open.
 
 import { useEffect, useState } from 'preact/hooks';
+import { checkSignedIn } from '../api';
 import { PageHead } from '../components';
 import { int, ms, rate } from '../format';
 import type { Session } from '../session';
@@ -34,7 +35,11 @@ function useLive(): { live: boolean; snap: Snapshot | null } {
   useEffect(() => {
     const es = new EventSource('/v1/console/live', { withCredentials: true });
     es.onopen = () => setLive(true);
-    es.onerror = () => setLive(es.readyState === EventSource.OPEN);
+    es.onerror = () => {
+      setLive(es.readyState === EventSource.OPEN);
+      // The stream ends when the session does (signed out elsewhere, expired, server restarted).
+      void checkSignedIn();
+    };
     es.addEventListener('snapshot', (e) => {
       setLive(true);
       try {
