@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { declare, init, put, settled, sha256, uploadConfirmed } from '../helpers/attachments.js';
 import { register, route, startTestServer, tempDir, type TestServer } from '../helpers/server.js';
+import { exchange, rawRequest } from '../helpers/raw-http.js';
 
 const MIB = 1024 * 1024;
 
@@ -82,9 +83,16 @@ describe('a nearly full disk', () => {
     const erin = await register(t.api, 'erin', 'acme');
     const bytes = Buffer.alloc(20 * MIB, 1);
     const i = await init(t.api, erin, declare(bytes, 'big.bin', 'application/octet-stream'));
-    const p = await put(i.body.upload_url, bytes, 'application/octet-stream');
-    expect(p.status).toBe(507);
-    expect(p.body.error).toBe('insufficient_storage');
+    // The server answers 507 before it has read the body and closes the connection: fetch may fail
+    // on EPIPE while still sending, so the answer is read from the raw socket (which keeps it).
+    const u = new URL(i.body.upload_url);
+    const request = rawRequest('PUT', u.pathname + u.search, {
+      headers: { 'Content-Type': 'application/octet-stream' },
+      body: bytes.toString('latin1'),
+    });
+    const ex = await exchange(Number(u.port), request, { want: 1, timeoutMs: 20_000 });
+    expect(ex.responses[0]?.status, ex.end).toBe(507);
+    expect(JSON.parse(ex.responses[0].body).error).toBe('insufficient_storage');
     expect(readdirSync(join(t.dataDir, 'attachments', 'tmp'))).toEqual([]);
     // A small file still fits.
     const small = Buffer.from('small');
