@@ -277,7 +277,7 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
   },
   'GET /api/v1/admin/audit': {
     summary:
-      "The token tenant's audit log, newest first: AID activity, attachment decisions and operators' actions on agents (amp:admin)",
+      "The token tenant's audit log, newest first: AID activity, attachment decisions and operators' actions on agents (amp:admin:read, or agent_registrations:read)",
     description:
       'Rows {id, at, type, actor, ip, target, reason, source}; `types` lists every type. With format=csv: text/csv, every matching row (at most 50,000), cells quoted, a cell starting with = + - @ TAB or CR prefixed with an apostrophe.',
     errors: ['invalid_field'],
