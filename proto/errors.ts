@@ -114,6 +114,7 @@ export const ERROR_CATALOG = {
     retry: true,
     doc: 'the store cannot write: disk full or LMDB map full; nothing was stored',
   },
+  store_unavailable: { status: 503, wsClose: null, retry: true, doc: 'the shared store (NATS) is unreachable' },
   service_unavailable: { status: 503, wsClose: 4500, retry: true, doc: 'store down, shutting down, overloaded' },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -19,6 +19,7 @@ describe('proto/generated', () => {
     });
     expect(errors.request_too_large.http_status).toBe(413);
     expect(errors.insufficient_storage).toMatchObject({ http_status: 507, ws_close: null, retry: true });
-    expect(Object.keys(errors)).toHaveLength(47);
+    expect(errors.store_unavailable).toMatchObject({ http_status: 503, ws_close: null, retry: true });
+    expect(Object.keys(errors)).toHaveLength(48);
   });
 });

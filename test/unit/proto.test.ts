@@ -561,6 +561,8 @@ describe('AmpError and ERROR_CATALOG (§21)', () => {
   /** Codes the spec's table lacks, each for a condition it does not name: a full disk (issue 13). */
   const EXTENSIONS: Array<[string, number, boolean]> = [
     ['insufficient_storage', 507, true],
+    // Cluster mode (issue 18): the shared store (NATS) cannot be reached; nothing was stored.
+    ['store_unavailable', 503, true],
     // §22 attachments: the spec's codes, then ours for the upload URL and the bytes.
     ['attachment_not_found', 404, false],
     ['attachment_expired', 410, false],
