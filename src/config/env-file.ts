@@ -22,6 +22,10 @@ export function describeEnv(c: Config, header: string): string[] {
   const lines = [`# ${header}`];
   for (const [key, spec] of Object.entries(OPTIONS) as [keyof Config, OptionSpec][]) {
     const v = c[key];
+    if (spec.secret && v !== '') {
+      lines.push('', `# ${spec.doc}`, '# (set, not printed: fill it in)', `${spec.env}=`);
+      continue;
+    }
     lines.push('', `# ${spec.doc}`, `${spec.env}=${envFileValue(Array.isArray(v) ? v.join(',') : String(v))}`);
   }
   return lines;

@@ -5,6 +5,7 @@
 import { REGISTERED_LABEL_RE, RESERVED_TENANTS } from '../../proto/index.js';
 import { hostProblem } from './host.js';
 import { clamdProblems } from './clamd.js';
+import { clusterProblems } from './cluster.js';
 import { tlsProblems } from './tls.js';
 import { trustedProxyProblems } from './trusted-proxies.js';
 import { parseAllowList } from '../outbound/allow-list.js';
@@ -20,6 +21,8 @@ export interface OptionSpec {
   default: unknown;
   doc: string;
   values?: readonly string[];
+  /** A credential: print-env leaves its value out. */
+  secret?: boolean;
   min?: number;
   max?: number;
 }
@@ -388,6 +391,59 @@ export const OPTIONS = {
     default: '',
     doc: 'clamd over TCP as host:port (e.g. 127.0.0.1:3310), instead of AMP_CLAMD_SOCKET',
   },
+  store: {
+    env: 'AMP_STORE',
+    flag: '--store',
+    type: 'enum',
+    values: ['lmdb', 'nats'],
+    default: 'lmdb',
+    doc: 'Where the shared state lives: lmdb (one node, embedded) or nats (a cluster of relay nodes on NATS JetStream; needs AMP_NATS_URL)',
+  },
+  natsUrl: {
+    env: 'AMP_NATS_URL',
+    flag: '--nats-url',
+    type: 'list',
+    default: [],
+    doc: 'NATS seed URLs, comma-separated (nats://host:port); needed when AMP_STORE=nats',
+  },
+  natsCreds: {
+    env: 'AMP_NATS_CREDS',
+    flag: '--nats-creds',
+    type: 'string',
+    default: '',
+    doc: 'Path of a NATS .creds file (JWT and nkey seed) the relay authenticates with; default: none',
+  },
+  natsToken: {
+    env: 'AMP_NATS_TOKEN',
+    flag: '--nats-token',
+    type: 'string',
+    default: '',
+    secret: true,
+    doc: 'NATS authentication token; default: none (a secret: print-env does not print it)',
+  },
+  nodeId: {
+    env: 'AMP_NODE_ID',
+    flag: '--node-id',
+    type: 'string',
+    default: '',
+    doc: "This relay node's name in the cluster (logs, NATS client name); default: <hostname>-<pid>",
+  },
+  natsReplicas: {
+    env: 'AMP_NATS_REPLICAS',
+    flag: '--nats-replicas',
+    type: 'int',
+    default: 3,
+    min: 1,
+    max: 5,
+    doc: 'Replicas of every JetStream stream and bucket the relay creates (3 for a 3-server NATS cluster, 1 for a single server)',
+  },
+  natsPrefix: {
+    env: 'AMP_NATS_PREFIX',
+    flag: '--nats-prefix',
+    type: 'string',
+    default: 'AMP',
+    doc: 'Prefix of the stream and bucket names (A-Z, 0-9, _), so several deployments can share one NATS',
+  },
 } as const satisfies Record<string, OptionSpec>;
 
 type Opts = typeof OPTIONS;
@@ -521,6 +577,7 @@ function crossCheck(c: Config, name: (key: keyof Config) => string, problems: st
   problems.push(...meshConfigProblems(c.meshConfig, name('meshConfig')));
   problems.push(...tlsProblems(c, name));
   problems.push(...clamdProblems(c, name));
+  problems.push(...clusterProblems(c, name));
   if (c.wsHardBuffer <= c.wsSoftBuffer)
     problems.push(`${name('wsHardBuffer')} must be larger than ${name('wsSoftBuffer')}`);
   if (c.publicUrl && !isHttpUrl(c.publicUrl))

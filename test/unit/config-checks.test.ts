@@ -2,7 +2,7 @@
 // how print-env quotes a value, the "did you mean" distance, and how problems name a setting.
 
 import { describe, expect, it } from 'vitest';
-import { envFileValue } from '../../src/config/env-file.js';
+import { describeEnv, envFileValue } from '../../src/config/env-file.js';
 import { hostProblem } from '../../src/config/host.js';
 import { loadConfig } from '../../src/config/schema.js';
 import { editDistance, unknownVariables } from '../../src/config/unknown-env.js';
@@ -104,6 +104,30 @@ describe('problems name the setting as the user gave it', () => {
       /AMP_REGISTRATION_MODE=allowlist needs --registration-tenants \/ AMP_REGISTRATION_TENANTS/,
     );
     expect(problems({ flags: { trustedProxies: 'proxy.local' } })).toMatch(/--trusted-proxies entries are IP/);
+  });
+
+  it('the cluster settings (issue 18): nats needs seeds, a plain prefix, replicas 1-5', () => {
+    expect(problems({ env: { AMP_STORE: 'nats' } })).toMatch(
+      /AMP_STORE=nats needs --nats-url \/ AMP_NATS_URL \(comma-separated seeds/,
+    );
+    expect(problems({ flags: { store: 'nats' } })).toMatch(/--store nats needs --nats-url/);
+    expect(problems({ env: { AMP_NATS_PREFIX: 'amp-1' } })).toMatch(/AMP_NATS_PREFIX may hold only A-Z, 0-9 and _/);
+    expect(problems({ env: { AMP_NATS_REPLICAS: '7' } })).toMatch(/AMP_NATS_REPLICAS: natsReplicas must be between 1/);
+    expect(problems({ env: { AMP_NATS_URL: 'http://x:1 y' } })).toMatch(/AMP_NATS_URL entries are nats:\/\/host:port/);
+    const c = loadConfig({ env: { AMP_STORE: 'nats', AMP_NATS_URL: 'nats://127.0.0.1:4222, 10.0.0.2:4222' } });
+    expect([c.store, c.natsUrl, c.natsReplicas, c.natsPrefix]).toEqual([
+      'nats',
+      ['nats://127.0.0.1:4222', '10.0.0.2:4222'],
+      3,
+      'AMP',
+    ]);
+    expect(loadConfig({}).store).toBe('lmdb');
+  });
+
+  it('print-env leaves secrets out', () => {
+    const lines = describeEnv(loadConfig({ env: { AMP_NATS_TOKEN: 's3cret-token' } }), 'h');
+    expect(lines.join('\n')).not.toContain('s3cret-token');
+    expect(lines).toContain('AMP_NATS_TOKEN=');
   });
 
   it('a variable a flag overrides is not used, so not refused', () => {
