@@ -48,6 +48,8 @@ import { ForeignInbox } from './relay/foreign.js';
 import type { MeshInbound } from './relay/mesh/index.js';
 import type { FederationInbound } from './relay/federation/index.js';
 import { LmdbStore } from './store/lmdb.js';
+import { openClusterStore } from './cluster-wiring.js';
+import { followCluster } from './relay/cluster-follow.js';
 import { type ConsoleFeatures, ConsoleLogin } from './console/login.js';
 import { ConsoleSessions } from './console/sessions.js';
 import { ConsoleFiles } from './console/static.js';
@@ -194,11 +196,15 @@ export async function startServer(options: StartOptions = {}): Promise<ServerHan
   }
 }
 
-/** The verifier, telemetry, the store and the context every relay part shares. */
-function openCore(config: Config, logger: Logger) {
+/**
+ * The verifier, telemetry, the store and the context every relay part shares. Cluster mode: the
+ * NATS-backed store, opened (and the shared secrets adopted) before the keys are loaded.
+ */
+async function openCore(config: Config, logger: Logger) {
   const verifier = createVerifier(config.ed25519);
   const telemetry = new Telemetry(logger);
-  const store = new LmdbStore({ dataDir: config.dataDir, observer: telemetry });
+  const cluster = config.store === 'nats' ? await openClusterStore(config, telemetry, logger) : undefined;
+  const store: Store = cluster ?? new LmdbStore({ dataDir: config.dataDir, observer: telemetry });
   const limits = new RateLimits(config);
   const providerKey = loadOrCreateProviderKey(config.dataDir);
   const knownProviders = [config.providerDomain, ...config.providerAliases];
@@ -206,7 +212,7 @@ function openCore(config: Config, logger: Logger) {
     ...{ config, logger, limits, providerKey, knownProviders },
     ...{ startedAt: Date.now(), observer: telemetry },
   };
-  return { verifier, telemetry, store, limits, ctx };
+  return { verifier, telemetry, store, limits, ctx, cluster };
 }
 
 type Relay = ReturnType<typeof buildRelay>;
@@ -299,11 +305,12 @@ async function startOnDataDir(
   lock: DataDirLock,
   outboundOpts: OutboundOptions & { consoleDir?: string },
 ): Promise<ServerHandle> {
-  const { verifier, telemetry, store, limits, ctx } = openCore(config, logger);
+  const { verifier, telemetry, store, limits, ctx, cluster } = await openCore(config, logger);
   let listeningPort = config.port;
   const publicBase = () => config.publicUrl.replace(/\/+$/, '') || `${http.scheme}://localhost:${listeningPort}`;
   const files = await openAttachments(ctx, store, () => `${publicBase()}/api/v1`);
   const relay = buildRelay(ctx, store, verifier, files?.gate);
+  const unfollow = cluster ? followCluster(cluster, relay, store) : () => {};
   const remote = buildRemote(ctx, { verifier, store, relay });
   const outbound = buildOutbound(store, relay.webhooks, { registry: telemetry.registry, logger }, outboundOpts, remote);
   const peers = connectRemote(remote, outbound, relay, verifier);
@@ -336,6 +343,7 @@ async function startOnDataDir(
     listeningPort = await http.listen(config.host, config.port);
   } catch (e) {
     stopTimers();
+    unfollow();
     await outbound.close();
     await files?.close();
     await store.close();
@@ -354,6 +362,7 @@ async function startOnDataDir(
       http.stopAccepting();
       // Requests already in the relay finish (their writes commit) before the store closes.
       await inFlight.drain(SHUTDOWN_DRAIN_MS);
+      unfollow();
       relay.sessions.closeAll(CLOSE.SERVER_SHUTDOWN, 'server_shutdown');
       http.closeAll();
       await outbound.close();

@@ -89,6 +89,17 @@ export class Push {
     for (const s of this.sessions.of(agentId)) if (s.gap && !s.paused) this.catchUp(s);
   }
 
+  /**
+   * Cluster mode: messages for the agent were committed by some node (this one too): each of its
+   * sessions here marks a gap and catches up from the queue's mirror.
+   */
+  wake(agentId: string): void {
+    for (const s of this.sessions.of(agentId)) {
+      s.gap = true;
+      if (!s.paused) this.catchUp(s);
+    }
+  }
+
   /** Send committed messages after the cursor until caught up or over the soft buffer limit. */
   catchUp(s: AgentSession): void {
     if (s.closed || s.paused) return;

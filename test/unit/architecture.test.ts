@@ -66,6 +66,8 @@ function findCycles(): string[][] {
 const DOORS: { library: RegExp; door: string }[] = [
   { library: /^uWebSockets\.js$/, door: 'transport/' },
   { library: /^lmdb$/, door: 'store/' },
+  // Cluster mode (issue 18): NATS JetStream behind the same door.
+  { library: /^@nats-io\//, door: 'store/' },
   { library: /^jose$/, door: 'identity/' },
   { library: /^(node:)?crypto$/, door: 'crypto/' },
   { library: /^(prom-client|pino-pretty)$/, door: 'ops/' },

@@ -1,0 +1,56 @@
+// Cluster mode (AMP_STORE=nats): what other nodes did reaches this node's sessions. Messages
+// queued for an agent by any node wake its sessions here (they catch up from the queue's mirror);
+// an agent suspended, pending, deregistered or given a new key on any node loses its sessions
+// here the way the single-node paths close them (4003).
+
+import { CLOSE } from '../../proto/index.js';
+import type { AgentRecord, DirectoryStore } from '../store/types.js';
+import type { Push } from './push.js';
+import type { AgentSession, Sessions } from './sessions.js';
+
+/** The events the cluster store gives (NatsStore). */
+export interface ClusterEvents {
+  onQueued(cb: (agentId: string) => void): () => void;
+  onAgentChanged(cb: (agentId: string, agent: AgentRecord | undefined) => void): () => void;
+}
+
+/** Wires the events to push and sessions; returns what unwires them. */
+export function followCluster(
+  events: ClusterEvents,
+  relay: { push: Push; sessions: Sessions },
+  directory: Pick<DirectoryStore, 'getApiKey'>,
+): () => void {
+  const { push, sessions } = relay;
+  const offQueued = events.onQueued((agentId) => push.wake(agentId));
+  const offAgent = events.onAgentChanged((agentId, agent) => {
+    if (sessions.of(agentId).size === 0) return;
+    const why = closeReason(agent);
+    if (why) return sessions.closeAgent(agentId, CLOSE.AUTH_FAILED, why);
+    const now = agent!;
+    // Sessions proven by a key the agent no longer has; API-key sessions whose key was revoked.
+    sessions.closeAgent(agentId, CLOSE.AUTH_FAILED, 'key_rotated', (s) => provenByOldKey(s, now));
+    sessions.closeAgent(agentId, CLOSE.AUTH_FAILED, 'key_revoked', (s) => keyRevoked(s, now, directory));
+  });
+  return () => {
+    offQueued();
+    offAgent();
+  };
+}
+
+function closeReason(agent: AgentRecord | undefined): string | undefined {
+  if (!agent) return 'agent_deregistered';
+  if (agent.status === 'suspended') return 'agent_suspended';
+  if (agent.status === 'pending') return 'agent_pending';
+  return undefined;
+}
+
+function provenByOldKey(s: AgentSession, agent: AgentRecord): boolean {
+  return s.keyHash === undefined && s.agent.fingerprint !== agent.fingerprint;
+}
+
+function keyRevoked(s: AgentSession, agent: AgentRecord, directory: Pick<DirectoryStore, 'getApiKey'>): boolean {
+  if (s.keyHash === undefined) return false;
+  if (!agent.key_hashes.includes(s.keyHash)) return true;
+  const rec = directory.getApiKey(s.keyHash);
+  return rec !== undefined && rec.revoked_at !== null;
+}
