@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The end-to-end tests drive the server with the tools the brief's users have: curl, openssl 3,
 # jq and Python 3 with `requests`; the agent CLI's tests also run shellcheck, the attachment tests
-# clamd. Install what is missing from Debian's packages when we may (root with apt-get); otherwise
+# clamd, the cluster tests nats-server. Install what is missing from Debian's packages when we may (root with apt-get); otherwise
 # say what to install.
 set -euo pipefail
 
@@ -17,6 +17,9 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v clamd >/dev/null 2>&1 || [ -x /usr/sbin/clamd ] || missing+=(clamav-daemon)
 # The admin console's tests drive Debian's Chromium headless (playwright-core, test/helpers/browser.ts).
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# The cluster tests (AMP_STORE=nats) start their own nats-server processes with JetStream
+# (test/helpers/nats.ts): Debian's package (2.9.x) has JetStream built in.
+command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || missing+=(nats-server)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 has_requests=no
 for py in python3 /usr/bin/python3; do
