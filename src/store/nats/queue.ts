@@ -1,0 +1,629 @@
+// The relay queue on NATS JetStream (cluster mode): one stream per deployment, one subject per
+// recipient. The stream is the truth; every node keeps a mirror of it in memory (queue-mirror.ts),
+// fed in stream order by one ordered consumer, and answers every read from it, synchronously.
+//
+// - append publishes the message (Nats-Msg-Id = message id, so a repeat within the duplicate
+//   window is stored once) and creates its MessageRecord in the KV bucket `${prefix}_MSGS`.
+//   `seq` is 0 (the stream seq is known only from the publish ack: a live push leaves it to
+//   catch-up); `committed` resolves once JetStream acknowledged both writes AND this node's mirror
+//   has applied the message's stream seq (read-your-writes on the node that wrote). The stream's
+//   per-subject cap (discard new per subject) refuses a message for a full queue: 429 queue_full.
+// - ack deletes the messages from the stream by seq, then publishes an ack event on
+//   `${prefix}_ACKS`; every node's mirror drops the entries when it sees the event. A message whose
+//   expiry is within a day also gets its record marked acked (as LMDB mode does).
+// - Events: `onQueued` after the mirror applied new entries for an agent (from any node),
+//   `onAcked` after it dropped acked ones.
+// - NATS unreachable (timeouts, no connection): 503 store_unavailable. Nothing answers 2xx
+//   without the publish ack.
+// - A receipt mark (markReceipt) is set in this node's mirror at once and written to KV in the
+//   background with compare-and-set; two nodes marking one message at the same moment can both
+//   answer true, so in a rare cross-node race a receipt is sent twice.
+// - Memory: every node holds every pending message (its JSON) and every record still remembered.
+
+import {
+  DeliverPolicy,
+  DiscardPolicy,
+  JetStreamApiError,
+  type JsMsg,
+  RetentionPolicy,
+  StorageType,
+} from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
+import { headers } from '@nats-io/transport-node';
+import type { QueuedMessage } from '../../../proto/index.js';
+import type {
+  AckOutcome,
+  Appended,
+  AppendInput,
+  MessageRecord,
+  PendingPage,
+  QueueDepths,
+  QueueEntry,
+  QueueHead,
+  QueueStore,
+  ReceiptKind,
+} from '../types.js';
+import { type Follower, follow } from './follow.js';
+import { decodeToken, encodeToken } from './keys.js';
+import type { NatsParts } from './parts.js';
+import { type MirrorEntry, QueueMirror } from './queue-mirror.js';
+import {
+  ACK_MEMORY_MS,
+  adds,
+  merge,
+  RECEIPT_FLAG,
+  RecordMirror,
+  type StoredRecord,
+  toRecord,
+} from './queue-records.js';
+import { storeFailure } from './queue-errors.js';
+
+export interface NatsQueueOptions {
+  /** AMP_MAX_QUEUE: the per-subject cap. */
+  maxQueue: number;
+  /** AMP_RELAY_TTL in seconds: the streams' max age. */
+  relayTtlS: number;
+  /** The tenant of an agent, for its subject (`amp.<prefix>.q.<tenant>.<agent>`); `_` when unknown. */
+  tenantOf?: (agentId: string) => string | undefined;
+  /** Publish and API timeout (ms); default 5000. */
+  timeoutMs?: number;
+  /** Told which pending messages expired (dropped by a prune or the sweep), for metrics and logs. */
+  onExpired?: (agentId: string, ids: readonly string[]) => void;
+  /** Failures of background writes (ack events, receipt marks): for the log. */
+  onBackgroundError?: (what: string, err: unknown) => void;
+}
+
+const H_AGENT = 'Amp-Agent';
+const H_EXP = 'Amp-Expires';
+const H_RECEIPT = 'Amp-Receipt';
+const H_QUEUED = 'Amp-Queued';
+const H_MSG_ID = 'Nats-Msg-Id';
+const KV_OP = 'KV-Operation';
+
+const API_NO_MESSAGE = 10037;
+const API_WRONG_LAST_SEQ = 10071;
+const QUEUE_FULL_RETRY_AFTER_S = 60;
+/** An append's commit waits this long for the mirror before checking the stream itself. */
+const MIRROR_CHECK_MS = 1000;
+/** Ack events replayed at open (the race of a message seen just before its ack event). */
+const ACK_REPLAY = 1000;
+/** Acked ids remembered so a message the mirror receives after its ack event is left out. */
+const RECENT_ACK_MS = 10 * 60 * 1000;
+const CAS_TRIES = 5;
+
+interface AckEvent {
+  agentId: string;
+  ids?: string[];
+  /** The agent's whole queue was purged (deregistration). */
+  drop?: true;
+  at: number;
+}
+
+interface Waiter {
+  seq: number;
+  since: number;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+  checking: boolean;
+}
+
+const nanos = (ms: number) => ms * 1_000_000;
+
+export class NatsQueue implements QueueStore {
+  readonly streamName: string;
+  readonly ackStreamName: string;
+  readonly bucketName: string;
+  private readonly subjectRoot: string;
+  private readonly ackSubject: string;
+  private readonly timeoutMs: number;
+  private readonly mirror = new QueueMirror();
+  private readonly records = new RecordMirror();
+  private readonly recentAcks = new Map<string, number>();
+  private readonly queuedListeners = new Set<(agentId: string) => void>();
+  private readonly ackedListeners = new Set<(agentId: string, ids: readonly string[]) => void>();
+  /** Appends waiting for the mirror to pass their stream seq, by seq. */
+  private waiters: Waiter[] = [];
+  /** Stream seq of the last queue message the mirror applied. */
+  private appliedSeq = 0;
+  private kv: KV | undefined;
+  private followers: Follower[] = [];
+  private checkTimer: NodeJS.Timeout | undefined;
+  private opened = false;
+  private closed = false;
+
+  constructor(
+    private readonly parts: NatsParts,
+    private readonly opts: NatsQueueOptions,
+  ) {
+    const p = parts.prefix;
+    const t = encodeToken(p);
+    this.streamName = `${p}_Q`;
+    this.ackStreamName = `${p}_ACKS`;
+    this.bucketName = `${p}_MSGS`;
+    this.subjectRoot = `amp.${t}.q`;
+    this.ackSubject = `amp.${t}.acks`;
+    this.timeoutMs = opts.timeoutMs ?? 5000;
+  }
+
+  /** Create or update the streams and the bucket, load the mirrors, keep following. */
+  async open(): Promise<void> {
+    const { jsm, js, kvm, replicas } = this.parts;
+    const ttlMs = this.opts.relayTtlS * 1000;
+    await this.ensureStream({
+      name: this.streamName,
+      subjects: [`${this.subjectRoot}.>`],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      max_msgs_per_subject: this.opts.maxQueue,
+      discard: DiscardPolicy.New,
+      discard_new_per_subject: true,
+      max_age: nanos(ttlMs),
+      allow_direct: true,
+      duplicate_window: nanos(Math.min(120_000, ttlMs)),
+      num_replicas: replicas,
+    });
+    await this.ensureStream({
+      name: this.ackStreamName,
+      subjects: [this.ackSubject],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      max_age: nanos(ttlMs),
+      duplicate_window: nanos(Math.min(120_000, ttlMs)),
+      num_replicas: replicas,
+    });
+    this.kv = await kvm.create(this.bucketName, {
+      history: 1,
+      replicas,
+      ttl: Math.max(ttlMs, ACK_MEMORY_MS),
+    });
+    // Records first, then acks, then the queue: a message seen before its ack event is dropped by it.
+    const kvStream = `KV_${this.bucketName}`;
+    const kvPrefix = `$KV.${this.bucketName}.`;
+    const records = await follow(
+      js,
+      kvStream,
+      { deliver_policy: DeliverPolicy.LastPerSubject, filter_subjects: `${kvPrefix}>` },
+      (m) => this.applyRecord(m, kvPrefix),
+    );
+    this.followers.push(records);
+    const ackInfo = await jsm.streams.info(this.ackStreamName);
+    const ackStart = Math.max(1, ackInfo.state.last_seq + 1 - ACK_REPLAY);
+    const acks = await follow(js, this.ackStreamName, { opt_start_seq: ackStart }, (m) => this.applyAckEvent(m));
+    this.followers.push(acks);
+    await Promise.all([records.ready, acks.ready]);
+    const queue = await follow(js, this.streamName, {}, (m) => this.applyQueued(m));
+    this.followers.push(queue);
+    await queue.ready;
+    this.checkTimer = setInterval(() => this.checkWaiters(), MIRROR_CHECK_MS);
+    this.checkTimer.unref();
+    this.opened = true;
+  }
+
+  private async ensureStream(cfg: Parameters<NatsParts['jsm']['streams']['add']>[0]): Promise<void> {
+    const { jsm } = this.parts;
+    try {
+      await jsm.streams.info(cfg.name!);
+    } catch (e) {
+      if (e instanceof JetStreamApiError && e.code === 10059) {
+        await jsm.streams.add(cfg);
+        return;
+      }
+      throw e;
+    }
+    await jsm.streams.update(cfg.name!, cfg);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.checkTimer) clearInterval(this.checkTimer);
+    for (const f of this.followers) f.stop();
+    this.followers = [];
+    const err = storeFailure(new Error('the queue is closed'));
+    for (const w of this.waiters.splice(0)) w.reject(err);
+  }
+
+  onQueued(cb: (agentId: string) => void): () => void {
+    this.queuedListeners.add(cb);
+    return () => this.queuedListeners.delete(cb);
+  }
+
+  onAcked(cb: (agentId: string, ids: readonly string[]) => void): () => void {
+    this.ackedListeners.add(cb);
+    return () => this.ackedListeners.delete(cb);
+  }
+
+  private assertOpen(): void {
+    if (!this.opened || this.closed) throw storeFailure(new Error('the queue is not open'));
+  }
+
+  subject(agentId: string): string {
+    const tenant = this.opts.tenantOf?.(agentId) ?? '_';
+    return `${this.subjectRoot}.${encodeToken(tenant)}.${encodeToken(agentId)}`;
+  }
+
+  // ---- following the streams -------------------------------------------------------------
+
+  private applyQueued(m: JsMsg): void {
+    const h = m.headers;
+    const agentId = h?.get(H_AGENT);
+    const id = h?.get(H_MSG_ID);
+    if (agentId && id) {
+      if (this.recentAcks.has(id)) {
+        this.mirror.of(agentId).seen(m.seq);
+      } else {
+        const e: MirrorEntry = {
+          seq: m.seq,
+          id,
+          json: m.string(),
+          exp: Number(h!.get(H_EXP)),
+          rc: h!.get(H_RECEIPT) === '1',
+          queuedAt: Number(h!.get(H_QUEUED)) || Math.floor(m.info.timestampNanos / 1e6),
+          gone: false,
+        };
+        this.mirror.add(agentId, e);
+      }
+    }
+    this.appliedSeq = m.seq;
+    this.release();
+    if (agentId && id) for (const cb of this.queuedListeners) cb(agentId);
+  }
+
+  private applyAckEvent(m: JsMsg): void {
+    let ev: AckEvent;
+    try {
+      ev = m.json<AckEvent>();
+    } catch {
+      return;
+    }
+    const now = Date.now();
+    if (ev.drop) {
+      this.mirror.clear(ev.agentId);
+      return;
+    }
+    const removed: string[] = [];
+    for (const id of ev.ids ?? []) {
+      if (ev.at + RECENT_ACK_MS > now) this.recentAcks.set(id, ev.at);
+      if (this.mirror.remove(ev.agentId, id)) removed.push(id);
+    }
+    if (removed.length > 0) for (const cb of this.ackedListeners) cb(ev.agentId, removed);
+  }
+
+  private applyRecord(m: JsMsg, kvPrefix: string): void {
+    const id = decodeToken(m.subject.slice(kvPrefix.length));
+    const op = m.headers?.get(KV_OP);
+    if (op === 'DEL' || op === 'PURGE') {
+      this.records.delete(id);
+      return;
+    }
+    try {
+      this.records.apply(id, m.json<StoredRecord>());
+    } catch {
+      // Not a record of ours.
+    }
+  }
+
+  // ---- commit waits --------------------------------------------------------------------
+
+  /** Resolves once the mirror has applied stream seq `seq`. */
+  private applied(seq: number): Promise<void> {
+    if (seq <= this.appliedSeq) return Promise.resolve();
+    if (this.closed) return Promise.reject(storeFailure(new Error('the queue is closed')));
+    return new Promise((resolve, reject) => {
+      const w: Waiter = { seq, since: Date.now(), resolve, reject, checking: false };
+      // Publish acks come nearly in seq order: insert from the end.
+      let i = this.waiters.length;
+      while (i > 0 && this.waiters[i - 1]!.seq > seq) i--;
+      this.waiters.splice(i, 0, w);
+    });
+  }
+
+  private release(): void {
+    let n = 0;
+    while (n < this.waiters.length && this.waiters[n]!.seq <= this.appliedSeq) n++;
+    if (n === 0) return;
+    for (const w of this.waiters.splice(0, n)) w.resolve();
+  }
+
+  /**
+   * A message deleted (acked on another node) or expired before this node's consumer reached it
+   * is never delivered: an append still waiting after a second asks the stream whether its
+   * message is there, and stops waiting when it is not. A wait longer than twice the timeout
+   * (the consumer cannot follow: NATS unreachable) fails with 503.
+   */
+  private checkWaiters(): void {
+    const now = Date.now();
+    for (const w of [...this.waiters]) {
+      if (now - w.since > 2 * this.timeoutMs) {
+        this.drop(w);
+        w.reject(storeFailure(new Error('the queue mirror did not reach the message')));
+        continue;
+      }
+      if (w.checking || now - w.since < MIRROR_CHECK_MS) continue;
+      w.checking = true;
+      this.parts.jsm.streams.getMessage(this.streamName, { seq: w.seq }).then(
+        (sm) => {
+          w.checking = false;
+          if (sm === null) {
+            this.drop(w);
+            w.resolve();
+          }
+        },
+        (e: unknown) => {
+          w.checking = false;
+          if (e instanceof JetStreamApiError && e.code === API_NO_MESSAGE) {
+            this.drop(w);
+            w.resolve();
+          }
+        },
+      );
+    }
+  }
+
+  private drop(w: Waiter): void {
+    const i = this.waiters.indexOf(w);
+    if (i >= 0) this.waiters.splice(i, 1);
+  }
+
+  // ---- QueueStore ----------------------------------------------------------------------
+
+  pendingCount(agentId: string, nowMs: number): number {
+    this.prune(agentId, nowMs);
+    return this.mirror.peek(agentId)?.size ?? 0;
+  }
+
+  isPending(agentId: string, id: string, nowMs: number): boolean {
+    const e = this.mirror.peek(agentId)?.byId.get(id);
+    return e !== undefined && e.exp > nowMs;
+  }
+
+  private prune(agentId: string, nowMs: number): void {
+    const ids = this.mirror.prune(agentId, nowMs);
+    if (ids.length > 0) this.opts.onExpired?.(agentId, ids);
+  }
+
+  append(agentId: string, input: AppendInput): Appended {
+    this.assertOpen();
+    const { msg, expiresAtMs } = input;
+    const h = headers();
+    h.set(H_AGENT, agentId);
+    h.set(H_EXP, String(expiresAtMs));
+    h.set(H_QUEUED, String(Date.parse(msg.queued_at) || Date.now()));
+    if (input.receipt) h.set(H_RECEIPT, '1');
+    const published = this.parts.js
+      .publish(this.subject(agentId), input.json, { msgID: msg.id, headers: h, timeout: this.timeoutMs })
+      .then((ack) => this.applied(ack.seq));
+    const rec: StoredRecord = { r: agentId, f: input.senderId, e: expiresAtMs };
+    if (msg.envelope.thread_id !== msg.id) rec.t = msg.envelope.thread_id;
+    if (input.receipt) rec.rc = 1;
+    const recorded = this.createRecord(msg.id, rec);
+    const committed = Promise.all([published, recorded]).then(
+      () => {},
+      async (e: unknown) => {
+        // A record written for a message that was refused goes again (a duplicate's stays).
+        const wrote = await recorded.catch(() => false);
+        if (
+          wrote &&
+          !(await published.then(
+            () => true,
+            () => false,
+          ))
+        )
+          this.forgetRecord(msg.id);
+        throw storeFailure(e, { recipient: agentId, limit: this.opts.maxQueue, retryAfter: QUEUE_FULL_RETRY_AFTER_S });
+      },
+    );
+    return { seq: 0, committed };
+  }
+
+  /** Create the record; true when this call wrote it (false: it existed, a repeated message). */
+  private async createRecord(id: string, rec: StoredRecord): Promise<boolean> {
+    try {
+      await this.bucket().create(encodeToken(id), JSON.stringify(rec));
+    } catch (e) {
+      if (e instanceof JetStreamApiError && e.code === API_WRONG_LAST_SEQ) return false;
+      if (e instanceof Error && /wrong last sequence/.test(e.message)) return false;
+      throw e;
+    }
+    this.records.apply(id, rec);
+    return true;
+  }
+
+  private forgetRecord(id: string): void {
+    this.records.delete(id);
+    this.background('forget record', this.bucket().delete(encodeToken(id)));
+  }
+
+  private bucket(): KV {
+    if (!this.kv) throw storeFailure(new Error('the queue is not open'));
+    return this.kv;
+  }
+
+  readFrom(
+    agentId: string,
+    afterSeq: number,
+    limit: number,
+    nowMs: number,
+  ): { entries: QueueEntry[]; scannedTo: number; more: boolean } {
+    const q = this.mirror.peek(agentId);
+    if (!q) return { entries: [], scannedTo: afterSeq, more: false };
+    return q.readFrom(afterSeq, limit, nowMs);
+  }
+
+  lastSeq(agentId: string): number {
+    return this.mirror.peek(agentId)?.lastSeq ?? 0;
+  }
+
+  /** Everything the mirror applied is committed: the same as lastSeq. */
+  committedSeq(agentId: string): number {
+    return this.lastSeq(agentId);
+  }
+
+  queueHead(agentId: string, nowMs: number): QueueHead {
+    this.prune(agentId, nowMs);
+    const q = this.mirror.peek(agentId);
+    const first = q?.byId.values().next().value;
+    return { depth: q?.size ?? 0, oldestQueuedAt: first ? first.queuedAt : null };
+  }
+
+  listPending(agentId: string, limit: number, nowMs: number): PendingPage {
+    this.prune(agentId, nowMs);
+    const q = this.mirror.peek(agentId);
+    if (!q) return { messages: [], remaining: 0 };
+    const messages: QueuedMessage[] = [];
+    for (const e of q.byId.values()) {
+      if (messages.length >= limit) break;
+      messages.push(JSON.parse(e.json) as QueuedMessage);
+    }
+    return { messages, remaining: q.size - messages.length };
+  }
+
+  /**
+   * Pending ids are removed from the mirror at once and deleted from the stream by seq; when a
+   * deletion fails (NATS unreachable) they are pending again and the call rejects (503). Then
+   * the ack event tells the other nodes (a failure to publish it is retried in the background:
+   * the stream is right already, other nodes' mirrors catch up at their next restart at worst).
+   */
+  async ack(
+    agentId: string,
+    ids: readonly string[],
+    nowMs: number,
+    owesReceipt?: (id: string) => void,
+  ): Promise<AckOutcome[]> {
+    this.assertOpen();
+    const outcomes: AckOutcome[] = [];
+    const taken: MirrorEntry[] = [];
+    for (const id of ids) {
+      const e = this.mirror.remove(agentId, id);
+      if (!e) {
+        const x = this.records.get(id);
+        const acked = x && x.r === agentId && (x.e > nowMs || x.a !== undefined);
+        outcomes.push(acked ? 'already_acked' : 'unknown');
+        continue;
+      }
+      taken.push(e);
+      outcomes.push('acked');
+    }
+    if (taken.length === 0) return outcomes;
+    try {
+      await Promise.all(taken.map((e) => this.deleteSeq(e.seq)));
+    } catch (err) {
+      this.mirror.restore(agentId, taken);
+      throw storeFailure(err);
+    }
+    const acked = taken.map((e) => e.id);
+    for (const id of acked) this.recentAcks.set(id, nowMs);
+    for (const e of taken) if (e.rc) owesReceipt?.(e.id);
+    for (const e of taken) if (e.exp < nowMs + ACK_MEMORY_MS) this.patchRecord(e.id, { a: nowMs });
+    for (const cb of this.ackedListeners) cb(agentId, acked);
+    const ev: AckEvent = { agentId, ids: acked, at: nowMs };
+    await this.publishEvent(ev).catch((err: unknown) => this.retryEvent(ev, err));
+    return outcomes;
+  }
+
+  private async deleteSeq(seq: number): Promise<void> {
+    try {
+      await this.parts.jsm.streams.deleteMessage(this.streamName, seq, false);
+    } catch (e) {
+      // Gone already: expired, or deleted by another node's ack of it.
+      if (e instanceof JetStreamApiError && e.code === API_NO_MESSAGE) return;
+      if (e instanceof Error && /no message found/i.test(e.message)) return;
+      throw e;
+    }
+  }
+
+  private async publishEvent(ev: AckEvent): Promise<void> {
+    await this.parts.js.publish(this.ackSubject, JSON.stringify(ev), { timeout: this.timeoutMs });
+  }
+
+  private retryEvent(ev: AckEvent, first: unknown): void {
+    this.opts.onBackgroundError?.('ack event', first);
+    const again = (tries: number): void => {
+      if (this.closed || tries <= 0) return;
+      const t = setTimeout(() => {
+        this.publishEvent(ev).catch(() => again(tries - 1));
+      }, 1000);
+      t.unref();
+    };
+    again(30);
+  }
+
+  message(id: string): MessageRecord | undefined {
+    const x = this.records.get(id);
+    return x === undefined ? undefined : toRecord(id, x);
+  }
+
+  markReceipt(id: string, kind: ReceiptKind): boolean {
+    const flag = RECEIPT_FLAG[kind];
+    const x = this.records.get(id);
+    if (!x || x[flag] === 1 || this.closed) return false;
+    this.patchRecord(id, { [flag]: 1 });
+    return true;
+  }
+
+  /**
+   * Add marks to a record: in the mirror at once, in KV in the background by compare-and-set
+   * (read, merge, update at that revision; again on a conflict), so no node's mark is lost.
+   */
+  private patchRecord(id: string, patch: Partial<StoredRecord>): void {
+    const local = this.records.get(id);
+    if (!local) return;
+    this.records.apply(id, { ...local, ...patch } as StoredRecord);
+    const key = encodeToken(id);
+    const write = async () => {
+      const kv = this.bucket();
+      for (let i = 0; i < CAS_TRIES; i++) {
+        const cur = await kv.get(key);
+        if (cur?.operation !== 'PUT') return;
+        const have = cur.json<StoredRecord>();
+        const want = merge(have, patch as StoredRecord);
+        if (!adds(have, want)) return;
+        try {
+          await kv.update(key, JSON.stringify(want), cur.revision);
+          return;
+        } catch (e) {
+          if (!(e instanceof JetStreamApiError && e.code === API_WRONG_LAST_SEQ)) throw e;
+        }
+      }
+    };
+    this.background('record mark', write());
+  }
+
+  private background(what: string, p: Promise<unknown>): void {
+    p.catch((e: unknown) => this.opts.onBackgroundError?.(what, e));
+  }
+
+  // ---- for the composite store ---------------------------------------------------------
+
+  /** Remove the agent's whole queue (deregistration): purge its subject, tell every node. */
+  async dropAgent(agentId: string): Promise<void> {
+    this.assertOpen();
+    try {
+      await this.parts.jsm.streams.purge(this.streamName, { filter: `${this.subjectRoot}.*.${encodeToken(agentId)}` });
+      this.mirror.clear(agentId);
+      await this.publishEvent({ agentId, drop: true, at: Date.now() });
+    } catch (e) {
+      throw storeFailure(e);
+    }
+  }
+
+  /** The total of pending entries in the mirror and the `top` deepest queues. */
+  depths(top: number): QueueDepths {
+    return this.mirror.depths(top);
+  }
+
+  /** Drop expired entries, forgotten records and old acked ids from memory. */
+  sweep(nowMs: number, budget: number): { messages: number; indexEntries: number } {
+    const messages = this.mirror.sweep(nowMs, (agentId, ids) => this.opts.onExpired?.(agentId, ids));
+    const indexEntries = this.records.sweep(nowMs, budget);
+    for (const [id, at] of this.recentAcks) {
+      if (at + RECENT_ACK_MS > nowMs) break;
+      this.recentAcks.delete(id);
+    }
+    return { messages, indexEntries };
+  }
+
+  /** Stream seq of the last queue message applied (tests, diagnostics). */
+  get mirrorSeq(): number {
+    return this.appliedSeq;
+  }
+}
