@@ -91,9 +91,9 @@ export class NatsStore extends NodeLocalParts implements Store {
     });
     const local = new LmdbStore({ dataDir: config.dataDir, observer: opts.observer });
     try {
-      const records = new NatsRecords(door, { idempotencyTtlS: config.idempotencyTtl });
+      const records = new NatsRecords(door, { idempotencyTtlMs: config.idempotencyTtl * 1000 });
       const directory = new NatsDirectory(door, {
-        tenantHasRecords: (t) => records.recordsWithPrefix('registrations', `${t}/`).length > 0,
+        tenantHasRecords: (t) => records.hasPrefix('registrations', `${t}/`),
       });
       const queue = new NatsQueue(door, {
         maxQueue: config.maxQueue,
@@ -316,7 +316,7 @@ export class NatsStore extends NodeLocalParts implements Store {
     this.closed = true;
     await this.queue.close();
     this.directory.close();
-    await this.records.close();
+    this.records.close();
     await this.local.close();
     await this.door.close();
   }

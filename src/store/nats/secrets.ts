@@ -12,6 +12,9 @@ const unavailable = (cause: unknown) =>
     retryAfter: 1,
   });
 
+const START_TRIES = 5;
+const START_RETRY_MS = 1000;
+
 /** A KV create of a key that exists. */
 const isWrongLastSequence = (e: unknown) => e instanceof Error && /wrong last sequence|10071/i.test(e.message);
 
@@ -20,8 +23,15 @@ export class SharedSecrets {
 
   static async open(parts: NatsParts): Promise<SharedSecrets> {
     const bucket = `${parts.prefix}_SECRETS`;
-    const kv = await parts.kvm.create(bucket, { replicas: parts.replicas, history: 1 });
-    return new SharedSecrets(kv);
+    // Two nodes starting at once both create the bucket: the loser's create may fail; try again.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return new SharedSecrets(await parts.kvm.create(bucket, { replicas: parts.replicas, history: 1 }));
+      } catch (e) {
+        if (attempt >= START_TRIES) throw unavailable(e);
+        await new Promise((r) => setTimeout(r, START_RETRY_MS));
+      }
+    }
   }
 
   /** The stored value of `name`; undefined when none is stored. */
@@ -34,9 +44,21 @@ export class SharedSecrets {
 
   /**
    * The cluster's value of `name`: the stored one, or else `mine()` filed as it (exactly one node
-   * wins a race; the others get the winner's bytes).
+   * wins a race; the others get the winner's bytes). At start-up JetStream may still be electing
+   * its leaders (a NATS server just restarted): a timeout is tried again, a few times.
    */
   async share(name: string, mine: () => Promise<Uint8Array>): Promise<Uint8Array> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.shareOnce(name, mine);
+      } catch (e) {
+        if (attempt >= START_TRIES || !(e instanceof AmpError)) throw e;
+        await new Promise((r) => setTimeout(r, START_RETRY_MS));
+      }
+    }
+  }
+
+  private async shareOnce(name: string, mine: () => Promise<Uint8Array>): Promise<Uint8Array> {
     const held = await this.get(name);
     if (held) return held;
     const bytes = await mine();
