@@ -12,13 +12,14 @@ import type { AgentSession, Sessions } from './sessions.js';
 export interface ClusterEvents {
   onQueued(cb: (agentId: string) => void): () => void;
   onAgentChanged(cb: (agentId: string, agent: AgentRecord | undefined) => void): () => void;
+  onApiKeyChanged(cb: (agentId: string) => void): () => void;
 }
 
 /** Wires the events to push and sessions; returns what unwires them. */
 export function followCluster(
   events: ClusterEvents,
   relay: { push: Push; sessions: Sessions },
-  directory: Pick<DirectoryStore, 'getApiKey'>,
+  directory: Pick<DirectoryStore, 'getApiKey' | 'getAgent'>,
 ): () => void {
   const { push, sessions } = relay;
   const offQueued = events.onQueued((agentId) => push.wake(agentId));
@@ -31,9 +32,15 @@ export function followCluster(
     sessions.closeAgent(agentId, CLOSE.AUTH_FAILED, 'key_rotated', (s) => provenByOldKey(s, now));
     sessions.closeAgent(agentId, CLOSE.AUTH_FAILED, 'key_revoked', (s) => keyRevoked(s, now, directory));
   });
+  const offKey = events.onApiKeyChanged((agentId) => {
+    if (sessions.of(agentId).size === 0) return;
+    const agent = directory.getAgent(agentId);
+    if (agent) sessions.closeAgent(agentId, CLOSE.AUTH_FAILED, 'key_revoked', (s) => keyRevoked(s, agent, directory));
+  });
   return () => {
     offQueued();
     offAgent();
+    offKey();
   };
 }
 

@@ -55,6 +55,7 @@ export class NatsDirectory implements DirectoryStore {
   private readonly tenantAgents = new Map<string, number>();
   private listing = new AgentListing([], () => undefined);
   private readonly listeners = new Set<AgentChanged>();
+  private readonly keyListeners = new Set<(agentId: string) => void>();
   private readonly orphanClaimMs: number;
 
   constructor(
@@ -69,7 +70,12 @@ export class NatsDirectory implements DirectoryStore {
     });
     this.names = new KvMirror(parts, { bucket: `${p}_NAMES` });
     this.fprints = new KvMirror(parts, { bucket: `${p}_FPRINTS` });
-    this.apikeys = new KvMirror(parts, { bucket: `${p}_APIKEYS` });
+    this.apikeys = new KvMirror<ApiKeyRecord>(parts, {
+      bucket: `${p}_APIKEYS`,
+      onChange: (_k, rec, _prev, loading) => {
+        if (!loading && rec) for (const cb of this.keyListeners) cb(rec.agent_id);
+      },
+    });
     this.revoked = new KvMirror(parts, { bucket: `${p}_REVOKED`, ttlMs: REVOCATION_MEMORY_MS });
   }
 
@@ -84,12 +90,19 @@ export class NatsDirectory implements DirectoryStore {
   close(): void {
     for (const m of [this.agents, this.names, this.fprints, this.apikeys, this.revoked]) m.close();
     this.listeners.clear();
+    this.keyListeners.clear();
   }
 
   /**
    * `cb` hears every agent change the watch applies, whichever node wrote it (this one too):
    * the record as it is now, undefined once deleted. Returns an unsubscribe function.
    */
+  /** After the watch applied a change to an API key record of the agent (a revocation: any node's). */
+  onApiKeyChanged(cb: (agentId: string) => void): () => void {
+    this.keyListeners.add(cb);
+    return () => this.keyListeners.delete(cb);
+  }
+
   onAgentChanged(cb: AgentChanged): () => void {
     this.listeners.add(cb);
     return () => this.listeners.delete(cb);

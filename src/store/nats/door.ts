@@ -4,7 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import { connect, credsAuthenticator, type NodeConnectionOptions } from '@nats-io/transport-node';
+import { connect, credsAuthenticator, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
 import type { NatsParts } from './parts.js';
 
 export interface NatsDoorOptions {
@@ -59,7 +59,7 @@ export async function openNats(opts: NatsDoorOptions): Promise<NatsDoor> {
   const timeout = opts.timeoutMs ?? 5000;
   let jsm: Awaited<ReturnType<typeof jetstreamManager>>;
   try {
-    jsm = await jetstreamManager(nc, { timeout });
+    jsm = await jetStreamReady(nc, timeout);
   } catch (err) {
     await nc.close().catch(() => {});
     throw new Error(`NATS at ${seeds}: JetStream is not available: ${(err as Error).message}`);
@@ -97,8 +97,30 @@ export async function openNats(opts: NatsDoorOptions): Promise<NatsDoor> {
     },
     async close() {
       if (nc.isClosed()) return;
-      await nc.drain().catch(() => nc.close());
+      // A drain needs the server; while it is away (or slow) the connection is simply closed.
+      const drained = status === 'connected' ? nc.drain().catch(() => {}) : Promise.resolve();
+      await Promise.race([drained, new Promise((r) => setTimeout(r, CLOSE_DRAIN_MS).unref())]);
+      if (!nc.isClosed()) await nc.close().catch(() => {});
       set('closed');
     },
   };
+}
+
+/** How long close() waits for a drain. */
+const CLOSE_DRAIN_MS = 2000;
+
+/** How long a start waits for JetStream to answer (a cluster just started elects its leaders first). */
+const JETSTREAM_READY_MS = 30_000;
+
+/** The JetStream manager once its API answers (account info), tried again until JETSTREAM_READY_MS. */
+async function jetStreamReady(nc: NatsConnection, timeout: number) {
+  const deadline = Date.now() + JETSTREAM_READY_MS;
+  for (;;) {
+    try {
+      return await jetstreamManager(nc, { timeout });
+    } catch (err) {
+      if (Date.now() >= deadline || /not enabled|no responders/i.test(String(err))) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
 }

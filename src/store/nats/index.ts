@@ -130,6 +130,11 @@ export class NatsStore extends NodeLocalParts implements Store {
     return this.directory.onAgentChanged(cb);
   }
 
+  /** After the mirror applied a change to one of the agent's API key records (e.g. a revocation). */
+  onApiKeyChanged(cb: (agentId: string) => void): () => void {
+    return this.directory.onApiKeyChanged(cb);
+  }
+
   // --- QueueStore (NatsQueue) ---
   pendingCount(agentId: string, nowMs: number): number {
     return this.queue.pendingCount(agentId, nowMs);
