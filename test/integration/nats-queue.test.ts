@@ -189,6 +189,38 @@ describe('NatsQueue', () => {
     expect(await q1.ack(a, [id], now)).toEqual(['already_acked']);
   });
 
+  it('dropAgent purges the agent on every node; onQueued fires on the writing node too', async () => {
+    const prefix = uniquePrefix('drop');
+    const q1 = await node(prefix);
+    const q2 = await node(prefix);
+    const a = agentId();
+    const b = agentId();
+    const queuedOn1 = nextEvent<[string]>(
+      (cb) => q1.onQueued(cb),
+      (ag) => ag === a,
+      'onQueued on node 1',
+    );
+    const onB = q2.append(b, input(msgId())).committed;
+    const ids = [msgId(), msgId()];
+    for (const id of ids) await q1.append(a, input(id)).committed;
+    await queuedOn1;
+    await onB;
+    const now = Date.now();
+    const last = q1.lastSeq(a);
+    const droppedOn2 = nextEvent<[string, readonly string[]]>(
+      (cb) => q2.onAcked(cb),
+      (ag, gone) => ag === a && gone.length === 2,
+      'the drop on node 2',
+    );
+    await q1.dropAgent(a);
+    expect(q1.pendingCount(a, now)).toBe(0);
+    await droppedOn2;
+    expect(q2.pendingCount(a, now)).toBe(0);
+    expect(q1.lastSeq(a)).toBe(last);
+    expect(q2.pendingCount(b, now)).toBe(1);
+    expect(q1.pendingCount(b, now)).toBe(1);
+  });
+
   it('a new instance rebuilds the mirror from the stream (acked messages stay gone)', async () => {
     const prefix = uniquePrefix('restart');
     const q1 = await node(prefix);

@@ -12,7 +12,7 @@
 //   `${prefix}_ACKS`; every node's mirror drops the entries when it sees the event. A message whose
 //   expiry is within a day also gets its record marked acked (as LMDB mode does).
 // - Events: `onQueued` after the mirror applied new entries for an agent (from any node),
-//   `onAcked` after it dropped acked ones.
+//   `onAcked` after it dropped acked ones (or a dropped agent's whole queue, from another node).
 // - NATS unreachable (timeouts, no connection): 503 store_unavailable. Nothing answers 2xx
 //   without the publish ack.
 // - A receipt mark (markReceipt) is set in this node's mirror at once and written to KV in the
@@ -276,12 +276,8 @@ export class NatsQueue implements QueueStore {
       return;
     }
     const now = Date.now();
-    if (ev.drop) {
-      this.mirror.clear(ev.agentId);
-      return;
-    }
-    const removed: string[] = [];
-    for (const id of ev.ids ?? []) {
+    const removed: string[] = ev.drop ? this.mirror.clear(ev.agentId) : [];
+    for (const id of ev.drop ? [] : (ev.ids ?? [])) {
       if (ev.at + RECENT_ACK_MS > now) this.recentAcks.set(id, ev.at);
       if (this.mirror.remove(ev.agentId, id)) removed.push(id);
     }
