@@ -175,11 +175,13 @@ export class QueueMirror {
     return ids;
   }
 
-  /** Every entry of the agent goes (its queue was purged); lastSeq stays. */
-  clear(agentId: string): void {
+  /** Every entry of the agent goes (its queue was purged); lastSeq stays. The ids removed. */
+  clear(agentId: string): string[] {
     const q = this.agents.get(agentId);
-    if (!q) return;
-    for (const id of [...q.byId.keys()]) this.remove(agentId, id);
+    if (!q) return [];
+    const ids = [...q.byId.keys()];
+    for (const id of ids) this.remove(agentId, id);
+    return ids;
   }
 
   /** Drop the expired entries of every agent (cheap for an agent whose earliest expiry is ahead). */

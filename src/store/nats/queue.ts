@@ -12,7 +12,7 @@
 //   `${prefix}_ACKS`; every node's mirror drops the entries when it sees the event. A message whose
 //   expiry is within a day also gets its record marked acked (as LMDB mode does).
 // - Events: `onQueued` after the mirror applied new entries for an agent (from any node),
-//   `onAcked` after it dropped acked ones.
+//   `onAcked` after it dropped acked ones (or a dropped agent's whole queue, from another node).
 // - NATS unreachable (timeouts, no connection): 503 store_unavailable. Nothing answers 2xx
 //   without the publish ack.
 // - A receipt mark (markReceipt) is set in this node's mirror at once and written to KV in the
@@ -44,6 +44,7 @@ import type {
   ReceiptKind,
 } from '../types.js';
 import { type Follower, follow } from './follow.js';
+import { CommitWaits } from './queue-commits.js';
 import { decodeToken, encodeToken } from './keys.js';
 import type { NatsParts } from './parts.js';
 import { type MirrorEntry, QueueMirror } from './queue-mirror.js';
@@ -83,8 +84,6 @@ const KV_OP = 'KV-Operation';
 const API_NO_MESSAGE = 10037;
 const API_WRONG_LAST_SEQ = 10071;
 const QUEUE_FULL_RETRY_AFTER_S = 60;
-/** An append's commit waits this long for the mirror before checking the stream itself. */
-const MIRROR_CHECK_MS = 1000;
 /** Ack events replayed at open (the race of a message seen just before its ack event). */
 const ACK_REPLAY = 1000;
 /** Acked ids remembered so a message the mirror receives after its ack event is left out. */
@@ -97,14 +96,6 @@ interface AckEvent {
   /** The agent's whole queue was purged (deregistration). */
   drop?: true;
   at: number;
-}
-
-interface Waiter {
-  seq: number;
-  since: number;
-  resolve: () => void;
-  reject: (e: unknown) => void;
-  checking: boolean;
 }
 
 const nanos = (ms: number) => ms * 1_000_000;
@@ -121,13 +112,9 @@ export class NatsQueue implements QueueStore {
   private readonly recentAcks = new Map<string, number>();
   private readonly queuedListeners = new Set<(agentId: string) => void>();
   private readonly ackedListeners = new Set<(agentId: string, ids: readonly string[]) => void>();
-  /** Appends waiting for the mirror to pass their stream seq, by seq. */
-  private waiters: Waiter[] = [];
-  /** Stream seq of the last queue message the mirror applied. */
-  private appliedSeq = 0;
+  private readonly commits: CommitWaits;
   private kv: KV | undefined;
   private followers: Follower[] = [];
-  private checkTimer: NodeJS.Timeout | undefined;
   private opened = false;
   private closed = false;
 
@@ -143,6 +130,7 @@ export class NatsQueue implements QueueStore {
     this.subjectRoot = `amp.${t}.q`;
     this.ackSubject = `amp.${t}.acks`;
     this.timeoutMs = opts.timeoutMs ?? 5000;
+    this.commits = new CommitWaits((seq) => this.isGone(seq), 2 * this.timeoutMs);
   }
 
   /** Create or update the streams and the bucket, load the mirrors, keep following. */
@@ -194,8 +182,7 @@ export class NatsQueue implements QueueStore {
     const queue = await follow(js, this.streamName, {}, (m) => this.applyQueued(m));
     this.followers.push(queue);
     await queue.ready;
-    this.checkTimer = setInterval(() => this.checkWaiters(), MIRROR_CHECK_MS);
-    this.checkTimer.unref();
+    this.commits.start();
     this.opened = true;
   }
 
@@ -215,11 +202,9 @@ export class NatsQueue implements QueueStore {
 
   async close(): Promise<void> {
     this.closed = true;
-    if (this.checkTimer) clearInterval(this.checkTimer);
     for (const f of this.followers) f.stop();
     this.followers = [];
-    const err = storeFailure(new Error('the queue is closed'));
-    for (const w of this.waiters.splice(0)) w.reject(err);
+    this.commits.stop();
   }
 
   onQueued(cb: (agentId: string) => void): () => void {
@@ -263,8 +248,7 @@ export class NatsQueue implements QueueStore {
         this.mirror.add(agentId, e);
       }
     }
-    this.appliedSeq = m.seq;
-    this.release();
+    this.commits.advance(m.seq);
     if (agentId && id) for (const cb of this.queuedListeners) cb(agentId);
   }
 
@@ -276,12 +260,8 @@ export class NatsQueue implements QueueStore {
       return;
     }
     const now = Date.now();
-    if (ev.drop) {
-      this.mirror.clear(ev.agentId);
-      return;
-    }
-    const removed: string[] = [];
-    for (const id of ev.ids ?? []) {
+    const removed: string[] = ev.drop ? this.mirror.clear(ev.agentId) : [];
+    for (const id of ev.drop ? [] : (ev.ids ?? [])) {
       if (ev.at + RECENT_ACK_MS > now) this.recentAcks.set(id, ev.at);
       if (this.mirror.remove(ev.agentId, id)) removed.push(id);
     }
@@ -300,68 +280,6 @@ export class NatsQueue implements QueueStore {
     } catch {
       // Not a record of ours.
     }
-  }
-
-  // ---- commit waits --------------------------------------------------------------------
-
-  /** Resolves once the mirror has applied stream seq `seq`. */
-  private applied(seq: number): Promise<void> {
-    if (seq <= this.appliedSeq) return Promise.resolve();
-    if (this.closed) return Promise.reject(storeFailure(new Error('the queue is closed')));
-    return new Promise((resolve, reject) => {
-      const w: Waiter = { seq, since: Date.now(), resolve, reject, checking: false };
-      // Publish acks come nearly in seq order: insert from the end.
-      let i = this.waiters.length;
-      while (i > 0 && this.waiters[i - 1]!.seq > seq) i--;
-      this.waiters.splice(i, 0, w);
-    });
-  }
-
-  private release(): void {
-    let n = 0;
-    while (n < this.waiters.length && this.waiters[n]!.seq <= this.appliedSeq) n++;
-    if (n === 0) return;
-    for (const w of this.waiters.splice(0, n)) w.resolve();
-  }
-
-  /**
-   * A message deleted (acked on another node) or expired before this node's consumer reached it
-   * is never delivered: an append still waiting after a second asks the stream whether its
-   * message is there, and stops waiting when it is not. A wait longer than twice the timeout
-   * (the consumer cannot follow: NATS unreachable) fails with 503.
-   */
-  private checkWaiters(): void {
-    const now = Date.now();
-    for (const w of [...this.waiters]) {
-      if (now - w.since > 2 * this.timeoutMs) {
-        this.drop(w);
-        w.reject(storeFailure(new Error('the queue mirror did not reach the message')));
-        continue;
-      }
-      if (w.checking || now - w.since < MIRROR_CHECK_MS) continue;
-      w.checking = true;
-      this.parts.jsm.streams.getMessage(this.streamName, { seq: w.seq }).then(
-        (sm) => {
-          w.checking = false;
-          if (sm === null) {
-            this.drop(w);
-            w.resolve();
-          }
-        },
-        (e: unknown) => {
-          w.checking = false;
-          if (e instanceof JetStreamApiError && e.code === API_NO_MESSAGE) {
-            this.drop(w);
-            w.resolve();
-          }
-        },
-      );
-    }
-  }
-
-  private drop(w: Waiter): void {
-    const i = this.waiters.indexOf(w);
-    if (i >= 0) this.waiters.splice(i, 1);
   }
 
   // ---- QueueStore ----------------------------------------------------------------------
@@ -391,7 +309,7 @@ export class NatsQueue implements QueueStore {
     if (input.receipt) h.set(H_RECEIPT, '1');
     const published = this.parts.js
       .publish(this.subject(agentId), input.json, { msgID: msg.id, headers: h, timeout: this.timeoutMs })
-      .then((ack) => this.applied(ack.seq));
+      .then((ack) => this.commits.wait(ack.seq));
     const rec: StoredRecord = { r: agentId, f: input.senderId, e: expiresAtMs };
     if (msg.envelope.thread_id !== msg.id) rec.t = msg.envelope.thread_id;
     if (input.receipt) rec.rc = 1;
@@ -624,6 +542,16 @@ export class NatsQueue implements QueueStore {
 
   /** Stream seq of the last queue message applied (tests, diagnostics). */
   get mirrorSeq(): number {
-    return this.appliedSeq;
+    return this.commits.appliedSeq;
+  }
+
+  /** Whether the stream no longer holds `seq` (a commit wait asks, see queue-commits.ts). */
+  private async isGone(seq: number): Promise<boolean> {
+    try {
+      return (await this.parts.jsm.streams.getMessage(this.streamName, { seq })) === null;
+    } catch (e) {
+      if (e instanceof JetStreamApiError && e.code === API_NO_MESSAGE) return true;
+      throw e;
+    }
   }
 }
