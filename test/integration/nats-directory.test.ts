@@ -9,12 +9,18 @@
 
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import pino from 'pino';
 import { AmpError } from '../../proto/index.js';
+import { loadConfig } from '../../src/config/schema.js';
+import { Agents } from '../../src/relay/agents.js';
+import type { RelayContext } from '../../src/relay/context.js';
+import type { Sessions } from '../../src/relay/sessions.js';
 import { type NatsDoor, openNats } from '../../src/store/nats/door.js';
 import { NatsDirectory } from '../../src/store/nats/directory.js';
 import { NatsRecords } from '../../src/store/nats/records.js';
 import type { AgentRecord, RecordKind } from '../../src/store/types.js';
 import { type NatsCluster, startNats, uniquePrefix } from '../helpers/nats.js';
+import { newKeypair } from '../helpers/server.js';
 import { setupOrFailEveryTest } from '../helpers/setup.js';
 
 const IDEM_TTL_MS = 10 * 60_000;
@@ -276,6 +282,34 @@ describe('NatsDirectory across two nodes', () => {
     expect(n2.dir.findAgentByFingerprint(fresh.fingerprint_raw)?.id).toBe(a.id);
     expect(n2.dir.findAgentByFingerprint(a.fingerprint)).toBeUndefined();
     await n2.dir.putAgent(agent('old-key', 'acme', { fingerprint: a.fingerprint, fingerprint_raw: a.fingerprint_raw }));
+  });
+});
+
+describe('register (src/relay/agents.ts) on two nodes', () => {
+  /** The relay's registration path over one node's directory (no server: only what register uses). */
+  function agentsOn(n: Node): Agents {
+    const ctx = { config: loadConfig({ env: {} }), logger: pino({ level: 'silent' }) } as unknown as RelayContext;
+    const sessions = { closeAgent: () => {}, isOnline: () => false } as unknown as Sessions;
+    return new Agents(ctx, n.dir, sessions, undefined as never);
+  }
+
+  it('racing registrations of one name: one 201, one 409 name_taken with suggestions (as in LMDB mode)', async () => {
+    const [n1, n2] = await twoNodes('register');
+    const [r1, r2] = [agentsOn(n1), agentsOn(n2)];
+    for (let round = 0; round < 5; round++) {
+      const body = () => ({ name: `reg-${round}`, tenant: 'acme', public_key: newKeypair().publicPem });
+      const results = await Promise.allSettled([
+        r1.register(body(), 'localhost', 'http'),
+        r2.register(body(), 'localhost', 'http'),
+      ]);
+      const won = results.filter((r) => r.status === 'fulfilled');
+      expect(won).toHaveLength(1);
+      expect((won[0] as PromiseFulfilledResult<{ status: number }>).value.status).toBe(201);
+      const lost = (results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason as AmpError;
+      expect(lost).toBeInstanceOf(AmpError);
+      expect(lost).toMatchObject({ code: 'name_taken', status: 409, field: 'name' });
+      expect(lost.suggestions?.length).toBeGreaterThan(0);
+    }
   });
 });
 
