@@ -430,3 +430,36 @@ describe('restart', () => {
     await expect(n3.dir.putAgent(agent('stays'))).rejects.toMatchObject({ code: 'name_taken' });
   });
 });
+
+describe('NATS lost and back', () => {
+  it('writes answer 503 store_unavailable while NATS is down; after it returns, writes and watches resume', async () => {
+    const [n1, n2] = await twoNodes('outage');
+    const before = agent('before');
+    await n1.dir.putAgent(before);
+    const back = (n: Node) =>
+      new Promise<void>((resolve) => {
+        const off = n.door.onStatus((s) => {
+          if (s === 'connected') {
+            off();
+            resolve();
+          }
+        });
+      });
+    const reconnected = Promise.all([back(n1), back(n2)]);
+    await nats.servers[0].stop();
+    await Promise.all([
+      expect(n1.dir.putAgent(agent('during'))).rejects.toMatchObject({ code: 'store_unavailable', status: 503 }),
+      expect(n1.rec.putRecord('registrations', 'acme/x', {})).rejects.toMatchObject({ code: 'store_unavailable' }),
+      expect(n2.rec.spendOnce('console_spent', 'jti', {})).rejects.toMatchObject({ code: 'store_unavailable' }),
+    ]);
+    // Reads go on from the mirror.
+    expect(n1.dir.findAgentByName('acme', 'before')?.id).toBe(before.id);
+    await nats.servers[0].restart();
+    await reconnected;
+    const after = agent('after');
+    const seen = agentEvent(n2, (id) => id === after.id, 20_000);
+    await n1.dir.putAgent(after);
+    await seen;
+    expect(n2.dir.findAgentByName('acme', 'after')?.id).toBe(after.id);
+  }, 60_000);
+});
