@@ -215,7 +215,12 @@ export class Agents {
       }
       if (req.alias !== undefined) agent.alias = req.alias;
       if (req.client_agent_id !== undefined) agent.client_agent_id = req.client_agent_id;
-      const apiKey = await this.issueKey(agent, now);
+      const apiKey = await this.issueKey(agent, now).catch((e: unknown) => {
+        // A shared store (cluster mode) may refuse the name itself: another node registered it
+        // between the checks above and this write. Answer as the checks do (with suggestions).
+        if (e instanceof AmpError && e.code === 'name_taken') throw this.nameTaken(req.name, req.tenant);
+        throw e;
+      });
       this.ctx.logger.info({ agent: agent.id, address: agent.address }, 'agent registered');
       return { status: 201, body: this.registrationBody(agent, apiKey, urls) };
     } finally {

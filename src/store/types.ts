@@ -234,7 +234,11 @@ export interface DirectoryStore {
   getAgent(id: string): AgentRecord | undefined;
   findAgentByName(tenant: string, name: string): AgentRecord | undefined;
   findAgentByFingerprint(fingerprint: string): AgentRecord | undefined;
-  /** Insert or update; keeps the name and fingerprint indexes in step. Resolves once durable. */
+  /**
+   * Insert or update; keeps the name and fingerprint indexes in step. Resolves once durable. A
+   * shared store (cluster mode) may refuse a new name or key another node claimed first: 409
+   * `name_taken` / `key_already_registered` (LMDB relies on the caller's checks).
+   */
   putAgent(agent: AgentRecord): Promise<void>;
   /** Swap an agent's key: the fingerprint index follows. */
   replaceAgentKey(old: AgentRecord, updated: AgentRecord): Promise<void>;

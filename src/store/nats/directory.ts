@@ -16,7 +16,7 @@ import { AmpError } from '../../../proto/index.js';
 import { AgentListing } from '../lmdb-directory.js';
 import type { AgentPage, AgentPageQuery, AgentRecord, ApiKeyRecord, DirectoryStore, RevokedKey } from '../types.js';
 import { claim, type Rollback, rollBack, type Verdict } from './claims.js';
-import { encodeToken as enc } from './kv-keys.js';
+import { decodeToken, encodeToken as enc } from './kv-keys.js';
 import { type KvEntryOf, KvMirror } from './kv-mirror.js';
 import type { NatsParts } from './parts.js';
 
@@ -55,7 +55,8 @@ export class NatsDirectory implements DirectoryStore {
   private readonly tenantAgents = new Map<string, number>();
   private listing = new AgentListing([], () => undefined);
   private readonly listeners = new Set<AgentChanged>();
-  private readonly keyListeners = new Set<(agentId: string) => void>();
+  private readonly apiKeyListeners = new Set<(hash: string, rec: ApiKeyRecord | undefined) => void>();
+  private readonly revokedListeners = new Set<(fingerprint: string, entry: RevokedKey) => void>();
   private readonly orphanClaimMs: number;
 
   constructor(
@@ -72,11 +73,17 @@ export class NatsDirectory implements DirectoryStore {
     this.fprints = new KvMirror(parts, { bucket: `${p}_FPRINTS` });
     this.apikeys = new KvMirror<ApiKeyRecord>(parts, {
       bucket: `${p}_APIKEYS`,
-      onChange: (_k, rec, _prev, loading) => {
-        if (!loading && rec) for (const cb of this.keyListeners) cb(rec.agent_id);
+      onChange: (k, rec, _prev, loading) => {
+        if (!loading) notify(this.apiKeyListeners, decodeToken(k), rec);
       },
     });
-    this.revoked = new KvMirror(parts, { bucket: `${p}_REVOKED`, ttlMs: REVOCATION_MEMORY_MS });
+    this.revoked = new KvMirror<RevokedKey>(parts, {
+      bucket: `${p}_REVOKED`,
+      ttlMs: REVOCATION_MEMORY_MS,
+      onChange: (k, entry, _prev, loading) => {
+        if (!loading && entry) notify(this.revokedListeners, decodeToken(k), entry);
+      },
+    });
   }
 
   /** Create or adopt the buckets and load them; resolves once the mirror is current. */
@@ -90,22 +97,29 @@ export class NatsDirectory implements DirectoryStore {
   close(): void {
     for (const m of [this.agents, this.names, this.fprints, this.apikeys, this.revoked]) m.close();
     this.listeners.clear();
-    this.keyListeners.clear();
+    this.apiKeyListeners.clear();
+    this.revokedListeners.clear();
   }
 
   /**
    * `cb` hears every agent change the watch applies, whichever node wrote it (this one too):
    * the record as it is now, undefined once deleted. Returns an unsubscribe function.
    */
-  /** After the watch applied a change to an API key record of the agent (a revocation: any node's). */
-  onApiKeyChanged(cb: (agentId: string) => void): () => void {
-    this.keyListeners.add(cb);
-    return () => this.keyListeners.delete(cb);
-  }
-
   onAgentChanged(cb: AgentChanged): () => void {
     this.listeners.add(cb);
     return () => this.listeners.delete(cb);
+  }
+
+  /** `cb` hears every API key record the watch applies (issued, revoked, used), from any node. */
+  onApiKeyChanged(cb: (hash: string, rec: ApiKeyRecord | undefined) => void): () => void {
+    this.apiKeyListeners.add(cb);
+    return () => this.apiKeyListeners.delete(cb);
+  }
+
+  /** `cb` hears every key revocation the watch applies (once per fingerprint form), from any node. */
+  onKeyRevoked(cb: (fingerprint: string, entry: RevokedKey) => void): () => void {
+    this.revokedListeners.add(cb);
+    return () => this.revokedListeners.delete(cb);
   }
 
   // --- reads (the mirror) ---
@@ -298,14 +312,17 @@ export class NatsDirectory implements DirectoryStore {
       this.tenantAgents.set(agent.tenant, (this.tenantAgents.get(agent.tenant) ?? 0) + 1);
       if (!loading) this.listing.put(agent);
     }
-    if (loading) return;
-    const id = (agent ?? prev)!.id;
-    for (const cb of this.listeners) {
-      try {
-        cb(id, agent);
-      } catch {
-        // A listener's failure is its own; the mirror goes on.
-      }
+    if (!loading) notify(this.listeners, (agent ?? prev)!.id, agent);
+  }
+}
+
+/** Tell every listener; a listener's failure is its own, the mirror goes on. */
+function notify<A, B>(listeners: ReadonlySet<(a: A, b: B) => void>, a: A, b: B): void {
+  for (const cb of listeners) {
+    try {
+      cb(a, b);
+    } catch {
+      // ignored
     }
   }
 }

@@ -132,7 +132,9 @@ export class NatsStore extends NodeLocalParts implements Store {
 
   /** After the mirror applied a change to one of the agent's API key records (e.g. a revocation). */
   onApiKeyChanged(cb: (agentId: string) => void): () => void {
-    return this.directory.onApiKeyChanged(cb);
+    return this.directory.onApiKeyChanged((_hash, rec) => {
+      if (rec) cb(rec.agent_id);
+    });
   }
 
   // --- QueueStore (NatsQueue) ---

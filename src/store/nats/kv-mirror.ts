@@ -113,14 +113,19 @@ export class KvMirror<T> {
 
   /** Write only if the key is absent (or deleted); false when it exists. */
   async create(key: string, value: T): Promise<number | false> {
+    // Not kv.create(): after a timeout it reads the key too (a second timeout before the 503).
     try {
-      const rev = await this.bucket().create(key, this.codec.encode(value));
-      await this.applied(rev);
-      return rev;
+      const ack = await this.parts.js.publish(`$KV.${this.opts.bucket}.${key}`, this.codec.encode(value), {
+        expect: { lastSubjectSequence: 0 },
+      });
+      await this.applied(ack.seq);
+      return ack.seq;
     } catch (e) {
-      if (isWrongLastSequence(e)) return false;
-      throw guardedError(e);
+      if (!isWrongLastSequence(e)) throw guardedError(e);
     }
+    const e = await guarded(this.bucket().get(key));
+    if (!e || e.operation === 'PUT') return false;
+    return this.update(key, value, e.revision); // over a delete marker
   }
 
   /** Compare-and-set: write only if the key's revision is still `revision`; false otherwise. */
