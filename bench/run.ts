@@ -1,6 +1,8 @@
-// `npm run bench [-- --quick] [--only NAMES] [--no-pin] [--out DIR]`: calibrators, then the
-// scenarios, each against a fresh server process; one progress line a second; a JSON result and a
-// Markdown summary in bench/results/. Figures are reported, never asserted.
+// `npm run bench [-- --quick] [--only NAMES] [--no-pin] [--out DIR] [--store nats]`: calibrators,
+// then the scenarios, each against a fresh server process; one progress line a second; a JSON
+// result and a Markdown summary in bench/results/. Figures are reported, never asserted. With
+// `--store nats` the trusted and REST scenarios run again on two relay nodes in cluster mode (a
+// 3-server NATS JetStream cluster), reported next to the single-node LMDB figures of the same run.
 
 import { spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
@@ -17,6 +19,7 @@ import { restRoute } from './scenarios/rest.js';
 import { federation, federationRows, type FederationOptions } from './scenarios/federation.js';
 import { coreList, loadCores, providerPlacement, startProviders } from './lib/providers.js';
 import { closePairs, closedLoop, fixedRate, setupPairs } from './scenarios/routing.js';
+import { natsRss, setupPairsAcross, startBenchCluster, type BenchCluster } from './lib/cluster.js';
 
 const HELP = `amp-relay bench: the real server as a child process on its own core, load from this one.
 
@@ -32,6 +35,9 @@ Options:
   --server-root D  run the server from another built checkout D (a baseline to compare with)
   --server-args S  more 'amp-relay serve' flags for every server, e.g. "--ed25519 node"
   --server-logs    federation: keep both providers' logs in DIR/logs/<time>-<domain>.log
+  --store nats     also run trusted and rest on two relay nodes in cluster mode (AMP_STORE=nats) on a
+                   3-server NATS JetStream cluster (Debian's nats-server), next to the LMDB figures;
+                   without --only it runs just trusted and rest
   --clamd-socket P attachments: the server scans with the clamd listening on unix socket P
                    (AMP_CLAMD_SOCKET); without it AMP_CLAMD_* are unset: no antivirus
   -h, --help       this text
@@ -54,6 +60,7 @@ const parsed = (() => {
         'server-args': { type: 'string' },
         'clamd-socket': { type: 'string' },
         'server-logs': { type: 'boolean', default: false },
+        store: { type: 'string', default: 'lmdb' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -67,8 +74,13 @@ if (args.help) {
   process.stdout.write(HELP + '\n');
   process.exit(0);
 }
+if (args.store !== 'lmdb' && args.store !== 'nats') {
+  process.stderr.write(`bench: --store is lmdb or nats, not '${args.store}'\n`);
+  process.exit(2);
+}
+const clusterMode = args.store === 'nats';
 const only = new Set(
-  (args.only ?? SCENARIOS.join(','))
+  (args.only ?? (clusterMode ? 'trusted,rest' : SCENARIOS.join(',')))
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean),
@@ -163,7 +175,7 @@ async function main(): Promise<void> {
     placement: fedOnly
       ? `${fedPlace.note}; load on core(s) ${loadCores() || '?'}${loadPin === undefined ? ' (not pinned)' : ''}; calibrators ${place.server === undefined ? 'not pinned' : `on core ${place.server}`}`
       : place.note,
-    server: { root: args['server-root'] ?? ROOT, args: args['server-args'] ?? '' },
+    server: { root: args['server-root'] ?? ROOT, args: args['server-args'] ?? '', store: args.store },
     calibrators: {},
     scenarios: [],
   };
@@ -458,6 +470,116 @@ async function main(): Promise<void> {
       await providers.stop();
     }
   });
+
+  /** Trusted and REST again on two relay nodes in nats mode, as ratios to their LMDB rows above. */
+  async function clusterScenarios(): Promise<void> {
+    const withCluster = async (fn: (c: BenchCluster) => Promise<void>) => {
+      const c = await startBenchCluster(place.server, {
+        profileDir: args.profile ? join(outDir, 'profiles') : undefined,
+        serverRoot: args['server-root'],
+        extraArgs: (args['server-args'] ?? '').split(/\s+/).filter(Boolean),
+      });
+      try {
+        await fn(c);
+      } finally {
+        await c.stop();
+      }
+    };
+    const lmdbRow = (name: string) => result.scenarios.find((r) => r.name === name);
+    const where = `2 relay nodes${place.server === undefined ? '' : ` sharing core ${place.server}`}, 3 NATS servers not pinned`;
+    const natsUse = (c: BenchCluster, cpu0: number, t0: number) => ({
+      nats_cpu_pct: Math.round((100 * (c.natsCpuSeconds() - cpu0)) / ((performance.now() - t0) / 1000)),
+      nats_rss_mb: Math.round(natsRss(c) / 1048576),
+      placement: where,
+    });
+    if (only.has('trusted')) {
+      console.log(`\ntrusted, cluster mode (${where})`);
+      await withCluster(async (c) => {
+        const p = await setupPairsAcross(c.nodes, P.pairs);
+        const cpu0 = c.natsCpuSeconds();
+        const t0 = performance.now();
+        const o = await closedLoop(c.combined, p, {
+          label: 'trusted-nats',
+          window: 32,
+          seconds: P.secs,
+          warmupSeconds: P.warm,
+          bytes: BYTES,
+          signed: false,
+          framesPerSender: 0,
+        });
+        const use = natsUse(c, cpu0, t0);
+        await closePairs(p);
+        const base = lmdbRow('ws_trusted');
+        push({
+          name: 'ws_trusted_nats',
+          title: '2n WS→WS trusted 1 KB, nats: 2 nodes, every message across nodes',
+          value: o.rate,
+          unit: 'msg/s',
+          calibrator: 'ws_trusted (LMDB, one node, this run)',
+          ratio: base ? ratio(o.rate, base.value) : undefined,
+          latency: o.latency.summary(),
+          details: {
+            ...o.details,
+            ...use,
+            server_cpu_note: 'server_* figures: both relay nodes summed (threads: node 1)',
+          },
+          errors: o.errors,
+          notes: o.notes,
+        });
+      });
+    }
+    if (only.has('rest')) {
+      console.log(`\nrest, cluster mode (${where})`);
+      await withCluster(async (c) => {
+        const cpu0 = c.natsCpuSeconds();
+        const t0 = performance.now();
+        const r = await restRoute(c.combined, {
+          label: 'rest-nats',
+          connections: P.conns,
+          seconds: P.secs,
+          bytes: BYTES,
+          nodes: c.nodes,
+        });
+        const use = natsUse(c, cpu0, t0);
+        const l = r.result.latency;
+        const base = lmdbRow('rest_route');
+        push({
+          name: 'rest_route_nats',
+          title: '3n REST route (autocannon) 1 KB, nats: 2 nodes, connections split',
+          value: r.rate,
+          unit: 'req/s',
+          calibrator: 'rest_route (LMDB, one node, this run)',
+          ratio: base ? ratio(r.rate, base.value) : undefined,
+          latency: {
+            count: r.result['2xx'],
+            p50_ms: l.p50,
+            p90_ms: l.p90,
+            p99_ms: l.p99,
+            p999_ms: l.p99_9,
+            max_ms: l.max,
+            mean_ms: l.mean,
+          },
+          details: {
+            connections: P.conns,
+            seconds: P.secs,
+            ok: r.result['2xx'],
+            non2xx: r.result.non2xx,
+            queued_after: r.queued,
+            latency_note: 'the worse of the two autocannon runs (one per node)',
+            ...r.cpu,
+            ...use,
+          },
+          errors: r.result.errors + r.result.non2xx + r.result.timeouts + Math.max(0, r.result['2xx'] - r.queued),
+          notes:
+            r.queued >= r.result['2xx']
+              ? []
+              : [`LOST: ${r.result['2xx']} answered 2xx but only ${r.queued} are queued`],
+        });
+      });
+    }
+  }
+
+  if (clusterMode) await clusterScenarios();
 
   const files = writeResults(outDir, result);
   console.log('\n' + summaryTable(result));

@@ -42,7 +42,7 @@ export interface BenchResult {
   mode: 'quick' | 'full';
   machine: Record<string, unknown>;
   placement: string;
-  server: { root: string; args: string };
+  server: { root: string; args: string; store?: string };
   calibrators: Record<string, { value: number; unit: string; details: Record<string, unknown> }>;
   scenarios: ScenarioResult[];
 }
@@ -55,7 +55,7 @@ export function summaryTable(r: BenchResult): string {
   const lines = [
     `# amp-relay bench, ${r.mode}, ${r.started_at}`,
     '',
-    `${String(r.machine.cpu)} × ${String(r.machine.cores)}, Node ${String(r.machine.node)}; ${r.placement}; server: ${r.server.root}${r.server.args ? ' ' + r.server.args : ''}.`,
+    `${String(r.machine.cpu)} × ${String(r.machine.cores)}, Node ${String(r.machine.node)}; ${r.placement}; server: ${r.server.root}${r.server.args ? ' ' + r.server.args : ''}${r.server.store === 'nats' ? '; store: lmdb, and nats for the rows marked nats' : ''}.`,
     '',
     '| calibrator | value | unit |',
     '|---|---:|---|',

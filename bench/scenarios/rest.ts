@@ -1,5 +1,6 @@
 // Scenario 3: REST `POST /api/v1/route` under autocannon: one sender, one offline recipient, 1 KB
-// unsigned messages, every 200 a durable queued message.
+// unsigned messages, every 200 a durable queued message. In cluster mode (`--store nats`) the
+// connections are split over the relay nodes.
 
 import { createRequire } from 'node:module';
 import { payload, registerMany } from '../lib/client.js';
@@ -34,36 +35,97 @@ const autocannon = createRequire(import.meta.url)('autocannon') as (
   cb?: (err: Error | null, r: AutocannonResult) => void,
 ) => AutocannonInstance;
 
-export async function restRoute(
-  server: BenchServer,
-  o: { label: string; connections: number; seconds: number; bytes: number },
-): Promise<{ rate: number; result: AutocannonResult; queued: number; cpu: CpuUse }> {
-  const [sender, target] = await registerMany(server.api, 'rest', 2);
-  const body = JSON.stringify({ to: target!.address, subject: 'bench', payload: payload(0, 0, o.bytes) });
-  let last = 0;
-  let stop = () => {};
-  const cpu = cpuMeter(server);
-  const result = await new Promise<AutocannonResult>((resolve, reject) => {
+/** One autocannon run of `POST {api}/route` as `apiKey` with `body`. */
+function cannon(
+  api: string,
+  apiKey: string,
+  body: string,
+  connections: number,
+  seconds: number,
+  onTick: (n: number) => void,
+): Promise<AutocannonResult> {
+  return new Promise<AutocannonResult>((resolve, reject) => {
     const inst = autocannon(
       {
-        url: `${server.api}/route`,
+        url: `${api}/route`,
         method: 'POST',
-        headers: { Authorization: `Bearer ${sender!.apiKey}`, 'Content-Type': 'application/json' },
+        headers: { Authorization: `Bearer ${apiKey}`, 'Content-Type': 'application/json' },
         body,
-        connections: o.connections,
-        duration: o.seconds,
+        connections,
+        duration: seconds,
         pipelining: 1,
       },
       (err, r) => (err ? reject(err) : resolve(r)),
     );
-    inst.on('tick', (t) => (last = t.counter));
-    stop = progress(o.label, () => `requests=${last}/s`);
+    inst.on('tick', (t) => onTick(t.counter));
   });
+}
+
+/** Several runs at once as one: counts summed, latency percentiles the worst of them (conservative). */
+function merge(rs: AutocannonResult[]): AutocannonResult {
+  if (rs.length === 1) return rs[0]!;
+  const sum = (f: (r: AutocannonResult) => number) => rs.reduce((n, r) => n + f(r), 0);
+  const worst = (k: keyof AutocannonStats) => Math.max(...rs.map((r) => r.latency[k]));
+  const latency = {} as AutocannonStats;
+  for (const k of ['average', 'p50', 'p90', 'p99', 'p99_9', 'max', 'mean', 'total'] as const) latency[k] = worst(k);
+  return {
+    ...rs[0]!,
+    latency,
+    non2xx: sum((r) => r.non2xx),
+    errors: sum((r) => r.errors),
+    timeouts: sum((r) => r.timeouts),
+    duration: Math.max(...rs.map((r) => r.duration)),
+    '2xx': sum((r) => r['2xx']),
+  };
+}
+
+/**
+ * `o.nodes` (cluster mode): the connections are split over these relay nodes, one autocannon each,
+ * run at once; the sender and the recipient are registered on the first. `server` is what the CPU
+ * is measured on (in cluster mode: both nodes together).
+ */
+export async function restRoute(
+  server: BenchServer,
+  o: { label: string; connections: number; seconds: number; bytes: number; nodes?: BenchServer[] },
+): Promise<{ rate: number; result: AutocannonResult; queued: number; cpu: CpuUse }> {
+  const nodes = o.nodes ?? [server];
+  const [sender, target] = await registerMany(nodes[0]!.api, 'rest', 2);
+  await Promise.all(nodes.map((n) => knows(n, sender!.apiKey)));
+  const body = JSON.stringify({ to: target!.address, subject: 'bench', payload: payload(0, 0, o.bytes) });
+  const last = nodes.map(() => 0);
+  const cpu = cpuMeter(server);
+  const stop = progress(o.label, () => `requests=${last.reduce((a, b) => a + b, 0)}/s`);
+  const per = Math.max(1, Math.floor(o.connections / nodes.length));
+  const result = merge(
+    await Promise.all(nodes.map((n, i) => cannon(n.api, sender!.apiKey, body, per, o.seconds, (c) => (last[i] = c)))),
+  );
   stop();
   const cpuUse = cpu();
-  const r = await fetch(`${server.api}/messages/pending?limit=1`, {
-    headers: { Authorization: `Bearer ${target!.apiKey}` },
-  });
-  const b = (await r.json()) as { count: number; remaining: number };
-  return { rate: Math.round(result['2xx'] / result.duration), result, queued: b.count + b.remaining, cpu: cpuUse };
+  // Every node's writes reach the first node's copy within its watch latency: wait for them (bounded).
+  let queued = 0;
+  const end = Date.now() + (nodes.length > 1 ? QUEUED_WAIT_MS : 0);
+  do {
+    const r = await fetch(`${nodes[0]!.api}/messages/pending?limit=1`, {
+      headers: { Authorization: `Bearer ${target!.apiKey}` },
+    });
+    const b = (await r.json()) as { count: number; remaining: number };
+    queued = b.count + b.remaining;
+    if (queued >= result['2xx']) break;
+    await new Promise((res) => setTimeout(res, 50));
+  } while (Date.now() < end);
+  return { rate: Math.round(result['2xx'] / result.duration), result, queued, cpu: cpuUse };
+}
+
+const QUEUED_WAIT_MS = 10_000;
+
+/** Resolves once `node` accepts the API key (in cluster mode the directory reaches a node by its watch). */
+async function knows(node: BenchServer, apiKey: string): Promise<void> {
+  const end = Date.now() + QUEUED_WAIT_MS;
+  for (;;) {
+    const r = await fetch(`${node.api}/messages/pending?limit=1`, { headers: { Authorization: `Bearer ${apiKey}` } });
+    await r.arrayBuffer();
+    if (r.status === 200) return;
+    if (Date.now() > end) throw new Error(`${node.url} does not know the bench sender after ${QUEUED_WAIT_MS} ms`);
+    await new Promise((res) => setTimeout(res, 20));
+  }
 }
