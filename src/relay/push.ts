@@ -100,6 +100,13 @@ export class Push {
     }
   }
 
+  /** Whether a live session of the agent has been handed the message at queue seq `seq`. */
+  reached(agentId: string, seq: number | undefined): boolean {
+    if (seq === undefined) return false;
+    for (const s of this.sessions.of(agentId)) if (!s.closed && s.cursor >= seq) return true;
+    return false;
+  }
+
   /** Send committed messages after the cursor until caught up or over the soft buffer limit. */
   catchUp(s: AgentSession): void {
     if (s.closed || s.paused) return;

@@ -364,14 +364,15 @@ export class MessageRouter {
       receipt: req.receipt,
     });
     const pushed = this.push.pushLive(recipient.id, seq, id, json);
-    const result: RouteResult = pushed
-      ? {
-          id,
-          status: 'delivered',
-          method: 'websocket',
-          delivered_at: isoTime(Date.now()),
-          thread_id: envelope.thread_id,
-        }
+    const delivered = (): RouteResult => ({
+      id,
+      status: 'delivered',
+      method: 'websocket',
+      delivered_at: isoTime(Date.now()),
+      thread_id: envelope.thread_id,
+    });
+    let result: RouteResult = pushed
+      ? delivered()
       : { id, status: 'queued', method: 'relay', queued_at: msg.queued_at, thread_id: envelope.thread_id };
     if (carried && carried.warnings.length > 0) result.warnings = carried.warnings;
     const claimed = carried?.claim(id, recipient.id);
@@ -386,6 +387,11 @@ export class MessageRouter {
       await (extra ? Promise.all([committed, remembered, claimed, hooked]) : committed);
     } finally {
       this.push.afterCommit(recipient.id);
+    }
+    // A store that numbers messages at commit (cluster mode: seq 0 here) pushes them by catch-up,
+    // right above: the answer says so when one of the recipient's sockets on this node got it.
+    if (!pushed && seq === 0 && this.push.reached(recipient.id, queue.seqOf?.(recipient.id, id))) {
+      result = { ...delivered(), ...(result.warnings ? { warnings: result.warnings } : {}) };
     }
     this.ctx.observer.routed(d.via, id, sender.id, recipient.id);
     if (pushed && req.receipt) this.receipts.handedOver(id, 'websocket');

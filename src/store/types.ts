@@ -193,6 +193,11 @@ export interface QueueStore {
     limit: number,
     nowMs: number,
   ): { entries: QueueEntry[]; scannedTo: number; more: boolean };
+  /**
+   * The seq of a pending message, for stores whose `append` answers seq 0 (the cluster store numbers
+   * messages when JetStream stores them): known once `committed` resolved.
+   */
+  seqOf?(agentId: string, id: string): number | undefined;
   /** Highest seq ever assigned to the agent's queue (0 if none). */
   lastSeq(agentId: string): number;
   /** Highest seq of the agent's queue known to be committed (0 if none). */

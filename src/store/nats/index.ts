@@ -142,6 +142,10 @@ export class NatsStore extends NodeLocalParts implements Store {
     return this.queue.pendingCount(agentId, nowMs);
   }
 
+  seqOf(agentId: string, id: string): number | undefined {
+    return this.queue.seqOf(agentId, id);
+  }
+
   isPending(agentId: string, id: string, nowMs: number): boolean {
     return this.queue.isPending(agentId, id, nowMs);
   }

@@ -289,6 +289,10 @@ export class NatsQueue implements QueueStore {
     return this.mirror.peek(agentId)?.size ?? 0;
   }
 
+  seqOf(agentId: string, id: string): number | undefined {
+    return this.mirror.peek(agentId)?.byId.get(id)?.seq;
+  }
+
   isPending(agentId: string, id: string, nowMs: number): boolean {
     const e = this.mirror.peek(agentId)?.byId.get(id);
     return e !== undefined && e.exp > nowMs;
