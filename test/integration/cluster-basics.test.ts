@@ -105,17 +105,23 @@ describe('one directory and one queue across nodes', () => {
     });
   });
 
-  it('presence is cluster-wide: a socket on node 2 makes the route on node 1 answer delivered', async () => {
+  it('presence is cluster-wide: a socket on node 2 shows the agent online on node 1, and offline once closed', async () => {
     const alice = await register(node(0).api, 'alice4', 'acme');
     const erin = await register(node(0).api, 'erin4', 'acme');
     await eventually('node 2 knows erin', async () => {
       return (await call('GET', `${node(1).api}/messages/pending`, { key: erin.api_key })).status === 200;
     });
+    const online = async (n: number) =>
+      (await call('GET', `${node(n).api}/agents/resolve/${erin.address}`, { key: alice.api_key })).body.online;
+    expect(await online(0)).toBe(false);
     const ws = await connectWs(node(1).wsUrl, erin.api_key);
+    expect(await online(1)).toBe(true);
+    await eventually('node 1 shows erin online', async () => (await online(0)) === true);
+    // Routed on node 1, pushed by node 2.
     const r = await routeOk(node(0).api, alice, note(erin.address, 'online?'));
     await ws.next((f) => f?.type === 'message.new' && f.data?.id === r.id, 5000);
-    // Routed on a node without the socket, the message is queued there and pushed by node 2.
-    expect(['queued', 'delivered']).toContain(r.status);
+    await ws.close();
+    await eventually('node 1 shows erin offline', async () => (await online(0)) === false);
   });
 });
 
