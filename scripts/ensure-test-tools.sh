@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The end-to-end tests drive the server with the tools the brief's users have: curl, openssl 3,
 # jq and Python 3 with `requests`; the agent CLI's tests also run shellcheck, the attachment tests
-# clamd, the cluster tests nats-server. Install what is missing from Debian's packages when we may (root with apt-get); otherwise
-# say what to install.
+# clamd, the cluster tests nats-server. Install what is missing from Debian's packages when we may
+# (root with apt-get); otherwise say what to install.
 set -euo pipefail
 
 missing=()
