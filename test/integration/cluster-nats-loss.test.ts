@@ -1,9 +1,12 @@
 // Cluster mode when NATS servers go away. One of three lost (the leader of the queue stream, killed
 // with -9): no visible effect, every route on every node still answers 200 (a client may wait while
-// JetStream elects a new leader) and every node keeps routing afterwards. All three lost: /ready
-// answers 503 and routes 503 store_unavailable (never a 2xx that was not stored) on every node,
-// open WebSocket sessions stay open; NATS back on the same ports and stores: ready again, the
-// message routed then is pushed to the session that stayed open.
+// JetStream elects a new leader), and at the latest 15 s later every node routes at its usual
+// pace. All three lost: /ready answers 503 and routes 503 store_unavailable (never a 2xx that was
+// not stored) on every node, open WebSocket sessions stay open; NATS back on the same ports and
+// stores: ready again, the message routed then is pushed to the session that stayed open.
+// (JetStream elects a new stream leader after its Raft election timeout, 4 to 9 s in nats-server
+// 2.9: for "no visible effect" the relay has to ride that out, e.g. by retrying the publish for
+// up to ~10 s before it answers 503.)
 
 import { afterAll, describe, expect, it } from 'vitest';
 import { type RelayCluster, startRelays } from '../helpers/cluster.js';
@@ -17,6 +20,8 @@ let relays: RelayCluster;
 let alice: Registered;
 let bob: Registered;
 const prefix = uniquePrefix('natsloss');
+/** How long both nodes keep routing after the kill (the election is in there). */
+const LOSS_WINDOW_MS = 8000;
 
 setupOrFailEveryTest(async () => {
   nats = await startNats({ cluster: 3 });
@@ -63,26 +68,43 @@ describe('one NATS server of three lost', () => {
     for (const n of relays.nodes) ids.push((await route(n.api, alice, note(`before ${n.id}`))).body.id);
     const leader = await queueLeader();
     await nats.servers[leader]!.kill9();
+    // Both nodes keep routing, one route at a time each, for a few seconds: through the election.
     const answers: string[] = [];
-    for (let i = 0; i < 10; i++) {
-      for (const n of relays.nodes) {
-        const r = await route(n.api, alice, note(`after ${i} ${n.id}`));
-        answers.push(`${n.id} ${r.status}${r.status === 200 ? '' : ` ${r.body?.error}: ${r.body?.message}`}`);
-        if (r.status === 200) ids.push(r.body.id);
-      }
-    }
-    expect(answers.filter((a) => !a.endsWith(' 200'))).toEqual([]);
+    const end = Date.now() + LOSS_WINDOW_MS;
+    await Promise.all(
+      relays.nodes.map(async (n) => {
+        for (let i = 0; Date.now() < end; i++) {
+          const r = await route(n.api, alice, note(`after ${i} ${n.id}`));
+          answers.push(`${n.id} ${r.status}${r.status === 200 ? '' : ` ${r.body?.error}: ${r.body?.message}`}`);
+          if (r.status === 200) ids.push(r.body.id);
+        }
+      }),
+    );
+    const refused = answers.filter((a) => !a.endsWith(' 200'));
+    expect(refused, `${refused.length} of ${answers.length} refused`).toEqual([]);
     // Every node lists every one of them, in order.
     for (const n of relays.nodes) {
       const ok = await until(async () => {
         const l = await call('GET', `${n.api}/messages/pending?limit=100`, { key: bob.api_key });
-        return JSON.stringify(l.body.messages?.map((m: { id: string }) => m.id)) === JSON.stringify(ids);
+        const listed = new Set(l.body.messages?.map((m: { id: string }) => m.id));
+        return ids.every((id) => listed.has(id));
       }, 5000);
       expect(ok, `${n.id} lists all ${ids.length}`).toBe(true);
     }
+    // Clean up for the next test: ack them (on node 2).
+    for (let i = 0; i < ids.length; i += 100) {
+      await call('POST', `${relays.nodes[1]!.api}/messages/pending/ack`, {
+        key: bob.api_key,
+        json: { ids: ids.slice(i, i + 100) },
+      });
+    }
   }, 120_000);
 
-  it('afterwards every node routes at its usual pace (each route within 2 s)', async () => {
+  it('within 15 s of the loss every node routes again, at its usual pace (each route within 2 s)', async () => {
+    for (const n of relays.nodes) {
+      const back = await until(async () => (await route(n.api, alice, note(`probe ${n.id}`))).status === 200, 15_000);
+      expect(back, `${n.id} routes again`).toBe(true);
+    }
     for (let i = 0; i < 5; i++) {
       for (const n of relays.nodes) {
         const t0 = Date.now();
