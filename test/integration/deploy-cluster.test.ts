@@ -46,10 +46,13 @@ describe('deploy/cluster/docker-compose.yml', () => {
   it('runs three JetStream servers in one cluster, each routed to the other two', () => {
     for (const n of [1, 2, 3]) {
       const block = compose.slice(compose.indexOf(`  nats${n}:\n`), compose.indexOf(`volumes: ["nats${n}:/data"]`));
-      expect(block).toContain('"-js"');
-      expect(block).toContain(`"--server_name", "nats${n}"`);
-      expect(block).toContain('"--cluster_name", "amp"');
-      const routes = /"--routes", "([^"]+)"/.exec(block)![1]!.split(',');
+      // The command's arguments, however the list is laid out (one per line, as the formatter writes it).
+      const args = [...block.matchAll(/"([^"]*)"/g)].map((m) => m[1]);
+      const after = (flag: string) => args[args.indexOf(flag) + 1];
+      expect(args).toContain('-js');
+      expect(after('--server_name')).toBe(`nats${n}`);
+      expect(after('--cluster_name')).toBe('amp');
+      const routes = after('--routes').split(',');
       const others = [1, 2, 3].filter((x) => x !== n).map((x) => `nats://nats${x}:6222`);
       expect(routes.sort()).toEqual(others);
     }
