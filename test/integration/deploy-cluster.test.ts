@@ -48,11 +48,11 @@ describe('deploy/cluster/docker-compose.yml', () => {
       const block = compose.slice(compose.indexOf(`  nats${n}:\n`), compose.indexOf(`volumes: ["nats${n}:/data"]`));
       // The command's arguments, however the list is laid out (one per line, as the formatter writes it).
       const args = [...block.matchAll(/"([^"]*)"/g)].map((m) => m[1]);
-      const valueOf = (flag: string) => args[args.indexOf(flag) + 1];
+      const argOf = (flag: string) => args[args.indexOf(flag) + 1];
       expect(args).toContain('-js');
-      expect(valueOf('--server_name')).toBe(`nats${n}`);
-      expect(valueOf('--cluster_name')).toBe('amp');
-      const routes = valueOf('--routes').split(',');
+      expect(argOf('--server_name')).toBe(`nats${n}`);
+      expect(argOf('--cluster_name')).toBe('amp');
+      const routes = argOf('--routes').split(',');
       const others = [1, 2, 3].filter((x) => x !== n).map((x) => `nats://nats${x}:6222`);
       expect(routes.sort()).toEqual(others);
     }
