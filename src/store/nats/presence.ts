@@ -15,6 +15,7 @@
 
 import { type JsMsg, StorageType } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
+import { createBucket } from './bucket.js';
 import { decodeToken, encodeToken } from './kv-keys.js';
 import type { NatsParts } from './parts.js';
 import { StreamMirror } from './stream-mirror.js';
@@ -64,7 +65,7 @@ export class NatsPresence {
     const { kvm, jsm, replicas } = this.parts;
     const { ttlMs } = this.opts;
     // Memory storage: presence is rebuilt by the heartbeats within a TTL if NATS loses it.
-    const kv = await kvm.create(this.bucket, { history: 1, replicas, ttl: ttlMs, storage: StorageType.Memory });
+    const kv = await createBucket(kvm, this.bucket, { history: 1, replicas, ttl: ttlMs, storage: StorageType.Memory });
     const stream = `KV_${this.bucket}`;
     const info = await jsm.streams.info(stream);
     const maxAge = ttlMs * 1_000_000;
