@@ -37,6 +37,7 @@ import { Receipts } from './relay/receipts.js';
 import { type AttachmentChecks, MessageRouter } from './relay/route.js';
 import { AbuseCounters } from './relay/abuse.js';
 import { Suspensions } from './relay/suspension.js';
+import type { ClusterPresence } from './relay/presence.js';
 import { Sessions } from './relay/sessions.js';
 import { WsGateway } from './relay/ws-gateway.js';
 import { Webhooks } from './relay/webhooks.js';
@@ -85,9 +86,15 @@ export interface StartOptions extends ConfigInput, OutboundOptions {
 }
 
 /** The AMP relay core: sessions and push, routing, the inbox, agents. */
-function buildRelay(ctx: RelayContext, store: Store, verifier: Ed25519Verifier, gate?: AttachmentChecks) {
+function buildRelay(
+  ctx: RelayContext,
+  store: Store,
+  verifier: Ed25519Verifier,
+  gate?: AttachmentChecks,
+  presence?: ClusterPresence,
+) {
   const stores = { queue: store, directory: store, records: store };
-  const sessions = new Sessions(ctx.config);
+  const sessions = new Sessions(ctx.config, presence);
   const receipts = new Receipts(stores, sessions, ctx.logger);
   const push = new Push(ctx.config, store, sessions, receipts, ctx.observer);
   const agents = new Agents(ctx, store, sessions, verifier);
@@ -309,7 +316,7 @@ async function startOnDataDir(
   let listeningPort = config.port;
   const publicBase = () => config.publicUrl.replace(/\/+$/, '') || `${http.scheme}://localhost:${listeningPort}`;
   const files = await openAttachments(ctx, store, () => `${publicBase()}/api/v1`);
-  const relay = buildRelay(ctx, store, verifier, files?.gate);
+  const relay = buildRelay(ctx, store, verifier, files?.gate, cluster?.presence);
   const unfollow = cluster ? followCluster(cluster, relay, store) : () => {};
   const remote = buildRemote(ctx, { verifier, store, relay });
   const outbound = buildOutbound(store, relay.webhooks, { registry: telemetry.registry, logger }, outboundOpts, remote);

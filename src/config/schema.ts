@@ -444,6 +444,15 @@ export const OPTIONS = {
     default: 'AMP',
     doc: 'Prefix of the stream and bucket names (A-Z, 0-9, _), so several deployments can share one NATS',
   },
+  natsPresenceTtl: {
+    env: 'AMP_NATS_PRESENCE_TTL',
+    flag: '--nats-presence-ttl',
+    type: 'int',
+    default: 30,
+    min: 2,
+    max: 600,
+    doc: "Seconds a node's presence entries (which agents have a socket on it) live without a heartbeat (every third of this): a node that died shows its agents offline elsewhere after at most this; the same on every node",
+  },
 } as const satisfies Record<string, OptionSpec>;
 
 type Opts = typeof OPTIONS;

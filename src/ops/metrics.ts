@@ -117,9 +117,9 @@ function registerAttachmentMetrics(r: Registry, a: NonNullable<MetricSources['at
 function registerSessionMetrics(r: Registry, m: MetricSources): void {
   const c = m.push.counters;
   const s = m.sessions;
-  scraped(r, 'gauge', 'amp_agents_online', 'Agents with at least one authenticated WebSocket session', [], () =>
-    s.onlineAgents(),
-  );
+  // Per node like every other series here (summed across nodes by the scraper), so this node's sessions only.
+  const onlineHelp = 'Agents with at least one authenticated WebSocket session on this node';
+  scraped(r, 'gauge', 'amp_agents_online', onlineHelp, [], () => s.localOnlineAgents());
   scraped(r, 'gauge', 'amp_ws_sessions', 'Authenticated WebSocket sessions', [], () => s.sessionCount());
   // One count, two names: amp_ws_pushes_total (from before prom-client) and the usual amp_messages_pushed_total.
   const pushesHelp = 'Messages written to WebSocket sessions (live and catch-up)';

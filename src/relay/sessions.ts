@@ -1,11 +1,13 @@
 // Live WebSocket sessions (spec §17): who is online, closing sessions, and the periodic checks for
-// idle sockets and slow consumers. The relay sees a socket only as a `Connection`; the WebSocket
+// idle sockets and slow consumers. In cluster mode an agent is online when it has a session here
+// or on another node (`ClusterPresence`); the sessions themselves are this node's. The relay sees a socket only as a `Connection`; the WebSocket
 // transport implements it.
 
 import { CLOSE } from '../../proto/index.js';
 import type { Config } from '../config/schema.js';
 import type { AgentRecord } from '../store/types.js';
 import type { Frame } from './frames.js';
+import type { ClusterPresence } from './presence.js';
 
 export type SendOutcome = 'sent' | 'dropped';
 
@@ -52,15 +54,22 @@ export class Sessions {
   /** Connections the transport failed over a text frame that was not UTF-8 (RFC 6455 §8.1). */
   invalidUtf8Closes = 0;
 
-  constructor(private readonly config: Config) {}
+  constructor(
+    private readonly config: Config,
+    private readonly presence?: ClusterPresence,
+  ) {}
 
   /** Add an authenticated session; over the per-agent cap the oldest is replaced (4009). */
   add(s: AgentSession): void {
-    let set = this.byAgent.get(s.agent.id);
-    if (!set) this.byAgent.set(s.agent.id, (set = new Set()));
-    while (set.size >= this.config.wsMaxSessions) {
-      const oldest = set.values().next().value!;
-      this.close(oldest, CLOSE.REPLACED, 'replaced');
+    const id = s.agent.id;
+    // Closing the last one forgets the agent's set: look it up again after each close.
+    for (let set = this.byAgent.get(id); set && set.size >= this.config.wsMaxSessions; set = this.byAgent.get(id)) {
+      this.close(set.values().next().value!, CLOSE.REPLACED, 'replaced');
+    }
+    let set = this.byAgent.get(id);
+    if (!set) {
+      this.byAgent.set(id, (set = new Set()));
+      this.presence?.announce(id, true);
     }
     set.add(s);
   }
@@ -76,7 +85,10 @@ export class Sessions {
     const set = this.byAgent.get(s.agent.id);
     if (!set) return;
     set.delete(s);
-    if (set.size === 0) this.byAgent.delete(s.agent.id);
+    if (set.size === 0) {
+      this.byAgent.delete(s.agent.id);
+      this.presence?.announce(s.agent.id, false);
+    }
   }
 
   close(s: AgentSession, code: number, reason: string): void {
@@ -90,11 +102,19 @@ export class Sessions {
     this.close(s, CLOSE.SLOW_CONSUMER, 'slow_consumer');
   }
 
+  /** A session here, or (cluster mode) on another node. */
   isOnline(agentId: string): boolean {
-    return this.byAgent.has(agentId);
+    return this.byAgent.has(agentId) || (this.presence?.onlineElsewhere(agentId) ?? false);
   }
 
+  /** Agents with a session here or (cluster mode) on another node. */
   onlineAgents(): number {
+    const elsewhere = this.presence?.countElsewhere((id) => this.byAgent.has(id)) ?? 0;
+    return this.byAgent.size + elsewhere;
+  }
+
+  /** Agents with a session on this node. */
+  localOnlineAgents(): number {
     return this.byAgent.size;
   }
 

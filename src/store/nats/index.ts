@@ -35,6 +35,7 @@ import { type NatsDoor, type NatsStatus, openNats } from './door.js';
 import { NatsDirectory } from './directory.js';
 import { NodeLocalParts } from './local.js';
 import type { NatsParts } from './parts.js';
+import { NatsPresence } from './presence.js';
 import { NatsQueue } from './queue.js';
 import { NatsRecords } from './records.js';
 
@@ -51,6 +52,8 @@ export interface NatsStoreConfig {
   readonly relayTtl: number;
   /** Seconds. */
   readonly idempotencyTtl: number;
+  /** Seconds a presence entry lives without a heartbeat. */
+  readonly natsPresenceTtl: number;
 }
 
 export interface NatsStoreOptions {
@@ -71,6 +74,8 @@ export class NatsStore extends NodeLocalParts implements Store {
     readonly queue: NatsQueue,
     readonly directory: NatsDirectory,
     readonly records: NatsRecords,
+    /** Which agents have sessions on which node (the relay's `ClusterPresence`). */
+    readonly presence: NatsPresence,
   ) {
     super(local);
     door.onStatus((s) => {
@@ -102,8 +107,13 @@ export class NatsStore extends NodeLocalParts implements Store {
         onExpired: opts.observer && ((agentId, ids) => opts.observer!.expired(agentId, ids)),
         onBackgroundError: opts.onBackgroundError,
       });
-      await Promise.all([records.open(), directory.open(), queue.open()]);
-      return new NatsStore(door, local, queue, directory, records);
+      const presence = new NatsPresence(door, {
+        nodeId: opts.nodeId,
+        ttlMs: config.natsPresenceTtl * 1000,
+        onError: opts.onBackgroundError,
+      });
+      await Promise.all([records.open(), directory.open(), queue.open(), presence.open()]);
+      return new NatsStore(door, local, queue, directory, records, presence);
     } catch (e) {
       await local.close();
       await door.close();
@@ -325,6 +335,7 @@ export class NatsStore extends NodeLocalParts implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.presence.close(); // this node's entries deleted while the connection is up
     await this.queue.close();
     this.directory.close();
     this.records.close();

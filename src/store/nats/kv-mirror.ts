@@ -5,6 +5,7 @@
 import { StorageType } from '@nats-io/jetstream';
 import type { KV, KvOptions } from '@nats-io/kv';
 import { Empty, headers } from '@nats-io/transport-node';
+import { createBucket } from './bucket.js';
 import { APPLY_TIMEOUT_MS, guarded, isWrongLastSequence, unavailable } from './failures.js';
 import type { NatsParts } from './parts.js';
 import { StreamMirror } from './stream-mirror.js';
@@ -55,7 +56,7 @@ export class KvMirror<T> {
     const { kvm, jsm, replicas } = this.parts;
     const kvOpts: Partial<KvOptions> = { history: 1, replicas, storage: StorageType.File };
     if (ttlMs > 0) kvOpts.ttl = ttlMs;
-    const kv = await kvm.create(bucket, kvOpts);
+    const kv = await createBucket(kvm, bucket, kvOpts);
     const stream = `KV_${bucket}`;
     const info = await jsm.streams.info(stream);
     const maxAge = ttlMs * 1_000_000;

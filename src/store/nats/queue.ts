@@ -43,6 +43,7 @@ import type {
   QueueStore,
   ReceiptKind,
 } from '../types.js';
+import { createBucket } from './bucket.js';
 import { type Follower, follow } from './follow.js';
 import { CommitWaits } from './queue-commits.js';
 import { decodeToken, encodeToken } from './keys.js';
@@ -159,7 +160,7 @@ export class NatsQueue implements QueueStore {
       duplicate_window: nanos(Math.min(120_000, ttlMs)),
       num_replicas: replicas,
     });
-    this.kv = await kvm.create(this.bucketName, {
+    this.kv = await createBucket(kvm, this.bucketName, {
       history: 1,
       replicas,
       ttl: Math.max(ttlMs, ACK_MEMORY_MS),
