@@ -1,11 +1,13 @@
 // Cluster mode (AMP_STORE=nats): what other nodes did reaches this node's sessions. Messages
 // queued for an agent by any node wake its sessions here (they catch up from the queue's mirror);
 // an agent suspended, pending, deregistered or given a new key on any node loses its sessions
-// here the way the single-node paths close them (4003).
+// here the way the single-node paths close them (4003). Receipts kept in the shared outbox for an
+// agent online here (made on a node where it had no session) are handed to its sessions here.
 
 import { CLOSE } from '../../proto/index.js';
 import type { AgentRecord, DirectoryStore } from '../store/types.js';
 import type { Push } from './push.js';
+import type { Receipts } from './receipts.js';
 import type { AgentSession, Sessions } from './sessions.js';
 
 /** The events the cluster store gives (NatsStore). */
@@ -13,16 +15,18 @@ export interface ClusterEvents {
   onQueued(cb: (agentId: string) => void): () => void;
   onAgentChanged(cb: (agentId: string, agent: AgentRecord | undefined) => void): () => void;
   onApiKeyChanged(cb: (agentId: string) => void): () => void;
+  onOutbox(cb: (agentId: string) => void): () => void;
 }
 
 /** Wires the events to push and sessions; returns what unwires them. */
 export function followCluster(
   events: ClusterEvents,
-  relay: { push: Push; sessions: Sessions },
+  relay: { push: Push; sessions: Sessions; receipts: Receipts },
   directory: Pick<DirectoryStore, 'getApiKey' | 'getAgent'>,
 ): () => void {
-  const { push, sessions } = relay;
+  const { push, sessions, receipts } = relay;
   const offQueued = events.onQueued((agentId) => push.wake(agentId));
+  const offOutbox = events.onOutbox((agentId) => receipts.keptFor(agentId));
   const offAgent = events.onAgentChanged((agentId, agent) => {
     if (sessions.of(agentId).size === 0) return;
     const why = closeReason(agent);
@@ -39,6 +43,7 @@ export function followCluster(
   });
   return () => {
     offQueued();
+    offOutbox();
     offAgent();
     offKey();
   };

@@ -2,6 +2,8 @@
 // sender asked for one: a WebSocket push, the first pending list that contains it, or an ack
 // that came first. A read receipt goes when the recipient says so. Both reach the sender's live
 // sessions, or wait in a per-sender outbox (≤ 1000, 7 days) flushed after its next `connected`.
+// In cluster mode the outbox is shared: a receipt made on a node where the sender has no session
+// is kept there, and the node where the sender is online hands it over when it lands (keptFor).
 // Messages that came from another provider or mesh host have no local sender: no receipt is kept
 // for them (receipts do not travel between providers), and the read answers `read_receipt_sent: false`.
 
@@ -74,6 +76,24 @@ export class Receipts {
     const f = new Frame(frame);
     if (this.sessions.control(agentId, f)) return;
     this.outboxDropped += this.stores.records.pushOutbox(agentId, f.json, Date.now() + OUTBOX_TTL_MS, OUTBOX_CAP);
+  }
+
+  /**
+   * Cluster mode: frames kept for the agent landed in the shared outbox (made on another node, or
+   * here while it had no session). Its sessions on this node get them: every session, as a receipt
+   * made here reaches every live session.
+   */
+  keptFor(agentId: string): void {
+    const { records } = this.stores;
+    if (this.sessions.of(agentId).size === 0) return;
+    records
+      .settled()
+      .then(() => {
+        if (this.sessions.of(agentId).size === 0) return;
+        for (const json of records.takeOutbox(agentId, Date.now()))
+          this.sessions.control(agentId, new Frame(undefined, json));
+      })
+      .catch((e: unknown) => this.logger.warn({ err: e }, 'receipt outbox flush failed'));
   }
 
   /**

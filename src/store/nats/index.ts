@@ -1,7 +1,7 @@
 // The store of cluster mode (AMP_STORE=nats): the queue, the directory and the shared records on
 // NATS JetStream (NatsQueue, NatsDirectory, NatsRecords: every node mirrors them in memory and
-// reads synchronously), and a node-local LmdbStore on the node's data dir for what stays per node:
-// attachments, outbound queues, the outbox (see local.ts).
+// reads synchronously), the outbox of kept receipts (NatsOutbox, shared too), and a node-local
+// LmdbStore on the node's data dir for what stays per node: attachments, outbound queues (local.ts).
 //
 // Writes to the shared parts resolve only once JetStream acknowledged them; NATS unreachable
 // rejects them with 503 `store_unavailable`. While the connection is down writeState() is not ok
@@ -35,6 +35,7 @@ import { type NatsDoor, type NatsStatus, openNats } from './door.js';
 import { NatsDirectory } from './directory.js';
 import { NodeLocalParts } from './local.js';
 import type { NatsParts } from './parts.js';
+import { NatsOutbox } from './outbox.js';
 import { NatsPresence } from './presence.js';
 import { NatsQueue } from './queue.js';
 import { NatsRecords } from './records.js';
@@ -76,6 +77,7 @@ export class NatsStore extends NodeLocalParts implements Store {
     readonly records: NatsRecords,
     /** Which agents have sessions on which node (the relay's `ClusterPresence`). */
     readonly presence: NatsPresence,
+    readonly outbox: NatsOutbox,
   ) {
     super(local);
     door.onStatus((s) => {
@@ -112,8 +114,9 @@ export class NatsStore extends NodeLocalParts implements Store {
         ttlMs: config.natsPresenceTtl * 1000,
         onError: opts.onBackgroundError,
       });
-      await Promise.all([records.open(), directory.open(), queue.open(), presence.open()]);
-      return new NatsStore(door, local, queue, directory, records, presence);
+      const outbox = new NatsOutbox(door, { onBackgroundError: opts.onBackgroundError });
+      await Promise.all([records.open(), directory.open(), queue.open(), presence.open(), outbox.open()]);
+      return new NatsStore(door, local, queue, directory, records, presence, outbox);
     } catch (e) {
       await local.close();
       await door.close();
@@ -133,6 +136,11 @@ export class NatsStore extends NodeLocalParts implements Store {
   /** After the mirror applied new messages for an agent, from any node. */
   onQueued(cb: (agentId: string) => void): () => void {
     return this.queue.onQueued(cb);
+  }
+
+  /** After a frame kept for an agent (a receipt) landed in the outbox's mirror, from any node. */
+  onOutbox(cb: (agentId: string) => void): () => void {
+    return this.outbox.onOutbox(cb);
   }
 
   /** After the mirror applied a change to an agent record, from any node (undefined: deleted). */
@@ -230,10 +238,14 @@ export class NatsStore extends NodeLocalParts implements Store {
     return this.directory.listAgentPage(tenant, q);
   }
 
-  /** The agent and its name and keys (shared), its queue (shared), its outbox (this node's). */
+  /** The agent and its name and keys, its queue, its outbox (all shared), and what this node keeps of it. */
   async deleteAgent(agent: AgentRecord, holdUntil: number): Promise<void> {
     await this.directory.deleteAgent(agent, holdUntil);
-    await Promise.all([this.queue.dropAgent(agent.id), this.local.deleteAgent(agent, 0)]);
+    await Promise.all([
+      this.queue.dropAgent(agent.id),
+      this.outbox.dropAgent(agent.id),
+      this.local.deleteAgent(agent, 0),
+    ]);
   }
 
   nameHeldUntil(tenant: string, name: string, nowMs: number): number | undefined {
@@ -256,7 +268,15 @@ export class NatsStore extends NodeLocalParts implements Store {
     return this.directory.putApiKey(hash, rec);
   }
 
-  // --- RecordsStore: the shared part (NatsRecords); the outbox is in local.ts ---
+  // --- RecordsStore (NatsRecords; the outbox: NatsOutbox) ---
+  pushOutbox(agentId: string, frameJson: string, expiresAtMs: number, cap: number): number {
+    return this.outbox.push(agentId, frameJson, expiresAtMs, cap);
+  }
+
+  takeOutbox(agentId: string, nowMs: number): string[] {
+    return this.outbox.take(agentId, nowMs);
+  }
+
   getIdempotency(senderId: string, key: string, nowMs: number): IdempotencyRecord | undefined {
     return this.records.getIdempotency(senderId, key, nowMs);
   }
@@ -290,7 +310,7 @@ export class NatsStore extends NodeLocalParts implements Store {
   }
 
   async settled(): Promise<void> {
-    await Promise.all([this.records.settled(), this.local.settled()]);
+    await Promise.all([this.records.settled(), this.outbox.settled(), this.local.settled()]);
   }
 
   // --- the engine ---
@@ -301,6 +321,7 @@ export class NatsStore extends NodeLocalParts implements Store {
     const queue = this.queue.sweep(nowMs, budget);
     return {
       ...local,
+      outboxFrames: local.outboxFrames + this.outbox.sweep(nowMs),
       expiredMessages: local.expiredMessages + queue.messages,
       forgottenIndexEntries: local.forgottenIndexEntries + queue.indexEntries,
     };
@@ -339,6 +360,7 @@ export class NatsStore extends NodeLocalParts implements Store {
     await this.queue.close();
     this.directory.close();
     this.records.close();
+    this.outbox.close();
     await this.local.close();
     await this.door.close();
   }

@@ -1,6 +1,5 @@
 // What stays on each node in cluster mode: attachments' metadata (their bytes are files on this
-// node too), the outbound queues (mesh, federation, webhooks) and the outbox of kept frames for
-// offline senders. They live in a node-local LmdbStore on the node's data dir; NatsStore extends
+// node too) and the outbound queues (mesh, federation, webhooks). They live in a node-local LmdbStore on the node's data dir; NatsStore extends
 // this class and adds the shared parts.
 
 import type { LmdbStore } from '../lmdb.js';
@@ -15,15 +14,6 @@ import type {
 
 export abstract class NodeLocalParts implements AttachmentStore, OutboundStore {
   constructor(protected readonly local: LmdbStore) {}
-
-  // --- RecordsStore: the outbox (per node) ---
-  pushOutbox(agentId: string, frameJson: string, expiresAtMs: number, cap: number): number {
-    return this.local.pushOutbox(agentId, frameJson, expiresAtMs, cap);
-  }
-
-  takeOutbox(agentId: string, nowMs: number): string[] {
-    return this.local.takeOutbox(agentId, nowMs);
-  }
 
   // --- AttachmentStore ---
   getAttachment(id: string): AttachmentRecord | undefined {
