@@ -189,13 +189,18 @@ export class Follower {
     if (!this.isReady) void this.pollReady(gen);
     void (async () => {
       for await (const s of messages.status()) {
-        this.lastLife = Date.now();
-        if (DEAD.has(s.type)) this.kick?.(`the client reported ${s.type}`);
+        if (gen !== this.gen) break;
+        // Only a heartbeat or a message says the consumer lives (other statuses can repeat forever).
+        if (s.type === 'heartbeat') this.lastLife = Date.now();
+        else if (DEAD.has(s.type)) this.kick?.(`the client reported ${s.type}`);
+        else if (s.type === 'debug' || s.type === 'exceeded_limits') {
+          this.opts.onWarn?.(`mirror of ${this.opts.stream}: the consumer reported`, JSON.stringify(s));
+        }
       }
     })().catch(() => {});
     void messages.closed().then(
-      () => this.kick?.('its iterator ended'),
-      (e: unknown) => this.kick?.(`its iterator failed: ${String(e)}`),
+      () => gen === this.gen && this.kick?.('its iterator ended'),
+      (e: unknown) => gen === this.gen && this.kick?.(`its iterator failed: ${String(e)}`),
     );
     const reason = await replaced;
     if (gen === this.gen) this.drop();
