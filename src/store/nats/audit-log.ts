@@ -4,11 +4,13 @@
 // answers in key order (`tenant/<ms>/<id>`), as the LMDB range read does. A message is the key as
 // a JSON string, a newline, then the value's JSON text.
 
+import { randomUUID } from 'node:crypto';
 import { RetentionPolicy, StorageType, type StreamConfig } from '@nats-io/jetstream';
 import { APPLY_TIMEOUT_MS, guarded, unavailable } from './failures.js';
 import { encodeToken as enc } from './kv-keys.js';
 import { OrderedMap } from './ordered-map.js';
 import type { NatsParts } from './parts.js';
+import { rideOut } from './retry.js';
 import { StreamMirror } from './stream-mirror.js';
 
 const DUPLICATE_WINDOW_NS = 2 * 60 * 1_000_000_000;
@@ -75,17 +77,29 @@ export class AuditLog {
     this.mirror.close();
   }
 
-  private async publish(key: string, json: string, msgID?: string): Promise<boolean> {
+  /**
+   * Ridden through a leader election (retry.ts). A put carries its own Nats-Msg-Id (a retry is a
+   * duplicate of itself); a spend carries the key: a duplicate is another spend of the key, or,
+   * after an attempt that got no answer, possibly ours: then the stored value tells.
+   */
+  private async publish(key: string, json: string, spendKey?: string): Promise<boolean> {
     const slash = key.indexOf('/');
     const tenant = slash < 0 ? key : key.slice(0, slash);
     const body = `${JSON.stringify(key)}\n${json}`;
+    let attempts = 0;
     const ack = await guarded(
-      this.parts.js.publish(`${this.subjectPrefix}.${enc(tenant)}`, body, msgID === undefined ? {} : { msgID }),
+      rideOut((timeout) => {
+        attempts++;
+        return this.parts.js.publish(`${this.subjectPrefix}.${enc(tenant)}`, body, {
+          msgID: spendKey ?? randomUUID(),
+          timeout,
+        });
+      }),
     );
-    if (ack.duplicate) return false;
     if (!(await this.mirror.reached(ack.seq, APPLY_TIMEOUT_MS))) {
       throw unavailable(new Error(`${this.stream}: the write did not come back within ${APPLY_TIMEOUT_MS} ms`));
     }
+    if (ack.duplicate && spendKey !== undefined) return attempts > 1 && this.events.get(key) === json;
     return true;
   }
 }

@@ -96,6 +96,7 @@ export class NatsStore extends NodeLocalParts implements Store {
       replicas: config.natsReplicas,
       prefix: config.natsPrefix,
     });
+    if (opts.onBackgroundError) door.warn = opts.onBackgroundError;
     const local = new LmdbStore({ dataDir: config.dataDir, observer: opts.observer });
     try {
       const records = new NatsRecords(door, { idempotencyTtlMs: config.idempotencyTtl * 1000 });

@@ -2,12 +2,14 @@
 // the bucket's stream, whichever node wrote. Writes resolve once JetStream acknowledged them AND
 // this mirror applied them. Keys here are raw KV keys (callers encode with kv-keys.ts).
 
+import { randomUUID } from 'node:crypto';
 import { StorageType } from '@nats-io/jetstream';
 import type { KV, KvOptions } from '@nats-io/kv';
 import { Empty, headers } from '@nats-io/transport-node';
 import { createBucket } from './bucket.js';
 import { APPLY_TIMEOUT_MS, guarded, isWrongLastSequence, unavailable } from './failures.js';
 import type { NatsParts } from './parts.js';
+import { publishRetried, rideOut } from './retry.js';
 import { StreamMirror } from './stream-mirror.js';
 
 export interface KvEntryOf<T> {
@@ -109,36 +111,39 @@ export class KvMirror<T> {
   }
 
   async put(key: string, value: T): Promise<void> {
-    await this.applied(await guarded(this.bucket().put(key, this.codec.encode(value))));
+    this.bucket();
+    const ack = await this.write(key, this.codec.encode(value)).catch((e: unknown) => {
+      throw guardedError(e);
+    });
+    await this.applied(ack.seq);
   }
 
   /** Write only if the key is absent (or deleted); false when it exists. */
   async create(key: string, value: T): Promise<number | false> {
     // Not kv.create(): after a timeout it reads the key too (a second timeout before the 503).
     try {
-      const ack = await this.parts.js.publish(`$KV.${this.opts.bucket}.${key}`, this.codec.encode(value), {
-        expect: { lastSubjectSequence: 0 },
-      });
+      const ack = await this.write(key, this.codec.encode(value), { lastSubjectSequence: 0 });
       await this.applied(ack.seq);
       return ack.seq;
     } catch (e) {
       if (!isWrongLastSequence(e)) throw guardedError(e);
     }
-    const e = await guarded(this.bucket().get(key));
+    const e = await guarded(rideOut(() => this.bucket().get(key)));
     if (!e || e.operation === 'PUT') return false;
     return this.update(key, value, e.revision); // over a delete marker
   }
 
   /** Compare-and-set: write only if the key's revision is still `revision`; false otherwise. */
   async update(key: string, value: T, revision: number): Promise<number | false> {
+    let seq: number;
     try {
-      const rev = await this.bucket().update(key, this.codec.encode(value), revision);
-      await this.applied(rev);
-      return rev;
+      seq = (await this.write(key, this.codec.encode(value), { lastSubjectSequence: revision })).seq;
     } catch (e) {
       if (isWrongLastSequence(e)) return false;
       throw guardedError(e);
     }
+    await this.applied(seq);
+    return seq;
   }
 
   /** Delete; with `revision`, only if the key is still at it (false otherwise). */
@@ -148,17 +153,32 @@ export class KvMirror<T> {
     let seq: number;
     try {
       // kv.delete() answers no revision: publish the delete marker ourselves to learn its sequence.
-      const ack = await this.parts.js.publish(`$KV.${this.opts.bucket}.${key}`, Empty, {
-        headers: h,
-        ...(revision !== undefined && { expect: { lastSubjectSequence: revision } }),
-      });
-      seq = ack.seq;
+      const expect = revision === undefined ? undefined : { lastSubjectSequence: revision };
+      seq = (await this.write(key, Empty, expect, h)).seq;
     } catch (e) {
       if (isWrongLastSequence(e)) return false;
       throw guardedError(e);
     }
     await this.applied(seq);
     return true;
+  }
+
+  /**
+   * One write to the bucket's stream, ridden through a leader election (retry.ts). Its own
+   * Nats-Msg-Id makes a retry of a write that was stored after all a duplicate (acknowledged with
+   * the first one's seq), so a compare-and-set retried never loses to itself.
+   */
+  private write(
+    key: string,
+    data: string | Uint8Array,
+    expect?: { lastSubjectSequence: number },
+    h?: ReturnType<typeof headers>,
+  ) {
+    return publishRetried(this.parts.js, `$KV.${this.opts.bucket}.${key}`, data, {
+      msgID: randomUUID(),
+      ...(expect && { expect }),
+      ...(h && { headers: h }),
+    });
   }
 
   /** The key's current value read from JetStream (not the mirror): for compare-and-set decisions. */

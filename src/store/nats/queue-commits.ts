@@ -2,12 +2,23 @@
 // its stream seq. The mirror follows the stream in order, so an append waits until the mirror's
 // applied seq reaches its own. A message deleted (acked on another node) or expired before this
 // node's consumer reached it is never delivered: a wait that lasts over a second asks the stream
-// whether the message is still there, and ends when it is not. A wait longer than `maxWaitMs`
-// (the consumer cannot follow: NATS unreachable) fails with 503.
+// whether the message is still there, and ends when it is not; when it is, the mirror is behind:
+// the follower is told (it recreates its consumer). While the follower recreates its consumer the
+// wait goes on (up to RESYNC_WAIT_MS); a wait longer than `maxWaitMs` otherwise (the consumer
+// cannot follow: NATS unreachable) fails with 503.
 
 import { storeFailure } from './queue-errors.js';
 
 const CHECK_EVERY_MS = 1000;
+/** The longest a wait lasts while the follower recreates its consumer. */
+const RESYNC_WAIT_MS = 20_000;
+
+export interface FollowerState {
+  /** Whether the mirror's consumer is being recreated (the mirror is behind for now). */
+  resyncing(): boolean;
+  /** The mirror is behind a message the stream holds: recreate its consumer. */
+  lagging(why: string): void;
+}
 
 interface Waiter {
   seq: number;
@@ -29,6 +40,7 @@ export class CommitWaits {
     /** Whether the stream no longer holds `seq` (deleted or expired). */
     private readonly isGone: (seq: number) => Promise<boolean>,
     private readonly maxWaitMs: number,
+    private readonly follower?: FollowerState,
   ) {}
 
   get appliedSeq(): number {
@@ -72,8 +84,10 @@ export class CommitWaits {
 
   private check(): void {
     const now = Date.now();
+    const resyncing = this.follower?.resyncing() === true;
+    const limit = resyncing ? Math.max(this.maxWaitMs, RESYNC_WAIT_MS) : this.maxWaitMs;
     for (const w of [...this.waiters]) {
-      if (now - w.since > this.maxWaitMs) {
+      if (now - w.since > limit) {
         this.remove(w);
         w.reject(storeFailure(new Error('the queue mirror did not reach the message')));
         continue;
@@ -83,7 +97,12 @@ export class CommitWaits {
       this.isGone(w.seq).then(
         (gone) => {
           w.checking = false;
-          if (!gone) return;
+          if (!gone) {
+            if (!this.follower?.resyncing() && this.waiters.includes(w) && Date.now() - w.since > 2 * CHECK_EVERY_MS) {
+              this.follower?.lagging(`a commit waited ${Date.now() - w.since} ms for seq ${w.seq}`);
+            }
+            return;
+          }
           this.remove(w);
           w.resolve();
         },

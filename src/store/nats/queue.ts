@@ -20,14 +20,8 @@
 //   answer true, so in a rare cross-node race a receipt is sent twice.
 // - Memory: every node holds every pending message (its JSON) and every record still remembered.
 
-import {
-  DeliverPolicy,
-  DiscardPolicy,
-  JetStreamApiError,
-  type JsMsg,
-  RetentionPolicy,
-  StorageType,
-} from '@nats-io/jetstream';
+import { randomUUID } from 'node:crypto';
+import { DiscardPolicy, JetStreamApiError, type JsMsg, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { headers } from '@nats-io/transport-node';
 import type { QueuedMessage } from '../../../proto/index.js';
@@ -59,6 +53,7 @@ import {
   toRecord,
 } from './queue-records.js';
 import { storeFailure } from './queue-errors.js';
+import { publishRetried, rideOut } from './retry.js';
 
 export interface NatsQueueOptions {
   /** AMP_MAX_QUEUE: the per-subject cap. */
@@ -116,6 +111,7 @@ export class NatsQueue implements QueueStore {
   private readonly commits: CommitWaits;
   private kv: KV | undefined;
   private followers: Follower[] = [];
+  private queueFollower: Follower | undefined;
   private opened = false;
   private closed = false;
 
@@ -131,7 +127,10 @@ export class NatsQueue implements QueueStore {
     this.subjectRoot = `amp.${t}.q`;
     this.ackSubject = `amp.${t}.acks`;
     this.timeoutMs = opts.timeoutMs ?? 5000;
-    this.commits = new CommitWaits((seq) => this.isGone(seq), 2 * this.timeoutMs);
+    this.commits = new CommitWaits((seq) => this.isGone(seq), 2 * this.timeoutMs, {
+      resyncing: () => this.queueFollower?.resyncing === true,
+      lagging: (why) => this.queueFollower?.resync(why),
+    });
   }
 
   /** Create or update the streams and the bucket, load the mirrors, keep following. */
@@ -168,20 +167,32 @@ export class NatsQueue implements QueueStore {
     // Records first, then acks, then the queue: a message seen before its ack event is dropped by it.
     const kvStream = `KV_${this.bucketName}`;
     const kvPrefix = `$KV.${this.bucketName}.`;
-    const records = await follow(
-      js,
-      kvStream,
-      { deliver_policy: DeliverPolicy.LastPerSubject, filter_subjects: `${kvPrefix}>` },
-      (m) => this.applyRecord(m, kvPrefix),
-    );
+    const { nc, warn } = this.parts;
+    const records = await follow(js, nc, {
+      stream: kvStream,
+      filter: `${kvPrefix}>`,
+      lastPerSubject: true,
+      onMessage: (m) => this.applyRecord(m, kvPrefix),
+      onWarn: warn,
+    });
     this.followers.push(records);
     const ackInfo = await jsm.streams.info(this.ackStreamName);
     const ackStart = Math.max(1, ackInfo.state.last_seq + 1 - ACK_REPLAY);
-    const acks = await follow(js, this.ackStreamName, { opt_start_seq: ackStart }, (m) => this.applyAckEvent(m));
+    const acks = await follow(js, nc, {
+      stream: this.ackStreamName,
+      startSeq: ackStart,
+      onMessage: (m) => this.applyAckEvent(m),
+      onWarn: warn,
+    });
     this.followers.push(acks);
     await Promise.all([records.ready, acks.ready]);
-    const queue = await follow(js, this.streamName, {}, (m) => this.applyQueued(m));
+    const queue = await follow(js, nc, {
+      stream: this.streamName,
+      onMessage: (m) => this.applyQueued(m),
+      onWarn: warn,
+    });
     this.followers.push(queue);
+    this.queueFollower = queue;
     await queue.ready;
     this.commits.start();
     this.opened = true;
@@ -312,9 +323,11 @@ export class NatsQueue implements QueueStore {
     h.set(H_EXP, String(expiresAtMs));
     h.set(H_QUEUED, String(Date.parse(msg.queued_at) || Date.now()));
     if (input.receipt) h.set(H_RECEIPT, '1');
-    const published = this.parts.js
-      .publish(this.subject(agentId), input.json, { msgID: msg.id, headers: h, timeout: this.timeoutMs })
-      .then((ack) => this.commits.wait(ack.seq));
+    // Ridden through a leader election; the message id as Nats-Msg-Id stores a retry once.
+    const published = publishRetried(this.parts.js, this.subject(agentId), input.json, {
+      msgID: msg.id,
+      headers: h,
+    }).then((ack) => this.commits.wait(ack.seq));
     const rec: StoredRecord = { r: agentId, f: input.senderId, e: expiresAtMs };
     if (msg.envelope.thread_id !== msg.id) rec.t = msg.envelope.thread_id;
     if (input.receipt) rec.rc = 1;
@@ -338,10 +351,18 @@ export class NatsQueue implements QueueStore {
     return { seq: 0, committed };
   }
 
-  /** Create the record; true when this call wrote it (false: it existed, a repeated message). */
+  /**
+   * Create the record; true when this call wrote it (false: it existed, a repeated message). The
+   * write expects the key to be new and carries its own Nats-Msg-Id: a retry through an election
+   * of a write that was stored after all is a duplicate (ours), not a conflict.
+   */
   private async createRecord(id: string, rec: StoredRecord): Promise<boolean> {
+    this.bucket();
     try {
-      await this.bucket().create(encodeToken(id), JSON.stringify(rec));
+      await publishRetried(this.parts.js, `$KV.${this.bucketName}.${encodeToken(id)}`, JSON.stringify(rec), {
+        msgID: randomUUID(),
+        expect: { lastSubjectSequence: 0 },
+      });
     } catch (e) {
       if (e instanceof JetStreamApiError && e.code === API_WRONG_LAST_SEQ) return false;
       if (e instanceof Error && /wrong last sequence/.test(e.message)) return false;
@@ -445,7 +466,7 @@ export class NatsQueue implements QueueStore {
 
   private async deleteSeq(seq: number): Promise<void> {
     try {
-      await this.parts.jsm.streams.deleteMessage(this.streamName, seq, false);
+      await rideOut(() => this.parts.jsm.streams.deleteMessage(this.streamName, seq, false));
     } catch (e) {
       // Gone already: expired, or deleted by another node's ack of it.
       if (e instanceof JetStreamApiError && e.code === API_NO_MESSAGE) return;
@@ -455,7 +476,7 @@ export class NatsQueue implements QueueStore {
   }
 
   private async publishEvent(ev: AckEvent): Promise<void> {
-    await this.parts.js.publish(this.ackSubject, JSON.stringify(ev), { timeout: this.timeoutMs });
+    await publishRetried(this.parts.js, this.ackSubject, JSON.stringify(ev), { msgID: randomUUID() });
   }
 
   private retryEvent(ev: AckEvent, first: unknown): void {
@@ -521,7 +542,8 @@ export class NatsQueue implements QueueStore {
   async dropAgent(agentId: string): Promise<void> {
     this.assertOpen();
     try {
-      await this.parts.jsm.streams.purge(this.streamName, { filter: `${this.subjectRoot}.*.${encodeToken(agentId)}` });
+      const filter = `${this.subjectRoot}.*.${encodeToken(agentId)}`;
+      await rideOut(() => this.parts.jsm.streams.purge(this.streamName, { filter }));
       this.mirror.clear(agentId);
       await this.publishEvent({ agentId, drop: true, at: Date.now() });
     } catch (e) {

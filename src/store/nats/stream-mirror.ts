@@ -1,10 +1,11 @@
-// One stream read into memory and kept current: an ordered consumer over the stream (in stream
-// order; the client recreates it after a gap or a reconnect, from the last sequence it delivered),
+// One stream read into memory and kept current: a Follower (follow.ts: an ordered consumer over
+// the stream, in stream order, recreated from the last applied seq whenever it stops delivering),
 // each message handed to `apply`. Writers wait on `reached(seq)`: their write is then in the mirror
 // (read-your-writes on the node that wrote). `start` resolves once everything the stream held
 // when it was called has been applied.
 
-import { type ConsumerMessages, DeliverPolicy, type JsMsg } from '@nats-io/jetstream';
+import type { JsMsg } from '@nats-io/jetstream';
+import { Follower } from './follow.js';
 import type { NatsParts } from './parts.js';
 
 export interface StreamMirrorOptions {
@@ -16,6 +17,10 @@ export interface StreamMirrorOptions {
   apply(m: JsMsg): void;
 }
 
+/** A write's wait this long tells the follower it is behind. */
+const LAGGING_MS = 3000;
+/** The longest a write waits while the follower recreates its consumer. */
+const RESYNC_WAIT_MS = 20_000;
 /** Polls the stream's state at most this often while the first load catches up. */
 const CATCH_UP_RECHECK_MS = 1000;
 
@@ -28,7 +33,7 @@ interface Waiter {
 export class StreamMirror {
   private applied = 0;
   private waiters: Waiter[] = [];
-  private messages?: ConsumerMessages;
+  private follower?: Follower;
   private closed = false;
 
   constructor(
@@ -44,11 +49,13 @@ export class StreamMirror {
   async start(): Promise<void> {
     const { js, jsm } = this.parts;
     const { stream, filter, lastPerSubject } = this.opts;
-    const consumer = await js.consumers.get(stream, {
-      filter_subjects: filter,
-      deliver_policy: lastPerSubject ? DeliverPolicy.LastPerSubject : DeliverPolicy.All,
+    this.follower = new Follower(js, this.parts.nc, {
+      stream,
+      filter,
+      lastPerSubject,
+      onMessage: (m) => this.onMessage(m),
+      onWarn: this.parts.warn,
     });
-    this.messages = await consumer.consume({ callback: (m) => this.onMessage(m), max_messages: 512 });
     // Caught up once the stream's last message (as of now) is applied. A last message that went
     // meanwhile (max age) is never delivered: the loop then reads the state again.
     for (;;) {
@@ -59,16 +66,29 @@ export class StreamMirror {
     }
   }
 
-  /** Resolves true once `seq` is applied, false after `timeoutMs` or at close. */
+  /**
+   * Resolves true once `seq` is applied, false after `timeoutMs` or at close. A wait that lasts
+   * over LAGGING_MS tells the follower it is behind (it recreates its consumer); while the
+   * consumer is being recreated the wait goes on, up to RESYNC_WAIT_MS in all.
+   */
   reached(seq: number, timeoutMs: number): Promise<boolean> {
     if (this.applied >= seq) return Promise.resolve(true);
     if (this.closed) return Promise.resolve(false);
+    const since = Date.now();
     return new Promise((resolve) => {
       const w: Waiter = { seq, done: resolve };
-      w.timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((x) => x !== w);
-        resolve(false);
-      }, timeoutMs);
+      const check = (): void => {
+        const waited = Date.now() - since;
+        const resyncing = this.follower?.resyncing === true;
+        if (waited >= timeoutMs && !(resyncing && waited < Math.max(timeoutMs, RESYNC_WAIT_MS))) {
+          this.waiters = this.waiters.filter((x) => x !== w);
+          resolve(false);
+          return;
+        }
+        if (waited >= LAGGING_MS && !resyncing) this.follower?.resync(`a write waited ${waited} ms for seq ${seq}`);
+        w.timer = setTimeout(check, Math.min(LAGGING_MS, Math.max(50, timeoutMs - waited)));
+      };
+      w.timer = setTimeout(check, Math.min(LAGGING_MS, timeoutMs));
       this.waiters.push(w);
     });
   }
@@ -76,7 +96,7 @@ export class StreamMirror {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    void this.messages?.close().catch(() => {});
+    this.follower?.stop();
     for (const w of this.waiters) {
       clearTimeout(w.timer);
       w.done(false);
