@@ -385,6 +385,9 @@ export class MessageRouter {
       // a webhook. Most messages have none of these: then only the append is awaited.
       const extra = remembered || claimed || hooked;
       await (extra ? Promise.all([committed, remembered, claimed, hooked]) : committed);
+    } catch (e) {
+      // A store that caps the queue at commit (cluster mode, a race across nodes) answers as assertRoom.
+      throw e instanceof AmpError && e.code === 'queue_full' ? this.queueFull(recipient) : e;
     } finally {
       this.push.afterCommit(recipient.id);
     }
@@ -477,9 +480,14 @@ export class MessageRouter {
 
   /** Step 9: the recipient's queue cap (§12.3); the message is refused, never evicted. */
   private assertRoom(recipient: AgentRecord, nowMs: number): void {
+    if (this.stores.queue.pendingCount(recipient.id, nowMs) < this.ctx.config.maxQueue) return;
+    throw this.queueFull(recipient);
+  }
+
+  /** 429 queue_full for the recipient, whether this check or the store's cap refused the message. */
+  private queueFull(recipient: AgentRecord): AmpError {
     const { maxQueue } = this.ctx.config;
-    if (this.stores.queue.pendingCount(recipient.id, nowMs) < maxQueue) return;
-    throw new AmpError('queue_full', `Recipient's queue is full (${maxQueue} messages); retry later`, {
+    return new AmpError('queue_full', `Recipient's queue is full (${maxQueue} messages); retry later`, {
       details: { recipient: recipient.address, limit: maxQueue },
       retryAfter: QUEUE_FULL_RETRY_AFTER_S,
     });
