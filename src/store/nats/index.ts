@@ -59,6 +59,8 @@ export interface NatsStoreOptions {
   observer?: StoreObserver;
   /** Failures of background writes, for the log. */
   onBackgroundError?: (what: string, err: unknown) => void;
+  /** Failures worth a debug line only. */
+  onDebug?: (what: string, err: unknown) => void;
 }
 
 export class NatsStore extends NodeLocalParts implements Store {
@@ -101,6 +103,7 @@ export class NatsStore extends NodeLocalParts implements Store {
         tenantOf: (id) => directory.getAgent(id)?.tenant,
         onExpired: opts.observer && ((agentId, ids) => opts.observer!.expired(agentId, ids)),
         onBackgroundError: opts.onBackgroundError,
+        onDebug: opts.onDebug,
       });
       await Promise.all([records.open(), directory.open(), queue.open()]);
       return new NatsStore(door, local, queue, directory, records);
