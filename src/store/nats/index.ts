@@ -258,6 +258,15 @@ export class NatsStore extends NodeLocalParts implements Store {
     return this.records.putIdempotency(senderId, key, rec);
   }
 
+  claimIdempotency(
+    senderId: string,
+    key: string,
+    digest: string,
+    claimMs: number,
+  ): Promise<'claimed' | IdempotencyRecord | 'pending'> {
+    return this.records.claimIdempotency(senderId, key, digest, claimMs);
+  }
+
   putRecord(kind: RecordKind, key: string, value: unknown): Promise<void> {
     return this.records.putRecord(kind, key, value);
   }
