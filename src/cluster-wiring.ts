@@ -20,6 +20,7 @@ export async function openClusterStore(config: Config, observer: StoreObserver, 
     nodeId,
     observer,
     onBackgroundError: (what, err) => logger.warn({ err, what }, 'cluster store: a background write failed'),
+    onDebug: (what, err) => logger.debug({ err, what }, 'cluster store: a background step failed'),
   });
   try {
     await shareSecrets(store, config);

@@ -33,6 +33,11 @@ import type { OutboundMessage, RemoteRoute, RemoteRouting } from './remote.js';
 import { effectiveStatus } from './suspension.js';
 
 const QUEUE_FULL_RETRY_AFTER_S = 60;
+/**
+ * Cluster mode: how long an idempotency key's claim lives, and how long another node's request
+ * with the key waits for its answer (longer than a delivery takes while the store answers).
+ */
+const IDEM_CLAIM_MS = 15_000;
 
 /** §22: the attachments a message names, checked and then claimed for it (src/attachments/gate.ts). */
 export interface AttachmentChecks {
@@ -123,11 +128,20 @@ function badSignature(sender: AgentRecord): AmpError {
 /** A message past admission: its answer, once committed (a promise in an object, so it is not awaited). */
 interface Admitted {
   outcome: Promise<RouteOutcome>;
+  /** Cluster mode: resolves once the key's claim is decided (and the append issued when it was won). */
+  turn?: Promise<void>;
+}
+
+/** The answer to a request with an idempotency key; `replayed` when another node's was stored. */
+interface IdemDone {
+  digest: string;
+  result: RouteResult;
+  replayed?: boolean;
 }
 
 export class MessageRouter {
   /** Requests with an idempotency key being processed now: concurrent repeats wait for them. */
-  private readonly inFlightIdem = new Map<string, Promise<{ digest: string; result: RouteResult }>>();
+  private readonly inFlightIdem = new Map<string, Promise<IdemDone>>();
   /** Per sender, the admission of its latest route request (see route()). */
   private readonly admitting = new Map<string, Promise<void>>();
   /** 404s for an address naming this mesh host: not asked of the peers. */
@@ -182,7 +196,8 @@ export class MessageRouter {
     let admitted: Admitted;
     try {
       const c = this.check(sender, body, opts);
-      const signed = before ? LATER : this.verifyNow(c);
+      // A key claimed across nodes (cluster mode) is decided asynchronously: it takes its turn too.
+      const signed = before || this.claims(c.req) ? LATER : this.verifyNow(c);
       admitted = signed === LATER ? await this.admitInTurn(c, before) : this.admit(c, signed);
     } catch (e) {
       const onPeer = await this.askPeers(e, opts);
@@ -206,7 +221,9 @@ export class MessageRouter {
     try {
       const signed = c.req.signatureBytes ? await this.verify(c) : this.unsigned();
       if (before) await before;
-      return this.admit(c, signed);
+      const admitted = this.admit(c, signed);
+      await admitted.turn;
+      return admitted;
     } finally {
       open();
       if (this.admitting.get(senderId) === mine) this.admitting.delete(senderId);
@@ -336,11 +353,63 @@ export class MessageRouter {
     if (inFlight) return { outcome: inFlight.then(replay) };
     const stored = this.stores.records.getIdempotency(sender.id, idemKey, c.nowMs);
     if (stored) return { outcome: Promise.resolve(replay(stored)) };
-    const work = this.deliver(d, { key: idemKey, digest }).then((result) => ({ digest, result }));
+    const idem = { key: idemKey, digest };
+    const claimed = this.claimThenDeliver(d, idem);
+    const work: Promise<IdemDone> = claimed?.work ?? this.deliver(d, idem).then((result) => ({ digest, result }));
     this.inFlightIdem.set(slot, work);
-    const outcome = work.then(({ result }) => ({ result, replayed: false }));
+    const outcome = work.then((w) => (w.replayed ? replay(w) : { result: w.result, replayed: false }));
     outcome.finally(() => this.inFlightIdem.delete(slot)).catch(() => {});
-    return { outcome };
+    return { outcome, turn: claimed?.turn };
+  }
+
+  /** Whether a request's key is claimed across nodes before delivery (cluster mode). */
+  private claims(req: RouteRequest): boolean {
+    return (
+      this.stores.records.claimIdempotency !== undefined &&
+      (req.idempotency_key !== undefined || req.signature !== undefined)
+    );
+  }
+
+  /**
+   * Cluster mode (§12.5 across nodes): the key is claimed in the shared store first; the node that
+   * wins delivers, one that loses answers the winner's stored result. A failed delivery releases
+   * the claim (an expired record), so a retry is decided afresh.
+   */
+  private claimThenDeliver(
+    d: Delivery,
+    idem: { key: string; digest: string },
+  ): { work: Promise<IdemDone>; turn: Promise<void> } | undefined {
+    const claim = this.stores.records.claimIdempotency?.(d.sender.id, idem.key, idem.digest, IDEM_CLAIM_MS);
+    if (!claim) return undefined;
+    const work = claim.then((got): Promise<IdemDone> | IdemDone => {
+      if (got === 'claimed') {
+        return this.deliver(d, idem).then(
+          (result) => ({ digest: idem.digest, result }),
+          (e: unknown) => this.release(d.sender, idem, e),
+        );
+      }
+      if (got === 'pending') {
+        throw new AmpError(
+          'store_unavailable',
+          'A request with this idempotency key is still in progress on another node; retry shortly',
+          { retryAfter: 1 },
+        );
+      }
+      return { digest: got.digest, result: got.result as unknown as RouteResult, replayed: true };
+    });
+    // Its callback runs after work's, which issued the append when the claim was won.
+    const turn = claim.then(
+      () => {},
+      () => {},
+    );
+    return { work, turn };
+  }
+
+  /** A claimed key whose delivery failed: released (stored as expired), then the failure goes on. */
+  private async release(sender: AgentRecord, idem: { key: string; digest: string }, e: unknown): Promise<never> {
+    const expired = { digest: idem.digest, result: {}, expiresAt: 0 };
+    await this.stores.records.putIdempotency(sender.id, idem.key, expired).catch(() => {});
+    throw e;
   }
 
   /** Steps 9-12: queue cap, build, append + push, commit, answer. */
@@ -385,6 +454,9 @@ export class MessageRouter {
       // a webhook. Most messages have none of these: then only the append is awaited.
       const extra = remembered || claimed || hooked;
       await (extra ? Promise.all([committed, remembered, claimed, hooked]) : committed);
+    } catch (e) {
+      // A store that caps the queue at commit (cluster mode, a race across nodes) answers as assertRoom.
+      throw e instanceof AmpError && e.code === 'queue_full' ? this.queueFull(recipient) : e;
     } finally {
       this.push.afterCommit(recipient.id);
     }
@@ -477,9 +549,14 @@ export class MessageRouter {
 
   /** Step 9: the recipient's queue cap (§12.3); the message is refused, never evicted. */
   private assertRoom(recipient: AgentRecord, nowMs: number): void {
+    if (this.stores.queue.pendingCount(recipient.id, nowMs) < this.ctx.config.maxQueue) return;
+    throw this.queueFull(recipient);
+  }
+
+  /** 429 queue_full for the recipient, whether this check or the store's cap refused the message. */
+  private queueFull(recipient: AgentRecord): AmpError {
     const { maxQueue } = this.ctx.config;
-    if (this.stores.queue.pendingCount(recipient.id, nowMs) < maxQueue) return;
-    throw new AmpError('queue_full', `Recipient's queue is full (${maxQueue} messages); retry later`, {
+    return new AmpError('queue_full', `Recipient's queue is full (${maxQueue} messages); retry later`, {
       details: { recipient: recipient.address, limit: maxQueue },
       retryAfter: QUEUE_FULL_RETRY_AFTER_S,
     });

@@ -266,6 +266,19 @@ export interface DirectoryStore {
 export interface RecordsStore {
   getIdempotency(senderId: string, key: string, nowMs: number): IdempotencyRecord | undefined;
   putIdempotency(senderId: string, key: string, rec: IdempotencyRecord): Promise<void>;
+  /**
+   * A store shared by several nodes (cluster mode): claim the key before delivering, atomically
+   * across nodes (a pending marker living `claimMs`). 'claimed': this call delivers (its
+   * putIdempotency replaces the marker; an expired record releases it). A record: the key's stored
+   * answer (another node's, once it finished; waited for at most `claimMs`). 'pending': another
+   * node still holds the claim after that wait. Absent on one node (the router's in-flight map).
+   */
+  claimIdempotency?(
+    senderId: string,
+    key: string,
+    digest: string,
+    claimMs: number,
+  ): Promise<'claimed' | IdempotencyRecord | 'pending'>;
   /** Keep a frame for an offline agent (≤ cap, oldest dropped); returns how many were dropped. */
   pushOutbox(agentId: string, frameJson: string, expiresAtMs: number, cap: number): number;
   /** Take (and remove) the agent's kept frames, oldest first. */

@@ -63,6 +63,8 @@ export interface NatsStoreOptions {
   observer?: StoreObserver;
   /** Failures of background writes, for the log. */
   onBackgroundError?: (what: string, err: unknown) => void;
+  /** Failures worth a debug line only. */
+  onDebug?: (what: string, err: unknown) => void;
 }
 
 export class NatsStore extends NodeLocalParts implements Store {
@@ -109,6 +111,7 @@ export class NatsStore extends NodeLocalParts implements Store {
         tenantOf: (id) => directory.getAgent(id)?.tenant,
         onExpired: opts.observer && ((agentId, ids) => opts.observer!.expired(agentId, ids)),
         onBackgroundError: opts.onBackgroundError,
+        onDebug: opts.onDebug,
       });
       const presence = new NatsPresence(door, {
         nodeId: opts.nodeId,
@@ -284,6 +287,15 @@ export class NatsStore extends NodeLocalParts implements Store {
 
   putIdempotency(senderId: string, key: string, rec: IdempotencyRecord): Promise<void> {
     return this.records.putIdempotency(senderId, key, rec);
+  }
+
+  claimIdempotency(
+    senderId: string,
+    key: string,
+    digest: string,
+    claimMs: number,
+  ): Promise<'claimed' | IdempotencyRecord | 'pending'> {
+    return this.records.claimIdempotency(senderId, key, digest, claimMs);
   }
 
   putRecord(kind: RecordKind, key: string, value: unknown): Promise<void> {

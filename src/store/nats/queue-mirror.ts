@@ -80,15 +80,15 @@ export class AgentQueue {
     for (const e of back) if (e.exp < this.minExp) this.minExp = e.exp;
   }
 
-  /** Drop entries past their expiry; their ids. */
-  prune(nowMs: number): string[] {
+  /** Drop entries past their expiry; the entries dropped. */
+  prune(nowMs: number): MirrorEntry[] {
     if (this.minExp > nowMs) return [];
-    const expired: string[] = [];
+    const expired: MirrorEntry[] = [];
     let minExp = Number.POSITIVE_INFINITY;
     for (const e of [...this.byId.values()]) {
       if (e.exp <= nowMs) {
         this.remove(e.id);
-        expired.push(e.id);
+        expired.push(e);
       } else if (e.exp < minExp) {
         minExp = e.exp;
       }
@@ -167,12 +167,12 @@ export class QueueMirror {
     this.total += q.size - before;
   }
 
-  prune(agentId: string, nowMs: number): string[] {
+  prune(agentId: string, nowMs: number): MirrorEntry[] {
     const q = this.agents.get(agentId);
     if (!q) return [];
-    const ids = q.prune(nowMs);
-    this.total -= ids.length;
-    return ids;
+    const gone = q.prune(nowMs);
+    this.total -= gone.length;
+    return gone;
   }
 
   /** Every entry of the agent goes (its queue was purged); lastSeq stays. The ids removed. */
@@ -185,14 +185,14 @@ export class QueueMirror {
   }
 
   /** Drop the expired entries of every agent (cheap for an agent whose earliest expiry is ahead). */
-  sweep(nowMs: number, onExpired: (agentId: string, ids: string[]) => void): number {
+  sweep(nowMs: number, onExpired: (agentId: string, gone: MirrorEntry[]) => void): number {
     let n = 0;
     for (const [agentId, q] of this.agents) {
-      const ids = q.prune(nowMs);
-      if (ids.length === 0) continue;
-      this.total -= ids.length;
-      n += ids.length;
-      onExpired(agentId, ids);
+      const gone = q.prune(nowMs);
+      if (gone.length === 0) continue;
+      this.total -= gone.length;
+      n += gone.length;
+      onExpired(agentId, gone);
     }
     return n;
   }

@@ -52,7 +52,7 @@ import {
   type StoredRecord,
   toRecord,
 } from './queue-records.js';
-import { storeFailure } from './queue-errors.js';
+import { isQueueFull, storeFailure } from './queue-errors.js';
 import { publishRetried, rideOut } from './retry.js';
 
 export interface NatsQueueOptions {
@@ -68,6 +68,8 @@ export interface NatsQueueOptions {
   onExpired?: (agentId: string, ids: readonly string[]) => void;
   /** Failures of background writes (ack events, receipt marks): for the log. */
   onBackgroundError?: (what: string, err: unknown) => void;
+  /** Failures worth a debug line only (deleting expired messages from the stream). */
+  onDebug?: (what: string, err: unknown) => void;
 }
 
 const H_AGENT = 'Amp-Agent';
@@ -109,6 +111,8 @@ export class NatsQueue implements QueueStore {
   private readonly queuedListeners = new Set<(agentId: string) => void>();
   private readonly ackedListeners = new Set<(agentId: string, ids: readonly string[]) => void>();
   private readonly commits: CommitWaits;
+  /** Per agent, the deletions of its expired messages from the stream still under way. */
+  private readonly expiring = new Map<string, Promise<void>>();
   private kv: KV | undefined;
   private followers: Follower[] = [];
   private queueFollower: Follower | undefined;
@@ -311,8 +315,32 @@ export class NatsQueue implements QueueStore {
   }
 
   private prune(agentId: string, nowMs: number): void {
-    const ids = this.mirror.prune(agentId, nowMs);
-    if (ids.length > 0) this.opts.onExpired?.(agentId, ids);
+    const gone = this.mirror.prune(agentId, nowMs);
+    if (gone.length > 0) this.expired(agentId, gone);
+  }
+
+  /**
+   * Entries the mirror dropped as expired: told to onExpired, and deleted from the stream so its
+   * per-subject cap counts live messages only. One that expires with the stream's max age goes by
+   * itself; every node deletes what it drops (a "no message" answer is ignored).
+   */
+  private expired(agentId: string, gone: readonly MirrorEntry[]): void {
+    this.opts.onExpired?.(
+      agentId,
+      gone.map((e) => e.id),
+    );
+    const ttlMs = this.opts.relayTtlS * 1000;
+    const early = gone.filter((e) => e.exp < e.queuedAt + ttlMs);
+    if (early.length === 0 || this.closed) return;
+    const deleted = Promise.all(
+      early.map((e) => this.deleteSeq(e.seq).catch((err: unknown) => this.opts.onDebug?.('delete expired', err))),
+    );
+    const before = this.expiring.get(agentId);
+    const all = (before ? Promise.all([before, deleted]) : deleted).then(() => {});
+    this.expiring.set(agentId, all);
+    void all.then(() => {
+      if (this.expiring.get(agentId) === all) this.expiring.delete(agentId);
+    });
   }
 
   append(agentId: string, input: AppendInput): Appended {
@@ -324,10 +352,17 @@ export class NatsQueue implements QueueStore {
     h.set(H_QUEUED, String(Date.parse(msg.queued_at) || Date.now()));
     if (input.receipt) h.set(H_RECEIPT, '1');
     // Ridden through a leader election; the message id as Nats-Msg-Id stores a retry once.
-    const published = publishRetried(this.parts.js, this.subject(agentId), input.json, {
-      msgID: msg.id,
-      headers: h,
-    }).then((ack) => this.commits.wait(ack.seq));
+    const publish = () =>
+      publishRetried(this.parts.js, this.subject(agentId), input.json, { msgID: msg.id, headers: h });
+    // The cap refused it while expired messages of the agent were being deleted: once more after them.
+    const deleting = this.expiring.get(agentId);
+    const published = publish()
+      .catch(async (e: unknown) => {
+        if (!deleting || !isQueueFull(e)) throw e;
+        await deleting;
+        return publish();
+      })
+      .then((ack) => this.commits.wait(ack.seq));
     const rec: StoredRecord = { r: agentId, f: input.senderId, e: expiresAtMs };
     if (msg.envelope.thread_id !== msg.id) rec.t = msg.envelope.thread_id;
     if (input.receipt) rec.rc = 1;
@@ -558,7 +593,7 @@ export class NatsQueue implements QueueStore {
 
   /** Drop expired entries, forgotten records and old acked ids from memory. */
   sweep(nowMs: number, budget: number): { messages: number; indexEntries: number } {
-    const messages = this.mirror.sweep(nowMs, (agentId, ids) => this.opts.onExpired?.(agentId, ids));
+    const messages = this.mirror.sweep(nowMs, (agentId, gone) => this.expired(agentId, gone));
     const indexEntries = this.records.sweep(nowMs, budget);
     for (const [id, at] of this.recentAcks) {
       if (at + RECENT_ACK_MS > nowMs) break;

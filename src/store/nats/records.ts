@@ -4,8 +4,8 @@
 // resolve once acknowledged and applied here. The outbox (pushOutbox/takeOutbox) is per node and
 // stays in the node's LMDB store.
 //
-// Buckets (`${prefix}_...`): IDEM (`<sender>.<key>` -> {d,r,e}; the bucket's TTL is the
-// idempotency window), RECORDS (`<kind>.<key>` -> the value's JSON text), META (key -> JSON).
+// Buckets (`${prefix}_...`): IDEM (`<sender>.<key>` -> {d,r,e}, or {d,r,e,p} while a node holds
+// the key's claim (claimIdempotency); the bucket's TTL is the idempotency window), RECORDS (`<kind>.<key>` -> the value's JSON text), META (key -> JSON).
 
 import type { IdempotencyRecord, RecordKind, RecordsStore } from '../types.js';
 import { AuditLog } from './audit-log.js';
@@ -24,6 +24,8 @@ interface StoredIdempotency {
   d: string;
   r: Record<string, unknown>;
   e: number;
+  /** A claim: the node that wrote it is delivering the request (until `e`). */
+  p?: 1;
 }
 
 const TEXT = { encode: (v: string) => v, decode: (text: string) => text };
@@ -44,11 +46,19 @@ export class NatsRecords implements SharedRecords {
   /** RECORDS by kind, decoded key -> JSON text, in key order. */
   private readonly byKind = new Map<RecordKind, OrderedMap<string>>();
   private readonly inFlight = new Set<Promise<unknown>>();
+  /** Claims waited for, by IDEM key: told when the mirror applies a change to the key. */
+  private readonly idemWaits = new Map<string, Set<() => void>>();
 
   constructor(parts: NatsParts, opts: NatsRecordsOptions) {
     const p = parts.prefix;
     for (const k of KINDS) this.byKind.set(k, new OrderedMap());
-    this.idem = new KvMirror(parts, { bucket: `${p}_IDEM`, ttlMs: opts.idempotencyTtlMs });
+    this.idem = new KvMirror(parts, {
+      bucket: `${p}_IDEM`,
+      ttlMs: opts.idempotencyTtlMs,
+      onChange: (key) => {
+        for (const wake of [...(this.idemWaits.get(key) ?? [])]) wake();
+      },
+    });
     this.records = new KvMirror(parts, {
       bucket: `${p}_RECORDS`,
       codec: TEXT,
@@ -77,7 +87,59 @@ export class NatsRecords implements SharedRecords {
 
   getIdempotency(senderId: string, key: string, nowMs: number): IdempotencyRecord | undefined {
     const rec = this.idem.get(idemKey(senderId, key));
-    return rec && rec.e > nowMs ? { digest: rec.d, result: rec.r, expiresAt: rec.e } : undefined;
+    return rec && !rec.p && rec.e > nowMs ? { digest: rec.d, result: rec.r, expiresAt: rec.e } : undefined;
+  }
+
+  /**
+   * Claim the key with a pending marker (KV create, or compare-and-set over an expired record or a
+   * dead claim). A key another node holds is waited for on the watch, at most `claimMs`: its
+   * answer once stored, the key again if released (expired) or its claim ran out, else 'pending'.
+   */
+  async claimIdempotency(
+    senderId: string,
+    key: string,
+    digest: string,
+    claimMs: number,
+  ): Promise<'claimed' | IdempotencyRecord | 'pending'> {
+    const k = idemKey(senderId, key);
+    const deadline = Date.now() + claimMs;
+    for (;;) {
+      const now = Date.now();
+      const cur = this.idem.entry(k);
+      const live = cur && cur.value.e > now ? cur.value : undefined;
+      if (live && !live.p) return { digest: live.d, result: live.r, expiresAt: live.e };
+      if (!live && (await this.track(this.takeIdem(k, { d: digest, r: {}, e: now + claimMs, p: 1 }, cur?.revision))))
+        return 'claimed';
+      const left = deadline - Date.now();
+      if (left <= 0) return 'pending';
+      // Held by another node, or just won by one (its marker reaches the mirror soon).
+      await this.idemChanged(k, cur?.revision, live ? Math.min(left, live.e - Date.now()) : left);
+    }
+  }
+
+  /** Write the claim over the key's `revision` (an expired value) or where it is absent. */
+  private async takeIdem(k: string, marker: StoredIdempotency, revision: number | undefined): Promise<boolean> {
+    if (revision !== undefined && (await this.idem.update(k, marker, revision)) !== false) return true;
+    // The bucket's TTL may have removed the value the mirror still holds: then the key is absent.
+    return (await this.idem.create(k, marker)) !== false;
+  }
+
+  /** Resolves once the mirror's revision of `k` is no longer `seen`, or after `ms`. */
+  private idemChanged(k: string, seen: number | undefined, ms: number): Promise<void> {
+    if (this.idem.entry(k)?.revision !== seen) return Promise.resolve();
+    return new Promise((resolve) => {
+      let waits = this.idemWaits.get(k);
+      if (!waits) this.idemWaits.set(k, (waits = new Set()));
+      const set = waits;
+      const wake = () => {
+        clearTimeout(timer);
+        set.delete(wake);
+        if (set.size === 0 && this.idemWaits.get(k) === set) this.idemWaits.delete(k);
+        resolve();
+      };
+      const timer = setTimeout(wake, Math.max(0, ms));
+      set.add(wake);
+    });
   }
 
   putIdempotency(senderId: string, key: string, rec: IdempotencyRecord): Promise<void> {
