@@ -4,7 +4,7 @@
 // answers in key order (`tenant/<ms>/<id>`), as the LMDB range read does. A message is the key as
 // a JSON string, a newline, then the value's JSON text.
 
-import { randomUUID } from 'node:crypto';
+import { randomUUID } from '../../crypto/random.js';
 import { RetentionPolicy, StorageType, type StreamConfig } from '@nats-io/jetstream';
 import { APPLY_TIMEOUT_MS, guarded, unavailable } from './failures.js';
 import { encodeToken as enc } from './kv-keys.js';

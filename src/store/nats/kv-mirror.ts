@@ -2,7 +2,7 @@
 // the bucket's stream, whichever node wrote. Writes resolve once JetStream acknowledged them AND
 // this mirror applied them. Keys here are raw KV keys (callers encode with kv-keys.ts).
 
-import { randomUUID } from 'node:crypto';
+import { randomUUID } from '../../crypto/random.js';
 import { StorageType } from '@nats-io/jetstream';
 import type { KV, KvOptions } from '@nats-io/kv';
 import { Empty, headers } from '@nats-io/transport-node';

@@ -20,7 +20,7 @@
 //   answer true, so in a rare cross-node race a receipt is sent twice.
 // - Memory: every node holds every pending message (its JSON) and every record still remembered.
 
-import { randomUUID } from 'node:crypto';
+import { randomUUID } from '../../crypto/random.js';
 import { DiscardPolicy, JetStreamApiError, type JsMsg, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { headers } from '@nats-io/transport-node';
