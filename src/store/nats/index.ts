@@ -39,6 +39,7 @@ import { NatsOutbox } from './outbox.js';
 import { NatsPresence } from './presence.js';
 import { NatsQueue } from './queue.js';
 import { NatsRecords } from './records.js';
+import { isTransient } from './retry.js';
 
 /** The settings NatsStore reads (a subset of the server's Config). */
 export interface NatsStoreConfig {
@@ -56,6 +57,9 @@ export interface NatsStoreConfig {
   /** Seconds a presence entry lives without a heartbeat. */
   readonly natsPresenceTtl: number;
 }
+
+/** How long a node keeps trying to open the shared store while NATS is not ready yet (a fresh cluster). */
+const START_RETRY_MS = 60_000;
 
 export interface NatsStoreOptions {
   /** This node's name (the NATS client name). */
@@ -101,31 +105,67 @@ export class NatsStore extends NodeLocalParts implements Store {
     if (opts.onBackgroundError) door.warn = opts.onBackgroundError;
     const local = new LmdbStore({ dataDir: config.dataDir, observer: opts.observer });
     try {
-      const records = new NatsRecords(door, { idempotencyTtlMs: config.idempotencyTtl * 1000 });
-      const directory = new NatsDirectory(door, {
-        tenantHasRecords: (t) => records.hasPrefix('registrations', `${t}/`),
-      });
-      const queue = new NatsQueue(door, {
-        maxQueue: config.maxQueue,
-        relayTtlS: config.relayTtl,
-        tenantOf: (id) => directory.getAgent(id)?.tenant,
-        onExpired: opts.observer && ((agentId, ids) => opts.observer!.expired(agentId, ids)),
-        onBackgroundError: opts.onBackgroundError,
-        onDebug: opts.onDebug,
-      });
-      const presence = new NatsPresence(door, {
-        nodeId: opts.nodeId,
-        ttlMs: config.natsPresenceTtl * 1000,
-        onError: opts.onBackgroundError,
-      });
-      const outbox = new NatsOutbox(door, { onBackgroundError: opts.onBackgroundError });
-      await Promise.all([records.open(), directory.open(), queue.open(), presence.open(), outbox.open()]);
-      return new NatsStore(door, local, queue, directory, records, presence, outbox);
+      // A NATS cluster that has just started may still be electing the leaders of the streams it
+      // creates: the whole set is opened again (fresh objects) while the failure is transient.
+      const deadline = Date.now() + START_RETRY_MS;
+      for (let attempt = 1; ; attempt++) {
+        const parts = NatsStore.parts(door, config, opts);
+        try {
+          await Promise.all(
+            [parts.records, parts.directory, parts.queue, parts.presence, parts.outbox].map((p) => p.open()),
+          );
+          const { queue, directory, records, presence, outbox } = parts;
+          return new NatsStore(door, local, queue, directory, records, presence, outbox);
+        } catch (e) {
+          await NatsStore.closeParts(parts);
+          if (!isTransient(e) || Date.now() + attempt * 500 >= deadline) throw e;
+          opts.onBackgroundError?.('opening the cluster store (trying again)', e);
+          await new Promise((r) => setTimeout(r, attempt * 500));
+        }
+      }
     } catch (e) {
       await local.close();
       await door.close();
       throw e;
     }
+  }
+
+  /** The shared parts, not opened yet. */
+  private static parts(door: NatsDoor, config: NatsStoreConfig, opts: NatsStoreOptions) {
+    const records = new NatsRecords(door, { idempotencyTtlMs: config.idempotencyTtl * 1000 });
+    const directory = new NatsDirectory(door, {
+      tenantHasRecords: (t) => records.hasPrefix('registrations', `${t}/`),
+    });
+    const queue = new NatsQueue(door, {
+      maxQueue: config.maxQueue,
+      relayTtlS: config.relayTtl,
+      tenantOf: (id) => directory.getAgent(id)?.tenant,
+      onExpired: opts.observer && ((agentId, ids) => opts.observer!.expired(agentId, ids)),
+      onBackgroundError: opts.onBackgroundError,
+      onDebug: opts.onDebug,
+    });
+    const presence = new NatsPresence(door, {
+      nodeId: opts.nodeId,
+      ttlMs: config.natsPresenceTtl * 1000,
+      onError: opts.onBackgroundError,
+    });
+    const outbox = new NatsOutbox(door, { onBackgroundError: opts.onBackgroundError });
+    return { records, directory, queue, presence, outbox };
+  }
+
+  /** Close parts whose opening failed; their own failures to close are of no interest then. */
+  private static async closeParts(p: ReturnType<typeof NatsStore.parts>): Promise<void> {
+    const quietly = (f: () => unknown) =>
+      Promise.resolve()
+        .then(f)
+        .catch(() => undefined);
+    await Promise.all([
+      quietly(() => p.queue.close()),
+      quietly(() => p.presence.close()),
+      quietly(() => p.directory.close()),
+      quietly(() => p.records.close()),
+      quietly(() => p.outbox.close()),
+    ]);
   }
 
   /** The connection and JetStream handles (shared secrets use them). */
