@@ -10,6 +10,9 @@
 // a slow reader only sees fewer of them.
 
 import { isoTime } from '../../proto/index.js';
+import type { LiveSnapshot, OutboundQueue } from './live-snapshot.js';
+
+export type { LiveSnapshot, OutboundQueue } from './live-snapshot.js';
 
 export const LIVE_TICK_MS = 1000;
 
@@ -18,12 +21,6 @@ export interface LiveSink {
   write(chunk: string): boolean;
   close(): void;
   onClose(cb: () => void): void;
-}
-
-export interface OutboundQueue {
-  kind: 'mesh' | 'federation' | 'webhook';
-  queued: number;
-  oldest_age_s: number | null;
 }
 
 /** Where the figures come from (src/console/live-sources.ts builds this from the server's parts). */
@@ -36,22 +33,6 @@ export interface LiveSources {
   commitMs(now: number): { p50: number; p99: number } | null;
   health(): { health: string; ready: boolean };
   outbound(now: number): OutboundQueue[];
-}
-
-export interface LiveSnapshot {
-  at: string;
-  sessions_online: number;
-  agents_online: number;
-  routed_total: number;
-  pushed_total: number;
-  routed_per_s: number;
-  pushed_per_s: number;
-  queue_depth: number;
-  oldest_message_age_s: number | null;
-  commit_ms: { p50: number; p99: number } | null;
-  health: string;
-  ready: boolean;
-  outbound: OutboundQueue[];
 }
 
 /** Rates are per second over the time since the previous snapshot, to two decimals. */

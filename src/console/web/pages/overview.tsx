@@ -5,33 +5,12 @@ import { useEffect, useState } from 'preact/hooks';
 import { checkSignedIn } from '../api';
 import { PageHead } from '../components';
 import { int, ms, rate } from '../format';
+import type { LiveSnapshot, OutboundQueue } from '../../live-snapshot';
 import type { Session } from '../session';
 
-interface Outbound {
-  kind: string;
-  queued: number;
-  oldest_age_s: number | null;
-}
-
-export interface Snapshot {
-  at: string;
-  sessions_online: number;
-  agents_online: number;
-  routed_total: number;
-  pushed_total: number;
-  routed_per_s: number;
-  pushed_per_s: number;
-  queue_depth: number;
-  oldest_message_age_s: number | null;
-  commit_ms: { p50: number; p99: number } | null;
-  health: string;
-  ready: boolean;
-  outbound: Outbound[];
-}
-
-function useLive(): { live: boolean; snap: Snapshot | null } {
+function useLive(): { live: boolean; snap: LiveSnapshot | null } {
   const [live, setLive] = useState(false);
-  const [snap, setSnap] = useState<Snapshot | null>(null);
+  const [snap, setSnap] = useState<LiveSnapshot | null>(null);
   useEffect(() => {
     const es = new EventSource('/v1/console/live', { withCredentials: true });
     es.onopen = () => setLive(true);
@@ -43,7 +22,7 @@ function useLive(): { live: boolean; snap: Snapshot | null } {
     es.addEventListener('snapshot', (e) => {
       setLive(true);
       try {
-        setSnap(JSON.parse((e as MessageEvent<string>).data) as Snapshot);
+        setSnap(JSON.parse((e as MessageEvent<string>).data) as LiveSnapshot);
       } catch {
         // a malformed snapshot: keep the last one
       }
@@ -65,7 +44,7 @@ function Figure(props: { label: string; testid: string; value: string; unit?: st
   );
 }
 
-function OutboundTable(props: { rows: Outbound[] }) {
+function OutboundTable(props: { rows: OutboundQueue[] }) {
   if (!props.rows.length) return <p data-testid="ov-outbound">none</p>;
   return (
     <table data-testid="ov-outbound">
