@@ -19,7 +19,8 @@ export async function openClusterStore(config: Config, observer: StoreObserver, 
   const store = await NatsStore.open(config, {
     nodeId,
     observer,
-    onBackgroundError: (what, err) => logger.warn({ err, what }, 'cluster store: a background write failed'),
+    onBackgroundError: (what, err) =>
+      logger.warn({ err, what }, 'cluster store: recovering (a background step failed or was redone)'),
     onDebug: (what, err) => logger.debug({ err, what }, 'cluster store: a background step failed'),
   });
   try {

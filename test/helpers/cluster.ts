@@ -5,7 +5,8 @@
 
 import { rmSync } from 'node:fs';
 import type { NatsCluster } from './nats.js';
-import { type ChildServer, spawnServer, tempDir } from './server.js';
+import { type ChildServer, call, type Registered, spawnServer, tempDir } from './server.js';
+import { until } from './ws.js';
 
 /** The base URL every node advertises, as behind one load balancer (issuers agree across nodes). */
 export const CLUSTER_PUBLIC_URL = 'http://amp-cluster.test';
@@ -114,4 +115,15 @@ export async function startRelays(nats: NatsCluster, opts: RelayOptions): Promis
     throw e;
   }
   return { nodes, prefix: opts.prefix, close };
+}
+
+/** Waits until the node at `api` knows the agent (its directory mirror caught up); throws after 5 s. */
+export async function known(api: string, a: Registered): Promise<void> {
+  const ok = await until(async () => (await call('GET', `${api}/agents/me`, { key: a.api_key })).status === 200, 5000);
+  if (!ok) throw new Error(`${api} does not know ${a.address}`);
+}
+
+/** Waits until every node knows every agent. */
+export async function knownEverywhere(nodes: readonly { api: string }[], agents: readonly Registered[]): Promise<void> {
+  for (const n of nodes) for (const a of agents) await known(n.api, a);
 }

@@ -5,7 +5,7 @@
 // killed node reconnect to another node and get their backlog there.
 
 import { afterAll, describe, expect, it } from 'vitest';
-import { type RelayCluster, type RelayNode, startRelays } from '../helpers/cluster.js';
+import { knownEverywhere, type RelayCluster, type RelayNode, startRelays } from '../helpers/cluster.js';
 import { type NatsCluster, startNats, uniquePrefix } from '../helpers/nats.js';
 import { call, register, type Registered } from '../helpers/server.js';
 import { setupOrFailEveryTest } from '../helpers/setup.js';
@@ -29,15 +29,7 @@ setupOrFailEveryTest(async () => {
   senders = await Promise.all(Array.from({ length: SENDERS }, (_, i) => register(n0.api, `sender${i}`, 'acme')));
   recipients = await Promise.all(Array.from({ length: RECIPIENTS }, (_, i) => register(n0.api, `rcpt${i}`, 'acme')));
   // Every node knows every agent before the load starts.
-  for (const n of relays.nodes) {
-    for (const a of [...senders, ...recipients]) {
-      const ok = await until(
-        async () => (await call('GET', `${n.api}/messages/pending?limit=1`, { key: a.api_key })).status === 200,
-        5000,
-      );
-      if (!ok) throw new Error(`${n.id} does not know ${a.address}`);
-    }
-  }
+  await knownEverywhere(relays.nodes, [...senders, ...recipients]);
 });
 afterAll(async () => {
   await closeAllWs();

@@ -5,10 +5,11 @@
 
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { StartOptions } from '../../src/server.js';
+import { known } from '../helpers/cluster.js';
 import { type NatsCluster, startNats, uniquePrefix } from '../helpers/nats.js';
 import { call, type Registered, register, routeOk, startTestServer, type TestServer } from '../helpers/server.js';
 import { setupOrFailEveryTest } from '../helpers/setup.js';
-import { closeAllWs, connectWs, until, type WsClient } from '../helpers/ws.js';
+import { closeAllWs, connectWs, type WsClient } from '../helpers/ws.js';
 
 let nats: NatsCluster;
 setupOrFailEveryTest(async () => {
@@ -32,14 +33,6 @@ async function twoNodes(): Promise<[TestServer, TestServer]> {
   const b = await startTestServer(opts);
   started.push(b);
   return [a, b];
-}
-
-async function known(t: TestServer, a: Registered): Promise<void> {
-  const ok = await until(
-    async () => (await call('GET', `${t.api}/agents/me`, { key: a.api_key })).status === 200,
-    5000,
-  );
-  if (!ok) throw new Error(`${t.url} does not know ${a.address}`);
 }
 
 const ws = (t: TestServer, a: Registered): Promise<WsClient> =>
@@ -69,7 +62,7 @@ describe('receipts across nodes (nats)', () => {
     const [a, b] = await twoNodes();
     const alice = await register(a.api, 'alice', 'acme');
     const bob = await register(a.api, 'bob', 'acme');
-    await known(b, alice);
+    await known(b.api, alice);
     const first = await routeOk(a.api, alice, note(bob.address, 'one'));
     await readOn(a, bob, first.id);
 
@@ -92,7 +85,7 @@ describe('receipts across nodes (nats)', () => {
     const [a, b] = await twoNodes();
     const alice = await register(a.api, 'alice', 'acme');
     const bob = await register(a.api, 'bob', 'acme');
-    await known(b, alice);
+    await known(b.api, alice);
     const s1 = await ws(b, alice);
     const s2 = await ws(b, alice);
     const sent = await routeOk(a.api, alice, note(bob.address, 'both'));

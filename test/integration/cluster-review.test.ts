@@ -6,6 +6,7 @@
 import { sign } from 'node:crypto';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { StartOptions } from '../../src/server.js';
+import { known } from '../helpers/cluster.js';
 import { type NatsCluster, startNats, uniquePrefix } from '../helpers/nats.js';
 import {
   call,
@@ -51,15 +52,6 @@ async function nodes(mode: 'lmdb' | 'nats', extra: StartOptions = {}): Promise<[
   return [a, b];
 }
 
-/** Waits until `t` knows the agent (the other node's directory mirror caught up). */
-async function known(t: TestServer, a: Registered): Promise<void> {
-  const ok = await until(
-    async () => (await call('GET', `${t.api}/agents/me`, { key: a.api_key })).status === 200,
-    5000,
-  );
-  if (!ok) throw new Error(`${t.url} does not know ${a.address}`);
-}
-
 const note = (to: string, subject: string, more: Record<string, unknown> = {}) => ({
   to,
   subject,
@@ -78,7 +70,7 @@ describe.each(['lmdb', 'nats'] as const)('cluster review (%s)', (mode) => {
     const [a, b] = await nodes(mode);
     const alice = await register(a.api, 'alice', 'acme');
     const bob = await register(a.api, 'bob', 'acme');
-    await known(b, alice);
+    await known(b.api, alice);
     const aliceWs = await connectWs(b.url.replace(/^http/, 'ws') + '/v1/ws', alice.api_key);
     const sent = await routeOk(a.api, alice, note(bob.address, 'read me', { options: { receipt: true } }));
     const read = await call('POST', `${a.api}/messages/${sent.id}/read`, { key: bob.api_key });
@@ -92,7 +84,7 @@ describe.each(['lmdb', 'nats'] as const)('cluster review (%s)', (mode) => {
     const [a, b] = await nodes(mode);
     const alice = await register(a.api, 'alice', 'acme');
     const bob = await register(a.api, 'bob', 'acme');
-    await known(b, alice);
+    await known(b.api, alice);
     const aliceWs = await connectWs(b.url.replace(/^http/, 'ws') + '/v1/ws', alice.api_key);
     const sent = await routeOk(a.api, alice, note(bob.address, 'deliver me', { options: { receipt: true } }));
     // Bob takes it on node A (the first pending list that contains it is a hand-over).
@@ -105,8 +97,8 @@ describe.each(['lmdb', 'nats'] as const)('cluster review (%s)', (mode) => {
     const [a, b] = await nodes(mode);
     const alice = await register(a.api, 'alice', 'acme');
     const bob = await register(a.api, 'bob', 'acme');
-    await known(b, alice);
-    await known(b, bob);
+    await known(b.api, alice);
+    await known(b.api, bob);
     for (let i = 0; i < 5; i++) {
       const body = note(bob.address, `twice ${i}`);
       const h = { 'Idempotency-Key': `k-${i}` };
@@ -121,7 +113,7 @@ describe.each(['lmdb', 'nats'] as const)('cluster review (%s)', (mode) => {
     const [a, b] = await nodes(mode);
     const alice = await register(a.api, 'alice', 'acme');
     const bob = await register(a.api, 'bob', 'acme');
-    await known(b, alice);
+    await known(b.api, alice);
     for (let i = 0; i < 10; i++) {
       const body = note(bob.address, `retry ${i}`);
       const h = { 'Idempotency-Key': `r-${i}` };
@@ -157,7 +149,7 @@ describe.each(['lmdb', 'nats'] as const)('cluster review (%s)', (mode) => {
     const [a, b] = await nodes(mode, { maxQueue: 3 } as StartOptions);
     const alice = await register(a.api, 'alice', 'acme');
     const bob = await register(a.api, 'bob', 'acme');
-    await known(b, alice);
+    await known(b.api, alice);
     const answers = await Promise.all(
       [a, b, a, b, a, b].map((t, i) => route(t.api, alice, note(bob.address, `cap ${i}`))),
     );
@@ -174,7 +166,7 @@ describe.each(['lmdb', 'nats'] as const)('cluster review (%s)', (mode) => {
     const [a, b] = await nodes(mode, { maxQueue: 3 } as StartOptions);
     const alice = await register(a.api, 'alice', 'acme');
     const bob = await register(a.api, 'bob', 'acme');
-    await known(b, alice);
+    await known(b.api, alice);
     const answers = await Promise.all(
       [a, b, a, b, a, b, a, b].map((t, i) => route(t.api, alice, note(bob.address, `cap ${i}`))),
     );
@@ -190,7 +182,7 @@ describe.each(['lmdb', 'nats'] as const)('cluster review (%s)', (mode) => {
     const [a, b] = await nodes(mode);
     const alice = await register(a.api, 'alice', 'acme');
     const bob = await register(a.api, 'bob', 'acme');
-    await known(b, bob);
+    await known(b.api, bob);
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) ids.push((await routeOk(a.api, alice, note(bob.address, `m${i}`))).id);
     expect(await until(async () => (await pendingIds(b.api, bob)).length === 3, 5000)).toBe(true);
@@ -211,8 +203,8 @@ describe.each(['lmdb', 'nats'] as const)('cluster review (%s)', (mode) => {
     const [a, b] = await nodes(mode);
     const alice = await register(a.api, 'alice', 'acme');
     const bob = await register(a.api, 'bob', 'acme');
-    await known(b, alice);
-    await known(b, bob);
+    await known(b.api, alice);
+    await known(b.api, bob);
     const ws = await connectWs(a.url.replace(/^http/, 'ws') + '/v1/ws', bob.api_key);
     const sent = await Promise.all(
       Array.from({ length: 40 }, (_, i) => routeOk(i % 2 ? b.api : a.api, alice, note(bob.address, `n${i}`))),
@@ -237,7 +229,7 @@ describe.each(['lmdb', 'nats'] as const)('cluster review (%s)', (mode) => {
     const [a, b] = await nodes(mode);
     const alice = await register(a.api, 'alice', 'acme');
     const bob = await register(a.api, 'bob', 'acme');
-    await known(b, bob);
+    await known(b.api, bob);
     await routeOk(a.api, alice, note(bob.address, 'doomed'));
     const del = await call('DELETE', `${b.api}/agents/me`, { key: bob.api_key });
     expect(del.status).toBeLessThan(300);
@@ -258,7 +250,7 @@ describe.each(['lmdb', 'nats'] as const)('cluster review (%s)', (mode) => {
   it('a keypair rotated on one node closes the signed sessions on the other (4003 key_rotated)', async () => {
     const [a, b] = await nodes(mode);
     const bob = await register(a.api, 'bob', 'acme');
-    await known(b, bob);
+    await known(b.api, bob);
     const signedWs = await connectWs(a.url.replace(/^http/, 'ws') + '/v1/ws', { signedBy: bob });
     const keyWs = await connectWs(a.url.replace(/^http/, 'ws') + '/v1/ws', bob.api_key);
     const nk = newKeypair();
@@ -283,7 +275,7 @@ describe.each(['lmdb', 'nats'] as const)('cluster review (%s)', (mode) => {
   it('an API key rotated on one node: the old key works for its grace on the other, the new key at once', async () => {
     const [a, b] = await nodes(mode);
     const bob = await register(a.api, 'bob', 'acme');
-    await known(b, bob);
+    await known(b.api, bob);
     const r = await call('POST', `${b.api}/auth/rotate-key`, { key: bob.api_key });
     expect(r.status).toBe(200);
     const fresh = r.body.api_key as string;

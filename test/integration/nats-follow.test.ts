@@ -85,7 +85,7 @@ describe('a follower recreates its consumer', () => {
     const server = nats.servers[0]!;
     await server.kill9();
     // Published while the server is away (the retry waits for it), with one Nats-Msg-Id.
-    const acked = publishRetried(door.js, `${name}.x`, '4', { msgID: `${name}-4` });
+    const acked = publishRetried(door, `${name}.x`, '4', { msgID: `${name}-4` });
     await server.restart();
     const ack = await acked;
     expect(ack.seq).toBe(4);

@@ -189,6 +189,27 @@ describe('NatsQueue', () => {
     expect(await q1.ack(a, [id], now)).toEqual(['already_acked']);
   });
 
+  it('a mirror whose consumer cannot follow is caught up from the stream: an append still commits, in order, gaps skipped', async () => {
+    const prefix = uniquePrefix('catchup');
+    const q1 = await node(prefix);
+    const q2 = await node(prefix);
+    // As after the loss of the JetStream meta leader: node 1's queue consumer delivers nothing and
+    // cannot be recreated (the follower is stopped; a test reaches into the private field).
+    (q1 as unknown as { queueFollower: { stop(): void } }).queueFollower.stop();
+    const a = agentId();
+    const [m1, m2, m3] = [msgId(), msgId(), msgId()];
+    await q2.append(a, input(m1)).committed;
+    await q2.append(a, input(m2)).committed;
+    // m1 acked on node 2: deleted from the stream, a gap before m2.
+    expect(await q2.ack(a, [m1], Date.now())).toEqual(['acked']);
+    // Without a catch-up this commit ends in 503 after its limit (2 × the 2 s timeout).
+    await q1.append(a, input(m3)).committed;
+    const now = Date.now();
+    expect(q1.readFrom(a, 0, 10, now).entries.map((e) => e.id)).toEqual([m2, m3]);
+    expect(q1.pendingCount(a, now)).toBe(2);
+    expect(q1.lastSeq(a)).toBe(q2.lastSeq(a));
+  });
+
   it('dropAgent purges the agent on every node; onQueued fires on the writing node too', async () => {
     const prefix = uniquePrefix('drop');
     const q1 = await node(prefix);

@@ -3,6 +3,8 @@
 
 import { describe, expect, it } from 'vitest';
 import { decodeToken, encodeToken } from '../../src/store/nats/keys.js';
+import type { StoredMsg } from '@nats-io/jetstream';
+import { CatchUp } from '../../src/store/nats/queue-catch-up.js';
 import { CommitWaits } from '../../src/store/nats/queue-commits.js';
 import { type MirrorEntry, QueueMirror } from '../../src/store/nats/queue-mirror.js';
 import { merge, RecordMirror } from '../../src/store/nats/queue-records.js';
@@ -78,5 +80,42 @@ describe('CommitWaits', () => {
     const late = w.wait(10);
     w.stop();
     await expect(late).rejects.toMatchObject({ code: 'store_unavailable' });
+  });
+});
+
+describe('CatchUp', () => {
+  it('hands over missing seqs in order, skips deleted ones, and yields to a consumer that got there first', async () => {
+    let last = 2;
+    const applied: number[] = [];
+    /** The consumer delivers seq 5 and 6 while the catch-up waits for its read of seq 5. */
+    let consumerRan = false;
+    const take = (seq: number) => {
+      if (seq !== last + 1) return false;
+      last = seq;
+      return true;
+    };
+    const done = new Promise<void>((resolve, reject) => {
+      const c = new CatchUp({
+        lastSeq: () => last,
+        take,
+        read: async (seq) => {
+          if (seq === 5 && !consumerRan) {
+            consumerRan = true;
+            for (const s of [5, 6]) if (take(s)) applied.push(s);
+          }
+          if (seq === 4) return null; // deleted (acked)
+          if (seq === 8) setImmediate(resolve);
+          return { seq } as unknown as StoredMsg;
+        },
+        apply: (m) => applied.push(m.seq),
+        onError: reject,
+      });
+      c.request(6);
+      c.request(8); // extends the run under way
+    });
+    await done;
+    await new Promise((r) => setImmediate(r));
+    expect(applied).toEqual([3, 5, 6, 7, 8]);
+    expect(last).toBe(8);
   });
 });

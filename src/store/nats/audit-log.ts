@@ -88,7 +88,7 @@ export class AuditLog {
     const body = `${JSON.stringify(key)}\n${json}`;
     let attempts = 0;
     const ack = await guarded(
-      rideOut((timeout) => {
+      rideOut(this.parts, (timeout) => {
         attempts++;
         return this.parts.js.publish(`${this.subjectPrefix}.${enc(tenant)}`, body, {
           msgID: spendKey ?? randomUUID(),

@@ -68,10 +68,13 @@ export async function openNats(opts: NatsDoorOptions): Promise<NatsDoor> {
   const kvm = new Kvm(js);
 
   let status: NatsStatus = 'connected';
+  /** When the connection last went down (0 while connected). */
+  let downSince = 0;
   const listeners = new Set<(s: NatsStatus) => void>();
   const set = (s: NatsStatus): void => {
     if (s === status) return;
     status = s;
+    downSince = s === 'connected' ? 0 : Date.now();
     for (const cb of listeners) cb(s);
   };
   void (async () => {
@@ -91,6 +94,7 @@ export async function openNats(opts: NatsDoorOptions): Promise<NatsDoor> {
     replicas: opts.replicas,
     prefix: opts.prefix,
     status: () => status,
+    downForMs: () => (downSince === 0 ? 0 : Date.now() - downSince),
     onStatus(cb) {
       listeners.add(cb);
       return () => listeners.delete(cb);

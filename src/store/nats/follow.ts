@@ -112,6 +112,16 @@ export class Follower {
     return this.last;
   }
 
+  /**
+   * Claim stream seq `seq` as handed over by someone else (a catch-up read it): the consumer skips
+   * it. Only the next seq can be claimed; false when it is not (the consumer got there first).
+   */
+  take(seq: number): boolean {
+    if (seq !== this.last + 1) return false;
+    this.last = seq;
+    return true;
+  }
+
   /** Whether the consumer is being recreated now (the mirror may be behind). */
   get resyncing(): boolean {
     return this.recreating;

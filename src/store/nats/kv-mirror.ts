@@ -128,7 +128,7 @@ export class KvMirror<T> {
     } catch (e) {
       if (!isWrongLastSequence(e)) throw guardedError(e);
     }
-    const e = await guarded(rideOut(() => this.bucket().get(key)));
+    const e = await guarded(rideOut(this.parts, () => this.bucket().get(key)));
     if (!e || e.operation === 'PUT') return false;
     return this.update(key, value, e.revision); // over a delete marker
   }
@@ -174,7 +174,7 @@ export class KvMirror<T> {
     expect?: { lastSubjectSequence: number },
     h?: ReturnType<typeof headers>,
   ) {
-    return publishRetried(this.parts.js, `$KV.${this.opts.bucket}.${key}`, data, {
+    return publishRetried(this.parts, `$KV.${this.opts.bucket}.${key}`, data, {
       msgID: randomUUID(),
       ...(expect && { expect }),
       ...(h && { headers: h }),

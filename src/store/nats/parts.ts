@@ -14,6 +14,8 @@ export interface NatsParts {
   replicas: number;
   /** Names are prefixed so two deployments (or two tests) can share one NATS: e.g. `AMP_<prefix>_Q`. */
   prefix: string;
+  /** How long the connection has been down (ms; 0 while connected): writes stop riding out after a while. */
+  downForMs(): number;
   /** Told what the parts recover from on their own (a mirror's consumer recreated): for the log, at warn. */
   warn?: (what: string, err?: unknown) => void;
 }

@@ -3,9 +3,10 @@
 // applied seq reaches its own. A message deleted (acked on another node) or expired before this
 // node's consumer reached it is never delivered: a wait that lasts over a second asks the stream
 // whether the message is still there, and ends when it is not; when it is, the mirror is behind:
-// the follower is told (it recreates its consumer). While the follower recreates its consumer the
-// wait goes on (up to RESYNC_WAIT_MS); a wait longer than `maxWaitMs` otherwise (the consumer
-// cannot follow: NATS unreachable) fails with 503.
+// a catch-up reads the missing messages from the stream (queue-catch-up.ts), and the follower is
+// told (it recreates its consumer). While the follower recreates its consumer the wait goes on
+// (up to RESYNC_WAIT_MS); a wait longer than `maxWaitMs` otherwise (the consumer cannot follow:
+// NATS unreachable) fails with 503.
 
 import { storeFailure } from './queue-errors.js';
 
@@ -18,6 +19,8 @@ export interface FollowerState {
   resyncing(): boolean;
   /** The mirror is behind a message the stream holds: recreate its consumer. */
   lagging(why: string): void;
+  /** Read what the mirror lacks up to stream seq `seq` from the stream itself. */
+  catchUp(seq: number): void;
 }
 
 interface Waiter {
@@ -98,6 +101,7 @@ export class CommitWaits {
         (gone) => {
           w.checking = false;
           if (!gone) {
+            if (this.waiters.includes(w)) this.follower?.catchUp(this.waiters.at(-1)?.seq ?? w.seq);
             if (!this.follower?.resyncing() && this.waiters.includes(w) && Date.now() - w.since > 2 * CHECK_EVERY_MS) {
               this.follower?.lagging(`a commit waited ${Date.now() - w.since} ms for seq ${w.seq}`);
             }

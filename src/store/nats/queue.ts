@@ -21,9 +21,16 @@
 // - Memory: every node holds every pending message (its JSON) and every record still remembered.
 
 import { randomUUID } from '../../crypto/random.js';
-import { DiscardPolicy, JetStreamApiError, type JsMsg, RetentionPolicy, StorageType } from '@nats-io/jetstream';
+import {
+  DiscardPolicy,
+  JetStreamApiError,
+  type JsMsg,
+  RetentionPolicy,
+  StorageType,
+  type StoredMsg,
+} from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
-import { headers } from '@nats-io/transport-node';
+import { headers, type MsgHdrs } from '@nats-io/transport-node';
 import type { QueuedMessage } from '../../../proto/index.js';
 import type {
   AckOutcome,
@@ -39,6 +46,7 @@ import type {
 } from '../types.js';
 import { createBucket } from './bucket.js';
 import { type Follower, follow } from './follow.js';
+import { CatchUp } from './queue-catch-up.js';
 import { CommitWaits } from './queue-commits.js';
 import { decodeToken, encodeToken } from './keys.js';
 import type { NatsParts } from './parts.js';
@@ -131,9 +139,17 @@ export class NatsQueue implements QueueStore {
     this.subjectRoot = `amp.${t}.q`;
     this.ackSubject = `amp.${t}.acks`;
     this.timeoutMs = opts.timeoutMs ?? 5000;
+    const catchUp = new CatchUp({
+      lastSeq: () => this.queueFollower?.lastSeq ?? Number.MAX_SAFE_INTEGER,
+      take: (seq) => this.queueFollower?.take(seq) === true,
+      read: (seq) => this.storedAt(seq),
+      apply: (m) => this.applyQueued(m.seq, m.header, m.string(), m.time.getTime()),
+      onError: (e) => this.opts.onDebug?.('reading the queue stream to catch the mirror up', e),
+    });
     this.commits = new CommitWaits((seq) => this.isGone(seq), 2 * this.timeoutMs, {
       resyncing: () => this.queueFollower?.resyncing === true,
       lagging: (why) => this.queueFollower?.resync(why),
+      catchUp: (seq) => catchUp.request(seq),
     });
   }
 
@@ -192,7 +208,7 @@ export class NatsQueue implements QueueStore {
     await Promise.all([records.ready, acks.ready]);
     const queue = await follow(js, nc, {
       stream: this.streamName,
-      onMessage: (m) => this.applyQueued(m),
+      onMessage: (m) => this.applyQueued(m.seq, m.headers, m.string(), Math.floor(m.info.timestampNanos / 1e6)),
       onWarn: warn,
     });
     this.followers.push(queue);
@@ -244,27 +260,27 @@ export class NatsQueue implements QueueStore {
 
   // ---- following the streams -------------------------------------------------------------
 
-  private applyQueued(m: JsMsg): void {
-    const h = m.headers;
+  /** A message of the queue stream, in stream order (from the consumer, or read by a catch-up). */
+  private applyQueued(seq: number, h: MsgHdrs | undefined, json: string, storedAtMs: number): void {
     const agentId = h?.get(H_AGENT);
     const id = h?.get(H_MSG_ID);
     if (agentId && id) {
       if (this.recentAcks.has(id)) {
-        this.mirror.of(agentId).seen(m.seq);
+        this.mirror.of(agentId).seen(seq);
       } else {
         const e: MirrorEntry = {
-          seq: m.seq,
+          seq,
           id,
-          json: m.string(),
+          json,
           exp: Number(h!.get(H_EXP)),
           rc: h!.get(H_RECEIPT) === '1',
-          queuedAt: Number(h!.get(H_QUEUED)) || Math.floor(m.info.timestampNanos / 1e6),
+          queuedAt: Number(h!.get(H_QUEUED)) || storedAtMs,
           gone: false,
         };
         this.mirror.add(agentId, e);
       }
     }
-    this.commits.advance(m.seq);
+    this.commits.advance(seq);
     if (agentId && id) for (const cb of this.queuedListeners) cb(agentId);
   }
 
@@ -352,8 +368,7 @@ export class NatsQueue implements QueueStore {
     h.set(H_QUEUED, String(Date.parse(msg.queued_at) || Date.now()));
     if (input.receipt) h.set(H_RECEIPT, '1');
     // Ridden through a leader election; the message id as Nats-Msg-Id stores a retry once.
-    const publish = () =>
-      publishRetried(this.parts.js, this.subject(agentId), input.json, { msgID: msg.id, headers: h });
+    const publish = () => publishRetried(this.parts, this.subject(agentId), input.json, { msgID: msg.id, headers: h });
     // The cap refused it while expired messages of the agent were being deleted: once more after them.
     const deleting = this.expiring.get(agentId);
     const published = publish()
@@ -394,7 +409,7 @@ export class NatsQueue implements QueueStore {
   private async createRecord(id: string, rec: StoredRecord): Promise<boolean> {
     this.bucket();
     try {
-      await publishRetried(this.parts.js, `$KV.${this.bucketName}.${encodeToken(id)}`, JSON.stringify(rec), {
+      await publishRetried(this.parts, `$KV.${this.bucketName}.${encodeToken(id)}`, JSON.stringify(rec), {
         msgID: randomUUID(),
         expect: { lastSubjectSequence: 0 },
       });
@@ -501,7 +516,7 @@ export class NatsQueue implements QueueStore {
 
   private async deleteSeq(seq: number): Promise<void> {
     try {
-      await rideOut(() => this.parts.jsm.streams.deleteMessage(this.streamName, seq, false));
+      await rideOut(this.parts, () => this.parts.jsm.streams.deleteMessage(this.streamName, seq, false));
     } catch (e) {
       // Gone already: expired, or deleted by another node's ack of it.
       if (e instanceof JetStreamApiError && e.code === API_NO_MESSAGE) return;
@@ -511,7 +526,7 @@ export class NatsQueue implements QueueStore {
   }
 
   private async publishEvent(ev: AckEvent): Promise<void> {
-    await publishRetried(this.parts.js, this.ackSubject, JSON.stringify(ev), { msgID: randomUUID() });
+    await publishRetried(this.parts, this.ackSubject, JSON.stringify(ev), { msgID: randomUUID() });
   }
 
   private retryEvent(ev: AckEvent, first: unknown): void {
@@ -578,7 +593,7 @@ export class NatsQueue implements QueueStore {
     this.assertOpen();
     try {
       const filter = `${this.subjectRoot}.*.${encodeToken(agentId)}`;
-      await rideOut(() => this.parts.jsm.streams.purge(this.streamName, { filter }));
+      await rideOut(this.parts, () => this.parts.jsm.streams.purge(this.streamName, { filter }));
       this.mirror.clear(agentId);
       await this.publishEvent({ agentId, drop: true, at: Date.now() });
     } catch (e) {
@@ -609,10 +624,15 @@ export class NatsQueue implements QueueStore {
 
   /** Whether the stream no longer holds `seq` (a commit wait asks, see queue-commits.ts). */
   private async isGone(seq: number): Promise<boolean> {
+    return (await this.storedAt(seq)) === null;
+  }
+
+  /** The queue stream's message at `seq` (from its leader); null when there is none. */
+  private async storedAt(seq: number): Promise<StoredMsg | null> {
     try {
-      return (await this.parts.jsm.streams.getMessage(this.streamName, { seq })) === null;
+      return await this.parts.jsm.streams.getMessage(this.streamName, { seq });
     } catch (e) {
-      if (e instanceof JetStreamApiError && e.code === API_NO_MESSAGE) return true;
+      if (e instanceof JetStreamApiError && e.code === API_NO_MESSAGE) return null;
       throw e;
     }
   }

@@ -1,7 +1,3 @@
-// PARKED (issue 18, not resolved yet): these NATS-server-loss tests passed in one fresh-clone CI run
-// and failed in the next (the leader election outlasted the relay's 12 s ride-out under CI load).
-// Named .wip.ts so vitest does not collect it (vitest.config.ts runs test/**/*.test.ts); to run it,
-// rename it back to .test.ts, which is what is due once the election ride-out is reliable.
 // Cluster mode when NATS servers go away. One of three lost (the leader of the queue stream, killed
 // with -9): no visible effect, every route on every node still answers 200 (a client may wait while
 // JetStream elects a new leader), and at the latest 15 s later every node routes at its usual
@@ -13,7 +9,7 @@
 // up to ~10 s before it answers 503.)
 
 import { afterAll, describe, expect, it } from 'vitest';
-import { type RelayCluster, startRelays } from '../helpers/cluster.js';
+import { knownEverywhere, type RelayCluster, startRelays } from '../helpers/cluster.js';
 import { type NatsCluster, startNats, uniquePrefix } from '../helpers/nats.js';
 import { call, register, type Registered, route } from '../helpers/server.js';
 import { setupOrFailEveryTest } from '../helpers/setup.js';
@@ -26,21 +22,21 @@ let bob: Registered;
 const prefix = uniquePrefix('natsloss');
 /** How long both nodes keep routing after the kill (the election is in there). */
 const LOSS_WINDOW_MS = 8000;
+/** At most this many routes per node in that window. When the election is quick, a node routes
+ * hundreds a second, so the queue cap (AMP_MAX_QUEUE, raised here above 2 × this) must not be what
+ * answers: a 429 queue_full is the server telling the truth, not an effect of the loss. */
+const MAX_ROUTES_PER_NODE = 4000;
 
 setupOrFailEveryTest(async () => {
   nats = await startNats({ cluster: 3 });
-  relays = await startRelays(nats, { nodes: 2, prefix, env: { AMP_RATE_LIMITS: 'off' } });
+  relays = await startRelays(nats, {
+    nodes: 2,
+    prefix,
+    env: { AMP_RATE_LIMITS: 'off', AMP_MAX_QUEUE: String(2 * MAX_ROUTES_PER_NODE + 100) },
+  });
   alice = await register(relays.nodes[0]!.api, 'alice', 'acme');
   bob = await register(relays.nodes[0]!.api, 'bob', 'acme');
-  for (const n of relays.nodes) {
-    for (const a of [alice, bob]) {
-      const ok = await until(
-        async () => (await call('GET', `${n.api}/messages/pending?limit=1`, { key: a.api_key })).status === 200,
-        5000,
-      );
-      if (!ok) throw new Error(`${n.id} does not know ${a.address}`);
-    }
-  }
+  await knownEverywhere(relays.nodes, [alice, bob]);
 });
 afterAll(async () => {
   await closeAllWs();
@@ -74,17 +70,23 @@ describe('one NATS server of three lost', () => {
     await nats.servers[leader]!.kill9();
     // Both nodes keep routing, one route at a time each, for a few seconds: through the election.
     const answers: string[] = [];
+    let slowest = 0;
     const end = Date.now() + LOSS_WINDOW_MS;
     await Promise.all(
       relays.nodes.map(async (n) => {
-        for (let i = 0; Date.now() < end; i++) {
+        for (let i = 0; i < MAX_ROUTES_PER_NODE && Date.now() < end; i++) {
+          const t0 = Date.now();
           const r = await route(n.api, alice, note(`after ${i} ${n.id}`));
+          slowest = Math.max(slowest, Date.now() - t0);
           answers.push(`${n.id} ${r.status}${r.status === 200 ? '' : ` ${r.body?.error}: ${r.body?.message}`}`);
           if (r.status === 200) ids.push(r.body.id);
         }
       }),
     );
     const refused = answers.filter((a) => !a.endsWith(' 200'));
+    console.log(
+      `leader killed: ${answers.length} routes on 2 nodes in ${LOSS_WINDOW_MS} ms, the slowest ${slowest} ms`,
+    );
     expect(refused, `${refused.length} of ${answers.length} refused`).toEqual([]);
     // Every node holds every one of them. A page lists at most 100 (MAX_PENDING_LIMIT) and more
     // than 100 are routed in the window: bob's queue holds only these, so "the page is made of
@@ -130,7 +132,10 @@ describe('every NATS server lost, then back', () => {
     for (const n of relays.nodes) {
       const notReady = await until(async () => (await call('GET', `${n.api}/ready`)).status === 503, 10_000);
       expect(notReady, `${n.id} /ready`).toBe(true);
+      const t0 = Date.now();
       const r = await route(n.api, alice, note(`down ${n.id}`));
+      // Not the whole ride-out (20 s): with no seed answering for 5 s a write gives up.
+      expect(Date.now() - t0, `${n.id} answered 503 after`).toBeLessThan(12_000);
       expect(r.status).toBe(503);
       expect(r.body.error).toBe('store_unavailable');
     }
