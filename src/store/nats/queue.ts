@@ -3,7 +3,8 @@
 // fed in stream order by one ordered consumer, and answers every read from it, synchronously.
 //
 // - append publishes the message (Nats-Msg-Id = message id, so a repeat within the duplicate
-//   window is stored once) and creates its MessageRecord in the KV bucket `${prefix}_MSGS`.
+//   window is stored once) and creates its MessageRecord in the KV bucket `${prefix}_MSGS`
+//   (queue-record-bucket.ts).
 //   `seq` is 0 (the stream seq is known only from the publish ack: a live push leaves it to
 //   catch-up); `committed` resolves once JetStream acknowledged both writes AND this node's mirror
 //   has applied the message's stream seq (read-your-writes on the node that wrote). The stream's
@@ -29,7 +30,6 @@ import {
   StorageType,
   type StoredMsg,
 } from '@nats-io/jetstream';
-import type { KV } from '@nats-io/kv';
 import { headers, type MsgHdrs } from '@nats-io/transport-node';
 import type { QueuedMessage } from '../../../proto/index.js';
 import type {
@@ -44,22 +44,14 @@ import type {
   QueueStore,
   ReceiptKind,
 } from '../types.js';
-import { createBucket } from './bucket.js';
 import { type Follower, follow } from './follow.js';
 import { CatchUp } from './queue-catch-up.js';
 import { CommitWaits } from './queue-commits.js';
-import { decodeToken, encodeToken } from './keys.js';
+import { encodeToken } from './keys.js';
 import type { NatsParts } from './parts.js';
 import { type MirrorEntry, QueueMirror } from './queue-mirror.js';
-import {
-  ACK_MEMORY_MS,
-  adds,
-  merge,
-  RECEIPT_FLAG,
-  RecordMirror,
-  type StoredRecord,
-  toRecord,
-} from './queue-records.js';
+import { RecordBucket } from './queue-record-bucket.js';
+import { ACK_MEMORY_MS, RECEIPT_FLAG, type StoredRecord, toRecord } from './queue-records.js';
 import { isQueueFull, storeFailure } from './queue-errors.js';
 import { publishRetried, rideOut } from './retry.js';
 
@@ -85,16 +77,13 @@ const H_EXP = 'Amp-Expires';
 const H_RECEIPT = 'Amp-Receipt';
 const H_QUEUED = 'Amp-Queued';
 const H_MSG_ID = 'Nats-Msg-Id';
-const KV_OP = 'KV-Operation';
 
 const API_NO_MESSAGE = 10037;
-const API_WRONG_LAST_SEQ = 10071;
 const QUEUE_FULL_RETRY_AFTER_S = 60;
 /** Ack events replayed at open (the race of a message seen just before its ack event). */
 const ACK_REPLAY = 1000;
 /** Acked ids remembered so a message the mirror receives after its ack event is left out. */
 const RECENT_ACK_MS = 10 * 60 * 1000;
-const CAS_TRIES = 5;
 
 interface AckEvent {
   agentId: string;
@@ -109,19 +98,17 @@ const nanos = (ms: number) => ms * 1_000_000;
 export class NatsQueue implements QueueStore {
   readonly streamName: string;
   readonly ackStreamName: string;
-  readonly bucketName: string;
   private readonly subjectRoot: string;
   private readonly ackSubject: string;
   private readonly timeoutMs: number;
   private readonly mirror = new QueueMirror();
-  private readonly records = new RecordMirror();
+  private readonly records: RecordBucket;
   private readonly recentAcks = new Map<string, number>();
   private readonly queuedListeners = new Set<(agentId: string) => void>();
   private readonly ackedListeners = new Set<(agentId: string, ids: readonly string[]) => void>();
   private readonly commits: CommitWaits;
   /** Per agent, the deletions of its expired messages from the stream still under way. */
   private readonly expiring = new Map<string, Promise<void>>();
-  private kv: KV | undefined;
   private followers: Follower[] = [];
   private queueFollower: Follower | undefined;
   private opened = false;
@@ -135,7 +122,7 @@ export class NatsQueue implements QueueStore {
     const t = encodeToken(p);
     this.streamName = `${p}_Q`;
     this.ackStreamName = `${p}_ACKS`;
-    this.bucketName = `${p}_MSGS`;
+    this.records = new RecordBucket(parts, opts.onBackgroundError);
     this.subjectRoot = `amp.${t}.q`;
     this.ackSubject = `amp.${t}.acks`;
     this.timeoutMs = opts.timeoutMs ?? 5000;
@@ -155,7 +142,7 @@ export class NatsQueue implements QueueStore {
 
   /** Create or update the streams and the bucket, load the mirrors, keep following. */
   async open(): Promise<void> {
-    const { jsm, js, kvm, replicas } = this.parts;
+    const { jsm, js, replicas } = this.parts;
     const ttlMs = this.opts.relayTtlS * 1000;
     await this.ensureStream({
       name: this.streamName,
@@ -179,22 +166,9 @@ export class NatsQueue implements QueueStore {
       duplicate_window: nanos(Math.min(120_000, ttlMs)),
       num_replicas: replicas,
     });
-    this.kv = await createBucket(kvm, this.bucketName, {
-      history: 1,
-      replicas,
-      ttl: Math.max(ttlMs, ACK_MEMORY_MS),
-    });
     // Records first, then acks, then the queue: a message seen before its ack event is dropped by it.
-    const kvStream = `KV_${this.bucketName}`;
-    const kvPrefix = `$KV.${this.bucketName}.`;
     const { nc, warn } = this.parts;
-    const records = await follow(js, nc, {
-      stream: kvStream,
-      filter: `${kvPrefix}>`,
-      lastPerSubject: true,
-      onMessage: (m) => this.applyRecord(m, kvPrefix),
-      onWarn: warn,
-    });
+    const records = await this.records.open(ttlMs);
     this.followers.push(records);
     const ackInfo = await jsm.streams.info(this.ackStreamName);
     const ackStart = Math.max(1, ackInfo.state.last_seq + 1 - ACK_REPLAY);
@@ -300,20 +274,6 @@ export class NatsQueue implements QueueStore {
     if (removed.length > 0) for (const cb of this.ackedListeners) cb(ev.agentId, removed);
   }
 
-  private applyRecord(m: JsMsg, kvPrefix: string): void {
-    const id = decodeToken(m.subject.slice(kvPrefix.length));
-    const op = m.headers?.get(KV_OP);
-    if (op === 'DEL' || op === 'PURGE') {
-      this.records.delete(id);
-      return;
-    }
-    try {
-      this.records.apply(id, m.json<StoredRecord>());
-    } catch {
-      // Not a record of ours.
-    }
-  }
-
   // ---- QueueStore ----------------------------------------------------------------------
 
   pendingCount(agentId: string, nowMs: number): number {
@@ -381,7 +341,7 @@ export class NatsQueue implements QueueStore {
     const rec: StoredRecord = { r: agentId, f: input.senderId, e: expiresAtMs };
     if (msg.envelope.thread_id !== msg.id) rec.t = msg.envelope.thread_id;
     if (input.receipt) rec.rc = 1;
-    const recorded = this.createRecord(msg.id, rec);
+    const recorded = this.records.create(msg.id, rec);
     const committed = Promise.all([published, recorded]).then(
       () => {},
       async (e: unknown) => {
@@ -394,42 +354,11 @@ export class NatsQueue implements QueueStore {
             () => false,
           ))
         )
-          this.forgetRecord(msg.id);
+          this.records.forget(msg.id);
         throw storeFailure(e, { recipient: agentId, limit: this.opts.maxQueue, retryAfter: QUEUE_FULL_RETRY_AFTER_S });
       },
     );
     return { seq: 0, committed };
-  }
-
-  /**
-   * Create the record; true when this call wrote it (false: it existed, a repeated message). The
-   * write expects the key to be new and carries its own Nats-Msg-Id: a retry through an election
-   * of a write that was stored after all is a duplicate (ours), not a conflict.
-   */
-  private async createRecord(id: string, rec: StoredRecord): Promise<boolean> {
-    this.bucket();
-    try {
-      await publishRetried(this.parts, `$KV.${this.bucketName}.${encodeToken(id)}`, JSON.stringify(rec), {
-        msgID: randomUUID(),
-        expect: { lastSubjectSequence: 0 },
-      });
-    } catch (e) {
-      if (e instanceof JetStreamApiError && e.code === API_WRONG_LAST_SEQ) return false;
-      if (e instanceof Error && /wrong last sequence/.test(e.message)) return false;
-      throw e;
-    }
-    this.records.apply(id, rec);
-    return true;
-  }
-
-  private forgetRecord(id: string): void {
-    this.records.delete(id);
-    this.background('forget record', this.bucket().delete(encodeToken(id)));
-  }
-
-  private bucket(): KV {
-    if (!this.kv) throw storeFailure(new Error('the queue is not open'));
-    return this.kv;
   }
 
   readFrom(
@@ -507,7 +436,7 @@ export class NatsQueue implements QueueStore {
     const acked = taken.map((e) => e.id);
     for (const id of acked) this.recentAcks.set(id, nowMs);
     for (const e of taken) if (e.rc) owesReceipt?.(e.id);
-    for (const e of taken) if (e.exp < nowMs + ACK_MEMORY_MS) this.patchRecord(e.id, { a: nowMs });
+    for (const e of taken) if (e.exp < nowMs + ACK_MEMORY_MS) this.records.patch(e.id, { a: nowMs });
     for (const cb of this.ackedListeners) cb(agentId, acked);
     const ev: AckEvent = { agentId, ids: acked, at: nowMs };
     await this.publishEvent(ev).catch((err: unknown) => this.retryEvent(ev, err));
@@ -550,40 +479,8 @@ export class NatsQueue implements QueueStore {
     const flag = RECEIPT_FLAG[kind];
     const x = this.records.get(id);
     if (!x || x[flag] === 1 || this.closed) return false;
-    this.patchRecord(id, { [flag]: 1 });
+    this.records.patch(id, { [flag]: 1 });
     return true;
-  }
-
-  /**
-   * Add marks to a record: in the mirror at once, in KV in the background by compare-and-set
-   * (read, merge, update at that revision; again on a conflict), so no node's mark is lost.
-   */
-  private patchRecord(id: string, patch: Partial<StoredRecord>): void {
-    const local = this.records.get(id);
-    if (!local) return;
-    this.records.apply(id, { ...local, ...patch } as StoredRecord);
-    const key = encodeToken(id);
-    const write = async () => {
-      const kv = this.bucket();
-      for (let i = 0; i < CAS_TRIES; i++) {
-        const cur = await kv.get(key);
-        if (cur?.operation !== 'PUT') return;
-        const have = cur.json<StoredRecord>();
-        const want = merge(have, patch as StoredRecord);
-        if (!adds(have, want)) return;
-        try {
-          await kv.update(key, JSON.stringify(want), cur.revision);
-          return;
-        } catch (e) {
-          if (!(e instanceof JetStreamApiError && e.code === API_WRONG_LAST_SEQ)) throw e;
-        }
-      }
-    };
-    this.background('record mark', write());
-  }
-
-  private background(what: string, p: Promise<unknown>): void {
-    p.catch((e: unknown) => this.opts.onBackgroundError?.(what, e));
   }
 
   // ---- for the composite store ---------------------------------------------------------
