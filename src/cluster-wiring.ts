@@ -6,7 +6,7 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { nodeIdOf } from './config/cluster.js';
+import { nodeIdOf, redactSeed } from './config/cluster.js';
 import type { Config } from './config/schema.js';
 import { loadOrCreateProviderKey, PROVIDER_KEY_FILE } from './crypto/provider-key.js';
 import { KEY_FILE, SigningKeys } from './identity/signing-keys.js';
@@ -29,7 +29,7 @@ export async function openClusterStore(config: Config, observer: StoreObserver, 
     await store.close();
     throw e;
   }
-  logger.info({ nodeId, nats: config.natsUrl, prefix: config.natsPrefix }, 'cluster store open');
+  logger.info({ nodeId, nats: config.natsUrl.map(redactSeed), prefix: config.natsPrefix }, 'cluster store open');
   return store;
 }
 

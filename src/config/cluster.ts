@@ -23,7 +23,7 @@ export function clusterProblems(c: ClusterSettings, name: (key: Key) => string):
   if (c.store === 'nats' && c.natsUrl.length === 0)
     problems.push(`${store} needs ${name('natsUrl')} (comma-separated seeds, e.g. nats://10.0.0.1:4222)`);
   for (const u of c.natsUrl)
-    if (!SEED_RE.test(u)) problems.push(`${name('natsUrl')} entries are nats://host:port (got '${u}')`);
+    if (!SEED_RE.test(u)) problems.push(`${name('natsUrl')} entries are nats://host:port (got '${redactSeed(u)}')`);
   if (!/^[A-Z0-9_]+$/.test(c.natsPrefix))
     problems.push(`${name('natsPrefix')} may hold only A-Z, 0-9 and _ (got '${c.natsPrefix}')`);
   if (c.natsCreds && !(existsSync(c.natsCreds) && statSync(c.natsCreds).isFile()))
@@ -31,6 +31,11 @@ export function clusterProblems(c: ClusterSettings, name: (key: Key) => string):
   if (c.nodeId && !/^[A-Za-z0-9._-]{1,64}$/.test(c.nodeId))
     problems.push(`${name('nodeId')} may hold only letters, digits, . _ and - (1-64; got '${c.nodeId}')`);
   return problems;
+}
+
+/** A seed URL without the token it may carry (`nats://<token>@host` → `nats://***@host`): for logs and print-env. */
+export function redactSeed(u: string): string {
+  return u.replace(/^((?:[a-z]+:\/\/)?)[^\s/@]+@/i, '$1***@');
 }
 
 /** AMP_NODE_ID, or `<hostname>-<pid>` when it is not set. */

@@ -17,6 +17,10 @@ export function envFileValue(value: string): string {
   return `"${value.replace(/["\\$`]/g, '\\$&')}"`;
 }
 
+function redacted(spec: OptionSpec, value: string): string {
+  return spec.redact ? spec.redact(value) : value;
+}
+
 /** The lines of `print-env`: a header, then `# doc` and `NAME=value` for each setting. */
 export function describeEnv(c: Config, header: string): string[] {
   const lines = [`# ${header}`];
@@ -26,7 +30,12 @@ export function describeEnv(c: Config, header: string): string[] {
       lines.push('', `# ${spec.doc}`, '# (set, not printed: fill it in)', `${spec.env}=`);
       continue;
     }
-    lines.push('', `# ${spec.doc}`, `${spec.env}=${envFileValue(Array.isArray(v) ? v.join(',') : String(v))}`);
+    const text = Array.isArray(v) ? v.map((x) => redacted(spec, String(x))).join(',') : redacted(spec, String(v));
+    const note =
+      text !== (Array.isArray(v) ? v.join(',') : String(v))
+        ? ['# (a credential in it is not printed: fill it in)']
+        : [];
+    lines.push('', `# ${spec.doc}`, ...note, `${spec.env}=${envFileValue(text)}`);
   }
   return lines;
 }

@@ -5,7 +5,7 @@
 import { REGISTERED_LABEL_RE, RESERVED_TENANTS } from '../../proto/index.js';
 import { hostProblem } from './host.js';
 import { clamdProblems } from './clamd.js';
-import { clusterProblems } from './cluster.js';
+import { clusterProblems, redactSeed } from './cluster.js';
 import { tlsProblems } from './tls.js';
 import { trustedProxyProblems } from './trusted-proxies.js';
 import { parseAllowList } from '../outbound/allow-list.js';
@@ -23,6 +23,8 @@ export interface OptionSpec {
   values?: readonly string[];
   /** A credential: print-env leaves its value out. */
   secret?: boolean;
+  /** A value that may carry a credential: print-env prints what this leaves of it. */
+  redact?: (value: string) => string;
   min?: number;
   max?: number;
 }
@@ -405,6 +407,7 @@ export const OPTIONS = {
     type: 'list',
     default: [],
     doc: 'NATS seed URLs, comma-separated (nats://host:port); needed when AMP_STORE=nats',
+    redact: redactSeed,
   },
   natsCreds: {
     env: 'AMP_NATS_CREDS',

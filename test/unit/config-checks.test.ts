@@ -2,6 +2,7 @@
 // how print-env quotes a value, the "did you mean" distance, and how problems name a setting.
 
 import { describe, expect, it } from 'vitest';
+import { redactSeed } from '../../src/config/cluster.js';
 import { describeEnv, envFileValue } from '../../src/config/env-file.js';
 import { hostProblem } from '../../src/config/host.js';
 import { loadConfig } from '../../src/config/schema.js';
@@ -128,6 +129,19 @@ describe('problems name the setting as the user gave it', () => {
     const lines = describeEnv(loadConfig({ env: { AMP_NATS_TOKEN: 's3cret-token' } }), 'h');
     expect(lines.join('\n')).not.toContain('s3cret-token');
     expect(lines).toContain('AMP_NATS_TOKEN=');
+  });
+
+  it('print-env and the config errors leave out a token in a seed URL', () => {
+    const c = loadConfig({ env: { AMP_NATS_URL: 'nats://s3cret-token@10.0.0.1:4222,10.0.0.2:4222' } });
+    const text = describeEnv(c, 'h').join('\n');
+    expect(text).not.toContain('s3cret-token');
+    expect(text).toContain('AMP_NATS_URL=nats://***@10.0.0.1:4222,10.0.0.2:4222');
+    expect(text).toContain('# (a credential in it is not printed: fill it in)');
+    expect(redactSeed('tls://tok@h:1')).toBe('tls://***@h:1');
+    expect(redactSeed('h:1')).toBe('h:1');
+    expect(() => loadConfig({ env: { AMP_STORE: 'nats', AMP_NATS_URL: 'nats://s3cret@bad host' } })).toThrow(
+      /nats:\/\/\*\*\*@bad host/,
+    );
   });
 
   it('a variable a flag overrides is not used, so not refused', () => {
