@@ -164,6 +164,13 @@ describe('kill -9 of one relay node and one NATS server under load', () => {
       expect(other).not.toBe(victim);
       const backlog = [...accepted].filter(([id, to]) => to === r.agent.address && !r.delivered.has(id));
       expect(backlog.length, 'messages routed while the agent was away').toBeGreaterThan(0);
+      // The other node's copy of the queue catches up (its consumer may be recreated after the
+      // NATS server's loss; other nodes' writes reach it within seconds).
+      const current = await until(async () => {
+        const l = await call('GET', `${other.api}/messages/pending?limit=1`, { key: r.agent.api_key });
+        return l.status === 200 && l.body.count + l.body.remaining >= backlog.length;
+      }, 20_000);
+      expect(current, `${other.id} lists ${r.agent.name}'s backlog`).toBe(true);
       await r.connect(other);
       const backlogIds = backlog.map(([id]) => id);
       await r.ws!.until(() => backlogIds.every((id) => r.delivered.has(id)), `${r.agent.name}'s backlog`, 15_000);

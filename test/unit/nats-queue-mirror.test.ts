@@ -84,38 +84,41 @@ describe('CommitWaits', () => {
 });
 
 describe('CatchUp', () => {
-  it('hands over missing seqs in order, skips deleted ones, and yields to a consumer that got there first', async () => {
+  it('hands over what is stored in order, jumps over deleted seqs, yields to the consumer, stops at the end', async () => {
+    const stored = [3, 5, 6, 7, 8]; // 4 deleted
     let last = 2;
-    const applied: number[] = [];
-    /** The consumer delivers seq 5 and 6 while the catch-up waits for its read of seq 5. */
-    let consumerRan = false;
+    const applied: string[] = [];
+    const reads: number[] = [];
     const take = (seq: number) => {
-      if (seq !== last + 1) return false;
+      if (seq <= last) return false;
       last = seq;
       return true;
     };
-    const done = new Promise<void>((resolve, reject) => {
-      const c = new CatchUp({
-        lastSeq: () => last,
-        take,
-        read: async (seq) => {
-          if (seq === 5 && !consumerRan) {
-            consumerRan = true;
-            for (const s of [5, 6]) if (take(s)) applied.push(s);
-          }
-          if (seq === 4) return null; // deleted (acked)
-          if (seq === 8) setImmediate(resolve);
-          return { seq } as unknown as StoredMsg;
-        },
-        apply: (m) => applied.push(m.seq),
-        onError: reject,
-      });
-      c.request(6);
-      c.request(8); // extends the run under way
+    let finish: () => void = () => {};
+    const c = new CatchUp({
+      lastSeq: () => last,
+      take,
+      read: async (from) => {
+        reads.push(from);
+        // While the read from 4 is under way the consumer delivers 5 and 6.
+        if (from === 4) for (const s of [5, 6]) if (take(s)) applied.push(`consumer ${s}`);
+        const seq = stored.find((s) => s >= from);
+        if (seq === undefined) setImmediate(finish);
+        return seq === undefined ? null : ({ seq } as unknown as StoredMsg);
+      },
+      apply: (m) => applied.push(`catch-up ${m.seq}`),
+      onError: (e) => {
+        throw e;
+      },
     });
-    await done;
-    await new Promise((r) => setImmediate(r));
-    expect(applied).toEqual([3, 5, 6, 7, 8]);
+    const ended = new Promise<void>((resolve) => {
+      finish = resolve;
+    });
+    c.request(6);
+    c.request(10); // extends the run under way, past the end of the stream
+    await ended;
+    expect(applied).toEqual(['catch-up 3', 'consumer 5', 'consumer 6', 'catch-up 7', 'catch-up 8']);
+    expect(reads).toEqual([3, 4, 7, 8, 9]);
     expect(last).toBe(8);
   });
 });

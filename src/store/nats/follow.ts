@@ -113,11 +113,12 @@ export class Follower {
   }
 
   /**
-   * Claim stream seq `seq` as handed over by someone else (a catch-up read it): the consumer skips
-   * it. Only the next seq can be claimed; false when it is not (the consumer got there first).
+   * Claim everything up to stream seq `seq` as handed over by someone else (a catch-up read the
+   * message at `seq` and knows none is stored between the last seq and it): the consumer skips
+   * them. False when the consumer got there first.
    */
   take(seq: number): boolean {
-    if (seq !== this.last + 1) return false;
+    if (seq <= this.last) return false;
     this.last = seq;
     return true;
   }
@@ -244,7 +245,10 @@ export class Follower {
     while (!this.isReady && !this.stopped && gen === this.gen) {
       try {
         const ci = await this.consumer!.info();
-        if (ci.num_pending === 0 && ci.delivered.stream_seq <= this.last) this.markReady();
+        // Nothing delivered yet: the server reports the seq before the stream's first (a stream
+        // whose messages were all deleted has first seq > 1), which is not a message to wait for.
+        const handedOver = ci.delivered.consumer_seq === 0 || ci.delivered.stream_seq <= this.last;
+        if (ci.num_pending === 0 && handedOver) this.markReady();
       } catch {
         // Not reachable now: asked again.
       }

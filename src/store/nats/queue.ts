@@ -127,9 +127,10 @@ export class NatsQueue implements QueueStore {
     this.ackSubject = `amp.${t}.acks`;
     this.timeoutMs = opts.timeoutMs ?? 5000;
     const catchUp = new CatchUp({
-      lastSeq: () => this.queueFollower?.lastSeq ?? Number.MAX_SAFE_INTEGER,
+      // Closed (or not open yet): nothing to catch up.
+      lastSeq: () => (this.closed || !this.queueFollower ? Number.MAX_SAFE_INTEGER : this.queueFollower.lastSeq),
       take: (seq) => this.queueFollower?.take(seq) === true,
-      read: (seq) => this.storedAt(seq),
+      read: (seq) => this.storedFrom(seq),
       apply: (m) => this.applyQueued(m.seq, m.header, m.string(), m.time.getTime()),
       onError: (e) => this.opts.onDebug?.('reading the queue stream to catch the mirror up', e),
     });
@@ -525,9 +526,19 @@ export class NatsQueue implements QueueStore {
   }
 
   /** The queue stream's message at `seq` (from its leader); null when there is none. */
-  private async storedAt(seq: number): Promise<StoredMsg | null> {
+  private storedAt(seq: number): Promise<StoredMsg | null> {
+    return this.getMessage({ seq });
+  }
+
+  /** The queue stream's first message at or after `seq` (from its leader); null when there is none. */
+  private storedFrom(seq: number): Promise<StoredMsg | null> {
+    // nats-server 2.9 takes next_by_subj in a message get; the client's type lists it for direct gets only.
+    return this.getMessage({ seq, next_by_subj: `${this.subjectRoot}.>` } as { seq: number });
+  }
+
+  private async getMessage(query: { seq: number }): Promise<StoredMsg | null> {
     try {
-      return await this.parts.jsm.streams.getMessage(this.streamName, { seq });
+      return await this.parts.jsm.streams.getMessage(this.streamName, query);
     } catch (e) {
       if (e instanceof JetStreamApiError && e.code === API_NO_MESSAGE) return null;
       throw e;
