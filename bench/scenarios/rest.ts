@@ -116,6 +116,26 @@ export async function restRoute(
   return { rate: Math.round(result['2xx'] / result.duration), result, queued, cpu: cpuUse };
 }
 
+/**
+ * The REST calibrator: the same autocannon run (connections, seconds, a body of the same size and
+ * shape) against the bare uWS POST handler of bench/bare-http.ts at `api`. Requests/s answered 200.
+ */
+export async function bareHttpRate(
+  api: string,
+  o: { label: string; connections: number; seconds: number; bytes: number },
+): Promise<{ rate: number; result: AutocannonResult }> {
+  const body = JSON.stringify({
+    to: 'rest-1@bench.aimaestro.local',
+    subject: 'bench',
+    payload: payload(0, 0, o.bytes),
+  });
+  let last = 0;
+  const stop = progress(o.label, () => `requests=${last}/s`);
+  const result = await cannon(api, 'amp_live_calibrator', body, o.connections, o.seconds, (c) => (last = c));
+  stop();
+  return { rate: Math.round(result['2xx'] / result.duration), result };
+}
+
 const QUEUED_WAIT_MS = 10_000;
 
 /** Resolves once `node` accepts the API key (in cluster mode the directory reaches a node by its watch). */
