@@ -149,7 +149,7 @@ async function main(): Promise<void> {
         pairs: 32,
         sockets: 10_000,
         fanSenders: 16,
-        backlog: 100_000,
+        backlog: 1_000_000,
         restBacklog: 20_000,
         pages: [10, 50, 100],
         rateSecs: 10,
@@ -214,6 +214,7 @@ async function main(): Promise<void> {
   }
 
   const outDir = args.out ?? join(ROOT, 'bench', 'results');
+  const signed = (n: number) => `${n >= 0 ? '+' : ''}${n}`;
   const ratio = (v: number, c: number) => (c > 0 ? +(v / c).toFixed(3) : undefined);
   const withServer = async (fn: (s: BenchServer) => Promise<void>, env?: Record<string, string>) => {
     const s = await startBenchServer(place.server, {
@@ -414,9 +415,12 @@ async function main(): Promise<void> {
         calibrator: 'lmdb_appends_server_cores',
         ratio: ratio(b.ws.rate, lmdb),
         target: '≥ 50k msg/s',
-        details: { ...b.ws, fill_rate: b.fillRate },
+        details: { ...b.ws, fill_rate: b.fillRate, rss: b.rss },
         errors: leftover,
-        notes: wsNotes,
+        notes: [
+          ...wsNotes,
+          `server RSS ${b.rss.start_mb} MiB before, ${b.rss.filled_mb} MiB with the backlog, ${b.rss.drained_mb} MiB after the drain (${signed(b.rss.return_pct)} %; target ≤ +20 %); anonymous ${b.rss.anon_mb.join(' / ')} MiB (${signed(b.rss.anon_return_pct)} %), mapped file pages ${b.rss.file_mb.join(' / ')} MiB`,
+        ],
       });
       push({
         name: 'drain_ws_acked',

@@ -97,7 +97,7 @@ export async function startBenchServer(cores: string | undefined, opts: ServerOp
     '--rate-limits',
     'off',
     '--max-queue',
-    '1000000',
+    '2000000',
     ...(opts.extraArgs ?? []),
   ];
   // Info level, the default: the 'listening' line gives the port; each REST request is a log line (as
@@ -159,6 +159,21 @@ export function rssOf(pid: number): number {
     return m ? Number(m[1]) * 1024 : 0;
   } catch {
     return 0;
+  }
+}
+
+/**
+ * The parts of a process's RSS, in bytes: anonymous memory (the JS heap, buffers, native
+ * allocations) and file pages (mapped files: LMDB's data file is mapped, so the pages of it the
+ * server touched count here, and the kernel drops them under memory pressure).
+ */
+export function rssPartsOf(pid: number): { anon: number; file: number } {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) * 1024;
+    return { anon: kb('RssAnon'), file: kb('RssFile') + kb('RssShmem') };
+  } catch {
+    return { anon: 0, file: 0 };
   }
 }
 

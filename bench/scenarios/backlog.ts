@@ -2,11 +2,14 @@
 // after `connected`, acked in batches) and over REST (GET pending pages + POST batch acks).
 
 import { BenchSocket, payload, registerMany, type BenchAgent } from '../lib/client.js';
-import { cpuMeter, type BenchServer, type CpuUse } from '../lib/proc.js';
+import { cpuMeter, rssPartsOf, type BenchServer, type CpuUse } from '../lib/proc.js';
 import { perSecond, progress } from '../lib/report.js';
 
 const FILL_WINDOW = 512;
 const DRAIN_TIMEOUT_MS = 300_000;
+/** After the drain, RSS is read every RSS_SETTLE_STEP_MS until it stops falling (bounded). */
+const RSS_SETTLE_STEP_MS = 500;
+const RSS_SETTLE_MAX_MS = 10_000;
 
 /** Queue `n` unsigned messages for `to`, FILL_WINDOW routes in flight; returns routes/s. */
 async function fill(
@@ -58,6 +61,17 @@ export interface BacklogOutcome {
   fillRate: number;
   /** rate: received/s (connect to last message); acked_rate: until the queue is empty. */
   ws: { messages: number; rate: number; acked_rate: number; remaining_after: number; cpu?: CpuUse };
+  /** Server RSS (MiB) before the fill, with the backlog queued, and after the WS drain settled. */
+  rss: {
+    start_mb: number;
+    filled_mb: number;
+    drained_mb: number;
+    return_pct: number;
+    /** The same split: anonymous memory (heap, buffers) and mapped file pages (LMDB's data file). */
+    anon_mb: [number, number, number];
+    file_mb: [number, number, number];
+    anon_return_pct: number;
+  };
   rest: { page: number; messages: number; rate: number; round_trips: number; remaining_after: number }[];
 }
 
@@ -66,7 +80,11 @@ export async function backlog(
   o: { label: string; messages: number; restMessages: number; pages: number[]; bytes: number },
 ): Promise<BacklogOutcome> {
   const [sender, target] = await registerMany(server.api, 'drain', 2);
+  const rssStart = server.rss();
+  const partsStart = rssPartsOf(server.pid);
   const fillRate = await fill(server, sender!, target!.address, o.messages, o.bytes, `${o.label} fill`);
+  const rssFilled = server.rss();
+  const partsFilled = rssPartsOf(server.pid);
 
   // Over WS: from before the upgrade to the last replayed message.
   let received = 0;
@@ -102,6 +120,8 @@ export async function backlog(
   const ackedRate = perSecond(o.messages, performance.now() - t0);
   await sock?.close();
   const wsRemaining = await pendingTotal(server, target!);
+  const rssDrained = await settledRss(server);
+  const partsDrained = rssPartsOf(server.pid);
 
   const rest: BacklogOutcome['rest'] = [];
   for (const page of o.pages) {
@@ -140,7 +160,32 @@ export async function backlog(
     fillRate,
     ws: { messages: o.messages, rate: wsRate, acked_rate: ackedRate, remaining_after: wsRemaining, cpu: cpuUse },
     rest,
+    rss: {
+      start_mb: mib(rssStart),
+      filled_mb: mib(rssFilled),
+      drained_mb: mib(rssDrained),
+      return_pct: pct(rssDrained, rssStart),
+      anon_mb: [mib(partsStart.anon), mib(partsFilled.anon), mib(partsDrained.anon)],
+      file_mb: [mib(partsStart.file), mib(partsFilled.file), mib(partsDrained.file)],
+      anon_return_pct: pct(partsDrained.anon, partsStart.anon),
+    },
   };
+}
+
+const mib = (bytes: number) => Math.round((bytes / 1048576) * 10) / 10;
+const pct = (now: number, start: number) => (start > 0 ? +(((now - start) / start) * 100).toFixed(1) : 0);
+
+/** The server's RSS once it stops falling (two readings within 1 %), or after RSS_SETTLE_MAX_MS. */
+async function settledRss(server: BenchServer): Promise<number> {
+  let last = server.rss();
+  const end = performance.now() + RSS_SETTLE_MAX_MS;
+  while (performance.now() < end) {
+    await new Promise((r) => setTimeout(r, RSS_SETTLE_STEP_MS));
+    const now = server.rss();
+    if (Math.abs(now - last) <= last * 0.01) return now;
+    last = now;
+  }
+  return last;
 }
 
 /** The WS acks are in flight when the last message arrives; wait (bounded) until they land. */
